@@ -1,0 +1,110 @@
+//! `shm_server`: serves the files of a directory over a POSIX message queue
+//! and client-created POSIX shared memory. Parses arguments, runs
+//! [`shmxfer::Server`], maps the outcome to an exit code.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use shmxfer::{Server, ServerConfig, DEFAULT_QUEUE};
+
+/// Serve the files of a directory to `shm_client` through POSIX shared memory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shm_server",
+    version,
+    long_about = "Serve the regular files below a directory to shm_client processes on this machine.\n\n\
+        Requests arrive on a POSIX message queue; each client's files travel through the client's own \
+        POSIX shared-memory region (at most 4096 bytes), handed back and forth with two named POSIX \
+        semaphores. Only regular files below --root are served: absolute paths, '..' and symlinks that \
+        leave the root, directories, FIFOs and devices are refused.\n\n\
+        By default the server stops once a client has said goodbye and no session is open, removing its \
+        queue. With --persistent it serves until SIGINT/SIGTERM or `shm_client --stop-server`.",
+    after_help = "Examples:\n  \
+        shm_server                          serve ./files until the first client is done\n  \
+        shm_server --root /srv/data --persistent -v\n  \
+        SHMXFER_QUEUE=/mine shm_server      use another queue (shm_client reads the same variable)\n\n\
+        Exit status: 0 clean shutdown (also on SIGINT/SIGTERM), 1 fatal error (e.g. another live server \
+        owns the queue), 2 usage error."
+)]
+struct Args {
+    /// Name of the command queue: a leading '/', no other '/'.
+    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE)]
+    queue: String,
+
+    /// Directory whose regular files are served (subdirectories included).
+    #[arg(long, value_name = "DIR", default_value = "files")]
+    root: PathBuf,
+
+    /// Keep serving after clients leave, until SIGINT/SIGTERM or `shm_client --stop-server`.
+    #[arg(long)]
+    persistent: bool,
+
+    /// Sessions served at once; a client over the limit is told the server is busy.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    max_sessions: u16,
+
+    /// Log every session and request (twice: every message).
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    /// Log errors only.
+    #[arg(short, long, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+fn init_logging(args: &Args) {
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => log::LevelFilter::Error,
+        (false, 0) => log::LevelFilter::Info,
+        (false, 1) => log::LevelFilter::Debug,
+        (false, _) => log::LevelFilter::Trace,
+    };
+    env_logger::Builder::new()
+        .filter_level(level)
+        .format(|buf, record| {
+            let prefix = match record.level() {
+                log::Level::Error => "error: ",
+                log::Level::Warn => "warning: ",
+                _ => "",
+            };
+            writeln!(buf, "shm_server: {prefix}{}", record.args())
+        })
+        .target(env_logger::Target::Stderr)
+        .init();
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal while stopping ends the process at once.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
+            .context("installing signal handlers")?;
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+    }
+    let config = ServerConfig {
+        queue: args.queue.clone(),
+        root: args.root.clone(),
+        persistent: args.persistent,
+        max_sessions: usize::from(args.max_sessions),
+    };
+    let server = Server::bind(config).with_context(|| format!("cannot serve on queue {}", args.queue))?;
+    server.run(stop).context("serving failed")?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args);
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

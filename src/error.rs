@@ -1,0 +1,92 @@
+//! The library's error type.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::protocol::DecodeError;
+
+/// Result with the library's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a transfer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed: the operation, the object it was about (if any)
+    /// and the OS error.
+    Os { op: &'static str, name: Option<String>, source: io::Error },
+    /// An object name breaks the naming rules.
+    InvalidName { name: String, reason: String },
+    /// A client's region failed the server's checks.
+    BadRegion { name: String, reason: String },
+    /// A peer sent something that is not valid protocol.
+    Protocol(String),
+    /// The peer process died or went away mid-session.
+    PeerGone(String),
+    /// A signal (SIGINT/SIGTERM) asked us to stop.
+    Cancelled,
+    /// No live server on the queue within the wait time.
+    NoServer { queue: String, waited: Duration },
+    /// Another live server owns the queue.
+    ServerRunning { queue: String, pid: Option<u32> },
+    /// The server serves its maximum number of sessions.
+    Busy { max_sessions: u32 },
+}
+
+impl Error {
+    pub(crate) fn os(op: &'static str, source: io::Error) -> Error {
+        Error::Os { op, name: None, source }
+    }
+
+    pub(crate) fn os_named(op: &'static str, name: &str, source: io::Error) -> Error {
+        Error::Os { op, name: Some(name.to_owned()), source }
+    }
+
+    /// The raw OS error number, for an [`Error::Os`].
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            Error::Os { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Os { op, name: Some(name), source } => write!(f, "{op} {name}: {source}"),
+            Error::Os { op, name: None, source } => write!(f, "{op}: {source}"),
+            Error::InvalidName { name, reason } => write!(f, "invalid object name {name:?}: {reason}"),
+            Error::BadRegion { name, reason } => write!(f, "region {name} refused: {reason}"),
+            Error::Protocol(what) => write!(f, "protocol error: {what}"),
+            Error::PeerGone(what) => write!(f, "{what}"),
+            Error::Cancelled => write!(f, "interrupted"),
+            Error::NoServer { queue, waited } => {
+                write!(f, "no server on queue {queue} (waited {:.1} s)", waited.as_secs_f64())
+            }
+            Error::ServerRunning { queue, pid: Some(pid) } => {
+                write!(f, "another server (pid {pid}) is serving queue {queue}")
+            }
+            Error::ServerRunning { queue, pid: None } => write!(f, "another server is serving queue {queue}"),
+            Error::Busy { max_sessions } => {
+                write!(f, "server busy: it serves at most {max_sessions} sessions at once; try again later")
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+impl From<DecodeError> for Error {
+    fn from(e: DecodeError) -> Error {
+        Error::Protocol(e.to_string())
+    }
+}

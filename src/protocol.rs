@@ -1,0 +1,635 @@
+//! The wire format: command-queue messages (client → server) and region frames
+//! (server → client).
+//!
+//! Everything is encoded by hand in little endian. Every message and every frame
+//! starts with a magic and a version. Decoding any byte string returns a value or
+//! a typed [`DecodeError`]; it never panics and never allocates more than the
+//! input's length. This module has no `unsafe`.
+//!
+//! # Command messages
+//!
+//! ```text
+//! offset 0  u32  MSG_MAGIC ("SXQ1" little endian)
+//!        4  u8   PROTOCOL_VERSION
+//!        5  u8   kind (Open, Get, List, Close, Stop)
+//!        6  u16  reserved, 0
+//!        8  u32  client pid
+//!       12  u32  seq (Get, List) or region size (Open), else 0
+//!       16  u16  region name length R (0 for Stop)
+//!       18  u16  path length P (Get only, else 0)
+//!       20  R bytes region name, then P bytes path (UTF-8, no NUL)
+//! ```
+//!
+//! # Region frames
+//!
+//! Each slot of the ring holds one frame: a [`FRAME_HEADER_LEN`]-byte header and
+//! a payload of at most the slot's payload capacity.
+//!
+//! ```text
+//! offset 0  u16  FRAME_MAGIC ("XF")
+//!        2  u8   PROTOCOL_VERSION
+//!        3  u8   kind
+//!        4  u32  payload length
+//!        8  u32  seq (which request this answers)
+//!       12  u32  reserved, 0
+//! ```
+//!
+//! Payloads of the control frames are described on [`Reply`]; a `Data` frame's
+//! payload is raw file bytes.
+
+use std::fmt;
+
+/// Version of both the command messages and the region frames.
+pub const PROTOCOL_VERSION: u8 = 1;
+/// First four bytes of every command message ("SXQ1").
+pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
+/// First two bytes of every region frame ("XF").
+pub const FRAME_MAGIC: u16 = u16::from_le_bytes(*b"XF");
+/// Length of the fixed part of a command message.
+pub const MSG_HEADER_LEN: usize = 20;
+/// Length of a frame header in a slot.
+pub const FRAME_HEADER_LEN: usize = 16;
+/// Longest path a client may request, in bytes.
+pub const MAX_PATH_LEN: usize = 1024;
+/// Longest object name (region, semaphore, queue) including the leading `/`.
+/// Linux allows 255 bytes for a file name in `/dev/shm`; semaphores lose four
+/// of them to the `sem.` prefix.
+pub const MAX_NAME_LEN: usize = 250;
+/// Largest command message this version ever sends. The Linux default for
+/// `mq_msgsize` is 8192 bytes, so every message fits a default queue.
+pub const MAX_MSG_LEN: usize = MSG_HEADER_LEN + MAX_NAME_LEN + MAX_PATH_LEN;
+/// Longest reason text in a `Refused` or `Error` frame.
+pub const MAX_REASON_LEN: usize = 512;
+
+/// Why a byte string is not a valid message or frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Fewer bytes than the fixed header or than the lengths it announces.
+    Truncated { needed: usize, got: usize },
+    /// More bytes than the header announces.
+    TrailingBytes { expected: usize, got: usize },
+    /// The magic does not match: not one of ours.
+    BadMagic(u32),
+    /// A version this build does not speak.
+    UnsupportedVersion(u8),
+    /// An unknown message or frame kind.
+    UnknownKind(u8),
+    /// A length field over its limit.
+    TooLong { field: &'static str, len: usize, max: usize },
+    /// A field that must be UTF-8 is not, or holds a NUL byte.
+    BadText(&'static str),
+    /// A field that must be present is empty, or one that must be empty is not.
+    BadField(&'static str),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Truncated { needed, got } => {
+                write!(f, "truncated: needs {needed} bytes, got {got}")
+            }
+            DecodeError::TrailingBytes { expected, got } => {
+                write!(f, "{got} bytes where {expected} were announced")
+            }
+            DecodeError::BadMagic(m) => write!(f, "bad magic {m:#010x}"),
+            DecodeError::UnsupportedVersion(v) => {
+                write!(f, "protocol version {v}, this build speaks {PROTOCOL_VERSION}")
+            }
+            DecodeError::UnknownKind(k) => write!(f, "unknown kind {k}"),
+            DecodeError::TooLong { field, len, max } => {
+                write!(f, "{field} is {len} bytes, at most {max} allowed")
+            }
+            DecodeError::BadText(field) => write!(f, "{field} is not UTF-8 without NUL"),
+            DecodeError::BadField(field) => write!(f, "{field} is malformed"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// A message on the command queue, from a client to the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Opens a session: the server maps `region` (of `region_size` bytes).
+    Open { client_pid: u32, region_size: u32, region: String },
+    /// Asks for one file; the answer frames carry `seq`.
+    Get { client_pid: u32, seq: u32, region: String, path: String },
+    /// Asks for the list of served files; the answer frames carry `seq`.
+    List { client_pid: u32, seq: u32, region: String },
+    /// Ends the session: the client's shutdown message.
+    Close { client_pid: u32, region: String },
+    /// Asks the server to stop.
+    Stop { client_pid: u32 },
+}
+
+const KIND_OPEN: u8 = 1;
+const KIND_GET: u8 = 2;
+const KIND_LIST: u8 = 3;
+const KIND_CLOSE: u8 = 4;
+const KIND_STOP: u8 = 5;
+
+impl Command {
+    /// The region this message is about, if any.
+    pub fn region(&self) -> Option<&str> {
+        match self {
+            Command::Open { region, .. }
+            | Command::Get { region, .. }
+            | Command::List { region, .. }
+            | Command::Close { region, .. } => Some(region),
+            Command::Stop { .. } => None,
+        }
+    }
+
+    /// Encodes the message.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::TooLong`] or [`DecodeError::BadText`] when a name or path
+    /// breaks a limit that [`Command::decode`] would enforce, so that nothing
+    /// is sent that the server would have to drop.
+    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+        let (kind, pid, word, region, path) = match self {
+            Command::Open { client_pid, region_size, region } => {
+                (KIND_OPEN, *client_pid, *region_size, region.as_str(), "")
+            }
+            Command::Get { client_pid, seq, region, path } => {
+                (KIND_GET, *client_pid, *seq, region.as_str(), path.as_str())
+            }
+            Command::List { client_pid, seq, region } => (KIND_LIST, *client_pid, *seq, region.as_str(), ""),
+            Command::Close { client_pid, region } => (KIND_CLOSE, *client_pid, 0, region.as_str(), ""),
+            Command::Stop { client_pid } => (KIND_STOP, *client_pid, 0, "", ""),
+        };
+        check_text("region name", region, MAX_NAME_LEN)?;
+        check_text("path", path, MAX_PATH_LEN)?;
+        let mut out = Vec::with_capacity(MSG_HEADER_LEN + region.len() + path.len());
+        out.extend_from_slice(&MSG_MAGIC.to_le_bytes());
+        out.push(PROTOCOL_VERSION);
+        out.push(kind);
+        out.extend_from_slice(&0u16.to_le_bytes());
+        out.extend_from_slice(&pid.to_le_bytes());
+        out.extend_from_slice(&word.to_le_bytes());
+        out.extend_from_slice(&(region.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(path.len() as u16).to_le_bytes());
+        out.extend_from_slice(region.as_bytes());
+        out.extend_from_slice(path.as_bytes());
+        Ok(out)
+    }
+
+    /// Decodes one message.
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] for anything that is not exactly one well-formed
+    /// message of this version.
+    pub fn decode(buf: &[u8]) -> Result<Command, DecodeError> {
+        let mut r = Reader::new(buf);
+        let magic = r.u32()?;
+        if magic != MSG_MAGIC {
+            return Err(DecodeError::BadMagic(magic));
+        }
+        let version = r.u8()?;
+        if version != PROTOCOL_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let kind = r.u8()?;
+        let _reserved = r.u16()?;
+        let client_pid = r.u32()?;
+        let word = r.u32()?;
+        let region_len = usize::from(r.u16()?);
+        let path_len = usize::from(r.u16()?);
+        if region_len > MAX_NAME_LEN {
+            return Err(DecodeError::TooLong { field: "region name", len: region_len, max: MAX_NAME_LEN });
+        }
+        if path_len > MAX_PATH_LEN {
+            return Err(DecodeError::TooLong { field: "path", len: path_len, max: MAX_PATH_LEN });
+        }
+        let expected = MSG_HEADER_LEN + region_len + path_len;
+        if buf.len() < expected {
+            return Err(DecodeError::Truncated { needed: expected, got: buf.len() });
+        }
+        if buf.len() > expected {
+            return Err(DecodeError::TrailingBytes { expected, got: buf.len() });
+        }
+        let region = text("region name", r.bytes(region_len)?)?;
+        let path = text("path", r.bytes(path_len)?)?;
+        let needs_region = kind != KIND_STOP;
+        if needs_region == region.is_empty() {
+            return Err(DecodeError::BadField("region name"));
+        }
+        if (kind == KIND_GET) == path.is_empty() {
+            return Err(DecodeError::BadField("path"));
+        }
+        Ok(match kind {
+            KIND_OPEN => Command::Open { client_pid, region_size: word, region },
+            KIND_GET => Command::Get { client_pid, seq: word, region, path },
+            KIND_LIST => Command::List { client_pid, seq: word, region },
+            KIND_CLOSE => Command::Close { client_pid, region },
+            KIND_STOP => Command::Stop { client_pid },
+            other => return Err(DecodeError::UnknownKind(other)),
+        })
+    }
+}
+
+/// The kind byte of a region frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameKind {
+    /// A file follows: payload `size: u64`.
+    Start = 1,
+    /// File bytes: payload is raw data.
+    Data = 2,
+    /// The file is complete: payload `count: u64, xxh3_64: u64`.
+    End = 3,
+    /// The file does not exist ("FNF"): empty payload.
+    NotFound = 4,
+    /// The server will not serve this path: payload is a UTF-8 reason.
+    Refused = 5,
+    /// The transfer failed on the server's side: payload is a UTF-8 reason.
+    Error = 6,
+    /// The server has no room for another session: payload `max_sessions: u32`.
+    Busy = 7,
+    /// One served file: payload `size: u64`, then its UTF-8 relative path.
+    ListEntry = 8,
+    /// End of a listing: payload `count: u64`.
+    ListEnd = 9,
+}
+
+impl FrameKind {
+    fn from_u8(v: u8) -> Result<FrameKind, DecodeError> {
+        Ok(match v {
+            1 => FrameKind::Start,
+            2 => FrameKind::Data,
+            3 => FrameKind::End,
+            4 => FrameKind::NotFound,
+            5 => FrameKind::Refused,
+            6 => FrameKind::Error,
+            7 => FrameKind::Busy,
+            8 => FrameKind::ListEntry,
+            9 => FrameKind::ListEnd,
+            other => return Err(DecodeError::UnknownKind(other)),
+        })
+    }
+}
+
+/// The fixed header at the start of every slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub kind: FrameKind,
+    /// Payload length in bytes.
+    pub len: u32,
+    /// The request this frame answers.
+    pub seq: u32,
+}
+
+impl FrameHeader {
+    /// Encodes the header.
+    pub fn encode(&self) -> [u8; FRAME_HEADER_LEN] {
+        let mut out = [0u8; FRAME_HEADER_LEN];
+        out[0..2].copy_from_slice(&FRAME_MAGIC.to_le_bytes());
+        out[2] = PROTOCOL_VERSION;
+        out[3] = self.kind as u8;
+        out[4..8].copy_from_slice(&self.len.to_le_bytes());
+        out[8..12].copy_from_slice(&self.seq.to_le_bytes());
+        out
+    }
+
+    /// Decodes a header and checks its payload length against `max_payload`,
+    /// the capacity of the slot it was read from.
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] for a short buffer, bad magic or version, an unknown
+    /// kind, or a length over `max_payload`.
+    pub fn decode(buf: &[u8], max_payload: usize) -> Result<FrameHeader, DecodeError> {
+        let mut r = Reader::new(buf);
+        let magic = r.u16()?;
+        if magic != FRAME_MAGIC {
+            return Err(DecodeError::BadMagic(u32::from(magic)));
+        }
+        let version = r.u8()?;
+        if version != PROTOCOL_VERSION {
+            return Err(DecodeError::UnsupportedVersion(version));
+        }
+        let kind = FrameKind::from_u8(r.u8()?)?;
+        let len = r.u32()?;
+        let seq = r.u32()?;
+        if len as usize > max_payload {
+            return Err(DecodeError::TooLong { field: "frame payload", len: len as usize, max: max_payload });
+        }
+        Ok(FrameHeader { kind, len, seq })
+    }
+}
+
+/// The payload of a control frame (every kind but `Data`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Start { size: u64 },
+    End { count: u64, checksum: u64 },
+    NotFound,
+    Refused(String),
+    Error(String),
+    Busy { max_sessions: u32 },
+    ListEntry { size: u64, path: String },
+    ListEnd { count: u64 },
+}
+
+impl Reply {
+    /// The frame kind that carries this reply.
+    pub fn kind(&self) -> FrameKind {
+        match self {
+            Reply::Start { .. } => FrameKind::Start,
+            Reply::End { .. } => FrameKind::End,
+            Reply::NotFound => FrameKind::NotFound,
+            Reply::Refused(_) => FrameKind::Refused,
+            Reply::Error(_) => FrameKind::Error,
+            Reply::Busy { .. } => FrameKind::Busy,
+            Reply::ListEntry { .. } => FrameKind::ListEntry,
+            Reply::ListEnd { .. } => FrameKind::ListEnd,
+        }
+    }
+
+    /// Appends the payload to `out`. Reason texts are cut to
+    /// [`MAX_REASON_LEN`] bytes on a character boundary.
+    pub fn encode_payload(&self, out: &mut Vec<u8>) {
+        match self {
+            Reply::Start { size } => out.extend_from_slice(&size.to_le_bytes()),
+            Reply::End { count, checksum } => {
+                out.extend_from_slice(&count.to_le_bytes());
+                out.extend_from_slice(&checksum.to_le_bytes());
+            }
+            Reply::NotFound => {}
+            Reply::Refused(reason) | Reply::Error(reason) => {
+                out.extend_from_slice(truncate_utf8(reason, MAX_REASON_LEN).as_bytes())
+            }
+            Reply::Busy { max_sessions } => out.extend_from_slice(&max_sessions.to_le_bytes()),
+            Reply::ListEntry { size, path } => {
+                out.extend_from_slice(&size.to_le_bytes());
+                out.extend_from_slice(path.as_bytes());
+            }
+            Reply::ListEnd { count } => out.extend_from_slice(&count.to_le_bytes()),
+        }
+    }
+
+    /// Decodes the payload of a control frame of kind `kind`.
+    ///
+    /// # Errors
+    ///
+    /// A [`DecodeError`] when the payload does not match its kind, and
+    /// [`DecodeError::BadField`] for `Data`, which has no control payload.
+    pub fn decode(kind: FrameKind, payload: &[u8]) -> Result<Reply, DecodeError> {
+        let mut r = Reader::new(payload);
+        let reply = match kind {
+            FrameKind::Start => Reply::Start { size: r.u64()? },
+            FrameKind::End => Reply::End { count: r.u64()?, checksum: r.u64()? },
+            FrameKind::NotFound => Reply::NotFound,
+            FrameKind::Refused => Reply::Refused(reason(r.rest())?),
+            FrameKind::Error => Reply::Error(reason(r.rest())?),
+            FrameKind::Busy => Reply::Busy { max_sessions: r.u32()? },
+            FrameKind::ListEntry => {
+                let size = r.u64()?;
+                let path = text("listed path", r.rest())?;
+                if path.is_empty() {
+                    return Err(DecodeError::BadField("listed path"));
+                }
+                Reply::ListEntry { size, path }
+            }
+            FrameKind::ListEnd => Reply::ListEnd { count: r.u64()? },
+            FrameKind::Data => return Err(DecodeError::BadField("data frame as control frame")),
+        };
+        r.finish()?;
+        Ok(reply)
+    }
+}
+
+fn reason(bytes: &[u8]) -> Result<String, DecodeError> {
+    if bytes.len() > MAX_REASON_LEN {
+        return Err(DecodeError::TooLong { field: "reason", len: bytes.len(), max: MAX_REASON_LEN });
+    }
+    text("reason", bytes)
+}
+
+fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), DecodeError> {
+    if s.len() > max {
+        return Err(DecodeError::TooLong { field, len: s.len(), max });
+    }
+    if s.contains('\0') {
+        return Err(DecodeError::BadText(field));
+    }
+    Ok(())
+}
+
+fn text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
+    let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::BadText(field))?;
+    if s.contains('\0') {
+        return Err(DecodeError::BadText(field));
+    }
+    Ok(s.to_owned())
+}
+
+/// Cuts `s` to at most `max` bytes without splitting a character.
+pub fn truncate_utf8(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A bounds-checked little-endian cursor.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8]) -> Self {
+        Reader { buf, pos: 0 }
+    }
+
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        let end = self.pos.checked_add(n).filter(|&end| end <= self.buf.len());
+        match end {
+            Some(end) => {
+                let out = &self.buf[self.pos..end];
+                self.pos = end;
+                Ok(out)
+            }
+            None => Err(DecodeError::Truncated { needed: self.pos.saturating_add(n), got: self.buf.len() }),
+        }
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.bytes(N)?);
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>()?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+
+    fn u32(&mut self) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    fn u64(&mut self) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+
+    fn rest(&mut self) -> &'a [u8] {
+        let out = &self.buf[self.pos..];
+        self.pos = self.buf.len();
+        out
+    }
+
+    fn finish(&self) -> Result<(), DecodeError> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(DecodeError::TrailingBytes { expected: self.pos, got: self.buf.len() })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_text(max: usize) -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<char>().prop_filter("no NUL", |c| *c != '\0'), 0..64)
+            .prop_map(move |cs| truncate_utf8(&cs.into_iter().collect::<String>(), max).to_owned())
+    }
+
+    fn nonempty_text(max: usize) -> impl Strategy<Value = String> {
+        any_text(max).prop_map(|s| if s.is_empty() { "x".to_owned() } else { s })
+    }
+
+    fn any_command() -> impl Strategy<Value = Command> {
+        prop_oneof![
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN)).prop_map(
+                |(client_pid, region_size, region)| Command::Open { client_pid, region_size, region }
+            ),
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_PATH_LEN))
+                .prop_map(|(client_pid, seq, region, path)| Command::Get { client_pid, seq, region, path }),
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
+                .prop_map(|(client_pid, seq, region)| Command::List { client_pid, seq, region }),
+            (any::<u32>(), nonempty_text(MAX_NAME_LEN))
+                .prop_map(|(client_pid, region)| Command::Close { client_pid, region }),
+            any::<u32>().prop_map(|client_pid| Command::Stop { client_pid }),
+        ]
+    }
+
+    fn any_reply() -> impl Strategy<Value = Reply> {
+        prop_oneof![
+            any::<u64>().prop_map(|size| Reply::Start { size }),
+            (any::<u64>(), any::<u64>()).prop_map(|(count, checksum)| Reply::End { count, checksum }),
+            Just(Reply::NotFound),
+            any_text(MAX_REASON_LEN).prop_map(Reply::Refused),
+            any_text(MAX_REASON_LEN).prop_map(Reply::Error),
+            any::<u32>().prop_map(|max_sessions| Reply::Busy { max_sessions }),
+            (any::<u64>(), nonempty_text(MAX_PATH_LEN))
+                .prop_map(|(size, path)| Reply::ListEntry { size, path }),
+            any::<u64>().prop_map(|count| Reply::ListEnd { count }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn command_round_trips(cmd in any_command()) {
+            let bytes = cmd.encode().unwrap();
+            prop_assert!(bytes.len() <= MAX_MSG_LEN);
+            prop_assert_eq!(Command::decode(&bytes).unwrap(), cmd);
+        }
+
+        #[test]
+        fn reply_round_trips(reply in any_reply(), seq in any::<u32>()) {
+            let mut payload = Vec::new();
+            reply.encode_payload(&mut payload);
+            let header = FrameHeader { kind: reply.kind(), len: payload.len() as u32, seq };
+            let decoded = FrameHeader::decode(&header.encode(), 4096).unwrap();
+            prop_assert_eq!(decoded, header);
+            prop_assert_eq!(Reply::decode(decoded.kind, &payload).unwrap(), reply);
+        }
+
+        #[test]
+        fn command_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Command::decode(&bytes);
+        }
+
+        #[test]
+        fn command_decode_never_panics_behind_a_valid_prefix(
+            tail in proptest::collection::vec(any::<u8>(), 0..512),
+            kind in 0u8..8,
+        ) {
+            let mut bytes = MSG_MAGIC.to_le_bytes().to_vec();
+            bytes.push(PROTOCOL_VERSION);
+            bytes.push(kind);
+            bytes.extend_from_slice(&tail);
+            if let Ok(cmd) = Command::decode(&bytes) {
+                prop_assert_eq!(cmd.encode().unwrap(), bytes);
+            }
+        }
+
+        #[test]
+        fn frame_decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64), max in 0usize..5000) {
+            if let Ok(h) = FrameHeader::decode(&bytes, max) {
+                prop_assert!(h.len as usize <= max);
+            }
+        }
+
+        #[test]
+        fn reply_decode_never_panics(kind in 1u8..10, payload in proptest::collection::vec(any::<u8>(), 0..700)) {
+            let kind = FrameKind::from_u8(kind).unwrap();
+            let _ = Reply::decode(kind, &payload);
+        }
+    }
+
+    #[test]
+    fn wrong_magic_version_and_truncation_are_typed_errors() {
+        let good = Command::Close { client_pid: 7, region: "/q.1.ab".into() }.encode().unwrap();
+        assert_eq!(Command::decode(&[]), Err(DecodeError::Truncated { needed: 4, got: 0 }));
+        let mut bad = good.clone();
+        bad[0] ^= 1;
+        assert!(matches!(Command::decode(&bad), Err(DecodeError::BadMagic(_))));
+        let mut bad = good.clone();
+        bad[4] = PROTOCOL_VERSION + 1;
+        assert_eq!(Command::decode(&bad), Err(DecodeError::UnsupportedVersion(PROTOCOL_VERSION + 1)));
+        assert!(matches!(Command::decode(&good[..good.len() - 1]), Err(DecodeError::Truncated { .. })));
+        let mut long = good.clone();
+        long.push(0);
+        assert!(matches!(Command::decode(&long), Err(DecodeError::TrailingBytes { .. })));
+    }
+
+    #[test]
+    fn get_without_path_and_stop_with_region_are_rejected() {
+        let mut msg = Command::List { client_pid: 1, seq: 1, region: "/r".into() }.encode().unwrap();
+        msg[5] = KIND_GET;
+        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("path")));
+        msg[5] = KIND_STOP;
+        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("region name")));
+    }
+
+    #[test]
+    fn oversized_frame_payload_is_rejected() {
+        let h = FrameHeader { kind: FrameKind::Data, len: 2009, seq: 0 }.encode();
+        assert!(matches!(FrameHeader::decode(&h, 2008), Err(DecodeError::TooLong { .. })));
+    }
+
+    #[test]
+    fn encode_refuses_what_decode_would_refuse() {
+        let path = "a".repeat(MAX_PATH_LEN + 1);
+        let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path };
+        assert!(matches!(cmd.encode(), Err(DecodeError::TooLong { field: "path", .. })));
+        let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path: "a\0b".into() };
+        assert_eq!(cmd.encode(), Err(DecodeError::BadText("path")));
+    }
+}

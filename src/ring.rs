@@ -1,0 +1,223 @@
+//! The slot ring over a [`Region`]: one producer (the server) and one consumer
+//! (the client), handed slots by two counting semaphores.
+//!
+//! * `spaces` starts at the slot count; the producer takes one before it fills
+//!   a slot, the consumer gives one back after it emptied a slot.
+//! * `items` starts at 0; the producer posts one per filled slot, the consumer
+//!   takes one before it reads a slot.
+//!
+//! Both sides walk the slots in the same order, so no index travels through
+//! shared memory. Semaphores are signals, never locks: a dead peer holds
+//! nothing. Every wait first spins briefly on `sem_trywait` (a wake-up costs
+//! about as much as copying 50 KB, and the peer usually answers within
+//! microseconds), then blocks in slices; between slices it checks for
+//! cancellation and whether the peer is still alive, so no wait outlives a
+//! dead peer by more than a slice.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN};
+use crate::shm_region::{Region, Semaphore, WaitOutcome};
+
+/// How long one blocking wait lasts before the waiter looks at the peer and
+/// the cancel flag again. Bounds the time to notice a dead peer or a signal.
+pub const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// How long a waiter spins on `sem_trywait` before it blocks. Set by the
+/// environment variable `SHMXFER_SPIN_US` (microseconds), for measurements.
+pub fn spin_budget() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        let us =
+            std::env::var("SHMXFER_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SPIN_US);
+        Duration::from_micros(us)
+    })
+}
+
+/// Default spin budget in microseconds (see the README's performance section).
+pub const DEFAULT_SPIN_US: u64 = 50;
+
+/// Checks whether the peer is still there; called once per wait slice.
+pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
+
+/// Takes one count of `sem`: spin, then block in slices, checking `cancel`
+/// and `alive` between slices.
+fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness) -> Result<()> {
+    if sem.try_wait() {
+        return Ok(());
+    }
+    let budget = spin_budget();
+    if !budget.is_zero() {
+        let start = Instant::now();
+        loop {
+            for _ in 0..32 {
+                std::hint::spin_loop();
+                if sem.try_wait() {
+                    return Ok(());
+                }
+            }
+            if start.elapsed() >= budget {
+                break;
+            }
+        }
+    }
+    loop {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        if sem.wait_timeout(WAIT_SLICE)? == WaitOutcome::Acquired {
+            return Ok(());
+        }
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        alive()?;
+    }
+}
+
+/// The two semaphores and the slot cursor shared by both ends.
+#[derive(Debug)]
+pub struct RingSems {
+    pub items: Semaphore,
+    pub spaces: Semaphore,
+}
+
+/// The server's end: fills slots.
+pub struct Producer {
+    region: Arc<Region>,
+    sems: RingSems,
+    next: u32,
+    cancel: Arc<AtomicBool>,
+    alive: Liveness,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer").field("region", &self.region.name()).field("next", &self.next).finish()
+    }
+}
+
+impl Producer {
+    /// A producer over `region`.
+    pub fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Producer {
+        Producer { region, sems, next: 0, cancel, alive, scratch: Vec::new() }
+    }
+
+    /// The largest data payload one frame carries.
+    pub fn payload(&self) -> usize {
+        self.region.geometry().payload()
+    }
+
+    /// The region this producer fills.
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    fn push(&mut self, kind: FrameKind, seq: u32, payload: &[u8]) -> Result<()> {
+        acquire(&self.sems.spaces, &self.cancel, &self.alive)?;
+        let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
+        self.region.write_frame(self.next, &header, payload);
+        self.next = (self.next + 1) % self.region.geometry().slots();
+        self.sems.items.post()
+    }
+
+    /// Sends a data frame. `bytes` must fit one slot ([`Producer::payload`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS error.
+    pub fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
+        self.push(FrameKind::Data, seq, bytes)
+    }
+
+    /// Sends a control frame. Reasons longer than a slot are cut.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::send_data`].
+    pub fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
+        let mut payload = std::mem::take(&mut self.scratch);
+        payload.clear();
+        reply.encode_payload(&mut payload);
+        let cap = self.payload();
+        if payload.len() > cap {
+            match reply {
+                Reply::Refused(_) | Reply::Error(_) => {
+                    let mut end = cap;
+                    while std::str::from_utf8(&payload[..end]).is_err() {
+                        end -= 1;
+                    }
+                    payload.truncate(end);
+                }
+                _ => {
+                    self.scratch = payload;
+                    return Err(Error::Protocol(format!(
+                        "{:?} frame does not fit a {cap}-byte slot",
+                        reply.kind()
+                    )));
+                }
+            }
+        }
+        let res = self.push(reply.kind(), seq, &payload);
+        self.scratch = payload;
+        res
+    }
+}
+
+/// The client's end: empties slots.
+pub struct Consumer {
+    region: Region,
+    sems: RingSems,
+    next: u32,
+    cancel: Arc<AtomicBool>,
+    alive: Liveness,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").field("region", &self.region.name()).field("next", &self.next).finish()
+    }
+}
+
+impl Consumer {
+    /// A consumer over `region`.
+    pub fn new(region: Region, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Consumer {
+        Consumer { region, sems, next: 0, cancel, alive }
+    }
+
+    /// The region this consumer empties.
+    pub fn region(&self) -> &Region {
+        &self.region
+    }
+
+    /// The largest payload one frame carries.
+    pub fn payload(&self) -> usize {
+        self.region.geometry().payload()
+    }
+
+    /// Waits for the next frame, copies its payload into `buf` (resized to
+    /// the payload's length) and gives the slot back. The header is
+    /// validated against the slot's capacity before anything is copied.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] for a malformed frame header, [`Error::Cancelled`],
+    /// [`Error::PeerGone`] or a semaphore's OS error.
+    pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<FrameHeader> {
+        acquire(&self.sems.items, &self.cancel, &self.alive)?;
+        let slot = self.next;
+        self.next = (self.next + 1) % self.region.geometry().slots();
+        let raw: [u8; FRAME_HEADER_LEN] = self.region.read_frame_header(slot);
+        let header = FrameHeader::decode(&raw, self.payload());
+        if let Ok(h) = &header {
+            buf.resize(h.len as usize, 0);
+            self.region.read_payload(slot, buf);
+        }
+        self.sems.spaces.post()?;
+        Ok(header?)
+    }
+}

@@ -1,0 +1,741 @@
+//! The shared region (`shm_open` + `ftruncate` + `mmap`) and its two named
+//! semaphores. All `unsafe` of the data path lives here, behind [`Region`] and
+//! [`Semaphore`].
+//!
+//! ```text
+//! +--------------------------------------------+ offset 0
+//! | header (48 bytes): magic, version, sizes,  |
+//! |   slot count, slot size, client/server pid |
+//! +--------------------------------------------+ HEADER_LEN
+//! | slot 0: frame header (16 bytes) | payload  |
+//! | slot 1: ...                                |
+//! +--------------------------------------------+ <= REGION_MAX (4096) bytes
+//! ```
+//!
+//! The client creates the region and the semaphores (`O_EXCL`, mode 0600) and
+//! unlinks them when its [`Region`]/[`Semaphore`] values drop; the server opens
+//! them by name, checks owner, type and size with `fstat`, and only closes.
+//!
+//! No `&[u8]` into the mapping is ever handed out: the peer may write to it at
+//! any time. Bytes are copied in and out with raw-pointer copies while the
+//! semaphores say the slot is ours, and only then validated.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::protocol::FRAME_HEADER_LEN;
+use crate::sys::{self, retry_eintr};
+
+/// The region never exceeds this many bytes, header included.
+pub const REGION_MAX: usize = 4096;
+/// Bytes at the start of the region that hold the [`Header`].
+pub const HEADER_LEN: usize = 48;
+/// Most slots a ring may have: more would leave a slot too small for a
+/// control frame with a reason or a listed path.
+pub const MAX_SLOTS: u32 = 4;
+/// Slots in a ring unless the client asks otherwise (see the README's
+/// performance section for the measurement behind it).
+pub const DEFAULT_SLOTS: u32 = 2;
+
+const REGION_MAGIC: u32 = u32::from_le_bytes(*b"SXR1");
+const LAYOUT_VERSION: u32 = 1;
+
+/// The header at offset 0 of every region. Shared with another process:
+/// only atomics and plain integers, fixed layout.
+#[repr(C)]
+struct Header {
+    /// Written last by the creator (Release), checked first by the opener.
+    magic: AtomicU32,
+    version: u32,
+    region_size: u32,
+    slot_count: u32,
+    slot_size: u32,
+    client_pid: u32,
+    /// Written by the server when it attaches.
+    server_pid: AtomicU32,
+    _reserved: [u32; 5],
+}
+
+const _: () = assert!(std::mem::size_of::<Header>() == HEADER_LEN);
+const _: () = assert!(Geometry::for_slots(1).region_size() <= REGION_MAX);
+const _: () = assert!(Geometry::for_slots(MAX_SLOTS).region_size() <= REGION_MAX);
+const _: () = assert!(Geometry::for_slots(MAX_SLOTS).payload() >= 8 + 512 + 256);
+
+/// How a region is cut into slots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    slots: u32,
+    slot_size: u32,
+}
+
+impl Geometry {
+    /// The largest equal slots (8-byte multiples) that `slots` fit in the region.
+    /// `slots` is clamped to `1..=MAX_SLOTS`.
+    pub const fn for_slots(slots: u32) -> Geometry {
+        let slots = if slots == 0 {
+            1
+        } else if slots > MAX_SLOTS {
+            MAX_SLOTS
+        } else {
+            slots
+        };
+        let slot_size = ((REGION_MAX - HEADER_LEN) / slots as usize) & !7;
+        Geometry { slots, slot_size: slot_size as u32 }
+    }
+
+    /// Number of slots in the ring.
+    pub const fn slots(&self) -> u32 {
+        self.slots
+    }
+
+    /// Largest frame payload one slot carries.
+    pub const fn payload(&self) -> usize {
+        self.slot_size as usize - FRAME_HEADER_LEN
+    }
+
+    /// Bytes the region needs for this geometry.
+    pub const fn region_size(&self) -> usize {
+        HEADER_LEN + self.slots as usize * self.slot_size as usize
+    }
+
+    fn slot_offset(&self, slot: u32) -> usize {
+        assert!(slot < self.slots, "slot index out of range");
+        HEADER_LEN + slot as usize * self.slot_size as usize
+    }
+}
+
+/// The object names of one client session, all derived from its queue name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionNames {
+    /// The region: `<queue>.<pid>.<16 hex digits>`.
+    pub region: String,
+    /// The "a frame is ready" semaphore: `<region>.items`.
+    pub items: String,
+    /// The "a slot is free" semaphore: `<region>.spaces`.
+    pub spaces: String,
+}
+
+impl SessionNames {
+    /// Fresh, unguessable names for a session of process `pid` on `queue`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when the kernel gives no random bytes.
+    pub fn fresh(queue: &str, pid: u32) -> Result<SessionNames> {
+        let random = sys::random_u64().map_err(|e| Error::os("getrandom", e))?;
+        Ok(SessionNames::for_region(&format!("{queue}.{pid}.{random:016x}")))
+    }
+
+    /// The semaphore names that belong to `region`.
+    pub fn for_region(region: &str) -> SessionNames {
+        SessionNames {
+            region: region.to_owned(),
+            items: format!("{region}.items"),
+            spaces: format!("{region}.spaces"),
+        }
+    }
+}
+
+/// Checks a POSIX IPC object name: a leading `/`, no other `/`, no NUL, not
+/// `/`, `/.` or `/..`, at most [`crate::protocol::MAX_NAME_LEN`] bytes.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] saying what is wrong.
+pub fn validate_name(name: &str) -> Result<CString> {
+    let bad = |why: &str| Err(Error::InvalidName { name: name.to_owned(), reason: why.to_owned() });
+    if !name.starts_with('/') {
+        return bad("must start with '/'");
+    }
+    if name[1..].contains('/') {
+        return bad("must not contain '/' after the first character");
+    }
+    if matches!(name, "/" | "/." | "/..") {
+        return bad("needs a name after '/'");
+    }
+    if name.len() > crate::protocol::MAX_NAME_LEN {
+        return bad(&format!("is {} bytes, at most {} allowed", name.len(), crate::protocol::MAX_NAME_LEN));
+    }
+    CString::new(name).or_else(|_| bad("must not contain NUL"))
+}
+
+/// A POSIX shared-memory object, open. The creator unlinks it on drop.
+#[derive(Debug)]
+pub struct ShmObject {
+    fd: OwnedFd,
+    name: CString,
+    owner: bool,
+}
+
+impl ShmObject {
+    /// Creates `name` with `O_EXCL`, mode 0600, and sets its size.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `shm_open` (`EEXIST` if the name is taken) or `ftruncate`.
+    pub fn create_exclusive(name: &str, size: usize) -> Result<ShmObject> {
+        let obj = Self::open_with(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, true)?;
+        obj.set_len(size)?;
+        Ok(obj)
+    }
+
+    /// Opens or creates `name` (mode 0600) without taking ownership of the
+    /// name: used for the server's lock object, whose unlinking the server
+    /// decides itself.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `shm_open`.
+    pub fn open_or_create(name: &str) -> Result<ShmObject> {
+        Self::open_with(name, libc::O_RDWR | libc::O_CREAT, false)
+    }
+
+    /// Opens an existing object.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `shm_open` (`ENOENT` when it does not exist).
+    pub fn open(name: &str, writable: bool) -> Result<ShmObject> {
+        Self::open_with(name, if writable { libc::O_RDWR } else { libc::O_RDONLY }, false)
+    }
+
+    fn open_with(name: &str, flags: libc::c_int, owner: bool) -> Result<ShmObject> {
+        let cname = validate_name(name)?;
+        // SAFETY: `cname` is NUL-terminated and lives across the call.
+        let fd = retry_eintr(|| unsafe { libc::shm_open(cname.as_ptr(), flags | libc::O_CLOEXEC, 0o600) })
+            .map_err(|e| Error::os_named("shm_open", name, e))?;
+        // SAFETY: shm_open returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(ShmObject { fd, name: cname, owner })
+    }
+
+    fn set_len(&self, size: usize) -> Result<()> {
+        let raw = self.fd.as_raw_fd();
+        // SAFETY: `raw` is a valid descriptor owned by `self`.
+        retry_eintr(|| unsafe { libc::ftruncate(raw, size as libc::off_t) })
+            .map_err(|e| Error::os_named("ftruncate", self.name(), e))?;
+        Ok(())
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &str {
+        self.name.to_str().unwrap_or("?")
+    }
+
+    /// Makes this handle the owner of the name: it unlinks the name on drop.
+    pub fn take_ownership(&mut self) {
+        self.owner = true;
+    }
+
+    /// Size, owner and mode from `fstat`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `fstat`.
+    pub fn stat(&self) -> Result<std::fs::Metadata> {
+        let file = std::fs::File::from(self.fd.try_clone().map_err(|e| Error::os("dup", e))?);
+        file.metadata().map_err(|e| Error::os_named("fstat", self.name(), e))
+    }
+
+    /// A second descriptor of the same open object.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `dup`.
+    pub fn as_fd_clone(&self) -> Result<OwnedFd> {
+        self.fd.try_clone().map_err(|e| Error::os("dup", e))
+    }
+
+    /// Writes `bytes` at offset 0 (used for the server's pid in its lock object).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `ftruncate` or `pwrite`.
+    pub fn write_all_at_start(&self, bytes: &[u8]) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        self.set_len(bytes.len())?;
+        let file = std::fs::File::from(self.fd.try_clone().map_err(|e| Error::os("dup", e))?);
+        file.write_all_at(bytes, 0).map_err(|e| Error::os_named("pwrite", self.name(), e))
+    }
+
+    /// Unlinks the name now (ownership ends: drop will not unlink again).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `shm_unlink`, `ENOENT` included.
+    pub fn unlink(&mut self) -> Result<()> {
+        self.owner = false;
+        unlink_shm(self.name())
+    }
+}
+
+impl AsFd for ShmObject {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Drop for ShmObject {
+    fn drop(&mut self) {
+        if self.owner {
+            // SAFETY: `self.name` is NUL-terminated.
+            unsafe { libc::shm_unlink(self.name.as_ptr()) };
+        }
+    }
+}
+
+/// Removes the shared-memory object `name`.
+///
+/// # Errors
+///
+/// [`Error::Os`] from `shm_unlink`.
+pub fn unlink_shm(name: &str) -> Result<()> {
+    let cname = validate_name(name)?;
+    // SAFETY: `cname` is NUL-terminated.
+    retry_eintr(|| unsafe { libc::shm_unlink(cname.as_ptr()) })
+        .map_err(|e| Error::os_named("shm_unlink", name, e))?;
+    Ok(())
+}
+
+/// A named POSIX semaphore, open. The creator unlinks it on drop.
+#[derive(Debug)]
+pub struct Semaphore {
+    sem: NonNull<libc::sem_t>,
+    name: CString,
+    owner: bool,
+}
+
+// SAFETY: POSIX semaphores may be used from any thread; the handle is only a
+// pointer to the mapping glibc made for it.
+unsafe impl Send for Semaphore {}
+// SAFETY: as above; sem_post/sem_wait are thread-safe.
+unsafe impl Sync for Semaphore {}
+
+/// What a timed wait on a semaphore ended with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitOutcome {
+    /// The count was decremented.
+    Acquired,
+    /// The time ran out.
+    TimedOut,
+    /// A signal arrived; the caller decides whether to wait again.
+    Interrupted,
+}
+
+impl Semaphore {
+    /// Creates `name` with `O_EXCL`, mode 0600, and the count `value`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `sem_open` (`EEXIST` if the name is taken).
+    pub fn create_exclusive(name: &str, value: u32) -> Result<Semaphore> {
+        Self::open_with(name, libc::O_CREAT | libc::O_EXCL, value, true)
+    }
+
+    /// Opens an existing semaphore.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `sem_open` (`ENOENT` when it does not exist).
+    pub fn open(name: &str) -> Result<Semaphore> {
+        Self::open_with(name, 0, 0, false)
+    }
+
+    fn open_with(name: &str, flags: libc::c_int, value: u32, owner: bool) -> Result<Semaphore> {
+        let cname = validate_name(name)?;
+        // SAFETY: `cname` is NUL-terminated; with O_CREAT the variadic mode and
+        // value arguments are passed with the types sem_open reads.
+        let sem =
+            unsafe { libc::sem_open(cname.as_ptr(), flags, 0o600 as libc::c_uint, value as libc::c_uint) };
+        if sem == libc::SEM_FAILED {
+            return Err(Error::os_named("sem_open", name, io::Error::last_os_error()));
+        }
+        let sem =
+            NonNull::new(sem).ok_or_else(|| Error::os_named("sem_open", name, io::Error::other("null")))?;
+        Ok(Semaphore { sem, name: cname, owner })
+    }
+
+    /// Increments the count, waking one waiter.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `sem_post` (`EOVERFLOW`).
+    pub fn post(&self) -> Result<()> {
+        // SAFETY: `self.sem` is a live semaphore from sem_open.
+        if unsafe { libc::sem_post(self.sem.as_ptr()) } == -1 {
+            return Err(Error::os_named("sem_post", self.name(), io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    /// Decrements the count if it is above zero, without waiting.
+    pub fn try_wait(&self) -> bool {
+        // SAFETY: `self.sem` is a live semaphore from sem_open.
+        unsafe { libc::sem_trywait(self.sem.as_ptr()) == 0 }
+    }
+
+    /// Waits at most `timeout` to decrement the count.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `sem_timedwait` other than a timeout or a signal.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<WaitOutcome> {
+        let deadline = SystemTime::now().checked_add(timeout).unwrap_or(SystemTime::now());
+        let since = deadline.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let ts =
+            libc::timespec { tv_sec: since.as_secs() as libc::time_t, tv_nsec: since.subsec_nanos() as _ };
+        // SAFETY: `self.sem` is a live semaphore; `ts` lives across the call.
+        if unsafe { libc::sem_timedwait(self.sem.as_ptr(), &ts) } == 0 {
+            return Ok(WaitOutcome::Acquired);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::ETIMEDOUT) => Ok(WaitOutcome::TimedOut),
+            Some(libc::EINTR) => Ok(WaitOutcome::Interrupted),
+            _ => Err(Error::os_named("sem_timedwait", self.name(), err)),
+        }
+    }
+
+    /// The semaphore's name.
+    pub fn name(&self) -> &str {
+        self.name.to_str().unwrap_or("?")
+    }
+}
+
+impl Drop for Semaphore {
+    fn drop(&mut self) {
+        // SAFETY: `self.sem` came from sem_open and is closed exactly once.
+        unsafe { libc::sem_close(self.sem.as_ptr()) };
+        if self.owner {
+            // SAFETY: `self.name` is NUL-terminated.
+            unsafe { libc::sem_unlink(self.name.as_ptr()) };
+        }
+    }
+}
+
+/// Removes the named semaphore `name`.
+///
+/// # Errors
+///
+/// [`Error::Os`] from `sem_unlink`.
+pub fn unlink_semaphore(name: &str) -> Result<()> {
+    let cname = validate_name(name)?;
+    // SAFETY: `cname` is NUL-terminated.
+    retry_eintr(|| unsafe { libc::sem_unlink(cname.as_ptr()) })
+        .map_err(|e| Error::os_named("sem_unlink", name, e))?;
+    Ok(())
+}
+
+/// A mapped session region: the shared-memory object and its mapping.
+#[derive(Debug)]
+pub struct Region {
+    obj: ShmObject,
+    ptr: NonNull<u8>,
+    len: usize,
+    geometry: Geometry,
+    client_pid: u32,
+}
+
+// SAFETY: the mapping is plain shared memory; all access goes through raw
+// pointer copies and atomics, which are sound from any thread.
+unsafe impl Send for Region {}
+// SAFETY: as above.
+unsafe impl Sync for Region {}
+
+impl Region {
+    /// Creates the region `name` (`O_EXCL`, 0600), takes its liveness lock,
+    /// maps it and publishes its header. Client side; unlinked on drop.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `shm_open`, `fcntl`, `ftruncate` or `mmap`.
+    pub fn create(name: &str, geometry: Geometry, client_pid: u32) -> Result<Region> {
+        let len = geometry.region_size();
+        let obj = ShmObject::create_exclusive(name, len)?;
+        if !sys::try_lock_exclusive(&obj).map_err(|e| Error::os_named("fcntl(F_OFD_SETLK)", name, e))? {
+            return Err(Error::os_named(
+                "fcntl(F_OFD_SETLK)",
+                name,
+                io::Error::from_raw_os_error(libc::EAGAIN),
+            ));
+        }
+        let ptr = map(&obj, len)?;
+        let region = Region { obj, ptr, len, geometry, client_pid };
+        let h = region.header_ptr();
+        // SAFETY: the mapping is `len >= HEADER_LEN` bytes, page-aligned, and no
+        // other process knows its name yet; the header fields are plain u32s.
+        unsafe {
+            std::ptr::addr_of_mut!((*h).version).write_volatile(LAYOUT_VERSION);
+            std::ptr::addr_of_mut!((*h).region_size).write_volatile(len as u32);
+            std::ptr::addr_of_mut!((*h).slot_count).write_volatile(geometry.slots);
+            std::ptr::addr_of_mut!((*h).slot_size).write_volatile(geometry.slot_size);
+            std::ptr::addr_of_mut!((*h).client_pid).write_volatile(client_pid);
+        }
+        region.header().magic.store(REGION_MAGIC, Ordering::Release);
+        Ok(region)
+    }
+
+    /// Opens and maps a client's region by name. Server side: checks that it
+    /// is a regular object of this user, not readable by others, exactly
+    /// `announced_size` bytes, no more than [`REGION_MAX`], with a header of
+    /// this version whose geometry fits the size. The geometry is copied out
+    /// once; later changes by the peer are not trusted.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from the calls, [`Error::BadRegion`] for a region that
+    /// fails a check.
+    pub fn open(name: &str, announced_size: u32, client_pid: u32) -> Result<Region> {
+        use std::os::unix::fs::MetadataExt;
+        let bad = |why: String| Error::BadRegion { name: name.to_owned(), reason: why };
+        let obj = ShmObject::open(name, true)?;
+        let meta = obj.stat()?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if !meta.file_type().is_file() {
+            return Err(bad("not a regular object".into()));
+        }
+        if meta.uid() != me {
+            return Err(bad(format!("owned by uid {}, not {me}", meta.uid())));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(bad(format!("mode {:o} lets others in", meta.mode() & 0o777)));
+        }
+        let size = meta.len();
+        if size != u64::from(announced_size) {
+            return Err(bad(format!("is {size} bytes, the request said {announced_size}")));
+        }
+        if size as usize <= HEADER_LEN || size as usize > REGION_MAX {
+            return Err(bad(format!("is {size} bytes, must be {}..={REGION_MAX}", HEADER_LEN + 1)));
+        }
+        let len = size as usize;
+        let ptr = map(&obj, len)?;
+        let mut region = Region { obj, ptr, len, geometry: Geometry::for_slots(1), client_pid };
+        if region.header().magic.load(Ordering::Acquire) != REGION_MAGIC {
+            return Err(bad("no region header (bad magic)".into()));
+        }
+        let h = region.header_ptr();
+        // SAFETY: the mapping is `len > HEADER_LEN` bytes; plain u32 reads.
+        let (version, region_size, slots, slot_size, pid) = unsafe {
+            (
+                std::ptr::addr_of!((*h).version).read_volatile(),
+                std::ptr::addr_of!((*h).region_size).read_volatile(),
+                std::ptr::addr_of!((*h).slot_count).read_volatile(),
+                std::ptr::addr_of!((*h).slot_size).read_volatile(),
+                std::ptr::addr_of!((*h).client_pid).read_volatile(),
+            )
+        };
+        if version != LAYOUT_VERSION {
+            return Err(bad(format!("layout version {version}, this build speaks {LAYOUT_VERSION}")));
+        }
+        let geometry = Geometry::for_slots(slots);
+        if slots != geometry.slots || slot_size != geometry.slot_size || region_size as usize != len {
+            return Err(bad(format!("geometry {slots} x {slot_size} bytes does not fit {len} bytes")));
+        }
+        if geometry.region_size() != len {
+            return Err(bad(format!(
+                "{slots} slots need {} bytes, region has {len}",
+                geometry.region_size()
+            )));
+        }
+        if pid != client_pid {
+            return Err(bad(format!("header names pid {pid}, the request came from {client_pid}")));
+        }
+        region.geometry = geometry;
+        Ok(region)
+    }
+
+    fn header_ptr(&self) -> *mut Header {
+        self.ptr.as_ptr().cast()
+    }
+
+    fn header(&self) -> &Header {
+        // SAFETY: the mapping is at least HEADER_LEN bytes and page-aligned;
+        // only the atomic fields are accessed through this reference, and
+        // atomics may be shared with another process.
+        unsafe { &*self.header_ptr() }
+    }
+
+    /// The ring geometry (validated copy).
+    pub fn geometry(&self) -> Geometry {
+        self.geometry
+    }
+
+    /// The pid of the client that created the region.
+    pub fn client_pid(&self) -> u32 {
+        self.client_pid
+    }
+
+    /// Records the serving process in the header.
+    pub fn set_server_pid(&self, pid: u32) {
+        self.header().server_pid.store(pid, Ordering::Release);
+    }
+
+    /// The serving process named in the header, 0 until a server attached.
+    pub fn server_pid(&self) -> u32 {
+        self.header().server_pid.load(Ordering::Acquire)
+    }
+
+    /// The region's name.
+    pub fn name(&self) -> &str {
+        self.obj.name()
+    }
+
+    /// Whether the creator of the region is alive: it holds a write lock on
+    /// the object for as long as it lives. Server side.
+    pub fn creator_alive(&self) -> bool {
+        sys::is_write_locked(&self.obj).unwrap_or(true)
+    }
+
+    fn slot_ptr(&self, slot: u32) -> *mut u8 {
+        let off = self.geometry.slot_offset(slot);
+        debug_assert!(off + self.geometry.slot_size as usize <= self.len);
+        // SAFETY: `slot_offset` checks `slot` against the validated geometry,
+        // whose slots all lie inside the `len`-byte mapping.
+        unsafe { self.ptr.as_ptr().add(off) }
+    }
+
+    /// Copies a frame into `slot`: `header` at its start, `payload` after it.
+    /// The caller must own the slot (it took a `spaces` count for it).
+    ///
+    /// # Panics
+    ///
+    /// When `payload` is longer than [`Geometry::payload`]: a bug of the caller.
+    pub fn write_frame(&self, slot: u32, header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) {
+        assert!(payload.len() <= self.geometry.payload(), "frame payload over slot capacity");
+        let dst = self.slot_ptr(slot);
+        // SAFETY: `dst` points at a slot of `slot_size` bytes inside the mapping,
+        // and header + payload fit in it (asserted above). The sources are
+        // local buffers that cannot overlap the mapping.
+        unsafe {
+            std::ptr::copy_nonoverlapping(header.as_ptr(), dst, FRAME_HEADER_LEN);
+            std::ptr::copy_nonoverlapping(payload.as_ptr(), dst.add(FRAME_HEADER_LEN), payload.len());
+        }
+    }
+
+    /// Copies the frame header out of `slot`.
+    pub fn read_frame_header(&self, slot: u32) -> [u8; FRAME_HEADER_LEN] {
+        let mut out = [0u8; FRAME_HEADER_LEN];
+        // SAFETY: the slot lies inside the mapping and holds at least
+        // FRAME_HEADER_LEN bytes; `out` is a local buffer.
+        unsafe { std::ptr::copy_nonoverlapping(self.slot_ptr(slot), out.as_mut_ptr(), FRAME_HEADER_LEN) };
+        out
+    }
+
+    /// Copies `out.len()` payload bytes out of `slot`.
+    ///
+    /// # Panics
+    ///
+    /// When `out` is longer than [`Geometry::payload`]: a bug of the caller,
+    /// who must have validated the frame's length.
+    pub fn read_payload(&self, slot: u32, out: &mut [u8]) {
+        assert!(out.len() <= self.geometry.payload(), "payload read over slot capacity");
+        // SAFETY: the payload area of the slot lies inside the mapping and is
+        // at least `out.len()` bytes (asserted above); `out` is local memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.slot_ptr(slot).add(FRAME_HEADER_LEN),
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `map`, unmapped once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+fn map(obj: &ShmObject, len: usize) -> Result<NonNull<u8>> {
+    // SAFETY: a fresh shared mapping of a descriptor we hold; the kernel picks
+    // the address, so no existing memory is affected.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            obj.as_fd().as_raw_fd(),
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(Error::os_named("mmap", obj.name(), io::Error::last_os_error()));
+    }
+    NonNull::new(ptr.cast())
+        .ok_or_else(|| Error::os_named("mmap", obj.name(), io::Error::other("null mapping")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unique(tag: &str) -> String {
+        format!("/sxunit_{tag}_{}_{:x}", std::process::id(), sys::random_u64().unwrap())
+    }
+
+    #[test]
+    fn geometries_fit_the_region_limit() {
+        for n in 0..=MAX_SLOTS + 3 {
+            let g = Geometry::for_slots(n);
+            assert!(g.region_size() <= REGION_MAX);
+            assert!((1..=MAX_SLOTS).contains(&g.slots()));
+        }
+        assert_eq!(Geometry::for_slots(DEFAULT_SLOTS).payload(), 2008);
+    }
+
+    #[test]
+    fn names_are_validated() {
+        for bad in ["noslash", "/a/b", "/", "/..", "/a\0b"] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+        assert!(validate_name(&format!("/{}", "x".repeat(300))).is_err());
+        assert!(validate_name("/shmxfer").is_ok());
+    }
+
+    #[test]
+    fn region_round_trips_a_frame_and_is_unlinked_on_drop() {
+        let name = unique("region");
+        let g = Geometry::for_slots(2);
+        let created = Region::create(&name, g, 42).unwrap();
+        let opened = Region::open(&name, g.region_size() as u32, 42).unwrap();
+        assert_eq!(opened.geometry(), g);
+        assert!(opened.creator_alive());
+        let header = [7u8; FRAME_HEADER_LEN];
+        created.write_frame(1, &header, b"hello");
+        assert_eq!(opened.read_frame_header(1), header);
+        let mut out = [0u8; 5];
+        opened.read_payload(1, &mut out);
+        assert_eq!(&out, b"hello");
+        opened.set_server_pid(9);
+        assert_eq!(created.server_pid(), 9);
+        assert!(Region::open(&name, 100, 42).is_err(), "wrong announced size");
+        assert!(Region::open(&name, g.region_size() as u32, 43).is_err(), "wrong pid");
+        drop(created);
+        assert!(!opened.creator_alive());
+        assert!(ShmObject::open(&name, false).is_err());
+    }
+
+    #[test]
+    fn semaphores_count_and_time_out() {
+        let name = unique("sem");
+        let a = Semaphore::create_exclusive(&name, 1).unwrap();
+        assert!(Semaphore::create_exclusive(&name, 0).is_err());
+        let b = Semaphore::open(&name).unwrap();
+        assert!(b.try_wait());
+        assert!(!b.try_wait());
+        assert_eq!(b.wait_timeout(Duration::from_millis(10)).unwrap(), WaitOutcome::TimedOut);
+        a.post().unwrap();
+        assert_eq!(b.wait_timeout(Duration::from_millis(10)).unwrap(), WaitOutcome::Acquired);
+        drop(a);
+        assert!(Semaphore::open(&name).is_err());
+    }
+}

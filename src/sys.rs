@@ -1,0 +1,203 @@
+//! Small safe wrappers over the Linux calls that neither `std` nor `nix` offer in
+//! the form needed here: `EINTR` retry, randomness, open-file-description locks,
+//! `openat2(RESOLVE_BENEATH)` and unnamed temporary files.
+//!
+//! Together with [`crate::shm_region`] this is the only module with `unsafe`.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+
+/// Runs `f` until it returns something other than `-1` with `EINTR`.
+///
+/// This is the one place that retries `EINTR` for plain system calls; the
+/// timed semaphore waits instead report an interruption to their caller, which
+/// checks for cancellation before it waits again.
+pub(crate) fn retry_eintr<F: FnMut() -> libc::c_int>(mut f: F) -> io::Result<libc::c_int> {
+    loop {
+        let ret = f();
+        if ret != -1 {
+            return Ok(ret);
+        }
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            return Err(err);
+        }
+    }
+}
+
+/// 64 random bits from the kernel's CSPRNG.
+pub(crate) fn random_u64() -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: the pointer and length describe `rest`, a live, writable buffer.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(err);
+        }
+        filled += n as usize;
+    }
+    Ok(u64::from_le_bytes(buf))
+}
+
+fn ofd_lock_request(kind: libc::c_int) -> libc::flock {
+    // SAFETY: `flock` is a plain C struct for which all-zero bytes are valid.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = 0;
+    fl.l_len = 0; // the whole file
+    fl
+}
+
+/// Takes an exclusive open-file-description lock on the whole of `fd` without
+/// waiting. Returns `false` when another open file description holds a lock.
+///
+/// The kernel drops the lock when the last descriptor of this open file
+/// description closes, which includes the death of the holder: this is the
+/// liveness signal between the programs.
+pub(crate) fn try_lock_exclusive(fd: impl AsFd) -> io::Result<bool> {
+    let fl = ofd_lock_request(libc::F_WRLCK);
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: `raw` is a valid descriptor borrowed for the call; `fl` is a valid
+    // flock struct that lives across it.
+    match retry_eintr(|| unsafe { libc::fcntl(raw, libc::F_OFD_SETLK, &fl) }) {
+        Ok(_) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether some other open file description holds a write lock on `fd`,
+/// tested without taking any lock (`F_OFD_GETLK`).
+pub(crate) fn is_write_locked(fd: impl AsFd) -> io::Result<bool> {
+    let mut fl = ofd_lock_request(libc::F_RDLCK);
+    let raw = fd.as_fd().as_raw_fd();
+    // SAFETY: as in `try_lock_exclusive`; the kernel writes the answer into `fl`.
+    retry_eintr(|| unsafe { libc::fcntl(raw, libc::F_OFD_GETLK, &mut fl) })?;
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
+}
+
+/// Opens `path` for reading below the directory `root`, refusing anything that
+/// would leave it: absolute paths, `..` escapes, symlinks that point outside,
+/// magic links. Uses `openat2(RESOLVE_BENEATH)`; on kernels without it, walks
+/// the path by hand, one `openat(O_NOFOLLOW)` per component.
+///
+/// The file is opened with `O_NONBLOCK`, so a FIFO does not block the caller;
+/// the caller checks the file type with `fstat` before reading.
+pub(crate) fn open_beneath(root: &File, path: &str) -> io::Result<File> {
+    let cpath = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+    // SAFETY: `open_how` is a plain C struct for which all-zero bytes are valid.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = flags as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
+    let root_fd = root.as_raw_fd();
+    // SAFETY: `root_fd` is valid for the call, `cpath` is NUL-terminated, `how`
+    // is a valid open_how of the size passed.
+    let ret = retry_eintr(|| unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root_fd,
+            cpath.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        ) as libc::c_int
+    });
+    match ret {
+        // SAFETY: openat2 returned a fresh descriptor that nothing else owns.
+        Ok(fd) => Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) })),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => open_beneath_by_hand(root, path, flags),
+        Err(e) => Err(e),
+    }
+}
+
+fn open_beneath_by_hand(root: &File, path: &str, flags: libc::c_int) -> io::Result<File> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if path.starts_with('/') || parts.iter().any(|p| *p == "..") || parts.is_empty() {
+        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+    }
+    let mut dir = root.try_clone()?;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let cpart = CString::new(*part).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let f = if last {
+            flags | libc::O_NOFOLLOW
+        } else {
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC
+        };
+        let dfd = dir.as_raw_fd();
+        // SAFETY: `dfd` is valid for the call and `cpart` is NUL-terminated.
+        let fd = retry_eintr(|| unsafe { libc::openat(dfd, cpart.as_ptr(), f) })?;
+        // SAFETY: openat returned a fresh descriptor that nothing else owns.
+        dir = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(dir)
+}
+
+/// Opens an unnamed temporary file (`O_TMPFILE`) in `dir`: it has no name until
+/// [`link_into_place`] gives it one, so a crash leaves nothing behind.
+pub(crate) fn unnamed_tempfile(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().read(true).write(true).mode(0o644).custom_flags(libc::O_TMPFILE).open(dir)
+}
+
+/// Gives the unnamed file `file` the name `dir/name` with `linkat`. Fails with
+/// `EEXIST` when the name exists: the caller decides whether to replace.
+pub(crate) fn link_into_place(file: &File, dir: &Path, name: &str) -> io::Result<()> {
+    let src = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let target = CString::new(dir.join(name).into_os_string().into_encoded_bytes())
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: both paths are NUL-terminated and live across the call.
+    retry_eintr(|| unsafe {
+        libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, target.as_ptr(), libc::AT_SYMLINK_FOLLOW)
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_beneath_refuses_escapes() {
+        let dir = tempfile::tempdir().unwrap();
+        let root_path = dir.path().join("root");
+        std::fs::create_dir(&root_path).unwrap();
+        std::fs::write(root_path.join("ok"), b"x").unwrap();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink("../secret", root_path.join("link")).unwrap();
+        let root = File::open(&root_path).unwrap();
+        assert!(open_beneath(&root, "ok").is_ok());
+        for bad in ["../secret", "/etc/passwd", "link", "a/../../secret"] {
+            assert!(open_beneath(&root, bad).is_err(), "{bad} must be refused");
+            assert!(
+                open_beneath_by_hand(&root, bad, libc::O_RDONLY).is_err(),
+                "{bad} must be refused by hand"
+            );
+        }
+        assert!(open_beneath_by_hand(&root, "ok", libc::O_RDONLY).is_ok());
+    }
+
+    #[test]
+    fn ofd_locks_see_each_other_across_open_file_descriptions() {
+        let f = tempfile::tempfile().unwrap();
+        let path = format!("/proc/self/fd/{}", f.as_raw_fd());
+        let other = std::fs::OpenOptions::new().read(true).write(true).open(&path).unwrap();
+        assert!(!is_write_locked(&other).unwrap());
+        assert!(try_lock_exclusive(&f).unwrap());
+        assert!(is_write_locked(&other).unwrap());
+        assert!(!try_lock_exclusive(&other).unwrap());
+        drop(f);
+        assert!(!is_write_locked(&other).unwrap());
+    }
+}
