@@ -70,7 +70,7 @@ impl fmt::Display for Error {
             }
             Error::ServerRunning { queue, pid: None } => write!(f, "another server is serving queue {queue}"),
             Error::Busy { max_sessions } => {
-                write!(f, "server busy: it serves at most {max_sessions} sessions at once; try again later")
+                write!(f, "server busy: it serves at most {max_sessions} session(s) at once; try again later")
             }
         }
     }

@@ -1,7 +1,7 @@
 //! The serving role: owns the command queue, runs one thread per client
 //! session, streams files through each client's region.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileTypeExt;
@@ -128,7 +128,7 @@ impl Server {
     /// [`Error::Os`] when the queue fails.
     pub fn run(self, stop: Arc<AtomicBool>) -> Result<()> {
         info!(
-            "serving {} on queue {} ({}, at most {} sessions)",
+            "serving {} on queue {} ({}, at most {} session(s) at once)",
             self.config.root.display(),
             self.config.queue,
             if self.config.persistent { "persistent" } else { "until the last client leaves" },
@@ -136,6 +136,8 @@ impl Server {
         );
         let mut sessions: HashMap<String, Session> = HashMap::new();
         let mut any_closed = false;
+        // Sessions answered "busy": their pipelined requests are dropped quietly.
+        let mut refused: HashSet<String> = HashSet::new();
         let mut buf = vec![0u8; QUEUE_MSG_LEN];
         let result = loop {
             if stop.load(Ordering::Relaxed) {
@@ -160,9 +162,15 @@ impl Server {
                 }
             };
             debug!("message {cmd:?}");
+            if cmd.region().is_some_and(|r| refused.contains(r)) {
+                if matches!(cmd, Command::Close { .. }) {
+                    refused.remove(cmd.region().unwrap_or_default());
+                }
+                continue;
+            }
             match cmd {
                 Command::Open { client_pid, region_size, region } => {
-                    self.open_session(&mut sessions, client_pid, region_size, region, &stop)
+                    self.open_session(&mut sessions, &mut refused, client_pid, region_size, region, &stop)
                 }
                 Command::Get { client_pid, seq, region, path } => {
                     route(&mut sessions, &region, client_pid, Job::Get { seq, path })
@@ -197,6 +205,7 @@ impl Server {
     fn open_session(
         &self,
         sessions: &mut HashMap<String, Session>,
+        refused: &mut HashSet<String>,
         client_pid: u32,
         region_size: u32,
         region: String,
@@ -207,6 +216,26 @@ impl Server {
             return;
         }
         if sessions.len() >= self.config.max_sessions {
+            // Sessions whose clients said goodbye end within moments: give
+            // them that moment before calling the server busy.
+            let deadline = std::time::Instant::now() + Duration::from_millis(200);
+            loop {
+                sessions.retain(|_, s| !s.reap_if_finished());
+                let closing = sessions.values().any(|s| s.jobs.is_none());
+                if sessions.len() < self.config.max_sessions
+                    || !closing
+                    || std::time::Instant::now() > deadline
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        if sessions.len() >= self.config.max_sessions {
+            if refused.len() >= 1024 {
+                refused.clear();
+            }
+            refused.insert(region.clone());
             warn!("busy: refused a session from pid {client_pid} ({} open)", sessions.len());
             if let Err(e) = answer_busy(&region, region_size, client_pid, self.config.max_sessions) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e}");
@@ -485,7 +514,7 @@ fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, stop: &Atomi
     if path.len() > MAX_PATH_LEN {
         return tx.send(seq, &Reply::Refused("name too long".into()));
     }
-    let mut file = match sys::open_beneath(root, path) {
+    let handle = match sys::open_beneath(root, path) {
         Ok(f) => f,
         Err(e) => {
             debug!("{path}: {e}");
@@ -493,13 +522,20 @@ fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, stop: &Atomi
             return tx.send(seq, &reply);
         }
     };
-    let meta = match file.metadata() {
+    let meta = match handle.metadata() {
         Ok(m) => m,
         Err(e) => return tx.send(seq, &Reply::Error(e.to_string())),
     };
     if !meta.file_type().is_file() {
         return tx.send(seq, &Reply::Refused(format!("{path} is {}", file_type_name(meta.file_type()))));
     }
+    let mut file = match sys::reopen_for_reading(&handle) {
+        Ok(f) => f,
+        Err(e) => {
+            let reply = refusal(path, &e).unwrap_or_else(|| Reply::Error(e.to_string()));
+            return tx.send(seq, &reply);
+        }
+    };
     let size = meta.len();
     debug!("sending {path} ({size} bytes)");
     tx.send(seq, &Reply::Start { size })?;

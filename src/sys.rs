@@ -91,11 +91,12 @@ pub(crate) fn is_write_locked(fd: impl AsFd) -> io::Result<bool> {
 /// magic links. Uses `openat2(RESOLVE_BENEATH)`; on kernels without it, walks
 /// the path by hand, one `openat(O_NOFOLLOW)` per component.
 ///
-/// The file is opened with `O_NONBLOCK`, so a FIFO does not block the caller;
-/// the caller checks the file type with `fstat` before reading.
+/// The result is an `O_PATH` handle: nothing is really opened yet, so a FIFO
+/// cannot block and a device sees no `open`. The caller checks the type with
+/// `fstat` and then calls [`reopen_for_reading`].
 pub(crate) fn open_beneath(root: &File, path: &str) -> io::Result<File> {
     let cpath = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let flags = libc::O_PATH | libc::O_CLOEXEC;
     // SAFETY: `open_how` is a plain C struct for which all-zero bytes are valid.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = flags as u64;
@@ -122,7 +123,7 @@ pub(crate) fn open_beneath(root: &File, path: &str) -> io::Result<File> {
 
 fn open_beneath_by_hand(root: &File, path: &str, flags: libc::c_int) -> io::Result<File> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    if path.starts_with('/') || parts.iter().any(|p| *p == "..") || parts.is_empty() {
+    if path.starts_with('/') || parts.contains(&"..") || parts.is_empty() {
         return Err(io::Error::from_raw_os_error(libc::EXDEV));
     }
     let mut dir = root.try_clone()?;
@@ -141,6 +142,16 @@ fn open_beneath_by_hand(root: &File, path: &str, flags: libc::c_int) -> io::Resu
         dir = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
     }
     Ok(dir)
+}
+
+/// Opens the file behind an `O_PATH` handle for reading, through its
+/// `/proc/self/fd` entry: the same inode, whatever happened to its path since.
+pub(crate) fn reopen_for_reading(handle: &File) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
 }
 
 /// Opens an unnamed temporary file (`O_TMPFILE`) in `dir`: it has no name until
