@@ -55,6 +55,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod cleanup;
 pub mod client;
 mod error;
 pub mod protocol;
@@ -63,6 +64,7 @@ pub mod server;
 pub mod shm_region;
 mod sys;
 
+pub use cleanup::cleanup;
 pub use client::{output_name, stop_server, Client, ClientConfig, Delivery, NoProgress, Outcome, Progress};
 pub use error::{Error, Result};
 pub use server::{Server, ServerConfig};

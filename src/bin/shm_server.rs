@@ -27,6 +27,7 @@ use shmxfer::{Server, ServerConfig, DEFAULT_QUEUE};
     after_help = "Examples:\n  \
         shm_server                          serve ./files until the first client is done\n  \
         shm_server --root /srv/data --persistent -v\n  \
+        shm_server --cleanup                remove what crashed servers and clients left behind\n  \
         SHMXFER_QUEUE=/mine shm_server      use another queue (shm_client reads the same variable)\n\n\
         Exit status: 0 clean shutdown (also on SIGINT/SIGTERM), 1 fatal error (e.g. another live server \
         owns the queue), 2 usage error."
@@ -47,6 +48,12 @@ struct Args {
     /// Sessions served at once; a client over the limit is told the server is busy.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     max_sessions: u16,
+
+    /// Remove what dead servers and clients of this queue left in /dev/shm and the
+    /// queue namespace, print each object removed, and exit. Touches nothing a live
+    /// process uses.
+    #[arg(long, conflicts_with_all = ["persistent", "max_sessions"])]
+    cleanup: bool,
 
     /// Log every session and request (twice: every message).
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -78,7 +85,21 @@ fn init_logging(args: &Args) {
         .init();
 }
 
+fn cleanup(queue: &str) -> anyhow::Result<()> {
+    let removed = shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?;
+    for object in &removed {
+        println!("removed {object}");
+    }
+    if removed.is_empty() {
+        log::info!("nothing left over for queue {queue}");
+    }
+    Ok(())
+}
+
 fn run(args: Args) -> anyhow::Result<()> {
+    if args.cleanup {
+        return cleanup(&args.queue);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while stopping ends the process at once.
