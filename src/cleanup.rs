@@ -53,7 +53,9 @@ pub fn cleanup(queue: &str) -> Result<Vec<String>> {
     let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
     names.sort();
     for entry in names {
-        if let Some((pid, _)) = entry.strip_prefix(base).and_then(|r| r.strip_prefix('.')).and_then(parse_session) {
+        if let Some((pid, _)) =
+            entry.strip_prefix(base).and_then(|r| r.strip_prefix('.')).and_then(parse_session)
+        {
             let region = format!("/{entry}");
             if region_in_use(&region, pid)? {
                 continue;
@@ -66,8 +68,12 @@ pub fn cleanup(queue: &str) -> Result<Vec<String>> {
                     removed.push(format!("{SHM_DIR}/sem.{entry}.{suffix}"));
                 }
             }
-        } else if let Some(rest) = entry.strip_prefix("sem.").and_then(|r| r.strip_prefix(base)).and_then(|r| r.strip_prefix('.')) {
-            let Some(session) = rest.strip_suffix(".items").or_else(|| rest.strip_suffix(".spaces")) else { continue };
+        } else if let Some(rest) =
+            entry.strip_prefix("sem.").and_then(|r| r.strip_prefix(base)).and_then(|r| r.strip_prefix('.'))
+        {
+            let Some(session) = rest.strip_suffix(".items").or_else(|| rest.strip_suffix(".spaces")) else {
+                continue;
+            };
             let Some((pid, _)) = parse_session(session) else { continue };
             let region_exists = Path::new(SHM_DIR).join(format!("{base}.{session}")).exists();
             if region_exists || process_exists(pid) {

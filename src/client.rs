@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 use crate::protocol::{Command, FrameHeader, FrameKind, Reply};
 use crate::ring::{Consumer, Liveness, RingSems, WAIT_SLICE};
-use crate::server::{lock_name, validate_queue_name};
+use crate::server::{lock_name, validate_queue_name, IO_CHUNK};
 use crate::shm_region::{Geometry, Region, Semaphore, SessionNames, ShmObject, DEFAULT_SLOTS};
 use crate::sys;
 
@@ -409,7 +409,7 @@ impl Client {
                     }
                     hasher.update(buf);
                     if let Some(s) = sink.as_mut() {
-                        if let Err(e) = s.file.write_all(buf) {
+                        if let Err(e) = s.out.write_all(buf) {
                             write_error = Some(e);
                             sink = None;
                         }
@@ -520,14 +520,15 @@ impl Drop for Client {
 /// A file being received: unnamed (`O_TMPFILE`) where the filesystem can,
 /// else a named temporary file that is removed on drop.
 struct Sink {
-    file: File,
+    /// Writes in [`crate::server::IO_CHUNK`] pieces, not one per slot.
+    out: BufWriter<File>,
     named: Option<tempfile::TempPath>,
 }
 
 impl Sink {
     fn new(dir: &Path) -> std::io::Result<Sink> {
         match sys::unnamed_tempfile(dir) {
-            Ok(file) => Ok(Sink { file, named: None }),
+            Ok(file) => Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: None }),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
@@ -536,7 +537,7 @@ impl Sink {
             {
                 let tmp = tempfile::Builder::new().prefix(".shmxfer-").suffix(".part").tempfile_in(dir)?;
                 let (file, path) = tmp.into_parts();
-                Ok(Sink { file, named: Some(path) })
+                Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: Some(path) })
             }
             Err(e) => Err(e),
         }
@@ -546,6 +547,7 @@ impl Sink {
     fn persist(self, dir: &Path, name: &str, no_clobber: bool) -> std::result::Result<(), String> {
         let target = dir.join(name);
         let shown = target.display();
+        let file = self.out.into_inner().map_err(|e| format!("writing {shown}: {}", e.error()))?;
         if let Some(path) = self.named {
             let res = if no_clobber {
                 std::fs::hard_link(&path, &target).map(|()| drop(path))
@@ -554,7 +556,7 @@ impl Sink {
             };
             return res.map_err(|e| format!("{shown}: {e}"));
         }
-        match sys::link_into_place(&self.file, dir, name) {
+        match sys::link_into_place(&file, dir, name) {
             Ok(()) => Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) && no_clobber => {
                 Err(format!("{shown} exists; not replaced (--no-clobber)"))
@@ -563,7 +565,7 @@ impl Sink {
                 // Link under a temporary name beside it, then rename over.
                 let random = sys::random_u64().map_err(|e| e.to_string())?;
                 let tmp_name = format!(".{name}.{random:016x}.shmxfer");
-                sys::link_into_place(&self.file, dir, &tmp_name).map_err(|e| format!("{shown}: {e}"))?;
+                sys::link_into_place(&file, dir, &tmp_name).map_err(|e| format!("{shown}: {e}"))?;
                 std::fs::rename(dir.join(&tmp_name), &target).map_err(|e| {
                     let _ = std::fs::remove_file(dir.join(&tmp_name));
                     format!("{shown}: {e}")

@@ -37,8 +37,11 @@ pub fn spin_budget() -> Duration {
     })
 }
 
+/// Busy-spin rounds before a waiter starts yielding its core.
+const SPIN_ROUNDS: u32 = 64;
+
 /// Default spin budget in microseconds (see the README's performance section).
-pub const DEFAULT_SPIN_US: u64 = 50;
+pub const DEFAULT_SPIN_US: u64 = 200;
 
 /// Checks whether the peer is still there; called once per wait slice.
 pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
@@ -51,16 +54,20 @@ fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness) -> Result<()>
     }
     let budget = spin_budget();
     if !budget.is_zero() {
-        let start = Instant::now();
-        loop {
-            for _ in 0..32 {
-                std::hint::spin_loop();
-                if sem.try_wait() {
-                    return Ok(());
-                }
+        // A short busy spin catches a peer running on the other core...
+        for _ in 0..SPIN_ROUNDS {
+            std::hint::spin_loop();
+            if sem.try_wait() {
+                return Ok(());
             }
-            if start.elapsed() >= budget {
-                break;
+        }
+        // ...then yield, so that a peer waiting for this very core gets it,
+        // until the budget is spent.
+        let start = Instant::now();
+        while start.elapsed() < budget {
+            std::thread::yield_now();
+            if sem.try_wait() {
+                return Ok(());
             }
         }
     }

@@ -31,6 +31,8 @@ pub const QUEUE_CAPACITY: usize = 10;
 pub const QUEUE_MSG_LEN: usize = 8192;
 /// Requests a session may have waiting before the server ends it as a flood.
 pub const MAX_PENDING_REQUESTS: usize = 256;
+/// Bytes read from a file per read() call; the slots then carry them on.
+pub const IO_CHUNK: usize = 64 * 1024;
 /// How often the main loop looks at the stop flag and finished sessions.
 const POLL: Duration = Duration::from_millis(50);
 
@@ -413,6 +415,7 @@ impl SessionCtx {
                 return;
             }
         };
+        let mut buf = Vec::new();
         let outcome = loop {
             let job = match jobs.recv_timeout(crate::ring::WAIT_SLICE) {
                 Ok(job) => job,
@@ -429,7 +432,9 @@ impl SessionCtx {
             };
             self.pending.fetch_sub(1, Ordering::Relaxed);
             let res = match job {
-                Job::Get { seq, path } => serve_file(&mut producer, &self.root, seq, &path, &self.stop),
+                Job::Get { seq, path } => {
+                    serve_file(&mut producer, &self.root, seq, &path, &self.stop, &mut buf)
+                }
                 Job::List { seq } => serve_list(&mut producer, &self.root, seq),
             };
             if let Err(e) = res {
@@ -510,7 +515,14 @@ fn file_type_name(ft: std::fs::FileType) -> &'static str {
     }
 }
 
-fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, stop: &AtomicBool) -> Result<()> {
+fn serve_file(
+    tx: &mut Producer,
+    root: &File,
+    seq: u32,
+    path: &str,
+    stop: &AtomicBool,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
     if path.len() > MAX_PATH_LEN {
         return tx.send(seq, &Reply::Refused("name too long".into()));
     }
@@ -540,7 +552,9 @@ fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, stop: &Atomi
     debug!("sending {path} ({size} bytes)");
     tx.send(seq, &Reply::Start { size })?;
     let mut hasher = Xxh3::new();
-    let mut buf = vec![0u8; tx.payload()];
+    // Read in large pieces and hand them out slot by slot: one read() per
+    // IO_CHUNK bytes, not one per slot.
+    buf.resize(IO_CHUNK, 0);
     let mut sent = 0u64;
     while sent < size {
         if stop.load(Ordering::Relaxed) {
@@ -554,7 +568,9 @@ fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, stop: &Atomi
             Err(e) => return tx.send(seq, &Reply::Error(format!("reading {path}: {e}"))),
         };
         hasher.update(&buf[..n]);
-        tx.send_data(seq, &buf[..n])?;
+        for piece in buf[..n].chunks(tx.payload()) {
+            tx.send_data(seq, piece)?;
+        }
         sent += n as u64;
     }
     tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })
