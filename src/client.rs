@@ -13,7 +13,7 @@ use posixmq::PosixMq;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
-use crate::protocol::{Command, FrameHeader, FrameKind, Reply};
+use crate::protocol::{Command, FrameHeader, FrameKind, Reply, MAX_PATH_LEN};
 use crate::ring::{Consumer, Liveness, RingSems, WAIT_SLICE};
 use crate::server::{lock_name, validate_queue_name, IO_CHUNK};
 use crate::shm_region::{Geometry, Region, Semaphore, SessionNames, ShmObject, DEFAULT_SLOTS};
@@ -331,6 +331,10 @@ impl Client {
             .iter()
             .map(|p| match output_name(p) {
                 None => Some(Outcome::Failed("no file name in this path".into())),
+                Some(_) if p.len() > MAX_PATH_LEN => Some(Outcome::Failed(format!(
+                    "path is {} bytes, at most {MAX_PATH_LEN} allowed",
+                    p.len()
+                ))),
                 Some(name)
                     if delivery.no_clobber && delivery.out_dir.join(name).symlink_metadata().is_ok() =>
                 {

@@ -105,7 +105,7 @@ impl Server {
                 std::io::Error::from_raw_os_error(libc::ENOTDIR),
             ));
         }
-        let lock = take_lock(&config.queue)?;
+        let lock = lock_queue(&config.queue)?;
         match posixmq::remove_queue(&config.queue) {
             Ok(()) => warn!("removed queue {} left by a server that is gone", config.queue),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
@@ -293,8 +293,15 @@ fn queue_error(queue: &str, e: std::io::Error) -> Error {
     Error::os_named("mq_open", queue, std::io::Error::new(e.kind(), format!("{e}{hint}")))
 }
 
-/// Locks `<queue>.lock` for this process, or reports the live holder.
-fn take_lock(queue: &str) -> Result<ShmObject> {
+/// Locks `<queue>.lock` for this process, or reports the live holder. The
+/// returned object unlinks the name when dropped; the lock lasts as long as
+/// the object (or the process).
+///
+/// # Errors
+///
+/// [`Error::ServerRunning`] when another process holds the lock;
+/// [`Error::Os`] from the calls.
+pub fn lock_queue(queue: &str) -> Result<ShmObject> {
     use std::os::unix::fs::MetadataExt;
     let name = lock_name(queue);
     for _ in 0..20 {

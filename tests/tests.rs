@@ -1,0 +1,13 @@
+//! Integration tests for `shm_server` and `shm_client`.
+//!
+//! Every test spawns the real binaries with names of its own (see
+//! `util::Names`), so the tests run in parallel and never touch the default
+//! queue.
+
+// Helpers that only some test modules use would otherwise be flagged.
+#![allow(dead_code)]
+
+mod util;
+
+mod faults;
+mod transfer;

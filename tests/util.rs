@@ -1,0 +1,899 @@
+//! Test fixtures: unique OS names, temporary directories, spawned binaries
+//! with captured output, leftover checks and file helpers.
+//!
+//! Cleanup lives in `Drop` (kill and reap children, remove the test's names);
+//! assertions live in the test bodies.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+
+/// Path of the server binary under test.
+pub const SERVER: &str = env!("CARGO_BIN_EXE_shm_server");
+/// Path of the client binary under test.
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_shm_client");
+
+/// How long a test waits for a process unless it says otherwise.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Payload bytes of one slot with the default 2-slot ring in a 4096-byte
+/// region.
+pub const SLOT: usize = 2008;
+
+/// Where POSIX shared memory and named semaphores appear on Linux.
+const SHM_DIR: &str = "/dev/shm";
+
+/// Longest test-name part of a queue name.
+const MAX_TEST_NAME: usize = 40;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The OS names one test uses: a queue `/sx_<test>_<pid>_<n>` and, derived
+/// from it, the `/dev/shm` entries of the server and its clients.
+///
+/// Clones share one count of the live processes spawned for these names; the
+/// last [`Proc`] to be dropped removes whatever is left under the names.
+#[derive(Clone, Debug)]
+pub struct Names {
+    inner: Arc<NamesInner>,
+}
+
+#[derive(Debug)]
+struct NamesInner {
+    queue: String,
+    live: AtomicUsize,
+}
+
+impl Names {
+    /// Unique names for the test `test_name`.
+    pub fn new(test_name: &str) -> Names {
+        let short: String = test_name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .take(MAX_TEST_NAME)
+            .collect();
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let queue = format!("/sx_{}_{}_{}", short, std::process::id(), n);
+        // The longest derived entry: sem.<Q>.<pid>.<16 hex>.spaces
+        let longest = "sem.".len() + queue.len() - 1 + ".4194304.".len() + 16 + ".spaces".len();
+        assert!(longest < 250, "queue name {queue:?} is too long");
+        Names { inner: Arc::new(NamesInner { queue, live: AtomicUsize::new(0) }) }
+    }
+
+    /// The queue name, with its leading slash.
+    pub fn queue(&self) -> &str {
+        &self.inner.queue
+    }
+
+    /// The queue name without its leading slash, as it prefixes the
+    /// `/dev/shm` entries.
+    pub fn stem(&self) -> &str {
+        &self.inner.queue[1..]
+    }
+
+    /// Whether `file_name` (an entry of `/dev/shm`) belongs to these names.
+    pub fn owns_shm_entry(&self, file_name: &str) -> bool {
+        let region = format!("{}.", self.stem());
+        let sem = format!("sem.{}.", self.stem());
+        file_name.starts_with(&region) || file_name.starts_with(&sem)
+    }
+
+    /// The `/dev/shm` entries that belong to these names, sorted.
+    pub fn shm_entries(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        if let Ok(dir) = fs::read_dir(SHM_DIR) {
+            for entry in dir.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if self.owns_shm_entry(&name) {
+                    found.push(name);
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    /// The client regions (`Q.<pid>.<16 hex>`) that exist now.
+    pub fn client_regions(&self) -> Vec<String> {
+        let lock = format!("{}.lock", self.stem());
+        self.shm_entries().into_iter().filter(|e| !e.starts_with("sem.") && *e != lock).collect()
+    }
+
+    /// Whether the server's liveness lock `/dev/shm/Q.lock` exists.
+    pub fn lock_exists(&self) -> bool {
+        Path::new(SHM_DIR).join(format!("{}.lock", self.stem())).exists()
+    }
+
+    /// Whether the queue exists.
+    pub fn queue_exists(&self) -> bool {
+        queue_exists(self.queue())
+    }
+
+    /// Everything left under these names, described for a failure message.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut left: Vec<String> =
+            self.shm_entries().into_iter().map(|e| format!("{SHM_DIR}/{e}")).collect();
+        if self.queue_exists() {
+            left.push(format!("message queue {}", self.queue()));
+        }
+        left
+    }
+
+    /// Removes everything left under these names; errors are ignored.
+    pub fn remove_all(&self) {
+        for entry in self.shm_entries() {
+            let _ = fs::remove_file(Path::new(SHM_DIR).join(entry));
+        }
+        let _ = posixmq::remove_queue(self.queue());
+    }
+
+    fn proc_started(&self) {
+        self.inner.live.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn proc_dropped(&self) {
+        if self.inner.live.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.remove_all();
+        }
+    }
+}
+
+/// Whether the message queue `name` exists: opening it fails with ENOENT
+/// when it does not. Any other outcome counts as existing.
+pub fn queue_exists(name: &str) -> bool {
+    match posixmq::PosixMq::open(name) {
+        Ok(_) => true,
+        Err(e) => e.raw_os_error() != Some(libc::ENOENT),
+    }
+}
+
+/// Polls `cond` every 10 ms until it holds or `timeout` runs out; returns
+/// its last value.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Panics, listing what is left, unless nothing exists under `names`.
+pub fn assert_no_leftovers(names: &Names) {
+    let left = names.leftovers();
+    assert!(left.is_empty(), "leftovers for queue {}:\n  {}", names.queue(), left.join("\n  "));
+}
+
+/// A command for `bin` with the test environment: `SHMXFER_QUEUE` removed,
+/// `RUST_BACKTRACE=1`, and `--queue` when `names` is given.
+pub fn command(bin: &str, names: Option<&Names>) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.env_remove("SHMXFER_QUEUE").env("RUST_BACKTRACE", "1").env_remove("RUST_LOG").stdin(Stdio::null());
+    if let Some(names) = names {
+        cmd.arg("--queue").arg(names.queue());
+    }
+    cmd
+}
+
+/// A client command on the test's queue with `args` appended.
+pub fn client<I, S>(names: &Names, args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = command(CLIENT, Some(names));
+    cmd.args(args);
+    cmd
+}
+
+/// Spawns a server on the test's queue serving `root`, with `extra_args`.
+pub fn server<I, S>(names: &Names, root: &Path, extra_args: I) -> Proc
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = command(SERVER, Some(names));
+    cmd.arg("--root").arg(root).args(extra_args);
+    Proc::spawn(cmd, Some(names))
+}
+
+/// Renders a command for a failure message.
+fn describe_command(cmd: &Command) -> String {
+    let mut s = String::new();
+    if let Some(dir) = cmd.get_current_dir() {
+        s.push_str(&format!("(cd {dir:?}) "));
+    }
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            s.push_str(&format!("{}={:?} ", k.to_string_lossy(), v));
+        }
+    }
+    s.push_str(&cmd.get_program().to_string_lossy());
+    for arg in cmd.get_args() {
+        s.push_str(&format!(" {arg:?}"));
+    }
+    s
+}
+
+type Buffer = Arc<Mutex<Vec<u8>>>;
+
+fn drain(mut from: impl Read + Send + 'static, into: Buffer) -> JoinHandle<()> {
+    thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match from.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => into.lock().unwrap().extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    })
+}
+
+/// A spawned binary whose stdout and stderr are drained by threads.
+///
+/// `Drop` sends SIGKILL if it still runs, reaps it, and, if it is the last
+/// live process of its [`Names`], removes what is left under them.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    cmd: String,
+    status: Option<ExitStatus>,
+    started: Instant,
+    ended: Option<Instant>,
+    stdout: Buffer,
+    stderr: Buffer,
+    drains: Vec<JoinHandle<()>>,
+    names: Option<Names>,
+}
+
+impl Proc {
+    /// Spawns `cmd` with piped stdout/stderr. `names` are the OS names the
+    /// process may create, removed when the last process using them is
+    /// dropped.
+    pub fn spawn(mut cmd: Command, names: Option<&Names>) -> Proc {
+        let desc = describe_command(&cmd);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {desc}: {e}"));
+        let stdout: Buffer = Arc::default();
+        let stderr: Buffer = Arc::default();
+        let drains = vec![
+            drain(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+            drain(child.stderr.take().unwrap(), Arc::clone(&stderr)),
+        ];
+        if let Some(names) = names {
+            names.proc_started();
+        }
+        Proc {
+            child,
+            cmd: desc,
+            status: None,
+            started: Instant::now(),
+            ended: None,
+            stdout,
+            stderr,
+            drains,
+            names: names.cloned(),
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for the process to exit.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if self.status.is_some() {
+            return self.status;
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.ended = Some(Instant::now());
+                    self.status = Some(status);
+                    // The pipes close when the process exits; collect the
+                    // rest of its output.
+                    for d in self.drains.drain(..) {
+                        let _ = d.join();
+                    }
+                    return self.status;
+                }
+                Ok(None) => {}
+                Err(e) => panic!("waiting for {}: {e}", self.cmd),
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.wait_timeout(Duration::ZERO).is_none()
+    }
+
+    /// Sends `signal` to the process (unless it has been reaped).
+    pub fn signal(&mut self, signal: Signal) {
+        if self.status.is_some() {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap_or_else(|e| panic!("kill -{signal} {}: {e}", self.cmd));
+    }
+
+    /// Sends SIGKILL and reaps the process.
+    pub fn kill(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let status = self.child.wait().ok();
+            self.ended = Some(Instant::now());
+            self.status = status;
+        }
+    }
+
+    /// The regular files below `dir` that the process has open, with their
+    /// current sizes, found through `/proc/<pid>/fd`. Unnamed (`O_TMPFILE`)
+    /// and unlinked files count: their link reads `<dir>/#<ino> (deleted)`.
+    pub fn open_files_under(&self, dir: &Path) -> Vec<(PathBuf, u64)> {
+        let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let fds = Path::new("/proc").join(self.pid().to_string()).join("fd");
+        let mut found = Vec::new();
+        let Ok(entries) = fs::read_dir(&fds) else {
+            return found;
+        };
+        for entry in entries.flatten() {
+            let Ok(target) = fs::read_link(entry.path()) else {
+                continue;
+            };
+            if !target.starts_with(&dir) {
+                continue;
+            }
+            if let Ok(meta) = fs::metadata(entry.path()) {
+                if meta.is_file() {
+                    found.push((target, meta.len()));
+                }
+            }
+        }
+        found
+    }
+
+    /// What the process printed on stdout so far.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    /// What the process printed on stderr so far.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits up to `timeout` for the process to exit and returns what it did.
+    /// On timeout the process is killed and the test fails.
+    pub fn finish(&mut self, timeout: Duration) -> Finished {
+        if self.wait_timeout(timeout).is_none() {
+            self.kill();
+            panic!("\n\n==========\nprocess did not exit within {timeout:?}; killed it\n{}", self.snapshot());
+        }
+        self.snapshot()
+    }
+
+    /// Everything known about the process now.
+    pub fn snapshot(&self) -> Finished {
+        Finished {
+            cmd: self.cmd.clone(),
+            status: self.status,
+            elapsed: self.ended.unwrap_or_else(Instant::now) - self.started,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if let Some(names) = &self.names {
+            names.proc_dropped();
+        }
+    }
+}
+
+/// The outcome of a process: its command, exit status and output.
+#[derive(Clone, Debug)]
+pub struct Finished {
+    pub cmd: String,
+    /// `None` while the process still runs.
+    pub status: Option<ExitStatus>,
+    /// From spawn to exit (or to now, if it still runs).
+    pub elapsed: Duration,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The exit code, `None` if killed by a signal or still running.
+    pub fn code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+
+    /// Fails the test, printing the process, unless it exited with `code`.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        if self.code() != Some(code) {
+            panic!("\n\n==========\nexpected exit code {code}\n{self}");
+        }
+        self
+    }
+
+    /// Fails the test, printing the process, unless `cond` holds.
+    #[track_caller]
+    pub fn check(&self, cond: bool, what: &str) -> &Self {
+        if !cond {
+            panic!("\n\n==========\ncheck failed: {what}\n{self}");
+        }
+        self
+    }
+
+    /// Fails the test unless every line on stderr starts with `prefix`.
+    #[track_caller]
+    pub fn assert_stderr_prefixed(&self, prefix: &str) -> &Self {
+        if let Some(line) = self.stderr.lines().find(|l| !l.starts_with(prefix)) {
+            panic!("\n\n==========\nstderr line not prefixed with {prefix:?}: {line:?}\n{self}");
+        }
+        self
+    }
+
+    /// Fails the test unless stdout consists of exactly `lines`.
+    #[track_caller]
+    pub fn assert_stdout_lines(&self, lines: &[String]) -> &Self {
+        let got: Vec<&str> = self.stdout.lines().collect();
+        let want: Vec<&str> = lines.iter().map(String::as_str).collect();
+        if got != want {
+            panic!("\n\n==========\nstdout differs\nexpected lines:\n{}\n{self}", want.join("\n"));
+        }
+        self
+    }
+}
+
+impl fmt::Display for Finished {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match self.status {
+            Some(s) => format!("{s}"),
+            None => "still running".to_string(),
+        };
+        write!(
+            f,
+            "command: {}\nstatus: {}\nelapsed: {:?}\n\nstdout:\n{}\n\nstderr:\n{}\n==========\n",
+            self.cmd,
+            status,
+            self.elapsed,
+            clip(&self.stdout),
+            clip(&self.stderr)
+        )
+    }
+}
+
+/// Keeps failure messages readable when a process printed a lot.
+fn clip(s: &str) -> &str {
+    const MAX: usize = 16 * 1024;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A test's world: its names and a temporary directory holding `root`
+/// (what the server serves), `out` (where the client writes) and `cwd` (the
+/// working directory of spawned processes).
+#[derive(Debug)]
+pub struct TestEnv {
+    // Processes run inside this directory; a test declares its `Proc`s
+    // after its `TestEnv`, so they are gone before the directory is removed.
+    tmp: tempfile::TempDir,
+    pub names: Names,
+    root: PathBuf,
+    out: PathBuf,
+    cwd: PathBuf,
+}
+
+impl TestEnv {
+    /// A fresh world for the test `test_name`.
+    pub fn new(test_name: &str) -> TestEnv {
+        let tmp = tempfile::Builder::new().prefix("shmxfer-test-").tempdir().expect("create temp dir");
+        let root = tmp.path().join("root");
+        let out = tmp.path().join("out");
+        let cwd = tmp.path().join("cwd");
+        for d in [&root, &out, &cwd] {
+            fs::create_dir(d).expect("create test dir");
+        }
+        TestEnv { tmp, names: Names::new(test_name), root, out, cwd }
+    }
+
+    /// The temporary directory holding everything else.
+    pub fn tmp(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// The directory the server serves.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory `fetch` writes to.
+    pub fn out(&self) -> &Path {
+        &self.out
+    }
+
+    /// The working directory of spawned processes.
+    pub fn cwd(&self) -> &Path {
+        &self.cwd
+    }
+
+    /// Path of `rel` below the served root.
+    pub fn in_root(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Path of `name` in the out dir.
+    pub fn in_out(&self, name: &str) -> PathBuf {
+        self.out.join(name)
+    }
+
+    /// Creates `rel` below the root with `contents`, making parent dirs.
+    pub fn create(&self, rel: &str, contents: &[u8]) -> PathBuf {
+        let path = self.root.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent dir");
+        }
+        fs::write(&path, contents).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+        path
+    }
+
+    /// Creates `rel` below the root with `len` pseudo-random bytes from
+    /// `seed`.
+    pub fn create_random(&self, rel: &str, len: u64, seed: u64) -> PathBuf {
+        let path = self.root.join(rel);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).expect("create parent dir");
+        }
+        write_random_file(&path, len, seed);
+        path
+    }
+
+    /// Spawns a server on this test's queue serving `root()`.
+    pub fn server(&self, extra_args: &[&str]) -> Proc {
+        self.server_in(&self.root, extra_args)
+    }
+
+    /// Spawns a server on this test's queue serving `root`.
+    pub fn server_in(&self, root: &Path, extra_args: &[&str]) -> Proc {
+        let mut cmd = command(SERVER, Some(&self.names));
+        cmd.arg("--root").arg(root).args(extra_args).current_dir(&self.cwd);
+        Proc::spawn(cmd, Some(&self.names))
+    }
+
+    /// Spawns a server and waits until its queue exists, so that it has
+    /// set itself up (signal handlers included).
+    pub fn ready_server(&self, extra_args: &[&str]) -> Proc {
+        let mut server = self.server(extra_args);
+        wait_for_queue(&self.names, &mut server);
+        server
+    }
+
+    /// A client command on this test's queue, run in `cwd()`.
+    pub fn client_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = client(&self.names, args);
+        cmd.current_dir(&self.cwd);
+        cmd
+    }
+
+    /// Spawns a client with `args`.
+    pub fn client(&self, args: &[&str]) -> Proc {
+        Proc::spawn(self.client_cmd(args), Some(&self.names))
+    }
+
+    /// Runs a client with `args` to completion (at most `TIMEOUT`).
+    pub fn run_client(&self, args: &[&str]) -> Finished {
+        self.client(args).finish(TIMEOUT)
+    }
+
+    /// Spawns a client fetching `files` into `out()`.
+    pub fn fetch_proc(&self, files: &[&str]) -> Proc {
+        let out = self.out.to_str().expect("utf-8 temp path").to_string();
+        let mut args = vec!["-o", out.as_str()];
+        args.extend_from_slice(files);
+        self.client(&args)
+    }
+
+    /// Fetches `files` into `out()` and returns the outcome.
+    pub fn fetch(&self, files: &[&str]) -> Finished {
+        self.fetch_proc(files).finish(TIMEOUT)
+    }
+
+    /// Fails unless `out()/<final component of rel>` equals `root()/rel`.
+    #[track_caller]
+    pub fn assert_delivered(&self, rel: &str) {
+        let name = Path::new(rel).file_name().expect("file name");
+        assert_same_file(&self.root.join(rel), &self.out.join(name));
+    }
+
+    /// Fails unless nothing is left under this test's names.
+    #[track_caller]
+    pub fn assert_no_leftovers(&self) {
+        assert_no_leftovers(&self.names);
+    }
+
+    /// The names of the entries of the out dir, sorted.
+    pub fn out_entries(&self) -> Vec<String> {
+        dir_entries(&self.out)
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        // Processes declared after the environment are gone by now.
+        self.names.remove_all();
+    }
+}
+
+/// Waits until the queue of `names` exists; fails if `server` exits first
+/// or it takes longer than `TIMEOUT`.
+#[track_caller]
+pub fn wait_for_queue(names: &Names, server: &mut Proc) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !names.queue_exists() {
+        if !server.is_running() {
+            panic!("\n\n==========\nserver exited before its queue appeared\n{}", server.snapshot());
+        }
+        if Instant::now() >= deadline {
+            server.kill();
+            panic!(
+                "\n\n==========\nqueue {} did not appear within {TIMEOUT:?}\n{}",
+                names.queue(),
+                server.snapshot()
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The names of the entries of `dir`, sorted.
+pub fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("read dir {dir:?}: {e}"))
+        .map(|e| e.expect("dir entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The success line the client prints for `rel` of `len` bytes.
+pub fn received_line(rel: &str, len: u64) -> String {
+    format!("{}: received {len} bytes", final_component(rel))
+}
+
+/// The final path component of `rel`.
+pub fn final_component(rel: &str) -> &str {
+    rel.rsplit('/').next().unwrap_or(rel)
+}
+
+/// A small deterministic generator (SplitMix64): the same seed gives the
+/// same bytes on every run.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
+
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        let mut chunks = buf.chunks_exact_mut(8);
+        for c in &mut chunks {
+            c.copy_from_slice(&self.next_u64().to_le_bytes());
+        }
+        let rest = chunks.into_remainder();
+        let last = self.next_u64().to_le_bytes();
+        rest.copy_from_slice(&last[..rest.len()]);
+    }
+}
+
+/// `len` pseudo-random bytes from `seed`.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut buf = vec![0u8; len];
+    Rng::new(seed).fill(&mut buf);
+    buf
+}
+
+/// Writes `len` pseudo-random bytes from `seed` to `path`, 1 MiB at a time.
+pub fn write_random_file(path: &Path, len: u64, seed: u64) {
+    let mut rng = Rng::new(seed);
+    let file = fs::File::create(path).unwrap_or_else(|e| panic!("create {path:?}: {e}"));
+    let mut w = io::BufWriter::with_capacity(1 << 20, file);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill(&mut buf[..n]);
+        w.write_all(&buf[..n]).unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+        left -= n as u64;
+    }
+    w.flush().unwrap_or_else(|e| panic!("write {path:?}: {e}"));
+}
+
+/// Fails unless `actual` exists and has the same bytes as `expected`. The
+/// message gives sizes and the first differing offset, never the contents.
+#[track_caller]
+pub fn assert_same_file(expected: &Path, actual: &Path) {
+    let want_len = fs::metadata(expected).unwrap_or_else(|e| panic!("expected file {expected:?}: {e}")).len();
+    let got_meta = match fs::metadata(actual) {
+        Ok(m) => m,
+        Err(e) => panic!("file {actual:?} was not delivered ({e}); expected a copy of {expected:?}"),
+    };
+    assert!(got_meta.is_file(), "{actual:?} is not a regular file; expected a copy of {expected:?}");
+    let mut a = io::BufReader::new(fs::File::open(expected).expect("open expected"));
+    let mut b = io::BufReader::new(fs::File::open(actual).expect("open actual"));
+    let mut ba = vec![0u8; 1 << 16];
+    let mut bb = vec![0u8; 1 << 16];
+    let mut offset: u64 = 0;
+    loop {
+        let na = read_full(&mut a, &mut ba);
+        let nb = read_full(&mut b, &mut bb);
+        let n = na.min(nb);
+        if let Some(i) = (0..n).find(|&i| ba[i] != bb[i]) {
+            let at = offset + i as u64;
+            let hi = (i + 8).min(n);
+            panic!(
+                "{actual:?} differs from {expected:?} at byte {at} \
+                 (sizes {} vs {want_len}): expected {:02x?}, got {:02x?}",
+                got_meta.len(),
+                &ba[i..hi],
+                &bb[i..hi]
+            );
+        }
+        if na != nb {
+            panic!(
+                "{actual:?} has {} bytes, {expected:?} has {want_len}; \
+                 the first {} bytes match",
+                got_meta.len(),
+                offset + n as u64
+            );
+        }
+        if na == 0 {
+            return;
+        }
+        offset += n as u64;
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> usize {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    n
+}
+
+/// The fixture checks itself: a leftover check that sees nothing would make
+/// every scenario pass vacuously.
+mod selftest {
+    use super::*;
+
+    #[test]
+    fn fixture_sees_and_removes_leftovers() {
+        let names = Names::new("fixture_sees_and_removes_leftovers");
+        let other = Names::new("fixture_sees_and_removes_leftovers");
+        assert_ne!(names.queue(), other.queue());
+        assert!(names.leftovers().is_empty());
+
+        let shm = Path::new(SHM_DIR);
+        let region = format!("{}.{}.0123456789abcdef", names.stem(), std::process::id());
+        let sem = format!("sem.{region}.items");
+        let lock = format!("{}.lock", names.stem());
+        for entry in [&region, &sem, &lock] {
+            fs::write(shm.join(entry), b"").unwrap();
+        }
+        // A name that merely shares a prefix with ours is not ours.
+        let lookalike = format!("{}0.lock", names.stem());
+        fs::write(shm.join(&lookalike), b"").unwrap();
+        let _queue = posixmq::PosixMq::create(names.queue()).unwrap();
+
+        assert!(names.queue_exists());
+        assert!(names.lock_exists());
+        assert_eq!(names.client_regions(), [region.as_str()]);
+        let left = names.leftovers();
+        assert_eq!(left.len(), 4, "{left:?}");
+        assert!(!left.iter().any(|l| l.contains(&lookalike)), "{left:?}");
+
+        names.remove_all();
+        assert!(names.leftovers().is_empty(), "{:?}", names.leftovers());
+        assert!(!names.queue_exists());
+        fs::remove_file(shm.join(&lookalike)).unwrap();
+    }
+
+    #[test]
+    fn proc_sees_files_it_holds_open_below_a_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg("exec 3>part; printf data >&3; rm part; echo ready; exec sleep 30")
+            .current_dir(tmp.path());
+        let mut p = Proc::spawn(cmd, None);
+        assert!(wait_until(TIMEOUT, || p.stdout().contains("ready")));
+        let open = p.open_files_under(tmp.path());
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0].1, 4);
+        assert!(open[0].0.to_string_lossy().ends_with("(deleted)"), "{open:?}");
+        p.kill();
+        assert!(!p.is_running());
+    }
+
+    #[test]
+    fn longest_test_name_gives_names_within_limits() {
+        let names = Names::new(&"x".repeat(300));
+        assert!(names.queue().len() < 80, "{}", names.queue());
+        assert!(!names.stem().contains('/'));
+    }
+
+    #[test]
+    fn same_file_check_reports_the_first_difference() {
+        let tmp = tempfile::tempdir().unwrap();
+        let a = tmp.path().join("a");
+        let b = tmp.path().join("b");
+        write_random_file(&a, 100_000, 1);
+        write_random_file(&b, 100_000, 1);
+        assert_same_file(&a, &b);
+        let mut bytes = fs::read(&b).unwrap();
+        bytes[70_000] ^= 1;
+        fs::write(&b, &bytes).unwrap();
+        let err = std::panic::catch_unwind(|| assert_same_file(&a, &b)).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("at byte 70000"), "{msg}");
+        fs::write(&b, &bytes[..5]).unwrap();
+        let err = std::panic::catch_unwind(|| assert_same_file(&a, &b)).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert!(msg.contains("has 5 bytes"), "{msg}");
+    }
+}
