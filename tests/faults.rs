@@ -441,9 +441,12 @@ fn read_only_out_dir_fails_every_file_with_a_clear_reason() {
     assert_no_leftovers(&env.names);
 }
 
+/// A frame as raw header bytes and payload.
+type RawFrame = ([u8; 16], Vec<u8>);
+
 /// A fake server that follows the protocol up to the first request, then
 /// writes `frames` (raw header bytes and payload) into the client's region.
-fn hostile_server(env: &TestEnv, frames: Vec<([u8; 16], Vec<u8>)>) -> thread::JoinHandle<()> {
+fn hostile_server(env: &TestEnv, frames: Vec<RawFrame>) -> thread::JoinHandle<()> {
     let queue = env.names.queue().to_owned();
     let lock = shmxfer::server::lock_queue(&queue).unwrap();
     let mq = posixmq::OpenOptions::readonly()
@@ -485,11 +488,11 @@ fn hostile_server(env: &TestEnv, frames: Vec<([u8; 16], Vec<u8>)>) -> thread::Jo
     })
 }
 
-fn frame(kind: FrameKind, seq: u32, payload: Vec<u8>) -> ([u8; 16], Vec<u8>) {
+fn frame(kind: FrameKind, seq: u32, payload: Vec<u8>) -> RawFrame {
     (FrameHeader { kind, len: payload.len() as u32, seq }.encode(), payload)
 }
 
-fn control(reply: Reply, seq: u32) -> ([u8; 16], Vec<u8>) {
+fn control(reply: Reply, seq: u32) -> RawFrame {
     let mut payload = Vec::new();
     reply.encode_payload(&mut payload);
     frame(reply.kind(), seq, payload)
@@ -497,7 +500,7 @@ fn control(reply: Reply, seq: u32) -> ([u8; 16], Vec<u8>) {
 
 #[test]
 fn hostile_server_frames_end_the_session_with_exit_4_and_no_file() {
-    let cases: Vec<(&str, Vec<([u8; 16], Vec<u8>)>)> = vec![
+    let cases: Vec<(&str, Vec<RawFrame>)> = vec![
         ("garbage header", vec![([0xee; 16], vec![])]),
         ("length over the slot", {
             let mut h = FrameHeader { kind: FrameKind::Start, len: 8, seq: 1 }.encode();
