@@ -213,6 +213,10 @@ impl Server {
         region: String,
         stop: &Arc<AtomicBool>,
     ) {
+        if !is_session_name(&self.config.queue, client_pid, &region) {
+            warn!("dropped an open message from pid {client_pid} naming {region:?}, not a session object of this queue");
+            return;
+        }
         if sessions.contains_key(&region) {
             warn!("dropped a second open message for session {region}");
             return;
@@ -278,6 +282,15 @@ impl Drop for Server {
         // the descriptor releases the lock.
         let _ = &self.lock;
     }
+}
+
+/// Whether `region` has the form `<queue>.<client_pid>.<16 hex digits>`: the
+/// server maps, and may unlink, only objects named like this.
+fn is_session_name(queue: &str, client_pid: u32, region: &str) -> bool {
+    region
+        .strip_prefix(queue)
+        .and_then(|r| r.strip_prefix(&format!(".{client_pid}.")))
+        .is_some_and(|hex| hex.len() == 16 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn queue_error(queue: &str, e: std::io::Error) -> Error {
@@ -624,6 +637,25 @@ fn walk(dir: &Path, rel: &Path, depth: usize, out: &mut Vec<(String, u64)>) {
             if name.len() <= MAX_PATH_LEN {
                 out.push((name.to_owned(), meta.len()));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_session_names_of_this_queue_and_pid_are_accepted() {
+        assert!(is_session_name("/q", 12, "/q.12.0123456789abcdef"));
+        for bad in [
+            "/q.13.0123456789abcdef",
+            "/q.12.0123",
+            "/r.12.0123456789abcdef",
+            "/q.lock",
+            "/q.12.0123456789abcdeg",
+        ] {
+            assert!(!is_session_name("/q", 12, bad), "{bad}");
         }
     }
 }
