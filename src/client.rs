@@ -120,13 +120,13 @@ impl std::fmt::Debug for Client {
 /// `wait` runs out. `on_wait` is called once, the first time it has to wait.
 fn open_queue(
     config: &ClientConfig,
+    started: Instant,
     cancel: &AtomicBool,
+    told: &mut bool,
     on_wait: &mut dyn FnMut(),
 ) -> Result<(PosixMq, Arc<ShmObject>)> {
     validate_queue_name(&config.queue)?;
-    let started = Instant::now();
     let mut backoff = Duration::from_millis(5);
-    let mut told = false;
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
@@ -138,9 +138,9 @@ fn open_queue(
                 if waited >= config.wait {
                     return Err(Error::NoServer { queue: config.queue.clone(), waited });
                 }
-                if !told {
+                if !*told {
                     on_wait();
-                    told = true;
+                    *told = true;
                 }
                 std::thread::sleep(backoff.min(config.wait - waited));
                 backoff = (backoff * 2).min(Duration::from_millis(200));
@@ -173,6 +173,31 @@ fn server_liveness(lock: Arc<ShmObject>, queue: String) -> Liveness {
         Ok(false) => Err(Error::PeerGone(format!("the server of queue {queue} died or stopped"))),
         _ => Ok(()),
     })
+}
+
+/// How long a live server may take to attach to a new session.
+const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until the server has mapped the region (it writes its pid into the
+/// header), polling with a short growing pause.
+fn wait_attached(region: &Region, alive: &Liveness, cancel: &AtomicBool) -> Result<()> {
+    let start = Instant::now();
+    let mut pause = Duration::from_micros(20);
+    while region.server_pid() == 0 {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(Error::Cancelled);
+        }
+        alive()?;
+        if start.elapsed() > ATTACH_TIMEOUT {
+            return Err(Error::Protocol(format!(
+                "the server did not open the session within {} s",
+                ATTACH_TIMEOUT.as_secs()
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+    Ok(())
 }
 
 /// Sends one message, waiting in slices while the queue is full.
@@ -212,7 +237,7 @@ fn send(queue: &PosixMq, cmd: &Command, cancel: &AtomicBool, alive: &Liveness) -
 /// [`Error::NoServer`] when no server shows up within `config.wait`;
 /// [`Error::PeerGone`] when it does not stop within 10 seconds.
 pub fn stop_server(config: &ClientConfig, cancel: &AtomicBool, on_wait: &mut dyn FnMut()) -> Result<()> {
-    let (queue, lock) = open_queue(config, cancel, on_wait)?;
+    let (queue, lock) = open_queue(config, Instant::now(), cancel, &mut false, on_wait)?;
     let alive = server_liveness(Arc::clone(&lock), config.queue.clone());
     send(&queue, &Command::Stop { client_pid: std::process::id() }, cancel, &alive)?;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -240,33 +265,45 @@ impl Client {
         cancel: Arc<AtomicBool>,
         on_wait: &mut dyn FnMut(),
     ) -> Result<Client> {
-        let (queue, lock) = open_queue(config, &cancel, on_wait)?;
-        let pid = std::process::id();
-        let geometry = Geometry::for_slots(config.slots);
-        let names = SessionNames::fresh(&config.queue, pid)?;
-        let region = Region::create(&names.region, geometry, pid)?;
-        let sems = RingSems {
-            items: Semaphore::create_exclusive(&names.items, 0)?,
-            spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots())?,
-        };
-        let alive = server_liveness(Arc::clone(&lock), config.queue.clone());
-        let open = Command::Open {
-            client_pid: pid,
-            region_size: geometry.region_size() as u32,
-            region: names.region.clone(),
-        };
-        send(&queue, &open, &cancel, &alive)?;
-        let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive);
-        Ok(Client {
-            queue_name: config.queue.clone(),
-            queue,
-            consumer,
-            cancel,
-            names,
-            next_seq: 1,
-            closed: false,
-            _server_lock: lock,
-        })
+        let started = Instant::now();
+        let mut told = false;
+        loop {
+            let (queue, lock) = open_queue(config, started, &cancel, &mut told, on_wait)?;
+            let pid = std::process::id();
+            let geometry = Geometry::for_slots(config.slots);
+            let names = SessionNames::fresh(&config.queue, pid)?;
+            let region = Region::create(&names.region, geometry, pid)?;
+            let sems = RingSems {
+                items: Semaphore::create_exclusive(&names.items, 0)?,
+                spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots())?,
+            };
+            let alive = server_liveness(Arc::clone(&lock), config.queue.clone());
+            let open = Command::Open {
+                client_pid: pid,
+                region_size: geometry.region_size() as u32,
+                region: names.region.clone(),
+            };
+            send(&queue, &open, &cancel, &alive)?;
+            match wait_attached(&region, &alive, &cancel) {
+                Ok(()) => {}
+                // The server went away before it took the session (a server
+                // in its default mode that was just finishing): our objects
+                // are dropped here, and we look for a server again.
+                Err(Error::PeerGone(_)) => continue,
+                Err(e) => return Err(e),
+            }
+            let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive);
+            return Ok(Client {
+                queue_name: config.queue.clone(),
+                queue,
+                consumer,
+                cancel,
+                names,
+                next_seq: 1,
+                closed: false,
+                _server_lock: lock,
+            });
+        }
     }
 
     /// The session's object names.

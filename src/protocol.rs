@@ -193,7 +193,9 @@ impl Command {
             return Err(DecodeError::UnsupportedVersion(version));
         }
         let kind = r.u8()?;
-        let _reserved = r.u16()?;
+        if r.u16()? != 0 {
+            return Err(DecodeError::BadField("reserved"));
+        }
         let client_pid = r.u32()?;
         let word = r.u32()?;
         let region_len = usize::from(r.u16()?);
@@ -314,6 +316,9 @@ impl FrameHeader {
         let kind = FrameKind::from_u8(r.u8()?)?;
         let len = r.u32()?;
         let seq = r.u32()?;
+        if r.u32()? != 0 {
+            return Err(DecodeError::BadField("reserved"));
+        }
         if len as usize > max_payload {
             return Err(DecodeError::TooLong { field: "frame payload", len: len as usize, max: max_payload });
         }
@@ -616,6 +621,17 @@ mod tests {
         assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("path")));
         msg[5] = KIND_STOP;
         assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("region name")));
+    }
+
+    /// Found by `cargo fuzz run decode`: a message with non-zero reserved
+    /// bytes decoded, and so did not encode back to itself.
+    #[test]
+    fn reserved_bytes_must_be_zero() {
+        let msg = [83, 88, 81, 49, 1, 1, 0, 249, 0, 0, 0, 15, 63, 0, 0, 0, 2, 0, 0, 0, 1, 16];
+        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("reserved")));
+        let mut header = FrameHeader { kind: FrameKind::End, len: 16, seq: 3 }.encode();
+        header[15] = 1;
+        assert_eq!(FrameHeader::decode(&header, 100), Err(DecodeError::BadField("reserved")));
     }
 
     #[test]

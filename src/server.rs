@@ -147,7 +147,12 @@ impl Server {
                 break Ok(());
             }
             sessions.retain(|_, s| !s.reap_if_finished());
-            if !self.config.persistent && any_closed && sessions.is_empty() {
+            // A client whose message is already queued is served first.
+            if !self.config.persistent
+                && any_closed
+                && sessions.is_empty()
+                && self.queue.attributes().map_or(true, |a| a.current_messages == 0)
+            {
                 info!("last client left; stopping");
                 break Ok(());
             }
@@ -351,6 +356,7 @@ fn answer_busy(region: &str, region_size: u32, client_pid: u32, max: usize) -> R
     let names = SessionNames::for_region(region);
     let region = Arc::new(Region::open(&names.region, region_size, client_pid)?);
     let sems = RingSems { items: Semaphore::open(&names.items)?, spaces: Semaphore::open(&names.spaces)? };
+    region.set_server_pid(std::process::id());
     if !sems.spaces.try_wait() {
         return Err(Error::Protocol("no free slot for the busy answer".into()));
     }

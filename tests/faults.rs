@@ -472,6 +472,7 @@ fn hostile_server(env: &TestEnv, frames: Vec<RawFrame>) -> thread::JoinHandle<()
         let region = Region::open(&names.region, size, pid).unwrap();
         let items = Semaphore::open(&names.items).unwrap();
         let spaces = Semaphore::open(&names.spaces).unwrap();
+        region.set_server_pid(std::process::id());
         let slots = region.geometry().slots();
         for (i, (header, payload)) in frames.into_iter().enumerate() {
             while !spaces.try_wait() {
