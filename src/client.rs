@@ -68,6 +68,8 @@ pub trait Progress {
     fn start(&mut self, _name: &str, _size: u64) {}
     /// `bytes` more bytes arrived.
     fn advance(&mut self, _bytes: u64) {}
+    /// The file is done, for better or worse; its outcome is reported next.
+    fn finish(&mut self) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -402,6 +404,7 @@ impl Client {
                     self.receive(seq, name, delivery, progress, &mut buf)?
                 }
             };
+            progress.finish();
             report(path, &outcome);
             outcomes[i] = Some(outcome);
         }

@@ -612,3 +612,38 @@ fn eight_clients_with_two_killed_midway_all_others_arrive_intact() {
     stop(&env, &mut server);
     assert_no_leftovers(&env.names);
 }
+
+#[test]
+fn client_whose_server_leaves_before_taking_the_session_finds_the_next_server() {
+    let env = TestEnv::new("server_leaves_before_attach");
+    env.create("a.txt", b"second server\n");
+    // A server that takes the Open message and leaves without attaching, as a
+    // default-mode server does when its last client has just said goodbye.
+    let queue = env.names.queue().to_owned();
+    let lock = shmxfer::server::lock_queue(&queue).unwrap();
+    let mq = posixmq::OpenOptions::readonly()
+        .create_new()
+        .mode(0o600)
+        .capacity(10)
+        .max_msg_len(8192)
+        .open(&queue)
+        .unwrap();
+    let mut client = env.fetch_proc(&["--wait", "20", "a.txt"]);
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let (_, n) = mq.recv(&mut buf).unwrap();
+        if matches!(Command::decode(&buf[..n]), Ok(Command::Open { .. })) {
+            break;
+        }
+    }
+    posixmq::remove_queue(&queue).unwrap();
+    drop(mq);
+    drop(lock);
+    thread::sleep(Duration::from_millis(300));
+    assert!(client.is_running(), "the client gave up instead of looking for a server\n{}", client.snapshot());
+    let mut server = env.ready_server(&[]);
+    client.finish(TIMEOUT).assert_code(0);
+    env.assert_delivered("a.txt");
+    server.finish(TIMEOUT).assert_code(0);
+    assert_no_leftovers(&env.names);
+}

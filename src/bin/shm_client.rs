@@ -117,10 +117,8 @@ impl Progress for Bar {
             bar.inc(bytes);
         }
     }
-}
 
-impl Bar {
-    fn clear(&mut self) {
+    fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -235,7 +233,7 @@ fn main() -> ExitCode {
     let fetched = client.fetch(&args.files, &delivery, &mut bar, &mut |p, o| {
         report(p, o);
     });
-    bar.clear();
+    bar.finish();
     let fetched = fetched.and_then(|outcomes| client.close().map(|()| outcomes));
     match fetched {
         Ok(_) if all_delivered => ExitCode::from(EXIT_OK),
