@@ -107,9 +107,8 @@ pub struct Client {
     names: SessionNames,
     next_seq: u32,
     closed: bool,
-    _server_lock: Arc<ShmObject>,
-    // Dropped after `consumer` (which closes its semaphore handles first);
-    // owner handles unlink the names.
+    /// Whether the server still holds its lock; checked while a send waits.
+    server_alive: Liveness,
 }
 
 impl std::fmt::Debug for Client {
@@ -303,7 +302,7 @@ impl Client {
                 names,
                 next_seq: 1,
                 closed: false,
-                _server_lock: lock,
+                server_alive: server_liveness(lock, config.queue.clone()),
             });
         }
     }
@@ -314,8 +313,7 @@ impl Client {
     }
 
     fn send(&self, cmd: &Command) -> Result<()> {
-        let alive = server_liveness(Arc::clone(&self._server_lock), self.queue_name.clone());
-        send(&self.queue, cmd, &self.cancel, &alive)
+        send(&self.queue, cmd, &self.cancel, &self.server_alive)
     }
 
     fn request(&mut self, path: &str) -> Result<u32> {

@@ -613,13 +613,11 @@ fn serve_list(tx: &mut Producer, root: &File, seq: u32) -> Result<()> {
     entries.sort();
     let mut count = 0u64;
     for (path, size) in entries {
-        let reply = Reply::ListEntry { size, path };
-        let mut probe = Vec::new();
-        reply.encode_payload(&mut probe);
-        if probe.len() > tx.payload() {
+        // size (8 bytes) and path: entries too long for one slot are skipped.
+        if 8 + path.len() > tx.payload() {
             continue;
         }
-        tx.send(seq, &reply)?;
+        tx.send(seq, &Reply::ListEntry { size, path })?;
         count += 1;
     }
     tx.send(seq, &Reply::ListEnd { count })
