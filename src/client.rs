@@ -109,6 +109,8 @@ pub struct Client {
     closed: bool,
     /// Whether the server still holds its lock; checked while a send waits.
     server_alive: Liveness,
+    /// This process's id, named in every message.
+    pid: u32,
 }
 
 impl std::fmt::Debug for Client {
@@ -303,6 +305,7 @@ impl Client {
                 next_seq: 1,
                 closed: false,
                 server_alive: server_liveness(lock, config.queue.clone()),
+                pid,
             });
         }
     }
@@ -320,7 +323,7 @@ impl Client {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1).max(1);
         self.send(&Command::Get {
-            client_pid: std::process::id(),
+            client_pid: self.pid,
             seq,
             region: self.names.region.clone(),
             path: path.to_owned(),
@@ -515,7 +518,7 @@ impl Client {
     pub fn list(&mut self) -> Result<Vec<(String, u64)>> {
         let seq = self.next_seq;
         self.next_seq += 1;
-        self.send(&Command::List { client_pid: std::process::id(), seq, region: self.names.region.clone() })?;
+        self.send(&Command::List { client_pid: self.pid, seq, region: self.names.region.clone() })?;
         let mut buf = Vec::new();
         let mut out = Vec::new();
         loop {
@@ -541,7 +544,7 @@ impl Client {
     /// [`Error::Os`] from the queue, [`Error::PeerGone`].
     pub fn close(mut self) -> Result<()> {
         self.closed = true;
-        self.send(&Command::Close { client_pid: std::process::id(), region: self.names.region.clone() })
+        self.send(&Command::Close { client_pid: self.pid, region: self.names.region.clone() })
     }
 }
 
@@ -550,8 +553,7 @@ impl Drop for Client {
         if !self.closed {
             // Best effort: tell the server the session ends, without waiting.
             if let Ok(bytes) =
-                (Command::Close { client_pid: std::process::id(), region: self.names.region.clone() })
-                    .encode()
+                (Command::Close { client_pid: self.pid, region: self.names.region.clone() }).encode()
             {
                 let _ = self.queue.send_timeout(0, &bytes, Duration::from_millis(10));
             }

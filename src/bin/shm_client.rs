@@ -125,6 +125,14 @@ impl Progress for Bar {
     }
 }
 
+/// Prints one result line on stdout. A closed stdout (`shm_client … | head -1`)
+/// does not stop the transfers, nor leave objects behind as SIGPIPE would: the
+/// lines are dropped and the exit status still tells what happened.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 fn exit_code_for(e: &Error) -> u8 {
     match e {
         Error::NoServer { .. } => EXIT_NO_SERVER,
@@ -205,7 +213,7 @@ fn main() -> ExitCode {
         return match listed.and_then(|l| closed.map(|()| l)) {
             Ok(entries) => {
                 for (path, size) in entries {
-                    println!("{size}\t{path}");
+                    say(format_args!("{size}\t{path}"));
                 }
                 ExitCode::from(EXIT_OK)
             }
@@ -221,12 +229,12 @@ fn main() -> ExitCode {
         match outcome {
             Outcome::Delivered { bytes } => {
                 if !quiet {
-                    println!("{name}: received {bytes} bytes");
+                    say(format_args!("{name}: received {bytes} bytes"));
                 }
             }
-            Outcome::NotFound => println!("{name}: not found on server"),
-            Outcome::Refused(why) => println!("{name}: refused by server: {why}"),
-            Outcome::Failed(why) => println!("{name}: failed: {why}"),
+            Outcome::NotFound => say(format_args!("{name}: not found on server")),
+            Outcome::Refused(why) => say(format_args!("{name}: refused by server: {why}")),
+            Outcome::Failed(why) => say(format_args!("{name}: failed: {why}")),
         }
         all_delivered &= outcome.is_delivered();
     };
