@@ -647,3 +647,32 @@ fn client_whose_server_leaves_before_taking_the_session_finds_the_next_server() 
     server.finish(TIMEOUT).assert_code(0);
     assert_no_leftovers(&env.names);
 }
+
+#[test]
+fn closed_stdout_does_not_stop_the_transfers() {
+    let env = TestEnv::new("closed_stdout");
+    env.create("a.txt", b"a\n");
+    env.create("b.txt", b"b\n");
+    let mut server = env.ready_server(&[]);
+    let out = env.out().to_str().unwrap().to_owned();
+    let mut cmd = env.client_cmd(&["-o", &out, "a.txt", "b.txt"]);
+    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take()); // as `shm_client … | head -0` would
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("client with a closed stdout did not exit");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(0), "{status}");
+    env.assert_delivered("a.txt");
+    env.assert_delivered("b.txt");
+    server.finish(TIMEOUT).assert_code(0);
+    assert_no_leftovers(&env.names);
+}
