@@ -33,7 +33,7 @@ use crate::sys::{self, retry_eintr};
 
 /// The region never exceeds this many bytes, header included.
 pub const REGION_MAX: usize = 4096;
-/// Bytes at the start of the region that hold the [`Header`].
+/// Bytes at the start of the region that hold its header.
 pub const HEADER_LEN: usize = 48;
 /// Most slots a ring may have: more would leave a slot too small for a
 /// control frame with a reason or a listed path.

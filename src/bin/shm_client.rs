@@ -69,7 +69,7 @@ struct Args {
     #[arg(short, long)]
     quiet: bool,
 
-    /// Print the server's files with their sizes ('SIZE<TAB>PATH' per line) instead of fetching.
+    /// Print the server's files with their sizes (SIZE, a tab, PATH per line) instead of fetching.
     #[arg(long, conflicts_with_all = ["files", "stop_server", "no_clobber"])]
     list: bool,
 
