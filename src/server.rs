@@ -470,12 +470,14 @@ impl SessionCtx {
         match outcome {
             Ok(()) => debug!("session {region}: closed"),
             Err(Error::Cancelled) => debug!("session {region}: cancelled"),
-            Err(Error::PeerGone(why)) => {
-                warn!("session {region}: {why}; removing its objects");
-                drop(producer);
-                self.unlink_dead_client();
-            }
+            Err(Error::PeerGone(why)) => warn!("session {region}: {why}; removing its objects"),
             Err(e) => warn!("session {region}: ended: {e}"),
+        }
+        // Whatever ended the session (a shutdown included), a client that is
+        // gone may have left its objects: it cannot remove them any more.
+        if !producer.region().creator_alive() {
+            drop(producer);
+            self.unlink_dead_client();
         }
     }
 

@@ -676,3 +676,17 @@ fn closed_stdout_does_not_stop_the_transfers() {
     server.finish(TIMEOUT).assert_code(0);
     assert_no_leftovers(&env.names);
 }
+
+#[test]
+fn server_stopping_right_after_a_client_died_still_removes_its_objects() {
+    let env = TestEnv::new("stopping_after_client_died");
+    env.create_random("big.bin", BIG, 6);
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut client = env.fetch_proc(&["big.bin"]);
+    wait_receiving(&env, &mut client, "big.bin");
+    client.signal(Signal::SIGSTOP);
+    client.kill();
+    server.signal(Signal::SIGTERM);
+    server.finish(TIMEOUT).assert_code(0);
+    assert_no_leftovers(&env.names);
+}
