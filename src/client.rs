@@ -579,12 +579,17 @@ impl Sink {
                     Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
                 ) =>
             {
-                let tmp = tempfile::Builder::new().prefix(".shmxfer-").suffix(".part").tempfile_in(dir)?;
-                let (file, path) = tmp.into_parts();
-                Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: Some(path) })
+                Sink::named(dir)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The fallback: a named temporary file, removed on drop.
+    fn named(dir: &Path) -> std::io::Result<Sink> {
+        let tmp = tempfile::Builder::new().prefix(".shmxfer-").suffix(".part").tempfile_in(dir)?;
+        let (file, path) = tmp.into_parts();
+        Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: Some(path) })
     }
 
     /// Gives the verified file its final name.
@@ -616,6 +621,52 @@ impl Sink {
                 })
             }
             Err(e) => Err(format!("{shown}: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn both_kinds_of_sink_create_replace_and_refuse_to_clobber() {
+        type Make = fn(&Path) -> std::io::Result<Sink>;
+        for make in [Sink::new as Make, Sink::named as Make] {
+            let dir = tempfile::tempdir().unwrap();
+            let put = |bytes: &[u8], no_clobber: bool| {
+                let mut sink = make(dir.path()).unwrap();
+                sink.out.write_all(bytes).unwrap();
+                sink.persist(dir.path(), "f", no_clobber)
+            };
+            put(b"one", false).unwrap();
+            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"one");
+            put(b"two", false).unwrap();
+            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
+            let err = put(b"three", true).unwrap_err();
+            assert!(err.contains("exists") || err.contains("File exists"), "{err}");
+            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
+            // A sink dropped unpersisted leaves nothing.
+            let mut sink = make(dir.path()).unwrap();
+            sink.out.write_all(b"partial").unwrap();
+            drop(sink);
+            assert_eq!(entries(dir.path()), ["f"]);
+        }
+    }
+
+    #[test]
+    fn output_names_are_final_components() {
+        assert_eq!(output_name("a/b/c.txt"), Some("c.txt"));
+        assert_eq!(output_name("../x"), Some("x"));
+        for none in ["", ".", "..", "a/", "a/.."] {
+            assert_eq!(output_name(none), None, "{none:?}");
         }
     }
 }

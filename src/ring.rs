@@ -228,3 +228,72 @@ impl Consumer {
         Ok(header?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm_region::{Geometry, SessionNames};
+
+    /// Both ends of a ring in one process, over real shared memory and
+    /// semaphores.
+    fn pair(tag: &str, slots: u32) -> (Producer, Consumer) {
+        let pid = std::process::id();
+        let names = SessionNames::fresh(&format!("/sxring_{tag}"), pid).unwrap();
+        let geometry = Geometry::for_slots(slots);
+        let created = Region::create(&names.region, geometry, pid).unwrap();
+        let consumer_sems = RingSems {
+            items: Semaphore::create_exclusive(&names.items, 0).unwrap(),
+            spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap(),
+        };
+        let opened = Region::open(&names.region, geometry.region_size() as u32, pid).unwrap();
+        let producer_sems = RingSems {
+            items: Semaphore::open(&names.items).unwrap(),
+            spaces: Semaphore::open(&names.spaces).unwrap(),
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let producer =
+            Producer::new(Arc::new(opened), producer_sems, Arc::clone(&cancel), Box::new(|| Ok(())));
+        let consumer = Consumer::new(created, consumer_sems, cancel, Box::new(|| Ok(())));
+        (producer, consumer)
+    }
+
+    #[test]
+    fn frames_arrive_in_order_and_intact_for_every_ring_size() {
+        for slots in 1..=crate::shm_region::MAX_SLOTS {
+            let (mut tx, mut rx) = pair(&format!("order{slots}"), slots);
+            let cap = tx.payload();
+            let sender = std::thread::spawn(move || {
+                for i in 0..2000u32 {
+                    let len = (i as usize * 7919) % (cap + 1);
+                    let bytes: Vec<u8> = (0..len).map(|j| (i as usize + j) as u8).collect();
+                    tx.send_data(i, &bytes).unwrap();
+                }
+                tx.send(2000, &Reply::End { count: 1, checksum: 2 }).unwrap();
+            });
+            let mut buf = Vec::new();
+            for i in 0..2000u32 {
+                let h = rx.recv(&mut buf).unwrap();
+                assert_eq!((h.kind, h.seq), (FrameKind::Data, i));
+                let len = (i as usize * 7919) % (cap + 1);
+                assert_eq!(buf.len(), len);
+                assert!(buf.iter().enumerate().all(|(j, b)| *b == (i as usize + j) as u8), "frame {i}");
+            }
+            let h = rx.recv(&mut buf).unwrap();
+            assert_eq!(Reply::decode(h.kind, &buf).unwrap(), Reply::End { count: 1, checksum: 2 });
+            sender.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_waiter_gives_up_when_cancelled_or_when_the_peer_is_gone() {
+        let (_tx, mut rx) = pair("cancel", 2);
+        rx.cancel.store(true, Ordering::Relaxed);
+        let mut buf = Vec::new();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::Cancelled)));
+        rx.cancel.store(false, Ordering::Relaxed);
+        rx.alive = Box::new(|| Err(Error::PeerGone("gone".into())));
+        let start = Instant::now();
+        assert!(matches!(rx.recv(&mut buf), Err(Error::PeerGone(_))));
+        assert!(start.elapsed() < WAIT_SLICE * 5);
+    }
+}
