@@ -25,9 +25,10 @@ pub const CLIENT: &str = env!("CARGO_BIN_EXE_shm_client");
 /// How long a test waits for a process unless it says otherwise.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Payload bytes of one slot with the default 2-slot ring in a 4096-byte
-/// region.
-pub const SLOT: usize = 2008;
+/// Payload bytes of one slot with the default ring in a 4096-byte region
+/// (2008 with the default of 2 slots).
+pub const SLOT: usize =
+    shmxfer::shm_region::Geometry::for_slots(shmxfer::shm_region::DEFAULT_SLOTS).payload();
 
 /// Where POSIX shared memory and named semaphores appear on Linux.
 const SHM_DIR: &str = "/dev/shm";
