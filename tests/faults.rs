@@ -37,6 +37,16 @@ fn wait_receiving(env: &TestEnv, client: &mut Proc, final_name: &str) {
     assert!(ok && client.is_running(), "client never got mid-transfer\n{}", client.snapshot());
 }
 
+/// Starts a server with `server_args` and a client fetching a big file, and
+/// returns once the transfer is in flight.
+fn big_transfer_in_flight(env: &TestEnv, server_args: &[&str], seed: u64) -> (Proc, Proc) {
+    env.create_random("big.bin", BIG, seed);
+    let server = env.ready_server(server_args);
+    let mut client = env.fetch_proc(&["big.bin"]);
+    wait_receiving(env, &mut client, "big.bin");
+    (server, client)
+}
+
 /// Stops a persistent server through the client and checks it exited 0.
 #[track_caller]
 fn stop(env: &TestEnv, server: &mut Proc) {
@@ -54,11 +64,8 @@ fn cleanup(env: &TestEnv) -> crate::util::Finished {
 #[test]
 fn sigkilled_client_is_noticed_and_cleaned_up_by_the_server_which_keeps_serving() {
     let env = TestEnv::new("sigkilled_client_is_noticed");
-    env.create_random("big.bin", BIG, 1);
     env.create("small.txt", b"still here\n");
-    let mut server = env.ready_server(&["--persistent"]);
-    let mut client = env.fetch_proc(&["big.bin"]);
-    wait_receiving(&env, &mut client, "big.bin");
+    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], 1);
     assert_eq!(env.names.client_regions().len(), 1);
     client.kill();
     let killed = Instant::now();
@@ -84,10 +91,7 @@ fn sigkilled_client_is_noticed_and_cleaned_up_by_the_server_which_keeps_serving(
 #[test]
 fn sigkilled_server_makes_the_client_exit_4_within_2_s_without_a_partial_file() {
     let env = TestEnv::new("sigkilled_server_client_exits_4");
-    env.create_random("big.bin", BIG, 2);
-    let mut server = env.ready_server(&[]);
-    let mut client = env.fetch_proc(&["big.bin"]);
-    wait_receiving(&env, &mut client, "big.bin");
+    let (mut server, mut client) = big_transfer_in_flight(&env, &[], 2);
     server.kill();
     let killed = Instant::now();
     let done = client.finish(TIMEOUT);
@@ -166,11 +170,8 @@ fn cleanup_removes_dead_sessions_and_spares_live_ones() {
 #[test]
 fn stopped_client_does_not_hold_up_other_clients() {
     let env = TestEnv::new("stopped_client_does_not_hold_up");
-    env.create_random("big.bin", BIG, 4);
     env.create("small.txt", b"small\n");
-    let mut server = env.ready_server(&["--persistent"]);
-    let mut slow = env.fetch_proc(&["big.bin"]);
-    wait_receiving(&env, &mut slow, "big.bin");
+    let (mut server, mut slow) = big_transfer_in_flight(&env, &["--persistent"], 4);
     slow.signal(Signal::SIGSTOP);
     let out2 = env.tmp().join("out2");
     fs::create_dir(&out2).unwrap();
@@ -680,10 +681,7 @@ fn closed_stdout_does_not_stop_the_transfers() {
 #[test]
 fn server_stopping_right_after_a_client_died_still_removes_its_objects() {
     let env = TestEnv::new("stopping_after_client_died");
-    env.create_random("big.bin", BIG, 6);
-    let mut server = env.ready_server(&["--persistent"]);
-    let mut client = env.fetch_proc(&["big.bin"]);
-    wait_receiving(&env, &mut client, "big.bin");
+    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], 6);
     client.signal(Signal::SIGSTOP);
     client.kill();
     server.signal(Signal::SIGTERM);

@@ -496,15 +496,7 @@ impl fmt::Display for Finished {
 
 /// Keeps failure messages readable when a process printed a lot.
 fn clip(s: &str) -> &str {
-    const MAX: usize = 16 * 1024;
-    if s.len() <= MAX {
-        return s;
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    shmxfer::protocol::truncate_utf8(s, 16 * 1024)
 }
 
 /// A test's world: its names and a temporary directory holding `root`
