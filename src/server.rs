@@ -569,12 +569,14 @@ fn serve_file(
     if !meta.file_type().is_file() {
         return tx.send(seq, &Reply::Refused(format!("{path} is {}", file_type_name(meta.file_type()))));
     }
+    // The path was resolved above; whatever fails now is the server's
+    // trouble (no /proc, no permission to read), not a missing file.
     let mut file = match sys::reopen_for_reading(&handle) {
         Ok(f) => f,
-        Err(e) => {
-            let reply = refusal(path, &e).unwrap_or_else(|| Reply::Error(e.to_string()));
-            return tx.send(seq, &reply);
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
+            return tx.send(seq, &Reply::Refused("permission denied".into()))
         }
+        Err(e) => return tx.send(seq, &Reply::Error(format!("opening {path}: {e}"))),
     };
     let size = meta.len();
     debug!("sending {path} ({size} bytes)");
