@@ -17,6 +17,8 @@ use crate::util::{assert_no_leftovers, command, wait_until, Proc, Signal, TestEn
 const MIB: u64 = 1 << 20;
 /// Big enough to be in flight when a test strikes, whatever the throughput.
 const BIG: u64 = 256 * MIB;
+/// How long a whole big transfer may take on a loaded machine.
+const BIG_TIMEOUT: Duration = Duration::from_secs(120);
 /// The time the issue allows for noticing a dead peer.
 const DETECT: Duration = Duration::from_secs(2);
 
@@ -162,7 +164,7 @@ fn cleanup_removes_dead_sessions_and_spares_live_ones() {
     }
     assert!(env.names.queue_exists() && env.names.lock_exists(), "cleanup touched the live server");
     live.signal(Signal::SIGCONT);
-    live.finish(TIMEOUT).assert_code(0);
+    live.finish(BIG_TIMEOUT).assert_code(0);
     stop(&env, &mut server);
     assert_no_leftovers(&env.names);
 }
@@ -178,7 +180,7 @@ fn stopped_client_does_not_hold_up_other_clients() {
     env.run_client(&["-o", out2.to_str().unwrap(), "small.txt"]).assert_code(0);
     assert_eq!(fs::read(out2.join("small.txt")).unwrap(), b"small\n");
     slow.signal(Signal::SIGCONT);
-    slow.finish(TIMEOUT).assert_code(0);
+    slow.finish(BIG_TIMEOUT).assert_code(0);
     env.assert_delivered("big.bin");
     stop(&env, &mut server);
     assert_no_leftovers(&env.names);
