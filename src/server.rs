@@ -83,7 +83,9 @@ pub struct Server {
     config: ServerConfig,
     root: Arc<File>,
     queue: PosixMq,
-    lock: ShmObject,
+    /// Held, not read: while it lives the queue is ours; its Drop unlinks
+    /// `<queue>.lock` and releases the lock.
+    _lock: ShmObject,
 }
 
 impl Server {
@@ -118,7 +120,7 @@ impl Server {
             .max_msg_len(QUEUE_MSG_LEN)
             .open(&config.queue)
             .map_err(|e| queue_error(&config.queue, e))?;
-        Ok(Server { config, root: Arc::new(root), queue, lock })
+        Ok(Server { config, root: Arc::new(root), queue, _lock: lock })
     }
 
     /// Serves until stopped: by `stop` turning true (a signal), a stop
@@ -283,9 +285,8 @@ impl Drop for Server {
                 warn!("could not remove queue {}: {e}", self.config.queue);
             }
         }
-        // The lock object is owned: its Drop unlinks the name, then closing
-        // the descriptor releases the lock.
-        let _ = &self.lock;
+        // Then the fields drop, `_lock` among them: the lock is released
+        // only after the queue is gone.
     }
 }
 
