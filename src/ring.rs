@@ -49,6 +49,11 @@ pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
 /// Takes one count of `sem`: spin, then block in slices, checking `cancel`
 /// and `alive` between slices.
 fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness) -> Result<()> {
+    // Checked on every frame, not only when waiting: a transfer running at
+    // full speed never waits, and must still stop at once on SIGINT.
+    if cancel.load(Ordering::Relaxed) {
+        return Err(Error::Cancelled);
+    }
     if sem.try_wait() {
         return Ok(());
     }

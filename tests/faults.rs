@@ -690,3 +690,17 @@ fn server_stopping_right_after_a_client_died_still_removes_its_objects() {
     server.finish(TIMEOUT).assert_code(0);
     assert_no_leftovers(&env.names);
 }
+
+#[test]
+fn sigint_to_a_client_receiving_at_full_speed_stops_it_at_once() {
+    let env = TestEnv::new("sigint_at_full_speed");
+    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], 7);
+    client.signal(Signal::SIGINT);
+    let signalled = Instant::now();
+    let done = client.finish(TIMEOUT);
+    done.assert_code(130).check(done.stderr.contains("interrupted"), "says it was interrupted");
+    assert!(signalled.elapsed() < Duration::from_secs(1), "took {:?} to stop", signalled.elapsed());
+    assert!(env.out_entries().is_empty(), "{:?}", env.out_entries());
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
+}
