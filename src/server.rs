@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use log::{debug, error, info, warn};
+use log::{debug, error, info, trace, warn};
 use posixmq::PosixMq;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -170,7 +170,7 @@ impl Server {
                     continue;
                 }
             };
-            debug!("message {cmd:?}");
+            trace!("message {cmd:?}");
             if cmd.region().is_some_and(|r| refused.contains(r)) {
                 if matches!(cmd, Command::Close { .. }) {
                     refused.remove(cmd.region().unwrap_or_default());
