@@ -544,6 +544,18 @@ fn file_type_name(ft: std::fs::FileType) -> &'static str {
     }
 }
 
+/// Sends a file's negative answer, logging it (`-v` shows refusals; errors
+/// always show).
+fn answer(tx: &mut Producer, seq: u32, path: &str, reply: Reply) -> Result<()> {
+    match &reply {
+        Reply::NotFound => debug!("{path}: not found"),
+        Reply::Refused(why) => debug!("{path}: refused: {why}"),
+        Reply::Error(why) => warn!("{path}: {why}"),
+        _ => {}
+    }
+    tx.send(seq, &reply)
+}
+
 fn serve_file(
     tx: &mut Producer,
     root: &File,
@@ -553,31 +565,31 @@ fn serve_file(
     buf: &mut Vec<u8>,
 ) -> Result<()> {
     if path.len() > MAX_PATH_LEN {
-        return tx.send(seq, &Reply::Refused("name too long".into()));
+        return answer(tx, seq, path, Reply::Refused("name too long".into()));
     }
     let handle = match sys::open_beneath(root, path) {
         Ok(f) => f,
         Err(e) => {
-            debug!("{path}: {e}");
             let reply = refusal(path, &e).unwrap_or_else(|| Reply::Error(e.to_string()));
-            return tx.send(seq, &reply);
+            return answer(tx, seq, path, reply);
         }
     };
     let meta = match handle.metadata() {
         Ok(m) => m,
-        Err(e) => return tx.send(seq, &Reply::Error(e.to_string())),
+        Err(e) => return answer(tx, seq, path, Reply::Error(e.to_string())),
     };
     if !meta.file_type().is_file() {
-        return tx.send(seq, &Reply::Refused(format!("{path} is {}", file_type_name(meta.file_type()))));
+        let why = format!("{path} is {}", file_type_name(meta.file_type()));
+        return answer(tx, seq, path, Reply::Refused(why));
     }
     // The path was resolved above; whatever fails now is the server's
     // trouble (no /proc, no permission to read), not a missing file.
     let mut file = match sys::reopen_for_reading(&handle) {
         Ok(f) => f,
         Err(e) if matches!(e.raw_os_error(), Some(libc::EACCES) | Some(libc::EPERM)) => {
-            return tx.send(seq, &Reply::Refused("permission denied".into()))
+            return answer(tx, seq, path, Reply::Refused("permission denied".into()))
         }
-        Err(e) => return tx.send(seq, &Reply::Error(format!("opening {path}: {e}"))),
+        Err(e) => return answer(tx, seq, path, Reply::Error(format!("opening {path}: {e}"))),
     };
     let size = meta.len();
     debug!("sending {path} ({size} bytes)");
@@ -593,10 +605,10 @@ fn serve_file(
         }
         let want = (size - sent).min(buf.len() as u64) as usize;
         let n = match file.read(&mut buf[..want]) {
-            Ok(0) => return tx.send(seq, &Reply::Error(format!("{path} shrank while it was sent"))),
+            Ok(0) => return answer(tx, seq, path, Reply::Error(format!("{path} shrank while it was sent"))),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return tx.send(seq, &Reply::Error(format!("reading {path}: {e}"))),
+            Err(e) => return answer(tx, seq, path, Reply::Error(format!("reading {path}: {e}"))),
         };
         hasher.update(&buf[..n]);
         for piece in buf[..n].chunks(tx.payload()) {
