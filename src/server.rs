@@ -143,6 +143,7 @@ impl Server {
         // Sessions answered "busy": their pipelined requests are dropped quietly.
         let mut refused: HashSet<String> = HashSet::new();
         let mut buf = vec![0u8; QUEUE_MSG_LEN];
+        let mut garbage = LogBudget::default();
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 info!("stopping");
@@ -166,7 +167,9 @@ impl Server {
             let cmd = match Command::decode(&buf[..n]) {
                 Ok(cmd) => cmd,
                 Err(e) => {
-                    warn!("dropped a {n}-byte queue message: {e}");
+                    if garbage.admit() {
+                        warn!("dropped a {n}-byte queue message: {e}");
+                    }
                     continue;
                 }
             };
@@ -366,6 +369,44 @@ fn answer_busy(region: &str, region_size: u32, client_pid: u32, max: usize) -> R
     let alive: Liveness = Box::new(|| Ok(()));
     let mut producer = Producer::new(region, sems, Arc::new(AtomicBool::new(false)), alive);
     producer.send(0, &Reply::Busy { max_sessions: max as u32 })
+}
+
+/// Bad messages logged per second at most: a flood of garbage on the queue
+/// is dropped without flooding the log too.
+const GARBAGE_LOGS_PER_SECOND: u32 = 20;
+
+/// Counts log lines per second; past the budget, lines are counted, not
+/// printed, and the count is logged with the first line of a later second.
+#[derive(Debug)]
+struct LogBudget {
+    second: std::time::Instant,
+    logged: u32,
+    suppressed: u64,
+}
+
+impl Default for LogBudget {
+    fn default() -> Self {
+        LogBudget { second: std::time::Instant::now(), logged: 0, suppressed: 0 }
+    }
+}
+
+impl LogBudget {
+    /// Whether one more line may be logged now.
+    fn admit(&mut self) -> bool {
+        if self.second.elapsed() >= Duration::from_secs(1) {
+            if self.suppressed > 0 {
+                warn!("dropped {} more bad queue messages without logging them", self.suppressed);
+            }
+            *self = LogBudget::default();
+        }
+        if self.logged < GARBAGE_LOGS_PER_SECOND {
+            self.logged += 1;
+            true
+        } else {
+            self.suppressed += 1;
+            false
+        }
+    }
 }
 
 enum Job {
@@ -665,6 +706,17 @@ fn walk(dir: &Path, rel: &Path, depth: usize, out: &mut Vec<(String, u64)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_budget_admits_a_few_lines_per_second() {
+        let mut budget = LogBudget::default();
+        let admitted = (0..1000).filter(|_| budget.admit()).count();
+        assert_eq!(admitted, GARBAGE_LOGS_PER_SECOND as usize);
+        assert_eq!(budget.suppressed, 1000 - u64::from(GARBAGE_LOGS_PER_SECOND));
+        budget.second -= Duration::from_secs(1);
+        assert!(budget.admit());
+        assert_eq!(budget.suppressed, 0);
+    }
 
     #[test]
     fn only_session_names_of_this_queue_and_pid_are_accepted() {

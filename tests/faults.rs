@@ -704,3 +704,19 @@ fn sigint_to_a_client_receiving_at_full_speed_stops_it_at_once() {
     stop(&env, &mut server);
     assert_no_leftovers(&env.names);
 }
+
+#[test]
+fn a_flood_of_garbage_is_dropped_without_flooding_the_log() {
+    let env = TestEnv::new("flood_of_garbage");
+    env.create("a.txt", b"a\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mq = posixmq::OpenOptions::writeonly().open(env.names.queue()).unwrap();
+    for i in 0..500u32 {
+        mq.send(0, &i.to_le_bytes()).unwrap();
+    }
+    env.fetch(&["a.txt"]).assert_code(0);
+    let dropped = server.stderr().lines().filter(|l| l.contains("dropped a")).count();
+    assert!((1..=100).contains(&dropped), "{dropped} lines for 500 bad messages\n{}", server.snapshot());
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
+}
