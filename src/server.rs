@@ -500,9 +500,7 @@ impl SessionCtx {
             };
             self.pending.fetch_sub(1, Ordering::Relaxed);
             let res = match job {
-                Job::Get { seq, path } => {
-                    serve_file(&mut producer, &self.root, seq, &path, &self.stop, &mut buf)
-                }
+                Job::Get { seq, path } => serve_file(&mut producer, &self.root, seq, &path, &mut buf),
                 Job::List { seq } => serve_list(&mut producer, &self.root, seq),
             };
             if let Err(e) = res {
@@ -597,14 +595,7 @@ fn answer(tx: &mut Producer, seq: u32, path: &str, reply: Reply) -> Result<()> {
     tx.send(seq, &reply)
 }
 
-fn serve_file(
-    tx: &mut Producer,
-    root: &File,
-    seq: u32,
-    path: &str,
-    stop: &AtomicBool,
-    buf: &mut Vec<u8>,
-) -> Result<()> {
+fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, buf: &mut Vec<u8>) -> Result<()> {
     if path.len() > MAX_PATH_LEN {
         return answer(tx, seq, path, Reply::Refused("name too long".into()));
     }
@@ -641,9 +632,6 @@ fn serve_file(
     buf.resize(IO_CHUNK, 0);
     let mut sent = 0u64;
     while sent < size {
-        if stop.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
-        }
         let want = (size - sent).min(buf.len() as u64) as usize;
         let n = match file.read(&mut buf[..want]) {
             Ok(0) => return answer(tx, seq, path, Reply::Error(format!("{path} shrank while it was sent"))),

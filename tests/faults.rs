@@ -451,26 +451,39 @@ fn read_only_out_dir_fails_every_file_with_a_clear_reason() {
 /// A frame as raw header bytes and payload.
 type RawFrame = ([u8; 16], Vec<u8>);
 
+/// Takes `env`'s queue as a fake server would: holds the server lock and
+/// creates the queue with the real server's limits.
+fn fake_server_queue(env: &TestEnv) -> (ShmObject, posixmq::PosixMq) {
+    let queue = env.names.queue();
+    let lock = shmxfer::server::lock_queue(queue).unwrap();
+    let mq = posixmq::OpenOptions::readonly()
+        .create_new()
+        .mode(0o600)
+        .capacity(shmxfer::server::QUEUE_CAPACITY)
+        .max_msg_len(shmxfer::server::QUEUE_MSG_LEN)
+        .open(queue)
+        .unwrap();
+    (lock, mq)
+}
+
+/// Receives messages until an Open arrives; returns its region, size and pid.
+fn wait_for_open(mq: &posixmq::PosixMq) -> (String, u32, u32) {
+    let mut buf = vec![0u8; shmxfer::server::QUEUE_MSG_LEN];
+    loop {
+        let (_, n) = mq.recv(&mut buf).unwrap();
+        if let Ok(Command::Open { client_pid, region_size, region }) = Command::decode(&buf[..n]) {
+            return (region, region_size, client_pid);
+        }
+    }
+}
+
 /// A fake server that follows the protocol up to the first request, then
 /// writes `frames` (raw header bytes and payload) into the client's region.
 fn hostile_server(env: &TestEnv, frames: Vec<RawFrame>) -> thread::JoinHandle<()> {
     let queue = env.names.queue().to_owned();
-    let lock = shmxfer::server::lock_queue(&queue).unwrap();
-    let mq = posixmq::OpenOptions::readonly()
-        .create_new()
-        .mode(0o600)
-        .capacity(10)
-        .max_msg_len(8192)
-        .open(&queue)
-        .unwrap();
+    let (lock, mq) = fake_server_queue(env);
     thread::spawn(move || {
-        let mut buf = vec![0u8; 8192];
-        let (region, size, pid) = loop {
-            let (_, n) = mq.recv(&mut buf).unwrap();
-            if let Ok(Command::Open { client_pid, region_size, region }) = Command::decode(&buf[..n]) {
-                break (region, region_size, client_pid);
-            }
-        };
+        let (region, size, pid) = wait_for_open(&mq);
         let names = SessionNames::for_region(&region);
         let region = Region::open(&names.region, size, pid).unwrap();
         let items = Semaphore::open(&names.items).unwrap();
@@ -622,24 +635,10 @@ fn client_whose_server_leaves_before_taking_the_session_finds_the_next_server() 
     env.create("a.txt", b"second server\n");
     // A server that takes the Open message and leaves without attaching, as a
     // default-mode server does when its last client has just said goodbye.
-    let queue = env.names.queue().to_owned();
-    let lock = shmxfer::server::lock_queue(&queue).unwrap();
-    let mq = posixmq::OpenOptions::readonly()
-        .create_new()
-        .mode(0o600)
-        .capacity(10)
-        .max_msg_len(8192)
-        .open(&queue)
-        .unwrap();
+    let (lock, mq) = fake_server_queue(&env);
     let mut client = env.fetch_proc(&["--wait", "20", "a.txt"]);
-    let mut buf = vec![0u8; 8192];
-    loop {
-        let (_, n) = mq.recv(&mut buf).unwrap();
-        if matches!(Command::decode(&buf[..n]), Ok(Command::Open { .. })) {
-            break;
-        }
-    }
-    posixmq::remove_queue(&queue).unwrap();
+    wait_for_open(&mq);
+    posixmq::remove_queue(env.names.queue()).unwrap();
     drop(mq);
     drop(lock);
     thread::sleep(Duration::from_millis(300));
