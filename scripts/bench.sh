@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # Throughput of shmxfer beside dd bs=4096, a cat|cat pipe and cp, in one run on
-# one machine, and many small files beside cp. Prints figures and ratios; it
-# asserts nothing (shared machines are noisy: compare ratios, not seconds).
-#   usage: scripts/bench.sh [SIZE_MIB] [RUNS]        (defaults: 256 3)
+# one machine; many clients at once; many small files beside cp -r. Rounds are
+# interleaved (dd, pipe, cp, shmxfer, dd, ...) and medians reported. Prints
+# figures and ratios; it asserts nothing (shared machines are noisy: compare
+# ratios within one run, not seconds across runs). No root, no pinning.
+#   usage: scripts/bench.sh [SIZE_MIB] [RUNS]        (defaults: 256 7)
+#   SIZE_MIB   the one large file; RUNS  rounds of each one-file and small-file command
+#   BENCH_CLIENTS="1 2 4 8 16"  clients at once, each fetching its own file of
+#   BENCH_CLIENT_MIB=64         MiB, in BENCH_CLIENT_RUNS=3 rounds per count
+#   BENCH_QUEUE=/name           the queue (default /shmxfer_bench_<pid>)
 #   BENCH_SWEEP=1 also tries ring sizes (--slots) and spin budgets (SHMXFER_SPIN_US).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-256}
-runs=${2:-3}
+runs=${2:-7}
+client_counts=${BENCH_CLIENTS:-1 2 4 8 16}
+client_mib=${BENCH_CLIENT_MIB:-64}
+client_runs=${BENCH_CLIENT_RUNS:-3}
 cargo build --release --locked --quiet
 bin=$PWD/target/release
 work=$(mktemp -d "$PWD/target/bench.XXXXXX")
-queue="/shmxfer_bench_$$"
+queue=${BENCH_QUEUE:-/shmxfer_bench_$$}
 server=""
 cleanup() {
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
@@ -19,26 +28,32 @@ cleanup() {
 }
 trap cleanup EXIT
 
-mkdir -p "$work/root/small" "$work/out"
+max_clients=0
+for n in $client_counts; do [ "$n" -gt "$max_clients" ] && max_clients=$n; done
+mkdir -p "$work/root/small" "$work/root/clients" "$work/out"
 head -c $((size_mib * 1048576)) /dev/urandom > "$work/root/big.bin"
+for i in $(seq 1 "$max_clients"); do
+  head -c $((client_mib * 1048576)) /dev/urandom > "$work/root/clients/c$i.bin"
+done
 for i in $(seq -w 1 1000); do head -c 4096 /dev/urandom > "$work/root/small/f$i"; done
-cat "$work/root/big.bin" > /dev/null # into the page cache
+cat "$work/root/big.bin" "$work/root/clients/"* > /dev/null # into the page cache
 
-now() { date +%s.%N; }
 calc() { awk "BEGIN { print $* }"; }
-best() { # best of $runs runs of "$@", in seconds; the output file is removed first
-  local b="" t0 t1 d
-  for _ in $(seq "$runs"); do
-    rm -rf "$work/out" && mkdir -p "$work/out"
-    sync
-    t0=$(now); "$@"; t1=$(now)
-    d=$(calc "$t1 - $t0")
-    if [ -z "$b" ] || [ "$(calc "($d < $b)")" = 1 ]; then b=$d; fi
-  done
-  echo "$b"
+median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+slowest() { sort -g | tail -1; }
+fresh_out() { rm -rf "$work/out" && mkdir -p "$work/out" && sync; }
+timed() { # seconds taken by "$@", after a fresh output directory
+  fresh_out
+  local t0=$EPOCHREALTIME
+  "$@"
+  calc "$EPOCHREALTIME - $t0"
 }
-start_server() {
-  SHMXFER_SPIN_US=${1:-200} "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
+start_server() { # [SPIN_US]: the server's spin budget, default when not given
+  if [ -n "${1:-}" ]; then
+    SHMXFER_SPIN_US=$1 "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
+  else
+    "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
+  fi
   server=$!
   while [ ! -e "/dev/shm/${queue#/}.lock" ]; do sleep 0.01; done
 }
@@ -48,36 +63,95 @@ stop_server() {
   server=""
 }
 
-fetch_big() { "$bin/shm_client" --queue "$queue" -q -o "$work/out" "$@" big.bin; }
-t_dd=$(best dd if="$work/root/big.bin" of="$work/out/big.bin" bs=4096 status=none)
-t_pipe=$(best sh -c "cat '$work/root/big.bin' | cat > '$work/out/big.bin'")
-t_cp=$(best cp "$work/root/big.bin" "$work/out/big.bin")
-start_server 200
-t_shm=$(best fetch_big)
-cmp "$work/root/big.bin" "$work/out/big.bin"
+echo "shmxfer benchmark: $(nproc) cores, $(df --output=fstype "$work" | tail -1), $(uptime | sed 's/.*\(load average\)/\1/')"
 
-row() { printf '%-34s %8.3f s %8.0f MB/s %6.2fx dd\n' "$1" "$2" "$(calc "$size_mib * 1.048576 / $2")" "$(calc "$t_dd / $2")"; }
-echo "one ${size_mib} MiB file, page cache -> $(df --output=fstype "$work" | tail -1) ($(nproc) cores, best of $runs)"
-row "dd bs=4096" "$t_dd"
-row "cat | cat" "$t_pipe"
-row "cp" "$t_cp"
-row "shmxfer (default ring)" "$t_shm"
+fetch_big() { "$bin/shm_client" --queue "$queue" -q -o "$work/out" "$@" big.bin; }
+pipe() { cat "$work/root/big.bin" | cat > "$work/out/big.bin"; }
+declare -A times=()
+start_server
+for _ in $(seq "$runs"); do
+  times[dd]+="$(timed dd if="$work/root/big.bin" of="$work/out/big.bin" bs=4096 status=none) "
+  times[pipe]+="$(timed pipe) "
+  times[cp]+="$(timed cp "$work/root/big.bin" "$work/out/big.bin") "
+  times[shm]+="$(timed fetch_big) "
+  cmp "$work/root/big.bin" "$work/out/big.bin"
+done
+med() { tr ' ' '\n' <<< "${times[$1]}" | grep . | median; }
+worst() { tr ' ' '\n' <<< "${times[$1]}" | grep . | slowest; }
+t_dd=$(med dd)
+
+row() { # LABEL SECONDS [SLOWEST]
+  printf '%-34s %8.3f s %8.0f MB/s %6.2fx dd' "$1" "$2" "$(calc "$size_mib * 1.048576 / $2")" "$(calc "$t_dd / $2")"
+  if [ -n "${3:-}" ]; then printf '   slowest round %.2fx median' "$(calc "$2 / $3")"; fi
+  echo
+}
+echo
+echo "one ${size_mib} MiB file, page cache -> disk (median of $runs interleaved rounds)"
+row "dd bs=4096" "$t_dd" "$(worst dd)"
+row "cat | cat" "$(med pipe)" "$(worst pipe)"
+row "cp" "$(med cp)" "$(worst cp)"
+row "shmxfer (defaults)" "$(med shm)" "$(worst shm)"
+printf 'shmxfer: %.2fx cat|cat, %.2fx cp\n' "$(calc "$(med pipe) / $(med shm)")" "$(calc "$(med cp) / $(med shm)")"
+
+echo
+echo "clients at once, ${client_mib} MiB each from its own file (median of $client_runs rounds)"
+printf '%-8s %10s %14s %18s\n' clients "MB/s" "x one client" "slowest/fastest"
+one=""
+for n in $client_counts; do
+  aggs="" ratio_worst=0
+  for _ in $(seq "$client_runs"); do
+    fresh_out
+    pids=()
+    for i in $(seq 1 "$n"); do
+      (
+        t0=$EPOCHREALTIME
+        "$bin/shm_client" --queue "$queue" -q -o "$work/out" "clients/c$i.bin"
+        echo "$t0 $EPOCHREALTIME" > "$work/out/t$i"
+      ) &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+    read -r first last fast slow < <(cat "$work/out"/t* | awk '
+      NR == 1 { a = $1; b = $2; f = $2 - $1; s = f }
+      { if ($1 < a) a = $1; if ($2 > b) b = $2; d = $2 - $1; if (d < f) f = d; if (d > s) s = d }
+      END { print a, b, f, s }')
+    aggs+="$(calc "$n * $client_mib * 1.048576 / ($last - $first)") "
+    ratio=$(calc "$slow / $fast")
+    if [ "$(calc "($ratio > $ratio_worst)")" = 1 ]; then ratio_worst=$ratio; fi
+  done
+  for i in $(seq 1 "$n"); do cmp "$work/root/clients/c$i.bin" "$work/out/c$i.bin"; done
+  agg=$(tr ' ' '\n' <<< "$aggs" | grep . | median)
+  [ -z "$one" ] && one=$agg
+  printf '%-8s %10.0f %13.2fx %17.2fx\n' "$n" "$agg" "$(calc "$agg / $one")" "$ratio_worst"
+done
+echo "(x one client: against the first count; slowest/fastest: the worst round's slowest client time over its fastest)"
 
 if [ "${BENCH_SWEEP:-0}" = 1 ]; then
+  echo
+  echo "sweep: ring sizes and spin budgets (median of $runs rounds)"
   stop_server
   for spin in 0 10 50 200; do
     start_server "$spin"
     for slots in 1 2 4; do
-      t=$(SHMXFER_SPIN_US=$spin best fetch_big --slots "$slots")
-      row "shmxfer slots=$slots spin=${spin}us" "$t"
+      ts=""
+      for _ in $(seq "$runs"); do ts+="$(SHMXFER_SPIN_US=$spin timed fetch_big --slots "$slots") "; done
+      row "shmxfer slots=$slots spin=${spin}us" "$(tr ' ' '\n' <<< "$ts" | grep . | median)"
     done
     stop_server
   done
-  start_server 200
+  start_server
 fi
 
 mapfile -t small < <(cd "$work/root" && ls small | sed 's|^|small/|')
-t_cps=$(best cp -r "$work/root/small" "$work/out/small")
-t_shms=$(best "$bin/shm_client" --queue "$queue" -q -o "$work/out" "${small[@]}")
-printf '1000 files of 4 KiB: cp -r %.3f s, shmxfer %.3f s (%.2fx cp)\n' "$t_cps" "$t_shms" "$(calc "$t_cps / $t_shms")"
+fetch_small() { "$bin/shm_client" --queue "$queue" -q -o "$work/out" "${small[@]}"; }
+cps="" shms=""
+for _ in $(seq "$runs"); do
+  cps+="$(timed cp -r "$work/root/small" "$work/out/small") "
+  shms+="$(timed fetch_small) "
+done
+t_cps=$(tr ' ' '\n' <<< "$cps" | grep . | median)
+t_shms=$(tr ' ' '\n' <<< "$shms" | grep . | median)
+echo
+printf '1000 files of 4 KiB (median of %s): cp -r %.3f s, shmxfer %.3f s (%.2fx cp)\n' "$runs" "$t_cps" "$t_shms" "$(calc "$t_cps / $t_shms")"
 stop_server
+echo "load at the end: $(uptime | sed 's/.*load average: //')"
