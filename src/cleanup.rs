@@ -1,144 +1,122 @@
-//! `shm_server --cleanup`: removes what dead servers and dead clients of one
-//! queue left behind, and nothing that a live process still uses — the POSIX
-//! counterpart of `ipcs`/`ipcrm`.
+//! Collecting what dead servers and dead clients of one queue left behind,
+//! and nothing that a live process still uses — the POSIX counterpart of
+//! `ipcs`/`ipcrm`. `shm_server --cleanup` runs [`cleanup`]; a running server
+//! runs [`collect_dead_sessions`] by itself.
 //!
 //! An object is left over when its creator is gone:
 //! - the queue and `<queue>.lock`: no process holds the lock's write lock;
-//! - a region `<queue>.<pid>.<16 hex>`: no process holds its write lock and
-//!   process `pid` does not exist (the second test covers the instant between
-//!   a client creating the region and locking it);
-//! - a semaphore `<region>.items` / `<region>.spaces`: its region is gone and
-//!   process `pid` does not exist.
+//! - a region `<queue>.<pid>.<16 hex>`: no process holds its write lock, and
+//!   process `pid` does not exist or the region is older than
+//!   [`CREATION_GRACE`] (the instant between a client creating its region
+//!   and locking it);
+//! - a semaphore `<region>.items` / `.spaces`: its region is gone, and
+//!   process `pid` does not exist or the semaphore is older than
+//!   [`CREATION_GRACE`].
+//!
+//! Only this user's regular files are touched: anything else under the
+//! queue's names (a FIFO, a directory, another user's object) is skipped and
+//! reported, never opened in a way that could block.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::server::{lock_name, validate_queue_name};
-use crate::shm_region::{unlink_semaphore, unlink_shm, ShmObject};
-use crate::sys;
+use crate::liveness::{euid, process_exists, region_in_use, server_alive};
+use crate::names::{lock_name, shm_file_name, validate_queue_name, SessionNames, ShmEntry};
+use crate::shm_region::{remove_semaphore, remove_session, remove_shm};
 
 /// Where Linux shows POSIX shared-memory objects and named semaphores.
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// Removes the leftovers of `queue` and returns a description of each object
-/// removed (`/dev/shm/...` paths, and `queue /name` for the queue).
+/// How old an unlocked session object must be before it counts as left
+/// over even though a process with its creator's pid exists.
+pub const CREATION_GRACE: Duration = Duration::from_secs(10);
+
+/// What a collection did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Collected {
+    /// Objects removed: `/dev/shm/...` paths, and `queue /name` for the queue.
+    pub removed: Vec<String>,
+    /// Entries under the queue's names that were left alone, and why.
+    pub skipped: Vec<String>,
+}
+
+/// Removes the leftovers of `queue`: a dead server's queue and lock, and
+/// dead sessions' objects.
 ///
 /// # Errors
 ///
 /// [`Error::InvalidName`] for a bad queue name; [`Error::Os`] when `/dev/shm`
 /// cannot be read or an object cannot be removed.
-pub fn cleanup(queue: &str) -> Result<Vec<String>> {
+pub fn cleanup(queue: &str) -> Result<Collected> {
     validate_queue_name(queue)?;
-    let base = &queue[1..];
-    let mut removed = Vec::new();
-
-    let lock = lock_name(queue);
-    let server_alive = match ShmObject::open(&lock, false) {
-        Ok(obj) => sys::is_write_locked(&obj).map_err(|e| Error::os_named("fcntl(F_OFD_GETLK)", &lock, e))?,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => false,
+    let mut collected = Collected::default();
+    match server_alive(queue) {
+        Ok(true) => {}
+        Ok(false) => {
+            match posixmq::remove_queue(queue) {
+                Ok(()) => collected.removed.push(format!("queue {queue}")),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(Error::os_named("mq_unlink", queue, e)),
+            }
+            if remove_shm(&lock_name(queue))? {
+                collected.removed.push(format!("{SHM_DIR}/{}", shm_file_name(&lock_name(queue))));
+            }
+        }
+        Err(Error::BadObject { name, reason }) => collected.skipped.push(format!("{name}: {reason}")),
         Err(e) => return Err(e),
-    };
-    if !server_alive {
-        match posixmq::remove_queue(queue) {
-            Ok(()) => removed.push(format!("queue {queue}")),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(Error::os_named("mq_unlink", queue, e)),
-        }
-        if forget(unlink_shm(&lock))? {
-            removed.push(format!("{SHM_DIR}/{}", &lock[1..]));
-        }
     }
+    collect_into(queue, &mut collected)?;
+    Ok(collected)
+}
 
+/// Removes the objects of dead sessions of `queue` (not the queue or the
+/// lock): what a running server does by itself.
+///
+/// # Errors
+///
+/// As [`cleanup`].
+pub fn collect_dead_sessions(queue: &str) -> Result<Collected> {
+    let mut collected = Collected::default();
+    collect_into(queue, &mut collected)?;
+    Ok(collected)
+}
+
+fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
     let entries = std::fs::read_dir(SHM_DIR).map_err(|e| Error::os_named("opendir", SHM_DIR, e))?;
     let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
     names.sort();
-    for entry in names {
-        if let Some((pid, _)) =
-            entry.strip_prefix(base).and_then(|r| r.strip_prefix('.')).and_then(parse_session)
-        {
-            let region = format!("/{entry}");
-            if region_in_use(&region, pid)? {
-                continue;
+    for file_name in names {
+        let Some(entry) = ShmEntry::parse(queue, &file_name) else { continue };
+        let path = Path::new(SHM_DIR).join(&file_name);
+        let Ok(meta) = path.symlink_metadata() else { continue };
+        if !meta.file_type().is_file() || meta.uid() != euid() {
+            if !matches!(entry, ShmEntry::Lock) {
+                collected.skipped.push(format!("{}: not a regular file of this user", path.display()));
             }
-            if forget(unlink_shm(&region))? {
-                removed.push(format!("{SHM_DIR}/{entry}"));
-            }
-            for suffix in ["items", "spaces"] {
-                if forget(unlink_semaphore(&format!("{region}.{suffix}")))? {
-                    removed.push(format!("{SHM_DIR}/sem.{entry}.{suffix}"));
+            continue;
+        }
+        let old = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok())
+            >= Some(CREATION_GRACE);
+        match entry {
+            ShmEntry::Lock => {}
+            ShmEntry::Region { region, pid } => match region_in_use(&region, if old { 0 } else { pid }) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let removed = remove_session(&SessionNames::for_region(&region))?;
+                    collected.removed.extend(removed.iter().map(|f| format!("{SHM_DIR}/{f}")));
+                }
+                Err(e) => collected.skipped.push(format!("{}: {e}", path.display())),
+            },
+            ShmEntry::Semaphore { name, region, pid } => {
+                let region_exists = Path::new(SHM_DIR).join(shm_file_name(&region)).exists();
+                let creator_may_be_starting = !old && process_exists(pid);
+                if !region_exists && !creator_may_be_starting && remove_semaphore(&name)? {
+                    collected.removed.push(path.display().to_string());
                 }
             }
-        } else if let Some(rest) =
-            entry.strip_prefix("sem.").and_then(|r| r.strip_prefix(base)).and_then(|r| r.strip_prefix('.'))
-        {
-            let Some(session) = rest.strip_suffix(".items").or_else(|| rest.strip_suffix(".spaces")) else {
-                continue;
-            };
-            let Some((pid, _)) = parse_session(session) else { continue };
-            let region_exists = Path::new(SHM_DIR).join(format!("{base}.{session}")).exists();
-            if region_exists || process_exists(pid) {
-                continue;
-            }
-            if forget(unlink_semaphore(&format!("/{}", &entry[4..])))? {
-                removed.push(format!("{SHM_DIR}/{entry}"));
-            }
         }
     }
-    Ok(removed)
-}
-
-/// `<pid>.<16 hex digits>` → pid.
-fn parse_session(s: &str) -> Option<(u32, u64)> {
-    let (pid, random) = s.split_once('.')?;
-    if random.len() != 16 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((pid.parse().ok()?, u64::from_str_radix(random, 16).ok()?))
-}
-
-fn region_in_use(region: &str, pid: u32) -> Result<bool> {
-    let obj = match ShmObject::open(region, false) {
-        Ok(obj) => obj,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    let locked = sys::is_write_locked(&obj).map_err(|e| Error::os_named("fcntl(F_OFD_GETLK)", region, e))?;
-    Ok(locked || process_exists(pid))
-}
-
-fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    if pid <= 0 {
-        return false;
-    }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::ESRCH) => false,
-        Err(_) => true, // EPERM: it exists, it is just not ours
-    }
-}
-
-/// Ok(true) when removed, Ok(false) when it was already gone.
-fn forget(res: Result<()>) -> Result<bool> {
-    match res {
-        Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn session_suffixes_parse_strictly() {
-        assert_eq!(parse_session("12.00000000000000ff"), Some((12, 255)));
-        for bad in ["12.ff", "x.00000000000000ff", ".00000000000000ff", "12.00000000000000fg", "lock"] {
-            assert_eq!(parse_session(bad), None, "{bad}");
-        }
-    }
+    Ok(())
 }

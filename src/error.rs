@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::protocol::DecodeError;
+use crate::protocol::{DecodeError, EncodeError};
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -20,8 +20,18 @@ pub enum Error {
     InvalidName { name: String, reason: String },
     /// A client's region failed the server's checks.
     BadRegion { name: String, reason: String },
-    /// A peer sent something that is not valid protocol.
+    /// An object in `/dev/shm` or the queue namespace is not what it should
+    /// be (not a regular file, another user's): refused, never waited on.
+    BadObject { name: String, reason: String },
+    /// A peer sent bytes that do not decode.
+    Decode(DecodeError),
+    /// A message could not be encoded within the protocol's limits.
+    Encode(EncodeError),
+    /// A peer sent valid frames in an order or with values the protocol
+    /// does not allow.
     Protocol(String),
+    /// A bounded wait ran out: what was waited for, and for how long.
+    Timeout { what: String, after: Duration },
     /// The peer process died or went away mid-session.
     PeerGone(String),
     /// A signal (SIGINT/SIGTERM) asked us to stop.
@@ -59,7 +69,11 @@ impl fmt::Display for Error {
             Error::Os { op, name: None, source } => write!(f, "{op}: {source}"),
             Error::InvalidName { name, reason } => write!(f, "invalid object name {name:?}: {reason}"),
             Error::BadRegion { name, reason } => write!(f, "region {name} refused: {reason}"),
+            Error::BadObject { name, reason } => write!(f, "{name}: {reason}"),
+            Error::Decode(e) => write!(f, "protocol error: {e}"),
+            Error::Encode(e) => write!(f, "cannot encode the request: {e}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
+            Error::Timeout { what, after } => write!(f, "{what} (waited {:.1} s)", after.as_secs_f64()),
             Error::PeerGone(what) => write!(f, "{what}"),
             Error::Cancelled => write!(f, "interrupted"),
             Error::NoServer { queue, waited } => {
@@ -80,6 +94,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Os { source, .. } => Some(source),
+            Error::Decode(e) => Some(e),
+            Error::Encode(e) => Some(e),
             _ => None,
         }
     }
@@ -87,6 +103,12 @@ impl std::error::Error for Error {
 
 impl From<DecodeError> for Error {
     fn from(e: DecodeError) -> Error {
-        Error::Protocol(e.to_string())
+        Error::Decode(e)
+    }
+}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Error {
+        Error::Encode(e)
     }
 }

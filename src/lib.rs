@@ -43,7 +43,8 @@
 //!
 //! let mut client = Client::connect(&ClientConfig::new(&queue), Arc::new(AtomicBool::new(false)), &mut || {})?;
 //! let delivery = Delivery { out_dir: out.path().to_owned(), no_clobber: false };
-//! let outcomes = client.fetch(&["hello.txt".into(), "nope".into()], &delivery, &mut NoProgress, &mut |_, _| {})?;
+//! let wanted = ["hello.txt".to_owned(), "nope".to_owned()];
+//! let outcomes = delivery.fetch(&mut client, &wanted, &mut NoProgress, &mut |_, _| {})?;
 //! client.close()?;
 //! serving.join().unwrap()?;
 //!
@@ -55,17 +56,26 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// Each module is one concept; see the README's code layout.
 pub mod cleanup;
 pub mod client;
+pub mod delivery;
 mod error;
+pub mod liveness;
+mod log_budget;
+pub mod names;
 pub mod protocol;
+pub mod queue;
 pub mod ring;
+mod serve;
 pub mod server;
+mod sessions;
 pub mod shm_region;
 mod sys;
 
-pub use cleanup::cleanup;
-pub use client::{output_name, stop_server, Client, ClientConfig, Delivery, NoProgress, Outcome, Progress};
+pub use cleanup::{cleanup, Collected};
+pub use client::{stop_server, Client, ClientConfig};
+pub use delivery::{output_name, Delivery, NoProgress, Outcome, Progress};
 pub use error::{Error, Result};
 pub use server::{Server, ServerConfig};
 
@@ -73,3 +83,6 @@ pub use server::{Server, ServerConfig};
 pub const DEFAULT_QUEUE: &str = "/shmxfer";
 /// The environment variable that overrides [`DEFAULT_QUEUE`] on both sides.
 pub const QUEUE_ENV: &str = "SHMXFER_QUEUE";
+/// Bytes moved per `read()` on the server and per `write()` on the client:
+/// the slots carry them on in pieces.
+pub const IO_CHUNK: usize = 64 * 1024;

@@ -51,10 +51,7 @@ pub const MSG_HEADER_LEN: usize = 20;
 pub const FRAME_HEADER_LEN: usize = 16;
 /// Longest path a client may request, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
-/// Longest object name (region, semaphore, queue) including the leading `/`.
-/// Linux allows 255 bytes for a file name in `/dev/shm`; semaphores lose four
-/// of them to the `sem.` prefix.
-pub const MAX_NAME_LEN: usize = 250;
+pub use crate::names::MAX_NAME_LEN;
 /// Largest command message this version ever sends. The Linux default for
 /// `mq_msgsize` is 8192 bytes, so every message fits a default queue.
 pub const MAX_MSG_LEN: usize = MSG_HEADER_LEN + MAX_NAME_LEN + MAX_PATH_LEN;
@@ -108,6 +105,30 @@ impl fmt::Display for DecodeError {
 
 impl std::error::Error for DecodeError {}
 
+/// Why a message cannot be encoded: it breaks a limit that decoding enforces,
+/// so the peer would have to drop it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// A text field over its limit.
+    TooLong { field: &'static str, len: usize, max: usize },
+    /// A text field holding a NUL byte.
+    Nul(&'static str),
+}
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EncodeError::TooLong { field, len, max } => {
+                write!(f, "{field} is {len} bytes, at most {max} allowed")
+            }
+            EncodeError::Nul(field) => write!(f, "{field} holds a NUL byte"),
+        }
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
 /// A message on the command queue, from a client to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -145,10 +166,10 @@ impl Command {
     ///
     /// # Errors
     ///
-    /// [`DecodeError::TooLong`] or [`DecodeError::BadText`] when a name or path
-    /// breaks a limit that [`Command::decode`] would enforce, so that nothing
-    /// is sent that the server would have to drop.
-    pub fn encode(&self) -> Result<Vec<u8>, DecodeError> {
+    /// [`EncodeError`] when a name or path breaks a limit that
+    /// [`Command::decode`] would enforce, so that nothing is sent that the
+    /// server would have to drop.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let (kind, pid, word, region, path) = match self {
             Command::Open { client_pid, region_size, region } => {
                 (KIND_OPEN, *client_pid, *region_size, region.as_str(), "")
@@ -417,12 +438,12 @@ fn reason(bytes: &[u8]) -> Result<String, DecodeError> {
     text("reason", bytes)
 }
 
-fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), DecodeError> {
+fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), EncodeError> {
     if s.len() > max {
-        return Err(DecodeError::TooLong { field, len: s.len(), max });
+        return Err(EncodeError::TooLong { field, len: s.len(), max });
     }
     if s.contains('\0') {
-        return Err(DecodeError::BadText(field));
+        return Err(EncodeError::Nul(field));
     }
     Ok(())
 }
@@ -651,8 +672,8 @@ mod tests {
     fn encode_refuses_what_decode_would_refuse() {
         let path = "a".repeat(MAX_PATH_LEN + 1);
         let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path };
-        assert!(matches!(cmd.encode(), Err(DecodeError::TooLong { field: "path", .. })));
+        assert!(matches!(cmd.encode(), Err(EncodeError::TooLong { field: "path", .. })));
         let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path: "a\0b".into() };
-        assert_eq!(cmd.encode(), Err(DecodeError::BadText("path")));
+        assert_eq!(cmd.encode(), Err(EncodeError::Nul("path")));
     }
 }

@@ -124,6 +124,16 @@ impl Producer {
         self.region.geometry().payload()
     }
 
+    /// Whether a slot is free right now (nothing is taken).
+    pub fn has_free_slot(&self) -> bool {
+        if self.sems.spaces.try_wait() {
+            let _ = self.sems.spaces.post();
+            true
+        } else {
+            false
+        }
+    }
+
     /// The region this producer fills.
     pub fn region(&self) -> &Region {
         &self.region
@@ -237,7 +247,8 @@ impl Consumer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shm_region::{Geometry, SessionNames};
+    use crate::names::SessionNames;
+    use crate::shm_region::Geometry;
 
     /// Both ends of a ring in one process, over real shared memory and
     /// semaphores.

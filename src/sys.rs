@@ -28,6 +28,18 @@ pub(crate) fn retry_eintr<F: FnMut() -> libc::c_int>(mut f: F) -> io::Result<lib
     }
 }
 
+/// The owner uid and inode number of the open descriptor `fd` (`fstat`), for
+/// handles such as a message queue's that offer only a raw descriptor.
+pub(crate) fn owner_and_inode(fd: &impl AsRawFd) -> io::Result<(u32, u64)> {
+    // SAFETY: `stat` is a plain C struct for which all-zero bytes are valid.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let raw = fd.as_raw_fd();
+    // SAFETY: `raw` is a descriptor the caller keeps open across the call;
+    // the kernel writes into `st`, which lives across it.
+    retry_eintr(|| unsafe { libc::fstat(raw, &mut st) })?;
+    Ok((st.st_uid, st.st_ino))
+}
+
 /// 64 random bits from the kernel's CSPRNG.
 pub(crate) fn random_u64() -> io::Result<u64> {
     let mut buf = [0u8; 8];

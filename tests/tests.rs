@@ -4,9 +4,6 @@
 //! `util::Names`), so the tests run in parallel and never touch the default
 //! queue.
 
-// Helpers that only some test modules use would otherwise be flagged.
-#![allow(dead_code)]
-
 mod util;
 
 mod faults;

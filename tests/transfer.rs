@@ -3,11 +3,11 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::util::{
-    assert_no_leftovers, assert_same_file, command, dir_entries, final_component, received_line, wait_until,
-    Names, Proc, Signal, TestEnv, CLIENT, SERVER, SLOT, TIMEOUT,
+    assert_no_leftovers, assert_same_file, command, dir_entries, final_component, received_line, Names, Proc,
+    Signal, TestEnv, CLIENT, SERVER, SLOT, TIMEOUT,
 };
 
 const MIB: u64 = 1 << 20;
@@ -18,34 +18,15 @@ const SERVER_EXIT: Duration = Duration::from_secs(5);
 /// Size of the files that are still in flight when a test interrupts them.
 const BIG: u64 = 256 * MIB;
 
-/// Asks a persistent server to stop and checks that it did: the stopping
-/// client exits 0, the server exits 0 and its queue is gone.
-#[track_caller]
-fn stop_server(env: &TestEnv, server: &mut Proc) {
-    let stop = env.run_client(&["--stop-server"]);
-    stop.assert_code(0);
-    // --stop-server returns once the queue is gone.
-    stop.check(!env.names.queue_exists(), "the queue is gone when --stop-server returns");
-    server.finish(SERVER_EXIT).assert_code(0);
-}
-
-/// Waits until `client` is receiving data for `final_name` into `env.out()`
-/// (it holds a non-empty file open there that is not the final file: its
-/// temporary file, named or not), then stops it with SIGSTOP, so the transfer
-/// is certainly in flight whatever the throughput. The caller sends SIGCONT.
+/// Waits until `client` is receiving `final_name`, then stops it with
+/// SIGSTOP, so the transfer is certainly in flight whatever the throughput.
+/// The caller sends SIGCONT.
 #[track_caller]
 fn freeze_mid_transfer(env: &TestEnv, client: &mut Proc, final_name: &str) {
-    let final_path = env.in_out(final_name);
-    let receiving = |client: &Proc| {
-        client
-            .open_files_under(env.out())
-            .iter()
-            .any(|(path, len)| *len > 0 && path.file_name() != Some(std::ffi::OsStr::new(final_name)))
-    };
-    wait_until(TIMEOUT, || receiving(client) || !client.is_running() || final_path.exists());
+    env.wait_receiving(client, final_name);
     client.signal(Signal::SIGSTOP);
     assert!(
-        client.is_running() && !final_path.exists() && receiving(client),
+        client.is_running() && !env.in_out(final_name).exists() && env.is_receiving(client, final_name),
         "\n\n==========\nexpected the client to be stopped while receiving into a \
          temporary file in {:?}; it has open there {:?}; the dir holds {:?}\n{}",
         env.out(),
@@ -53,8 +34,7 @@ fn freeze_mid_transfer(env: &TestEnv, client: &mut Proc, final_name: &str) {
         env.out_entries(),
         client.snapshot()
     );
-    let regions = env.names.client_regions();
-    assert!(!regions.is_empty(), "no client region while a transfer is in flight");
+    assert!(!env.names.client_regions().is_empty(), "no client region while a transfer is in flight");
 }
 
 #[test]
@@ -105,7 +85,7 @@ fn files_of_boundary_sizes_arrive_intact() {
     let env = TestEnv::new("files_of_boundary_sizes_arrive_intact");
     let slot = SLOT as u64;
     // The server reads IO_CHUNK bytes at a time and cuts them into slots.
-    let chunk = shmxfer::server::IO_CHUNK as u64;
+    let chunk = shmxfer::IO_CHUNK as u64;
     let sizes = [0, 1, slot - 1, slot, slot + 1, 4096, chunk - 1, chunk, chunk + 1, MIB + 7];
     let mut files = Vec::new();
     for (i, len) in sizes.iter().enumerate() {
@@ -212,7 +192,7 @@ fn two_clients_at_once_are_served_by_a_persistent_server() {
         assert_same_file(&env.in_root("two.bin"), &out.join("two.bin"));
     }
     assert!(server.is_running(), "persistent server exited on its own");
-    stop_server(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -278,7 +258,7 @@ fn persistent_server_serves_clients_one_after_another_until_stopped() {
     thread::sleep(Duration::from_millis(300));
     assert!(server.is_running(), "persistent server exited after two clients");
     assert!(env.names.queue_exists(), "persistent server's queue is gone");
-    stop_server(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -305,7 +285,7 @@ fn list_prints_every_file_with_its_size() {
         "12\tsubdir/nested.txt".to_string(),
         "5000\tzeta.bin".to_string(),
     ]);
-    stop_server(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -354,7 +334,7 @@ fn shipped_files_transfer_completely() {
     for rel in SHIPPED {
         assert_same_file(&root.join(rel), &env.in_out(final_component(rel)));
     }
-    stop_server(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -459,7 +439,7 @@ fn out_dir_given_with_dash_o_receives_the_files() {
     env.run_client(&["hello.txt"]).assert_code(0);
     assert_same_file(&env.in_root("hello.txt"), &env.cwd().join("hello.txt"));
     assert_eq!(dir_entries(env.cwd()), ["hello.txt"]);
-    stop_server(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -479,7 +459,7 @@ fn client_interrupted_mid_transfer_exits_130_and_leaves_nothing(test: &str, sign
     assert!(left.is_empty(), "client objects left: {left:?}");
     env.fetch(&["after.txt"]).assert_code(0).assert_stdout_lines(&[received_line("after.txt", 14)]);
     env.assert_delivered("after.txt");
-    stop_server(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -548,7 +528,7 @@ fn second_server_on_a_live_queue_exits_1_and_the_first_keeps_working() {
     assert!(env.names.queue_exists(), "the first server's queue is gone");
     env.fetch(&["hello.txt"]).assert_code(0).assert_stdout_lines(&[received_line("hello.txt", 6)]);
     env.assert_delivered("hello.txt");
-    stop_server(&env, &mut first);
+    env.stop_server(&mut first);
     env.assert_no_leftovers();
 }
 
@@ -593,7 +573,7 @@ fn busy_server_turns_away_an_extra_client() {
         .assert_code(0)
         .assert_stdout_lines(&[received_line("big.bin", BIG)]);
     env.assert_delivered("big.bin");
-    stop_server(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -606,9 +586,7 @@ fn shmxfer_queue_env_selects_the_queue_on_both_sides() {
     let mut cmd = command(SERVER, None);
     cmd.env("SHMXFER_QUEUE", names.queue()).arg("--root").arg(env.root()).current_dir(env.cwd());
     let mut server = Proc::spawn(cmd, Some(names));
-    let started = Instant::now();
     crate::util::wait_for_queue(names, &mut server);
-    assert!(started.elapsed() < TIMEOUT);
 
     let mut cmd = command(CLIENT, None);
     cmd.env("SHMXFER_QUEUE", names.queue()).arg("-o").arg(env.out()).arg("hello.txt").current_dir(env.cwd());

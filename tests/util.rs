@@ -64,9 +64,7 @@ impl Names {
             .collect();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let queue = format!("/sx_{}_{}_{}", short, std::process::id(), n);
-        // The longest derived entry: sem.<Q>.<pid>.<16 hex>.spaces
-        let longest = "sem.".len() + queue.len() - 1 + ".4194304.".len() + 16 + ".spaces".len();
-        assert!(longest < 250, "queue name {queue:?} is too long");
+        shmxfer::names::validate_queue_name(&queue).expect("test queue names fit the queue limit");
         Names { inner: Arc::new(NamesInner { queue, live: AtomicUsize::new(0) }) }
     }
 
@@ -198,17 +196,6 @@ where
     let mut cmd = command(CLIENT, Some(names));
     cmd.args(args);
     cmd
-}
-
-/// Spawns a server on the test's queue serving `root`, with `extra_args`.
-pub fn server<I, S>(names: &Names, root: &Path, extra_args: I) -> Proc
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<OsStr>,
-{
-    let mut cmd = command(SERVER, Some(names));
-    cmd.arg("--root").arg(root).args(extra_args);
-    Proc::spawn(cmd, Some(names))
 }
 
 /// Renders a command for a failure message.
@@ -646,6 +633,36 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// Whether `client` is receiving data for `final_name` into
+    /// [`TestEnv::out`]: it holds a non-empty file open there that is not the
+    /// final file (its temporary file, named or not).
+    pub fn is_receiving(&self, client: &Proc, final_name: &str) -> bool {
+        client
+            .open_files_under(self.out())
+            .iter()
+            .any(|(path, len)| *len > 0 && path.file_name() != Some(OsStr::new(final_name)))
+    }
+
+    /// Waits until `client` is receiving `final_name` (see
+    /// [`TestEnv::is_receiving`]), so the transfer is certainly in flight.
+    #[track_caller]
+    pub fn wait_receiving(&self, client: &mut Proc, final_name: &str) {
+        let ok = wait_until(TIMEOUT, || self.is_receiving(client, final_name) || !client.is_running());
+        assert!(ok && client.is_running(), "client never got mid-transfer\n{}", client.snapshot());
+    }
+
+    /// Asks a persistent server to stop and checks that it did: the stopping
+    /// client exits 0 once the queue is gone, and the server exits 0.
+    #[track_caller]
+    pub fn stop_server(&self, server: &mut Proc) {
+        let stop = self.run_client(&["--stop-server"]);
+        stop.assert_code(0);
+        stop.check(!self.names.queue_exists(), "the queue is gone when --stop-server returns");
+        server.finish(TIMEOUT).assert_code(0);
+    }
+}
+
 impl Drop for TestEnv {
     fn drop(&mut self) {
         // Processes declared after the environment are gone by now.
@@ -726,13 +743,6 @@ impl Rng {
         let last = self.next_u64().to_le_bytes();
         rest.copy_from_slice(&last[..rest.len()]);
     }
-}
-
-/// `len` pseudo-random bytes from `seed`.
-pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut buf = vec![0u8; len];
-    Rng::new(seed).fill(&mut buf);
-    buf
 }
 
 /// Writes `len` pseudo-random bytes from `seed` to `path`, 1 MiB at a time.

@@ -238,7 +238,7 @@ fn main() -> ExitCode {
         }
         all_delivered &= outcome.is_delivered();
     };
-    let fetched = client.fetch(&args.files, &delivery, &mut bar, &mut |p, o| {
+    let fetched = delivery.fetch(&mut client, &args.files, &mut bar, &mut |p, o| {
         report(p, o);
     });
     bar.finish();

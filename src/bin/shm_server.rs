@@ -86,11 +86,14 @@ fn init_logging(args: &Args) {
 }
 
 fn cleanup(queue: &str) -> anyhow::Result<()> {
-    let removed = shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?;
-    for object in &removed {
+    let collected = shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?;
+    for object in &collected.removed {
         println!("removed {object}");
     }
-    if removed.is_empty() {
+    for object in &collected.skipped {
+        log::warn!("left alone {object}");
+    }
+    if collected.removed.is_empty() {
         log::info!("nothing left over for queue {queue}");
     }
     Ok(())

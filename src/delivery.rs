@@ -1,0 +1,316 @@
+//! The requesting role's policy: which files to ask for, how many requests
+//! to keep in flight, whether what arrived is right (size and checksum), and
+//! how a verified file gets its name in the output directory.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::client::{Client, Frame};
+use crate::error::{Error, Result};
+use crate::protocol::{Reply, MAX_PATH_LEN};
+use crate::{sys, IO_CHUNK};
+
+/// Requests a client keeps in flight: the server always has the next file
+/// queued, and one client never fills the shared queue (10 messages).
+pub const REQUEST_WINDOW: usize = 4;
+
+/// What became of one requested file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written, verified, renamed into place.
+    Delivered { bytes: u64 },
+    /// The server has no such file ("FNF").
+    NotFound,
+    /// The server will not serve it (outside its root, not a regular file).
+    Refused(String),
+    /// Anything else: a failed check, a local write error, an existing file
+    /// under `--no-clobber`.
+    Failed(String),
+}
+
+impl Outcome {
+    /// Whether the file arrived.
+    pub fn is_delivered(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. })
+    }
+}
+
+/// Told about progress while files arrive.
+pub trait Progress {
+    /// A file of `size` bytes starts.
+    fn start(&mut self, _name: &str, _size: u64) {}
+    /// `bytes` more bytes arrived.
+    fn advance(&mut self, _bytes: u64) {}
+    /// The file is done, for better or worse; its outcome is reported next.
+    fn finish(&mut self) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// The file name a requested path is written under: its final component.
+/// `None` for a path without a usable final component.
+pub fn output_name(requested: &str) -> Option<&str> {
+    let name = requested.rsplit('/').next()?;
+    if name.is_empty() || name == "." || name == ".." {
+        None
+    } else {
+        Some(name)
+    }
+}
+
+/// Where and how received files are written.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The output directory.
+    pub out_dir: PathBuf,
+    /// Refuse to replace existing files.
+    pub no_clobber: bool,
+}
+
+impl Delivery {
+    /// Why `path` gets no request at all, if it does not.
+    fn refuse_locally(&self, path: &str) -> Option<Outcome> {
+        let Some(name) = output_name(path) else {
+            return Some(Outcome::Failed("no file name in this path".into()));
+        };
+        if path.len() > MAX_PATH_LEN {
+            let len = path.len();
+            return Some(Outcome::Failed(format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed")));
+        }
+        let target = self.out_dir.join(name);
+        if self.no_clobber && target.symlink_metadata().is_ok() {
+            return Some(Outcome::Failed(format!(
+                "{} exists; not replaced (--no-clobber)",
+                target.display()
+            )));
+        }
+        None
+    }
+
+    /// Fetches `paths` in order into [`Delivery::out_dir`] through `client`,
+    /// keeping [`REQUEST_WINDOW`] requests in flight. Returns one outcome per
+    /// path, each also given to `report` as soon as it is known; a
+    /// session-level failure (server gone, protocol error, interrupt) is an
+    /// `Err` and leaves no partial file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PeerGone`], [`Error::Protocol`], [`Error::Decode`],
+    /// [`Error::Busy`], [`Error::Cancelled`] or [`Error::Os`] from the queue.
+    pub fn fetch(
+        &self,
+        client: &mut Client,
+        paths: &[String],
+        progress: &mut dyn Progress,
+        report: &mut dyn FnMut(&str, &Outcome),
+    ) -> Result<Vec<Outcome>> {
+        let mut outcomes: Vec<Option<Outcome>> = paths.iter().map(|p| self.refuse_locally(p)).collect();
+        let todo: Vec<usize> = (0..paths.len()).filter(|&i| outcomes[i].is_none()).collect();
+        let mut in_flight: VecDeque<u32> = VecDeque::new();
+        let mut next = 0;
+        let mut buf = Vec::with_capacity(client.payload());
+        for (i, path) in paths.iter().enumerate() {
+            while in_flight.len() < REQUEST_WINDOW && next < todo.len() {
+                in_flight.push_back(client.request(&paths[todo[next]])?);
+                next += 1;
+            }
+            let outcome = match outcomes[i].take() {
+                Some(o) => o,
+                None => {
+                    let seq = in_flight.pop_front().expect("a request is in flight for every file");
+                    let name = output_name(path).expect("checked by refuse_locally");
+                    self.receive(client, seq, name, progress, &mut buf)?
+                }
+            };
+            progress.finish();
+            report(path, &outcome);
+            outcomes[i] = Some(outcome);
+        }
+        Ok(outcomes.into_iter().map(|o| o.expect("every file has an outcome")).collect())
+    }
+
+    /// Receives the answer to request `seq` and, for a file, writes it under
+    /// `name`. The frames are read to the end whatever happens locally.
+    fn receive(
+        &self,
+        client: &mut Client,
+        seq: u32,
+        name: &str,
+        progress: &mut dyn Progress,
+        buf: &mut Vec<u8>,
+    ) -> Result<Outcome> {
+        let size = match client.next_frame(seq, buf)? {
+            Frame::Control(Reply::Start { size }) => size,
+            Frame::Control(Reply::NotFound) => return Ok(Outcome::NotFound),
+            Frame::Control(Reply::Refused(why)) => return Ok(Outcome::Refused(why)),
+            Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
+            other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
+        };
+        progress.start(name, size);
+        let dir = self.out_dir.display();
+        // A local failure does not stop the reading: the server streams the
+        // file anyway, and the session goes on with the next one.
+        let mut sink = Sink::new(&self.out_dir).map_err(|e| format!("creating a file in {dir}: {e}"));
+        let mut hasher = Xxh3::new();
+        let mut received = 0u64;
+        let mut unreported = 0u64;
+        loop {
+            match client.next_frame(seq, buf)? {
+                Frame::Data(len) => {
+                    received += u64::from(len);
+                    if received > size {
+                        return Err(Error::Protocol(format!(
+                            "server sent more than the announced {size} bytes"
+                        )));
+                    }
+                    hasher.update(buf);
+                    if let Ok(s) = &mut sink {
+                        if let Err(e) = s.out.write_all(buf) {
+                            sink = Err(format!("writing into {dir}: {e}"));
+                        }
+                    }
+                    unreported += u64::from(len);
+                    if unreported >= 1 << 20 {
+                        progress.advance(unreported);
+                        unreported = 0;
+                    }
+                }
+                Frame::Control(Reply::End { count, checksum }) => {
+                    progress.advance(unreported);
+                    if count != received || count != size {
+                        return Ok(Outcome::Failed(format!(
+                            "size mismatch: announced {size}, sent {count}, received {received}"
+                        )));
+                    }
+                    if checksum != hasher.digest() {
+                        return Ok(Outcome::Failed("checksum mismatch (xxh3-64)".into()));
+                    }
+                    return Ok(match sink.and_then(|s| s.persist(&self.out_dir, name, self.no_clobber)) {
+                        Ok(()) => Outcome::Delivered { bytes: received },
+                        Err(why) => Outcome::Failed(why),
+                    });
+                }
+                Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
+                other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
+            }
+        }
+    }
+}
+
+/// A file being received: unnamed (`O_TMPFILE`) where the filesystem can,
+/// else a named temporary file that is removed on drop.
+struct Sink {
+    /// Writes in [`IO_CHUNK`] pieces, not one per slot.
+    out: BufWriter<File>,
+    named: Option<tempfile::TempPath>,
+}
+
+impl Sink {
+    fn new(dir: &Path) -> std::io::Result<Sink> {
+        match sys::unnamed_tempfile(dir) {
+            Ok(file) => Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: None }),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
+                ) =>
+            {
+                Sink::named(dir)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The fallback: a named temporary file, removed on drop.
+    fn named(dir: &Path) -> std::io::Result<Sink> {
+        let tmp = tempfile::Builder::new().prefix(".shmxfer-").suffix(".part").tempfile_in(dir)?;
+        let (file, path) = tmp.into_parts();
+        Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: Some(path) })
+    }
+
+    /// Gives the verified file its final name; the reason when it cannot.
+    fn persist(self, dir: &Path, name: &str, no_clobber: bool) -> std::result::Result<(), String> {
+        let target = dir.join(name);
+        let shown = target.display();
+        let file = self.out.into_inner().map_err(|e| format!("writing {shown}: {}", e.error()))?;
+        if let Some(path) = self.named {
+            let res = if no_clobber {
+                std::fs::hard_link(&path, &target).map(|()| drop(path))
+            } else {
+                path.persist(&target).map_err(|e| e.error)
+            };
+            return res.map_err(|e| format!("{shown}: {e}"));
+        }
+        match sys::link_into_place(&file, dir, name) {
+            Ok(()) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && no_clobber => {
+                Err(format!("{shown} exists; not replaced (--no-clobber)"))
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // Link under a temporary name beside it, then rename over.
+                let random = sys::random_u64().map_err(|e| e.to_string())?;
+                let tmp_name = format!(".{name}.{random:016x}.shmxfer");
+                sys::link_into_place(&file, dir, &tmp_name).map_err(|e| format!("{shown}: {e}"))?;
+                std::fs::rename(dir.join(&tmp_name), &target).map_err(|e| {
+                    let _ = std::fs::remove_file(dir.join(&tmp_name));
+                    format!("{shown}: {e}")
+                })
+            }
+            Err(e) => Err(format!("{shown}: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn both_kinds_of_sink_create_replace_and_refuse_to_clobber() {
+        type Make = fn(&Path) -> std::io::Result<Sink>;
+        for make in [Sink::new as Make, Sink::named as Make] {
+            let dir = tempfile::tempdir().unwrap();
+            let put = |bytes: &[u8], no_clobber: bool| {
+                let mut sink = make(dir.path()).unwrap();
+                sink.out.write_all(bytes).unwrap();
+                sink.persist(dir.path(), "f", no_clobber)
+            };
+            put(b"one", false).unwrap();
+            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"one");
+            put(b"two", false).unwrap();
+            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
+            let err = put(b"three", true).unwrap_err();
+            assert!(err.contains("exists"), "{err}");
+            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
+            // A sink dropped unpersisted leaves nothing.
+            let mut sink = make(dir.path()).unwrap();
+            sink.out.write_all(b"partial").unwrap();
+            drop(sink);
+            assert_eq!(entries(dir.path()), ["f"]);
+        }
+    }
+
+    #[test]
+    fn output_names_are_final_components() {
+        assert_eq!(output_name("a/b/c.txt"), Some("c.txt"));
+        assert_eq!(output_name("../x"), Some("x"));
+        for none in ["", ".", "..", "a/", "a/.."] {
+            assert_eq!(output_name(none), None, "{none:?}");
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! Who is alive: locks that the kernel drops when their holder dies.
+//!
+//! * The server holds a write lock on its lock object `<queue>.lock`
+//!   ([`ServerLock`]). Clients and `--cleanup` test it without taking it
+//!   ([`ServerWatch`]). The lock object is created with `O_EXCL` by the
+//!   server that holds it, so a watcher's descriptor names the inode of *that*
+//!   server: when a new server replaces a dead one, it creates a new object and
+//!   the watchers of the old one see its lock free.
+//! * Each client holds a write lock on its region ([`client_alive`]).
+//!
+//! Locks are open-file-description locks (`F_OFD_SETLK`), probed with
+//! `F_OFD_GETLK`, which takes nothing: pid reuse and zombies cannot fool them.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::names::lock_name;
+use crate::shm_region::{remove_shm, Region, ShmObject};
+use crate::sys;
+
+/// Whether some other open file description holds a write lock on `obj`.
+fn is_locked(obj: &ShmObject) -> Result<bool> {
+    sys::is_write_locked(obj).map_err(|e| Error::os_named("fcntl(F_OFD_GETLK)", obj.name(), e))
+}
+
+/// Whether the client that created `region` is alive: it holds a write lock
+/// on the object for as long as it lives. An error counts as alive: only a
+/// sure answer ends a session.
+pub fn client_alive(region: &Region) -> bool {
+    is_locked(region.object()).unwrap_or(true)
+}
+
+/// The user ids whose objects a process of user `me` may use: its own, and
+/// root's.
+fn trusted_owner(uid: u32, me: u32) -> bool {
+    uid == me || uid == 0
+}
+
+/// The server's hold on its queue: a write-locked lock object that this
+/// server created. Dropping it unlinks the name (if it still names this
+/// object) and releases the lock.
+#[derive(Debug)]
+pub struct ServerLock {
+    obj: ShmObject,
+    ino: u64,
+}
+
+impl ServerLock {
+    /// Takes the lock of `queue`: creates `<queue>.lock` with `O_EXCL`, mode
+    /// 0600, write-locks it and writes this process's pid into it. A lock
+    /// object left by a dead server of this user is removed first; one that
+    /// another user owns is never touched.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ServerRunning`] when a live server holds the lock;
+    /// [`Error::BadObject`] when the name is taken by something that is not
+    /// this user's lock object; [`Error::Os`] from the calls.
+    pub fn acquire(queue: &str) -> Result<ServerLock> {
+        let name = lock_name(queue);
+        for _ in 0..20 {
+            match ShmObject::create_exclusive(&name, 0) {
+                Ok(obj) => {
+                    if let Some(lock) = Self::hold(obj)? {
+                        return Ok(lock);
+                    }
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Self::remove_stale(queue, &name)?,
+                Err(e) => return Err(e),
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Err(Error::ServerRunning { queue: queue.to_owned(), pid: None })
+    }
+
+    /// Locks a freshly created lock object; `None` when the name no longer
+    /// names it (a starting server took it for stale and removed it).
+    fn hold(mut obj: ShmObject) -> Result<Option<ServerLock>> {
+        // The name is unlinked by `ServerLock`'s drop, and only after a check
+        // that it still names this object.
+        obj.disown();
+        let name = obj.name().to_owned();
+        if !sys::try_lock_exclusive(&obj).map_err(|e| Error::os_named("fcntl(F_OFD_SETLK)", &name, e))? {
+            return Ok(None);
+        }
+        let ino = obj.stat()?.ino();
+        if named_inode(&name) != Some(ino) {
+            return Ok(None);
+        }
+        obj.replace_contents(format!("{}\n", std::process::id()).as_bytes())?;
+        Ok(Some(ServerLock { obj, ino }))
+    }
+
+    /// Removes the lock object `name` if it is this user's and no live
+    /// server holds it.
+    fn remove_stale(queue: &str, name: &str) -> Result<()> {
+        let obj = match ShmObject::open(name, false) {
+            Ok(obj) => obj,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(Error::BadObject { reason, .. }) => {
+                return Err(Error::BadObject {
+                    name: name.to_owned(),
+                    reason: format!("{reason}; remove it or choose another --queue"),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let meta = obj.stat()?;
+        if meta.uid() != euid() {
+            return Err(Error::BadObject {
+                name: name.to_owned(),
+                reason: format!(
+                    "belongs to uid {}; it is not this server's to take; choose another --queue",
+                    meta.uid()
+                ),
+            });
+        }
+        if is_locked(&obj)? {
+            return Err(Error::ServerRunning { queue: queue.to_owned(), pid: read_pid(&obj) });
+        }
+        if named_inode(name) == Some(meta.ino()) {
+            remove_shm(name)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ServerLock {
+    fn drop(&mut self) {
+        // Unlink the name only while it still names our object: another
+        // server may have replaced it.
+        if named_inode(self.obj.name()) == Some(self.ino) {
+            let _ = remove_shm(self.obj.name());
+        }
+    }
+}
+
+/// The inode that `name` names now, if any.
+fn named_inode(name: &str) -> Option<u64> {
+    ShmObject::open(name, false).and_then(|o| o.stat()).map(|m| m.ino()).ok()
+}
+
+/// The pid a server wrote into its lock object, if readable.
+fn read_pid(obj: &ShmObject) -> Option<u32> {
+    let mut text = String::new();
+    File::from(obj.try_clone_fd().ok()?).take(32).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
+}
+
+/// A watch on the server of a queue: the lock object of the server that was
+/// live when the watch was made. It reports that server's death even when
+/// another server has taken the queue since.
+#[derive(Debug)]
+pub struct ServerWatch {
+    obj: ShmObject,
+    queue: String,
+}
+
+impl ServerWatch {
+    /// Watches the live server of `queue`: `None` when there is no lock
+    /// object or nobody holds it (no server, or a dead one).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadObject`] when the lock object is not a regular file or
+    /// belongs to a user other than this one or root; [`Error::Os`].
+    pub fn find(queue: &str) -> Result<Option<ServerWatch>> {
+        let name = lock_name(queue);
+        let obj = match ShmObject::open(&name, false) {
+            Ok(obj) => obj,
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let uid = obj.stat()?.uid();
+        if !trusted_owner(uid, euid()) {
+            return Err(Error::BadObject {
+                name,
+                reason: format!("belongs to uid {uid}, not to you or root; not trusted as a server's lock"),
+            });
+        }
+        if !is_locked(&obj)? {
+            return Ok(None);
+        }
+        Ok(Some(ServerWatch { obj, queue: queue.to_owned() }))
+    }
+
+    /// Whether the watched server still lives.
+    pub fn is_alive(&self) -> bool {
+        is_locked(&self.obj).unwrap_or(true)
+    }
+
+    /// `Ok` while the watched server lives, else [`Error::PeerGone`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PeerGone`] once the server is gone.
+    pub fn check(&self) -> Result<()> {
+        if self.is_alive() {
+            Ok(())
+        } else {
+            Err(Error::PeerGone(format!("the server of queue {} died or stopped", self.queue)))
+        }
+    }
+
+    /// The watched server's pid, as it wrote it into its lock object.
+    pub fn pid(&self) -> Option<u32> {
+        read_pid(&self.obj)
+    }
+}
+
+/// Checks that the queue behind `mq` belongs to this user or root: a client
+/// talks to no other user's queue.
+///
+/// # Errors
+///
+/// [`Error::BadObject`] naming the owner otherwise; [`Error::Os`] from `fstat`.
+pub fn check_queue_owner(queue: &str, mq: &impl AsRawFd) -> Result<()> {
+    let uid = queue_identity(queue, mq)?.0;
+    if trusted_owner(uid, euid()) {
+        Ok(())
+    } else {
+        Err(Error::BadObject {
+            name: queue.to_owned(),
+            reason: format!("the queue belongs to uid {uid}, not to you or root; not trusted"),
+        })
+    }
+}
+
+/// The uid that owns the queue behind `mq`, and its inode.
+///
+/// # Errors
+///
+/// [`Error::Os`] from `fstat`.
+pub fn queue_identity(queue: &str, mq: &impl AsRawFd) -> Result<(u32, u64)> {
+    sys::owner_and_inode(mq).map_err(|e| Error::os_named("fstat", queue, e))
+}
+
+/// The uid of this process.
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Whether the server of `queue` is alive, for `--cleanup`.
+///
+/// # Errors
+///
+/// As [`ServerWatch::find`].
+pub fn server_alive(queue: &str) -> Result<bool> {
+    Ok(ServerWatch::find(queue)?.is_some())
+}
+
+/// Whether process `pid` exists (for objects whose creator may not have
+/// taken its lock yet).
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::ESRCH) => false,
+        Err(_) => true, // EPERM: it exists, it is just not ours
+    }
+}
+
+/// Whether the creator of the region `name` (process `pid`) may still use
+/// it: its lock is held or the process exists.
+///
+/// # Errors
+///
+/// [`Error::Os`] from opening or probing the region.
+pub fn region_in_use(name: &str, pid: u32) -> Result<bool> {
+    let obj = match ShmObject::open(name, false) {
+        Ok(obj) => obj,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    Ok(is_locked(&obj)? || process_exists(pid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unique_queue(tag: &str) -> String {
+        format!("/sxlive_{tag}_{}_{:x}", std::process::id(), sys::random_u64().unwrap())
+    }
+
+    #[test]
+    fn a_held_lock_is_seen_alive_and_a_second_holder_is_refused() {
+        let queue = unique_queue("held");
+        assert!(ServerWatch::find(&queue).unwrap().is_none());
+        let lock = ServerLock::acquire(&queue).unwrap();
+        let watch = ServerWatch::find(&queue).unwrap().expect("a live server");
+        assert_eq!(watch.pid(), Some(std::process::id()));
+        // Each holder has an open file description of its own, so a second
+        // acquire in this process sees the first.
+        assert!(matches!(ServerLock::acquire(&queue), Err(Error::ServerRunning { .. })));
+        drop(lock);
+        assert!(!watch.is_alive());
+        assert!(ShmObject::open(&lock_name(&queue), false).is_err(), "the name is removed");
+    }
+
+    #[test]
+    fn a_watch_follows_its_own_server_not_the_next_one() {
+        let queue = unique_queue("next");
+        let first = ServerLock::acquire(&queue).unwrap();
+        let watch = ServerWatch::find(&queue).unwrap().unwrap();
+        // The first server "dies" but its lock object stays: the name is not
+        // removed, so the next server must replace it.
+        let ino = first.ino;
+        std::mem::forget(first);
+        let stale = ShmObject::open(&lock_name(&queue), false).unwrap();
+        assert_eq!(stale.stat().unwrap().ino(), ino);
+        // Its descriptor is leaked above; release its lock by hand as the
+        // kernel would at death: there is no way but to close all its
+        // descriptors, so check instead that a new server creates a new
+        // object once the stale one is unlocked.
+        drop(stale);
+        assert!(watch.is_alive(), "the leaked lock is still held");
+        let _ = remove_shm(&lock_name(&queue));
+        let second = ServerLock::acquire(&queue).unwrap();
+        assert_ne!(second.ino, ino, "a new server makes a new lock object");
+        let watch2 = ServerWatch::find(&queue).unwrap().unwrap();
+        assert!(watch2.is_alive());
+        drop(second);
+        assert!(!watch2.is_alive());
+    }
+
+    #[test]
+    fn a_stale_lock_of_this_user_is_replaced() {
+        let queue = unique_queue("stale");
+        let name = lock_name(&queue);
+        let stale = ShmObject::create_exclusive(&name, 0).unwrap();
+        let stale_ino = stale.stat().unwrap().ino();
+        let mut stale = stale;
+        stale.disown();
+        drop(stale); // unlocked, name left behind: a dead server's
+        let lock = ServerLock::acquire(&queue).unwrap();
+        assert_ne!(lock.ino, stale_ino);
+        drop(lock);
+        assert!(ShmObject::open(&name, false).is_err());
+    }
+
+    #[test]
+    fn a_lock_object_of_another_user_is_never_taken() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipped: needs root to chown an object to another user");
+            return;
+        }
+        let queue = unique_queue("foreign");
+        let name = lock_name(&queue);
+        let mut foreign = ShmObject::create_exclusive(&name, 0).unwrap();
+        let path = format!("/dev/shm/{}", &name[1..]);
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let err = ServerLock::acquire(&queue).unwrap_err();
+        assert!(matches!(err, Error::BadObject { .. }), "{err}");
+        assert!(err.to_string().contains("uid 65534"), "{err}");
+        assert!(std::path::Path::new(&path).exists(), "another user's object is left alone");
+        foreign.remove().unwrap();
+    }
+}

@@ -1,0 +1,122 @@
+//! The command queue: its limits, its creation by the server, its opening by
+//! a client, and sending one message without waiting for ever.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use log::warn;
+use posixmq::PosixMq;
+
+use crate::error::{Error, Result};
+use crate::liveness::{check_queue_owner, euid, queue_identity};
+use crate::protocol::{Command, MAX_MSG_LEN};
+use crate::ring::{Liveness, WAIT_SLICE};
+
+/// Messages a queue holds: the Linux default (`/proc/sys/fs/mqueue/msg_default`,
+/// and the most an unprivileged process may ask for, `msg_max`).
+pub const QUEUE_CAPACITY: usize = 10;
+/// Largest message the queue accepts: the Linux default `msgsize_default`.
+pub const QUEUE_MSG_LEN: usize = 8192;
+
+const _: () = assert!(MAX_MSG_LEN <= QUEUE_MSG_LEN);
+
+/// Creates the queue `name` for the server that holds its lock (`O_EXCL`,
+/// 0600). A queue that a dead server of this user left is removed first;
+/// another user's queue is never touched.
+///
+/// # Errors
+///
+/// [`Error::BadObject`] for another user's queue; [`Error::Os`] with a hint
+/// at the system limits when the queue cannot be created.
+pub fn create(name: &str) -> Result<PosixMq> {
+    match posixmq::OpenOptions::readonly().nonblocking().open(name) {
+        Ok(stale) => {
+            let (uid, _) = queue_identity(name, &stale)?;
+            if uid != euid() {
+                return Err(Error::BadObject {
+                    name: name.to_owned(),
+                    reason: format!("the queue belongs to uid {uid}; choose another --queue"),
+                });
+            }
+            drop(stale);
+            match posixmq::remove_queue(name) {
+                Ok(()) => warn!("removed queue {name} left by a server that is gone"),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(Error::os_named("mq_unlink", name, e)),
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(Error::os_named("mq_open", name, e)),
+    }
+    posixmq::OpenOptions::readonly()
+        .create_new()
+        .mode(0o600)
+        .capacity(QUEUE_CAPACITY)
+        .max_msg_len(QUEUE_MSG_LEN)
+        .open(name)
+        .map_err(|e| create_error(name, e))
+}
+
+fn create_error(queue: &str, e: std::io::Error) -> Error {
+    let hint = match e.raw_os_error() {
+        Some(libc::EINVAL) => format!(
+            " (the queue needs {QUEUE_CAPACITY} messages of {QUEUE_MSG_LEN} bytes; see /proc/sys/fs/mqueue/msg_max and msgsize_max)"
+        ),
+        Some(libc::EMFILE) | Some(libc::ENOSPC) => {
+            " (too many queues: see /proc/sys/fs/mqueue/queues_max, default 256, and RLIMIT_MSGQUEUE)".to_owned()
+        }
+        _ => String::new(),
+    };
+    Error::os_named("mq_open", queue, std::io::Error::new(e.kind(), format!("{e}{hint}")))
+}
+
+/// Opens the queue `name` for sending: `None` when there is none. Only a
+/// queue of this user or root is used.
+///
+/// # Errors
+///
+/// [`Error::BadObject`] for another user's queue; [`Error::Os`].
+pub fn open_for_sending(name: &str) -> Result<Option<PosixMq>> {
+    match posixmq::OpenOptions::writeonly().open(name) {
+        Ok(mq) => {
+            check_queue_owner(name, &mq)?;
+            Ok(Some(mq))
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(Error::os_named("mq_open", name, e)),
+    }
+}
+
+/// Sends one message, waiting in slices while the queue is full and
+/// checking between slices for cancellation and the server's liveness.
+///
+/// # Errors
+///
+/// [`Error::Cancelled`], [`Error::PeerGone`] from `alive`, [`Error::Encode`],
+/// [`Error::Os`] from `mq_send`.
+pub fn send(queue: &PosixMq, cmd: &Command, cancel: &AtomicBool, alive: &Liveness) -> Result<()> {
+    let bytes = cmd.encode()?;
+    loop {
+        match queue.send_timeout(0, &bytes, WAIT_SLICE) {
+            Ok(()) => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIMEDOUT) | Some(libc::EAGAIN)) => {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(Error::Cancelled);
+                }
+                alive()?;
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
+                return Err(Error::os(
+                    "mq_send",
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "{e}: the queue takes shorter messages than this {}-byte request",
+                            bytes.len()
+                        ),
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::os("mq_send", e)),
+        }
+    }
+}

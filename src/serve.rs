@@ -1,0 +1,273 @@
+//! One session on the server side: the thread that maps a client's region
+//! and answers its requests, a file or a listing at a time, through the
+//! ring.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+
+use log::{debug, warn};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{Error, Result};
+use crate::liveness::client_alive;
+use crate::names::SessionNames;
+use crate::protocol::{Reply, MAX_PATH_LEN};
+use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
+use crate::shm_region::{remove_session, Region, Semaphore};
+use crate::{sys, IO_CHUNK};
+
+/// What a session is asked to do.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Get { seq: u32, path: String },
+    List { seq: u32 },
+}
+
+/// What every session of one server shares.
+#[derive(Debug, Clone)]
+pub(crate) struct ServeEnv {
+    /// The served directory, open.
+    pub root: Arc<File>,
+    /// Turns true when the server stops: sessions end at the next frame.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// A session about to run in its own thread.
+#[derive(Debug)]
+pub(crate) struct SessionThread {
+    pub names: SessionNames,
+    pub region_size: u32,
+    pub client_pid: u32,
+    pub env: ServeEnv,
+    /// Requests routed to this session and not yet taken.
+    pub pending: Arc<AtomicUsize>,
+}
+
+impl SessionThread {
+    /// Serves the session's requests until the client says goodbye (the
+    /// sender of `jobs` drops), dies, or the server stops.
+    pub fn run(self, jobs: mpsc::Receiver<Job>) {
+        let region = &self.names.region;
+        let mut producer = match attach(&self.names, self.region_size, self.client_pid, &self.env.stop) {
+            Ok(p) => p,
+            Err(e) => {
+                warn!("session {region}: refused: {e}");
+                return;
+            }
+        };
+        let outcome = self.serve(&mut producer, &jobs);
+        match outcome {
+            Ok(()) => debug!("session {region}: closed"),
+            Err(Error::Cancelled) => debug!("session {region}: cancelled"),
+            Err(Error::PeerGone(why)) => warn!("session {region}: {why}; removing its objects"),
+            Err(e) => warn!("session {region}: ended: {e}"),
+        }
+        // Whatever ended the session (a shutdown included), a client that is
+        // gone may have left its objects: it cannot remove them any more.
+        if !client_alive(producer.region()) {
+            drop(producer);
+            if let Err(e) = remove_session(&self.names) {
+                warn!("session {region}: {e}");
+            }
+        }
+    }
+
+    fn serve(&self, producer: &mut Producer, jobs: &mpsc::Receiver<Job>) -> Result<()> {
+        let mut buf = Vec::new();
+        loop {
+            let job = match jobs.recv_timeout(WAIT_SLICE) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.env.stop.load(Ordering::Relaxed) {
+                        return Err(Error::Cancelled);
+                    }
+                    if !client_alive(producer.region()) {
+                        return Err(Error::PeerGone(format!("client {} died", self.client_pid)));
+                    }
+                    continue;
+                }
+            };
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            match job {
+                Job::Get { seq, path } => serve_file(producer, &self.env.root, seq, &path, &mut buf)?,
+                Job::List { seq } => serve_list(producer, &self.env.root, seq)?,
+            }
+        }
+    }
+}
+
+/// Maps a client's region and opens its semaphores: the producer end of its
+/// ring, watching the client's liveness lock. Writes this server's pid into
+/// the header, which tells the client that its session was taken.
+///
+/// # Errors
+///
+/// [`Error::BadRegion`] or [`Error::Os`] when the objects fail their checks.
+pub(crate) fn attach(
+    names: &SessionNames,
+    region_size: u32,
+    client_pid: u32,
+    cancel: &Arc<AtomicBool>,
+) -> Result<Producer> {
+    let region = Arc::new(Region::open(&names.region, region_size, client_pid)?);
+    let sems = RingSems { items: Semaphore::open(&names.items)?, spaces: Semaphore::open(&names.spaces)? };
+    region.set_server_pid(std::process::id());
+    let watched = Arc::clone(&region);
+    let alive: Liveness = Box::new(move || {
+        if client_alive(&watched) {
+            Ok(())
+        } else {
+            Err(Error::PeerGone(format!("client {client_pid} died")))
+        }
+    });
+    Ok(Producer::new(region, sems, Arc::clone(cancel), alive))
+}
+
+/// Answers a client over the session limit with a `Busy` frame in its
+/// region, without waiting for a slot.
+///
+/// # Errors
+///
+/// As [`attach`]; [`Error::Protocol`] when the client's ring has no free slot.
+pub(crate) fn answer_busy(names: &SessionNames, region_size: u32, client_pid: u32, max: usize) -> Result<()> {
+    let mut producer = attach(names, region_size, client_pid, &Arc::new(AtomicBool::new(false)))?;
+    if !producer.has_free_slot() {
+        return Err(Error::Protocol("no free slot for the busy answer".into()));
+    }
+    producer.send(0, &Reply::Busy { max_sessions: u32::try_from(max).unwrap_or(u32::MAX) })
+}
+
+/// Why a path is not served, as the client will read it.
+fn refusal(path: &str, e: &std::io::Error) -> Option<Reply> {
+    Some(match e.raw_os_error()? {
+        libc::ENOENT | libc::ENOTDIR => Reply::NotFound,
+        libc::EXDEV | libc::ELOOP => Reply::Refused(format!("{path} leads outside the served directory")),
+        libc::EACCES | libc::EPERM => Reply::Refused("permission denied".into()),
+        libc::ENAMETOOLONG => Reply::Refused("name too long".into()),
+        libc::EINVAL => Reply::Refused("invalid path".into()),
+        _ => return None,
+    })
+}
+
+fn file_type_name(ft: std::fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Sends the answer that a file is not served (not found, refused, failed),
+/// logging it (`-v` shows refusals; errors always show).
+fn send_negative(tx: &mut Producer, seq: u32, path: &str, reply: Reply) -> Result<()> {
+    match &reply {
+        Reply::NotFound => debug!("{path}: not found"),
+        Reply::Refused(why) => debug!("{path}: refused: {why}"),
+        Reply::Error(why) => warn!("{path}: {why}"),
+        _ => {}
+    }
+    tx.send(seq, &reply)
+}
+
+/// Opens `path` below `root` for reading, or says why not.
+fn open_served(root: &File, path: &str) -> std::result::Result<(File, std::fs::Metadata), Reply> {
+    let handle = sys::open_beneath(root, path)
+        .map_err(|e| refusal(path, &e).unwrap_or_else(|| Reply::Error(e.to_string())))?;
+    let meta = handle.metadata().map_err(|e| Reply::Error(e.to_string()))?;
+    if !meta.file_type().is_file() {
+        return Err(Reply::Refused(format!("{path} is {}", file_type_name(meta.file_type()))));
+    }
+    // The path was resolved above; whatever fails now is the server's
+    // trouble (no /proc, no permission to read), not a missing file.
+    let file = sys::reopen_for_reading(&handle).map_err(|e| match e.raw_os_error() {
+        Some(libc::EACCES) | Some(libc::EPERM) => Reply::Refused("permission denied".into()),
+        _ => Reply::Error(format!("opening {path}: {e}")),
+    })?;
+    Ok((file, meta))
+}
+
+fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, buf: &mut Vec<u8>) -> Result<()> {
+    let (mut file, meta) = match open_served(root, path) {
+        Ok(opened) => opened,
+        Err(reply) => return send_negative(tx, seq, path, reply),
+    };
+    let size = meta.len();
+    debug!("sending {path} ({size} bytes)");
+    tx.send(seq, &Reply::Start { size })?;
+    let mut hasher = Xxh3::new();
+    // Read in large pieces and hand them out slot by slot: one read() per
+    // IO_CHUNK bytes, not one per slot.
+    buf.resize(IO_CHUNK, 0);
+    let mut sent = 0u64;
+    while sent < size {
+        let want = (size - sent).min(buf.len() as u64) as usize;
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => {
+                return send_negative(tx, seq, path, Reply::Error(format!("{path} shrank while it was sent")))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return send_negative(tx, seq, path, Reply::Error(format!("reading {path}: {e}"))),
+        };
+        hasher.update(&buf[..n]);
+        for piece in buf[..n].chunks(tx.payload()) {
+            tx.send_data(seq, piece)?;
+        }
+        sent += n as u64;
+    }
+    tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })
+}
+
+/// Entries a listing walks at most, and how deep.
+const LIST_MAX_ENTRIES: usize = 100_000;
+const LIST_MAX_DEPTH: usize = 32;
+
+fn serve_list(tx: &mut Producer, root: &File, seq: u32) -> Result<()> {
+    let mut entries = Vec::new();
+    let root_path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(root)));
+    walk(&root_path, Path::new(""), 0, &mut entries);
+    entries.sort();
+    let mut count = 0u64;
+    for (path, size) in entries {
+        // size (8 bytes) and path: entries too long for one slot are skipped.
+        if 8 + path.len() > tx.payload() {
+            continue;
+        }
+        tx.send(seq, &Reply::ListEntry { size, path })?;
+        count += 1;
+    }
+    tx.send(seq, &Reply::ListEnd { count })
+}
+
+fn walk(dir: &Path, rel: &Path, depth: usize, out: &mut Vec<(String, u64)>) {
+    if depth > LIST_MAX_DEPTH {
+        return;
+    }
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for entry in rd.flatten() {
+        if out.len() >= LIST_MAX_ENTRIES {
+            return;
+        }
+        let Ok(ft) = entry.file_type() else { continue };
+        let rel_path = rel.join(entry.file_name());
+        if ft.is_dir() {
+            walk(&entry.path(), &rel_path, depth + 1, out);
+        } else if ft.is_file() {
+            let (Ok(meta), Some(name)) = (entry.metadata(), rel_path.to_str()) else { continue };
+            if name.len() <= MAX_PATH_LEN {
+                out.push((name.to_owned(), meta.len()));
+            }
+        }
+    }
+}
