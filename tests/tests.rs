@@ -6,5 +6,6 @@
 
 mod util;
 
+mod cli;
 mod faults;
 mod transfer;

@@ -2,17 +2,21 @@
 //! Parses arguments, drives [`shmxfer::Client`], prints one line per file and
 //! maps the outcome to an exit code.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shmxfer::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
 use shmxfer::{Client, ClientConfig, Delivery, Error, Outcome, Progress, DEFAULT_QUEUE};
+
+mod common;
+use common::{human_size, json_string, quote_name};
 
 /// Every file delivered.
 const EXIT_OK: u8 = 0;
@@ -27,54 +31,79 @@ const EXIT_SESSION_LOST: u8 = 4;
 /// Interrupted by SIGINT/SIGTERM.
 const EXIT_INTERRUPTED: u8 = 130;
 
+/// How long a fetch waits for a server unless `--wait` says otherwise.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
 /// Fetch files from shm_server through POSIX shared memory.
 #[derive(Debug, Parser)]
 #[command(
     name = "shm_client",
     version,
+    override_usage = "shm_client [OPTIONS] FILE...\n       \
+        shm_client [OPTIONS] -i LIST\n       \
+        shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
+        shm_client [OPTIONS] --stop-server",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
         asks for each FILE on the server's message queue, and writes what arrives into --out-dir under \
         the FILE's last path component. A file appears under its name only once its size and xxh3-64 \
         checksum are verified; a missing file is reported as 'not found on server' and creates nothing.\n\n\
-        The client may start before the server: it waits up to --wait seconds for the queue.",
+        A fetch may start before the server: it waits up to --wait seconds for the queue.",
     after_help = "Examples:\n  \
         shm_client hello.txt subdir/nested.txt      fetch two files into the current directory\n  \
         shm_client -o /tmp/in --wait 5 big.iso      fetch into /tmp/in, wait at most 5 s for a server\n  \
-        shm_client --list                           show what the server serves\n  \
+        shm_client -i filelist.txt                  fetch the files named in filelist.txt\n  \
+        shm_client --list subdir --human            show what the server serves below subdir/\n  \
         shm_client --stop-server                    stop a --persistent server\n\n\
         Output: one line per FILE on stdout ('NAME: received N bytes', 'NAME: not found on server', ...); \
-        diagnostics on stderr; a progress bar on stderr when it is a terminal.\n\n\
+        a name holding control characters is quoted as ls quotes it ('a'$'\\n''b'). Diagnostics, a summary \
+        when more than one file was asked for, and a progress bar (when stderr is a terminal) go to stderr.\n\n\
         Exit status: 0 every file delivered, 1 at least one not delivered, 2 usage error, \
         3 no server within --wait, 4 session lost (server died, protocol error), 130 interrupted."
 )]
 struct Args {
     /// Name of the server's command queue: a leading '/', no other '/'.
-    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE)]
+    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE, value_parser = parse_queue)]
     queue: String,
 
     /// Directory the files are written into.
     #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
     out_dir: PathBuf,
 
-    /// Seconds to wait for a server to appear (0: try once).
-    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
-    wait: Duration,
+    /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch; --list and
+    /// --stop-server try once unless --wait is given.
+    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    wait: Option<Duration>,
+
+    /// Read the names of the files to fetch from LIST, one per line ('-': standard input); blank
+    /// lines are skipped. Names given as arguments come first.
+    #[arg(short = 'i', long = "input", value_name = "LIST")]
+    input: Option<PathBuf>,
 
     /// Do not replace files that exist in the output directory (such a file counts as not delivered).
     #[arg(long)]
     no_clobber: bool,
 
-    /// Print only failures: no success lines, no progress, no waiting notice.
+    /// Print only failures: no success lines, no summary, no progress, no waiting notice.
     #[arg(short, long)]
     quiet: bool,
 
-    /// Print the server's files with their sizes (SIZE, a tab, PATH per line) instead of fetching.
-    #[arg(long, conflicts_with_all = ["files", "stop_server", "no_clobber"])]
-    list: bool,
+    /// Print the server's files with their sizes (SIZE, a tab, PATH per line) instead of fetching;
+    /// with PREFIX, only PREFIX itself or what lies below the directory PREFIX.
+    #[arg(long, value_name = "PREFIX", num_args = 0..=1, default_missing_value = "",
+          conflicts_with_all = ["files", "stop_server", "no_clobber", "input"])]
+    list: Option<String>,
+
+    /// With --list: print JSON for scripts, `{"files":[{"path":..., "size":...}, ...]}`.
+    #[arg(long)]
+    json: bool,
+
+    /// Print sizes as B, KiB, MiB, GiB.
+    #[arg(long)]
+    human: bool,
 
     /// Ask the server to stop and wait until it has.
-    #[arg(long, conflicts_with_all = ["files", "no_clobber"])]
+    #[arg(long, conflicts_with_all = ["files", "no_clobber", "input"])]
     stop_server: bool,
 
     /// Slots in the shared-memory ring (1-4); for measurements.
@@ -82,13 +111,24 @@ struct Args {
     slots: u32,
 
     /// Files to fetch, as paths relative to the server's root.
-    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server"])]
+    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input"])]
     files: Vec<String>,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs < 0.0 {
+        return Err("a wait cannot be negative; give seconds >= 0 (0: try once)".into());
+    }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a number of seconds >= 0"))
+}
+
+fn parse_queue(s: &str) -> Result<String, String> {
+    match shmxfer::names::validate_queue_name(s) {
+        Ok(()) => Ok(s.to_owned()),
+        Err(Error::InvalidName { reason, .. }) => Err(format!("{reason} (a queue name looks like /name)")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// A progress bar on stderr while a file arrives, only on a terminal.
@@ -108,7 +148,7 @@ impl Progress for Bar {
         {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(name.to_owned());
+        bar.set_message(quote_name(name).into_owned());
         self.bar = Some(bar);
     }
 
@@ -129,7 +169,6 @@ impl Progress for Bar {
 /// does not stop the transfers, nor leave objects behind as SIGPIPE would: the
 /// lines are dropped and the exit status still tells what happened.
 fn say(line: std::fmt::Arguments<'_>) {
-    use std::io::Write;
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
@@ -144,12 +183,161 @@ fn exit_code_for(e: &Error) -> u8 {
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("shm_client: {e}");
+    eprintln!("shm_client: {}", common::chain(e));
     ExitCode::from(exit_code_for(e))
+}
+
+/// [`fail`] for finding a server, which waited up to `wait`.
+fn fail_to_connect(e: &Error, wait: Duration) -> ExitCode {
+    let Error::NoServer { queue, .. } = e else {
+        return fail(e);
+    };
+    let more = if wait.is_zero() { ", or give --wait SECS to wait for it" } else { "" };
+    eprintln!("shm_client: {e}; start `shm_server --queue {queue}` first{more}");
+    ExitCode::from(exit_code_for(e))
+}
+
+/// Exits 2 with clap's usage error `msg`.
+fn usage_error(kind: ErrorKind, msg: impl std::fmt::Display) -> ! {
+    Args::command().error(kind, msg).exit()
+}
+
+/// The names in `list` (a file, or `-` for stdin): one per line, blank lines
+/// skipped, a trailing `\r` dropped.
+fn read_names(list: &PathBuf) -> Result<Vec<String>, String> {
+    let shown =
+        if list.as_os_str() == "-" { "standard input".to_owned() } else { list.display().to_string() };
+    let reader: Box<dyn BufRead> = if list.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(list).map_err(|e| format!("cannot read the names in {shown}: {e}"))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut names = Vec::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line.map_err(|e| format!("cannot read the names in {shown}: {e}"))?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let name = String::from_utf8(line.to_vec())
+            .map_err(|_| format!("{shown}, line {}: the name is not UTF-8; names must be", i + 1))?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// `bytes` as the user asked: exact, or for people with `--human`.
+fn size_text(bytes: u64, human: bool) -> String {
+    if human {
+        human_size(bytes)
+    } else {
+        bytes.to_string()
+    }
+}
+
+/// Whether the listed `path` is `prefix` or lies below the directory `prefix`.
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix.is_empty()
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+fn list(mut client: Client, args: &Args, prefix: &str) -> ExitCode {
+    let listed = client.list();
+    let closed = client.close();
+    let entries = match listed.and_then(|l| closed.map(|()| l)) {
+        Ok(entries) => entries,
+        Err(e) => return fail(&e),
+    };
+    let entries: Vec<(String, u64)> = entries.into_iter().filter(|(p, _)| under_prefix(p, prefix)).collect();
+    if args.json {
+        let mut out = String::from("{\"files\":[");
+        for (i, (path, size)) in entries.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&format!("{{\"path\":{},\"size\":{size}}}", json_string(path)));
+        }
+        out.push_str("]}");
+        say(format_args!("{out}"));
+    } else {
+        for (path, size) in &entries {
+            say(format_args!("{}\t{}", size_text(*size, args.human), quote_name(path)));
+        }
+    }
+    if entries.is_empty() && !prefix.is_empty() {
+        eprintln!(
+            "shm_client: the server has no file at or below {}; see `shm_client --list` for what it has",
+            quote_name(prefix)
+        );
+        return ExitCode::from(EXIT_NOT_DELIVERED);
+    }
+    ExitCode::from(EXIT_OK)
+}
+
+/// What became of the files asked for, for the summary line.
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    not_found: usize,
+    refused: usize,
+    failed: usize,
+    bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Delivered { bytes } => {
+                self.delivered += 1;
+                self.bytes += bytes;
+            }
+            Outcome::NotFound => self.not_found += 1,
+            Outcome::Refused(_) => self.refused += 1,
+            Outcome::Failed(_) => self.failed += 1,
+        }
+    }
+
+    fn reported(&self) -> usize {
+        self.delivered + self.not_found + self.refused + self.failed
+    }
+
+    /// `7 files: 5 delivered, 1 not found, 1 failed; 2.0 MiB in 0.04 s (50.0 MiB/s)`
+    fn summary(&self, asked: usize, took: Duration) -> String {
+        let mut parts = vec![format!("{} delivered", self.delivered)];
+        for (n, what) in [
+            (self.not_found, "not found"),
+            (self.refused, "refused"),
+            (self.failed, "failed"),
+            (asked - self.reported(), "not fetched"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let secs = took.as_secs_f64();
+        let rate = if secs > 0.0 { human_size((self.bytes as f64 / secs) as u64) } else { "-".into() };
+        format!("{asked} files: {}; {} in {secs:.2} s ({rate}/s)", parts.join(", "), human_size(self.bytes))
+    }
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.json && args.list.is_none() {
+        usage_error(ErrorKind::MissingRequiredArgument, "--json goes with --list");
+    }
+    let mut files = args.files.clone();
+    if let Some(input) = &args.input {
+        match read_names(input) {
+            Ok(names) => files.extend(names),
+            Err(msg) => usage_error(ErrorKind::Io, msg),
+        }
+        if files.is_empty() {
+            usage_error(ErrorKind::TooFewValues, format!("{} names no file to fetch", input.display()));
+        }
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while cleaning up ends the process at once.
@@ -164,13 +352,16 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_SESSION_LOST);
         }
     }
-    let config = ClientConfig { queue: args.queue.clone(), wait: args.wait, slots: args.slots };
+    // Asking a server something (not fetching) does not wait for one unless told to.
+    let one_try = args.list.is_some() || args.stop_server;
+    let wait = args.wait.unwrap_or(if one_try { Duration::ZERO } else { DEFAULT_WAIT });
+    let config = ClientConfig { queue: args.queue.clone(), wait, slots: args.slots };
     let quiet = args.quiet;
     let mut on_wait = || {
         if !quiet {
             eprintln!(
                 "shm_client: waiting up to {} s for a server on queue {}",
-                args.wait.as_secs_f64(),
+                wait.as_secs_f64(),
                 args.queue
             );
         }
@@ -184,11 +375,11 @@ fn main() -> ExitCode {
                 }
                 ExitCode::from(EXIT_OK)
             }
-            Err(e) => fail(&e),
+            Err(e) => fail_to_connect(&e, wait),
         };
     }
 
-    if !args.list {
+    if args.list.is_none() {
         match std::fs::metadata(&args.out_dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -202,50 +393,64 @@ fn main() -> ExitCode {
         }
     }
 
-    let mut client = match Client::connect(&config, Arc::clone(&cancel), &mut on_wait) {
+    let client = match Client::connect(&config, Arc::clone(&cancel), &mut on_wait) {
         Ok(c) => c,
-        Err(e) => return fail(&e),
+        Err(e) => return fail_to_connect(&e, wait),
     };
 
-    if args.list {
-        let listed = client.list();
-        let closed = client.close();
-        return match listed.and_then(|l| closed.map(|()| l)) {
-            Ok(entries) => {
-                for (path, size) in entries {
-                    say(format_args!("{size}\t{path}"));
-                }
-                ExitCode::from(EXIT_OK)
-            }
-            Err(e) => fail(&e),
-        };
+    if let Some(prefix) = &args.list {
+        return list(client, &args, prefix);
     }
+    fetch(client, &args, &files)
+}
 
+/// Prints the result line of one requested file.
+fn report(args: &Args, path: &str, outcome: &Outcome) {
+    let name = quote_name(shmxfer::output_name(path).unwrap_or(path));
+    match outcome {
+        Outcome::Delivered { bytes } if !args.quiet => {
+            if args.human {
+                say(format_args!("{name}: received {}", human_size(*bytes)));
+            } else {
+                say(format_args!("{name}: received {bytes} bytes"));
+            }
+        }
+        Outcome::Delivered { .. } => {}
+        Outcome::NotFound => say(format_args!("{name}: not found on server")),
+        Outcome::Refused(why) => say(format_args!("{name}: refused by server: {why}")),
+        Outcome::Failed(why) => say(format_args!("{name}: failed: {why}")),
+    }
+}
+
+fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
+    let quiet = args.quiet;
+    let started = Instant::now();
     let delivery = Delivery { out_dir: args.out_dir.clone(), no_clobber: args.no_clobber };
     let mut bar = Bar { enabled: !quiet && std::io::stderr().is_terminal(), bar: None };
-    let mut all_delivered = true;
-    let mut report = |path: &str, outcome: &Outcome| {
-        let name = shmxfer::output_name(path).unwrap_or(path);
-        match outcome {
-            Outcome::Delivered { bytes } => {
-                if !quiet {
-                    say(format_args!("{name}: received {bytes} bytes"));
-                }
-            }
-            Outcome::NotFound => say(format_args!("{name}: not found on server")),
-            Outcome::Refused(why) => say(format_args!("{name}: refused by server: {why}")),
-            Outcome::Failed(why) => say(format_args!("{name}: failed: {why}")),
-        }
-        all_delivered &= outcome.is_delivered();
-    };
-    let fetched = delivery.fetch(&mut client, &args.files, &mut bar, &mut |p, o| {
-        report(p, o);
+    let mut tally = Tally::default();
+    let fetched = delivery.fetch(&mut client, files, &mut bar, &mut |path, outcome| {
+        report(args, path, outcome);
+        tally.add(outcome);
     });
     bar.finish();
-    let fetched = fetched.and_then(|outcomes| client.close().map(|()| outcomes));
-    match fetched {
-        Ok(_) if all_delivered => ExitCode::from(EXIT_OK),
-        Ok(_) => ExitCode::from(EXIT_NOT_DELIVERED),
+    let fetched = fetched.and_then(|_| client.close());
+    let code = match fetched {
+        Ok(()) if tally.delivered == files.len() => ExitCode::from(EXIT_OK),
+        Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
+        Err(e @ Error::Busy { .. }) => {
+            // Every file not yet reported gets its line, as any failed file does.
+            eprintln!("shm_client: {e}");
+            let why = Outcome::Failed("server busy".into());
+            for path in &files[tally.reported()..] {
+                report(args, path, &why);
+                tally.add(&why);
+            }
+            ExitCode::from(EXIT_NOT_DELIVERED)
+        }
         Err(e) => fail(&e),
+    };
+    if files.len() > 1 && !quiet {
+        eprintln!("shm_client: {}", tally.summary(files.len(), started.elapsed()));
     }
+    code
 }

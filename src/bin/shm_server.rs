@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use shmxfer::{Server, ServerConfig, DEFAULT_QUEUE};
+use shmxfer::{Error, Server, ServerConfig, DEFAULT_QUEUE};
+
+mod common;
 
 /// Serve the files of a directory to `shm_client` through POSIX shared memory.
 #[derive(Debug, Parser)]
@@ -34,7 +36,7 @@ use shmxfer::{Server, ServerConfig, DEFAULT_QUEUE};
 )]
 struct Args {
     /// Name of the command queue: a leading '/', no other '/'.
-    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE)]
+    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE, value_parser = parse_queue)]
     queue: String,
 
     /// Directory whose regular files are served (subdirectories included).
@@ -62,6 +64,14 @@ struct Args {
     /// Log errors only.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+}
+
+fn parse_queue(s: &str) -> Result<String, String> {
+    match shmxfer::names::validate_queue_name(s) {
+        Ok(()) => Ok(s.to_owned()),
+        Err(Error::InvalidName { reason, .. }) => Err(format!("{reason} (a queue name looks like /name)")),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn init_logging(args: &Args) {
@@ -116,7 +126,27 @@ fn run(args: Args) -> anyhow::Result<()> {
         persistent: args.persistent,
         max_sessions: usize::from(args.max_sessions),
     };
-    let server = Server::bind(config).with_context(|| format!("cannot serve on queue {}", args.queue))?;
+    match std::fs::metadata(&args.root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => anyhow::bail!(
+            "root {} is not a directory; name the directory to serve with --root",
+            args.root.display()
+        ),
+        Err(e) => anyhow::bail!(
+            "root directory {}: {e}; create it or name the directory to serve with --root",
+            args.root.display()
+        ),
+    }
+    let server = Server::bind(config).map_err(|e| {
+        let hint = match &e {
+            Error::ServerRunning { queue, .. } => format!(
+                "; stop it with `shm_client --queue {queue} --stop-server` (if it is --persistent) \
+                 or serve another queue with --queue"
+            ),
+            _ => String::new(),
+        };
+        anyhow::anyhow!("{}{hint}", common::chain(&e))
+    })?;
     server.run(stop).context("serving failed")?;
     Ok(())
 }
@@ -127,7 +157,7 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e:#}");
+            log::error!("{}", common::anyhow_chain(&e));
             ExitCode::from(1)
         }
     }

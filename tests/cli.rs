@@ -1,0 +1,322 @@
+//! The command lines of both programs: argument checks, usage and error
+//! messages, and the client's conveniences (`-i`, summary, `--list PREFIX`,
+//! `--human`, `--json`, quoted names).
+
+use std::fs;
+use std::process::Stdio;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::util::{command, received_line, Finished, Proc, TestEnv, CLIENT, SERVER, TIMEOUT};
+
+/// Runs `cmd` to completion with the file `stdin` as its standard input.
+fn run_with_stdin(mut cmd: std::process::Command, stdin: &std::path::Path) -> Finished {
+    cmd.stdin(Stdio::from(fs::File::open(stdin).unwrap()));
+    Proc::spawn(cmd, None).finish(TIMEOUT)
+}
+
+/// Stops a `--persistent` server and checks it exited 0.
+fn stop(env: &TestEnv, server: &mut Proc) {
+    env.run_client(&["--stop-server"]).assert_code(0);
+    server.finish(Duration::from_secs(5)).assert_code(0);
+}
+
+#[test]
+fn both_programs_reject_a_queue_name_without_a_slash_with_exit_2() {
+    for (bin, args) in [(SERVER, &["--queue", "noslash"][..]), (CLIENT, &["--queue", "noslash", "x"][..])] {
+        let mut cmd = command(bin, None);
+        cmd.args(args);
+        let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+        done.assert_code(2)
+            .check(done.stderr.contains("'noslash'"), "the message names the value")
+            .check(done.stderr.contains("must start with '/'"), "the message says what is wrong");
+    }
+}
+
+#[test]
+fn a_queue_name_from_the_environment_is_checked_too() {
+    let mut cmd = command(SERVER, None);
+    cmd.env("SHMXFER_QUEUE", "no/slash");
+    let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+    done.assert_code(2).check(done.stderr.contains("'no/slash'"), "the message names the value");
+}
+
+#[test]
+fn a_negative_wait_is_told_it_cannot_be_negative() {
+    let env = TestEnv::new("a_negative_wait_is_told_it_cannot_be_negative");
+    let done = env.run_client(&["--wait", "-1", "hello.txt"]);
+    done.assert_code(2)
+        .check(done.stderr.contains("cannot be negative"), "says what is wrong")
+        .check(!done.stderr.contains("-- -1"), "no advice to pass -1 as a file name");
+    let done = env.run_client(&["--wait", "soon", "hello.txt"]);
+    done.assert_code(2).check(done.stderr.contains("not a number of seconds"), "says what is wrong");
+}
+
+#[test]
+fn usage_errors_show_every_form_and_never_call_the_queue_required() {
+    let env = TestEnv::new("usage_errors_show_every_form");
+    // SHMXFER_QUEUE set and nothing else: the queue is given, the files are not.
+    let mut cmd = command(CLIENT, None);
+    cmd.env("SHMXFER_QUEUE", env.names.queue());
+    let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+    done.assert_code(2)
+        .check(done.stderr.contains("Usage: shm_client [OPTIONS] FILE..."), "the usage of a fetch")
+        .check(done.stderr.contains("--list [PREFIX]"), "the usage of --list")
+        .check(!done.stderr.contains("--queue <NAME>"), "no --queue in the usage as if it were required");
+    // --list with a file: the usage line is the general one, not one built
+    // from the arguments given.
+    let done = env.run_client(&["--wait", "1", "hello.txt", "--list"]);
+    done.assert_code(2).check(done.stderr.contains("cannot be used with"), "says what conflicts").check(
+        done.stderr.lines().filter(|l| l.contains("Usage:")).all(|l| !l.contains("--wait")),
+        "the usage line is not built from the arguments given",
+    );
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn stop_server_and_list_try_once_unless_told_to_wait() {
+    let env = TestEnv::new("stop_server_and_list_try_once");
+    for args in [&["--stop-server"][..], &["--list"][..]] {
+        let done = env.run_client(args);
+        done.assert_code(3)
+            .check(done.elapsed < Duration::from_secs(5), "no wait for a server")
+            .check(done.stderr.contains("no server on queue"), "says there is no server")
+            .check(done.stderr.contains("--wait"), "says how to wait for one");
+    }
+    let started = Instant::now();
+    env.run_client(&["--list", "--wait", "0.5"]).assert_code(3);
+    assert!(started.elapsed() >= Duration::from_millis(450), "--wait is honoured: {:?}", started.elapsed());
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn a_client_turned_away_as_busy_prints_a_line_for_each_file() {
+    let env = TestEnv::new("a_client_turned_away_as_busy");
+    env.create("a.txt", b"a\n");
+    let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
+    // This process holds the only session.
+    let config = shmxfer::ClientConfig::new(env.names.queue());
+    let holder = shmxfer::Client::connect(&config, Arc::new(AtomicBool::new(false)), &mut || {})
+        .expect("the first session opens");
+
+    let done = env.fetch(&["a.txt", "dir/b.txt", "c.txt"]);
+    done.assert_code(1)
+        .assert_stdout_lines(&[
+            "a.txt: failed: server busy".to_string(),
+            "b.txt: failed: server busy".to_string(),
+            "c.txt: failed: server busy".to_string(),
+        ])
+        .check(done.stderr.contains("server busy: it serves at most 1 session"), "stderr says why")
+        .check(done.stderr.contains("3 files: 0 delivered, 3 failed"), "the summary counts them");
+    assert!(env.out_entries().is_empty(), "{:?}", env.out_entries());
+
+    holder.close().expect("the session closes");
+    env.fetch(&["a.txt"]).assert_code(0).assert_stdout_lines(&[received_line("a.txt", 2)]);
+    stop(&env, &mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn a_missing_root_is_reported_once_with_what_to_do() {
+    let env = TestEnv::new("a_missing_root_is_reported_once");
+    let missing = env.tmp().join("nowhere");
+    let done = env.server_in(&missing, &[]).finish(TIMEOUT);
+    done.assert_code(1)
+        .assert_stderr_prefixed("shm_server: error: ")
+        .check(done.stderr.matches("No such file or directory").count() == 1, "the OS error once")
+        .check(done.stderr.contains("nowhere"), "names the directory")
+        .check(done.stderr.contains("--root"), "says what to do")
+        .check(!done.stderr.contains("queue"), "does not blame the queue");
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn a_second_server_says_how_to_stop_the_first() {
+    let env = TestEnv::new("a_second_server_says_how_to_stop_the_first");
+    let mut first = env.ready_server(&["--persistent"]);
+    let done = env.server(&[]).finish(TIMEOUT);
+    done.assert_code(1)
+        .assert_stderr_prefixed("shm_server: error: ")
+        .check(done.stderr.contains(&format!("pid {}", first.pid())), "names the live server")
+        .check(done.stderr.contains("--stop-server"), "says what to do");
+    stop(&env, &mut first);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn input_lists_names_one_per_line_from_a_file_or_stdin() {
+    let env = TestEnv::new("input_lists_names_one_per_line");
+    env.create("hello.txt", b"hello\n");
+    env.create("subdir/nested.txt", b"nested\n");
+    env.create("name with space.txt", b"spaced\n");
+    // The assignment's filelist.txt: names, a blank line, a DOS line end.
+    let list = env.tmp().join("filelist.txt");
+    fs::write(&list, "hello.txt\n\nsubdir/nested.txt\r\n  \nname with space.txt").unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+
+    let out = env.out().to_str().unwrap().to_owned();
+    env.run_client(&["-o", &out, "-i", list.to_str().unwrap()]).assert_code(0).assert_stdout_lines(&[
+        received_line("hello.txt", 6),
+        received_line("nested.txt", 7),
+        received_line("name with space.txt", 7),
+    ]);
+    for f in ["hello.txt", "subdir/nested.txt", "name with space.txt"] {
+        env.assert_delivered(f);
+    }
+
+    // Standard input, after the names given as arguments.
+    let names = env.tmp().join("names");
+    fs::write(&names, "missing.txt\n").unwrap();
+    let done = run_with_stdin(env.client_cmd(&["-o", &out, "--input", "-", "hello.txt"]), &names);
+    done.assert_code(1).assert_stdout_lines(&[
+        received_line("hello.txt", 6),
+        "missing.txt: not found on server".to_string(),
+    ]);
+
+    // A list that cannot be read, or that names nothing, is a usage error.
+    let done = env.run_client(&["-i", env.tmp().join("nolist").to_str().unwrap()]);
+    done.assert_code(2).check(done.stderr.contains("nolist"), "names the list");
+    let empty = env.tmp().join("empty.txt");
+    fs::write(&empty, "\n\n").unwrap();
+    let done = env.run_client(&["-i", empty.to_str().unwrap()]);
+    done.assert_code(2).check(done.stderr.contains("names no file"), "says the list is empty");
+
+    stop(&env, &mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn a_summary_follows_a_fetch_of_several_files_unless_quiet() {
+    let env = TestEnv::new("a_summary_follows_a_fetch_of_several_files");
+    env.create("a.txt", b"aaaa\n");
+    env.create("b.txt", b"bbbbbb\n");
+    let mut server = env.ready_server(&["--persistent"]);
+
+    let done = env.fetch(&["a.txt", "b.txt", "nope.txt", "../x"]);
+    done.assert_code(1).assert_stderr_prefixed("shm_client: ");
+    let summary = done.stderr.lines().last().unwrap_or_default();
+    done.check(
+        summary.starts_with("shm_client: 4 files: 2 delivered, 1 not found, 1 refused; 12 B in "),
+        "summary of counts and bytes",
+    )
+    .check(summary.ends_with("/s)"), "summary gives a rate");
+    assert_eq!(done.stdout.lines().count(), 4, "one result line per file on stdout");
+
+    let done = env.fetch(&["a.txt"]);
+    done.assert_code(0).check(done.stderr.is_empty(), "no summary for one file");
+    let done = env.fetch(&["-q", "a.txt", "nope.txt"]);
+    done.assert_code(1)
+        .check(done.stderr.is_empty(), "no summary with -q")
+        .assert_stdout_lines(&["nope.txt: not found on server".to_string()]);
+    stop(&env, &mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn list_shows_only_the_part_of_the_tree_asked_for() {
+    let env = TestEnv::new("list_shows_only_the_part_of_the_tree");
+    env.create("sub/a.txt", b"a");
+    env.create("sub/deep/b.txt", b"bb");
+    env.create("subway/c.txt", b"ccc");
+    env.create("top.txt", b"dddd");
+    let mut server = env.ready_server(&["--persistent"]);
+
+    let lines = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    env.run_client(&["--list", "sub"])
+        .assert_code(0)
+        .assert_stdout_lines(&lines(&["1\tsub/a.txt", "2\tsub/deep/b.txt"]));
+    env.run_client(&["--list", "sub/deep/"])
+        .assert_code(0)
+        .assert_stdout_lines(&lines(&["2\tsub/deep/b.txt"]));
+    env.run_client(&["--list", "top.txt"]).assert_code(0).assert_stdout_lines(&lines(&["4\ttop.txt"]));
+    env.run_client(&["--list"]).assert_code(0).assert_stdout_lines(&lines(&[
+        "1\tsub/a.txt",
+        "2\tsub/deep/b.txt",
+        "3\tsubway/c.txt",
+        "4\ttop.txt",
+    ]));
+    let done = env.run_client(&["--list", "su"]);
+    done.assert_code(1)
+        .assert_stdout_lines(&[])
+        .check(done.stderr.contains("no file at or below su"), "says so");
+    stop(&env, &mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn human_prints_sizes_in_binary_units() {
+    let env = TestEnv::new("human_prints_sizes_in_binary_units");
+    env.create("small.txt", b"12345");
+    env.create_random("mid.bin", 1536, 1);
+    env.create_random("big.bin", 3 << 20, 2);
+    let mut server = env.ready_server(&["--persistent"]);
+    env.run_client(&["--list", "--human"]).assert_code(0).assert_stdout_lines(&[
+        "3.0 MiB\tbig.bin".to_string(),
+        "1.5 KiB\tmid.bin".to_string(),
+        "5 B\tsmall.txt".to_string(),
+    ]);
+    let out = env.out().to_str().unwrap().to_owned();
+    let done = env.run_client(&["--human", "-o", &out, "big.bin", "small.txt"]);
+    done.assert_code(0)
+        .assert_stdout_lines(&[
+            "big.bin: received 3.0 MiB".to_string(),
+            "small.txt: received 5 B".to_string(),
+        ])
+        .check(done.stderr.contains("2 files: 2 delivered; 3.0 MiB in "), "the summary");
+    env.assert_delivered("big.bin");
+    stop(&env, &mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn names_with_control_characters_are_quoted_as_ls_quotes_them() {
+    let env = TestEnv::new("names_with_control_characters_are_quoted");
+    env.create("odd\nname", b"1");
+    env.create("tab\there", b"22");
+    env.create("name with space.txt", b"333");
+    env.create("'quoted'", b"4444");
+    let mut server = env.ready_server(&["--persistent"]);
+
+    let listed = env.run_client(&["--list"]);
+    listed.assert_code(0).assert_stdout_lines(&[
+        "4\t\"'quoted'\"".to_string(),
+        "3\tname with space.txt".to_string(),
+        "1\t'odd'$'\\n''name'".to_string(),
+        "2\t'tab'$'\\t''here'".to_string(),
+    ]);
+    let out = env.out().to_str().unwrap().to_owned();
+    env.run_client(&["-o", &out, "odd\nname", "tab\there"]).assert_code(0).assert_stdout_lines(&[
+        "'odd'$'\\n''name': received 1 bytes".to_string(),
+        "'tab'$'\\t''here': received 2 bytes".to_string(),
+    ]);
+    env.assert_delivered("odd\nname");
+    env.assert_delivered("tab\there");
+
+    // What --list prints, pasted into a shell, names the file again.
+    let quoted = listed.stdout.lines().nth(2).unwrap().split_once('\t').unwrap().1.to_owned();
+    let echoed =
+        std::process::Command::new("bash").arg("-c").arg(format!("printf %s {quoted}")).output().unwrap();
+    assert_eq!(echoed.stdout, b"odd\nname");
+
+    stop(&env, &mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn list_json_gives_every_name_and_size_escaped() {
+    let env = TestEnv::new("list_json_gives_every_name_and_size");
+    env.create("a\"b\\c\nd", b"1");
+    env.create("sub/x.txt", b"22");
+    let mut server = env.ready_server(&["--persistent"]);
+    env.run_client(&["--list", "--json"]).assert_code(0).assert_stdout_lines(&[
+        r#"{"files":[{"path":"a\"b\\c\nd","size":1},{"path":"sub/x.txt","size":2}]}"#.to_string(),
+    ]);
+    env.run_client(&["--list", "sub", "--json"])
+        .assert_code(0)
+        .assert_stdout_lines(&[r#"{"files":[{"path":"sub/x.txt","size":2}]}"#.to_string()]);
+    let done = env.run_client(&["--json", "a.txt"]);
+    done.assert_code(2).check(done.stderr.contains("--list"), "--json goes with --list");
+    stop(&env, &mut server);
+    env.assert_no_leftovers();
+}
