@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "building shm_server and shm_client (cargo build --release; about a minute on a fresh clone) ..."
 cargo build --release --locked --quiet
 bin=target/release
 out=${1:-$(mktemp -d "${TMPDIR:-/tmp}/shmxfer-demo.XXXXXX")}
@@ -12,12 +13,19 @@ mkdir -p "$out"
 
 mapfile -t wanted < <(cd files && find . -type f -printf '%P\n' | LC_ALL=C sort)
 
+# Prints a command line quoted so that it can be pasted into a shell.
+show() {
+  local line="\$" arg
+  for arg in "$@"; do line+=" $(printf '%q' "$arg")"; done
+  echo "$line"
+}
+
 # The client may start first: it waits for the server's queue.
-echo "\$ shm_client --out-dir $out ${wanted[*]}"
+show "$bin/shm_client" --out-dir "$out" "${wanted[@]}"
 "$bin/shm_client" --out-dir "$out" "${wanted[@]}" &
 client=$!
 sleep 0.2
-echo "\$ shm_server --root files"
+show "$bin/shm_server" --root files
 "$bin/shm_server" --root files &
 server=$!
 trap 'kill "$server" "$client" 2>/dev/null || true' EXIT
