@@ -1,5 +1,5 @@
 //! The serving role: takes the queue, reads its messages and dispatches them
-//! to the sessions (see [`crate::sessions`] and [`crate::serve`]).
+//! to the sessions (see `sessions.rs` and `serve.rs`).
 
 use std::fs::File;
 use std::path::PathBuf;
