@@ -228,8 +228,8 @@ impl Client {
     }
 
     /// The largest payload one frame carries.
-    pub fn payload(&self) -> usize {
-        self.consumer.payload()
+    pub fn max_payload(&self) -> usize {
+        self.consumer.max_payload()
     }
 
     fn send(&self, cmd: &Command) -> Result<()> {

@@ -116,7 +116,7 @@ impl Delivery {
         let todo: Vec<usize> = (0..paths.len()).filter(|&i| outcomes[i].is_none()).collect();
         let mut in_flight: VecDeque<u32> = VecDeque::new();
         let mut next = 0;
-        let mut buf = Vec::with_capacity(client.payload());
+        let mut buf = Vec::with_capacity(client.max_payload());
         for (i, path) in paths.iter().enumerate() {
             while in_flight.len() < REQUEST_WINDOW && next < todo.len() {
                 in_flight.push_back(client.request(&paths[todo[next]])?);
@@ -193,9 +193,13 @@ impl Delivery {
                     if checksum != hasher.digest() {
                         return Ok(Outcome::Failed("checksum mismatch (xxh3-64)".into()));
                     }
-                    return Ok(match sink.and_then(|s| s.persist(&self.out_dir, name, self.no_clobber)) {
+                    let sink = match sink {
+                        Ok(sink) => sink,
+                        Err(why) => return Ok(Outcome::Failed(why)),
+                    };
+                    return Ok(match sink.persist(&self.out_dir, name, self.no_clobber) {
                         Ok(()) => Outcome::Delivered { bytes: received },
-                        Err(why) => Outcome::Failed(why),
+                        Err(e) => persist_failure(&e, &self.out_dir.join(name)),
                     });
                 }
                 Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
@@ -236,36 +240,47 @@ impl Sink {
         Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: Some(path) })
     }
 
-    /// Gives the verified file its final name; the reason when it cannot.
-    fn persist(self, dir: &Path, name: &str, no_clobber: bool) -> std::result::Result<(), String> {
+    /// Gives the verified file its final name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming the target; with `no_clobber`, `EEXIST` when the
+    /// name exists.
+    fn persist(self, dir: &Path, name: &str, no_clobber: bool) -> Result<()> {
         let target = dir.join(name);
-        let shown = target.display();
-        let file = self.out.into_inner().map_err(|e| format!("writing {shown}: {}", e.error()))?;
+        let shown = target.display().to_string();
+        let file = self.out.into_inner().map_err(|e| Error::os_named("write", &shown, e.into_error()))?;
         if let Some(path) = self.named {
             let res = if no_clobber {
                 std::fs::hard_link(&path, &target).map(|()| drop(path))
             } else {
                 path.persist(&target).map_err(|e| e.error)
             };
-            return res.map_err(|e| format!("{shown}: {e}"));
+            return res.map_err(|e| Error::os_named("link", &shown, e));
         }
         match sys::link_into_place(&file, dir, name) {
-            Ok(()) => Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && no_clobber => {
-                Err(format!("{shown} exists; not replaced (--no-clobber)"))
-            }
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && !no_clobber => {
                 // Link under a temporary name beside it, then rename over.
-                let random = sys::random_u64().map_err(|e| e.to_string())?;
+                let random = sys::random_u64().map_err(|e| Error::os("getrandom", e))?;
                 let tmp_name = format!(".{name}.{random:016x}.shmxfer");
-                sys::link_into_place(&file, dir, &tmp_name).map_err(|e| format!("{shown}: {e}"))?;
+                sys::link_into_place(&file, dir, &tmp_name)
+                    .map_err(|e| Error::os_named("link", &shown, e))?;
                 std::fs::rename(dir.join(&tmp_name), &target).map_err(|e| {
                     let _ = std::fs::remove_file(dir.join(&tmp_name));
-                    format!("{shown}: {e}")
+                    Error::os_named("rename", &shown, e)
                 })
             }
-            Err(e) => Err(format!("{shown}: {e}")),
+            res => res.map_err(|e| Error::os_named("link", &shown, e)),
         }
+    }
+}
+
+/// The outcome of a file that could not be given its name.
+fn persist_failure(e: &Error, target: &Path) -> Outcome {
+    if e.raw_os_error() == Some(libc::EEXIST) {
+        Outcome::Failed(format!("{} exists; not replaced (--no-clobber)", target.display()))
+    } else {
+        Outcome::Failed(e.to_string())
     }
 }
 
@@ -295,7 +310,7 @@ mod tests {
             put(b"two", false).unwrap();
             assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
             let err = put(b"three", true).unwrap_err();
-            assert!(err.contains("exists"), "{err}");
+            assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
             assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
             // A sink dropped unpersisted leaves nothing.
             let mut sink = make(dir.path()).unwrap();

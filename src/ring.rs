@@ -120,8 +120,8 @@ impl Producer {
     }
 
     /// The largest data payload one frame carries.
-    pub fn payload(&self) -> usize {
-        self.region.geometry().payload()
+    pub fn max_payload(&self) -> usize {
+        self.region.geometry().max_payload()
     }
 
     /// Whether a slot is free right now (nothing is taken).
@@ -165,7 +165,7 @@ impl Producer {
         let mut payload = std::mem::take(&mut self.scratch);
         payload.clear();
         reply.encode_payload(&mut payload);
-        let cap = self.payload();
+        let cap = self.max_payload();
         if payload.len() > cap {
             match reply {
                 Reply::Refused(_) | Reply::Error(_) => {
@@ -217,8 +217,8 @@ impl Consumer {
     }
 
     /// The largest payload one frame carries.
-    pub fn payload(&self) -> usize {
-        self.region.geometry().payload()
+    pub fn max_payload(&self) -> usize {
+        self.region.geometry().max_payload()
     }
 
     /// Waits for the next frame, copies its payload into `buf` (resized to
@@ -234,7 +234,7 @@ impl Consumer {
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         let raw: [u8; FRAME_HEADER_LEN] = self.region.read_frame_header(slot);
-        let header = FrameHeader::decode(&raw, self.payload());
+        let header = FrameHeader::decode(&raw, self.max_payload());
         if let Ok(h) = &header {
             buf.resize(h.len as usize, 0);
             self.region.read_payload(slot, buf);
@@ -277,7 +277,7 @@ mod tests {
     fn frames_arrive_in_order_and_intact_for_every_ring_size() {
         for slots in 1..=crate::shm_region::MAX_SLOTS {
             let (mut tx, mut rx) = pair(&format!("order{slots}"), slots);
-            let cap = tx.payload();
+            let cap = tx.max_payload();
             let sender = std::thread::spawn(move || {
                 for i in 0..2000u32 {
                     let len = (i as usize * 7919) % (cap + 1);

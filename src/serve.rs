@@ -221,7 +221,7 @@ fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, buf: &mut Ve
             Err(e) => return send_negative(tx, seq, path, Reply::Error(format!("reading {path}: {e}"))),
         };
         hasher.update(&buf[..n]);
-        for piece in buf[..n].chunks(tx.payload()) {
+        for piece in buf[..n].chunks(tx.max_payload()) {
             tx.send_data(seq, piece)?;
         }
         sent += n as u64;
@@ -241,7 +241,7 @@ fn serve_list(tx: &mut Producer, root: &File, seq: u32) -> Result<()> {
     let mut count = 0u64;
     for (path, size) in entries {
         // size (8 bytes) and path: entries too long for one slot are skipped.
-        if 8 + path.len() > tx.payload() {
+        if 8 + path.len() > tx.max_payload() {
             continue;
         }
         tx.send(seq, &Reply::ListEntry { size, path })?;

@@ -65,7 +65,7 @@ struct Header {
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_LEN);
 const _: () = assert!(Geometry::for_slots(1).region_size() <= REGION_MAX);
 const _: () = assert!(Geometry::for_slots(MAX_SLOTS).region_size() <= REGION_MAX);
-const _: () = assert!(Geometry::for_slots(MAX_SLOTS).payload() >= 8 + 512 + 256);
+const _: () = assert!(Geometry::for_slots(MAX_SLOTS).max_payload() >= 8 + 512 + 256);
 
 /// How a region is cut into slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl Geometry {
     }
 
     /// Largest frame payload one slot carries.
-    pub const fn payload(&self) -> usize {
+    pub const fn max_payload(&self) -> usize {
         self.slot_size as usize - FRAME_HEADER_LEN
     }
 
@@ -590,7 +590,7 @@ impl Region {
     ///
     /// When `payload` is longer than [`Geometry::payload`]: a bug of the caller.
     pub fn write_frame(&self, slot: u32, header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) {
-        assert!(payload.len() <= self.geometry.payload(), "frame payload over slot capacity");
+        assert!(payload.len() <= self.geometry.max_payload(), "frame payload over slot capacity");
         let dst = self.slot_ptr(slot);
         // SAFETY: `dst` points at a slot of `slot_size` bytes inside the mapping,
         // and header + payload fit in it (asserted above). The sources are
@@ -617,7 +617,7 @@ impl Region {
     /// When `out` is longer than [`Geometry::payload`]: a bug of the caller,
     /// who must have validated the frame's length.
     pub fn read_payload(&self, slot: u32, out: &mut [u8]) {
-        assert!(out.len() <= self.geometry.payload(), "payload read over slot capacity");
+        assert!(out.len() <= self.geometry.max_payload(), "payload read over slot capacity");
         // SAFETY: the payload area of the slot lies inside the mapping and is
         // at least `out.len()` bytes (asserted above); `out` is local memory.
         unsafe {
@@ -696,7 +696,7 @@ mod tests {
             assert!(g.region_size() <= REGION_MAX);
             assert!((1..=MAX_SLOTS).contains(&g.slots()));
         }
-        assert_eq!(Geometry::for_slots(DEFAULT_SLOTS).payload(), 2008);
+        assert_eq!(Geometry::for_slots(DEFAULT_SLOTS).max_payload(), 2008);
     }
 
     #[test]

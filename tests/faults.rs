@@ -483,7 +483,7 @@ fn hostile_server(env: &TestEnv, frames: Vec<RawFrame>) -> thread::JoinHandle<()
                 }
                 thread::sleep(Duration::from_millis(1));
             }
-            let payload = &payload[..payload.len().min(region.geometry().payload())];
+            let payload = &payload[..payload.len().min(region.geometry().max_payload())];
             region.write_frame(i as u32 % slots, &header, payload);
             items.post().unwrap();
         }
