@@ -324,7 +324,8 @@ fn shipped_files_transfer_completely() {
     let env = TestEnv::new("shipped_files_transfer_completely");
     let root = shipped_root();
     let mut server = env.server_in(&root, &["--persistent"]);
-    let listing = env.run_client(&["--list"]);
+    // The server may not be up yet: --list waits only when told to.
+    let listing = env.run_client(&["--list", "--wait", "30"]);
     let want_listing: Vec<String> =
         SHIPPED.iter().map(|rel| format!("{}\t{rel}", fs::metadata(root.join(rel)).unwrap().len())).collect();
     listing.assert_code(0).assert_stdout_lines(&want_listing);

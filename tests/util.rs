@@ -656,7 +656,8 @@ impl TestEnv {
     /// client exits 0 once the queue is gone, and the server exits 0.
     #[track_caller]
     pub fn stop_server(&self, server: &mut Proc) {
-        let stop = self.run_client(&["--stop-server"]);
+        // The server may still be starting: --stop-server waits only when told to.
+        let stop = self.run_client(&["--stop-server", "--wait", "30"]);
         stop.assert_code(0);
         stop.check(!self.names.queue_exists(), "the queue is gone when --stop-server returns");
         server.finish(TIMEOUT).assert_code(0);
