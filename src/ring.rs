@@ -13,21 +13,27 @@
 //! microseconds), then blocks in slices; between slices it checks for
 //! cancellation and whether the peer is still alive, so no wait outlives a
 //! dead peer by more than a slice.
+//!
+//! Spinning adapts: each waiter keeps a rate of the waits that ended within
+//! the spin budget and spins less as it falls (a peer that is slow, or has no
+//! core to run on), and no more waiters of one process spin at once than
+//! there are cores; the rest block at once.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN};
-use crate::shm_region::{Region, Semaphore, WaitOutcome};
+use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_REASON_LEN};
+use crate::shm_region::{Geometry, Region, Semaphore, WaitOutcome, MAX_SLOTS};
 
 /// How long one blocking wait lasts before the waiter looks at the peer and
 /// the cancel flag again. Bounds the time to notice a dead peer or a signal.
 pub const WAIT_SLICE: Duration = Duration::from_millis(100);
 
-/// How long a waiter spins on `sem_trywait` before it blocks. Set by the
-/// environment variable `SHMXFER_SPIN_US` (microseconds), for measurements.
+/// The longest a waiter spins on `sem_trywait` before it blocks; how long it
+/// really spins adapts below this (see the module docs). Set by the environment
+/// variable `SHMXFER_SPIN_US` (microseconds), for measurements.
 pub fn spin_budget() -> Duration {
     static SPIN: OnceLock<Duration> = OnceLock::new();
     *SPIN.get_or_init(|| {
@@ -43,12 +49,85 @@ const SPIN_ROUNDS: u32 = 64;
 /// Default spin budget in microseconds (see the README's performance section).
 pub const DEFAULT_SPIN_US: u64 = 200;
 
+/// Waiters of this process in their yielding spin right now.
+static SPINNERS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many waiters of one process may spin at once: one per core. More
+/// spinners than cores only take turns burning the time their peers need
+/// (a server with many sessions); the others block at once.
+fn max_spinners() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// One waiter's record of whether spinning pays: an exponentially weighted
+/// rate of the waits that ended within the spin budget, whether they spun or
+/// blocked. Spins that keep succeeding keep the full budget; waits that
+/// outlast it (the peer is slow, or has no core to run on) shrink the budget
+/// until the waiter blocks at once, and a blocked wait that ended soon after
+/// it began grows it again.
+#[derive(Debug, Clone)]
+struct Spinner {
+    /// The rate in 1/`HIT_ONE` units.
+    hits: u32,
+}
+
+/// Fixed-point one for [`Spinner::hits`].
+const HIT_ONE: u32 = 1 << 16;
+
+/// Below this rate a waiter does not yield-spin at all.
+const HIT_FLOOR: u32 = HIT_ONE / 4;
+
+impl Default for Spinner {
+    fn default() -> Spinner {
+        Spinner { hits: HIT_ONE }
+    }
+}
+
+impl Spinner {
+    /// How long to spin now, out of `max`.
+    fn budget(&self, max: Duration) -> Duration {
+        if self.hits < HIT_FLOOR {
+            Duration::ZERO
+        } else {
+            max.mul_f64(f64::from(self.hits) / f64::from(HIT_ONE))
+        }
+    }
+
+    /// Records one wait: whether it ended within `max`. Weight 1/16.
+    fn record(&mut self, hit: bool) {
+        let sample = if hit { HIT_ONE } else { 0 };
+        self.hits = self.hits - self.hits / 16 + sample / 16;
+    }
+}
+
+/// Counts this waiter among the process's spinners while it lives.
+struct SpinSlot;
+
+impl SpinSlot {
+    fn take() -> Option<SpinSlot> {
+        if SPINNERS.fetch_add(1, Ordering::Relaxed) < max_spinners() {
+            Some(SpinSlot)
+        } else {
+            SPINNERS.fetch_sub(1, Ordering::Relaxed);
+            None
+        }
+    }
+}
+
+impl Drop for SpinSlot {
+    fn drop(&mut self) {
+        SPINNERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Checks whether the peer is still there; called once per wait slice.
 pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
 
-/// Takes one count of `sem`: spin, then block in slices, checking `cancel`
-/// and `alive` between slices.
-fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness) -> Result<()> {
+/// Takes one count of `sem`: spin (as long as `spinner` says pays, and only
+/// if few other waiters of this process spin), then block in slices,
+/// checking `cancel` and `alive` between slices.
+fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness, spinner: &mut Spinner) -> Result<()> {
     // Checked on every frame, not only when waiting: a transfer running at
     // full speed never waits, and must still stop at once on SIGINT.
     if cancel.load(Ordering::Relaxed) {
@@ -57,22 +136,29 @@ fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness) -> Result<()>
     if sem.try_wait() {
         return Ok(());
     }
-    let budget = spin_budget();
-    if !budget.is_zero() {
+    let max = spin_budget();
+    let start = Instant::now();
+    if !max.is_zero() {
         // A short busy spin catches a peer running on the other core...
         for _ in 0..SPIN_ROUNDS {
             std::hint::spin_loop();
             if sem.try_wait() {
+                spinner.record(true);
                 return Ok(());
             }
         }
         // ...then yield, so that a peer waiting for this very core gets it,
         // until the budget is spent.
-        let start = Instant::now();
-        while start.elapsed() < budget {
-            std::thread::yield_now();
-            if sem.try_wait() {
-                return Ok(());
+        let budget = spinner.budget(max);
+        if !budget.is_zero() {
+            if let Some(_slot) = SpinSlot::take() {
+                while start.elapsed() < budget {
+                    std::thread::yield_now();
+                    if sem.try_wait() {
+                        spinner.record(true);
+                        return Ok(());
+                    }
+                }
             }
         }
     }
@@ -81,6 +167,8 @@ fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness) -> Result<()>
             return Err(Error::Cancelled);
         }
         if sem.wait_timeout(WAIT_SLICE)? == WaitOutcome::Acquired {
+            // Would a spin of the full budget have caught it?
+            spinner.record(start.elapsed() <= max);
             return Ok(());
         }
         if cancel.load(Ordering::Relaxed) {
@@ -90,7 +178,8 @@ fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness) -> Result<()>
     }
 }
 
-/// The two semaphores and the slot cursor shared by both ends.
+/// The two semaphores of a ring: `items` (frames ready) and `spaces` (slots
+/// free).
 #[derive(Debug)]
 pub struct RingSems {
     pub items: Semaphore,
@@ -104,6 +193,7 @@ pub struct Producer {
     next: u32,
     cancel: Arc<AtomicBool>,
     alive: Liveness,
+    spinner: Spinner,
     scratch: Vec<u8>,
 }
 
@@ -116,7 +206,7 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// A producer over `region`.
     pub fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Producer {
-        Producer { region, sems, next: 0, cancel, alive, scratch: Vec::new() }
+        Producer { region, sems, next: 0, cancel, alive, spinner: Spinner::default(), scratch: Vec::new() }
     }
 
     /// The largest data payload one frame carries.
@@ -140,7 +230,7 @@ impl Producer {
     }
 
     fn push(&mut self, kind: FrameKind, seq: u32, payload: &[u8]) -> Result<()> {
-        acquire(&self.sems.spaces, &self.cancel, &self.alive)?;
+        acquire(&self.sems.spaces, &self.cancel, &self.alive, &mut self.spinner)?;
         let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
         self.region.write_frame(self.next, &header, payload);
         self.next = (self.next + 1) % self.region.geometry().slots();
@@ -156,39 +246,30 @@ impl Producer {
         self.push(FrameKind::Data, seq, bytes)
     }
 
-    /// Sends a control frame. Reasons longer than a slot are cut.
+    /// Sends a control frame.
     ///
     /// # Errors
     ///
-    /// As [`Producer::send_data`].
+    /// As [`Producer::send_data`], and [`Error::Protocol`] for a frame larger
+    /// than a slot (a list entry with a long path; reasons always fit).
     pub fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
         let mut payload = std::mem::take(&mut self.scratch);
         payload.clear();
         reply.encode_payload(&mut payload);
         let cap = self.max_payload();
-        if payload.len() > cap {
-            match reply {
-                Reply::Refused(_) | Reply::Error(_) => {
-                    let mut end = cap;
-                    while std::str::from_utf8(&payload[..end]).is_err() {
-                        end -= 1;
-                    }
-                    payload.truncate(end);
-                }
-                _ => {
-                    self.scratch = payload;
-                    return Err(Error::Protocol(format!(
-                        "{:?} frame does not fit a {cap}-byte slot",
-                        reply.kind()
-                    )));
-                }
-            }
-        }
-        let res = self.push(reply.kind(), seq, &payload);
+        let res = if payload.len() > cap {
+            Err(Error::Protocol(format!("{:?} frame does not fit a {cap}-byte slot", reply.kind())))
+        } else {
+            self.push(reply.kind(), seq, &payload)
+        };
         self.scratch = payload;
         res
     }
 }
+
+// Reasons are cut to MAX_REASON_LEN when encoded, so a refusal or an error
+// always fits the smallest slot.
+const _: () = assert!(MAX_REASON_LEN <= Geometry::for_slots(MAX_SLOTS).max_payload());
 
 /// The client's end: empties slots.
 pub struct Consumer {
@@ -197,6 +278,7 @@ pub struct Consumer {
     next: u32,
     cancel: Arc<AtomicBool>,
     alive: Liveness,
+    spinner: Spinner,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -208,7 +290,7 @@ impl std::fmt::Debug for Consumer {
 impl Consumer {
     /// A consumer over `region`.
     pub fn new(region: Region, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Consumer {
-        Consumer { region, sems, next: 0, cancel, alive }
+        Consumer { region, sems, next: 0, cancel, alive, spinner: Spinner::default() }
     }
 
     /// The region this consumer empties.
@@ -230,7 +312,7 @@ impl Consumer {
     /// [`Error::Protocol`] for a malformed frame header, [`Error::Cancelled`],
     /// [`Error::PeerGone`] or a semaphore's OS error.
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<FrameHeader> {
-        acquire(&self.sems.items, &self.cancel, &self.alive)?;
+        acquire(&self.sems.items, &self.cancel, &self.alive, &mut self.spinner)?;
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         let raw: [u8; FRAME_HEADER_LEN] = self.region.read_frame_header(slot);
@@ -248,7 +330,6 @@ impl Consumer {
 mod tests {
     use super::*;
     use crate::names::SessionNames;
-    use crate::shm_region::Geometry;
 
     /// Both ends of a ring in one process, over real shared memory and
     /// semaphores.
@@ -298,6 +379,33 @@ mod tests {
             assert_eq!(Reply::decode(h.kind, &buf).unwrap(), Reply::End { count: 1, checksum: 2 });
             sender.join().unwrap();
         }
+    }
+
+    #[test]
+    fn spinning_shrinks_while_waits_outlast_the_budget_and_recovers_when_they_end_soon() {
+        let max = Duration::from_micros(200);
+        let mut spinner = Spinner::default();
+        assert_eq!(spinner.budget(max), max);
+        for _ in 0..8 {
+            spinner.record(false);
+        }
+        let shrunk = spinner.budget(max);
+        assert!(shrunk < max && !shrunk.is_zero(), "{shrunk:?}");
+        for _ in 0..32 {
+            spinner.record(false);
+        }
+        assert_eq!(spinner.budget(max), Duration::ZERO);
+        for _ in 0..64 {
+            spinner.record(true);
+        }
+        assert!(spinner.budget(max) > max * 9 / 10);
+    }
+
+    #[test]
+    fn no_more_waiters_spin_at_once_than_there_are_cores() {
+        let slots: Vec<SpinSlot> = std::iter::from_fn(SpinSlot::take).take(max_spinners() + 8).collect();
+        // Other tests of this process may hold slots meanwhile.
+        assert!(slots.len() <= max_spinners());
     }
 
     #[test]
