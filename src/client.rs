@@ -15,7 +15,7 @@ use crate::names::{validate_queue_name, SessionNames};
 use crate::protocol::{Command, FrameHeader, FrameKind, Reply};
 use crate::queue;
 use crate::ring::{Consumer, Liveness, RingSems};
-use crate::shm_region::{Geometry, Region, Semaphore, DEFAULT_SLOTS};
+use crate::shm_region::{Geometry, Region, Semaphore, DEFAULT_SLOTS, MAX_SLOTS};
 
 /// How a client connects.
 #[derive(Debug, Clone)]
@@ -32,6 +32,65 @@ impl ClientConfig {
     /// A configuration with the defaults: 30 s wait, [`DEFAULT_SLOTS`] slots.
     pub fn new(queue: impl Into<String>) -> ClientConfig {
         ClientConfig { queue: queue.into(), wait: Duration::from_secs(30), slots: DEFAULT_SLOTS }
+    }
+}
+
+/// Builds a [`ClientConfig`] step by step and checks it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmxfer::ClientConfig;
+///
+/// let config = ClientConfig::builder("/myqueue").wait(Duration::from_secs(5)).slots(4).build()?;
+/// assert_eq!(config.wait, Duration::from_secs(5));
+///
+/// // A bad queue name or slot count is an error here, not at connect time.
+/// assert!(ClientConfig::builder("myqueue").build().is_err());
+/// assert!(ClientConfig::builder("/myqueue").slots(9).build().is_err());
+/// # Ok::<(), shmxfer::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct ClientConfigBuilder {
+    config: ClientConfig,
+}
+
+impl ClientConfig {
+    /// A builder that starts from [`ClientConfig::new`]`(queue)`.
+    pub fn builder(queue: impl Into<String>) -> ClientConfigBuilder {
+        ClientConfigBuilder { config: ClientConfig::new(queue) }
+    }
+}
+
+impl ClientConfigBuilder {
+    /// How long [`Client::connect`] waits for a server to appear; zero: one try.
+    pub fn wait(mut self, wait: Duration) -> Self {
+        self.config.wait = wait;
+        self
+    }
+
+    /// Slots in the ring, 1 to [`MAX_SLOTS`].
+    pub fn slots(mut self, slots: u32) -> Self {
+        self.config.slots = slots;
+        self
+    }
+
+    /// The configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a queue name that breaks the naming rules
+    /// (see [`validate_queue_name`]); [`Error::InvalidConfig`] for a slot
+    /// count outside 1 to [`MAX_SLOTS`].
+    pub fn build(self) -> Result<ClientConfig> {
+        validate_queue_name(&self.config.queue)?;
+        if !(1..=MAX_SLOTS).contains(&self.config.slots) {
+            let slots = self.config.slots;
+            return Err(Error::InvalidConfig(format!("{slots} slots asked for; 1 to {MAX_SLOTS} allowed")));
+        }
+        Ok(self.config)
     }
 }
 

@@ -209,6 +209,121 @@ impl Delivery {
     }
 }
 
+impl Client {
+    /// Fetches the one file `path` and writes its bytes into `out` as they
+    /// arrive (what `shm_client --stdout` does). Size and checksum are still
+    /// checked at the end; since the bytes have already been written by
+    /// then, a mismatch can only be reported: the outcome is then
+    /// [`Outcome::Failed`] and what `out` received must not be trusted. A
+    /// write error on `out` also fails the file (the rest is read and
+    /// dropped, so the session stays usable). `out` is flushed at the end.
+    ///
+    /// # Errors
+    ///
+    /// As [`Delivery::fetch`]: a session-level failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{atomic::AtomicBool, Arc};
+    /// use shmxfer::{Client, ClientConfig, NoProgress, Outcome, Server, ServerConfig};
+    ///
+    /// # fn main() -> Result<(), shmxfer::Error> {
+    /// let root = tempfile::tempdir().unwrap();
+    /// std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    /// let queue = format!("/shmxfer_doctest_fetch_to_{}", std::process::id());
+    /// # let server = Server::bind(ServerConfig {
+    /// #     queue: queue.clone(),
+    /// #     root: root.path().to_owned(),
+    /// #     persistent: false,
+    /// #     max_sessions: 1,
+    /// # })?;
+    /// # let serving = std::thread::spawn(move || server.run(Arc::new(AtomicBool::new(false))));
+    ///
+    /// // With a server on `queue`:
+    /// let config = ClientConfig::builder(&queue).build()?;
+    /// let mut client = Client::connect(&config, Arc::new(AtomicBool::new(false)), &mut || {})?;
+    /// let mut bytes = Vec::new();
+    /// let outcome = client.fetch_to("hello.txt", &mut bytes, &mut NoProgress)?;
+    /// client.close()?;
+    ///
+    /// assert_eq!(outcome, Outcome::Delivered { bytes: 6 });
+    /// assert_eq!(bytes, b"hello\n");
+    /// # serving.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fetch_to(
+        &mut self,
+        path: &str,
+        out: &mut dyn Write,
+        progress: &mut dyn Progress,
+    ) -> Result<Outcome> {
+        if path.len() > MAX_PATH_LEN {
+            let len = path.len();
+            return Ok(Outcome::Failed(format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed")));
+        }
+        let seq = self.request(path)?;
+        let mut buf = Vec::with_capacity(self.max_payload());
+        let size = match self.next_frame(seq, &mut buf)? {
+            Frame::Control(Reply::Start { size }) => size,
+            Frame::Control(Reply::NotFound) => return Ok(Outcome::NotFound),
+            Frame::Control(Reply::Refused(why)) => return Ok(Outcome::Refused(why)),
+            Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
+            other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
+        };
+        progress.start(output_name(path).unwrap_or(path), size);
+        let mut write_error: Option<std::io::Error> = None;
+        let mut hasher = Xxh3::new();
+        let mut received = 0u64;
+        let mut unreported = 0u64;
+        loop {
+            match self.next_frame(seq, &mut buf)? {
+                Frame::Data(len) => {
+                    received += u64::from(len);
+                    if received > size {
+                        return Err(Error::Protocol(format!(
+                            "server sent more than the announced {size} bytes"
+                        )));
+                    }
+                    hasher.update(&buf);
+                    if write_error.is_none() {
+                        write_error = out.write_all(&buf).err();
+                    }
+                    unreported += u64::from(len);
+                    if unreported >= 1 << 20 {
+                        progress.advance(unreported);
+                        unreported = 0;
+                    }
+                }
+                Frame::Control(Reply::End { count, checksum }) => {
+                    progress.advance(unreported);
+                    if write_error.is_none() {
+                        write_error = out.flush().err();
+                    }
+                    if let Some(e) = write_error {
+                        return Ok(Outcome::Failed(format!("writing the file out: {e}")));
+                    }
+                    if count != received || count != size {
+                        return Ok(Outcome::Failed(format!(
+                            "size mismatch: announced {size}, sent {count}, received {received}; \
+                             the bytes written are not the file"
+                        )));
+                    }
+                    if checksum != hasher.digest() {
+                        return Ok(Outcome::Failed(
+                            "checksum mismatch (xxh3-64); the bytes written are not the file".into(),
+                        ));
+                    }
+                    return Ok(Outcome::Delivered { bytes: received });
+                }
+                Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
+                other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
+            }
+        }
+    }
+}
+
 /// A file being received: unnamed (`O_TMPFILE`) where the filesystem can,
 /// else a named temporary file that is removed on drop.
 struct Sink {

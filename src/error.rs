@@ -42,6 +42,8 @@ pub enum Error {
     ServerRunning { queue: String, pid: Option<u32> },
     /// The server serves its maximum number of sessions.
     Busy { max_sessions: u32 },
+    /// A configuration value is out of its range.
+    InvalidConfig(String),
 }
 
 impl Error {
@@ -86,6 +88,7 @@ impl fmt::Display for Error {
             Error::Busy { max_sessions } => {
                 write!(f, "server busy: it serves at most {max_sessions} session(s) at once; try again later")
             }
+            Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
         }
     }
 }

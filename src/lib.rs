@@ -74,7 +74,7 @@ pub mod shm_region;
 mod sys;
 
 pub use cleanup::{cleanup, Collected};
-pub use client::{stop_server, Client, ClientConfig};
+pub use client::{stop_server, Client, ClientConfig, ClientConfigBuilder};
 pub use delivery::{output_name, Delivery, NoProgress, Outcome, Progress};
 pub use error::{Error, Result};
 pub use server::{Server, ServerConfig};

@@ -16,12 +16,6 @@ fn run_with_stdin(mut cmd: std::process::Command, stdin: &std::path::Path) -> Fi
     Proc::spawn(cmd, None).finish(TIMEOUT)
 }
 
-/// Stops a `--persistent` server and checks it exited 0.
-fn stop(env: &TestEnv, server: &mut Proc) {
-    env.run_client(&["--stop-server"]).assert_code(0);
-    server.finish(Duration::from_secs(5)).assert_code(0);
-}
-
 #[test]
 fn both_programs_reject_a_queue_name_without_a_slash_with_exit_2() {
     for (bin, args) in [(SERVER, &["--queue", "noslash"][..]), (CLIENT, &["--queue", "noslash", "x"][..])] {
@@ -113,7 +107,7 @@ fn a_client_turned_away_as_busy_prints_a_line_for_each_file() {
 
     holder.close().expect("the session closes");
     env.fetch(&["a.txt"]).assert_code(0).assert_stdout_lines(&[received_line("a.txt", 2)]);
-    stop(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -140,7 +134,7 @@ fn a_second_server_says_how_to_stop_the_first() {
         .assert_stderr_prefixed("shm_server: error: ")
         .check(done.stderr.contains(&format!("pid {}", first.pid())), "names the live server")
         .check(done.stderr.contains("--stop-server"), "says what to do");
-    stop(&env, &mut first);
+    env.stop_server(&mut first);
     env.assert_no_leftovers();
 }
 
@@ -182,7 +176,7 @@ fn input_lists_names_one_per_line_from_a_file_or_stdin() {
     let done = env.run_client(&["-i", empty.to_str().unwrap()]);
     done.assert_code(2).check(done.stderr.contains("names no file"), "says the list is empty");
 
-    stop(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -209,7 +203,7 @@ fn a_summary_follows_a_fetch_of_several_files_unless_quiet() {
     done.assert_code(1)
         .check(done.stderr.is_empty(), "no summary with -q")
         .assert_stdout_lines(&["nope.txt: not found on server".to_string()]);
-    stop(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -240,7 +234,7 @@ fn list_shows_only_the_part_of_the_tree_asked_for() {
     done.assert_code(1)
         .assert_stdout_lines(&[])
         .check(done.stderr.contains("no file at or below su"), "says so");
-    stop(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -265,7 +259,7 @@ fn human_prints_sizes_in_binary_units() {
         ])
         .check(done.stderr.contains("2 files: 2 delivered; 3.0 MiB in "), "the summary");
     env.assert_delivered("big.bin");
-    stop(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -299,7 +293,7 @@ fn names_with_control_characters_are_quoted_as_ls_quotes_them() {
         std::process::Command::new("bash").arg("-c").arg(format!("printf %s {quoted}")).output().unwrap();
     assert_eq!(echoed.stdout, b"odd\nname");
 
-    stop(&env, &mut server);
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
 
@@ -317,6 +311,57 @@ fn list_json_gives_every_name_and_size_escaped() {
         .assert_stdout_lines(&[r#"{"files":[{"path":"sub/x.txt","size":2}]}"#.to_string()]);
     let done = env.run_client(&["--json", "a.txt"]);
     done.assert_code(2).check(done.stderr.contains("--list"), "--json goes with --list");
-    stop(&env, &mut server);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn stdout_streams_one_file_and_nothing_else() {
+    let env = TestEnv::new("stdout_streams_one_file");
+    let big = env.create_random("sub/big.bin", 3 << 20, 7);
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent"]);
+
+    let done = env.run_client(&["--stdout", "sub/big.bin"]);
+    done.assert_code(0).check(done.stderr.is_empty(), "nothing on stderr");
+    // Proc keeps stdout as lossy text; compare the bytes through a file instead.
+    let copy = env.tmp().join("copy.bin");
+    let file = fs::File::create(&copy).unwrap();
+    let status = env.client_cmd(&["--stdout", "sub/big.bin"]).stdout(file).status().unwrap();
+    assert!(status.success(), "{status}");
+    crate::util::assert_same_file(&big, &copy);
+    assert!(
+        env.out_entries().is_empty() && crate::util::dir_entries(env.cwd()).is_empty(),
+        "no file written"
+    );
+
+    let done = env.run_client(&["--stdout", "nope.txt"]);
+    done.assert_code(1)
+        .assert_stdout_lines(&[])
+        .check(done.stderr.contains("nope.txt: not found on server"), "the failure on stderr");
+    let done = env.run_client(&["--stdout", "hello.txt", "sub/big.bin"]);
+    done.assert_code(2).check(done.stderr.contains("one file"), "one file only");
+    let done = env.run_client(&["--stdout", "--list"]);
+    done.assert_code(2);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn stdout_reports_a_bad_checksum_after_the_bytes_left() {
+    use crate::faults::{control, frame, hostile_server};
+    use shmxfer::protocol::{FrameKind, Reply};
+    let env = TestEnv::new("stdout_reports_a_bad_checksum");
+    let frames = vec![
+        control(Reply::Start { size: 4 }, 1),
+        frame(FrameKind::Data, 1, b"four".to_vec()),
+        control(Reply::End { count: 4, checksum: 12345 }, 1),
+    ];
+    let fake = hostile_server(&env, frames);
+    let done = env.run_client(&["--stdout", "victim.bin"]);
+    done.assert_code(1)
+        .check(done.stdout == "four", "the bytes went out as they came")
+        .check(done.stderr.contains("victim.bin: failed: checksum mismatch"), "the mismatch is reported");
+    fake.join().unwrap();
     env.assert_no_leftovers();
 }

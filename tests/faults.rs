@@ -435,7 +435,7 @@ fn read_only_out_dir_fails_every_file_with_a_clear_reason() {
 }
 
 /// A frame as raw header bytes and payload.
-type RawFrame = ([u8; 16], Vec<u8>);
+pub(crate) type RawFrame = ([u8; 16], Vec<u8>);
 
 /// Takes `env`'s queue as a fake server would: holds the server lock and
 /// creates the queue with the real server's limits.
@@ -465,7 +465,7 @@ fn wait_for_open(mq: &posixmq::PosixMq) -> (String, u32, u32) {
 
 /// A fake server that follows the protocol up to the first request, then
 /// writes `frames` (raw header bytes and payload) into the client's region.
-fn hostile_server(env: &TestEnv, frames: Vec<RawFrame>) -> thread::JoinHandle<()> {
+pub(crate) fn hostile_server(env: &TestEnv, frames: Vec<RawFrame>) -> thread::JoinHandle<()> {
     let queue = env.names.queue().to_owned();
     let (lock, mq) = fake_server_queue(env);
     thread::spawn(move || {
@@ -495,11 +495,11 @@ fn hostile_server(env: &TestEnv, frames: Vec<RawFrame>) -> thread::JoinHandle<()
     })
 }
 
-fn frame(kind: FrameKind, seq: u32, payload: Vec<u8>) -> RawFrame {
+pub(crate) fn frame(kind: FrameKind, seq: u32, payload: Vec<u8>) -> RawFrame {
     (FrameHeader { kind, len: payload.len() as u32, seq }.encode(), payload)
 }
 
-fn control(reply: Reply, seq: u32) -> RawFrame {
+pub(crate) fn control(reply: Reply, seq: u32) -> RawFrame {
     let mut payload = Vec::new();
     reply.encode_payload(&mut payload);
     frame(reply.kind(), seq, payload)

@@ -41,6 +41,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
     version,
     override_usage = "shm_client [OPTIONS] FILE...\n       \
         shm_client [OPTIONS] -i LIST\n       \
+        shm_client [OPTIONS] --stdout FILE\n       \
         shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
         shm_client [OPTIONS] --stop-server",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
@@ -53,6 +54,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client hello.txt subdir/nested.txt      fetch two files into the current directory\n  \
         shm_client -o /tmp/in --wait 5 big.iso      fetch into /tmp/in, wait at most 5 s for a server\n  \
         shm_client -i filelist.txt                  fetch the files named in filelist.txt\n  \
+        shm_client --stdout big.iso | sha256sum     stream one file to a pipe\n  \
         shm_client --list subdir --human            show what the server serves below subdir/\n  \
         shm_client --stop-server                    stop a --persistent server\n\n\
         Output: one line per FILE on stdout ('NAME: received N bytes', 'NAME: not found on server', ...); \
@@ -101,6 +103,12 @@ struct Args {
     /// Print sizes as B, KiB, MiB, GiB.
     #[arg(long)]
     human: bool,
+
+    /// Write the one FILE to standard output instead of into --out-dir; nothing else goes to
+    /// stdout. Size and checksum are still verified: a mismatch is reported on stderr with exit
+    /// status 1 (the bytes have left by then).
+    #[arg(long, conflicts_with_all = ["list", "stop_server", "no_clobber", "out_dir"])]
+    stdout: bool,
 
     /// Ask the server to stop and wait until it has.
     #[arg(long, conflicts_with_all = ["files", "no_clobber", "input"])]
@@ -338,6 +346,12 @@ fn main() -> ExitCode {
             usage_error(ErrorKind::TooFewValues, format!("{} names no file to fetch", input.display()));
         }
     }
+    if args.stdout && files.len() != 1 {
+        usage_error(
+            ErrorKind::WrongNumberOfValues,
+            format!("--stdout streams one file; {} were named", files.len()),
+        );
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while cleaning up ends the process at once.
@@ -379,7 +393,7 @@ fn main() -> ExitCode {
         };
     }
 
-    if args.list.is_none() {
+    if args.list.is_none() && !args.stdout {
         match std::fs::metadata(&args.out_dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -401,7 +415,37 @@ fn main() -> ExitCode {
     if let Some(prefix) = &args.list {
         return list(client, &args, prefix);
     }
+    if args.stdout {
+        return stream(client, &args, &files[0]);
+    }
     fetch(client, &args, &files)
+}
+
+/// `--stdout`: the file's bytes to stdout, any message to stderr.
+fn stream(mut client: Client, args: &Args, path: &str) -> ExitCode {
+    let mut bar = Bar { enabled: !args.quiet && std::io::stderr().is_terminal(), bar: None };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(shmxfer::IO_CHUNK, stdout.lock());
+    let fetched = client.fetch_to(path, &mut out, &mut bar);
+    bar.finish();
+    let fetched = fetched.and_then(|outcome| client.close().map(|()| outcome));
+    let name = quote_name(path);
+    match fetched {
+        Ok(Outcome::Delivered { .. }) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::NotFound) => {
+            eprintln!("shm_client: {name}: not found on server");
+            ExitCode::from(EXIT_NOT_DELIVERED)
+        }
+        Ok(Outcome::Refused(why)) => {
+            eprintln!("shm_client: {name}: refused by server: {why}");
+            ExitCode::from(EXIT_NOT_DELIVERED)
+        }
+        Ok(Outcome::Failed(why)) => {
+            eprintln!("shm_client: {name}: failed: {why}");
+            ExitCode::from(EXIT_NOT_DELIVERED)
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 /// Prints the result line of one requested file.
