@@ -55,7 +55,7 @@ fn usage_errors_show_every_form_and_never_call_the_queue_required() {
     cmd.env("SHMXFER_QUEUE", env.names.queue());
     let done = Proc::spawn(cmd, None).finish(TIMEOUT);
     done.assert_code(2)
-        .check(done.stderr.contains("Usage: shm_client [OPTIONS] FILE..."), "the usage of a fetch")
+        .check(done.stderr.contains("Usage: shm_client [OPTIONS] [-r] FILE..."), "the usage of a fetch")
         .check(done.stderr.contains("--list [PREFIX]"), "the usage of --list")
         .check(!done.stderr.contains("--queue <NAME>"), "no --queue in the usage as if it were required");
     // --list with a file: the usage line is the general one, not one built
@@ -362,6 +362,82 @@ fn stdout_reports_a_bad_checksum_after_the_bytes_left() {
     done.assert_code(1)
         .check(done.stdout == "four", "the bytes went out as they came")
         .check(done.stderr.contains("victim.bin: failed: checksum mismatch"), "the mismatch is reported");
+    fake.join().unwrap();
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn recursive_fetches_a_directory_keeping_its_paths() {
+    let env = TestEnv::new("recursive_fetches_a_directory");
+    env.create("sub/a.txt", b"a\n");
+    env.create_random("sub/deep/b.bin", 100_000, 3);
+    env.create("subway/c.txt", b"c\n");
+    env.create("top.txt", b"top\n");
+    let mut server = env.ready_server(&["--persistent"]);
+
+    let out = env.out().to_str().unwrap().to_owned();
+    let done = env.run_client(&["-r", "-o", &out, "sub", "top.txt", "none"]);
+    done.assert_code(1).assert_stdout_lines(&[
+        "sub/a.txt: received 2 bytes".to_string(),
+        "sub/deep/b.bin: received 100000 bytes".to_string(),
+        "top.txt: received 4 bytes".to_string(),
+        "none: not found on server".to_string(),
+    ]);
+    for rel in ["sub/a.txt", "sub/deep/b.bin"] {
+        crate::util::assert_same_file(&env.in_root(rel), &env.in_out(rel));
+    }
+    assert_eq!(env.out_entries(), ["sub", "top.txt"]);
+
+    // The whole tree, into a directory of its own.
+    let all = env.tmp().join("all");
+    fs::create_dir(&all).unwrap();
+    env.run_client(&["-r", "-q", "-o", all.to_str().unwrap(), "."]).assert_code(0).assert_stdout_lines(&[]);
+    for rel in ["sub/a.txt", "sub/deep/b.bin", "subway/c.txt", "top.txt"] {
+        crate::util::assert_same_file(&env.in_root(rel), &all.join(rel));
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn recursive_never_writes_through_a_symlink_in_the_out_dir() {
+    let env = TestEnv::new("recursive_never_writes_through_a_symlink");
+    env.create("sub/a.txt", b"a\n");
+    let elsewhere = env.tmp().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.in_out("sub")).unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let out = env.out().to_str().unwrap().to_owned();
+    let done = env.run_client(&["-r", "-o", &out, "sub"]);
+    done.assert_code(1).check(
+        done.stdout.starts_with("sub/a.txt: failed: ") && done.stdout.contains("not a directory"),
+        "the file fails: the symlink is in the way",
+    );
+    assert!(crate::util::dir_entries(&elsewhere).is_empty(), "nothing written through the symlink");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn recursive_refuses_listed_paths_that_would_leave_the_out_dir() {
+    use crate::faults::{control, hostile_server};
+    use shmxfer::protocol::Reply;
+    let env = TestEnv::new("recursive_refuses_listed_paths");
+    let frames = vec![
+        control(Reply::ListEntry { size: 4, path: "sub/../../evil".into() }, 1),
+        control(Reply::ListEntry { size: 4, path: "sub//x".into() }, 1),
+        control(Reply::ListEnd { count: 2 }, 1),
+    ];
+    let fake = hostile_server(&env, frames);
+    let out = env.out().to_str().unwrap().to_owned();
+    let done = env.run_client(&["-r", "-o", &out, "sub"]);
+    done.assert_code(1).check(
+        done.stdout.lines().count() == 2
+            && done.stdout.lines().all(|l| l.contains(": failed: the server's path")),
+        "both paths refused",
+    );
+    assert!(env.out_entries().is_empty(), "{:?}", env.out_entries());
+    assert!(!env.tmp().join("evil").exists());
     fake.join().unwrap();
     env.assert_no_leftovers();
 }

@@ -39,7 +39,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 #[command(
     name = "shm_client",
     version,
-    override_usage = "shm_client [OPTIONS] FILE...\n       \
+    override_usage = "shm_client [OPTIONS] [-r] FILE...\n       \
         shm_client [OPTIONS] -i LIST\n       \
         shm_client [OPTIONS] --stdout FILE\n       \
         shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
@@ -55,6 +55,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client -o /tmp/in --wait 5 big.iso      fetch into /tmp/in, wait at most 5 s for a server\n  \
         shm_client -i filelist.txt                  fetch the files named in filelist.txt\n  \
         shm_client --stdout big.iso | sha256sum     stream one file to a pipe\n  \
+        shm_client -r -o /tmp/in subdir             fetch subdir/ and everything below it into /tmp/in/subdir\n  \
         shm_client --list subdir --human            show what the server serves below subdir/\n  \
         shm_client --stop-server                    stop a --persistent server\n\n\
         Output: one line per FILE on stdout ('NAME: received N bytes', 'NAME: not found on server', ...); \
@@ -109,6 +110,12 @@ struct Args {
     /// status 1 (the bytes have left by then).
     #[arg(long, conflicts_with_all = ["list", "stop_server", "no_clobber", "out_dir"])]
     stdout: bool,
+
+    /// Fetch directories of the server's tree with what lies below them, keeping their paths
+    /// below --out-dir (`-r sub` writes `sub/...`, `-r .` the whole tree); never writes outside
+    /// --out-dir.
+    #[arg(short = 'r', long, conflicts_with_all = ["list", "stop_server", "stdout"])]
+    recursive: bool,
 
     /// Ask the server to stop and wait until it has.
     #[arg(long, conflicts_with_all = ["files", "no_clobber", "input"])]
@@ -448,9 +455,9 @@ fn stream(mut client: Client, args: &Args, path: &str) -> ExitCode {
     }
 }
 
-/// Prints the result line of one requested file.
-fn report(args: &Args, path: &str, outcome: &Outcome) {
-    let name = quote_name(shmxfer::output_name(path).unwrap_or(path));
+/// Prints the result line of one file, shown as `shown`.
+fn report(args: &Args, shown: &str, outcome: &Outcome) {
+    let name = quote_name(shown);
     match outcome {
         Outcome::Delivered { bytes } if !args.quiet => {
             if args.human {
@@ -466,35 +473,161 @@ fn report(args: &Args, path: &str, outcome: &Outcome) {
     }
 }
 
+/// One file to fetch: the path asked of the server, the name its line
+/// shows, the directory it goes into, or an outcome known before asking.
+struct Job {
+    remote: String,
+    shown: String,
+    dir: PathBuf,
+    known: Option<Outcome>,
+}
+
+/// The jobs of a plain fetch: each file into --out-dir under its final name.
+fn plain_jobs(args: &Args, files: &[String]) -> Vec<Job> {
+    files
+        .iter()
+        .map(|f| Job {
+            remote: f.clone(),
+            shown: shmxfer::output_name(f).unwrap_or(f).to_owned(),
+            dir: args.out_dir.clone(),
+            known: None,
+        })
+        .collect()
+}
+
+/// The jobs of `-r`: every listed file at or below each named path, kept at
+/// its path relative to the named directory's parent below --out-dir (`-r
+/// sub` writes `sub/...`; `-r .` the whole tree). Directories are created
+/// here, one component at a time, never through a symlink; a path from the
+/// server with an empty, `.` or `..` component is refused.
+fn recursive_jobs(client: &mut Client, args: &Args, files: &[String]) -> Result<Vec<Job>, Error> {
+    let listing = client.list()?;
+    let mut jobs = Vec::new();
+    for f in files {
+        let dir = f.trim_end_matches('/');
+        let whole = dir.is_empty() || dir == ".";
+        // What replaces `dir` in the local path: its last component.
+        let base = if whole { "" } else { dir.rsplit('/').next().unwrap_or(dir) };
+        let before = jobs.len();
+        for (path, _) in &listing {
+            let local = if whole {
+                path.clone()
+            } else if path == dir {
+                shmxfer::output_name(path).unwrap_or(path).to_owned()
+            } else if let Some(rest) = path.strip_prefix(dir).filter(|r| r.starts_with('/')) {
+                format!("{base}{rest}")
+            } else {
+                continue;
+            };
+            jobs.push(local_job(args, path, local));
+        }
+        if jobs.len() == before {
+            jobs.push(Job {
+                remote: f.clone(),
+                shown: f.clone(),
+                dir: args.out_dir.clone(),
+                known: Some(Outcome::NotFound),
+            });
+        }
+    }
+    Ok(jobs)
+}
+
+/// The job for the listed `remote`, written at `local` below --out-dir.
+fn local_job(args: &Args, remote: &str, local: String) -> Job {
+    let fail = |why: String| Job {
+        remote: remote.to_owned(),
+        shown: local.clone(),
+        dir: args.out_dir.clone(),
+        known: Some(Outcome::Failed(why)),
+    };
+    let parts: Vec<&str> = local.split('/').collect();
+    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+        return fail("the server's path has an empty, '.' or '..' component; not written".into());
+    }
+    let mut dir = args.out_dir.clone();
+    for part in &parts[..parts.len() - 1] {
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            Ok(m) if m.is_dir() => continue,
+            Ok(_) => {
+                return fail(format!(
+                    "{} is in the way: not a directory (a symlink is not followed)",
+                    dir.display()
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return fail(format!("{}: {e}", dir.display())),
+        }
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            // Made meanwhile by someone else: looked at again on the next file.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return fail(format!("creating directory {}: {e}", dir.display())),
+        }
+    }
+    Job { remote: remote.to_owned(), shown: local, dir, known: None }
+}
+
+/// Fetches the jobs in order, one request window per run of jobs that go
+/// into the same directory; prints a line per file and the summary.
 fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
     let quiet = args.quiet;
     let started = Instant::now();
-    let delivery = Delivery { out_dir: args.out_dir.clone(), no_clobber: args.no_clobber };
+    let (jobs, mut fetched) = if args.recursive {
+        match recursive_jobs(&mut client, args, files) {
+            Ok(jobs) => (jobs, Ok(())),
+            // Turned away before the listing: a line for each name asked for.
+            Err(e @ Error::Busy { .. }) => (plain_jobs(args, files), Err(e)),
+            Err(e) => return fail(&e),
+        }
+    } else {
+        (plain_jobs(args, files), Ok(()))
+    };
     let mut bar = Bar { enabled: !quiet && std::io::stderr().is_terminal(), bar: None };
     let mut tally = Tally::default();
-    let fetched = delivery.fetch(&mut client, files, &mut bar, &mut |path, outcome| {
-        report(args, path, outcome);
-        tally.add(outcome);
-    });
+    let mut next = 0;
+    while next < jobs.len() && fetched.is_ok() {
+        if let Some(outcome) = &jobs[next].known {
+            report(args, &jobs[next].shown, outcome);
+            tally.add(outcome);
+            next += 1;
+            continue;
+        }
+        let dir = &jobs[next].dir;
+        let run = jobs[next..].iter().take_while(|j| j.known.is_none() && &j.dir == dir).count();
+        let run = &jobs[next..next + run];
+        let paths: Vec<String> = run.iter().map(|j| j.remote.clone()).collect();
+        let delivery = Delivery { out_dir: dir.clone(), no_clobber: args.no_clobber };
+        let mut i = 0;
+        fetched = delivery
+            .fetch(&mut client, &paths, &mut bar, &mut |_, outcome| {
+                report(args, &run[i].shown, outcome);
+                tally.add(outcome);
+                i += 1;
+            })
+            .map(drop);
+        next += run.len();
+    }
     bar.finish();
-    let fetched = fetched.and_then(|_| client.close());
+    let fetched = fetched.and_then(|()| client.close());
     let code = match fetched {
-        Ok(()) if tally.delivered == files.len() => ExitCode::from(EXIT_OK),
+        Ok(()) if tally.delivered == jobs.len() => ExitCode::from(EXIT_OK),
         Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
         Err(e @ Error::Busy { .. }) => {
             // Every file not yet reported gets its line, as any failed file does.
             eprintln!("shm_client: {e}");
             let why = Outcome::Failed("server busy".into());
-            for path in &files[tally.reported()..] {
-                report(args, path, &why);
+            for job in &jobs[tally.reported()..] {
+                report(args, &job.shown, &why);
                 tally.add(&why);
             }
             ExitCode::from(EXIT_NOT_DELIVERED)
         }
         Err(e) => fail(&e),
     };
-    if files.len() > 1 && !quiet {
-        eprintln!("shm_client: {}", tally.summary(files.len(), started.elapsed()));
+    if jobs.len() > 1 && !quiet {
+        eprintln!("shm_client: {}", tally.summary(jobs.len(), started.elapsed()));
     }
     code
 }
