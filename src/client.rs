@@ -326,18 +326,21 @@ impl Client {
         Ok(seq)
     }
 
-    /// Reads the next frame, which must answer `seq`. A data frame's payload
-    /// is left in `buf`; control frames are decoded. A busy answer ends the
-    /// session.
+    /// Reads the next frame, which must answer `seq`, copying its payload
+    /// straight out of the ring into the front of `out`. A data frame's
+    /// payload is left in `out[..len]`; control frames are decoded. A busy
+    /// answer ends the session. `out` should hold [`Client::max_payload`]
+    /// bytes: a longer frame is a decoding error.
     ///
     /// # Errors
     ///
     /// [`Error::Busy`], [`Error::Decode`], [`Error::Protocol`] for a frame of
     /// another request, and the ring's errors.
-    pub fn next_frame(&mut self, seq: u32, buf: &mut Vec<u8>) -> Result<Frame> {
-        let header: FrameHeader = self.consumer.recv(buf)?;
+    pub fn next_frame(&mut self, seq: u32, out: &mut [u8]) -> Result<Frame> {
+        let header: FrameHeader = self.consumer.recv_into(out)?;
+        let payload = &out[..header.len as usize];
         if header.kind == FrameKind::Busy {
-            if let Reply::Busy { max_sessions } = Reply::decode(header.kind, buf)? {
+            if let Reply::Busy { max_sessions } = Reply::decode(header.kind, payload)? {
                 return Err(Error::Busy { max_sessions });
             }
         }
@@ -347,7 +350,7 @@ impl Client {
         if header.kind == FrameKind::Data {
             return Ok(Frame::Data(header.len));
         }
-        Ok(Frame::Control(Reply::decode(header.kind, buf)?))
+        Ok(Frame::Control(Reply::decode(header.kind, payload)?))
     }
 
     /// Asks for the server's list of files: `(relative path, size)`, sorted.
@@ -357,7 +360,7 @@ impl Client {
     /// As [`Client::next_frame`].
     pub fn list(&mut self) -> Result<Vec<(String, u64)>> {
         let seq = self.request_list()?;
-        let mut buf = Vec::new();
+        let mut buf = vec![0; self.max_payload()];
         let mut out = Vec::new();
         loop {
             match self.next_frame(seq, &mut buf)? {

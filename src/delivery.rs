@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -116,7 +116,9 @@ impl Delivery {
         let todo: Vec<usize> = (0..paths.len()).filter(|&i| outcomes[i].is_none()).collect();
         let mut in_flight: VecDeque<u32> = VecDeque::new();
         let mut next = 0;
-        let mut buf = Vec::with_capacity(client.max_payload());
+        // One frame past IO_CHUNK: a frame always fits after what waits to
+        // be written.
+        let mut chunk = vec![0; IO_CHUNK + client.max_payload()];
         for (i, path) in paths.iter().enumerate() {
             while in_flight.len() < REQUEST_WINDOW && next < todo.len() {
                 in_flight.push_back(client.request(&paths[todo[next]])?);
@@ -127,7 +129,7 @@ impl Delivery {
                 None => {
                     let seq = in_flight.pop_front().expect("a request is in flight for every file");
                     let name = output_name(path).expect("checked by refuse_locally");
-                    self.receive(client, seq, name, progress, &mut buf)?
+                    self.receive(client, seq, name, progress, &mut chunk)?
                 }
             };
             progress.finish();
@@ -139,15 +141,20 @@ impl Delivery {
 
     /// Receives the answer to request `seq` and, for a file, writes it under
     /// `name`. The frames are read to the end whatever happens locally.
+    ///
+    /// Each data frame is copied once, from the slot straight into `chunk`
+    /// (memory the server cannot reach), hashed there while it is in cache,
+    /// and written from there in [`IO_CHUNK`] pieces: the checksum covers
+    /// exactly the bytes that are written.
     fn receive(
         &self,
         client: &mut Client,
         seq: u32,
         name: &str,
         progress: &mut dyn Progress,
-        buf: &mut Vec<u8>,
+        chunk: &mut [u8],
     ) -> Result<Outcome> {
-        let size = match client.next_frame(seq, buf)? {
+        let size = match client.next_frame(seq, chunk)? {
             Frame::Control(Reply::Start { size }) => size,
             Frame::Control(Reply::NotFound) => return Ok(Outcome::NotFound),
             Frame::Control(Reply::Refused(why)) => return Ok(Outcome::Refused(why)),
@@ -162,8 +169,17 @@ impl Delivery {
         let mut hasher = Xxh3::new();
         let mut received = 0u64;
         let mut unreported = 0u64;
+        let write = |sink: &mut std::result::Result<Sink, String>, bytes: &[u8]| {
+            if let Ok(s) = sink {
+                if let Err(e) = s.file.write_all(bytes) {
+                    *sink = Err(format!("writing into {dir}: {e}"));
+                }
+            }
+        };
+        // chunk[..fill] waits to be written.
+        let mut fill = 0;
         loop {
-            match client.next_frame(seq, buf)? {
+            match client.next_frame(seq, &mut chunk[fill..])? {
                 Frame::Data(len) => {
                     received += u64::from(len);
                     if received > size {
@@ -171,11 +187,13 @@ impl Delivery {
                             "server sent more than the announced {size} bytes"
                         )));
                     }
-                    hasher.update(buf);
-                    if let Ok(s) = &mut sink {
-                        if let Err(e) = s.out.write_all(buf) {
-                            sink = Err(format!("writing into {dir}: {e}"));
-                        }
+                    let end = fill + len as usize;
+                    hasher.update(&chunk[fill..end]);
+                    fill = end;
+                    if fill >= IO_CHUNK {
+                        write(&mut sink, &chunk[..IO_CHUNK]);
+                        chunk.copy_within(IO_CHUNK..fill, 0);
+                        fill -= IO_CHUNK;
                     }
                     unreported += u64::from(len);
                     if unreported >= 1 << 20 {
@@ -184,6 +202,7 @@ impl Delivery {
                     }
                 }
                 Frame::Control(Reply::End { count, checksum }) => {
+                    write(&mut sink, &chunk[..fill]);
                     progress.advance(unreported);
                     if count != received || count != size {
                         return Ok(Outcome::Failed(format!(
@@ -264,7 +283,7 @@ impl Client {
             return Ok(Outcome::Failed(format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed")));
         }
         let seq = self.request(path)?;
-        let mut buf = Vec::with_capacity(self.max_payload());
+        let mut buf = vec![0; self.max_payload()];
         let size = match self.next_frame(seq, &mut buf)? {
             Frame::Control(Reply::Start { size }) => size,
             Frame::Control(Reply::NotFound) => return Ok(Outcome::NotFound),
@@ -286,9 +305,10 @@ impl Client {
                             "server sent more than the announced {size} bytes"
                         )));
                     }
-                    hasher.update(&buf);
+                    let data = &buf[..len as usize];
+                    hasher.update(data);
                     if write_error.is_none() {
-                        write_error = out.write_all(&buf).err();
+                        write_error = out.write_all(data).err();
                     }
                     unreported += u64::from(len);
                     if unreported >= 1 << 20 {
@@ -327,15 +347,15 @@ impl Client {
 /// A file being received: unnamed (`O_TMPFILE`) where the filesystem can,
 /// else a named temporary file that is removed on drop.
 struct Sink {
-    /// Writes in [`IO_CHUNK`] pieces, not one per slot.
-    out: BufWriter<File>,
+    /// Written in [`IO_CHUNK`] pieces, not one per slot.
+    file: File,
     named: Option<tempfile::TempPath>,
 }
 
 impl Sink {
     fn new(dir: &Path) -> std::io::Result<Sink> {
         match sys::unnamed_tempfile(dir) {
-            Ok(file) => Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: None }),
+            Ok(file) => Ok(Sink { file, named: None }),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
@@ -352,7 +372,7 @@ impl Sink {
     fn named(dir: &Path) -> std::io::Result<Sink> {
         let tmp = tempfile::Builder::new().prefix(".shmxfer-").suffix(".part").tempfile_in(dir)?;
         let (file, path) = tmp.into_parts();
-        Ok(Sink { out: BufWriter::with_capacity(IO_CHUNK, file), named: Some(path) })
+        Ok(Sink { file, named: Some(path) })
     }
 
     /// Gives the verified file its final name.
@@ -364,7 +384,7 @@ impl Sink {
     fn persist(self, dir: &Path, name: &str, no_clobber: bool) -> Result<()> {
         let target = dir.join(name);
         let shown = target.display().to_string();
-        let file = self.out.into_inner().map_err(|e| Error::os_named("write", &shown, e.into_error()))?;
+        let file = self.file;
         if let Some(path) = self.named {
             let res = if no_clobber {
                 std::fs::hard_link(&path, &target).map(|()| drop(path))
@@ -417,7 +437,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let put = |bytes: &[u8], no_clobber: bool| {
                 let mut sink = make(dir.path()).unwrap();
-                sink.out.write_all(bytes).unwrap();
+                sink.file.write_all(bytes).unwrap();
                 sink.persist(dir.path(), "f", no_clobber)
             };
             put(b"one", false).unwrap();
@@ -429,7 +449,7 @@ mod tests {
             assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
             // A sink dropped unpersisted leaves nothing.
             let mut sink = make(dir.path()).unwrap();
-            sink.out.write_all(b"partial").unwrap();
+            sink.file.write_all(b"partial").unwrap();
             drop(sink);
             assert_eq!(entries(dir.path()), ["f"]);
         }

@@ -304,22 +304,39 @@ impl Consumer {
     }
 
     /// Waits for the next frame, copies its payload into `buf` (resized to
-    /// the payload's length) and gives the slot back. The header is
-    /// validated against the slot's capacity before anything is copied.
+    /// the payload's length) and gives the slot back. As
+    /// [`Consumer::recv_into`], for callers that want an owned payload.
     ///
     /// # Errors
     ///
-    /// [`Error::Protocol`] for a malformed frame header, [`Error::Cancelled`],
-    /// [`Error::PeerGone`] or a semaphore's OS error.
+    /// As [`Consumer::recv_into`].
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<FrameHeader> {
+        buf.resize(self.max_payload(), 0);
+        let res = self.recv_into(buf);
+        buf.truncate(res.as_ref().map_or(0, |h| h.len as usize));
+        res
+    }
+
+    /// Waits for the next frame, copies its payload into the front of `out`
+    /// and gives the slot back: the payload is `out[..header.len]`, one copy
+    /// straight out of the slot into memory the peer cannot reach. The
+    /// header is validated against the slot's capacity and the length of
+    /// `out` before anything is copied, so whatever the peer writes into
+    /// the slot, no read goes past either.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] for a malformed frame header or one longer than
+    /// `out`, [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS
+    /// error.
+    pub fn recv_into(&mut self, out: &mut [u8]) -> Result<FrameHeader> {
         acquire(&self.sems.items, &self.cancel, &self.alive, &mut self.spinner)?;
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         let raw: [u8; FRAME_HEADER_LEN] = self.region.read_frame_header(slot);
-        let header = FrameHeader::decode(&raw, self.max_payload());
+        let header = FrameHeader::decode(&raw, self.max_payload().min(out.len()));
         if let Ok(h) = &header {
-            buf.resize(h.len as usize, 0);
-            self.region.read_payload(slot, buf);
+            self.region.read_payload(slot, &mut out[..h.len as usize]);
         }
         self.sems.spaces.post()?;
         Ok(header?)
@@ -406,6 +423,20 @@ mod tests {
         let slots: Vec<SpinSlot> = std::iter::from_fn(SpinSlot::take).take(max_spinners() + 8).collect();
         // Other tests of this process may hold slots meanwhile.
         assert!(slots.len() <= max_spinners());
+    }
+
+    #[test]
+    fn a_frame_longer_than_the_callers_buffer_is_refused_without_reading_past_it() {
+        let (mut tx, mut rx) = pair("into", 2);
+        tx.send_data(1, &[7; 100]).unwrap();
+        tx.send_data(2, &[8; 50]).unwrap();
+        let mut out = [0u8; 60];
+        assert!(matches!(rx.recv_into(&mut out), Err(Error::Decode(_))));
+        assert_eq!(out, [0; 60], "nothing copied");
+        // The slot was given back, and the next frame arrives.
+        let h = rx.recv_into(&mut out).unwrap();
+        assert_eq!((h.seq, h.len), (2, 50));
+        assert_eq!(out[..50], [8; 50]);
     }
 
     #[test]
