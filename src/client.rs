@@ -15,7 +15,7 @@ use crate::names::{validate_queue_name, SessionNames};
 use crate::protocol::{Command, FrameHeader, FrameKind, Reply};
 use crate::queue;
 use crate::ring::{Consumer, Liveness, RingSems};
-use crate::shm_region::{Geometry, Region, Semaphore, DEFAULT_SLOTS, MAX_SLOTS};
+use crate::shm_region::{EndReason, Geometry, Region, Semaphore, DEFAULT_SLOTS, MAX_SLOTS};
 
 /// How a client connects.
 #[derive(Debug, Clone)]
@@ -26,12 +26,21 @@ pub struct ClientConfig {
     pub wait: Duration,
     /// Slots in the ring (1..=4).
     pub slots: u32,
+    /// How long a session may go without a frame before the client gives
+    /// up on it (`None`: never).
+    pub stall_timeout: Option<Duration>,
 }
 
 impl ClientConfig {
-    /// A configuration with the defaults: 30 s wait, [`DEFAULT_SLOTS`] slots.
+    /// A configuration with the defaults: 30 s wait, [`DEFAULT_SLOTS`]
+    /// slots, [`DEFAULT_STALL_TIMEOUT`].
     pub fn new(queue: impl Into<String>) -> ClientConfig {
-        ClientConfig { queue: queue.into(), wait: Duration::from_secs(30), slots: DEFAULT_SLOTS }
+        ClientConfig {
+            queue: queue.into(),
+            wait: Duration::from_secs(30),
+            slots: DEFAULT_SLOTS,
+            stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+        }
     }
 }
 
@@ -71,6 +80,13 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// How long a session may go without a frame before the client gives
+    /// up on it; `None`: never.
+    pub fn stall_timeout(mut self, stall: Option<Duration>) -> Self {
+        self.config.stall_timeout = stall;
+        self
+    }
+
     /// Slots in the ring, 1 to [`MAX_SLOTS`].
     pub fn slots(mut self, slots: u32) -> Self {
         self.config.slots = slots;
@@ -93,6 +109,10 @@ impl ClientConfigBuilder {
         Ok(self.config)
     }
 }
+
+/// How long a session may go without a frame, on either side, unless told
+/// otherwise (`--stall-timeout`).
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a live server may take to attach to a new session.
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
@@ -178,6 +198,26 @@ fn liveness(watch: &Arc<ServerWatch>) -> Liveness {
     Box::new(move || watch.check())
 }
 
+/// The session's liveness: the server that took it lives and has not ended
+/// it on its own.
+fn session_liveness(watch: &Arc<ServerWatch>, region: &Arc<Region>) -> Liveness {
+    let (watch, region) = (Arc::clone(watch), Arc::clone(region));
+    Box::new(move || {
+        watch.check()?;
+        match region.ended() {
+            None => Ok(()),
+            Some(EndReason::Stalled) => Err(Error::PeerGone(
+                "the server ended this session: this client took no frame for the server's stall timeout"
+                    .into(),
+            )),
+            Some(EndReason::Idle) => Err(Error::PeerGone(
+                "the server ended this session: this client sent no request for the server's stall timeout"
+                    .into(),
+            )),
+        }
+    })
+}
+
 /// Waits until the server has mapped the region (it writes its pid into the
 /// header), polling with a short growing pause.
 fn wait_attached(region: &Region, alive: &Liveness, cancel: &AtomicBool) -> Result<()> {
@@ -246,7 +286,7 @@ impl Client {
             let pid = std::process::id();
             let geometry = Geometry::for_slots(config.slots);
             let names = SessionNames::fresh(&config.queue, pid)?;
-            let region = Region::create(&names.region, geometry, pid)?;
+            let region = Arc::new(Region::create(&names.region, geometry, pid)?);
             let sems = RingSems {
                 items: Semaphore::create_exclusive(&names.items, 0)?,
                 spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots())?,
@@ -266,7 +306,9 @@ impl Client {
                 Err(Error::PeerGone(_)) => continue,
                 Err(e) => return Err(e),
             }
-            let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive);
+            let alive = session_liveness(&found.watch, &region);
+            let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive)
+                .with_stall_timeout(config.stall_timeout);
             return Ok(Client {
                 queue_name: config.queue.clone(),
                 queue: found.queue,

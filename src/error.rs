@@ -30,6 +30,9 @@ pub enum Error {
     /// A peer sent valid frames in an order or with values the protocol
     /// does not allow.
     Protocol(String),
+    /// No frame moved in a session for this long (`--stall-timeout`): the
+    /// peer lives but does not take part (stopped, or stuck).
+    Stalled { waited: Duration },
     /// A bounded wait ran out: what was waited for, and for how long.
     Timeout { what: String, after: Duration },
     /// The peer process died or went away mid-session.
@@ -75,6 +78,9 @@ impl fmt::Display for Error {
             Error::Decode(e) => write!(f, "protocol error: {e}"),
             Error::Encode(e) => write!(f, "cannot encode the request: {e}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
+            Error::Stalled { waited } => {
+                write!(f, "no frame moved for {:.0} s: the peer is stopped or stuck; session ended (--stall-timeout)", waited.as_secs_f64())
+            }
             Error::Timeout { what, after } => write!(f, "{what} (waited {:.1} s)", after.as_secs_f64()),
             Error::PeerGone(what) => write!(f, "{what}"),
             Error::Cancelled => write!(f, "interrupted"),

@@ -37,6 +37,7 @@
 //!     root: root.path().to_owned(),
 //!     persistent: false,
 //!     max_sessions: 4,
+//!     stall_timeout: None,
 //! })?;
 //! let stop = Arc::new(AtomicBool::new(false));
 //! let serving = std::thread::spawn(move || server.run(stop));
@@ -61,6 +62,7 @@ pub mod cleanup;
 pub mod client;
 pub mod delivery;
 mod error;
+pub mod leftovers;
 pub mod liveness;
 mod log_budget;
 pub mod names;
@@ -73,10 +75,11 @@ mod sessions;
 pub mod shm_region;
 mod sys;
 
-pub use cleanup::{cleanup, Collected};
+pub use cleanup::cleanup;
 pub use client::{stop_server, Client, ClientConfig, ClientConfigBuilder};
 pub use delivery::{output_name, Delivery, NoProgress, Outcome, Progress};
 pub use error::{Error, Result};
+pub use leftovers::Collected;
 pub use server::{Server, ServerConfig};
 
 /// The queue both programs use unless told otherwise.

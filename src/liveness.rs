@@ -173,6 +173,12 @@ impl ServerWatch {
         let obj = match ShmObject::open(&name, false) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(Error::BadObject { reason, .. }) => {
+                return Err(Error::BadObject {
+                    name,
+                    reason: format!("{reason}, not a server's lock; remove it or use another --queue"),
+                })
+            }
             Err(e) => return Err(e),
         };
         let uid = obj.stat()?.uid();

@@ -126,8 +126,15 @@ pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
 
 /// Takes one count of `sem`: spin (as long as `spinner` says pays, and only
 /// if few other waiters of this process spin), then block in slices,
-/// checking `cancel` and `alive` between slices.
-fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness, spinner: &mut Spinner) -> Result<()> {
+/// checking `cancel` and `alive` between slices; gives up with
+/// [`Error::Stalled`] once it has blocked for `stall` (when set).
+fn acquire(
+    sem: &Semaphore,
+    cancel: &AtomicBool,
+    alive: &Liveness,
+    spinner: &mut Spinner,
+    stall: Option<Duration>,
+) -> Result<()> {
     // Checked on every frame, not only when waiting: a transfer running at
     // full speed never waits, and must still stop at once on SIGINT.
     if cancel.load(Ordering::Relaxed) {
@@ -162,6 +169,7 @@ fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness, spinner: &mut
             }
         }
     }
+    let blocked = Instant::now();
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
@@ -175,6 +183,9 @@ fn acquire(sem: &Semaphore, cancel: &AtomicBool, alive: &Liveness, spinner: &mut
             return Err(Error::Cancelled);
         }
         alive()?;
+        if stall.is_some_and(|limit| blocked.elapsed() >= limit) {
+            return Err(Error::Stalled { waited: blocked.elapsed() });
+        }
     }
 }
 
@@ -194,6 +205,7 @@ pub struct Producer {
     cancel: Arc<AtomicBool>,
     alive: Liveness,
     spinner: Spinner,
+    stall: Option<Duration>,
     scratch: Vec<u8>,
 }
 
@@ -206,7 +218,22 @@ impl std::fmt::Debug for Producer {
 impl Producer {
     /// A producer over `region`.
     pub fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Producer {
-        Producer { region, sems, next: 0, cancel, alive, spinner: Spinner::default(), scratch: Vec::new() }
+        Producer {
+            region,
+            sems,
+            next: 0,
+            cancel,
+            alive,
+            spinner: Spinner::default(),
+            stall: None,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Gives up a wait for a free slot after `stall` (`None`: never).
+    pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Producer {
+        self.stall = stall;
+        self
     }
 
     /// The largest data payload one frame carries.
@@ -230,7 +257,7 @@ impl Producer {
     }
 
     fn push(&mut self, kind: FrameKind, seq: u32, payload: &[u8]) -> Result<()> {
-        acquire(&self.sems.spaces, &self.cancel, &self.alive, &mut self.spinner)?;
+        acquire(&self.sems.spaces, &self.cancel, &self.alive, &mut self.spinner, self.stall)?;
         let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
         self.region.write_frame(self.next, &header, payload);
         self.next = (self.next + 1) % self.region.geometry().slots();
@@ -273,12 +300,13 @@ const _: () = assert!(MAX_REASON_LEN <= Geometry::for_slots(MAX_SLOTS).max_paylo
 
 /// The client's end: empties slots.
 pub struct Consumer {
-    region: Region,
+    region: Arc<Region>,
     sems: RingSems,
     next: u32,
     cancel: Arc<AtomicBool>,
     alive: Liveness,
     spinner: Spinner,
+    stall: Option<Duration>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -289,8 +317,14 @@ impl std::fmt::Debug for Consumer {
 
 impl Consumer {
     /// A consumer over `region`.
-    pub fn new(region: Region, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Consumer {
-        Consumer { region, sems, next: 0, cancel, alive, spinner: Spinner::default() }
+    pub fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Consumer {
+        Consumer { region, sems, next: 0, cancel, alive, spinner: Spinner::default(), stall: None }
+    }
+
+    /// Gives up a wait for a frame after `stall` (`None`: never).
+    pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Consumer {
+        self.stall = stall;
+        self
     }
 
     /// The region this consumer empties.
@@ -330,7 +364,7 @@ impl Consumer {
     /// `out`, [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS
     /// error.
     pub fn recv_into(&mut self, out: &mut [u8]) -> Result<FrameHeader> {
-        acquire(&self.sems.items, &self.cancel, &self.alive, &mut self.spinner)?;
+        acquire(&self.sems.items, &self.cancel, &self.alive, &mut self.spinner, self.stall)?;
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         let raw: [u8; FRAME_HEADER_LEN] = self.region.read_frame_header(slot);
@@ -367,7 +401,7 @@ mod tests {
         let cancel = Arc::new(AtomicBool::new(false));
         let producer =
             Producer::new(Arc::new(opened), producer_sems, Arc::clone(&cancel), Box::new(|| Ok(())));
-        let consumer = Consumer::new(created, consumer_sems, cancel, Box::new(|| Ok(())));
+        let consumer = Consumer::new(Arc::new(created), consumer_sems, cancel, Box::new(|| Ok(())));
         (producer, consumer)
     }
 

@@ -8,6 +8,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use log::{debug, warn};
 use xxhash_rust::xxh3::Xxh3;
@@ -17,7 +18,7 @@ use crate::liveness::client_alive;
 use crate::names::SessionNames;
 use crate::protocol::{Reply, MAX_PATH_LEN};
 use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
-use crate::shm_region::{remove_session, Region, Semaphore};
+use crate::shm_region::{remove_session, EndReason, Region, Semaphore};
 use crate::{sys, IO_CHUNK};
 
 /// What a session is asked to do.
@@ -34,6 +35,9 @@ pub(crate) struct ServeEnv {
     pub root: Arc<File>,
     /// Turns true when the server stops: sessions end at the next frame.
     pub stop: Arc<AtomicBool>,
+    /// How long a session may go without a frame taken or a request sent
+    /// before the server ends it (`None`: never).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// A session about to run in its own thread.
@@ -52,17 +56,29 @@ impl SessionThread {
     /// sender of `jobs` drops), dies, or the server stops.
     pub fn run(self, jobs: mpsc::Receiver<Job>) {
         let region = &self.names.region;
-        let mut producer = match attach(&self.names, self.region_size, self.client_pid, &self.env.stop) {
-            Ok(p) => p,
+        let attached = attach(&self.names, self.region_size, self.client_pid, &self.env.stop);
+        let mut producer = match attached {
+            Ok(p) => p.with_stall_timeout(self.env.stall_timeout),
             Err(e) => {
                 warn!("session {region}: refused: {e}");
                 return;
             }
         };
         let outcome = self.serve(&mut producer, &jobs);
+        let pid = self.client_pid;
         match outcome {
             Ok(()) => debug!("session {region}: closed"),
             Err(Error::Cancelled) => debug!("session {region}: cancelled"),
+            Err(Error::Stalled { waited }) => {
+                producer.region().mark_ended(EndReason::Stalled);
+                let secs = waited.as_secs_f64();
+                warn!("session {region}: client {pid} took no frame for {secs:.0} s (stopped?); session ended (--stall-timeout)");
+            }
+            Err(Error::Timeout { after, .. }) => {
+                producer.region().mark_ended(EndReason::Idle);
+                let secs = after.as_secs_f64();
+                warn!("session {region}: client {pid} sent no request for {secs:.0} s; session ended (--stall-timeout)");
+            }
             Err(Error::PeerGone(why)) => warn!("session {region}: {why}; removing its objects"),
             Err(e) => warn!("session {region}: ended: {e}"),
         }
@@ -78,6 +94,7 @@ impl SessionThread {
 
     fn serve(&self, producer: &mut Producer, jobs: &mpsc::Receiver<Job>) -> Result<()> {
         let mut buf = Vec::new();
+        let mut idle_since = Instant::now();
         loop {
             let job = match jobs.recv_timeout(WAIT_SLICE) {
                 Ok(job) => job,
@@ -89,6 +106,10 @@ impl SessionThread {
                     if !client_alive(producer.region()) {
                         return Err(Error::PeerGone(format!("client {} died", self.client_pid)));
                     }
+                    let idle = idle_since.elapsed();
+                    if self.env.stall_timeout.is_some_and(|limit| idle >= limit) {
+                        return Err(Error::Timeout { what: "no request came".into(), after: idle });
+                    }
                     continue;
                 }
             };
@@ -97,6 +118,7 @@ impl SessionThread {
                 Job::Get { seq, path } => serve_file(producer, &self.env.root, seq, &path, &mut buf)?,
                 Job::List { seq } => serve_list(producer, &self.env.root, seq)?,
             }
+            idle_since = Instant::now();
         }
     }
 }

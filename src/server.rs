@@ -5,12 +5,13 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use log::{info, trace, warn};
 use posixmq::PosixMq;
 
 use crate::error::{Error, Result};
+use crate::leftovers::collect_dead_sessions;
 use crate::liveness::{queue_identity, ServerLock};
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
@@ -21,6 +22,9 @@ use crate::sessions::Sessions;
 
 /// How often the main loop looks at the stop flag and finished sessions.
 const POLL: Duration = Duration::from_millis(50);
+
+/// How often a running server collects what dead sessions of its queue left.
+pub const COLLECT_EVERY: Duration = Duration::from_secs(5);
 
 /// How a server runs.
 #[derive(Debug, Clone)]
@@ -33,6 +37,9 @@ pub struct ServerConfig {
     pub persistent: bool,
     /// Sessions served at once; a client over the limit is answered "busy".
     pub max_sessions: usize,
+    /// How long a session may go without a frame taken or a request sent
+    /// before the server ends it and frees its slot (`None`: never).
+    pub stall_timeout: Option<Duration>,
 }
 
 /// A bound server: it holds the queue's liveness lock and the queue.
@@ -66,7 +73,9 @@ impl Server {
         }
         let lock = ServerLock::acquire(&config.queue)?;
         let queue = queue::create(&config.queue)?;
-        Ok(Server { config, root: Arc::new(root), queue, _lock: lock })
+        let server = Server { config, root: Arc::new(root), queue, _lock: lock };
+        server.collect_leftovers();
+        Ok(server)
     }
 
     /// Serves until stopped: by `stop` turning true (a signal), a stop
@@ -84,16 +93,25 @@ impl Server {
             if self.config.persistent { "persistent" } else { "until the last client leaves" },
             self.config.max_sessions
         );
-        let env = ServeEnv { root: Arc::clone(&self.root), stop: Arc::clone(&stop) };
+        let env = ServeEnv {
+            root: Arc::clone(&self.root),
+            stop: Arc::clone(&stop),
+            stall_timeout: self.config.stall_timeout,
+        };
         let mut sessions = Sessions::new(&self.config.queue, self.config.max_sessions, env);
         let mut buf = vec![0u8; QUEUE_MSG_LEN];
         let mut garbage = LogBudget::default();
+        let mut collected_at = Instant::now();
         let result = loop {
             if stop.load(Ordering::Relaxed) {
                 info!("stopping");
                 break Ok(());
             }
             sessions.reap();
+            if collected_at.elapsed() >= COLLECT_EVERY {
+                self.collect_leftovers();
+                collected_at = Instant::now();
+            }
             if self.last_client_left(&sessions) {
                 info!("last client left; stopping");
                 break Ok(());
@@ -112,6 +130,20 @@ impl Server {
         stop.store(true, Ordering::Relaxed);
         sessions.end_all();
         result
+    }
+
+    /// Removes what dead sessions of this queue left (clients killed before
+    /// their session began, or killed together with an earlier server), and
+    /// logs each object.
+    fn collect_leftovers(&self) {
+        match collect_dead_sessions(&self.config.queue) {
+            Ok(collected) => {
+                for object in &collected.removed {
+                    info!("removed {object}, left by a process that is gone");
+                }
+            }
+            Err(e) => warn!("collecting leftovers of queue {}: {e}", self.config.queue),
+        }
     }
 
     /// The default mode's exit rule: a client said goodbye, no session is

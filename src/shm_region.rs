@@ -59,13 +59,26 @@ struct Header {
     client_pid: u32,
     /// Written by the server when it attaches.
     server_pid: AtomicU32,
-    _reserved: [u32; 5],
+    /// Set by the server when it ends the session on its own (see
+    /// [`EndReason`]); 0 while the session runs.
+    ended: AtomicU32,
+    _reserved: [u32; 4],
 }
 
 const _: () = assert!(std::mem::size_of::<Header>() == HEADER_LEN);
 const _: () = assert!(Geometry::for_slots(1).region_size() <= REGION_MAX);
 const _: () = assert!(Geometry::for_slots(MAX_SLOTS).region_size() <= REGION_MAX);
 const _: () = assert!(Geometry::for_slots(MAX_SLOTS).max_payload() >= 8 + 512 + 256);
+
+/// Why a server ended a session on its own, as recorded in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub enum EndReason {
+    /// The client took no frame for the stall timeout.
+    Stalled = 1,
+    /// The client sent no request for the stall timeout.
+    Idle = 2,
+}
 
 /// How a region is cut into slots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -568,6 +581,21 @@ impl Region {
     /// The region's name.
     pub fn name(&self) -> &str {
         self.obj.name()
+    }
+
+    /// Records in the header that the server ended the session on its own.
+    pub fn mark_ended(&self, reason: EndReason) {
+        self.header().ended.store(reason as u32, Ordering::Release);
+    }
+
+    /// Why the server ended the session on its own, if it did. Only a known
+    /// reason counts: the value comes from shared memory.
+    pub fn ended(&self) -> Option<EndReason> {
+        match self.header().ended.load(Ordering::Acquire) {
+            1 => Some(EndReason::Stalled),
+            2 => Some(EndReason::Idle),
+            _ => None,
+        }
     }
 
     /// The shared-memory object behind the mapping (for its liveness lock).

@@ -121,6 +121,11 @@ struct Args {
     #[arg(long, conflicts_with_all = ["files", "no_clobber", "input"])]
     stop_server: bool,
 
+    /// End a session in which no frame moved for SECS seconds (the server stopped or stuck):
+    /// exit 4, objects removed. 0: wait for ever.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, allow_negative_numbers = true)]
+    stall_timeout: Duration,
+
     /// Slots in the shared-memory ring (1-4); for measurements.
     #[arg(long, hide = true, default_value_t = DEFAULT_SLOTS, value_parser = clap::value_parser!(u32).range(1..=MAX_SLOTS as i64))]
     slots: u32,
@@ -189,7 +194,9 @@ fn say(line: std::fmt::Arguments<'_>) {
 
 fn exit_code_for(e: &Error) -> u8 {
     match e {
-        Error::NoServer { .. } => EXIT_NO_SERVER,
+        // No server to trust on this queue: its objects are not what they
+        // should be (a FIFO, another user's queue or lock).
+        Error::NoServer { .. } | Error::BadObject { .. } => EXIT_NO_SERVER,
         Error::Cancelled => EXIT_INTERRUPTED,
         Error::Busy { .. } => EXIT_NOT_DELIVERED,
         Error::InvalidName { .. } => EXIT_USAGE,
@@ -376,7 +383,8 @@ fn main() -> ExitCode {
     // Asking a server something (not fetching) does not wait for one unless told to.
     let one_try = args.list.is_some() || args.stop_server;
     let wait = args.wait.unwrap_or(if one_try { Duration::ZERO } else { DEFAULT_WAIT });
-    let config = ClientConfig { queue: args.queue.clone(), wait, slots: args.slots };
+    let stall_timeout = Some(args.stall_timeout).filter(|d| !d.is_zero());
+    let config = ClientConfig { queue: args.queue.clone(), wait, slots: args.slots, stall_timeout };
     let quiet = args.quiet;
     let mut on_wait = || {
         if !quiet {

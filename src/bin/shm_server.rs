@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -51,6 +52,11 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     max_sessions: u16,
 
+    /// End a session in which the client took no frame, or sent no request, for SECS
+    /// seconds (a stopped client), freeing its slot. 0: wait for ever.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, allow_negative_numbers = true)]
+    stall_timeout: Duration,
+
     /// Remove what dead servers and clients of this queue left in /dev/shm and the
     /// queue namespace, print each object removed, and exit. Touches nothing a live
     /// process uses.
@@ -64,6 +70,14 @@ struct Args {
     /// Log errors only.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs < 0.0 {
+        return Err("give seconds >= 0 (0: never)".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a number of seconds >= 0"))
 }
 
 fn parse_queue(s: &str) -> Result<String, String> {
@@ -125,6 +139,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         root: args.root.clone(),
         persistent: args.persistent,
         max_sessions: usize::from(args.max_sessions),
+        stall_timeout: Some(args.stall_timeout).filter(|d| !d.is_zero()),
     };
     match std::fs::metadata(&args.root) {
         Ok(m) if m.is_dir() => {}
