@@ -387,6 +387,11 @@ impl Semaphore {
         Ok(Semaphore { sem, name: OwnedName { name: cname, owner, unlink: libc::sem_unlink } })
     }
 
+    /// Gives up the creator's duty to unlink the name on drop.
+    pub fn disown(&mut self) {
+        self.name.owner = false;
+    }
+
     /// Increments the count, waking one waiter.
     ///
     /// # Errors

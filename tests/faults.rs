@@ -112,42 +112,93 @@ fn new_server_takes_over_the_queue_of_a_crashed_server() {
     assert_no_leftovers(&env.names);
 }
 
-#[test]
-fn cleanup_removes_dead_sessions_and_spares_live_ones() {
-    let env = TestEnv::new("cleanup_spares_live");
-    env.create_random("big.bin", BIG, 3);
-    // A crashed server and a crashed client leave a queue, a lock, a region
-    // and two semaphores.
+/// Kills a server and its client mid-transfer, both with SIGKILL, so that
+/// nobody is left to remove the queue, the lock and the session's three
+/// objects. Returns the dead session's region, and the dead processes: the
+/// test's names are removed by the fixture once its last process drops.
+fn kill_server_and_client_mid_transfer(env: &TestEnv) -> (String, [Proc; 2]) {
     let mut dead_server = env.ready_server(&["--persistent"]);
     let mut dead_client = env.fetch_proc(&["big.bin"]);
     env.wait_receiving(&mut dead_client, "big.bin");
     dead_server.kill();
     dead_client.kill();
     let dead_regions = env.names.client_regions();
-    assert_eq!(dead_regions.len(), 1);
-    // A live server (taking the queue over) and a live, stopped client.
+    assert_eq!(dead_regions.len(), 1, "{:?}", env.names.shm_entries());
+    assert!(env.names.queue_exists() && env.names.lock_exists());
+    (dead_regions[0].clone(), [dead_server, dead_client])
+}
+
+#[test]
+fn cleanup_removes_dead_sessions_and_spares_live_ones() {
+    let env = TestEnv::new("cleanup_spares_live");
+    env.create_random("big.bin", BIG, 3);
+    let (dead, _dead_procs) = kill_server_and_client_mid_transfer(&env);
+    let before = env.names.shm_entries();
+    assert_eq!(before.len(), 4, "lock, region, 2 semaphores: {before:?}");
+    let cleaned = cleanup(&env);
+    cleaned.assert_code(0);
+    for e in &before {
+        assert!(cleaned.stdout.contains(e.as_str()), "cleanup did not list {e}\n{cleaned}");
+    }
+    cleaned.check(cleaned.stdout.contains(&format!("queue {}", env.names.queue())), "queue listed");
+    assert!(!env.names.queue_exists(), "the dead server's queue is gone");
+    assert!(env.names.shm_entries().is_empty(), "left: {:?} (dead session {dead})", env.names.shm_entries());
+    // A live server and a live, stopped client: cleanup touches nothing.
     let mut server = env.ready_server(&["--persistent"]);
-    let out2 = env.tmp().join("out2");
-    fs::create_dir(&out2).unwrap();
-    let mut live = env.client(&["-o", out2.to_str().unwrap(), "big.bin"]);
-    let live_ready = wait_until(TIMEOUT, || env.names.client_regions().len() == 2);
-    assert!(live_ready, "{:?}", env.names.shm_entries());
+    let mut live = env.fetch_proc(&["big.bin"]);
+    env.wait_receiving(&mut live, "big.bin");
     live.signal(Signal::SIGSTOP);
     let before = env.names.shm_entries();
     let cleaned = cleanup(&env);
-    cleaned.assert_code(0);
-    let after = env.names.shm_entries();
-    let removed: Vec<&String> = before.iter().filter(|e| !after.contains(e)).collect();
-    let dead = &dead_regions[0];
-    assert_eq!(removed.len(), 3, "removed {removed:?}\n{cleaned}");
-    assert!(removed.iter().all(|e| e.contains(dead.as_str())), "removed {removed:?}, dead session {dead}");
-    for e in &removed {
-        assert!(cleaned.stdout.contains(e.as_str()), "cleanup did not list {e}\n{cleaned}");
-    }
+    cleaned.assert_code(0).check(cleaned.stdout.is_empty(), "nothing removed");
+    assert_eq!(env.names.shm_entries(), before, "cleanup touched a live session");
     assert!(env.names.queue_exists() && env.names.lock_exists(), "cleanup touched the live server");
     live.signal(Signal::SIGCONT);
     live.finish(BIG_TIMEOUT).assert_code(0);
     env.stop_server(&mut server);
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn a_new_server_collects_what_a_killed_server_and_its_killed_client_left() {
+    let env = TestEnv::new("new_server_collects");
+    env.create_random("big.bin", BIG, 13);
+    env.create("small.txt", b"small\n");
+    let (dead, _dead_procs) = kill_server_and_client_mid_transfer(&env);
+    let mut server = env.ready_server(&["--persistent"]);
+    let collected = wait_until(DETECT, || env.names.client_regions().is_empty());
+    assert!(collected, "the dead session {dead} is still there: {:?}", env.names.shm_entries());
+    assert_eq!(env.names.shm_entries().len(), 1, "only the new lock: {:?}", env.names.shm_entries());
+    env.fetch(&["small.txt"]).assert_code(0);
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    assert!(log.contains(&format!("removed /dev/shm/{}", &dead)), "the server logs what it removed\n{log}");
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn a_running_server_collects_a_client_killed_before_its_session_began() {
+    let env = TestEnv::new("running_server_collects");
+    env.create("small.txt", b"small\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    // What a client killed between creating its objects and sending Open
+    // leaves: a region nobody locks and its semaphores, named after a pid
+    // that no longer exists.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let region = format!("{}.{pid}.00000000000000ee", env.names.queue());
+    // Left behind as a killed process would leave them: not unlinked.
+    ShmObject::create_exclusive(&region, 4096).unwrap().disown();
+    for suffix in ["items", "spaces"] {
+        Semaphore::create_exclusive(&format!("{region}.{suffix}"), 0).unwrap().disown();
+    }
+    assert_eq!(env.names.client_regions().len(), 1);
+    let collected = wait_until(Duration::from_secs(15), || env.names.client_regions().is_empty());
+    assert!(collected, "not collected: {:?}", env.names.shm_entries());
+    env.fetch(&["small.txt"]).assert_code(0);
+    env.stop_server(&mut server);
+    assert!(server.stderr().contains("removed /dev/shm/"), "{}", server.stderr());
     assert_no_leftovers(&env.names);
 }
 
