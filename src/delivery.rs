@@ -256,6 +256,7 @@ impl Client {
     /// #     root: root.path().to_owned(),
     /// #     persistent: false,
     /// #     max_sessions: 1,
+    /// #     stall_timeout: None,
     /// # })?;
     /// # let serving = std::thread::spawn(move || server.run(Arc::new(AtomicBool::new(false))));
     ///
