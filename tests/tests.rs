@@ -6,6 +6,8 @@
 
 mod util;
 
+mod chaos;
 mod cli;
 mod faults;
+mod hostile;
 mod transfer;
