@@ -14,7 +14,7 @@
 //! It prints its seed; `CHAOS_SEED=N` replays a schedule. By default it
 //! starts clients for about 45 s; `SOAK=N` runs N client sessions instead.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -81,6 +81,8 @@ struct Counts {
     server_kills: usize,
     server_stops: usize,
     unexpected_server_exits: usize,
+    /// How the clients ended, by exit status, with their total run time.
+    outcomes: BTreeMap<String, (usize, Duration)>,
 }
 
 /// Whether `bin --help` mentions `option`: the test runs against builds
@@ -200,6 +202,14 @@ impl Chaos {
     /// removes the dir.
     fn check_client(&mut self, c: &mut Client, hung: bool) {
         let done = c.proc.snapshot();
+        let how = match (hung, done.status) {
+            (true, _) => "hung".to_string(),
+            (_, Some(s)) => s.to_string(),
+            (_, None) => "running".to_string(),
+        };
+        let slot = self.counts.outcomes.entry(how).or_default();
+        slot.0 += 1;
+        slot.1 += done.elapsed;
         if !c.disturbed && !hung && done.code() != Some(0) {
             self.counts.unexplained += 1;
             eprintln!("chaos: client {} undisturbed but exited {:?}\n{done}", c.id, done.status);
@@ -391,7 +401,16 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
         }
         if last_report.elapsed() > Duration::from_secs(30) {
             last_report = Instant::now();
-            eprintln!("chaos: {:?} so far after {:?}", chaos.counts, started.elapsed());
+            let c = &chaos.counts;
+            eprintln!(
+                "chaos: after {:?}: {} sessions, corrupt {}, hung {}, leaked {}, litter {}",
+                started.elapsed(),
+                c.sessions,
+                c.corrupt,
+                c.hung,
+                c.leaked,
+                c.litter
+            );
         }
         thread::sleep(Duration::from_millis(10));
     }
@@ -416,6 +435,9 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
         eprintln!("chaos: left behind:\n  {}", leftovers.join("\n  "));
     }
     let c = &chaos.counts;
+    for (how, (n, time)) in &c.outcomes {
+        eprintln!("chaos: {n:5} clients {how} (mean {:?})", *time / *n as u32);
+    }
     eprintln!(
         "chaos: seed {seed}: {} sessions, {} server kills, {} server stops in {:?}: \
          corrupt {}, hung {}, leaked {}, litter {} (unexplained failures {}, servers exited by themselves {})",
