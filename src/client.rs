@@ -139,6 +139,9 @@ pub struct Client {
     /// Whether the server that took the session lives; checked while a send
     /// waits.
     server_alive: Liveness,
+    /// How long a request may wait for room in a full queue: the stall
+    /// timeout, for a full queue is a session where nothing moves.
+    send_limit: Duration,
     /// This process's id, named in every message.
     pid: u32,
 }
@@ -218,6 +221,17 @@ fn session_liveness(watch: &Arc<ServerWatch>, region: &Arc<Region>) -> Liveness 
     })
 }
 
+/// A queue that stayed full while the client looked for a session: no
+/// server that takes requests.
+fn no_room(e: Error, config: &ClientConfig) -> Error {
+    match e {
+        Error::Timeout { what, after } if what == queue::QUEUE_FULL => {
+            Error::QueueFull { queue: config.queue.clone(), waited: after }
+        }
+        e => e,
+    }
+}
+
 /// Waits until the server has mapped the region (it writes its pid into the
 /// header), polling with a short growing pause.
 fn wait_attached(region: &Region, alive: &Liveness, cancel: &AtomicBool) -> Result<()> {
@@ -249,7 +263,8 @@ fn wait_attached(region: &Region, alive: &Liveness, cancel: &AtomicBool) -> Resu
 pub fn stop_server(config: &ClientConfig, cancel: &AtomicBool, on_wait: &mut dyn FnMut()) -> Result<()> {
     let found = find_server(config, Instant::now(), cancel, &mut Some(on_wait))?;
     let alive = liveness(&found.watch);
-    queue::send(&found.queue, &Command::Stop { client_pid: std::process::id() }, cancel, &alive)?;
+    let stop = Command::Stop { client_pid: std::process::id() };
+    queue::send(&found.queue, &stop, cancel, &alive, config.wait).map_err(|e| no_room(e, config))?;
     let start = Instant::now();
     while found.watch.is_alive() {
         if cancel.load(Ordering::Relaxed) {
@@ -297,7 +312,9 @@ impl Client {
                 region_size: geometry.region_size() as u32,
                 region: names.region.clone(),
             };
-            queue::send(&found.queue, &open, &cancel, &alive)?;
+            // The rest of --wait: a stopped server's full queue is no server.
+            let left = config.wait.saturating_sub(started.elapsed());
+            queue::send(&found.queue, &open, &cancel, &alive, left).map_err(|e| no_room(e, config))?;
             match wait_attached(&region, &alive, &cancel) {
                 Ok(()) => {}
                 // The server went away before it took the session (a server
@@ -318,6 +335,7 @@ impl Client {
                 next_seq: 1,
                 closed: false,
                 server_alive: liveness(&found.watch),
+                send_limit: config.stall_timeout.unwrap_or(Duration::MAX),
                 pid,
             });
         }
@@ -334,7 +352,7 @@ impl Client {
     }
 
     fn send(&self, cmd: &Command) -> Result<()> {
-        queue::send(&self.queue, cmd, &self.cancel, &self.server_alive)
+        queue::send(&self.queue, cmd, &self.cancel, &self.server_alive, self.send_limit)
     }
 
     fn take_seq(&mut self) -> u32 {

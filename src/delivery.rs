@@ -2,17 +2,17 @@
 //! to keep in flight, whether what arrived is right (size and checksum), and
 //! how a verified file gets its name in the output directory.
 
-use std::collections::VecDeque;
-use std::fs::File;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::client::{Client, Frame};
 use crate::error::{Error, Result};
+use crate::output::{OutDir, OutputPath, Sink};
 use crate::protocol::{Reply, MAX_PATH_LEN};
-use crate::{sys, IO_CHUNK};
+use crate::IO_CHUNK;
 
 /// Requests a client keeps in flight: the server always has the next file
 /// queued, and one client never fills the shared queue (10 messages).
@@ -73,24 +73,68 @@ pub struct Delivery {
     pub out_dir: PathBuf,
     /// Refuse to replace existing files.
     pub no_clobber: bool,
+    /// Keep the requested paths below the output directory (`-R`), instead
+    /// of their final components.
+    pub relative: bool,
 }
 
 impl Delivery {
+    /// Where the requested `path` is written, or why it cannot be.
+    fn output_path(&self, path: &str) -> std::result::Result<OutputPath, String> {
+        OutputPath::for_request(path, self.relative)
+    }
+
+    /// The name the user reads for the requested `path`: its final
+    /// component, or with `-R` its path below the output directory.
+    pub fn shown_name<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.output_path(path) {
+            Ok(out) if self.relative => out.shown().into(),
+            Ok(_) => output_name(path).unwrap_or(path).into(),
+            Err(_) => path.into(),
+        }
+    }
+
+    /// Checks, before any request, that no two of `paths` would be written
+    /// to the same output name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SameOutput`] naming the first two such paths.
+    pub fn check_outputs(&self, paths: &[String]) -> Result<()> {
+        let mut seen: HashMap<OutputPath, &str> = HashMap::new();
+        for path in paths {
+            let Ok(out) = self.output_path(path) else { continue };
+            let shown = out.shown();
+            if let Some(first) = seen.insert(out, path) {
+                return Err(Error::SameOutput {
+                    first: first.to_owned(),
+                    second: path.clone(),
+                    output: shown,
+                    relative: self.relative,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Why `path` gets no request at all, if it does not.
-    fn refuse_locally(&self, path: &str) -> Option<Outcome> {
-        let Some(name) = output_name(path) else {
-            return Some(Outcome::Failed("no file name in this path".into()));
+    fn refuse_locally(&self, out_dir: &std::io::Result<OutDir>, path: &str) -> Option<Outcome> {
+        let out = match self.output_path(path) {
+            Ok(out) => out,
+            Err(why) => return Some(Outcome::Failed(why)),
         };
         if path.len() > MAX_PATH_LEN {
             let len = path.len();
             return Some(Outcome::Failed(format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed")));
         }
-        let target = self.out_dir.join(name);
-        if self.no_clobber && target.symlink_metadata().is_ok() {
-            return Some(Outcome::Failed(format!(
-                "{} exists; not replaced (--no-clobber)",
-                target.display()
-            )));
+        if let Ok(dir) = out_dir {
+            if self.no_clobber && dir.exists(&out) {
+                let target = self.out_dir.join(out.shown());
+                return Some(Outcome::Failed(format!(
+                    "{} exists; not replaced (--no-clobber)",
+                    target.display()
+                )));
+            }
         }
         None
     }
@@ -112,7 +156,10 @@ impl Delivery {
         progress: &mut dyn Progress,
         report: &mut dyn FnMut(&str, &Outcome),
     ) -> Result<Vec<Outcome>> {
-        let mut outcomes: Vec<Option<Outcome>> = paths.iter().map(|p| self.refuse_locally(p)).collect();
+        // Opened once: every file is created and named relative to it.
+        let out_dir = OutDir::open(&self.out_dir);
+        let mut outcomes: Vec<Option<Outcome>> =
+            paths.iter().map(|p| self.refuse_locally(&out_dir, p)).collect();
         let todo: Vec<usize> = (0..paths.len()).filter(|&i| outcomes[i].is_none()).collect();
         let mut in_flight: VecDeque<u32> = VecDeque::new();
         let mut next = 0;
@@ -128,8 +175,8 @@ impl Delivery {
                 Some(o) => o,
                 None => {
                     let seq = in_flight.pop_front().expect("a request is in flight for every file");
-                    let name = output_name(path).expect("checked by refuse_locally");
-                    self.receive(client, seq, name, progress, &mut chunk)?
+                    let out = self.output_path(path).expect("checked by refuse_locally");
+                    self.receive(client, seq, &out_dir, &out, progress, &mut chunk)?
                 }
             };
             progress.finish();
@@ -139,8 +186,8 @@ impl Delivery {
         Ok(outcomes.into_iter().map(|o| o.expect("every file has an outcome")).collect())
     }
 
-    /// Receives the answer to request `seq` and, for a file, writes it under
-    /// `name`. The frames are read to the end whatever happens locally.
+    /// Receives the answer to request `seq` and, for a file, writes it to
+    /// `out` in `out_dir`. The frames are read to the end whatever happens locally.
     ///
     /// Each data frame is copied once, from the slot straight into `chunk`
     /// (memory the server cannot reach), hashed there while it is in cache,
@@ -150,28 +197,32 @@ impl Delivery {
         &self,
         client: &mut Client,
         seq: u32,
-        name: &str,
+        out_dir: &std::io::Result<OutDir>,
+        out: &OutputPath,
         progress: &mut dyn Progress,
         chunk: &mut [u8],
     ) -> Result<Outcome> {
-        let size = match client.next_frame(seq, chunk)? {
-            Frame::Control(Reply::Start { size }) => size,
+        let (size, mode) = match client.next_frame(seq, chunk)? {
+            Frame::Control(Reply::Start { size, mode }) => (size, mode),
             Frame::Control(Reply::NotFound) => return Ok(Outcome::NotFound),
             Frame::Control(Reply::Refused(why)) => return Ok(Outcome::Refused(why)),
             Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
             other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
         };
-        progress.start(name, size);
+        progress.start(out.name(), size);
         let dir = self.out_dir.display();
         // A local failure does not stop the reading: the server streams the
         // file anyway, and the session goes on with the next one.
-        let mut sink = Sink::new(&self.out_dir).map_err(|e| format!("creating a file in {dir}: {e}"));
+        let mut sink = match out_dir {
+            Ok(out_dir) => out_dir.create(out, mode).map_err(|e| format!("creating a file in {dir}: {e}")),
+            Err(e) => Err(format!("output directory {dir}: {e}")),
+        };
         let mut hasher = Xxh3::new();
         let mut received = 0u64;
         let mut unreported = 0u64;
         let write = |sink: &mut std::result::Result<Sink, String>, bytes: &[u8]| {
             if let Ok(s) = sink {
-                if let Err(e) = s.file.write_all(bytes) {
+                if let Err(e) = s.write_all(bytes) {
                     *sink = Err(format!("writing into {dir}: {e}"));
                 }
             }
@@ -216,9 +267,9 @@ impl Delivery {
                         Ok(sink) => sink,
                         Err(why) => return Ok(Outcome::Failed(why)),
                     };
-                    return Ok(match sink.persist(&self.out_dir, name, self.no_clobber) {
+                    return Ok(match sink.persist(self.no_clobber) {
                         Ok(()) => Outcome::Delivered { bytes: received },
-                        Err(e) => persist_failure(&e, &self.out_dir.join(name)),
+                        Err(e) => persist_failure(&e, &self.out_dir.join(out.shown())),
                     });
                 }
                 Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
@@ -286,7 +337,7 @@ impl Client {
         let seq = self.request(path)?;
         let mut buf = vec![0; self.max_payload()];
         let size = match self.next_frame(seq, &mut buf)? {
-            Frame::Control(Reply::Start { size }) => size,
+            Frame::Control(Reply::Start { size, .. }) => size,
             Frame::Control(Reply::NotFound) => return Ok(Outcome::NotFound),
             Frame::Control(Reply::Refused(why)) => return Ok(Outcome::Refused(why)),
             Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
@@ -345,74 +396,8 @@ impl Client {
     }
 }
 
-/// A file being received: unnamed (`O_TMPFILE`) where the filesystem can,
-/// else a named temporary file that is removed on drop.
-struct Sink {
-    /// Written in [`IO_CHUNK`] pieces, not one per slot.
-    file: File,
-    named: Option<tempfile::TempPath>,
-}
-
-impl Sink {
-    fn new(dir: &Path) -> std::io::Result<Sink> {
-        match sys::unnamed_tempfile(dir) {
-            Ok(file) => Ok(Sink { file, named: None }),
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) | Some(libc::EINVAL)
-                ) =>
-            {
-                Sink::named(dir)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The fallback: a named temporary file, removed on drop.
-    fn named(dir: &Path) -> std::io::Result<Sink> {
-        let tmp = tempfile::Builder::new().prefix(".shmxfer-").suffix(".part").tempfile_in(dir)?;
-        let (file, path) = tmp.into_parts();
-        Ok(Sink { file, named: Some(path) })
-    }
-
-    /// Gives the verified file its final name.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Os`] naming the target; with `no_clobber`, `EEXIST` when the
-    /// name exists.
-    fn persist(self, dir: &Path, name: &str, no_clobber: bool) -> Result<()> {
-        let target = dir.join(name);
-        let shown = target.display().to_string();
-        let file = self.file;
-        if let Some(path) = self.named {
-            let res = if no_clobber {
-                std::fs::hard_link(&path, &target).map(|()| drop(path))
-            } else {
-                path.persist(&target).map_err(|e| e.error)
-            };
-            return res.map_err(|e| Error::os_named("link", &shown, e));
-        }
-        match sys::link_into_place(&file, dir, name) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) && !no_clobber => {
-                // Link under a temporary name beside it, then rename over.
-                let random = sys::random_u64().map_err(|e| Error::os("getrandom", e))?;
-                let tmp_name = format!(".{name}.{random:016x}.shmxfer");
-                sys::link_into_place(&file, dir, &tmp_name)
-                    .map_err(|e| Error::os_named("link", &shown, e))?;
-                std::fs::rename(dir.join(&tmp_name), &target).map_err(|e| {
-                    let _ = std::fs::remove_file(dir.join(&tmp_name));
-                    Error::os_named("rename", &shown, e)
-                })
-            }
-            res => res.map_err(|e| Error::os_named("link", &shown, e)),
-        }
-    }
-}
-
 /// The outcome of a file that could not be given its name.
-fn persist_failure(e: &Error, target: &Path) -> Outcome {
+fn persist_failure(e: &Error, target: &std::path::Path) -> Outcome {
     if e.raw_os_error() == Some(libc::EEXIST) {
         Outcome::Failed(format!("{} exists; not replaced (--no-clobber)", target.display()))
     } else {
@@ -424,38 +409,6 @@ fn persist_failure(e: &Error, target: &Path) -> Outcome {
 mod tests {
     use super::*;
 
-    fn entries(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> =
-            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-        v.sort();
-        v
-    }
-
-    #[test]
-    fn both_kinds_of_sink_create_replace_and_refuse_to_clobber() {
-        type Make = fn(&Path) -> std::io::Result<Sink>;
-        for make in [Sink::new as Make, Sink::named as Make] {
-            let dir = tempfile::tempdir().unwrap();
-            let put = |bytes: &[u8], no_clobber: bool| {
-                let mut sink = make(dir.path()).unwrap();
-                sink.file.write_all(bytes).unwrap();
-                sink.persist(dir.path(), "f", no_clobber)
-            };
-            put(b"one", false).unwrap();
-            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"one");
-            put(b"two", false).unwrap();
-            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
-            let err = put(b"three", true).unwrap_err();
-            assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
-            assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"two");
-            // A sink dropped unpersisted leaves nothing.
-            let mut sink = make(dir.path()).unwrap();
-            sink.file.write_all(b"partial").unwrap();
-            drop(sink);
-            assert_eq!(entries(dir.path()), ["f"]);
-        }
-    }
-
     #[test]
     fn output_names_are_final_components() {
         assert_eq!(output_name("a/b/c.txt"), Some("c.txt"));
@@ -463,5 +416,22 @@ mod tests {
         for none in ["", ".", "..", "a/", "a/.."] {
             assert_eq!(output_name(none), None, "{none:?}");
         }
+    }
+
+    #[test]
+    fn two_paths_to_one_output_name_are_refused_unless_relative() {
+        let paths: Vec<String> = ["d1/x", "a", "d2/x"].iter().map(|p| (*p).to_owned()).collect();
+        let mut d = Delivery { out_dir: ".".into(), no_clobber: false, relative: false };
+        match d.check_outputs(&paths) {
+            Err(Error::SameOutput { first, second, output, .. }) => {
+                assert_eq!((first.as_str(), second.as_str(), output.as_str()), ("d1/x", "d2/x", "x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        d.relative = true;
+        d.check_outputs(&paths).unwrap();
+        assert_eq!(d.shown_name("./d1//x"), "d1/x");
+        let same: Vec<String> = ["d1/x", "./d1/x"].iter().map(|p| (*p).to_owned()).collect();
+        assert!(matches!(d.check_outputs(&same), Err(Error::SameOutput { .. })));
     }
 }

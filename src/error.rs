@@ -47,6 +47,11 @@ pub enum Error {
     Busy { max_sessions: u32 },
     /// A configuration value is out of its range.
     InvalidConfig(String),
+    /// The server's queue stayed full for this long: the server takes no
+    /// requests (it is stopped, or others flood it).
+    QueueFull { queue: String, waited: Duration },
+    /// Two requested paths would be written to the same output name.
+    SameOutput { first: String, second: String, output: String, relative: bool },
 }
 
 impl Error {
@@ -91,6 +96,19 @@ impl fmt::Display for Error {
                 write!(f, "another server (pid {pid}) is serving queue {queue}")
             }
             Error::ServerRunning { queue, pid: None } => write!(f, "another server is serving queue {queue}"),
+            Error::QueueFull { queue, waited } => write!(
+                f,
+                "the server on queue {queue} takes no requests: its queue stayed full for {:.1} s",
+                waited.as_secs_f64()
+            ),
+            Error::SameOutput { first, second, output, relative: false } => write!(
+                f,
+                "{first} and {second} would both be written to {output}; \
+                 -R/--relative keeps their paths below the output directory"
+            ),
+            Error::SameOutput { first, second, output, relative: true } => {
+                write!(f, "{first} and {second} would both be written to {output}")
+            }
             Error::Busy { max_sessions } => {
                 write!(f, "server busy: it serves at most {max_sessions} session(s) at once; try again later")
             }

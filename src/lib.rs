@@ -43,7 +43,7 @@
 //! let serving = std::thread::spawn(move || server.run(stop));
 //!
 //! let mut client = Client::connect(&ClientConfig::new(&queue), Arc::new(AtomicBool::new(false)), &mut || {})?;
-//! let delivery = Delivery { out_dir: out.path().to_owned(), no_clobber: false };
+//! let delivery = Delivery { out_dir: out.path().to_owned(), no_clobber: false, relative: false };
 //! let wanted = ["hello.txt".to_owned(), "nope".to_owned()];
 //! let outcomes = delivery.fetch(&mut client, &wanted, &mut NoProgress, &mut |_, _| {})?;
 //! client.close()?;
@@ -66,6 +66,7 @@ pub mod leftovers;
 pub mod liveness;
 mod log_budget;
 pub mod names;
+pub mod output;
 pub mod protocol;
 pub mod queue;
 pub mod ring;

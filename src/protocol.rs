@@ -39,8 +39,10 @@
 
 use std::fmt;
 
-/// Version of both the command messages and the region frames.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// Version of both the command messages and the region frames. Version 2
+/// added the permission bits to `Start`; a peer of another version is told
+/// so on its first message or frame ([`DecodeError::UnsupportedVersion`]).
+pub const PROTOCOL_VERSION: u8 = 2;
 /// First four bytes of every command message ("SXQ1").
 pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
 /// First two bytes of every region frame ("XF").
@@ -57,6 +59,9 @@ pub use crate::names::MAX_NAME_LEN;
 pub const MAX_MSG_LEN: usize = MSG_HEADER_LEN + MAX_NAME_LEN + MAX_PATH_LEN;
 /// Longest reason text in a `Refused` or `Error` frame.
 pub const MAX_REASON_LEN: usize = 512;
+/// The bits of a file mode a `Start` frame may carry: permissions, setuid,
+/// setgid, sticky.
+pub const MODE_BITS: u32 = 0o7777;
 
 /// Why a byte string is not a valid message or frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -353,14 +358,30 @@ impl FrameHeader {
 /// The payload of a control frame (every kind but `Data`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    Start { size: u64 },
-    End { count: u64, checksum: u64 },
+    /// A file follows: its size, and its permission bits (`st_mode &
+    /// 0o7777`) for the copy, which the client masks as `cp` does. Payload:
+    /// `u64` size, `u32` mode.
+    Start {
+        size: u64,
+        mode: u32,
+    },
+    End {
+        count: u64,
+        checksum: u64,
+    },
     NotFound,
     Refused(String),
     Error(String),
-    Busy { max_sessions: u32 },
-    ListEntry { size: u64, path: String },
-    ListEnd { count: u64 },
+    Busy {
+        max_sessions: u32,
+    },
+    ListEntry {
+        size: u64,
+        path: String,
+    },
+    ListEnd {
+        count: u64,
+    },
 }
 
 impl Reply {
@@ -382,7 +403,10 @@ impl Reply {
     /// [`MAX_REASON_LEN`] bytes on a character boundary.
     pub fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
-            Reply::Start { size } => out.extend_from_slice(&size.to_le_bytes()),
+            Reply::Start { size, mode } => {
+                out.extend_from_slice(&size.to_le_bytes());
+                out.extend_from_slice(&(mode & MODE_BITS).to_le_bytes());
+            }
             Reply::End { count, checksum } => {
                 out.extend_from_slice(&count.to_le_bytes());
                 out.extend_from_slice(&checksum.to_le_bytes());
@@ -409,7 +433,14 @@ impl Reply {
     pub fn decode(kind: FrameKind, payload: &[u8]) -> Result<Reply, DecodeError> {
         let mut r = Reader::new(payload);
         let reply = match kind {
-            FrameKind::Start => Reply::Start { size: r.u64()? },
+            FrameKind::Start => {
+                let size = r.u64()?;
+                let mode = r.u32()?;
+                if mode & !MODE_BITS != 0 {
+                    return Err(DecodeError::BadField("file mode"));
+                }
+                Reply::Start { size, mode }
+            }
             FrameKind::End => Reply::End { count: r.u64()?, checksum: r.u64()? },
             FrameKind::NotFound => Reply::NotFound,
             FrameKind::Refused => Reply::Refused(reason(r.rest())?),
@@ -559,7 +590,7 @@ mod tests {
 
     fn any_reply() -> impl Strategy<Value = Reply> {
         prop_oneof![
-            any::<u64>().prop_map(|size| Reply::Start { size }),
+            (any::<u64>(), 0..=MODE_BITS).prop_map(|(size, mode)| Reply::Start { size, mode }),
             (any::<u64>(), any::<u64>()).prop_map(|(count, checksum)| Reply::End { count, checksum }),
             Just(Reply::NotFound),
             any_text(MAX_REASON_LEN).prop_map(Reply::Refused),
@@ -652,14 +683,31 @@ mod tests {
     /// themselves.
     #[test]
     fn unused_fields_must_be_zero() {
-        let msg = [83, 88, 81, 49, 1, 1, 0, 249, 0, 0, 0, 15, 63, 0, 0, 0, 2, 0, 0, 0, 1, 16];
+        // Found at version 1; byte 4 is the version.
+        let mut msg = [83, 88, 81, 49, 1, 1, 0, 249, 0, 0, 0, 15, 63, 0, 0, 0, 2, 0, 0, 0, 1, 16];
+        msg[4] = PROTOCOL_VERSION;
         assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("reserved")));
         // Second run: a Stop message with a non-zero seq field.
-        let msg = [83, 88, 81, 49, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0];
+        let mut msg = [83, 88, 81, 49, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0];
+        msg[4] = PROTOCOL_VERSION;
         assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("seq")));
         let mut header = FrameHeader { kind: FrameKind::End, len: 16, seq: 3 }.encode();
         header[15] = 1;
         assert_eq!(FrameHeader::decode(&header, 100), Err(DecodeError::BadField("reserved")));
+    }
+
+    #[test]
+    fn start_carries_permission_bits_only() {
+        let start = Reply::Start { size: 5, mode: 0o4755 };
+        let mut payload = Vec::new();
+        start.encode_payload(&mut payload);
+        assert_eq!(payload.len(), 12);
+        assert_eq!(Reply::decode(FrameKind::Start, &payload), Ok(start));
+        // A file type in the mode is not a permission bit.
+        payload[8..].copy_from_slice(&0o100644u32.to_le_bytes());
+        assert_eq!(Reply::decode(FrameKind::Start, &payload), Err(DecodeError::BadField("file mode")));
+        // A version-1 Start (the size alone) does not pass for this version's.
+        assert!(matches!(Reply::decode(FrameKind::Start, &payload[..8]), Err(DecodeError::Truncated { .. })));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! a client, and sending one message without waiting for ever.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use log::warn;
 use posixmq::PosixMq;
@@ -18,6 +19,9 @@ pub const QUEUE_CAPACITY: usize = 10;
 pub const QUEUE_MSG_LEN: usize = 8192;
 
 const _: () = assert!(MAX_MSG_LEN <= QUEUE_MSG_LEN);
+
+/// What [`send`] says when the queue stayed full for its whole limit.
+pub const QUEUE_FULL: &str = "the server's queue stayed full";
 
 /// Creates the queue `name` for the server that holds its lock (`O_EXCL`,
 /// 0600). A queue that a dead server of this user left is removed first;
@@ -87,22 +91,36 @@ pub fn open_for_sending(name: &str) -> Result<Option<PosixMq>> {
 }
 
 /// Sends one message, waiting in slices while the queue is full and
-/// checking between slices for cancellation and the server's liveness.
+/// checking between slices for cancellation and the server's liveness. A
+/// queue that stays full for `limit` (a stopped server, or one flooded by
+/// others) ends the wait: at least one slice is always tried.
 ///
 /// # Errors
 ///
-/// [`Error::Cancelled`], [`Error::PeerGone`] from `alive`, [`Error::Encode`],
-/// [`Error::Os`] from `mq_send`.
-pub fn send(queue: &PosixMq, cmd: &Command, cancel: &AtomicBool, alive: &Liveness) -> Result<()> {
+/// [`Error::Timeout`] saying [`QUEUE_FULL`] after `limit`; [`Error::Cancelled`],
+/// [`Error::PeerGone`] from `alive`, [`Error::Encode`], [`Error::Os`] from
+/// `mq_send`.
+pub fn send(
+    queue: &PosixMq,
+    cmd: &Command,
+    cancel: &AtomicBool,
+    alive: &Liveness,
+    limit: Duration,
+) -> Result<()> {
     let bytes = cmd.encode()?;
+    let start = Instant::now();
     loop {
-        match queue.send_timeout(0, &bytes, WAIT_SLICE) {
+        let left = limit.saturating_sub(start.elapsed());
+        match queue.send_timeout(0, &bytes, left.clamp(Duration::from_millis(1), WAIT_SLICE)) {
             Ok(()) => return Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIMEDOUT) | Some(libc::EAGAIN)) => {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(Error::Cancelled);
                 }
                 alive()?;
+                if start.elapsed() >= limit {
+                    return Err(Error::Timeout { what: QUEUE_FULL.into(), after: start.elapsed() });
+                }
             }
             Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
                 return Err(Error::os(

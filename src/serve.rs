@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
@@ -16,7 +16,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 use crate::liveness::client_alive;
 use crate::names::SessionNames;
-use crate::protocol::{Reply, MAX_PATH_LEN};
+use crate::protocol::{Reply, MAX_PATH_LEN, MODE_BITS};
 use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::shm_region::{remove_session, EndReason, Region, Semaphore};
 use crate::{sys, IO_CHUNK};
@@ -225,8 +225,9 @@ fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, buf: &mut Ve
         Err(reply) => return send_negative(tx, seq, path, reply),
     };
     let size = meta.len();
+    let noted = Snapshot::of(&meta);
     debug!("sending {path} ({size} bytes)");
-    tx.send(seq, &Reply::Start { size })?;
+    tx.send(seq, &Reply::Start { size, mode: meta.mode() & MODE_BITS })?;
     let mut hasher = Xxh3::new();
     // Read in large pieces and hand them out slot by slot: one read() per
     // IO_CHUNK bytes, not one per slot.
@@ -248,7 +249,36 @@ fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, buf: &mut Ve
         }
         sent += n as u64;
     }
+    // Bytes rewritten in place or appended while we read would make a copy
+    // that matches its checksum and still is not the file: like tar's "file
+    // changed as we read it", such a file fails.
+    match file.metadata() {
+        Ok(now) if Snapshot::of(&now) == noted => {}
+        Ok(_) => {
+            return send_negative(tx, seq, path, Reply::Error(format!("{path} changed while it was sent")))
+        }
+        Err(e) => return send_negative(tx, seq, path, Reply::Error(format!("fstat {path}: {e}"))),
+    }
     tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })
+}
+
+/// What says a file changed: its size, modification and status-change
+/// times, to the nanosecond.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Snapshot {
+    fn of(meta: &std::fs::Metadata) -> Snapshot {
+        Snapshot {
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
 }
 
 /// Entries a listing walks at most, and how deep.

@@ -228,6 +228,7 @@ impl ShmObject {
     pub fn create_exclusive(name: &str, size: usize) -> Result<ShmObject> {
         let obj = Self::open_with(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, true)?;
         obj.set_len(size)?;
+        obj.reserve(size)?;
         Ok(obj)
     }
 
@@ -265,6 +266,35 @@ impl ShmObject {
         retry_eintr(|| unsafe { libc::ftruncate(raw, size as libc::off_t) })
             .map_err(|e| Error::os_named("ftruncate", self.name(), e))?;
         Ok(())
+    }
+
+    /// Reserves the memory of the first `size` bytes (`posix_fallocate`):
+    /// `ftruncate` alone leaves a sparse object, and touching a page that
+    /// a full `/dev/shm` cannot back kills the process with SIGBUS. Reserved,
+    /// a full `/dev/shm` is an `ENOSPC` error here instead.
+    fn reserve(&self, size: usize) -> Result<()> {
+        if size == 0 {
+            return Ok(());
+        }
+        let raw = self.fd.as_raw_fd();
+        loop {
+            // SAFETY: `raw` is a valid descriptor owned by `self`; the call
+            // only sizes the object and returns an error number.
+            let err = unsafe { libc::posix_fallocate(raw, 0, size as libc::off_t) };
+            match err {
+                0 => return Ok(()),
+                libc::EINTR => continue,
+                err => {
+                    let source = io::Error::from_raw_os_error(err);
+                    let why = format!("reserving {size} bytes: {source}");
+                    return Err(Error::os_named(
+                        "posix_fallocate",
+                        self.name(),
+                        io::Error::new(source.kind(), why),
+                    ));
+                }
+            }
+        }
     }
 
     /// The object's name.

@@ -8,7 +8,6 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
 
 /// Runs `f` until it returns something other than `-1` with `EINTR`.
 ///
@@ -164,27 +163,6 @@ pub(crate) fn reopen_for_reading(handle: &File) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
-}
-
-/// Opens an unnamed temporary file (`O_TMPFILE`) in `dir`: it has no name until
-/// [`link_into_place`] gives it one, so a crash leaves nothing behind.
-pub(crate) fn unnamed_tempfile(dir: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new().read(true).write(true).mode(0o644).custom_flags(libc::O_TMPFILE).open(dir)
-}
-
-/// Gives the unnamed file `file` the name `dir/name` with `linkat`. Fails with
-/// `EEXIST` when the name exists: the caller decides whether to replace.
-pub(crate) fn link_into_place(file: &File, dir: &Path, name: &str) -> io::Result<()> {
-    let src = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let target = CString::new(dir.join(name).into_os_string().into_encoded_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: both paths are NUL-terminated and live across the call.
-    retry_eintr(|| unsafe {
-        libc::linkat(libc::AT_FDCWD, src.as_ptr(), libc::AT_FDCWD, target.as_ptr(), libc::AT_SYMLINK_FOLLOW)
-    })?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -87,6 +87,11 @@ struct Args {
     #[arg(long)]
     no_clobber: bool,
 
+    /// Keep each FILE's path below --out-dir (d1/x -> DIR/d1/x), creating directories as needed; without it
+    /// a file is written under its last path component, and two FILEs with the same one are refused.
+    #[arg(short = 'R', long, conflicts_with_all = ["recursive"])]
+    relative: bool,
+
     /// Print only failures: no success lines, no summary, no progress, no waiting notice.
     #[arg(short, long)]
     quiet: bool,
@@ -94,7 +99,7 @@ struct Args {
     /// Print the server's files with their sizes (SIZE, a tab, PATH per line) instead of fetching;
     /// with PREFIX, only PREFIX itself or what lies below the directory PREFIX.
     #[arg(long, value_name = "PREFIX", num_args = 0..=1, default_missing_value = "",
-          conflicts_with_all = ["files", "stop_server", "no_clobber", "input"])]
+          conflicts_with_all = ["files", "stop_server", "no_clobber", "input", "relative"])]
     list: Option<String>,
 
     /// With --list: print JSON for scripts, `{"files":[{"path":..., "size":...}, ...]}`.
@@ -108,7 +113,7 @@ struct Args {
     /// Write the one FILE to standard output instead of into --out-dir; nothing else goes to
     /// stdout. Size and checksum are still verified: a mismatch is reported on stderr with exit
     /// status 1 (the bytes have left by then).
-    #[arg(long, conflicts_with_all = ["list", "stop_server", "no_clobber", "out_dir"])]
+    #[arg(long, conflicts_with_all = ["list", "stop_server", "no_clobber", "out_dir", "relative"])]
     stdout: bool,
 
     /// Fetch directories of the server's tree with what lies below them, keeping their paths
@@ -118,7 +123,7 @@ struct Args {
     recursive: bool,
 
     /// Ask the server to stop and wait until it has.
-    #[arg(long, conflicts_with_all = ["files", "no_clobber", "input"])]
+    #[arg(long, conflicts_with_all = ["files", "no_clobber", "input", "relative"])]
     stop_server: bool,
 
     /// End a session in which no frame moved for SECS seconds (the server stopped or stuck):
@@ -196,10 +201,10 @@ fn exit_code_for(e: &Error) -> u8 {
     match e {
         // No server to trust on this queue: its objects are not what they
         // should be (a FIFO, another user's queue or lock).
-        Error::NoServer { .. } | Error::BadObject { .. } => EXIT_NO_SERVER,
+        Error::NoServer { .. } | Error::BadObject { .. } | Error::QueueFull { .. } => EXIT_NO_SERVER,
         Error::Cancelled => EXIT_INTERRUPTED,
         Error::Busy { .. } => EXIT_NOT_DELIVERED,
-        Error::InvalidName { .. } => EXIT_USAGE,
+        Error::InvalidName { .. } | Error::SameOutput { .. } => EXIT_USAGE,
         _ => EXIT_SESSION_LOST,
     }
 }
@@ -409,6 +414,11 @@ fn main() -> ExitCode {
     }
 
     if args.list.is_none() && !args.stdout {
+        if !args.recursive {
+            if let Err(e) = delivery(&args, args.out_dir.clone()).check_outputs(&files) {
+                return fail(&e);
+            }
+        }
         match std::fs::metadata(&args.out_dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -490,13 +500,20 @@ struct Job {
     known: Option<Outcome>,
 }
 
-/// The jobs of a plain fetch: each file into --out-dir under its final name.
+/// Where and how the files of one run of jobs are written.
+fn delivery(args: &Args, out_dir: PathBuf) -> Delivery {
+    Delivery { out_dir, no_clobber: args.no_clobber, relative: args.relative }
+}
+
+/// The jobs of a plain fetch: each file into --out-dir under its final name
+/// (with `-R`, under its path).
 fn plain_jobs(args: &Args, files: &[String]) -> Vec<Job> {
+    let delivery = delivery(args, args.out_dir.clone());
     files
         .iter()
         .map(|f| Job {
             remote: f.clone(),
-            shown: shmxfer::output_name(f).unwrap_or(f).to_owned(),
+            shown: delivery.shown_name(f).into_owned(),
             dir: args.out_dir.clone(),
             known: None,
         })
@@ -606,7 +623,7 @@ fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
         let run = jobs[next..].iter().take_while(|j| j.known.is_none() && &j.dir == dir).count();
         let run = &jobs[next..next + run];
         let paths: Vec<String> = run.iter().map(|j| j.remote.clone()).collect();
-        let delivery = Delivery { out_dir: dir.clone(), no_clobber: args.no_clobber };
+        let delivery = delivery(args, dir.clone());
         let mut i = 0;
         fetched = delivery
             .fetch(&mut client, &paths, &mut bar, &mut |_, outcome| {

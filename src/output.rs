@@ -1,0 +1,402 @@
+//! Where received files go. The output directory is opened once, and every
+//! later step is relative to that descriptor: creating the temporary file,
+//! creating the directories `-R/--relative` asks for, and giving the verified
+//! file its name. A directory swapped for a symlink mid-transfer therefore
+//! changes nothing, and no path component below the output directory is
+//! ever followed through a symlink.
+//!
+//! Temporary names are short (`.shmxfer.<16 hex>`), whatever the final
+//! name: they fit wherever a legal file name fits.
+
+use std::fs::File;
+use std::io;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode};
+use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// The permission bits a received file may get: never setuid, setgid or
+/// sticky.
+const PERMISSIONS: u32 = 0o777;
+
+fn os(e: Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// A path below the output directory: its directories (empty without
+/// `-R`) and its file name, each a plain component (no `/`, `.` or `..`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OutputPath {
+    dirs: Vec<String>,
+    name: String,
+}
+
+impl OutputPath {
+    /// Where the requested `path` is written: under its final component, or
+    /// with `relative` under the whole path, relative to the output
+    /// directory. The reason why not, for a path without a file name or,
+    /// with `relative`, with a `..` component.
+    ///
+    /// # Errors
+    ///
+    /// A message for the user.
+    pub fn for_request(path: &str, relative: bool) -> std::result::Result<OutputPath, String> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        let Some((&name, dirs)) = parts.split_last() else {
+            return Err("no file name in this path".into());
+        };
+        if name == ".." || path.ends_with('/') || path.ends_with("/.") {
+            return Err("no file name in this path".into());
+        }
+        if !relative {
+            return Ok(OutputPath { dirs: Vec::new(), name: name.to_owned() });
+        }
+        if dirs.contains(&"..") {
+            return Err("a path with '..' cannot be kept below the output directory (-R)".into());
+        }
+        Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).to_owned()).collect(), name: name.to_owned() })
+    }
+
+    /// The file name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The path as the user reads it, relative to the output directory.
+    pub fn shown(&self) -> String {
+        let mut s = String::new();
+        for d in &self.dirs {
+            s.push_str(d);
+            s.push('/');
+        }
+        s.push_str(&self.name);
+        s
+    }
+}
+
+/// The output directory, open.
+#[derive(Debug)]
+pub struct OutDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl OutDir {
+    /// Opens `path`, which must be a directory (symlinks to one included:
+    /// the user named it).
+    ///
+    /// # Errors
+    ///
+    /// The OS error, `ENOTDIR` for anything but a directory.
+    pub fn open(path: &Path) -> io::Result<OutDir> {
+        let fd =
+            openat(AT_FDCWD, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(os)?;
+        Ok(OutDir { fd, path: path.to_owned() })
+    }
+
+    /// The directory's path as given, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether something exists under `out` (a symlink counts; it is not
+    /// followed).
+    pub fn exists(&self, out: &OutputPath) -> bool {
+        match self.parent(out, false) {
+            Ok(Some(dir)) => fstatat(&dir, out.name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok(),
+            Ok(None) => false,
+            Err(_) => false,
+        }
+    }
+
+    /// The directory `out` goes into, opened one component at a time
+    /// without following symlinks; missing ones are created when `create`,
+    /// else `None` is returned.
+    fn parent(&self, out: &OutputPath, create: bool) -> io::Result<Option<OwnedFd>> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mut dir = self.fd.try_clone()?;
+        for (i, component) in out.dirs.iter().enumerate() {
+            let next = match openat(&dir, component.as_str(), flags, Mode::empty()) {
+                Err(Errno::ENOENT) if create => {
+                    match mkdirat(&dir, component.as_str(), Mode::from_bits_truncate(0o777)) {
+                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Err(e) => return Err(os(e)),
+                    }
+                    openat(&dir, component.as_str(), flags, Mode::empty())
+                }
+                Err(Errno::ENOENT) => return Ok(None),
+                other => other,
+            };
+            dir = next.map_err(|e| {
+                let shown = out.dirs[..=i].join("/");
+                match e {
+                    Errno::ELOOP | Errno::ENOTDIR => io::Error::new(
+                        io::ErrorKind::Other,
+                        format!("{shown} is a symlink or not a directory; not followed"),
+                    ),
+                    e => io::Error::new(os(e).kind(), format!("{shown}: {}", os(e))),
+                }
+            })?;
+        }
+        Ok(Some(dir))
+    }
+
+    /// Starts a file for `out` whose source has permission bits `mode`: an
+    /// unnamed file (`O_TMPFILE`) where the filesystem can, else a named
+    /// temporary file, created with `mode` masked by the umask and without
+    /// setuid, setgid and sticky bits.
+    ///
+    /// # Errors
+    ///
+    /// The OS error, with the directory component it is about.
+    pub fn create(&self, out: &OutputPath, mode: u32) -> io::Result<Sink> {
+        let dir = self.parent(out, true)?.expect("created when missing");
+        let mode = Mode::from_bits_truncate(mode & PERMISSIONS);
+        let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+        let (fd, temp) = match openat(&dir, ".", flags | OFlag::O_TMPFILE, mode) {
+            Ok(fd) => (fd, None),
+            Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
+                let flags = flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+                let mut tries = 0;
+                loop {
+                    let name = temp_name()?;
+                    match openat(&dir, name.as_str(), flags, mode) {
+                        Ok(fd) => break (fd, Some(name)),
+                        Err(Errno::EEXIST) if tries < 8 => tries += 1,
+                        Err(e) => return Err(os(e)),
+                    }
+                }
+            }
+            Err(e) => return Err(os(e)),
+        };
+        Ok(Sink {
+            file: Some(File::from(fd)),
+            dir,
+            temp,
+            target: out.clone(),
+            shown: self.path.join(out.shown()),
+        })
+    }
+}
+
+/// A short temporary name: `.shmxfer.` and 16 random hex digits.
+fn temp_name() -> io::Result<String> {
+    Ok(format!(".shmxfer.{:016x}", sys::random_u64()?))
+}
+
+/// A file being received. Dropped before [`Sink::persist`], it leaves
+/// nothing: an unnamed file vanishes, a named one is removed.
+#[derive(Debug)]
+pub struct Sink {
+    /// Written in [`crate::IO_CHUNK`] pieces by the caller; `None` once
+    /// persisted.
+    file: Option<File>,
+    dir: OwnedFd,
+    /// The name of a named temporary file; `None` for an unnamed one.
+    temp: Option<String>,
+    target: OutputPath,
+    shown: PathBuf,
+}
+
+impl Sink {
+    /// Appends `bytes` to the file.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `write`.
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.file {
+            Some(file) => file.write_all(bytes),
+            None => Err(io::Error::from_raw_os_error(libc::EBADF)),
+        }
+    }
+
+    /// Gives the verified file its final name, replacing an existing file
+    /// atomically (keeping that file's permission bits, as `cp` does)
+    /// unless `no_clobber`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming the target; with `no_clobber`, `EEXIST` when the
+    /// name exists.
+    pub fn persist(mut self, no_clobber: bool) -> Result<()> {
+        let shown = self.shown.display().to_string();
+        let failed = |op: &'static str| {
+            let shown = shown.clone();
+            move |e: Errno| Error::os_named(op, &shown, os(e))
+        };
+        let file = self.file.take().ok_or_else(|| failed("write")(Errno::EBADF))?;
+        let name = self.target.name.clone();
+        let existing = fstatat(&self.dir, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        if no_clobber && existing.is_some() {
+            return Err(failed("link")(Errno::EEXIST));
+        }
+        if let Some(st) = existing.filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG) {
+            let keep = Mode::from_bits_truncate(st.st_mode & PERMISSIONS);
+            fchmod(&file, keep).map_err(failed("chmod"))?;
+        }
+        let temp = match self.temp.clone() {
+            Some(temp) => temp,
+            None if no_clobber => return self.link_unnamed(&file, &name).map_err(failed("link")),
+            None => {
+                // Link under a temporary name beside it, then rename over.
+                let temp = temp_name().map_err(|e| Error::os("getrandom", e))?;
+                self.link_unnamed(&file, &temp).map_err(failed("link"))?;
+                self.temp = Some(temp.clone());
+                temp
+            }
+        };
+        if no_clobber {
+            linkat(&self.dir, temp.as_str(), &self.dir, name.as_str(), AtFlags::empty())
+                .map_err(failed("link"))
+        } else {
+            renameat(&self.dir, temp.as_str(), &self.dir, name.as_str()).map_err(failed("rename"))?;
+            self.temp = None;
+            Ok(())
+        }
+        // A temporary name still there is removed on drop.
+    }
+
+    /// Gives the unnamed file `file` the name `name` in the sink's directory.
+    fn link_unnamed(&self, file: &File, name: &str) -> nix::Result<()> {
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        linkat(AT_FDCWD, proc_path.as_str(), &self.dir, name, AtFlags::AT_SYMLINK_FOLLOW)
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some(temp) = &self.temp {
+            let _ = unlinkat(self.dir.as_fd(), temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    }
+
+    fn path(p: &str, relative: bool) -> OutputPath {
+        OutputPath::for_request(p, relative).unwrap()
+    }
+
+    /// A sink of the kind `named` asks for: a named temporary file stands
+    /// in for a filesystem without `O_TMPFILE`.
+    fn sink(dir: &OutDir, out: &OutputPath, mode: u32, named: bool) -> Sink {
+        let mut sink = dir.create(out, mode).unwrap();
+        if named && sink.temp.is_none() {
+            let name = temp_name().unwrap();
+            let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_CREAT | OFlag::O_EXCL;
+            let fd = openat(&sink.dir, name.as_str(), flags, Mode::from_bits_truncate(mode)).unwrap();
+            sink.file = Some(File::from(fd));
+            sink.temp = Some(name);
+        }
+        sink
+    }
+
+    #[test]
+    fn both_kinds_of_sink_create_replace_and_refuse_to_clobber() {
+        for named in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = OutDir::open(tmp.path()).unwrap();
+            let f = path("f", false);
+            let put = |bytes: &[u8], no_clobber: bool| {
+                let mut s = sink(&dir, &f, 0o600, named);
+                s.write_all(bytes).unwrap();
+                s.persist(no_clobber)
+            };
+            put(b"one", false).unwrap();
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"one");
+            put(b"two", false).unwrap();
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"two");
+            let err = put(b"three", true).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"two");
+            // A sink dropped unpersisted leaves nothing.
+            let mut s = sink(&dir, &f, 0o600, named);
+            s.write_all(b"partial").unwrap();
+            drop(s);
+            assert_eq!(entries(tmp.path()), ["f"]);
+        }
+    }
+
+    #[test]
+    fn replacing_keeps_the_mode_of_the_file_replaced() {
+        for named in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = OutDir::open(tmp.path()).unwrap();
+            let target = tmp.path().join("f");
+            std::fs::write(&target, b"old").unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let mut s = sink(&dir, &path("f", false), 0o4755, named);
+            s.write_all(b"new").unwrap();
+            s.persist(false).unwrap();
+            let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o640, "named: {named}");
+            assert_eq!(entries(tmp.path()), ["f"]);
+        }
+    }
+
+    #[test]
+    fn temporary_names_fit_beside_the_longest_file_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let long = "n".repeat(255);
+        for _ in 0..2 {
+            let mut s = sink(&dir, &path(&long, false), 0o644, false);
+            s.write_all(b"x").unwrap();
+            s.persist(false).unwrap();
+        }
+        assert_eq!(entries(tmp.path()), [long]);
+        assert!(temp_name().unwrap().len() < 32);
+    }
+
+    #[test]
+    fn relative_paths_create_directories_and_never_follow_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, out.join("link")).unwrap();
+        let dir = OutDir::open(&out).unwrap();
+        let mut s = dir.create(&path("a/b/c", true), 0o644).unwrap();
+        s.write_all(b"deep").unwrap();
+        s.persist(false).unwrap();
+        assert_eq!(std::fs::read(out.join("a/b/c")).unwrap(), b"deep");
+        let err = dir.create(&path("link/x", true), 0o644).unwrap_err();
+        assert!(err.to_string().contains("not followed"), "{err}");
+        assert!(entries(&elsewhere).is_empty());
+        assert!(!dir.exists(&path("link/x", true)));
+    }
+
+    #[test]
+    fn output_paths_keep_or_drop_directories() {
+        assert_eq!(path("a/b/c.txt", false).shown(), "c.txt");
+        assert_eq!(path("a//./b/c.txt", true).shown(), "a/b/c.txt");
+        assert_eq!(path("/abs/x", true).shown(), "abs/x");
+        assert!(OutputPath::for_request("d1/../x", true).is_err());
+        assert_eq!(path("../x", false).shown(), "x");
+        for none in ["", ".", "..", "a/", "a/..", "a/."] {
+            for relative in [false, true] {
+                assert!(OutputPath::for_request(none, relative).is_err(), "{none:?}");
+            }
+        }
+    }
+}
