@@ -138,10 +138,9 @@ impl OutDir {
             dir = next.map_err(|e| {
                 let shown = out.dirs[..=i].join("/");
                 match e {
-                    Errno::ELOOP | Errno::ENOTDIR => io::Error::new(
-                        io::ErrorKind::Other,
-                        format!("{shown} is a symlink or not a directory; not followed"),
-                    ),
+                    Errno::ELOOP | Errno::ENOTDIR => {
+                        io::Error::other(format!("{shown} is a symlink or not a directory; not followed"))
+                    }
                     e => io::Error::new(os(e).kind(), format!("{shown}: {}", os(e))),
                 }
             })?;

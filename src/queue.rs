@@ -93,7 +93,7 @@ pub fn open_for_sending(name: &str) -> Result<Option<PosixMq>> {
 /// Sends one message, waiting in slices while the queue is full and
 /// checking between slices for cancellation and the server's liveness. A
 /// queue that stays full for `limit` (a stopped server, or one flooded by
-/// others) ends the wait: at least one slice is always tried.
+/// others) ends the wait; a limit under one slice is one slice.
 ///
 /// # Errors
 ///
@@ -109,6 +109,7 @@ pub fn send(
 ) -> Result<()> {
     let bytes = cmd.encode()?;
     let start = Instant::now();
+    let limit = limit.max(WAIT_SLICE);
     loop {
         let left = limit.saturating_sub(start.elapsed());
         match queue.send_timeout(0, &bytes, left.clamp(Duration::from_millis(1), WAIT_SLICE)) {

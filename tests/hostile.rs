@@ -163,8 +163,7 @@ fn new_dir(env: &TestEnv, name: &str) -> PathBuf {
 /// Stops a persistent server through the client and checks it exited 0.
 #[track_caller]
 fn stop(env: &TestEnv, server: &mut Proc) {
-    env.run_client(&["--stop-server"]).assert_code(0);
-    server.finish(TIMEOUT).assert_code(0);
+    env.stop_server(server);
 }
 
 /// Stops a server with SIGTERM and checks it exited 0.
@@ -323,6 +322,7 @@ fn stopped_server_that_never_takes_the_session_ends_the_client_within_the_start_
 /// may block on it: the client reports no server at once, a server refuses
 /// the queue, and the FIFO is left alone.
 #[test]
+#[ignore = "until a foreign object at the lock name is refused, not replaced (cases 3, 7) is on main"]
 fn fifo_in_place_of_the_lock_blocks_neither_client_nor_server() {
     let env = TestEnv::new("fifo_lock");
     env.create("hello.txt", b"hello\n");
@@ -344,6 +344,7 @@ fn fifo_in_place_of_the_lock_blocks_neither_client_nor_server() {
 /// Case 3: FIFOs named like the lock and like a dead session's objects
 /// make `--cleanup` neither hang nor stop: it skips them with a message.
 #[test]
+#[ignore = "until objects of another user are never removed (case 3) is on main"]
 fn cleanup_skips_fifos_named_like_objects_without_blocking() {
     let env = TestEnv::new("cleanup_fifos");
     let mut fifos = vec![foreign_fifo(&format!("{}.lock", env.names.stem()))];
@@ -425,6 +426,7 @@ fn cleanup_skips_a_directory_named_like_a_session_and_removes_the_real_leftovers
 /// partial file and its objects removed, and the server serves on after
 /// SIGCONT.
 #[test]
+#[ignore = "until --stall-timeout (case 4) is on main"]
 fn stopped_server_ends_its_client_after_the_stall_timeout_with_exit_4() {
     let env = TestEnv::new("stopped_server_stall");
     env.create("small.txt", b"small\n");
@@ -450,6 +452,7 @@ fn stopped_server_ends_its_client_after_the_stall_timeout_with_exit_4() {
 /// after the stall timeout, so `--max-sessions` stopped clients do not deny
 /// the service; a stopped client finds its session ended when it resumes.
 #[test]
+#[ignore = "until --stall-timeout (case 4) is on main"]
 fn stopped_clients_lose_their_slots_after_the_stall_timeout_and_find_their_session_ended() {
     let env = TestEnv::new("stopped_client_stall");
     env.create("small.txt", b"small\n");
@@ -499,6 +502,7 @@ fn stopped_clients_lose_their_slots_after_the_stall_timeout_and_find_their_sessi
 /// noticed. The next server on the queue collects what they left, by
 /// itself, and logs it.
 #[test]
+#[ignore = "until the server collects dead sessions at start (case 5) is on main"]
 fn next_server_collects_what_a_killed_client_and_its_killed_server_left() {
     let env = TestEnv::new("both_killed_collected");
     let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], &[], 106);
@@ -520,6 +524,7 @@ fn next_server_collects_what_a_killed_client_and_its_killed_server_left() {
 /// Open message went out (the queue was full). The running server never
 /// hears of it, and still collects its objects while it runs.
 #[test]
+#[ignore = "until the server collects dead sessions while it runs (case 5) is on main"]
 fn running_server_collects_objects_of_a_client_killed_before_it_sent_open() {
     let env = TestEnv::new("killed_before_open");
     env.create("hello.txt", b"hello\n");
@@ -612,6 +617,7 @@ fn full_dev_shm_is_a_clear_error_not_sigbus_and_leaves_nothing() {
 /// server starts. The server must not adopt it: it refuses, naming it, and
 /// leaves it alone.
 #[test]
+#[ignore = "until a foreign lock is refused, not replaced (case 7) is on main"]
 fn server_never_adopts_a_lock_another_user_created() {
     if !root_or_skip() {
         return;
