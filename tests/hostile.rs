@@ -426,7 +426,6 @@ fn cleanup_skips_a_directory_named_like_a_session_and_removes_the_real_leftovers
 /// partial file and its objects removed, and the server serves on after
 /// SIGCONT.
 #[test]
-#[ignore = "until --stall-timeout (case 4) is on main"]
 fn stopped_server_ends_its_client_after_the_stall_timeout_with_exit_4() {
     let env = TestEnv::new("stopped_server_stall");
     env.create("small.txt", b"small\n");
@@ -452,7 +451,6 @@ fn stopped_server_ends_its_client_after_the_stall_timeout_with_exit_4() {
 /// after the stall timeout, so `--max-sessions` stopped clients do not deny
 /// the service; a stopped client finds its session ended when it resumes.
 #[test]
-#[ignore = "until --stall-timeout (case 4) is on main"]
 fn stopped_clients_lose_their_slots_after_the_stall_timeout_and_find_their_session_ended() {
     let env = TestEnv::new("stopped_client_stall");
     env.create("small.txt", b"small\n");
@@ -502,7 +500,6 @@ fn stopped_clients_lose_their_slots_after_the_stall_timeout_and_find_their_sessi
 /// noticed. The next server on the queue collects what they left, by
 /// itself, and logs it.
 #[test]
-#[ignore = "until the server collects dead sessions at start (case 5) is on main"]
 fn next_server_collects_what_a_killed_client_and_its_killed_server_left() {
     let env = TestEnv::new("both_killed_collected");
     let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], &[], 106);
@@ -524,7 +521,6 @@ fn next_server_collects_what_a_killed_client_and_its_killed_server_left() {
 /// Open message went out (the queue was full). The running server never
 /// hears of it, and still collects its objects while it runs.
 #[test]
-#[ignore = "until the server collects dead sessions while it runs (case 5) is on main"]
 fn running_server_collects_objects_of_a_client_killed_before_it_sent_open() {
     let env = TestEnv::new("killed_before_open");
     env.create("hello.txt", b"hello\n");
