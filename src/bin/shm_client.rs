@@ -66,7 +66,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 )]
 struct Args {
     /// Name of the server's command queue: a leading '/', no other '/'.
-    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE, value_parser = parse_queue)]
+    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE, value_parser = common::parse_queue)]
     queue: String,
 
     /// Directory the files are written into.
@@ -75,7 +75,7 @@ struct Args {
 
     /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch; --list and
     /// --stop-server try once unless --wait is given.
-    #[arg(long, value_name = "SECS", value_parser = parse_secs, allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECS", value_parser = common::parse_secs, allow_negative_numbers = true)]
     wait: Option<Duration>,
 
     /// Read the names of the files to fetch from LIST, one per line ('-': standard input); blank
@@ -128,7 +128,7 @@ struct Args {
 
     /// End a session in which no frame moved for SECS seconds (the server stopped or stuck):
     /// exit 4, objects removed. 0: wait for ever.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::parse_secs, allow_negative_numbers = true)]
     stall_timeout: Duration,
 
     /// Slots in the shared-memory ring (1-4); for measurements.
@@ -138,22 +138,6 @@ struct Args {
     /// Files to fetch, as paths relative to the server's root.
     #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input"])]
     files: Vec<String>,
-}
-
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if secs < 0.0 {
-        return Err("a wait cannot be negative; give seconds >= 0 (0: try once)".into());
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a number of seconds >= 0"))
-}
-
-fn parse_queue(s: &str) -> Result<String, String> {
-    match shmxfer::names::validate_queue_name(s) {
-        Ok(()) => Ok(s.to_owned()),
-        Err(Error::InvalidName { reason, .. }) => Err(format!("{reason} (a queue name looks like /name)")),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 /// A progress bar on stderr while a file arrives, only on a terminal.

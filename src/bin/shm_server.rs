@@ -37,7 +37,7 @@ mod common;
 )]
 struct Args {
     /// Name of the command queue: a leading '/', no other '/'.
-    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE, value_parser = parse_queue)]
+    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE, value_parser = common::parse_queue)]
     queue: String,
 
     /// Directory whose regular files are served (subdirectories included).
@@ -54,7 +54,7 @@ struct Args {
 
     /// End a session in which the client took no frame, or sent no request, for SECS
     /// seconds (a stopped client), freeing its slot. 0: wait for ever.
-    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_secs, allow_negative_numbers = true)]
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::parse_secs, allow_negative_numbers = true)]
     stall_timeout: Duration,
 
     /// Remove what dead servers and clients of this queue left in /dev/shm and the
@@ -70,22 +70,6 @@ struct Args {
     /// Log errors only.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
-}
-
-fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if secs < 0.0 {
-        return Err("give seconds >= 0 (0: never)".into());
-    }
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a number of seconds >= 0"))
-}
-
-fn parse_queue(s: &str) -> Result<String, String> {
-    match shmxfer::names::validate_queue_name(s) {
-        Ok(()) => Ok(s.to_owned()),
-        Err(Error::InvalidName { reason, .. }) => Err(format!("{reason} (a queue name looks like /name)")),
-        Err(e) => Err(e.to_string()),
-    }
 }
 
 fn init_logging(args: &Args) {

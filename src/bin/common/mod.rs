@@ -6,6 +6,7 @@
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// An error and its causes on one line, `a: b: c`, leaving out a cause whose
 /// text the line already holds (a library error that prints its OS error is
@@ -147,6 +148,26 @@ pub fn json_string(s: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// Parses a number of seconds (fractions allowed, not negative), for clap.
+pub fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if secs < 0.0 {
+        return Err("seconds cannot be negative; give a number >= 0 (see --help for what 0 means)".into());
+    }
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a number of seconds >= 0"))
+}
+
+/// Checks a queue name with the library's rules, for clap.
+pub fn parse_queue(s: &str) -> Result<String, String> {
+    match shmxfer::names::validate_queue_name(s) {
+        Ok(()) => Ok(s.to_owned()),
+        Err(shmxfer::Error::InvalidName { reason, .. }) => {
+            Err(format!("{reason} (a queue name looks like /name)"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 #[cfg(test)]
