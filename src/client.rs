@@ -12,7 +12,7 @@ use posixmq::PosixMq;
 use crate::error::{Error, Result};
 use crate::liveness::ServerWatch;
 use crate::names::{validate_queue_name, SessionNames};
-use crate::protocol::{Command, FrameHeader, FrameKind, Reply};
+use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionStatus};
 use crate::queue;
 use crate::ring::{Consumer, Liveness, RingSems};
 use crate::shm_region::{EndReason, Geometry, Region, Semaphore, DEFAULT_SLOTS, MAX_SLOTS};
@@ -126,6 +126,18 @@ pub enum Frame {
     /// Any other frame.
     Control(Reply),
 }
+
+/// What a server says of itself and of its other live sessions
+/// ([`Client::status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub server: ServerStatus,
+    /// The other sessions, by client pid.
+    pub sessions: Vec<SessionStatus>,
+}
+
+/// Most sessions a status may list: far more than a server serves at once.
+const MAX_STATUS_SESSIONS: usize = 65_536;
 
 /// A live session with a server.
 pub struct Client {
@@ -434,6 +446,35 @@ impl Client {
                 }
                 Frame::Control(Reply::Error(why)) => return Err(Error::Protocol(format!("server: {why}"))),
                 other => return Err(Error::Protocol(format!("{other:?} in a listing"))),
+            }
+        }
+    }
+
+    /// Asks the server for its status: its pid, root, mode, uptime, sessions
+    /// and totals, and what each other session is doing.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::next_frame`].
+    pub fn status(&mut self) -> Result<Status> {
+        let seq = self.take_seq();
+        self.send(&Command::Status { client_pid: self.pid, seq, region: self.names.region.clone() })?;
+        let mut buf = vec![0; self.max_payload()];
+        let server = match self.next_frame(seq, &mut buf)? {
+            Frame::Control(Reply::ServerStatus(server)) => server,
+            Frame::Control(Reply::Error(why)) => return Err(Error::Protocol(format!("server: {why}"))),
+            other => return Err(Error::Protocol(format!("{other:?} where a status should start"))),
+        };
+        let mut sessions = Vec::new();
+        loop {
+            match self.next_frame(seq, &mut buf)? {
+                Frame::Control(Reply::SessionStatus(s)) if sessions.len() < MAX_STATUS_SESSIONS => {
+                    sessions.push(s)
+                }
+                Frame::Control(Reply::StatusEnd { count }) if count == sessions.len() as u64 => {
+                    return Ok(Status { server, sessions })
+                }
+                other => return Err(Error::Protocol(format!("{other:?} in a status"))),
             }
         }
     }

@@ -74,10 +74,11 @@ mod serve;
 pub mod server;
 mod sessions;
 pub mod shm_region;
+mod stats;
 mod sys;
 
 pub use cleanup::cleanup;
-pub use client::{stop_server, Client, ClientConfig, ClientConfigBuilder};
+pub use client::{stop_server, Client, ClientConfig, ClientConfigBuilder, Status};
 pub use delivery::{output_name, Delivery, NoProgress, Outcome, Progress};
 pub use error::{Error, Result};
 pub use leftovers::Collected;

@@ -11,10 +11,10 @@
 //! ```text
 //! offset 0  u32  MSG_MAGIC ("SXQ1" little endian)
 //!        4  u8   PROTOCOL_VERSION
-//!        5  u8   kind (Open, Get, List, Close, Stop)
+//!        5  u8   kind (Open, Get, List, Close, Stop, Status)
 //!        6  u16  reserved, 0
 //!        8  u32  client pid
-//!       12  u32  seq (Get, List) or region size (Open), else 0
+//!       12  u32  seq (Get, List, Status) or region size (Open), else 0
 //!       16  u16  region name length R (0 for Stop)
 //!       18  u16  path length P (Get only, else 0)
 //!       20  R bytes region name, then P bytes path (UTF-8, no NUL)
@@ -62,6 +62,8 @@ pub const MAX_REASON_LEN: usize = 512;
 /// The bits of a file mode a `Start` frame may carry: permissions, setuid,
 /// setgid, sticky.
 pub const MODE_BITS: u32 = 0o7777;
+/// Longest text (a root, a path) in a status frame; longer ones are cut.
+pub const MAX_STATUS_TEXT: usize = 512;
 
 /// Why a byte string is not a valid message or frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +149,8 @@ pub enum Command {
     Close { client_pid: u32, region: String },
     /// Asks the server to stop.
     Stop { client_pid: u32 },
+    /// Asks for the server's status; the answer frames carry `seq`.
+    Status { client_pid: u32, seq: u32, region: String },
 }
 
 const KIND_OPEN: u8 = 1;
@@ -154,6 +158,7 @@ const KIND_GET: u8 = 2;
 const KIND_LIST: u8 = 3;
 const KIND_CLOSE: u8 = 4;
 const KIND_STOP: u8 = 5;
+const KIND_STATUS: u8 = 6;
 
 impl Command {
     /// The region this message is about, if any.
@@ -162,6 +167,7 @@ impl Command {
             Command::Open { region, .. }
             | Command::Get { region, .. }
             | Command::List { region, .. }
+            | Command::Status { region, .. }
             | Command::Close { region, .. } => Some(region),
             Command::Stop { .. } => None,
         }
@@ -185,6 +191,9 @@ impl Command {
             Command::List { client_pid, seq, region } => (KIND_LIST, *client_pid, *seq, region.as_str(), ""),
             Command::Close { client_pid, region } => (KIND_CLOSE, *client_pid, 0, region.as_str(), ""),
             Command::Stop { client_pid } => (KIND_STOP, *client_pid, 0, "", ""),
+            Command::Status { client_pid, seq, region } => {
+                (KIND_STATUS, *client_pid, *seq, region.as_str(), "")
+            }
         };
         check_text("region name", region, MAX_NAME_LEN)?;
         check_text("path", path, MAX_PATH_LEN)?;
@@ -257,6 +266,7 @@ impl Command {
             KIND_LIST => Command::List { client_pid, seq: word, region },
             KIND_CLOSE => Command::Close { client_pid, region },
             KIND_STOP => Command::Stop { client_pid },
+            KIND_STATUS => Command::Status { client_pid, seq: word, region },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -284,6 +294,12 @@ pub enum FrameKind {
     ListEntry = 8,
     /// End of a listing: payload `count: u64`.
     ListEnd = 9,
+    /// The server's status, first answer to `Status`: see [`ServerStatus`].
+    ServerStatus = 10,
+    /// One live session, next answers to `Status`: see [`SessionStatus`].
+    SessionStatus = 11,
+    /// End of a status: payload `count: u64`, the sessions listed.
+    StatusEnd = 12,
 }
 
 impl FrameKind {
@@ -298,6 +314,9 @@ impl FrameKind {
             7 => FrameKind::Busy,
             8 => FrameKind::ListEntry,
             9 => FrameKind::ListEnd,
+            10 => FrameKind::ServerStatus,
+            11 => FrameKind::SessionStatus,
+            12 => FrameKind::StatusEnd,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -382,6 +401,58 @@ pub enum Reply {
     ListEnd {
         count: u64,
     },
+    ServerStatus(ServerStatus),
+    SessionStatus(SessionStatus),
+    StatusEnd {
+        count: u64,
+    },
+}
+
+/// What a server says of itself in answer to [`Command::Status`]. Payload:
+/// `u32` pid, `u32` flags (bit 0: persistent; the others 0), `u32`
+/// max_sessions, `u32` open_sessions, `u64` uptime_ms, `u64`
+/// sessions_total, `u64` files, `u64` bytes, then the root (UTF-8, at most
+/// [`MAX_STATUS_TEXT`] bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerStatus {
+    pub pid: u32,
+    /// Serves until stopped (`--persistent`), not only until the last client leaves.
+    pub persistent: bool,
+    pub max_sessions: u32,
+    /// Sessions open now, the asking one included.
+    pub open_sessions: u32,
+    pub uptime_ms: u64,
+    /// Sessions opened since the start.
+    pub sessions_total: u64,
+    /// Files sent whole since the start.
+    pub files: u64,
+    /// Bytes of file data sent since the start.
+    pub bytes: u64,
+    /// The served directory as the server was told it.
+    pub root: String,
+}
+
+/// One live session in a status. Payload: `u32` client_pid, `u32` reserved
+/// (0), `u64` age_ms, `u64` idle_ms, `u64` sent, `u64` size, `u64` file_ms,
+/// `u64` total, then the path of the file being sent (UTF-8, at most
+/// [`MAX_STATUS_TEXT`] bytes; empty between files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStatus {
+    pub client_pid: u32,
+    /// Since the session opened.
+    pub age_ms: u64,
+    /// Since the last frame of this session moved.
+    pub idle_ms: u64,
+    /// Bytes of the current file sent so far.
+    pub sent: u64,
+    /// Size of the current file.
+    pub size: u64,
+    /// Since the current file started.
+    pub file_ms: u64,
+    /// Bytes sent in this session.
+    pub total: u64,
+    /// The file being sent; empty between files.
+    pub path: String,
 }
 
 impl Reply {
@@ -396,6 +467,9 @@ impl Reply {
             Reply::Busy { .. } => FrameKind::Busy,
             Reply::ListEntry { .. } => FrameKind::ListEntry,
             Reply::ListEnd { .. } => FrameKind::ListEnd,
+            Reply::ServerStatus(_) => FrameKind::ServerStatus,
+            Reply::SessionStatus(_) => FrameKind::SessionStatus,
+            Reply::StatusEnd { .. } => FrameKind::StatusEnd,
         }
     }
 
@@ -420,7 +494,28 @@ impl Reply {
                 out.extend_from_slice(&size.to_le_bytes());
                 out.extend_from_slice(path.as_bytes());
             }
-            Reply::ListEnd { count } => out.extend_from_slice(&count.to_le_bytes()),
+            Reply::ListEnd { count } | Reply::StatusEnd { count } => {
+                out.extend_from_slice(&count.to_le_bytes())
+            }
+            Reply::ServerStatus(s) => {
+                out.extend_from_slice(&s.pid.to_le_bytes());
+                out.extend_from_slice(&u32::from(s.persistent).to_le_bytes());
+                for word in [s.max_sessions, s.open_sessions] {
+                    out.extend_from_slice(&word.to_le_bytes());
+                }
+                for word in [s.uptime_ms, s.sessions_total, s.files, s.bytes] {
+                    out.extend_from_slice(&word.to_le_bytes());
+                }
+                out.extend_from_slice(truncate_utf8(&s.root, MAX_STATUS_TEXT).as_bytes());
+            }
+            Reply::SessionStatus(s) => {
+                out.extend_from_slice(&s.client_pid.to_le_bytes());
+                out.extend_from_slice(&0u32.to_le_bytes());
+                for word in [s.age_ms, s.idle_ms, s.sent, s.size, s.file_ms, s.total] {
+                    out.extend_from_slice(&word.to_le_bytes());
+                }
+                out.extend_from_slice(truncate_utf8(&s.path, MAX_STATUS_TEXT).as_bytes());
+            }
         }
     }
 
@@ -455,6 +550,42 @@ impl Reply {
                 Reply::ListEntry { size, path }
             }
             FrameKind::ListEnd => Reply::ListEnd { count: r.u64()? },
+            FrameKind::ServerStatus => {
+                let pid = r.u32()?;
+                let persistent = match r.u32()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DecodeError::BadField("status flags")),
+                };
+                Reply::ServerStatus(ServerStatus {
+                    pid,
+                    persistent,
+                    max_sessions: r.u32()?,
+                    open_sessions: r.u32()?,
+                    uptime_ms: r.u64()?,
+                    sessions_total: r.u64()?,
+                    files: r.u64()?,
+                    bytes: r.u64()?,
+                    root: status_text("root", r.rest())?,
+                })
+            }
+            FrameKind::SessionStatus => {
+                let client_pid = r.u32()?;
+                if r.u32()? != 0 {
+                    return Err(DecodeError::BadField("reserved"));
+                }
+                Reply::SessionStatus(SessionStatus {
+                    client_pid,
+                    age_ms: r.u64()?,
+                    idle_ms: r.u64()?,
+                    sent: r.u64()?,
+                    size: r.u64()?,
+                    file_ms: r.u64()?,
+                    total: r.u64()?,
+                    path: status_text("session path", r.rest())?,
+                })
+            }
+            FrameKind::StatusEnd => Reply::StatusEnd { count: r.u64()? },
             FrameKind::Data => return Err(DecodeError::BadField("data frame as control frame")),
         };
         r.finish()?;
@@ -467,6 +598,13 @@ fn reason(bytes: &[u8]) -> Result<String, DecodeError> {
         return Err(DecodeError::TooLong { field: "reason", len: bytes.len(), max: MAX_REASON_LEN });
     }
     text("reason", bytes)
+}
+
+fn status_text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
+    if bytes.len() > MAX_STATUS_TEXT {
+        return Err(DecodeError::TooLong { field, len: bytes.len(), max: MAX_STATUS_TEXT });
+    }
+    text(field, bytes)
 }
 
 fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), EncodeError> {
@@ -585,6 +723,8 @@ mod tests {
             (any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, region)| Command::Close { client_pid, region }),
             any::<u32>().prop_map(|client_pid| Command::Stop { client_pid }),
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
+                .prop_map(|(client_pid, seq, region)| Command::Status { client_pid, seq, region }),
         ]
     }
 
@@ -599,6 +739,50 @@ mod tests {
             (any::<u64>(), nonempty_text(MAX_PATH_LEN))
                 .prop_map(|(size, path)| Reply::ListEntry { size, path }),
             any::<u64>().prop_map(|count| Reply::ListEnd { count }),
+            (
+                (any::<u32>(), any::<bool>(), any::<u32>(), any::<u32>()),
+                (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+                any_text(MAX_STATUS_TEXT)
+            )
+                .prop_map(
+                    |(
+                        (pid, persistent, max_sessions, open_sessions),
+                        (uptime_ms, sessions_total, files, bytes),
+                        root,
+                    )| {
+                        Reply::ServerStatus(ServerStatus {
+                            pid,
+                            persistent,
+                            max_sessions,
+                            open_sessions,
+                            uptime_ms,
+                            sessions_total,
+                            files,
+                            bytes,
+                            root,
+                        })
+                    }
+                ),
+            (
+                (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()),
+                (any::<u64>(), any::<u64>(), any::<u64>()),
+                any_text(MAX_STATUS_TEXT)
+            )
+                .prop_map(
+                    |((client_pid, age_ms, idle_ms, sent), (size, file_ms, total), path)| {
+                        Reply::SessionStatus(SessionStatus {
+                            client_pid,
+                            age_ms,
+                            idle_ms,
+                            sent,
+                            size,
+                            file_ms,
+                            total,
+                            path,
+                        })
+                    }
+                ),
+            any::<u64>().prop_map(|count| Reply::StatusEnd { count }),
         ]
     }
 
@@ -628,7 +812,7 @@ mod tests {
         #[test]
         fn command_decode_never_panics_behind_a_valid_prefix(
             tail in proptest::collection::vec(any::<u8>(), 0..512),
-            kind in 0u8..8,
+            kind in 0u8..9,
         ) {
             let mut bytes = MSG_MAGIC.to_le_bytes().to_vec();
             bytes.push(PROTOCOL_VERSION);
@@ -647,7 +831,7 @@ mod tests {
         }
 
         #[test]
-        fn reply_decode_never_panics(kind in 1u8..10, payload in proptest::collection::vec(any::<u8>(), 0..700)) {
+        fn reply_decode_never_panics(kind in 1u8..13, payload in proptest::collection::vec(any::<u8>(), 0..700)) {
             let kind = FrameKind::from_u8(kind).unwrap();
             let _ = Reply::decode(kind, &payload);
         }
@@ -708,6 +892,49 @@ mod tests {
         assert_eq!(Reply::decode(FrameKind::Start, &payload), Err(DecodeError::BadField("file mode")));
         // A version-1 Start (the size alone) does not pass for this version's.
         assert!(matches!(Reply::decode(FrameKind::Start, &payload[..8]), Err(DecodeError::Truncated { .. })));
+    }
+
+    #[test]
+    fn status_frames_fit_the_smallest_slot_and_reject_unused_bits() {
+        let server = Reply::ServerStatus(ServerStatus {
+            pid: 1,
+            persistent: true,
+            max_sessions: 16,
+            open_sessions: 2,
+            uptime_ms: 5,
+            sessions_total: 9,
+            files: 3,
+            bytes: 4,
+            root: "r".repeat(MAX_STATUS_TEXT + 100),
+        });
+        let mut payload = Vec::new();
+        server.encode_payload(&mut payload);
+        let smallest = crate::shm_region::Geometry::for_slots(crate::shm_region::MAX_SLOTS).max_payload();
+        assert!(payload.len() <= smallest, "{} > {smallest}", payload.len());
+        let Ok(Reply::ServerStatus(back)) = Reply::decode(FrameKind::ServerStatus, &payload) else {
+            panic!("does not decode")
+        };
+        assert_eq!(back.root.len(), MAX_STATUS_TEXT, "a long root is cut");
+        payload[4] = 2;
+        assert_eq!(
+            Reply::decode(FrameKind::ServerStatus, &payload),
+            Err(DecodeError::BadField("status flags"))
+        );
+        let session = Reply::SessionStatus(SessionStatus {
+            client_pid: 1,
+            age_ms: 0,
+            idle_ms: 0,
+            sent: 0,
+            size: 0,
+            file_ms: 0,
+            total: 0,
+            path: "p".repeat(MAX_PATH_LEN),
+        });
+        let mut payload = Vec::new();
+        session.encode_payload(&mut payload);
+        assert!(payload.len() <= smallest, "{} > {smallest}", payload.len());
+        payload[4] = 1;
+        assert_eq!(Reply::decode(FrameKind::SessionStatus, &payload), Err(DecodeError::BadField("reserved")));
     }
 
     #[test]

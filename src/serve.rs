@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use log::{debug, warn};
+use log::{debug, info, warn};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{Error, Result};
@@ -19,6 +19,7 @@ use crate::names::SessionNames;
 use crate::protocol::{Reply, MAX_PATH_LEN, MODE_BITS};
 use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::shm_region::{remove_session, EndReason, Region, Semaphore};
+use crate::stats::{duration_text, rate_text, ServerStats, SessionStats};
 use crate::{sys, IO_CHUNK};
 
 /// What a session is asked to do.
@@ -26,6 +27,7 @@ use crate::{sys, IO_CHUNK};
 pub(crate) enum Job {
     Get { seq: u32, path: String },
     List { seq: u32 },
+    Status { seq: u32 },
 }
 
 /// What every session of one server shares.
@@ -38,6 +40,8 @@ pub(crate) struct ServeEnv {
     /// How long a session may go without a frame taken or a request sent
     /// before the server ends it (`None`: never).
     pub stall_timeout: Option<Duration>,
+    /// The server's totals and live sessions.
+    pub stats: Arc<ServerStats>,
 }
 
 /// A session about to run in its own thread.
@@ -49,6 +53,16 @@ pub(crate) struct SessionThread {
     pub env: ServeEnv,
     /// Requests routed to this session and not yet taken.
     pub pending: Arc<AtomicUsize>,
+    /// What this session is doing, for the log and `--status`.
+    pub stats: Arc<SessionStats>,
+}
+
+/// What became of one file request, as far as the server knows.
+enum Served {
+    /// Sent whole: this many bytes, and the checksum.
+    Sent(u64),
+    /// Answered with this negative reply (not found, refused, error).
+    Answered(Reply),
 }
 
 impl SessionThread {
@@ -66,21 +80,27 @@ impl SessionThread {
         };
         let outcome = self.serve(&mut producer, &jobs);
         let pid = self.client_pid;
+        let (bytes, lasted) = self.stats.totals();
+        let totals = format!("{bytes} bytes in {}", duration_text(lasted));
         match outcome {
-            Ok(()) => debug!("session {region}: closed"),
-            Err(Error::Cancelled) => debug!("session {region}: cancelled"),
+            Ok(()) => debug!("client {pid}: session {region} closed: {totals}"),
+            Err(Error::Cancelled) => debug!("client {pid}: session {region} cancelled: {totals}"),
             Err(Error::Stalled { waited }) => {
                 producer.region().mark_ended(EndReason::Stalled);
                 let secs = waited.as_secs_f64();
-                warn!("session {region}: client {pid} took no frame for {secs:.0} s (stopped?); session ended (--stall-timeout)");
+                warn!("client {pid}: session {region}: the client took no frame for {secs:.0} s (stopped?); session ended (--stall-timeout)");
             }
             Err(Error::Timeout { after, .. }) => {
                 producer.region().mark_ended(EndReason::Idle);
                 let secs = after.as_secs_f64();
-                warn!("session {region}: client {pid} sent no request for {secs:.0} s; session ended (--stall-timeout)");
+                warn!("client {pid}: session {region}: the client sent no request for {secs:.0} s; session ended (--stall-timeout)");
             }
-            Err(Error::PeerGone(why)) => warn!("session {region}: {why}; removing its objects"),
-            Err(e) => warn!("session {region}: ended: {e}"),
+            // Interrupted after its goodbye (Ctrl-C): it left, as it said.
+            Err(Error::PeerGone(_)) if self.stats.has_said_goodbye() => {
+                debug!("client {pid}: session {region} ended: the client left during a transfer: {totals}")
+            }
+            Err(Error::PeerGone(why)) => warn!("client {pid}: session {region}: {why}; removing its objects"),
+            Err(e) => warn!("client {pid}: session {region} ended: {e}"),
         }
         // Whatever ended the session (a shutdown included), a client that is
         // gone may have left its objects: it cannot remove them any more.
@@ -114,12 +134,63 @@ impl SessionThread {
                 }
             };
             self.pending.fetch_sub(1, Ordering::Relaxed);
+            let pid = self.client_pid;
             match job {
-                Job::Get { seq, path } => serve_file(producer, &self.env.root, seq, &path, &mut buf)?,
-                Job::List { seq } => serve_list(producer, &self.env.root, seq)?,
+                Job::Get { seq, path } => self.get(producer, seq, &path, &mut buf)?,
+                Job::List { seq } => {
+                    let count = serve_list(producer, &self.env.root, seq)?;
+                    info!("client {pid}: listing: {count} file(s)");
+                }
+                Job::Status { seq } => {
+                    let (server, sessions) = self.env.stats.snapshot(&self.names.region);
+                    let count = sessions.len() as u64;
+                    producer.send(seq, &Reply::ServerStatus(server))?;
+                    for session in sessions {
+                        producer.send(seq, &Reply::SessionStatus(session))?;
+                    }
+                    producer.send(seq, &Reply::StatusEnd { count })?;
+                    info!("client {pid}: status");
+                }
             }
             idle_since = Instant::now();
         }
+    }
+
+    /// Serves one file request and writes its access-log line: client,
+    /// path, outcome, bytes, duration, rate.
+    fn get(&self, producer: &mut Producer, seq: u32, path: &str, buf: &mut Vec<u8>) -> Result<()> {
+        let started = Instant::now();
+        let result = serve_file(producer, &self.env.root, seq, path, buf, &self.stats);
+        let took = started.elapsed();
+        let sent = self.stats.end();
+        let (pid, shown) = (self.client_pid, path.escape_debug());
+        self.env.stats.count(sent, matches!(result, Ok(Served::Sent(_))));
+        match &result {
+            Ok(Served::Sent(n)) => {
+                info!(
+                    "client {pid}: {shown}: sent {n} bytes in {} ({})",
+                    duration_text(took),
+                    rate_text(*n, took)
+                )
+            }
+            Ok(Served::Answered(Reply::NotFound)) => info!("client {pid}: {shown}: not found"),
+            Ok(Served::Answered(Reply::Refused(why))) => info!("client {pid}: {shown}: refused: {why}"),
+            Ok(Served::Answered(reply)) => {
+                let why = match reply {
+                    Reply::Error(why) => why.as_str(),
+                    _ => "",
+                };
+                warn!("client {pid}: {shown}: failed after {sent} bytes in {}: {why}", duration_text(took))
+            }
+            Err(Error::PeerGone(_)) if self.stats.has_said_goodbye() => {
+                info!("client {pid}: {shown}: stopped after {sent} bytes: the client left (interrupted)")
+            }
+            Err(Error::Cancelled) => {
+                info!("client {pid}: {shown}: stopped after {sent} bytes: the server stops")
+            }
+            Err(e) => info!("client {pid}: {shown}: stopped after {sent} bytes: {e}"),
+        }
+        result.map(drop)
     }
 }
 
@@ -190,16 +261,10 @@ fn file_type_name(ft: std::fs::FileType) -> &'static str {
     }
 }
 
-/// Sends the answer that a file is not served (not found, refused, failed),
-/// logging it (`-v` shows refusals; errors always show).
-fn send_negative(tx: &mut Producer, seq: u32, path: &str, reply: Reply) -> Result<()> {
-    match &reply {
-        Reply::NotFound => debug!("{path}: not found"),
-        Reply::Refused(why) => debug!("{path}: refused: {why}"),
-        Reply::Error(why) => warn!("{path}: {why}"),
-        _ => {}
-    }
-    tx.send(seq, &reply)
+/// Sends the answer that a file is not served (not found, refused, failed).
+fn send_negative(tx: &mut Producer, seq: u32, reply: Reply) -> Result<Served> {
+    tx.send(seq, &reply)?;
+    Ok(Served::Answered(reply))
 }
 
 /// Opens `path` below `root` for reading, or says why not.
@@ -219,14 +284,21 @@ fn open_served(root: &File, path: &str) -> std::result::Result<(File, std::fs::M
     Ok((file, meta))
 }
 
-fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, buf: &mut Vec<u8>) -> Result<()> {
+fn serve_file(
+    tx: &mut Producer,
+    root: &File,
+    seq: u32,
+    path: &str,
+    buf: &mut Vec<u8>,
+    stats: &SessionStats,
+) -> Result<Served> {
     let (mut file, meta) = match open_served(root, path) {
         Ok(opened) => opened,
-        Err(reply) => return send_negative(tx, seq, path, reply),
+        Err(reply) => return send_negative(tx, seq, reply),
     };
     let size = meta.len();
     let noted = Snapshot::of(&meta);
-    debug!("sending {path} ({size} bytes)");
+    stats.begin(path, size);
     tx.send(seq, &Reply::Start { size, mode: meta.mode() & MODE_BITS })?;
     let mut hasher = Xxh3::new();
     // Read in large pieces and hand them out slot by slot: one read() per
@@ -236,30 +308,28 @@ fn serve_file(tx: &mut Producer, root: &File, seq: u32, path: &str, buf: &mut Ve
     while sent < size {
         let want = (size - sent).min(buf.len() as u64) as usize;
         let n = match file.read(&mut buf[..want]) {
-            Ok(0) => {
-                return send_negative(tx, seq, path, Reply::Error(format!("{path} shrank while it was sent")))
-            }
+            Ok(0) => return send_negative(tx, seq, Reply::Error(format!("{path} shrank while it was sent"))),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return send_negative(tx, seq, path, Reply::Error(format!("reading {path}: {e}"))),
+            Err(e) => return send_negative(tx, seq, Reply::Error(format!("reading {path}: {e}"))),
         };
         hasher.update(&buf[..n]);
         for piece in buf[..n].chunks(tx.max_payload()) {
             tx.send_data(seq, piece)?;
         }
         sent += n as u64;
+        stats.advance(n as u64);
     }
     // Bytes rewritten in place or appended while we read would make a copy
     // that matches its checksum and still is not the file: like tar's "file
     // changed as we read it", such a file fails.
     match file.metadata() {
         Ok(now) if Snapshot::of(&now) == noted => {}
-        Ok(_) => {
-            return send_negative(tx, seq, path, Reply::Error(format!("{path} changed while it was sent")))
-        }
-        Err(e) => return send_negative(tx, seq, path, Reply::Error(format!("fstat {path}: {e}"))),
+        Ok(_) => return send_negative(tx, seq, Reply::Error(format!("{path} changed while it was sent"))),
+        Err(e) => return send_negative(tx, seq, Reply::Error(format!("fstat {path}: {e}"))),
     }
-    tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })
+    tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?;
+    Ok(Served::Sent(sent))
 }
 
 /// What says a file changed: its size, modification and status-change
@@ -285,7 +355,8 @@ impl Snapshot {
 const LIST_MAX_ENTRIES: usize = 100_000;
 const LIST_MAX_DEPTH: usize = 32;
 
-fn serve_list(tx: &mut Producer, root: &File, seq: u32) -> Result<()> {
+/// Sends the listing; returns the number of entries sent.
+fn serve_list(tx: &mut Producer, root: &File, seq: u32) -> Result<u64> {
     let mut entries = Vec::new();
     let root_path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(root)));
     walk(&root_path, Path::new(""), 0, &mut entries);
@@ -299,7 +370,8 @@ fn serve_list(tx: &mut Producer, root: &File, seq: u32) -> Result<()> {
         tx.send(seq, &Reply::ListEntry { size, path })?;
         count += 1;
     }
-    tx.send(seq, &Reply::ListEnd { count })
+    tx.send(seq, &Reply::ListEnd { count })?;
+    Ok(count)
 }
 
 fn walk(dir: &Path, rel: &Path, depth: usize, out: &mut Vec<(String, u64)>) {

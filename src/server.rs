@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{info, trace, warn};
+use log::{debug, info, warn};
 use posixmq::PosixMq;
 
 use crate::error::{Error, Result};
@@ -19,6 +19,7 @@ use crate::protocol::Command;
 use crate::queue::{self, QUEUE_MSG_LEN};
 use crate::serve::{Job, ServeEnv};
 use crate::sessions::Sessions;
+use crate::stats::ServerStats;
 
 /// How often the main loop looks at the stop flag and finished sessions.
 const POLL: Duration = Duration::from_millis(50);
@@ -87,16 +88,23 @@ impl Server {
     /// [`Error::Os`] when the queue fails.
     pub fn run(self, stop: Arc<AtomicBool>) -> Result<()> {
         info!(
-            "serving {} on queue {} ({}, at most {} session(s) at once)",
+            "serving {} on queue {} (pid {}, {}, at most {} session(s) at once)",
             self.config.root.display(),
             self.config.queue,
+            std::process::id(),
             if self.config.persistent { "persistent" } else { "until the last client leaves" },
             self.config.max_sessions
         );
+        let stats = Arc::new(ServerStats::new(
+            self.config.root.display().to_string(),
+            self.config.persistent,
+            self.config.max_sessions,
+        ));
         let env = ServeEnv {
             root: Arc::clone(&self.root),
             stop: Arc::clone(&stop),
             stall_timeout: self.config.stall_timeout,
+            stats: Arc::clone(&stats),
         };
         let mut sessions = Sessions::new(&self.config.queue, self.config.max_sessions, env);
         let mut buf = vec![0u8; QUEUE_MSG_LEN];
@@ -129,6 +137,7 @@ impl Server {
         };
         stop.store(true, Ordering::Relaxed);
         sessions.end_all();
+        info!("stopped: {}", stats.summary());
         result
     }
 
@@ -167,7 +176,7 @@ impl Server {
         };
         match Command::decode(&buf[..n]) {
             Ok(cmd) => {
-                trace!("message {cmd:?}");
+                debug!("queue: {cmd:?}");
                 Ok(Some(cmd))
             }
             Err(e) => {
@@ -192,6 +201,9 @@ fn dispatch(sessions: &mut Sessions, cmd: Command) {
             sessions.route(&region, client_pid, Job::Get { seq, path })
         }
         Command::List { client_pid, seq, region } => sessions.route(&region, client_pid, Job::List { seq }),
+        Command::Status { client_pid, seq, region } => {
+            sessions.route(&region, client_pid, Job::Status { seq })
+        }
         Command::Close { client_pid, region } => sessions.close(&region, client_pid),
         Command::Stop { .. } => {}
     }

@@ -12,6 +12,7 @@ use log::{debug, error, warn};
 
 use crate::names::SessionNames;
 use crate::serve::{answer_busy, Job, ServeEnv, SessionThread};
+use crate::stats::SessionStats;
 
 /// Requests a session may have waiting before the server ends it as a flood.
 pub const MAX_PENDING_REQUESTS: usize = 256;
@@ -33,6 +34,7 @@ struct Session {
     jobs: Option<mpsc::Sender<Job>>,
     pending: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<SessionStats>,
 }
 
 impl Session {
@@ -79,7 +81,14 @@ impl Sessions {
 
     /// Joins the threads of finished sessions and forgets them.
     pub fn reap(&mut self) {
-        self.open.retain(|_, s| !s.reap_if_finished());
+        let stats = &self.env.stats;
+        self.open.retain(|region, s| {
+            let finished = s.reap_if_finished();
+            if finished {
+                stats.close(region);
+            }
+            !finished
+        });
     }
 
     /// Whether a client said goodbye and no session is open now.
@@ -125,21 +134,26 @@ impl Sessions {
         }
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
+        let stats = self.env.stats.open(&region, client_pid);
         let thread = SessionThread {
             names,
             region_size,
             client_pid,
             env: self.env.clone(),
             pending: Arc::clone(&pending),
+            stats: Arc::clone(&stats),
         };
         match std::thread::Builder::new().name(format!("session-{client_pid}")).spawn(move || thread.run(rx))
         {
             Ok(thread) => {
-                debug!("session {region}: opened for pid {client_pid}");
-                self.open
-                    .insert(region, Session { client_pid, jobs: Some(tx), pending, thread: Some(thread) });
+                debug!("client {client_pid}: session {region} opened");
+                let session = Session { client_pid, jobs: Some(tx), pending, thread: Some(thread), stats };
+                self.open.insert(region, session);
             }
-            Err(e) => error!("could not start a session thread: {e}"),
+            Err(e) => {
+                self.env.stats.close(&region);
+                error!("could not start a session thread: {e}");
+            }
         }
     }
 
@@ -188,7 +202,8 @@ impl Sessions {
     pub fn close(&mut self, region: &str, client_pid: u32) {
         match self.open.get_mut(region) {
             Some(s) if s.client_pid == client_pid => {
-                debug!("session {region}: client {client_pid} said goodbye");
+                debug!("client {client_pid}: session {region}: goodbye");
+                s.stats.said_goodbye();
                 s.jobs = None;
                 self.any_closed = true;
             }

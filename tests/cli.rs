@@ -441,3 +441,183 @@ fn recursive_refuses_listed_paths_that_would_leave_the_out_dir() {
     fake.join().unwrap();
     env.assert_no_leftovers();
 }
+
+/// A writer that runs `at` once, when `after` bytes have come through.
+struct Pause<F: FnMut()> {
+    seen: usize,
+    after: usize,
+    at: Option<F>,
+}
+
+impl<F: FnMut()> std::io::Write for Pause<F> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.seen += buf.len();
+        if self.seen >= self.after {
+            if let Some(mut at) = self.at.take() {
+                at();
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn status_shows_the_server_and_each_live_session() {
+    let env = TestEnv::new("status_shows_the_server_and_each_live_session");
+    env.create_random("big.bin", 8 << 20, 5);
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent", "--max-sessions", "3"]);
+    env.fetch(&["hello.txt"]).assert_code(0);
+
+    // This process holds a session in the middle of big.bin while the
+    // status is asked for.
+    let config = shmxfer::ClientConfig::new(env.names.queue());
+    let mut holder = shmxfer::Client::connect(&config, Arc::new(AtomicBool::new(false)), &mut || {})
+        .expect("a session opens");
+    let mut seen: Vec<Finished> = Vec::new();
+    let mut writer = Pause {
+        seen: 0,
+        after: 1 << 20,
+        at: Some(|| {
+            seen.push(env.run_client(&["--status"]));
+            seen.push(env.run_client(&["--status", "--json"]));
+        }),
+    };
+    let outcome = holder.fetch_to("big.bin", &mut writer, &mut shmxfer::NoProgress).expect("big.bin arrives");
+    drop(writer);
+    assert_eq!(outcome, shmxfer::Outcome::Delivered { bytes: 8 << 20 });
+    holder.close().unwrap();
+
+    let me = std::process::id();
+    let text = &seen[0];
+    text.assert_code(0);
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    text.check(lines.len() == 3, "a server line, a sessions line, one line for the held session")
+        .check(
+            lines[0].starts_with(&format!("server pid {} on queue {}", server.pid(), env.names.queue())),
+            "pid and queue",
+        )
+        .check(lines[0].contains("(persistent)"), "the mode")
+        .check(
+            lines[1].contains("3 allowed") && lines[1].contains("sent 1 file(s), 6 bytes"),
+            "limits and totals",
+        )
+        .check(lines[2].starts_with(&format!("client {me}: big.bin: ")), "the held session's file")
+        .check(lines[2].contains(&format!(" of {} bytes, ", 8 << 20)), "its size")
+        .check(lines[2].contains("/s, last frame "), "its rate and idle time");
+    let json = &seen[1];
+    json.assert_code(0)
+        .check(
+            json.stdout.starts_with(&format!("{{\"server\":{{\"pid\":{},", server.pid())),
+            "the server object",
+        )
+        .check(json.stdout.contains("\"persistent\":true,\"max_sessions\":3,"), "the mode and limit")
+        .check(
+            json.stdout.contains(&format!("\"sessions\":[{{\"client_pid\":{me},\"path\":\"big.bin\",")),
+            "the session",
+        );
+
+    // No server: one try, exit 3.
+    env.stop_server(&mut server);
+    env.run_client(&["--status"]).assert_code(3);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn server_logs_a_start_line_each_request_and_a_summary() {
+    let env = TestEnv::new("server_logs_a_start_line_each_request");
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let client = env.fetch(&["hello.txt", "nope.txt", "../x"]);
+    client.assert_code(1);
+    env.run_client(&["--list"]).assert_code(0);
+    env.stop_server(&mut server);
+    let log = server.snapshot();
+    let pid = client_pid_of(&log.stderr, "hello.txt");
+    log.assert_stderr_prefixed("shm_server: ")
+        .check(
+            log.stderr.lines().next().unwrap_or_default().contains(&format!(
+                "on queue {} (pid {}",
+                env.names.queue(),
+                server.pid()
+            )),
+            "the start line names queue and pid",
+        )
+        .check(
+            log.stderr.contains(&format!("client {pid}: hello.txt: sent 6 bytes in ")),
+            "the delivered file",
+        )
+        .check(log.stderr.contains(&format!("client {pid}: nope.txt: not found\n")), "the missing file")
+        .check(log.stderr.contains(&format!("client {pid}: ../x: refused: ")), "the refused path")
+        .check(log.stderr.contains(": listing: 1 file(s)"), "the listing")
+        .check(
+            log.stderr.contains("stopped: served 1 file(s), 6 bytes, in 2 session(s) over "),
+            "the summary",
+        )
+        .check(!log.stderr.contains("session /"), "no session life without -v");
+    env.assert_no_leftovers();
+}
+
+/// The pid in the access-log line of `path`.
+fn client_pid_of(log: &str, path: &str) -> u32 {
+    let needle = format!(": {path}: ");
+    let line =
+        log.lines().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("no line for {path}:\n{log}"));
+    line.trim_start_matches("shm_server: client ").split(':').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn server_log_levels_follow_v_q_and_rust_log() {
+    let env = TestEnv::new("server_log_levels_follow_v_q_and_rust_log");
+    env.create("hello.txt", b"hello\n");
+    let run = |extra: &[&str], rust_log: Option<&str>| {
+        let mut cmd = command(SERVER, Some(&env.names));
+        cmd.arg("--root").arg(env.root()).args(extra).current_dir(env.cwd());
+        if let Some(spec) = rust_log {
+            cmd.env("RUST_LOG", spec);
+        }
+        let mut server = Proc::spawn(cmd, Some(&env.names));
+        crate::util::wait_for_queue(&env.names, &mut server);
+        env.fetch(&["hello.txt"]).assert_code(0);
+        let done = server.finish(TIMEOUT);
+        done.assert_code(0);
+        done
+    };
+    let quiet = run(&["-q"], None);
+    quiet.check(quiet.stderr.is_empty(), "-q: errors only");
+    let verbose = run(&["-v"], None);
+    verbose
+        .check(verbose.stderr.contains("session /") && verbose.stderr.contains(" opened"), "-v: session life")
+        .check(verbose.stderr.contains(": goodbye"), "-v: the goodbye")
+        .check(verbose.stderr.contains("queue: Get {"), "-v: queue traffic")
+        .check(verbose.stderr.contains(": hello.txt: sent 6 bytes"), "-v: the access log too");
+    let warn_only = run(&[], Some("warn"));
+    warn_only.check(warn_only.stderr.is_empty(), "RUST_LOG=warn: no info lines");
+    let debug = run(&[], Some("shmxfer=debug"));
+    debug.check(debug.stderr.contains("queue: Get {"), "RUST_LOG=shmxfer=debug: debug lines of the library");
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn an_interrupted_client_is_logged_as_gone_after_its_goodbye_not_as_dead() {
+    let env = TestEnv::new("an_interrupted_client_is_logged_as_gone");
+    env.create_random("big.bin", 64 << 20, 9);
+    let mut server = env.ready_server(&["--persistent", "-v"]);
+    let mut client = env.fetch_proc(&["big.bin"]);
+    let receiving = |c: &Proc| c.open_files_under(env.out()).iter().any(|(_, len)| *len > 0);
+    assert!(crate::util::wait_until(TIMEOUT, || receiving(&client) || !client.is_running()));
+    client.signal(crate::util::Signal::SIGINT);
+    client.finish(TIMEOUT).assert_code(130);
+    // The server notices within a wait slice.
+    crate::util::wait_until(TIMEOUT, || server.stderr().contains("big.bin: stopped after "));
+    env.stop_server(&mut server);
+    let log = server.snapshot();
+    log.check(!log.stderr.contains("died"), "not called dead")
+        .check(log.stderr.contains("big.bin: stopped after "), "the access line says the file stopped")
+        .check(log.stderr.contains("the client left"), "and why");
+    env.assert_no_leftovers();
+}

@@ -43,6 +43,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client [OPTIONS] -i LIST\n       \
         shm_client [OPTIONS] --stdout FILE\n       \
         shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
+        shm_client [OPTIONS] --status [--json]\n       \
         shm_client [OPTIONS] --stop-server",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
@@ -57,6 +58,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client --stdout big.iso | sha256sum     stream one file to a pipe\n  \
         shm_client -r -o /tmp/in subdir             fetch subdir/ and everything below it into /tmp/in/subdir\n  \
         shm_client --list subdir --human            show what the server serves below subdir/\n  \
+        shm_client --status                         what the server is doing, session by session\n  \
         shm_client --stop-server                    stop a --persistent server\n\n\
         Output: one line per FILE on stdout ('NAME: received N bytes', 'NAME: not found on server', ...); \
         a name holding control characters is quoted as ls quotes it ('a'$'\\n''b'). Diagnostics, a summary \
@@ -102,7 +104,12 @@ struct Args {
           conflicts_with_all = ["files", "stop_server", "no_clobber", "input", "relative"])]
     list: Option<String>,
 
-    /// With --list: print JSON for scripts, `{"files":[{"path":..., "size":...}, ...]}`.
+    /// Ask the server what it is doing: its pid, root, mode, uptime, sessions and totals, and a
+    /// line per live session (client pid, file, bytes so far, rate, time since its last frame).
+    #[arg(long, conflicts_with_all = ["files", "list", "stop_server", "no_clobber", "input", "stdout", "recursive", "relative"])]
+    status: bool,
+
+    /// With --list or --status: print JSON for scripts.
     #[arg(long)]
     json: bool,
 
@@ -136,7 +143,7 @@ struct Args {
     slots: u32,
 
     /// Files to fetch, as paths relative to the server's root.
-    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input"])]
+    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status"])]
     files: Vec<String>,
 }
 
@@ -288,6 +295,86 @@ fn list(mut client: Client, args: &Args, prefix: &str) -> ExitCode {
     ExitCode::from(EXIT_OK)
 }
 
+/// `--status`: the server and its other sessions, as text or JSON.
+fn status(mut client: Client, args: &Args) -> ExitCode {
+    let asked = client.status();
+    let closed = client.close();
+    let status = match asked.and_then(|s| closed.map(|()| s)) {
+        Ok(status) => status,
+        Err(e) => return fail(&e),
+    };
+    let server = &status.server;
+    let rate = |bytes: u64, ms: u64| bytes.saturating_mul(1000).checked_div(ms).unwrap_or(0);
+    if args.json {
+        let mut out = format!(
+            "{{\"server\":{{\"pid\":{},\"root\":{},\"persistent\":{},\"max_sessions\":{},\"open_sessions\":{},\
+             \"uptime_ms\":{},\"sessions_total\":{},\"files\":{},\"bytes\":{}}},\"sessions\":[",
+            server.pid,
+            json_string(&server.root),
+            server.persistent,
+            server.max_sessions,
+            server.open_sessions,
+            server.uptime_ms,
+            server.sessions_total,
+            server.files,
+            server.bytes
+        );
+        for (i, s) in status.sessions.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let path = if s.path.is_empty() { "null".to_owned() } else { json_string(&s.path) };
+            out.push_str(&format!(
+                "{{\"client_pid\":{},\"path\":{path},\"sent\":{},\"size\":{},\"rate\":{},\"idle_ms\":{},\
+                 \"file_ms\":{},\"age_ms\":{},\"total\":{}}}",
+                s.client_pid,
+                s.sent,
+                s.size,
+                rate(s.sent, s.file_ms),
+                s.idle_ms,
+                s.file_ms,
+                s.age_ms,
+                s.total
+            ));
+        }
+        out.push_str("]}");
+        say(format_args!("{out}"));
+        return ExitCode::from(EXIT_OK);
+    }
+    let secs = |ms: u64| Duration::from_millis(ms).as_secs_f64();
+    say(format_args!(
+        "server pid {} on queue {}, serving {} ({}), up {:.1} s",
+        server.pid,
+        args.queue,
+        quote_name(&server.root),
+        if server.persistent { "persistent" } else { "until the last client leaves" },
+        secs(server.uptime_ms)
+    ));
+    say(format_args!(
+        "sessions: {} open (this one included) of {} allowed, {} since the start; sent {} file(s), {}",
+        server.open_sessions,
+        server.max_sessions,
+        server.sessions_total,
+        server.files,
+        size_text(server.bytes, args.human) + if args.human { "" } else { " bytes" }
+    ));
+    for s in &status.sessions {
+        let doing = if s.path.is_empty() {
+            "between files".to_owned()
+        } else {
+            format!(
+                "{}: {} of {}, {}/s",
+                quote_name(&s.path),
+                size_text(s.sent, args.human),
+                size_text(s.size, args.human) + if args.human { "" } else { " bytes" },
+                human_size(rate(s.sent, s.file_ms))
+            )
+        };
+        say(format_args!("client {}: {doing}, last frame {:.1} s ago", s.client_pid, secs(s.idle_ms)));
+    }
+    ExitCode::from(EXIT_OK)
+}
+
 /// What became of the files asked for, for the summary line.
 #[derive(Default)]
 struct Tally {
@@ -336,8 +423,8 @@ impl Tally {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.json && args.list.is_none() {
-        usage_error(ErrorKind::MissingRequiredArgument, "--json goes with --list");
+    if args.json && args.list.is_none() && !args.status {
+        usage_error(ErrorKind::MissingRequiredArgument, "--json goes with --list or --status");
     }
     let mut files = args.files.clone();
     if let Some(input) = &args.input {
@@ -370,7 +457,7 @@ fn main() -> ExitCode {
         }
     }
     // Asking a server something (not fetching) does not wait for one unless told to.
-    let one_try = args.list.is_some() || args.stop_server;
+    let one_try = args.list.is_some() || args.stop_server || args.status;
     let wait = args.wait.unwrap_or(if one_try { Duration::ZERO } else { DEFAULT_WAIT });
     let stall_timeout = Some(args.stall_timeout).filter(|d| !d.is_zero());
     let config = ClientConfig { queue: args.queue.clone(), wait, slots: args.slots, stall_timeout };
@@ -397,7 +484,7 @@ fn main() -> ExitCode {
         };
     }
 
-    if args.list.is_none() && !args.stdout {
+    if args.list.is_none() && !args.stdout && !args.status {
         if !args.recursive {
             if let Err(e) = delivery(&args, args.out_dir.clone()).check_outputs(&files) {
                 return fail(&e);
@@ -423,6 +510,9 @@ fn main() -> ExitCode {
 
     if let Some(prefix) = &args.list {
         return list(client, &args, prefix);
+    }
+    if args.status {
+        return status(client, &args);
     }
     if args.stdout {
         return stream(client, &args, &files[0]);

@@ -63,7 +63,10 @@ struct Args {
     #[arg(long, conflicts_with_all = ["persistent", "max_sessions"])]
     cleanup: bool,
 
-    /// Log every session and request (twice: every message).
+    /// Log each session's life and every queue message too (twice: everything). By default the
+    /// log has a start line, one line per request (client pid, path, outcome, bytes, duration,
+    /// rate), warnings and a summary at shutdown. RUST_LOG (env_logger's syntax, such as
+    /// `shmxfer=debug`) is honoured; -v and -q set the default level over it.
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
 
@@ -79,8 +82,15 @@ fn init_logging(args: &Args) {
         (false, 1) => log::LevelFilter::Debug,
         (false, _) => log::LevelFilter::Trace,
     };
-    env_logger::Builder::new()
-        .filter_level(level)
+    let mut builder = env_logger::Builder::new();
+    builder.filter_level(log::LevelFilter::Info);
+    if let Ok(spec) = std::env::var("RUST_LOG") {
+        builder.parse_filters(&spec);
+    }
+    if args.quiet || args.verbose > 0 {
+        builder.filter_level(level);
+    }
+    builder
         .format(|buf, record| {
             let prefix = match record.level() {
                 log::Level::Error => "error: ",

@@ -1,0 +1,254 @@
+//! What a server has done and is doing: totals for its log and its
+//! shutdown summary, and a live record per session, which `--status` reads.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::protocol::{truncate_utf8, ServerStatus, SessionStatus, MAX_STATUS_TEXT};
+
+/// A server's totals and its live sessions.
+#[derive(Debug)]
+pub(crate) struct ServerStats {
+    started: Instant,
+    root: String,
+    persistent: bool,
+    max_sessions: usize,
+    /// Sessions opened.
+    sessions: AtomicU64,
+    /// Files sent whole.
+    files: AtomicU64,
+    /// Bytes of file data sent, whole files or not.
+    bytes: AtomicU64,
+    /// Live sessions by region name.
+    live: Mutex<HashMap<String, Arc<SessionStats>>>,
+}
+
+impl ServerStats {
+    pub fn new(root: String, persistent: bool, max_sessions: usize) -> ServerStats {
+        ServerStats {
+            started: Instant::now(),
+            root,
+            persistent,
+            max_sessions,
+            sessions: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            live: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<String, Arc<SessionStats>>> {
+        // A panicking session thread cannot leave the map half-changed.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a new session and returns its live record.
+    pub fn open(&self, region: &str, client_pid: u32) -> Arc<SessionStats> {
+        self.sessions.fetch_add(1, Ordering::Relaxed);
+        let session = Arc::new(SessionStats::new(client_pid));
+        self.live().insert(region.to_owned(), Arc::clone(&session));
+        session
+    }
+
+    /// Forgets a session that has ended.
+    pub fn close(&self, region: &str) {
+        self.live().remove(region);
+    }
+
+    /// Counts `bytes` of file data sent, and a whole file if `whole`.
+    pub fn count(&self, bytes: u64, whole: bool) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if whole {
+            self.files.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// One line for the log when the server stops.
+    pub fn summary(&self) -> String {
+        let uptime = self.started.elapsed();
+        format!(
+            "served {} file(s), {} bytes, in {} session(s) over {}",
+            self.files.load(Ordering::Relaxed),
+            self.bytes.load(Ordering::Relaxed),
+            self.sessions.load(Ordering::Relaxed),
+            duration_text(uptime)
+        )
+    }
+
+    /// The server's status and its sessions', leaving out the session
+    /// `asking` (the one that asks), sorted by client pid.
+    pub fn snapshot(&self, asking: &str) -> (ServerStatus, Vec<SessionStatus>) {
+        let live = self.live();
+        let mut sessions: Vec<SessionStatus> =
+            live.iter().filter(|(region, _)| region.as_str() != asking).map(|(_, s)| s.status()).collect();
+        sessions.sort_by_key(|s| s.client_pid);
+        let server = ServerStatus {
+            pid: std::process::id(),
+            persistent: self.persistent,
+            max_sessions: u32::try_from(self.max_sessions).unwrap_or(u32::MAX),
+            open_sessions: u32::try_from(live.len()).unwrap_or(u32::MAX),
+            uptime_ms: millis(self.started.elapsed()),
+            sessions_total: self.sessions.load(Ordering::Relaxed),
+            files: self.files.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            root: truncate_utf8(&self.root, MAX_STATUS_TEXT).to_owned(),
+        };
+        (server, sessions)
+    }
+}
+
+/// One session's live record, written by its thread.
+#[derive(Debug)]
+pub(crate) struct SessionStats {
+    pub client_pid: u32,
+    opened: Instant,
+    /// The file being sent and its size; `None` between files.
+    current: Mutex<Option<(String, u64, Instant)>>,
+    /// Bytes of the current file sent so far.
+    sent: AtomicU64,
+    /// Bytes sent in this session.
+    total: AtomicU64,
+    /// Milliseconds from `opened` to the last frame handed over.
+    last_frame_ms: AtomicU64,
+    /// Whether the client said goodbye: its death after that is no surprise.
+    goodbye: AtomicBool,
+}
+
+impl SessionStats {
+    fn new(client_pid: u32) -> SessionStats {
+        SessionStats {
+            client_pid,
+            opened: Instant::now(),
+            current: Mutex::new(None),
+            sent: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+            last_frame_ms: AtomicU64::new(0),
+            goodbye: AtomicBool::new(false),
+        }
+    }
+
+    fn current(&self) -> MutexGuard<'_, Option<(String, u64, Instant)>> {
+        self.current.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A file of `size` bytes starts.
+    pub fn begin(&self, path: &str, size: u64) {
+        self.sent.store(0, Ordering::Relaxed);
+        *self.current() = Some((path.to_owned(), size, Instant::now()));
+        self.touch();
+    }
+
+    /// `n` more bytes were handed over.
+    pub fn advance(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+        self.total.fetch_add(n, Ordering::Relaxed);
+        self.touch();
+    }
+
+    /// The current file is done; returns the bytes of it that were sent.
+    pub fn end(&self) -> u64 {
+        *self.current() = None;
+        self.sent.swap(0, Ordering::Relaxed)
+    }
+
+    /// A frame moved now.
+    pub fn touch(&self) {
+        self.last_frame_ms.store(millis(self.opened.elapsed()), Ordering::Relaxed);
+    }
+
+    /// The client said goodbye.
+    pub fn said_goodbye(&self) {
+        self.goodbye.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the client said goodbye.
+    pub fn has_said_goodbye(&self) -> bool {
+        self.goodbye.load(Ordering::Relaxed)
+    }
+
+    /// Bytes sent in this session, and how long it has lasted.
+    pub fn totals(&self) -> (u64, Duration) {
+        (self.total.load(Ordering::Relaxed), self.opened.elapsed())
+    }
+
+    fn status(&self) -> SessionStatus {
+        let age = millis(self.opened.elapsed());
+        let current = self.current();
+        let (path, size, file_ms) = match &*current {
+            Some((path, size, since)) => (path.as_str(), *size, millis(since.elapsed())),
+            None => ("", 0, 0),
+        };
+        SessionStatus {
+            client_pid: self.client_pid,
+            age_ms: age,
+            idle_ms: age.saturating_sub(self.last_frame_ms.load(Ordering::Relaxed)),
+            sent: self.sent.load(Ordering::Relaxed),
+            size,
+            file_ms,
+            total: self.total.load(Ordering::Relaxed),
+            path: truncate_utf8(path, MAX_STATUS_TEXT).to_owned(),
+        }
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `0.4 ms`, `12.3 s`, `2 min 5 s`, `3 h 4 min`.
+pub(crate) fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        format!("{:.1} ms", secs * 1000.0)
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{} h {} min", d.as_secs() / 3600, d.as_secs() % 3600 / 60)
+    }
+}
+
+/// `bytes` over `d` as MiB/s, for the log.
+pub(crate) fn rate_text(bytes: u64, d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs <= 0.0 {
+        return "-".into();
+    }
+    format!("{:.1} MiB/s", bytes as f64 / secs / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_shows_live_sessions_but_the_asking_one() {
+        let stats = ServerStats::new("/srv".into(), true, 4);
+        let a = stats.open("/q.1.a", 1);
+        let _b = stats.open("/q.2.b", 2);
+        a.begin("big.iso", 1000);
+        a.advance(300);
+        let (server, sessions) = stats.snapshot("/q.2.b");
+        assert_eq!((server.open_sessions, server.sessions_total, server.max_sessions), (2, 2, 4));
+        assert_eq!(sessions.len(), 1);
+        assert_eq!((sessions[0].client_pid, sessions[0].sent, sessions[0].size), (1, 300, 1000));
+        assert_eq!(sessions[0].path, "big.iso");
+        assert_eq!(a.end(), 300);
+        stats.count(300, false);
+        stats.close("/q.1.a");
+        let (server, sessions) = stats.snapshot("");
+        assert_eq!((server.open_sessions, server.bytes, server.files), (1, 300, 0));
+        assert_eq!(sessions[0].path, "");
+    }
+
+    #[test]
+    fn durations_read_as_people_expect() {
+        assert_eq!(duration_text(Duration::from_micros(400)), "0.4 ms");
+        assert_eq!(duration_text(Duration::from_millis(12_300)), "12.3 s");
+        assert_eq!(duration_text(Duration::from_secs(125)), "2 min 5 s");
+        assert_eq!(duration_text(Duration::from_secs(3 * 3600 + 240)), "3 h 4 min");
+    }
+}
