@@ -88,12 +88,13 @@ impl Server {
     /// [`Error::Os`] when the queue fails.
     pub fn run(self, stop: Arc<AtomicBool>) -> Result<()> {
         info!(
-            "serving {} on queue {} (pid {}, {}, at most {} session(s) at once)",
+            "serving {} on queue {} (pid {}, {}, at most {} session(s) at once, stall timeout {})",
             self.config.root.display(),
             self.config.queue,
             std::process::id(),
             if self.config.persistent { "persistent" } else { "until the last client leaves" },
-            self.config.max_sessions
+            self.config.max_sessions,
+            self.config.stall_timeout.map_or("none".to_owned(), |d| format!("{} s", d.as_secs_f64()))
         );
         let stats = Arc::new(ServerStats::new(
             self.config.root.display().to_string(),
