@@ -479,16 +479,17 @@ fn status_shows_the_server_and_each_live_session() {
     let mut holder = shmxfer::Client::connect(&config, Arc::new(AtomicBool::new(false)), &mut || {})
         .expect("a session opens");
     let mut seen: Vec<Finished> = Vec::new();
-    let mut writer = Pause {
-        seen: 0,
-        after: 1 << 20,
-        at: Some(|| {
-            seen.push(env.run_client(&["--status"]));
-            seen.push(env.run_client(&["--status", "--json"]));
-        }),
+    let outcome = {
+        let mut writer = Pause {
+            seen: 0,
+            after: 1 << 20,
+            at: Some(|| {
+                seen.push(env.run_client(&["--status"]));
+                seen.push(env.run_client(&["--status", "--json"]));
+            }),
+        };
+        holder.fetch_to("big.bin", &mut writer, &mut shmxfer::NoProgress).expect("big.bin arrives")
     };
-    let outcome = holder.fetch_to("big.bin", &mut writer, &mut shmxfer::NoProgress).expect("big.bin arrives");
-    drop(writer);
     assert_eq!(outcome, shmxfer::Outcome::Delivered { bytes: 8 << 20 });
     holder.close().unwrap();
 
