@@ -395,6 +395,16 @@ fn recursive_fetches_a_directory_keeping_its_paths() {
     for rel in ["sub/a.txt", "sub/deep/b.bin", "subway/c.txt", "top.txt"] {
         crate::util::assert_same_file(&env.in_root(rel), &all.join(rel));
     }
+
+    // A deeper directory lands under its own name; with -R under its whole path.
+    for (flags, want) in [(&["-r"][..], "deep/b.bin"), (&["-r", "-R"][..], "sub/deep/b.bin")] {
+        let to = env.tmp().join(format!("to{}", flags.len()));
+        fs::create_dir(&to).unwrap();
+        let mut args = flags.to_vec();
+        args.extend(["-o", to.to_str().unwrap(), "sub/deep"]);
+        env.run_client(&args).assert_code(0).assert_stdout_lines(&[format!("{want}: received 100000 bytes")]);
+        crate::util::assert_same_file(&env.in_root("sub/deep/b.bin"), &to.join(want));
+    }
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }

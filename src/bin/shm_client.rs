@@ -91,7 +91,8 @@ struct Args {
 
     /// Keep each FILE's path below --out-dir (d1/x -> DIR/d1/x), creating directories as needed; without it
     /// a file is written under its last path component, and two FILEs with the same one are refused.
-    #[arg(short = 'R', long, conflicts_with_all = ["recursive"])]
+    /// With -r: each file keeps its whole path in the server's tree.
+    #[arg(short = 'R', long)]
     relative: bool,
 
     /// Print only failures: no success lines, no summary, no progress, no waiting notice.
@@ -596,7 +597,8 @@ fn plain_jobs(args: &Args, files: &[String]) -> Vec<Job> {
 
 /// The jobs of `-r`: every listed file at or below each named path, kept at
 /// its path relative to the named directory's parent below --out-dir (`-r
-/// sub` writes `sub/...`; `-r .` the whole tree). Directories are created
+/// sub/deep` writes `deep/...`; `-r .` the whole tree), or with `-R` at its
+/// whole path (`sub/deep/...`). Directories are created
 /// here, one component at a time, never through a symlink; a path from the
 /// server with an empty, `.` or `..` component is refused.
 fn recursive_jobs(client: &mut Client, args: &Args, files: &[String]) -> Result<Vec<Job>, Error> {
@@ -609,14 +611,14 @@ fn recursive_jobs(client: &mut Client, args: &Args, files: &[String]) -> Result<
         let base = if whole { "" } else { dir.rsplit('/').next().unwrap_or(dir) };
         let before = jobs.len();
         for (path, _) in &listing {
-            let local = if whole {
-                path.clone()
-            } else if path == dir {
-                shmxfer::output_name(path).unwrap_or(path).to_owned()
-            } else if let Some(rest) = path.strip_prefix(dir).filter(|r| r.starts_with('/')) {
-                format!("{base}{rest}")
-            } else {
+            let below = path.strip_prefix(dir).filter(|rest| rest.starts_with('/'));
+            if !whole && path != dir && below.is_none() {
                 continue;
+            }
+            let local = match below {
+                _ if whole || args.relative => path.clone(),
+                Some(rest) => format!("{base}{rest}"),
+                None => shmxfer::output_name(path).unwrap_or(path).to_owned(),
             };
             jobs.push(local_job(args, path, local));
         }
@@ -697,7 +699,9 @@ fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
         let run = jobs[next..].iter().take_while(|j| j.known.is_none() && &j.dir == dir).count();
         let run = &jobs[next..next + run];
         let paths: Vec<String> = run.iter().map(|j| j.remote.clone()).collect();
-        let delivery = delivery(args, dir.clone());
+        let mut delivery = delivery(args, dir.clone());
+        // -r has made the directories and named the jobs' own.
+        delivery.relative &= !args.recursive;
         let mut i = 0;
         fetched = delivery
             .fetch(&mut client, &paths, &mut bar, &mut |_, outcome| {
