@@ -142,13 +142,23 @@ if [ "${BENCH_SWEEP:-0}" = 1 ]; then
   start_server
 fi
 
+# Each round into a directory of its own, removed only after the last: on
+# ext4 a new inode skips those freed in the last seconds one by one, so
+# creating 1000 files right after deleting 1000 measures that scan.
 mapfile -t small < <(cd "$work/root" && ls small | sed 's|^|small/|')
-fetch_small() { "$bin/shm_client" --queue "$queue" -q -o "$work/out" "${small[@]}"; }
 cps="" shms=""
-for _ in $(seq "$runs"); do
-  cps+="$(timed cp -r "$work/root/small" "$work/out/small") "
-  shms+="$(timed fetch_small) "
+for r in $(seq "$runs"); do
+  mkdir -p "$work/small/cp$r" "$work/small/shm$r"
+  sync
+  t0=$EPOCHREALTIME
+  cp -r "$work/root/small" "$work/small/cp$r/small"
+  cps+="$(calc "$EPOCHREALTIME - $t0") "
+  sync
+  t0=$EPOCHREALTIME
+  "$bin/shm_client" --queue "$queue" -q -o "$work/small/shm$r" "${small[@]}"
+  shms+="$(calc "$EPOCHREALTIME - $t0") "
 done
+rm -rf "$work/small"
 t_cps=$(tr ' ' '\n' <<< "$cps" | grep . | median)
 t_shms=$(tr ' ' '\n' <<< "$shms" | grep . | median)
 echo
