@@ -17,7 +17,9 @@
 //! Spinning adapts: each waiter keeps a rate of the waits that ended within
 //! the spin budget and spins less as it falls (a peer that is slow, or has no
 //! core to run on), and no more waiters of one process spin at once than
-//! there are cores; the rest block at once.
+//! there are cores; the rest block at once. A waiting thread asks the
+//! scheduler for short time slices, so that when its peer wakes it, it runs
+//! at once rather than after a busy neighbour's slice.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -121,6 +123,17 @@ impl Drop for SpinSlot {
     }
 }
 
+/// Asks once per thread for short time slices: a waiter woken by its peer
+/// then gets its core at once, even from a process that never sleeps,
+/// rather than after that process's slice (milliseconds, where a frame
+/// takes a microsecond).
+fn ask_for_short_slices() {
+    thread_local!(static ASKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if !ASKED.replace(true) {
+        let _ = crate::sys::request_time_slice(Duration::from_micros(100));
+    }
+}
+
 /// Checks whether the peer is still there; called once per wait slice.
 pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
 
@@ -143,6 +156,7 @@ fn acquire(
     if sem.try_wait() {
         return Ok(());
     }
+    ask_for_short_slices();
     let max = spin_budget();
     let start = Instant::now();
     if !max.is_zero() {
