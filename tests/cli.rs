@@ -632,3 +632,19 @@ fn an_interrupted_client_is_logged_as_gone_after_its_goodbye_not_as_dead() {
         .check(log.stderr.contains("the client left"), "and why");
     env.assert_no_leftovers();
 }
+
+#[test]
+fn both_programs_print_completions_and_a_man_page() {
+    for (bin, name, flag) in [(SERVER, "shm_server", "--stall-timeout"), (CLIENT, "shm_client", "--stdout")] {
+        let mut cmd = command(bin, None);
+        cmd.args(["--completions", "bash"]);
+        let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+        done.assert_code(0)
+            .check(done.stdout.contains(&format!("_{name}()")), "a bash function")
+            .check(done.stdout.contains(flag), "the options");
+        let mut cmd = command(bin, None);
+        cmd.arg("--man").env("SHMXFER_QUEUE", "/from_env");
+        let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+        done.assert_code(0).check(done.stdout.contains(&format!(".TH {name} 1")), "a roff page");
+    }
+}

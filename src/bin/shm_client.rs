@@ -144,8 +144,16 @@ struct Args {
     slots: u32,
 
     /// Files to fetch, as paths relative to the server's root.
-    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status"])]
+    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "completions", "man"])]
     files: Vec<String>,
+
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL")]
+    completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit: `shm_client --man > shm_client.1`.
+    #[arg(long)]
+    man: bool,
 }
 
 /// A progress bar on stderr while a file arrives, only on a terminal.
@@ -424,6 +432,13 @@ impl Tally {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(shell) = args.completions {
+        common::print_completions(Args::command(), shell);
+        return ExitCode::SUCCESS;
+    }
+    if args.man {
+        return common::print_man(Args::command());
+    }
     if args.json && args.list.is_none() && !args.status {
         usage_error(ErrorKind::MissingRequiredArgument, "--json goes with --list or --status");
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use shmxfer::{Error, Server, ServerConfig, DEFAULT_QUEUE};
 
 mod common;
@@ -73,6 +73,14 @@ struct Args {
     /// Log errors only.
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
+
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    #[arg(long, value_name = "SHELL")]
+    completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit: `shm_server --man > shm_server.1`.
+    #[arg(long)]
+    man: bool,
 }
 
 fn init_logging(args: &Args) {
@@ -162,6 +170,13 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(shell) = args.completions {
+        common::print_completions(Args::command(), shell);
+        return ExitCode::SUCCESS;
+    }
+    if args.man {
+        return common::print_man(Args::command());
+    }
     init_logging(&args);
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,

@@ -170,6 +170,30 @@ pub fn parse_queue(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--completions SHELL`: the shell completion script of `cmd` on stdout.
+pub fn print_completions(mut cmd: clap::Command, shell: clap_complete::Shell) {
+    let name = cmd.get_name().to_owned();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    // A closed pipe (`| head`) is not an error worth a message.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+}
+
+/// `--man`: the man page of `cmd` (roff) on stdout.
+pub fn print_man(cmd: clap::Command) -> std::process::ExitCode {
+    let mut page = Vec::new();
+    match clap_mangen::Man::new(cmd)
+        .render(&mut page)
+        .and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &page))
+    {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("writing the man page: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
