@@ -269,7 +269,6 @@ impl Chaos {
 }
 
 #[test]
-#[ignore = "until per-session liveness, collection of dead sessions and --stall-timeout are on main"]
 fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_or_littered() {
     let seed = env_u64("CHAOS_SEED").unwrap_or_else(|| {
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
