@@ -80,6 +80,10 @@ struct Counts {
     unexplained: usize,
     server_kills: usize,
     server_stops: usize,
+    /// Signals that reached a running client.
+    client_kills: usize,
+    client_interrupts: usize,
+    client_stops: usize,
     unexpected_server_exits: usize,
     /// How the clients ended, by exit status, with their total run time.
     outcomes: BTreeMap<String, (usize, Duration)>,
@@ -167,12 +171,16 @@ impl Chaos {
         }
         cmd.args(&files);
         let fate = match self.rng.range(0, 100) {
-            0..=54 => Fate::Undisturbed,
-            55..=69 => Fate::Kill,
-            70..=79 => Fate::Interrupt,
+            0..=44 => Fate::Undisturbed,
+            45..=64 => Fate::Kill,
+            65..=79 => Fate::Interrupt,
             _ => Fate::Stop(Duration::from_millis(self.rng.range(100, 4000))),
         };
-        let fate_at = Duration::from_millis(self.rng.range(0, 1500));
+        // Mostly early, while even a fast transfer is in flight.
+        let fate_at = match self.rng.range(0, 10) {
+            0..=6 => Duration::from_micros(self.rng.range(0, 60_000)),
+            _ => Duration::from_millis(self.rng.range(0, 1000)),
+        };
         let bytes: u64 = files.iter().map(|f| self.sources[f].0).sum();
         let now = Instant::now();
         let mut bound = Duration::from_secs(WAIT_SECS + STALL_SECS) + SESSION_START + MARGIN;
@@ -332,20 +340,21 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
         }
         // The clients' fates.
         for c in clients.iter_mut() {
-            if !c.applied && now >= c.fate_at {
+            if !c.applied && now >= c.fate_at && c.fate != Fate::Undisturbed && c.proc.is_running() {
                 c.applied = true;
+                c.disturbed = true;
                 match c.fate {
                     Fate::Undisturbed => {}
                     Fate::Kill => {
-                        c.disturbed = true;
+                        chaos.counts.client_kills += 1;
                         c.proc.signal(Signal::SIGKILL);
                     }
                     Fate::Interrupt => {
-                        c.disturbed = true;
+                        chaos.counts.client_interrupts += 1;
                         c.proc.signal(Signal::SIGINT);
                     }
                     Fate::Stop(d) => {
-                        c.disturbed = true;
+                        chaos.counts.client_stops += 1;
                         c.proc.signal(Signal::SIGSTOP);
                         c.cont_at = Some(now + d);
                         c.deadline += d;
@@ -364,7 +373,7 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
         }
         if now >= next_server_event && more(next_id) {
             chaos.server_event(&mut clients);
-            next_server_event = now + Duration::from_millis(chaos.rng.range(500, 4000));
+            next_server_event = now + Duration::from_millis(chaos.rng.range(100, 1500));
         }
         if !chaos.server.is_running() {
             let done = chaos.server.snapshot();
@@ -439,9 +448,13 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
         eprintln!("chaos: {n:5} clients {how} (mean {:?})", *time / *n as u32);
     }
     eprintln!(
-        "chaos: seed {seed}: {} sessions, {} server kills, {} server stops in {:?}: \
+        "chaos: seed {seed}: {} sessions ({} clients SIGKILLed, {} SIGINTed, {} SIGSTOPped), \
+         {} server kills, {} server stops in {:?}: \
          corrupt {}, hung {}, leaked {}, litter {} (unexplained failures {}, servers exited by themselves {})",
         c.sessions,
+        c.client_kills,
+        c.client_interrupts,
+        c.client_stops,
         c.server_kills,
         c.server_stops,
         started.elapsed(),
