@@ -512,7 +512,9 @@ fn next_server_collects_what_a_killed_client_and_its_killed_server_left() {
     let lock = format!("{}.lock", env.names.stem());
     let collected = wait_until(Duration::from_secs(10), || env.names.shm_entries() == [lock.clone()]);
     assert!(collected, "left: {:?}\n{}", env.names.shm_entries(), next.snapshot());
-    assert!(next.stderr().contains(&dead[0]), "the server logs what it removed\n{}", next.snapshot());
+    // The log line follows the removal.
+    let logged = wait_until(DETECT, || next.stderr().contains(&dead[0]));
+    assert!(logged, "the server logs what it removed\n{}", next.snapshot());
     stop(&env, &mut next);
     assert_no_leftovers(&env.names);
 }
@@ -541,7 +543,9 @@ fn running_server_collects_objects_of_a_client_killed_before_it_sent_open() {
     let lock = format!("{}.lock", env.names.stem());
     let collected = wait_until(Duration::from_secs(10), || env.names.shm_entries() == [lock.clone()]);
     assert!(collected, "left: {:?}\n{}", env.names.shm_entries(), server.snapshot());
-    assert!(server.stderr().contains(&dead[0]), "the server logs what it removed\n{}", server.snapshot());
+    // The log line follows the removal.
+    let logged = wait_until(DETECT, || server.stderr().contains(&dead[0]));
+    assert!(logged, "the server logs what it removed\n{}", server.snapshot());
     stop(&env, &mut server);
     assert_no_leftovers(&env.names);
 }
