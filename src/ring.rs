@@ -278,7 +278,7 @@ impl Producer {
         self.sems.items.post()
     }
 
-    /// Sends a data frame. `bytes` must fit one slot ([`Producer::payload`]).
+    /// Sends a data frame. `bytes` must fit one slot ([`Producer::max_payload`]).
     ///
     /// # Errors
     ///

@@ -651,7 +651,7 @@ impl Region {
     ///
     /// # Panics
     ///
-    /// When `payload` is longer than [`Geometry::payload`]: a bug of the caller.
+    /// When `payload` is longer than [`Geometry::max_payload`]: a bug of the caller.
     pub fn write_frame(&self, slot: u32, header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) {
         assert!(payload.len() <= self.geometry.max_payload(), "frame payload over slot capacity");
         let dst = self.slot_ptr(slot);
@@ -677,7 +677,7 @@ impl Region {
     ///
     /// # Panics
     ///
-    /// When `out` is longer than [`Geometry::payload`]: a bug of the caller,
+    /// When `out` is longer than [`Geometry::max_payload`]: a bug of the caller,
     /// who must have validated the frame's length.
     pub fn read_payload(&self, slot: u32, out: &mut [u8]) {
         assert!(out.len() <= self.geometry.max_payload(), "payload read over slot capacity");
