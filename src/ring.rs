@@ -21,8 +21,9 @@
 //! scheduler for short time slices, so that when its peer wakes it, it runs
 //! at once rather than after a busy neighbour's slice.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -63,40 +64,50 @@ fn max_spinners() -> usize {
 }
 
 /// One waiter's record of whether spinning pays: an exponentially weighted
-/// rate of the waits that ended within the spin budget, whether they spun or
-/// blocked. Spins that keep succeeding keep the full budget; waits that
-/// outlast it (the peer is slow, or has no core to run on) shrink the budget
-/// until the waiter blocks at once, and a blocked wait that ended soon after
-/// it began grows it again.
+/// rate of the spins that caught the peer. Spins that keep succeeding keep
+/// the full budget; spins that run out (the peer is slow, or has no core to
+/// run on) shrink it until the waiter blocks at once, and then one wait in
+/// [`PROBE_EVERY`] spins the full budget to see whether it pays again. A
+/// waiter that blocks uses only the CPU it needs, so the scheduler runs it
+/// as soon as its peer wakes it; one that spun in vain has to wait its turn.
 #[derive(Debug, Clone)]
 struct Spinner {
     /// The rate in 1/`HIT_ONE` units.
     hits: u32,
+    /// Waits without a spin since the last probe.
+    skipped: u32,
 }
 
 /// Fixed-point one for [`Spinner::hits`].
 const HIT_ONE: u32 = 1 << 16;
 
-/// Below this rate a waiter does not yield-spin at all.
+/// Below this rate a waiter does not yield-spin at all...
 const HIT_FLOOR: u32 = HIT_ONE / 4;
+
+/// ...but for one wait in this many, to learn whether spinning pays again.
+const PROBE_EVERY: u32 = 64;
 
 impl Default for Spinner {
     fn default() -> Spinner {
-        Spinner { hits: HIT_ONE }
+        Spinner { hits: HIT_ONE, skipped: 0 }
     }
 }
 
 impl Spinner {
     /// How long to spin now, out of `max`.
-    fn budget(&self, max: Duration) -> Duration {
-        if self.hits < HIT_FLOOR {
-            Duration::ZERO
-        } else {
-            max.mul_f64(f64::from(self.hits) / f64::from(HIT_ONE))
+    fn budget(&mut self, max: Duration) -> Duration {
+        if self.hits >= HIT_FLOOR {
+            return max.mul_f64(f64::from(self.hits) / f64::from(HIT_ONE));
         }
+        self.skipped += 1;
+        if self.skipped >= PROBE_EVERY {
+            self.skipped = 0;
+            return max;
+        }
+        Duration::ZERO
     }
 
-    /// Records one wait: whether it ended within `max`. Weight 1/16.
+    /// Records one spin: whether it caught the peer. Weight 1/16.
     fn record(&mut self, hit: bool) {
         let sample = if hit { HIT_ONE } else { 0 };
         self.hits = self.hits - self.hits / 16 + sample / 16;
@@ -134,6 +145,84 @@ fn ask_for_short_slices() {
     }
 }
 
+/// How many sessions of this process stream data at once: half the cores,
+/// at least one. A streaming session needs its peer running on another core
+/// at the same time; with more sessions than that, they take turns instead
+/// of all spinning and blocking in each other's way.
+fn max_streams() -> usize {
+    static MAX: OnceLock<usize> = OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
+}
+
+/// Bytes a session streams per turn before the next waiting session goes.
+const TURN_BYTES: usize = 4 << 20;
+
+/// Who streams now and who waits, in order of arrival.
+struct TurnQueue {
+    active: usize,
+    waiting: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+static TURNS: Mutex<TurnQueue> =
+    Mutex::new(TurnQueue { active: 0, waiting: VecDeque::new(), next_ticket: 0 });
+static TURN_CHANGED: Condvar = Condvar::new();
+
+fn turns() -> std::sync::MutexGuard<'static, TurnQueue> {
+    TURNS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The right to stream data frames, held by at most [`max_streams`]
+/// producers of this process at once, first come first served; given back
+/// on drop. A producer gives it back after [`TURN_BYTES`], after a file, and
+/// before it blocks for a slot: a stopped or slow client holds no one up.
+struct Turn;
+
+impl Turn {
+    /// Waits for a turn in slices, checking `cancel` and `alive` between.
+    fn take(cancel: &AtomicBool, alive: &Liveness) -> Result<Turn> {
+        let mut q = turns();
+        if q.waiting.is_empty() && q.active < max_streams() {
+            q.active += 1;
+            return Ok(Turn);
+        }
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push_back(ticket);
+        loop {
+            if q.waiting.front() == Some(&ticket) && q.active < max_streams() {
+                q.waiting.pop_front();
+                q.active += 1;
+                drop(q);
+                // The next in line may fit too.
+                TURN_CHANGED.notify_all();
+                return Ok(Turn);
+            }
+            let (guard, timeout) =
+                TURN_CHANGED.wait_timeout(q, WAIT_SLICE).unwrap_or_else(PoisonError::into_inner);
+            q = guard;
+            if timeout.timed_out() {
+                drop(q);
+                let gone = if cancel.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { alive() };
+                q = turns();
+                if let Err(e) = gone {
+                    q.waiting.retain(|t| *t != ticket);
+                    drop(q);
+                    TURN_CHANGED.notify_all();
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        turns().active -= 1;
+        TURN_CHANGED.notify_all();
+    }
+}
+
 /// Checks whether the peer is still there; called once per wait slice.
 pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
 
@@ -147,6 +236,7 @@ fn acquire(
     alive: &Liveness,
     spinner: &mut Spinner,
     stall: Option<Duration>,
+    turn: &mut Option<Turn>,
 ) -> Result<()> {
     // Checked on every frame, not only when waiting: a transfer running at
     // full speed never waits, and must still stop at once on SIGINT.
@@ -180,17 +270,18 @@ fn acquire(
                         return Ok(());
                     }
                 }
+                spinner.record(false);
             }
         }
     }
+    // Whoever waits for a turn may go while this one sleeps.
+    *turn = None;
     let blocked = Instant::now();
     loop {
         if cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
         if sem.wait_timeout(WAIT_SLICE)? == WaitOutcome::Acquired {
-            // Would a spin of the full budget have caught it?
-            spinner.record(start.elapsed() <= max);
             return Ok(());
         }
         if cancel.load(Ordering::Relaxed) {
@@ -220,6 +311,9 @@ pub struct Producer {
     alive: Liveness,
     spinner: Spinner,
     stall: Option<Duration>,
+    turn: Option<Turn>,
+    /// Bytes streamed since the turn was taken.
+    streamed: usize,
     scratch: Vec<u8>,
 }
 
@@ -240,6 +334,8 @@ impl Producer {
             alive,
             spinner: Spinner::default(),
             stall: None,
+            turn: None,
+            streamed: 0,
             scratch: Vec::new(),
         }
     }
@@ -271,7 +367,7 @@ impl Producer {
     }
 
     fn push(&mut self, kind: FrameKind, seq: u32, payload: &[u8]) -> Result<()> {
-        acquire(&self.sems.spaces, &self.cancel, &self.alive, &mut self.spinner, self.stall)?;
+        acquire(&self.sems.spaces, &self.cancel, &self.alive, &mut self.spinner, self.stall, &mut self.turn)?;
         let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
         self.region.write_frame(self.next, &header, payload);
         self.next = (self.next + 1) % self.region.geometry().slots();
@@ -284,7 +380,16 @@ impl Producer {
     ///
     /// [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS error.
     pub fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
-        self.push(FrameKind::Data, seq, bytes)
+        if self.turn.is_none() {
+            self.turn = Some(Turn::take(&self.cancel, &self.alive)?);
+            self.streamed = 0;
+        }
+        self.push(FrameKind::Data, seq, bytes)?;
+        self.streamed += bytes.len();
+        if self.streamed >= TURN_BYTES {
+            self.turn = None;
+        }
+        Ok(())
     }
 
     /// Sends a control frame.
@@ -294,6 +399,8 @@ impl Producer {
     /// As [`Producer::send_data`], and [`Error::Protocol`] for a frame larger
     /// than a slot (a list entry with a long path; reasons always fit).
     pub fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
+        // A control frame ends or precedes a file's data: no turn needed.
+        self.turn = None;
         let mut payload = std::mem::take(&mut self.scratch);
         payload.clear();
         reply.encode_payload(&mut payload);
@@ -378,7 +485,7 @@ impl Consumer {
     /// `out`, [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS
     /// error.
     pub fn recv_into(&mut self, out: &mut [u8]) -> Result<FrameHeader> {
-        acquire(&self.sems.items, &self.cancel, &self.alive, &mut self.spinner, self.stall)?;
+        acquire(&self.sems.items, &self.cancel, &self.alive, &mut self.spinner, self.stall, &mut None)?;
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         let raw: [u8; FRAME_HEADER_LEN] = self.region.read_frame_header(slot);
@@ -447,7 +554,7 @@ mod tests {
     }
 
     #[test]
-    fn spinning_shrinks_while_waits_outlast_the_budget_and_recovers_when_they_end_soon() {
+    fn spinning_shrinks_while_spins_fail_probes_now_and_then_and_recovers_when_they_succeed() {
         let max = Duration::from_micros(200);
         let mut spinner = Spinner::default();
         assert_eq!(spinner.budget(max), max);
@@ -459,7 +566,9 @@ mod tests {
         for _ in 0..32 {
             spinner.record(false);
         }
-        assert_eq!(spinner.budget(max), Duration::ZERO);
+        let budgets: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| spinner.budget(max)).collect();
+        assert_eq!(budgets.iter().filter(|b| **b == max).count(), 2, "one probe in {PROBE_EVERY}");
+        assert_eq!(budgets.iter().filter(|b| b.is_zero()).count(), 2 * PROBE_EVERY as usize - 2);
         for _ in 0..64 {
             spinner.record(true);
         }
@@ -485,6 +594,28 @@ mod tests {
         let h = rx.recv_into(&mut out).unwrap();
         assert_eq!((h.seq, h.len), (2, 50));
         assert_eq!(out[..50], [8; 50]);
+    }
+
+    #[test]
+    fn sessions_beyond_half_the_cores_wait_their_turn_and_a_cancelled_one_leaves_the_line() {
+        let ok: fn() -> Liveness = || Box::new(|| Ok(()));
+        let no = AtomicBool::new(false);
+        // Other tests of this process stream meanwhile: take every turn first.
+        let held: Vec<Turn> = (0..max_streams()).map(|_| Turn::take(&no, &ok()).unwrap()).collect();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let quitter = {
+            let cancelled = Arc::clone(&cancelled);
+            std::thread::spawn(move || Turn::take(&cancelled, &ok()).map(drop))
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter =
+            std::thread::spawn(move || tx.send(Turn::take(&AtomicBool::new(false), &ok()).map(drop)));
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "no turn while all are held");
+        cancelled.store(true, Ordering::Relaxed);
+        assert!(matches!(quitter.join().unwrap(), Err(Error::Cancelled)));
+        drop(held);
+        rx.recv_timeout(Duration::from_secs(10)).expect("a turn once one is given back").unwrap();
+        waiter.join().unwrap().unwrap();
     }
 
     #[test]
