@@ -90,6 +90,16 @@ fn open_to_others(env: &TestEnv) {
     }
 }
 
+/// Keeps the names of `env` from being cleaned up while the test runs: a
+/// [`Proc`] of these names removes whatever is left under them when it is
+/// the last one dropped, and a test that plants another user's objects
+/// must see what the programs do to them, not what the fixture does.
+fn hold_names(env: &TestEnv) -> Proc {
+    let mut cmd = Command::new("sleep");
+    cmd.arg("600");
+    Proc::spawn(cmd, Some(&env.names))
+}
+
 /// Path of `name` in `/dev/shm`.
 fn shm_path(name: &str) -> PathBuf {
     Path::new("/dev/shm").join(name)
@@ -322,9 +332,9 @@ fn stopped_server_that_never_takes_the_session_ends_the_client_within_the_start_
 /// may block on it: the client reports no server at once, a server refuses
 /// the queue, and the FIFO is left alone.
 #[test]
-#[ignore = "until a foreign object at the lock name is refused, not replaced (cases 3, 7) is on main"]
 fn fifo_in_place_of_the_lock_blocks_neither_client_nor_server() {
     let env = TestEnv::new("fifo_lock");
+    let _hold = hold_names(&env);
     env.create("hello.txt", b"hello\n");
     let fifo = foreign_fifo(&format!("{}.lock", env.names.stem()));
     for wait in ["0", "1"] {
@@ -344,9 +354,9 @@ fn fifo_in_place_of_the_lock_blocks_neither_client_nor_server() {
 /// Case 3: FIFOs named like the lock and like a dead session's objects
 /// make `--cleanup` neither hang nor stop: it skips them with a message.
 #[test]
-#[ignore = "until objects of another user are never removed (case 3) is on main"]
 fn cleanup_skips_fifos_named_like_objects_without_blocking() {
     let env = TestEnv::new("cleanup_fifos");
+    let _hold = hold_names(&env);
     let mut fifos = vec![foreign_fifo(&format!("{}.lock", env.names.stem()))];
     for name in session_entries(&env.names, DEAD_PID, "0123456789abcdef") {
         fifos.push(foreign_fifo(&name));
@@ -371,6 +381,7 @@ fn cleanup_skips_fifos_named_like_objects_without_blocking() {
 #[test]
 fn open_message_naming_a_fifo_does_not_block_the_server() {
     let env = TestEnv::new("open_names_fifo");
+    let _hold = hold_names(&env);
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent"]);
     let pid = std::process::id();
@@ -617,12 +628,12 @@ fn full_dev_shm_is_a_clear_error_not_sigbus_and_leaves_nothing() {
 /// server starts. The server must not adopt it: it refuses, naming it, and
 /// leaves it alone.
 #[test]
-#[ignore = "until a foreign lock is refused, not replaced (case 7) is on main"]
 fn server_never_adopts_a_lock_another_user_created() {
     if !root_or_skip() {
         return;
     }
     let env = TestEnv::new("foreign_lock");
+    let _hold = hold_names(&env);
     let lock = shm_path(&format!("{}.lock", env.names.stem()));
     let mut cmd = Command::new("sh");
     cmd.arg("-c").arg("umask 0 && : > \"$1\"").arg("sh").arg(&lock);
