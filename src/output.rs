@@ -234,6 +234,16 @@ impl Sink {
         };
         let file = self.file.take().ok_or_else(|| failed("write")(Errno::EBADF))?;
         let name = self.target.name.clone();
+        if self.temp.is_none() {
+            // Most names are new: one link, one directory operation, as a
+            // plain create would be. Only an existing name takes the longer
+            // way below (its permission bits, a rename over it).
+            match self.link_unnamed(&file, &name) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EEXIST) if !no_clobber => {}
+                Err(e) => return Err(failed("link")(e)),
+            }
+        }
         let existing = fstatat(&self.dir, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
         if no_clobber && existing.is_some() {
             return Err(failed("link")(Errno::EEXIST));
