@@ -2,6 +2,7 @@
 # Builds both programs, starts shm_server on the shipped files/ and fetches
 # every file with shm_client, then checks each copy byte for byte.
 #   usage: scripts/demo.sh [OUT_DIR]      (default: a new temporary directory)
+#   SHMXFER_QUEUE=/name runs it on another queue than /shmxfer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,7 @@ mapfile -t wanted < <(cd files && find . -type f -printf '%P\n' | LC_ALL=C sort)
 # Prints a command line quoted so that it can be pasted into a shell.
 show() {
   local line="\$" arg
+  if [ -n "${SHMXFER_QUEUE:-}" ]; then line+=" SHMXFER_QUEUE=$(printf '%q' "$SHMXFER_QUEUE")"; fi
   for arg in "$@"; do line+=" $(printf '%q' "$arg")"; done
   echo "$line"
 }
@@ -41,7 +43,9 @@ for f in "${wanted[@]}"; do
   cmp -- "files/$f" "$out/$(basename -- "$f")"
 done
 echo "all ${#wanted[@]} files arrived in $out, byte for byte identical"
-leftovers=$(ls /dev/shm | grep -E '^(sem\.)?shmxfer\.' || true)
+stem=${SHMXFER_QUEUE:-/shmxfer}
+stem=${stem#/}
+leftovers=$(ls /dev/shm | grep -F -e "$stem." | grep -E "^(sem\.)?$stem\." || true)
 if [ -n "$leftovers" ]; then
   echo "left in /dev/shm: $leftovers" >&2
   exit 1
