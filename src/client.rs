@@ -52,8 +52,13 @@ impl ClientConfig {
 /// use std::time::Duration;
 /// use shmxfer::ClientConfig;
 ///
-/// let config = ClientConfig::builder("/myqueue").wait(Duration::from_secs(5)).slots(4).build()?;
+/// let config = ClientConfig::builder("/myqueue")
+///     .wait(Duration::from_secs(5))
+///     .slots(4)
+///     .stall_timeout(Some(Duration::from_secs(10)))
+///     .build()?;
 /// assert_eq!(config.wait, Duration::from_secs(5));
+/// assert_eq!(config.stall_timeout, Some(Duration::from_secs(10)));
 ///
 /// // A bad queue name or slot count is an error here, not at connect time.
 /// assert!(ClientConfig::builder("myqueue").build().is_err());

@@ -1,6 +1,8 @@
-//! Feeds arbitrary bytes to every decoder of the wire format. Decoding must
-//! return a value or an error, never panic; whatever decodes must encode back
-//! to the same bytes (command messages) or decode again to the same value.
+//! Feeds arbitrary bytes to every decoder of the wire format (every command
+//! and frame kind, the status ones included: the kind comes from the input).
+//! Decoding must return a value or an error, never panic; whatever decodes
+//! must encode back to the same bytes (command messages) or decode again to
+//! the same value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
