@@ -117,18 +117,24 @@ impl Delivery {
         Ok(())
     }
 
-    /// Why `path` gets no request at all, if it does not.
-    fn refuse_locally(&self, out_dir: &std::io::Result<OutDir>, path: &str) -> Option<Outcome> {
-        let out = match self.output_path(path) {
+    /// Why `path`, to be written to `out`, gets no request at all, if it
+    /// does not.
+    fn refuse_locally(
+        &self,
+        out_dir: &std::io::Result<OutDir>,
+        path: &str,
+        out: &std::result::Result<OutputPath, String>,
+    ) -> Option<Outcome> {
+        let out = match out {
             Ok(out) => out,
-            Err(why) => return Some(Outcome::Failed(why)),
+            Err(why) => return Some(Outcome::Failed(why.clone())),
         };
         if path.len() > MAX_PATH_LEN {
             let len = path.len();
             return Some(Outcome::Failed(format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed")));
         }
         if let Ok(dir) = out_dir {
-            if self.no_clobber && dir.exists(&out) {
+            if self.no_clobber && dir.exists(out) {
                 let target = self.out_dir.join(out.shown());
                 return Some(Outcome::Failed(format!(
                     "{} exists; not replaced (--no-clobber)",
@@ -156,10 +162,43 @@ impl Delivery {
         progress: &mut dyn Progress,
         report: &mut dyn FnMut(&str, &Outcome),
     ) -> Result<Vec<Outcome>> {
+        let outs = paths.iter().map(|p| self.output_path(p)).collect();
+        self.fetch_into(client, paths, outs, progress, report)
+    }
+
+    /// As [`Delivery::fetch`], each file of `requests` asked for by its
+    /// first path and written at its second, a relative path below
+    /// [`Delivery::out_dir`] (what `shm_client -r` does). Directories are
+    /// created as needed, one component at a time, never through a symlink;
+    /// a local path with an empty, `.` or `..` component fails its file.
+    ///
+    /// # Errors
+    ///
+    /// As [`Delivery::fetch`].
+    pub fn fetch_as(
+        &self,
+        client: &mut Client,
+        requests: &[(String, String)],
+        progress: &mut dyn Progress,
+        report: &mut dyn FnMut(&str, &Outcome),
+    ) -> Result<Vec<Outcome>> {
+        let paths: Vec<String> = requests.iter().map(|(remote, _)| remote.clone()).collect();
+        let outs = requests.iter().map(|(_, local)| OutputPath::below(local)).collect();
+        self.fetch_into(client, &paths, outs, progress, report)
+    }
+
+    fn fetch_into(
+        &self,
+        client: &mut Client,
+        paths: &[String],
+        outs: Vec<std::result::Result<OutputPath, String>>,
+        progress: &mut dyn Progress,
+        report: &mut dyn FnMut(&str, &Outcome),
+    ) -> Result<Vec<Outcome>> {
         // Opened once: every file is created and named relative to it.
         let out_dir = OutDir::open(&self.out_dir);
         let mut outcomes: Vec<Option<Outcome>> =
-            paths.iter().map(|p| self.refuse_locally(&out_dir, p)).collect();
+            paths.iter().zip(&outs).map(|(p, out)| self.refuse_locally(&out_dir, p, out)).collect();
         let todo: Vec<usize> = (0..paths.len()).filter(|&i| outcomes[i].is_none()).collect();
         let mut in_flight: VecDeque<u32> = VecDeque::new();
         let mut next = 0;
@@ -171,13 +210,13 @@ impl Delivery {
                 in_flight.push_back(client.request(&paths[todo[next]])?);
                 next += 1;
             }
-            let outcome = match outcomes[i].take() {
-                Some(o) => o,
-                None => {
+            let outcome = match (outcomes[i].take(), &outs[i]) {
+                (Some(o), _) => o,
+                (None, Ok(out)) => {
                     let seq = in_flight.pop_front().expect("a request is in flight for every file");
-                    let out = self.output_path(path).expect("checked by refuse_locally");
-                    self.receive(client, seq, &out_dir, &out, progress, &mut chunk)?
+                    self.receive(client, seq, &out_dir, out, progress, &mut chunk)?
                 }
+                (None, Err(_)) => unreachable!("refused by refuse_locally"),
             };
             progress.finish();
             report(path, &outcome);

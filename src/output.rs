@@ -64,6 +64,21 @@ impl OutputPath {
         Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).to_owned()).collect(), name: name.to_owned() })
     }
 
+    /// The relative path `local`, kept as it is: every component must be
+    /// a plain name (not empty, `.` or `..`).
+    ///
+    /// # Errors
+    ///
+    /// A message for the user.
+    pub fn below(local: &str) -> std::result::Result<OutputPath, String> {
+        let parts: Vec<&str> = local.split('/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+            return Err(format!("{local:?} has an empty, '.' or '..' component; not written"));
+        }
+        let (name, dirs) = parts.split_last().expect("split yields one part at least");
+        Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).to_owned()).collect(), name: (*name).to_owned() })
+    }
+
     /// The file name.
     pub fn name(&self) -> &str {
         &self.name
@@ -401,6 +416,10 @@ mod tests {
         assert_eq!(path("a//./b/c.txt", true).shown(), "a/b/c.txt");
         assert_eq!(path("/abs/x", true).shown(), "abs/x");
         assert!(OutputPath::for_request("d1/../x", true).is_err());
+        assert_eq!(OutputPath::below("a/b/c").unwrap().shown(), "a/b/c");
+        for bad in ["", "/a", "a//b", "a/./b", "a/../b", "a/"] {
+            assert!(OutputPath::below(bad).is_err(), "{bad:?}");
+        }
         assert_eq!(path("../x", false).shown(), "x");
         for none in ["", ".", "..", "a/", "a/..", "a/."] {
             for relative in [false, true] {

@@ -582,11 +582,11 @@ fn report(args: &Args, shown: &str, outcome: &Outcome) {
 }
 
 /// One file to fetch: the path asked of the server, the name its line
-/// shows, the directory it goes into, or an outcome known before asking.
+/// shows (with `-r`, also its path below --out-dir), or an outcome known
+/// before asking.
 struct Job {
     remote: String,
     shown: String,
-    dir: PathBuf,
     known: Option<Outcome>,
 }
 
@@ -601,21 +601,16 @@ fn plain_jobs(args: &Args, files: &[String]) -> Vec<Job> {
     let delivery = delivery(args, args.out_dir.clone());
     files
         .iter()
-        .map(|f| Job {
-            remote: f.clone(),
-            shown: delivery.shown_name(f).into_owned(),
-            dir: args.out_dir.clone(),
-            known: None,
-        })
+        .map(|f| Job { remote: f.clone(), shown: delivery.shown_name(f).into_owned(), known: None })
         .collect()
 }
 
 /// The jobs of `-r`: every listed file at or below each named path, kept at
 /// its path relative to the named directory's parent below --out-dir (`-r
 /// sub/deep` writes `deep/...`; `-r .` the whole tree), or with `-R` at its
-/// whole path (`sub/deep/...`). Directories are created
-/// here, one component at a time, never through a symlink; a path from the
-/// server with an empty, `.` or `..` component is refused.
+/// whole path (`sub/deep/...`). Directories are created as the files
+/// arrive, one component at a time, never through a symlink; a path from
+/// the server with an empty, `.` or `..` component is refused.
 fn recursive_jobs(client: &mut Client, args: &Args, files: &[String]) -> Result<Vec<Job>, Error> {
     let listing = client.list()?;
     let mut jobs = Vec::new();
@@ -635,58 +630,26 @@ fn recursive_jobs(client: &mut Client, args: &Args, files: &[String]) -> Result<
                 Some(rest) => format!("{base}{rest}"),
                 None => shmxfer::output_name(path).unwrap_or(path).to_owned(),
             };
-            jobs.push(local_job(args, path, local));
+            jobs.push(local_job(path, local));
         }
         if jobs.len() == before {
-            jobs.push(Job {
-                remote: f.clone(),
-                shown: f.clone(),
-                dir: args.out_dir.clone(),
-                known: Some(Outcome::NotFound),
-            });
+            jobs.push(Job { remote: f.clone(), shown: f.clone(), known: Some(Outcome::NotFound) });
         }
     }
     Ok(jobs)
 }
 
 /// The job for the listed `remote`, written at `local` below --out-dir.
-fn local_job(args: &Args, remote: &str, local: String) -> Job {
-    let fail = |why: String| Job {
-        remote: remote.to_owned(),
-        shown: local.clone(),
-        dir: args.out_dir.clone(),
-        known: Some(Outcome::Failed(why)),
-    };
+fn local_job(remote: &str, local: String) -> Job {
     let parts: Vec<&str> = local.split('/').collect();
-    if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
-        return fail("the server's path has an empty, '.' or '..' component; not written".into());
-    }
-    let mut dir = args.out_dir.clone();
-    for part in &parts[..parts.len() - 1] {
-        dir.push(part);
-        match std::fs::symlink_metadata(&dir) {
-            Ok(m) if m.is_dir() => continue,
-            Ok(_) => {
-                return fail(format!(
-                    "{} is in the way: not a directory (a symlink is not followed)",
-                    dir.display()
-                ))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return fail(format!("{}: {e}", dir.display())),
-        }
-        match std::fs::create_dir(&dir) {
-            Ok(()) => {}
-            // Made meanwhile by someone else: looked at again on the next file.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return fail(format!("creating directory {}: {e}", dir.display())),
-        }
-    }
-    Job { remote: remote.to_owned(), shown: local, dir, known: None }
+    let known = parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..").then(|| {
+        Outcome::Failed("the server's path has an empty, '.' or '..' component; not written".into())
+    });
+    Job { remote: remote.to_owned(), shown: local, known }
 }
 
-/// Fetches the jobs in order, one request window per run of jobs that go
-/// into the same directory; prints a line per file and the summary.
+/// Fetches the jobs in order, one request window per run of jobs not known
+/// to fail; prints a line per file and the summary.
 fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
     let quiet = args.quiet;
     let started = Instant::now();
@@ -710,21 +673,25 @@ fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
             next += 1;
             continue;
         }
-        let dir = &jobs[next].dir;
-        let run = jobs[next..].iter().take_while(|j| j.known.is_none() && &j.dir == dir).count();
+        let run = jobs[next..].iter().take_while(|j| j.known.is_none()).count();
         let run = &jobs[next..next + run];
-        let paths: Vec<String> = run.iter().map(|j| j.remote.clone()).collect();
-        let mut delivery = delivery(args, dir.clone());
-        // -r has made the directories and named the jobs' own.
-        delivery.relative &= !args.recursive;
+        let delivery = delivery(args, args.out_dir.clone());
         let mut i = 0;
-        fetched = delivery
-            .fetch(&mut client, &paths, &mut bar, &mut |_, outcome| {
-                report(args, &run[i].shown, outcome);
-                tally.add(outcome);
-                i += 1;
-            })
-            .map(drop);
+        let mut each = |_: &str, outcome: &Outcome| {
+            report(args, &run[i].shown, outcome);
+            tally.add(outcome);
+            i += 1;
+        };
+        fetched = if args.recursive {
+            // Each file at the path -r chose for it below --out-dir.
+            let requests: Vec<(String, String)> =
+                run.iter().map(|j| (j.remote.clone(), j.shown.clone())).collect();
+            delivery.fetch_as(&mut client, &requests, &mut bar, &mut each)
+        } else {
+            let paths: Vec<String> = run.iter().map(|j| j.remote.clone()).collect();
+            delivery.fetch(&mut client, &paths, &mut bar, &mut each)
+        }
+        .map(drop);
         next += run.len();
     }
     bar.finish();
