@@ -311,6 +311,31 @@ impl Client {
         cancel: Arc<AtomicBool>,
         on_wait: &mut dyn FnMut(),
     ) -> Result<Client> {
+        Client::open(config, cancel, on_wait, false)
+    }
+
+    /// As [`Client::connect`], for a session that only asks for
+    /// [`Client::status`]: the server takes it even when it serves its
+    /// maximum of sessions, and it is not listed in the status. Other
+    /// requests on it are dropped by the server.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`].
+    pub fn connect_for_status(
+        config: &ClientConfig,
+        cancel: Arc<AtomicBool>,
+        on_wait: &mut dyn FnMut(),
+    ) -> Result<Client> {
+        Client::open(config, cancel, on_wait, true)
+    }
+
+    fn open(
+        config: &ClientConfig,
+        cancel: Arc<AtomicBool>,
+        on_wait: &mut dyn FnMut(),
+        status_only: bool,
+    ) -> Result<Client> {
         let started = Instant::now();
         let mut on_wait = Some(on_wait);
         loop {
@@ -324,10 +349,11 @@ impl Client {
                 spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots())?,
             };
             let alive = liveness(&found.watch);
-            let open = Command::Open {
-                client_pid: pid,
-                region_size: geometry.region_size() as u32,
-                region: names.region.clone(),
+            let (client_pid, region_size, name) = (pid, geometry.region_size() as u32, names.region.clone());
+            let open = if status_only {
+                Command::OpenStatus { client_pid, region_size, region: name }
+            } else {
+                Command::Open { client_pid, region_size, region: name }
             };
             // The rest of --wait: a stopped server's full queue is no server.
             let left = config.wait.saturating_sub(started.elapsed());

@@ -11,10 +11,10 @@
 //! ```text
 //! offset 0  u32  MSG_MAGIC ("SXQ1" little endian)
 //!        4  u8   PROTOCOL_VERSION
-//!        5  u8   kind (Open, Get, List, Close, Stop, Status)
+//!        5  u8   kind (Open, Get, List, Close, Stop, Status, OpenStatus)
 //!        6  u16  reserved, 0
 //!        8  u32  client pid
-//!       12  u32  seq (Get, List, Status) or region size (Open), else 0
+//!       12  u32  seq (Get, List, Status) or region size (Open, OpenStatus), else 0
 //!       16  u16  region name length R (0 for Stop)
 //!       18  u16  path length P (Get only, else 0)
 //!       20  R bytes region name, then P bytes path (UTF-8, no NUL)
@@ -151,6 +151,9 @@ pub enum Command {
     Stop { client_pid: u32 },
     /// Asks for the server's status; the answer frames carry `seq`.
     Status { client_pid: u32, seq: u32, region: String },
+    /// Opens a session that only asks for the status, as `Open` does: the
+    /// server takes it even when `--max-sessions` are open (a few at once).
+    OpenStatus { client_pid: u32, region_size: u32, region: String },
 }
 
 const KIND_OPEN: u8 = 1;
@@ -159,6 +162,7 @@ const KIND_LIST: u8 = 3;
 const KIND_CLOSE: u8 = 4;
 const KIND_STOP: u8 = 5;
 const KIND_STATUS: u8 = 6;
+const KIND_OPEN_STATUS: u8 = 7;
 
 impl Command {
     /// The region this message is about, if any.
@@ -168,6 +172,7 @@ impl Command {
             | Command::Get { region, .. }
             | Command::List { region, .. }
             | Command::Status { region, .. }
+            | Command::OpenStatus { region, .. }
             | Command::Close { region, .. } => Some(region),
             Command::Stop { .. } => None,
         }
@@ -193,6 +198,9 @@ impl Command {
             Command::Stop { client_pid } => (KIND_STOP, *client_pid, 0, "", ""),
             Command::Status { client_pid, seq, region } => {
                 (KIND_STATUS, *client_pid, *seq, region.as_str(), "")
+            }
+            Command::OpenStatus { client_pid, region_size, region } => {
+                (KIND_OPEN_STATUS, *client_pid, *region_size, region.as_str(), "")
             }
         };
         check_text("region name", region, MAX_NAME_LEN)?;
@@ -267,6 +275,7 @@ impl Command {
             KIND_CLOSE => Command::Close { client_pid, region },
             KIND_STOP => Command::Stop { client_pid },
             KIND_STATUS => Command::Status { client_pid, seq: word, region },
+            KIND_OPEN_STATUS => Command::OpenStatus { client_pid, region_size: word, region },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -419,7 +428,7 @@ pub struct ServerStatus {
     /// Serves until stopped (`--persistent`), not only until the last client leaves.
     pub persistent: bool,
     pub max_sessions: u32,
-    /// Sessions open now, the asking one included.
+    /// Sessions open now (a status-only session is not one of them).
     pub open_sessions: u32,
     pub uptime_ms: u64,
     /// Sessions opened since the start.
@@ -725,6 +734,9 @@ mod tests {
             any::<u32>().prop_map(|client_pid| Command::Stop { client_pid }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, seq, region)| Command::Status { client_pid, seq, region }),
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN)).prop_map(
+                |(client_pid, region_size, region)| Command::OpenStatus { client_pid, region_size, region }
+            ),
         ]
     }
 
@@ -812,7 +824,7 @@ mod tests {
         #[test]
         fn command_decode_never_panics_behind_a_valid_prefix(
             tail in proptest::collection::vec(any::<u8>(), 0..512),
-            kind in 0u8..9,
+            kind in 0u8..10,
         ) {
             let mut bytes = MSG_MAGIC.to_le_bytes().to_vec();
             bytes.push(PROTOCOL_VERSION);

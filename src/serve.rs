@@ -55,6 +55,8 @@ pub(crate) struct SessionThread {
     pub pending: Arc<AtomicUsize>,
     /// What this session is doing, for the log and `--status`.
     pub stats: Arc<SessionStats>,
+    /// Opened to ask for the status only: files and listings are refused.
+    pub status_only: bool,
 }
 
 /// What became of one file request, as far as the server knows.
@@ -136,6 +138,10 @@ impl SessionThread {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             let pid = self.client_pid;
             match job {
+                Job::Get { seq, .. } | Job::List { seq } if self.status_only => {
+                    producer
+                        .send(seq, &Reply::Refused("this session was opened for the status only".into()))?;
+                }
                 Job::Get { seq, path } => self.get(producer, seq, &path, &mut buf)?,
                 Job::List { seq } => {
                     let count = serve_list(producer, &self.env.root, seq)?;

@@ -21,6 +21,9 @@ pub const MAX_PENDING_REQUESTS: usize = 256;
 /// before it calls the server busy.
 const CLOSING_GRACE: Duration = Duration::from_millis(200);
 
+/// Status-only sessions served at once, beside the `max` others.
+const STATUS_SESSIONS: usize = 4;
+
 /// Regions answered "busy" that are remembered, so that their pipelined
 /// requests are dropped quietly.
 const MAX_REFUSED: usize = 1024;
@@ -35,6 +38,9 @@ struct Session {
     pending: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<SessionStats>,
+    /// Opened with `OpenStatus`: it may only ask for the status, and does
+    /// not count against `max`.
+    status_only: bool,
 }
 
 impl Session {
@@ -106,9 +112,17 @@ impl Sessions {
         }
     }
 
+    /// Whether no other session of this kind fits: `max` sessions, or
+    /// [`STATUS_SESSIONS`] status-only ones.
+    fn full(&self, status_only: bool) -> bool {
+        let open = self.open.values().filter(|s| s.status_only == status_only).count();
+        open >= if status_only { STATUS_SESSIONS } else { self.max }
+    }
+
     /// Opens a session for `region`, or answers "busy" when the table is
-    /// full.
-    pub fn open(&mut self, client_pid: u32, region_size: u32, region: String) {
+    /// full. A status-only session has room of its own, so that a full
+    /// server can still say what it does.
+    pub fn open(&mut self, client_pid: u32, region_size: u32, region: String, status_only: bool) {
         if !SessionNames::is_session_of(&self.queue, client_pid, &region) {
             warn!("dropped an open message from pid {client_pid} naming {region:?}, not a session object of this queue");
             return;
@@ -117,11 +131,11 @@ impl Sessions {
             warn!("dropped a second open message for session {region}");
             return;
         }
-        if self.open.len() >= self.max {
-            self.wait_for_closing();
+        if self.full(status_only) {
+            self.wait_for_closing(status_only);
         }
         let names = SessionNames::for_region(&region);
-        if self.open.len() >= self.max {
+        if self.full(status_only) {
             if self.refused.len() >= MAX_REFUSED {
                 self.refused.clear();
             }
@@ -134,7 +148,7 @@ impl Sessions {
         }
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let stats = self.env.stats.open(&region, client_pid);
+        let stats = self.env.stats.open(&region, client_pid, !status_only);
         let thread = SessionThread {
             names,
             region_size,
@@ -142,12 +156,14 @@ impl Sessions {
             env: self.env.clone(),
             pending: Arc::clone(&pending),
             stats: Arc::clone(&stats),
+            status_only,
         };
         match std::thread::Builder::new().name(format!("session-{client_pid}")).spawn(move || thread.run(rx))
         {
             Ok(thread) => {
                 debug!("client {client_pid}: session {region} opened");
-                let session = Session { client_pid, jobs: Some(tx), pending, thread: Some(thread), stats };
+                let session =
+                    Session { client_pid, jobs: Some(tx), pending, thread: Some(thread), stats, status_only };
                 self.open.insert(region, session);
             }
             Err(e) => {
@@ -159,12 +175,12 @@ impl Sessions {
 
     /// Sessions whose clients said goodbye end within moments: gives them
     /// that moment before the table is called full.
-    fn wait_for_closing(&mut self) {
+    fn wait_for_closing(&mut self, status_only: bool) {
         let deadline = Instant::now() + CLOSING_GRACE;
         loop {
             self.reap();
-            let closing = self.open.values().any(|s| s.jobs.is_none());
-            if self.open.len() < self.max || !closing || Instant::now() > deadline {
+            let closing = self.open.values().any(|s| s.jobs.is_none() && s.status_only == status_only);
+            if !self.full(status_only) || !closing || Instant::now() > deadline {
                 return;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -205,7 +221,9 @@ impl Sessions {
                 debug!("client {client_pid}: session {region}: goodbye");
                 s.stats.said_goodbye();
                 s.jobs = None;
-                self.any_closed = true;
+                // Asking for the status does not make a client of the
+                // default mode's "last client".
+                self.any_closed |= !s.status_only;
             }
             // A session the server ended (a stall, a dead client) still gets
             // its client's goodbye: nothing to do.

@@ -44,11 +44,14 @@ impl ServerStats {
         self.live.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a new session and returns its live record.
-    pub fn open(&self, region: &str, client_pid: u32) -> Arc<SessionStats> {
-        self.sessions.fetch_add(1, Ordering::Relaxed);
+    /// Records a new session and returns its live record; an unlisted one
+    /// (a status-only session) is neither counted nor shown.
+    pub fn open(&self, region: &str, client_pid: u32, listed: bool) -> Arc<SessionStats> {
         let session = Arc::new(SessionStats::new(client_pid));
-        self.live().insert(region.to_owned(), Arc::clone(&session));
+        if listed {
+            self.sessions.fetch_add(1, Ordering::Relaxed);
+            self.live().insert(region.to_owned(), Arc::clone(&session));
+        }
         session
     }
 
@@ -227,8 +230,9 @@ mod tests {
     #[test]
     fn a_snapshot_shows_live_sessions_but_the_asking_one() {
         let stats = ServerStats::new("/srv".into(), true, 4);
-        let a = stats.open("/q.1.a", 1);
-        let _b = stats.open("/q.2.b", 2);
+        let a = stats.open("/q.1.a", 1, true);
+        let _b = stats.open("/q.2.b", 2, true);
+        let _unlisted = stats.open("/q.3.c", 3, false);
         a.begin("big.iso", 1000);
         a.advance(300);
         let (server, sessions) = stats.snapshot("/q.2.b");

@@ -480,11 +480,11 @@ fn status_shows_the_server_and_each_live_session() {
     let env = TestEnv::new("status_shows_the_server_and_each_live_session");
     env.create_random("big.bin", 8 << 20, 5);
     env.create("hello.txt", b"hello\n");
-    let mut server = env.ready_server(&["--persistent", "--max-sessions", "3"]);
+    let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
     env.fetch(&["hello.txt"]).assert_code(0);
 
-    // This process holds a session in the middle of big.bin while the
-    // status is asked for.
+    // This process holds the only session, in the middle of big.bin, while
+    // the status is asked for: a full server still answers it.
     let config = shmxfer::ClientConfig::new(env.names.queue());
     let mut holder = shmxfer::Client::connect(&config, Arc::new(AtomicBool::new(false)), &mut || {})
         .expect("a session opens");
@@ -514,7 +514,7 @@ fn status_shows_the_server_and_each_live_session() {
         )
         .check(lines[0].contains("(persistent)"), "the mode")
         .check(
-            lines[1].contains("3 allowed") && lines[1].contains("sent 1 file(s), 6 bytes"),
+            lines[1].contains("1 open of 1 allowed") && lines[1].contains("sent 1 file(s), 6 bytes"),
             "limits and totals",
         )
         .check(lines[2].starts_with(&format!("client {me}: big.bin: ")), "the held session's file")
@@ -526,7 +526,10 @@ fn status_shows_the_server_and_each_live_session() {
             json.stdout.starts_with(&format!("{{\"server\":{{\"pid\":{},", server.pid())),
             "the server object",
         )
-        .check(json.stdout.contains("\"persistent\":true,\"max_sessions\":3,"), "the mode and limit")
+        .check(
+            json.stdout.contains("\"persistent\":true,\"max_sessions\":1,\"open_sessions\":1,"),
+            "the mode and limit",
+        )
         .check(
             json.stdout.contains(&format!("\"sessions\":[{{\"client_pid\":{me},\"path\":\"big.bin\",")),
             "the session",
@@ -647,4 +650,37 @@ fn both_programs_print_completions_and_a_man_page() {
         let done = Proc::spawn(cmd, None).finish(TIMEOUT);
         done.assert_code(0).check(done.stdout.contains(&format!(".TH {name} 1")), "a roff page");
     }
+}
+
+#[test]
+fn status_does_not_count_as_the_last_client_of_a_default_mode_server() {
+    let env = TestEnv::new("status_does_not_count_as_the_last_client");
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&[]);
+    let done = env.run_client(&["--status"]);
+    done.assert_code(0).check(done.stdout.contains("(until the last client leaves)"), "the mode");
+    assert!(server.wait_timeout(Duration::from_millis(500)).is_none(), "the server stopped after a status");
+    env.fetch(&["hello.txt"]).assert_code(0);
+    server.finish(TIMEOUT).assert_code(0);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn a_status_session_gets_no_file() {
+    let env = TestEnv::new("a_status_session_gets_no_file");
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
+    let config = shmxfer::ClientConfig::new(env.names.queue());
+    let mut client =
+        shmxfer::Client::connect_for_status(&config, Arc::new(AtomicBool::new(false)), &mut || {})
+            .expect("a status session opens");
+    let mut bytes = Vec::new();
+    let outcome = client.fetch_to("hello.txt", &mut bytes, &mut shmxfer::NoProgress).expect("an answer");
+    assert!(matches!(outcome, shmxfer::Outcome::Refused(_)), "{outcome:?}");
+    assert!(bytes.is_empty());
+    let status = client.status().expect("the status");
+    assert_eq!((status.server.open_sessions, status.server.max_sessions), (0, 1));
+    client.close().unwrap();
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
 }

@@ -75,8 +75,8 @@ struct Args {
     #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
     out_dir: PathBuf,
 
-    /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch; --list and
-    /// --stop-server try once unless --wait is given.
+    /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch; --list,
+    /// --status and --stop-server try once unless --wait is given.
     #[arg(long, value_name = "SECS", value_parser = common::parse_secs, allow_negative_numbers = true)]
     wait: Option<Duration>,
 
@@ -147,7 +147,7 @@ struct Args {
     #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "completions", "man"])]
     files: Vec<String>,
 
-    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    /// Print a completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL")]
     completions: Option<clap_complete::Shell>,
 
@@ -360,7 +360,7 @@ fn status(mut client: Client, args: &Args) -> ExitCode {
         secs(server.uptime_ms)
     ));
     say(format_args!(
-        "sessions: {} open (this one included) of {} allowed, {} since the start; sent {} file(s), {}",
+        "sessions: {} open of {} allowed, {} since the start; sent {} file(s), {}",
         server.open_sessions,
         server.max_sessions,
         server.sessions_total,
@@ -519,7 +519,8 @@ fn main() -> ExitCode {
         }
     }
 
-    let client = match Client::connect(&config, Arc::clone(&cancel), &mut on_wait) {
+    let connect = if args.status { Client::connect_for_status } else { Client::connect };
+    let client = match connect(&config, Arc::clone(&cancel), &mut on_wait) {
         Ok(c) => c,
         Err(e) => return fail_to_connect(&e, wait),
     };

@@ -74,7 +74,7 @@ struct Args {
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
 
-    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell) and exit.
+    /// Print a completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL")]
     completions: Option<clap_complete::Shell>,
 
