@@ -223,9 +223,14 @@ fn liveness(watch: &Arc<ServerWatch>) -> Liveness {
 fn session_liveness(watch: &Arc<ServerWatch>, region: &Arc<Region>) -> Liveness {
     let (watch, region) = (Arc::clone(watch), Arc::clone(region));
     Box::new(move || {
-        watch.check()?;
+        // What the server said about the session comes first: a stopping
+        // server also releases its lock.
         match region.ended() {
-            None => Ok(()),
+            None => watch.check(),
+            Some(EndReason::ServerStopping) => Err(Error::PeerGone(
+                "the server stopped (SIGINT/SIGTERM or shm_client --stop-server) and cancelled this session"
+                    .into(),
+            )),
             Some(EndReason::Stalled) => Err(Error::PeerGone(
                 "the server ended this session: this client took no frame for the server's stall timeout"
                     .into(),

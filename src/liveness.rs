@@ -18,7 +18,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::names::lock_name;
+use crate::names::{lock_name, shm_path};
 use crate::shm_region::{remove_shm, Region, ShmObject};
 use crate::sys;
 
@@ -101,10 +101,10 @@ impl ServerLock {
         let obj = match ShmObject::open(name, false) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
-            Err(Error::BadObject { reason, .. }) => {
+            Err(Error::BadObject { name: path, reason }) => {
                 return Err(Error::BadObject {
-                    name: name.to_owned(),
-                    reason: format!("{reason}; remove it or choose another --queue"),
+                    reason: format!("{reason}; remove {path} or choose another --queue"),
+                    name: path,
                 })
             }
             Err(e) => return Err(e),
@@ -112,7 +112,7 @@ impl ServerLock {
         let meta = obj.stat()?;
         if meta.uid() != euid() {
             return Err(Error::BadObject {
-                name: name.to_owned(),
+                name: shm_path(name),
                 reason: format!(
                     "belongs to uid {}; it is not this server's to take; choose another --queue",
                     meta.uid()
@@ -173,10 +173,10 @@ impl ServerWatch {
         let obj = match ShmObject::open(&name, false) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-            Err(Error::BadObject { reason, .. }) => {
+            Err(Error::BadObject { name: path, reason }) => {
                 return Err(Error::BadObject {
-                    name,
-                    reason: format!("{reason}, not a server's lock; remove it or use another --queue"),
+                    reason: format!("{reason}, not a server's lock; remove {path} or use another --queue"),
+                    name: path,
                 })
             }
             Err(e) => return Err(e),
@@ -184,7 +184,7 @@ impl ServerWatch {
         let uid = obj.stat()?.uid();
         if !trusted_owner(uid, euid()) {
             return Err(Error::BadObject {
-                name,
+                name: shm_path(&name),
                 reason: format!("belongs to uid {uid}, not to you or root; not trusted as a server's lock"),
             });
         }

@@ -179,6 +179,12 @@ pub fn shm_file_name(name: &str) -> &str {
     name.strip_prefix('/').unwrap_or(name)
 }
 
+/// Where the shared-memory object `name` shows in the file system, for
+/// messages that tell a person what to look at or remove.
+pub fn shm_path(name: &str) -> String {
+    format!("/dev/shm/{}", shm_file_name(name))
+}
+
 /// The `/dev/shm` file name of the named semaphore `name`.
 pub fn sem_file_name(name: &str) -> String {
     format!("sem.{}", shm_file_name(name))

@@ -86,7 +86,10 @@ impl SessionThread {
         let totals = format!("{bytes} bytes in {}", duration_text(lasted));
         match outcome {
             Ok(()) => debug!("client {pid}: session {region} closed: {totals}"),
-            Err(Error::Cancelled) => debug!("client {pid}: session {region} cancelled: {totals}"),
+            Err(Error::Cancelled) => {
+                producer.region().mark_ended(EndReason::ServerStopping);
+                debug!("client {pid}: session {region} cancelled: {totals}")
+            }
             Err(Error::Stalled { waited }) => {
                 producer.region().mark_ended(EndReason::Stalled);
                 let secs = waited.as_secs_f64();

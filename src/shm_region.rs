@@ -78,6 +78,9 @@ pub enum EndReason {
     Stalled = 1,
     /// The client sent no request for the stall timeout.
     Idle = 2,
+    /// The server stops (a signal, or a stop request) and cancelled the
+    /// session.
+    ServerStopping = 3,
 }
 
 /// How a region is cut into slots.
@@ -245,7 +248,10 @@ impl ShmObject {
         let obj = Self::open_with(name, access | libc::O_NONBLOCK, false)?;
         let meta = obj.stat()?;
         if !meta.file_type().is_file() {
-            return Err(Error::BadObject { name: name.to_owned(), reason: "not a regular file".into() });
+            return Err(Error::BadObject {
+                name: names::shm_path(name),
+                reason: "not a regular file".into(),
+            });
         }
         Ok(obj)
     }
@@ -629,6 +635,7 @@ impl Region {
         match self.header().ended.load(Ordering::Acquire) {
             1 => Some(EndReason::Stalled),
             2 => Some(EndReason::Idle),
+            3 => Some(EndReason::ServerStopping),
             _ => None,
         }
     }
