@@ -140,7 +140,12 @@ impl Sessions {
                 self.refused.clear();
             }
             self.refused.insert(region);
-            warn!("busy: refused a session from pid {client_pid} ({} open)", self.open.len());
+            if status_only {
+                warn!("busy: refused a status session from pid {client_pid} ({STATUS_SESSIONS} open)");
+            } else {
+                let max = self.max;
+                warn!("busy: refused a session from pid {client_pid} ({max} open; --max-sessions sets how many)");
+            }
             if let Err(e) = answer_busy(&names, region_size, client_pid, self.max) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e}");
             }

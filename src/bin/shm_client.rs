@@ -210,7 +210,13 @@ fn exit_code_for(e: &Error) -> u8 {
 }
 
 fn fail(e: &Error) -> ExitCode {
-    eprintln!("shm_client: {}", common::chain(e));
+    let hint = match e {
+        Error::PeerGone(_) | Error::Stalled { .. } => {
+            "; nothing partial is kept: run it again once the server runs"
+        }
+        _ => "",
+    };
+    eprintln!("shm_client: {}{hint}", common::chain(e));
     ExitCode::from(exit_code_for(e))
 }
 
@@ -509,11 +515,17 @@ fn main() -> ExitCode {
         match std::fs::metadata(&args.out_dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
-                eprintln!("shm_client: output directory {}: not a directory", args.out_dir.display());
+                eprintln!(
+                    "shm_client: output directory {}: not a directory; name a directory with -o",
+                    args.out_dir.display()
+                );
                 return ExitCode::from(EXIT_NOT_DELIVERED);
             }
             Err(e) => {
-                eprintln!("shm_client: output directory {}: {e}", args.out_dir.display());
+                eprintln!(
+                    "shm_client: output directory {}: {e}; create it or name another with -o",
+                    args.out_dir.display()
+                );
                 return ExitCode::from(EXIT_NOT_DELIVERED);
             }
         }
