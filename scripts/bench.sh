@@ -9,6 +9,7 @@
 #   BENCH_CLIENTS="1 2 4 8 16"  clients at once, each fetching its own file of
 #   BENCH_CLIENT_MIB=64         MiB, in BENCH_CLIENT_RUNS=3 rounds per count
 #   BENCH_QUEUE=/name           the queue (default /shmxfer_bench_<pid>)
+#   BENCH_BIN=DIR               use shm_server and shm_client from DIR instead of building
 #   BENCH_SWEEP=1 also tries ring sizes (--slots) and spin budgets (SHMXFER_SPIN_US).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,8 +18,12 @@ runs=${2:-7}
 client_counts=${BENCH_CLIENTS:-1 2 4 8 16}
 client_mib=${BENCH_CLIENT_MIB:-64}
 client_runs=${BENCH_CLIENT_RUNS:-3}
-cargo build --release --locked --quiet
-bin=$PWD/target/release
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin=$(cd "$BENCH_BIN" && pwd)
+else
+  cargo build --release --locked --quiet
+  bin=$PWD/target/release
+fi
 work=$(mktemp -d "$PWD/target/bench.XXXXXX")
 queue=${BENCH_QUEUE:-/shmxfer_bench_$$}
 server=""
