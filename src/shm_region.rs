@@ -393,11 +393,37 @@ pub enum WaitOutcome {
 impl Semaphore {
     /// Creates `name` with `O_EXCL`, mode 0600, and the count `value`.
     ///
+    /// `sem_open(O_CREAT)` would build the semaphore in a temporary file
+    /// `sem.XXXXXX` and then link it under its name: a process killed in
+    /// between leaves a file nobody can trace to its queue. Instead the
+    /// file is created under its final name (where glibc keeps a named
+    /// semaphore: `/dev/shm/sem.<name>`), its memory reserved and the
+    /// semaphore initialised in place; then it is opened as any existing
+    /// semaphore. Whatever a kill leaves is named after its session and
+    /// collected with it.
+    ///
     /// # Errors
     ///
-    /// [`Error::Os`] from `sem_open` (`EEXIST` if the name is taken).
+    /// [`Error::Os`] from the calls (`EEXIST` if the name is taken).
     pub fn create_exclusive(name: &str, value: u32) -> Result<Semaphore> {
-        Self::open_with(name, libc::O_CREAT | libc::O_EXCL, value, true)
+        validate_name(name)?;
+        let file = format!("/sem.{}", name.trim_start_matches('/'));
+        let len = std::mem::size_of::<libc::sem_t>();
+        let mut obj = ShmObject::create_exclusive(&file, len)?;
+        let ptr = map(&obj, len)?;
+        // SAFETY: `ptr` is a fresh shared mapping of `len` bytes, the size of
+        // a `sem_t`, page-aligned; no other process has opened the name yet.
+        let rc = unsafe { libc::sem_init(ptr.as_ptr().cast::<libc::sem_t>(), 1, value) };
+        let err = io::Error::last_os_error();
+        // SAFETY: unmaps exactly the mapping made above, used no more.
+        unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+        if rc == -1 {
+            return Err(Error::os_named("sem_init", name, err));
+        }
+        let sem = Self::open_with(name, 0, 0, true)?;
+        // The semaphore's handle unlinks the name from now on.
+        obj.disown();
+        Ok(sem)
     }
 
     /// Opens an existing semaphore.
@@ -796,6 +822,12 @@ mod tests {
     fn semaphores_count_and_time_out() {
         let name = unique("sem");
         let a = Semaphore::create_exclusive(&name, 1).unwrap();
+        // Made under its final name, where glibc keeps it, 0600.
+        let file = std::path::Path::new("/dev/shm").join(format!("sem.{}", &name[1..]));
+        let meta = std::fs::metadata(&file).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(meta.mode() & 0o777, 0o600);
+        assert_eq!(meta.len(), std::mem::size_of::<libc::sem_t>() as u64);
         assert!(Semaphore::create_exclusive(&name, 0).is_err());
         let b = Semaphore::open(&name).unwrap();
         assert!(b.try_wait());
