@@ -684,3 +684,47 @@ fn a_status_session_gets_no_file() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+#[test]
+fn the_root_or_an_empty_name_never_stands_for_the_whole_tree() {
+    let env = TestEnv::new("the_root_or_an_empty_name");
+    env.create("sub/a.txt", b"a\n");
+    env.create("top.txt", b"top\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let out = env.out().to_str().unwrap().to_owned();
+
+    // An absolute path is refused, as the server refuses one for a plain fetch.
+    for name in ["/", "/sub", "//"] {
+        let done = env.run_client(&["-r", "-o", &out, name]);
+        done.assert_code(1)
+            .check(done.stdout.starts_with(&format!("{name}: refused by server: ")), "refused")
+            .check(done.stdout.contains("leads outside the served directory"), "says why");
+        let done = env.run_client(&["--list", name]);
+        done.assert_code(1)
+            .check(done.stdout.is_empty(), "nothing listed")
+            .check(done.stderr.contains("leads outside the served directory"), "says why");
+    }
+    assert!(env.out_entries().is_empty(), "nothing fetched: {:?}", env.out_entries());
+
+    // An empty name is a usage error, whatever the mode.
+    for args in [&["-r", ""][..], &[""], &["--stdout", ""], &["--list", ""]] {
+        let mut all = vec!["-o", &out];
+        if args[0] == "--list" || args[0] == "--stdout" {
+            all.clear();
+        }
+        all.extend_from_slice(args);
+        let done = env.run_client(&all);
+        done.assert_code(2)
+            .check(done.stdout.is_empty(), "nothing on stdout")
+            .check(done.stderr.contains("empty"), "says the name is empty");
+    }
+    assert!(env.out_entries().is_empty(), "nothing fetched: {:?}", env.out_entries());
+
+    // What still means everything: no prefix, and '.'.
+    for args in [&["--list"][..], &["--list", "."]] {
+        let done = env.run_client(args);
+        done.assert_code(0).assert_stdout_lines(&["2\tsub/a.txt".to_string(), "4\ttop.txt".to_string()]);
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -101,9 +101,9 @@ struct Args {
 
     /// Print the server's files with their sizes (SIZE, a tab, PATH per line) instead of fetching;
     /// with PREFIX, only PREFIX itself or what lies below the directory PREFIX.
-    #[arg(long, value_name = "PREFIX", num_args = 0..=1, default_missing_value = "",
+    #[arg(long, value_name = "PREFIX", num_args = 0..=1,
           conflicts_with_all = ["files", "stop_server", "no_clobber", "input", "relative"])]
-    list: Option<String>,
+    list: Option<Option<String>>,
 
     /// Ask the server what it is doing: its pid, root, mode, uptime, sessions and totals, and a
     /// line per live session (client pid, file, bytes so far, rate, time since its last frame).
@@ -272,7 +272,7 @@ fn size_text(bytes: u64, human: bool) -> String {
 /// Whether the listed `path` is `prefix` or lies below the directory `prefix`.
 fn under_prefix(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
-    prefix.is_empty()
+    prefix == "."
         || path == prefix
         || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
 }
@@ -300,7 +300,7 @@ fn list(mut client: Client, args: &Args, prefix: &str) -> ExitCode {
             say(format_args!("{}\t{}", size_text(*size, args.human), quote_name(path)));
         }
     }
-    if entries.is_empty() && !prefix.is_empty() {
+    if entries.is_empty() && prefix != "." {
         eprintln!(
             "shm_client: the server has no file at or below {}; see `shm_client --list` for what it has",
             quote_name(prefix)
@@ -458,6 +458,24 @@ fn main() -> ExitCode {
             usage_error(ErrorKind::TooFewValues, format!("{} names no file to fetch", input.display()));
         }
     }
+    if files.iter().any(String::is_empty) {
+        usage_error(
+            ErrorKind::InvalidValue,
+            "an empty file name; name a path below the server's root ('.' with -r: all of it)",
+        );
+    }
+    if let Some(Some(prefix)) = &args.list {
+        if prefix.is_empty() {
+            usage_error(ErrorKind::InvalidValue, "--list '': an empty prefix; give none to list everything");
+        }
+        if prefix.starts_with('/') {
+            eprintln!(
+                "shm_client: {}: leads outside the served directory; list a path below the server's root, or give no prefix",
+                quote_name(prefix)
+            );
+            return ExitCode::from(EXIT_NOT_DELIVERED);
+        }
+    }
     if args.stdout && files.len() != 1 {
         usage_error(
             ErrorKind::WrongNumberOfValues,
@@ -538,7 +556,7 @@ fn main() -> ExitCode {
     };
 
     if let Some(prefix) = &args.list {
-        return list(client, &args, prefix);
+        return list(client, &args, prefix.as_deref().unwrap_or("."));
     }
     if args.status {
         return status(client, &args);
@@ -628,8 +646,15 @@ fn recursive_jobs(client: &mut Client, args: &Args, files: &[String]) -> Result<
     let listing = client.list()?;
     let mut jobs = Vec::new();
     for f in files {
+        if f.starts_with('/') {
+            // As the server refuses any absolute path it is asked for.
+            let why =
+                format!("{f} leads outside the served directory; name a directory below the server's root");
+            jobs.push(Job { remote: f.clone(), shown: f.clone(), known: Some(Outcome::Refused(why)) });
+            continue;
+        }
         let dir = f.trim_end_matches('/');
-        let whole = dir.is_empty() || dir == ".";
+        let whole = dir == ".";
         // What replaces `dir` in the local path: its last component.
         let base = if whole { "" } else { dir.rsplit('/').next().unwrap_or(dir) };
         let before = jobs.len();
