@@ -10,7 +10,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::client::{Client, Frame};
 use crate::error::{Error, Result};
-use crate::output::{OutDir, OutputPath, Sink};
+use crate::output::{OutDir, OutputPath};
 use crate::protocol::{Reply, MAX_PATH_LEN};
 use crate::IO_CHUNK;
 
@@ -227,11 +227,6 @@ impl Delivery {
 
     /// Receives the answer to request `seq` and, for a file, writes it to
     /// `out` in `out_dir`. The frames are read to the end whatever happens locally.
-    ///
-    /// Each data frame is copied once, from the slot straight into `chunk`
-    /// (memory the server cannot reach), hashed there while it is in cache,
-    /// and written from there in [`IO_CHUNK`] pieces: the checksum covers
-    /// exactly the bytes that are written.
     fn receive(
         &self,
         client: &mut Client,
@@ -241,12 +236,9 @@ impl Delivery {
         progress: &mut dyn Progress,
         chunk: &mut [u8],
     ) -> Result<Outcome> {
-        let (size, mode) = match client.next_frame(seq, chunk)? {
-            Frame::Control(Reply::Start { size, mode }) => (size, mode),
-            Frame::Control(Reply::NotFound) => return Ok(Outcome::NotFound),
-            Frame::Control(Reply::Refused(why)) => return Ok(Outcome::Refused(why)),
-            Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
-            other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
+        let (size, mode) = match read_start(client, seq, chunk)? {
+            Ok(start) => start,
+            Err(outcome) => return Ok(outcome),
         };
         progress.start(out.name(), size);
         let dir = self.out_dir.display();
@@ -256,64 +248,112 @@ impl Delivery {
             Ok(out_dir) => out_dir.create(out, mode).map_err(|e| format!("creating a file in {dir}: {e}")),
             Err(e) => Err(format!("output directory {dir}: {e}")),
         };
-        let mut hasher = Xxh3::new();
-        let mut received = 0u64;
-        let mut unreported = 0u64;
-        let write = |sink: &mut std::result::Result<Sink, String>, bytes: &[u8]| {
-            if let Ok(s) = sink {
+        let mut write = |bytes: &[u8]| {
+            if let Ok(s) = &mut sink {
                 if let Err(e) = s.write_all(bytes) {
-                    *sink = Err(format!("writing into {dir}: {e}"));
+                    sink = Err(format!("writing into {dir}: {e}"));
                 }
             }
         };
-        // chunk[..fill] waits to be written.
-        let mut fill = 0;
-        loop {
-            match client.next_frame(seq, &mut chunk[fill..])? {
-                Frame::Data(len) => {
-                    received += u64::from(len);
-                    if received > size {
-                        return Err(Error::Protocol(format!(
-                            "server sent more than the announced {size} bytes"
-                        )));
-                    }
-                    let end = fill + len as usize;
-                    hasher.update(&chunk[fill..end]);
-                    fill = end;
-                    if fill >= IO_CHUNK {
-                        write(&mut sink, &chunk[..IO_CHUNK]);
-                        chunk.copy_within(IO_CHUNK..fill, 0);
-                        fill -= IO_CHUNK;
-                    }
-                    unreported += u64::from(len);
-                    if unreported >= 1 << 20 {
-                        progress.advance(unreported);
-                        unreported = 0;
-                    }
+        let received = match read_body(client, seq, size, chunk, progress, &mut write)? {
+            Body::Ended { count, checksum, received, digest } => {
+                if count != received || count != size {
+                    return Ok(Outcome::Failed(format!(
+                        "size mismatch: announced {size}, sent {count}, received {received}"
+                    )));
                 }
-                Frame::Control(Reply::End { count, checksum }) => {
-                    write(&mut sink, &chunk[..fill]);
-                    progress.advance(unreported);
-                    if count != received || count != size {
-                        return Ok(Outcome::Failed(format!(
-                            "size mismatch: announced {size}, sent {count}, received {received}"
-                        )));
-                    }
-                    if checksum != hasher.digest() {
-                        return Ok(Outcome::Failed("checksum mismatch (xxh3-64)".into()));
-                    }
-                    let sink = match sink {
-                        Ok(sink) => sink,
-                        Err(why) => return Ok(Outcome::Failed(why)),
-                    };
-                    return Ok(match sink.persist(self.no_clobber) {
-                        Ok(()) => Outcome::Delivered { bytes: received },
-                        Err(e) => persist_failure(&e, &self.out_dir.join(out.shown())),
-                    });
+                if checksum != digest {
+                    return Ok(Outcome::Failed("checksum mismatch (xxh3-64)".into()));
                 }
-                Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
-                other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
+                received
             }
+            Body::ServerError(why) => return Ok(Outcome::Failed(format!("server: {why}"))),
+        };
+        let sink = match sink {
+            Ok(sink) => sink,
+            Err(why) => return Ok(Outcome::Failed(why)),
+        };
+        Ok(match sink.persist(self.no_clobber) {
+            Ok(()) => Outcome::Delivered { bytes: received },
+            Err(e) => persist_failure(&e, &self.out_dir.join(out.shown())),
+        })
+    }
+}
+
+/// Reads the first frame of the answer to `seq`: the file's size and mode,
+/// or the outcome of a file that does not come.
+fn read_start(
+    client: &mut Client,
+    seq: u32,
+    buf: &mut [u8],
+) -> Result<std::result::Result<(u64, u32), Outcome>> {
+    Ok(match client.next_frame(seq, buf)? {
+        Frame::Control(Reply::Start { size, mode }) => Ok((size, mode)),
+        Frame::Control(Reply::NotFound) => Err(Outcome::NotFound),
+        Frame::Control(Reply::Refused(why)) => Err(Outcome::Refused(why)),
+        Frame::Control(Reply::Error(why)) => Err(Outcome::Failed(format!("server: {why}"))),
+        other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
+    })
+}
+
+/// How a file's data frames ended.
+enum Body {
+    /// The end frame came: the server's count and checksum, and what arrived
+    /// and its checksum.
+    Ended { count: u64, checksum: u64, received: u64, digest: u64 },
+    /// The server gave up midway.
+    ServerError(String),
+}
+
+/// Reads the data frames of request `seq`, whose start frame announced
+/// `size` bytes, up to its end frame.
+///
+/// Each data frame is copied once, from the slot straight into `chunk`
+/// (memory the server cannot reach; at least [`IO_CHUNK`] and one frame
+/// long), hashed there while it is in cache, and handed to `write` in
+/// [`IO_CHUNK`] pieces and the rest at the end: the checksum covers exactly
+/// the bytes written.
+fn read_body(
+    client: &mut Client,
+    seq: u32,
+    size: u64,
+    chunk: &mut [u8],
+    progress: &mut dyn Progress,
+    write: &mut dyn FnMut(&[u8]),
+) -> Result<Body> {
+    let mut hasher = Xxh3::new();
+    let mut received = 0u64;
+    let mut unreported = 0u64;
+    // chunk[..fill] waits to be written.
+    let mut fill = 0;
+    loop {
+        match client.next_frame(seq, &mut chunk[fill..])? {
+            Frame::Data(len) => {
+                received += u64::from(len);
+                if received > size {
+                    return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
+                }
+                let end = fill + len as usize;
+                hasher.update(&chunk[fill..end]);
+                fill = end;
+                if fill >= IO_CHUNK {
+                    write(&chunk[..IO_CHUNK]);
+                    chunk.copy_within(IO_CHUNK..fill, 0);
+                    fill -= IO_CHUNK;
+                }
+                unreported += u64::from(len);
+                if unreported >= 1 << 20 {
+                    progress.advance(unreported);
+                    unreported = 0;
+                }
+            }
+            Frame::Control(Reply::End { count, checksum }) => {
+                write(&chunk[..fill]);
+                progress.advance(unreported);
+                return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
+            }
+            Frame::Control(Reply::Error(why)) => return Ok(Body::ServerError(why)),
+            other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
         }
     }
 }
@@ -374,63 +414,38 @@ impl Client {
             return Ok(Outcome::Failed(format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed")));
         }
         let seq = self.request(path)?;
-        let mut buf = vec![0; self.max_payload()];
-        let size = match self.next_frame(seq, &mut buf)? {
-            Frame::Control(Reply::Start { size, .. }) => size,
-            Frame::Control(Reply::NotFound) => return Ok(Outcome::NotFound),
-            Frame::Control(Reply::Refused(why)) => return Ok(Outcome::Refused(why)),
-            Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
-            other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
+        let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
+        let size = match read_start(self, seq, &mut chunk)? {
+            Ok((size, _)) => size,
+            Err(outcome) => return Ok(outcome),
         };
         progress.start(output_name(path).unwrap_or(path), size);
         let mut write_error: Option<std::io::Error> = None;
-        let mut hasher = Xxh3::new();
-        let mut received = 0u64;
-        let mut unreported = 0u64;
-        loop {
-            match self.next_frame(seq, &mut buf)? {
-                Frame::Data(len) => {
-                    received += u64::from(len);
-                    if received > size {
-                        return Err(Error::Protocol(format!(
-                            "server sent more than the announced {size} bytes"
-                        )));
-                    }
-                    let data = &buf[..len as usize];
-                    hasher.update(data);
-                    if write_error.is_none() {
-                        write_error = out.write_all(data).err();
-                    }
-                    unreported += u64::from(len);
-                    if unreported >= 1 << 20 {
-                        progress.advance(unreported);
-                        unreported = 0;
-                    }
-                }
-                Frame::Control(Reply::End { count, checksum }) => {
-                    progress.advance(unreported);
-                    if write_error.is_none() {
-                        write_error = out.flush().err();
-                    }
-                    if let Some(e) = write_error {
-                        return Ok(Outcome::Failed(format!("writing the file out: {e}")));
-                    }
-                    if count != received || count != size {
-                        return Ok(Outcome::Failed(format!(
-                            "size mismatch: announced {size}, sent {count}, received {received}; \
-                             the bytes written are not the file"
-                        )));
-                    }
-                    if checksum != hasher.digest() {
-                        return Ok(Outcome::Failed(
-                            "checksum mismatch (xxh3-64); the bytes written are not the file".into(),
-                        ));
-                    }
-                    return Ok(Outcome::Delivered { bytes: received });
-                }
-                Frame::Control(Reply::Error(why)) => return Ok(Outcome::Failed(format!("server: {why}"))),
-                other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
+        let mut write = |bytes: &[u8]| {
+            if write_error.is_none() {
+                write_error = out.write_all(bytes).err();
             }
+        };
+        let body = read_body(self, seq, size, &mut chunk, progress, &mut write)?;
+        if write_error.is_none() {
+            write_error = out.flush().err();
+        }
+        match body {
+            Body::Ended { .. } if write_error.is_some() => {
+                let e = write_error.expect("checked");
+                Ok(Outcome::Failed(format!("writing the file out: {e}")))
+            }
+            Body::Ended { count, received, .. } if count != received || count != size => {
+                Ok(Outcome::Failed(format!(
+                    "size mismatch: announced {size}, sent {count}, received {received}; \
+                     the bytes written are not the file"
+                )))
+            }
+            Body::Ended { checksum, digest, .. } if checksum != digest => {
+                Ok(Outcome::Failed("checksum mismatch (xxh3-64); the bytes written are not the file".into()))
+            }
+            Body::Ended { received, .. } => Ok(Outcome::Delivered { bytes: received }),
+            Body::ServerError(why) => Ok(Outcome::Failed(format!("server: {why}"))),
         }
     }
 }
