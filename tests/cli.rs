@@ -728,3 +728,42 @@ fn the_root_or_an_empty_name_never_stands_for_the_whole_tree() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+#[test]
+fn a_lost_session_still_prints_a_line_for_each_file() {
+    use nix::sys::signal::Signal;
+    let env = TestEnv::new("a_lost_session_still_prints_a_line");
+    env.create_random("big.bin", 256 << 20, 7);
+    env.create("a.txt", b"a\n");
+    env.create("b.txt", b"b\n");
+    let out = env.out().to_str().unwrap().to_owned();
+    // The server dies mid-transfer: exit 4; SIGINT on the client: exit 130.
+    for (victim_is_server, code, rest) in [(true, 4, "session lost"), (false, 130, "interrupted")] {
+        let mut server = env.ready_server(&["--persistent"]);
+        let mut client = env.client(&["-o", &out, "big.bin", "a.txt", "b.txt"]);
+        env.wait_receiving(&mut client, "big.bin");
+        if victim_is_server {
+            server.kill();
+        } else {
+            client.signal(Signal::SIGINT);
+        }
+        let done = client.finish(TIMEOUT);
+        done.assert_code(code);
+        let lines: Vec<&str> = done.stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "one line per file\n{done}");
+        done.check(lines[0].starts_with("big.bin: failed: "), "the file in progress failed")
+            .check(lines[0].ends_with("; nothing kept"), "says nothing is kept")
+            .check(lines[0].contains(": failed: cut off after "), "says how far it got")
+            .check(lines[1] == format!("a.txt: not fetched: {rest}"), "the next file was not fetched")
+            .check(lines[2] == format!("b.txt: not fetched: {rest}"), "nor the last")
+            .check(done.stderr.contains("3 files: 0 delivered, 1 failed, 2 not fetched"), "the summary");
+        assert!(env.out_entries().is_empty(), "nothing kept: {:?}", env.out_entries());
+        if victim_is_server {
+            drop(server);
+            env.names.remove_all();
+        } else {
+            env.stop_server(&mut server);
+        }
+    }
+    env.assert_no_leftovers();
+}

@@ -156,14 +156,25 @@ struct Args {
     man: bool,
 }
 
-/// A progress bar on stderr while a file arrives, only on a terminal.
+/// A progress bar on stderr while a file arrives, only on a terminal; and
+/// how far the file in progress got (within 1 MiB), for the line of a file
+/// a lost session cut off.
 struct Bar {
     enabled: bool,
     bar: Option<ProgressBar>,
+    /// The size of the file arriving and the bytes received of it.
+    current: Option<(u64, u64)>,
+}
+
+impl Bar {
+    fn new(enabled: bool) -> Bar {
+        Bar { enabled, bar: None, current: None }
+    }
 }
 
 impl Progress for Bar {
     fn start(&mut self, name: &str, size: u64) {
+        self.current = Some((size, 0));
         if !self.enabled || size < 1 << 20 {
             return;
         }
@@ -178,12 +189,16 @@ impl Progress for Bar {
     }
 
     fn advance(&mut self, bytes: u64) {
+        if let Some((_, got)) = &mut self.current {
+            *got += bytes;
+        }
         if let Some(bar) = &self.bar {
             bar.inc(bytes);
         }
     }
 
     fn finish(&mut self) {
+        self.current = None;
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
@@ -569,7 +584,7 @@ fn main() -> ExitCode {
 
 /// `--stdout`: the file's bytes to stdout, any message to stderr.
 fn stream(mut client: Client, args: &Args, path: &str) -> ExitCode {
-    let mut bar = Bar { enabled: !args.quiet && std::io::stderr().is_terminal(), bar: None };
+    let mut bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(shmxfer::IO_CHUNK, stdout.lock());
     let fetched = client.fetch_to(path, &mut out, &mut bar);
@@ -591,6 +606,17 @@ fn stream(mut client: Client, args: &Args, path: &str) -> ExitCode {
             ExitCode::from(EXIT_NOT_DELIVERED)
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// Why a session was lost, in a few words for the line of the file it cut off.
+fn lost_reason(e: &Error) -> String {
+    match e {
+        Error::Cancelled => "interrupted".into(),
+        Error::Stalled { waited } => {
+            format!("no frame moved for {:.0} s (--stall-timeout)", waited.as_secs_f64())
+        }
+        e => common::chain(e),
     }
 }
 
@@ -694,14 +720,13 @@ fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
     let (jobs, mut fetched) = if args.recursive {
         match recursive_jobs(&mut client, args, files) {
             Ok(jobs) => (jobs, Ok(())),
-            // Turned away before the listing: a line for each name asked for.
-            Err(e @ Error::Busy { .. }) => (plain_jobs(args, files), Err(e)),
-            Err(e) => return fail(&e),
+            // Turned away or lost before the listing: a line for each name asked for.
+            Err(e) => (plain_jobs(args, files), Err(e)),
         }
     } else {
         (plain_jobs(args, files), Ok(()))
     };
-    let mut bar = Bar { enabled: !quiet && std::io::stderr().is_terminal(), bar: None };
+    let mut bar = Bar::new(!quiet && std::io::stderr().is_terminal());
     let mut tally = Tally::default();
     let mut next = 0;
     while next < jobs.len() && fetched.is_ok() {
@@ -732,6 +757,8 @@ fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
         .map(drop);
         next += run.len();
     }
+    // The file in progress when the session was lost, and how far it got.
+    let cut_off = bar.current.take();
     bar.finish();
     let fetched = fetched.and_then(|()| client.close());
     let code = match fetched {
@@ -747,7 +774,27 @@ fn fetch(mut client: Client, args: &Args, files: &[String]) -> ExitCode {
             }
             ExitCode::from(EXIT_NOT_DELIVERED)
         }
-        Err(e) => fail(&e),
+        Err(e) => {
+            // One line per file still, as for any failed file: the one in
+            // progress failed, the others were never fetched.
+            let mut left = jobs[tally.reported()..].iter();
+            if let Some(job) = left.next() {
+                let got = match cut_off {
+                    Some((size, got)) => {
+                        format!("cut off after {} of {}: ", human_size(got), human_size(size))
+                    }
+                    None => String::new(),
+                };
+                let why = Outcome::Failed(format!("{got}{}; nothing kept", lost_reason(&e)));
+                report(args, &job.shown, &why);
+                tally.add(&why);
+            }
+            let rest = if matches!(e, Error::Cancelled) { "interrupted" } else { "session lost" };
+            for job in left {
+                say(format_args!("{}: not fetched: {rest}", quote_name(&job.shown)));
+            }
+            fail(&e)
+        }
     };
     if jobs.len() > 1 && !quiet {
         eprintln!("shm_client: {}", tally.summary(jobs.len(), started.elapsed()));
