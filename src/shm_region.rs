@@ -229,7 +229,11 @@ impl ShmObject {
     /// [`Error::Os`] from `shm_open` (`EEXIST` if the name is taken) or from
     /// sizing it.
     pub fn create_exclusive(name: &str, size: usize) -> Result<ShmObject> {
-        let obj = Self::open_with(name, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, true)?;
+        Self::create_exclusive_named(validate_name(name)?, size)
+    }
+
+    fn create_exclusive_named(cname: CString, size: usize) -> Result<ShmObject> {
+        let obj = Self::open_named(cname, libc::O_RDWR | libc::O_CREAT | libc::O_EXCL, true)?;
         obj.set_len(size)?;
         obj.reserve(size)?;
         Ok(obj)
@@ -257,7 +261,12 @@ impl ShmObject {
     }
 
     fn open_with(name: &str, flags: libc::c_int, owner: bool) -> Result<ShmObject> {
-        let cname = validate_name(name)?;
+        Self::open_named(validate_name(name)?, flags, owner)
+    }
+
+    fn open_named(cname: CString, flags: libc::c_int, owner: bool) -> Result<ShmObject> {
+        let name = cname.to_str().unwrap_or("?").to_owned();
+        let name = name.as_str();
         // SAFETY: `cname` is NUL-terminated and lives across the call.
         let fd = retry_eintr(|| unsafe { libc::shm_open(cname.as_ptr(), flags | libc::O_CLOEXEC, 0o600) })
             .map_err(|e| Error::os_named("shm_open", name, e))?;
@@ -407,9 +416,13 @@ impl Semaphore {
     /// [`Error::Os`] from the calls (`EEXIST` if the name is taken).
     pub fn create_exclusive(name: &str, value: u32) -> Result<Semaphore> {
         validate_name(name)?;
-        let file = format!("/sem.{}", name.trim_start_matches('/'));
+        // `sem.` adds four bytes: a valid semaphore name (at most
+        // MAX_NAME_LEN bytes) still gives a legal file name.
+        let file = CString::new(format!("/sem.{}", name.trim_start_matches('/'))).map_err(|_| {
+            Error::InvalidName { name: name.to_owned(), reason: "must not contain NUL".into() }
+        })?;
         let len = std::mem::size_of::<libc::sem_t>();
-        let mut obj = ShmObject::create_exclusive(&file, len)?;
+        let mut obj = ShmObject::create_exclusive_named(file, len)?;
         let ptr = map(&obj, len)?;
         // SAFETY: `ptr` is a fresh shared mapping of `len` bytes, the size of
         // a `sem_t`, page-aligned; no other process has opened the name yet.
@@ -816,6 +829,17 @@ mod tests {
         drop(created);
         assert!(!crate::liveness::client_alive(&opened));
         assert!(ShmObject::open(&name, false).is_err());
+    }
+
+    #[test]
+    fn a_semaphore_of_the_longest_name_can_be_made() {
+        let stem = unique("longsem");
+        let name = format!("{stem}{}", "x".repeat(names::MAX_NAME_LEN - stem.len()));
+        assert_eq!(name.len(), names::MAX_NAME_LEN);
+        let sem = Semaphore::create_exclusive(&name, 1).unwrap();
+        assert!(Semaphore::open(&name).unwrap().try_wait());
+        drop(sem);
+        assert!(Semaphore::open(&name).is_err(), "unlinked on drop");
     }
 
     #[test]
