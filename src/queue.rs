@@ -65,8 +65,11 @@ fn create_error(queue: &str, e: std::io::Error) -> Error {
         Some(libc::EINVAL) => format!(
             " (the queue needs {QUEUE_CAPACITY} messages of {QUEUE_MSG_LEN} bytes; see /proc/sys/fs/mqueue/msg_max and msgsize_max)"
         ),
-        Some(libc::EMFILE) | Some(libc::ENOSPC) => {
-            " (too many queues: see /proc/sys/fs/mqueue/queues_max, default 256, and RLIMIT_MSGQUEUE)".to_owned()
+        Some(libc::EMFILE) => " (this user's queues are over RLIMIT_MSGQUEUE, by default 819200 bytes: about 9 \
+            queues of this size; stop a server of this user or raise it with `ulimit -q`)"
+            .to_owned(),
+        Some(libc::ENOSPC) => {
+            " (too many queues on the system: see /proc/sys/fs/mqueue/queues_max, default 256)".to_owned()
         }
         _ => String::new(),
     };
