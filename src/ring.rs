@@ -176,6 +176,7 @@ fn turns() -> std::sync::MutexGuard<'static, TurnQueue> {
 /// producers of this process at once, first come first served; given back
 /// on drop. A producer gives it back after [`TURN_BYTES`], after a file, and
 /// before it blocks for a slot: a stopped or slow client holds no one up.
+#[derive(Debug)]
 struct Turn;
 
 impl Turn {
@@ -302,8 +303,10 @@ pub struct RingSems {
     pub spaces: Semaphore,
 }
 
-/// The server's end: fills slots.
-pub struct Producer {
+/// What both ends of a ring hold: the region, the semaphores, the next
+/// slot, and how to wait (cancel flag, the peer's liveness, spinning, the
+/// stall limit). Each end takes one semaphore and gives the other.
+struct RingEnd {
     region: Arc<Region>,
     sems: RingSems,
     next: u32,
@@ -311,29 +314,58 @@ pub struct Producer {
     alive: Liveness,
     spinner: Spinner,
     stall: Option<Duration>,
+}
+
+impl std::fmt::Debug for RingEnd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RingEnd").field("region", &self.region.name()).field("next", &self.next).finish()
+    }
+}
+
+impl RingEnd {
+    fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> RingEnd {
+        RingEnd { region, sems, next: 0, cancel, alive, spinner: Spinner::default(), stall: None }
+    }
+
+    /// Waits for `sem` (spaces for the producer, items for the consumer)
+    /// and returns the slot that is now this end's.
+    fn take_slot(&mut self, producer: bool, turn: &mut Option<Turn>) -> Result<u32> {
+        let sem = if producer { &self.sems.spaces } else { &self.sems.items };
+        acquire(sem, &self.cancel, &self.alive, &mut self.spinner, self.stall, turn)?;
+        let slot = self.next;
+        self.next = (self.next + 1) % self.region.geometry().slots();
+        Ok(slot)
+    }
+
+    /// Hands the slot just used to the other end.
+    fn give_slot(&self, producer: bool) -> Result<()> {
+        if producer {
+            self.sems.items.post()
+        } else {
+            self.sems.spaces.post()
+        }
+    }
+
+    fn max_payload(&self) -> usize {
+        self.region.geometry().max_payload()
+    }
+}
+
+/// The server's end: fills slots.
+#[derive(Debug)]
+pub struct Producer {
+    end: RingEnd,
     turn: Option<Turn>,
     /// Bytes streamed since the turn was taken.
     streamed: usize,
     scratch: Vec<u8>,
 }
 
-impl std::fmt::Debug for Producer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Producer").field("region", &self.region.name()).field("next", &self.next).finish()
-    }
-}
-
 impl Producer {
     /// A producer over `region`.
     pub fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Producer {
         Producer {
-            region,
-            sems,
-            next: 0,
-            cancel,
-            alive,
-            spinner: Spinner::default(),
-            stall: None,
+            end: RingEnd::new(region, sems, cancel, alive),
             turn: None,
             streamed: 0,
             scratch: Vec::new(),
@@ -342,19 +374,20 @@ impl Producer {
 
     /// Gives up a wait for a free slot after `stall` (`None`: never).
     pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Producer {
-        self.stall = stall;
+        self.end.stall = stall;
         self
     }
 
     /// The largest data payload one frame carries.
     pub fn max_payload(&self) -> usize {
-        self.region.geometry().max_payload()
+        self.end.max_payload()
     }
 
     /// Whether a slot is free right now (nothing is taken).
     pub fn has_free_slot(&self) -> bool {
-        if self.sems.spaces.try_wait() {
-            let _ = self.sems.spaces.post();
+        let spaces = &self.end.sems.spaces;
+        if spaces.try_wait() {
+            let _ = spaces.post();
             true
         } else {
             false
@@ -363,15 +396,14 @@ impl Producer {
 
     /// The region this producer fills.
     pub fn region(&self) -> &Region {
-        &self.region
+        &self.end.region
     }
 
     fn push(&mut self, kind: FrameKind, seq: u32, payload: &[u8]) -> Result<()> {
-        acquire(&self.sems.spaces, &self.cancel, &self.alive, &mut self.spinner, self.stall, &mut self.turn)?;
+        let slot = self.end.take_slot(true, &mut self.turn)?;
         let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
-        self.region.write_frame(self.next, &header, payload);
-        self.next = (self.next + 1) % self.region.geometry().slots();
-        self.sems.items.post()
+        self.end.region.write_frame(slot, &header, payload);
+        self.end.give_slot(true)
     }
 
     /// Sends a data frame. `bytes` must fit one slot ([`Producer::max_payload`]).
@@ -381,7 +413,7 @@ impl Producer {
     /// [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS error.
     pub fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
         if self.turn.is_none() {
-            self.turn = Some(Turn::take(&self.cancel, &self.alive)?);
+            self.turn = Some(Turn::take(&self.end.cancel, &self.end.alive)?);
             self.streamed = 0;
         }
         self.push(FrameKind::Data, seq, bytes)?;
@@ -420,42 +452,31 @@ impl Producer {
 const _: () = assert!(MAX_REASON_LEN <= Geometry::for_slots(MAX_SLOTS).max_payload());
 
 /// The client's end: empties slots.
+#[derive(Debug)]
 pub struct Consumer {
-    region: Arc<Region>,
-    sems: RingSems,
-    next: u32,
-    cancel: Arc<AtomicBool>,
-    alive: Liveness,
-    spinner: Spinner,
-    stall: Option<Duration>,
-}
-
-impl std::fmt::Debug for Consumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Consumer").field("region", &self.region.name()).field("next", &self.next).finish()
-    }
+    end: RingEnd,
 }
 
 impl Consumer {
     /// A consumer over `region`.
     pub fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Consumer {
-        Consumer { region, sems, next: 0, cancel, alive, spinner: Spinner::default(), stall: None }
+        Consumer { end: RingEnd::new(region, sems, cancel, alive) }
     }
 
     /// Gives up a wait for a frame after `stall` (`None`: never).
     pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Consumer {
-        self.stall = stall;
+        self.end.stall = stall;
         self
     }
 
     /// The region this consumer empties.
     pub fn region(&self) -> &Region {
-        &self.region
+        &self.end.region
     }
 
     /// The largest payload one frame carries.
     pub fn max_payload(&self) -> usize {
-        self.region.geometry().max_payload()
+        self.end.max_payload()
     }
 
     /// Waits for the next frame, copies its payload into `buf` (resized to
@@ -485,15 +506,13 @@ impl Consumer {
     /// `out`, [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS
     /// error.
     pub fn recv_into(&mut self, out: &mut [u8]) -> Result<FrameHeader> {
-        acquire(&self.sems.items, &self.cancel, &self.alive, &mut self.spinner, self.stall, &mut None)?;
-        let slot = self.next;
-        self.next = (self.next + 1) % self.region.geometry().slots();
-        let raw: [u8; FRAME_HEADER_LEN] = self.region.read_frame_header(slot);
+        let slot = self.end.take_slot(false, &mut None)?;
+        let raw: [u8; FRAME_HEADER_LEN] = self.end.region.read_frame_header(slot);
         let header = FrameHeader::decode(&raw, self.max_payload().min(out.len()));
         if let Ok(h) = &header {
-            self.region.read_payload(slot, &mut out[..h.len as usize]);
+            self.end.region.read_payload(slot, &mut out[..h.len as usize]);
         }
-        self.sems.spaces.post()?;
+        self.end.give_slot(false)?;
         Ok(header?)
     }
 }
@@ -621,11 +640,11 @@ mod tests {
     #[test]
     fn a_waiter_gives_up_when_cancelled_or_when_the_peer_is_gone() {
         let (_tx, mut rx) = pair("cancel", 2);
-        rx.cancel.store(true, Ordering::Relaxed);
+        rx.end.cancel.store(true, Ordering::Relaxed);
         let mut buf = Vec::new();
         assert!(matches!(rx.recv(&mut buf), Err(Error::Cancelled)));
-        rx.cancel.store(false, Ordering::Relaxed);
-        rx.alive = Box::new(|| Err(Error::PeerGone("gone".into())));
+        rx.end.cancel.store(false, Ordering::Relaxed);
+        rx.end.alive = Box::new(|| Err(Error::PeerGone("gone".into())));
         let start = Instant::now();
         assert!(matches!(rx.recv(&mut buf), Err(Error::PeerGone(_))));
         assert!(start.elapsed() < WAIT_SLICE * 5);
