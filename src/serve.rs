@@ -147,8 +147,21 @@ impl SessionThread {
                 }
                 Job::Get { seq, path } => self.get(producer, seq, &path, &mut buf)?,
                 Job::List { seq } => {
-                    let count = serve_list(producer, &self.env.root, seq)?;
+                    let (count, left_out) = serve_list(producer, &self.env.root, seq)?;
                     info!("client {pid}: listing: {count} file(s)");
+                    if left_out.not_utf8 > 0 {
+                        warn!(
+                            "client {pid}: listing: left out {} name(s) that are not UTF-8, such as {}; \
+                             only UTF-8 names can be listed or fetched: rename them",
+                            left_out.not_utf8, left_out.example
+                        );
+                    }
+                    if left_out.too_long > 0 {
+                        warn!(
+                            "client {pid}: listing: left out {} path(s) too long to list",
+                            left_out.too_long
+                        );
+                    }
                 }
                 Job::Status { seq } => {
                     let (server, sessions) = self.env.stats.snapshot(&self.names.region);
@@ -192,7 +205,7 @@ impl SessionThread {
                 warn!("client {pid}: {shown}: failed after {sent} bytes in {}: {why}", duration_text(took))
             }
             Err(Error::PeerGone(_)) if self.stats.has_said_goodbye() => {
-                info!("client {pid}: {shown}: stopped after {sent} bytes: the client left (interrupted)")
+                info!("client {pid}: {shown}: stopped after {sent} bytes: the client left before the end")
             }
             Err(Error::Cancelled) => {
                 info!("client {pid}: {shown}: stopped after {sent} bytes: the server stops")
@@ -364,26 +377,39 @@ impl Snapshot {
 const LIST_MAX_ENTRIES: usize = 100_000;
 const LIST_MAX_DEPTH: usize = 32;
 
-/// Sends the listing; returns the number of entries sent.
-fn serve_list(tx: &mut Producer, root: &File, seq: u32) -> Result<u64> {
+/// What a listing left out, for the server's log.
+#[derive(Debug, Default)]
+struct LeftOut {
+    /// Files and directories whose names are not UTF-8 (a directory counts once).
+    not_utf8: u64,
+    /// The first of them, bytes that are not printable ASCII escaped.
+    example: String,
+    /// Paths too long for the protocol.
+    too_long: u64,
+}
+
+/// Sends the listing; returns the number of entries sent and what was left out.
+fn serve_list(tx: &mut Producer, root: &File, seq: u32) -> Result<(u64, LeftOut)> {
     let mut entries = Vec::new();
+    let mut left_out = LeftOut::default();
     let root_path = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(root)));
-    walk(&root_path, Path::new(""), 0, &mut entries);
+    walk(&root_path, Path::new(""), 0, &mut entries, &mut left_out);
     entries.sort();
     let mut count = 0u64;
     for (path, size) in entries {
         // size (8 bytes) and path: entries too long for one slot are skipped.
         if 8 + path.len() > tx.max_payload() {
+            left_out.too_long += 1;
             continue;
         }
         tx.send(seq, &Reply::ListEntry { size, path })?;
         count += 1;
     }
     tx.send(seq, &Reply::ListEnd { count })?;
-    Ok(count)
+    Ok((count, left_out))
 }
 
-fn walk(dir: &Path, rel: &Path, depth: usize, out: &mut Vec<(String, u64)>) {
+fn walk(dir: &Path, rel: &Path, depth: usize, out: &mut Vec<(String, u64)>, left_out: &mut LeftOut) {
     if depth > LIST_MAX_DEPTH {
         return;
     }
@@ -394,12 +420,25 @@ fn walk(dir: &Path, rel: &Path, depth: usize, out: &mut Vec<(String, u64)>) {
         }
         let Ok(ft) = entry.file_type() else { continue };
         let rel_path = rel.join(entry.file_name());
+        if !(ft.is_dir() || ft.is_file()) {
+            continue;
+        }
+        if rel_path.to_str().is_none() {
+            if left_out.not_utf8 == 0 {
+                let bytes = std::os::unix::ffi::OsStrExt::as_bytes(rel_path.as_os_str());
+                left_out.example = format!("\"{}\"", bytes.escape_ascii());
+            }
+            left_out.not_utf8 += 1;
+            continue;
+        }
         if ft.is_dir() {
-            walk(&entry.path(), &rel_path, depth + 1, out);
-        } else if ft.is_file() {
+            walk(&entry.path(), &rel_path, depth + 1, out, left_out);
+        } else {
             let (Ok(meta), Some(name)) = (entry.metadata(), rel_path.to_str()) else { continue };
             if name.len() <= MAX_PATH_LEN {
                 out.push((name.to_owned(), meta.len()));
+            } else {
+                left_out.too_long += 1;
             }
         }
     }

@@ -767,3 +767,87 @@ fn a_lost_session_still_prints_a_line_for_each_file() {
     }
     env.assert_no_leftovers();
 }
+
+#[test]
+fn input_messages_are_whole_prefixed_and_name_standard_input() {
+    let env = TestEnv::new("input_messages_are_whole");
+    let bad = env.tmp().join("bad");
+    fs::write(&bad, b"nonutf\xff.txt\n").unwrap();
+    let empty = env.tmp().join("empty");
+    fs::write(&empty, b"\n").unwrap();
+    let missing = env.tmp().join("nolist");
+    for (args, stdin, want) in [
+        (
+            vec!["-i", "-"],
+            &bad,
+            "shm_client: standard input, line 1: the name is not UTF-8; file names must be UTF-8",
+        ),
+        (vec!["-i", "-"], &empty, "shm_client: standard input names no file to fetch"),
+        (vec!["-i", missing.to_str().unwrap()], &empty, "shm_client: cannot read the names in "),
+    ] {
+        let done = run_with_stdin(env.client_cmd(&args), stdin);
+        done.assert_code(2)
+            .check(done.stderr.starts_with(want), "the whole message, prefixed with the program")
+            .check(!done.stderr.contains("Usage:"), "no usage block for a bad list")
+            .check(done.stderr.lines().count() == 1, "one line");
+    }
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn names_that_are_not_utf8_are_told_so_on_both_sides() {
+    use std::os::unix::ffi::OsStrExt;
+    let env = TestEnv::new("names_that_are_not_utf8");
+    env.create("ok.txt", b"ok\n");
+    let raw = std::ffi::OsStr::from_bytes(b"bad\xff.txt");
+    fs::write(env.root().join(raw), b"bad\n").unwrap();
+    fs::create_dir(env.root().join(std::ffi::OsStr::from_bytes(b"dir\xfe"))).unwrap();
+    fs::write(env.root().join(std::ffi::OsStr::from_bytes(b"dir\xfe/inside.txt")), b"x\n").unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["--list"]);
+    done.assert_code(0).assert_stdout_lines(&["3\tok.txt".to_string()]);
+
+    // A name given on the command line that is not UTF-8.
+    let mut cmd = env.client_cmd(&["-o", env.out().to_str().unwrap()]);
+    cmd.arg(raw);
+    let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+    done.assert_code(2)
+        .check(done.stderr.contains("file names (and queue names) must be UTF-8"), "says names must be UTF-8")
+        .check(done.stderr.contains(r"bad\xff.txt"), "shows the name")
+        .check(!done.stderr.contains("Usage:"), "no usage block");
+
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    assert!(
+        log.contains(r#"left out 2 name(s) that are not UTF-8, such as "bad\xff.txt""#)
+            || log.contains(r#"left out 2 name(s) that are not UTF-8, such as "dir\xfe""#),
+        "the server says what the listing left out\n{log}"
+    );
+    assert_eq!(log.matches("not UTF-8").count(), 1, "one line per listing\n{log}");
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn stdout_stops_at_once_when_its_reader_goes_away() {
+    let env = TestEnv::new("stdout_stops_at_once_when_its_reader_goes_away");
+    let size: u64 = 256 << 20;
+    env.create_random("big.bin", size, 13);
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut cmd = crate::util::command("bash", None);
+    cmd.arg("-c").arg(r#""$0" "$@" | head -c 10 >/dev/null; exit "${PIPESTATUS[0]}""#).arg(CLIENT).args([
+        "--queue",
+        env.names.queue(),
+        "--stdout",
+        "big.bin",
+    ]);
+    let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    done.assert_code(1)
+        .check(done.stderr.contains("big.bin: writing to standard output: Broken pipe"), "says what happened")
+        .check(!done.stderr.contains("interrupted"), "not taken for an interrupt");
+    let noticed = crate::util::wait_until(TIMEOUT, || server.stderr().contains("big.bin: stopped after "));
+    let log = server.stderr();
+    assert!(noticed && log.contains("the client left"), "the server saw the client leave\n{log}");
+    env.stop_server(&mut server);
+    assert!(!log.contains(&format!("sent {size} bytes")), "the whole file was sent\n{log}");
+    env.assert_no_leftovers();
+}

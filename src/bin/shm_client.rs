@@ -250,11 +250,19 @@ fn usage_error(kind: ErrorKind, msg: impl std::fmt::Display) -> ! {
     Args::command().error(kind, msg).exit()
 }
 
+/// The `-i` list as messages name it.
+fn list_shown(list: &std::path::Path) -> String {
+    if list.as_os_str() == "-" {
+        "standard input".to_owned()
+    } else {
+        list.display().to_string()
+    }
+}
+
 /// The names in `list` (a file, or `-` for stdin): one per line, blank lines
 /// skipped, a trailing `\r` dropped.
 fn read_names(list: &PathBuf) -> Result<Vec<String>, String> {
-    let shown =
-        if list.as_os_str() == "-" { "standard input".to_owned() } else { list.display().to_string() };
+    let shown = list_shown(list);
     let reader: Box<dyn BufRead> = if list.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -268,8 +276,9 @@ fn read_names(list: &PathBuf) -> Result<Vec<String>, String> {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let name = String::from_utf8(line.to_vec())
-            .map_err(|_| format!("{shown}, line {}: the name is not UTF-8; names must be", i + 1))?;
+        let name = String::from_utf8(line.to_vec()).map_err(|_| {
+            format!("{shown}, line {}: the name is not UTF-8; file names must be UTF-8", i + 1)
+        })?;
         names.push(name);
     }
     Ok(names)
@@ -452,7 +461,17 @@ impl Tally {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
+            // Only names are read as text (files, --list, --queue); paths such as -o may be any bytes.
+            let bad = std::env::args_os().skip(1).find(|a| a.to_str().is_none());
+            let shown = bad.map(|a| a.as_encoded_bytes().escape_ascii().to_string()).unwrap_or_default();
+            eprintln!("shm_client: {shown}: not UTF-8; file names (and queue names) must be UTF-8");
+            return ExitCode::from(EXIT_USAGE);
+        }
+        Err(e) => e.exit(),
+    };
     if let Some(shell) = args.completions {
         common::print_completions(Args::command(), shell);
         return ExitCode::SUCCESS;
@@ -467,10 +486,14 @@ fn main() -> ExitCode {
     if let Some(input) = &args.input {
         match read_names(input) {
             Ok(names) => files.extend(names),
-            Err(msg) => usage_error(ErrorKind::Io, msg),
+            Err(msg) => {
+                eprintln!("shm_client: {msg}");
+                return ExitCode::from(EXIT_USAGE);
+            }
         }
         if files.is_empty() {
-            usage_error(ErrorKind::TooFewValues, format!("{} names no file to fetch", input.display()));
+            eprintln!("shm_client: {} names no file to fetch; give one name per line", list_shown(input));
+            return ExitCode::from(EXIT_USAGE);
         }
     }
     if files.iter().any(String::is_empty) {
@@ -577,20 +600,59 @@ fn main() -> ExitCode {
         return status(client, &args);
     }
     if args.stdout {
-        return stream(client, &args, &files[0]);
+        return stream(client, &args, &files[0], &cancel);
     }
     fetch(client, &args, &files)
 }
 
+/// Standard output for `--stdout`: the first write error (a closed pipe,
+/// `| head -c10`) ends the session at once through the cancel flag, so the
+/// rest of the file is not received for nothing.
+struct StopOnError<W> {
+    inner: W,
+    cancel: Arc<AtomicBool>,
+    error: Option<String>,
+}
+
+impl<W: Write> StopOnError<W> {
+    fn check<T>(&mut self, done: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &done {
+            if self.error.is_none() {
+                self.error = Some(e.to_string());
+            }
+            self.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        done
+    }
+}
+
+impl<W: Write> Write for StopOnError<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let done = self.inner.write(buf);
+        self.check(done)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let done = self.inner.flush();
+        self.check(done)
+    }
+}
+
 /// `--stdout`: the file's bytes to stdout, any message to stderr.
-fn stream(mut client: Client, args: &Args, path: &str) -> ExitCode {
+fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>) -> ExitCode {
     let mut bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(shmxfer::IO_CHUNK, stdout.lock());
+    let stdout = StopOnError { inner: std::io::stdout().lock(), cancel: Arc::clone(cancel), error: None };
+    let mut out = std::io::BufWriter::with_capacity(shmxfer::IO_CHUNK, stdout);
     let fetched = client.fetch_to(path, &mut out, &mut bar);
     bar.finish();
     let fetched = fetched.and_then(|outcome| client.close().map(|()| outcome));
     let name = quote_name(path);
+    // A write error ended the session: say so once, whatever the session said.
+    let write_error = out.get_ref().error.clone();
+    if let Some(e) = write_error.filter(|_| !matches!(fetched, Ok(Outcome::Delivered { .. }))) {
+        eprintln!("shm_client: {name}: writing to standard output: {e}; transfer stopped");
+        return ExitCode::from(EXIT_NOT_DELIVERED);
+    }
     match fetched {
         Ok(Outcome::Delivered { .. }) => ExitCode::from(EXIT_OK),
         Ok(Outcome::NotFound) => {
