@@ -76,6 +76,7 @@ mod sessions;
 pub mod shm_region;
 mod stats;
 mod sys;
+pub mod text;
 
 pub use cleanup::cleanup;
 pub use client::{stop_server, Client, ClientConfig, ClientConfigBuilder, Status};

@@ -164,6 +164,35 @@ const KIND_STOP: u8 = 5;
 const KIND_STATUS: u8 = 6;
 const KIND_OPEN_STATUS: u8 = 7;
 
+/// For the server's log (`-vv`): what the message asks, from whom.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Open { client_pid, region_size, region } => {
+                write!(f, "open from pid {client_pid}: region {region} ({region_size} bytes)")
+            }
+            Command::OpenStatus { client_pid, region_size, region } => {
+                write!(f, "open for the status from pid {client_pid}: region {region} ({region_size} bytes)")
+            }
+            Command::Get { client_pid, seq, region, path } => write!(
+                f,
+                "get {} from pid {client_pid} (request {seq}, region {region})",
+                crate::text::quote_name(path)
+            ),
+            Command::List { client_pid, seq, region } => {
+                write!(f, "list from pid {client_pid} (request {seq}, region {region})")
+            }
+            Command::Status { client_pid, seq, region } => {
+                write!(f, "status from pid {client_pid} (request {seq}, region {region})")
+            }
+            Command::Close { client_pid, region } => {
+                write!(f, "goodbye from pid {client_pid} (region {region})")
+            }
+            Command::Stop { client_pid } => write!(f, "stop from pid {client_pid}"),
+        }
+    }
+}
+
 impl Command {
     /// The region this message is about, if any.
     pub fn region(&self) -> Option<&str> {

@@ -20,6 +20,7 @@ use crate::protocol::{Reply, MAX_PATH_LEN, MODE_BITS};
 use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::shm_region::{remove_session, EndReason, Region, Semaphore};
 use crate::stats::{duration_text, rate_text, ServerStats, SessionStats};
+use crate::text::{byte_count, quote_name};
 use crate::{sys, IO_CHUNK};
 
 /// What a session is asked to do.
@@ -185,12 +186,13 @@ impl SessionThread {
         let result = serve_file(producer, &self.env.root, seq, path, buf, &self.stats);
         let took = started.elapsed();
         let sent = self.stats.end();
-        let (pid, shown) = (self.client_pid, path.escape_debug());
+        let (pid, shown) = (self.client_pid, quote_name(path));
         self.env.stats.count(sent, matches!(result, Ok(Served::Sent(_))));
         match &result {
             Ok(Served::Sent(n)) => {
                 info!(
-                    "client {pid}: {shown}: sent {n} bytes in {} ({})",
+                    "client {pid}: {shown}: sent {} in {} ({})",
+                    byte_count(*n),
                     duration_text(took),
                     rate_text(*n, took)
                 )

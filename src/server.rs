@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{info, trace, warn};
 use posixmq::PosixMq;
 
 use crate::error::{Error, Result};
@@ -177,7 +177,7 @@ impl Server {
         };
         match Command::decode(&buf[..n]) {
             Ok(cmd) => {
-                debug!("queue: {cmd:?}");
+                trace!("queue: {cmd}");
                 Ok(Some(cmd))
             }
             Err(e) => {

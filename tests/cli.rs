@@ -281,7 +281,7 @@ fn names_with_control_characters_are_quoted_as_ls_quotes_them() {
     ]);
     let out = env.out().to_str().unwrap().to_owned();
     env.run_client(&["-o", &out, "odd\nname", "tab\there"]).assert_code(0).assert_stdout_lines(&[
-        "'odd'$'\\n''name': received 1 bytes".to_string(),
+        "'odd'$'\\n''name': received 1 byte".to_string(),
         "'tab'$'\\t''here': received 2 bytes".to_string(),
     ]);
     env.assert_delivered("odd\nname");
@@ -607,12 +607,19 @@ fn server_log_levels_follow_v_q_and_rust_log() {
     verbose
         .check(verbose.stderr.contains("session /") && verbose.stderr.contains(" opened"), "-v: session life")
         .check(verbose.stderr.contains(": goodbye"), "-v: the goodbye")
-        .check(verbose.stderr.contains("queue: Get {"), "-v: queue traffic")
+        .check(!verbose.stderr.contains("queue: "), "-v: no queue traffic")
         .check(verbose.stderr.contains(": hello.txt: sent 6 bytes"), "-v: the access log too");
+    let very = run(&["-vv"], None);
+    very.check(very.stderr.contains(" opened"), "-vv: session life")
+        .check(very.stderr.contains("queue: get hello.txt from pid "), "-vv: each queue message, readable")
+        .check(very.stderr.contains("queue: goodbye from pid "), "-vv: the goodbye message")
+        .check(!very.stderr.contains('{'), "-vv: no Rust structs");
     let warn_only = run(&[], Some("warn"));
     warn_only.check(warn_only.stderr.is_empty(), "RUST_LOG=warn: no info lines");
     let debug = run(&[], Some("shmxfer=debug"));
-    debug.check(debug.stderr.contains("queue: Get {"), "RUST_LOG=shmxfer=debug: debug lines of the library");
+    debug.check(debug.stderr.contains(" opened"), "RUST_LOG=shmxfer=debug: debug lines of the library");
+    let trace = run(&[], Some("shmxfer=trace"));
+    trace.check(trace.stderr.contains("queue: get hello.txt"), "RUST_LOG=shmxfer=trace: the queue traffic");
     env.assert_no_leftovers();
 }
 
@@ -649,6 +656,11 @@ fn both_programs_print_completions_and_a_man_page() {
         cmd.arg("--man").env("SHMXFER_QUEUE", "/from_env");
         let done = Proc::spawn(cmd, None).finish(TIMEOUT);
         done.assert_code(0).check(done.stdout.contains(&format!(".TH {name} 1")), "a roff page");
+        // Each example on lines of its own, which roff does not run together.
+        done.check(done.stdout.contains(".SH \"EXAMPLES\"\n.TP\n\\fB"), "examples as tagged paragraphs")
+            .check(!done.stdout.contains("Examples:"), "no examples left in running text")
+            .check(done.stdout.contains(".SH \"EXIT STATUS\"\n.TP\n\\fB0\\fR\n"), "an exit status section")
+            .check(done.stdout.contains(".SH ENVIRONMENT\n.TP\n\\fBSHMXFER_QUEUE\\fR"), "the environment");
     }
 }
 
@@ -849,5 +861,43 @@ fn stdout_stops_at_once_when_its_reader_goes_away() {
     assert!(noticed && log.contains("the client left"), "the server saw the client leave\n{log}");
     env.stop_server(&mut server);
     assert!(!log.contains(&format!("sent {size} bytes")), "the whole file was sent\n{log}");
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn messages_read_well_and_say_what_to_do() {
+    let env = TestEnv::new("messages_read_well_and_say_what_to_do");
+    env.create("one.txt", b"1");
+    env.create("sub/x.txt", b"x\n");
+    env.create("odd\tname", b"odd\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let out = env.out().to_str().unwrap().to_owned();
+    // One byte is one byte; a directory asked for without -r says how.
+    let done = env.run_client(&["-o", &out, "one.txt", "sub"]);
+    done.assert_code(1).assert_stdout_lines(&[
+        "one.txt: received 1 byte".to_string(),
+        "sub: refused by server: sub is a directory; use -r to fetch a directory".to_string(),
+    ]);
+    // A missing output directory: how to make it.
+    let missing = env.tmp().join("nonexist");
+    let done = env.run_client(&["-o", missing.to_str().unwrap(), "one.txt"]);
+    done.assert_code(1).check(
+        done.stderr.contains(&format!("create it (mkdir -p {})", missing.display())),
+        "says how to create it",
+    );
+    env.fetch(&["odd\tname"]).assert_code(0);
+    env.stop_server(&mut server);
+    // The server quotes names as the client does, and counts bytes right.
+    let log = server.stderr();
+    assert!(log.contains(": one.txt: sent 1 byte in "), "{log}");
+    assert!(log.contains(": 'odd'$'\\t''name': sent 4 bytes"), "{log}");
+
+    // --cleanup with an option it does not take: the usage shows both forms.
+    let mut cmd = command(SERVER, Some(&env.names));
+    cmd.args(["--cleanup", "--persistent"]);
+    let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+    done.assert_code(2)
+        .check(done.stderr.contains("Usage: shm_server [OPTIONS]"), "the general usage")
+        .check(done.stderr.contains("shm_server --cleanup [--queue NAME]"), "and the --cleanup form");
     env.assert_no_leftovers();
 }

@@ -16,7 +16,7 @@ use shmxfer::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
 use shmxfer::{Client, ClientConfig, Delivery, Error, Outcome, Progress, DEFAULT_QUEUE};
 
 mod common;
-use common::{human_size, json_string, quote_name};
+use common::{byte_count, human_size, json_string, quote_name};
 
 /// Every file delivered.
 const EXIT_OK: u8 = 0;
@@ -477,7 +477,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.man {
-        return common::print_man(Args::command());
+        return common::print_man(
+            Args::command(),
+            &[("SHMXFER_QUEUE", "The server's queue when --queue is not given (default /shmxfer).")],
+        );
     }
     if args.json && args.list.is_none() && !args.status {
         usage_error(ErrorKind::MissingRequiredArgument, "--json goes with --list or --status");
@@ -579,8 +582,9 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!(
-                    "shm_client: output directory {}: {e}; create it or name another with -o",
-                    args.out_dir.display()
+                    "shm_client: output directory {}: {e}; create it (mkdir -p {}) or name another with -o",
+                    args.out_dir.display(),
+                    quote_name(&args.out_dir.to_string_lossy())
                 );
                 return ExitCode::from(EXIT_NOT_DELIVERED);
             }
@@ -690,11 +694,14 @@ fn report(args: &Args, shown: &str, outcome: &Outcome) {
             if args.human {
                 say(format_args!("{name}: received {}", human_size(*bytes)));
             } else {
-                say(format_args!("{name}: received {bytes} bytes"));
+                say(format_args!("{name}: received {}", byte_count(*bytes)));
             }
         }
         Outcome::Delivered { .. } => {}
         Outcome::NotFound => say(format_args!("{name}: not found on server")),
+        Outcome::Refused(why) if !args.recursive && why.ends_with(" is a directory") => {
+            say(format_args!("{name}: refused by server: {why}; use -r to fetch a directory"))
+        }
         Outcome::Refused(why) => say(format_args!("{name}: refused by server: {why}")),
         Outcome::Failed(why) => say(format_args!("{name}: failed: {why}")),
     }

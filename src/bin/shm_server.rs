@@ -20,6 +20,7 @@ mod common;
 #[command(
     name = "shm_server",
     version,
+    override_usage = "shm_server [OPTIONS]\n       shm_server --cleanup [--queue NAME]",
     long_about = "Serve the regular files below a directory to shm_client processes on this machine.\n\n\
         Requests arrive on a POSIX message queue; each client's files travel through the client's own \
         POSIX shared-memory region (at most 4096 bytes), handed back and forth with two named POSIX \
@@ -63,7 +64,7 @@ struct Args {
     #[arg(long, conflicts_with_all = ["persistent", "max_sessions"])]
     cleanup: bool,
 
-    /// Log each session's life and every queue message too (twice: everything). By default the
+    /// Log each session's life too (-v); -vv: also every queue message. By default the
     /// log has a start line, one line per request (client pid, path, outcome, bytes, duration,
     /// rate), warnings and a summary at shutdown. RUST_LOG (env_logger's syntax, such as
     /// `shmxfer=debug`) is honoured; -v and -q set the default level over it.
@@ -175,7 +176,13 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if args.man {
-        return common::print_man(Args::command());
+        return common::print_man(
+            Args::command(),
+            &[
+                ("SHMXFER_QUEUE", "The queue to serve when --queue is not given (default /shmxfer)."),
+                ("RUST_LOG", "What to log, in env_logger's syntax (such as warn or shmxfer=debug); -v, -vv and -q set the level over it."),
+            ],
+        );
     }
     init_logging(&args);
     match run(args) {

@@ -4,7 +4,6 @@
 // Each program uses a part of this module.
 #![allow(dead_code)]
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -41,78 +40,8 @@ pub fn anyhow_chain(err: &anyhow::Error) -> String {
     line
 }
 
-/// Characters `ls` escapes in a name: ASCII controls, and Unicode controls
-/// and direction overrides, which could make a name look like another.
-fn is_odd(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
-
-/// A file name as it is printed in result lines and listings: unchanged
-/// unless it holds a control character (newline, tab, ...) or starts with a
-/// quote; then quoted the way `ls` quotes (`--quoting-style=shell-escape`),
-/// so the line stays one line and can be pasted into a shell:
-/// `'a'$'\n''b'`. Names that are printed plain never start with a quote, so
-/// the two forms cannot be confused.
-pub fn quote_name(name: &str) -> Cow<'_, str> {
-    if !name.chars().any(is_odd) && !name.starts_with(['\'', '"']) {
-        return Cow::Borrowed(name);
-    }
-    if !name.chars().any(is_odd) {
-        // As ls: double quotes when that needs no escapes, else single ones.
-        if name.contains('\'') && !name.contains(['"', '$', '`', '\\', '!']) {
-            return Cow::Owned(format!("\"{name}\""));
-        }
-        return Cow::Owned(format!("'{}'", name.replace('\'', "'\\''")));
-    }
-    let mut out = String::from("'");
-    let mut in_quote = true;
-    let mut in_dollar = false;
-    for c in name.chars() {
-        if is_odd(c) {
-            if in_quote {
-                out.push('\'');
-                in_quote = false;
-            }
-            if !in_dollar {
-                out.push_str("$'");
-                in_dollar = true;
-            }
-            match c {
-                '\x07' => out.push_str("\\a"),
-                '\x08' => out.push_str("\\b"),
-                '\x0c' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\x0b' => out.push_str("\\v"),
-                c if c.is_ascii() => {
-                    let _ = write!(out, "\\{:03o}", c as u32);
-                }
-                c => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-            }
-            continue;
-        }
-        if in_dollar {
-            out.push('\'');
-            in_dollar = false;
-        }
-        if !in_quote {
-            out.push('\'');
-            in_quote = true;
-        }
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    if in_dollar || in_quote {
-        out.push('\'');
-    }
-    Cow::Owned(out)
-}
+#[allow(unused_imports)]
+pub use shmxfer::text::{byte_count, quote_name};
 
 /// A size for people: `512 B`, `1.5 KiB`, `3.0 MiB`, ...
 pub fn human_size(bytes: u64) -> String {
@@ -179,13 +108,94 @@ pub fn print_completions(mut cmd: clap::Command, shell: clap_complete::Shell) {
     let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
 }
 
-/// `--man`: the man page of `cmd` (roff) on stdout.
-pub fn print_man(cmd: clap::Command) -> std::process::ExitCode {
+/// `text` for roff: backslashes and dashes escaped, no line starting as a request.
+fn roff(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with(['.', '\'']) {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+/// The sections of a man page made from `after_help`: its `Examples:`
+/// paragraph as EXAMPLES (one tagged paragraph per command, so roff keeps
+/// the lines), `Exit status:` as EXIT STATUS (one entry per code), any
+/// other `Title: text` paragraph as a section of its own; then ENVIRONMENT
+/// from `environment` (variable, meaning).
+fn man_sections(after_help: &str, environment: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for para in after_help.split("\n\n") {
+        let Some((title, body)) = para.split_once(':') else {
+            let _ = writeln!(out, ".PP\n{}", roff(para.trim()));
+            continue;
+        };
+        let _ = writeln!(out, ".SH \"{}\"", title.trim().to_uppercase());
+        match title.trim() {
+            "Examples" => {
+                for line in body.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    // `command   what it does`: two spaces or more between.
+                    match line.split_once("  ") {
+                        Some((cmd, what)) => {
+                            let _ = writeln!(out, ".TP\n\\fB{}\\fR\n{}", roff(cmd.trim()), roff(what.trim()));
+                        }
+                        None => {
+                            let _ = writeln!(out, ".TP\n\\fB{}\\fR\n.", roff(line));
+                        }
+                    }
+                }
+            }
+            "Exit status" => {
+                // `0 meaning, 1 meaning (a, b), 2 meaning.`: a new entry at each `, ` before a digit.
+                let body = body.trim().trim_end_matches('.');
+                let mut entries = vec![String::new()];
+                let mut rest = body;
+                while let Some(at) = rest.find(", ") {
+                    let (head, tail) = rest.split_at(at);
+                    entries.last_mut().expect("one entry").push_str(head);
+                    rest = &tail[2..];
+                    if rest.starts_with(|c: char| c.is_ascii_digit()) {
+                        entries.push(String::new());
+                    } else {
+                        entries.last_mut().expect("one entry").push_str(", ");
+                    }
+                }
+                entries.last_mut().expect("one entry").push_str(rest);
+                for entry in &entries {
+                    let (code, meaning) = entry.split_once(' ').unwrap_or((entry, ""));
+                    let _ = writeln!(out, ".TP\n\\fB{}\\fR\n{}", roff(code), roff(meaning));
+                }
+            }
+            _ => {
+                let _ = writeln!(out, ".PP\n{}", roff(body.trim()));
+            }
+        }
+    }
+    if !environment.is_empty() {
+        out.push_str(".SH ENVIRONMENT\n");
+        for (name, meaning) in environment {
+            let _ = writeln!(out, ".TP\n\\fB{}\\fR\n{}", roff(name), roff(meaning));
+        }
+    }
+    out
+}
+
+/// `--man`: the man page of `cmd` (roff) on stdout, its `after_help` made
+/// into sections (see [`man_sections`]) and an ENVIRONMENT section.
+pub fn print_man(cmd: clap::Command, environment: &[(&str, &str)]) -> std::process::ExitCode {
+    let after_help = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    let man = clap_mangen::Man::new(cmd);
     let mut page = Vec::new();
-    match clap_mangen::Man::new(cmd)
-        .render(&mut page)
-        .and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &page))
-    {
+    let rendered = (|| {
+        man.render_title(&mut page)?;
+        man.render_name_section(&mut page)?;
+        man.render_synopsis_section(&mut page)?;
+        man.render_description_section(&mut page)?;
+        man.render_options_section(&mut page)?;
+        page.extend_from_slice(man_sections(&after_help, environment).as_bytes());
+        man.render_version_section(&mut page)
+    })();
+    match rendered.and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &page)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("writing the man page: {e}");
@@ -197,35 +207,6 @@ pub fn print_man(cmd: clap::Command) -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn plain_names_stay_plain() {
-        for name in ["hello.txt", "name with space.txt", "sub/dir/x", "ü.txt", "it's", "a\"b", ""] {
-            assert_eq!(quote_name(name), name);
-        }
-    }
-
-    #[test]
-    fn odd_names_are_quoted_as_ls_quotes_them() {
-        // Each expected form is what `ls --quoting-style=shell-escape` printed.
-        let cases = [
-            ("nl\nx", r"'nl'$'\n''x'"),
-            ("\nx", r"''$'\n''x'"),
-            ("x\t", r"'x'$'\t'"),
-            ("a\n\nb", r"'a'$'\n\n''b'"),
-            ("d\u{7f}e", r"'d'$'\177''e'"),
-            ("c\u{1}d", r"'c'$'\001''d'"),
-            ("e\u{1b}[31m", r"'e'$'\033''[31m'"),
-            ("it's\nx", r"'it'\''s'$'\n''x'"),
-            ("'\nq", r"''\'''$'\n''q'"),
-            ("'x", r#""'x""#),
-            ("'x\"", r#"''\''x"'"#),
-            ("z\u{202e}y", r"'z'$'\u202e''y'"),
-        ];
-        for (name, want) in cases {
-            assert_eq!(quote_name(name), want, "{name:?}");
-        }
-    }
 
     #[test]
     fn sizes_read_as_people_expect() {

@@ -1,0 +1,128 @@
+//! How names and sizes are shown in messages, the same way by the library's
+//! log lines and the programs' output.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+/// Characters `ls` escapes in a name: ASCII controls, and Unicode controls
+/// and direction overrides, which could make a name look like another.
+fn is_odd(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// A file name as it is printed in result lines and listings: unchanged
+/// unless it holds a control character (newline, tab, ...) or starts with a
+/// quote; then quoted the way `ls` quotes (`--quoting-style=shell-escape`),
+/// so the line stays one line and can be pasted into a shell:
+/// `'a'$'\n''b'`. Names that are printed plain never start with a quote, so
+/// the two forms cannot be confused.
+pub fn quote_name(name: &str) -> Cow<'_, str> {
+    if !name.chars().any(is_odd) && !name.starts_with(['\'', '"']) {
+        return Cow::Borrowed(name);
+    }
+    if !name.chars().any(is_odd) {
+        // As ls: double quotes when that needs no escapes, else single ones.
+        if name.contains('\'') && !name.contains(['"', '$', '`', '\\', '!']) {
+            return Cow::Owned(format!("\"{name}\""));
+        }
+        return Cow::Owned(format!("'{}'", name.replace('\'', "'\\''")));
+    }
+    let mut out = String::from("'");
+    let mut in_quote = true;
+    let mut in_dollar = false;
+    for c in name.chars() {
+        if is_odd(c) {
+            if in_quote {
+                out.push('\'');
+                in_quote = false;
+            }
+            if !in_dollar {
+                out.push_str("$'");
+                in_dollar = true;
+            }
+            match c {
+                '\x07' => out.push_str("\\a"),
+                '\x08' => out.push_str("\\b"),
+                '\x0c' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\x0b' => out.push_str("\\v"),
+                c if c.is_ascii() => {
+                    let _ = write!(out, "\\{:03o}", c as u32);
+                }
+                c => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+            }
+            continue;
+        }
+        if in_dollar {
+            out.push('\'');
+            in_dollar = false;
+        }
+        if !in_quote {
+            out.push('\'');
+            in_quote = true;
+        }
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    if in_dollar || in_quote {
+        out.push('\'');
+    }
+    Cow::Owned(out)
+}
+
+/// `1 byte`, `2 bytes`.
+pub fn byte_count(n: u64) -> String {
+    if n == 1 {
+        "1 byte".to_owned()
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_names_stay_plain() {
+        for name in ["hello.txt", "name with space.txt", "sub/dir/x", "ü.txt", "it's", "a\"b", ""] {
+            assert_eq!(quote_name(name), name);
+        }
+    }
+
+    #[test]
+    fn odd_names_are_quoted_as_ls_quotes_them() {
+        // Each expected form is what `ls --quoting-style=shell-escape` printed.
+        let cases = [
+            ("nl\nx", r"'nl'$'\n''x'"),
+            ("\nx", r"''$'\n''x'"),
+            ("x\t", r"'x'$'\t'"),
+            ("a\n\nb", r"'a'$'\n\n''b'"),
+            ("d\u{7f}e", r"'d'$'\177''e'"),
+            ("c\u{1}d", r"'c'$'\001''d'"),
+            ("e\u{1b}[31m", r"'e'$'\033''[31m'"),
+            ("it's\nx", r"'it'\''s'$'\n''x'"),
+            ("'\nq", r"''\'''$'\n''q'"),
+            ("'x", r#""'x""#),
+            ("'x\"", r#"''\''x"'"#),
+            ("z\u{202e}y", r"'z'$'\u202e''y'"),
+        ];
+        for (name, want) in cases {
+            assert_eq!(quote_name(name), want, "{name:?}");
+        }
+    }
+
+    #[test]
+    fn one_byte_is_singular() {
+        assert_eq!(byte_count(0), "0 bytes");
+        assert_eq!(byte_count(1), "1 byte");
+        assert_eq!(byte_count(2), "2 bytes");
+    }
+}
