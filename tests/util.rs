@@ -704,7 +704,8 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
 
 /// The success line the client prints for `rel` of `len` bytes.
 pub fn received_line(rel: &str, len: u64) -> String {
-    format!("{}: received {len} bytes", final_component(rel))
+    let unit = if len == 1 { "byte" } else { "bytes" };
+    format!("{}: received {len} {unit}", final_component(rel))
 }
 
 /// The final path component of `rel`.
