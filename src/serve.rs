@@ -84,7 +84,7 @@ impl SessionThread {
         let outcome = self.serve(&mut producer, &jobs);
         let pid = self.client_pid;
         let (bytes, lasted) = self.stats.totals();
-        let totals = format!("{bytes} bytes in {}", duration_text(lasted));
+        let totals = format!("{} in {}", byte_count(bytes), duration_text(lasted));
         match outcome {
             Ok(()) => debug!("client {pid}: session {region} closed: {totals}"),
             Err(Error::Cancelled) => {
@@ -204,15 +204,22 @@ impl SessionThread {
                     Reply::Error(why) => why.as_str(),
                     _ => "",
                 };
-                warn!("client {pid}: {shown}: failed after {sent} bytes in {}: {why}", duration_text(took))
+                warn!(
+                    "client {pid}: {shown}: failed after {} in {}: {why}",
+                    byte_count(sent),
+                    duration_text(took)
+                )
             }
             Err(Error::PeerGone(_)) if self.stats.has_said_goodbye() => {
-                info!("client {pid}: {shown}: stopped after {sent} bytes: the client left before the end")
+                info!(
+                    "client {pid}: {shown}: stopped after {}: the client left before the end",
+                    byte_count(sent)
+                )
             }
             Err(Error::Cancelled) => {
-                info!("client {pid}: {shown}: stopped after {sent} bytes: the server stops")
+                info!("client {pid}: {shown}: stopped after {}: the server stops", byte_count(sent))
             }
-            Err(e) => info!("client {pid}: {shown}: stopped after {sent} bytes: {e}"),
+            Err(e) => info!("client {pid}: {shown}: stopped after {}: {e}", byte_count(sent)),
         }
         result.map(drop)
     }

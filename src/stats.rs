@@ -72,9 +72,9 @@ impl ServerStats {
     pub fn summary(&self) -> String {
         let uptime = self.started.elapsed();
         format!(
-            "served {} file(s), {} bytes, in {} session(s) over {}",
+            "served {} file(s), {}, in {} session(s) over {}",
             self.files.load(Ordering::Relaxed),
-            self.bytes.load(Ordering::Relaxed),
+            crate::text::byte_count(self.bytes.load(Ordering::Relaxed)),
             self.sessions.load(Ordering::Relaxed),
             duration_text(uptime)
         )

@@ -891,6 +891,13 @@ fn messages_read_well_and_say_what_to_do() {
     let log = server.stderr();
     assert!(log.contains(": one.txt: sent 1 byte in "), "{log}");
     assert!(log.contains(": 'odd'$'\\t''name': sent 4 bytes"), "{log}");
+    // A default-mode server that sent one byte says so in its session and summary lines.
+    let mut server = env.ready_server(&["-v"]);
+    env.fetch(&["one.txt"]).assert_code(0);
+    let done = server.finish(TIMEOUT);
+    done.assert_code(0)
+        .check(done.stderr.contains(" closed: 1 byte in "), "the session's total")
+        .check(done.stderr.contains("served 1 file(s), 1 byte, in 1 session(s)"), "the summary");
 
     // --cleanup with an option it does not take: the usage shows both forms.
     let mut cmd = command(SERVER, Some(&env.names));
