@@ -908,3 +908,34 @@ fn messages_read_well_and_say_what_to_do() {
         .check(done.stderr.contains("shm_server --cleanup [--queue NAME]"), "and the --cleanup form");
     env.assert_no_leftovers();
 }
+
+#[test]
+fn a_closed_stderr_changes_no_exit_status() {
+    let env = TestEnv::new("a_closed_stderr_changes_no_exit_status");
+    env.create("one.txt", b"1");
+    let mut server = env.ready_server(&["--persistent"]);
+    // Standard output and error are a pipe nobody reads any more: every
+    // write fails with EPIPE.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = env.out().to_str().unwrap().to_owned();
+    let mut cmd = env.client_cmd(&["-o", &out, "one.txt", "missing.txt"]);
+    cmd.stdout(writer.try_clone().unwrap()).stderr(writer);
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "exit 1 (a file not found), no panic");
+    assert_eq!(fs::read(env.in_out("one.txt")).unwrap(), b"1");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

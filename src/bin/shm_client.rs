@@ -18,6 +18,14 @@ use shmxfer::{Client, ClientConfig, Delivery, Error, Outcome, Progress, DEFAULT_
 mod common;
 use common::{byte_count, human_size, json_string, quote_name};
 
+/// `std::eprintln!` without its panic: a closed stderr (`2>&1 | head -1`)
+/// loses the message, not the exit status.
+macro_rules! eprintln {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// Every file delivered.
 const EXIT_OK: u8 = 0;
 /// At least one file not delivered (not found, refused, failed check, busy server).
