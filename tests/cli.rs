@@ -660,7 +660,12 @@ fn both_programs_print_completions_and_a_man_page() {
         done.check(done.stdout.contains(".SH \"EXAMPLES\"\n.TP\n\\fB"), "examples as tagged paragraphs")
             .check(!done.stdout.contains("Examples:"), "no examples left in running text")
             .check(done.stdout.contains(".SH \"EXIT STATUS\"\n.TP\n\\fB0\\fR\n"), "an exit status section")
-            .check(done.stdout.contains(".SH ENVIRONMENT\n.TP\n\\fBSHMXFER_QUEUE\\fR"), "the environment");
+            .check(done.stdout.contains(".SH ENVIRONMENT\n.TP\n\\fBSHMXFER_QUEUE\\fR"), "the environment")
+            .check(done.stdout.contains(&format!(".SH SYNOPSIS\n.nf\n{name} [OPTIONS]")), "the usage forms")
+            .check(
+                done.stdout.contains(if bin == SERVER { "\\-\\-queue NAME" } else { "\\-\\-list [PREFIX]" }),
+                "with value names",
+            );
     }
 }
 

@@ -182,14 +182,22 @@ fn man_sections(after_help: &str, environment: &[(&str, &str)]) -> String {
 
 /// `--man`: the man page of `cmd` (roff) on stdout, its `after_help` made
 /// into sections (see [`man_sections`]) and an ENVIRONMENT section.
-pub fn print_man(cmd: clap::Command, environment: &[(&str, &str)]) -> std::process::ExitCode {
+pub fn print_man(mut cmd: clap::Command, environment: &[(&str, &str)]) -> std::process::ExitCode {
     let after_help = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    // The usage forms the help shows, with their value names, one per line.
+    let usage = cmd.render_usage().to_string();
     let man = clap_mangen::Man::new(cmd);
     let mut page = Vec::new();
     let rendered = (|| {
         man.render_title(&mut page)?;
         man.render_name_section(&mut page)?;
-        man.render_synopsis_section(&mut page)?;
+        page.extend_from_slice(b".SH SYNOPSIS\n.nf\n");
+        for line in usage.lines() {
+            let line = line.trim();
+            let line = line.strip_prefix("Usage:").unwrap_or(line).trim();
+            page.extend_from_slice(format!("{}\n", roff(line)).as_bytes());
+        }
+        page.extend_from_slice(b".fi\n");
         man.render_description_section(&mut page)?;
         man.render_options_section(&mut page)?;
         page.extend_from_slice(man_sections(&after_help, environment).as_bytes());
