@@ -256,7 +256,12 @@ fn no_room(e: Error, config: &ClientConfig) -> Error {
 
 /// Waits until the server has mapped the region (it writes its pid into the
 /// header), polling with a short growing pause.
-fn wait_attached(region: &Region, alive: &Liveness, cancel: &AtomicBool) -> Result<()> {
+fn wait_attached(
+    region: &Region,
+    alive: &Liveness,
+    cancel: &AtomicBool,
+    queue_still_ours: impl Fn() -> bool,
+) -> Result<()> {
     let start = Instant::now();
     let mut pause = Duration::from_micros(20);
     while region.server_pid() == 0 {
@@ -264,6 +269,9 @@ fn wait_attached(region: &Region, alive: &Liveness, cancel: &AtomicBool) -> Resu
             return Err(Error::Cancelled);
         }
         alive()?;
+        if !queue_still_ours() {
+            return Err(Error::PeerGone("the queue was replaced before the server took the session".into()));
+        }
         if start.elapsed() > ATTACH_TIMEOUT {
             return Err(Error::Timeout {
                 what: "the server did not take the session".into(),
@@ -363,11 +371,14 @@ impl Client {
             // The rest of --wait: a stopped server's full queue is no server.
             let left = config.wait.saturating_sub(started.elapsed());
             queue::send(&found.queue, &open, &cancel, &alive, left).map_err(|e| no_room(e, config))?;
-            match wait_attached(&region, &alive, &cancel) {
+            match wait_attached(&region, &alive, &cancel, || queue::still_named(&config.queue, &found.queue))
+            {
                 Ok(()) => {}
                 // The server went away before it took the session (a server
-                // in its default mode that was just finishing): our objects
-                // are dropped here, and we look for a server again.
+                // in its default mode that was just finishing), or a new
+                // server replaced the queue our Open went into (it took over
+                // from a dead one just then): our objects are dropped here,
+                // and we look for a server again.
                 Err(Error::PeerGone(_)) => continue,
                 Err(e) => return Err(e),
             }

@@ -76,6 +76,15 @@ fn create_error(queue: &str, e: std::io::Error) -> Error {
     Error::os_named("mq_open", queue, std::io::Error::new(e.kind(), format!("{e}{hint}")))
 }
 
+/// Whether `name` still names the queue `mq` (a queue is replaced when a new
+/// server takes over from a dead one).
+pub fn still_named(name: &str, mq: &PosixMq) -> bool {
+    let ours = queue_identity(name, mq).ok().map(|(_, ino)| ino);
+    let named = posixmq::OpenOptions::readonly().nonblocking().open(name).ok();
+    let named = named.and_then(|now| queue_identity(name, &now).ok()).map(|(_, ino)| ino);
+    ours.is_some() && ours == named
+}
+
 /// Opens the queue `name` for sending: `None` when there is none. Only a
 /// queue of this user or root is used.
 ///

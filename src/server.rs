@@ -12,7 +12,7 @@ use posixmq::PosixMq;
 
 use crate::error::{Error, Result};
 use crate::leftovers::collect_dead_sessions;
-use crate::liveness::{queue_identity, ServerLock};
+use crate::liveness::ServerLock;
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
 use crate::protocol::Command;
@@ -219,10 +219,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         // Remove the queue only while its name still names our queue.
         let name = &self.config.queue;
-        let ours = queue_identity(name, &self.queue).ok().map(|(_, ino)| ino);
-        let named = posixmq::OpenOptions::readonly().nonblocking().open(name).ok();
-        let named = named.and_then(|mq| queue_identity(name, &mq).ok()).map(|(_, ino)| ino);
-        if ours.is_some() && ours == named {
+        if queue::still_named(name, &self.queue) {
             if let Err(e) = posixmq::remove_queue(name) {
                 if e.raw_os_error() != Some(libc::ENOENT) {
                     warn!("could not remove queue {name}: {e}");

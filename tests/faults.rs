@@ -112,6 +112,36 @@ fn new_server_takes_over_the_queue_of_a_crashed_server() {
     assert_no_leftovers(&env.names);
 }
 
+#[test]
+fn an_open_sent_into_the_queue_of_a_dead_server_is_sent_again_to_the_server_that_replaces_it() {
+    let env = TestEnv::new("open_into_replaced_queue");
+    let mut dead = env.ready_server(&["--persistent"]);
+    dead.kill();
+    // A new server has taken the lock but not yet replaced the dead one's
+    // queue: a client starting now finds a live server and sends its Open
+    // into the old queue, which the new server is about to remove.
+    let lock = ServerLock::acquire(env.names.queue()).unwrap();
+    let mut client = env.client(&["--wait", "10", "x.txt"]);
+    let sent_into_old = wait_until(TIMEOUT, || {
+        posixmq::PosixMq::open(env.names.queue())
+            .ok()
+            .and_then(|mq| mq.attributes().ok())
+            .is_some_and(|a| a.current_messages > 0)
+    });
+    assert!(sent_into_old, "the client never sent its Open\n{}", client.snapshot());
+    let mq = shmxfer::queue::create(env.names.queue()).unwrap();
+    // The client notices that its queue was replaced and opens its session
+    // again, on the new queue.
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || tx.send(wait_for_open(&mq)).unwrap());
+    let again = rx.recv_timeout(Duration::from_secs(5));
+    assert!(again.is_ok(), "no Open reached the new queue\n{}", client.snapshot());
+    assert_eq!(again.unwrap().2, client.pid());
+    client.kill();
+    drop(lock);
+    let _ = posixmq::remove_queue(env.names.queue());
+}
+
 /// Kills a server and its client mid-transfer, both with SIGKILL, so that
 /// nobody is left to remove the queue, the lock and the session's three
 /// objects. Returns the dead session's region, and the dead processes: the
