@@ -205,6 +205,17 @@ fn fill_queue(names: &Names) -> usize {
     }
 }
 
+/// A persistent server of user [`NOBODY`] on the test's queue, once its
+/// queue exists (the test's directories opened to that user first).
+fn persistent_server_of_another_user(env: &TestEnv) -> Proc {
+    open_to_others(env);
+    let mut cmd = command(SERVER, Some(&env.names));
+    cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
+    let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
+    wait_for_queue(&env.names, &mut server);
+    server
+}
+
 /// Fails unless `done` exited with `code` within `bound`.
 #[track_caller]
 fn assert_exit_within(done: &Finished, code: i32, bound: Duration) {
@@ -292,11 +303,7 @@ fn full_queue_of_another_users_stopped_server_ends_the_client_within_its_wait() 
     }
     let env = TestEnv::new("full_queue_foreign_server");
     env.create("hello.txt", b"hello\n");
-    open_to_others(&env);
-    let mut cmd = command(SERVER, Some(&env.names));
-    cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
-    let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
-    wait_for_queue(&env.names, &mut server);
+    let mut server = persistent_server_of_another_user(&env);
     server.signal(Signal::SIGSTOP);
     assert!(fill_queue(&env.names) > 0, "the queue took no message");
     // Either the queue stays full for --wait, or the client refuses another
@@ -695,11 +702,7 @@ fn root_client_does_not_talk_to_another_users_queue() {
     }
     let env = TestEnv::new("foreign_queue");
     env.create("hello.txt", b"hello\n");
-    open_to_others(&env);
-    let mut cmd = command(SERVER, Some(&env.names));
-    cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
-    let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
-    wait_for_queue(&env.names, &mut server);
+    let mut server = persistent_server_of_another_user(&env);
     let done = fetch_with(&env, &["--wait", "2"], &["hello.txt"]).finish(TIMEOUT);
     assert_no_server(&done, Duration::from_secs(2) + SLACK);
     done.check(

@@ -480,15 +480,10 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    if let Some(shell) = args.completions {
-        common::print_completions(Args::command(), shell);
-        return ExitCode::SUCCESS;
-    }
-    if args.man {
-        return common::print_man(
-            Args::command(),
-            &[("SHMXFER_QUEUE", "The server's queue when --queue is not given (default /shmxfer).")],
-        );
+    let environment =
+        &[("SHMXFER_QUEUE", "The server's queue when --queue is not given (default /shmxfer).")];
+    if let Some(code) = common::print_generated(Args::command(), args.completions, args.man, environment) {
+        return code;
     }
     if args.json && args.list.is_none() && !args.status {
         usage_error(ErrorKind::MissingRequiredArgument, "--json goes with --list or --status");

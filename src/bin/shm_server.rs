@@ -171,18 +171,15 @@ fn run(args: Args) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if let Some(shell) = args.completions {
-        common::print_completions(Args::command(), shell);
-        return ExitCode::SUCCESS;
-    }
-    if args.man {
-        return common::print_man(
-            Args::command(),
-            &[
-                ("SHMXFER_QUEUE", "The queue to serve when --queue is not given (default /shmxfer)."),
-                ("RUST_LOG", "What to log, in env_logger's syntax (such as warn or shmxfer=debug); -v, -vv and -q set the level over it."),
-            ],
-        );
+    let environment = &[
+        ("SHMXFER_QUEUE", "The queue to serve when --queue is not given (default /shmxfer)."),
+        (
+            "RUST_LOG",
+            "What to log, in env_logger's syntax (such as warn or shmxfer=debug); -v, -vv and -q set the level over it.",
+        ),
+    ];
+    if let Some(code) = common::print_generated(Args::command(), args.completions, args.man, environment) {
+        return code;
     }
     init_logging(&args);
     match run(args) {

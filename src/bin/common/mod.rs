@@ -100,6 +100,21 @@ pub fn parse_queue(s: &str) -> Result<String, String> {
 }
 
 /// `--completions SHELL`: the shell completion script of `cmd` on stdout.
+/// Prints what `--completions SHELL` or `--man` ask for, if either was
+/// given, and returns the exit code; `None` when neither was.
+pub fn print_generated(
+    cmd: clap::Command,
+    completions: Option<clap_complete::Shell>,
+    man: bool,
+    environment: &[(&str, &str)],
+) -> Option<std::process::ExitCode> {
+    if let Some(shell) = completions {
+        print_completions(cmd, shell);
+        return Some(std::process::ExitCode::SUCCESS);
+    }
+    man.then(|| print_man(cmd, environment))
+}
+
 pub fn print_completions(mut cmd: clap::Command, shell: clap_complete::Shell) {
     let name = cmd.get_name().to_owned();
     let mut script = Vec::new();
