@@ -12,7 +12,7 @@ use posixmq::PosixMq;
 use crate::error::{Error, Result};
 use crate::liveness::ServerWatch;
 use crate::names::{validate_queue_name, SessionNames};
-use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionStatus};
+use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus};
 use crate::queue;
 use crate::ring::{Consumer, Liveness, RingSems};
 use crate::shm_region::{EndReason, Geometry, Region, Semaphore, DEFAULT_SLOTS, MAX_SLOTS};
@@ -324,7 +324,7 @@ impl Client {
         cancel: Arc<AtomicBool>,
         on_wait: &mut dyn FnMut(),
     ) -> Result<Client> {
-        Client::open(config, cancel, on_wait, false)
+        Client::open(config, cancel, on_wait, SessionKind::Transfer)
     }
 
     /// As [`Client::connect`], for a session that only asks for
@@ -340,14 +340,14 @@ impl Client {
         cancel: Arc<AtomicBool>,
         on_wait: &mut dyn FnMut(),
     ) -> Result<Client> {
-        Client::open(config, cancel, on_wait, true)
+        Client::open(config, cancel, on_wait, SessionKind::Status)
     }
 
     fn open(
         config: &ClientConfig,
         cancel: Arc<AtomicBool>,
         on_wait: &mut dyn FnMut(),
-        status_only: bool,
+        kind: SessionKind,
     ) -> Result<Client> {
         let started = Instant::now();
         let mut on_wait = Some(on_wait);
@@ -363,11 +363,7 @@ impl Client {
             };
             let alive = liveness(&found.watch);
             let (client_pid, region_size, name) = (pid, geometry.region_size() as u32, names.region.clone());
-            let open = if status_only {
-                Command::OpenStatus { client_pid, region_size, region: name }
-            } else {
-                Command::Open { client_pid, region_size, region: name }
-            };
+            let open = Command::Open { client_pid, region_size, region: name, kind };
             // The rest of --wait: a stopped server's full queue is no server.
             let left = config.wait.saturating_sub(started.elapsed());
             queue::send(&found.queue, &open, &cancel, &alive, left).map_err(|e| no_room(e, config))?;
@@ -491,7 +487,9 @@ impl Client {
                         out.len()
                     )))
                 }
-                Frame::Control(Reply::Error(why)) => return Err(Error::Protocol(format!("server: {why}"))),
+                Frame::Control(Reply::Error { reason, .. }) => {
+                    return Err(Error::Protocol(format!("server: {reason}")))
+                }
                 other => return Err(Error::Protocol(format!("{other:?} in a listing"))),
             }
         }
@@ -509,7 +507,9 @@ impl Client {
         let mut buf = vec![0; self.max_payload()];
         let server = match self.next_frame(seq, &mut buf)? {
             Frame::Control(Reply::ServerStatus(server)) => server,
-            Frame::Control(Reply::Error(why)) => return Err(Error::Protocol(format!("server: {why}"))),
+            Frame::Control(Reply::Error { reason, .. }) => {
+                return Err(Error::Protocol(format!("server: {reason}")))
+            }
             other => return Err(Error::Protocol(format!("{other:?} where a status should start"))),
         };
         let mut sessions = Vec::new();

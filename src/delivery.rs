@@ -290,8 +290,8 @@ fn read_start(
     Ok(match client.next_frame(seq, buf)? {
         Frame::Control(Reply::Start { size, mode }) => Ok((size, mode)),
         Frame::Control(Reply::NotFound) => Err(Outcome::NotFound),
-        Frame::Control(Reply::Refused(why)) => Err(Outcome::Refused(why)),
-        Frame::Control(Reply::Error(why)) => Err(Outcome::Failed(format!("server: {why}"))),
+        Frame::Control(Reply::Refused { reason, .. }) => Err(Outcome::Refused(reason)),
+        Frame::Control(Reply::Error { reason, .. }) => Err(Outcome::Failed(format!("server: {reason}"))),
         other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
     })
 }
@@ -352,7 +352,7 @@ fn read_body(
                 progress.advance(unreported);
                 return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
             }
-            Frame::Control(Reply::Error(why)) => return Ok(Body::ServerError(why)),
+            Frame::Control(Reply::Error { reason, .. }) => return Ok(Body::ServerError(reason)),
             other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
         }
     }

@@ -11,7 +11,8 @@
 //! ```text
 //! offset 0  u32  MSG_MAGIC ("SXQ1" little endian)
 //!        4  u8   PROTOCOL_VERSION
-//!        5  u8   kind (Open, Get, List, Close, Stop, Status, OpenStatus)
+//!        5  u8   kind (Open, Get, List, Close, Stop, Status, OpenStatus: an Open
+//!                of a status session)
 //!        6  u16  reserved, 0
 //!        8  u32  client pid
 //!       12  u32  seq (Get, List, Status) or region size (Open, OpenStatus), else 0
@@ -40,9 +41,10 @@
 use std::fmt;
 
 /// Version of both the command messages and the region frames. Version 2
-/// added the permission bits to `Start`; a peer of another version is told
-/// so on its first message or frame ([`DecodeError::UnsupportedVersion`]).
-pub const PROTOCOL_VERSION: u8 = 2;
+/// added the permission bits to `Start`; version 3 a [`ReasonCode`] before the
+/// text of `Refused` and `Error`. A peer of another version is told so on its
+/// first message or frame ([`DecodeError::UnsupportedVersion`]).
+pub const PROTOCOL_VERSION: u8 = 3;
 /// First four bytes of every command message ("SXQ1").
 pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
 /// First two bytes of every region frame ("XF").
@@ -136,11 +138,73 @@ impl fmt::Display for EncodeError {
 
 impl std::error::Error for EncodeError {}
 
+/// What a session is for: it decides which requests the server takes on it
+/// and which limit applies to opening it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionKind {
+    /// Fetches files and listings; at most `--max-sessions` at once.
+    Transfer,
+    /// Only asks for the status; taken even when the transfer sessions are
+    /// all in use (a few at once).
+    Status,
+}
+
+/// Why the server did not send a file, or stopped sending it: the code that
+/// travels before the text of a `Refused` or `Error` frame, so that a client
+/// decides on the code, never on the words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ReasonCode {
+    /// The path leads outside the served directory (`..`, a symlink out).
+    OutsideRoot = 1,
+    /// The path names a directory.
+    IsDirectory = 2,
+    /// The path names something that is neither a regular file nor a
+    /// directory (a FIFO, a device, a socket).
+    NotRegular = 3,
+    /// The server may not read it.
+    PermissionDenied = 4,
+    /// A name or the path is longer than the server's file system allows.
+    NameTooLong = 5,
+    /// The path is malformed.
+    InvalidPath = 6,
+    /// The file changed while it was sent (size, mtime or ctime moved).
+    Changed = 7,
+    /// Reading the file failed on the server.
+    ReadFailed = 8,
+    /// The request does not belong on this kind of session.
+    WrongSession = 9,
+    /// The server ran out of something (descriptors, memory).
+    OutOfResources = 10,
+    /// Anything else; the text says what.
+    Other = 255,
+}
+
+impl ReasonCode {
+    fn from_u8(v: u8) -> Result<ReasonCode, DecodeError> {
+        Ok(match v {
+            1 => ReasonCode::OutsideRoot,
+            2 => ReasonCode::IsDirectory,
+            3 => ReasonCode::NotRegular,
+            4 => ReasonCode::PermissionDenied,
+            5 => ReasonCode::NameTooLong,
+            6 => ReasonCode::InvalidPath,
+            7 => ReasonCode::Changed,
+            8 => ReasonCode::ReadFailed,
+            9 => ReasonCode::WrongSession,
+            10 => ReasonCode::OutOfResources,
+            255 => ReasonCode::Other,
+            _ => return Err(DecodeError::BadField("reason code")),
+        })
+    }
+}
+
 /// A message on the command queue, from a client to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    /// Opens a session: the server maps `region` (of `region_size` bytes).
-    Open { client_pid: u32, region_size: u32, region: String },
+    /// Opens a session of `kind`: the server maps `region` (of `region_size`
+    /// bytes).
+    Open { client_pid: u32, region_size: u32, region: String, kind: SessionKind },
     /// Asks for one file; the answer frames carry `seq`.
     Get { client_pid: u32, seq: u32, region: String, path: String },
     /// Asks for the list of served files; the answer frames carry `seq`.
@@ -151,9 +215,6 @@ pub enum Command {
     Stop { client_pid: u32 },
     /// Asks for the server's status; the answer frames carry `seq`.
     Status { client_pid: u32, seq: u32, region: String },
-    /// Opens a session that only asks for the status, as `Open` does: the
-    /// server takes it even when `--max-sessions` are open (a few at once).
-    OpenStatus { client_pid: u32, region_size: u32, region: String },
 }
 
 const KIND_OPEN: u8 = 1;
@@ -168,10 +229,10 @@ const KIND_OPEN_STATUS: u8 = 7;
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::Open { client_pid, region_size, region } => {
+            Command::Open { client_pid, region_size, region, kind: SessionKind::Transfer } => {
                 write!(f, "open from pid {client_pid}: region {region} ({region_size} bytes)")
             }
-            Command::OpenStatus { client_pid, region_size, region } => {
+            Command::Open { client_pid, region_size, region, kind: SessionKind::Status } => {
                 write!(f, "open for the status from pid {client_pid}: region {region} ({region_size} bytes)")
             }
             Command::Get { client_pid, seq, region, path } => write!(
@@ -201,7 +262,6 @@ impl Command {
             | Command::Get { region, .. }
             | Command::List { region, .. }
             | Command::Status { region, .. }
-            | Command::OpenStatus { region, .. }
             | Command::Close { region, .. } => Some(region),
             Command::Stop { .. } => None,
         }
@@ -216,8 +276,12 @@ impl Command {
     /// server would have to drop.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
         let (kind, pid, word, region, path) = match self {
-            Command::Open { client_pid, region_size, region } => {
-                (KIND_OPEN, *client_pid, *region_size, region.as_str(), "")
+            Command::Open { client_pid, region_size, region, kind } => {
+                let kind = match kind {
+                    SessionKind::Transfer => KIND_OPEN,
+                    SessionKind::Status => KIND_OPEN_STATUS,
+                };
+                (kind, *client_pid, *region_size, region.as_str(), "")
             }
             Command::Get { client_pid, seq, region, path } => {
                 (KIND_GET, *client_pid, *seq, region.as_str(), path.as_str())
@@ -227,9 +291,6 @@ impl Command {
             Command::Stop { client_pid } => (KIND_STOP, *client_pid, 0, "", ""),
             Command::Status { client_pid, seq, region } => {
                 (KIND_STATUS, *client_pid, *seq, region.as_str(), "")
-            }
-            Command::OpenStatus { client_pid, region_size, region } => {
-                (KIND_OPEN_STATUS, *client_pid, *region_size, region.as_str(), "")
             }
         };
         check_text("region name", region, MAX_NAME_LEN)?;
@@ -298,13 +359,15 @@ impl Command {
             return Err(DecodeError::BadField("seq"));
         }
         Ok(match kind {
-            KIND_OPEN => Command::Open { client_pid, region_size: word, region },
+            KIND_OPEN => Command::Open { client_pid, region_size: word, region, kind: SessionKind::Transfer },
             KIND_GET => Command::Get { client_pid, seq: word, region, path },
             KIND_LIST => Command::List { client_pid, seq: word, region },
             KIND_CLOSE => Command::Close { client_pid, region },
             KIND_STOP => Command::Stop { client_pid },
             KIND_STATUS => Command::Status { client_pid, seq: word, region },
-            KIND_OPEN_STATUS => Command::OpenStatus { client_pid, region_size: word, region },
+            KIND_OPEN_STATUS => {
+                Command::Open { client_pid, region_size: word, region, kind: SessionKind::Status }
+            }
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -322,9 +385,11 @@ pub enum FrameKind {
     End = 3,
     /// The file does not exist ("FNF"): empty payload.
     NotFound = 4,
-    /// The server will not serve this path: payload is a UTF-8 reason.
+    /// The server will not serve this path: payload `code: u8` (a
+    /// [`ReasonCode`]), then a UTF-8 reason.
     Refused = 5,
-    /// The transfer failed on the server's side: payload is a UTF-8 reason.
+    /// The transfer failed on the server's side: payload `code: u8` (a
+    /// [`ReasonCode`]), then a UTF-8 reason.
     Error = 6,
     /// The server has no room for another session: payload `max_sessions: u32`.
     Busy = 7,
@@ -427,8 +492,16 @@ pub enum Reply {
         checksum: u64,
     },
     NotFound,
-    Refused(String),
-    Error(String),
+    /// The server will not send this file.
+    Refused {
+        code: ReasonCode,
+        reason: String,
+    },
+    /// Sending the file failed on the server's side.
+    Error {
+        code: ReasonCode,
+        reason: String,
+    },
     Busy {
         max_sessions: u32,
     },
@@ -500,8 +573,8 @@ impl Reply {
             Reply::Start { .. } => FrameKind::Start,
             Reply::End { .. } => FrameKind::End,
             Reply::NotFound => FrameKind::NotFound,
-            Reply::Refused(_) => FrameKind::Refused,
-            Reply::Error(_) => FrameKind::Error,
+            Reply::Refused { .. } => FrameKind::Refused,
+            Reply::Error { .. } => FrameKind::Error,
             Reply::Busy { .. } => FrameKind::Busy,
             Reply::ListEntry { .. } => FrameKind::ListEntry,
             Reply::ListEnd { .. } => FrameKind::ListEnd,
@@ -524,7 +597,8 @@ impl Reply {
                 out.extend_from_slice(&checksum.to_le_bytes());
             }
             Reply::NotFound => {}
-            Reply::Refused(reason) | Reply::Error(reason) => {
+            Reply::Refused { code, reason } | Reply::Error { code, reason } => {
+                out.push(*code as u8);
                 out.extend_from_slice(truncate_utf8(reason, MAX_REASON_LEN).as_bytes())
             }
             Reply::Busy { max_sessions } => out.extend_from_slice(&max_sessions.to_le_bytes()),
@@ -576,8 +650,12 @@ impl Reply {
             }
             FrameKind::End => Reply::End { count: r.u64()?, checksum: r.u64()? },
             FrameKind::NotFound => Reply::NotFound,
-            FrameKind::Refused => Reply::Refused(reason(r.rest())?),
-            FrameKind::Error => Reply::Error(reason(r.rest())?),
+            FrameKind::Refused => {
+                Reply::Refused { code: ReasonCode::from_u8(r.u8()?)?, reason: reason(r.rest())? }
+            }
+            FrameKind::Error => {
+                Reply::Error { code: ReasonCode::from_u8(r.u8()?)?, reason: reason(r.rest())? }
+            }
             FrameKind::Busy => Reply::Busy { max_sessions: r.u32()? },
             FrameKind::ListEntry => {
                 let size = r.u64()?;
@@ -751,8 +829,13 @@ mod tests {
 
     fn any_command() -> impl Strategy<Value = Command> {
         prop_oneof![
-            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN)).prop_map(
-                |(client_pid, region_size, region)| Command::Open { client_pid, region_size, region }
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), any_session_kind()).prop_map(
+                |(client_pid, region_size, region, kind)| Command::Open {
+                    client_pid,
+                    region_size,
+                    region,
+                    kind
+                }
             ),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_PATH_LEN))
                 .prop_map(|(client_pid, seq, region, path)| Command::Get { client_pid, seq, region, path }),
@@ -763,10 +846,15 @@ mod tests {
             any::<u32>().prop_map(|client_pid| Command::Stop { client_pid }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, seq, region)| Command::Status { client_pid, seq, region }),
-            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN)).prop_map(
-                |(client_pid, region_size, region)| Command::OpenStatus { client_pid, region_size, region }
-            ),
         ]
+    }
+
+    fn any_session_kind() -> impl Strategy<Value = SessionKind> {
+        prop_oneof![Just(SessionKind::Transfer), Just(SessionKind::Status)]
+    }
+
+    fn any_code() -> impl Strategy<Value = ReasonCode> {
+        (1u8..=255).prop_filter_map("a known code", |v| ReasonCode::from_u8(v).ok())
     }
 
     fn any_reply() -> impl Strategy<Value = Reply> {
@@ -774,8 +862,8 @@ mod tests {
             (any::<u64>(), 0..=MODE_BITS).prop_map(|(size, mode)| Reply::Start { size, mode }),
             (any::<u64>(), any::<u64>()).prop_map(|(count, checksum)| Reply::End { count, checksum }),
             Just(Reply::NotFound),
-            any_text(MAX_REASON_LEN).prop_map(Reply::Refused),
-            any_text(MAX_REASON_LEN).prop_map(Reply::Error),
+            (any_code(), any_text(MAX_REASON_LEN)).prop_map(|(code, reason)| Reply::Refused { code, reason }),
+            (any_code(), any_text(MAX_REASON_LEN)).prop_map(|(code, reason)| Reply::Error { code, reason }),
             any::<u32>().prop_map(|max_sessions| Reply::Busy { max_sessions }),
             (any::<u64>(), nonempty_text(MAX_PATH_LEN))
                 .prop_map(|(size, path)| Reply::ListEntry { size, path }),
@@ -876,6 +964,13 @@ mod tests {
             let kind = FrameKind::from_u8(kind).unwrap();
             let _ = Reply::decode(kind, &payload);
         }
+    }
+
+    #[test]
+    fn an_unknown_reason_code_is_a_typed_error() {
+        let payload = [200u8, b'x'];
+        assert_eq!(Reply::decode(FrameKind::Refused, &payload), Err(DecodeError::BadField("reason code")));
+        assert_eq!(Reply::decode(FrameKind::Error, &[]), Err(DecodeError::Truncated { needed: 1, got: 0 }));
     }
 
     #[test]

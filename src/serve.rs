@@ -16,7 +16,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{Error, Result};
 use crate::liveness::client_alive;
 use crate::names::SessionNames;
-use crate::protocol::{Reply, MAX_PATH_LEN, MODE_BITS};
+use crate::protocol::{ReasonCode, Reply, SessionKind, MAX_PATH_LEN, MODE_BITS};
 use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::shm_region::{remove_session, EndReason, Region, Semaphore};
 use crate::stats::{duration_text, rate_text, ServerStats, SessionStats};
@@ -56,8 +56,9 @@ pub(crate) struct SessionThread {
     pub pending: Arc<AtomicUsize>,
     /// What this session is doing, for the log and `--status`.
     pub stats: Arc<SessionStats>,
-    /// Opened to ask for the status only: files and listings are refused.
-    pub status_only: bool,
+    /// What the session is for: a status session is refused files and
+    /// listings.
+    pub kind: SessionKind,
 }
 
 /// What became of one file request, as far as the server knows.
@@ -142,9 +143,11 @@ impl SessionThread {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             let pid = self.client_pid;
             match job {
-                Job::Get { seq, .. } | Job::List { seq } if self.status_only => {
-                    producer
-                        .send(seq, &Reply::Refused("this session was opened for the status only".into()))?;
+                Job::Get { seq, .. } | Job::List { seq } if self.kind == SessionKind::Status => {
+                    producer.send(
+                        seq,
+                        &refused(ReasonCode::WrongSession, "this session was opened for the status only"),
+                    )?;
                 }
                 Job::Get { seq, path } => self.get(producer, seq, &path, &mut buf)?,
                 Job::List { seq } => {
@@ -198,10 +201,12 @@ impl SessionThread {
                 )
             }
             Ok(Served::Answered(Reply::NotFound)) => info!("client {pid}: {shown}: not found"),
-            Ok(Served::Answered(Reply::Refused(why))) => info!("client {pid}: {shown}: refused: {why}"),
+            Ok(Served::Answered(Reply::Refused { reason, .. })) => {
+                info!("client {pid}: {shown}: refused: {reason}")
+            }
             Ok(Served::Answered(reply)) => {
                 let why = match reply {
-                    Reply::Error(why) => why.as_str(),
+                    Reply::Error { reason, .. } => reason.as_str(),
                     _ => "",
                 };
                 warn!(
@@ -266,16 +271,40 @@ pub(crate) fn answer_busy(names: &SessionNames, region_size: u32, client_pid: u3
     producer.send(0, &Reply::Busy { max_sessions: u32::try_from(max).unwrap_or(u32::MAX) })
 }
 
+/// A refusal with its code and the text beside it.
+fn refused(code: ReasonCode, reason: impl Into<String>) -> Reply {
+    Reply::Refused { code, reason: reason.into() }
+}
+
+/// A failure on the server's side with its code and the text beside it.
+fn failed(code: ReasonCode, reason: impl Into<String>) -> Reply {
+    Reply::Error { code, reason: reason.into() }
+}
+
 /// Why a path is not served, as the client will read it.
 fn refusal(path: &str, e: &std::io::Error) -> Option<Reply> {
     Some(match e.raw_os_error()? {
         libc::ENOENT | libc::ENOTDIR => Reply::NotFound,
-        libc::EXDEV | libc::ELOOP => Reply::Refused(format!("{path} leads outside the served directory")),
-        libc::EACCES | libc::EPERM => Reply::Refused("permission denied".into()),
-        libc::ENAMETOOLONG => Reply::Refused("name too long".into()),
-        libc::EINVAL => Reply::Refused("invalid path".into()),
+        libc::EXDEV | libc::ELOOP => {
+            refused(ReasonCode::OutsideRoot, format!("{path} leads outside the served directory"))
+        }
+        libc::EACCES | libc::EPERM => refused(ReasonCode::PermissionDenied, "permission denied"),
+        libc::ENAMETOOLONG => refused(ReasonCode::NameTooLong, "name too long"),
+        libc::EINVAL => refused(ReasonCode::InvalidPath, "invalid path"),
+        libc::EMFILE | libc::ENFILE | libc::ENOMEM => {
+            refused(ReasonCode::OutOfResources, format!("the server is out of resources: {e}"))
+        }
         _ => return None,
     })
+}
+
+/// The code of a file that is not a regular file.
+fn file_type_code(ft: std::fs::FileType) -> ReasonCode {
+    if ft.is_dir() {
+        ReasonCode::IsDirectory
+    } else {
+        ReasonCode::NotRegular
+    }
 }
 
 fn file_type_name(ft: std::fs::FileType) -> &'static str {
@@ -301,16 +330,17 @@ fn send_negative(tx: &mut Producer, seq: u32, reply: Reply) -> Result<Served> {
 /// Opens `path` below `root` for reading, or says why not.
 fn open_served(root: &File, path: &str) -> std::result::Result<(File, std::fs::Metadata), Reply> {
     let handle = sys::open_beneath(root, path)
-        .map_err(|e| refusal(path, &e).unwrap_or_else(|| Reply::Error(e.to_string())))?;
-    let meta = handle.metadata().map_err(|e| Reply::Error(e.to_string()))?;
+        .map_err(|e| refusal(path, &e).unwrap_or_else(|| failed(ReasonCode::Other, e.to_string())))?;
+    let meta = handle.metadata().map_err(|e| failed(ReasonCode::Other, e.to_string()))?;
     if !meta.file_type().is_file() {
-        return Err(Reply::Refused(format!("{path} is {}", file_type_name(meta.file_type()))));
+        let ft = meta.file_type();
+        return Err(refused(file_type_code(ft), format!("{path} is {}", file_type_name(ft))));
     }
     // The path was resolved above; whatever fails now is the server's
     // trouble (no /proc, no permission to read), not a missing file.
     let file = sys::reopen_for_reading(&handle).map_err(|e| match e.raw_os_error() {
-        Some(libc::EACCES) | Some(libc::EPERM) => Reply::Refused("permission denied".into()),
-        _ => Reply::Error(format!("opening {path}: {e}")),
+        Some(libc::EACCES) | Some(libc::EPERM) => refused(ReasonCode::PermissionDenied, "permission denied"),
+        _ => refusal(path, &e).unwrap_or_else(|| failed(ReasonCode::Other, format!("opening {path}: {e}"))),
     })?;
     Ok((file, meta))
 }
@@ -339,10 +369,18 @@ fn serve_file(
     while sent < size {
         let want = (size - sent).min(buf.len() as u64) as usize;
         let n = match file.read(&mut buf[..want]) {
-            Ok(0) => return send_negative(tx, seq, Reply::Error(format!("{path} shrank while it was sent"))),
+            Ok(0) => {
+                return send_negative(
+                    tx,
+                    seq,
+                    failed(ReasonCode::Changed, format!("{path} shrank while it was sent")),
+                )
+            }
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return send_negative(tx, seq, Reply::Error(format!("reading {path}: {e}"))),
+            Err(e) => {
+                return send_negative(tx, seq, failed(ReasonCode::ReadFailed, format!("reading {path}: {e}")))
+            }
         };
         hasher.update(&buf[..n]);
         for piece in buf[..n].chunks(tx.max_payload()) {
@@ -356,8 +394,16 @@ fn serve_file(
     // changed as we read it", such a file fails.
     match file.metadata() {
         Ok(now) if Snapshot::of(&now) == noted => {}
-        Ok(_) => return send_negative(tx, seq, Reply::Error(format!("{path} changed while it was sent"))),
-        Err(e) => return send_negative(tx, seq, Reply::Error(format!("fstat {path}: {e}"))),
+        Ok(_) => {
+            return send_negative(
+                tx,
+                seq,
+                failed(ReasonCode::Changed, format!("{path} changed while it was sent")),
+            )
+        }
+        Err(e) => {
+            return send_negative(tx, seq, failed(ReasonCode::ReadFailed, format!("fstat {path}: {e}")))
+        }
     }
     tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?;
     Ok(Served::Sent(sent))

@@ -197,11 +197,8 @@ fn dispatch(sessions: &mut Sessions, cmd: Command) {
         return;
     }
     match cmd {
-        Command::Open { client_pid, region_size, region } => {
-            sessions.open(client_pid, region_size, region, false)
-        }
-        Command::OpenStatus { client_pid, region_size, region } => {
-            sessions.open(client_pid, region_size, region, true)
+        Command::Open { client_pid, region_size, region, kind } => {
+            sessions.open(client_pid, region_size, region, kind)
         }
         Command::Get { client_pid, seq, region, path } => {
             sessions.route(&region, client_pid, Job::Get { seq, path })

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use log::{debug, error, warn};
 
 use crate::names::SessionNames;
+use crate::protocol::SessionKind;
 use crate::serve::{answer_busy, Job, ServeEnv, SessionThread};
 use crate::stats::SessionStats;
 
@@ -38,9 +39,9 @@ struct Session {
     pending: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<SessionStats>,
-    /// Opened with `OpenStatus`: it may only ask for the status, and does
-    /// not count against `max`.
-    status_only: bool,
+    /// A status session may only ask for the status, and does not count
+    /// against `max`.
+    kind: SessionKind,
 }
 
 impl Session {
@@ -114,15 +115,23 @@ impl Sessions {
 
     /// Whether no other session of this kind fits: `max` sessions, or
     /// [`STATUS_SESSIONS`] status-only ones.
-    fn full(&self, status_only: bool) -> bool {
-        let open = self.open.values().filter(|s| s.status_only == status_only).count();
-        open >= if status_only { STATUS_SESSIONS } else { self.max }
+    fn full(&self, kind: SessionKind) -> bool {
+        let open = self.open.values().filter(|s| s.kind == kind).count();
+        open >= self.limit(kind)
+    }
+
+    /// How many sessions of `kind` may be open at once.
+    fn limit(&self, kind: SessionKind) -> usize {
+        match kind {
+            SessionKind::Transfer => self.max,
+            SessionKind::Status => STATUS_SESSIONS,
+        }
     }
 
     /// Opens a session for `region`, or answers "busy" when the table is
     /// full. A status-only session has room of its own, so that a full
     /// server can still say what it does.
-    pub fn open(&mut self, client_pid: u32, region_size: u32, region: String, status_only: bool) {
+    pub fn open(&mut self, client_pid: u32, region_size: u32, region: String, kind: SessionKind) {
         if !SessionNames::is_session_of(&self.queue, client_pid, &region) {
             warn!("dropped an open message from pid {client_pid} naming {region:?}, not a session object of this queue");
             return;
@@ -131,29 +140,32 @@ impl Sessions {
             warn!("dropped a second open message for session {region}");
             return;
         }
-        if self.full(status_only) {
-            self.wait_for_closing(status_only);
+        if self.full(kind) {
+            self.wait_for_closing(kind);
         }
         let names = SessionNames::for_region(&region);
-        if self.full(status_only) {
+        if self.full(kind) {
             if self.refused.len() >= MAX_REFUSED {
                 self.refused.clear();
             }
             self.refused.insert(region);
-            if status_only {
-                warn!("busy: refused a status session from pid {client_pid} ({STATUS_SESSIONS} open)");
-            } else {
-                let max = self.max;
-                warn!("busy: refused a session from pid {client_pid} ({max} open; --max-sessions sets how many)");
+            let limit = self.limit(kind);
+            match kind {
+                SessionKind::Status => {
+                    warn!("busy: refused a status session from pid {client_pid} ({limit} open)")
+                }
+                SessionKind::Transfer => warn!(
+                    "busy: refused a session from pid {client_pid} ({limit} open; --max-sessions sets how many)"
+                ),
             }
-            if let Err(e) = answer_busy(&names, region_size, client_pid, self.max) {
+            if let Err(e) = answer_busy(&names, region_size, client_pid, limit) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e}");
             }
             return;
         }
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
-        let stats = self.env.stats.open(&region, client_pid, !status_only);
+        let stats = self.env.stats.open(&region, client_pid, kind);
         let thread = SessionThread {
             names,
             region_size,
@@ -161,14 +173,14 @@ impl Sessions {
             env: self.env.clone(),
             pending: Arc::clone(&pending),
             stats: Arc::clone(&stats),
-            status_only,
+            kind,
         };
         match std::thread::Builder::new().name(format!("session-{client_pid}")).spawn(move || thread.run(rx))
         {
             Ok(thread) => {
                 debug!("client {client_pid}: session {region} opened");
                 let session =
-                    Session { client_pid, jobs: Some(tx), pending, thread: Some(thread), stats, status_only };
+                    Session { client_pid, jobs: Some(tx), pending, thread: Some(thread), stats, kind };
                 self.open.insert(region, session);
             }
             Err(e) => {
@@ -180,12 +192,12 @@ impl Sessions {
 
     /// Sessions whose clients said goodbye end within moments: gives them
     /// that moment before the table is called full.
-    fn wait_for_closing(&mut self, status_only: bool) {
+    fn wait_for_closing(&mut self, kind: SessionKind) {
         let deadline = Instant::now() + CLOSING_GRACE;
         loop {
             self.reap();
-            let closing = self.open.values().any(|s| s.jobs.is_none() && s.status_only == status_only);
-            if !self.full(status_only) || !closing || Instant::now() > deadline {
+            let closing = self.open.values().any(|s| s.jobs.is_none() && s.kind == kind);
+            if !self.full(kind) || !closing || Instant::now() > deadline {
                 return;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -228,7 +240,7 @@ impl Sessions {
                 s.jobs = None;
                 // Asking for the status does not make a client of the
                 // default mode's "last client".
-                self.any_closed |= !s.status_only;
+                self.any_closed |= s.kind == SessionKind::Transfer;
             }
             // A session the server ended (a stall, a dead client) still gets
             // its client's goodbye: nothing to do.

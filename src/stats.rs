@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::protocol::{truncate_utf8, ServerStatus, SessionStatus, MAX_STATUS_TEXT};
+use crate::protocol::{truncate_utf8, ServerStatus, SessionKind, SessionStatus, MAX_STATUS_TEXT};
 
 /// A server's totals and its live sessions.
 #[derive(Debug)]
@@ -46,9 +46,9 @@ impl ServerStats {
 
     /// Records a new session and returns its live record; an unlisted one
     /// (a status-only session) is neither counted nor shown.
-    pub fn open(&self, region: &str, client_pid: u32, listed: bool) -> Arc<SessionStats> {
+    pub fn open(&self, region: &str, client_pid: u32, kind: SessionKind) -> Arc<SessionStats> {
         let session = Arc::new(SessionStats::new(client_pid));
-        if listed {
+        if kind == SessionKind::Transfer {
             self.sessions.fetch_add(1, Ordering::Relaxed);
             self.live().insert(region.to_owned(), Arc::clone(&session));
         }
@@ -230,9 +230,9 @@ mod tests {
     #[test]
     fn a_snapshot_shows_live_sessions_but_the_asking_one() {
         let stats = ServerStats::new("/srv".into(), true, 4);
-        let a = stats.open("/q.1.a", 1, true);
-        let _b = stats.open("/q.2.b", 2, true);
-        let _unlisted = stats.open("/q.3.c", 3, false);
+        let a = stats.open("/q.1.a", 1, SessionKind::Transfer);
+        let _b = stats.open("/q.2.b", 2, SessionKind::Transfer);
+        let _unlisted = stats.open("/q.3.c", 3, SessionKind::Status);
         a.begin("big.iso", 1000);
         a.advance(300);
         let (server, sessions) = stats.snapshot("/q.2.b");

@@ -309,7 +309,14 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
         let obj = ShmObject::create_exclusive(&name, size).unwrap();
         mq.send(
             0,
-            &Command::Open { client_pid: pid, region_size: size as u32, region: name }.encode().unwrap(),
+            &Command::Open {
+                client_pid: pid,
+                region_size: size as u32,
+                region: name,
+                kind: shmxfer::protocol::SessionKind::Transfer,
+            }
+            .encode()
+            .unwrap(),
         )
         .unwrap();
         objects.push(obj);
@@ -322,9 +329,14 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
         mq.send(
             0,
-            &Command::Open { client_pid: pid, region_size: geometry.region_size() as u32, region: name }
-                .encode()
-                .unwrap(),
+            &Command::Open {
+                client_pid: pid,
+                region_size: geometry.region_size() as u32,
+                region: name,
+                kind: shmxfer::protocol::SessionKind::Transfer,
+            }
+            .encode()
+            .unwrap(),
         )
         .unwrap();
         sent += 1;
@@ -334,12 +346,32 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
     } else {
         eprintln!("skipped part: a region of another user needs root to chown");
     }
-    mq.send(0, &Command::Open { client_pid: pid, region_size: 4096, region: missing }.encode().unwrap())
-        .unwrap();
+    mq.send(
+        0,
+        &Command::Open {
+            client_pid: pid,
+            region_size: 4096,
+            region: missing,
+            kind: shmxfer::protocol::SessionKind::Transfer,
+        }
+        .encode()
+        .unwrap(),
+    )
+    .unwrap();
     // An object that is not a session object of this queue: the server's own lock.
     let lock = format!("{q}.lock");
-    mq.send(0, &Command::Open { client_pid: pid, region_size: 4096, region: lock }.encode().unwrap())
-        .unwrap();
+    mq.send(
+        0,
+        &Command::Open {
+            client_pid: pid,
+            region_size: 4096,
+            region: lock,
+            kind: shmxfer::protocol::SessionKind::Transfer,
+        }
+        .encode()
+        .unwrap(),
+    )
+    .unwrap();
     sent += 4;
     // The server still serves.
     env.fetch(&["a.txt"]).assert_code(0);
@@ -538,7 +570,7 @@ fn wait_for_open(mq: &posixmq::PosixMq) -> (String, u32, u32) {
     let mut buf = vec![0u8; QUEUE_MSG_LEN];
     loop {
         let (_, n) = mq.recv(&mut buf).unwrap();
-        if let Ok(Command::Open { client_pid, region_size, region }) = Command::decode(&buf[..n]) {
+        if let Ok(Command::Open { client_pid, region_size, region, .. }) = Command::decode(&buf[..n]) {
             return (region, region_size, client_pid);
         }
     }

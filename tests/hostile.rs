@@ -398,8 +398,14 @@ fn open_message_naming_a_fifo_does_not_block_the_server() {
         fifos.push(foreign_fifo(&name));
     }
     let region = format!("{}.{pid}.{hex}", env.names.queue());
-    let open =
-        shmxfer::protocol::Command::Open { client_pid: pid, region_size: 4096, region }.encode().unwrap();
+    let open = shmxfer::protocol::Command::Open {
+        client_pid: pid,
+        region_size: 4096,
+        region,
+        kind: shmxfer::protocol::SessionKind::Transfer,
+    }
+    .encode()
+    .unwrap();
     let mq = posixmq::OpenOptions::writeonly().open(env.names.queue()).expect("open queue");
     mq.send(0, &open).expect("send open");
     let done = fetch_with(&env, &["--wait", "5"], &["hello.txt"]).finish(Duration::from_secs(20));
