@@ -11,6 +11,8 @@
 #   BENCH_QUEUE=/name           the queue (default /shmxfer_bench_<pid>)
 #   BENCH_BIN=DIR               use shm_server and shm_client from DIR instead of building
 #   BENCH_SWEEP=1 also tries ring sizes (--slots) and spin budgets (SHMXFER_SPIN_US).
+#   BENCH_ONE_CORE=0 skips the one-core row (both programs, and the pipe, pinned to
+#                    CPU 0 with taskset; skipped where taskset is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size_mib=${1:-256}
@@ -24,6 +26,7 @@ else
   cargo build --release --locked --quiet
   bin=$PWD/target/release
 fi
+mkdir -p target # a fresh clone with BENCH_BIN has no target/ yet
 work=$(mktemp -d "$PWD/target/bench.XXXXXX")
 queue=${BENCH_QUEUE:-/shmxfer_bench_$$}
 server=""
@@ -55,9 +58,9 @@ timed() { # seconds taken by "$@", after a fresh output directory
 }
 start_server() { # [SPIN_US]: the server's spin budget, default when not given
   if [ -n "${1:-}" ]; then
-    SHMXFER_SPIN_US=$1 "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
+    SHMXFER_SPIN_US=$1 $pin "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
   else
-    "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
+    $pin "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
   fi
   server=$!
   while [ ! -e "/dev/shm/${queue#/}.lock" ]; do sleep 0.01; done
@@ -70,8 +73,9 @@ stop_server() {
 
 echo "shmxfer benchmark: $(nproc) cores, $(df --output=fstype "$work" | tail -1), $(uptime | sed 's/.*\(load average\)/\1/')"
 
-fetch_big() { "$bin/shm_client" --queue "$queue" -q -o "$work/out" "$@" big.bin; }
-pipe() { cat "$work/root/big.bin" | cat > "$work/out/big.bin"; }
+pin="" # a command prefix that pins what follows to one CPU (the one-core row)
+fetch_big() { $pin "$bin/shm_client" --queue "$queue" -q -o "$work/out" "$@" big.bin; }
+pipe() { $pin cat "$work/root/big.bin" | $pin cat > "$work/out/big.bin"; }
 declare -A times=()
 start_server
 for _ in $(seq "$runs"); do
@@ -97,6 +101,28 @@ row "cat | cat" "$(med pipe)" "$(worst pipe)"
 row "cp" "$(med cp)" "$(worst cp)"
 row "shmxfer (defaults)" "$(med shm)" "$(worst shm)"
 printf 'shmxfer: %.2fx cat|cat, %.2fx cp\n' "$(calc "$(med pipe) / $(med shm)")" "$(calc "$(med cp) / $(med shm)")"
+
+if [ "${BENCH_ONE_CORE:-1}" = 1 ] && command -v taskset > /dev/null; then
+  stop_server
+  pin="taskset -c 0"
+  start_server
+  ones="" pipes=""
+  for _ in $(seq "$runs"); do
+    pipes+="$(timed pipe) "
+    ones+="$(timed fetch_big) "
+    cmp "$work/root/big.bin" "$work/out/big.bin"
+  done
+  stop_server
+  pin=""
+  start_server
+  t_pipe1=$(tr ' ' '\n' <<< "$pipes" | grep . | median)
+  t_one1=$(tr ' ' '\n' <<< "$ones" | grep . | median)
+  echo
+  echo "one core: server, client and both cats pinned to CPU 0 (taskset -c 0; median of $runs rounds)"
+  row "cat | cat, one core" "$t_pipe1"
+  row "shmxfer, one core" "$t_one1"
+  printf 'shmxfer on one core: %.2fx cat|cat on one core\n' "$(calc "$t_pipe1 / $t_one1")"
+fi
 
 echo
 echo "clients at once, ${client_mib} MiB each from its own file (median of $client_runs rounds)"
