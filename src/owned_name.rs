@@ -1,5 +1,5 @@
 //! Removing the names of POSIX objects: the name a creator's handle unlinks
-//! when it drops ([`OwnedName`]), unlinking by name, and removing a whole
+//! when it drops (`OwnedName`), unlinking by name, and removing a whole
 //! session's objects ([`remove_session`]).
 
 use std::ffi::{CStr, CString};

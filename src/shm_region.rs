@@ -1,8 +1,7 @@
 //! The mapped session region: its header, its geometry and the copies of
 //! frames in and out of its slots ([`Region`]). The shared-memory object
-//! behind it is a [`ShmObject`](crate::shm_object::ShmObject); the two
-//! semaphores that hand its slots back and forth are
-//! [`Semaphore`](crate::semaphore::Semaphore)s.
+//! behind it is a [`crate::shm_object::ShmObject`]; the two semaphores that
+//! hand its slots back and forth are [`crate::semaphore::Semaphore`]s.
 //!
 //! ```text
 //! +--------------------------------------------+ offset 0
@@ -23,7 +22,7 @@
 //! read and written only as atomics, and copied out once before they are
 //! checked; slot bytes are copied in and out with raw-pointer copies while
 //! the semaphores say the slot is ours, and only then validated. Besides
-//! [`crate::sys`], this is the only module with `unsafe`.
+//! `sys`, this is the only module with `unsafe`.
 
 use std::io;
 use std::mem::offset_of;

@@ -26,7 +26,7 @@ use nix::time::ClockId;
 /// Runs `call` again for as long as it fails with `EINTR`.
 ///
 /// This is the one place that retries interrupted system calls. The timed
-/// semaphore wait ([`SemHandle::wait_until`]) is the exception by design: it
+/// semaphore wait ([`SemHandle::wait_for`]) is the exception by design: it
 /// reports an interruption to its caller, which checks for cancellation
 /// before it waits again.
 pub(crate) fn retry_if_interrupted<T>(mut call: impl FnMut() -> nix::Result<T>) -> io::Result<T> {
