@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::leftovers::{collect_into, Collected, SHM_DIR};
 use crate::liveness::server_alive;
 use crate::names::{lock_name, shm_file_name, validate_queue_name};
-use crate::shm_region::remove_shm;
+use crate::shm_object::remove_shm;
 
 /// Removes the leftovers of `queue`: a dead server's queue and lock, and
 /// dead sessions' objects.

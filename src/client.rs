@@ -15,7 +15,8 @@ use crate::names::{validate_queue_name, SessionNames};
 use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus};
 use crate::queue;
 use crate::ring::{Consumer, Liveness, RingSems};
-use crate::shm_region::{EndReason, Geometry, Region, Semaphore, DEFAULT_SLOTS, MAX_SLOTS};
+use crate::semaphore::Semaphore;
+use crate::shm_region::{EndReason, Geometry, Region, DEFAULT_SLOTS, MAX_SLOTS};
 
 /// How a client connects.
 #[derive(Debug, Clone)]

@@ -22,7 +22,8 @@ use std::time::{Duration, SystemTime};
 use crate::error::{Error, Result};
 use crate::liveness::{euid, process_exists, region_in_use};
 use crate::names::{shm_file_name, SessionNames, ShmEntry};
-use crate::shm_region::{remove_semaphore, remove_session};
+use crate::owned_name::remove_session;
+use crate::semaphore::remove_semaphore;
 
 /// Where Linux shows POSIX shared-memory objects and named semaphores.
 pub const SHM_DIR: &str = "/dev/shm";

@@ -19,7 +19,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::names::{lock_name, shm_path};
-use crate::shm_region::{remove_shm, Region, ShmObject};
+use crate::shm_object::{remove_shm, Access, ShmObject};
+use crate::shm_region::Region;
 use crate::sys;
 
 /// Whether some other open file description holds a write lock on `obj`.
@@ -98,7 +99,7 @@ impl ServerLock {
     /// Removes the lock object `name` if it is this user's and no live
     /// server holds it.
     fn remove_stale(queue: &str, name: &str) -> Result<()> {
-        let obj = match ShmObject::open(name, false) {
+        let obj = match ShmObject::open(name, Access::ReadOnly) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
             Err(Error::BadObject { name: path, reason }) => {
@@ -141,7 +142,7 @@ impl Drop for ServerLock {
 
 /// The inode that `name` names now, if any.
 fn named_inode(name: &str) -> Option<u64> {
-    ShmObject::open(name, false).and_then(|o| o.stat()).map(|m| m.ino()).ok()
+    ShmObject::open(name, Access::ReadOnly).and_then(|o| o.stat()).map(|m| m.ino()).ok()
 }
 
 /// The pid a server wrote into its lock object, if readable.
@@ -170,7 +171,7 @@ impl ServerWatch {
     /// belongs to a user other than this one or root; [`Error::Os`].
     pub fn find(queue: &str) -> Result<Option<ServerWatch>> {
         let name = lock_name(queue);
-        let obj = match ShmObject::open(&name, false) {
+        let obj = match ShmObject::open(&name, Access::ReadOnly) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
             Err(Error::BadObject { name: path, reason }) => {
@@ -280,7 +281,7 @@ pub fn process_exists(pid: u32) -> bool {
 ///
 /// [`Error::Os`] from opening or probing the region.
 pub fn region_in_use(name: &str, pid: u32) -> Result<bool> {
-    let obj = match ShmObject::open(name, false) {
+    let obj = match ShmObject::open(name, Access::ReadOnly) {
         Ok(obj) => obj,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
         Err(e) => return Err(e),
@@ -308,7 +309,7 @@ mod tests {
         assert!(matches!(ServerLock::acquire(&queue), Err(Error::ServerRunning { .. })));
         drop(lock);
         assert!(!watch.is_alive());
-        assert!(ShmObject::open(&lock_name(&queue), false).is_err(), "the name is removed");
+        assert!(ShmObject::open(&lock_name(&queue), Access::ReadOnly).is_err(), "the name is removed");
     }
 
     #[test]
@@ -320,7 +321,7 @@ mod tests {
         // removed, so the next server must replace it.
         let ino = first.ino;
         std::mem::forget(first);
-        let stale = ShmObject::open(&lock_name(&queue), false).unwrap();
+        let stale = ShmObject::open(&lock_name(&queue), Access::ReadOnly).unwrap();
         assert_eq!(stale.stat().unwrap().ino(), ino);
         // Its descriptor is leaked above; release its lock by hand as the
         // kernel would at death: there is no way but to close all its
@@ -349,7 +350,7 @@ mod tests {
         let lock = ServerLock::acquire(&queue).unwrap();
         assert_ne!(lock.ino, stale_ino);
         drop(lock);
-        assert!(ShmObject::open(&name, false).is_err());
+        assert!(ShmObject::open(&name, Access::ReadOnly).is_err());
     }
 
     #[test]

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_REASON_LEN};
-use crate::shm_region::{Geometry, Region, Semaphore, WaitOutcome, MAX_SLOTS};
+use crate::semaphore::{Semaphore, WaitOutcome};
+use crate::shm_region::{Geometry, Region, MAX_SLOTS};
 
 /// How long one blocking wait lasts before the waiter looks at the peer and
 /// the cancel flag again. Bounds the time to notice a dead peer or a signal.

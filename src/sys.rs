@@ -1,28 +1,39 @@
-//! Small safe wrappers over the Linux calls that neither `std` nor `nix` offer in
-//! the form needed here: `EINTR` retry, randomness, open-file-description locks,
-//! `openat2(RESOLVE_BENEATH)` and unnamed temporary files.
+//! The raw OS layer: the one place that retries `EINTR`, and small safe
+//! wrappers over the calls that `std` and `nix` do not offer in the form
+//! needed here — named POSIX semaphores (`sem_*`, with `sem_clockwait` on
+//! `CLOCK_MONOTONIC`), shared mappings, open-file-description locks,
+//! confined opens (`openat2(RESOLVE_BENEATH)`), `getrandom` and
+//! `sched_setattr`.
 //!
-//! Together with [`crate::shm_region`] this is the only module with `unsafe`.
+//! Together with [`crate::shm_region`] (the copies in and out of the mapped
+//! region) this is the only module with `unsafe`.
 
-use std::ffi::CString;
+use std::ffi::CStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::time::Duration;
 
-/// Runs `f` until it returns something other than `-1` with `EINTR`.
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag};
+use nix::sys::mman::{MapFlags, ProtFlags};
+use nix::sys::stat::Mode;
+use nix::sys::time::TimeSpec;
+use nix::time::ClockId;
+
+/// Runs `call` again for as long as it fails with `EINTR`.
 ///
-/// This is the one place that retries `EINTR` for plain system calls; the
-/// timed semaphore waits instead report an interruption to their caller, which
-/// checks for cancellation before it waits again.
-pub(crate) fn retry_eintr<F: FnMut() -> libc::c_int>(mut f: F) -> io::Result<libc::c_int> {
+/// This is the one place that retries interrupted system calls. The timed
+/// semaphore wait ([`SemHandle::wait_for`]) is the exception by design: it
+/// reports an interruption to its caller, which checks for cancellation
+/// before it waits again.
+pub(crate) fn retry_if_interrupted<T>(mut call: impl FnMut() -> nix::Result<T>) -> io::Result<T> {
     loop {
-        let ret = f();
-        if ret != -1 {
-            return Ok(ret);
-        }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() != Some(libc::EINTR) {
-            return Err(err);
+        match call() {
+            Err(Errno::EINTR) => continue,
+            done => return done.map_err(io::Error::from),
         }
     }
 }
@@ -30,12 +41,10 @@ pub(crate) fn retry_eintr<F: FnMut() -> libc::c_int>(mut f: F) -> io::Result<lib
 /// The owner uid and inode number of the open descriptor `fd` (`fstat`), for
 /// handles such as a message queue's that offer only a raw descriptor.
 pub(crate) fn owner_and_inode(fd: &impl AsRawFd) -> io::Result<(u32, u64)> {
-    // SAFETY: `stat` is a plain C struct for which all-zero bytes are valid.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let raw = fd.as_raw_fd();
-    // SAFETY: `raw` is a descriptor the caller keeps open across the call;
-    // the kernel writes into `st`, which lives across it.
-    retry_eintr(|| unsafe { libc::fstat(raw, &mut st) })?;
+    // SAFETY: `fd` is borrowed for the whole call, so its descriptor stays
+    // open while the borrowed one is in use.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd.as_raw_fd()) };
+    let st = retry_if_interrupted(|| nix::sys::stat::fstat(fd))?;
     Ok((st.st_uid, st.st_ino))
 }
 
@@ -45,15 +54,10 @@ pub(crate) fn random_u64() -> io::Result<u64> {
     let mut filled = 0;
     while filled < buf.len() {
         let rest = &mut buf[filled..];
-        // SAFETY: the pointer and length describe `rest`, a live, writable buffer.
-        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if n < 0 {
-            let err = io::Error::last_os_error();
-            if err.raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
-            return Err(err);
-        }
+        let n = retry_if_interrupted(|| {
+            // SAFETY: the pointer and length describe `rest`, a live, writable buffer.
+            Errno::result(unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) })
+        })?;
         filled += n as usize;
     }
     Ok(u64::from_le_bytes(buf))
@@ -77,14 +81,12 @@ struct SchedAttr {
 /// policy and nice value. Since Linux 6.12 a normal thread with a shorter
 /// slice than the others on its core gets the core as soon as it wakes,
 /// instead of after their slice; older kernels ignore the request.
-pub fn request_time_slice(slice: std::time::Duration) -> io::Result<()> {
+pub fn request_time_slice(slice: Duration) -> io::Result<()> {
     let mut attr = SchedAttr { size: std::mem::size_of::<SchedAttr>() as u32, ..SchedAttr::default() };
     // SAFETY: `attr` is a writable sched_attr of the size passed; the kernel
     // writes at most that many bytes.
     let got = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr as *mut SchedAttr, attr.size, 0) };
-    if got == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    Errno::result(got)?;
     if attr.sched_policy != libc::SCHED_OTHER as u32 {
         return Ok(());
     }
@@ -92,13 +94,189 @@ pub fn request_time_slice(slice: std::time::Duration) -> io::Result<()> {
     attr.sched_runtime = slice.as_nanos().min(u128::from(u64::MAX)) as u64;
     // SAFETY: `attr` is an initialised sched_attr of the size it states.
     let set = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
-    if set == -1 {
-        return Err(io::Error::last_os_error());
-    }
+    Errno::result(set)?;
     Ok(())
 }
 
-fn ofd_lock_request(kind: libc::c_int) -> libc::flock {
+/// A shared, readable and writable mapping of the start of a file; unmapped
+/// on drop.
+///
+/// It hands out only a raw pointer: whoever reads or writes through it must
+/// cope with another process writing the same memory at any time.
+#[derive(Debug)]
+pub(crate) struct SharedMapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the handle is an address range and hands out only raw pointers;
+// the memory behind it is shared with other processes anyway, so no thread
+// can assume exclusive access to it.
+unsafe impl Send for SharedMapping {}
+// SAFETY: as above.
+unsafe impl Sync for SharedMapping {}
+
+impl SharedMapping {
+    /// Maps the first `len` bytes of `file` (`mmap(MAP_SHARED)`, read and
+    /// write). The mapping is page-aligned.
+    ///
+    /// # Errors
+    ///
+    /// `EINVAL` for a zero `len`; errors of `mmap`.
+    pub(crate) fn new(file: impl AsFd, len: usize) -> io::Result<SharedMapping> {
+        let length = NonZeroUsize::new(len).ok_or_else(|| io::Error::from(Errno::EINVAL))?;
+        let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
+        // SAFETY: a fresh shared mapping of a descriptor the caller holds; the
+        // kernel picks the address, so no existing memory is affected.
+        let ptr = unsafe { nix::sys::mman::mmap(None, length, prot, MapFlags::MAP_SHARED, file, 0) }?;
+        Ok(SharedMapping { ptr: ptr.cast(), len })
+    }
+
+    /// The first byte of the mapping.
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    /// The mapping's length in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Drop for SharedMapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `new`, unmapped
+        // once; only raw pointers into it were handed out, none of which may
+        // be used past the handle's life.
+        let _ = unsafe { nix::sys::mman::munmap(self.ptr.cast(), self.len) };
+    }
+}
+
+unsafe extern "C" {
+    /// `sem_timedwait` against a chosen clock (glibc 2.30 and later); the
+    /// `libc` crate does not declare it.
+    fn sem_clockwait(
+        sem: *mut libc::sem_t,
+        clock: libc::clockid_t,
+        abstime: *const libc::timespec,
+    ) -> libc::c_int;
+}
+
+/// Makes the start of `file` a process-shared semaphore with the count
+/// `value` (`sem_init(pshared = 1)` in a shared mapping). `file` must be at
+/// least `size_of::<sem_t>()` bytes, freshly made by the caller and not yet
+/// in use as a semaphore by anyone.
+///
+/// # Errors
+///
+/// Errors of `mmap` or `sem_init` (`EINVAL` for a value over `SEM_VALUE_MAX`).
+pub(crate) fn init_shared_semaphore(file: impl AsFd, value: u32) -> io::Result<()> {
+    let map = SharedMapping::new(file, std::mem::size_of::<libc::sem_t>())?;
+    // SAFETY: the mapping is `size_of::<sem_t>()` writable bytes, page-aligned
+    // (so aligned for a `sem_t`), and outlives the call.
+    Errno::result(unsafe { libc::sem_init(map.as_ptr().cast::<libc::sem_t>(), 1, value) })?;
+    Ok(())
+}
+
+/// An open named POSIX semaphore (`sem_open`); closed on drop. It never
+/// unlinks the name: that is the business of whoever created it.
+#[derive(Debug)]
+pub(crate) struct SemHandle(NonNull<libc::sem_t>);
+
+// SAFETY: POSIX semaphores may be used from any thread; the handle is only a
+// pointer to the mapping glibc made for it, which lives until `sem_close`.
+unsafe impl Send for SemHandle {}
+// SAFETY: as above; `sem_post`, `sem_trywait` and `sem_clockwait` are
+// thread-safe.
+unsafe impl Sync for SemHandle {}
+
+impl SemHandle {
+    /// Opens the existing semaphore `name` (no `O_CREAT`).
+    ///
+    /// # Errors
+    ///
+    /// Errors of `sem_open` (`ENOENT` when there is none).
+    pub(crate) fn open(name: &CStr) -> io::Result<SemHandle> {
+        let sem = retry_if_interrupted(|| {
+            // SAFETY: `name` is NUL-terminated and lives across the call;
+            // without `O_CREAT`, sem_open reads no further arguments.
+            let sem = unsafe { libc::sem_open(name.as_ptr(), 0) };
+            if sem == libc::SEM_FAILED {
+                Err(Errno::last())
+            } else {
+                Ok(sem)
+            }
+        })?;
+        NonNull::new(sem).map(SemHandle).ok_or_else(|| io::Error::other("sem_open returned null"))
+    }
+
+    /// Increments the count (`sem_post`).
+    ///
+    /// # Errors
+    ///
+    /// `EOVERFLOW` when the count is at its maximum.
+    pub(crate) fn post(&self) -> io::Result<()> {
+        // SAFETY: `self.0` is a live semaphore from sem_open.
+        Errno::result(unsafe { libc::sem_post(self.0.as_ptr()) })?;
+        Ok(())
+    }
+
+    /// Decrements the count if it is above zero, without waiting
+    /// (`sem_trywait`).
+    pub(crate) fn try_wait(&self) -> bool {
+        // SAFETY: `self.0` is a live semaphore from sem_open.
+        unsafe { libc::sem_trywait(self.0.as_ptr()) == 0 }
+    }
+
+    /// Waits at most `timeout` to decrement the count. The deadline is on
+    /// `CLOCK_MONOTONIC` (`sem_clockwait`): a change of the wall clock does
+    /// not move it.
+    ///
+    /// # Errors
+    ///
+    /// `ETIMEDOUT` when the time ran out, `EINTR` when a signal arrived (not
+    /// retried: the caller decides whether to wait again), others of
+    /// `sem_clockwait` or `clock_gettime`.
+    pub(crate) fn wait_for(&self, timeout: Duration) -> io::Result<()> {
+        let deadline = monotonic_deadline(timeout)?;
+        let ts: &libc::timespec = deadline.as_ref();
+        // SAFETY: `self.0` is a live semaphore from sem_open; `ts` lives
+        // across the call.
+        Errno::result(unsafe { sem_clockwait(self.0.as_ptr(), libc::CLOCK_MONOTONIC, ts) })?;
+        Ok(())
+    }
+}
+
+impl Drop for SemHandle {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from sem_open and is closed exactly once.
+        unsafe { libc::sem_close(self.0.as_ptr()) };
+    }
+}
+
+/// Now plus `timeout` on `CLOCK_MONOTONIC`. A timeout of more than a
+/// century counts as a century (the sum must fit in 64-bit nanoseconds).
+fn monotonic_deadline(timeout: Duration) -> io::Result<TimeSpec> {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = nix::time::clock_gettime(ClockId::CLOCK_MONOTONIC)?;
+    Ok(now + TimeSpec::from_duration(timeout.min(CENTURY)))
+}
+
+/// Removes the named semaphore `name` (`sem_unlink`).
+///
+/// # Errors
+///
+/// Errors of `sem_unlink` (`ENOENT` when there is none).
+pub(crate) fn sem_unlink(name: &CStr) -> io::Result<()> {
+    retry_if_interrupted(|| {
+        // SAFETY: `name` is NUL-terminated and lives across the call.
+        Errno::result(unsafe { libc::sem_unlink(name.as_ptr()) })
+    })?;
+    Ok(())
+}
+
+/// An `flock` request for the whole file.
+fn whole_file_lock(kind: libc::c_int) -> libc::flock {
     // SAFETY: `flock` is a plain C struct for which all-zero bytes are valid.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = kind as libc::c_short;
@@ -115,11 +293,9 @@ fn ofd_lock_request(kind: libc::c_int) -> libc::flock {
 /// description closes, which includes the death of the holder: this is the
 /// liveness signal between the programs.
 pub(crate) fn try_lock_exclusive(fd: impl AsFd) -> io::Result<bool> {
-    let fl = ofd_lock_request(libc::F_WRLCK);
-    let raw = fd.as_fd().as_raw_fd();
-    // SAFETY: `raw` is a valid descriptor borrowed for the call; `fl` is a valid
-    // flock struct that lives across it.
-    match retry_eintr(|| unsafe { libc::fcntl(raw, libc::F_OFD_SETLK, &fl) }) {
+    let fl = whole_file_lock(libc::F_WRLCK);
+    let fd = fd.as_fd();
+    match retry_if_interrupted(|| nix::fcntl::fcntl(fd, FcntlArg::F_OFD_SETLK(&fl))) {
         Ok(_) => Ok(true),
         Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES)) => Ok(false),
         Err(e) => Err(e),
@@ -129,10 +305,9 @@ pub(crate) fn try_lock_exclusive(fd: impl AsFd) -> io::Result<bool> {
 /// Whether some other open file description holds a write lock on `fd`,
 /// tested without taking any lock (`F_OFD_GETLK`).
 pub(crate) fn is_write_locked(fd: impl AsFd) -> io::Result<bool> {
-    let mut fl = ofd_lock_request(libc::F_RDLCK);
-    let raw = fd.as_fd().as_raw_fd();
-    // SAFETY: as in `try_lock_exclusive`; the kernel writes the answer into `fl`.
-    retry_eintr(|| unsafe { libc::fcntl(raw, libc::F_OFD_GETLK, &mut fl) })?;
+    let mut fl = whole_file_lock(libc::F_RDLCK);
+    let fd = fd.as_fd();
+    retry_if_interrupted(|| nix::fcntl::fcntl(fd, FcntlArg::F_OFD_GETLK(&mut fl)))?;
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
@@ -145,53 +320,34 @@ pub(crate) fn is_write_locked(fd: impl AsFd) -> io::Result<bool> {
 /// cannot block and a device sees no `open`. The caller checks the type with
 /// `fstat` and then calls [`reopen_for_reading`].
 pub(crate) fn open_beneath(root: &File, path: &str) -> io::Result<File> {
-    let cpath = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let flags = libc::O_PATH | libc::O_CLOEXEC;
-    // SAFETY: `open_how` is a plain C struct for which all-zero bytes are valid.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-    let root_fd = root.as_raw_fd();
-    // SAFETY: `root_fd` is valid for the call, `cpath` is NUL-terminated, `how`
-    // is a valid open_how of the size passed.
-    let ret = retry_eintr(|| unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root_fd,
-            cpath.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        ) as libc::c_int
-    });
-    match ret {
-        // SAFETY: openat2 returned a fresh descriptor that nothing else owns.
-        Ok(fd) => Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) })),
+    use nix::fcntl::{OpenHow, ResolveFlag};
+    let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+    let how = OpenHow::new()
+        .flags(flags)
+        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    match retry_if_interrupted(|| nix::fcntl::openat2(root, path, how)) {
+        Ok(fd) => Ok(File::from(fd)),
         Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => open_beneath_by_hand(root, path, flags),
         Err(e) => Err(e),
     }
 }
 
-fn open_beneath_by_hand(root: &File, path: &str, flags: libc::c_int) -> io::Result<File> {
+fn open_beneath_by_hand(root: &File, path: &str, flags: OFlag) -> io::Result<File> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
     if path.starts_with('/') || parts.contains(&"..") || parts.is_empty() {
-        return Err(io::Error::from_raw_os_error(libc::EXDEV));
+        return Err(io::Error::from(Errno::EXDEV));
     }
-    let mut dir = root.try_clone()?;
+    let mut dir = OwnedFd::from(root.try_clone()?);
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
-        let cpart = CString::new(*part).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
         let f = if last {
-            flags | libc::O_NOFOLLOW
+            flags | OFlag::O_NOFOLLOW
         } else {
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
         };
-        let dfd = dir.as_raw_fd();
-        // SAFETY: `dfd` is valid for the call and `cpart` is NUL-terminated.
-        let fd = retry_eintr(|| unsafe { libc::openat(dfd, cpart.as_ptr(), f) })?;
-        // SAFETY: openat returned a fresh descriptor that nothing else owns.
-        dir = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        dir = retry_if_interrupted(|| nix::fcntl::openat(&dir, *part, f, Mode::empty()))?;
     }
-    Ok(dir)
+    Ok(File::from(dir))
 }
 
 /// Opens the file behind an `O_PATH` handle for reading, through its
@@ -203,7 +359,6 @@ pub(crate) fn reopen_for_reading(handle: &File) -> io::Result<File> {
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,11 +394,11 @@ mod tests {
         for bad in ["../secret", "/etc/passwd", "link", "a/../../secret"] {
             assert!(open_beneath(&root, bad).is_err(), "{bad} must be refused");
             assert!(
-                open_beneath_by_hand(&root, bad, libc::O_RDONLY).is_err(),
+                open_beneath_by_hand(&root, bad, OFlag::O_RDONLY).is_err(),
                 "{bad} must be refused by hand"
             );
         }
-        assert!(open_beneath_by_hand(&root, "ok", libc::O_RDONLY).is_ok());
+        assert!(open_beneath_by_hand(&root, "ok", OFlag::O_RDONLY).is_ok());
     }
 
     #[test]

@@ -12,7 +12,9 @@ use shmxfer::liveness::{client_alive, ServerLock};
 use shmxfer::names::SessionNames;
 use shmxfer::protocol::{Command, FrameHeader, FrameKind, Reply, MSG_MAGIC, PROTOCOL_VERSION};
 use shmxfer::queue::{QUEUE_CAPACITY, QUEUE_MSG_LEN};
-use shmxfer::shm_region::{Geometry, Region, Semaphore, ShmObject};
+use shmxfer::semaphore::Semaphore;
+use shmxfer::shm_object::ShmObject;
+use shmxfer::shm_region::{Geometry, Region};
 
 use crate::util::{assert_no_leftovers, command, wait_until, Proc, Signal, TestEnv, SERVER, TIMEOUT};
 
