@@ -379,8 +379,7 @@ impl Client {
             queue::send(&found.queue, &open, &cancel, &alive, left).map_err(|e| no_room(e, config))?;
             match wait_attached(&region, &alive, &cancel, config.attach_timeout, || {
                 queue::still_named(&config.queue, &found.queue)
-            })
-            {
+            }) {
                 Ok(()) => {}
                 // The server went away before it took the session (a server
                 // in its default mode that was just finishing), or a new

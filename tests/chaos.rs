@@ -53,7 +53,8 @@ const SHORT_SESSIONS: usize = 12;
 /// fault to strike.
 const SHORT_CAP: usize = 100;
 /// The fates of the short run's first clients, in turn.
-const FIRST_FATES: [Fate; 4] = [Fate::Kill, Fate::Interrupt, Fate::Stop(Duration::from_millis(2500)), Fate::Undisturbed];
+const FIRST_FATES: [Fate; 4] =
+    [Fate::Kill, Fate::Interrupt, Fate::Stop(Duration::from_millis(2500)), Fate::Undisturbed];
 /// Rate below which a transfer counts as stuck (bytes per second): a
 /// debug build on a loaded machine is slow, so this is low.
 const SLOWEST: u64 = 5 * MIB;

@@ -15,8 +15,8 @@ use shmxfer::queue::{QUEUE_CAPACITY, QUEUE_MSG_LEN};
 use shmxfer::shm_region::{Geometry, Region, Semaphore, ShmObject};
 
 use crate::util::{
-    assert_no_leftovers, holds_for, is_root, wait_child, wait_until, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT, COLLECT_EVERY, DETECT, MIB,
-    TIMEOUT,
+    assert_no_leftovers, holds_for, is_root, wait_child, wait_until, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT,
+    COLLECT_EVERY, DETECT, MIB, TIMEOUT,
 };
 
 #[test]

@@ -17,8 +17,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_no_leftovers, assert_same_file, command, dir_entries, holds_for, is_root, wait_for_queue, wait_until, Finished,
-    Names, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT, CLIENT, COLLECT_EVERY, DETECT, SERVER, TIMEOUT,
+    assert_no_leftovers, assert_same_file, command, dir_entries, holds_for, is_root, wait_for_queue,
+    wait_until, Finished, Names, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT, CLIENT, COLLECT_EVERY, DETECT,
+    SERVER, TIMEOUT,
 };
 
 /// Slack over any bound a program promises, for a loaded machine.

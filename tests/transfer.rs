@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::util::{
-    assert_no_leftovers, holds_for, assert_same_file, command, dir_entries, final_component, received_line, Names, Proc,
-    Signal, TestEnv, BIG, CLIENT, MIB, SERVER, SLOT, TIMEOUT,
+    assert_no_leftovers, assert_same_file, command, dir_entries, final_component, holds_for, received_line,
+    Names, Proc, Signal, TestEnv, BIG, CLIENT, MIB, SERVER, SLOT, TIMEOUT,
 };
 
 /// How long a server may take to exit after its last client or a signal.
@@ -120,11 +120,7 @@ fn client_started_before_the_server_waits_and_succeeds() {
     let out = env.out().to_str().unwrap().to_string();
     let mut client = env.client(&["--wait", "20", "-o", &out, "hello.txt"]);
     let waits = holds_for(Duration::from_millis(500), || client.is_running());
-    assert!(
-        waits,
-        "\n\n==========\nclient gave up before the server started\n{}",
-        client.snapshot()
-    );
+    assert!(waits, "\n\n==========\nclient gave up before the server started\n{}", client.snapshot());
     let mut server = env.server(&[]);
     let done = client.finish(TIMEOUT);
     done.assert_code(0)

@@ -725,7 +725,12 @@ impl TestEnv {
     /// Creates `big.bin` ([`BIG`] bytes from `seed`), starts a server with
     /// `server_args` and a client fetching it into `out()` with
     /// `client_args`, and returns them once the transfer is in flight.
-    pub fn big_transfer_in_flight(&self, server_args: &[&str], client_args: &[&str], seed: u64) -> (Proc, Proc) {
+    pub fn big_transfer_in_flight(
+        &self,
+        server_args: &[&str],
+        client_args: &[&str],
+        seed: u64,
+    ) -> (Proc, Proc) {
         self.create_random("big.bin", BIG, seed);
         let server = self.ready_server(server_args);
         let out = self.out.to_str().expect("utf-8 temp path");

@@ -549,7 +549,8 @@ fn main() -> ExitCode {
     let wait = args.wait.unwrap_or(if one_try { Duration::ZERO } else { DEFAULT_WAIT });
     let stall_timeout = Some(args.stall_timeout).filter(|d| !d.is_zero());
     let attach_timeout = args.attach_timeout;
-    let config = ClientConfig { queue: args.queue.clone(), wait, slots: args.slots, stall_timeout, attach_timeout };
+    let config =
+        ClientConfig { queue: args.queue.clone(), wait, slots: args.slots, stall_timeout, attach_timeout };
     let quiet = args.quiet;
     let mut on_wait = || {
         if !quiet {
