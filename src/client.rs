@@ -30,17 +30,21 @@ pub struct ClientConfig {
     /// How long a session may go without a frame before the client gives
     /// up on it (`None`: never).
     pub stall_timeout: Option<Duration>,
+    /// How long a live server may take to attach to a new session before the
+    /// client gives up on it ([`ATTACH_TIMEOUT`] unless told otherwise).
+    pub attach_timeout: Duration,
 }
 
 impl ClientConfig {
     /// A configuration with the defaults: 30 s wait, [`DEFAULT_SLOTS`]
-    /// slots, [`DEFAULT_STALL_TIMEOUT`].
+    /// slots, [`DEFAULT_STALL_TIMEOUT`], [`ATTACH_TIMEOUT`].
     pub fn new(queue: impl Into<String>) -> ClientConfig {
         ClientConfig {
             queue: queue.into(),
             wait: Duration::from_secs(30),
             slots: DEFAULT_SLOTS,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            attach_timeout: ATTACH_TIMEOUT,
         }
     }
 }
@@ -120,7 +124,8 @@ impl ClientConfigBuilder {
 /// otherwise (`--stall-timeout`).
 pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How long a live server may take to attach to a new session.
+/// How long a live server may take to attach to a new session, unless the
+/// [`ClientConfig::attach_timeout`] says otherwise.
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A frame as the client reads it: data (the payload is in the caller's
@@ -261,6 +266,7 @@ fn wait_attached(
     region: &Region,
     alive: &Liveness,
     cancel: &AtomicBool,
+    attach_timeout: Duration,
     queue_still_ours: impl Fn() -> bool,
 ) -> Result<()> {
     let start = Instant::now();
@@ -273,7 +279,7 @@ fn wait_attached(
         if !queue_still_ours() {
             return Err(Error::PeerGone("the queue was replaced before the server took the session".into()));
         }
-        if start.elapsed() > ATTACH_TIMEOUT {
+        if start.elapsed() > attach_timeout {
             return Err(Error::Timeout {
                 what: "the server did not take the session".into(),
                 after: start.elapsed(),
@@ -368,8 +374,9 @@ impl Client {
             // The rest of --wait: a stopped server's full queue is no server.
             let left = config.wait.saturating_sub(started.elapsed());
             queue::send(&found.queue, &open, &cancel, &alive, left).map_err(|e| no_room(e, config))?;
-            match wait_attached(&region, &alive, &cancel, || queue::still_named(&config.queue, &found.queue))
-            {
+            match wait_attached(&region, &alive, &cancel, config.attach_timeout, || {
+                queue::still_named(&config.queue, &found.queue)
+            }) {
                 Ok(()) => {}
                 // The server went away before it took the session (a server
                 // in its default mode that was just finishing), or a new

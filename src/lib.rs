@@ -38,6 +38,7 @@
 //!     persistent: false,
 //!     max_sessions: 4,
 //!     stall_timeout: None,
+//!     collect_every: shmxfer::server::COLLECT_EVERY,
 //! })?;
 //! let stop = Arc::new(AtomicBool::new(false));
 //! let serving = std::thread::spawn(move || server.run(stop));

@@ -315,27 +315,28 @@ mod tests {
     #[test]
     fn a_watch_follows_its_own_server_not_the_next_one() {
         let queue = unique_queue("next");
-        let first = ServerLock::acquire(&queue).unwrap();
-        let watch = ServerWatch::find(&queue).unwrap().unwrap();
-        // The first server "dies" but its lock object stays: the name is not
-        // removed, so the next server must replace it.
-        let ino = first.ino;
-        std::mem::forget(first);
-        let stale = ShmObject::open(&lock_name(&queue), Access::ReadOnly).unwrap();
-        assert_eq!(stale.stat().unwrap().ino(), ino);
-        // Its descriptor is leaked above; release its lock by hand as the
-        // kernel would at death: there is no way but to close all its
-        // descriptors, so check instead that a new server creates a new
-        // object once the stale one is unlocked.
-        drop(stale);
-        assert!(watch.is_alive(), "the leaked lock is still held");
-        let _ = remove_shm(&lock_name(&queue));
+        // The first server, by hand as `ServerLock::hold` makes it: a
+        // locked object whose name nobody unlinks, so that dropping it is a
+        // death (the kernel releases the lock, the name stays).
+        let mut first = ShmObject::create_exclusive(&lock_name(&queue), 0).unwrap();
+        first.disown();
+        assert!(sys::try_lock_exclusive(&first).unwrap());
+        let first_ino = first.stat().unwrap().ino();
+        let old_watch = ServerWatch::find(&queue).unwrap().expect("a live first server");
+        assert!(old_watch.is_alive());
+        drop(first);
+        assert!(!old_watch.is_alive(), "the first server died");
+        assert_eq!(named_inode(&lock_name(&queue)), Some(first_ino), "its lock object stays");
+
         let second = ServerLock::acquire(&queue).unwrap();
-        assert_ne!(second.ino, ino, "a new server makes a new lock object");
-        let watch2 = ServerWatch::find(&queue).unwrap().unwrap();
-        assert!(watch2.is_alive());
+        assert_ne!(second.ino, first_ino, "a new server makes a new lock object");
+        assert!(!old_watch.is_alive(), "the old watch follows the dead server, not the next one");
+        assert!(old_watch.check().is_err());
+        let new_watch = ServerWatch::find(&queue).unwrap().expect("a live second server");
+        assert!(new_watch.is_alive());
         drop(second);
-        assert!(!watch2.is_alive());
+        assert!(!new_watch.is_alive());
+        assert!(!old_watch.is_alive());
     }
 
     #[test]

@@ -24,7 +24,8 @@ use crate::stats::ServerStats;
 /// How often the main loop looks at the stop flag and finished sessions.
 const POLL: Duration = Duration::from_millis(50);
 
-/// How often a running server collects what dead sessions of its queue left.
+/// How often a running server collects what dead sessions of its queue left,
+/// unless its [`ServerConfig::collect_every`] says otherwise.
 pub const COLLECT_EVERY: Duration = Duration::from_secs(5);
 
 /// How a server runs.
@@ -41,6 +42,9 @@ pub struct ServerConfig {
     /// How long a session may go without a frame taken or a request sent
     /// before the server ends it and frees its slot (`None`: never).
     pub stall_timeout: Option<Duration>,
+    /// How often the running server collects what dead sessions of its
+    /// queue left ([`COLLECT_EVERY`] unless told otherwise).
+    pub collect_every: Duration,
 }
 
 /// A bound server: it holds the queue's liveness lock and the queue.
@@ -117,7 +121,7 @@ impl Server {
                 break Ok(());
             }
             sessions.reap();
-            if collected_at.elapsed() >= COLLECT_EVERY {
+            if collected_at.elapsed() >= self.config.collect_every {
                 self.collect_leftovers();
                 collected_at = Instant::now();
             }

@@ -1,7 +1,7 @@
 //! Chaos: a seeded random schedule of client SIGKILL and SIGINT, server
 //! SIGKILL followed at once by a new server on the same queue, and
 //! SIGSTOP/SIGCONT of clients and servers, over random files of 0 bytes to
-//! 20 MiB. At the end it counts, and asserts to be zero:
+//! 20 MiB (8 MiB in the short run). At the end it counts, and asserts to be zero:
 //!
 //! - corrupt: a file under a final name that differs from its source;
 //! - hung: a client alive past its bound (`--wait` + `--stall-timeout` +
@@ -11,8 +11,14 @@
 //!   namespace once the last server stopped;
 //! - litter: any other entry (a temporary file) in an output directory.
 //!
-//! It prints its seed; `CHAOS_SEED=N` replays a schedule. By default it
-//! starts clients for about 45 s; `SOAK=N` runs N client sessions instead.
+//! It prints its seed; `CHAOS_SEED=N` replays a schedule. By default the
+//! run is short (a few seconds): at least [`SHORT_SESSIONS`] client
+//! sessions, the first clients SIGKILLed, SIGINTed and SIGSTOPped in turn
+//! and the first server events a kill and a stop, and on until each of these
+//! five faults has struck a running process at least once (the test fails if
+//! one never did). `SOAK=N` runs N client sessions of a random schedule
+//! instead, for long runs (`SOAK=2000 CHAOS_SEED=N cargo test --release
+//! chaos`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
@@ -21,11 +27,14 @@ use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::util::{command, dir_entries, wait_until, Proc, Rng, Signal, TestEnv, CLIENT, SERVER, TIMEOUT};
+use crate::util::{
+    command, dir_entries, wait_until, Proc, Rng, Signal, TestEnv, CLIENT, COLLECT_EVERY, MIB, SERVER, TIMEOUT,
+};
 
-const MIB: u64 = 1 << 20;
-/// Largest file served.
+/// Largest file served in a soak run.
 const MAX_FILE: u64 = 20 * MIB;
+/// Largest file served in the short run.
+const SHORT_MAX_FILE: u64 = 8 * MIB;
 /// Files in the served root.
 const FILES: usize = 16;
 /// Clients running at once.
@@ -38,8 +47,14 @@ const STALL_SECS: u64 = 2;
 const SESSION_START: Duration = Duration::from_secs(10);
 /// Slack over every bound, for a loaded machine.
 const MARGIN: Duration = Duration::from_secs(20);
-/// How long the default run starts new clients.
-const DEFAULT_RUN: Duration = Duration::from_secs(45);
+/// Client sessions of the default, short run, at the least.
+const SHORT_SESSIONS: usize = 12;
+/// Client sessions of the short run at the most, while it waits for every
+/// fault to strike.
+const SHORT_CAP: usize = 100;
+/// The fates of the short run's first clients, in turn.
+const FIRST_FATES: [Fate; 4] =
+    [Fate::Kill, Fate::Interrupt, Fate::Stop(Duration::from_millis(2500)), Fate::Undisturbed];
 /// Rate below which a transfer counts as stuck (bytes per second): a
 /// debug build on a loaded machine is slow, so this is low.
 const SLOWEST: u64 = 5 * MIB;
@@ -67,6 +82,33 @@ struct Client {
     /// Whether a signal reached it or its server was killed or stopped
     /// while it ran.
     disturbed: bool,
+}
+
+/// How long the test runs.
+#[derive(Clone, Copy, Debug)]
+enum Run {
+    /// The default: a few seconds, every fault at least once.
+    Short,
+    /// `SOAK=N`: N client sessions of a random schedule.
+    Soak(usize),
+}
+
+impl Run {
+    /// The largest file served.
+    fn max_file(self) -> u64 {
+        match self {
+            Run::Short => SHORT_MAX_FILE,
+            Run::Soak(_) => MAX_FILE,
+        }
+    }
+
+    /// Whether to start another client after `spawned` of them.
+    fn more(self, spawned: usize, counts: &Counts) -> bool {
+        match self {
+            Run::Short => spawned < SHORT_SESSIONS || (!counts.every_fault_struck() && spawned < SHORT_CAP),
+            Run::Soak(n) => spawned < n,
+        }
+    }
 }
 
 #[derive(Default, Debug)]
@@ -99,6 +141,15 @@ fn has_option(bin: &str, option: &str) -> bool {
         .unwrap_or(false)
 }
 
+impl Counts {
+    /// Whether each kind of fault has reached a running process.
+    fn every_fault_struck(&self) -> bool {
+        [self.client_kills, self.client_interrupts, self.client_stops, self.server_kills, self.server_stops]
+            .iter()
+            .all(|&n| n > 0)
+    }
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -121,6 +172,7 @@ fn file_hash(path: &Path) -> std::io::Result<(u64, u64)> {
 
 struct Chaos {
     env: TestEnv,
+    run: Run,
     rng: Rng,
     stall: bool,
     files: Vec<String>,
@@ -135,7 +187,7 @@ struct Chaos {
 
 /// The servers' arguments.
 fn server_args(stall: bool) -> Vec<String> {
-    let mut args = vec!["--persistent".to_string(), "-v".to_string()];
+    let mut args = ["--persistent", "-v", "--collect-every", COLLECT_EVERY].map(String::from).to_vec();
     if stall {
         args.extend(["--stall-timeout".to_string(), STALL_SECS.to_string()]);
     }
@@ -170,11 +222,9 @@ impl Chaos {
             cmd.arg("--stall-timeout").arg(STALL_SECS.to_string());
         }
         cmd.args(&files);
-        let fate = match self.rng.range(0, 100) {
-            0..=44 => Fate::Undisturbed,
-            45..=64 => Fate::Kill,
-            65..=79 => Fate::Interrupt,
-            _ => Fate::Stop(Duration::from_millis(self.rng.range(100, 4000))),
+        let fate = match self.run {
+            Run::Short if id < FIRST_FATES.len() => FIRST_FATES[id],
+            _ => self.random_fate(),
         };
         // Mostly early, while even a fast transfer is in flight.
         let fate_at = match self.rng.range(0, 10) {
@@ -203,6 +253,16 @@ impl Chaos {
             applied: false,
             cont_at: None,
             disturbed,
+        }
+    }
+
+    /// A fate of the random schedule.
+    fn random_fate(&mut self) -> Fate {
+        match self.rng.range(0, 100) {
+            0..=44 => Fate::Undisturbed,
+            45..=64 => Fate::Kill,
+            65..=79 => Fate::Interrupt,
+            _ => Fate::Stop(Duration::from_millis(self.rng.range(100, 4000))),
         }
     }
 
@@ -251,9 +311,15 @@ impl Chaos {
         }
     }
 
-    /// One random event for the server.
+    /// One event for the server: in the short run a kill and then a stop
+    /// first, then random ones.
     fn server_event(&mut self, clients: &mut [Client]) {
-        match self.rng.range(0, 100) {
+        let roll = match self.run {
+            Run::Short if self.counts.server_kills == 0 => 0,
+            Run::Short if self.counts.server_stops == 0 => 50,
+            _ => self.rng.range(0, 100),
+        };
+        match roll {
             0..=44 => {
                 // SIGKILL, and at once a new server on the same queue.
                 self.server.kill();
@@ -282,7 +348,7 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
         let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         (t.as_nanos() as u64) ^ u64::from(std::process::id()).rotate_left(32)
     });
-    let soak = env_u64("SOAK").map(|n| n as usize);
+    let run = env_u64("SOAK").map_or(Run::Short, |n| Run::Soak(n as usize));
     eprintln!("chaos: seed {seed} (replay with CHAOS_SEED={seed})");
     let env = TestEnv::new("chaos");
     let mut rng = Rng::new(seed);
@@ -293,12 +359,12 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
     for i in 0..FILES {
         let len = match i {
             0 => 0,
-            1 => MAX_FILE,
+            1 => run.max_file(),
             _ => match rng.range(0, 4) {
                 0 => rng.range(1, 4096),
                 1 => rng.range(4096, 256 * 1024),
                 2 => rng.range(256 * 1024, 2 * MIB),
-                _ => rng.range(2 * MIB, MAX_FILE + 1),
+                _ => rng.range(2 * MIB, run.max_file() + 1),
             },
         };
         let name = format!("f{i:02}.bin");
@@ -314,6 +380,7 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
     let mut chaos = Chaos {
         server,
         env,
+        run,
         rng,
         stall,
         files,
@@ -326,14 +393,10 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
     let mut clients: Vec<Client> = Vec::new();
     let mut next_id = 0;
     let mut next_server_event = Instant::now() + Duration::from_millis(chaos.rng.range(500, 3000));
-    let more = |spawned: usize| match soak {
-        Some(n) => spawned < n,
-        None => started.elapsed() < DEFAULT_RUN,
-    };
     let mut last_report = Instant::now();
-    while more(next_id) || !clients.is_empty() {
+    while run.more(next_id, &chaos.counts) || !clients.is_empty() {
         let now = Instant::now();
-        while clients.len() < CLIENTS && more(next_id) {
+        while clients.len() < CLIENTS && run.more(next_id, &chaos.counts) {
             let c = chaos.spawn_client(next_id);
             next_id += 1;
             clients.push(c);
@@ -371,7 +434,7 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
             chaos.server_cont_at = None;
             chaos.server.signal(Signal::SIGCONT);
         }
-        if now >= next_server_event && more(next_id) {
+        if now >= next_server_event && run.more(next_id, &chaos.counts) {
             chaos.server_event(&mut clients);
             next_server_event = now + Duration::from_millis(chaos.rng.range(100, 1500));
         }
@@ -435,7 +498,7 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
     cmd.arg("-o").arg(&out).arg("--wait").arg("10").arg(&chaos.files[2]).current_dir(chaos.env.cwd());
     let last = Proc::spawn(cmd, None).finish(TIMEOUT);
     let lock = format!("{}.lock", chaos.env.names.stem());
-    wait_until(Duration::from_secs(10), || chaos.env.names.shm_entries() == [lock.clone()]);
+    wait_until(TIMEOUT, || chaos.env.names.shm_entries() == [lock.clone()]);
     chaos.server.signal(Signal::SIGTERM);
     let server_done = chaos.server.finish(TIMEOUT);
     let leftovers = chaos.env.names.leftovers();
@@ -472,6 +535,11 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
         "chaos with seed {seed} (CHAOS_SEED={seed} replays it): {c:?}"
     );
     assert_eq!(c.unexplained, 0, "undisturbed clients failed; seed {seed}");
+    assert!(
+        matches!(run, Run::Soak(_)) || c.every_fault_struck(),
+        "some kind of fault never struck a running process in {} sessions; seed {seed}: {c:?}",
+        c.sessions
+    );
     assert_eq!(c.unexpected_server_exits, 0, "servers exited by themselves; seed {seed}");
     chaos.env.names.remove_all();
 }

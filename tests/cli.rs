@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::util::{command, received_line, Finished, Proc, TestEnv, CLIENT, SERVER, TIMEOUT};
+use crate::util::{command, received_line, wait_child, Finished, Proc, TestEnv, CLIENT, SERVER, TIMEOUT};
 
 /// Runs `cmd` to completion with the file `stdin` as its standard input.
 fn run_with_stdin(mut cmd: std::process::Command, stdin: &std::path::Path) -> Finished {
@@ -927,18 +927,7 @@ fn a_closed_stderr_changes_no_exit_status() {
     let mut cmd = env.client_cmd(&["-o", &out, "one.txt", "missing.txt"]);
     cmd.stdout(writer.try_clone().unwrap()).stderr(writer);
     let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_child(&mut child, TIMEOUT);
     assert_eq!(status.and_then(|s| s.code()), Some(1), "exit 1 (a file not found), no panic");
     assert_eq!(fs::read(env.in_out("one.txt")).unwrap(), b"1");
     env.stop_server(&mut server);

@@ -16,42 +16,16 @@ use shmxfer::semaphore::Semaphore;
 use shmxfer::shm_object::ShmObject;
 use shmxfer::shm_region::{Geometry, Region};
 
-use crate::util::{assert_no_leftovers, command, wait_until, Proc, Signal, TestEnv, SERVER, TIMEOUT};
-
-const MIB: u64 = 1 << 20;
-/// Big enough to be in flight when a test strikes, whatever the throughput.
-const BIG: u64 = 256 * MIB;
-/// How long a whole big transfer may take on a loaded machine.
-const BIG_TIMEOUT: Duration = Duration::from_secs(120);
-/// The time the issue allows for noticing a dead peer.
-const DETECT: Duration = Duration::from_secs(2);
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Starts a server with `server_args` and a client fetching a big file, and
-/// returns once the transfer is in flight.
-fn big_transfer_in_flight(env: &TestEnv, server_args: &[&str], seed: u64) -> (Proc, Proc) {
-    env.create_random("big.bin", BIG, seed);
-    let server = env.ready_server(server_args);
-    let mut client = env.fetch_proc(&["big.bin"]);
-    env.wait_receiving(&mut client, "big.bin");
-    (server, client)
-}
-
-/// Runs `shm_server --cleanup` on the test's queue.
-fn cleanup(env: &TestEnv) -> crate::util::Finished {
-    let mut cmd = command(SERVER, Some(&env.names));
-    cmd.arg("--cleanup");
-    Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT)
-}
+use crate::util::{
+    assert_no_leftovers, holds_for, is_root, wait_child, wait_until, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT,
+    COLLECT_EVERY, DETECT, MIB, TIMEOUT,
+};
 
 #[test]
 fn sigkilled_client_is_noticed_and_cleaned_up_by_the_server_which_keeps_serving() {
     let env = TestEnv::new("sigkilled_client_is_noticed");
     env.create("small.txt", b"still here\n");
-    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], 1);
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], 1);
     assert_eq!(env.names.client_regions().len(), 1);
     client.kill();
     let killed = Instant::now();
@@ -77,7 +51,7 @@ fn sigkilled_client_is_noticed_and_cleaned_up_by_the_server_which_keeps_serving(
 #[test]
 fn sigkilled_server_makes_the_client_exit_4_within_2_s_without_a_partial_file() {
     let env = TestEnv::new("sigkilled_server_client_exits_4");
-    let (mut server, mut client) = big_transfer_in_flight(&env, &[], 2);
+    let (mut server, mut client) = env.big_transfer_in_flight(&[], &[], 2);
     server.kill();
     let killed = Instant::now();
     let done = client.finish(TIMEOUT);
@@ -92,7 +66,7 @@ fn sigkilled_server_makes_the_client_exit_4_within_2_s_without_a_partial_file() 
         env.names.shm_entries()
     );
     // Only the dead server's queue and lock are left; --cleanup removes them.
-    let cleaned = cleanup(&env);
+    let cleaned = env.cleanup().finish(TIMEOUT);
     cleaned.assert_code(0).check(cleaned.stdout.contains("removed queue"), "cleanup removes the queue");
     assert_no_leftovers(&env.names);
 }
@@ -167,7 +141,7 @@ fn cleanup_removes_dead_sessions_and_spares_live_ones() {
     let (dead, _dead_procs) = kill_server_and_client_mid_transfer(&env);
     let before = env.names.shm_entries();
     assert_eq!(before.len(), 4, "lock, region, 2 semaphores: {before:?}");
-    let cleaned = cleanup(&env);
+    let cleaned = env.cleanup().finish(TIMEOUT);
     cleaned.assert_code(0);
     for e in &before {
         assert!(cleaned.stdout.contains(e.as_str()), "cleanup did not list {e}\n{cleaned}");
@@ -181,7 +155,7 @@ fn cleanup_removes_dead_sessions_and_spares_live_ones() {
     env.wait_receiving(&mut live, "big.bin");
     live.signal(Signal::SIGSTOP);
     let before = env.names.shm_entries();
-    let cleaned = cleanup(&env);
+    let cleaned = env.cleanup().finish(TIMEOUT);
     cleaned.assert_code(0).check(cleaned.stdout.is_empty(), "nothing removed");
     assert_eq!(env.names.shm_entries(), before, "cleanup touched a live session");
     assert!(env.names.queue_exists() && env.names.lock_exists(), "cleanup touched the live server");
@@ -212,7 +186,7 @@ fn a_new_server_collects_what_a_killed_server_and_its_killed_client_left() {
 fn a_running_server_collects_a_client_killed_before_its_session_began() {
     let env = TestEnv::new("running_server_collects");
     env.create("small.txt", b"small\n");
-    let mut server = env.ready_server(&["--persistent"]);
+    let mut server = env.ready_server(&["--persistent", "--collect-every", COLLECT_EVERY]);
     // What a client killed between creating its objects and sending Open
     // leaves: a region nobody locks and its semaphores, named after a pid
     // that no longer exists.
@@ -226,7 +200,7 @@ fn a_running_server_collects_a_client_killed_before_its_session_began() {
         Semaphore::create_exclusive(&format!("{region}.{suffix}"), 0).unwrap().disown();
     }
     assert_eq!(env.names.client_regions().len(), 1);
-    let collected = wait_until(Duration::from_secs(15), || env.names.client_regions().is_empty());
+    let collected = wait_until(TIMEOUT, || env.names.client_regions().is_empty());
     assert!(collected, "not collected: {:?}", env.names.shm_entries());
     env.fetch(&["small.txt"]).assert_code(0);
     env.stop_server(&mut server);
@@ -238,7 +212,7 @@ fn a_running_server_collects_a_client_killed_before_its_session_began() {
 fn stopped_client_does_not_hold_up_other_clients() {
     let env = TestEnv::new("stopped_client_does_not_hold_up");
     env.create("small.txt", b"small\n");
-    let (mut server, mut slow) = big_transfer_in_flight(&env, &["--persistent"], 4);
+    let (mut server, mut slow) = env.big_transfer_in_flight(&["--persistent"], &[], 4);
     slow.signal(Signal::SIGSTOP);
     let out2 = env.tmp().join("out2");
     fs::create_dir(&out2).unwrap();
@@ -342,8 +316,9 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
         )
         .unwrap();
         sent += 1;
-        // Keep the region alive until the server looked at it.
-        thread::sleep(Duration::from_millis(300));
+        // Keep the region alive until the server looked at it (it says so).
+        let looked = wait_until(TIMEOUT, || server.stderr().contains("00000000000000dd"));
+        assert!(looked, "the server never answered the Open of another user's region\n{}", server.snapshot());
         drop(region);
     } else {
         eprintln!("skipped part: a region of another user needs root to chown");
@@ -744,8 +719,8 @@ fn client_whose_server_leaves_before_taking_the_session_finds_the_next_server() 
     posixmq::remove_queue(env.names.queue()).unwrap();
     drop(mq);
     drop(lock);
-    thread::sleep(Duration::from_millis(300));
-    assert!(client.is_running(), "the client gave up instead of looking for a server\n{}", client.snapshot());
+    let waits = holds_for(Duration::from_millis(300), || client.is_running());
+    assert!(waits, "the client gave up instead of looking for a server\n{}", client.snapshot());
     let mut server = env.ready_server(&[]);
     client.finish(TIMEOUT).assert_code(0);
     env.assert_delivered("a.txt");
@@ -764,17 +739,7 @@ fn closed_stdout_does_not_stop_the_transfers() {
     cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
     let mut child = cmd.spawn().unwrap();
     drop(child.stdout.take()); // as `shm_client … | head -0` would
-    let deadline = Instant::now() + TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("client with a closed stdout did not exit");
-        }
-        thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_child(&mut child, TIMEOUT).expect("client with a closed stdout did not exit");
     assert_eq!(status.code(), Some(0), "{status}");
     env.assert_delivered("a.txt");
     env.assert_delivered("b.txt");
@@ -785,7 +750,7 @@ fn closed_stdout_does_not_stop_the_transfers() {
 #[test]
 fn server_stopping_right_after_a_client_died_still_removes_its_objects() {
     let env = TestEnv::new("stopping_after_client_died");
-    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], 6);
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], 6);
     client.signal(Signal::SIGSTOP);
     client.kill();
     server.signal(Signal::SIGTERM);
@@ -796,7 +761,7 @@ fn server_stopping_right_after_a_client_died_still_removes_its_objects() {
 #[test]
 fn sigint_to_a_client_receiving_at_full_speed_stops_it_at_once() {
     let env = TestEnv::new("sigint_at_full_speed");
-    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], 7);
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], 7);
     client.signal(Signal::SIGINT);
     let signalled = Instant::now();
     let done = client.finish(TIMEOUT);

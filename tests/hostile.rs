@@ -8,7 +8,6 @@
 //! that need a private mount namespace for a full `/dev/shm`, print
 //! "skipped: not root" and return when not run as root.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -18,32 +17,24 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_no_leftovers, assert_same_file, command, dir_entries, wait_for_queue, wait_until, Finished, Names,
-    Proc, Signal, TestEnv, CLIENT, SERVER, TIMEOUT,
+    assert_no_leftovers, assert_same_file, command, dir_entries, holds_for, is_root, wait_for_queue,
+    wait_until, Finished, Names, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT, CLIENT, COLLECT_EVERY, DETECT,
+    SERVER, TIMEOUT,
 };
 
-const MIB: u64 = 1 << 20;
-/// Big enough to be in flight when a test strikes, whatever the throughput.
-const BIG: u64 = 256 * MIB;
-/// How long a whole big transfer may take on a loaded machine.
-const BIG_TIMEOUT: Duration = Duration::from_secs(120);
-/// Noticing a dead peer takes ~100 ms; this much is allowed on a loaded machine.
-const DETECT: Duration = Duration::from_secs(5);
 /// Slack over any bound a program promises, for a loaded machine.
 const SLACK: Duration = Duration::from_secs(8);
 /// The stall timeout the tests use, in seconds.
 const STALL: &str = "2";
 const STALL_TIME: Duration = Duration::from_secs(2);
-/// A live server must take a new session within this long.
-const SESSION_START: Duration = Duration::from_secs(10);
+/// The session-start limit the tests give the client (`--attach-timeout`;
+/// 10 s by default): a live server must take a new session within this long.
+const ATTACH: &str = "1";
+const ATTACH_TIME: Duration = Duration::from_secs(1);
 /// The other local user.
 const NOBODY: u32 = 65534;
 /// A pid that names objects no live process holds.
 const DEAD_PID: u32 = 999_999;
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
 
 /// Prints why a root-only test does nothing and returns whether it may run.
 fn root_or_skip() -> bool {
@@ -121,34 +112,6 @@ fn session_entries(names: &Names, pid: u32, hex: &str) -> [String; 3] {
     [format!("sem.{region}.items"), format!("sem.{region}.spaces"), region]
 }
 
-/// Waits until `client` holds a non-empty temporary file open in `dir` (so
-/// the transfer of `final_name` is in flight).
-#[track_caller]
-fn wait_receiving_in(dir: &Path, client: &mut Proc, final_name: &str) {
-    let receiving = |c: &Proc| {
-        c.open_files_under(dir)
-            .iter()
-            .any(|(p, len)| *len > 0 && p.file_name() != Some(OsStr::new(final_name)))
-    };
-    let ok = wait_until(TIMEOUT, || receiving(client) || !client.is_running());
-    assert!(ok && client.is_running(), "client never got mid-transfer\n{}", client.snapshot());
-}
-
-/// Starts a server with `server_args` and a client fetching a big file
-/// (with `client_args`), and returns once the transfer is in flight.
-fn big_transfer_in_flight(
-    env: &TestEnv,
-    server_args: &[&str],
-    client_args: &[&str],
-    seed: u64,
-) -> (Proc, Proc) {
-    env.create_random("big.bin", BIG, seed);
-    let server = env.ready_server(server_args);
-    let mut client = fetch_with(env, client_args, &["big.bin"]);
-    wait_receiving_in(env.out(), &mut client, "big.bin");
-    (server, client)
-}
-
 /// Spawns a client fetching `files` into `out()` with `opts` before them.
 fn fetch_with(env: &TestEnv, opts: &[&str], files: &[&str]) -> Proc {
     fetch_into(env, env.out(), opts, files)
@@ -182,13 +145,6 @@ fn terminate(server: &mut Proc) {
     server.signal(Signal::SIGCONT);
     server.signal(Signal::SIGTERM);
     server.finish(TIMEOUT).assert_code(0);
-}
-
-/// Runs `shm_server --cleanup` on the test's queue.
-fn cleanup(env: &TestEnv) -> Proc {
-    let mut cmd = command(SERVER, Some(&env.names));
-    cmd.arg("--cleanup");
-    Proc::spawn(cmd, Some(&env.names))
 }
 
 /// Fills the queue of `names` with small garbage messages until it is
@@ -237,10 +193,10 @@ fn assert_out_empty(env: &TestEnv) {
     assert!(env.out_entries().is_empty(), "out dir holds {:?}", env.out_entries());
 }
 
-/// Waits up to `DETECT` until no client region of `names` is left.
+/// Waits until no client region of `names` is left.
 #[track_caller]
 fn assert_client_objects_gone(names: &Names) {
-    let gone = wait_until(DETECT, || names.client_regions().is_empty());
+    let gone = wait_until(TIMEOUT, || names.client_regions().is_empty());
     assert!(gone, "client objects left: {:?}", names.shm_entries());
 }
 
@@ -248,14 +204,14 @@ fn assert_client_objects_gone(names: &Names) {
 // Hangs
 // ---------------------------------------------------------------------------
 
-/// Case 1: the client's server is SIGKILLed and a new server takes the
+/// Replaced server: the client's server is SIGKILLed and a new server takes the
 /// queue at once. The new server holds the queue's lock, but the session
 /// belonged to the dead one: the client must notice it died.
 #[test]
 fn client_whose_server_was_replaced_by_a_new_one_notices_its_server_died() {
     let env = TestEnv::new("replaced_server");
     env.create("small.txt", b"small\n");
-    let (mut first, mut client) = big_transfer_in_flight(&env, &["--persistent"], &[], 101);
+    let (mut first, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], 101);
     // Freeze the client so that the new server is in place before it can
     // look at its server again.
     client.signal(Signal::SIGSTOP);
@@ -276,7 +232,7 @@ fn client_whose_server_was_replaced_by_a_new_one_notices_its_server_died() {
     assert_no_leftovers(&env.names);
 }
 
-/// Case 2: a stopped server whose queue is full. The client's send must
+/// Stopped server: a stopped server whose queue is full. The client's send must
 /// give up within `--wait` and exit 3.
 #[test]
 fn full_queue_of_a_stopped_server_ends_the_client_with_exit_3_within_its_wait() {
@@ -295,7 +251,7 @@ fn full_queue_of_a_stopped_server_ends_the_client_with_exit_3_within_its_wait() 
     assert_no_leftovers(&env.names);
 }
 
-/// Case 2, with the stopped server belonging to another user.
+/// Stopped server, one that belongs to another user.
 #[test]
 fn full_queue_of_another_users_stopped_server_ends_the_client_within_its_wait() {
     if !root_or_skip() {
@@ -316,7 +272,7 @@ fn full_queue_of_another_users_stopped_server_ends_the_client_within_its_wait() 
     assert_no_leftovers(&env.names);
 }
 
-/// Case 2: a stopped server with room in its queue takes the Open message
+/// Stopped server: a stopped server with room in its queue takes the Open message
 /// but never the session: the client gives up within the session-start
 /// limit (or its `--wait`), removing its objects.
 #[test]
@@ -325,9 +281,10 @@ fn stopped_server_that_never_takes_the_session_ends_the_client_within_the_start_
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent"]);
     server.signal(Signal::SIGSTOP);
-    let done = fetch_with(&env, &["--wait", "2"], &["hello.txt"]).finish(TIMEOUT);
+    let done = fetch_with(&env, &["--wait", "2", "--attach-timeout", ATTACH], &["hello.txt"]).finish(TIMEOUT);
     assert!(matches!(done.code(), Some(3) | Some(4)), "expected exit 3 or 4\n{done}");
-    assert!(done.elapsed <= SESSION_START + SLACK, "took {:?}\n{done}", done.elapsed);
+    assert!(done.elapsed >= ATTACH_TIME, "gave up after {:?}, before the start limit\n{done}", done.elapsed);
+    assert!(done.elapsed <= ATTACH_TIME + SLACK, "took {:?}\n{done}", done.elapsed);
     assert_out_empty(&env);
     assert_client_objects_gone(&env.names);
     server.signal(Signal::SIGCONT);
@@ -335,7 +292,7 @@ fn stopped_server_that_never_takes_the_session_ends_the_client_within_the_start_
     assert_no_leftovers(&env.names);
 }
 
-/// Case 3: another user puts a FIFO where the server's lock belongs. Nobody
+/// Not a file under our names: another user puts a FIFO where the server's lock belongs. Nobody
 /// may block on it: the client reports no server at once, a server refuses
 /// the queue, and the FIFO is left alone.
 #[test]
@@ -358,7 +315,7 @@ fn fifo_in_place_of_the_lock_blocks_neither_client_nor_server() {
     assert_no_leftovers(&env.names);
 }
 
-/// Case 3: FIFOs named like the lock and like a dead session's objects
+/// Not a file under our names: FIFOs named like the lock and like a dead session's objects
 /// make `--cleanup` neither hang nor stop: it skips them with a message.
 #[test]
 fn cleanup_skips_fifos_named_like_objects_without_blocking() {
@@ -368,7 +325,7 @@ fn cleanup_skips_fifos_named_like_objects_without_blocking() {
     for name in session_entries(&env.names, DEAD_PID, "0123456789abcdef") {
         fifos.push(foreign_fifo(&name));
     }
-    let done = cleanup(&env).finish(TIMEOUT);
+    let done = env.cleanup().finish(TIMEOUT);
     assert!(done.elapsed <= SLACK, "--cleanup took {:?}\n{done}", done.elapsed);
     done.assert_code(0);
     if is_root() {
@@ -383,7 +340,7 @@ fn cleanup_skips_fifos_named_like_objects_without_blocking() {
     assert_no_leftovers(&env.names);
 }
 
-/// Case 3: an Open message naming a FIFO (made by another user) does not
+/// Not a file under our names: an Open message naming a FIFO (made by another user) does not
 /// block the server, which keeps serving.
 #[test]
 fn open_message_naming_a_fifo_does_not_block_the_server() {
@@ -418,7 +375,7 @@ fn open_message_naming_a_fifo_does_not_block_the_server() {
     assert_no_leftovers(&env.names);
 }
 
-/// Case 3: a directory named like a dead session makes `--cleanup` neither
+/// Not a file under our names: a directory named like a dead session makes `--cleanup` neither
 /// fail nor skip the real leftovers beside it.
 #[test]
 fn cleanup_skips_a_directory_named_like_a_session_and_removes_the_real_leftovers() {
@@ -426,7 +383,7 @@ fn cleanup_skips_a_directory_named_like_a_session_and_removes_the_real_leftovers
     env.create_random("big.bin", BIG, 103);
     let mut server = env.ready_server(&["--persistent"]);
     let mut client = env.fetch_proc(&["big.bin"]);
-    wait_receiving_in(env.out(), &mut client, "big.bin");
+    env.wait_receiving(&mut client, "big.bin");
     // Both die before either notices: a queue, a lock, a region and two
     // semaphores stay behind.
     server.signal(Signal::SIGSTOP);
@@ -436,7 +393,7 @@ fn cleanup_skips_a_directory_named_like_a_session_and_removes_the_real_leftovers
     // Sorted before the real region, so a walk meets it first.
     let dir = shm_path(&format!("{}.{}.0000000000000000", env.names.stem(), DEAD_PID - 1));
     fs::create_dir(&dir).unwrap();
-    let done = cleanup(&env).finish(TIMEOUT);
+    let done = env.cleanup().finish(TIMEOUT);
     let _ = fs::remove_dir(&dir);
     assert!(done.elapsed <= SLACK, "--cleanup took {:?}\n{done}", done.elapsed);
     done.assert_code(0);
@@ -445,7 +402,7 @@ fn cleanup_skips_a_directory_named_like_a_session_and_removes_the_real_leftovers
     assert_no_leftovers(&env.names);
 }
 
-/// Case 4 and `--stall-timeout`: a stopped server holds its client no
+/// Stalled peer (`--stall-timeout`): a stopped server holds its client no
 /// longer than the stall timeout; the client exits 4 saying so, with no
 /// partial file and its objects removed, and the server serves on after
 /// SIGCONT.
@@ -454,7 +411,7 @@ fn stopped_server_ends_its_client_after_the_stall_timeout_with_exit_4() {
     let env = TestEnv::new("stopped_server_stall");
     env.create("small.txt", b"small\n");
     let stall = ["--persistent", "--stall-timeout", STALL];
-    let (mut server, mut client) = big_transfer_in_flight(&env, &stall, &["--stall-timeout", STALL], 104);
+    let (mut server, mut client) = env.big_transfer_in_flight(&stall, &["--stall-timeout", STALL], 104);
     server.signal(Signal::SIGSTOP);
     let stopped = Instant::now();
     let done = client.finish(TIMEOUT);
@@ -471,7 +428,7 @@ fn stopped_server_ends_its_client_after_the_stall_timeout_with_exit_4() {
     assert_no_leftovers(&env.names);
 }
 
-/// Case 4 and `--stall-timeout`: stopped clients lose their session slots
+/// Stalled peer (`--stall-timeout`): stopped clients lose their session slots
 /// after the stall timeout, so `--max-sessions` stopped clients do not deny
 /// the service; a stopped client finds its session ended when it resumes.
 #[test]
@@ -479,7 +436,7 @@ fn stopped_clients_lose_their_slots_after_the_stall_timeout_and_find_their_sessi
     let env = TestEnv::new("stopped_client_stall");
     env.create("small.txt", b"small\n");
     let args = ["--persistent", "--max-sessions", "1", "--stall-timeout", STALL];
-    let (mut server, mut client) = big_transfer_in_flight(&env, &args, &["--stall-timeout", STALL], 105);
+    let (mut server, mut client) = env.big_transfer_in_flight(&args, &["--stall-timeout", STALL], 105);
     client.signal(Signal::SIGSTOP);
     let stopped = Instant::now();
     // The one slot is taken: clients are turned away ("busy") until the
@@ -520,13 +477,13 @@ fn stopped_clients_lose_their_slots_after_the_stall_timeout_and_find_their_sessi
 // Leaks
 // ---------------------------------------------------------------------------
 
-/// Case 5: a client SIGKILLed mid-file and its server SIGKILLed before it
+/// Leftovers of the dead: a client SIGKILLed mid-file and its server SIGKILLed before it
 /// noticed. The next server on the queue collects what they left, by
 /// itself, and logs it.
 #[test]
 fn next_server_collects_what_a_killed_client_and_its_killed_server_left() {
     let env = TestEnv::new("both_killed_collected");
-    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], &[], 106);
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], 106);
     server.signal(Signal::SIGSTOP);
     client.kill();
     server.kill();
@@ -537,20 +494,20 @@ fn next_server_collects_what_a_killed_client_and_its_killed_server_left() {
     let collected = wait_until(Duration::from_secs(10), || env.names.shm_entries() == [lock.clone()]);
     assert!(collected, "left: {:?}\n{}", env.names.shm_entries(), next.snapshot());
     // The log line follows the removal.
-    let logged = wait_until(DETECT, || next.stderr().contains(&dead[0]));
+    let logged = wait_until(TIMEOUT, || next.stderr().contains(&dead[0]));
     assert!(logged, "the server logs what it removed\n{}", next.snapshot());
     stop(&env, &mut next);
     assert_no_leftovers(&env.names);
 }
 
-/// Case 5: a client SIGKILLed after creating its objects but before its
+/// Leftovers of the dead: a client SIGKILLed after creating its objects but before its
 /// Open message went out (the queue was full). The running server never
 /// hears of it, and still collects its objects while it runs.
 #[test]
 fn running_server_collects_objects_of_a_client_killed_before_it_sent_open() {
     let env = TestEnv::new("killed_before_open");
     env.create("hello.txt", b"hello\n");
-    let mut server = env.ready_server(&["--persistent"]);
+    let mut server = env.ready_server(&["--persistent", "--collect-every", COLLECT_EVERY]);
     server.signal(Signal::SIGSTOP);
     fill_queue(&env.names);
     let mut client = fetch_with(&env, &["--wait", "30"], &["hello.txt"]);
@@ -568,13 +525,13 @@ fn running_server_collects_objects_of_a_client_killed_before_it_sent_open() {
     let collected = wait_until(Duration::from_secs(10), || env.names.shm_entries() == [lock.clone()]);
     assert!(collected, "left: {:?}\n{}", env.names.shm_entries(), server.snapshot());
     // The log line follows the removal.
-    let logged = wait_until(DETECT, || server.stderr().contains(&dead[0]));
+    let logged = wait_until(TIMEOUT, || server.stderr().contains(&dead[0]));
     assert!(logged, "the server logs what it removed\n{}", server.snapshot());
     stop(&env, &mut server);
     assert_no_leftovers(&env.names);
 }
 
-/// Case 6: `/dev/shm` is full (a private mount namespace with a small
+/// Full `/dev/shm`: `/dev/shm` is full (a private mount namespace with a small
 /// tmpfs, filled up after the server started). The client's new region
 /// reserves its memory, so it gets a clear ENOSPC error, never SIGBUS, and
 /// leaves nothing behind.
@@ -637,7 +594,7 @@ fn full_dev_shm_is_a_clear_error_not_sigbus_and_leaves_nothing() {
 // Security
 // ---------------------------------------------------------------------------
 
-/// Case 7: another user creates the lock object (mode 0666) before the
+/// Whose lock and queue: another user creates the lock object (mode 0666) before the
 /// server starts. The server must not adopt it: it refuses, naming it, and
 /// leaves it alone.
 #[test]
@@ -662,7 +619,7 @@ fn server_never_adopts_a_lock_another_user_created() {
     assert_no_leftovers(&env.names);
 }
 
-/// Case 7: the lock of a running server is deleted and a second server
+/// Whose lock and queue: the lock of a running server is deleted and a second server
 /// starts beside it. When the first exits it must not unlink the second's
 /// queue and lock by name.
 #[test]
@@ -684,8 +641,9 @@ fn server_whose_lock_was_deleted_never_removes_the_objects_of_the_next_server() 
         return;
     }
     wait_for_queue(&env.names, &mut second);
-    // Let the second server settle before the first goes.
-    thread::sleep(Duration::from_millis(300));
+    // The second server settles before the first goes.
+    let settled = holds_for(Duration::from_millis(300), || second.is_running());
+    assert!(settled, "the second server exited\n{}", second.snapshot());
     terminate(&mut first);
     assert!(lock.exists(), "the first server unlinked the second server's lock\n{}", first.snapshot());
     assert!(
@@ -699,7 +657,7 @@ fn server_whose_lock_was_deleted_never_removes_the_objects_of_the_next_server() 
     assert_no_leftovers(&env.names);
 }
 
-/// Case 7: a root client never talks to another user's queue: it says whose
+/// Whose lock and queue: a root client never talks to another user's queue: it says whose
 /// it is and exits 3 within its `--wait`.
 #[test]
 fn root_client_does_not_talk_to_another_users_queue() {
@@ -736,7 +694,7 @@ fn mode_of(path: &Path) -> u32 {
     fs::metadata(path).unwrap_or_else(|e| panic!("{path:?}: {e}")).mode() & 0o7777
 }
 
-/// Case 8: a new file gets the source's permission bits masked by the
+/// File modes: a new file gets the source's permission bits masked by the
 /// umask, never setuid, setgid or sticky; a replaced file keeps its mode,
 /// as `cp` does.
 #[test]
@@ -786,13 +744,13 @@ fn received_files_get_the_source_mode_masked_by_the_umask_and_replaced_ones_keep
     assert_no_leftovers(&env.names);
 }
 
-/// Case 9: the output directory is swapped for a symlink while a file
+/// Output directory swapped: the output directory is swapped for a symlink while a file
 /// arrives. The file still lands in the directory the client opened at the
 /// start, never in the symlink's target.
 #[test]
 fn out_dir_swapped_for_a_symlink_mid_transfer_does_not_redirect_the_file() {
     let env = TestEnv::new("out_dir_swapped");
-    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], &[], 109);
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], 109);
     client.signal(Signal::SIGSTOP);
     let moved = env.tmp().join("out.moved");
     let elsewhere = new_dir(&env, "elsewhere");
@@ -822,9 +780,9 @@ fn out_dir_swapped_for_a_symlink_mid_transfer_does_not_redirect_the_file() {
 fn changed_source_fails(test: &str, seed: u64, change: impl FnOnce(&Path)) {
     let env = TestEnv::new(test);
     env.create("small.txt", b"small\n");
-    let (mut server, mut client) = big_transfer_in_flight(&env, &["--persistent"], &[], seed);
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], seed);
     client.signal(Signal::SIGSTOP);
-    // Past the granularity of file times.
+    // Past the granularity of file times: time itself is what is waited for.
     thread::sleep(Duration::from_millis(50));
     change(&env.in_root("big.bin"));
     client.signal(Signal::SIGCONT);
@@ -839,7 +797,7 @@ fn changed_source_fails(test: &str, seed: u64, change: impl FnOnce(&Path)) {
     assert_no_leftovers(&env.names);
 }
 
-/// Case 10: bytes rewritten in place while the file is sent.
+/// Source changed while sent: bytes rewritten in place while the file is sent.
 #[test]
 fn source_rewritten_in_place_while_sent_fails_and_leaves_no_file() {
     changed_source_fails("source_rewritten", 110, |path| {
@@ -848,7 +806,7 @@ fn source_rewritten_in_place_while_sent_fails_and_leaves_no_file() {
     });
 }
 
-/// Case 10: the file grows while it is sent.
+/// Source changed while sent: the file grows while it is sent.
 #[test]
 fn source_appended_to_while_sent_fails_and_leaves_no_file() {
     changed_source_fails("source_appended", 111, |path| {
@@ -858,7 +816,7 @@ fn source_appended_to_while_sent_fails_and_leaves_no_file() {
     });
 }
 
-/// Case 11: two requests that map to the same output name are refused up
+/// Colliding output names: two requests that map to the same output name are refused up
 /// front, naming both, before any request (so even without a server).
 #[test]
 fn two_requests_with_the_same_output_name_are_refused_up_front_naming_both() {
@@ -939,7 +897,7 @@ fn relative_never_writes_outside_the_out_dir() {
     assert_no_leftovers(&env.names);
 }
 
-/// Case 12: a file whose name has 255 bytes (the most a name may have) can
+/// Longest file name: a file whose name has 255 bytes (the most a name may have) can
 /// be fetched, and fetched again over the first copy.
 #[test]
 fn a_file_with_a_255_byte_name_can_be_fetched_and_replaced() {

@@ -2,21 +2,15 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::thread;
 use std::time::Duration;
 
 use crate::util::{
-    assert_no_leftovers, assert_same_file, command, dir_entries, final_component, received_line, Names, Proc,
-    Signal, TestEnv, CLIENT, SERVER, SLOT, TIMEOUT,
+    assert_no_leftovers, assert_same_file, command, dir_entries, final_component, holds_for, received_line,
+    Names, Proc, Signal, TestEnv, BIG, CLIENT, MIB, SERVER, SLOT, TIMEOUT,
 };
-
-const MIB: u64 = 1 << 20;
 
 /// How long a server may take to exit after its last client or a signal.
 const SERVER_EXIT: Duration = Duration::from_secs(5);
-
-/// Size of the files that are still in flight when a test interrupts them.
-const BIG: u64 = 256 * MIB;
 
 /// Waits until `client` is receiving `final_name`, then stops it with
 /// SIGSTOP, so the transfer is certainly in flight whatever the throughput.
@@ -125,12 +119,8 @@ fn client_started_before_the_server_waits_and_succeeds() {
     env.create("hello.txt", b"hello\n");
     let out = env.out().to_str().unwrap().to_string();
     let mut client = env.client(&["--wait", "20", "-o", &out, "hello.txt"]);
-    thread::sleep(Duration::from_millis(500));
-    assert!(
-        client.is_running(),
-        "\n\n==========\nclient gave up before the server started\n{}",
-        client.snapshot()
-    );
+    let waits = holds_for(Duration::from_millis(500), || client.is_running());
+    assert!(waits, "\n\n==========\nclient gave up before the server started\n{}", client.snapshot());
     let mut server = env.server(&[]);
     let done = client.finish(TIMEOUT);
     done.assert_code(0)
@@ -223,8 +213,7 @@ fn default_server_finishes_open_sessions_before_exiting() {
     let second_out = env.tmp().join("second");
     fs::create_dir(&second_out).unwrap();
     let second = env.run_client(&["-o", second_out.to_str().unwrap(), "small.txt"]);
-    thread::sleep(Duration::from_millis(300));
-    let server_running = server.is_running();
+    let server_running = holds_for(Duration::from_millis(300), || server.is_running());
     first.signal(Signal::SIGCONT);
     second.assert_code(0).assert_stdout_lines(&[received_line("small.txt", 6)]);
     assert_same_file(&env.in_root("small.txt"), &second_out.join("small.txt"));
@@ -246,17 +235,16 @@ fn persistent_server_serves_clients_one_after_another_until_stopped() {
     env.create("b.txt", b"bravo!\n");
     let mut server = env.ready_server(&["--persistent"]);
     env.fetch(&["a.txt"]).assert_code(0).assert_stdout_lines(&[received_line("a.txt", 6)]);
-    thread::sleep(Duration::from_millis(300));
     assert!(
-        server.is_running(),
+        holds_for(Duration::from_millis(300), || server.is_running()),
         "\n\n==========\npersistent server exited after one client\n{}",
         server.snapshot()
     );
     env.fetch(&["b.txt"]).assert_code(0).assert_stdout_lines(&[received_line("b.txt", 7)]);
     env.assert_delivered("a.txt");
     env.assert_delivered("b.txt");
-    thread::sleep(Duration::from_millis(300));
-    assert!(server.is_running(), "persistent server exited after two clients");
+    let kept = holds_for(Duration::from_millis(300), || server.is_running());
+    assert!(kept, "persistent server exited after two clients");
     assert!(env.names.queue_exists(), "persistent server's queue is gone");
     env.stop_server(&mut server);
     env.assert_no_leftovers();

@@ -22,8 +22,31 @@ pub const SERVER: &str = env!("CARGO_BIN_EXE_shm_server");
 /// Path of the client binary under test.
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_shm_client");
 
-/// How long a test waits for a process unless it says otherwise.
+/// How long a test waits for a process or a condition unless it says
+/// otherwise: a deadline for a loaded machine, not a time anything takes
+/// (waits end as soon as what they wait for holds).
 pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Bytes in a mebibyte.
+pub const MIB: u64 = 1 << 20;
+
+/// Size of the files that are still in flight when a test strikes (kills,
+/// stops or changes something mid-transfer). A debug build moves about
+/// 45 MiB/s, so this one takes about a second, a hundred times the interval
+/// at which the tests look; a release build is many times faster and gets
+/// a bigger file.
+pub const BIG: u64 = if cfg!(debug_assertions) { 48 * MIB } else { 256 * MIB };
+
+/// How long a whole big transfer may take on a loaded machine.
+pub const BIG_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The time the issue allows for noticing a dead peer (it takes about
+/// 100 ms).
+pub const DETECT: Duration = Duration::from_secs(2);
+
+/// The servers' sweep for what dead sessions left (`--collect-every`) in
+/// tests that wait for it: 5 s by default.
+pub const COLLECT_EVERY: &str = "0.2";
 
 /// Payload bytes of one slot with the default ring in a 4096-byte region
 /// (2008 with the default of 2 slots).
@@ -155,8 +178,13 @@ pub fn queue_exists(name: &str) -> bool {
     }
 }
 
+/// How often [`wait_until`] and [`holds_for`] look.
+const POLL: Duration = Duration::from_millis(10);
+
 /// Polls `cond` every 10 ms until it holds or `timeout` runs out; returns
-/// its last value.
+/// its last value. Every wait of the tests for something to happen is one
+/// of these, with a generous `timeout`: it costs only the time the event
+/// takes.
 pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
@@ -166,8 +194,36 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(POLL);
     }
+}
+
+/// Polls `cond` every 10 ms for `period`; false as soon as it fails. For
+/// what must keep holding (a process that must not exit): only there does
+/// a test spend a fixed time.
+pub fn holds_for(period: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    !wait_until(period, || !cond())
+}
+
+/// Waits up to `timeout` for `child` (spawned without a [`Proc`], for its
+/// own pipes) to exit; on timeout kills and reaps it and returns `None`.
+pub fn wait_child(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    if wait_until(timeout, || {
+        status = child.try_wait().expect("waiting for a child");
+        status.is_some()
+    }) {
+        return status;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+/// Whether the test runs as root (tests of other users and mount namespaces
+/// need it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 /// Panics, listing what is left, unless nothing exists under `names`.
@@ -360,6 +416,24 @@ impl Proc {
             }
         }
         found
+    }
+
+    /// Whether the process is receiving data for `final_name` into `dir`:
+    /// it holds a non-empty file open there that is not the final file (its
+    /// temporary file, named or not).
+    pub fn is_receiving_in(&self, dir: &Path, final_name: &str) -> bool {
+        self.open_files_under(dir)
+            .iter()
+            .any(|(path, len)| *len > 0 && path.file_name() != Some(OsStr::new(final_name)))
+    }
+
+    /// Waits until the process is receiving `final_name` into `dir` (see
+    /// [`Proc::is_receiving_in`]), so the transfer is certainly in flight;
+    /// fails if it exits first.
+    #[track_caller]
+    pub fn wait_receiving_in(&mut self, dir: &Path, final_name: &str) {
+        let ok = wait_until(TIMEOUT, || self.is_receiving_in(dir, final_name) || !self.is_running());
+        assert!(ok && self.is_running(), "client never got mid-transfer\n{}", self.snapshot());
     }
 
     /// What the process printed on stdout so far.
@@ -638,18 +712,41 @@ impl TestEnv {
     /// [`TestEnv::out`]: it holds a non-empty file open there that is not the
     /// final file (its temporary file, named or not).
     pub fn is_receiving(&self, client: &Proc, final_name: &str) -> bool {
-        client
-            .open_files_under(self.out())
-            .iter()
-            .any(|(path, len)| *len > 0 && path.file_name() != Some(OsStr::new(final_name)))
+        client.is_receiving_in(self.out(), final_name)
     }
 
     /// Waits until `client` is receiving `final_name` (see
     /// [`TestEnv::is_receiving`]), so the transfer is certainly in flight.
     #[track_caller]
     pub fn wait_receiving(&self, client: &mut Proc, final_name: &str) {
-        let ok = wait_until(TIMEOUT, || self.is_receiving(client, final_name) || !client.is_running());
-        assert!(ok && client.is_running(), "client never got mid-transfer\n{}", client.snapshot());
+        client.wait_receiving_in(self.out(), final_name);
+    }
+
+    /// Creates `big.bin` ([`BIG`] bytes from `seed`), starts a server with
+    /// `server_args` and a client fetching it into `out()` with
+    /// `client_args`, and returns them once the transfer is in flight.
+    pub fn big_transfer_in_flight(
+        &self,
+        server_args: &[&str],
+        client_args: &[&str],
+        seed: u64,
+    ) -> (Proc, Proc) {
+        self.create_random("big.bin", BIG, seed);
+        let server = self.ready_server(server_args);
+        let out = self.out.to_str().expect("utf-8 temp path");
+        let mut args = vec!["-o", out];
+        args.extend_from_slice(client_args);
+        args.push("big.bin");
+        let mut client = self.client(&args);
+        self.wait_receiving(&mut client, "big.bin");
+        (server, client)
+    }
+
+    /// Spawns `shm_server --cleanup` on this test's queue.
+    pub fn cleanup(&self) -> Proc {
+        let mut cmd = command(SERVER, Some(&self.names));
+        cmd.arg("--cleanup");
+        Proc::spawn(cmd, Some(&self.names))
     }
 
     /// Asks a persistent server to stop and checks that it did: the stopping
@@ -782,7 +879,10 @@ pub fn assert_same_file(expected: &Path, actual: &Path) {
         let na = read_full(&mut a, &mut ba);
         let nb = read_full(&mut b, &mut bb);
         let n = na.min(nb);
-        if let Some(i) = (0..n).find(|&i| ba[i] != bb[i]) {
+        // The slice comparison is a memcmp even in a debug build; the
+        // byte-by-byte search runs only on a difference.
+        if ba[..n] != bb[..n] {
+            let i = (0..n).find(|&i| ba[i] != bb[i]).expect("the slices differ");
             let at = offset + i as u64;
             let hi = (i + 8).min(n);
             panic!(

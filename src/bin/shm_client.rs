@@ -151,6 +151,10 @@ struct Args {
     #[arg(long, hide = true, default_value_t = DEFAULT_SLOTS, value_parser = clap::value_parser!(u32).range(1..=MAX_SLOTS as i64))]
     slots: u32,
 
+    /// Give up on a live server that has not taken the session after SECS seconds; for tests.
+    #[arg(long, hide = true, value_name = "SECS", default_value = "10", value_parser = common::parse_secs)]
+    attach_timeout: Duration,
+
     /// Files to fetch, as paths relative to the server's root.
     #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "completions", "man"])]
     files: Vec<String>,
@@ -544,7 +548,9 @@ fn main() -> ExitCode {
     let one_try = args.list.is_some() || args.stop_server || args.status;
     let wait = args.wait.unwrap_or(if one_try { Duration::ZERO } else { DEFAULT_WAIT });
     let stall_timeout = Some(args.stall_timeout).filter(|d| !d.is_zero());
-    let config = ClientConfig { queue: args.queue.clone(), wait, slots: args.slots, stall_timeout };
+    let attach_timeout = args.attach_timeout;
+    let config =
+        ClientConfig { queue: args.queue.clone(), wait, slots: args.slots, stall_timeout, attach_timeout };
     let quiet = args.quiet;
     let mut on_wait = || {
         if !quiet {

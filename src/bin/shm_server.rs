@@ -58,6 +58,10 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::parse_secs, allow_negative_numbers = true)]
     stall_timeout: Duration,
 
+    /// Collect what dead sessions left every SECS seconds while serving; for tests.
+    #[arg(long, hide = true, value_name = "SECS", default_value = "5", value_parser = common::parse_secs)]
+    collect_every: Duration,
+
     /// Remove what dead servers and clients of this queue left in /dev/shm and the
     /// queue namespace, print each object removed, and exit. Touches nothing a live
     /// process uses.
@@ -143,6 +147,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         persistent: args.persistent,
         max_sessions: usize::from(args.max_sessions),
         stall_timeout: Some(args.stall_timeout).filter(|d| !d.is_zero()),
+        collect_every: args.collect_every,
     };
     match std::fs::metadata(&args.root) {
         Ok(m) if m.is_dir() => {}
