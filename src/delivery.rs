@@ -387,6 +387,7 @@ impl Client {
     /// #     persistent: false,
     /// #     max_sessions: 1,
     /// #     stall_timeout: None,
+    /// #     spin_budget: shmxfer::pacing::DEFAULT_SPIN_BUDGET,
     /// # })?;
     /// # let serving = std::thread::spawn(move || server.run(Arc::new(AtomicBool::new(false))));
     ///

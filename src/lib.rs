@@ -38,6 +38,7 @@
 //!     persistent: false,
 //!     max_sessions: 4,
 //!     stall_timeout: None,
+//!     spin_budget: shmxfer::pacing::DEFAULT_SPIN_BUDGET,
 //! })?;
 //! let stop = Arc::new(AtomicBool::new(false));
 //! let serving = std::thread::spawn(move || server.run(stop));
@@ -67,6 +68,7 @@ pub mod liveness;
 mod log_budget;
 pub mod names;
 pub mod output;
+pub mod pacing;
 pub mod protocol;
 pub mod queue;
 pub mod ring;

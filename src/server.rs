@@ -15,6 +15,9 @@ use crate::leftovers::collect_dead_sessions;
 use crate::liveness::ServerLock;
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
+use crate::pacing::Pacing;
+#[cfg(doc)]
+use crate::pacing::DEFAULT_SPIN_BUDGET;
 use crate::protocol::Command;
 use crate::queue::{self, QUEUE_MSG_LEN};
 use crate::serve::{Job, ServeEnv};
@@ -41,6 +44,9 @@ pub struct ServerConfig {
     /// How long a session may go without a frame taken or a request sent
     /// before the server ends it and frees its slot (`None`: never).
     pub stall_timeout: Option<Duration>,
+    /// The longest a session's wait for a free slot spins before it blocks
+    /// (zero: block at once); [`DEFAULT_SPIN_BUDGET`] unless measuring.
+    pub spin_budget: Duration,
 }
 
 /// A bound server: it holds the queue's liveness lock and the queue.
@@ -106,6 +112,7 @@ impl Server {
             stop: Arc::clone(&stop),
             stall_timeout: self.config.stall_timeout,
             stats: Arc::clone(&stats),
+            pacing: Pacing::new(self.config.spin_budget),
         };
         let mut sessions = Sessions::new(&self.config.queue, self.config.max_sessions, env);
         let mut buf = vec![0u8; QUEUE_MSG_LEN];

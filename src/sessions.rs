@@ -146,7 +146,7 @@ impl Sessions {
                 let max = self.max;
                 warn!("busy: refused a session from pid {client_pid} ({max} open; --max-sessions sets how many)");
             }
-            if let Err(e) = answer_busy(&names, region_size, client_pid, self.max) {
+            if let Err(e) = answer_busy(&names, region_size, client_pid, self.max, &self.env.pacing) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e}");
             }
             return;

@@ -143,6 +143,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         persistent: args.persistent,
         max_sessions: usize::from(args.max_sessions),
         stall_timeout: Some(args.stall_timeout).filter(|d| !d.is_zero()),
+        spin_budget: common::spin_budget_from_env(),
     };
     match std::fs::metadata(&args.root) {
         Ok(m) if m.is_dir() => {}
