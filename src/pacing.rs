@@ -5,32 +5,32 @@
 //!
 //! * **Adaptive spinning.** A wake-up costs about as much as copying 50 KB,
 //!   and a peer running on another core usually answers within
-//!   microseconds, so a waiter first spins: busy for [`SPIN_ROUNDS`] rounds,
-//!   then yielding its core until the spin budget is spent. Each waiter
-//!   keeps a rate of the spins that caught the peer ([`SpinRate`]) and
-//!   spins less as it falls (a peer that is slow, or has no core to run
-//!   on); below a floor it blocks at once but for one probe now and then.
+//!   microseconds, so a waiter first spins: busy for 64 rounds, then
+//!   yielding its core until the spin budget is spent. Each waiter keeps a
+//!   rate of the spins that caught the peer and spins less as it falls (a
+//!   peer that is slow, or has no core to run on); below a quarter it blocks
+//!   at once but for one probe in 64 waits.
 //! * **Spinners per core.** No more waiters of one owner yield-spin at once
 //!   than there are cores; the rest block at once.
-//! * **Short time slices.** A waiting thread asks the scheduler for short
+//! * **Short time slices.** A waiting thread asks the scheduler for 100 µs
 //!   slices, so that when its peer wakes it, it runs at once rather than
 //!   after a busy neighbour's slice.
-//! * **Turns.** At most half the cores' worth of producers stream data at
-//!   once, [`TURN_BYTES`] per turn, first come first served; a producer
-//!   gives its turn back before it blocks, so a stopped or slow client holds
-//!   nobody up.
+//! * **Turns.** At most half the cores' worth of producers (at least one)
+//!   stream data at once, 4 MiB per turn, first come first served; a
+//!   producer gives its turn back after a file and before it blocks, so a
+//!   stopped or slow client holds nobody up.
 //!
 //! What the ring ends of one owner share is a [`Pacing`] value, made by that
-//! owner and handed to each end; what one end learns is its own [`Pacer`].
-//! Nothing here is process-wide: two servers (or a test) in one process
-//! each have their own spinners and turns.
+//! owner and handed to each end; what one end learns and holds is its own
+//! `Pacer`. Nothing here is process-wide: two servers (or two tests) in one
+//! process each have their own spinners and turns.
 //!
 //! Where later changes go: resetting what a waiter learned when its turn
-//! starts is [`Pacer::take_turn`] (the producer) or the first spin after a
-//! long block in [`Pacer::spin`] (the consumer, which sees no turns); a turn
-//! measured in time rather than bytes is [`Pacer::streamed`] (keep the
-//! turn's start beside `streamed`); blocking at once when spins never pay
-//! (both peers on one core) is [`SpinRate::budget`] and [`SpinRate::record`].
+//! starts is `Pacer::take_turn` (the producer) or the first spin after a
+//! long block in `Pacer::spin` (the consumer, which sees no turns); a turn
+//! measured in time rather than bytes is `Pacer::streamed` (keep the turn's
+//! start beside `streamed`); blocking at once when spins never pay (both
+//! peers on one core) is `SpinRate::budget` and `SpinRate::record`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -117,6 +117,13 @@ impl Pacing {
     /// run on.
     pub fn new(spin_budget: Duration) -> Pacing {
         Pacing::with_limits(spin_budget, Limits::for_this_machine())
+    }
+
+    /// A pacing that lets `streams` producers stream at once, for tests of
+    /// the ring on any machine.
+    #[cfg(test)]
+    pub(crate) fn with_streams(streams: usize) -> Pacing {
+        Pacing::with_limits(DEFAULT_SPIN_BUDGET, Limits { streams, ..Limits::for_this_machine() })
     }
 
     fn with_limits(spin_budget: Duration, limits: Limits) -> Pacing {

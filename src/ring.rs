@@ -342,6 +342,12 @@ mod tests {
     /// Both ends of a ring in one process, over real shared memory and
     /// semaphores.
     fn pair(tag: &str, slots: u32) -> (Producer, Consumer) {
+        // Each test its own pacing: no other test's ring takes its turns.
+        pair_paced(tag, slots, &Pacing::new(DEFAULT_SPIN_BUDGET))
+    }
+
+    /// As [`pair`], paced by `pacing`.
+    fn pair_paced(tag: &str, slots: u32, pacing: &Pacing) -> (Producer, Consumer) {
         let pid = std::process::id();
         let names = SessionNames::fresh(&format!("/sxring_{tag}"), pid).unwrap();
         let geometry = Geometry::for_slots(slots);
@@ -356,11 +362,9 @@ mod tests {
             spaces: Semaphore::open(&names.spaces).unwrap(),
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        // Each test its own pacing: no other test's ring takes its turns.
-        let pacing = Pacing::new(DEFAULT_SPIN_BUDGET);
         let producer =
-            Producer::new(Arc::new(opened), producer_sems, Arc::clone(&cancel), Box::new(|| Ok(())), &pacing);
-        let consumer = Consumer::new(Arc::new(created), consumer_sems, cancel, Box::new(|| Ok(())), &pacing);
+            Producer::new(Arc::new(opened), producer_sems, Arc::clone(&cancel), Box::new(|| Ok(())), pacing);
+        let consumer = Consumer::new(Arc::new(created), consumer_sems, cancel, Box::new(|| Ok(())), pacing);
         (producer, consumer)
     }
 
@@ -403,6 +407,29 @@ mod tests {
         let h = rx.recv_into(&mut out).unwrap();
         assert_eq!((h.seq, h.len), (2, 50));
         assert_eq!(out[..50], [8; 50]);
+    }
+
+    #[test]
+    fn a_producer_blocked_on_a_full_ring_lets_another_stream_in_its_turn() {
+        let pacing = Pacing::with_streams(1);
+        let (mut stuck, stuck_rx) = pair_paced("stuck", 1, &pacing);
+        let (mut other, other_rx) = pair_paced("other", 1, &pacing);
+        // Fails rather than hangs if the turn is not given back.
+        let mut other_rx = other_rx.with_stall_timeout(Some(Duration::from_secs(5)));
+        let cancel = Arc::clone(&stuck.end.waiter.cancel);
+        let blocked = std::thread::spawn(move || {
+            stuck.send_data(1, &[1; 10])?;
+            // Its one slot is full and nobody empties it: this one blocks.
+            stuck.send_data(2, &[2; 10])
+        });
+        let sent = std::thread::spawn(move || other.send_data(1, &[3; 10]));
+        let mut buf = Vec::new();
+        let h = other_rx.recv(&mut buf).expect("the other ring streams");
+        assert_eq!((h.seq, buf.as_slice()), (1, &[3; 10][..]));
+        sent.join().unwrap().unwrap();
+        cancel.store(true, Ordering::Relaxed);
+        assert!(matches!(blocked.join().unwrap(), Err(Error::Cancelled)));
+        drop(stuck_rx);
     }
 
     #[test]
