@@ -16,8 +16,6 @@ use crate::liveness::ServerLock;
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
 use crate::pacing::Pacing;
-#[cfg(doc)]
-use crate::pacing::DEFAULT_SPIN_BUDGET;
 use crate::protocol::Command;
 use crate::queue::{self, QUEUE_MSG_LEN};
 use crate::serve::{Job, ServeEnv};
@@ -45,7 +43,8 @@ pub struct ServerConfig {
     /// before the server ends it and frees its slot (`None`: never).
     pub stall_timeout: Option<Duration>,
     /// The longest a session's wait for a free slot spins before it blocks
-    /// (zero: block at once); [`DEFAULT_SPIN_BUDGET`] unless measuring.
+    /// (zero: block at once);
+    /// [`DEFAULT_SPIN_BUDGET`](crate::pacing::DEFAULT_SPIN_BUDGET) unless measuring.
     pub spin_budget: Duration,
 }
 
