@@ -12,6 +12,7 @@ use posixmq::PosixMq;
 use crate::error::{Error, Result};
 use crate::liveness::ServerWatch;
 use crate::names::{validate_queue_name, SessionNames};
+use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus};
 use crate::queue;
 use crate::ring::{Consumer, Liveness, RingSems};
@@ -33,11 +34,14 @@ pub struct ClientConfig {
     /// How long a live server may take to attach to a new session before the
     /// client gives up on it ([`ATTACH_TIMEOUT`] unless told otherwise).
     pub attach_timeout: Duration,
+    /// The longest a wait for a frame spins before it blocks (zero: block
+    /// at once); [`DEFAULT_SPIN_BUDGET`] unless measuring.
+    pub spin_budget: Duration,
 }
 
 impl ClientConfig {
     /// A configuration with the defaults: 30 s wait, [`DEFAULT_SLOTS`]
-    /// slots, [`DEFAULT_STALL_TIMEOUT`], [`ATTACH_TIMEOUT`].
+    /// slots, [`DEFAULT_STALL_TIMEOUT`], [`ATTACH_TIMEOUT`], [`DEFAULT_SPIN_BUDGET`].
     pub fn new(queue: impl Into<String>) -> ClientConfig {
         ClientConfig {
             queue: queue.into(),
@@ -45,6 +49,7 @@ impl ClientConfig {
             slots: DEFAULT_SLOTS,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             attach_timeout: ATTACH_TIMEOUT,
+            spin_budget: DEFAULT_SPIN_BUDGET,
         }
     }
 }
@@ -100,6 +105,13 @@ impl ClientConfigBuilder {
     /// Slots in the ring, 1 to [`MAX_SLOTS`].
     pub fn slots(mut self, slots: u32) -> Self {
         self.config.slots = slots;
+        self
+    }
+
+    /// The longest a wait for a frame spins before it blocks; zero: block
+    /// at once.
+    pub fn spin_budget(mut self, budget: Duration) -> Self {
+        self.config.spin_budget = budget;
         self
     }
 
@@ -358,6 +370,8 @@ impl Client {
     ) -> Result<Client> {
         let started = Instant::now();
         let mut on_wait = Some(on_wait);
+        // This client's own: its ring end spins with no other client's.
+        let pacing = Pacing::new(config.spin_budget);
         loop {
             let found = find_server(config, started, &cancel, &mut on_wait)?;
             let pid = std::process::id();
@@ -387,7 +401,7 @@ impl Client {
                 Err(e) => return Err(e),
             }
             let alive = session_liveness(&found.watch, &region);
-            let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive)
+            let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive, &pacing)
                 .with_stall_timeout(config.stall_timeout);
             return Ok(Client {
                 queue_name: config.queue.clone(),

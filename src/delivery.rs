@@ -388,6 +388,7 @@ impl Client {
     /// #     max_sessions: 1,
     /// #     stall_timeout: None,
     /// #     collect_every: shmxfer::server::COLLECT_EVERY,
+    /// #     spin_budget: shmxfer::pacing::DEFAULT_SPIN_BUDGET,
     /// # })?;
     /// # let serving = std::thread::spawn(move || server.run(Arc::new(AtomicBool::new(false))));
     ///

@@ -39,6 +39,7 @@
 //!     max_sessions: 4,
 //!     stall_timeout: None,
 //!     collect_every: shmxfer::server::COLLECT_EVERY,
+//!     spin_budget: shmxfer::pacing::DEFAULT_SPIN_BUDGET,
 //! })?;
 //! let stop = Arc::new(AtomicBool::new(false));
 //! let serving = std::thread::spawn(move || server.run(stop));
@@ -69,6 +70,7 @@ mod log_budget;
 pub mod names;
 pub mod output;
 pub mod owned_name;
+pub mod pacing;
 pub mod protocol;
 pub mod queue;
 pub mod ring;

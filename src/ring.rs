@@ -8,25 +8,18 @@
 //!
 //! Both sides walk the slots in the same order, so no index travels through
 //! shared memory. Semaphores are signals, never locks: a dead peer holds
-//! nothing. Every wait first spins briefly on `sem_trywait` (a wake-up costs
-//! about as much as copying 50 KB, and the peer usually answers within
-//! microseconds), then blocks in slices; between slices it checks for
-//! cancellation and whether the peer is still alive, so no wait outlives a
-//! dead peer by more than a slice.
-//!
-//! Spinning adapts: each waiter keeps a rate of the waits that ended within
-//! the spin budget and spins less as it falls (a peer that is slow, or has no
-//! core to run on), and no more waiters of one process spin at once than
-//! there are cores; the rest block at once. A waiting thread asks the
-//! scheduler for short time slices, so that when its peer wakes it, it runs
-//! at once rather than after a busy neighbour's slice.
+//! nothing. Every wait first tries the semaphore without blocking, spinning
+//! as long as its owner's [`Pacing`] says pays (see [`crate::pacing`], which
+//! also decides when a producer may stream), then blocks in slices; between
+//! slices it checks for cancellation and whether the peer is still alive, so
+//! no wait outlives a dead peer by more than a slice.
 
-use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::pacing::{Pacer, Pacing, Spun};
 use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_REASON_LEN};
 use crate::semaphore::{Semaphore, WaitOutcome};
 use crate::shm_region::{Geometry, Region, MAX_SLOTS};
@@ -35,264 +28,72 @@ use crate::shm_region::{Geometry, Region, MAX_SLOTS};
 /// the cancel flag again. Bounds the time to notice a dead peer or a signal.
 pub const WAIT_SLICE: Duration = Duration::from_millis(100);
 
-/// The longest a waiter spins on `sem_trywait` before it blocks; how long it
-/// really spins adapts below this (see the module docs). Set by the environment
-/// variable `SHMXFER_SPIN_US` (microseconds), for measurements.
-pub fn spin_budget() -> Duration {
-    static SPIN: OnceLock<Duration> = OnceLock::new();
-    *SPIN.get_or_init(|| {
-        let us =
-            std::env::var("SHMXFER_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(DEFAULT_SPIN_US);
-        Duration::from_micros(us)
-    })
-}
-
-/// Busy-spin rounds before a waiter starts yielding its core.
-const SPIN_ROUNDS: u32 = 64;
-
-/// Default spin budget in microseconds (see the README's performance section).
-pub const DEFAULT_SPIN_US: u64 = 200;
-
-/// Waiters of this process in their yielding spin right now.
-static SPINNERS: AtomicUsize = AtomicUsize::new(0);
-
-/// How many waiters of one process may spin at once: one per core. More
-/// spinners than cores only take turns burning the time their peers need
-/// (a server with many sessions); the others block at once.
-fn max_spinners() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
-}
-
-/// One waiter's record of whether spinning pays: an exponentially weighted
-/// rate of the spins that caught the peer. Spins that keep succeeding keep
-/// the full budget; spins that run out (the peer is slow, or has no core to
-/// run on) shrink it until the waiter blocks at once, and then one wait in
-/// [`PROBE_EVERY`] spins the full budget to see whether it pays again. A
-/// waiter that blocks uses only the CPU it needs, so the scheduler runs it
-/// as soon as its peer wakes it; one that spun in vain has to wait its turn.
-#[derive(Debug, Clone)]
-struct Spinner {
-    /// The rate in 1/`HIT_ONE` units.
-    hits: u32,
-    /// Waits without a spin since the last probe.
-    skipped: u32,
-}
-
-/// Fixed-point one for [`Spinner::hits`].
-const HIT_ONE: u32 = 1 << 16;
-
-/// Below this rate a waiter does not yield-spin at all...
-const HIT_FLOOR: u32 = HIT_ONE / 4;
-
-/// ...but for one wait in this many, to learn whether spinning pays again.
-const PROBE_EVERY: u32 = 64;
-
-impl Default for Spinner {
-    fn default() -> Spinner {
-        Spinner { hits: HIT_ONE, skipped: 0 }
-    }
-}
-
-impl Spinner {
-    /// How long to spin now, out of `max`.
-    fn budget(&mut self, max: Duration) -> Duration {
-        if self.hits >= HIT_FLOOR {
-            return max.mul_f64(f64::from(self.hits) / f64::from(HIT_ONE));
-        }
-        self.skipped += 1;
-        if self.skipped >= PROBE_EVERY {
-            self.skipped = 0;
-            return max;
-        }
-        Duration::ZERO
-    }
-
-    /// Records one spin: whether it caught the peer. Weight 1/16.
-    fn record(&mut self, hit: bool) {
-        let sample = if hit { HIT_ONE } else { 0 };
-        self.hits = self.hits - self.hits / 16 + sample / 16;
-    }
-}
-
-/// Counts this waiter among the process's spinners while it lives.
-struct SpinSlot;
-
-impl SpinSlot {
-    fn take() -> Option<SpinSlot> {
-        if SPINNERS.fetch_add(1, Ordering::Relaxed) < max_spinners() {
-            Some(SpinSlot)
-        } else {
-            SPINNERS.fetch_sub(1, Ordering::Relaxed);
-            None
-        }
-    }
-}
-
-impl Drop for SpinSlot {
-    fn drop(&mut self) {
-        SPINNERS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Asks once per thread for short time slices: a waiter woken by its peer
-/// then gets its core at once, even from a process that never sleeps,
-/// rather than after that process's slice (milliseconds, where a frame
-/// takes a microsecond).
-fn ask_for_short_slices() {
-    thread_local!(static ASKED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
-    if !ASKED.replace(true) {
-        let _ = crate::sys::request_time_slice(Duration::from_micros(100));
-    }
-}
-
-/// How many sessions of this process stream data at once: half the cores,
-/// at least one. A streaming session needs its peer running on another core
-/// at the same time; with more sessions than that, they take turns instead
-/// of all spinning and blocking in each other's way.
-fn max_streams() -> usize {
-    static MAX: OnceLock<usize> = OnceLock::new();
-    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
-}
-
-/// Bytes a session streams per turn before the next waiting session goes.
-const TURN_BYTES: usize = 4 << 20;
-
-/// Who streams now and who waits, in order of arrival.
-struct TurnQueue {
-    active: usize,
-    waiting: VecDeque<u64>,
-    next_ticket: u64,
-}
-
-static TURNS: Mutex<TurnQueue> =
-    Mutex::new(TurnQueue { active: 0, waiting: VecDeque::new(), next_ticket: 0 });
-static TURN_CHANGED: Condvar = Condvar::new();
-
-fn turns() -> std::sync::MutexGuard<'static, TurnQueue> {
-    TURNS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// The right to stream data frames, held by at most [`max_streams`]
-/// producers of this process at once, first come first served; given back
-/// on drop. A producer gives it back after [`TURN_BYTES`], after a file, and
-/// before it blocks for a slot: a stopped or slow client holds no one up.
-#[derive(Debug)]
-struct Turn;
-
-impl Turn {
-    /// Waits for a turn in slices, checking `cancel` and `alive` between.
-    fn take(cancel: &AtomicBool, alive: &Liveness) -> Result<Turn> {
-        let mut q = turns();
-        if q.waiting.is_empty() && q.active < max_streams() {
-            q.active += 1;
-            return Ok(Turn);
-        }
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.waiting.push_back(ticket);
-        loop {
-            if q.waiting.front() == Some(&ticket) && q.active < max_streams() {
-                q.waiting.pop_front();
-                q.active += 1;
-                drop(q);
-                // The next in line may fit too.
-                TURN_CHANGED.notify_all();
-                return Ok(Turn);
-            }
-            let (guard, timeout) =
-                TURN_CHANGED.wait_timeout(q, WAIT_SLICE).unwrap_or_else(PoisonError::into_inner);
-            q = guard;
-            if timeout.timed_out() {
-                drop(q);
-                let gone = if cancel.load(Ordering::Relaxed) { Err(Error::Cancelled) } else { alive() };
-                q = turns();
-                if let Err(e) = gone {
-                    q.waiting.retain(|t| *t != ticket);
-                    drop(q);
-                    TURN_CHANGED.notify_all();
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        turns().active -= 1;
-        TURN_CHANGED.notify_all();
-    }
-}
-
 /// Checks whether the peer is still there; called once per wait slice.
 pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
 
-/// Takes one count of `sem`: spin (as long as `spinner` says pays, and only
-/// if few other waiters of this process spin), then block in slices,
-/// checking `cancel` and `alive` between slices; gives up with
-/// [`Error::Stalled`] once it has blocked for `stall` (when set).
-fn acquire(
-    sem: &Semaphore,
-    cancel: &AtomicBool,
-    alive: &Liveness,
-    spinner: &mut Spinner,
+/// Which end of the ring: it says which semaphore an end takes and which it
+/// gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Fills slots: takes `spaces`, gives `items`.
+    Producer,
+    /// Empties slots: takes `items`, gives `spaces`.
+    Consumer,
+}
+
+/// How one end waits for its semaphore: when to give up (the cancel flag,
+/// the peer's liveness, the stall limit) and how to pace itself.
+struct Waiter {
+    cancel: Arc<AtomicBool>,
+    alive: Liveness,
     stall: Option<Duration>,
-    turn: &mut Option<Turn>,
-) -> Result<()> {
-    // Checked on every frame, not only when waiting: a transfer running at
-    // full speed never waits, and must still stop at once on SIGINT.
-    if cancel.load(Ordering::Relaxed) {
-        return Err(Error::Cancelled);
-    }
-    if sem.try_wait() {
-        return Ok(());
-    }
-    ask_for_short_slices();
-    let max = spin_budget();
-    let start = Instant::now();
-    if !max.is_zero() {
-        // A short busy spin catches a peer running on the other core...
-        for _ in 0..SPIN_ROUNDS {
-            std::hint::spin_loop();
-            if sem.try_wait() {
-                spinner.record(true);
-                return Ok(());
-            }
-        }
-        // ...then yield, so that a peer waiting for this very core gets it,
-        // until the budget is spent.
-        let budget = spinner.budget(max);
-        if !budget.is_zero() {
-            if let Some(_slot) = SpinSlot::take() {
-                while start.elapsed() < budget {
-                    std::thread::yield_now();
-                    if sem.try_wait() {
-                        spinner.record(true);
-                        return Ok(());
-                    }
-                }
-                spinner.record(false);
-            }
-        }
-    }
-    // Whoever waits for a turn may go while this one sleeps.
-    *turn = None;
-    let blocked = Instant::now();
-    loop {
+    pacer: Pacer,
+}
+
+impl Waiter {
+    /// `Err` once the wait should end: cancelled, or the peer is gone.
+    fn check(cancel: &AtomicBool, alive: &Liveness) -> Result<()> {
         if cancel.load(Ordering::Relaxed) {
+            Err(Error::Cancelled)
+        } else {
+            alive()
+        }
+    }
+
+    /// Takes one count of `sem`: spin (as long as the pacer says pays), then
+    /// block in slices, checking the cancel flag and the peer's liveness
+    /// between slices; gives up with [`Error::Stalled`] once it has blocked
+    /// for the stall limit (when set).
+    fn acquire(&mut self, sem: &Semaphore) -> Result<()> {
+        // Checked on every frame, not only when waiting: a transfer running at
+        // full speed never waits, and must still stop at once on SIGINT.
+        if self.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        if sem.wait_timeout(WAIT_SLICE)? == WaitOutcome::Acquired {
+        if self.pacer.spin(|| sem.try_wait()) == Spun::Taken {
             return Ok(());
         }
-        if cancel.load(Ordering::Relaxed) {
-            return Err(Error::Cancelled);
+        self.pacer.before_block();
+        let blocked = Instant::now();
+        loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            if sem.wait_timeout(WAIT_SLICE)? == WaitOutcome::Acquired {
+                return Ok(());
+            }
+            Waiter::check(&self.cancel, &self.alive)?;
+            if self.stall.is_some_and(|limit| blocked.elapsed() >= limit) {
+                return Err(Error::Stalled { waited: blocked.elapsed() });
+            }
         }
-        alive()?;
-        if stall.is_some_and(|limit| blocked.elapsed() >= limit) {
-            return Err(Error::Stalled { waited: blocked.elapsed() });
-        }
+    }
+
+    /// Makes sure this end holds a turn to stream, waiting in line (and
+    /// checking as a blocked wait does) if it does not.
+    fn take_turn(&mut self) -> Result<()> {
+        let (cancel, alive) = (&self.cancel, &self.alive);
+        self.pacer.take_turn(WAIT_SLICE, &|| Waiter::check(cancel, alive))
     }
 }
 
@@ -305,45 +106,57 @@ pub struct RingSems {
 }
 
 /// What both ends of a ring hold: the region, the semaphores, the next
-/// slot, and how to wait (cancel flag, the peer's liveness, spinning, the
-/// stall limit). Each end takes one semaphore and gives the other.
+/// slot, which side this end is, and how it waits. Each end takes one
+/// semaphore and gives the other.
 struct RingEnd {
     region: Arc<Region>,
     sems: RingSems,
     next: u32,
-    cancel: Arc<AtomicBool>,
-    alive: Liveness,
-    spinner: Spinner,
-    stall: Option<Duration>,
+    side: Side,
+    waiter: Waiter,
 }
 
 impl std::fmt::Debug for RingEnd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RingEnd").field("region", &self.region.name()).field("next", &self.next).finish()
+        f.debug_struct("RingEnd")
+            .field("region", &self.region.name())
+            .field("side", &self.side)
+            .field("next", &self.next)
+            .finish()
     }
 }
 
 impl RingEnd {
-    fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> RingEnd {
-        RingEnd { region, sems, next: 0, cancel, alive, spinner: Spinner::default(), stall: None }
+    fn new(
+        side: Side,
+        region: Arc<Region>,
+        sems: RingSems,
+        cancel: Arc<AtomicBool>,
+        alive: Liveness,
+        pacing: &Pacing,
+    ) -> RingEnd {
+        let waiter = Waiter { cancel, alive, stall: None, pacer: pacing.pacer() };
+        RingEnd { region, sems, next: 0, side, waiter }
     }
 
-    /// Waits for `sem` (spaces for the producer, items for the consumer)
-    /// and returns the slot that is now this end's.
-    fn take_slot(&mut self, producer: bool, turn: &mut Option<Turn>) -> Result<u32> {
-        let sem = if producer { &self.sems.spaces } else { &self.sems.items };
-        acquire(sem, &self.cancel, &self.alive, &mut self.spinner, self.stall, turn)?;
+    /// Waits for this side's semaphore (spaces for the producer, items for
+    /// the consumer) and returns the slot that is now this end's.
+    fn take_slot(&mut self) -> Result<u32> {
+        let sem = match self.side {
+            Side::Producer => &self.sems.spaces,
+            Side::Consumer => &self.sems.items,
+        };
+        self.waiter.acquire(sem)?;
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         Ok(slot)
     }
 
     /// Hands the slot just used to the other end.
-    fn give_slot(&self, producer: bool) -> Result<()> {
-        if producer {
-            self.sems.items.post()
-        } else {
-            self.sems.spaces.post()
+    fn give_slot(&self) -> Result<()> {
+        match self.side {
+            Side::Producer => self.sems.items.post(),
+            Side::Consumer => self.sems.spaces.post(),
         }
     }
 
@@ -356,26 +169,28 @@ impl RingEnd {
 #[derive(Debug)]
 pub struct Producer {
     end: RingEnd,
-    turn: Option<Turn>,
-    /// Bytes streamed since the turn was taken.
-    streamed: usize,
     scratch: Vec<u8>,
 }
 
 impl Producer {
-    /// A producer over `region`.
-    pub fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Producer {
+    /// A producer over `region`, paced with the other ring ends of its
+    /// owner by `pacing`: it streams data only in its turn.
+    pub fn new(
+        region: Arc<Region>,
+        sems: RingSems,
+        cancel: Arc<AtomicBool>,
+        alive: Liveness,
+        pacing: &Pacing,
+    ) -> Producer {
         Producer {
-            end: RingEnd::new(region, sems, cancel, alive),
-            turn: None,
-            streamed: 0,
+            end: RingEnd::new(Side::Producer, region, sems, cancel, alive, pacing),
             scratch: Vec::new(),
         }
     }
 
     /// Gives up a wait for a free slot after `stall` (`None`: never).
     pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Producer {
-        self.end.stall = stall;
+        self.end.waiter.stall = stall;
         self
     }
 
@@ -401,10 +216,10 @@ impl Producer {
     }
 
     fn push(&mut self, kind: FrameKind, seq: u32, payload: &[u8]) -> Result<()> {
-        let slot = self.end.take_slot(true, &mut self.turn)?;
+        let slot = self.end.take_slot()?;
         let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
         self.end.region.write_frame(slot, &header, payload);
-        self.end.give_slot(true)
+        self.end.give_slot()
     }
 
     /// Sends a data frame. `bytes` must fit one slot ([`Producer::max_payload`]).
@@ -413,15 +228,9 @@ impl Producer {
     ///
     /// [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS error.
     pub fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
-        if self.turn.is_none() {
-            self.turn = Some(Turn::take(&self.end.cancel, &self.end.alive)?);
-            self.streamed = 0;
-        }
+        self.end.waiter.take_turn()?;
         self.push(FrameKind::Data, seq, bytes)?;
-        self.streamed += bytes.len();
-        if self.streamed >= TURN_BYTES {
-            self.turn = None;
-        }
+        self.end.waiter.pacer.streamed(bytes.len());
         Ok(())
     }
 
@@ -433,7 +242,7 @@ impl Producer {
     /// than a slot (a list entry with a long path; reasons always fit).
     pub fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
         // A control frame ends or precedes a file's data: no turn needed.
-        self.turn = None;
+        self.end.waiter.pacer.end_turn();
         let mut payload = std::mem::take(&mut self.scratch);
         payload.clear();
         reply.encode_payload(&mut payload);
@@ -459,14 +268,21 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    /// A consumer over `region`.
-    pub fn new(region: Arc<Region>, sems: RingSems, cancel: Arc<AtomicBool>, alive: Liveness) -> Consumer {
-        Consumer { end: RingEnd::new(region, sems, cancel, alive) }
+    /// A consumer over `region`, paced with the other ring ends of its
+    /// owner by `pacing`.
+    pub fn new(
+        region: Arc<Region>,
+        sems: RingSems,
+        cancel: Arc<AtomicBool>,
+        alive: Liveness,
+        pacing: &Pacing,
+    ) -> Consumer {
+        Consumer { end: RingEnd::new(Side::Consumer, region, sems, cancel, alive, pacing) }
     }
 
     /// Gives up a wait for a frame after `stall` (`None`: never).
     pub fn with_stall_timeout(mut self, stall: Option<Duration>) -> Consumer {
-        self.end.stall = stall;
+        self.end.waiter.stall = stall;
         self
     }
 
@@ -507,13 +323,13 @@ impl Consumer {
     /// `out`, [`Error::Cancelled`], [`Error::PeerGone`] or a semaphore's OS
     /// error.
     pub fn recv_into(&mut self, out: &mut [u8]) -> Result<FrameHeader> {
-        let slot = self.end.take_slot(false, &mut None)?;
+        let slot = self.end.take_slot()?;
         let raw: [u8; FRAME_HEADER_LEN] = self.end.region.read_frame_header(slot);
         let header = FrameHeader::decode(&raw, self.max_payload().min(out.len()));
         if let Ok(h) = &header {
             self.end.region.read_payload(slot, &mut out[..h.len as usize]);
         }
-        self.end.give_slot(false)?;
+        self.end.give_slot()?;
         Ok(header?)
     }
 }
@@ -522,10 +338,17 @@ impl Consumer {
 mod tests {
     use super::*;
     use crate::names::SessionNames;
+    use crate::pacing::DEFAULT_SPIN_BUDGET;
 
     /// Both ends of a ring in one process, over real shared memory and
     /// semaphores.
     fn pair(tag: &str, slots: u32) -> (Producer, Consumer) {
+        // Each test its own pacing: no other test's ring takes its turns.
+        pair_paced(tag, slots, &Pacing::new(DEFAULT_SPIN_BUDGET))
+    }
+
+    /// As [`pair`], paced by `pacing`.
+    fn pair_paced(tag: &str, slots: u32, pacing: &Pacing) -> (Producer, Consumer) {
         let pid = std::process::id();
         let names = SessionNames::fresh(&format!("/sxring_{tag}"), pid).unwrap();
         let geometry = Geometry::for_slots(slots);
@@ -541,8 +364,8 @@ mod tests {
         };
         let cancel = Arc::new(AtomicBool::new(false));
         let producer =
-            Producer::new(Arc::new(opened), producer_sems, Arc::clone(&cancel), Box::new(|| Ok(())));
-        let consumer = Consumer::new(Arc::new(created), consumer_sems, cancel, Box::new(|| Ok(())));
+            Producer::new(Arc::new(opened), producer_sems, Arc::clone(&cancel), Box::new(|| Ok(())), pacing);
+        let consumer = Consumer::new(Arc::new(created), consumer_sems, cancel, Box::new(|| Ok(())), pacing);
         (producer, consumer)
     }
 
@@ -574,35 +397,6 @@ mod tests {
     }
 
     #[test]
-    fn spinning_shrinks_while_spins_fail_probes_now_and_then_and_recovers_when_they_succeed() {
-        let max = Duration::from_micros(200);
-        let mut spinner = Spinner::default();
-        assert_eq!(spinner.budget(max), max);
-        for _ in 0..8 {
-            spinner.record(false);
-        }
-        let shrunk = spinner.budget(max);
-        assert!(shrunk < max && !shrunk.is_zero(), "{shrunk:?}");
-        for _ in 0..32 {
-            spinner.record(false);
-        }
-        let budgets: Vec<Duration> = (0..2 * PROBE_EVERY).map(|_| spinner.budget(max)).collect();
-        assert_eq!(budgets.iter().filter(|b| **b == max).count(), 2, "one probe in {PROBE_EVERY}");
-        assert_eq!(budgets.iter().filter(|b| b.is_zero()).count(), 2 * PROBE_EVERY as usize - 2);
-        for _ in 0..64 {
-            spinner.record(true);
-        }
-        assert!(spinner.budget(max) > max * 9 / 10);
-    }
-
-    #[test]
-    fn no_more_waiters_spin_at_once_than_there_are_cores() {
-        let slots: Vec<SpinSlot> = std::iter::from_fn(SpinSlot::take).take(max_spinners() + 8).collect();
-        // Other tests of this process may hold slots meanwhile.
-        assert!(slots.len() <= max_spinners());
-    }
-
-    #[test]
     fn a_frame_longer_than_the_callers_buffer_is_refused_without_reading_past_it() {
         let (mut tx, mut rx) = pair("into", 2);
         tx.send_data(1, &[7; 100]).unwrap();
@@ -617,35 +411,36 @@ mod tests {
     }
 
     #[test]
-    fn sessions_beyond_half_the_cores_wait_their_turn_and_a_cancelled_one_leaves_the_line() {
-        let ok: fn() -> Liveness = || Box::new(|| Ok(()));
-        let no = AtomicBool::new(false);
-        // Other tests of this process stream meanwhile: take every turn first.
-        let held: Vec<Turn> = (0..max_streams()).map(|_| Turn::take(&no, &ok()).unwrap()).collect();
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let quitter = {
-            let cancelled = Arc::clone(&cancelled);
-            std::thread::spawn(move || Turn::take(&cancelled, &ok()).map(drop))
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        let waiter =
-            std::thread::spawn(move || tx.send(Turn::take(&AtomicBool::new(false), &ok()).map(drop)));
-        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "no turn while all are held");
-        cancelled.store(true, Ordering::Relaxed);
-        assert!(matches!(quitter.join().unwrap(), Err(Error::Cancelled)));
-        drop(held);
-        rx.recv_timeout(Duration::from_secs(10)).expect("a turn once one is given back").unwrap();
-        waiter.join().unwrap().unwrap();
+    fn a_producer_blocked_on_a_full_ring_lets_another_stream_in_its_turn() {
+        let pacing = Pacing::with_streams(1);
+        let (mut stuck, stuck_rx) = pair_paced("stuck", 1, &pacing);
+        let (mut other, other_rx) = pair_paced("other", 1, &pacing);
+        // Fails rather than hangs if the turn is not given back.
+        let mut other_rx = other_rx.with_stall_timeout(Some(Duration::from_secs(5)));
+        let cancel = Arc::clone(&stuck.end.waiter.cancel);
+        let blocked = std::thread::spawn(move || {
+            stuck.send_data(1, &[1; 10])?;
+            // Its one slot is full and nobody empties it: this one blocks.
+            stuck.send_data(2, &[2; 10])
+        });
+        let sent = std::thread::spawn(move || other.send_data(1, &[3; 10]));
+        let mut buf = Vec::new();
+        let h = other_rx.recv(&mut buf).expect("the other ring streams");
+        assert_eq!((h.seq, buf.as_slice()), (1, &[3; 10][..]));
+        sent.join().unwrap().unwrap();
+        cancel.store(true, Ordering::Relaxed);
+        assert!(matches!(blocked.join().unwrap(), Err(Error::Cancelled)));
+        drop(stuck_rx);
     }
 
     #[test]
     fn a_waiter_gives_up_when_cancelled_or_when_the_peer_is_gone() {
         let (_tx, mut rx) = pair("cancel", 2);
-        rx.end.cancel.store(true, Ordering::Relaxed);
+        rx.end.waiter.cancel.store(true, Ordering::Relaxed);
         let mut buf = Vec::new();
         assert!(matches!(rx.recv(&mut buf), Err(Error::Cancelled)));
-        rx.end.cancel.store(false, Ordering::Relaxed);
-        rx.end.alive = Box::new(|| Err(Error::PeerGone("gone".into())));
+        rx.end.waiter.cancel.store(false, Ordering::Relaxed);
+        rx.end.waiter.alive = Box::new(|| Err(Error::PeerGone("gone".into())));
         let start = Instant::now();
         assert!(matches!(rx.recv(&mut buf), Err(Error::PeerGone(_))));
         assert!(start.elapsed() < WAIT_SLICE * 5);

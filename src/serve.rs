@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::liveness::client_alive;
 use crate::names::SessionNames;
 use crate::owned_name::remove_session;
+use crate::pacing::Pacing;
 use crate::protocol::{ReasonCode, Reply, SessionKind, MAX_PATH_LEN, MODE_BITS};
 use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::semaphore::Semaphore;
@@ -45,6 +46,8 @@ pub(crate) struct ServeEnv {
     pub stall_timeout: Option<Duration>,
     /// The server's totals and live sessions.
     pub stats: Arc<ServerStats>,
+    /// The spinners and turns all sessions share.
+    pub pacing: Pacing,
 }
 
 /// A session about to run in its own thread.
@@ -76,7 +79,8 @@ impl SessionThread {
     /// sender of `jobs` drops), dies, or the server stops.
     pub fn run(self, jobs: mpsc::Receiver<Job>) {
         let region = &self.names.region;
-        let attached = attach(&self.names, self.region_size, self.client_pid, &self.env.stop);
+        let attached =
+            attach(&self.names, self.region_size, self.client_pid, &self.env.stop, &self.env.pacing);
         let mut producer = match attached {
             Ok(p) => p.with_stall_timeout(self.env.stall_timeout),
             Err(e) => {
@@ -244,6 +248,7 @@ pub(crate) fn attach(
     region_size: u32,
     client_pid: u32,
     cancel: &Arc<AtomicBool>,
+    pacing: &Pacing,
 ) -> Result<Producer> {
     let region = Arc::new(Region::open(&names.region, region_size, client_pid)?);
     let sems = RingSems { items: Semaphore::open(&names.items)?, spaces: Semaphore::open(&names.spaces)? };
@@ -256,7 +261,7 @@ pub(crate) fn attach(
             Err(Error::PeerGone(format!("client {client_pid} died")))
         }
     });
-    Ok(Producer::new(region, sems, Arc::clone(cancel), alive))
+    Ok(Producer::new(region, sems, Arc::clone(cancel), alive, pacing))
 }
 
 /// Answers a client over the session limit with a `Busy` frame in its
@@ -265,8 +270,14 @@ pub(crate) fn attach(
 /// # Errors
 ///
 /// As [`attach`]; [`Error::Protocol`] when the client's ring has no free slot.
-pub(crate) fn answer_busy(names: &SessionNames, region_size: u32, client_pid: u32, max: usize) -> Result<()> {
-    let mut producer = attach(names, region_size, client_pid, &Arc::new(AtomicBool::new(false)))?;
+pub(crate) fn answer_busy(
+    names: &SessionNames,
+    region_size: u32,
+    client_pid: u32,
+    max: usize,
+    pacing: &Pacing,
+) -> Result<()> {
+    let mut producer = attach(names, region_size, client_pid, &Arc::new(AtomicBool::new(false)), pacing)?;
     if !producer.has_free_slot() {
         return Err(Error::Protocol("no free slot for the busy answer".into()));
     }

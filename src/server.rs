@@ -15,6 +15,7 @@ use crate::leftovers::collect_dead_sessions;
 use crate::liveness::ServerLock;
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
+use crate::pacing::Pacing;
 use crate::protocol::Command;
 use crate::queue::{self, QUEUE_MSG_LEN};
 use crate::serve::{Job, ServeEnv};
@@ -45,6 +46,10 @@ pub struct ServerConfig {
     /// How often the running server collects what dead sessions of its
     /// queue left ([`COLLECT_EVERY`] unless told otherwise).
     pub collect_every: Duration,
+    /// The longest a session's wait for a free slot spins before it blocks
+    /// (zero: block at once);
+    /// [`DEFAULT_SPIN_BUDGET`](crate::pacing::DEFAULT_SPIN_BUDGET) unless measuring.
+    pub spin_budget: Duration,
 }
 
 /// A bound server: it holds the queue's liveness lock and the queue.
@@ -110,6 +115,7 @@ impl Server {
             stop: Arc::clone(&stop),
             stall_timeout: self.config.stall_timeout,
             stats: Arc::clone(&stats),
+            pacing: Pacing::new(self.config.spin_budget),
         };
         let mut sessions = Sessions::new(&self.config.queue, self.config.max_sessions, env);
         let mut buf = vec![0u8; QUEUE_MSG_LEN];

@@ -158,7 +158,7 @@ impl Sessions {
                     "busy: refused a session from pid {client_pid} ({limit} open; --max-sessions sets how many)"
                 ),
             }
-            if let Err(e) = answer_busy(&names, region_size, client_pid, limit) {
+            if let Err(e) = answer_busy(&names, region_size, client_pid, limit, &self.env.pacing) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e}");
             }
             return;

@@ -548,9 +548,14 @@ fn main() -> ExitCode {
     let one_try = args.list.is_some() || args.stop_server || args.status;
     let wait = args.wait.unwrap_or(if one_try { Duration::ZERO } else { DEFAULT_WAIT });
     let stall_timeout = Some(args.stall_timeout).filter(|d| !d.is_zero());
-    let attach_timeout = args.attach_timeout;
-    let config =
-        ClientConfig { queue: args.queue.clone(), wait, slots: args.slots, stall_timeout, attach_timeout };
+    let config = ClientConfig {
+        queue: args.queue.clone(),
+        wait,
+        slots: args.slots,
+        stall_timeout,
+        attach_timeout: args.attach_timeout,
+        spin_budget: common::spin_budget_from_env(),
+    };
     let quiet = args.quiet;
     let mut on_wait = || {
         if !quiet {

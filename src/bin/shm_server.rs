@@ -148,6 +148,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         max_sessions: usize::from(args.max_sessions),
         stall_timeout: Some(args.stall_timeout).filter(|d| !d.is_zero()),
         collect_every: args.collect_every,
+        spin_budget: common::spin_budget_from_env(),
     };
     match std::fs::metadata(&args.root) {
         Ok(m) if m.is_dir() => {}

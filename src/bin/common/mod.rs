@@ -88,6 +88,19 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("{s:?} is not a number of seconds >= 0"))
 }
 
+/// The environment variable that sets the spin budget of either program, in
+/// microseconds, for measurements (see the README's performance section).
+pub const SPIN_ENV: &str = "SHMXFER_SPIN_US";
+
+/// The spin budget `SHMXFER_SPIN_US` asks for, or the library's default when
+/// it is not set or not a number of microseconds.
+pub fn spin_budget_from_env() -> Duration {
+    std::env::var(SPIN_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(shmxfer::pacing::DEFAULT_SPIN_BUDGET, Duration::from_micros)
+}
+
 /// Checks a queue name with the library's rules, for clap.
 pub fn parse_queue(s: &str) -> Result<String, String> {
     match shmxfer::names::validate_queue_name(s) {
