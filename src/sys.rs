@@ -1,13 +1,11 @@
 //! Small safe wrappers over the Linux calls that neither `std` nor `nix` offer in
-//! the form needed here: `EINTR` retry, randomness, open-file-description locks,
-//! `openat2(RESOLVE_BENEATH)` and unnamed temporary files.
+//! the form needed here: `EINTR` retry, randomness, open-file-description locks
+//! and unnamed temporary files.
 //!
 //! Together with [`crate::shm_region`] this is the only module with `unsafe`.
 
-use std::ffi::CString;
-use std::fs::File;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd};
 
 /// Runs `f` until it returns something other than `-1` with `EINTR`.
 ///
@@ -136,74 +134,6 @@ pub(crate) fn is_write_locked(fd: impl AsFd) -> io::Result<bool> {
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
-/// Opens `path` for reading below the directory `root`, refusing anything that
-/// would leave it: absolute paths, `..` escapes, symlinks that point outside,
-/// magic links. Uses `openat2(RESOLVE_BENEATH)`; on kernels without it, walks
-/// the path by hand, one `openat(O_NOFOLLOW)` per component.
-///
-/// The result is an `O_PATH` handle: nothing is really opened yet, so a FIFO
-/// cannot block and a device sees no `open`. The caller checks the type with
-/// `fstat` and then calls [`reopen_for_reading`].
-pub(crate) fn open_beneath(root: &File, path: &str) -> io::Result<File> {
-    let cpath = CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    let flags = libc::O_PATH | libc::O_CLOEXEC;
-    // SAFETY: `open_how` is a plain C struct for which all-zero bytes are valid.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS;
-    let root_fd = root.as_raw_fd();
-    // SAFETY: `root_fd` is valid for the call, `cpath` is NUL-terminated, `how`
-    // is a valid open_how of the size passed.
-    let ret = retry_eintr(|| unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root_fd,
-            cpath.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        ) as libc::c_int
-    });
-    match ret {
-        // SAFETY: openat2 returned a fresh descriptor that nothing else owns.
-        Ok(fd) => Ok(File::from(unsafe { OwnedFd::from_raw_fd(fd) })),
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => open_beneath_by_hand(root, path, flags),
-        Err(e) => Err(e),
-    }
-}
-
-fn open_beneath_by_hand(root: &File, path: &str, flags: libc::c_int) -> io::Result<File> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    if path.starts_with('/') || parts.contains(&"..") || parts.is_empty() {
-        return Err(io::Error::from_raw_os_error(libc::EXDEV));
-    }
-    let mut dir = root.try_clone()?;
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        let cpart = CString::new(*part).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-        let f = if last {
-            flags | libc::O_NOFOLLOW
-        } else {
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC
-        };
-        let dfd = dir.as_raw_fd();
-        // SAFETY: `dfd` is valid for the call and `cpart` is NUL-terminated.
-        let fd = retry_eintr(|| unsafe { libc::openat(dfd, cpart.as_ptr(), f) })?;
-        // SAFETY: openat returned a fresh descriptor that nothing else owns.
-        dir = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    }
-    Ok(dir)
-}
-
-/// Opens the file behind an `O_PATH` handle for reading, through its
-/// `/proc/self/fd` entry: the same inode, whatever happened to its path since.
-pub(crate) fn reopen_for_reading(handle: &File) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,26 +154,6 @@ mod tests {
         })
         .join()
         .unwrap();
-    }
-
-    #[test]
-    fn open_beneath_refuses_escapes() {
-        let dir = tempfile::tempdir().unwrap();
-        let root_path = dir.path().join("root");
-        std::fs::create_dir(&root_path).unwrap();
-        std::fs::write(root_path.join("ok"), b"x").unwrap();
-        std::fs::write(dir.path().join("secret"), b"s").unwrap();
-        std::os::unix::fs::symlink("../secret", root_path.join("link")).unwrap();
-        let root = File::open(&root_path).unwrap();
-        assert!(open_beneath(&root, "ok").is_ok());
-        for bad in ["../secret", "/etc/passwd", "link", "a/../../secret"] {
-            assert!(open_beneath(&root, bad).is_err(), "{bad} must be refused");
-            assert!(
-                open_beneath_by_hand(&root, bad, libc::O_RDONLY).is_err(),
-                "{bad} must be refused by hand"
-            );
-        }
-        assert!(open_beneath_by_hand(&root, "ok", libc::O_RDONLY).is_ok());
     }
 
     #[test]
