@@ -130,10 +130,7 @@ impl LeftOut {
             );
         }
         if self.not_regular > 0 {
-            debug!(
-                "client {pid}: listing: left out {} symlink(s) and special file(s)",
-                self.not_regular
-            );
+            debug!("client {pid}: listing: left out {} symlink(s) and special file(s)", self.not_regular);
         }
     }
 }

@@ -150,6 +150,10 @@ struct Snapshot {
 
 impl Snapshot {
     fn of(st: &FileStat) -> Snapshot {
-        Snapshot { size: st.st_size, mtime: (st.st_mtime, st.st_mtime_nsec), ctime: (st.st_ctime, st.st_ctime_nsec) }
+        Snapshot {
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+        }
     }
 }

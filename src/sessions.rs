@@ -400,7 +400,9 @@ impl SessionThread {
             SessionEnd::LeftAfterGoodbye => {
                 debug!("client {pid}: session {region} ended: the client left during a transfer: {totals}")
             }
-            SessionEnd::ClientGone(why) => warn!("client {pid}: session {region}: {why}; removing its objects"),
+            SessionEnd::ClientGone(why) => {
+                warn!("client {pid}: session {region}: {why}; removing its objects")
+            }
             SessionEnd::Failed(e) => warn!("client {pid}: session {region} ended: {e}"),
         }
     }
@@ -420,7 +422,10 @@ impl SessionThread {
                     }
                     if !client_alive(producer.region()) {
                         let why = format!("client {} died", self.client_pid);
-                        return Ok(SessionEnd::from_error(Error::PeerGone(why), self.stats.has_said_goodbye()));
+                        return Ok(SessionEnd::from_error(
+                            Error::PeerGone(why),
+                            self.stats.has_said_goodbye(),
+                        ));
                     }
                     let idle = idle_since.elapsed();
                     if self.env.stall_timeout.is_some_and(|limit| idle >= limit) {

@@ -181,7 +181,8 @@ fn open_beneath_by_hand(root: &impl AsFd, path: &str, flags: OFlag) -> nix::Resu
     if path.starts_with('/') || parts.contains(&"..") || parts.is_empty() {
         return Err(Errno::EXDEV);
     }
-    let mut dir = root.as_fd().try_clone_to_owned().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    let mut dir =
+        root.as_fd().try_clone_to_owned().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
     for (i, part) in parts.iter().enumerate() {
         let f = if i + 1 == parts.len() {
             flags | OFlag::O_NOFOLLOW
@@ -201,7 +202,8 @@ fn open_beneath_by_hand(root: &impl AsFd, path: &str, flags: OFlag) -> nix::Resu
 ///
 /// The `errno` of `openat`.
 pub(crate) fn open_child_dir(dir: &impl AsFd, name: &CStr) -> nix::Result<OwnedFd> {
-    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let flags =
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
     retry(|| nix::fcntl::openat(dir, name, flags, Mode::empty()))
 }
 

@@ -206,7 +206,10 @@ mod tests {
 
     const WIDE: Limits = Limits { max_depth: 32, max_files: 1000 };
 
-    fn walk(root: &Path, limits: Limits) -> (Vec<(String, u64)>, Vec<(String, SkipReason)>) {
+    type Files = Vec<(String, u64)>;
+    type Skips = Vec<(String, SkipReason)>;
+
+    fn walk(root: &Path, limits: Limits) -> (Files, Skips) {
         let root = Root::open(root).unwrap();
         let (mut files, mut skips) = (Vec::new(), Vec::new());
         for visit in Walk::new(&root, "", limits).unwrap() {
@@ -305,7 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir(root.join("locked")).unwrap();
-        std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0)).unwrap();
+        std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o000)).unwrap();
         let (_, skips) = walk(root, WIDE);
         std::fs::set_permissions(root.join("locked"), std::fs::Permissions::from_mode(0o700)).unwrap();
         assert_eq!(skips, [("locked".to_owned(), SkipReason::Unreadable(Errno::EACCES))]);
