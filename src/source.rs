@@ -148,10 +148,13 @@ impl Root {
     ///
     /// An [`OpenFailure`] saying why not.
     pub fn open_dir(&self, path: &str) -> std::result::Result<OwnedFd, OpenFailure> {
-        if path.is_empty() {
-            return self.dir.as_fd().try_clone_to_owned().map_err(OpenFailure::Os);
-        }
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        if path.is_empty() {
+            // A fresh open file description: a duplicate of the root's
+            // descriptor would share its reading position with every walk.
+            return retry(|| nix::fcntl::openat(&self.dir, ".", flags, Mode::empty()))
+                .map_err(OpenFailure::from_errno);
+        }
         self.open_beneath(path, flags).map_err(|e| match e {
             Errno::ENOTDIR => OpenFailure::WrongKind(FileKind::Unknown),
             e => OpenFailure::from_errno(e),

@@ -264,6 +264,16 @@ mod tests {
     }
 
     #[test]
+    fn a_root_can_be_walked_again_and_again() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), b"").unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        for _ in 0..3 {
+            assert_eq!(Walk::new(&root, "", WIDE).unwrap().count(), 1);
+        }
+    }
+
+    #[test]
     fn too_deep_directories_and_files_over_the_limit_are_reported() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
