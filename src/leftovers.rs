@@ -1,6 +1,11 @@
-//! Finding and removing what dead sessions of one queue left in `/dev/shm`,
-//! with the liveness rules below; used by `--cleanup` and by a running
-//! server, which collects by itself.
+//! What dead processes of one queue left behind, and nothing that a live
+//! process still uses — the POSIX counterpart of `ipcs`/`ipcrm`: the rules,
+//! a running server's collection of dead sessions
+//! ([`collect_dead_sessions`]), and `shm_server --cleanup` ([`cleanup`]),
+//! which also removes a dead server's queue and lock.
+//!
+//! The queue and `<queue>.lock` are left over when no process holds the
+//! lock's write lock.
 //!
 //! A session object is left over when its creator is gone:
 //! - a region `<queue>.<pid>.<16 hex>`: no process holds its write lock, and
@@ -20,10 +25,11 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::liveness::{euid, process_exists, region_in_use};
-use crate::names::{shm_file_name, SessionNames, ShmEntry};
+use crate::liveness::{euid, process_exists, region_in_use, server_alive};
+use crate::names::{lock_name, shm_file_name, validate_queue_name, SessionNames, ShmEntry};
 use crate::owned_name::remove_session;
 use crate::semaphore::remove_semaphore;
+use crate::shm_object::remove_shm;
 
 /// Where Linux shows POSIX shared-memory objects and named semaphores.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -54,7 +60,36 @@ pub fn collect_dead_sessions(queue: &str) -> Result<Collected> {
     Ok(collected)
 }
 
-pub(crate) fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
+/// Removes the leftovers of `queue`: a dead server's queue and lock, and
+/// dead sessions' objects.
+///
+/// # Errors
+///
+/// [`Error::InvalidName`] for a bad queue name; [`Error::Os`] when `/dev/shm`
+/// cannot be read or an object cannot be removed.
+pub fn cleanup(queue: &str) -> Result<Collected> {
+    validate_queue_name(queue)?;
+    let mut collected = Collected::default();
+    match server_alive(queue) {
+        Ok(true) => {}
+        Ok(false) => {
+            match posixmq::remove_queue(queue) {
+                Ok(()) => collected.removed.push(format!("queue {queue}")),
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(Error::os_named("mq_unlink", queue, e)),
+            }
+            if remove_shm(&lock_name(queue))? {
+                collected.removed.push(format!("{SHM_DIR}/{}", shm_file_name(&lock_name(queue))));
+            }
+        }
+        Err(Error::BadObject { name, reason }) => collected.skipped.push(format!("{name}: {reason}")),
+        Err(e) => return Err(e),
+    }
+    collect_into(queue, &mut collected)?;
+    Ok(collected)
+}
+
+fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
     let entries = std::fs::read_dir(SHM_DIR).map_err(|e| Error::os_named("opendir", SHM_DIR, e))?;
     let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
     names.sort();
@@ -70,9 +105,11 @@ pub(crate) fn collect_into(queue: &str, collected: &mut Collected) -> Result<()>
         }
         let old = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok())
             >= Some(CREATION_GRACE);
+        // Past the grace, a process with the creator's pid does not count:
+        // it may be another one with a reused pid.
         match entry {
             ShmEntry::Lock => {}
-            ShmEntry::Region { region, pid } => match region_in_use(&region, if old { 0 } else { pid }) {
+            ShmEntry::Region { region, pid } => match region_in_use(&region, (!old).then_some(pid)) {
                 Ok(true) => {}
                 Ok(false) => {
                     let removed = remove_session(&SessionNames::for_region(&region))?;

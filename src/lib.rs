@@ -60,7 +60,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 // Each module is one concept; see the README's code layout.
-pub mod cleanup;
+mod answers;
 pub mod client;
 pub mod delivery;
 mod error;
@@ -75,21 +75,22 @@ pub mod protocol;
 pub mod queue;
 pub mod ring;
 pub mod semaphore;
-mod serve;
+mod send_file;
 pub mod server;
 mod sessions;
 pub mod shm_object;
 pub mod shm_region;
+mod source;
 mod stats;
 mod sys;
 pub mod text;
+mod walk;
 
-pub use cleanup::cleanup;
 pub use client::{stop_server, Client, ClientConfig, ClientConfigBuilder, Status};
 pub use delivery::{output_name, Delivery, NoProgress, Outcome, Progress};
 pub use error::{Error, Result};
-pub use leftovers::Collected;
-pub use server::{Server, ServerConfig};
+pub use leftovers::{cleanup, Collected};
+pub use server::{Server, ServerBuilder, ServerConfig};
 
 /// The queue both programs use unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "/shmxfer";

@@ -104,7 +104,7 @@ impl ServerLock {
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
             Err(Error::BadObject { name: path, reason }) => {
                 return Err(Error::BadObject {
-                    reason: format!("{reason}; remove {path} or choose another --queue"),
+                    reason: format!("{reason}; remove {path} or choose another queue"),
                     name: path,
                 })
             }
@@ -274,19 +274,19 @@ pub fn process_exists(pid: u32) -> bool {
     }
 }
 
-/// Whether the creator of the region `name` (process `pid`) may still use
-/// it: its lock is held or the process exists.
+/// Whether the creator of the region `name` may still use it: its lock is
+/// held, or the process `creator` exists (`None`: no process counts).
 ///
 /// # Errors
 ///
 /// [`Error::Os`] from opening or probing the region.
-pub fn region_in_use(name: &str, pid: u32) -> Result<bool> {
+pub fn region_in_use(name: &str, creator: Option<u32>) -> Result<bool> {
     let obj = match ShmObject::open(name, Access::ReadOnly) {
         Ok(obj) => obj,
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
         Err(e) => return Err(e),
     };
-    Ok(is_locked(&obj)? || process_exists(pid))
+    Ok(is_locked(&obj)? || creator.is_some_and(process_exists))
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
-//! The serving role: takes the queue, reads its messages and dispatches them
-//! to the sessions (see `sessions.rs` and `serve.rs`).
+//! The serving role: binds the queue, reads its messages and dispatches them
+//! to the session table (`sessions.rs`), and stops.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,12 +14,13 @@ use crate::leftovers::collect_dead_sessions;
 use crate::liveness::ServerLock;
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
-use crate::pacing::Pacing;
+use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::Command;
 use crate::queue::{self, QUEUE_MSG_LEN};
-use crate::serve::{Job, ServeEnv};
-use crate::sessions::Sessions;
+use crate::sessions::{Job, ServeEnv, Sessions};
+use crate::source::Root;
 use crate::stats::ServerStats;
+use crate::{DEFAULT_QUEUE, QUEUE_ENV};
 
 /// How often the main loop looks at the stop flag and finished sessions.
 const POLL: Duration = Duration::from_millis(50);
@@ -29,7 +29,13 @@ const POLL: Duration = Duration::from_millis(50);
 /// unless its [`ServerConfig::collect_every`] says otherwise.
 pub const COLLECT_EVERY: Duration = Duration::from_secs(5);
 
-/// How a server runs.
+/// Sessions served at once unless told otherwise.
+pub const DEFAULT_MAX_SESSIONS: usize = 16;
+
+/// How long a session may stall unless told otherwise.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How a server runs. [`Server::builder`] fills it with the defaults.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// The command queue's name, such as `/shmxfer`.
@@ -52,12 +58,127 @@ pub struct ServerConfig {
     pub spin_budget: Duration,
 }
 
+/// Builds a [`ServerConfig`], or binds a [`Server`] at once, from the
+/// defaults: the queue named by `SHMXFER_QUEUE` (else [`DEFAULT_QUEUE`]),
+/// the root `files`, [`DEFAULT_MAX_SESSIONS`] sessions,
+/// [`DEFAULT_STALL_TIMEOUT`], not persistent.
+#[derive(Debug, Clone)]
+pub struct ServerBuilder {
+    config: ServerConfig,
+}
+
+impl Default for ServerBuilder {
+    fn default() -> Self {
+        let queue = std::env::var(QUEUE_ENV).unwrap_or_else(|_| DEFAULT_QUEUE.to_owned());
+        ServerBuilder {
+            config: ServerConfig {
+                queue,
+                root: PathBuf::from("files"),
+                persistent: false,
+                max_sessions: DEFAULT_MAX_SESSIONS,
+                stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
+                collect_every: COLLECT_EVERY,
+                spin_budget: DEFAULT_SPIN_BUDGET,
+            },
+        }
+    }
+}
+
+impl ServerBuilder {
+    /// The command queue's name, such as `/shmxfer`.
+    pub fn queue(mut self, queue: impl Into<String>) -> Self {
+        self.config.queue = queue.into();
+        self
+    }
+
+    /// The directory whose regular files are served.
+    pub fn root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.config.root = root.into();
+        self
+    }
+
+    /// Keep serving after clients leave, until stopped.
+    pub fn persistent(mut self) -> Self {
+        self.config.persistent = true;
+        self
+    }
+
+    /// Sessions served at once; a client over the limit is answered "busy".
+    pub fn max_sessions(mut self, max: usize) -> Self {
+        self.config.max_sessions = max;
+        self
+    }
+
+    /// How long a session may go without a frame taken or a request sent
+    /// before the server ends it (`None`: never).
+    pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.config.stall_timeout = timeout;
+        self
+    }
+
+    /// The configuration, for [`Server::bind`].
+    /// How often the running server collects what dead sessions of its
+    /// queue left ([`COLLECT_EVERY`] unless told otherwise).
+    pub fn collect_every(mut self, every: Duration) -> Self {
+        self.config.collect_every = every;
+        self
+    }
+
+    /// The longest a session's wait for a free slot spins before it blocks
+    /// (zero: block at once); [`DEFAULT_SPIN_BUDGET`] unless measuring.
+    pub fn spin_budget(mut self, budget: Duration) -> Self {
+        self.config.spin_budget = budget;
+        self
+    }
+
+    pub fn build(self) -> ServerConfig {
+        self.config
+    }
+
+    /// Binds a server with this configuration: [`Server::bind`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::bind`].
+    pub fn bind(self) -> Result<Server> {
+        Server::bind(self.config)
+    }
+}
+
 /// A bound server: it holds the queue's liveness lock and the queue.
 /// Dropping it removes both.
+///
+/// # Examples
+///
+/// A server and a client in one process, on a queue of their own:
+///
+/// ```
+/// use std::sync::{atomic::AtomicBool, Arc};
+/// use shmxfer::{Client, ClientConfig, Server};
+///
+/// # fn main() -> Result<(), shmxfer::Error> {
+/// let root = tempfile::tempdir().unwrap();
+/// std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+/// let queue = format!("/shmxfer_builder_doctest_{}", std::process::id());
+///
+/// let server = Server::builder().queue(&queue).root(root.path()).max_sessions(4).bind()?;
+/// let stop = Arc::new(AtomicBool::new(false));
+/// let serving = std::thread::spawn(move || server.run(stop));
+///
+/// let mut client = Client::connect(&ClientConfig::new(&queue), Arc::new(AtomicBool::new(false)), &mut || {})?;
+/// let listing = client.list()?;
+/// client.close()?;
+/// // Not persistent: the server stops once its last client has left.
+/// serving.join().unwrap()?;
+///
+/// assert_eq!(listing, [("hello.txt".to_owned(), 6)]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
-    root: Arc<File>,
+    root: Arc<Root>,
     queue: PosixMq,
     /// Held, not read: while it lives the queue is ours. Declared after
     /// `queue`, so that it is released only after the queue is gone.
@@ -65,6 +186,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// A builder with the defaults; see [`ServerBuilder`].
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder::default()
+    }
+
     /// Takes the queue: opens the root, locks `<queue>.lock`, removes a queue
     /// that a dead server left, creates the queue afresh (`O_EXCL`, 0600).
     ///
@@ -75,12 +201,7 @@ impl Server {
     /// user under the queue's names; [`Error::Os`] for the root or the queue.
     pub fn bind(config: ServerConfig) -> Result<Server> {
         validate_queue_name(&config.queue)?;
-        let root_name = config.root.display().to_string();
-        let root = File::open(&config.root).map_err(|e| Error::os_named("open root", &root_name, e))?;
-        if !root.metadata().map_err(|e| Error::os_named("fstat", &root_name, e))?.is_dir() {
-            let enotdir = std::io::Error::from_raw_os_error(libc::ENOTDIR);
-            return Err(Error::os_named("open root", &root_name, enotdir));
-        }
+        let root = Root::open(&config.root)?;
         let lock = ServerLock::acquire(&config.queue)?;
         let queue = queue::create(&config.queue)?;
         let server = Server { config, root: Arc::new(root), queue, _lock: lock };

@@ -1,19 +1,31 @@
-//! The server's table of open sessions: opening one (or answering "busy"),
-//! routing requests to it, closing it on the client's goodbye, reaping
-//! finished session threads.
+//! The server's sessions: the table of open ones (opening one or answering
+//! "busy", routing requests to it, closing it on the client's goodbye,
+//! reaping finished threads), and the thread that runs one session — maps the
+//! client's region and answers its requests until the session ends, and says
+//! why it ended as a [`SessionEnd`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, warn};
+use log::{debug, error, info, warn};
 
+use crate::answers::{answer_busy, send_listing, send_status};
+use crate::error::{Error, Result};
+use crate::liveness::client_alive;
 use crate::names::SessionNames;
-use crate::protocol::SessionKind;
-use crate::serve::{answer_busy, Job, ServeEnv, SessionThread};
-use crate::stats::SessionStats;
+use crate::owned_name::remove_session;
+use crate::pacing::Pacing;
+use crate::protocol::{ReasonCode, Reply, SessionKind};
+use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
+use crate::semaphore::Semaphore;
+use crate::send_file::{refused, send_file, Served};
+use crate::shm_region::{EndReason, Region};
+use crate::source::Root;
+use crate::stats::{ServerStats, SessionStats};
+use crate::text::{byte_count, duration_text, quote_name, rate_text};
 
 /// Requests a session may have waiting before the server ends it as a flood.
 pub const MAX_PENDING_REQUESTS: usize = 256;
@@ -154,9 +166,9 @@ impl Sessions {
                 SessionKind::Status => {
                     warn!("busy: refused a status session from pid {client_pid} ({limit} open)")
                 }
-                SessionKind::Transfer => warn!(
-                    "busy: refused a session from pid {client_pid} ({limit} open; --max-sessions sets how many)"
-                ),
+                SessionKind::Transfer => {
+                    warn!("busy: refused a session from pid {client_pid} ({limit} open, the session limit)")
+                }
             }
             if let Err(e) = answer_busy(&names, region_size, client_pid, limit, &self.env.pacing) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e}");
@@ -258,4 +270,268 @@ impl Sessions {
             }
         }
     }
+}
+
+/// What a session is asked to do.
+#[derive(Debug)]
+pub(crate) enum Job {
+    Get { seq: u32, path: String },
+    List { seq: u32 },
+    Status { seq: u32 },
+}
+
+/// What every session of one server shares.
+#[derive(Debug, Clone)]
+pub(crate) struct ServeEnv {
+    /// The served directory, open.
+    pub root: Arc<Root>,
+    /// Turns true when the server stops: sessions end at the next frame.
+    pub stop: Arc<AtomicBool>,
+    /// How long a session may go without a frame taken or a request sent
+    /// before the server ends it (`None`: never).
+    pub stall_timeout: Option<Duration>,
+    /// The server's totals and live sessions.
+    pub stats: Arc<ServerStats>,
+    /// The spinners and turns all sessions share.
+    pub pacing: Pacing,
+}
+
+/// Why a session ended.
+#[derive(Debug)]
+pub(crate) enum SessionEnd {
+    /// The client said goodbye and everything it asked for was answered.
+    Goodbye,
+    /// The client went away after its goodbye, before its last answers were
+    /// taken (interrupted): it left, as it said.
+    LeftAfterGoodbye,
+    /// The client died (its region lock is free), or its objects went bad.
+    ClientGone(String),
+    /// The client took no frame for this long (stopped?).
+    Stalled(Duration),
+    /// The client sent no request for this long.
+    IdleTimeout(Duration),
+    /// The server stops.
+    Cancelled,
+    /// Anything else.
+    Failed(Error),
+}
+
+impl SessionEnd {
+    /// Why a session ended whose answer failed with `e`.
+    fn from_error(e: Error, said_goodbye: bool) -> SessionEnd {
+        match e {
+            Error::Cancelled => SessionEnd::Cancelled,
+            Error::Stalled { waited } => SessionEnd::Stalled(waited),
+            Error::PeerGone(_) if said_goodbye => SessionEnd::LeftAfterGoodbye,
+            Error::PeerGone(why) => SessionEnd::ClientGone(why),
+            e => SessionEnd::Failed(e),
+        }
+    }
+
+    /// What the region's header says to a client that comes back.
+    fn mark(&self) -> Option<EndReason> {
+        match self {
+            SessionEnd::Cancelled => Some(EndReason::ServerStopping),
+            SessionEnd::Stalled(_) => Some(EndReason::Stalled),
+            SessionEnd::IdleTimeout(_) => Some(EndReason::Idle),
+            _ => None,
+        }
+    }
+}
+
+/// A session about to run in its own thread.
+#[derive(Debug)]
+pub(crate) struct SessionThread {
+    pub names: SessionNames,
+    pub region_size: u32,
+    pub client_pid: u32,
+    pub env: ServeEnv,
+    /// Requests routed to this session and not yet taken.
+    pub pending: Arc<AtomicUsize>,
+    /// What this session is doing, for the log and `--status`.
+    pub stats: Arc<SessionStats>,
+    /// What the session is for: a status session is refused files and
+    /// listings.
+    pub kind: SessionKind,
+}
+
+impl SessionThread {
+    /// Serves the session's requests until the client says goodbye (the
+    /// sender of `jobs` drops), dies, or the server stops; then logs why it
+    /// ended and removes the objects of a client that is gone.
+    pub fn run(self, jobs: mpsc::Receiver<Job>) {
+        let region = &self.names.region;
+        let attached =
+            attach(&self.names, self.region_size, self.client_pid, &self.env.stop, &self.env.pacing);
+        let mut producer = match attached {
+            Ok(p) => p.with_stall_timeout(self.env.stall_timeout),
+            Err(e) => {
+                warn!("session {region}: refused: {e}");
+                return;
+            }
+        };
+        let end = match self.serve(&mut producer, &jobs) {
+            Ok(end) => end,
+            Err(e) => SessionEnd::from_error(e, self.stats.has_said_goodbye()),
+        };
+        if let Some(reason) = end.mark() {
+            producer.region().mark_ended(reason);
+        }
+        self.log_end(&end);
+        // Whatever ended the session (a shutdown included), a client that is
+        // gone may have left its objects: it cannot remove them any more.
+        if !client_alive(producer.region()) {
+            drop(producer);
+            if let Err(e) = remove_session(&self.names) {
+                warn!("session {region}: {e}");
+            }
+        }
+    }
+
+    fn log_end(&self, end: &SessionEnd) {
+        let (pid, region) = (self.client_pid, &self.names.region);
+        let (bytes, lasted) = self.stats.totals();
+        let totals = format!("{} in {}", byte_count(bytes), duration_text(lasted));
+        match end {
+            SessionEnd::Goodbye => debug!("client {pid}: session {region} closed: {totals}"),
+            SessionEnd::Cancelled => debug!("client {pid}: session {region} cancelled: {totals}"),
+            SessionEnd::Stalled(waited) => {
+                let secs = waited.as_secs_f64();
+                warn!("client {pid}: session {region}: the client took no frame for {secs:.0} s (stopped?); session ended (the stall timeout)");
+            }
+            SessionEnd::IdleTimeout(after) => {
+                let secs = after.as_secs_f64();
+                warn!("client {pid}: session {region}: the client sent no request for {secs:.0} s; session ended (the stall timeout)");
+            }
+            SessionEnd::LeftAfterGoodbye => {
+                debug!("client {pid}: session {region} ended: the client left during a transfer: {totals}")
+            }
+            SessionEnd::ClientGone(why) => {
+                warn!("client {pid}: session {region}: {why}; removing its objects")
+            }
+            SessionEnd::Failed(e) => warn!("client {pid}: session {region} ended: {e}"),
+        }
+    }
+
+    /// Takes and answers jobs until the session ends: `Ok` with why, when
+    /// the loop saw it; `Err` when an answer failed.
+    fn serve(&self, producer: &mut Producer, jobs: &mpsc::Receiver<Job>) -> Result<SessionEnd> {
+        let mut buf = Vec::new();
+        let mut idle_since = Instant::now();
+        loop {
+            let job = match jobs.recv_timeout(WAIT_SLICE) {
+                Ok(job) => job,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(SessionEnd::Goodbye),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.env.stop.load(Ordering::Relaxed) {
+                        return Ok(SessionEnd::Cancelled);
+                    }
+                    if !client_alive(producer.region()) {
+                        let why = format!("client {} died", self.client_pid);
+                        return Ok(SessionEnd::from_error(
+                            Error::PeerGone(why),
+                            self.stats.has_said_goodbye(),
+                        ));
+                    }
+                    let idle = idle_since.elapsed();
+                    if self.env.stall_timeout.is_some_and(|limit| idle >= limit) {
+                        return Ok(SessionEnd::IdleTimeout(idle));
+                    }
+                    continue;
+                }
+            };
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            let pid = self.client_pid;
+            match job {
+                Job::Get { seq, .. } | Job::List { seq } if self.kind == SessionKind::Status => {
+                    producer.send(
+                        seq,
+                        &refused(ReasonCode::WrongSession, "this session was opened for the status only"),
+                    )?;
+                }
+                Job::Get { seq, path } => self.get(producer, seq, &path, &mut buf)?,
+                Job::List { seq } => send_listing(producer, &self.env.root, seq, pid)?,
+                Job::Status { seq } => {
+                    send_status(producer, &self.env.stats, &self.names.region, seq)?;
+                    info!("client {pid}: status");
+                }
+            }
+            idle_since = Instant::now();
+        }
+    }
+
+    /// Serves one file request and writes its access-log line: client,
+    /// path, outcome, bytes, duration, rate.
+    fn get(&self, producer: &mut Producer, seq: u32, path: &str, buf: &mut Vec<u8>) -> Result<()> {
+        let started = Instant::now();
+        let result = send_file(producer, &self.env.root, seq, path, buf, &self.stats);
+        let took = started.elapsed();
+        let sent = self.stats.end();
+        let (pid, shown) = (self.client_pid, quote_name(path));
+        self.env.stats.count(sent, matches!(result, Ok(Served::Sent(_))));
+        match &result {
+            Ok(Served::Sent(n)) => {
+                info!(
+                    "client {pid}: {shown}: sent {} in {} ({})",
+                    byte_count(*n),
+                    duration_text(took),
+                    rate_text(*n, took)
+                )
+            }
+            Ok(Served::Answered(Reply::NotFound)) => info!("client {pid}: {shown}: not found"),
+            Ok(Served::Answered(Reply::Refused { reason, .. })) => {
+                info!("client {pid}: {shown}: refused: {reason}")
+            }
+            Ok(Served::Answered(reply)) => {
+                let why = match reply {
+                    Reply::Error { reason, .. } => reason.as_str(),
+                    _ => "",
+                };
+                warn!(
+                    "client {pid}: {shown}: failed after {} in {}: {why}",
+                    byte_count(sent),
+                    duration_text(took)
+                )
+            }
+            Err(Error::PeerGone(_)) if self.stats.has_said_goodbye() => {
+                info!(
+                    "client {pid}: {shown}: stopped after {}: the client left before the end",
+                    byte_count(sent)
+                )
+            }
+            Err(Error::Cancelled) => {
+                info!("client {pid}: {shown}: stopped after {}: the server stops", byte_count(sent))
+            }
+            Err(e) => info!("client {pid}: {shown}: stopped after {}: {e}", byte_count(sent)),
+        }
+        result.map(drop)
+    }
+}
+
+/// Maps a client's region and opens its semaphores: the producer end of its
+/// ring, watching the client's liveness lock. Writes this server's pid into
+/// the header, which tells the client that its session was taken.
+///
+/// # Errors
+///
+/// [`Error::BadRegion`] or [`Error::Os`] when the objects fail their checks.
+pub(crate) fn attach(
+    names: &SessionNames,
+    region_size: u32,
+    client_pid: u32,
+    cancel: &Arc<AtomicBool>,
+    pacing: &Pacing,
+) -> Result<Producer> {
+    let region = Arc::new(Region::open(&names.region, region_size, client_pid)?);
+    let sems = RingSems { items: Semaphore::open(&names.items)?, spaces: Semaphore::open(&names.spaces)? };
+    region.set_server_pid(std::process::id());
+    let watched = Arc::clone(&region);
+    let alive: Liveness = Box::new(move || {
+        if client_alive(&watched) {
+            Ok(())
+        } else {
+            Err(Error::PeerGone(format!("client {client_pid} died")))
+        }
+    });
+    Ok(Producer::new(region, sems, Arc::clone(cancel), alive, pacing))
 }

@@ -76,7 +76,7 @@ impl ServerStats {
             self.files.load(Ordering::Relaxed),
             crate::text::byte_count(self.bytes.load(Ordering::Relaxed)),
             self.sessions.load(Ordering::Relaxed),
-            duration_text(uptime)
+            crate::text::duration_text(uptime)
         )
     }
 
@@ -200,29 +200,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// `0.4 ms`, `12.3 s`, `2 min 5 s`, `3 h 4 min`.
-pub(crate) fn duration_text(d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs < 1.0 {
-        format!("{:.1} ms", secs * 1000.0)
-    } else if secs < 60.0 {
-        format!("{secs:.1} s")
-    } else if secs < 3600.0 {
-        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
-    } else {
-        format!("{} h {} min", d.as_secs() / 3600, d.as_secs() % 3600 / 60)
-    }
-}
-
-/// `bytes` over `d` as MiB/s, for the log.
-pub(crate) fn rate_text(bytes: u64, d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs <= 0.0 {
-        return "-".into();
-    }
-    format!("{:.1} MiB/s", bytes as f64 / secs / (1024.0 * 1024.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,13 +223,5 @@ mod tests {
         let (server, sessions) = stats.snapshot("");
         assert_eq!((server.open_sessions, server.bytes, server.files), (1, 300, 0));
         assert_eq!(sessions[0].path, "");
-    }
-
-    #[test]
-    fn durations_read_as_people_expect() {
-        assert_eq!(duration_text(Duration::from_micros(400)), "0.4 ms");
-        assert_eq!(duration_text(Duration::from_millis(12_300)), "12.3 s");
-        assert_eq!(duration_text(Duration::from_secs(125)), "2 min 5 s");
-        assert_eq!(duration_text(Duration::from_secs(3 * 3600 + 240)), "3 h 4 min");
     }
 }

@@ -9,17 +9,15 @@
 //! region) this is the only module with `unsafe`.
 
 use std::ffi::CStr;
-use std::fs::File;
 use std::io;
 use std::num::NonZeroUsize;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag};
+use nix::fcntl::FcntlArg;
 use nix::sys::mman::{MapFlags, ProtFlags};
-use nix::sys::stat::Mode;
 use nix::sys::time::TimeSpec;
 use nix::time::ClockId;
 
@@ -311,54 +309,6 @@ pub(crate) fn is_write_locked(fd: impl AsFd) -> io::Result<bool> {
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
-/// Opens `path` for reading below the directory `root`, refusing anything that
-/// would leave it: absolute paths, `..` escapes, symlinks that point outside,
-/// magic links. Uses `openat2(RESOLVE_BENEATH)`; on kernels without it, walks
-/// the path by hand, one `openat(O_NOFOLLOW)` per component.
-///
-/// The result is an `O_PATH` handle: nothing is really opened yet, so a FIFO
-/// cannot block and a device sees no `open`. The caller checks the type with
-/// `fstat` and then calls [`reopen_for_reading`].
-pub(crate) fn open_beneath(root: &File, path: &str) -> io::Result<File> {
-    use nix::fcntl::{OpenHow, ResolveFlag};
-    let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
-    let how = OpenHow::new()
-        .flags(flags)
-        .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    match retry_if_interrupted(|| nix::fcntl::openat2(root, path, how)) {
-        Ok(fd) => Ok(File::from(fd)),
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => open_beneath_by_hand(root, path, flags),
-        Err(e) => Err(e),
-    }
-}
-
-fn open_beneath_by_hand(root: &File, path: &str, flags: OFlag) -> io::Result<File> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    if path.starts_with('/') || parts.contains(&"..") || parts.is_empty() {
-        return Err(io::Error::from(Errno::EXDEV));
-    }
-    let mut dir = OwnedFd::from(root.try_clone()?);
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        let f = if last {
-            flags | OFlag::O_NOFOLLOW
-        } else {
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
-        };
-        dir = retry_if_interrupted(|| nix::fcntl::openat(&dir, *part, f, Mode::empty()))?;
-    }
-    Ok(File::from(dir))
-}
-
-/// Opens the file behind an `O_PATH` handle for reading, through its
-/// `/proc/self/fd` entry: the same inode, whatever happened to its path since.
-pub(crate) fn reopen_for_reading(handle: &File) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(format!("/proc/self/fd/{}", handle.as_raw_fd()))
-}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,26 +329,6 @@ mod tests {
         })
         .join()
         .unwrap();
-    }
-
-    #[test]
-    fn open_beneath_refuses_escapes() {
-        let dir = tempfile::tempdir().unwrap();
-        let root_path = dir.path().join("root");
-        std::fs::create_dir(&root_path).unwrap();
-        std::fs::write(root_path.join("ok"), b"x").unwrap();
-        std::fs::write(dir.path().join("secret"), b"s").unwrap();
-        std::os::unix::fs::symlink("../secret", root_path.join("link")).unwrap();
-        let root = File::open(&root_path).unwrap();
-        assert!(open_beneath(&root, "ok").is_ok());
-        for bad in ["../secret", "/etc/passwd", "link", "a/../../secret"] {
-            assert!(open_beneath(&root, bad).is_err(), "{bad} must be refused");
-            assert!(
-                open_beneath_by_hand(&root, bad, OFlag::O_RDONLY).is_err(),
-                "{bad} must be refused by hand"
-            );
-        }
-        assert!(open_beneath_by_hand(&root, "ok", OFlag::O_RDONLY).is_ok());
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! How names and sizes are shown in messages, the same way by the library's
+//! How names, sizes, durations and rates are shown in messages, the same way by the library's
 //! log lines and the programs' output.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 /// Characters `ls` escapes in a name: ASCII controls, and Unicode controls
 /// and direction overrides, which could make a name look like another.
@@ -86,6 +87,29 @@ pub fn byte_count(n: u64) -> String {
     }
 }
 
+/// `0.4 ms`, `12.3 s`, `2 min 5 s`, `3 h 4 min`.
+pub(crate) fn duration_text(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1.0 {
+        format!("{:.1} ms", secs * 1000.0)
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        format!("{} min {} s", d.as_secs() / 60, d.as_secs() % 60)
+    } else {
+        format!("{} h {} min", d.as_secs() / 3600, d.as_secs() % 3600 / 60)
+    }
+}
+
+/// `bytes` over `d` as MiB/s, for the log.
+pub(crate) fn rate_text(bytes: u64, d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs <= 0.0 {
+        return "-".into();
+    }
+    format!("{:.1} MiB/s", bytes as f64 / secs / (1024.0 * 1024.0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +148,13 @@ mod tests {
         assert_eq!(byte_count(0), "0 bytes");
         assert_eq!(byte_count(1), "1 byte");
         assert_eq!(byte_count(2), "2 bytes");
+    }
+
+    #[test]
+    fn durations_read_as_people_expect() {
+        assert_eq!(duration_text(Duration::from_micros(400)), "0.4 ms");
+        assert_eq!(duration_text(Duration::from_millis(12_300)), "12.3 s");
+        assert_eq!(duration_text(Duration::from_secs(125)), "2 min 5 s");
+        assert_eq!(duration_text(Duration::from_secs(3 * 3600 + 240)), "3 h 4 min");
     }
 }

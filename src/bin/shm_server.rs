@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use shmxfer::{Error, Server, ServerConfig, DEFAULT_QUEUE};
+use shmxfer::{Error, Server, DEFAULT_QUEUE};
 
 mod common;
 
@@ -141,15 +141,16 @@ fn run(args: Args) -> anyhow::Result<()> {
             .context("installing signal handlers")?;
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
     }
-    let config = ServerConfig {
-        queue: args.queue.clone(),
-        root: args.root.clone(),
-        persistent: args.persistent,
-        max_sessions: usize::from(args.max_sessions),
-        stall_timeout: Some(args.stall_timeout).filter(|d| !d.is_zero()),
-        collect_every: args.collect_every,
-        spin_budget: common::spin_budget_from_env(),
-    };
+    let mut builder = Server::builder()
+        .queue(&args.queue)
+        .root(&args.root)
+        .max_sessions(usize::from(args.max_sessions))
+        .stall_timeout(Some(args.stall_timeout).filter(|d| !d.is_zero()))
+        .collect_every(args.collect_every)
+        .spin_budget(common::spin_budget_from_env());
+    if args.persistent {
+        builder = builder.persistent();
+    }
     match std::fs::metadata(&args.root) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => anyhow::bail!(
@@ -161,7 +162,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             args.root.display()
         ),
     }
-    let server = Server::bind(config).map_err(|e| {
+    let server = builder.bind().map_err(|e| {
         let hint = match &e {
             Error::ServerRunning { queue, .. } => format!(
                 "; stop it with `shm_client --queue {queue} --stop-server` (if it is --persistent) \

@@ -1,0 +1,288 @@
+//! The one confined opener of the server: everything below the served root —
+//! a file to fetch, a directory to list or walk — is opened here, through
+//! directory descriptors, never by re-resolving a path from `/`.
+//!
+//! A path is resolved with `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`
+//! relative to the root's descriptor: no absolute path, no `..` escape, no
+//! symlink that leaves the root, no magic link. On a kernel without
+//! `openat2` it is walked by hand, one `openat(O_NOFOLLOW)` per component, so
+//! that no symlink is followed at all. A walk descends one name at a time
+//! with `openat(dirfd, name, O_DIRECTORY | O_NOFOLLOW)`.
+//!
+//! Files are opened `O_RDONLY | O_NONBLOCK | O_NOCTTY`: a FIFO does not block
+//! the open, a terminal does not become the controlling one, and nothing is
+//! read before `fstat` says the descriptor is a regular file. No `/proc` is
+//! needed.
+
+use std::ffi::CStr;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+use nix::sys::stat::{FileStat, Mode, SFlag};
+
+use crate::error::{Error, Result};
+
+/// The kind of a file, as `fstat` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    Fifo,
+    Device,
+    Socket,
+    Unknown,
+}
+
+impl FileKind {
+    /// The kind of the file `st` describes.
+    pub fn of(st: &FileStat) -> FileKind {
+        match SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) {
+            SFlag::S_IFREG => FileKind::Regular,
+            SFlag::S_IFDIR => FileKind::Directory,
+            SFlag::S_IFLNK => FileKind::Symlink,
+            SFlag::S_IFIFO => FileKind::Fifo,
+            SFlag::S_IFCHR | SFlag::S_IFBLK => FileKind::Device,
+            SFlag::S_IFSOCK => FileKind::Socket,
+            _ => FileKind::Unknown,
+        }
+    }
+
+    /// `a directory`, `a FIFO`, ... for messages.
+    pub fn text(self) -> &'static str {
+        match self {
+            FileKind::Regular => "a regular file",
+            FileKind::Directory => "a directory",
+            FileKind::Symlink => "a symbolic link",
+            FileKind::Fifo => "a FIFO",
+            FileKind::Device => "a device",
+            FileKind::Socket => "a socket",
+            FileKind::Unknown => "not a regular file",
+        }
+    }
+}
+
+/// Why a path below the root was not opened.
+#[derive(Debug)]
+pub(crate) enum OpenFailure {
+    /// Nothing by that name (`ENOENT`, `ENOTDIR`).
+    Missing,
+    /// The path leaves the root: absolute, `..`, a symlink out (`EXDEV`,
+    /// `ELOOP`).
+    OutsideRoot,
+    /// `EACCES`, `EPERM`.
+    PermissionDenied,
+    /// `ENAMETOOLONG`.
+    NameTooLong,
+    /// A NUL byte, or another path the kernel calls invalid (`EINVAL`).
+    InvalidPath,
+    /// Out of descriptors or memory.
+    OutOfResources(io::Error),
+    /// Opened, but not of the kind asked for.
+    WrongKind(FileKind),
+    /// Anything else.
+    Os(io::Error),
+}
+
+impl OpenFailure {
+    fn from_errno(e: Errno) -> OpenFailure {
+        match e {
+            Errno::ENOENT | Errno::ENOTDIR => OpenFailure::Missing,
+            Errno::EXDEV | Errno::ELOOP => OpenFailure::OutsideRoot,
+            Errno::EACCES | Errno::EPERM => OpenFailure::PermissionDenied,
+            Errno::ENAMETOOLONG => OpenFailure::NameTooLong,
+            Errno::EINVAL => OpenFailure::InvalidPath,
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM => OpenFailure::OutOfResources(e.into()),
+            e => OpenFailure::Os(e.into()),
+        }
+    }
+}
+
+/// The served directory, open: every open below it goes through here.
+#[derive(Debug)]
+pub(crate) struct Root {
+    dir: File,
+}
+
+impl Root {
+    /// Opens the directory `path` to serve.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when it cannot be opened or is not a directory.
+    pub fn open(path: &Path) -> Result<Root> {
+        let shown = path.display().to_string();
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = retry(|| nix::fcntl::open(path, flags, Mode::empty())).map_err(|e| {
+            let e = io::Error::from(e);
+            Error::os_named("open root", &shown, e)
+        })?;
+        Ok(Root { dir: File::from(fd) })
+    }
+
+    /// Opens the regular file `path` below the root for reading, and its
+    /// `fstat`.
+    ///
+    /// # Errors
+    ///
+    /// An [`OpenFailure`] saying why not; [`OpenFailure::WrongKind`] for
+    /// anything that is not a regular file (it is opened, never read).
+    pub fn open_file(&self, path: &str) -> std::result::Result<(File, FileStat), OpenFailure> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        let fd = self.open_beneath(path, flags).map_err(OpenFailure::from_errno)?;
+        let st = retry(|| nix::sys::stat::fstat(&fd)).map_err(|e| OpenFailure::Os(e.into()))?;
+        match FileKind::of(&st) {
+            FileKind::Regular => Ok((File::from(fd), st)),
+            kind => Err(OpenFailure::WrongKind(kind)),
+        }
+    }
+
+    /// Opens the directory `path` below the root (`""`: the root itself),
+    /// for a walk.
+    ///
+    /// # Errors
+    ///
+    /// An [`OpenFailure`] saying why not.
+    pub fn open_dir(&self, path: &str) -> std::result::Result<OwnedFd, OpenFailure> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        if path.is_empty() {
+            // A fresh open file description: a duplicate of the root's
+            // descriptor would share its reading position with every walk.
+            return retry(|| nix::fcntl::openat(&self.dir, ".", flags, Mode::empty()))
+                .map_err(OpenFailure::from_errno);
+        }
+        self.open_beneath(path, flags).map_err(|e| match e {
+            Errno::ENOTDIR => OpenFailure::WrongKind(FileKind::Unknown),
+            e => OpenFailure::from_errno(e),
+        })
+    }
+
+    /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, or by hand where
+    /// the kernel lacks it.
+    fn open_beneath(&self, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+        if path.as_bytes().contains(&0) {
+            return Err(Errno::EINVAL);
+        }
+        let how = OpenHow::new()
+            .flags(flags)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        match retry(|| nix::fcntl::openat2(&self.dir, path, how)) {
+            Err(Errno::ENOSYS) => open_beneath_by_hand(&self.dir, path, flags),
+            other => other,
+        }
+    }
+}
+
+/// Walks `path` one component at a time, `O_NOFOLLOW` on each: no symlink
+/// is followed, not even one that stays inside.
+fn open_beneath_by_hand(root: &impl AsFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    if path.starts_with('/') || parts.contains(&"..") || parts.is_empty() {
+        return Err(Errno::EXDEV);
+    }
+    let mut dir =
+        root.as_fd().try_clone_to_owned().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    for (i, part) in parts.iter().enumerate() {
+        let f = if i + 1 == parts.len() {
+            flags | OFlag::O_NOFOLLOW
+        } else {
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC
+        };
+        dir = retry(|| nix::fcntl::openat(&dir, *part, f, Mode::empty()))?;
+    }
+    Ok(dir)
+}
+
+/// Opens the directory `name` inside the open directory `dir`, never
+/// following a symlink: a directory swapped for one fails (`ELOOP`,
+/// `ENOTDIR`).
+///
+/// # Errors
+///
+/// The `errno` of `openat`.
+pub(crate) fn open_child_dir(dir: &impl AsFd, name: &CStr) -> nix::Result<OwnedFd> {
+    let flags =
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    retry(|| nix::fcntl::openat(dir, name, flags, Mode::empty()))
+}
+
+/// The `fstatat` of `name` inside the open directory `dir`, not following a
+/// symlink.
+///
+/// # Errors
+///
+/// The `errno` of `fstatat`.
+pub(crate) fn stat_child(dir: &impl AsFd, name: &CStr) -> nix::Result<FileStat> {
+    retry(|| nix::sys::stat::fstatat(dir, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW))
+}
+
+/// Runs `f` again while it fails with `EINTR`.
+fn retry<T>(mut f: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
+    loop {
+        match f() {
+            Err(Errno::EINTR) => continue,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> (tempfile::TempDir, Root) {
+        let dir = tempfile::tempdir().unwrap();
+        let root_path = dir.path().join("root");
+        std::fs::create_dir_all(root_path.join("sub")).unwrap();
+        std::fs::write(root_path.join("ok"), b"x").unwrap();
+        std::fs::write(root_path.join("sub/inner"), b"y").unwrap();
+        std::fs::write(dir.path().join("secret"), b"s").unwrap();
+        std::os::unix::fs::symlink("../secret", root_path.join("link")).unwrap();
+        nix::unistd::mkfifo(&root_path.join("fifo"), Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
+        let root = Root::open(&root_path).unwrap();
+        (dir, root)
+    }
+
+    #[test]
+    fn escapes_are_refused_with_and_without_openat2() {
+        let (_dir, root) = tree();
+        assert!(root.open_file("ok").is_ok());
+        assert!(root.open_file("sub/inner").is_ok());
+        for bad in ["../secret", "/etc/passwd", "link", "a/../../secret", "sub/../../secret"] {
+            assert!(
+                matches!(root.open_file(bad), Err(OpenFailure::OutsideRoot | OpenFailure::Missing)),
+                "{bad} must be refused"
+            );
+            let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK;
+            assert!(open_beneath_by_hand(&root.dir, bad, flags).is_err(), "{bad} must be refused by hand");
+        }
+        assert!(open_beneath_by_hand(&root.dir, "sub/inner", OFlag::O_RDONLY).is_ok());
+    }
+
+    #[test]
+    fn a_fifo_or_a_directory_is_opened_without_blocking_and_refused() {
+        let (_dir, root) = tree();
+        assert!(matches!(root.open_file("fifo"), Err(OpenFailure::WrongKind(FileKind::Fifo))));
+        assert!(matches!(root.open_file("sub"), Err(OpenFailure::WrongKind(FileKind::Directory))));
+        assert!(matches!(root.open_file("nope"), Err(OpenFailure::Missing)));
+        assert!(matches!(root.open_file("a\0b"), Err(OpenFailure::InvalidPath)));
+        assert!(root.open_dir("sub").is_ok());
+        assert!(root.open_dir("").is_ok());
+        assert!(matches!(root.open_dir("ok"), Err(OpenFailure::WrongKind(_))));
+    }
+
+    #[test]
+    fn a_child_directory_that_is_a_symlink_is_not_followed() {
+        let (dir, root) = tree();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("root/up")).unwrap();
+        let fd = root.open_dir("").unwrap();
+        assert!(open_child_dir(&fd, c"sub").is_ok());
+        assert!(matches!(open_child_dir(&fd, c"up"), Err(Errno::ENOTDIR | Errno::ELOOP)));
+        let st = stat_child(&fd, c"up").unwrap();
+        assert_eq!(FileKind::of(&st), FileKind::Symlink);
+    }
+}
