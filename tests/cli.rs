@@ -117,7 +117,7 @@ fn a_missing_root_is_reported_once_with_what_to_do() {
     let missing = env.tmp().join("nowhere");
     let done = env.server_in(&missing, &[]).finish(TIMEOUT);
     done.assert_code(1)
-        .assert_stderr_prefixed("shm_server: error: ")
+        .assert_log_prefixed("shm_server: error: ")
         .check(done.stderr.matches("No such file or directory").count() == 1, "the OS error once")
         .check(done.stderr.contains("nowhere"), "names the directory")
         .check(done.stderr.contains("--root"), "says what to do")
@@ -131,7 +131,7 @@ fn a_second_server_says_how_to_stop_the_first() {
     let mut first = env.ready_server(&["--persistent"]);
     let done = env.server(&[]).finish(TIMEOUT);
     done.assert_code(1)
-        .assert_stderr_prefixed("shm_server: error: ")
+        .assert_log_prefixed("shm_server: error: ")
         .check(done.stderr.contains(&format!("pid {}", first.pid())), "names the live server")
         .check(done.stderr.contains("--stop-server"), "says what to do");
     env.stop_server(&mut first);
@@ -552,7 +552,7 @@ fn server_logs_a_start_line_each_request_and_a_summary() {
     env.stop_server(&mut server);
     let log = server.snapshot();
     let pid = client_pid_of(&log.stderr, "hello.txt");
-    log.assert_stderr_prefixed("shm_server: ")
+    log.assert_log_prefixed("shm_server: ")
         .check(
             log.stderr.lines().next().unwrap_or_default().contains(&format!(
                 "on queue {} (pid {}",
@@ -581,7 +581,8 @@ fn client_pid_of(log: &str, path: &str) -> u32 {
     let needle = format!(": {path}: ");
     let line =
         log.lines().find(|l| l.contains(&needle)).unwrap_or_else(|| panic!("no line for {path}:\n{log}"));
-    line.trim_start_matches("shm_server: client ").split(':').next().unwrap().parse().unwrap()
+    let (_, rest) = crate::util::split_log_time(line).unwrap_or_else(|| panic!("no time in {line:?}"));
+    rest.trim_start_matches("shm_server: client ").split(':').next().unwrap().parse().unwrap()
 }
 
 #[test]

@@ -236,7 +236,11 @@ pub fn assert_no_leftovers(names: &Names) {
 /// `RUST_BACKTRACE=1`, and `--queue` when `names` is given.
 pub fn command(bin: &str, names: Option<&Names>) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.env_remove("SHMXFER_QUEUE").env("RUST_BACKTRACE", "1").env_remove("RUST_LOG").stdin(Stdio::null());
+    cmd.env_remove("SHMXFER_QUEUE")
+        .env("RUST_BACKTRACE", "1")
+        .env_remove("RUST_LOG")
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null());
     if let Some(names) = names {
         cmd.arg("--queue").arg(names.queue());
     }
@@ -521,6 +525,17 @@ impl Finished {
     pub fn assert_stderr_prefixed(&self, prefix: &str) -> &Self {
         if let Some(line) = self.stderr.lines().find(|l| !l.starts_with(prefix)) {
             panic!("\n\n==========\nstderr line not prefixed with {prefix:?}: {line:?}\n{self}");
+        }
+        self
+    }
+
+    /// Fails the test unless every line on stderr is a server log line: a
+    /// time (see [`split_log_time`]), a space, then `prefix`.
+    #[track_caller]
+    pub fn assert_log_prefixed(&self, prefix: &str) -> &Self {
+        let bad = |l: &str| split_log_time(l).is_none_or(|(_, rest)| !rest.starts_with(prefix));
+        if let Some(line) = self.stderr.lines().find(|l| bad(l)) {
+            panic!("\n\n==========\nstderr line not a log line (time, then {prefix:?}): {line:?}\n{self}");
         }
         self
     }
@@ -1001,4 +1016,34 @@ mod selftest {
         let msg = err.downcast_ref::<String>().unwrap();
         assert!(msg.contains("has 5 bytes"), "{msg}");
     }
+}
+
+/// Splits a log line into its time and the rest: the line must begin with an
+/// RFC 3339 time in UTC to the millisecond (`2026-12-01T11:45:35.123Z`) and a
+/// space. `None` for any other line.
+pub fn split_log_time(line: &str) -> Option<(std::time::SystemTime, &str)> {
+    let (stamp, rest) = line.split_at_checked(24)?;
+    let rest = rest.strip_prefix(' ')?;
+    let b = stamp.as_bytes();
+    let shape = b"dddd-dd-ddTdd:dd:dd.dddZ";
+    let fits = b.iter().zip(shape).all(|(c, s)| if *s == b'd' { c.is_ascii_digit() } else { c == s });
+    if !fits {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| stamp[r].parse::<i64>().unwrap();
+    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
+    let (hour, min, sec, ms) = (num(11..13), num(14..16), num(17..19), num(20..23));
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || min > 59 || sec > 60 {
+        return None;
+    }
+    // Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms_since_epoch = ((days * 24 + hour) * 60 + min) * 60_000 + sec * 1000 + ms;
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms_since_epoch).ok()?);
+    Some((at, rest))
 }

@@ -32,7 +32,8 @@ mod common;
         shm_server                          serve ./files until the first client is done\n  \
         shm_server --root /srv/data --persistent -v\n  \
         shm_server --cleanup                remove what crashed servers and clients left behind\n  \
-        SHMXFER_QUEUE=/mine shm_server      use another queue (shm_client reads the same variable)\n\n\
+        SHMXFER_QUEUE=/mine shm_server      use another queue (shm_client reads the same variable)\n  \
+        shm_server --persistent --log-time none   under systemd (Type=notify; see contrib/shmxfer.service)\n\n\
         Exit status: 0 clean shutdown (also on SIGINT/SIGTERM), 1 fatal error (e.g. another live server \
         owns the queue), 2 usage error."
 )]
@@ -79,6 +80,12 @@ struct Args {
     #[arg(short, long, conflicts_with = "verbose")]
     quiet: bool,
 
+    /// Begin each log line with the time (utc, the default: RFC 3339 in UTC to the
+    /// millisecond, such as 2026-12-01T11:45:35.123Z), or not (none: for journald,
+    /// which stamps each line itself).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = LogTime::Utc)]
+    log_time: LogTime,
+
     /// Print a completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL")]
     completions: Option<clap_complete::Shell>,
@@ -86,6 +93,15 @@ struct Args {
     /// Print the man page (roff) and exit: `shm_server --man > shm_server.1`.
     #[arg(long)]
     man: bool,
+}
+
+/// What begins a log line before `shm_server: `.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogTime {
+    /// The time in UTC, RFC 3339 to the millisecond.
+    Utc,
+    /// Nothing: the log's reader (journald) stamps lines itself.
+    None,
 }
 
 fn init_logging(args: &Args) {
@@ -103,13 +119,18 @@ fn init_logging(args: &Args) {
     if args.quiet || args.verbose > 0 {
         builder.filter_level(level);
     }
+    let log_time = args.log_time;
     builder
-        .format(|buf, record| {
+        .format(move |buf, record| {
             let prefix = match record.level() {
                 log::Level::Error => "error: ",
                 log::Level::Warn => "warning: ",
                 _ => "",
             };
+            match log_time {
+                LogTime::Utc => write!(buf, "{} ", buf.timestamp_millis())?,
+                LogTime::None => {}
+            }
             writeln!(buf, "shm_server: {prefix}{}", record.args())
         })
         .target(env_logger::Target::Stderr)
@@ -172,8 +193,23 @@ fn run(args: Args) -> anyhow::Result<()> {
         };
         anyhow::anyhow!("{}{hint}", common::chain(&e))
     })?;
-    server.run(stop).context("serving failed")?;
+    // The queue exists: clients' requests wait in it until `run` reads them.
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&format!("serving {} on {}", args.root.display(), args.queue)),
+    ]);
+    let served = server.run(stop);
+    notify_systemd(&[sd_notify::NotifyState::Stopping]);
+    served.context("serving failed")?;
     Ok(())
+}
+
+/// Tells systemd (`Type=notify`) how the service is, when `NOTIFY_SOCKET`
+/// names its socket; a failure is only logged, serving goes on.
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        log::warn!("telling systemd through NOTIFY_SOCKET: {e}");
+    }
 }
 
 fn main() -> ExitCode {
@@ -183,6 +219,10 @@ fn main() -> ExitCode {
         (
             "RUST_LOG",
             "What to log, in env_logger's syntax (such as warn or shmxfer=debug); -v, -vv and -q set the level over it.",
+        ),
+        (
+            "NOTIFY_SOCKET",
+            "Set by systemd for Type=notify: READY=1 is sent once the queue exists, STOPPING=1 when serving ends.",
         ),
     ];
     if let Some(code) = common::print_generated(Args::command(), args.completions, args.man, environment) {
