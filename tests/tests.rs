@@ -10,4 +10,5 @@ mod chaos;
 mod cli;
 mod faults;
 mod hostile;
+mod redteam;
 mod transfer;
