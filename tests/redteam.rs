@@ -19,8 +19,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_no_leftovers, assert_same_file, command, wait_for_queue, wait_until, Names, Proc, Signal,
-    TestEnv, CLIENT, SERVER, TIMEOUT,
+    assert_no_leftovers, assert_same_file, command, wait_for_queue, wait_until, Names, Proc, Signal, TestEnv,
+    CLIENT, SERVER, TIMEOUT,
 };
 
 /// The other local user.
@@ -169,12 +169,14 @@ fn recursive_fetch_names_an_unreadable_directory_and_exits_1() {
     let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
     wait_for_queue(&env.names, &mut server);
     let out = env.out().to_str().unwrap().to_owned();
-    let as_other = |args: &[&str]| Proc::spawn(as_nobody(&env.client_cmd(args)), Some(&env.names)).finish(TIMEOUT);
+    let as_other =
+        |args: &[&str]| Proc::spawn(as_nobody(&env.client_cmd(args)), Some(&env.names)).finish(TIMEOUT);
     let done = as_other(&["-o", &out, "-r", "."]);
     let list = as_other(&["--list", "."]);
     terminate(&mut server);
     fs::set_permissions(env.in_root("locked_dir"), fs::Permissions::from_mode(0o755)).unwrap();
-    done.assert_code(1).check(done.stderr.contains("locked_dir"), "the client names the unreadable directory");
+    done.assert_code(1)
+        .check(done.stderr.contains("locked_dir"), "the client names the unreadable directory");
     list.assert_code(1).check(list.stderr.contains("locked_dir"), "--list names the unreadable directory");
     assert_no_leftovers(&env.names);
 }
@@ -221,7 +223,10 @@ fn recursive_fetch_of_two_trees_with_the_same_output_path_is_refused_naming_both
     env.stop_server(&mut server);
     done.assert_code(2)
         .check(done.stderr.contains("d1/x/f") && done.stderr.contains("d2/x/f"), "the refusal names both")
-        .check(done.stderr.contains("would both be written to"), "the refusal has the shape of the one without -r")
+        .check(
+            done.stderr.contains("would both be written to"),
+            "the refusal has the shape of the one without -r",
+        )
         .check(!done.stdout.contains("received"), "nothing was fetched");
     assert_out_empty(&env);
     assert_no_leftovers(&env.names);
@@ -247,7 +252,10 @@ fn file_whose_size_lies_is_streamed_or_refused_never_received_empty() {
     let got = fs::read(env.in_out("status")).ok();
     match (done.code(), got) {
         (Some(0), Some(bytes)) => {
-            done.check(String::from_utf8_lossy(&bytes).contains("Name:"), "the real bytes of the status file");
+            done.check(
+                String::from_utf8_lossy(&bytes).contains("Name:"),
+                "the real bytes of the status file",
+            );
         }
         (Some(0), None) => panic!("exit 0 without the file\n{done}"),
         (_, None) => {}
@@ -281,8 +289,7 @@ impl Squatter {
                 for entry in dir.flatten() {
                     let name = entry.file_name();
                     let Some(path) = name.to_str().and_then(&target) else { continue };
-                    let made =
-                        fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
+                    let made = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path);
                     if made.is_ok() {
                         h.fetch_add(1, Ordering::SeqCst);
                         c.lock().unwrap().push(path);
@@ -335,7 +342,10 @@ fn clients_succeed_although_a_local_user_squats_their_semaphore_names() {
     env.stop_server(&mut server);
     assert_no_leftovers(&env.names);
     if let Some(first) = failures.first() {
-        panic!("{} of {CLIENTS} clients failed (the squatter took {hits} names); the first:\n{first}", failures.len());
+        panic!(
+            "{} of {CLIENTS} clients failed (the squatter took {hits} names); the first:\n{first}",
+            failures.len()
+        );
     }
 }
 
@@ -349,16 +359,19 @@ fn start_with_queue_squatter(env: &TestEnv) -> (bool, Proc) {
     let (s, q) = (Arc::clone(&stop), Arc::clone(&squatted));
     let queue = env.names.queue().to_owned();
     let squatter = thread::spawn(move || {
+        // Once the lock is there, create the queue again whenever it is
+        // gone (the server removes a queue of its own user it takes for
+        // stale), until the server runs or failed.
         while !s.load(Ordering::Relaxed) {
-            if lock_path.exists() {
-                let made = posixmq::OpenOptions::readwrite().create_new().mode(0o600).open(queue.as_str());
-                q.store(made.is_ok(), Ordering::SeqCst);
-                return;
+            if lock_path.exists()
+                && posixmq::OpenOptions::readwrite().create_new().mode(0o600).open(queue.as_str()).is_ok()
+            {
+                q.store(true, Ordering::SeqCst);
             }
         }
     });
     let mut server = env.server(&["--persistent"]);
-    let _ = wait_until(SLACK, || env.names.queue_exists() || !server.is_running());
+    let _ = wait_until(SLACK, || server.stderr().contains("serving ") || !server.is_running());
     stop.store(true, Ordering::Relaxed);
     squatter.join().unwrap();
     (squatted.load(Ordering::SeqCst), server)
@@ -373,7 +386,6 @@ fn server_whose_queue_is_squatted_refuses_naming_the_owner_and_leaves_nothing() 
     for round in 0..ROUNDS {
         let (squat, mut server) = start_with_queue_squatter(&env);
         squats += usize::from(squat);
-        let _ = wait_until(SLACK, || server.stderr().contains("serving ") || !server.is_running());
         if server.is_running() {
             // It runs, with a queue of its own: a success.
             terminate(&mut server);
@@ -384,12 +396,12 @@ fn server_whose_queue_is_squatted_refuses_naming_the_owner_and_leaves_nothing() 
         let done = server.snapshot();
         let lock_left = env.names.lock_exists();
         let _ = posixmq::remove_queue(env.names.queue());
-        done.assert_code(1)
-            .check(!lock_left, "the failed server left its lock")
-            .check(
-                done.stderr.contains("belongs to") || done.stderr.contains("uid") || done.stderr.contains("owned"),
-                &format!("round {round}: the refusal says who owns the queue"),
-            );
+        done.assert_code(1).check(!lock_left, "the failed server left its lock").check(
+            done.stderr.contains("belongs to")
+                || done.stderr.contains("uid")
+                || done.stderr.contains("owned"),
+            &format!("round {round}: the refusal says who owns the queue"),
+        );
         assert_no_leftovers(&env.names);
     }
     println!("the squatter got the queue first {squats} time(s) in {ROUNDS} starts");
@@ -400,28 +412,33 @@ fn server_whose_queue_is_squatted_refuses_naming_the_owner_and_leaves_nothing() 
 // ---------------------------------------------------------------------------
 
 /// A client waiting on a stopped server gets `signals` in quick
-/// succession: it must exit 130 with its objects removed.
+/// succession: it must exit 130 with its objects removed. Tried with a few
+/// gaps between the signals (a second signal of a kind still pending merges
+/// with the first), failing at the first leak.
 fn client_signalled_while_waiting(test: &str, signals: &[Signal]) {
     let env = TestEnv::new(test);
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent"]);
     server.signal(Signal::SIGSTOP);
-    let mut client = fetch_with(&env, &["--wait", "20"], &["hello.txt"]);
-    wait_client_region(&env.names, &mut client);
-    let pid = client.pid();
-    for (i, &sig) in signals.iter().enumerate() {
-        if i > 0 {
-            // A second signal of a kind still pending would merge with the
-            // first: let the first be taken.
-            thread::sleep(Duration::from_millis(2));
+    for gap_ms in [0, 1, 2, 5, 10] {
+        let mut client = fetch_with(&env, &["--wait", "20"], &["hello.txt"]);
+        wait_client_region(&env.names, &mut client);
+        let pid = client.pid();
+        for (i, &sig) in signals.iter().enumerate() {
+            if i > 0 {
+                thread::sleep(Duration::from_millis(gap_ms));
+            }
+            client.signal(sig);
         }
-        client.signal(sig);
+        let done = client.finish(TIMEOUT);
+        let left = client_entries(&env.names, pid);
+        if done.code() != Some(130) || !left.is_empty() {
+            terminate(&mut server);
+            done.assert_code(130);
+            panic!("with {gap_ms} ms between the signals the client left {left:?}\n{done}");
+        }
     }
-    let done = client.finish(TIMEOUT);
-    let left = client_entries(&env.names, pid);
     terminate(&mut server);
-    done.assert_code(130);
-    assert!(left.is_empty(), "the client left {left:?}\n{done}");
     assert_out_empty(&env);
     assert_no_leftovers(&env.names);
 }
@@ -432,8 +449,9 @@ fn client_given_two_sigterms_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_two_sigterms", &[Signal::SIGTERM, Signal::SIGTERM]);
 }
 
-/// As the issue saw it: `timeout 1` sends SIGTERM to the client and then
-/// to its process group.
+/// 13.7 as the issue saw it: `timeout 1` sends SIGTERM to the client and
+/// then to its process group. A race: it leaks now and then, more often on
+/// a loaded machine.
 #[test]
 #[ignore = "issue 13.7: timeout 1 (SIGTERM to child and group) leaves the client's objects"]
 fn client_under_timeout_leaves_nothing_when_timeout_strikes() {
@@ -496,8 +514,8 @@ fn server_given_sigquit_exits_0_and_removes_its_objects() {
     server_signalled("rt_server_sigquit", Signal::SIGQUIT);
 }
 
+/// 13.7: holds on today's code; kept as a guard.
 #[test]
-#[ignore = "issue 13.7: two SIGTERMs to a busy server"]
 fn server_given_two_sigterms_exits_0_and_removes_its_objects() {
     let env = TestEnv::new("rt_server_two_sigterms");
     let mut server = env.ready_server(&["--persistent"]);
@@ -554,8 +572,10 @@ fn listing_never_shows_a_name_from_outside_the_root_while_a_directory_is_swapped
 // 13.9: --cleanup removing a live server's objects
 // ---------------------------------------------------------------------------
 
+/// 13.9: `--cleanup` runs while servers start on the same queue; no
+/// running server may lose its queue or lock. Not reproduced without an
+/// injected delay; kept as a guard.
 #[test]
-#[ignore = "issue 13.9: --cleanup racing a starting server"]
 fn cleanup_never_removes_the_objects_of_a_server_that_is_starting() {
     let env = TestEnv::new("rt_cleanup_race");
     env.create("hello.txt", b"hello\n");
@@ -579,7 +599,10 @@ fn cleanup_never_removes_the_objects_of_a_server_that_is_starting() {
         if !intact {
             let snap = server.snapshot();
             server.kill();
-            panic!("round {rounds}: --cleanup removed a live server's objects: {:?}\n{snap}", env.names.leftovers());
+            panic!(
+                "round {rounds}: --cleanup removed a live server's objects: {:?}\n{snap}",
+                env.names.leftovers()
+            );
         }
         let done = env.fetch(&["hello.txt"]);
         done.assert_code(0);
@@ -702,17 +725,17 @@ fn refused_status_names_the_status_limit_not_the_session_limit() {
     let config = shmxfer::ClientConfig::new(env.names.queue());
     let mut holders = Vec::new();
     for i in 0..4 {
-        let mut c = shmxfer::Client::connect_for_status(&config, Arc::new(AtomicBool::new(false)), &mut || {})
-            .unwrap_or_else(|e| panic!("status session {i}: {e}"));
+        let mut c =
+            shmxfer::Client::connect_for_status(&config, Arc::new(AtomicBool::new(false)), &mut || {})
+                .unwrap_or_else(|e| panic!("status session {i}: {e}"));
         c.status().unwrap_or_else(|e| panic!("status session {i} is served: {e}"));
         holders.push(c);
     }
-    let refused = Some(env.run_client(&["--status"]));
+    let s = env.run_client(&["--status"]);
     for c in holders {
         let _ = c.close();
     }
     env.stop_server(&mut server);
-    let s = refused.expect("a fifth status session is refused");
     s.check(s.code() != Some(0), "the extra --status fails")
         .check(!s.stderr.contains("16"), "the refusal does not name the 16-session limit")
         .check(s.stderr.contains('4'), "the refusal names the 4 status sessions");
