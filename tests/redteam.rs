@@ -320,7 +320,7 @@ impl Drop for Squatter {
 #[test]
 #[ignore = "issue 13.5: a squatter of sem.<region>.items makes the client exit 4"]
 fn clients_succeed_although_a_local_user_squats_their_semaphore_names() {
-    const CLIENTS: usize = 20;
+    const CLIENTS: usize = 40;
     let env = TestEnv::new("rt_squat_sem");
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent"]);
@@ -420,7 +420,7 @@ fn client_signalled_while_waiting(test: &str, signals: &[Signal]) {
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent"]);
     server.signal(Signal::SIGSTOP);
-    for gap_ms in [0, 1, 2, 5, 10] {
+    for gap_ms in [0, 1, 2, 3, 5, 10, 0, 1, 2, 3, 5, 10] {
         let mut client = fetch_with(&env, &["--wait", "20"], &["hello.txt"]);
         wait_client_region(&env.names, &mut client);
         let pid = client.pid();
