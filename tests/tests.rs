@@ -10,5 +10,6 @@ mod chaos;
 mod cli;
 mod faults;
 mod hostile;
+mod redteam;
 mod service;
 mod transfer;
