@@ -532,7 +532,6 @@ fn server_given_two_sigterms_exits_0_and_removes_its_objects() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "issue 13.8: a directory swapped for a symlink lists the target's files"]
 fn listing_never_shows_a_name_from_outside_the_root_while_a_directory_is_swapped_for_a_symlink() {
     use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
     let env = TestEnv::new("rt_list_swap");
