@@ -178,7 +178,10 @@ fn refuse_locally(options: &FetchOptions, out_dir: &std::io::Result<OutDir>, job
 fn too_long(path: &str) -> Option<Outcome> {
     (path.len() > MAX_PATH_LEN).then(|| {
         let len = path.len();
-        Outcome::failed(FailReason::PathTooLong, format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed"))
+        Outcome::failed(
+            FailReason::PathTooLong,
+            format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed"),
+        )
     })
 }
 
@@ -297,7 +300,9 @@ fn read_start(
     Ok(match client.next_frame(seq, buf)? {
         Frame::Control(Reply::Start { size, mode }) => Ok((size, mode)),
         Frame::Control(Reply::NotFound) => Err(Outcome::NotFound),
-        Frame::Control(Reply::Refused { code, reason }) => Err(Outcome::Refused { reason: code.into(), text: reason }),
+        Frame::Control(Reply::Refused { code, reason }) => {
+            Err(Outcome::Refused { reason: code.into(), text: reason })
+        }
         Frame::Control(Reply::Error { code, reason }) => {
             Err(Outcome::failed(code.into(), format!("server: {reason}")))
         }
@@ -361,7 +366,9 @@ fn read_body(
                 progress.advance(unreported);
                 return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
             }
-            Frame::Control(Reply::Error { code, reason }) => return Ok(Body::ServerError(code.into(), reason)),
+            Frame::Control(Reply::Error { code, reason }) => {
+                return Ok(Body::ServerError(code.into(), reason))
+            }
             other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
         }
     }
@@ -422,7 +429,12 @@ impl Client {
     /// # Errors
     ///
     /// As [`Client::fetch_to`].
-    pub fn fetch_to_with(&mut self, path: &str, out: &mut dyn Write, progress: &mut dyn Progress) -> Result<Outcome> {
+    pub fn fetch_to_with(
+        &mut self,
+        path: &str,
+        out: &mut dyn Write,
+        progress: &mut dyn Progress,
+    ) -> Result<Outcome> {
         if let Some(too_long) = too_long(path) {
             return Ok(too_long);
         }
@@ -452,7 +464,8 @@ impl Client {
             }
             Body::Ended { count, checksum, received, digest } => {
                 let note = "; the bytes written are not the file";
-                check(size, count, checksum, received, digest, note).unwrap_or(Outcome::Delivered { bytes: received })
+                check(size, count, checksum, received, digest, note)
+                    .unwrap_or(Outcome::Delivered { bytes: received })
             }
             Body::ServerError(reason, why) => Outcome::failed(reason, format!("server: {why}")),
         })

@@ -81,8 +81,6 @@ pub enum SessionEnd {
     ClientIdle,
 }
 
-
-
 impl Error {
     pub(crate) fn os(op: &'static str, source: io::Error) -> Error {
         Error::Os { op, name: None, source }
@@ -126,7 +124,11 @@ impl fmt::Display for Error {
             Error::Encode(e) => write!(f, "cannot encode the request: {e}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
             Error::Stalled { waited } => {
-                write!(f, "no frame moved for {:.0} s: the peer is stopped or stuck; session ended", waited.as_secs_f64())
+                write!(
+                    f,
+                    "no frame moved for {:.0} s: the peer is stopped or stuck; session ended",
+                    waited.as_secs_f64()
+                )
             }
             Error::Timeout { what, after } => write!(f, "{what} (waited {:.1} s)", after.as_secs_f64()),
             Error::PeerGone(what) => write!(f, "{what}"),

@@ -85,7 +85,9 @@ mod sys;
 mod text;
 
 pub use cleanup::cleanup;
-pub use client::{stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Status, WaitNotice, DEFAULT_WAIT};
+pub use client::{
+    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Status, WaitNotice, DEFAULT_WAIT,
+};
 pub use delivery::{FetchOptions, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
 pub use leftovers::Collected;
@@ -111,11 +113,11 @@ mod chunk {
 /// at any time.
 #[doc(hidden)]
 pub mod programs {
+    pub use crate::chunk::IO_CHUNK;
     pub use crate::client::DEFAULT_STALL_TIMEOUT;
     pub use crate::names::validate_queue_name;
     pub use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
     pub use crate::text::{byte_count, human_size, quote_name};
-    pub use crate::chunk::IO_CHUNK;
 }
 
 /// The internals the integration tests and the fuzz targets reach into:

@@ -88,7 +88,13 @@ impl std::fmt::Display for Summary {
         }
         let secs = self.elapsed.as_secs_f64();
         let rate = if secs > 0.0 { human_size((self.bytes as f64 / secs) as u64) } else { "-".into() };
-        write!(f, "{} files: {}; {} in {secs:.2} s ({rate}/s)", self.asked, parts.join(", "), human_size(self.bytes))
+        write!(
+            f,
+            "{} files: {}; {} in {secs:.2} s ({rate}/s)",
+            self.asked,
+            parts.join(", "),
+            human_size(self.bytes)
+        )
     }
 }
 
@@ -139,7 +145,12 @@ pub(crate) fn plain_jobs(paths: &[impl AsRef<str>], options: &FetchOptions) -> V
         .iter()
         .map(|p| {
             let p = p.as_ref();
-            Job { remote: p.to_owned(), shown: options.shown_name(p), out: options.output_path(p), known: None }
+            Job {
+                remote: p.to_owned(),
+                shown: options.shown_name(p),
+                out: options.output_path(p),
+                known: None,
+            }
         })
         .collect()
 }
@@ -155,7 +166,8 @@ pub(crate) fn tree_jobs(listing: &[Entry], dirs: &[impl AsRef<str>], names: Outp
         let f = f.as_ref();
         if f.starts_with('/') {
             // As the server refuses any absolute path it is asked for.
-            let text = format!("{f} leads outside the served directory; name a directory below the server's root");
+            let text =
+                format!("{f} leads outside the served directory; name a directory below the server's root");
             let known = Some(Outcome::Refused { reason: FailReason::OutsideRoot, text });
             jobs.push(Job { remote: f.to_owned(), shown: f.to_owned(), out: Err(String::new()), known });
             continue;
@@ -183,7 +195,12 @@ pub(crate) fn tree_jobs(listing: &[Entry], dirs: &[impl AsRef<str>], names: Outp
             jobs.push(Job { remote: path.clone(), shown: local, out, known });
         }
         if jobs.len() == before {
-            jobs.push(Job { remote: f.to_owned(), shown: f.to_owned(), out: Err(String::new()), known: Some(Outcome::NotFound) });
+            jobs.push(Job {
+                remote: f.to_owned(),
+                shown: f.to_owned(),
+                out: Err(String::new()),
+                known: Some(Outcome::NotFound),
+            });
         }
     }
     jobs

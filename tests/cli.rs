@@ -89,8 +89,7 @@ fn a_client_turned_away_as_busy_prints_a_line_for_each_file() {
     let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
     // This process holds the only session.
     let config = shmxfer::ClientConfig::new(env.names.queue());
-    let holder = shmxfer::Client::connect(&config)
-        .expect("the first session opens");
+    let holder = shmxfer::Client::connect(&config).expect("the first session opens");
 
     let done = env.fetch(&["a.txt", "dir/b.txt", "c.txt"]);
     done.assert_code(1)
@@ -484,8 +483,7 @@ fn status_shows_the_server_and_each_live_session() {
     // This process holds the only session, in the middle of big.bin, while
     // the status is asked for: a full server still answers it.
     let config = shmxfer::ClientConfig::new(env.names.queue());
-    let mut holder = shmxfer::Client::connect(&config)
-        .expect("a session opens");
+    let mut holder = shmxfer::Client::connect(&config).expect("a session opens");
     let mut seen: Vec<Finished> = Vec::new();
     let outcome = {
         let mut writer = Pause {
@@ -686,9 +684,7 @@ fn a_status_session_gets_no_file() {
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
     let config = shmxfer::ClientConfig::new(env.names.queue());
-    let mut client =
-        shmxfer::Client::connect_for_status(&config)
-            .expect("a status session opens");
+    let mut client = shmxfer::Client::connect_for_status(&config).expect("a status session opens");
     let mut bytes = Vec::new();
     let outcome = client.fetch_to("hello.txt", &mut bytes).expect("an answer");
     assert!(matches!(outcome, shmxfer::Outcome::Refused { .. }), "{outcome:?}");

@@ -28,7 +28,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(30);
 /// Payload bytes of one slot with the default ring in a 4096-byte region
 /// (2008 with the default of 2 slots).
 pub const SLOT: usize =
-    shmxfer::testing::shm_region::Geometry::for_slots(shmxfer::testing::shm_region::DEFAULT_SLOTS).max_payload();
+    shmxfer::testing::shm_region::Geometry::for_slots(shmxfer::testing::shm_region::DEFAULT_SLOTS)
+        .max_payload();
 
 /// Where POSIX shared memory and named semaphores appear on Linux.
 const SHM_DIR: &str = "/dev/shm";

@@ -12,14 +12,15 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use serde::Serialize;
-use shmxfer::programs::{byte_count, human_size, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
+use shmxfer::programs::{human_size, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
-    Client, ClientConfig, Clobber, Error, FailReason, FetchOptions, FileResult, Outcome, OutputNames, Progress,
-    SessionEnd, SessionKind, DEFAULT_QUEUE,
+    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, SessionEnd, SessionKind,
+    DEFAULT_QUEUE,
 };
 
 mod common;
 use common::bar::Bar;
+use common::show::{self, outcome_text, say, size_text, Lines};
 
 /// `std::eprintln!` without its panic: a closed stderr (`2>&1 | head -1`)
 /// loses the message, not the exit status.
@@ -191,7 +192,8 @@ impl Mode {
         if let Some(input) = &args.input {
             files.extend(common::read_names(input).map_err(|msg| exit_with(EXIT_USAGE, &msg))?);
             if files.is_empty() {
-                let msg = format!("{} names no file to fetch; give one name per line", common::list_shown(input));
+                let msg =
+                    format!("{} names no file to fetch; give one name per line", common::list_shown(input));
                 return Err(exit_with(EXIT_USAGE, &msg));
             }
         }
@@ -203,7 +205,10 @@ impl Mode {
         }
         if let Some(Some(prefix)) = &args.list {
             if prefix.is_empty() {
-                usage_error(ErrorKind::InvalidValue, "--list '': an empty prefix; give none to list everything");
+                usage_error(
+                    ErrorKind::InvalidValue,
+                    "--list '': an empty prefix; give none to list everything",
+                );
             }
             if prefix.starts_with('/') {
                 let msg = format!("{}: leads outside the served directory; list a path below the server's root, or give no prefix", quote_name(prefix));
@@ -243,7 +248,10 @@ fn main() -> ExitCode {
             // Only names are read as text (files, --list, --queue); paths such as -o may be any bytes.
             let bad = std::env::args_os().skip(1).find(|a| a.to_str().is_none());
             let shown = bad.map(|a| a.as_encoded_bytes().escape_ascii().to_string()).unwrap_or_default();
-            return exit_with(EXIT_USAGE, &format!("{shown}: not UTF-8; file names (and queue names) must be UTF-8"));
+            return exit_with(
+                EXIT_USAGE,
+                &format!("{shown}: not UTF-8; file names (and queue names) must be UTF-8"),
+            );
         }
         Err(e) => e.exit(),
     };
@@ -261,17 +269,7 @@ fn main() -> ExitCode {
         return exit_with(EXIT_SESSION_LOST, &format!("installing signal handlers: {e}"));
     }
     let wait = args.wait.unwrap_or(mode.default_wait());
-    let mut config = ClientConfig::builder(&args.queue)
-        .wait(wait)
-        .slots(args.slots)
-        .stall_timeout(Some(args.stall_timeout).filter(|d| !d.is_zero()))
-        .cancel(Arc::clone(&cancel));
-    if !args.quiet {
-        config = config.on_wait(|queue, wait| {
-            eprintln!("shm_client: waiting up to {} s for a server on queue {queue}", wait.as_secs_f64())
-        });
-    }
-    let config = match config.build() {
+    let config = match client_config(&args, wait, &cancel) {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
@@ -301,6 +299,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// The library's configuration from the command line.
+fn client_config(args: &Args, wait: Duration, cancel: &Arc<AtomicBool>) -> Result<ClientConfig, Error> {
+    let config = ClientConfig::builder(&args.queue)
+        .wait(wait)
+        .slots(args.slots)
+        .stall_timeout(Some(args.stall_timeout).filter(|d| !d.is_zero()))
+        .cancel(Arc::clone(cancel));
+    if args.quiet {
+        return config.build();
+    }
+    config
+        .on_wait(|queue, wait| {
+            eprintln!("shm_client: waiting up to {} s for a server on queue {queue}", wait.as_secs_f64())
+        })
+        .build()
+}
+
 /// Prints `msg` as the program's message on stderr and returns `code`.
 fn exit_with(code: u8, msg: &str) -> ExitCode {
     eprintln!("shm_client: {msg}");
@@ -321,10 +336,14 @@ fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<(), Ex
     let dir = args.out_dir.display();
     match std::fs::metadata(&args.out_dir) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => Err(exit_with(EXIT_NOT_DELIVERED, &format!("output directory {dir}: not a directory; name a directory with -o"))),
+        Ok(_) => Err(exit_with(
+            EXIT_NOT_DELIVERED,
+            &format!("output directory {dir}: not a directory; name a directory with -o"),
+        )),
         Err(e) => {
             let quoted = quote_name(&args.out_dir.to_string_lossy()).into_owned();
-            let msg = format!("output directory {dir}: {e}; create it (mkdir -p {quoted}) or name another with -o");
+            let msg =
+                format!("output directory {dir}: {e}; create it (mkdir -p {quoted}) or name another with -o");
             Err(exit_with(EXIT_NOT_DELIVERED, &msg))
         }
     }
@@ -336,7 +355,9 @@ fn exit_code_for(e: &Error) -> u8 {
         // should be (a FIFO, another user's queue or lock).
         Error::NoServer { .. } | Error::BadObject { .. } | Error::QueueFull { .. } => EXIT_NO_SERVER,
         Error::Cancelled => EXIT_INTERRUPTED,
-        Error::Busy { .. } | Error::NotFound | Error::Refused { .. } | Error::Failed { .. } => EXIT_NOT_DELIVERED,
+        Error::Busy { .. } | Error::NotFound | Error::Refused { .. } | Error::Failed { .. } => {
+            EXIT_NOT_DELIVERED
+        }
         Error::InvalidName { .. } | Error::SameOutput { .. } => EXIT_USAGE,
         _ => EXIT_SESSION_LOST,
     }
@@ -347,7 +368,8 @@ fn exit_code_for(e: &Error) -> u8 {
 fn describe(e: &Error) -> String {
     match e {
         Error::SessionEnded(SessionEnd::ServerStopping) => {
-            "the server stopped (SIGINT/SIGTERM or shm_client --stop-server) and cancelled this session".into()
+            "the server stopped (SIGINT/SIGTERM or shm_client --stop-server) and cancelled this session"
+                .into()
         }
         Error::Stalled { .. } => format!("{e} (--stall-timeout)"),
         Error::SameOutput { names: OutputNames::Basename, .. } => {
@@ -380,22 +402,6 @@ fn fail_to_connect(e: &Error, wait: Duration) -> ExitCode {
     exit_with(exit_code_for(e), &format!("{e}; start `shm_server --queue {queue}` first{more}"))
 }
 
-/// Prints one result line on stdout. A closed stdout (`shm_client … | head -1`)
-/// does not stop the transfers, nor leave objects behind as SIGPIPE would: the
-/// lines are dropped and the exit status still tells what happened.
-fn say(line: std::fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stdout().lock(), "{line}");
-}
-
-/// `bytes` as the user asked: exact, or for people with `--human`.
-fn size_text(bytes: u64, human: bool) -> String {
-    if human {
-        human_size(bytes)
-    } else {
-        bytes.to_string()
-    }
-}
-
 fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
     let entries = match client.list(Some(prefix)).and_then(|l| client.close().map(|()| l)) {
         Ok(entries) => entries,
@@ -413,7 +419,10 @@ fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
         }
     }
     if entries.is_empty() && prefix != "." {
-        let msg = format!("the server has no file at or below {}; see `shm_client --list` for what it has", quote_name(prefix));
+        let msg = format!(
+            "the server has no file at or below {}; see `shm_client --list` for what it has",
+            quote_name(prefix)
+        );
         return exit_with(EXIT_NOT_DELIVERED, &msg);
     }
     ExitCode::from(EXIT_OK)
@@ -421,36 +430,10 @@ fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
 
 /// `--status`: the server and its other sessions, as text or JSON.
 fn status(mut client: Client, args: &Args, json: bool) -> ExitCode {
-    let status = match client.status().and_then(|s| client.close().map(|()| s)) {
-        Ok(status) => status,
+    match client.status().and_then(|s| client.close().map(|()| s)) {
+        Ok(status) if json => say(format_args!("{}", common::to_json(&common::StatusJson::new(&status)))),
+        Ok(status) => show::print_status(&status, &args.queue, args.human),
         Err(e) => return fail(&e),
-    };
-    let server = &status.server;
-    if json {
-        say(format_args!("{}", common::to_json(&common::StatusJson::new(&status))));
-        return ExitCode::from(EXIT_OK);
-    }
-    let secs = |ms: u64| Duration::from_millis(ms).as_secs_f64();
-    let bytes = |n: u64| size_text(n, args.human) + if args.human { "" } else { " bytes" };
-    let mode = if server.persistent { "persistent" } else { "until the last client leaves" };
-    let (root, up) = (quote_name(&server.root), secs(server.uptime_ms));
-    say(format_args!("server pid {} on queue {}, serving {root} ({mode}), up {up:.1} s", server.pid, args.queue));
-    say(format_args!(
-        "sessions: {} open of {} allowed, {} since the start; sent {} file(s), {}",
-        server.open_sessions,
-        server.max_sessions,
-        server.sessions_total,
-        server.files,
-        bytes(server.bytes)
-    ));
-    for s in &status.sessions {
-        let doing = if s.path.is_empty() {
-            "between files".to_owned()
-        } else {
-            let rate = human_size(common::rate(s.sent, s.file_ms));
-            format!("{}: {} of {}, {rate}/s", quote_name(&s.path), size_text(s.sent, args.human), bytes(s.size))
-        };
-        say(format_args!("client {}: {doing}, last frame {:.1} s ago", s.client_pid, secs(s.idle_ms)));
     }
     ExitCode::from(EXIT_OK)
 }
@@ -466,56 +449,15 @@ fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>)
     // A write error ended the session: say so once, whatever the session said.
     let write_error = out.get_ref().error.clone();
     if let Some(e) = write_error.filter(|_| !matches!(fetched, Ok(Outcome::Delivered { .. }))) {
-        return exit_with(EXIT_NOT_DELIVERED, &format!("{name}: writing to standard output: {e}; transfer stopped"));
+        return exit_with(
+            EXIT_NOT_DELIVERED,
+            &format!("{name}: writing to standard output: {e}; transfer stopped"),
+        );
     }
     match fetched {
         Ok(Outcome::Delivered { .. }) => ExitCode::from(EXIT_OK),
         Ok(outcome) => exit_with(EXIT_NOT_DELIVERED, &format!("{name}: {}", outcome_text(&outcome))),
         Err(e) => fail(&e),
-    }
-}
-
-/// What became of a file that did not arrive, as its line says it.
-fn outcome_text(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::NotFound => "not found on server".into(),
-        Outcome::Refused { text, .. } => format!("refused by server: {text}"),
-        Outcome::Failed { reason: FailReason::OutputExists, text } => format!("failed: {text} (--no-clobber)"),
-        Outcome::Failed { text, .. } => format!("failed: {text}"),
-        other => format!("{other:?}"),
-    }
-}
-
-/// The progress bar, and a line on stdout per file as soon as it is done.
-struct Lines<'a> {
-    bar: Bar,
-    args: &'a Args,
-}
-
-impl Progress for Lines<'_> {
-    fn start(&mut self, name: &str, size: u64) {
-        self.bar.start(name, size);
-    }
-
-    fn advance(&mut self, bytes: u64) {
-        self.bar.advance(bytes);
-    }
-
-    fn finish(&mut self) {
-        self.bar.finish();
-    }
-
-    fn result(&mut self, file: &FileResult) {
-        let name = quote_name(&file.name);
-        let size = |n| if self.args.human { human_size(n) } else { byte_count(n) };
-        match &file.outcome {
-            Outcome::Delivered { bytes } if !self.args.quiet => say(format_args!("{name}: received {}", size(*bytes))),
-            Outcome::Delivered { .. } => {}
-            Outcome::Refused { reason: FailReason::IsDirectory, text } if !self.args.recursive => {
-                say(format_args!("{name}: refused by server: {text}; use -r to fetch a directory"))
-            }
-            outcome => say(format_args!("{name}: {}", outcome_text(outcome))),
-        }
     }
 }
 
@@ -530,7 +472,9 @@ fn options(args: &Args) -> FetchOptions {
 fn lost_reason(e: &Error) -> String {
     match e {
         Error::Cancelled => "interrupted".into(),
-        Error::Stalled { waited } => format!("no frame moved for {:.0} s (--stall-timeout)", waited.as_secs_f64()),
+        Error::Stalled { waited } => {
+            format!("no frame moved for {:.0} s (--stall-timeout)", waited.as_secs_f64())
+        }
         e => describe(e),
     }
 }
@@ -538,7 +482,8 @@ fn lost_reason(e: &Error) -> String {
 /// Fetches the files (or with `-r` the trees), a line per file, and the
 /// summary.
 fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> ExitCode {
-    let mut lines = Lines { bar: Bar::new(!args.quiet && std::io::stderr().is_terminal()), args };
+    let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
+    let mut lines = Lines { bar, quiet: args.quiet, human: args.human, recursive: args.recursive };
     let report = if recursive {
         client.fetch_tree_with(files, &options(args), &mut lines)
     } else {
@@ -554,12 +499,16 @@ fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> 
             Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
             Err(e) => fail(&e),
         },
-        Some(lost) if matches!(lost.error, Error::Busy { .. }) => exit_with(EXIT_NOT_DELIVERED, &lost.error.to_string()),
+        Some(lost) if matches!(lost.error, Error::Busy { .. }) => {
+            exit_with(EXIT_NOT_DELIVERED, &lost.error.to_string())
+        }
         Some(lost) => {
             // One line per file still, as for any failed file: the one in
             // progress failed, the others were never fetched.
             if let Some((name, got)) = &lost.cut_off {
-                let got = got.map(|(got, size)| format!("cut off after {} of {}: ", human_size(got), human_size(size)));
+                let got = got.map(|(got, size)| {
+                    format!("cut off after {} of {}: ", human_size(got), human_size(size))
+                });
                 let why = format!("{}{}; nothing kept", got.unwrap_or_default(), lost_reason(&lost.error));
                 say(format_args!("{}: failed: {why}", quote_name(name)));
             }

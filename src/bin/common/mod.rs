@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod bar;
+pub mod show;
 
 /// An error and its causes on one line, `a: b: c`.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
