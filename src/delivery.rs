@@ -516,6 +516,158 @@ impl Client {
     }
 }
 
+/// One file as a reader ([`Client::fetch_reader`]): each read hands on the
+/// bytes of one frame at most; the end of the file checks its size and
+/// checksum, and a mismatch is a read error (the bytes read before it must
+/// not be trusted then). Dropped before the end, it reads the rest of the
+/// file and drops it, so the session stays usable.
+pub struct FileReader<'a> {
+    client: &'a mut Client,
+    seq: u32,
+    size: u64,
+    received: u64,
+    hasher: Xxh3,
+    buf: Vec<u8>,
+    /// `buf[pos..len]` waits to be read.
+    pos: usize,
+    len: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for FileReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileReader")
+            .field("seq", &self.seq)
+            .field("size", &self.size)
+            .field("received", &self.received)
+            .finish()
+    }
+}
+
+impl FileReader<'_> {
+    /// The file's size as the server announced it.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Reads the next frame into the buffer: `false` at the verified end.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        let bad = |text: String| std::io::Error::new(std::io::ErrorKind::InvalidData, text);
+        match self.client.next_frame(self.seq, &mut self.buf).map_err(std::io::Error::other)? {
+            Frame::Data(len) => {
+                self.received += u64::from(len);
+                if self.received > self.size {
+                    self.done = true;
+                    return Err(bad(format!("server sent more than the announced {} bytes", self.size)));
+                }
+                self.hasher.update(&self.buf[..len as usize]);
+                (self.pos, self.len) = (0, len as usize);
+                Ok(true)
+            }
+            Frame::Control(Reply::End { count, checksum }) => {
+                self.done = true;
+                match check(self.size, count, checksum, self.received, self.hasher.digest(), "") {
+                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
+                    _ => Ok(false),
+                }
+            }
+            Frame::Control(Reply::Error { reason, .. }) => {
+                self.done = true;
+                Err(std::io::Error::other(format!("server: {reason}")))
+            }
+            other => {
+                self.done = true;
+                Err(bad(format!("{other:?} inside a file")))
+            }
+        }
+    }
+}
+
+impl std::io::Read for FileReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.len {
+            if self.done || !self.fill()? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for FileReader<'_> {
+    fn drop(&mut self) {
+        while !self.done {
+            if self.fill().is_err() {
+                break;
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Fetches the one file `path` as a reader of its bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
+    /// file that does not come; a session-level failure as
+    /// [`Client::fetch_to`]. Reading returns the I/O errors described at
+    /// [`FileReader`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use shmxfer::{Client, ClientConfig, Server, ServerConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let root = tempfile::tempdir().unwrap();
+    /// # std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    /// # let queue = format!("/shmxfer_doctest_reader_{}", std::process::id());
+    /// # let server = Server::bind(ServerConfig {
+    /// #     queue: queue.clone(),
+    /// #     root: root.path().to_owned(),
+    /// #     persistent: false,
+    /// #     max_sessions: 1,
+    /// #     stall_timeout: None,
+    /// # })?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
+    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
+    /// let mut text = String::new();
+    /// client.fetch_reader("hello.txt")?.read_to_string(&mut text)?;
+    /// client.close()?;
+    /// assert_eq!(text, "hello\n");
+    /// # serving.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fetch_reader(&mut self, path: &str) -> Result<FileReader<'_>> {
+        if let Some(too_long) = too_long(path) {
+            too_long.into_result()?;
+        }
+        let seq = self.request(path)?;
+        let mut buf = vec![0; self.max_payload()];
+        let size = match read_start(self, seq, &mut buf)? {
+            Ok((size, _)) => size,
+            Err(outcome) => return Err(outcome.into_result().expect_err("not delivered")),
+        };
+        Ok(FileReader {
+            client: self,
+            seq,
+            size,
+            received: 0,
+            hasher: Xxh3::new(),
+            buf,
+            pos: 0,
+            len: 0,
+            done: false,
+        })
+    }
+}
+
 /// The outcome of a file that could not be given its name.
 fn persist_failure(e: &Error, target: &Path) -> Outcome {
     if e.raw_os_error() == Some(libc::EEXIST) {

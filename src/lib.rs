@@ -53,7 +53,8 @@
 //!
 //! Several files into a directory, with a result per file:
 //! [`Client::fetch_files`]; one file to a path, verified and atomic:
-//! [`Client::fetch_file`]; to any writer: [`Client::fetch_to`].
+//! [`Client::fetch_file`]; to any writer: [`Client::fetch_to`]; as a
+//! reader: [`Client::fetch_reader`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -88,7 +89,7 @@ pub use cleanup::cleanup;
 pub use client::{
     stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Status, WaitNotice, DEFAULT_WAIT,
 };
-pub use delivery::{FetchOptions, NoProgress, Progress};
+pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
 pub use leftovers::Collected;
 pub use outcome::{FailReason, Outcome};
