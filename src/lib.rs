@@ -130,14 +130,14 @@ pub mod testing {
     /// The wire format.
     pub mod protocol {
         pub use crate::protocol::{
-            truncate_utf8, Command, FrameHeader, FrameKind, Reply, SessionKind, FRAME_HEADER_LEN, MSG_MAGIC,
-            PROTOCOL_VERSION,
+            truncate_utf8, Command, FrameHeader, FrameKind, ReasonCode, Reply, SessionKind, FRAME_HEADER_LEN,
+            MAX_STATUS_TEXT, MSG_MAGIC, PROTOCOL_VERSION,
         };
     }
 
     /// Object names.
     pub mod names {
-        pub use crate::names::{validate_queue_name, SessionNames};
+        pub use crate::names::{validate_queue_name, SessionNames, MAX_NAME_LEN, MAX_QUEUE_LEN};
     }
 
     /// Shared memory and semaphores.
