@@ -485,12 +485,6 @@ impl Client {
         }
     }
 
-    /// The session's object names.
-    #[doc(hidden)]
-    pub fn names(&self) -> &SessionNames {
-        &self.names
-    }
-
     /// The largest payload one frame carries.
     pub(crate) fn max_payload(&self) -> usize {
         self.consumer.max_payload()

@@ -214,7 +214,6 @@ pub fn parse_queue(s: &str) -> Result<String, String> {
     }
 }
 
-/// `--completions SHELL`: the shell completion script of `cmd` on stdout.
 /// Prints what `--completions SHELL` or `--man` ask for, if either was
 /// given, and returns the exit code; `None` when neither was.
 pub fn print_generated(
@@ -230,6 +229,7 @@ pub fn print_generated(
     man.then(|| print_man(cmd, environment))
 }
 
+/// `--completions SHELL`: the shell completion script of `cmd` on stdout.
 pub fn print_completions(mut cmd: clap::Command, shell: clap_complete::Shell) {
     let name = cmd.get_name().to_owned();
     let mut script = Vec::new();
