@@ -9,18 +9,39 @@ use std::time::{Duration, Instant};
 
 use posixmq::PosixMq;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SessionEnd};
 use crate::liveness::ServerWatch;
 use crate::names::{validate_queue_name, SessionNames};
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus};
-use crate::queue;
+use crate::queue::{self, SendError};
 use crate::ring::{Consumer, Liveness, RingSems};
 use crate::semaphore::Semaphore;
 use crate::shm_region::{EndReason, Geometry, Region, DEFAULT_SLOTS, MAX_SLOTS};
 
-/// How a client connects.
-#[derive(Debug, Clone)]
+/// How long library calls wait for a server to appear unless told
+/// otherwise ([`ClientConfig::wait`]). `shm_client` waits 30 s.
+pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+
+/// Called once when [`Client::connect`] has to wait for a server, with the
+/// queue and how long it will wait at most.
+pub type WaitNotice = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+
+/// How a client connects: the queue, how long to wait for a server, and
+/// how a caller stops it or hears that it waits.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmxfer::ClientConfig;
+///
+/// let config = ClientConfig::new("/myqueue");
+/// assert_eq!(config.wait, shmxfer::DEFAULT_WAIT);
+/// assert_eq!(config.stall_timeout, Some(Duration::from_secs(60)));
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The command queue's name, such as `/shmxfer`.
     pub queue: String,
@@ -32,25 +53,59 @@ pub struct ClientConfig {
     /// up on it (`None`: never).
     pub stall_timeout: Option<Duration>,
     /// How long a live server may take to attach to a new session before the
-    /// client gives up on it ([`ATTACH_TIMEOUT`] unless told otherwise).
+    /// client gives up on it (10 s unless told otherwise).
     pub attach_timeout: Duration,
     /// The longest a wait for a frame spins before it blocks (zero: block
     /// at once); [`DEFAULT_SPIN_BUDGET`] unless measuring.
     pub spin_budget: Duration,
+    /// Set to `true` (from a signal handler, another thread) to end the
+    /// client's waits and transfers with [`Error::Cancelled`].
+    pub cancel: Option<Arc<AtomicBool>>,
+    /// Told once that the client waits for a server.
+    pub on_wait: Option<WaitNotice>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("queue", &self.queue)
+            .field("wait", &self.wait)
+            .field("slots", &self.slots)
+            .field("stall_timeout", &self.stall_timeout)
+            .field("attach_timeout", &self.attach_timeout)
+            .field("spin_budget", &self.spin_budget)
+            .field("cancel", &self.cancel)
+            .field("on_wait", &self.on_wait.as_ref().map(|_| "Fn"))
+            .finish()
+    }
 }
 
 impl ClientConfig {
-    /// A configuration with the defaults: 30 s wait, [`DEFAULT_SLOTS`]
-    /// slots, [`DEFAULT_STALL_TIMEOUT`], [`ATTACH_TIMEOUT`], [`DEFAULT_SPIN_BUDGET`].
+    /// A configuration with the defaults: [`DEFAULT_WAIT`],
+    /// [`DEFAULT_SLOTS`] slots, [`DEFAULT_STALL_TIMEOUT`], a 10 s attach timeout,
+    /// [`DEFAULT_SPIN_BUDGET`], no cancel flag.
     pub fn new(queue: impl Into<String>) -> ClientConfig {
         ClientConfig {
             queue: queue.into(),
-            wait: Duration::from_secs(30),
+            wait: DEFAULT_WAIT,
             slots: DEFAULT_SLOTS,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             attach_timeout: ATTACH_TIMEOUT,
             spin_budget: DEFAULT_SPIN_BUDGET,
+            cancel: None,
+            on_wait: None,
         }
+    }
+
+    /// [`ClientConfig::new`] for the queue the environment names
+    /// ([`QUEUE_ENV`](crate::QUEUE_ENV)), else [`DEFAULT_QUEUE`](crate::DEFAULT_QUEUE).
+    pub fn from_env() -> ClientConfig {
+        let queue = std::env::var(crate::QUEUE_ENV).unwrap_or_else(|_| crate::DEFAULT_QUEUE.to_owned());
+        ClientConfig::new(queue)
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -86,6 +141,11 @@ impl ClientConfig {
     pub fn builder(queue: impl Into<String>) -> ClientConfigBuilder {
         ClientConfigBuilder { config: ClientConfig::new(queue) }
     }
+
+    /// A builder that starts from [`ClientConfig::from_env`].
+    pub fn builder_from_env() -> ClientConfigBuilder {
+        ClientConfigBuilder { config: ClientConfig::from_env() }
+    }
 }
 
 impl ClientConfigBuilder {
@@ -108,10 +168,31 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// How long a live server may take to attach to a new session before
+    /// the client gives up on it.
+    pub fn attach_timeout(mut self, timeout: Duration) -> Self {
+        self.config.attach_timeout = timeout;
+        self
+    }
+
     /// The longest a wait for a frame spins before it blocks; zero: block
     /// at once.
     pub fn spin_budget(mut self, budget: Duration) -> Self {
         self.config.spin_budget = budget;
+        self
+    }
+
+    /// A flag that, once set, ends the client's waits and transfers with
+    /// [`Error::Cancelled`].
+    pub fn cancel(mut self, cancel: Arc<AtomicBool>) -> Self {
+        self.config.cancel = Some(cancel);
+        self
+    }
+
+    /// Called once, with the queue and the wait, when connecting has to
+    /// wait for a server.
+    pub fn on_wait(mut self, notice: impl Fn(&str, Duration) + Send + Sync + 'static) -> Self {
+        self.config.on_wait = Some(Arc::new(notice));
         self
     }
 
@@ -143,17 +224,37 @@ pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// A frame as the client reads it: data (the payload is in the caller's
 /// buffer) or a decoded control frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Frame {
+pub(crate) enum Frame {
     /// A data frame of this many bytes.
     Data(u32),
     /// Any other frame.
     Control(Reply),
 }
 
+/// One file the server serves ([`Client::list`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[non_exhaustive]
+pub struct Entry {
+    /// Its path below the server's root.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// Whether the listed `path` is `prefix` or lies below the directory `prefix`.
+fn under_prefix(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    prefix == "."
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
 /// What a server says of itself and of its other live sessions
 /// ([`Client::status`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// The server: pid, root, mode, limits, uptime and totals.
     pub server: ServerStatus,
     /// The other sessions, by client pid.
     pub sessions: Vec<SessionStatus>,
@@ -162,7 +263,9 @@ pub struct Status {
 /// Most sessions a status may list: far more than a server serves at once.
 const MAX_STATUS_SESSIONS: usize = 65_536;
 
-/// A live session with a server.
+/// A live session with a server: [`Client::connect`] opens it, the
+/// `fetch` methods, [`Client::list`] and [`Client::status`] use it,
+/// [`Client::close`] (or dropping it) ends it and removes its objects.
 pub struct Client {
     queue_name: String,
     queue: PosixMq,
@@ -194,18 +297,14 @@ struct Found {
 }
 
 /// Looks for a live server on `config.queue`, retrying with a growing
-/// back-off until `config.wait` (counted from `started`) runs out. `on_wait`
-/// is called the first time it has to wait, and only then.
-fn find_server(
-    config: &ClientConfig,
-    started: Instant,
-    cancel: &AtomicBool,
-    on_wait: &mut Option<&mut dyn FnMut()>,
-) -> Result<Found> {
+/// back-off until `config.wait` (counted from `started`) runs out. The
+/// config's wait notice is told the first time it has to wait, and only
+/// then (`told` remembers it across calls).
+fn find_server(config: &ClientConfig, started: Instant, told: &mut bool) -> Result<Found> {
     validate_queue_name(&config.queue)?;
     let mut backoff = Duration::from_millis(5);
     loop {
-        if cancel.load(Ordering::Relaxed) {
+        if config.cancelled() {
             return Err(Error::Cancelled);
         }
         if let Some(found) = try_find_server(&config.queue)? {
@@ -215,8 +314,11 @@ fn find_server(
         if waited >= config.wait {
             return Err(Error::NoServer { queue: config.queue.clone(), waited });
         }
-        if let Some(tell) = on_wait.take() {
-            tell();
+        if !*told {
+            *told = true;
+            if let Some(tell) = &config.on_wait {
+                tell(&config.queue, config.wait);
+            }
         }
         std::thread::sleep(backoff.min(config.wait - waited));
         backoff = (backoff * 2).min(Duration::from_millis(200));
@@ -245,51 +347,53 @@ fn session_liveness(watch: &Arc<ServerWatch>, region: &Arc<Region>) -> Liveness 
         // server also releases its lock.
         match region.ended() {
             None => watch.check(),
-            Some(EndReason::ServerStopping) => Err(Error::PeerGone(
-                "the server stopped (SIGINT/SIGTERM or shm_client --stop-server) and cancelled this session"
-                    .into(),
-            )),
-            Some(EndReason::Stalled) => Err(Error::PeerGone(
-                "the server ended this session: this client took no frame for the server's stall timeout"
-                    .into(),
-            )),
-            Some(EndReason::Idle) => Err(Error::PeerGone(
-                "the server ended this session: this client sent no request for the server's stall timeout"
-                    .into(),
-            )),
+            Some(EndReason::ServerStopping) => Err(Error::SessionEnded(SessionEnd::ServerStopping)),
+            Some(EndReason::Stalled) => Err(Error::SessionEnded(SessionEnd::ClientStalled)),
+            Some(EndReason::Idle) => Err(Error::SessionEnded(SessionEnd::ClientIdle)),
         }
     })
 }
 
 /// A queue that stayed full while the client looked for a session: no
 /// server that takes requests.
-fn no_room(e: Error, config: &ClientConfig) -> Error {
+fn no_room(e: SendError, config: &ClientConfig) -> Error {
     match e {
-        Error::Timeout { what, after } if what == queue::QUEUE_FULL => {
-            Error::QueueFull { queue: config.queue.clone(), waited: after }
-        }
-        e => e,
+        SendError::Full { waited } => Error::QueueFull { queue: config.queue.clone(), waited },
+        e => e.into(),
     }
+}
+
+/// Why an Open went unanswered in a way that calls for another try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    /// The server went away before it took the session (a server in its
+    /// default mode that was just finishing).
+    ServerGone,
+    /// A new server replaced the queue the Open went into (it took over from
+    /// a dead one just then).
+    QueueReplaced,
 }
 
 /// Waits until the server has mapped the region (it writes its pid into the
 /// header), polling with a short growing pause.
 fn wait_attached(
     region: &Region,
-    alive: &Liveness,
-    cancel: &AtomicBool,
+    watch: &ServerWatch,
+    cancel: &dyn Fn() -> bool,
     attach_timeout: Duration,
     queue_still_ours: impl Fn() -> bool,
-) -> Result<()> {
+) -> Result<std::result::Result<(), Retry>> {
     let start = Instant::now();
     let mut pause = Duration::from_micros(20);
     while region.server_pid() == 0 {
-        if cancel.load(Ordering::Relaxed) {
+        if cancel() {
             return Err(Error::Cancelled);
         }
-        alive()?;
+        if !watch.is_alive() {
+            return Ok(Err(Retry::ServerGone));
+        }
         if !queue_still_ours() {
-            return Err(Error::PeerGone("the queue was replaced before the server took the session".into()));
+            return Ok(Err(Retry::QueueReplaced));
         }
         if start.elapsed() > attach_timeout {
             return Err(Error::Timeout {
@@ -300,7 +404,7 @@ fn wait_attached(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(5));
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// Asks the server of `config.queue` to stop, and waits until it has.
@@ -308,15 +412,18 @@ fn wait_attached(
 /// # Errors
 ///
 /// [`Error::NoServer`] when no server shows up within `config.wait`;
-/// [`Error::Timeout`] when it does not stop within 10 seconds.
-pub fn stop_server(config: &ClientConfig, cancel: &AtomicBool, on_wait: &mut dyn FnMut()) -> Result<()> {
-    let found = find_server(config, Instant::now(), cancel, &mut Some(on_wait))?;
+/// [`Error::QueueFull`] when its queue takes no message; [`Error::Timeout`]
+/// when it does not stop within 10 seconds; [`Error::Cancelled`].
+pub fn stop_server(config: &ClientConfig) -> Result<()> {
+    let found = find_server(config, Instant::now(), &mut false)?;
     let alive = liveness(&found.watch);
     let stop = Command::Stop { client_pid: std::process::id() };
+    let never = AtomicBool::new(false);
+    let cancel = config.cancel.as_deref().unwrap_or(&never);
     queue::send(&found.queue, &stop, cancel, &alive, config.wait).map_err(|e| no_room(e, config))?;
     let start = Instant::now();
     while found.watch.is_alive() {
-        if cancel.load(Ordering::Relaxed) {
+        if config.cancelled() {
             return Err(Error::Cancelled);
         }
         if start.elapsed() > Duration::from_secs(10) {
@@ -332,48 +439,44 @@ pub fn stop_server(config: &ClientConfig, cancel: &AtomicBool, on_wait: &mut dyn
 
 impl Client {
     /// Finds a live server (waiting up to `config.wait`), creates the session
-    /// objects and opens the session.
+    /// objects and opens a transfer session.
     ///
     /// # Errors
     ///
-    /// [`Error::NoServer`], [`Error::Cancelled`], [`Error::Timeout`] when the
-    /// server does not take the session, [`Error::Os`] for the objects.
-    pub fn connect(
-        config: &ClientConfig,
-        cancel: Arc<AtomicBool>,
-        on_wait: &mut dyn FnMut(),
-    ) -> Result<Client> {
-        Client::open(config, cancel, on_wait, SessionKind::Transfer)
+    /// [`Error::NoServer`], [`Error::QueueFull`], [`Error::Cancelled`],
+    /// [`Error::Timeout`] when the server does not take the session,
+    /// [`Error::InvalidName`] for a bad queue name, [`Error::BadObject`] for
+    /// another user's queue, [`Error::Os`] for the objects.
+    pub fn connect(config: &ClientConfig) -> Result<Client> {
+        Client::open(config, SessionKind::Transfer)
     }
 
     /// As [`Client::connect`], for a session that only asks for
     /// [`Client::status`]: the server takes it even when it serves its
     /// maximum of sessions, and it is not listed in the status. Other
-    /// requests on it are dropped by the server.
+    /// requests on it are refused by the server.
     ///
     /// # Errors
     ///
     /// As [`Client::connect`].
-    pub fn connect_for_status(
-        config: &ClientConfig,
-        cancel: Arc<AtomicBool>,
-        on_wait: &mut dyn FnMut(),
-    ) -> Result<Client> {
-        Client::open(config, cancel, on_wait, SessionKind::Status)
+    pub fn connect_for_status(config: &ClientConfig) -> Result<Client> {
+        Client::open(config, SessionKind::Status)
     }
 
-    fn open(
-        config: &ClientConfig,
-        cancel: Arc<AtomicBool>,
-        on_wait: &mut dyn FnMut(),
-        kind: SessionKind,
-    ) -> Result<Client> {
+    /// Opens a session of `kind`: [`Client::connect`] and
+    /// [`Client::connect_for_status`] are this with a fixed kind.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`].
+    pub fn open(config: &ClientConfig, kind: SessionKind) -> Result<Client> {
         let started = Instant::now();
-        let mut on_wait = Some(on_wait);
+        let cancel = config.cancel.clone().unwrap_or_default();
+        let mut told = false;
         // This client's own: its ring end spins with no other client's.
         let pacing = Pacing::new(config.spin_budget);
         loop {
-            let found = find_server(config, started, &cancel, &mut on_wait)?;
+            let found = find_server(config, started, &mut told)?;
             let pid = std::process::id();
             let geometry = Geometry::for_slots(config.slots);
             let names = SessionNames::fresh(&config.queue, pid)?;
@@ -385,20 +488,17 @@ impl Client {
             let alive = liveness(&found.watch);
             let (client_pid, region_size, name) = (pid, geometry.region_size() as u32, names.region.clone());
             let open = Command::Open { client_pid, region_size, region: name, kind };
-            // The rest of --wait: a stopped server's full queue is no server.
+            // The rest of the wait: a stopped server's full queue is no server.
             let left = config.wait.saturating_sub(started.elapsed());
             queue::send(&found.queue, &open, &cancel, &alive, left).map_err(|e| no_room(e, config))?;
-            match wait_attached(&region, &alive, &cancel, config.attach_timeout, || {
-                queue::still_named(&config.queue, &found.queue)
-            }) {
-                Ok(()) => {}
-                // The server went away before it took the session (a server
-                // in its default mode that was just finishing), or a new
-                // server replaced the queue our Open went into (it took over
-                // from a dead one just then): our objects are dropped here,
-                // and we look for a server again.
-                Err(Error::PeerGone(_)) => continue,
-                Err(e) => return Err(e),
+            let cancelled = || cancel.load(Ordering::Relaxed);
+            let still_named = || queue::still_named(&config.queue, &found.queue);
+            if let Err(retry) =
+                wait_attached(&region, &found.watch, &cancelled, config.attach_timeout, still_named)?
+            {
+                // Our objects are dropped here, and we look for a server again.
+                log::debug!("open on {} not taken ({retry:?}); looking for a server again", config.queue);
+                continue;
             }
             let alive = session_liveness(&found.watch, &region);
             let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive, &pacing)
@@ -418,18 +518,13 @@ impl Client {
         }
     }
 
-    /// The session's object names.
-    pub fn names(&self) -> &SessionNames {
-        &self.names
-    }
-
     /// The largest payload one frame carries.
-    pub fn max_payload(&self) -> usize {
+    pub(crate) fn max_payload(&self) -> usize {
         self.consumer.max_payload()
     }
 
     fn send(&self, cmd: &Command) -> Result<()> {
-        queue::send(&self.queue, cmd, &self.cancel, &self.server_alive, self.send_limit)
+        Ok(queue::send(&self.queue, cmd, &self.cancel, &self.server_alive, self.send_limit)?)
     }
 
     fn take_seq(&mut self) -> u32 {
@@ -443,8 +538,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`queue::send`].
-    pub fn request(&mut self, path: &str) -> Result<u32> {
+    /// [`Error::Timeout`] when the queue stays full for the stall timeout,
+    /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::Encode`],
+    /// [`Error::Os`] from `mq_send`.
+    pub(crate) fn request(&mut self, path: &str) -> Result<u32> {
         let seq = self.take_seq();
         let region = self.names.region.clone();
         self.send(&Command::Get { client_pid: self.pid, seq, region, path: path.to_owned() })?;
@@ -456,8 +553,8 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`queue::send`].
-    pub fn request_list(&mut self) -> Result<u32> {
+    /// As [`Client::request`].
+    fn request_list(&mut self) -> Result<u32> {
         let seq = self.take_seq();
         self.send(&Command::List { client_pid: self.pid, seq, region: self.names.region.clone() })?;
         Ok(seq)
@@ -472,8 +569,9 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Busy`], [`Error::Decode`], [`Error::Protocol`] for a frame of
-    /// another request, and the ring's errors.
-    pub fn next_frame(&mut self, seq: u32, out: &mut [u8]) -> Result<Frame> {
+    /// another request, and the ring's errors: [`Error::Stalled`],
+    /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::SessionEnded`].
+    pub(crate) fn next_frame(&mut self, seq: u32, out: &mut [u8]) -> Result<Frame> {
         let header: FrameHeader = self.consumer.recv_into(out)?;
         let payload = &out[..header.len as usize];
         if header.kind == FrameKind::Busy {
@@ -490,24 +588,29 @@ impl Client {
         Ok(Frame::Control(Reply::decode(header.kind, payload)?))
     }
 
-    /// Asks for the server's list of files: `(relative path, size)`, sorted.
+    /// Asks for the server's list of files, sorted by path: all of them, or
+    /// with `prefix` the file `prefix` or those below the directory `prefix`
+    /// (`"."` is the whole tree).
     ///
     /// # Errors
     ///
-    /// As [`Client::next_frame`].
-    pub fn list(&mut self) -> Result<Vec<(String, u64)>> {
+    /// As [`Client::status`].
+    pub fn list(&mut self, prefix: Option<&str>) -> Result<Vec<Entry>> {
         let seq = self.request_list()?;
         let mut buf = vec![0; self.max_payload()];
         let mut out = Vec::new();
+        let mut count = 0u64;
         loop {
             match self.next_frame(seq, &mut buf)? {
-                Frame::Control(Reply::ListEntry { size, path }) => out.push((path, size)),
-                Frame::Control(Reply::ListEnd { count }) if count == out.len() as u64 => return Ok(out),
-                Frame::Control(Reply::ListEnd { count }) => {
-                    return Err(Error::Protocol(format!(
-                        "listing ended at {count} entries, received {}",
-                        out.len()
-                    )))
+                Frame::Control(Reply::ListEntry { size, path }) => {
+                    count += 1;
+                    if prefix.is_none_or(|prefix| under_prefix(&path, prefix)) {
+                        out.push(Entry { path, size });
+                    }
+                }
+                Frame::Control(Reply::ListEnd { count: sent }) if sent == count => return Ok(out),
+                Frame::Control(Reply::ListEnd { count: sent }) => {
+                    return Err(Error::Protocol(format!("listing ended at {sent} entries, received {count}")))
                 }
                 Frame::Control(Reply::Error { reason, .. }) => {
                     return Err(Error::Protocol(format!("server: {reason}")))
@@ -522,7 +625,10 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`Client::next_frame`].
+    /// [`Error::Protocol`] or [`Error::Decode`] for an answer that breaks the
+    /// protocol, [`Error::Busy`]; the session's [`Error::Stalled`],
+    /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::SessionEnded`];
+    /// [`Error::Timeout`] or [`Error::Os`] from the queue.
     pub fn status(&mut self) -> Result<Status> {
         let seq = self.take_seq();
         self.send(&Command::Status { client_pid: self.pid, seq, region: self.names.region.clone() })?;
@@ -548,11 +654,13 @@ impl Client {
         }
     }
 
-    /// Sends the shutdown message. Dropping the client unlinks its objects.
+    /// Sends the shutdown message. Dropping the client unlinks its objects
+    /// (and says goodbye without waiting).
     ///
     /// # Errors
     ///
-    /// [`Error::Os`] from the queue, [`Error::PeerGone`].
+    /// [`Error::Os`] or [`Error::Timeout`] from the queue,
+    /// [`Error::PeerGone`], [`Error::Cancelled`].
     pub fn close(mut self) -> Result<()> {
         self.closed = true;
         self.send(&Command::Close { client_pid: self.pid, region: self.names.region.clone() })

@@ -1,63 +1,49 @@
-//! The requesting role's policy: which files to ask for, how many requests
-//! to keep in flight, whether what arrived is right (size and checksum), and
-//! how a verified file gets its name in the output directory.
+//! The requesting role's policy: how many requests to keep in flight,
+//! whether what arrived is right (size and checksum), and where a verified
+//! file goes: one delivery path for every output, whether a directory
+//! ([`crate::output`]), a writer or a reader.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::client::{Client, Frame};
 use crate::error::{Error, Result};
-use crate::output::{OutDir, OutputPath};
+use crate::outcome::{FailReason, Outcome};
+use crate::output::{Clobber, OutDir, OutputNames, OutputPath};
+use crate::plan::FileResult;
 use crate::protocol::{Reply, MAX_PATH_LEN};
 use crate::IO_CHUNK;
 
 /// Requests a client keeps in flight: the server always has the next file
 /// queued, and one client never fills the shared queue (10 messages).
-pub const REQUEST_WINDOW: usize = 4;
+pub(crate) const REQUEST_WINDOW: usize = 4;
 
-/// What became of one requested file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// Written, verified, renamed into place.
-    Delivered { bytes: u64 },
-    /// The server has no such file ("FNF").
-    NotFound,
-    /// The server will not serve it (outside its root, not a regular file).
-    Refused(String),
-    /// Anything else: a failed check, a local write error, an existing file
-    /// under `--no-clobber`.
-    Failed(String),
-}
-
-impl Outcome {
-    /// Whether the file arrived.
-    pub fn is_delivered(&self) -> bool {
-        matches!(self, Outcome::Delivered { .. })
-    }
-}
-
-/// Told about progress while files arrive.
+/// Told about progress while files arrive; every method does nothing
+/// unless implemented.
 pub trait Progress {
-    /// A file of `size` bytes starts.
+    /// A file of `size` bytes starts; `name` is its file name.
     fn start(&mut self, _name: &str, _size: u64) {}
     /// `bytes` more bytes arrived.
     fn advance(&mut self, _bytes: u64) {}
     /// The file is done, for better or worse; its outcome is reported next.
     fn finish(&mut self) {}
+    /// A file of a [`Client::fetch_files`] run has its outcome, in the order
+    /// asked for.
+    fn result(&mut self, _file: &FileResult) {}
 }
 
 /// A [`Progress`] that ignores everything.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct NoProgress;
 
 impl Progress for NoProgress {}
 
 /// The file name a requested path is written under: its final component.
 /// `None` for a path without a usable final component.
-pub fn output_name(requested: &str) -> Option<&str> {
+pub(crate) fn output_name(requested: &str) -> Option<&str> {
     let name = requested.rsplit('/').next()?;
     if name.is_empty() || name == "." || name == ".." {
         None
@@ -66,31 +52,70 @@ pub fn output_name(requested: &str) -> Option<&str> {
     }
 }
 
-/// Where and how received files are written.
+/// Where and how [`Client::fetch_files`] writes the files: the output
+/// directory (default `.`), whether an existing file is replaced, and what
+/// name a file gets.
+///
+/// # Examples
+///
+/// ```
+/// use shmxfer::{Clobber, FetchOptions, OutputNames};
+///
+/// let options = FetchOptions::new("/tmp/in").clobber(Clobber::Keep).names(OutputNames::Relative);
+/// assert_eq!(options.out_dir, std::path::Path::new("/tmp/in"));
+/// // Two paths with one file name are refused before any request.
+/// assert!(FetchOptions::default().check(&["d1/x", "d2/x"]).is_err());
+/// ```
 #[derive(Debug, Clone)]
-pub struct Delivery {
+#[non_exhaustive]
+pub struct FetchOptions {
     /// The output directory.
     pub out_dir: PathBuf,
-    /// Refuse to replace existing files.
-    pub no_clobber: bool,
-    /// Keep the requested paths below the output directory (`-R`), instead
-    /// of their final components.
-    pub relative: bool,
+    /// Whether an existing file is replaced.
+    pub clobber: Clobber,
+    /// What name a file gets below the output directory.
+    pub names: OutputNames,
 }
 
-impl Delivery {
+impl Default for FetchOptions {
+    fn default() -> FetchOptions {
+        FetchOptions::new(".")
+    }
+}
+
+impl FetchOptions {
+    /// Options that write into `out_dir`, replacing existing files, each
+    /// file under its last path component.
+    pub fn new(out_dir: impl Into<PathBuf>) -> FetchOptions {
+        FetchOptions { out_dir: out_dir.into(), clobber: Clobber::Replace, names: OutputNames::Basename }
+    }
+
+    /// Whether an existing file is replaced.
+    #[must_use]
+    pub fn clobber(mut self, clobber: Clobber) -> FetchOptions {
+        self.clobber = clobber;
+        self
+    }
+
+    /// What name a file gets below the output directory.
+    #[must_use]
+    pub fn names(mut self, names: OutputNames) -> FetchOptions {
+        self.names = names;
+        self
+    }
+
     /// Where the requested `path` is written, or why it cannot be.
-    fn output_path(&self, path: &str) -> std::result::Result<OutputPath, String> {
-        OutputPath::for_request(path, self.relative)
+    pub(crate) fn output_path(&self, path: &str) -> std::result::Result<OutputPath, String> {
+        OutputPath::for_request(path, self.names)
     }
 
     /// The name the user reads for the requested `path`: its final
-    /// component, or with `-R` its path below the output directory.
-    pub fn shown_name<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+    /// component, or kept whole its path below the output directory.
+    pub(crate) fn shown_name(&self, path: &str) -> String {
         match self.output_path(path) {
-            Ok(out) if self.relative => out.shown().into(),
-            Ok(_) => output_name(path).unwrap_or(path).into(),
-            Err(_) => path.into(),
+            Ok(out) if self.names == OutputNames::Relative => out.shown(),
+            Ok(_) => output_name(path).unwrap_or(path).to_owned(),
+            Err(_) => path.to_owned(),
         }
     }
 
@@ -100,184 +125,169 @@ impl Delivery {
     /// # Errors
     ///
     /// [`Error::SameOutput`] naming the first two such paths.
-    pub fn check_outputs(&self, paths: &[String]) -> Result<()> {
-        let mut seen: HashMap<OutputPath, &str> = HashMap::new();
+    pub fn check(&self, paths: &[impl AsRef<str>]) -> Result<()> {
+        let mut seen: std::collections::HashMap<OutputPath, &str> = std::collections::HashMap::new();
         for path in paths {
+            let path = path.as_ref();
             let Ok(out) = self.output_path(path) else { continue };
             let shown = out.shown();
             if let Some(first) = seen.insert(out, path) {
                 return Err(Error::SameOutput {
                     first: first.to_owned(),
-                    second: path.clone(),
+                    second: path.to_owned(),
                     output: shown,
-                    relative: self.relative,
+                    names: self.names,
                 });
             }
         }
         Ok(())
     }
+}
 
-    /// Why `path`, to be written to `out`, gets no request at all, if it
-    /// does not.
-    fn refuse_locally(
-        &self,
-        out_dir: &std::io::Result<OutDir>,
-        path: &str,
-        out: &std::result::Result<OutputPath, String>,
-    ) -> Option<Outcome> {
-        let out = match out {
-            Ok(out) => out,
-            Err(why) => return Some(Outcome::Failed(why.clone())),
-        };
-        if path.len() > MAX_PATH_LEN {
-            let len = path.len();
-            return Some(Outcome::Failed(format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed")));
+/// One file to fetch: the path asked of the server, the name the user
+/// reads (also its path below the output directory for a tree), where it
+/// is written, or an outcome known before asking.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    pub(crate) remote: String,
+    pub(crate) shown: String,
+    pub(crate) out: std::result::Result<OutputPath, String>,
+    pub(crate) known: Option<Outcome>,
+}
+
+/// Why `job` gets no request at all, if it does not.
+fn refuse_locally(options: &FetchOptions, out_dir: &std::io::Result<OutDir>, job: &Job) -> Option<Outcome> {
+    if let Some(known) = &job.known {
+        return Some(known.clone());
+    }
+    let out = match &job.out {
+        Ok(out) => out,
+        Err(why) => return Some(Outcome::failed(FailReason::BadOutputName, why.clone())),
+    };
+    if let Some(too_long) = too_long(&job.remote) {
+        return Some(too_long);
+    }
+    if let Ok(dir) = out_dir {
+        if options.clobber == Clobber::Keep && dir.exists(out) {
+            return Some(exists(&options.out_dir.join(out.shown())));
         }
-        if let Ok(dir) = out_dir {
-            if self.no_clobber && dir.exists(out) {
-                let target = self.out_dir.join(out.shown());
-                return Some(Outcome::Failed(format!(
-                    "{} exists; not replaced (--no-clobber)",
-                    target.display()
-                )));
+    }
+    None
+}
+
+fn too_long(path: &str) -> Option<Outcome> {
+    (path.len() > MAX_PATH_LEN).then(|| {
+        let len = path.len();
+        Outcome::failed(
+            FailReason::PathTooLong,
+            format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed"),
+        )
+    })
+}
+
+fn exists(target: &Path) -> Outcome {
+    Outcome::failed(FailReason::OutputExists, format!("{} exists; not replaced", target.display()))
+}
+
+/// Fetches `jobs` in order into `options.out_dir` through `client`,
+/// keeping [`REQUEST_WINDOW`] requests in flight; each result is pushed to
+/// `results` and told to `progress` as soon as it is known. A session-level
+/// failure (server gone, protocol error, interrupt) is an `Err` and leaves
+/// no partial file.
+pub(crate) fn fetch_jobs(
+    client: &mut Client,
+    jobs: &[Job],
+    options: &FetchOptions,
+    progress: &mut dyn Progress,
+    results: &mut Vec<FileResult>,
+) -> Result<()> {
+    // Opened once: every file is created and named relative to it.
+    let out_dir = OutDir::open(&options.out_dir);
+    let mut known: Vec<Option<Outcome>> = jobs.iter().map(|j| refuse_locally(options, &out_dir, j)).collect();
+    let todo: Vec<usize> = (0..jobs.len()).filter(|&i| known[i].is_none()).collect();
+    let mut in_flight: VecDeque<u32> = VecDeque::new();
+    let mut next = 0;
+    // One frame past IO_CHUNK: a frame always fits after what waits to be
+    // written.
+    let mut chunk = vec![0; IO_CHUNK + client.max_payload()];
+    for (i, job) in jobs.iter().enumerate() {
+        while in_flight.len() < REQUEST_WINDOW && next < todo.len() {
+            in_flight.push_back(client.request(&jobs[todo[next]].remote)?);
+            next += 1;
+        }
+        let outcome = match (known[i].take(), &job.out) {
+            (Some(o), _) => o,
+            (None, Ok(out)) => {
+                let seq = in_flight.pop_front().expect("a request is in flight for every file");
+                receive(client, options, seq, &out_dir, out, progress, &mut chunk)?
+            }
+            (None, Err(_)) => unreachable!("refused by refuse_locally"),
+        };
+        progress.finish();
+        results.push(FileResult { path: job.remote.clone(), name: job.shown.clone(), outcome });
+        progress.result(results.last().expect("just pushed"));
+    }
+    Ok(())
+}
+
+/// Receives the answer to request `seq` and, for a file, writes it to `out`
+/// in `out_dir`. The frames are read to the end whatever happens locally.
+fn receive(
+    client: &mut Client,
+    options: &FetchOptions,
+    seq: u32,
+    out_dir: &std::io::Result<OutDir>,
+    out: &OutputPath,
+    progress: &mut dyn Progress,
+    chunk: &mut [u8],
+) -> Result<Outcome> {
+    let (size, mode) = match read_start(client, seq, chunk)? {
+        Ok(start) => start,
+        Err(outcome) => return Ok(outcome),
+    };
+    progress.start(out.name(), size);
+    let dir = options.out_dir.display();
+    // A local failure does not stop the reading: the server streams the
+    // file anyway, and the session goes on with the next one.
+    let mut sink = match out_dir {
+        Ok(out_dir) => out_dir.create(out, mode).map_err(|e| format!("creating a file in {dir}: {e}")),
+        Err(e) => Err(format!("output directory {dir}: {e}")),
+    };
+    let mut write = |bytes: &[u8]| {
+        if let Ok(s) = &mut sink {
+            if let Err(e) = s.write_all(bytes) {
+                sink = Err(format!("writing into {dir}: {e}"));
             }
         }
-        None
-    }
-
-    /// Fetches `paths` in order into [`Delivery::out_dir`] through `client`,
-    /// keeping [`REQUEST_WINDOW`] requests in flight. Returns one outcome per
-    /// path, each also given to `report` as soon as it is known; a
-    /// session-level failure (server gone, protocol error, interrupt) is an
-    /// `Err` and leaves no partial file.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::PeerGone`], [`Error::Protocol`], [`Error::Decode`],
-    /// [`Error::Busy`], [`Error::Cancelled`] or [`Error::Os`] from the queue.
-    pub fn fetch(
-        &self,
-        client: &mut Client,
-        paths: &[String],
-        progress: &mut dyn Progress,
-        report: &mut dyn FnMut(&str, &Outcome),
-    ) -> Result<Vec<Outcome>> {
-        let outs = paths.iter().map(|p| self.output_path(p)).collect();
-        self.fetch_into(client, paths, outs, progress, report)
-    }
-
-    /// As [`Delivery::fetch`], each file of `requests` asked for by its
-    /// first path and written at its second, a relative path below
-    /// [`Delivery::out_dir`] (what `shm_client -r` does). Directories are
-    /// created as needed, one component at a time, never through a symlink;
-    /// a local path with an empty, `.` or `..` component fails its file.
-    ///
-    /// # Errors
-    ///
-    /// As [`Delivery::fetch`].
-    pub fn fetch_as(
-        &self,
-        client: &mut Client,
-        requests: &[(String, String)],
-        progress: &mut dyn Progress,
-        report: &mut dyn FnMut(&str, &Outcome),
-    ) -> Result<Vec<Outcome>> {
-        let paths: Vec<String> = requests.iter().map(|(remote, _)| remote.clone()).collect();
-        let outs = requests.iter().map(|(_, local)| OutputPath::below(local)).collect();
-        self.fetch_into(client, &paths, outs, progress, report)
-    }
-
-    fn fetch_into(
-        &self,
-        client: &mut Client,
-        paths: &[String],
-        outs: Vec<std::result::Result<OutputPath, String>>,
-        progress: &mut dyn Progress,
-        report: &mut dyn FnMut(&str, &Outcome),
-    ) -> Result<Vec<Outcome>> {
-        // Opened once: every file is created and named relative to it.
-        let out_dir = OutDir::open(&self.out_dir);
-        let mut outcomes: Vec<Option<Outcome>> =
-            paths.iter().zip(&outs).map(|(p, out)| self.refuse_locally(&out_dir, p, out)).collect();
-        let todo: Vec<usize> = (0..paths.len()).filter(|&i| outcomes[i].is_none()).collect();
-        let mut in_flight: VecDeque<u32> = VecDeque::new();
-        let mut next = 0;
-        // One frame past IO_CHUNK: a frame always fits after what waits to
-        // be written.
-        let mut chunk = vec![0; IO_CHUNK + client.max_payload()];
-        for (i, path) in paths.iter().enumerate() {
-            while in_flight.len() < REQUEST_WINDOW && next < todo.len() {
-                in_flight.push_back(client.request(&paths[todo[next]])?);
-                next += 1;
+    };
+    let received = match read_body(client, seq, size, chunk, progress, &mut write)? {
+        Body::Ended { count, checksum, received, digest } => {
+            if let Some(bad) = check(size, count, checksum, received, digest, "") {
+                return Ok(bad);
             }
-            let outcome = match (outcomes[i].take(), &outs[i]) {
-                (Some(o), _) => o,
-                (None, Ok(out)) => {
-                    let seq = in_flight.pop_front().expect("a request is in flight for every file");
-                    self.receive(client, seq, &out_dir, out, progress, &mut chunk)?
-                }
-                (None, Err(_)) => unreachable!("refused by refuse_locally"),
-            };
-            progress.finish();
-            report(path, &outcome);
-            outcomes[i] = Some(outcome);
+            received
         }
-        Ok(outcomes.into_iter().map(|o| o.expect("every file has an outcome")).collect())
-    }
+        Body::ServerError(reason, why) => return Ok(Outcome::failed(reason, format!("server: {why}"))),
+    };
+    let sink = match sink {
+        Ok(sink) => sink,
+        Err(why) => return Ok(Outcome::failed(FailReason::WriteFailed, why)),
+    };
+    Ok(match sink.persist(options.clobber) {
+        Ok(()) => Outcome::Delivered { bytes: received },
+        Err(e) => persist_failure(&e, &options.out_dir.join(out.shown())),
+    })
+}
 
-    /// Receives the answer to request `seq` and, for a file, writes it to
-    /// `out` in `out_dir`. The frames are read to the end whatever happens locally.
-    fn receive(
-        &self,
-        client: &mut Client,
-        seq: u32,
-        out_dir: &std::io::Result<OutDir>,
-        out: &OutputPath,
-        progress: &mut dyn Progress,
-        chunk: &mut [u8],
-    ) -> Result<Outcome> {
-        let (size, mode) = match read_start(client, seq, chunk)? {
-            Ok(start) => start,
-            Err(outcome) => return Ok(outcome),
-        };
-        progress.start(out.name(), size);
-        let dir = self.out_dir.display();
-        // A local failure does not stop the reading: the server streams the
-        // file anyway, and the session goes on with the next one.
-        let mut sink = match out_dir {
-            Ok(out_dir) => out_dir.create(out, mode).map_err(|e| format!("creating a file in {dir}: {e}")),
-            Err(e) => Err(format!("output directory {dir}: {e}")),
-        };
-        let mut write = |bytes: &[u8]| {
-            if let Ok(s) = &mut sink {
-                if let Err(e) = s.write_all(bytes) {
-                    sink = Err(format!("writing into {dir}: {e}"));
-                }
-            }
-        };
-        let received = match read_body(client, seq, size, chunk, progress, &mut write)? {
-            Body::Ended { count, checksum, received, digest } => {
-                if count != received || count != size {
-                    return Ok(Outcome::Failed(format!(
-                        "size mismatch: announced {size}, sent {count}, received {received}"
-                    )));
-                }
-                if checksum != digest {
-                    return Ok(Outcome::Failed("checksum mismatch (xxh3-64)".into()));
-                }
-                received
-            }
-            Body::ServerError(why) => return Ok(Outcome::Failed(format!("server: {why}"))),
-        };
-        let sink = match sink {
-            Ok(sink) => sink,
-            Err(why) => return Ok(Outcome::Failed(why)),
-        };
-        Ok(match sink.persist(self.no_clobber) {
-            Ok(()) => Outcome::Delivered { bytes: received },
-            Err(e) => persist_failure(&e, &self.out_dir.join(out.shown())),
-        })
+/// The outcome of a file whose size or checksum is wrong, `note` added to
+/// its text; `None` when both are right.
+fn check(size: u64, count: u64, checksum: u64, received: u64, digest: u64, note: &str) -> Option<Outcome> {
+    if count != received || count != size {
+        let text = format!("size mismatch: announced {size}, sent {count}, received {received}{note}");
+        return Some(Outcome::failed(FailReason::SizeMismatch, text));
     }
+    (checksum != digest)
+        .then(|| Outcome::failed(FailReason::ChecksumMismatch, format!("checksum mismatch (xxh3-64){note}")))
 }
 
 /// Reads the first frame of the answer to `seq`: the file's size and mode,
@@ -290,8 +300,12 @@ fn read_start(
     Ok(match client.next_frame(seq, buf)? {
         Frame::Control(Reply::Start { size, mode }) => Ok((size, mode)),
         Frame::Control(Reply::NotFound) => Err(Outcome::NotFound),
-        Frame::Control(Reply::Refused { reason, .. }) => Err(Outcome::Refused(reason)),
-        Frame::Control(Reply::Error { reason, .. }) => Err(Outcome::Failed(format!("server: {reason}"))),
+        Frame::Control(Reply::Refused { code, reason }) => {
+            Err(Outcome::Refused { reason: code.into(), text: reason })
+        }
+        Frame::Control(Reply::Error { code, reason }) => {
+            Err(Outcome::failed(code.into(), format!("server: {reason}")))
+        }
         other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
     })
 }
@@ -301,8 +315,8 @@ enum Body {
     /// The end frame came: the server's count and checksum, and what arrived
     /// and its checksum.
     Ended { count: u64, checksum: u64, received: u64, digest: u64 },
-    /// The server gave up midway.
-    ServerError(String),
+    /// The server gave up midway: why, and its words.
+    ServerError(FailReason, String),
 }
 
 /// Reads the data frames of request `seq`, whose start frame announced
@@ -352,7 +366,9 @@ fn read_body(
                 progress.advance(unreported);
                 return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
             }
-            Frame::Control(Reply::Error { reason, .. }) => return Ok(Body::ServerError(reason)),
+            Frame::Control(Reply::Error { code, reason }) => {
+                return Ok(Body::ServerError(code.into(), reason))
+            }
             other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
         }
     }
@@ -369,34 +385,32 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`Delivery::fetch`]: a session-level failure.
+    /// A session-level failure: [`Error::PeerGone`],
+    /// [`Error::SessionEnded`], [`Error::Stalled`], [`Error::Protocol`],
+    /// [`Error::Decode`], [`Error::Busy`], [`Error::Cancelled`], or
+    /// [`Error::Timeout`] / [`Error::Os`] from the queue.
     ///
     /// # Examples
     ///
     /// ```
-    /// use std::sync::{atomic::AtomicBool, Arc};
-    /// use shmxfer::{Client, ClientConfig, NoProgress, Outcome, Server, ServerConfig};
+    /// use shmxfer::{Client, ClientConfig, Outcome, Server};
     ///
     /// # fn main() -> Result<(), shmxfer::Error> {
     /// let root = tempfile::tempdir().unwrap();
     /// std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
     /// let queue = format!("/shmxfer_doctest_fetch_to_{}", std::process::id());
-    /// # let server = Server::bind(ServerConfig {
-    /// #     queue: queue.clone(),
-    /// #     root: root.path().to_owned(),
-    /// #     persistent: false,
-    /// #     max_sessions: 1,
-    /// #     stall_timeout: None,
-    /// #     collect_every: shmxfer::server::COLLECT_EVERY,
-    /// #     spin_budget: shmxfer::pacing::DEFAULT_SPIN_BUDGET,
-    /// # })?;
-    /// # let serving = std::thread::spawn(move || server.run(Arc::new(AtomicBool::new(false))));
+    /// # let server = Server::builder()
+    /// #     .queue(&queue)
+    /// #     .root(root.path())
+    /// #     .max_sessions(1)
+    /// #     .stall_timeout(None)
+    /// #     .bind()?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
     ///
     /// // With a server on `queue`:
-    /// let config = ClientConfig::builder(&queue).build()?;
-    /// let mut client = Client::connect(&config, Arc::new(AtomicBool::new(false)), &mut || {})?;
+    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
     /// let mut bytes = Vec::new();
-    /// let outcome = client.fetch_to("hello.txt", &mut bytes, &mut NoProgress)?;
+    /// let outcome = client.fetch_to("hello.txt", &mut bytes)?;
     /// client.close()?;
     ///
     /// assert_eq!(outcome, Outcome::Delivered { bytes: 6 });
@@ -405,15 +419,23 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn fetch_to(
+    pub fn fetch_to(&mut self, path: &str, out: &mut dyn Write) -> Result<Outcome> {
+        self.fetch_to_with(path, out, &mut NoProgress)
+    }
+
+    /// [`Client::fetch_to`], telling `progress` how the file arrives.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::fetch_to`].
+    pub fn fetch_to_with(
         &mut self,
         path: &str,
         out: &mut dyn Write,
         progress: &mut dyn Progress,
     ) -> Result<Outcome> {
-        if path.len() > MAX_PATH_LEN {
-            let len = path.len();
-            return Ok(Outcome::Failed(format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed")));
+        if let Some(too_long) = too_long(path) {
+            return Ok(too_long);
         }
         let seq = self.request(path)?;
         let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
@@ -428,36 +450,228 @@ impl Client {
                 write_error = out.write_all(bytes).err();
             }
         };
-        let body = read_body(self, seq, size, &mut chunk, progress, &mut write)?;
+        let body = read_body(self, seq, size, &mut chunk, progress, &mut write);
+        progress.finish();
+        let body = body?;
         if write_error.is_none() {
             write_error = out.flush().err();
         }
-        match body {
+        Ok(match body {
             Body::Ended { .. } if write_error.is_some() => {
                 let e = write_error.expect("checked");
-                Ok(Outcome::Failed(format!("writing the file out: {e}")))
+                Outcome::failed(FailReason::WriteFailed, format!("writing the file out: {e}"))
             }
-            Body::Ended { count, received, .. } if count != received || count != size => {
-                Ok(Outcome::Failed(format!(
-                    "size mismatch: announced {size}, sent {count}, received {received}; \
-                     the bytes written are not the file"
-                )))
+            Body::Ended { count, checksum, received, digest } => {
+                let note = "; the bytes written are not the file";
+                check(size, count, checksum, received, digest, note)
+                    .unwrap_or(Outcome::Delivered { bytes: received })
             }
-            Body::Ended { checksum, digest, .. } if checksum != digest => {
-                Ok(Outcome::Failed("checksum mismatch (xxh3-64); the bytes written are not the file".into()))
+            Body::ServerError(reason, why) => Outcome::failed(reason, format!("server: {why}")),
+        })
+    }
+
+    /// Fetches the one file `path` into memory, verified.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
+    /// file that did not arrive (see [`Outcome::into_result`]); a
+    /// session-level failure as [`Client::fetch_to`].
+    pub fn fetch_vec(&mut self, path: &str) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.fetch_to(path, &mut bytes)?.into_result()?;
+        Ok(bytes)
+    }
+
+    /// Fetches the one file `path` to the file `dest`: written beside it
+    /// and given its name only once size and checksum are verified,
+    /// replacing an existing file atomically unless `clobber` is
+    /// [`Clobber::Keep`]. Returns the bytes delivered.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::fetch_vec`]; [`Error::Failed`] with
+    /// [`FailReason::WriteFailed`] when `dest` cannot be written,
+    /// [`FailReason::OutputExists`] when it exists and is kept.
+    pub fn fetch_file(&mut self, path: &str, dest: &Path, clobber: Clobber) -> Result<u64> {
+        let name = dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::Failed {
+            reason: FailReason::BadOutputName,
+            text: format!("{}: no file name (or not UTF-8)", dest.display()),
+        })?;
+        let dir = match dest.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        let options = FetchOptions::new(dir).clobber(clobber);
+        let job = Job {
+            remote: path.to_owned(),
+            shown: name.to_owned(),
+            out: OutputPath::below(name),
+            known: None,
+        };
+        let mut results = Vec::with_capacity(1);
+        fetch_jobs(self, std::slice::from_ref(&job), &options, &mut NoProgress, &mut results)?;
+        results.pop().expect("one result per job").outcome.into_result()
+    }
+}
+
+/// One file as a reader ([`Client::fetch_reader`]): each read hands on the
+/// bytes of one frame at most; the end of the file checks its size and
+/// checksum, and a mismatch is a read error (the bytes read before it must
+/// not be trusted then). Dropped before the end, it reads the rest of the
+/// file and drops it, so the session stays usable.
+pub struct FileReader<'a> {
+    client: &'a mut Client,
+    seq: u32,
+    size: u64,
+    received: u64,
+    hasher: Xxh3,
+    buf: Vec<u8>,
+    /// `buf[pos..len]` waits to be read.
+    pos: usize,
+    len: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for FileReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileReader")
+            .field("seq", &self.seq)
+            .field("size", &self.size)
+            .field("received", &self.received)
+            .finish()
+    }
+}
+
+impl FileReader<'_> {
+    /// The file's size as the server announced it.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Reads the next frame into the buffer: `false` at the verified end.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        let bad = |text: String| std::io::Error::new(std::io::ErrorKind::InvalidData, text);
+        match self.client.next_frame(self.seq, &mut self.buf).map_err(std::io::Error::other)? {
+            Frame::Data(len) => {
+                self.received += u64::from(len);
+                if self.received > self.size {
+                    self.done = true;
+                    return Err(bad(format!("server sent more than the announced {} bytes", self.size)));
+                }
+                self.hasher.update(&self.buf[..len as usize]);
+                (self.pos, self.len) = (0, len as usize);
+                Ok(true)
             }
-            Body::Ended { received, .. } => Ok(Outcome::Delivered { bytes: received }),
-            Body::ServerError(why) => Ok(Outcome::Failed(format!("server: {why}"))),
+            Frame::Control(Reply::End { count, checksum }) => {
+                self.done = true;
+                match check(self.size, count, checksum, self.received, self.hasher.digest(), "") {
+                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
+                    _ => Ok(false),
+                }
+            }
+            Frame::Control(Reply::Error { reason, .. }) => {
+                self.done = true;
+                Err(std::io::Error::other(format!("server: {reason}")))
+            }
+            other => {
+                self.done = true;
+                Err(bad(format!("{other:?} inside a file")))
+            }
         }
     }
 }
 
+impl std::io::Read for FileReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.len {
+            if self.done || !self.fill()? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for FileReader<'_> {
+    fn drop(&mut self) {
+        while !self.done {
+            if self.fill().is_err() {
+                break;
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Fetches the one file `path` as a reader of its bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
+    /// file that does not come; a session-level failure as
+    /// [`Client::fetch_to`]. Reading returns the I/O errors described at
+    /// [`FileReader`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use shmxfer::{Client, ClientConfig, Server};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let root = tempfile::tempdir().unwrap();
+    /// # std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    /// # let queue = format!("/shmxfer_doctest_reader_{}", std::process::id());
+    /// # let server = Server::builder()
+    /// #     .queue(&queue)
+    /// #     .root(root.path())
+    /// #     .max_sessions(1)
+    /// #     .stall_timeout(None)
+    /// #     .bind()?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
+    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
+    /// let mut text = String::new();
+    /// client.fetch_reader("hello.txt")?.read_to_string(&mut text)?;
+    /// client.close()?;
+    /// assert_eq!(text, "hello\n");
+    /// # serving.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fetch_reader(&mut self, path: &str) -> Result<FileReader<'_>> {
+        if let Some(too_long) = too_long(path) {
+            too_long.into_result()?;
+        }
+        let seq = self.request(path)?;
+        let mut buf = vec![0; self.max_payload()];
+        let size = match read_start(self, seq, &mut buf)? {
+            Ok((size, _)) => size,
+            Err(outcome) => return Err(outcome.into_result().expect_err("not delivered")),
+        };
+        Ok(FileReader {
+            client: self,
+            seq,
+            size,
+            received: 0,
+            hasher: Xxh3::new(),
+            buf,
+            pos: 0,
+            len: 0,
+            done: false,
+        })
+    }
+}
+
 /// The outcome of a file that could not be given its name.
-fn persist_failure(e: &Error, target: &std::path::Path) -> Outcome {
+fn persist_failure(e: &Error, target: &Path) -> Outcome {
     if e.raw_os_error() == Some(libc::EEXIST) {
-        Outcome::Failed(format!("{} exists; not replaced (--no-clobber)", target.display()))
+        exists(target)
     } else {
-        Outcome::Failed(e.to_string())
+        Outcome::failed(FailReason::WriteFailed, e.with_causes())
     }
 }
 
@@ -476,18 +690,17 @@ mod tests {
 
     #[test]
     fn two_paths_to_one_output_name_are_refused_unless_relative() {
-        let paths: Vec<String> = ["d1/x", "a", "d2/x"].iter().map(|p| (*p).to_owned()).collect();
-        let mut d = Delivery { out_dir: ".".into(), no_clobber: false, relative: false };
-        match d.check_outputs(&paths) {
+        let paths = ["d1/x", "a", "d2/x"];
+        let mut d = FetchOptions::default();
+        match d.check(&paths) {
             Err(Error::SameOutput { first, second, output, .. }) => {
                 assert_eq!((first.as_str(), second.as_str(), output.as_str()), ("d1/x", "d2/x", "x"));
             }
             other => panic!("{other:?}"),
         }
-        d.relative = true;
-        d.check_outputs(&paths).unwrap();
+        d.names = OutputNames::Relative;
+        d.check(&paths).unwrap();
         assert_eq!(d.shown_name("./d1//x"), "d1/x");
-        let same: Vec<String> = ["d1/x", "./d1/x"].iter().map(|p| (*p).to_owned()).collect();
-        assert!(matches!(d.check_outputs(&same), Err(Error::SameOutput { .. })));
+        assert!(matches!(d.check(&["d1/x", "./d1/x"]), Err(Error::SameOutput { .. })));
     }
 }

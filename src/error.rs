@@ -4,6 +4,8 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
+use crate::outcome::FailReason;
+use crate::output::OutputNames;
 use crate::protocol::{DecodeError, EncodeError};
 
 /// Result with the library's [`Error`].
@@ -14,7 +16,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// A system call failed: the operation, the object it was about (if any)
-    /// and the OS error.
+    /// and the OS error. It displays the operation and the object; the OS
+    /// error is its [`source`](std::error::Error::source).
     Os { op: &'static str, name: Option<String>, source: io::Error },
     /// An object name breaks the naming rules.
     InvalidName { name: String, reason: String },
@@ -30,13 +33,15 @@ pub enum Error {
     /// A peer sent valid frames in an order or with values the protocol
     /// does not allow.
     Protocol(String),
-    /// No frame moved in a session for this long (`--stall-timeout`): the
+    /// No frame moved in a session for this long (the stall timeout): the
     /// peer lives but does not take part (stopped, or stuck).
     Stalled { waited: Duration },
     /// A bounded wait ran out: what was waited for, and for how long.
     Timeout { what: String, after: Duration },
     /// The peer process died or went away mid-session.
     PeerGone(String),
+    /// The server ended this client's session on its own, and said why.
+    SessionEnded(SessionEnd),
     /// A signal (SIGINT/SIGTERM) asked us to stop.
     Cancelled,
     /// No live server on the queue within the wait time.
@@ -51,7 +56,29 @@ pub enum Error {
     /// requests (it is stopped, or others flood it).
     QueueFull { queue: String, waited: Duration },
     /// Two requested paths would be written to the same output name.
-    SameOutput { first: String, second: String, output: String, relative: bool },
+    SameOutput { first: String, second: String, output: String, names: OutputNames },
+    /// The file asked for is not on the server
+    /// ([`Outcome::into_result`](crate::Outcome::into_result)).
+    NotFound,
+    /// The server would not send the file: why, and its words.
+    Refused { reason: FailReason, text: String },
+    /// The file did not arrive intact, or could not be written: why, and
+    /// what happened.
+    Failed { reason: FailReason, text: String },
+}
+
+/// Why the server ended a client's session on its own
+/// ([`Error::SessionEnded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SessionEnd {
+    /// The server was told to stop (a signal, or a stop request) and
+    /// cancelled the session.
+    ServerStopping,
+    /// The client took no frame for the server's stall timeout.
+    ClientStalled,
+    /// The client sent no request for the server's stall timeout.
+    ClientIdle,
 }
 
 impl Error {
@@ -61,6 +88,19 @@ impl Error {
 
     pub(crate) fn os_named(op: &'static str, name: &str, source: io::Error) -> Error {
         Error::Os { op, name: Some(name.to_owned()), source }
+    }
+
+    /// The error and its causes on one line, `a: b: c`: for a message built
+    /// inside the library (a file's outcome).
+    pub(crate) fn with_causes(&self) -> String {
+        let mut line = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            line.push_str(": ");
+            line.push_str(&c.to_string());
+            cause = c.source();
+        }
+        line
     }
 
     /// The raw OS error number, for an [`Error::Os`].
@@ -75,8 +115,8 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Os { op, name: Some(name), source } => write!(f, "{op} {name}: {source}"),
-            Error::Os { op, name: None, source } => write!(f, "{op}: {source}"),
+            Error::Os { op, name: Some(name), .. } => write!(f, "{op} {name}"),
+            Error::Os { op, name: None, .. } => write!(f, "{op}"),
             Error::InvalidName { name, reason } => write!(f, "invalid object name {name:?}: {reason}"),
             Error::BadRegion { name, reason } => write!(f, "region {name} refused: {reason}"),
             Error::BadObject { name, reason } => write!(f, "{name}: {reason}"),
@@ -84,10 +124,28 @@ impl fmt::Display for Error {
             Error::Encode(e) => write!(f, "cannot encode the request: {e}"),
             Error::Protocol(what) => write!(f, "protocol error: {what}"),
             Error::Stalled { waited } => {
-                write!(f, "no frame moved for {:.0} s: the peer is stopped or stuck; session ended (--stall-timeout)", waited.as_secs_f64())
+                write!(
+                    f,
+                    "no frame moved for {:.0} s: the peer is stopped or stuck; session ended",
+                    waited.as_secs_f64()
+                )
             }
             Error::Timeout { what, after } => write!(f, "{what} (waited {:.1} s)", after.as_secs_f64()),
             Error::PeerGone(what) => write!(f, "{what}"),
+            Error::SessionEnded(SessionEnd::ServerStopping) => {
+                write!(f, "the server stopped and cancelled this session")
+            }
+            Error::SessionEnded(SessionEnd::ClientStalled) => write!(
+                f,
+                "the server ended this session: this client took no frame for the server's stall timeout"
+            ),
+            Error::SessionEnded(SessionEnd::ClientIdle) => write!(
+                f,
+                "the server ended this session: this client sent no request for the server's stall timeout"
+            ),
+            Error::NotFound => write!(f, "not found on server"),
+            Error::Refused { text, .. } => write!(f, "refused by server: {text}"),
+            Error::Failed { text, .. } => write!(f, "failed: {text}"),
             Error::Cancelled => write!(f, "interrupted"),
             Error::NoServer { queue, waited } => {
                 write!(f, "no server on queue {queue} (waited {:.1} s)", waited.as_secs_f64())
@@ -101,12 +159,7 @@ impl fmt::Display for Error {
                 "the server on queue {queue} takes no requests: its queue stayed full for {:.1} s",
                 waited.as_secs_f64()
             ),
-            Error::SameOutput { first, second, output, relative: false } => write!(
-                f,
-                "{first} and {second} would both be written to {output}; \
-                 -R/--relative keeps their paths below the output directory"
-            ),
-            Error::SameOutput { first, second, output, relative: true } => {
+            Error::SameOutput { first, second, output, .. } => {
                 write!(f, "{first} and {second} would both be written to {output}")
             }
             Error::Busy { max_sessions } => {

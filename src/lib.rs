@@ -23,79 +23,142 @@
 //! A server and a client in one process, on a queue of their own:
 //!
 //! ```
-//! use std::sync::{atomic::AtomicBool, Arc};
-//! use shmxfer::{Client, ClientConfig, Delivery, NoProgress, Outcome, Server, ServerConfig};
+//! use shmxfer::{Client, ClientConfig, Server};
 //!
 //! # fn main() -> Result<(), shmxfer::Error> {
 //! let root = tempfile::tempdir().unwrap();
 //! std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
-//! let out = tempfile::tempdir().unwrap();
 //! let queue = format!("/shmxfer_doctest_{}", std::process::id());
 //!
-//! let server = Server::bind(ServerConfig {
-//!     queue: queue.clone(),
-//!     root: root.path().to_owned(),
-//!     persistent: false,
-//!     max_sessions: 4,
-//!     stall_timeout: None,
-//!     collect_every: shmxfer::server::COLLECT_EVERY,
-//!     spin_budget: shmxfer::pacing::DEFAULT_SPIN_BUDGET,
-//! })?;
-//! let stop = Arc::new(AtomicBool::new(false));
-//! let serving = std::thread::spawn(move || server.run(stop));
+//! let server = Server::builder()
+//!     .queue(&queue)
+//!     .root(root.path())
+//!     .max_sessions(4)
+//!     .stall_timeout(None)
+//!     .bind()?;
+//! let serving = std::thread::spawn(move || server.run(Default::default()));
 //!
-//! let mut client = Client::connect(&ClientConfig::new(&queue), Arc::new(AtomicBool::new(false)), &mut || {})?;
-//! let delivery = Delivery { out_dir: out.path().to_owned(), no_clobber: false, relative: false };
-//! let wanted = ["hello.txt".to_owned(), "nope".to_owned()];
-//! let outcomes = delivery.fetch(&mut client, &wanted, &mut NoProgress, &mut |_, _| {})?;
+//! // `ClientConfig::from_env()` would use $SHMXFER_QUEUE, else /shmxfer.
+//! let mut client = Client::connect(&ClientConfig::new(&queue))?;
+//! let listed = client.list(None)?;
+//! assert_eq!((listed[0].path.as_str(), listed[0].size), ("hello.txt", 6));
+//! assert_eq!(client.fetch_vec("hello.txt")?, b"hello\n");
+//! assert!(matches!(client.fetch_vec("nope"), Err(shmxfer::Error::NotFound)));
 //! client.close()?;
 //! serving.join().unwrap()?;
-//!
-//! assert_eq!(outcomes, [Outcome::Delivered { bytes: 6 }, Outcome::NotFound]);
-//! assert_eq!(std::fs::read(out.path().join("hello.txt")).unwrap(), b"hello\n");
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Several files into a directory, with a result per file:
+//! [`Client::fetch_files`]; one file to a path, verified and atomic:
+//! [`Client::fetch_file`]; to any writer: [`Client::fetch_to`]; as a
+//! reader: [`Client::fetch_reader`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// Each module is one concept; see the README's code layout.
+// Each module is one concept; see the README's code layout. Only what is
+// re-exported below is public.
 mod answers;
-pub mod client;
-pub mod delivery;
+mod client;
+mod delivery;
 mod error;
-pub mod leftovers;
-pub mod liveness;
+mod leftovers;
+// Crate-internal now; what no caller uses any more is its owner's to trim.
+#[allow(dead_code)]
+mod liveness;
 mod log_budget;
-pub mod names;
-pub mod output;
-pub mod owned_name;
-pub mod pacing;
-pub mod protocol;
-pub mod queue;
-pub mod ring;
-pub mod semaphore;
+mod names;
+mod outcome;
+mod output;
+mod owned_name;
+mod pacing;
+mod plan;
+mod protocol;
+mod queue;
+#[allow(dead_code)]
+mod ring;
+mod semaphore;
 mod send_file;
-pub mod server;
+mod server;
 mod sessions;
-pub mod shm_object;
-pub mod shm_region;
+mod shm_object;
+mod shm_region;
 mod source;
 mod stats;
 mod sys;
-pub mod text;
+mod text;
 mod walk;
 
-pub use client::{stop_server, Client, ClientConfig, ClientConfigBuilder, Status};
-pub use delivery::{output_name, Delivery, NoProgress, Outcome, Progress};
-pub use error::{Error, Result};
+pub use client::{
+    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Status, WaitNotice, DEFAULT_WAIT,
+};
+pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
+pub use error::{Error, Result, SessionEnd};
 pub use leftovers::{cleanup, Collected};
+pub use outcome::{FailReason, Outcome};
+pub use output::{Clobber, OutputNames};
+pub use pacing::DEFAULT_SPIN_BUDGET;
+pub use plan::{FileResult, Lost, Report, Summary};
+pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus};
 pub use server::{Server, ServerBuilder, ServerConfig};
 
 /// The queue both programs use unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "/shmxfer";
 /// The environment variable that overrides [`DEFAULT_QUEUE`] on both sides.
 pub const QUEUE_ENV: &str = "SHMXFER_QUEUE";
-/// Bytes moved per `read()` on the server and per `write()` on the client:
-/// the slots carry them on in pieces.
-pub const IO_CHUNK: usize = 64 * 1024;
+pub(crate) use chunk::IO_CHUNK;
+
+mod chunk {
+    /// Bytes moved per `read()` on the server and per `write()` on the
+    /// client: the slots carry them on in pieces.
+    pub const IO_CHUNK: usize = 64 * 1024;
+}
+
+/// What the two programs use beyond the public API: no promise, may change
+/// at any time.
+#[doc(hidden)]
+pub mod programs {
+    pub use crate::chunk::IO_CHUNK;
+    pub use crate::client::DEFAULT_STALL_TIMEOUT;
+    pub use crate::names::validate_queue_name;
+    pub use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
+    pub use crate::text::{byte_count, human_size, quote_name};
+}
+
+/// The internals the integration tests and the fuzz targets reach into:
+/// no promise, may change at any time.
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::chunk::IO_CHUNK;
+
+    /// The wire format.
+    pub mod protocol {
+        pub use crate::protocol::{
+            truncate_utf8, Command, FrameHeader, FrameKind, ReasonCode, Reply, SessionKind, FRAME_HEADER_LEN,
+            MAX_STATUS_TEXT, MSG_MAGIC, PROTOCOL_VERSION,
+        };
+    }
+
+    /// Object names.
+    pub mod names {
+        pub use crate::names::{validate_queue_name, SessionNames, MAX_NAME_LEN, MAX_QUEUE_LEN};
+    }
+
+    /// Shared memory and semaphores.
+    pub mod shm_region {
+        pub use crate::semaphore::Semaphore;
+        pub use crate::shm_object::ShmObject;
+        pub use crate::shm_region::{Geometry, Region, DEFAULT_SLOTS};
+    }
+
+    /// Who is alive.
+    pub mod liveness {
+        pub use crate::liveness::{client_alive, ServerLock};
+    }
+
+    /// The command queue.
+    pub mod queue {
+        pub use crate::queue::{create, QUEUE_CAPACITY, QUEUE_MSG_LEN};
+    }
+}

@@ -22,6 +22,29 @@ use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 use crate::error::{Error, Result};
 use crate::sys;
 
+/// What name a fetched file gets below the output directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OutputNames {
+    /// The last component of the requested path (`d1/x` → `x`).
+    #[default]
+    Basename,
+    /// The whole requested path, directories created as needed
+    /// (`d1/x` → `d1/x`).
+    Relative,
+}
+
+/// Whether a fetched file replaces a file of its name in the output
+/// directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Clobber {
+    /// Replace it atomically, keeping its permission bits (as `cp` does).
+    #[default]
+    Replace,
+    /// Keep it: the fetched file fails with
+    /// [`FailReason::OutputExists`](crate::FailReason::OutputExists).
+    Keep,
+}
+
 /// The permission bits a received file may get: never setuid, setgid or
 /// sticky.
 const PERMISSIONS: u32 = 0o777;
@@ -40,14 +63,14 @@ pub struct OutputPath {
 
 impl OutputPath {
     /// Where the requested `path` is written: under its final component, or
-    /// with `relative` under the whole path, relative to the output
-    /// directory. The reason why not, for a path without a file name or,
-    /// with `relative`, with a `..` component.
+    /// with [`OutputNames::Relative`] under the whole path, relative to the
+    /// output directory. The reason why not, for a path without a file name
+    /// or, kept whole, with a `..` component.
     ///
     /// # Errors
     ///
     /// A message for the user.
-    pub fn for_request(path: &str, relative: bool) -> std::result::Result<OutputPath, String> {
+    pub fn for_request(path: &str, names: OutputNames) -> std::result::Result<OutputPath, String> {
         let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
         let Some((&name, dirs)) = parts.split_last() else {
             return Err("no file name in this path".into());
@@ -55,11 +78,11 @@ impl OutputPath {
         if name == ".." || path.ends_with('/') || path.ends_with("/.") {
             return Err("no file name in this path".into());
         }
-        if !relative {
+        if names == OutputNames::Basename {
             return Ok(OutputPath { dirs: Vec::new(), name: name.to_owned() });
         }
         if dirs.contains(&"..") {
-            return Err("a path with '..' cannot be kept below the output directory (-R)".into());
+            return Err("a path with '..' cannot be kept below the output directory".into());
         }
         Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).to_owned()).collect(), name: name.to_owned() })
     }
@@ -115,11 +138,6 @@ impl OutDir {
             openat(AT_FDCWD, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
                 .map_err(os)?;
         Ok(OutDir { fd, path: path.to_owned() })
-    }
-
-    /// The directory's path as given, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Whether something exists under `out` (a symlink counts; it is not
@@ -235,13 +253,14 @@ impl Sink {
 
     /// Gives the verified file its final name, replacing an existing file
     /// atomically (keeping that file's permission bits, as `cp` does)
-    /// unless `no_clobber`.
+    /// unless [`Clobber::Keep`].
     ///
     /// # Errors
     ///
-    /// [`Error::Os`] naming the target; with `no_clobber`, `EEXIST` when the
-    /// name exists.
-    pub fn persist(mut self, no_clobber: bool) -> Result<()> {
+    /// [`Error::Os`] naming the target; with [`Clobber::Keep`], `EEXIST`
+    /// when the name exists.
+    pub fn persist(mut self, clobber: Clobber) -> Result<()> {
+        let no_clobber = clobber == Clobber::Keep;
         let shown = self.shown.display().to_string();
         let failed = |op: &'static str| {
             let shown = shown.clone();
@@ -317,7 +336,15 @@ mod tests {
     }
 
     fn path(p: &str, relative: bool) -> OutputPath {
-        OutputPath::for_request(p, relative).unwrap()
+        OutputPath::for_request(p, names(relative)).unwrap()
+    }
+
+    fn names(relative: bool) -> OutputNames {
+        if relative {
+            OutputNames::Relative
+        } else {
+            OutputNames::Basename
+        }
     }
 
     /// A sink of the kind `named` asks for: a named temporary file stands
@@ -340,16 +367,16 @@ mod tests {
             let tmp = tempfile::tempdir().unwrap();
             let dir = OutDir::open(tmp.path()).unwrap();
             let f = path("f", false);
-            let put = |bytes: &[u8], no_clobber: bool| {
+            let put = |bytes: &[u8], clobber: Clobber| {
                 let mut s = sink(&dir, &f, 0o600, named);
                 s.write_all(bytes).unwrap();
-                s.persist(no_clobber)
+                s.persist(clobber)
             };
-            put(b"one", false).unwrap();
+            put(b"one", Clobber::Replace).unwrap();
             assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"one");
-            put(b"two", false).unwrap();
+            put(b"two", Clobber::Replace).unwrap();
             assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"two");
-            let err = put(b"three", true).unwrap_err();
+            let err = put(b"three", Clobber::Keep).unwrap_err();
             assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
             assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"two");
             // A sink dropped unpersisted leaves nothing.
@@ -370,7 +397,7 @@ mod tests {
             std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
             let mut s = sink(&dir, &path("f", false), 0o4755, named);
             s.write_all(b"new").unwrap();
-            s.persist(false).unwrap();
+            s.persist(Clobber::Replace).unwrap();
             let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
             assert_eq!(mode, 0o640, "named: {named}");
             assert_eq!(entries(tmp.path()), ["f"]);
@@ -385,7 +412,7 @@ mod tests {
         for _ in 0..2 {
             let mut s = sink(&dir, &path(&long, false), 0o644, false);
             s.write_all(b"x").unwrap();
-            s.persist(false).unwrap();
+            s.persist(Clobber::Replace).unwrap();
         }
         assert_eq!(entries(tmp.path()), [long]);
         assert!(temp_name().unwrap().len() < 32);
@@ -402,7 +429,7 @@ mod tests {
         let dir = OutDir::open(&out).unwrap();
         let mut s = dir.create(&path("a/b/c", true), 0o644).unwrap();
         s.write_all(b"deep").unwrap();
-        s.persist(false).unwrap();
+        s.persist(Clobber::Replace).unwrap();
         assert_eq!(std::fs::read(out.join("a/b/c")).unwrap(), b"deep");
         let err = dir.create(&path("link/x", true), 0o644).unwrap_err();
         assert!(err.to_string().contains("not followed"), "{err}");
@@ -415,7 +442,7 @@ mod tests {
         assert_eq!(path("a/b/c.txt", false).shown(), "c.txt");
         assert_eq!(path("a//./b/c.txt", true).shown(), "a/b/c.txt");
         assert_eq!(path("/abs/x", true).shown(), "abs/x");
-        assert!(OutputPath::for_request("d1/../x", true).is_err());
+        assert!(OutputPath::for_request("d1/../x", OutputNames::Relative).is_err());
         assert_eq!(OutputPath::below("a/b/c").unwrap().shown(), "a/b/c");
         for bad in ["", "/a", "a//b", "a/./b", "a/../b", "a/"] {
             assert!(OutputPath::below(bad).is_err(), "{bad:?}");
@@ -423,7 +450,7 @@ mod tests {
         assert_eq!(path("../x", false).shown(), "x");
         for none in ["", ".", "..", "a/", "a/..", "a/."] {
             for relative in [false, true] {
-                assert!(OutputPath::for_request(none, relative).is_err(), "{none:?}");
+                assert!(OutputPath::for_request(none, names(relative)).is_err(), "{none:?}");
             }
         }
     }

@@ -54,19 +54,8 @@ const SHORT_SLICE: Duration = Duration::from_micros(100);
 pub(crate) const TURN_BYTES: usize = 4 << 20;
 
 /// What the ring ends of one owner share: the spin budget, the spinners of
-/// the moment and the turn queue. Cheap to clone: clones share one state.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use shmxfer::pacing::Pacing;
-///
-/// // A server makes one and hands a clone to each session's ring end.
-/// let pacing = Pacing::new(Duration::from_micros(50));
-/// let for_a_session = pacing.clone();
-/// assert_eq!(for_a_session.spin_budget(), Duration::from_micros(50));
-/// ```
+/// the moment and the turn queue. Cheap to clone: clones share one state (a
+/// server makes one and hands a clone to each session's ring end).
 #[derive(Debug, Clone)]
 pub struct Pacing {
     shared: Arc<Shared>,

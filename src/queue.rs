@@ -9,7 +9,7 @@ use posixmq::PosixMq;
 
 use crate::error::{Error, Result};
 use crate::liveness::{check_queue_owner, euid, queue_identity};
-use crate::protocol::{Command, MAX_MSG_LEN};
+use crate::protocol::{Command, EncodeError, MAX_MSG_LEN};
 use crate::ring::{Liveness, WAIT_SLICE};
 
 /// Messages a queue holds: the Linux default (`/proc/sys/fs/mqueue/msg_default`,
@@ -20,8 +20,35 @@ pub const QUEUE_MSG_LEN: usize = 8192;
 
 const _: () = assert!(MAX_MSG_LEN <= QUEUE_MSG_LEN);
 
-/// What [`send`] says when the queue stayed full for its whole limit.
-pub const QUEUE_FULL: &str = "the server's queue stayed full";
+/// Why [`send`] did not send: the cases a caller decides on have their own
+/// variants.
+#[derive(Debug)]
+pub enum SendError {
+    /// The queue stayed full for the whole limit.
+    Full { waited: Duration },
+    /// The cancel flag was set while the queue was full.
+    Cancelled,
+    /// The liveness check failed while the queue was full: the server is gone.
+    Gone(Error),
+    /// The message does not encode within the protocol's limits.
+    Encode(EncodeError),
+    /// `mq_send` failed.
+    Os(std::io::Error),
+}
+
+impl From<SendError> for Error {
+    fn from(e: SendError) -> Error {
+        match e {
+            SendError::Full { waited } => {
+                Error::Timeout { what: "the server's queue stayed full".into(), after: waited }
+            }
+            SendError::Cancelled => Error::Cancelled,
+            SendError::Gone(e) => e,
+            SendError::Encode(e) => Error::Encode(e),
+            SendError::Os(e) => Error::os("mq_send", e),
+        }
+    }
+}
 
 /// Creates the queue `name` for the server that holds its lock (`O_EXCL`,
 /// 0600). A queue that a dead server of this user left is removed first;
@@ -38,7 +65,7 @@ pub fn create(name: &str) -> Result<PosixMq> {
             if uid != euid() {
                 return Err(Error::BadObject {
                     name: name.to_owned(),
-                    reason: format!("the queue belongs to uid {uid}; choose another --queue"),
+                    reason: format!("the queue belongs to uid {uid}; choose another queue"),
                 });
             }
             drop(stale);
@@ -109,17 +136,17 @@ pub fn open_for_sending(name: &str) -> Result<Option<PosixMq>> {
 ///
 /// # Errors
 ///
-/// [`Error::Timeout`] saying [`QUEUE_FULL`] after `limit`; [`Error::Cancelled`],
-/// [`Error::PeerGone`] from `alive`, [`Error::Encode`], [`Error::Os`] from
-/// `mq_send`.
+/// [`SendError::Full`] after `limit`, [`SendError::Cancelled`],
+/// [`SendError::Gone`] with the error of `alive`, [`SendError::Encode`],
+/// [`SendError::Os`] from `mq_send`.
 pub fn send(
     queue: &PosixMq,
     cmd: &Command,
     cancel: &AtomicBool,
     alive: &Liveness,
     limit: Duration,
-) -> Result<()> {
-    let bytes = cmd.encode()?;
+) -> std::result::Result<(), SendError> {
+    let bytes = cmd.encode().map_err(SendError::Encode)?;
     let start = Instant::now();
     let limit = limit.max(WAIT_SLICE);
     loop {
@@ -128,26 +155,20 @@ pub fn send(
             Ok(()) => return Ok(()),
             Err(e) if matches!(e.raw_os_error(), Some(libc::ETIMEDOUT) | Some(libc::EAGAIN)) => {
                 if cancel.load(Ordering::Relaxed) {
-                    return Err(Error::Cancelled);
+                    return Err(SendError::Cancelled);
                 }
-                alive()?;
+                alive().map_err(SendError::Gone)?;
                 if start.elapsed() >= limit {
-                    return Err(Error::Timeout { what: QUEUE_FULL.into(), after: start.elapsed() });
+                    return Err(SendError::Full { waited: start.elapsed() });
                 }
             }
             Err(e) if e.raw_os_error() == Some(libc::EMSGSIZE) => {
-                return Err(Error::os(
-                    "mq_send",
-                    std::io::Error::new(
-                        e.kind(),
-                        format!(
-                            "{e}: the queue takes shorter messages than this {}-byte request",
-                            bytes.len()
-                        ),
-                    ),
-                ))
+                return Err(SendError::Os(std::io::Error::new(
+                    e.kind(),
+                    format!("{e}: the queue takes shorter messages than this {}-byte request", bytes.len()),
+                )))
             }
-            Err(e) => return Err(Error::os("mq_send", e)),
+            Err(e) => return Err(SendError::Os(e)),
         }
     }
 }

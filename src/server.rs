@@ -50,7 +50,7 @@ pub struct ServerConfig {
     /// before the server ends it and frees its slot (`None`: never).
     pub stall_timeout: Option<Duration>,
     /// How often the running server collects what dead sessions of its
-    /// queue left ([`COLLECT_EVERY`] unless told otherwise).
+    /// queue left (every 5 s unless told otherwise).
     pub collect_every: Duration,
     /// The longest a session's wait for a free slot spins before it blocks
     /// (zero: block at once);
@@ -60,8 +60,8 @@ pub struct ServerConfig {
 
 /// Builds a [`ServerConfig`], or binds a [`Server`] at once, from the
 /// defaults: the queue named by `SHMXFER_QUEUE` (else [`DEFAULT_QUEUE`]),
-/// the root `files`, [`DEFAULT_MAX_SESSIONS`] sessions,
-/// [`DEFAULT_STALL_TIMEOUT`], not persistent.
+/// the root `files`, 16 sessions,
+/// a 60 s stall timeout, not persistent.
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     config: ServerConfig,
@@ -118,7 +118,7 @@ impl ServerBuilder {
 
     /// The configuration, for [`Server::bind`].
     /// How often the running server collects what dead sessions of its
-    /// queue left ([`COLLECT_EVERY`] unless told otherwise).
+    /// queue left (every 5 s unless told otherwise).
     pub fn collect_every(mut self, every: Duration) -> Self {
         self.config.collect_every = every;
         self
@@ -165,13 +165,14 @@ impl ServerBuilder {
 /// let stop = Arc::new(AtomicBool::new(false));
 /// let serving = std::thread::spawn(move || server.run(stop));
 ///
-/// let mut client = Client::connect(&ClientConfig::new(&queue), Arc::new(AtomicBool::new(false)), &mut || {})?;
-/// let listing = client.list()?;
+/// let mut client = Client::connect(&ClientConfig::new(&queue))?;
+/// let listing = client.list(None)?;
 /// client.close()?;
 /// // Not persistent: the server stops once its last client has left.
 /// serving.join().unwrap()?;
 ///
-/// assert_eq!(listing, [("hello.txt".to_owned(), 6)]);
+/// assert_eq!(listing.len(), 1);
+/// assert_eq!((listing[0].path.as_str(), listing[0].size), ("hello.txt", 6));
 /// # Ok(())
 /// # }
 /// ```

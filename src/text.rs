@@ -110,6 +110,21 @@ pub(crate) fn rate_text(bytes: u64, d: Duration) -> String {
     format!("{:.1} MiB/s", bytes as f64 / secs / (1024.0 * 1024.0))
 }
 
+/// A size for people: `512 B`, `1.5 KiB`, `3.0 MiB`, ...
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,5 +171,15 @@ mod tests {
         assert_eq!(duration_text(Duration::from_millis(12_300)), "12.3 s");
         assert_eq!(duration_text(Duration::from_secs(125)), "2 min 5 s");
         assert_eq!(duration_text(Duration::from_secs(3 * 3600 + 240)), "3 h 4 min");
+    }
+
+    #[test]
+    fn sizes_read_as_people_expect() {
+        assert_eq!(human_size(0), "0 B");
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(1024), "1.0 KiB");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(3 << 20), "3.0 MiB");
+        assert_eq!(human_size(u64::MAX), "16.0 EiB");
     }
 }

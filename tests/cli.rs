@@ -4,8 +4,6 @@
 
 use std::fs;
 use std::process::Stdio;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::util::{command, received_line, wait_child, Finished, Proc, TestEnv, CLIENT, SERVER, TIMEOUT};
@@ -91,8 +89,7 @@ fn a_client_turned_away_as_busy_prints_a_line_for_each_file() {
     let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
     // This process holds the only session.
     let config = shmxfer::ClientConfig::new(env.names.queue());
-    let holder = shmxfer::Client::connect(&config, Arc::new(AtomicBool::new(false)), &mut || {})
-        .expect("the first session opens");
+    let holder = shmxfer::Client::connect(&config).expect("the first session opens");
 
     let done = env.fetch(&["a.txt", "dir/b.txt", "c.txt"]);
     done.assert_code(1)
@@ -350,7 +347,7 @@ fn stdout_streams_one_file_and_nothing_else() {
 #[test]
 fn stdout_reports_a_bad_checksum_after_the_bytes_left() {
     use crate::faults::{control, frame, hostile_server};
-    use shmxfer::protocol::{FrameKind, Reply};
+    use shmxfer::testing::protocol::{FrameKind, Reply};
     let env = TestEnv::new("stdout_reports_a_bad_checksum");
     let frames = vec![
         control(Reply::Start { size: 4, mode: 0o644 }, 1),
@@ -431,7 +428,7 @@ fn recursive_never_writes_through_a_symlink_in_the_out_dir() {
 #[test]
 fn recursive_refuses_listed_paths_that_would_leave_the_out_dir() {
     use crate::faults::{control, hostile_server};
-    use shmxfer::protocol::Reply;
+    use shmxfer::testing::protocol::Reply;
     let env = TestEnv::new("recursive_refuses_listed_paths");
     let frames = vec![
         control(Reply::ListEntry { size: 4, path: "sub/../../evil".into() }, 1),
@@ -486,8 +483,7 @@ fn status_shows_the_server_and_each_live_session() {
     // This process holds the only session, in the middle of big.bin, while
     // the status is asked for: a full server still answers it.
     let config = shmxfer::ClientConfig::new(env.names.queue());
-    let mut holder = shmxfer::Client::connect(&config, Arc::new(AtomicBool::new(false)), &mut || {})
-        .expect("a session opens");
+    let mut holder = shmxfer::Client::connect(&config).expect("a session opens");
     let mut seen: Vec<Finished> = Vec::new();
     let outcome = {
         let mut writer = Pause {
@@ -498,7 +494,7 @@ fn status_shows_the_server_and_each_live_session() {
                 seen.push(env.run_client(&["--status", "--json"]));
             }),
         };
-        holder.fetch_to("big.bin", &mut writer, &mut shmxfer::NoProgress).expect("big.bin arrives")
+        holder.fetch_to("big.bin", &mut writer).expect("big.bin arrives")
     };
     assert_eq!(outcome, shmxfer::Outcome::Delivered { bytes: 8 << 20 });
     holder.close().unwrap();
@@ -689,12 +685,10 @@ fn a_status_session_gets_no_file() {
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
     let config = shmxfer::ClientConfig::new(env.names.queue());
-    let mut client =
-        shmxfer::Client::connect_for_status(&config, Arc::new(AtomicBool::new(false)), &mut || {})
-            .expect("a status session opens");
+    let mut client = shmxfer::Client::connect_for_status(&config).expect("a status session opens");
     let mut bytes = Vec::new();
-    let outcome = client.fetch_to("hello.txt", &mut bytes, &mut shmxfer::NoProgress).expect("an answer");
-    assert!(matches!(outcome, shmxfer::Outcome::Refused(_)), "{outcome:?}");
+    let outcome = client.fetch_to("hello.txt", &mut bytes).expect("an answer");
+    assert!(matches!(outcome, shmxfer::Outcome::Refused { .. }), "{outcome:?}");
     assert!(bytes.is_empty());
     let status = client.status().expect("the status");
     assert_eq!((status.server.open_sessions, status.server.max_sessions), (0, 1));

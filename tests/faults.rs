@@ -8,13 +8,11 @@ use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use shmxfer::liveness::{client_alive, ServerLock};
-use shmxfer::names::SessionNames;
-use shmxfer::protocol::{Command, FrameHeader, FrameKind, Reply, MSG_MAGIC, PROTOCOL_VERSION};
-use shmxfer::queue::{QUEUE_CAPACITY, QUEUE_MSG_LEN};
-use shmxfer::semaphore::Semaphore;
-use shmxfer::shm_object::ShmObject;
-use shmxfer::shm_region::{Geometry, Region};
+use shmxfer::testing::liveness::{client_alive, ServerLock};
+use shmxfer::testing::names::SessionNames;
+use shmxfer::testing::protocol::{Command, FrameHeader, FrameKind, Reply, MSG_MAGIC, PROTOCOL_VERSION};
+use shmxfer::testing::queue::{QUEUE_CAPACITY, QUEUE_MSG_LEN};
+use shmxfer::testing::shm_region::{Geometry, Region, Semaphore, ShmObject};
 
 use crate::util::{
     assert_no_leftovers, holds_for, is_root, wait_child, wait_until, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT,
@@ -105,7 +103,7 @@ fn an_open_sent_into_the_queue_of_a_dead_server_is_sent_again_to_the_server_that
             .is_some_and(|a| a.current_messages > 0)
     });
     assert!(sent_into_old, "the client never sent its Open\n{}", client.snapshot());
-    let mq = shmxfer::queue::create(env.names.queue()).unwrap();
+    let mq = shmxfer::testing::queue::create(env.names.queue()).unwrap();
     // The client notices that its queue was replaced and opens its session
     // again, on the new queue.
     let (tx, rx) = std::sync::mpsc::channel();
@@ -289,7 +287,7 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
                 client_pid: pid,
                 region_size: size as u32,
                 region: name,
-                kind: shmxfer::protocol::SessionKind::Transfer,
+                kind: shmxfer::testing::protocol::SessionKind::Transfer,
             }
             .encode()
             .unwrap(),
@@ -309,7 +307,7 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
                 client_pid: pid,
                 region_size: geometry.region_size() as u32,
                 region: name,
-                kind: shmxfer::protocol::SessionKind::Transfer,
+                kind: shmxfer::testing::protocol::SessionKind::Transfer,
             }
             .encode()
             .unwrap(),
@@ -329,7 +327,7 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
             client_pid: pid,
             region_size: 4096,
             region: missing,
-            kind: shmxfer::protocol::SessionKind::Transfer,
+            kind: shmxfer::testing::protocol::SessionKind::Transfer,
         }
         .encode()
         .unwrap(),
@@ -343,7 +341,7 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
             client_pid: pid,
             region_size: 4096,
             region: lock,
-            kind: shmxfer::protocol::SessionKind::Transfer,
+            kind: shmxfer::testing::protocol::SessionKind::Transfer,
         }
         .encode()
         .unwrap(),

@@ -355,11 +355,11 @@ fn open_message_naming_a_fifo_does_not_block_the_server() {
         fifos.push(foreign_fifo(&name));
     }
     let region = format!("{}.{pid}.{hex}", env.names.queue());
-    let open = shmxfer::protocol::Command::Open {
+    let open = shmxfer::testing::protocol::Command::Open {
         client_pid: pid,
         region_size: 4096,
         region,
-        kind: shmxfer::protocol::SessionKind::Transfer,
+        kind: shmxfer::testing::protocol::SessionKind::Transfer,
     }
     .encode()
     .unwrap();

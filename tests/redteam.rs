@@ -724,9 +724,8 @@ fn refused_status_names_the_status_limit_not_the_session_limit() {
     let config = shmxfer::ClientConfig::new(env.names.queue());
     let mut holders = Vec::new();
     for i in 0..4 {
-        let mut c =
-            shmxfer::Client::connect_for_status(&config, Arc::new(AtomicBool::new(false)), &mut || {})
-                .unwrap_or_else(|e| panic!("status session {i}: {e}"));
+        let mut c = shmxfer::Client::connect_for_status(&config)
+            .unwrap_or_else(|e| panic!("status session {i}: {e}"));
         c.status().unwrap_or_else(|e| panic!("status session {i} is served: {e}"));
         holders.push(c);
     }
@@ -779,7 +778,7 @@ fn client_of_another_users_server_exits_3_saying_whose_server_it_is() {
 #[test]
 #[ignore = "issue 13.13e: a flood of Open messages"]
 fn flood_of_open_messages_gives_a_bounded_log_and_the_server_keeps_serving() {
-    use shmxfer::protocol::{Command as Msg, SessionKind};
+    use shmxfer::testing::protocol::{Command as Msg, SessionKind};
     let env = TestEnv::new("rt_open_flood");
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent"]);

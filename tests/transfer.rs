@@ -79,7 +79,7 @@ fn files_of_boundary_sizes_arrive_intact() {
     let env = TestEnv::new("files_of_boundary_sizes_arrive_intact");
     let slot = SLOT as u64;
     // The server reads IO_CHUNK bytes at a time and cuts them into slots.
-    let chunk = shmxfer::IO_CHUNK as u64;
+    let chunk = shmxfer::testing::IO_CHUNK as u64;
     let sizes = [0, 1, slot - 1, slot, slot + 1, 4096, chunk - 1, chunk, chunk + 1, MIB + 7];
     let mut files = Vec::new();
     for (i, len) in sizes.iter().enumerate() {

@@ -51,7 +51,8 @@ pub const COLLECT_EVERY: &str = "0.2";
 /// Payload bytes of one slot with the default ring in a 4096-byte region
 /// (2008 with the default of 2 slots).
 pub const SLOT: usize =
-    shmxfer::shm_region::Geometry::for_slots(shmxfer::shm_region::DEFAULT_SLOTS).max_payload();
+    shmxfer::testing::shm_region::Geometry::for_slots(shmxfer::testing::shm_region::DEFAULT_SLOTS)
+        .max_payload();
 
 /// Where POSIX shared memory and named semaphores appear on Linux.
 const SHM_DIR: &str = "/dev/shm";
@@ -87,7 +88,7 @@ impl Names {
             .collect();
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let queue = format!("/sx_{}_{}_{}", short, std::process::id(), n);
-        shmxfer::names::validate_queue_name(&queue).expect("test queue names fit the queue limit");
+        shmxfer::testing::names::validate_queue_name(&queue).expect("test queue names fit the queue limit");
         Names { inner: Arc::new(NamesInner { queue, live: AtomicUsize::new(0) }) }
     }
 
@@ -572,7 +573,7 @@ impl fmt::Display for Finished {
 
 /// Keeps failure messages readable when a process printed a lot.
 fn clip(s: &str) -> &str {
-    shmxfer::protocol::truncate_utf8(s, 16 * 1024)
+    shmxfer::testing::protocol::truncate_utf8(s, 16 * 1024)
 }
 
 /// A test's world: its names and a temporary directory holding `root`

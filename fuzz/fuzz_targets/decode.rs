@@ -6,7 +6,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shmxfer::protocol::{Command, FrameHeader, Reply, FRAME_HEADER_LEN};
+use shmxfer::testing::protocol::{Command, FrameHeader, Reply, FRAME_HEADER_LEN};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(cmd) = Command::decode(data) {

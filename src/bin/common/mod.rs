@@ -1,24 +1,27 @@
 //! What both programs print the same way: error chains, file names, sizes,
-//! JSON strings.
+//! JSON; and the client's pieces that are not its logic: the progress bar,
+//! the `-i` list, standard output that stops the transfer on an error.
 
 // Each program uses a part of this module.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::fmt::Write as _;
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// An error and its causes on one line, `a: b: c`, leaving out a cause whose
-/// text the line already holds (a library error that prints its OS error is
-/// often followed by that same OS error as its source).
+pub mod bar;
+pub mod show;
+
+/// An error and its causes on one line, `a: b: c`.
 pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = err.to_string();
     let mut cause = err.source();
     while let Some(c) = cause {
-        let text = c.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
+        line.push_str(": ");
+        line.push_str(&c.to_string());
         cause = c.source();
     }
     line
@@ -26,57 +29,169 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// [`chain`] for an `anyhow::Error`.
 pub fn anyhow_chain(err: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for c in err.chain() {
-        let text = c.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    format!("{err:#}")
 }
 
 #[allow(unused_imports)]
-pub use shmxfer::text::{byte_count, quote_name};
+pub use shmxfer::programs::{byte_count, human_size, quote_name};
 
-/// A size for people: `512 B`, `1.5 KiB`, `3.0 MiB`, ...
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+/// `value` as one line of JSON.
+pub fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).expect("plain data serializes")
 }
 
-/// `s` as a JSON string, quotes included.
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+/// Bytes per second, from bytes in milliseconds.
+pub fn rate(bytes: u64, ms: u64) -> u64 {
+    bytes.saturating_mul(1000).checked_div(ms).unwrap_or(0)
+}
+
+/// `--status --json`: the server, then each other session.
+#[derive(serde::Serialize)]
+pub struct StatusJson<'a> {
+    server: ServerJson<'a>,
+    sessions: Vec<SessionJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ServerJson<'a> {
+    pid: u32,
+    root: &'a str,
+    persistent: bool,
+    max_sessions: u32,
+    open_sessions: u32,
+    uptime_ms: u64,
+    sessions_total: u64,
+    files: u64,
+    bytes: u64,
+}
+
+#[derive(serde::Serialize)]
+struct SessionJson<'a> {
+    client_pid: u32,
+    /// `null` between files.
+    path: Option<&'a str>,
+    sent: u64,
+    size: u64,
+    rate: u64,
+    idle_ms: u64,
+    file_ms: u64,
+    age_ms: u64,
+    total: u64,
+}
+
+impl<'a> StatusJson<'a> {
+    pub fn new(status: &'a shmxfer::Status) -> StatusJson<'a> {
+        let s = &status.server;
+        let server = ServerJson {
+            pid: s.pid,
+            root: &s.root,
+            persistent: s.persistent,
+            max_sessions: s.max_sessions,
+            open_sessions: s.open_sessions,
+            uptime_ms: s.uptime_ms,
+            sessions_total: s.sessions_total,
+            files: s.files,
+            bytes: s.bytes,
+        };
+        let sessions = status
+            .sessions
+            .iter()
+            .map(|s| SessionJson {
+                client_pid: s.client_pid,
+                path: Some(s.path.as_str()).filter(|p| !p.is_empty()),
+                sent: s.sent,
+                size: s.size,
+                rate: rate(s.sent, s.file_ms),
+                idle_ms: s.idle_ms,
+                file_ms: s.file_ms,
+                age_ms: s.age_ms,
+                total: s.total,
+            })
+            .collect();
+        StatusJson { server, sessions }
     }
-    out.push('"');
-    out
+}
+
+/// The `-i` list as messages name it.
+pub fn list_shown(list: &Path) -> String {
+    if list.as_os_str() == "-" {
+        "standard input".to_owned()
+    } else {
+        list.display().to_string()
+    }
+}
+
+/// The names in `list` (a file, or `-` for stdin): one per line, blank lines
+/// skipped, a trailing `\r` dropped.
+pub fn read_names(list: &Path) -> Result<Vec<String>, String> {
+    let shown = list_shown(list);
+    let reader: Box<dyn BufRead> = if list.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(list).map_err(|e| format!("cannot read the names in {shown}: {e}"))?;
+        Box::new(std::io::BufReader::new(file))
+    };
+    let mut names = Vec::new();
+    for (i, line) in reader.split(b'\n').enumerate() {
+        let line = line.map_err(|e| format!("cannot read the names in {shown}: {e}"))?;
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let name = String::from_utf8(line.to_vec()).map_err(|_| {
+            format!("{shown}, line {}: the name is not UTF-8; file names must be UTF-8", i + 1)
+        })?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// SIGINT and SIGTERM set `cancel`; a second one while cleaning up ends the
+/// process at once with `code`.
+pub fn stop_on_signals(cancel: &Arc<AtomicBool>, code: u8) -> std::io::Result<()> {
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, code.into(), Arc::clone(cancel))?;
+        signal_hook::flag::register(sig, Arc::clone(cancel))?;
+    }
+    Ok(())
+}
+
+/// Standard output for `--stdout`: the first write error (a closed pipe,
+/// `| head -c10`) ends the session at once through the cancel flag, so the
+/// rest of the file is not received for nothing.
+pub struct StopOnError<W> {
+    inner: W,
+    cancel: Arc<AtomicBool>,
+    /// The first write error.
+    pub error: Option<String>,
+}
+
+impl<W: std::io::Write> StopOnError<W> {
+    pub fn new(inner: W, cancel: Arc<AtomicBool>) -> StopOnError<W> {
+        StopOnError { inner, cancel, error: None }
+    }
+
+    fn check<T>(&mut self, done: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &done {
+            if self.error.is_none() {
+                self.error = Some(e.to_string());
+            }
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+        done
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for StopOnError<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let done = self.inner.write(buf);
+        self.check(done)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let done = self.inner.flush();
+        self.check(done)
+    }
 }
 
 /// Parses a number of seconds (fractions allowed, not negative), for clap.
@@ -98,12 +213,12 @@ pub fn spin_budget_from_env() -> Duration {
     std::env::var(SPIN_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
-        .map_or(shmxfer::pacing::DEFAULT_SPIN_BUDGET, Duration::from_micros)
+        .map_or(shmxfer::DEFAULT_SPIN_BUDGET, Duration::from_micros)
 }
 
 /// Checks a queue name with the library's rules, for clap.
 pub fn parse_queue(s: &str) -> Result<String, String> {
-    match shmxfer::names::validate_queue_name(s) {
+    match shmxfer::programs::validate_queue_name(s) {
         Ok(()) => Ok(s.to_owned()),
         Err(shmxfer::Error::InvalidName { reason, .. }) => {
             Err(format!("{reason} (a queue name looks like /name)"))
@@ -112,7 +227,6 @@ pub fn parse_queue(s: &str) -> Result<String, String> {
     }
 }
 
-/// `--completions SHELL`: the shell completion script of `cmd` on stdout.
 /// Prints what `--completions SHELL` or `--man` ask for, if either was
 /// given, and returns the exit code; `None` when neither was.
 pub fn print_generated(
@@ -128,6 +242,7 @@ pub fn print_generated(
     man.then(|| print_man(cmd, environment))
 }
 
+/// `--completions SHELL`: the shell completion script of `cmd` on stdout.
 pub fn print_completions(mut cmd: clap::Command, shell: clap_complete::Shell) {
     let name = cmd.get_name().to_owned();
     let mut script = Vec::new();
@@ -245,28 +360,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_read_as_people_expect() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1024), "1.0 KiB");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(3 << 20), "3.0 MiB");
-        assert_eq!(human_size(u64::MAX), "16.0 EiB");
-    }
-
-    #[test]
-    fn json_strings_escape_what_json_requires() {
-        assert_eq!(json_string("a\"b\\c\nd\te\u{1}"), r#""a\"b\\c\nd\te\u0001""#);
-        assert_eq!(json_string("ü"), "\"ü\"");
-    }
-
-    #[test]
-    fn error_chains_print_each_cause_once() {
+    fn error_chains_print_each_cause() {
         #[derive(Debug)]
         struct Outer(std::io::Error);
         impl std::fmt::Display for Outer {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                write!(f, "open root files: {}", self.0)
+                write!(f, "open root files")
             }
         }
         impl std::error::Error for Outer {
@@ -278,5 +377,11 @@ mod tests {
         assert_eq!(chain(&e), "open root files: No such file or directory (os error 2)");
         let a = anyhow::Error::new(Outer(std::io::Error::from_raw_os_error(libc::ENOENT))).context("serving");
         assert_eq!(anyhow_chain(&a), "serving: open root files: No such file or directory (os error 2)");
+    }
+
+    #[test]
+    fn json_escapes_what_json_requires() {
+        assert_eq!(to_json(&"a\"b\\c\nd\te\u{1}"), r#""a\"b\\c\nd\te\u0001""#);
+        assert_eq!(to_json(&"ü"), "\"ü\"");
     }
 }

@@ -1,0 +1,135 @@
+//! What became of one requested file, and why it did not arrive: typed, so
+//! that a caller decides on the reason and prints the text.
+
+use crate::error::{Error, Result};
+use crate::protocol::ReasonCode;
+
+/// Why a file was refused or failed: the server's reason codes and the
+/// client's own checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum FailReason {
+    // The server's reasons.
+    /// The path leads outside the served directory.
+    OutsideRoot,
+    /// The path names a directory.
+    IsDirectory,
+    /// The path names neither a regular file nor a directory.
+    NotRegular,
+    /// The server may not read the file.
+    PermissionDenied,
+    /// A name or the path is longer than the server's file system allows.
+    NameTooLong,
+    /// The path is malformed.
+    InvalidPath,
+    /// The file changed on the server while it was sent.
+    Changed,
+    /// Reading the file failed on the server.
+    ReadFailed,
+    /// The request does not belong on this kind of session.
+    WrongSession,
+    /// The server ran out of descriptors or memory.
+    OutOfResources,
+    /// Another reason of the server's; its text says what.
+    Server,
+    // The client's reasons.
+    /// The requested path is longer than the protocol carries.
+    PathTooLong,
+    /// The path gives no name to write the file under (no file name, a
+    /// `..` kept below the output directory, an empty, `.` or `..`
+    /// component in a listed path).
+    BadOutputName,
+    /// Fewer or more bytes arrived than the server announced or counted.
+    SizeMismatch,
+    /// The bytes that arrived do not have the server's checksum.
+    ChecksumMismatch,
+    /// The output could not be written (the output directory, a full disk,
+    /// a closed pipe).
+    WriteFailed,
+    /// The output exists and [`Clobber::Keep`](crate::Clobber::Keep) keeps it.
+    OutputExists,
+    /// The server serves its maximum of sessions and turned this one away.
+    ServerBusy,
+    /// The session was lost (server gone, stalled, interrupted) while this
+    /// file arrived; nothing of it is kept.
+    SessionLost,
+}
+
+impl From<ReasonCode> for FailReason {
+    fn from(code: ReasonCode) -> FailReason {
+        match code {
+            ReasonCode::OutsideRoot => FailReason::OutsideRoot,
+            ReasonCode::IsDirectory => FailReason::IsDirectory,
+            ReasonCode::NotRegular => FailReason::NotRegular,
+            ReasonCode::PermissionDenied => FailReason::PermissionDenied,
+            ReasonCode::NameTooLong => FailReason::NameTooLong,
+            ReasonCode::InvalidPath => FailReason::InvalidPath,
+            ReasonCode::Changed => FailReason::Changed,
+            ReasonCode::ReadFailed => FailReason::ReadFailed,
+            ReasonCode::WrongSession => FailReason::WrongSession,
+            ReasonCode::OutOfResources => FailReason::OutOfResources,
+            _ => FailReason::Server,
+        }
+    }
+}
+
+/// What became of one requested file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Written, verified and (into a directory) given its name.
+    Delivered { bytes: u64 },
+    /// The server has no such file.
+    NotFound,
+    /// The server will not send it: why, and the server's words.
+    Refused { reason: FailReason, text: String },
+    /// It did not arrive intact or could not be written: why, and what
+    /// happened.
+    Failed { reason: FailReason, text: String },
+}
+
+impl Outcome {
+    pub(crate) fn failed(reason: FailReason, text: impl Into<String>) -> Outcome {
+        Outcome::Failed { reason, text: text.into() }
+    }
+
+    /// Whether the file arrived.
+    pub fn is_delivered(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. })
+    }
+
+    /// The reason a file that did not arrive did not, if it was refused or
+    /// failed.
+    pub fn reason(&self) -> Option<FailReason> {
+        match self {
+            Outcome::Refused { reason, .. } | Outcome::Failed { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// The bytes delivered, or the reason as an [`Error`], for `?`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
+    /// file that did not arrive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmxfer::{Error, Outcome};
+    ///
+    /// assert_eq!(Outcome::Delivered { bytes: 6 }.into_result()?, 6);
+    /// assert!(matches!(Outcome::NotFound.into_result(), Err(Error::NotFound)));
+    /// # Ok::<(), shmxfer::Error>(())
+    /// ```
+    pub fn into_result(self) -> Result<u64> {
+        match self {
+            Outcome::Delivered { bytes } => Ok(bytes),
+            Outcome::NotFound => Err(Error::NotFound),
+            Outcome::Refused { reason, text } => Err(Error::Refused { reason, text }),
+            Outcome::Failed { reason, text } => Err(Error::Failed { reason, text }),
+        }
+    }
+}
