@@ -112,11 +112,21 @@ impl Error {
     }
 }
 
+/// `{}` shows what failed; `{:#}` adds the OS error behind it, for one-line
+/// logs (as `anyhow` does): `shm_open /q.1.ab: File exists (os error 17)`.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Os { op, name: Some(name), .. } => write!(f, "{op} {name}"),
-            Error::Os { op, name: None, .. } => write!(f, "{op}"),
+            Error::Os { op, name, source } => {
+                match name {
+                    Some(name) => write!(f, "{op} {name}")?,
+                    None => write!(f, "{op}")?,
+                }
+                if f.alternate() {
+                    write!(f, ": {source}")?;
+                }
+                Ok(())
+            }
             Error::InvalidName { name, reason } => write!(f, "invalid object name {name:?}: {reason}"),
             Error::BadRegion { name, reason } => write!(f, "region {name} refused: {reason}"),
             Error::BadObject { name, reason } => write!(f, "{name}: {reason}"),
@@ -190,5 +200,21 @@ impl From<DecodeError> for Error {
 impl From<EncodeError> for Error {
     fn from(e: EncodeError) -> Error {
         Error::Encode(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_os_error_shows_its_source_once_and_only_when_asked() {
+        let e = Error::os_named("shm_open", "/q.1.ab", io::Error::from_raw_os_error(libc::EEXIST));
+        assert_eq!(e.to_string(), "shm_open /q.1.ab");
+        assert_eq!(
+            format!("{e:#}"),
+            format!("shm_open /q.1.ab: {}", io::Error::from_raw_os_error(libc::EEXIST))
+        );
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

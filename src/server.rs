@@ -284,7 +284,7 @@ impl Server {
                     info!("removed {object}, left by a process that is gone");
                 }
             }
-            Err(e) => warn!("collecting leftovers of queue {}: {e}", self.config.queue),
+            Err(e) => warn!("collecting leftovers of queue {}: {e:#}", self.config.queue),
         }
     }
 
@@ -351,7 +351,7 @@ impl Drop for Server {
         if queue::still_named(name, &self.queue) {
             if let Err(e) = posixmq::remove_queue(name) {
                 if e.raw_os_error() != Some(libc::ENOENT) {
-                    warn!("could not remove queue {name}: {e}");
+                    warn!("could not remove queue {name}: {e:#}");
                 }
             }
         }

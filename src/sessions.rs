@@ -171,7 +171,7 @@ impl Sessions {
                 }
             }
             if let Err(e) = answer_busy(&names, region_size, client_pid, limit, &self.env.pacing) {
-                warn!("could not tell pid {client_pid} that the server is busy: {e}");
+                warn!("could not tell pid {client_pid} that the server is busy: {e:#}");
             }
             return;
         }
@@ -197,7 +197,7 @@ impl Sessions {
             }
             Err(e) => {
                 self.env.stats.close(&region);
-                error!("could not start a session thread: {e}");
+                error!("could not start a session thread: {e:#}");
             }
         }
     }
@@ -366,7 +366,7 @@ impl SessionThread {
         let mut producer = match attached {
             Ok(p) => p.with_stall_timeout(self.env.stall_timeout),
             Err(e) => {
-                warn!("session {region}: refused: {e}");
+                warn!("session {region}: refused: {e:#}");
                 return;
             }
         };
@@ -383,7 +383,7 @@ impl SessionThread {
         if !client_alive(producer.region()) {
             drop(producer);
             if let Err(e) = remove_session(&self.names) {
-                warn!("session {region}: {e}");
+                warn!("session {region}: {e:#}");
             }
         }
     }
@@ -409,7 +409,7 @@ impl SessionThread {
             SessionEnd::ClientGone(why) => {
                 warn!("client {pid}: session {region}: {why}; removing its objects")
             }
-            SessionEnd::Failed(e) => warn!("client {pid}: session {region} ended: {e}"),
+            SessionEnd::Failed(e) => warn!("client {pid}: session {region} ended: {e:#}"),
         }
     }
 
@@ -502,7 +502,7 @@ impl SessionThread {
             Err(Error::Cancelled) => {
                 info!("client {pid}: {shown}: stopped after {}: the server stops", byte_count(sent))
             }
-            Err(e) => info!("client {pid}: {shown}: stopped after {}: {e}", byte_count(sent)),
+            Err(e) => info!("client {pid}: {shown}: stopped after {}: {e:#}", byte_count(sent)),
         }
         result.map(drop)
     }
