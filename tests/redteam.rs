@@ -503,13 +503,11 @@ fn server_signalled(test: &str, signal: Signal) {
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGHUP kills the server (129), leaving queue and lock"]
 fn server_given_sighup_exits_0_and_removes_its_objects() {
     server_signalled("rt_server_sighup", Signal::SIGHUP);
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGQUIT kills the server, leaving queue and lock"]
 fn server_given_sigquit_exits_0_and_removes_its_objects() {
     server_signalled("rt_server_sigquit", Signal::SIGQUIT);
 }
