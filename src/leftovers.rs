@@ -25,11 +25,11 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::liveness::{euid, process_exists, region_in_use, server_alive};
+use crate::liveness::{euid, process_exists, region_in_use, DeadLock, Stale};
+use crate::queue::still_named;
 use crate::names::{lock_name, shm_file_name, validate_queue_name, SessionNames, ShmEntry};
 use crate::owned_name::remove_session;
 use crate::semaphore::remove_semaphore;
-use crate::shm_object::remove_shm;
 
 /// Where Linux shows POSIX shared-memory objects and named semaphores.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -70,23 +70,49 @@ pub fn collect_dead_sessions(queue: &str) -> Result<Collected> {
 pub fn cleanup(queue: &str) -> Result<Collected> {
     validate_queue_name(queue)?;
     let mut collected = Collected::default();
-    match server_alive(queue) {
-        Ok(true) => {}
-        Ok(false) => {
-            match posixmq::remove_queue(queue) {
-                Ok(()) => collected.removed.push(format!("queue {queue}")),
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(Error::os_named("mq_unlink", queue, e)),
-            }
-            if remove_shm(&lock_name(queue))? {
-                collected.removed.push(format!("{SHM_DIR}/{}", shm_file_name(&lock_name(queue))));
+    match DeadLock::take(queue) {
+        Ok(Stale::Held { .. }) => {}
+        Ok(Stale::Dead(dead)) => {
+            // While this holds the dead lock, no server can take the queue
+            // over: the queue seen now is the dead server's.
+            remove_dead_queue(queue, &mut collected, || dead.still_named())?;
+            let lock = format!("{SHM_DIR}/{}", shm_file_name(&lock_name(queue)));
+            if dead.remove()? {
+                collected.removed.push(lock);
             }
         }
+        // No lock: a server creates its lock before its queue and removes
+        // it after, so a queue seen while no lock is there is a dead one's.
+        Ok(Stale::Absent) => remove_dead_queue(queue, &mut collected, || !lock_exists(queue))?,
         Err(Error::BadObject { name, reason }) => collected.skipped.push(format!("{name}: {reason}")),
         Err(e) => return Err(e),
     }
     collect_into(queue, &mut collected)?;
     Ok(collected)
+}
+
+/// Whether anything is named like the lock of `queue`.
+fn lock_exists(queue: &str) -> bool {
+    Path::new(SHM_DIR).join(shm_file_name(&lock_name(queue))).symlink_metadata().is_ok()
+}
+
+/// Removes the queue judged dead: the one open now, if `still_dead` holds
+/// once it is open, and only while the name still names it (inode checked).
+fn remove_dead_queue(queue: &str, collected: &mut Collected, still_dead: impl Fn() -> bool) -> Result<()> {
+    let mq = match posixmq::OpenOptions::readonly().nonblocking().open(queue) {
+        Ok(mq) => mq,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::os_named("mq_open", queue, e)),
+    };
+    if !still_dead() || !still_named(queue, &mq) {
+        return Ok(());
+    }
+    match posixmq::remove_queue(queue) {
+        Ok(()) => collected.removed.push(format!("queue {queue}")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(Error::os_named("mq_unlink", queue, e)),
+    }
+    Ok(())
 }
 
 fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {

@@ -378,7 +378,6 @@ fn start_with_queue_squatter(env: &TestEnv) -> (bool, Proc) {
 }
 
 #[test]
-#[ignore = "issue 13.5: a squatter of the queue named by the lock makes the server fail with a bare mq_open error"]
 fn server_whose_queue_is_squatted_refuses_naming_the_owner_and_leaves_nothing() {
     const ROUNDS: usize = 60;
     let env = TestEnv::new("rt_squat_queue");
