@@ -244,7 +244,7 @@ impl Server {
         };
         let mut sessions = Sessions::new(&self.config.queue, self.config.max_sessions, env);
         let mut buf = vec![0u8; QUEUE_MSG_LEN];
-        let mut garbage = LogBudget::default();
+        let mut garbage = LogBudget::new("bad queue messages dropped");
         let mut collected_at = Instant::now();
         let result = loop {
             if stop.load(Ordering::Relaxed) {
@@ -252,6 +252,7 @@ impl Server {
                 break Ok(());
             }
             sessions.reap();
+            garbage.flush();
             if collected_at.elapsed() >= self.config.collect_every {
                 self.collect_leftovers();
                 collected_at = Instant::now();

@@ -774,7 +774,6 @@ fn client_of_another_users_server_exits_3_saying_whose_server_it_is() {
 }
 
 #[test]
-#[ignore = "issue 13.13e: a flood of Open messages"]
 fn flood_of_open_messages_gives_a_bounded_log_and_the_server_keeps_serving() {
     use shmxfer::protocol::{Command as Msg, SessionKind};
     let env = TestEnv::new("rt_open_flood");
