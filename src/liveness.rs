@@ -332,33 +332,42 @@ pub fn server_alive(queue: &str) -> Result<bool> {
     Ok(ServerWatch::find(queue)?.is_some())
 }
 
-/// Whether process `pid` exists (for objects whose creator may not have
-/// taken its lock yet).
-pub fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    if pid <= 0 {
-        return false;
-    }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::ESRCH) => false,
-        Err(_) => true, // EPERM: it exists, it is just not ours
-    }
+/// What the sweeper may conclude about a client's region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionState {
+    /// Its creator may still use it: its lock is held, or it may be
+    /// between creating the object and locking it.
+    MayBeInUse,
+    /// Its creator is gone for sure.
+    Dead,
+    /// No such object.
+    Gone,
 }
 
-/// Whether the creator of the region `name` may still use it: its lock is
-/// held, or the process `creator` exists (`None`: no process counts).
+/// Whether the creator of the region `name` may still use it. Never judged
+/// by pid (a client in another pid namespace, a reused pid): a region is
+/// dead only when its lock is free and either its header is published
+/// (the client locks before it publishes, and holds the lock while it
+/// lives) or it is older than the grace (`past_grace`: the moment between
+/// a client's `shm_open` and its lock has long passed).
 ///
 /// # Errors
 ///
 /// [`Error::Os`] from opening or probing the region.
-pub fn region_in_use(name: &str, creator: Option<u32>) -> Result<bool> {
+pub fn region_state(name: &str, past_grace: bool) -> Result<RegionState> {
     let obj = match ShmObject::open(name, Access::ReadOnly) {
         Ok(obj) => obj,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(RegionState::Gone),
         Err(e) => return Err(e),
     };
-    Ok(is_locked(&obj)? || creator.is_some_and(process_exists))
+    if is_locked(&obj)? {
+        return Ok(RegionState::MayBeInUse);
+    }
+    if past_grace || Region::header_published(&obj) {
+        Ok(RegionState::Dead)
+    } else {
+        Ok(RegionState::MayBeInUse)
+    }
 }
 
 #[cfg(test)]
