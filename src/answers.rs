@@ -1,7 +1,6 @@
 //! A session's answers that are not a file: the listing (over the walk), the
 //! status, and "busy" to a client over the session limit.
 
-
 use log::{debug, info, warn};
 
 use crate::error::{Error, Result};

@@ -29,9 +29,9 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::liveness::{euid, region_state, DeadLock, RegionState, Stale};
-use crate::queue::still_named;
 use crate::names::{lock_name, shm_file_name, validate_queue_name, SessionNames, ShmEntry};
 use crate::owned_name::remove_session;
+use crate::queue::still_named;
 use crate::semaphore::remove_semaphore;
 
 /// Where Linux shows POSIX shared-memory objects and named semaphores.

@@ -50,7 +50,12 @@ impl LogBudget {
             return;
         }
         if self.suppressed > 0 {
-            warn!("… and {} more like it ({}) in {:.1} s", self.suppressed, self.like, self.second.elapsed().as_secs_f64());
+            warn!(
+                "… and {} more like it ({}) in {:.1} s",
+                self.suppressed,
+                self.like,
+                self.second.elapsed().as_secs_f64()
+            );
         }
         *self = LogBudget::new(self.like);
     }

@@ -35,6 +35,10 @@ pub const MAX_PENDING_REQUESTS: usize = 256;
 /// before it calls the server busy.
 const CLOSING_GRACE: Duration = Duration::from_millis(200);
 
+/// How long a stopping server waits for its sessions to end: well within
+/// the second a stop takes.
+const END_GRACE: Duration = Duration::from_millis(600);
+
 /// Status-only sessions served at once, beside the `max` others.
 const STATUS_SESSIONS: usize = 4;
 
@@ -51,6 +55,9 @@ struct Session {
     jobs: Option<mpsc::Sender<Job>>,
     pending: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
+    /// The client's region, shared with the thread: the table marks it
+    /// when it leaves a thread that does not end (stuck in a read).
+    region: Arc<Region>,
     stats: Arc<SessionStats>,
     /// A status session may only ask for the status, and does not count
     /// against `max`.
@@ -169,15 +176,16 @@ impl Sessions {
         // Open naming a region that does not exist (or fails its checks)
         // costs one failed open, no thread and no slot.
         let names = SessionNames::for_region(&region);
-        let producer = match attach(&names, region_size, client_pid, &self.env.stop, &self.env.pacing) {
-            Ok(p) => p,
-            Err(e) => {
-                if self.bad_opens.admit() {
-                    warn!("session {region}: refused: {e}");
+        let (producer, region_map) =
+            match attach(&names, region_size, client_pid, &self.env.stop, &self.env.pacing) {
+                Ok(attached) => attached,
+                Err(e) => {
+                    if self.bad_opens.admit() {
+                        warn!("session {region}: refused: {e}");
+                    }
+                    return;
                 }
-                return;
-            }
-        };
+            };
         if self.full(kind) {
             self.wait_for_closing(kind);
         }
@@ -193,7 +201,9 @@ impl Sessions {
                         warn!("busy: refused a status session from pid {client_pid} ({limit} open)")
                     }
                     SessionKind::Transfer => {
-                        warn!("busy: refused a session from pid {client_pid} ({limit} open, the session limit)")
+                        warn!(
+                            "busy: refused a session from pid {client_pid} ({limit} open, the session limit)"
+                        )
                     }
                 }
             }
@@ -219,8 +229,15 @@ impl Sessions {
         match spawned {
             Ok(thread) => {
                 debug!("client {client_pid}: session {region} opened");
-                let session =
-                    Session { client_pid, jobs: Some(tx), pending, thread: Some(thread), stats, kind };
+                let session = Session {
+                    client_pid,
+                    jobs: Some(tx),
+                    pending,
+                    thread: Some(thread),
+                    region: region_map,
+                    stats,
+                    kind,
+                };
                 self.open.insert(region, session);
             }
             Err(e) => {
@@ -289,12 +306,28 @@ impl Sessions {
     }
 
     /// Ends every session (the caller has raised the stop flag) and joins
-    /// their threads.
+    /// their threads, waiting at most [`END_GRACE`]: a session stuck in a
+    /// read of its source (a FUSE or NFS file that never answers) is not
+    /// waited for. Its region is marked "server stopping" for its client,
+    /// and its thread ends with the process.
     pub fn end_all(&mut self) {
-        for (_, mut s) in self.open.drain() {
+        for s in self.open.values_mut() {
             s.jobs = None;
-            if let Some(t) = s.thread.take() {
-                let _ = t.join();
+        }
+        let deadline = Instant::now() + END_GRACE;
+        while Instant::now() < deadline
+            && self.open.values().any(|s| s.thread.as_ref().is_some_and(|t| !t.is_finished()))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for (region, mut s) in self.open.drain() {
+            if !s.reap_if_finished() {
+                s.region.mark_ended(EndReason::ServerStopping);
+                warn!(
+                    "client {}: session {region} did not end within {} (stuck in a read of its source?); left behind",
+                    s.client_pid,
+                    duration_text(END_GRACE)
+                );
             }
         }
     }
@@ -529,7 +562,7 @@ impl SessionThread {
 }
 
 /// Maps a client's region and opens its semaphores: the producer end of its
-/// ring, watching the client's liveness lock. Writes this server's pid into
+/// ring, watching the client's liveness lock, and the region itself. Writes this server's pid into
 /// the header, which tells the client that its session was taken.
 ///
 /// # Errors
@@ -541,7 +574,7 @@ pub(crate) fn attach(
     client_pid: u32,
     cancel: &Arc<AtomicBool>,
     pacing: &Pacing,
-) -> Result<Producer> {
+) -> Result<(Producer, Arc<Region>)> {
     let region = Arc::new(Region::open(&names.region, region_size, client_pid)?);
     let sems = RingSems { items: Semaphore::open(&names.items)?, spaces: Semaphore::open(&names.spaces)? };
     region.set_server_pid(std::process::id());
@@ -553,5 +586,5 @@ pub(crate) fn attach(
             Err(Error::PeerGone(format!("client {client_pid} died")))
         }
     });
-    Ok(Producer::new(region, sems, Arc::clone(cancel), alive, pacing))
+    Ok((Producer::new(Arc::clone(&region), sems, Arc::clone(cancel), alive, pacing), region))
 }
