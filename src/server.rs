@@ -54,7 +54,7 @@ pub struct ServerConfig {
     pub collect_every: Duration,
     /// The longest a session's wait for a free slot spins before it blocks
     /// (zero: block at once);
-    /// [`DEFAULT_SPIN_BUDGET`](crate::pacing::DEFAULT_SPIN_BUDGET) unless measuring.
+    /// [`crate::pacing::DEFAULT_SPIN_BUDGET`] unless measuring.
     pub spin_budget: Duration,
 }
 
@@ -116,7 +116,6 @@ impl ServerBuilder {
         self
     }
 
-    /// The configuration, for [`Server::bind`].
     /// How often the running server collects what dead sessions of its
     /// queue left ([`COLLECT_EVERY`] unless told otherwise).
     pub fn collect_every(mut self, every: Duration) -> Self {
@@ -131,6 +130,7 @@ impl ServerBuilder {
         self
     }
 
+    /// The configuration, for [`Server::bind`].
     pub fn build(self) -> ServerConfig {
         self.config
     }
