@@ -1,17 +1,11 @@
 //! A session's answers that are not a file: the listing (over the walk), the
 //! status, and "busy" to a client over the session limit.
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
-
 use log::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use crate::names::SessionNames;
-use crate::pacing::Pacing;
 use crate::protocol::{Reply, MAX_PATH_LEN};
 use crate::ring::Producer;
-use crate::sessions::attach;
 use crate::source::Root;
 use crate::stats::ServerStats;
 use crate::walk::{Limits, SkipReason, Visit, Walk};
@@ -153,19 +147,14 @@ pub(crate) fn send_status(tx: &mut Producer, stats: &ServerStats, region: &str, 
 }
 
 /// Answers a client over the session limit with a `Busy` frame in its
-/// region, without waiting for a slot.
+/// region (mapped by [`attach`](crate::sessions::attach)), without waiting
+/// for a slot.
 ///
 /// # Errors
 ///
-/// As [`attach`]; [`Error::Protocol`] when the client's ring has no free slot.
-pub(crate) fn answer_busy(
-    names: &SessionNames,
-    region_size: u32,
-    client_pid: u32,
-    max: usize,
-    pacing: &Pacing,
-) -> Result<()> {
-    let mut producer = attach(names, region_size, client_pid, &Arc::new(AtomicBool::new(false)), pacing)?;
+/// [`Error::Protocol`] when the client's ring has no free slot; what
+/// [`Producer::send`] returns.
+pub(crate) fn answer_busy(mut producer: Producer, max: usize) -> Result<()> {
     if !producer.has_free_slot() {
         return Err(Error::Protocol("no free slot for the busy answer".into()));
     }

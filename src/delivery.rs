@@ -298,7 +298,7 @@ fn read_start(
     buf: &mut [u8],
 ) -> Result<std::result::Result<(u64, u32), Outcome>> {
     Ok(match client.next_frame(seq, buf)? {
-        Frame::Control(Reply::Start { size, mode }) => Ok((size, mode)),
+        Frame::Control(Reply::Start { size, mode, .. }) => Ok((size, mode)),
         Frame::Control(Reply::NotFound) => Err(Outcome::NotFound),
         Frame::Control(Reply::Refused { code, reason }) => {
             Err(Outcome::Refused { reason: code.into(), text: reason })

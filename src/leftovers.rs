@@ -7,14 +7,17 @@
 //! The queue and `<queue>.lock` are left over when no process holds the
 //! lock's write lock.
 //!
-//! A session object is left over when its creator is gone:
+//! A session object is left over when its creator is gone for sure; whether
+//! a process with the pid in its name exists is never asked (a client in
+//! another pid namespace, a reused pid):
 //! - a region `<queue>.<pid>.<16 hex>`: no process holds its write lock, and
-//!   process `pid` does not exist or the region is older than
-//!   [`CREATION_GRACE`] (the instant between a client creating its region
-//!   and locking it);
-//! - a semaphore `<region>.items` / `.spaces`: its region is gone, and
-//!   process `pid` does not exist or the semaphore is older than
-//!   [`CREATION_GRACE`].
+//!   its header is published (a client locks its region before it publishes
+//!   the header, and holds the lock while it lives) or it is older than
+//!   [`CREATION_GRACE`] (the moment between a client's `shm_open` and its
+//!   lock); its semaphores go with it;
+//! - a semaphore `<region>.items` / `.spaces` without its region: older than
+//!   [`CREATION_GRACE`] (a client creates its semaphores after its region,
+//!   and removes them after it).
 //!
 //! Only this user's regular files are touched: anything else under the
 //! queue's names (a FIFO, a directory, another user's object) is skipped and
@@ -25,17 +28,17 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::liveness::{euid, process_exists, region_in_use, server_alive};
+use crate::liveness::{euid, region_state, DeadLock, RegionState, Stale};
 use crate::names::{lock_name, shm_file_name, validate_queue_name, SessionNames, ShmEntry};
 use crate::owned_name::remove_session;
+use crate::queue::still_named;
 use crate::semaphore::remove_semaphore;
-use crate::shm_object::remove_shm;
 
 /// Where Linux shows POSIX shared-memory objects and named semaphores.
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// How old an unlocked session object must be before it counts as left
-/// over even though a process with its creator's pid exists.
+/// How old an unlocked session object whose header is not published (or a
+/// semaphore without its region) must be before it counts as left over.
 pub const CREATION_GRACE: Duration = Duration::from_secs(10);
 
 /// What a collection did.
@@ -70,23 +73,49 @@ pub fn collect_dead_sessions(queue: &str) -> Result<Collected> {
 pub fn cleanup(queue: &str) -> Result<Collected> {
     validate_queue_name(queue)?;
     let mut collected = Collected::default();
-    match server_alive(queue) {
-        Ok(true) => {}
-        Ok(false) => {
-            match posixmq::remove_queue(queue) {
-                Ok(()) => collected.removed.push(format!("queue {queue}")),
-                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-                Err(e) => return Err(Error::os_named("mq_unlink", queue, e)),
-            }
-            if remove_shm(&lock_name(queue))? {
-                collected.removed.push(format!("{SHM_DIR}/{}", shm_file_name(&lock_name(queue))));
+    match DeadLock::take(queue) {
+        Ok(Stale::Held { .. }) => {}
+        Ok(Stale::Dead(dead)) => {
+            // While this holds the dead lock, no server can take the queue
+            // over: the queue seen now is the dead server's.
+            remove_dead_queue(queue, &mut collected, || dead.still_named())?;
+            let lock = format!("{SHM_DIR}/{}", shm_file_name(&lock_name(queue)));
+            if dead.remove()? {
+                collected.removed.push(lock);
             }
         }
+        // No lock: a server creates its lock before its queue and removes
+        // it after, so a queue seen while no lock is there is a dead one's.
+        Ok(Stale::Absent) => remove_dead_queue(queue, &mut collected, || !lock_exists(queue))?,
         Err(Error::BadObject { name, reason }) => collected.skipped.push(format!("{name}: {reason}")),
         Err(e) => return Err(e),
     }
     collect_into(queue, &mut collected)?;
     Ok(collected)
+}
+
+/// Whether anything is named like the lock of `queue`.
+fn lock_exists(queue: &str) -> bool {
+    Path::new(SHM_DIR).join(shm_file_name(&lock_name(queue))).symlink_metadata().is_ok()
+}
+
+/// Removes the queue judged dead: the one open now, if `still_dead` holds
+/// once it is open, and only while the name still names it (inode checked).
+fn remove_dead_queue(queue: &str, collected: &mut Collected, still_dead: impl Fn() -> bool) -> Result<()> {
+    let mq = match posixmq::OpenOptions::readonly().nonblocking().open(queue) {
+        Ok(mq) => mq,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+        Err(e) => return Err(Error::os_named("mq_open", queue, e)),
+    };
+    if !still_dead() || !still_named(queue, &mq) {
+        return Ok(());
+    }
+    match posixmq::remove_queue(queue) {
+        Ok(()) => collected.removed.push(format!("queue {queue}")),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+        Err(e) => return Err(Error::os_named("mq_unlink", queue, e)),
+    }
+    Ok(())
 }
 
 fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
@@ -105,26 +134,77 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
         }
         let old = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok())
             >= Some(CREATION_GRACE);
-        // Past the grace, a process with the creator's pid does not count:
-        // it may be another one with a reused pid.
         match entry {
             ShmEntry::Lock => {}
-            ShmEntry::Region { region, pid } => match region_in_use(&region, (!old).then_some(pid)) {
-                Ok(true) => {}
-                Ok(false) => {
+            ShmEntry::Region { region, .. } => match region_state(&region, old) {
+                Ok(RegionState::Dead) => {
                     let removed = remove_session(&SessionNames::for_region(&region))?;
                     collected.removed.extend(removed.iter().map(|f| format!("{SHM_DIR}/{f}")));
                 }
+                Ok(RegionState::MayBeInUse | RegionState::Gone) => {}
                 Err(e) => collected.skipped.push(format!("{}: {e}", path.display())),
             },
-            ShmEntry::Semaphore { name, region, pid } => {
+            ShmEntry::Semaphore { name, region, .. } => {
                 let region_exists = Path::new(SHM_DIR).join(shm_file_name(&region)).exists();
-                let creator_may_be_starting = !old && process_exists(pid);
-                if !region_exists && !creator_may_be_starting && remove_semaphore(&name)? {
+                if !region_exists && old && remove_semaphore(&name)? {
                     collected.removed.push(path.display().to_string());
                 }
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shm_object::{remove_shm, ShmObject};
+    use crate::sys;
+
+    /// A region name of a queue of its own, with the pid of this (live)
+    /// process: the pid must not matter.
+    fn region_of(tag: &str) -> (String, String) {
+        let queue = format!("/sxleft_{tag}_{}_{:x}", std::process::id(), sys::random_u64().unwrap());
+        let region = format!("{queue}.{}.{:016x}", std::process::id(), sys::random_u64().unwrap());
+        (queue, region)
+    }
+
+    /// An object under `region` as a client leaves it: `published` says
+    /// whether its header's magic is there.
+    fn left_region(region: &str, published: bool) -> ShmObject {
+        let mut obj = ShmObject::create_exclusive(region, 4096).unwrap();
+        if published {
+            let magic = u32::from_le_bytes(*b"SXR1").to_ne_bytes();
+            let mut bytes = vec![0u8; 4096];
+            bytes[..4].copy_from_slice(&magic);
+            obj.replace_contents(&bytes).unwrap();
+        }
+        obj.disown();
+        obj
+    }
+
+    #[test]
+    fn a_fresh_region_without_a_lock_or_a_header_is_left_alone_whatever_its_pid() {
+        // A client between its shm_open and its lock (or one in another pid
+        // namespace): never removed within the grace.
+        let (queue, region) = region_of("fresh");
+        drop(left_region(&region, false));
+        let collected = collect_dead_sessions(&queue).unwrap();
+        assert!(collected.removed.is_empty(), "{collected:?}");
+        assert_eq!(region_state(&region, false).unwrap(), RegionState::MayBeInUse);
+        assert_eq!(region_state(&region, true).unwrap(), RegionState::Dead, "past the grace it is dead");
+        remove_shm(&region).unwrap();
+    }
+
+    #[test]
+    fn a_published_region_whose_lock_is_free_is_collected_and_a_locked_one_is_not() {
+        let (queue, region) = region_of("published");
+        let held = left_region(&region, true);
+        assert!(sys::try_lock_exclusive(&held).unwrap());
+        assert!(collect_dead_sessions(&queue).unwrap().removed.is_empty(), "its creator holds the lock");
+        drop(held); // the creator dies: the lock goes, the name stays
+        let collected = collect_dead_sessions(&queue).unwrap();
+        assert_eq!(collected.removed.len(), 1, "{collected:?}");
+        assert_eq!(region_state(&region, false).unwrap(), RegionState::Gone);
+    }
 }

@@ -63,6 +63,7 @@ impl ServerLock {
     /// this user's lock object; [`Error::Os`] from the calls.
     pub fn acquire(queue: &str) -> Result<ServerLock> {
         let name = lock_name(queue);
+        let mut holder = None;
         for _ in 0..20 {
             match ShmObject::create_exclusive(&name, 0) {
                 Ok(obj) => {
@@ -70,38 +71,89 @@ impl ServerLock {
                         return Ok(lock);
                     }
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Self::remove_stale(queue, &name)?,
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => match DeadLock::take(queue)? {
+                    Stale::Dead(dead) => {
+                        dead.remove()?;
+                        continue;
+                    }
+                    Stale::Absent => continue,
+                    // A live server, or for a moment a `--cleanup` or a
+                    // starting server removing a dead lock: asked again.
+                    Stale::Held { pid } => holder = Some(pid),
+                },
                 Err(e) => return Err(e),
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Err(Error::ServerRunning { queue: queue.to_owned(), pid: None })
+        Err(Error::ServerRunning { queue: queue.to_owned(), pid: holder.flatten() })
     }
 
     /// Locks a freshly created lock object; `None` when the name no longer
-    /// names it (a starting server took it for stale and removed it).
+    /// names it (a starting server took it for stale and removed it). On
+    /// any failure the name is removed again: a server that fails to start
+    /// leaves no lock.
     fn hold(mut obj: ShmObject) -> Result<Option<ServerLock>> {
         // The name is unlinked by `ServerLock`'s drop, and only after a check
         // that it still names this object.
         obj.disown();
         let name = obj.name().to_owned();
-        if !sys::try_lock_exclusive(&obj).map_err(|e| Error::os_named("fcntl(F_OFD_SETLK)", &name, e))? {
-            return Ok(None);
-        }
         let ino = obj.stat()?.ino();
-        if named_inode(&name) != Some(ino) {
-            return Ok(None);
+        let held = Self::lock_and_mark(&obj, &name, ino);
+        if !matches!(held, Ok(true)) && named_inode(&name) == Some(ino) {
+            let _ = remove_shm(&name);
         }
-        obj.replace_contents(format!("{}\n", std::process::id()).as_bytes())?;
-        Ok(Some(ServerLock { obj, ino }))
+        Ok(if held? { Some(ServerLock { obj, ino }) } else { None })
     }
 
-    /// Removes the lock object `name` if it is this user's and no live
-    /// server holds it.
-    fn remove_stale(queue: &str, name: &str) -> Result<()> {
-        let obj = match ShmObject::open(name, Access::ReadOnly) {
+    /// Write-locks `obj` and writes this process's pid into it: `false` when
+    /// another holds it or the name `name` no longer names inode `ino`.
+    fn lock_and_mark(obj: &ShmObject, name: &str, ino: u64) -> Result<bool> {
+        if !sys::try_lock_exclusive(obj).map_err(|e| Error::os_named("fcntl(F_OFD_SETLK)", name, e))? {
+            return Ok(false);
+        }
+        if named_inode(name) != Some(ino) {
+            return Ok(false);
+        }
+        obj.replace_contents(format!("{}\n", std::process::id()).as_bytes())?;
+        Ok(true)
+    }
+}
+
+/// What a lock object found under a queue's lock name is.
+#[derive(Debug)]
+pub enum Stale {
+    /// Nothing under the name (or it changed while looked at).
+    Absent,
+    /// Someone holds its write lock: a live server (or, for a moment, a
+    /// `--cleanup` or a starting server removing it), with the pid the
+    /// server wrote into it.
+    Held { pid: Option<u32> },
+    /// Nobody held it: now the caller does.
+    Dead(DeadLock),
+}
+
+/// The lock object of a dead server, write-locked by the caller: while it
+/// is held, no starting server and no other `--cleanup` removes or replaces
+/// it, so what the caller removes is what the dead server left.
+#[derive(Debug)]
+pub struct DeadLock {
+    obj: ShmObject,
+    ino: u64,
+}
+
+impl DeadLock {
+    /// Looks at the lock object of `queue` and takes its write lock if
+    /// nobody holds it. Only this user's regular file is taken.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadObject`] for another user's object or one that is not a
+    /// regular file; [`Error::Os`].
+    pub fn take(queue: &str) -> Result<Stale> {
+        let name = lock_name(queue);
+        let obj = match ShmObject::open(&name, Access::ReadWrite) {
             Ok(obj) => obj,
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Stale::Absent),
             Err(Error::BadObject { name: path, reason }) => {
                 return Err(Error::BadObject {
                     reason: format!("{reason}; remove {path} or choose another queue"),
@@ -113,20 +165,40 @@ impl ServerLock {
         let meta = obj.stat()?;
         if meta.uid() != euid() {
             return Err(Error::BadObject {
-                name: shm_path(name),
+                name: shm_path(&name),
                 reason: format!(
                     "belongs to uid {}; it is not this server's to take; choose another --queue",
                     meta.uid()
                 ),
             });
         }
-        if is_locked(&obj)? {
-            return Err(Error::ServerRunning { queue: queue.to_owned(), pid: read_pid(&obj) });
+        if !sys::try_lock_exclusive(&obj).map_err(|e| Error::os_named("fcntl(F_OFD_SETLK)", &name, e))? {
+            return Ok(Stale::Held { pid: read_pid(&obj) });
         }
-        if named_inode(name) == Some(meta.ino()) {
-            remove_shm(name)?;
+        let dead = DeadLock { obj, ino: meta.ino() };
+        if !dead.still_named() {
+            return Ok(Stale::Absent);
         }
-        Ok(())
+        Ok(Stale::Dead(dead))
+    }
+
+    /// Whether the lock name still names this object.
+    pub fn still_named(&self) -> bool {
+        named_inode(self.obj.name()) == Some(self.ino)
+    }
+
+    /// Removes the lock name if it still names this object, then lets the
+    /// lock go; whether it removed it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] from `shm_unlink`.
+    pub fn remove(self) -> Result<bool> {
+        if self.still_named() {
+            remove_shm(self.obj.name())
+        } else {
+            Ok(false)
+        }
     }
 }
 
@@ -260,33 +332,42 @@ pub fn server_alive(queue: &str) -> Result<bool> {
     Ok(ServerWatch::find(queue)?.is_some())
 }
 
-/// Whether process `pid` exists (for objects whose creator may not have
-/// taken its lock yet).
-pub fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    if pid <= 0 {
-        return false;
-    }
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) {
-        Ok(()) => true,
-        Err(nix::errno::Errno::ESRCH) => false,
-        Err(_) => true, // EPERM: it exists, it is just not ours
-    }
+/// What the sweeper may conclude about a client's region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionState {
+    /// Its creator may still use it: its lock is held, or it may be
+    /// between creating the object and locking it.
+    MayBeInUse,
+    /// Its creator is gone for sure.
+    Dead,
+    /// No such object.
+    Gone,
 }
 
-/// Whether the creator of the region `name` may still use it: its lock is
-/// held, or the process `creator` exists (`None`: no process counts).
+/// Whether the creator of the region `name` may still use it. Never judged
+/// by pid (a client in another pid namespace, a reused pid): a region is
+/// dead only when its lock is free and either its header is published
+/// (the client locks before it publishes, and holds the lock while it
+/// lives) or it is older than the grace (`past_grace`: the moment between
+/// a client's `shm_open` and its lock has long passed).
 ///
 /// # Errors
 ///
 /// [`Error::Os`] from opening or probing the region.
-pub fn region_in_use(name: &str, creator: Option<u32>) -> Result<bool> {
+pub fn region_state(name: &str, past_grace: bool) -> Result<RegionState> {
     let obj = match ShmObject::open(name, Access::ReadOnly) {
         Ok(obj) => obj,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(false),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(RegionState::Gone),
         Err(e) => return Err(e),
     };
-    Ok(is_locked(&obj)? || creator.is_some_and(process_exists))
+    if is_locked(&obj)? {
+        return Ok(RegionState::MayBeInUse);
+    }
+    if past_grace || Region::header_published(&obj) {
+        Ok(RegionState::Dead)
+    } else {
+        Ok(RegionState::MayBeInUse)
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +433,47 @@ mod tests {
         assert_ne!(lock.ino, stale_ino);
         drop(lock);
         assert!(ShmObject::open(&name, Access::ReadOnly).is_err());
+    }
+
+    /// A dead server's lock object: created, left unlocked, name kept.
+    fn dead_lock_object(name: &str) -> u64 {
+        let mut dead = ShmObject::create_exclusive(name, 0).unwrap();
+        dead.disown();
+        dead.stat().unwrap().ino()
+    }
+
+    #[test]
+    fn a_dead_lock_taken_by_a_cleaner_keeps_starting_servers_off_until_it_is_removed() {
+        let queue = unique_queue("cleaner");
+        let name = lock_name(&queue);
+        let dead_ino = dead_lock_object(&name);
+        let Stale::Dead(dead) = DeadLock::take(&queue).unwrap() else { panic!("not taken as dead") };
+        assert!(matches!(DeadLock::take(&queue).unwrap(), Stale::Held { .. }), "a second cleaner keeps off");
+        assert!(
+            matches!(ServerLock::acquire(&queue), Err(Error::ServerRunning { .. })),
+            "a starting server does not take over a lock a cleaner holds"
+        );
+        assert_eq!(named_inode(&name), Some(dead_ino));
+        assert!(dead.remove().unwrap());
+        let lock = ServerLock::acquire(&queue).unwrap();
+        drop(lock);
+        assert_eq!(named_inode(&name), None);
+    }
+
+    #[test]
+    fn a_dead_lock_never_removes_the_object_that_replaced_it() {
+        let queue = unique_queue("replaced");
+        let name = lock_name(&queue);
+        dead_lock_object(&name);
+        let Stale::Dead(dead) = DeadLock::take(&queue).unwrap() else { panic!("not taken as dead") };
+        // The name is replaced under the holder (by hand: a server takes
+        // a dead lock only through `DeadLock` too).
+        remove_shm(&name).unwrap();
+        let next_ino = dead_lock_object(&name);
+        assert!(!dead.still_named());
+        assert!(!dead.remove().unwrap(), "only the object judged dead is removed");
+        assert_eq!(named_inode(&name), Some(next_ino), "the new object stays");
+        remove_shm(&name).unwrap();
     }
 
     #[test]

@@ -42,8 +42,9 @@ use std::fmt;
 
 /// Version of both the command messages and the region frames. Version 2
 /// added the permission bits to `Start`; version 3 a [`ReasonCode`] before the
-/// text of `Refused` and `Error`. A peer of another version is told so on its
-/// first message or frame ([`DecodeError::UnsupportedVersion`]).
+/// text of `Refused` and `Error`, and the [`StartFlags`] of `Start`. A peer
+/// of another version is told so on its first message or frame
+/// ([`DecodeError::UnsupportedVersion`]).
 pub const PROTOCOL_VERSION: u8 = 3;
 /// First four bytes of every command message ("SXQ1").
 pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
@@ -64,6 +65,10 @@ pub const MAX_REASON_LEN: usize = 512;
 /// The bits of a file mode a `Start` frame may carry: permissions, setuid,
 /// setgid, sticky.
 pub const MODE_BITS: u32 = 0o7777;
+/// Most bytes the server sends of a file whose size it cannot know
+/// beforehand ([`StartFlags::SIZE_UNKNOWN`]: procfs, sysfs, a size of 0);
+/// past it the file fails with [`ReasonCode::TooLarge`].
+pub const MAX_UNKNOWN_SIZE: u64 = 64 << 20;
 /// Longest text (a root, a path) in a status frame; longer ones are cut.
 pub const MAX_STATUS_TEXT: usize = 512;
 
@@ -176,6 +181,8 @@ pub enum ReasonCode {
     WrongSession = 9,
     /// The server ran out of something (descriptors, memory).
     OutOfResources = 10,
+    /// A file of unknown size went on past the 64 MiB the server reads of one.
+    TooLarge = 11,
     /// Anything else; the text says what.
     Other = 255,
 }
@@ -193,6 +200,7 @@ impl ReasonCode {
             8 => ReasonCode::ReadFailed,
             9 => ReasonCode::WrongSession,
             10 => ReasonCode::OutOfResources,
+            11 => ReasonCode::TooLarge,
             255 => ReasonCode::Other,
             _ => return Err(DecodeError::BadField("reason code")),
         })
@@ -477,15 +485,48 @@ impl FrameHeader {
     }
 }
 
+/// What a `Start` frame says about the file besides its size and mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StartFlags(u32);
+
+impl StartFlags {
+    /// No flag: the size is the file's size, and the `End` count must
+    /// match it.
+    pub const NONE: StartFlags = StartFlags(0);
+    /// The size is only what `fstat` said (procfs, sysfs, or 0): the server
+    /// reads to the end of the file, at most [`MAX_UNKNOWN_SIZE`] bytes, and
+    /// the `End` frame's count is the truth.
+    pub const SIZE_UNKNOWN: StartFlags = StartFlags(1);
+    /// Every flag this version knows; a frame with any other bit is refused.
+    const KNOWN: u32 = 1;
+
+    /// Whether the size is not known beforehand.
+    pub fn size_unknown(self) -> bool {
+        self.0 & Self::SIZE_UNKNOWN.0 != 0
+    }
+
+    /// The flags as they travel.
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// Flags from their wire form: `None` when a bit is not known.
+    pub fn from_bits(bits: u32) -> Option<StartFlags> {
+        (bits & !Self::KNOWN == 0).then_some(StartFlags(bits))
+    }
+}
+
 /// The payload of a control frame (every kind but `Data`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
-    /// A file follows: its size, and its permission bits (`st_mode &
-    /// 0o7777`) for the copy, which the client masks as `cp` does. Payload:
-    /// `u64` size, `u32` mode.
+    /// A file follows: its size, its permission bits (`st_mode & 0o7777`)
+    /// for the copy, which the client masks as `cp` does, and its flags
+    /// (whether the size is known). Payload: `u64` size, `u32` mode, `u32`
+    /// flags.
     Start {
         size: u64,
         mode: u32,
+        flags: StartFlags,
     },
     End {
         count: u64,
@@ -588,9 +629,10 @@ impl Reply {
     /// [`MAX_REASON_LEN`] bytes on a character boundary.
     pub fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
-            Reply::Start { size, mode } => {
+            Reply::Start { size, mode, flags } => {
                 out.extend_from_slice(&size.to_le_bytes());
                 out.extend_from_slice(&(mode & MODE_BITS).to_le_bytes());
+                out.extend_from_slice(&flags.bits().to_le_bytes());
             }
             Reply::End { count, checksum } => {
                 out.extend_from_slice(&count.to_le_bytes());
@@ -646,7 +688,8 @@ impl Reply {
                 if mode & !MODE_BITS != 0 {
                     return Err(DecodeError::BadField("file mode"));
                 }
-                Reply::Start { size, mode }
+                let flags = StartFlags::from_bits(r.u32()?).ok_or(DecodeError::BadField("start flags"))?;
+                Reply::Start { size, mode, flags }
             }
             FrameKind::End => Reply::End { count: r.u64()?, checksum: r.u64()? },
             FrameKind::NotFound => Reply::NotFound,
@@ -859,7 +902,9 @@ mod tests {
 
     fn any_reply() -> impl Strategy<Value = Reply> {
         prop_oneof![
-            (any::<u64>(), 0..=MODE_BITS).prop_map(|(size, mode)| Reply::Start { size, mode }),
+            (any::<u64>(), 0..=MODE_BITS, 0..=StartFlags::KNOWN).prop_map(|(size, mode, bits)| {
+                Reply::Start { size, mode, flags: StartFlags::from_bits(bits).unwrap() }
+            }),
             (any::<u64>(), any::<u64>()).prop_map(|(count, checksum)| Reply::End { count, checksum }),
             Just(Reply::NotFound),
             (any_code(), any_text(MAX_REASON_LEN)).prop_map(|(code, reason)| Reply::Refused { code, reason }),
@@ -1018,16 +1063,33 @@ mod tests {
 
     #[test]
     fn start_carries_permission_bits_only() {
-        let start = Reply::Start { size: 5, mode: 0o4755 };
+        let start = Reply::Start { size: 5, mode: 0o4755, flags: StartFlags::NONE };
         let mut payload = Vec::new();
         start.encode_payload(&mut payload);
-        assert_eq!(payload.len(), 12);
+        assert_eq!(payload.len(), 16);
         assert_eq!(Reply::decode(FrameKind::Start, &payload), Ok(start));
+        // A Start without its flags is short.
+        assert!(matches!(
+            Reply::decode(FrameKind::Start, &payload[..12]),
+            Err(DecodeError::Truncated { .. })
+        ));
         // A file type in the mode is not a permission bit.
-        payload[8..].copy_from_slice(&0o100644u32.to_le_bytes());
+        payload[8..12].copy_from_slice(&0o100644u32.to_le_bytes());
         assert_eq!(Reply::decode(FrameKind::Start, &payload), Err(DecodeError::BadField("file mode")));
         // A version-1 Start (the size alone) does not pass for this version's.
         assert!(matches!(Reply::decode(FrameKind::Start, &payload[..8]), Err(DecodeError::Truncated { .. })));
+    }
+
+    #[test]
+    fn start_says_whether_the_size_is_known_and_refuses_unknown_flags() {
+        let start = Reply::Start { size: 0, mode: 0o444, flags: StartFlags::SIZE_UNKNOWN };
+        let mut payload = Vec::new();
+        start.encode_payload(&mut payload);
+        let decoded = Reply::decode(FrameKind::Start, &payload);
+        assert_eq!(decoded, Ok(start));
+        assert!(matches!(decoded, Ok(Reply::Start { flags, .. }) if flags.size_unknown()));
+        payload[12..].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(Reply::decode(FrameKind::Start, &payload), Err(DecodeError::BadField("start flags")));
     }
 
     #[test]

@@ -98,7 +98,8 @@ fn create_error(queue: &str, e: std::io::Error) -> Error {
         Some(libc::ENOSPC) => {
             " (too many queues on the system: see /proc/sys/fs/mqueue/queues_max, default 256)".to_owned()
         }
-        _ => String::new(),
+        // Without a hint the error keeps its errno (EEXIST: a squatter).
+        _ => return Error::os_named("mq_open", queue, e),
     };
     Error::os_named("mq_open", queue, std::io::Error::new(e.kind(), format!("{e}{hint}")))
 }

@@ -222,6 +222,13 @@ impl Producer {
         self.end.give_slot()
     }
 
+    /// Gives back this end's turn to stream, if it holds one: before
+    /// something that may block for long (a read of a slow source), so that
+    /// other sessions stream meanwhile. The next data frame waits in line.
+    pub fn yield_turn(&mut self) {
+        self.end.waiter.pacer.end_turn();
+    }
+
     /// Sends a data frame. `bytes` must fit one slot ([`Producer::max_payload`]).
     ///
     /// # Errors

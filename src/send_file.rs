@@ -6,13 +6,19 @@ use std::fs::File;
 use std::io::Read;
 
 use nix::sys::stat::FileStat;
+use nix::sys::statfs::{
+    FsType, BTRFS_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, DEBUGFS_MAGIC, EXT4_SUPER_MAGIC, F2FS_SUPER_MAGIC,
+    ISOFS_SUPER_MAGIC, OVERLAYFS_SUPER_MAGIC, PROC_SUPER_MAGIC, SECURITYFS_MAGIC, SYSFS_MAGIC, TMPFS_MAGIC,
+    TRACEFS_MAGIC, XFS_SUPER_MAGIC,
+};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::Result;
-use crate::protocol::{ReasonCode, Reply, MODE_BITS};
+use crate::protocol::{ReasonCode, Reply, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS};
 use crate::ring::Producer;
 use crate::source::{FileKind, OpenFailure, Root};
 use crate::stats::SessionStats;
+use crate::text::byte_count;
 use crate::IO_CHUNK;
 
 /// What became of one file request, as far as the server knows.
@@ -83,18 +89,38 @@ pub(crate) fn send_file(
         Ok(opened) => opened,
         Err(why) => return send_negative(tx, seq, refusal(path, why)),
     };
-    let size = u64::try_from(st.st_size).unwrap_or(0);
+    let stated = u64::try_from(st.st_size).unwrap_or(0);
+    let (size, reads) = classify(&file, stated);
     let noted = Snapshot::of(&st);
-    stats.begin(path, size);
-    tx.send(seq, &Reply::Start { size, mode: st.st_mode & MODE_BITS })?;
+    stats.begin(path, stated);
+    let flags = match size {
+        Size::Known(_) => StartFlags::NONE,
+        Size::Unknown => StartFlags::SIZE_UNKNOWN,
+    };
+    tx.send(seq, &Reply::Start { size: stated, mode: st.st_mode & MODE_BITS, flags })?;
     let mut hasher = Xxh3::new();
     // Read in large pieces and hand them out slot by slot: one read() per
     // IO_CHUNK bytes, not one per slot.
     buf.resize(IO_CHUNK, 0);
     let mut sent = 0u64;
-    while sent < size {
-        let want = (size - sent).min(buf.len() as u64) as usize;
+    loop {
+        // Known size: exactly that many bytes. Unknown: to the end of the
+        // file, reading one byte past the bound to see it is passed.
+        let left = match size {
+            Size::Known(size) => size - sent,
+            Size::Unknown => (MAX_UNKNOWN_SIZE + 1).saturating_sub(sent),
+        };
+        if left == 0 {
+            break;
+        }
+        let want = left.min(buf.len() as u64) as usize;
+        if reads == Reads::MayBlock {
+            // Whatever this read waits for (a FUSE daemon, a server across
+            // the network), other sessions stream meanwhile.
+            tx.yield_turn();
+        }
         let n = match file.read(&mut buf[..want]) {
+            Ok(0) if size == Size::Unknown => break,
             Ok(0) => {
                 return send_negative(
                     tx,
@@ -108,6 +134,13 @@ pub(crate) fn send_file(
                 return send_negative(tx, seq, failed(ReasonCode::ReadFailed, format!("reading {path}: {e}")))
             }
         };
+        if size == Size::Unknown && sent + n as u64 > MAX_UNKNOWN_SIZE {
+            let most = byte_count(MAX_UNKNOWN_SIZE);
+            let why = format!(
+                "{path} has no size known beforehand and goes on past {most}, the most sent of such a file"
+            );
+            return send_negative(tx, seq, failed(ReasonCode::TooLarge, why));
+        }
         hasher.update(&buf[..n]);
         for piece in buf[..n].chunks(tx.max_payload()) {
             tx.send_data(seq, piece)?;
@@ -133,6 +166,63 @@ pub(crate) fn send_file(
     }
     tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?;
     Ok(Served::Sent(sent))
+}
+
+/// Whether the size `fstat` gives is the file's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Size {
+    /// Exactly this many bytes are sent; fewer is a file that shrank.
+    Known(u64),
+    /// procfs, sysfs and the like (their files say 0 or 4096 whatever they
+    /// hold), or a size of 0: read to the end, at most
+    /// [`MAX_UNKNOWN_SIZE`] bytes, and the `End` count is the truth.
+    Unknown,
+}
+
+/// Whether a read of the source returns soon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reads {
+    /// A local disk or memory file system: the session keeps its turn to
+    /// stream across reads.
+    Prompt,
+    /// Anything else (FUSE, NFS, SMB, procfs, …): a read may block for
+    /// long, so the session gives its turn back before each read.
+    MayBlock,
+}
+
+/// File systems whose reads return soon: local disks and memory.
+const PROMPT_FILE_SYSTEMS: &[FsType] = &[
+    EXT4_SUPER_MAGIC, // also ext2 and ext3: one magic
+    XFS_SUPER_MAGIC,
+    BTRFS_SUPER_MAGIC,
+    TMPFS_MAGIC,
+    F2FS_SUPER_MAGIC,
+    OVERLAYFS_SUPER_MAGIC,
+    ISOFS_SUPER_MAGIC,
+    FsType(0x7371_7368), // squashfs
+    FsType(0x8584_58f6), // ramfs
+    FsType(0x2fc1_2fc1), // zfs
+];
+
+/// Pseudo file systems whose files do not know their size.
+const SIZELESS_FILE_SYSTEMS: &[FsType] =
+    &[PROC_SUPER_MAGIC, SYSFS_MAGIC, DEBUGFS_MAGIC, TRACEFS_MAGIC, SECURITYFS_MAGIC, CGROUP2_SUPER_MAGIC];
+
+/// What the file system of `file` (and `fstat`'s size `stated`) says about
+/// reading it. A file system that cannot be told counts as one whose reads
+/// may block.
+fn classify(file: &File, stated: u64) -> (Size, Reads) {
+    let fs = nix::sys::statfs::fstatfs(file).ok().map(|s| s.filesystem_type());
+    let size = match fs {
+        Some(t) if SIZELESS_FILE_SYSTEMS.contains(&t) => Size::Unknown,
+        _ if stated == 0 => Size::Unknown,
+        _ => Size::Known(stated),
+    };
+    let reads = match fs {
+        Some(t) if PROMPT_FILE_SYSTEMS.contains(&t) => Reads::Prompt,
+        _ => Reads::MayBlock,
+    };
+    (size, reads)
 }
 
 fn fstat(file: &File) -> nix::Result<FileStat> {

@@ -11,7 +11,7 @@ use posixmq::PosixMq;
 
 use crate::error::{Error, Result};
 use crate::leftovers::collect_dead_sessions;
-use crate::liveness::ServerLock;
+use crate::liveness::{queue_identity, ServerLock};
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
@@ -54,7 +54,7 @@ pub struct ServerConfig {
     pub collect_every: Duration,
     /// The longest a session's wait for a free slot spins before it blocks
     /// (zero: block at once);
-    /// [`DEFAULT_SPIN_BUDGET`](crate::pacing::DEFAULT_SPIN_BUDGET) unless measuring.
+    /// [`crate::pacing::DEFAULT_SPIN_BUDGET`] unless measuring.
     pub spin_budget: Duration,
 }
 
@@ -116,7 +116,6 @@ impl ServerBuilder {
         self
     }
 
-    /// The configuration, for [`Server::bind`].
     /// How often the running server collects what dead sessions of its
     /// queue left (every 5 s unless told otherwise).
     pub fn collect_every(mut self, every: Duration) -> Self {
@@ -131,6 +130,7 @@ impl ServerBuilder {
         self
     }
 
+    /// The configuration, for [`Server::bind`].
     pub fn build(self) -> ServerConfig {
         self.config
     }
@@ -204,7 +204,11 @@ impl Server {
         validate_queue_name(&config.queue)?;
         let root = Root::open(&config.root)?;
         let lock = ServerLock::acquire(&config.queue)?;
-        let queue = queue::create(&config.queue)?;
+        // The lock is held before the queue is created, so no server takes
+        // the queue from under this one; the queue is created with
+        // `O_EXCL`, so a squatter can only make this start fail (and the
+        // lock goes with it).
+        let queue = queue::create(&config.queue).map_err(|e| squatted(&config.queue, e))?;
         let server = Server { config, root: Arc::new(root), queue, _lock: lock };
         server.collect_leftovers();
         Ok(server)
@@ -241,7 +245,7 @@ impl Server {
         };
         let mut sessions = Sessions::new(&self.config.queue, self.config.max_sessions, env);
         let mut buf = vec![0u8; QUEUE_MSG_LEN];
-        let mut garbage = LogBudget::default();
+        let mut garbage = LogBudget::new("bad queue messages dropped");
         let mut collected_at = Instant::now();
         let result = loop {
             if stop.load(Ordering::Relaxed) {
@@ -249,6 +253,7 @@ impl Server {
                 break Ok(());
             }
             sessions.reap();
+            garbage.flush();
             if collected_at.elapsed() >= self.config.collect_every {
                 self.collect_leftovers();
                 collected_at = Instant::now();
@@ -319,6 +324,28 @@ impl Server {
                 Ok(None)
             }
         }
+    }
+}
+
+/// The error of a queue creation that found the name taken although this
+/// server holds the lock (another process created the queue meanwhile):
+/// a refusal naming the queue's owner; any other error as it is.
+fn squatted(queue: &str, e: Error) -> Error {
+    if e.raw_os_error() != Some(libc::EEXIST) {
+        return e;
+    }
+    let owner = posixmq::OpenOptions::readonly()
+        .nonblocking()
+        .open(queue)
+        .ok()
+        .and_then(|mq| queue_identity(queue, &mq).ok())
+        .map_or("an unknown user".to_owned(), |(uid, _)| format!("uid {uid}"));
+    Error::BadObject {
+        name: queue.to_owned(),
+        reason: format!(
+            "the queue was created by another process (owned by {owner}) while this server was taking it; \
+             nothing of this server is left; find who uses the name, or choose another --queue"
+        ),
     }
 }
 

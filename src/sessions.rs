@@ -15,6 +15,7 @@ use log::{debug, error, info, warn};
 use crate::answers::{answer_busy, send_listing, send_status};
 use crate::error::{Error, Result};
 use crate::liveness::client_alive;
+use crate::log_budget::LogBudget;
 use crate::names::SessionNames;
 use crate::owned_name::remove_session;
 use crate::pacing::Pacing;
@@ -34,6 +35,10 @@ pub const MAX_PENDING_REQUESTS: usize = 256;
 /// before it calls the server busy.
 const CLOSING_GRACE: Duration = Duration::from_millis(200);
 
+/// How long a stopping server waits for its sessions to end: well within
+/// the second a stop takes.
+const END_GRACE: Duration = Duration::from_millis(600);
+
 /// Status-only sessions served at once, beside the `max` others.
 const STATUS_SESSIONS: usize = 4;
 
@@ -50,6 +55,9 @@ struct Session {
     jobs: Option<mpsc::Sender<Job>>,
     pending: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
+    /// The client's region, shared with the thread: the table marks it
+    /// when it leaves a thread that does not end (stuck in a read).
+    region: Arc<Region>,
     stats: Arc<SessionStats>,
     /// A status session may only ask for the status, and does not count
     /// against `max`.
@@ -83,6 +91,10 @@ pub(crate) struct Sessions {
     /// Whether any client said goodbye: a default-mode server may stop once
     /// no session is open.
     any_closed: bool,
+    /// The rate limit for lines about Open messages that fail at once.
+    bad_opens: LogBudget,
+    /// The rate limit for "busy" lines.
+    busy_lines: LogBudget,
 }
 
 impl Sessions {
@@ -95,11 +107,15 @@ impl Sessions {
             open: HashMap::new(),
             refused: HashSet::new(),
             any_closed: false,
+            bad_opens: LogBudget::new("open messages dropped"),
+            busy_lines: LogBudget::new("clients answered busy"),
         }
     }
 
     /// Joins the threads of finished sessions and forgets them.
     pub fn reap(&mut self) {
+        self.bad_opens.flush();
+        self.busy_lines.flush();
         let stats = &self.env.stats;
         self.open.retain(|region, s| {
             let finished = s.reap_if_finished();
@@ -145,32 +161,53 @@ impl Sessions {
     /// server can still say what it does.
     pub fn open(&mut self, client_pid: u32, region_size: u32, region: String, kind: SessionKind) {
         if !SessionNames::is_session_of(&self.queue, client_pid, &region) {
-            warn!("dropped an open message from pid {client_pid} naming {region:?}, not a session object of this queue");
+            if self.bad_opens.admit() {
+                warn!("dropped an open message from pid {client_pid} naming {region:?}, not a session object of this queue");
+            }
             return;
         }
         if self.open.contains_key(&region) {
-            warn!("dropped a second open message for session {region}");
+            if self.bad_opens.admit() {
+                warn!("dropped a second open message for session {region}");
+            }
             return;
         }
+        // Mapped here, before a slot is taken or the table is looked at: an
+        // Open naming a region that does not exist (or fails its checks)
+        // costs one failed open, no thread and no slot.
+        let names = SessionNames::for_region(&region);
+        let (producer, region_map) =
+            match attach(&names, region_size, client_pid, &self.env.stop, &self.env.pacing) {
+                Ok(attached) => attached,
+                Err(e) => {
+                    if self.bad_opens.admit() {
+                        warn!("session {region}: refused: {e}");
+                    }
+                    return;
+                }
+            };
         if self.full(kind) {
             self.wait_for_closing(kind);
         }
-        let names = SessionNames::for_region(&region);
         if self.full(kind) {
             if self.refused.len() >= MAX_REFUSED {
                 self.refused.clear();
             }
             self.refused.insert(region);
             let limit = self.limit(kind);
-            match kind {
-                SessionKind::Status => {
-                    warn!("busy: refused a status session from pid {client_pid} ({limit} open)")
-                }
-                SessionKind::Transfer => {
-                    warn!("busy: refused a session from pid {client_pid} ({limit} open, the session limit)")
+            if self.busy_lines.admit() {
+                match kind {
+                    SessionKind::Status => {
+                        warn!("busy: refused a status session from pid {client_pid} ({limit} open)")
+                    }
+                    SessionKind::Transfer => {
+                        warn!(
+                            "busy: refused a session from pid {client_pid} ({limit} open, the session limit)"
+                        )
+                    }
                 }
             }
-            if let Err(e) = answer_busy(&names, region_size, client_pid, limit, &self.env.pacing) {
+            if let Err(e) = answer_busy(producer, limit) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e:#}");
             }
             return;
@@ -180,19 +217,27 @@ impl Sessions {
         let stats = self.env.stats.open(&region, client_pid, kind);
         let thread = SessionThread {
             names,
-            region_size,
             client_pid,
             env: self.env.clone(),
             pending: Arc::clone(&pending),
             stats: Arc::clone(&stats),
             kind,
         };
-        match std::thread::Builder::new().name(format!("session-{client_pid}")).spawn(move || thread.run(rx))
-        {
+        let spawned = std::thread::Builder::new()
+            .name(format!("session-{client_pid}"))
+            .spawn(move || thread.run(producer, rx));
+        match spawned {
             Ok(thread) => {
                 debug!("client {client_pid}: session {region} opened");
-                let session =
-                    Session { client_pid, jobs: Some(tx), pending, thread: Some(thread), stats, kind };
+                let session = Session {
+                    client_pid,
+                    jobs: Some(tx),
+                    pending,
+                    thread: Some(thread),
+                    region: region_map,
+                    stats,
+                    kind,
+                };
                 self.open.insert(region, session);
             }
             Err(e) => {
@@ -261,12 +306,28 @@ impl Sessions {
     }
 
     /// Ends every session (the caller has raised the stop flag) and joins
-    /// their threads.
+    /// their threads, waiting at most [`END_GRACE`]: a session stuck in a
+    /// read of its source (a FUSE or NFS file that never answers) is not
+    /// waited for. Its region is marked "server stopping" for its client,
+    /// and its thread ends with the process.
     pub fn end_all(&mut self) {
-        for (_, mut s) in self.open.drain() {
+        for s in self.open.values_mut() {
             s.jobs = None;
-            if let Some(t) = s.thread.take() {
-                let _ = t.join();
+        }
+        let deadline = Instant::now() + END_GRACE;
+        while Instant::now() < deadline
+            && self.open.values().any(|s| s.thread.as_ref().is_some_and(|t| !t.is_finished()))
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for (region, mut s) in self.open.drain() {
+            if !s.reap_if_finished() {
+                s.region.mark_ended(EndReason::ServerStopping);
+                warn!(
+                    "client {}: session {region} did not end within {} (stuck in a read of its source?); left behind",
+                    s.client_pid,
+                    duration_text(END_GRACE)
+                );
             }
         }
     }
@@ -343,7 +404,6 @@ impl SessionEnd {
 #[derive(Debug)]
 pub(crate) struct SessionThread {
     pub names: SessionNames,
-    pub region_size: u32,
     pub client_pid: u32,
     pub env: ServeEnv,
     /// Requests routed to this session and not yet taken.
@@ -356,20 +416,13 @@ pub(crate) struct SessionThread {
 }
 
 impl SessionThread {
-    /// Serves the session's requests until the client says goodbye (the
+    /// Serves the session's requests through `producer` (the client's region,
+    /// mapped by [`attach`]) until the client says goodbye (the
     /// sender of `jobs` drops), dies, or the server stops; then logs why it
     /// ended and removes the objects of a client that is gone.
-    pub fn run(self, jobs: mpsc::Receiver<Job>) {
+    pub fn run(self, producer: Producer, jobs: mpsc::Receiver<Job>) {
         let region = &self.names.region;
-        let attached =
-            attach(&self.names, self.region_size, self.client_pid, &self.env.stop, &self.env.pacing);
-        let mut producer = match attached {
-            Ok(p) => p.with_stall_timeout(self.env.stall_timeout),
-            Err(e) => {
-                warn!("session {region}: refused: {e:#}");
-                return;
-            }
-        };
+        let mut producer = producer.with_stall_timeout(self.env.stall_timeout);
         let end = match self.serve(&mut producer, &jobs) {
             Ok(end) => end,
             Err(e) => SessionEnd::from_error(e, self.stats.has_said_goodbye()),
@@ -509,7 +562,7 @@ impl SessionThread {
 }
 
 /// Maps a client's region and opens its semaphores: the producer end of its
-/// ring, watching the client's liveness lock. Writes this server's pid into
+/// ring, watching the client's liveness lock, and the region itself. Writes this server's pid into
 /// the header, which tells the client that its session was taken.
 ///
 /// # Errors
@@ -521,7 +574,7 @@ pub(crate) fn attach(
     client_pid: u32,
     cancel: &Arc<AtomicBool>,
     pacing: &Pacing,
-) -> Result<Producer> {
+) -> Result<(Producer, Arc<Region>)> {
     let region = Arc::new(Region::open(&names.region, region_size, client_pid)?);
     let sems = RingSems { items: Semaphore::open(&names.items)?, spaces: Semaphore::open(&names.spaces)? };
     region.set_server_pid(std::process::id());
@@ -533,5 +586,5 @@ pub(crate) fn attach(
             Err(Error::PeerGone(format!("client {client_pid} died")))
         }
     });
-    Ok(Producer::new(region, sems, Arc::clone(cancel), alive, pacing))
+    Ok((Producer::new(Arc::clone(&region), sems, Arc::clone(cancel), alive, pacing), region))
 }

@@ -207,6 +207,19 @@ impl Region {
         Ok(region)
     }
 
+    /// Whether the creator of `obj` published a region header in it (the
+    /// magic, read without mapping). A client takes its region's lock
+    /// before it publishes the header and holds it while it lives, so a
+    /// published region whose lock is free has lost its creator.
+    pub fn header_published(obj: &ShmObject) -> bool {
+        use std::os::unix::fs::FileExt;
+        let Ok(fd) = obj.try_clone_fd() else { return false };
+        let mut magic = [0u8; 4];
+        let offset = offset_of!(Header, magic) as u64;
+        std::fs::File::from(fd).read_exact_at(&mut magic, offset).is_ok()
+            && u32::from_ne_bytes(magic) == REGION_MAGIC
+    }
+
     /// Opens and maps a client's region by name. Server side: checks that it
     /// is a regular object of this user, not open to others, exactly
     /// `announced_size` bytes, no more than [`REGION_MAX`], with a header of

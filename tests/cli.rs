@@ -347,10 +347,10 @@ fn stdout_streams_one_file_and_nothing_else() {
 #[test]
 fn stdout_reports_a_bad_checksum_after_the_bytes_left() {
     use crate::faults::{control, frame, hostile_server};
-    use shmxfer::testing::protocol::{FrameKind, Reply};
+    use shmxfer::testing::protocol::{FrameKind, Reply, StartFlags};
     let env = TestEnv::new("stdout_reports_a_bad_checksum");
     let frames = vec![
-        control(Reply::Start { size: 4, mode: 0o644 }, 1),
+        control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
         frame(FrameKind::Data, 1, b"four".to_vec()),
         control(Reply::End { count: 4, checksum: 12345 }, 1),
     ];

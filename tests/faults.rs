@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use shmxfer::testing::liveness::{client_alive, ServerLock};
 use shmxfer::testing::names::SessionNames;
-use shmxfer::testing::protocol::{Command, FrameHeader, FrameKind, Reply, MSG_MAGIC, PROTOCOL_VERSION};
+use shmxfer::testing::protocol::{
+    Command, FrameHeader, FrameKind, Reply, StartFlags, MSG_MAGIC, PROTOCOL_VERSION,
+};
 use shmxfer::testing::queue::{QUEUE_CAPACITY, QUEUE_MSG_LEN};
 use shmxfer::testing::shm_region::{Geometry, Region, Semaphore, ShmObject};
 
@@ -604,12 +606,21 @@ fn hostile_server_frames_end_the_session_with_exit_4_and_no_file() {
         }),
         (
             "more data than announced",
-            vec![control(Reply::Start { size: 4, mode: 0o644 }, 1), frame(FrameKind::Data, 1, vec![1; 100])],
+            vec![
+                control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
+                frame(FrameKind::Data, 1, vec![1; 100]),
+            ],
         ),
-        ("wrong sequence number", vec![control(Reply::Start { size: 4, mode: 0o644 }, 7)]),
+        (
+            "wrong sequence number",
+            vec![control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 7)],
+        ),
         (
             "list entry inside a file",
-            vec![control(Reply::Start { size: 4, mode: 0o644 }, 1), control(Reply::ListEnd { count: 0 }, 1)],
+            vec![
+                control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
+                control(Reply::ListEnd { count: 0 }, 1),
+            ],
         ),
     ];
     for (i, (what, frames)) in cases.into_iter().enumerate() {
@@ -628,7 +639,7 @@ fn a_bad_checksum_fails_the_file_and_creates_nothing() {
     let env = TestEnv::new("bad_checksum");
     let data = b"four".to_vec();
     let frames = vec![
-        control(Reply::Start { size: 4, mode: 0o644 }, 1),
+        control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
         frame(FrameKind::Data, 1, data),
         control(Reply::End { count: 4, checksum: 12345 }, 1),
     ];

@@ -378,7 +378,6 @@ fn start_with_queue_squatter(env: &TestEnv) -> (bool, Proc) {
 }
 
 #[test]
-#[ignore = "issue 13.5: a squatter of the queue named by the lock makes the server fail with a bare mq_open error"]
 fn server_whose_queue_is_squatted_refuses_naming_the_owner_and_leaves_nothing() {
     const ROUNDS: usize = 60;
     let env = TestEnv::new("rt_squat_queue");
@@ -503,13 +502,11 @@ fn server_signalled(test: &str, signal: Signal) {
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGHUP kills the server (129), leaving queue and lock"]
 fn server_given_sighup_exits_0_and_removes_its_objects() {
     server_signalled("rt_server_sighup", Signal::SIGHUP);
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGQUIT kills the server, leaving queue and lock"]
 fn server_given_sigquit_exits_0_and_removes_its_objects() {
     server_signalled("rt_server_sigquit", Signal::SIGQUIT);
 }
@@ -776,7 +773,6 @@ fn client_of_another_users_server_exits_3_saying_whose_server_it_is() {
 }
 
 #[test]
-#[ignore = "issue 13.13e: a flood of Open messages"]
 fn flood_of_open_messages_gives_a_bounded_log_and_the_server_keeps_serving() {
     use shmxfer::testing::protocol::{Command as Msg, SessionKind};
     let env = TestEnv::new("rt_open_flood");

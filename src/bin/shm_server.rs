@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,6 +137,36 @@ fn init_logging(args: &Args) {
         .init();
 }
 
+/// How a signal asks the server to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
+enum StopKind {
+    /// SIGINT, SIGTERM, SIGHUP: end open sessions and stop.
+    Now = 1,
+    /// SIGQUIT: finish open sessions first, then stop (for now served as
+    /// [`StopKind::Now`]).
+    Drain = 2,
+}
+
+impl StopKind {
+    /// The kind the last stop signal recorded in `flag`, if any came.
+    fn from_flag(flag: &AtomicUsize) -> Option<StopKind> {
+        match flag.load(Ordering::Relaxed) {
+            1 => Some(StopKind::Now),
+            2 => Some(StopKind::Drain),
+            _ => None,
+        }
+    }
+}
+
+/// The signals that stop the server, and how.
+const STOP_SIGNALS: [(libc::c_int, StopKind); 4] = [
+    (signal_hook::consts::SIGINT, StopKind::Now),
+    (signal_hook::consts::SIGTERM, StopKind::Now),
+    (signal_hook::consts::SIGHUP, StopKind::Now),
+    (signal_hook::consts::SIGQUIT, StopKind::Drain),
+];
+
 fn cleanup(queue: &str) -> anyhow::Result<()> {
     let collected = shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?;
     for object in &collected.removed {
@@ -156,11 +186,13 @@ fn run(args: Args) -> anyhow::Result<()> {
         return cleanup(&args.queue);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        // A second signal while stopping ends the process at once.
-        signal_hook::flag::register_conditional_shutdown(sig, 1, Arc::clone(&stop))
-            .context("installing signal handlers")?;
+    let asked = Arc::new(AtomicUsize::new(0));
+    for (sig, kind) in STOP_SIGNALS {
+        // Each signal only raises the flag and records its kind: any number
+        // of them, in any order, ends in the same clean stop.
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
+        signal_hook::flag::register_usize(sig, Arc::clone(&asked), kind as usize)
+            .context("installing signal handlers")?;
     }
     let mut builder = Server::builder()
         .queue(&args.queue)
@@ -199,6 +231,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         sd_notify::NotifyState::Status(&format!("serving {} on {}", args.root.display(), args.queue)),
     ]);
     let served = server.run(stop);
+    if StopKind::from_flag(&asked) == Some(StopKind::Drain) {
+        log::debug!("SIGQUIT asked to drain first; open sessions were ended at once");
+    }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     served.context("serving failed")?;
     Ok(())
