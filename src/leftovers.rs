@@ -12,22 +12,25 @@
 //!   process `pid` does not exist or the region is older than
 //!   [`CREATION_GRACE`] (the instant between a client creating its region
 //!   and locking it);
-//! - a semaphore `<region>.items` / `.spaces`: its region is gone, and
-//!   process `pid` does not exist or the semaphore is older than
-//!   [`CREATION_GRACE`].
+//! - a semaphore `<queue>.<pid>.<16 hex>.items` / `.spaces` (its random part
+//!   is its own, so it names its creator, not its region): no region of
+//!   process `pid` on this queue is in use by the rule above, and process
+//!   `pid` does not exist or the semaphore is older than [`CREATION_GRACE`]
+//!   (a client creates its semaphores before its region). A semaphore whose
+//!   region is gone, or was never created, is so collected too.
 //!
 //! Only this user's regular files are touched: anything else under the
 //! queue's names (a FIFO, a directory, another user's object) is skipped and
 //! reported, never opened in a way that could block.
 
+use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::liveness::{euid, process_exists, region_in_use, server_alive};
-use crate::names::{lock_name, shm_file_name, validate_queue_name, SessionNames, ShmEntry};
-use crate::owned_name::remove_session;
+use crate::names::{lock_name, shm_file_name, validate_queue_name, ShmEntry};
 use crate::semaphore::remove_semaphore;
 use crate::shm_object::remove_shm;
 
@@ -93,6 +96,9 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
     let entries = std::fs::read_dir(SHM_DIR).map_err(|e| Error::os_named("opendir", SHM_DIR, e))?;
     let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
     names.sort();
+    // This user's regular files of the queue, each with whether it is past
+    // the grace.
+    let mut ours = Vec::new();
     for file_name in names {
         let Some(entry) = ShmEntry::parse(queue, &file_name) else { continue };
         let path = Path::new(SHM_DIR).join(&file_name);
@@ -105,25 +111,35 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
         }
         let old = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok())
             >= Some(CREATION_GRACE);
-        // Past the grace, a process with the creator's pid does not count:
-        // it may be another one with a reused pid.
-        match entry {
-            ShmEntry::Lock => {}
-            ShmEntry::Region { region, pid } => match region_in_use(&region, (!old).then_some(pid)) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let removed = remove_session(&SessionNames::for_region(&region))?;
-                    collected.removed.extend(removed.iter().map(|f| format!("{SHM_DIR}/{f}")));
-                }
-                Err(e) => collected.skipped.push(format!("{}: {e}", path.display())),
-            },
-            ShmEntry::Semaphore { name, region, pid } => {
-                let region_exists = Path::new(SHM_DIR).join(shm_file_name(&region)).exists();
-                let creator_may_be_starting = !old && process_exists(pid);
-                if !region_exists && !creator_may_be_starting && remove_semaphore(&name)? {
+        ours.push((entry, path, old));
+    }
+    // Regions first: the pids with a region in use keep their semaphores.
+    // Past the grace, a process with the creator's pid does not count: it
+    // may be another one with a reused pid.
+    let mut in_use = HashSet::new();
+    for (entry, path, old) in &ours {
+        let ShmEntry::Region { region, pid } = entry else { continue };
+        match region_in_use(region, (!old).then_some(*pid)) {
+            Ok(true) => {
+                in_use.insert(*pid);
+            }
+            Ok(false) => {
+                if remove_shm(region)? {
                     collected.removed.push(path.display().to_string());
                 }
             }
+            Err(e) => {
+                // Not known to be dead: its creator's semaphores stay too.
+                in_use.insert(*pid);
+                collected.skipped.push(format!("{}: {e}", path.display()));
+            }
+        }
+    }
+    for (entry, path, old) in &ours {
+        let ShmEntry::Semaphore { name, pid } = entry else { continue };
+        let creator_may_be_starting = !old && process_exists(*pid);
+        if !in_use.contains(pid) && !creator_may_be_starting && remove_semaphore(name)? {
+            collected.removed.push(path.display().to_string());
         }
     }
     Ok(())

@@ -140,14 +140,26 @@ impl Sessions {
         }
     }
 
-    /// Opens a session for `region`, or answers "busy" when the table is
-    /// full. A status-only session has room of its own, so that a full
-    /// server can still say what it does.
-    pub fn open(&mut self, client_pid: u32, region_size: u32, region: String, kind: SessionKind) {
-        if !SessionNames::is_session_of(&self.queue, client_pid, &region) {
-            warn!("dropped an open message from pid {client_pid} naming {region:?}, not a session object of this queue");
+    /// Opens a session for `region` and its semaphores `items` and `spaces`
+    /// (each of its own form for this queue and `client_pid`, else the
+    /// message is dropped), or answers "busy" when the table is full. A
+    /// status-only session has room of its own, so that a full server can
+    /// still say what it does.
+    pub fn open(
+        &mut self,
+        client_pid: u32,
+        region_size: u32,
+        region: String,
+        items: String,
+        spaces: String,
+        kind: SessionKind,
+    ) {
+        let shown = format!("{region:?} ({items:?}, {spaces:?})");
+        let Some(names) = SessionNames::of_client(&self.queue, client_pid, region, items, spaces) else {
+            warn!("dropped an open message from pid {client_pid} naming {shown}, not session objects of this queue");
             return;
-        }
+        };
+        let region = names.region.clone();
         if self.open.contains_key(&region) {
             warn!("dropped a second open message for session {region}");
             return;
@@ -155,7 +167,6 @@ impl Sessions {
         if self.full(kind) {
             self.wait_for_closing(kind);
         }
-        let names = SessionNames::for_region(&region);
         if self.full(kind) {
             if self.refused.len() >= MAX_REFUSED {
                 self.refused.clear();
