@@ -144,3 +144,89 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fs::{File, OpenOptions};
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::names::{sem_file_name, SessionNames};
+    use crate::semaphore::Semaphore;
+    use crate::shm_region::{Geometry, Region};
+    use crate::sys;
+
+    fn unique_queue(tag: &str) -> String {
+        format!("/sxleft_{tag}_{}_{:x}", std::process::id(), sys::random_u64().unwrap())
+    }
+
+    /// The pid of a process that has exited (and been reaped).
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    /// A file in `/dev/shm` standing for a semaphore `name` of this user,
+    /// made to look `age` old.
+    fn semaphore_file(name: &str, age: Duration) -> std::path::PathBuf {
+        let path = Path::new(SHM_DIR).join(sem_file_name(name));
+        let file: File = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_dead_clients_semaphores_whose_region_never_came_are_collected() {
+        let queue = unique_queue("orphan");
+        let names = SessionNames::fresh(&queue, dead_pid()).unwrap();
+        let items = semaphore_file(&names.items, Duration::ZERO);
+        let spaces = semaphore_file(&names.spaces, Duration::ZERO);
+        let collected = collect_dead_sessions(&queue).unwrap();
+        assert!(!items.exists() && !spaces.exists(), "{collected:?}");
+        let mut removed = collected.removed.clone();
+        removed.sort();
+        let mut expected = vec![items.display().to_string(), spaces.display().to_string()];
+        expected.sort();
+        assert_eq!(removed, expected);
+    }
+
+    #[test]
+    fn the_semaphores_of_a_client_with_a_region_in_use_or_still_starting_stay() {
+        let queue = unique_queue("live");
+        let pid = std::process::id();
+        // Old semaphores beside a locked region of their pid: a long session.
+        let names = SessionNames::fresh(&queue, pid).unwrap();
+        let region = Region::create(&names.region, Geometry::for_slots(2), pid).unwrap();
+        let old_items = semaphore_file(&names.items, 2 * CREATION_GRACE);
+        // A young semaphore of a live pid with no region yet: a client that
+        // creates its semaphores first.
+        let starting = SessionNames::fresh(&queue, pid).unwrap();
+        let young = Semaphore::create_exclusive(&starting.items, 0).unwrap();
+        let collected = collect_dead_sessions(&queue).unwrap();
+        assert_eq!(collected, Collected::default());
+        assert!(old_items.exists());
+        // Once the region is gone, the old semaphore of the live pid (may be a
+        // reused pid) is left over; the young one still is not.
+        drop(region);
+        let collected = collect_dead_sessions(&queue).unwrap();
+        assert_eq!(collected.removed, vec![old_items.display().to_string()]);
+        drop(young);
+        assert_eq!(collect_dead_sessions(&queue).unwrap(), Collected::default());
+    }
+
+    #[test]
+    fn a_dead_clients_region_and_semaphores_are_collected_each_by_its_own_name() {
+        let queue = unique_queue("dead");
+        let pid = dead_pid();
+        let names = SessionNames::fresh(&queue, pid).unwrap();
+        let region = Path::new(SHM_DIR).join(shm_file_name(&names.region));
+        File::create_new(&region).unwrap();
+        let items = semaphore_file(&names.items, Duration::ZERO);
+        let collected = collect_dead_sessions(&queue).unwrap();
+        assert!(!region.exists() && !items.exists(), "{collected:?}");
+        assert_eq!(collected.removed.len(), 2, "{collected:?}");
+    }
+}

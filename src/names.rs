@@ -202,7 +202,13 @@ impl SessionNames {
     /// The names an `Open` message of process `pid` gave, when each has
     /// exactly the form of its object on `queue` with that pid; `None`
     /// otherwise. The server maps and opens nothing else.
-    pub fn of_client(queue: &str, pid: u32, region: String, items: String, spaces: String) -> Option<SessionNames> {
+    pub fn of_client(
+        queue: &str,
+        pid: u32,
+        region: String,
+        items: String,
+        spaces: String,
+    ) -> Option<SessionNames> {
         let ours = |object: SessionObject, name: &str| object.pid_in(queue, name) == Some(pid);
         (ours(SessionObject::Region, &region)
             && ours(SessionObject::Items, &items)
@@ -249,7 +255,8 @@ impl ShmEntry {
             return Some(ShmEntry::Region { region: name, pid });
         };
         let name = format!("/{sem}");
-        let pid = [SessionObject::Items, SessionObject::Spaces].into_iter().find_map(|o| o.pid_in(queue, &name))?;
+        let pid =
+            [SessionObject::Items, SessionObject::Spaces].into_iter().find_map(|o| o.pid_in(queue, &name))?;
         Some(ShmEntry::Semaphore { name, pid })
     }
 }
@@ -358,7 +365,8 @@ mod tests {
 
     /// The random part of a session name: the 16 hex digits after the pid.
     fn random_part(name: &str) -> &str {
-        let rest = name.strip_suffix(ITEMS_SUFFIX).or_else(|| name.strip_suffix(SPACES_SUFFIX)).unwrap_or(name);
+        let rest =
+            name.strip_suffix(ITEMS_SUFFIX).or_else(|| name.strip_suffix(SPACES_SUFFIX)).unwrap_or(name);
         &rest[rest.len() - 16..]
     }
 
@@ -385,7 +393,8 @@ mod tests {
     #[test]
     fn open_names_are_accepted_only_in_their_own_form_for_the_clients_pid() {
         let ok = |r: &str, i: &str, s: &str| SessionNames::of_client("/q", 12, r.into(), i.into(), s.into());
-        let (r, i, s) = ("/q.12.0123456789abcdef", "/q.12.00000000000000aa.items", "/q.12.00000000000000bb.spaces");
+        let (r, i, s) =
+            ("/q.12.0123456789abcdef", "/q.12.00000000000000aa.items", "/q.12.00000000000000bb.spaces");
         assert_eq!(ok(r, i, s), Some(SessionNames { region: r.into(), items: i.into(), spaces: s.into() }));
         for (r2, i2, s2) in [
             ("/q.13.0123456789abcdef", i, s),

@@ -221,7 +221,14 @@ pub enum Command {
     /// Opens a session of `kind`: the server maps `region` (of `region_size`
     /// bytes) and opens the semaphores `items` and `spaces`, each named with
     /// a random part of its own.
-    Open { client_pid: u32, region_size: u32, region: String, items: String, spaces: String, kind: SessionKind },
+    Open {
+        client_pid: u32,
+        region_size: u32,
+        region: String,
+        items: String,
+        spaces: String,
+        kind: SessionKind,
+    },
     /// Asks for one file; the answer frames carry `seq`.
     Get { client_pid: u32, seq: u32, region: String, path: String },
     /// Asks for the list of served files; the answer frames carry `seq`.
@@ -898,13 +905,8 @@ mod tests {
                 (any::<u32>(), any::<u32>(), any_session_kind()),
                 (nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_NAME_LEN))
             )
-                .prop_map(|((client_pid, region_size, kind), (region, items, spaces))| Command::Open {
-                    client_pid,
-                    region_size,
-                    region,
-                    items,
-                    spaces,
-                    kind
+                .prop_map(|((client_pid, region_size, kind), (region, items, spaces))| {
+                    Command::Open { client_pid, region_size, region, items, spaces, kind }
                 }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_PATH_LEN))
                 .prop_map(|(client_pid, seq, region, path)| Command::Get { client_pid, seq, region, path }),
@@ -1056,6 +1058,65 @@ mod tests {
         let mut long = good.clone();
         long.push(0);
         assert!(matches!(Command::decode(&long), Err(DecodeError::TrailingBytes { .. })));
+    }
+
+    #[test]
+    fn open_carries_both_semaphore_names_and_the_largest_fits_a_message() {
+        let long = |c: char| format!("/{}", c.to_string().repeat(MAX_NAME_LEN - 1));
+        let open = Command::Open {
+            client_pid: 9,
+            region_size: 4096,
+            region: long('r'),
+            items: long('i'),
+            spaces: long('s'),
+            kind: SessionKind::Transfer,
+        };
+        let bytes = open.encode().unwrap();
+        assert_eq!(bytes.len(), MSG_HEADER_LEN + 3 * MAX_NAME_LEN + 2);
+        assert!(bytes.len() <= MAX_MSG_LEN);
+        assert_eq!(Command::decode(&bytes), Ok(open));
+        let too_long = Command::Open {
+            client_pid: 9,
+            region_size: 4096,
+            region: "/r".into(),
+            items: format!("/{}", "i".repeat(MAX_NAME_LEN)),
+            spaces: "/s".into(),
+            kind: SessionKind::Status,
+        };
+        assert!(matches!(too_long.encode(), Err(EncodeError::TooLong { .. })));
+    }
+
+    #[test]
+    fn an_open_without_both_semaphore_names_is_rejected() {
+        let open = |items: &str, spaces: &str| {
+            Command::Open {
+                client_pid: 1,
+                region_size: 4096,
+                region: "/r".into(),
+                items: items.into(),
+                spaces: spaces.into(),
+                kind: SessionKind::Transfer,
+            }
+            .encode()
+            .unwrap()
+        };
+        assert_eq!(Command::decode(&open("", "/s")), Err(DecodeError::BadField("items semaphore name")));
+        assert_eq!(Command::decode(&open("/i", "")), Err(DecodeError::BadField("spaces semaphore name")));
+        // A tail with a byte after the names, its length field raised to match.
+        let mut msg = open("/i", "/s");
+        msg.push(b'x');
+        let tail_len = u16::from_le_bytes([msg[18], msg[19]]) + 1;
+        msg[18..20].copy_from_slice(&tail_len.to_le_bytes());
+        assert!(matches!(Command::decode(&msg), Err(DecodeError::TrailingBytes { .. })));
+        // A length byte that runs past the tail.
+        let mut msg = open("/i", "/s");
+        msg[MSG_HEADER_LEN + 2] = 200;
+        assert!(matches!(Command::decode(&msg), Err(DecodeError::Truncated { .. })));
+        // A Get's path where an Open's names belong.
+        let mut msg =
+            Command::Get { client_pid: 1, seq: 1, region: "/r".into(), path: "p".into() }.encode().unwrap();
+        msg[5] = KIND_OPEN;
+        assert!(Command::decode(&msg).is_err());
     }
 
     #[test]

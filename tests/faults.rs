@@ -553,7 +553,8 @@ fn wait_for_open(mq: &posixmq::PosixMq) -> (SessionNames, u32, u32) {
     let mut buf = vec![0u8; QUEUE_MSG_LEN];
     loop {
         let (_, n) = mq.recv(&mut buf).unwrap();
-        if let Ok(Command::Open { client_pid, region_size, region, items, spaces, .. }) = Command::decode(&buf[..n])
+        if let Ok(Command::Open { client_pid, region_size, region, items, spaces, .. }) =
+            Command::decode(&buf[..n])
         {
             return (SessionNames { region, items, spaces }, region_size, client_pid);
         }

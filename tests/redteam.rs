@@ -787,7 +787,14 @@ fn flood_of_open_messages_gives_a_bounded_log_and_the_server_keeps_serving() {
     for i in 0..3000u32 {
         let region = format!("{}.{pid}.{:016x}", env.names.queue(), i);
         let (items, spaces) = (format!("{region}.items"), format!("{region}.spaces"));
-        let msg = Msg::Open { client_pid: pid, region_size: 4096, region, items, spaces, kind: SessionKind::Transfer };
+        let msg = Msg::Open {
+            client_pid: pid,
+            region_size: 4096,
+            region,
+            items,
+            spaces,
+            kind: SessionKind::Transfer,
+        };
         mq.send(0, &msg.encode().expect("encode")).expect("send");
         if started.elapsed() > Duration::from_secs(20) {
             panic!("sending 3000 messages took over 20 s (sent {i})\n{}", server.snapshot());
