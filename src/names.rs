@@ -171,8 +171,8 @@ pub fn create_under_fresh_name<T>(
     }
 }
 
-/// The object names of one client session: each of the form of its
-/// [`SessionObject`], with a random part of its own.
+/// The object names of one client session: each of the form of its object
+/// (see the fields), with a random part of its own.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionNames {
     /// The region: `<queue>.<pid>.<16 hex digits>`.
