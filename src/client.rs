@@ -11,7 +11,7 @@ use posixmq::PosixMq;
 
 use crate::error::{Error, Result, SessionEnd};
 use crate::liveness::ServerWatch;
-use crate::names::{validate_queue_name, SessionNames};
+use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus};
 use crate::queue::{self, SendError};
@@ -290,6 +290,31 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Creates a session's objects, each exclusively under a fresh name of its
+/// own (a name found taken is replaced, [`create_under_fresh_name`]): first
+/// both semaphores, then the region with its liveness lock, so that once the
+/// region shows in `/dev/shm` nothing of the session is left to take.
+///
+/// # Errors
+///
+/// [`Error::Os`] from the creations (`EEXIST` only after
+/// [`MAX_NAME_TRIES`](crate::names::MAX_NAME_TRIES) names taken).
+fn create_session_objects(
+    queue: &str,
+    pid: u32,
+    geometry: Geometry,
+) -> Result<(SessionNames, Arc<Region>, RingSems)> {
+    let (items, items_sem) =
+        create_under_fresh_name(SessionObject::Items, queue, pid, |n| Semaphore::create_exclusive(n, 0))?;
+    let (spaces, spaces_sem) = create_under_fresh_name(SessionObject::Spaces, queue, pid, |n| {
+        Semaphore::create_exclusive(n, geometry.slots())
+    })?;
+    let (region, made) =
+        create_under_fresh_name(SessionObject::Region, queue, pid, |n| Region::create(n, geometry, pid))?;
+    let sems = RingSems { items: items_sem, spaces: spaces_sem };
+    Ok((SessionNames { region, items, spaces }, Arc::new(made), sems))
+}
+
 /// The queue of a live server and a watch on that server.
 struct Found {
     queue: PosixMq,
@@ -479,15 +504,11 @@ impl Client {
             let found = find_server(config, started, &mut told)?;
             let pid = std::process::id();
             let geometry = Geometry::for_slots(config.slots);
-            let names = SessionNames::fresh(&config.queue, pid)?;
-            let region = Arc::new(Region::create(&names.region, geometry, pid)?);
-            let sems = RingSems {
-                items: Semaphore::create_exclusive(&names.items, 0)?,
-                spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots())?,
-            };
+            let (names, region, sems) = create_session_objects(&config.queue, pid, geometry)?;
             let alive = liveness(&found.watch);
-            let (client_pid, region_size, name) = (pid, geometry.region_size() as u32, names.region.clone());
-            let open = Command::Open { client_pid, region_size, region: name, kind };
+            let (client_pid, region_size) = (pid, geometry.region_size() as u32);
+            let SessionNames { region: name, items, spaces } = names.clone();
+            let open = Command::Open { client_pid, region_size, region: name, items, spaces, kind };
             // The rest of the wait: a stopped server's full queue is no server.
             let left = config.wait.saturating_sub(started.elapsed());
             queue::send(&found.queue, &open, &cancel, &alive, left).map_err(|e| no_room(e, config))?;

@@ -14,25 +14,31 @@
 //!   its header is published (a client locks its region before it publishes
 //!   the header, and holds the lock while it lives) or it is older than
 //!   [`CREATION_GRACE`] (the moment between a client's `shm_open` and its
-//!   lock); its semaphores go with it;
-//! - a semaphore `<region>.items` / `.spaces` without its region: older than
-//!   [`CREATION_GRACE`] (a client creates its semaphores after its region,
-//!   and removes them after it).
+//!   lock);
+//! - a semaphore `<queue>.<pid>.<16 hex>.items` / `.spaces` (its random part
+//!   is its own, so it names its creator, not its region): no region of the
+//!   pid in its name may be in use, and either a dead region of that pid is
+//!   at least as new as the semaphore (a client creates its semaphores
+//!   before its region, so they were its), or the semaphore is older than
+//!   [`CREATION_GRACE`]. A semaphore whose region is gone, or never came,
+//!   is so collected too; the pid only groups objects, it is never asked
+//!   whether such a process exists.
 //!
 //! Only this user's regular files are touched: anything else under the
 //! queue's names (a FIFO, a directory, another user's object) is skipped and
 //! reported, never opened in a way that could block.
 
+use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::liveness::{euid, region_state, DeadLock, RegionState, Stale};
-use crate::names::{lock_name, shm_file_name, validate_queue_name, SessionNames, ShmEntry};
-use crate::owned_name::remove_session;
+use crate::names::{lock_name, shm_file_name, validate_queue_name, ShmEntry};
 use crate::queue::still_named;
 use crate::semaphore::remove_semaphore;
+use crate::shm_object::remove_shm;
 
 /// Where Linux shows POSIX shared-memory objects and named semaphores.
 pub const SHM_DIR: &str = "/dev/shm";
@@ -122,6 +128,8 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
     let entries = std::fs::read_dir(SHM_DIR).map_err(|e| Error::os_named("opendir", SHM_DIR, e))?;
     let mut names: Vec<String> = entries.flatten().filter_map(|e| e.file_name().into_string().ok()).collect();
     names.sort();
+    // This user's regular files of the queue, each with its mtime.
+    let mut ours = Vec::new();
     for file_name in names {
         let Some(entry) = ShmEntry::parse(queue, &file_name) else { continue };
         let path = Path::new(SHM_DIR).join(&file_name);
@@ -132,24 +140,45 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
             }
             continue;
         }
-        let old = meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok())
-            >= Some(CREATION_GRACE);
-        match entry {
-            ShmEntry::Lock => {}
-            ShmEntry::Region { region, .. } => match region_state(&region, old) {
-                Ok(RegionState::Dead) => {
-                    let removed = remove_session(&SessionNames::for_region(&region))?;
-                    collected.removed.extend(removed.iter().map(|f| format!("{SHM_DIR}/{f}")));
-                }
-                Ok(RegionState::MayBeInUse | RegionState::Gone) => {}
-                Err(e) => collected.skipped.push(format!("{}: {e}", path.display())),
-            },
-            ShmEntry::Semaphore { name, region, .. } => {
-                let region_exists = Path::new(SHM_DIR).join(shm_file_name(&region)).exists();
-                if !region_exists && old && remove_semaphore(&name)? {
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        ours.push((entry, path, modified));
+    }
+    let old =
+        |modified: &SystemTime| SystemTime::now().duration_since(*modified).ok() >= Some(CREATION_GRACE);
+    // Regions first. Per pid: whether a region may be in use (its
+    // semaphores stay), and the newest dead region (semaphores no newer than
+    // it were its creator's: they are made before the region).
+    let mut in_use = HashSet::new();
+    let mut newest_dead: HashMap<u32, SystemTime> = HashMap::new();
+    for (entry, path, modified) in &ours {
+        let ShmEntry::Region { region, pid } = entry else { continue };
+        match region_state(region, old(modified)) {
+            Ok(RegionState::Dead) => {
+                if remove_shm(region)? {
                     collected.removed.push(path.display().to_string());
                 }
+                let newest = newest_dead.entry(*pid).or_insert(*modified);
+                *newest = (*newest).max(*modified);
             }
+            Ok(RegionState::Gone) => {}
+            Ok(RegionState::MayBeInUse) => {
+                in_use.insert(*pid);
+            }
+            Err(e) => {
+                // Not known to be dead: its creator's semaphores stay too.
+                in_use.insert(*pid);
+                collected.skipped.push(format!("{}: {e}", path.display()));
+            }
+        }
+    }
+    for (entry, path, modified) in &ours {
+        let ShmEntry::Semaphore { name, pid } = entry else { continue };
+        if in_use.contains(pid) {
+            continue;
+        }
+        let came_before_a_dead_region = newest_dead.get(pid).is_some_and(|dead| modified <= dead);
+        if (came_before_a_dead_region || old(modified)) && remove_semaphore(name)? {
+            collected.removed.push(path.display().to_string());
         }
     }
     Ok(())
@@ -157,14 +186,24 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs::{File, OpenOptions};
+    use std::os::unix::fs::OpenOptionsExt;
+
     use super::*;
-    use crate::shm_object::{remove_shm, ShmObject};
+    use crate::names::{sem_file_name, SessionNames};
+    use crate::semaphore::Semaphore;
+    use crate::shm_object::ShmObject;
+    use crate::shm_region::{Geometry, Region};
     use crate::sys;
+
+    fn unique_queue(tag: &str) -> String {
+        format!("/sxleft_{tag}_{}_{:x}", std::process::id(), sys::random_u64().unwrap())
+    }
 
     /// A region name of a queue of its own, with the pid of this (live)
     /// process: the pid must not matter.
     fn region_of(tag: &str) -> (String, String) {
-        let queue = format!("/sxleft_{tag}_{}_{:x}", std::process::id(), sys::random_u64().unwrap());
+        let queue = unique_queue(tag);
         let region = format!("{queue}.{}.{:016x}", std::process::id(), sys::random_u64().unwrap());
         (queue, region)
     }
@@ -181,6 +220,15 @@ mod tests {
         }
         obj.disown();
         obj
+    }
+
+    /// A file in `/dev/shm` standing for a semaphore `name` of this user,
+    /// made to look `age` old.
+    fn semaphore_file(name: &str, age: Duration) -> std::path::PathBuf {
+        let path = Path::new(SHM_DIR).join(sem_file_name(name));
+        let file: File = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+        path
     }
 
     #[test]
@@ -206,5 +254,66 @@ mod tests {
         let collected = collect_dead_sessions(&queue).unwrap();
         assert_eq!(collected.removed.len(), 1, "{collected:?}");
         assert_eq!(region_state(&region, false).unwrap(), RegionState::Gone);
+    }
+
+    #[test]
+    fn a_dead_clients_semaphores_whose_region_never_came_are_collected_past_the_grace() {
+        let queue = unique_queue("orphan");
+        let names = SessionNames::fresh(&queue, std::process::id()).unwrap();
+        let young = semaphore_file(&names.items, Duration::ZERO);
+        let items = semaphore_file(&names.spaces, 2 * CREATION_GRACE);
+        let collected = collect_dead_sessions(&queue).unwrap();
+        assert_eq!(
+            collected.removed,
+            vec![items.display().to_string()],
+            "the young one may be a client starting"
+        );
+        assert!(young.exists());
+        std::fs::remove_file(young).unwrap();
+    }
+
+    #[test]
+    fn the_semaphores_of_a_client_with_a_region_in_use_stay() {
+        let queue = unique_queue("live");
+        let pid = std::process::id();
+        // Old semaphores beside a locked region of their pid: a long session.
+        let names = SessionNames::fresh(&queue, pid).unwrap();
+        let region = Region::create(&names.region, Geometry::for_slots(2), pid).unwrap();
+        let old_items = semaphore_file(&names.items, 2 * CREATION_GRACE);
+        // A young semaphore of the same pid with no region yet: a client
+        // that creates its semaphores first.
+        let starting = SessionNames::fresh(&queue, pid).unwrap();
+        let young = Semaphore::create_exclusive(&starting.items, 0).unwrap();
+        assert_eq!(collect_dead_sessions(&queue).unwrap(), Collected::default());
+        assert!(old_items.exists());
+        // Once the region is gone, the old semaphore is left over; the young
+        // one still is not.
+        drop(region);
+        let collected = collect_dead_sessions(&queue).unwrap();
+        assert_eq!(collected.removed, vec![old_items.display().to_string()]);
+        drop(young);
+        assert_eq!(collect_dead_sessions(&queue).unwrap(), Collected::default());
+    }
+
+    #[test]
+    fn a_dead_clients_semaphores_go_with_its_dead_region_at_once_but_newer_ones_stay() {
+        let queue = unique_queue("dead");
+        let pid = std::process::id();
+        let names = SessionNames::fresh(&queue, pid).unwrap();
+        let items = semaphore_file(&names.items, Duration::from_secs(1));
+        drop(left_region(&names.region, true)); // published, unlocked: dead
+                                                // A later client of the same pid (reused) that has made only its
+                                                // semaphores so far: newer than the dead region.
+        std::thread::sleep(Duration::from_millis(20));
+        let later = SessionNames::fresh(&queue, pid).unwrap();
+        let newer = semaphore_file(&later.items, Duration::ZERO);
+        let mut collected = collect_dead_sessions(&queue).unwrap();
+        collected.removed.sort();
+        let region = Path::new(SHM_DIR).join(shm_file_name(&names.region));
+        let mut expected = vec![region.display().to_string(), items.display().to_string()];
+        expected.sort();
+        assert_eq!(collected.removed, expected);
+        assert!(newer.exists(), "a semaphore newer than the dead region is not its");
+        std::fs::remove_file(newer).unwrap();
     }
 }

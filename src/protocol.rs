@@ -17,8 +17,19 @@
 //!        8  u32  client pid
 //!       12  u32  seq (Get, List, Status) or region size (Open, OpenStatus), else 0
 //!       16  u16  region name length R (0 for Stop)
-//!       18  u16  path length P (Get only, else 0)
-//!       20  R bytes region name, then P bytes path (UTF-8, no NUL)
+//!       18  u16  tail length P (Get: the path; Open, OpenStatus: the
+//!                semaphore names; else 0)
+//!       20  R bytes region name, then P bytes tail (UTF-8, no NUL)
+//! ```
+//!
+//! The tail of an Open names the session's two semaphores, whose names have
+//! random parts of their own (they cannot be derived from the region's):
+//!
+//! ```text
+//!        0  u8   items name length I
+//!        1  I bytes items semaphore name
+//!    1 + I  u8   spaces name length S
+//!    2 + I  S bytes spaces semaphore name          P = 2 + I + S
 //! ```
 //!
 //! # Region frames
@@ -60,6 +71,11 @@ pub use crate::names::MAX_NAME_LEN;
 /// Largest command message this version ever sends. The Linux default for
 /// `mq_msgsize` is 8192 bytes, so every message fits a default queue.
 pub const MAX_MSG_LEN: usize = MSG_HEADER_LEN + MAX_NAME_LEN + MAX_PATH_LEN;
+/// Longest tail of an Open: two semaphore names, each after its length byte.
+const MAX_OPEN_TAIL: usize = 2 * (1 + MAX_NAME_LEN);
+const _: () = assert!(MAX_NAME_LEN <= u8::MAX as usize, "a name's length fits its length byte");
+const _: () = assert!(MAX_OPEN_TAIL <= MAX_PATH_LEN, "an Open is no longer than a Get");
+const _: () = assert!(MAX_MSG_LEN <= 8192, "every message fits a default queue");
 /// Longest reason text in a `Refused` or `Error` frame.
 pub const MAX_REASON_LEN: usize = 512;
 /// The bits of a file mode a `Start` frame may carry: permissions, setuid,
@@ -211,8 +227,16 @@ impl ReasonCode {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Opens a session of `kind`: the server maps `region` (of `region_size`
-    /// bytes).
-    Open { client_pid: u32, region_size: u32, region: String, kind: SessionKind },
+    /// bytes) and opens the semaphores `items` and `spaces`, each named with
+    /// a random part of its own.
+    Open {
+        client_pid: u32,
+        region_size: u32,
+        region: String,
+        items: String,
+        spaces: String,
+        kind: SessionKind,
+    },
     /// Asks for one file; the answer frames carry `seq`.
     Get { client_pid: u32, seq: u32, region: String, path: String },
     /// Asks for the list of served files; the answer frames carry `seq`.
@@ -237,10 +261,10 @@ const KIND_OPEN_STATUS: u8 = 7;
 impl fmt::Display for Command {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Command::Open { client_pid, region_size, region, kind: SessionKind::Transfer } => {
+            Command::Open { client_pid, region_size, region, kind: SessionKind::Transfer, .. } => {
                 write!(f, "open from pid {client_pid}: region {region} ({region_size} bytes)")
             }
-            Command::Open { client_pid, region_size, region, kind: SessionKind::Status } => {
+            Command::Open { client_pid, region_size, region, kind: SessionKind::Status, .. } => {
                 write!(f, "open for the status from pid {client_pid}: region {region} ({region_size} bytes)")
             }
             Command::Get { client_pid, seq, region, path } => write!(
@@ -283,12 +307,14 @@ impl Command {
     /// [`Command::decode`] would enforce, so that nothing is sent that the
     /// server would have to drop.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut semaphores = None;
         let (kind, pid, word, region, path) = match self {
-            Command::Open { client_pid, region_size, region, kind } => {
+            Command::Open { client_pid, region_size, region, items, spaces, kind } => {
                 let kind = match kind {
                     SessionKind::Transfer => KIND_OPEN,
                     SessionKind::Status => KIND_OPEN_STATUS,
                 };
+                semaphores = Some(encode_semaphore_names(items, spaces)?);
                 (kind, *client_pid, *region_size, region.as_str(), "")
             }
             Command::Get { client_pid, seq, region, path } => {
@@ -303,7 +329,8 @@ impl Command {
         };
         check_text("region name", region, MAX_NAME_LEN)?;
         check_text("path", path, MAX_PATH_LEN)?;
-        let mut out = Vec::with_capacity(MSG_HEADER_LEN + region.len() + path.len());
+        let tail = semaphores.as_deref().unwrap_or(path.as_bytes());
+        let mut out = Vec::with_capacity(MSG_HEADER_LEN + region.len() + tail.len());
         out.extend_from_slice(&MSG_MAGIC.to_le_bytes());
         out.push(PROTOCOL_VERSION);
         out.push(kind);
@@ -311,9 +338,9 @@ impl Command {
         out.extend_from_slice(&pid.to_le_bytes());
         out.extend_from_slice(&word.to_le_bytes());
         out.extend_from_slice(&(region.len() as u16).to_le_bytes());
-        out.extend_from_slice(&(path.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(tail.len() as u16).to_le_bytes());
         out.extend_from_slice(region.as_bytes());
-        out.extend_from_slice(path.as_bytes());
+        out.extend_from_slice(tail);
         Ok(out)
     }
 
@@ -355,11 +382,16 @@ impl Command {
             return Err(DecodeError::TrailingBytes { expected, got: buf.len() });
         }
         let region = text("region name", r.bytes(region_len)?)?;
-        let path = text("path", r.bytes(path_len)?)?;
+        let tail = r.bytes(path_len)?;
         let needs_region = kind != KIND_STOP;
         if needs_region == region.is_empty() {
             return Err(DecodeError::BadField("region name"));
         }
+        if let Some(kind) = open_kind(kind) {
+            let (items, spaces) = decode_semaphore_names(tail)?;
+            return Ok(Command::Open { client_pid, region_size: word, region, items, spaces, kind });
+        }
+        let path = text("path", tail)?;
         if (kind == KIND_GET) == path.is_empty() {
             return Err(DecodeError::BadField("path"));
         }
@@ -367,15 +399,11 @@ impl Command {
             return Err(DecodeError::BadField("seq"));
         }
         Ok(match kind {
-            KIND_OPEN => Command::Open { client_pid, region_size: word, region, kind: SessionKind::Transfer },
             KIND_GET => Command::Get { client_pid, seq: word, region, path },
             KIND_LIST => Command::List { client_pid, seq: word, region },
             KIND_CLOSE => Command::Close { client_pid, region },
             KIND_STOP => Command::Stop { client_pid },
             KIND_STATUS => Command::Status { client_pid, seq: word, region },
-            KIND_OPEN_STATUS => {
-                Command::Open { client_pid, region_size: word, region, kind: SessionKind::Status }
-            }
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -766,6 +794,50 @@ fn status_text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError>
     text(field, bytes)
 }
 
+/// The session kind an Open message of kind byte `kind` opens; `None` for
+/// the other messages.
+fn open_kind(kind: u8) -> Option<SessionKind> {
+    match kind {
+        KIND_OPEN => Some(SessionKind::Transfer),
+        KIND_OPEN_STATUS => Some(SessionKind::Status),
+        _ => None,
+    }
+}
+
+/// The tail of an Open: each semaphore name after its length byte.
+fn encode_semaphore_names(items: &str, spaces: &str) -> Result<Vec<u8>, EncodeError> {
+    check_text("items semaphore name", items, MAX_NAME_LEN)?;
+    check_text("spaces semaphore name", spaces, MAX_NAME_LEN)?;
+    let mut tail = Vec::with_capacity(2 + items.len() + spaces.len());
+    for name in [items, spaces] {
+        // At most MAX_NAME_LEN bytes, checked above: it fits the byte.
+        tail.push(name.len() as u8);
+        tail.extend_from_slice(name.as_bytes());
+    }
+    Ok(tail)
+}
+
+/// The two semaphore names of an Open's tail: each non-empty, at most
+/// [`MAX_NAME_LEN`] bytes, UTF-8 without NUL, and nothing after them.
+fn decode_semaphore_names(tail: &[u8]) -> Result<(String, String), DecodeError> {
+    let mut r = Reader::new(tail);
+    let mut name = |field: &'static str| -> Result<String, DecodeError> {
+        let len = usize::from(r.u8()?);
+        if len > MAX_NAME_LEN {
+            return Err(DecodeError::TooLong { field, len, max: MAX_NAME_LEN });
+        }
+        let name = text(field, r.bytes(len)?)?;
+        if name.is_empty() {
+            return Err(DecodeError::BadField(field));
+        }
+        Ok(name)
+    };
+    let items = name("items semaphore name")?;
+    let spaces = name("spaces semaphore name")?;
+    r.finish()?;
+    Ok((items, spaces))
+}
+
 fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), EncodeError> {
     if s.len() > max {
         return Err(EncodeError::TooLong { field, len: s.len(), max });
@@ -872,14 +944,13 @@ mod tests {
 
     fn any_command() -> impl Strategy<Value = Command> {
         prop_oneof![
-            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), any_session_kind()).prop_map(
-                |(client_pid, region_size, region, kind)| Command::Open {
-                    client_pid,
-                    region_size,
-                    region,
-                    kind
-                }
-            ),
+            (
+                (any::<u32>(), any::<u32>(), any_session_kind()),
+                (nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_NAME_LEN))
+            )
+                .prop_map(|((client_pid, region_size, kind), (region, items, spaces))| {
+                    Command::Open { client_pid, region_size, region, items, spaces, kind }
+                }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_PATH_LEN))
                 .prop_map(|(client_pid, seq, region, path)| Command::Get { client_pid, seq, region, path }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
@@ -1032,6 +1103,65 @@ mod tests {
         let mut long = good.clone();
         long.push(0);
         assert!(matches!(Command::decode(&long), Err(DecodeError::TrailingBytes { .. })));
+    }
+
+    #[test]
+    fn open_carries_both_semaphore_names_and_the_largest_fits_a_message() {
+        let long = |c: char| format!("/{}", c.to_string().repeat(MAX_NAME_LEN - 1));
+        let open = Command::Open {
+            client_pid: 9,
+            region_size: 4096,
+            region: long('r'),
+            items: long('i'),
+            spaces: long('s'),
+            kind: SessionKind::Transfer,
+        };
+        let bytes = open.encode().unwrap();
+        assert_eq!(bytes.len(), MSG_HEADER_LEN + 3 * MAX_NAME_LEN + 2);
+        assert!(bytes.len() <= MAX_MSG_LEN);
+        assert_eq!(Command::decode(&bytes), Ok(open));
+        let too_long = Command::Open {
+            client_pid: 9,
+            region_size: 4096,
+            region: "/r".into(),
+            items: format!("/{}", "i".repeat(MAX_NAME_LEN)),
+            spaces: "/s".into(),
+            kind: SessionKind::Status,
+        };
+        assert!(matches!(too_long.encode(), Err(EncodeError::TooLong { .. })));
+    }
+
+    #[test]
+    fn an_open_without_both_semaphore_names_is_rejected() {
+        let open = |items: &str, spaces: &str| {
+            Command::Open {
+                client_pid: 1,
+                region_size: 4096,
+                region: "/r".into(),
+                items: items.into(),
+                spaces: spaces.into(),
+                kind: SessionKind::Transfer,
+            }
+            .encode()
+            .unwrap()
+        };
+        assert_eq!(Command::decode(&open("", "/s")), Err(DecodeError::BadField("items semaphore name")));
+        assert_eq!(Command::decode(&open("/i", "")), Err(DecodeError::BadField("spaces semaphore name")));
+        // A tail with a byte after the names, its length field raised to match.
+        let mut msg = open("/i", "/s");
+        msg.push(b'x');
+        let tail_len = u16::from_le_bytes([msg[18], msg[19]]) + 1;
+        msg[18..20].copy_from_slice(&tail_len.to_le_bytes());
+        assert!(matches!(Command::decode(&msg), Err(DecodeError::TrailingBytes { .. })));
+        // A length byte that runs past the tail.
+        let mut msg = open("/i", "/s");
+        msg[MSG_HEADER_LEN + 2] = 200;
+        assert!(matches!(Command::decode(&msg), Err(DecodeError::Truncated { .. })));
+        // A Get's path where an Open's names belong.
+        let mut msg =
+            Command::Get { client_pid: 1, seq: 1, region: "/r".into(), path: "p".into() }.encode().unwrap();
+        msg[5] = KIND_OPEN;
+        assert!(Command::decode(&msg).is_err());
     }
 
     #[test]

@@ -356,8 +356,8 @@ fn dispatch(sessions: &mut Sessions, cmd: Command) {
         return;
     }
     match cmd {
-        Command::Open { client_pid, region_size, region, kind } => {
-            sessions.open(client_pid, region_size, region, kind)
+        Command::Open { client_pid, region_size, region, items, spaces, kind } => {
+            sessions.open(client_pid, region_size, region, items, spaces, kind)
         }
         Command::Get { client_pid, seq, region, path } => {
             sessions.route(&region, client_pid, Job::Get { seq, path })

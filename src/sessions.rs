@@ -156,16 +156,28 @@ impl Sessions {
         }
     }
 
-    /// Opens a session for `region`, or answers "busy" when the table is
-    /// full. A status-only session has room of its own, so that a full
-    /// server can still say what it does.
-    pub fn open(&mut self, client_pid: u32, region_size: u32, region: String, kind: SessionKind) {
-        if !SessionNames::is_session_of(&self.queue, client_pid, &region) {
+    /// Opens a session for `region` and its semaphores `items` and `spaces`
+    /// (each of its own form for this queue and `client_pid`, else the
+    /// message is dropped), or answers "busy" when the table is full. A
+    /// status-only session has room of its own, so that a full server can
+    /// still say what it does.
+    pub fn open(
+        &mut self,
+        client_pid: u32,
+        region_size: u32,
+        region: String,
+        items: String,
+        spaces: String,
+        kind: SessionKind,
+    ) {
+        let shown = format!("{region:?} ({items:?}, {spaces:?})");
+        let Some(names) = SessionNames::of_client(&self.queue, client_pid, region, items, spaces) else {
             if self.bad_opens.admit() {
-                warn!("dropped an open message from pid {client_pid} naming {region:?}, not a session object of this queue");
+                warn!("dropped an open message from pid {client_pid} naming {shown}, not session objects of this queue");
             }
             return;
-        }
+        };
+        let region = names.region.clone();
         if self.open.contains_key(&region) {
             if self.bad_opens.admit() {
                 warn!("dropped a second open message for session {region}");
@@ -175,13 +187,12 @@ impl Sessions {
         // Mapped here, before a slot is taken or the table is looked at: an
         // Open naming a region that does not exist (or fails its checks)
         // costs one failed open, no thread and no slot.
-        let names = SessionNames::for_region(&region);
         let (producer, region_map) =
             match attach(&names, region_size, client_pid, &self.env.stop, &self.env.pacing) {
                 Ok(attached) => attached,
                 Err(e) => {
                     if self.bad_opens.admit() {
-                        warn!("session {region}: refused: {e}");
+                        warn!("session {region}: refused: {e:#}");
                     }
                     return;
                 }

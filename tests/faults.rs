@@ -288,6 +288,8 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
             &Command::Open {
                 client_pid: pid,
                 region_size: size as u32,
+                items: format!("{name}.items"),
+                spaces: format!("{name}.spaces"),
                 region: name,
                 kind: shmxfer::testing::protocol::SessionKind::Transfer,
             }
@@ -308,6 +310,8 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
             &Command::Open {
                 client_pid: pid,
                 region_size: geometry.region_size() as u32,
+                items: format!("{name}.items"),
+                spaces: format!("{name}.spaces"),
                 region: name,
                 kind: shmxfer::testing::protocol::SessionKind::Transfer,
             }
@@ -328,6 +332,8 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
         &Command::Open {
             client_pid: pid,
             region_size: 4096,
+            items: format!("{missing}.items"),
+            spaces: format!("{missing}.spaces"),
             region: missing,
             kind: shmxfer::testing::protocol::SessionKind::Transfer,
         }
@@ -342,6 +348,8 @@ fn garbage_on_the_queue_is_logged_and_dropped_and_the_server_keeps_serving() {
         &Command::Open {
             client_pid: pid,
             region_size: 4096,
+            items: format!("{lock}.items"),
+            spaces: format!("{lock}.spaces"),
             region: lock,
             kind: shmxfer::testing::protocol::SessionKind::Transfer,
         }
@@ -542,13 +550,15 @@ fn fake_server_queue(env: &TestEnv) -> (ServerLock, posixmq::PosixMq) {
     (lock, mq)
 }
 
-/// Receives messages until an Open arrives; returns its region, size and pid.
-fn wait_for_open(mq: &posixmq::PosixMq) -> (String, u32, u32) {
+/// Receives messages until an Open arrives; returns its object names, size and pid.
+fn wait_for_open(mq: &posixmq::PosixMq) -> (SessionNames, u32, u32) {
     let mut buf = vec![0u8; QUEUE_MSG_LEN];
     loop {
         let (_, n) = mq.recv(&mut buf).unwrap();
-        if let Ok(Command::Open { client_pid, region_size, region, .. }) = Command::decode(&buf[..n]) {
-            return (region, region_size, client_pid);
+        if let Ok(Command::Open { client_pid, region_size, region, items, spaces, .. }) =
+            Command::decode(&buf[..n])
+        {
+            return (SessionNames { region, items, spaces }, region_size, client_pid);
         }
     }
 }
@@ -559,8 +569,7 @@ pub(crate) fn hostile_server(env: &TestEnv, frames: Vec<RawFrame>) -> thread::Jo
     let queue = env.names.queue().to_owned();
     let (lock, mq) = fake_server_queue(env);
     thread::spawn(move || {
-        let (region, size, pid) = wait_for_open(&mq);
-        let names = SessionNames::for_region(&region);
+        let (names, size, pid) = wait_for_open(&mq);
         let region = Region::open(&names.region, size, pid).unwrap();
         let items = Semaphore::open(&names.items).unwrap();
         let spaces = Semaphore::open(&names.spaces).unwrap();

@@ -358,6 +358,8 @@ fn open_message_naming_a_fifo_does_not_block_the_server() {
     let open = shmxfer::testing::protocol::Command::Open {
         client_pid: pid,
         region_size: 4096,
+        items: format!("{region}.items"),
+        spaces: format!("{region}.spaces"),
         region,
         kind: shmxfer::testing::protocol::SessionKind::Transfer,
     }

@@ -318,7 +318,6 @@ impl Drop for Squatter {
 }
 
 #[test]
-#[ignore = "issue 13.5: a squatter of sem.<region>.items makes the client exit 4"]
 fn clients_succeed_although_a_local_user_squats_their_semaphore_names() {
     const CLIENTS: usize = 40;
     let env = TestEnv::new("rt_squat_sem");
@@ -783,7 +782,15 @@ fn flood_of_open_messages_gives_a_bounded_log_and_the_server_keeps_serving() {
     let started = Instant::now();
     for i in 0..3000u32 {
         let region = format!("{}.{pid}.{:016x}", env.names.queue(), i);
-        let msg = Msg::Open { client_pid: pid, region_size: 4096, region, kind: SessionKind::Transfer };
+        let (items, spaces) = (format!("{region}.items"), format!("{region}.spaces"));
+        let msg = Msg::Open {
+            client_pid: pid,
+            region_size: 4096,
+            region,
+            items,
+            spaces,
+            kind: SessionKind::Transfer,
+        };
         mq.send(0, &msg.encode().expect("encode")).expect("send");
         if started.elapsed() > Duration::from_secs(20) {
             panic!("sending 3000 messages took over 20 s (sent {i})\n{}", server.snapshot());
