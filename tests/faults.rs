@@ -609,7 +609,10 @@ fn hostile_server_frames_end_the_session_with_exit_4_and_no_file() {
         ("wrong sequence number", vec![control(Reply::Start { size: 4, mode: 0o644 }, 7)]),
         (
             "list entry inside a file",
-            vec![control(Reply::Start { size: 4, mode: 0o644 }, 1), control(Reply::ListEnd { count: 0 }, 1)],
+            vec![
+                control(Reply::Start { size: 4, mode: 0o644 }, 1),
+                control(Reply::ListEnd { files: 0, skipped: 0 }, 1),
+            ],
         ),
     ];
     for (i, (what, frames)) in cases.into_iter().enumerate() {
