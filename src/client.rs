@@ -5,7 +5,7 @@
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -302,7 +302,7 @@ impl Listing {
 #[cfg(feature = "serde")]
 fn serialize_path<S: serde::ser::SerializeStruct>(
     s: &mut S,
-    path: &Path,
+    path: &std::path::Path,
 ) -> std::result::Result<(), S::Error> {
     let bytes = path.as_os_str().as_bytes();
     match std::str::from_utf8(bytes) {

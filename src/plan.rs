@@ -153,15 +153,20 @@ impl Report {
     }
 }
 
-/// The jobs of a plain fetch: each file under its output name, each path
-/// normalized ([`normalize_path`]).
+/// The jobs of a plain fetch: each file under its output name, asked of
+/// the server by its normalized path ([`normalize_path`]). The output name
+/// comes from the path as given: `dir/` names no file.
 pub(crate) fn plain_jobs(paths: &[impl AsRef<str>], options: &FetchOptions) -> Vec<Job> {
     paths
         .iter()
         .map(|p| {
-            let remote = normalize_path(p.as_ref().as_bytes());
-            let p = std::str::from_utf8(&remote).expect("normalizing UTF-8 keeps it UTF-8");
-            Job { shown: options.shown_name(p).into(), out: options.output_path(p), known: None, remote }
+            let p = p.as_ref();
+            Job {
+                remote: normalize_path(p.as_bytes()),
+                shown: options.shown_name(p).into(),
+                out: options.output_path(p),
+                known: None,
+            }
         })
         .collect()
 }
