@@ -4,130 +4,193 @@
 use log::{debug, info, warn};
 
 use crate::error::{Error, Result};
-use crate::protocol::{Reply, MAX_PATH_LEN};
+use crate::protocol::{normalize_path, Reply, SkipCode, MAX_PATH_LEN};
 use crate::ring::Producer;
-use crate::source::Root;
+use crate::source::{OpenFailure, Root};
 use crate::stats::ServerStats;
-use crate::walk::{Limits, SkipReason, Visit, Walk};
+use crate::text::quote_bytes;
+use crate::walk::{Entry, Limits, Skip, SkipReason, Visit, Walk};
 
-/// How far a listing walks: files at most, and how deep.
-const LIST_LIMITS: Limits = Limits { max_depth: 32, max_files: 100_000 };
+/// How far a listing walks: files at most, and how deep. Each level holds
+/// two descriptors while the walk is below it; what lies deeper, or past
+/// the file limit, is reported skipped, entry by entry.
+const LIST_LIMITS: Limits = Limits { max_depth: 64, max_files: 100_000 };
 
-/// What a listing left out, for the server's log.
-#[derive(Debug, Default)]
-struct LeftOut {
-    /// Files and directories whose names are not UTF-8 (a directory counts once).
-    not_utf8: u64,
-    /// The first of them, bytes that are not printable ASCII escaped.
-    example: String,
-    /// Paths too long for the protocol.
-    too_long: u64,
-    /// Directories deeper than the limit, not descended.
-    too_deep: u64,
-    /// Whether the walk stopped at its file limit.
-    over_limit: bool,
-    /// Entries that could not be examined or read, and the first of them.
-    unreadable: u64,
-    unreadable_example: String,
-    /// Symlinks (never followed), FIFOs, devices, sockets.
+/// Room in a `ListEntry` payload before the path: size, mode, mtime.
+const ENTRY_HEAD: usize = 8 + 4 + 8 + 4;
+/// Room in a `ListSkipped` payload before the path: code, reserved, detail.
+const SKIP_HEAD: usize = 8;
+
+/// One skip as it goes on the wire.
+struct Skipped {
+    code: SkipCode,
+    detail: u32,
+    path: Vec<u8>,
+}
+
+impl Skipped {
+    fn from_walk(skip: Skip) -> Option<Skipped> {
+        let (code, detail) = match skip.reason {
+            // Symlinks (never followed), FIFOs, devices and sockets are not
+            // served files: a listing does not list them, as it leaves
+            // nothing out that a fetch would get.
+            SkipReason::NotRegular(_) => return None,
+            SkipReason::TooDeep => (SkipCode::TooDeep, LIST_LIMITS.max_depth as u32),
+            SkipReason::OverLimit => (SkipCode::OverLimit, LIST_LIMITS.max_files as u32),
+            SkipReason::Unreadable(e) => (SkipCode::Unreadable, e as i32 as u32),
+        };
+        Some(Skipped { code, detail, path: skip.path })
+    }
+}
+
+/// What a listing found: its files (paths from the root) and its skips.
+#[derive(Default)]
+struct Found {
+    files: Vec<Entry>,
+    skips: Vec<Skipped>,
     not_regular: u64,
 }
 
-/// Sends the listing of the whole root as the answer to request `seq`, and
-/// logs it: the count, and what was left out.
+/// Walks what lies at or below `prefix` (normalized; `.` the whole tree),
+/// every path relative to the root.
+fn find(root: &Root, prefix: &[u8]) -> Found {
+    let mut found = Found::default();
+    let whole = prefix == b".";
+    let skip = |code, detail| Skipped { code, detail, path: prefix.to_vec() };
+    let start: &[u8] = if whole { b"" } else { prefix };
+    if !whole {
+        match root.open_file(prefix) {
+            Ok((_, st)) => {
+                let size = u64::try_from(st.st_size).unwrap_or(0);
+                let mtime = (st.st_mtime, st.st_mtime_nsec);
+                found.files.push(Entry { path: prefix.to_vec(), size, mode: st.st_mode, mtime });
+                return found;
+            }
+            Err(OpenFailure::WrongKind(crate::source::FileKind::Directory)) => {}
+            Err(OpenFailure::Missing | OpenFailure::WrongKind(_)) => return found,
+            Err(failure) => {
+                found.skips.push(opening_skip(&failure).map_or_else(
+                    || skip(SkipCode::Unreadable, libc::EIO as u32),
+                    |(code, detail)| skip(code, detail),
+                ));
+                return found;
+            }
+        }
+    }
+    let walk = match Walk::new(root, start, LIST_LIMITS) {
+        Ok(walk) => walk,
+        // Gone or replaced since it was opened as a directory.
+        Err(OpenFailure::Missing | OpenFailure::WrongKind(_)) => return found,
+        Err(failure) => {
+            let (code, detail) = opening_skip(&failure).unwrap_or((SkipCode::Unreadable, libc::EIO as u32));
+            found.skips.push(skip(code, detail));
+            return found;
+        }
+    };
+    let below = |mut path: Vec<u8>| {
+        if whole {
+            path
+        } else {
+            let mut full = prefix.to_vec();
+            full.push(b'/');
+            full.append(&mut path);
+            full
+        }
+    };
+    for visit in walk {
+        match visit {
+            Visit::File(mut entry) => {
+                entry.path = below(entry.path);
+                found.files.push(entry);
+            }
+            Visit::Skipped(mut s) => {
+                // The start directory itself (unreadable to its end) has an empty path.
+                s.path = if s.path.is_empty() { start.to_vec() } else { below(s.path) };
+                match Skipped::from_walk(s) {
+                    Some(s) => found.skips.push(s),
+                    None => found.not_regular += 1,
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The skip code and detail for a prefix that could not be opened.
+fn opening_skip(failure: &OpenFailure) -> Option<(SkipCode, u32)> {
+    Some(match failure {
+        OpenFailure::OutsideRoot => (SkipCode::OutsideRoot, 0),
+        OpenFailure::InvalidPath => (SkipCode::InvalidPath, 0),
+        OpenFailure::NameTooLong => (SkipCode::TooLong, MAX_PATH_LEN as u32),
+        OpenFailure::PermissionDenied => (SkipCode::Unreadable, libc::EACCES as u32),
+        OpenFailure::OutOfResources(e) | OpenFailure::Os(e) => {
+            (SkipCode::Unreadable, e.raw_os_error()? as u32)
+        }
+        OpenFailure::Missing | OpenFailure::WrongKind(_) => return None,
+    })
+}
+
+/// Sends the listing of what lies at or below `prefix` (empty: the whole
+/// root) as the answer to request `seq`: every file, sorted by path, then
+/// every entry left out with its reason, sorted by path; and logs it. An
+/// entry whose path is too long for a request or for one frame is sent
+/// as skipped ([`SkipCode::TooLong`]), its path cut to fit.
 ///
 /// # Errors
 ///
 /// What [`Producer::send`] returns.
-pub(crate) fn send_listing(tx: &mut Producer, root: &Root, seq: u32, client_pid: u32) -> Result<()> {
-    let mut entries = Vec::new();
-    let mut left_out = LeftOut::default();
-    match Walk::new(root, "", LIST_LIMITS) {
-        Ok(walk) => {
-            for visit in walk {
-                match visit {
-                    Visit::File(entry) => match String::from_utf8(entry.path) {
-                        Ok(path) if path.len() <= MAX_PATH_LEN => entries.push((path, entry.size)),
-                        Ok(_) => left_out.too_long += 1,
-                        // The walk reports names that are not UTF-8 as skipped.
-                        Err(_) => left_out.not_utf8 += 1,
-                    },
-                    Visit::Skipped(skip) => left_out.note(&skip.path, &skip.reason),
-                }
-            }
-        }
-        Err(e) => warn!("client {client_pid}: listing: cannot open the served directory: {e:?}"),
-    }
-    entries.sort();
-    let mut count = 0u64;
-    for (path, size) in entries {
-        // size (8 bytes) and path: entries too long for one slot are skipped.
-        if 8 + path.len() > tx.max_payload() {
-            left_out.too_long += 1;
+pub(crate) fn send_listing(
+    tx: &mut Producer,
+    root: &Root,
+    seq: u32,
+    prefix: &[u8],
+    client_pid: u32,
+) -> Result<()> {
+    let prefix = if prefix.is_empty() { b".".to_vec() } else { normalize_path(prefix) };
+    let Found { mut files, mut skips, not_regular } = find(root, &prefix);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let max_path = MAX_PATH_LEN.min(tx.max_payload() - ENTRY_HEAD);
+    let mut sent = 0u64;
+    for entry in files {
+        if entry.path.len() > max_path {
+            skips.push(Skipped { code: SkipCode::TooLong, detail: max_path as u32, path: entry.path });
             continue;
         }
-        tx.send(seq, &Reply::ListEntry { size, path })?;
-        count += 1;
+        let (mtime_secs, nsec) = entry.mtime;
+        let reply = Reply::ListEntry {
+            size: entry.size,
+            mode: entry.mode & crate::protocol::MODE_BITS,
+            mtime_secs,
+            mtime_nsec: u32::try_from(nsec).ok().filter(|&n| n < 1_000_000_000).unwrap_or(0),
+            path: entry.path,
+        };
+        tx.send(seq, &reply)?;
+        sent += 1;
     }
-    tx.send(seq, &Reply::ListEnd { count })?;
-    info!("client {client_pid}: listing: {count} file(s)");
-    left_out.log(client_pid);
+    skips.sort_by(|a, b| a.path.cmp(&b.path));
+    let max_skip_path = MAX_PATH_LEN.min(tx.max_payload() - SKIP_HEAD);
+    for skip in &skips {
+        let path = skip.path[..skip.path.len().min(max_skip_path)].to_vec();
+        tx.send(seq, &Reply::ListSkipped { code: skip.code, detail: skip.detail, path })?;
+    }
+    tx.send(seq, &Reply::ListEnd { files: sent, skipped: skips.len() as u64 })?;
+    let shown = if prefix == b"." { String::new() } else { format!(" of {}", quote_bytes(&prefix)) };
+    info!("client {client_pid}: listing{shown}: {sent} file(s)");
+    if let Some(first) = skips.first() {
+        warn!(
+            "client {client_pid}: listing{shown}: left out {} entr{}, such as {} ({:?}); the client was told each",
+            skips.len(),
+            if skips.len() == 1 { "y" } else { "ies" },
+            quote_bytes(&first.path),
+            first.code
+        );
+    }
+    if not_regular > 0 {
+        debug!(
+            "client {client_pid}: listing{shown}: {not_regular} symlink(s) and special file(s) not listed"
+        );
+    }
     Ok(())
-}
-
-impl LeftOut {
-    fn note(&mut self, path: &[u8], reason: &SkipReason) {
-        match reason {
-            SkipReason::NotUtf8 => {
-                if self.not_utf8 == 0 {
-                    self.example = format!("\"{}\"", path.escape_ascii());
-                }
-                self.not_utf8 += 1;
-            }
-            SkipReason::TooDeep => self.too_deep += 1,
-            SkipReason::OverLimit => self.over_limit = true,
-            SkipReason::Unreadable(e) => {
-                if self.unreadable == 0 {
-                    self.unreadable_example = format!("\"{}\" ({})", path.escape_ascii(), e.desc());
-                }
-                self.unreadable += 1;
-            }
-            SkipReason::NotRegular(_) => self.not_regular += 1,
-        }
-    }
-
-    fn log(&self, pid: u32) {
-        if self.not_utf8 > 0 {
-            warn!(
-                "client {pid}: listing: left out {} name(s) that are not UTF-8, such as {}; \
-                 only UTF-8 names can be listed or fetched: rename them",
-                self.not_utf8, self.example
-            );
-        }
-        if self.too_long > 0 {
-            warn!("client {pid}: listing: left out {} path(s) too long to list", self.too_long);
-        }
-        if self.too_deep > 0 {
-            let what = if self.too_deep == 1 { "directory" } else { "directories" };
-            warn!(
-                "client {pid}: listing: left out {} {what} more than {} levels deep",
-                self.too_deep, LIST_LIMITS.max_depth
-            );
-        }
-        if self.over_limit {
-            warn!("client {pid}: listing: stopped after {} files", LIST_LIMITS.max_files);
-        }
-        if self.unreadable > 0 {
-            let what = if self.unreadable == 1 { "entry" } else { "entries" };
-            warn!(
-                "client {pid}: listing: left out {} {what} that could not be read, such as {}",
-                self.unreadable, self.unreadable_example
-            );
-        }
-        if self.not_regular > 0 {
-            debug!("client {pid}: listing: left out {} symlink(s) and special file(s)", self.not_regular);
-        }
-    }
 }
 
 /// Sends the server's status and its other sessions' as the answer to

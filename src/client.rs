@@ -3,17 +3,24 @@
 //! it), send requests, read the answer frames, say goodbye. What to do with
 //! the frames is [`crate::delivery`]'s business.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use posixmq::PosixMq;
 
 use crate::error::{Error, Result, SessionEnd};
 use crate::liveness::ServerWatch;
 use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
+use crate::outcome::FailReason;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
-use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus};
+use crate::protocol::{
+    normalize_path, Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus,
+    SkipCode,
+};
 use crate::queue::{self, SendError};
 use crate::ring::{Consumer, Liveness, RingSems};
 use crate::semaphore::Semaphore;
@@ -232,22 +239,137 @@ pub(crate) enum Frame {
 }
 
 /// One file the server serves ([`Client::list`]).
+///
+/// Its path is bytes, as a Unix file name is: [`Entry::path_bytes`] gives
+/// them, [`Entry::path`] a `Path` of them, and
+/// [`quote_bytes`](crate::programs::quote_bytes) shows them. With the `serde`
+/// feature an entry serializes as `{"path": "...", "size": N}`, where `path`
+/// is the UTF-8 text (bytes that are not UTF-8 replaced by U+FFFD), followed
+/// by `"path_bytes": [..]`, the bytes as numbers, only when the name is not
+/// UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub struct Entry {
     /// Its path below the server's root.
-    pub path: String,
+    pub path: PathBuf,
     /// Its size in bytes.
     pub size: u64,
+    /// Its permission bits (`st_mode & 0o7777`).
+    pub mode: u32,
+    /// When it was last modified.
+    pub mtime: SystemTime,
 }
 
-/// Whether the listed `path` is `prefix` or lies below the directory `prefix`.
-fn under_prefix(path: &str, prefix: &str) -> bool {
-    let prefix = prefix.trim_end_matches('/');
-    prefix == "."
-        || path == prefix
-        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+impl Entry {
+    /// Its path below the server's root, as the bytes of its name.
+    pub fn path_bytes(&self) -> &[u8] {
+        self.path.as_os_str().as_bytes()
+    }
+}
+
+/// An entry a listing left out, and why ([`Listing::skipped`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Skipped {
+    /// Its path below the server's root (the root itself: empty).
+    pub path: PathBuf,
+    /// Why: [`FailReason::Unreadable`], [`FailReason::TooDeep`],
+    /// [`FailReason::OverLimit`], [`FailReason::PathTooLong`],
+    /// [`FailReason::OutsideRoot`] or [`FailReason::InvalidPath`].
+    pub reason: FailReason,
+    /// The reason in words.
+    pub text: String,
+}
+
+/// What [`Client::list`] got: every file, and every entry the server left
+/// out with its reason. A listing with nothing skipped is complete.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Listing {
+    /// The files, sorted by path.
+    pub files: Vec<Entry>,
+    /// The entries left out, sorted by path.
+    pub skipped: Vec<Skipped>,
+}
+
+impl Listing {
+    /// Whether nothing was left out.
+    pub fn is_complete(&self) -> bool {
+        self.skipped.is_empty()
+    }
+}
+
+#[cfg(feature = "serde")]
+fn serialize_path<S: serde::ser::SerializeStruct>(
+    s: &mut S,
+    path: &std::path::Path,
+) -> std::result::Result<(), S::Error> {
+    let bytes = path.as_os_str().as_bytes();
+    match std::str::from_utf8(bytes) {
+        Ok(text) => {
+            s.serialize_field("path", text)?;
+            s.skip_field("path_bytes")
+        }
+        Err(_) => {
+            s.serialize_field("path", &String::from_utf8_lossy(bytes))?;
+            s.serialize_field("path_bytes", bytes)
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Entry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Entry", 3)?;
+        serialize_path(&mut s, &self.path)?;
+        s.serialize_field("size", &self.size)?;
+        s.end()
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Skipped {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Skipped", 4)?;
+        serialize_path(&mut s, &self.path)?;
+        s.serialize_field("reason", &self.reason)?;
+        s.serialize_field("text", &self.text)?;
+        s.end()
+    }
+}
+
+/// Whether the listed `path` is `prefix` or lies below the directory
+/// `prefix` (`.`: anything).
+fn under_prefix(path: &[u8], prefix: &[u8]) -> bool {
+    prefix == b"." || path == prefix || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
+}
+
+/// A skip as the server sent it, in the client's terms.
+fn skipped(code: SkipCode, detail: u32, path: Vec<u8>) -> Skipped {
+    let (reason, text) = match code {
+        SkipCode::Unreadable => {
+            let errno = i32::try_from(detail).unwrap_or(libc::EIO);
+            (
+                FailReason::Unreadable,
+                format!("could not be read: {}", std::io::Error::from_raw_os_error(errno)),
+            )
+        }
+        SkipCode::TooDeep => {
+            (FailReason::TooDeep, format!("a directory more than {detail} levels deep; not descended"))
+        }
+        SkipCode::OverLimit => (
+            FailReason::OverLimit,
+            format!("the listing stops after {detail} files; this and the rest left out"),
+        ),
+        SkipCode::TooLong => {
+            (FailReason::PathTooLong, format!("path longer than {detail} bytes (shown cut)"))
+        }
+        SkipCode::OutsideRoot => (FailReason::OutsideRoot, "leads outside the served directory".to_owned()),
+        SkipCode::InvalidPath => (FailReason::InvalidPath, "invalid path".to_owned()),
+    };
+    Skipped { path: PathBuf::from(OsString::from_vec(path)), reason, text }
 }
 
 /// What a server says of itself and of its other live sessions
@@ -562,22 +684,23 @@ impl Client {
     /// [`Error::Timeout`] when the queue stays full for the stall timeout,
     /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::Encode`],
     /// [`Error::Os`] from `mq_send`.
-    pub(crate) fn request(&mut self, path: &str) -> Result<u32> {
+    pub(crate) fn request(&mut self, path: &[u8]) -> Result<u32> {
         let seq = self.take_seq();
         let region = self.names.region.clone();
-        self.send(&Command::Get { client_pid: self.pid, seq, region, path: path.to_owned() })?;
+        self.send(&Command::Get { client_pid: self.pid, seq, region, path: path.to_vec() })?;
         Ok(seq)
     }
 
-    /// Asks for the server's listing; its frames will carry the returned
-    /// sequence number.
+    /// Asks for the server's listing at or below `prefix` (normalized;
+    /// `.`: all of it); its frames will carry the returned sequence number.
     ///
     /// # Errors
     ///
     /// As [`Client::request`].
-    fn request_list(&mut self) -> Result<u32> {
+    fn request_list(&mut self, prefix: &[u8]) -> Result<u32> {
         let seq = self.take_seq();
-        self.send(&Command::List { client_pid: self.pid, seq, region: self.names.region.clone() })?;
+        let prefix = if prefix == b"." { Vec::new() } else { prefix.to_vec() };
+        self.send(&Command::List { client_pid: self.pid, seq, region: self.names.region.clone(), prefix })?;
         Ok(seq)
     }
 
@@ -611,27 +734,63 @@ impl Client {
 
     /// Asks for the server's list of files, sorted by path: all of them, or
     /// with `prefix` the file `prefix` or those below the directory `prefix`
-    /// (`"."` is the whole tree).
+    /// (`"."` is the whole tree; `./sub`, `sub//deep/` mean `sub`,
+    /// `sub/deep`). The server walks only below the prefix. What it left
+    /// out (unreadable, too deep, over its limits) is in
+    /// [`Listing::skipped`], entry by entry.
     ///
     /// # Errors
     ///
-    /// As [`Client::status`].
-    pub fn list(&mut self, prefix: Option<&str>) -> Result<Vec<Entry>> {
-        let seq = self.request_list()?;
+    /// As [`Client::status`]; [`Error::Protocol`] for an entry outside the
+    /// prefix asked for.
+    pub fn list(&mut self, prefix: Option<&str>) -> Result<Listing> {
+        self.list_bytes(prefix.map(str::as_bytes))
+    }
+
+    /// [`Client::list`] for a prefix that is bytes (a name need not be UTF-8).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::list`].
+    pub fn list_bytes(&mut self, prefix: Option<&[u8]>) -> Result<Listing> {
+        let prefix = prefix.map_or_else(|| b".".to_vec(), normalize_path);
+        let seq = self.request_list(&prefix)?;
         let mut buf = vec![0; self.max_payload()];
-        let mut out = Vec::new();
-        let mut count = 0u64;
+        let mut out = Listing::default();
         loop {
             match self.next_frame(seq, &mut buf)? {
-                Frame::Control(Reply::ListEntry { size, path }) => {
-                    count += 1;
-                    if prefix.is_none_or(|prefix| under_prefix(&path, prefix)) {
-                        out.push(Entry { path, size });
+                Frame::Control(Reply::ListEntry { size, mode, mtime_secs, mtime_nsec, path }) => {
+                    if !under_prefix(&path, &prefix) {
+                        let path = crate::text::quote_bytes(&path).into_owned();
+                        return Err(Error::Protocol(format!("listed {path}, outside the prefix asked for")));
                     }
+                    let since = Duration::new(mtime_secs.unsigned_abs(), mtime_nsec);
+                    let mtime = if mtime_secs >= 0 {
+                        SystemTime::UNIX_EPOCH.checked_add(since)
+                    } else {
+                        SystemTime::UNIX_EPOCH.checked_sub(since)
+                    };
+                    let path = PathBuf::from(OsString::from_vec(path));
+                    out.files.push(Entry {
+                        path,
+                        size,
+                        mode,
+                        mtime: mtime.unwrap_or(SystemTime::UNIX_EPOCH),
+                    });
                 }
-                Frame::Control(Reply::ListEnd { count: sent }) if sent == count => return Ok(out),
-                Frame::Control(Reply::ListEnd { count: sent }) => {
-                    return Err(Error::Protocol(format!("listing ended at {sent} entries, received {count}")))
+                Frame::Control(Reply::ListSkipped { code, detail, path }) => {
+                    out.skipped.push(skipped(code, detail, path));
+                }
+                Frame::Control(Reply::ListEnd { files, skipped })
+                    if files == out.files.len() as u64 && skipped == out.skipped.len() as u64 =>
+                {
+                    return Ok(out)
+                }
+                Frame::Control(Reply::ListEnd { files, skipped }) => {
+                    let (got, left) = (out.files.len(), out.skipped.len());
+                    return Err(Error::Protocol(format!(
+                        "listing ended at {files} entries and {skipped} skipped, received {got} and {left}"
+                    )));
                 }
                 Frame::Control(Reply::Error { reason, .. }) => {
                     return Err(Error::Protocol(format!("server: {reason}")))

@@ -5,6 +5,7 @@
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -120,27 +121,14 @@ impl FetchOptions {
     }
 
     /// Checks, before any request, that no two of `paths` would be written
-    /// to the same output name.
+    /// to the same output name. The same path named twice (`a a`, `a ./a`)
+    /// is no conflict: it is fetched once.
     ///
     /// # Errors
     ///
     /// [`Error::SameOutput`] naming the first two such paths.
     pub fn check(&self, paths: &[impl AsRef<str>]) -> Result<()> {
-        let mut seen: std::collections::HashMap<OutputPath, &str> = std::collections::HashMap::new();
-        for path in paths {
-            let path = path.as_ref();
-            let Ok(out) = self.output_path(path) else { continue };
-            let shown = out.shown();
-            if let Some(first) = seen.insert(out, path) {
-                return Err(Error::SameOutput {
-                    first: first.to_owned(),
-                    second: path.to_owned(),
-                    output: shown,
-                    names: self.names,
-                });
-            }
-        }
-        Ok(())
+        crate::plan::check_outputs(crate::plan::plain_jobs(paths, self), self.names).map(|_| ())
     }
 }
 
@@ -149,10 +137,19 @@ impl FetchOptions {
 /// is written, or an outcome known before asking.
 #[derive(Debug, Clone)]
 pub(crate) struct Job {
-    pub(crate) remote: String,
-    pub(crate) shown: String,
+    /// Normalized ([`crate::protocol::normalize_path`]); bytes, as a Unix
+    /// name is.
+    pub(crate) remote: Vec<u8>,
+    pub(crate) shown: PathBuf,
     pub(crate) out: std::result::Result<OutputPath, String>,
     pub(crate) known: Option<Outcome>,
+}
+
+impl Job {
+    /// The path asked of the server, as a path.
+    pub(crate) fn remote_path(&self) -> PathBuf {
+        PathBuf::from(std::ffi::OsStr::from_bytes(&self.remote))
+    }
 }
 
 /// Why `job` gets no request at all, if it does not.
@@ -169,13 +166,13 @@ fn refuse_locally(options: &FetchOptions, out_dir: &std::io::Result<OutDir>, job
     }
     if let Ok(dir) = out_dir {
         if options.clobber == Clobber::Keep && dir.exists(out) {
-            return Some(exists(&options.out_dir.join(out.shown())));
+            return Some(exists(&options.out_dir.join(out.shown_path())));
         }
     }
     None
 }
 
-fn too_long(path: &str) -> Option<Outcome> {
+fn too_long(path: &[u8]) -> Option<Outcome> {
     (path.len() > MAX_PATH_LEN).then(|| {
         let len = path.len();
         Outcome::failed(
@@ -224,7 +221,7 @@ pub(crate) fn fetch_jobs(
             (None, Err(_)) => unreachable!("refused by refuse_locally"),
         };
         progress.finish();
-        results.push(FileResult { path: job.remote.clone(), name: job.shown.clone(), outcome });
+        results.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome });
         progress.result(results.last().expect("just pushed"));
     }
     Ok(())
@@ -245,7 +242,7 @@ fn receive(
         Ok(start) => start,
         Err(outcome) => return Ok(outcome),
     };
-    progress.start(out.name(), size);
+    progress.start(&out.name().to_string_lossy(), size);
     let dir = options.out_dir.display();
     // A local failure does not stop the reading: the server streams the
     // file anyway, and the session goes on with the next one.
@@ -275,7 +272,7 @@ fn receive(
     };
     Ok(match sink.persist(options.clobber) {
         Ok(()) => Outcome::Delivered { bytes: received },
-        Err(e) => persist_failure(&e, &options.out_dir.join(out.shown())),
+        Err(e) => persist_failure(&e, &options.out_dir.join(out.shown_path())),
     })
 }
 
@@ -434,10 +431,10 @@ impl Client {
         out: &mut dyn Write,
         progress: &mut dyn Progress,
     ) -> Result<Outcome> {
-        if let Some(too_long) = too_long(path) {
+        if let Some(too_long) = too_long(path.as_bytes()) {
             return Ok(too_long);
         }
-        let seq = self.request(path)?;
+        let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
         let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
         let size = match read_start(self, seq, &mut chunk)? {
             Ok((size, _)) => size,
@@ -504,8 +501,8 @@ impl Client {
         };
         let options = FetchOptions::new(dir).clobber(clobber);
         let job = Job {
-            remote: path.to_owned(),
-            shown: name.to_owned(),
+            remote: crate::protocol::normalize_path(path.as_bytes()),
+            shown: name.into(),
             out: OutputPath::below(name),
             known: None,
         };
@@ -643,10 +640,10 @@ impl Client {
     /// # }
     /// ```
     pub fn fetch_reader(&mut self, path: &str) -> Result<FileReader<'_>> {
-        if let Some(too_long) = too_long(path) {
+        if let Some(too_long) = too_long(path.as_bytes()) {
             too_long.into_result()?;
         }
-        let seq = self.request(path)?;
+        let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
         let mut buf = vec![0; self.max_payload()];
         let size = match read_start(self, seq, &mut buf)? {
             Ok((size, _)) => size,
@@ -701,6 +698,7 @@ mod tests {
         d.names = OutputNames::Relative;
         d.check(&paths).unwrap();
         assert_eq!(d.shown_name("./d1//x"), "d1/x");
-        assert!(matches!(d.check(&["d1/x", "./d1/x"]), Err(Error::SameOutput { .. })));
+        // The same path, however it is spelt, is fetched once: no conflict.
+        d.check(&["d1/x", "./d1/x", "d1//x"]).unwrap();
     }
 }

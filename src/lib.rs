@@ -41,7 +41,8 @@
 //! // `ClientConfig::from_env()` would use $SHMXFER_QUEUE, else /shmxfer.
 //! let mut client = Client::connect(&ClientConfig::new(&queue))?;
 //! let listed = client.list(None)?;
-//! assert_eq!((listed[0].path.as_str(), listed[0].size), ("hello.txt", 6));
+//! assert!(listed.is_complete());
+//! assert_eq!((listed.files[0].path.as_path(), listed.files[0].size), ("hello.txt".as_ref(), 6));
 //! assert_eq!(client.fetch_vec("hello.txt")?, b"hello\n");
 //! assert!(matches!(client.fetch_vec("nope"), Err(shmxfer::Error::NotFound)));
 //! client.close()?;
@@ -91,7 +92,8 @@ mod text;
 mod walk;
 
 pub use client::{
-    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Status, WaitNotice, DEFAULT_WAIT,
+    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Listing, Skipped, Status, WaitNotice,
+    DEFAULT_WAIT,
 };
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
@@ -122,8 +124,9 @@ pub mod programs {
     pub use crate::chunk::IO_CHUNK;
     pub use crate::client::DEFAULT_STALL_TIMEOUT;
     pub use crate::names::validate_queue_name;
+    pub use crate::protocol::normalize_path;
     pub use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
-    pub use crate::text::{byte_count, human_size, quote_name};
+    pub use crate::text::{byte_count, human_size, quote_bytes, quote_name};
 }
 
 /// The internals the integration tests and the fuzz targets reach into:
@@ -135,8 +138,8 @@ pub mod testing {
     /// The wire format.
     pub mod protocol {
         pub use crate::protocol::{
-            truncate_utf8, Command, FrameHeader, FrameKind, ReasonCode, Reply, SessionKind, StartFlags,
-            FRAME_HEADER_LEN, MAX_STATUS_TEXT, MSG_MAGIC, PROTOCOL_VERSION,
+            normalize_path, truncate_utf8, Command, FrameHeader, FrameKind, ReasonCode, Reply, SessionKind,
+            SkipCode, StartFlags, FRAME_HEADER_LEN, MAX_STATUS_TEXT, MSG_MAGIC, PROTOCOL_VERSION,
         };
     }
 

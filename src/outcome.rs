@@ -4,8 +4,9 @@
 use crate::error::{Error, Result};
 use crate::protocol::ReasonCode;
 
-/// Why a file was refused or failed: the server's reason codes and the
-/// client's own checks.
+/// Why a file was refused, failed or was skipped: the server's reason
+/// codes, the reasons a listing left an entry out, and the client's own
+/// checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
 #[non_exhaustive]
@@ -33,8 +34,16 @@ pub enum FailReason {
     OutOfResources,
     /// Another reason of the server's; its text says what.
     Server,
+    // Why a listing left an entry out.
+    /// The server could not examine, open or read it (a directory of
+    /// mode 000, for one).
+    Unreadable,
+    /// A directory deeper than the server's listing descends.
+    TooDeep,
+    /// The server's listing stopped at its file limit before it.
+    OverLimit,
     // The client's reasons.
-    /// The requested path is longer than the protocol carries.
+    /// The requested (or listed) path is longer than the protocol carries.
     PathTooLong,
     /// The path gives no name to write the file under (no file name, a
     /// `..` kept below the output directory, an empty, `.` or `..`
@@ -87,6 +96,9 @@ pub enum Outcome {
     /// It did not arrive intact or could not be written: why, and what
     /// happened.
     Failed { reason: FailReason, text: String },
+    /// The server's listing left it out, so it was never asked for (a
+    /// recursive fetch): why, and the reason in words.
+    Skipped { reason: FailReason, text: String },
 }
 
 impl Outcome {
@@ -103,7 +115,9 @@ impl Outcome {
     /// failed.
     pub fn reason(&self) -> Option<FailReason> {
         match self {
-            Outcome::Refused { reason, .. } | Outcome::Failed { reason, .. } => Some(*reason),
+            Outcome::Refused { reason, .. }
+            | Outcome::Failed { reason, .. }
+            | Outcome::Skipped { reason, .. } => Some(*reason),
             _ => None,
         }
     }
@@ -129,7 +143,9 @@ impl Outcome {
             Outcome::Delivered { bytes } => Ok(bytes),
             Outcome::NotFound => Err(Error::NotFound),
             Outcome::Refused { reason, text } => Err(Error::Refused { reason, text }),
-            Outcome::Failed { reason, text } => Err(Error::Failed { reason, text }),
+            Outcome::Failed { reason, text } | Outcome::Skipped { reason, text } => {
+                Err(Error::Failed { reason, text })
+            }
         }
     }
 }

@@ -8,10 +8,12 @@
 //! Temporary names are short (`.shmxfer.<16 hex>`), whatever the final
 //! name: they fit wherever a legal file name fits.
 
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -54,11 +56,16 @@ fn os(e: Errno) -> io::Error {
 }
 
 /// A path below the output directory: its directories (empty without
-/// `-R`) and its file name, each a plain component (no `/`, `.` or `..`).
+/// `-R`) and its file name, each a plain component (no `/`, `.` or `..`)
+/// of any bytes but `/` and NUL, as a Unix name is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct OutputPath {
-    dirs: Vec<String>,
-    name: String,
+    dirs: Vec<OsString>,
+    name: OsString,
+}
+
+fn os_name(b: &[u8]) -> OsString {
+    OsStr::from_bytes(b).to_owned()
 }
 
 impl OutputPath {
@@ -79,43 +86,48 @@ impl OutputPath {
             return Err("no file name in this path".into());
         }
         if names == OutputNames::Basename {
-            return Ok(OutputPath { dirs: Vec::new(), name: name.to_owned() });
+            return Ok(OutputPath { dirs: Vec::new(), name: name.into() });
         }
         if dirs.contains(&"..") {
             return Err("a path with '..' cannot be kept below the output directory".into());
         }
-        Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).to_owned()).collect(), name: name.to_owned() })
+        Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).into()).collect(), name: name.into() })
     }
 
-    /// The relative path `local`, kept as it is: every component must be
-    /// a plain name (not empty, `.` or `..`).
+    /// The relative path `local` (bytes, UTF-8 or not), kept as it is:
+    /// every component must be a plain name (not empty, `.` or `..`).
     ///
     /// # Errors
     ///
     /// A message for the user.
-    pub fn below(local: &str) -> std::result::Result<OutputPath, String> {
-        let parts: Vec<&str> = local.split('/').collect();
-        if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
-            return Err(format!("{local:?} has an empty, '.' or '..' component; not written"));
+    pub fn below(local: impl AsRef<[u8]>) -> std::result::Result<OutputPath, String> {
+        let local = local.as_ref();
+        let parts: Vec<&[u8]> = local.split(|&b| b == b'/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == b"." || *p == b".." || p.contains(&0)) {
+            let shown = crate::text::quote_bytes(local);
+            return Err(format!("{shown} has an empty, '.' or '..' component; not written"));
         }
         let (name, dirs) = parts.split_last().expect("split yields one part at least");
-        Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).to_owned()).collect(), name: (*name).to_owned() })
+        Ok(OutputPath { dirs: dirs.iter().map(|d| os_name(d)).collect(), name: os_name(name) })
     }
 
     /// The file name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &OsStr {
         &self.name
     }
 
-    /// The path as the user reads it, relative to the output directory.
+    /// The path relative to the output directory, as it is.
+    pub fn shown_path(&self) -> PathBuf {
+        let mut p: PathBuf = self.dirs.iter().collect();
+        p.push(&self.name);
+        p
+    }
+
+    /// The path as the user reads it, relative to the output directory
+    /// (bytes that are not UTF-8 replaced by U+FFFD; [`OutputPath::shown_path`]
+    /// keeps them).
     pub fn shown(&self) -> String {
-        let mut s = String::new();
-        for d in &self.dirs {
-            s.push_str(d);
-            s.push('/');
-        }
-        s.push_str(&self.name);
-        s
+        self.shown_path().to_string_lossy().into_owned()
     }
 }
 
@@ -144,7 +156,7 @@ impl OutDir {
     /// followed).
     pub fn exists(&self, out: &OutputPath) -> bool {
         match self.parent(out, false) {
-            Ok(Some(dir)) => fstatat(&dir, out.name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok(),
+            Ok(Some(dir)) => fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok(),
             Ok(None) => false,
             Err(_) => false,
         }
@@ -157,19 +169,19 @@ impl OutDir {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let mut dir = self.fd.try_clone()?;
         for (i, component) in out.dirs.iter().enumerate() {
-            let next = match openat(&dir, component.as_str(), flags, Mode::empty()) {
+            let next = match openat(&dir, component.as_os_str(), flags, Mode::empty()) {
                 Err(Errno::ENOENT) if create => {
-                    match mkdirat(&dir, component.as_str(), Mode::from_bits_truncate(0o777)) {
+                    match mkdirat(&dir, component.as_os_str(), Mode::from_bits_truncate(0o777)) {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(e) => return Err(os(e)),
                     }
-                    openat(&dir, component.as_str(), flags, Mode::empty())
+                    openat(&dir, component.as_os_str(), flags, Mode::empty())
                 }
                 Err(Errno::ENOENT) => return Ok(None),
                 other => other,
             };
             dir = next.map_err(|e| {
-                let shown = out.dirs[..=i].join("/");
+                let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
                 match e {
                     Errno::ELOOP | Errno::ENOTDIR => {
                         io::Error::other(format!("{shown} is a symlink or not a directory; not followed"))
@@ -214,7 +226,7 @@ impl OutDir {
             dir,
             temp,
             target: out.clone(),
-            shown: self.path.join(out.shown()),
+            shown: self.path.join(out.shown_path()),
         })
     }
 }
@@ -278,7 +290,7 @@ impl Sink {
                 Err(e) => return Err(failed("link")(e)),
             }
         }
-        let existing = fstatat(&self.dir, name.as_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        let existing = fstatat(&self.dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
         if no_clobber && existing.is_some() {
             return Err(failed("link")(Errno::EEXIST));
         }
@@ -298,10 +310,10 @@ impl Sink {
             }
         };
         if no_clobber {
-            linkat(&self.dir, temp.as_str(), &self.dir, name.as_str(), AtFlags::empty())
+            linkat(&self.dir, temp.as_str(), &self.dir, name.as_os_str(), AtFlags::empty())
                 .map_err(failed("link"))
         } else {
-            renameat(&self.dir, temp.as_str(), &self.dir, name.as_str()).map_err(failed("rename"))?;
+            renameat(&self.dir, temp.as_str(), &self.dir, name.as_os_str()).map_err(failed("rename"))?;
             self.temp = None;
             Ok(())
         }
@@ -309,7 +321,8 @@ impl Sink {
     }
 
     /// Gives the unnamed file `file` the name `name` in the sink's directory.
-    fn link_unnamed(&self, file: &File, name: &str) -> nix::Result<()> {
+    fn link_unnamed(&self, file: &File, name: &(impl AsRef<OsStr> + ?Sized)) -> nix::Result<()> {
+        let name = name.as_ref();
         let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         linkat(AT_FDCWD, proc_path.as_str(), &self.dir, name, AtFlags::AT_SYMLINK_FOLLOW)
     }

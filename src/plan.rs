@@ -1,24 +1,31 @@
 //! Runs of files: which files a fetch asks for (the named files, or the
 //! trees below named directories), what became of each, and the summary.
 
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::client::{Client, Entry};
-use crate::delivery::{fetch_jobs, output_name, FetchOptions, Job, NoProgress, Progress};
+use crate::client::{Client, Entry, Listing, Skipped};
+use crate::delivery::{fetch_jobs, FetchOptions, Job, NoProgress, Progress};
 use crate::error::{Error, Result};
 use crate::outcome::{FailReason, Outcome};
 use crate::output::{OutputNames, OutputPath};
-use crate::text::human_size;
+use crate::protocol::normalize_path;
+use crate::text::{human_size, quote_bytes};
 
 /// What became of one file of a run ([`Client::fetch_files`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct FileResult {
-    /// The path asked of the server.
-    pub path: String,
+    /// The path asked of the server, normalized (`./a//b` → `a/b`); a
+    /// name need not be UTF-8.
+    pub path: PathBuf,
     /// The name the user reads: the output name, or for a tree the path
-    /// below the output directory.
-    pub name: String,
+    /// below the output directory (show it with
+    /// [`quote_bytes`](crate::programs::quote_bytes)).
+    pub name: PathBuf,
     /// What became of it.
     pub outcome: Outcome,
 }
@@ -35,6 +42,9 @@ pub struct Report {
     pub lost: Option<Lost>,
     /// How long the run took.
     pub elapsed: Duration,
+    /// Paths named more than once (`a a`), each fetched once, as `cp` does:
+    /// the names, in the order asked for, once per repetition.
+    pub repeated: Vec<PathBuf>,
 }
 
 /// What a lost session left of a run ([`Report::lost`]).
@@ -45,9 +55,9 @@ pub struct Lost {
     pub error: Error,
     /// The file in progress, and how far it got (bytes received and its
     /// size) when it had started; nothing of it is kept.
-    pub cut_off: Option<(String, Option<(u64, u64)>)>,
+    pub cut_off: Option<(PathBuf, Option<(u64, u64)>)>,
     /// The files never asked for, by name.
-    pub not_fetched: Vec<String>,
+    pub not_fetched: Vec<PathBuf>,
 }
 
 /// The counts of a run, for a summary line ([`Report::summary`]).
@@ -64,6 +74,8 @@ pub struct Summary {
     pub refused: usize,
     /// Files that failed (the one a lost session cut off included).
     pub failed: usize,
+    /// Entries a recursive fetch's listing left out (never asked for).
+    pub skipped: usize,
     /// Files never asked for.
     pub not_fetched: usize,
     /// Bytes delivered.
@@ -80,6 +92,7 @@ impl std::fmt::Display for Summary {
             (self.not_found, "not found"),
             (self.refused, "refused"),
             (self.failed, "failed"),
+            (self.skipped, "skipped"),
             (self.not_fetched, "not fetched"),
         ] {
             if n > 0 {
@@ -116,13 +129,14 @@ impl Report {
                 Outcome::NotFound => s.not_found += 1,
                 Outcome::Refused { .. } => s.refused += 1,
                 Outcome::Failed { .. } => s.failed += 1,
+                Outcome::Skipped { .. } => s.skipped += 1,
             }
         }
         if let Some(lost) = &self.lost {
             s.failed += usize::from(lost.cut_off.is_some());
             s.not_fetched = lost.not_fetched.len();
         }
-        s.asked = s.delivered + s.not_found + s.refused + s.failed + s.not_fetched;
+        s.asked = s.delivered + s.not_found + s.refused + s.failed + s.skipped + s.not_fetched;
         s
     }
 
@@ -139,15 +153,17 @@ impl Report {
     }
 }
 
-/// The jobs of a plain fetch: each file under its output name.
+/// The jobs of a plain fetch: each file under its output name, asked of
+/// the server by its normalized path ([`normalize_path`]). The output name
+/// comes from the path as given: `dir/` names no file.
 pub(crate) fn plain_jobs(paths: &[impl AsRef<str>], options: &FetchOptions) -> Vec<Job> {
     paths
         .iter()
         .map(|p| {
             let p = p.as_ref();
             Job {
-                remote: p.to_owned(),
-                shown: options.shown_name(p),
+                remote: normalize_path(p.as_bytes()),
+                shown: options.shown_name(p).into(),
                 out: options.output_path(p),
                 known: None,
             }
@@ -155,55 +171,91 @@ pub(crate) fn plain_jobs(paths: &[impl AsRef<str>], options: &FetchOptions) -> V
         .collect()
 }
 
-/// The jobs of a tree fetch: every listed file at or below each named path,
-/// kept at its path relative to the named directory's parent (`sub/deep`
-/// writes `deep/...`; `.` the whole tree), or with
-/// [`OutputNames::Relative`] at its whole path (`sub/deep/...`). A listed
-/// path with an empty, `.` or `..` component fails its file.
-pub(crate) fn tree_jobs(listing: &[Entry], dirs: &[impl AsRef<str>], names: OutputNames) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for f in dirs {
-        let f = f.as_ref();
-        if f.starts_with('/') {
-            // As the server refuses any absolute path it is asked for.
-            let text =
-                format!("{f} leads outside the served directory; name a directory below the server's root");
-            let known = Some(Outcome::Refused { reason: FailReason::OutsideRoot, text });
-            jobs.push(Job { remote: f.to_owned(), shown: f.to_owned(), out: Err(String::new()), known });
-            continue;
-        }
-        let dir = f.trim_end_matches('/');
-        let whole = dir == ".";
-        // What replaces `dir` in the local path: its last component.
-        let base = if whole { "" } else { dir.rsplit('/').next().unwrap_or(dir) };
-        let before = jobs.len();
-        for Entry { path, .. } in listing {
-            let below = path.strip_prefix(dir).filter(|rest| rest.starts_with('/'));
-            if !whole && path != dir && below.is_none() {
-                continue;
+/// The one check of every mode before any request: no two different paths
+/// are written to one output path. A path asked for again with the same
+/// output (`a a`, or a file of two overlapping trees kept whole) is dropped,
+/// and its name returned, to be fetched once.
+///
+/// # Errors
+///
+/// [`Error::SameOutput`] naming the first two paths that collide.
+pub(crate) fn check_outputs(jobs: Vec<Job>, names: OutputNames) -> Result<(Vec<Job>, Vec<PathBuf>)> {
+    let mut seen: HashMap<OutputPath, Vec<u8>> = HashMap::new();
+    let mut kept = Vec::with_capacity(jobs.len());
+    let mut repeated = Vec::new();
+    for job in jobs {
+        if let Ok(out) = &job.out {
+            match seen.get(out) {
+                Some(first) if *first == job.remote => {
+                    repeated.push(job.shown);
+                    continue;
+                }
+                Some(first) => {
+                    return Err(Error::SameOutput {
+                        first: quote_bytes(first).into_owned(),
+                        second: quote_bytes(&job.remote).into_owned(),
+                        output: out.shown(),
+                        names,
+                    })
+                }
+                None => {
+                    seen.insert(out.clone(), job.remote.clone());
+                }
             }
-            let local = match below {
-                _ if whole || names == OutputNames::Relative => path.clone(),
-                Some(rest) => format!("{base}{rest}"),
-                None => output_name(path).unwrap_or(path).to_owned(),
-            };
-            let out = OutputPath::below(&local);
-            let known = out.is_err().then(|| {
-                let text = "the server's path has an empty, '.' or '..' component; not written";
-                Outcome::failed(FailReason::BadOutputName, text)
-            });
-            jobs.push(Job { remote: path.clone(), shown: local, out, known });
         }
-        if jobs.len() == before {
-            jobs.push(Job {
-                remote: f.to_owned(),
-                shown: f.to_owned(),
-                out: Err(String::new()),
-                known: Some(Outcome::NotFound),
-            });
-        }
+        kept.push(job);
+    }
+    Ok((kept, repeated))
+}
+
+/// Where the listed `path` at or below the named directory `dir` is
+/// written: at its path relative to `dir`'s parent (`sub/deep` writes
+/// `deep/...`; `.` the whole tree), or with [`OutputNames::Relative`] at
+/// its whole path; `dir` itself (a file) under its last component.
+fn local_path(path: &[u8], dir: &[u8], names: OutputNames) -> Vec<u8> {
+    let whole = dir == b".";
+    if whole || names == OutputNames::Relative {
+        return path.to_vec();
+    }
+    let last = |p: &[u8]| p.rsplit(|&b| b == b'/').next().unwrap_or(p).to_vec();
+    match path.strip_prefix(dir).filter(|rest| rest.starts_with(b"/")) {
+        Some(rest) => [last(dir).as_slice(), rest].concat(),
+        None => last(path),
+    }
+}
+
+fn as_path(bytes: &[u8]) -> PathBuf {
+    PathBuf::from(OsStr::from_bytes(bytes))
+}
+
+/// The jobs of a tree fetch of the named directory `dir` (normalized) from
+/// its listing: every listed file at [`local_path`], and every entry the
+/// listing left out as an [`Outcome::Skipped`] result. A listed path with
+/// an empty, `.` or `..` component fails its file.
+fn tree_jobs(listing: Listing, dir: &[u8], names: OutputNames) -> Vec<Job> {
+    let mut jobs = Vec::new();
+    for Entry { path, .. } in listing.files {
+        let path = path.into_os_string().into_vec();
+        let local = local_path(&path, dir, names);
+        let out = OutputPath::below(&local);
+        let known = out.is_err().then(|| {
+            let text = "the server's path has an empty, '.' or '..' component; not written";
+            Outcome::failed(FailReason::BadOutputName, text)
+        });
+        jobs.push(Job { remote: path, shown: as_path(&local), out, known });
+    }
+    for Skipped { path, reason, text } in listing.skipped {
+        let path = path.into_os_string().into_vec();
+        let shown = if path.is_empty() { dir.to_vec() } else { local_path(&path, dir, names) };
+        let known = Some(Outcome::Skipped { reason, text });
+        jobs.push(Job { remote: path, shown: as_path(&shown), out: Err(String::new()), known });
     }
     jobs
+}
+
+/// A job that gets `outcome` without a request, shown as it was named.
+fn named(f: &[u8], outcome: Outcome) -> Job {
+    Job { remote: f.to_vec(), shown: as_path(f), out: Err(String::new()), known: Some(outcome) }
 }
 
 /// A [`Progress`] that remembers how far the file in progress got.
@@ -261,7 +313,7 @@ fn run(
             // Every file not yet reported gets its result, as any failed file does.
             for job in &jobs[done..] {
                 let outcome = Outcome::failed(FailReason::ServerBusy, "server busy");
-                files.push(FileResult { path: job.remote.clone(), name: job.shown.clone(), outcome });
+                files.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome });
                 track.result(files.last().expect("just pushed"));
             }
             Some(Lost { error, cut_off: None, not_fetched: Vec::new() })
@@ -272,7 +324,7 @@ fn run(
             Some(Lost { error, cut_off, not_fetched: left.map(|j| j.shown.clone()).collect() })
         }
     };
-    Report { files, lost, elapsed: started.elapsed() }
+    Report { files, lost, elapsed: started.elapsed(), repeated: Vec::new() }
 }
 
 impl Client {
@@ -330,10 +382,11 @@ impl Client {
         options: &FetchOptions,
         progress: &mut dyn Progress,
     ) -> Result<Report> {
-        options.check(paths)?;
         let started = Instant::now();
-        let jobs = plain_jobs(paths, options);
-        Ok(run(self, &jobs, None, options, progress, started))
+        let (jobs, repeated) = check_outputs(plain_jobs(paths, options), options.names)?;
+        let mut report = run(self, &jobs, None, options, progress, started);
+        report.repeated = repeated;
+        Ok(report)
     }
 
     /// Fetches the directories `dirs` of the server's tree with everything
@@ -342,12 +395,19 @@ impl Client {
     /// [`OutputNames::Relative`] `sub/deep` writes `sub/deep/...` instead of
     /// `deep/...`. Directories are created one component at a time, never
     /// through a symlink. A name that matches nothing is
-    /// [`Outcome::NotFound`]; an absolute one is refused.
+    /// [`Outcome::NotFound`]; an absolute one is refused. Each name is
+    /// normalized (`./sub`, `sub//deep/` are `sub`, `sub/deep`) and listed
+    /// by the server below it; every entry the listing left out
+    /// (unreadable, too deep, over a limit) gets an [`Outcome::Skipped`]
+    /// result, so that the report says what the copy lacks.
     ///
     /// # Errors
     ///
-    /// None of its own: as [`Client::fetch_files`], everything is in the
-    /// [`Report`] (a listing that fails loses the session for every name).
+    /// [`Error::SameOutput`] after the listings and before any file is
+    /// asked for, when two different files would be written to one path
+    /// (`-r d1/x d2/x`, both holding `f`). Everything else is in the
+    /// [`Report`], as for [`Client::fetch_files`] (a listing that fails
+    /// loses the session for every name).
     pub fn fetch_tree_with(
         &mut self,
         dirs: &[impl AsRef<str>],
@@ -355,11 +415,50 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<Report> {
         let started = Instant::now();
-        let (jobs, early) = match self.list(None) {
-            Ok(listing) => (tree_jobs(&listing, dirs, options.names), None),
-            // Turned away or lost before the listing: a result for each name asked for.
-            Err(e) => (plain_jobs(dirs, options), Some(e)),
-        };
-        Ok(run(self, &jobs, early, options, progress, started))
+        let mut repeated = Vec::new();
+        // Each directory as named (for its messages) and normalized.
+        let mut named_dirs: Vec<(&[u8], Vec<u8>)> = Vec::new();
+        for f in dirs {
+            let f = f.as_ref().as_bytes();
+            let dir = normalize_path(f);
+            if named_dirs.iter().any(|(_, d)| *d == dir) {
+                repeated.push(as_path(f));
+            } else {
+                named_dirs.push((f, dir));
+            }
+        }
+        let mut jobs = Vec::new();
+        let mut early = None;
+        for (f, dir) in &named_dirs {
+            if dir.starts_with(b"/") {
+                // As the server refuses any absolute path it is asked for.
+                let text = format!(
+                    "{} leads outside the served directory; name a directory below the server's root",
+                    quote_bytes(f)
+                );
+                jobs.push(named(f, Outcome::Refused { reason: FailReason::OutsideRoot, text }));
+                continue;
+            }
+            if early.is_some() {
+                break;
+            }
+            match self.list_bytes(Some(dir)) {
+                Ok(listing) if listing.files.is_empty() && listing.skipped.is_empty() => {
+                    jobs.push(named(f, Outcome::NotFound))
+                }
+                Ok(listing) => jobs.extend(tree_jobs(listing, dir, options.names)),
+                Err(e) => early = Some(e),
+            }
+        }
+        if let Some(e) = early {
+            // Turned away or lost in a listing: a result for each name asked for.
+            let jobs = plain_jobs(dirs, options);
+            return Ok(run(self, &jobs, Some(e), options, progress, started));
+        }
+        let (jobs, more) = check_outputs(jobs, options.names)?;
+        repeated.extend(more);
+        let mut report = run(self, &jobs, None, options, progress, started);
+        report.repeated = repeated;
+        Ok(report)
     }
 }

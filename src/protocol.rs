@@ -17,9 +17,11 @@
 //!        8  u32  client pid
 //!       12  u32  seq (Get, List, Status) or region size (Open, OpenStatus), else 0
 //!       16  u16  region name length R (0 for Stop)
-//!       18  u16  tail length P (Get: the path; Open, OpenStatus: the
-//!                semaphore names; else 0)
-//!       20  R bytes region name, then P bytes tail (UTF-8, no NUL)
+//!       18  u16  tail length P (Get: the path, at least 1 byte; List: 0 for the
+//!                whole tree, else the prefix; Open, OpenStatus: the semaphore
+//!                names; 0 for the others)
+//!       20  R bytes region name (UTF-8, no NUL), then P bytes tail (a path is
+//!                any bytes but NUL: a Unix file name is bytes)
 //! ```
 //!
 //! The tail of an Open names the session's two semaphores, whose names have
@@ -53,9 +55,11 @@ use std::fmt;
 
 /// Version of both the command messages and the region frames. Version 2
 /// added the permission bits to `Start`; version 3 a [`ReasonCode`] before the
-/// text of `Refused` and `Error`, and the [`StartFlags`] of `Start`. A peer
-/// of another version is told so on its first message or frame
-/// ([`DecodeError::UnsupportedVersion`]).
+/// text of `Refused` and `Error`, the [`StartFlags`] of `Start`, the
+/// semaphore names in `Open`, paths as bytes (not only UTF-8), a prefix in
+/// `List`, mode and mtime in `ListEntry`, the `ListSkipped` frame and both
+/// counts in `ListEnd`. A peer of another version is told so on its first
+/// message or frame ([`DecodeError::UnsupportedVersion`]).
 pub const PROTOCOL_VERSION: u8 = 3;
 /// First four bytes of every command message ("SXQ1").
 pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
@@ -223,6 +227,41 @@ impl ReasonCode {
     }
 }
 
+/// Why a listing left an entry out: the code that travels in a
+/// `ListSkipped` frame, with a detail word beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SkipCode {
+    /// It could not be examined, opened or read to its end; the detail is
+    /// the `errno`.
+    Unreadable = 1,
+    /// A directory deeper than the walk descends; the detail is the limit.
+    TooDeep = 2,
+    /// The walk stopped here, at its file limit; the detail is the limit.
+    OverLimit = 3,
+    /// Its path is longer than a request or a frame carries; the detail is
+    /// the limit. The path in the frame is cut to fit.
+    TooLong = 4,
+    /// The prefix leads outside the served directory.
+    OutsideRoot = 5,
+    /// The prefix is malformed.
+    InvalidPath = 6,
+}
+
+impl SkipCode {
+    fn from_u8(v: u8) -> Result<SkipCode, DecodeError> {
+        Ok(match v {
+            1 => SkipCode::Unreadable,
+            2 => SkipCode::TooDeep,
+            3 => SkipCode::OverLimit,
+            4 => SkipCode::TooLong,
+            5 => SkipCode::OutsideRoot,
+            6 => SkipCode::InvalidPath,
+            _ => return Err(DecodeError::BadField("skip code")),
+        })
+    }
+}
+
 /// A message on the command queue, from a client to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -237,10 +276,12 @@ pub enum Command {
         spaces: String,
         kind: SessionKind,
     },
-    /// Asks for one file; the answer frames carry `seq`.
-    Get { client_pid: u32, seq: u32, region: String, path: String },
-    /// Asks for the list of served files; the answer frames carry `seq`.
-    List { client_pid: u32, seq: u32, region: String },
+    /// Asks for one file (its path: bytes, no NUL, not empty); the answer
+    /// frames carry `seq`.
+    Get { client_pid: u32, seq: u32, region: String, path: Vec<u8> },
+    /// Asks for the list of served files at or below `prefix` (empty: the
+    /// whole tree); the answer frames carry `seq`.
+    List { client_pid: u32, seq: u32, region: String, prefix: Vec<u8> },
     /// Ends the session: the client's shutdown message.
     Close { client_pid: u32, region: String },
     /// Asks the server to stop.
@@ -270,11 +311,16 @@ impl fmt::Display for Command {
             Command::Get { client_pid, seq, region, path } => write!(
                 f,
                 "get {} from pid {client_pid} (request {seq}, region {region})",
-                crate::text::quote_name(path)
+                crate::text::quote_bytes(path)
             ),
-            Command::List { client_pid, seq, region } => {
+            Command::List { client_pid, seq, region, prefix } if prefix.is_empty() => {
                 write!(f, "list from pid {client_pid} (request {seq}, region {region})")
             }
+            Command::List { client_pid, seq, region, prefix } => write!(
+                f,
+                "list {} from pid {client_pid} (request {seq}, region {region})",
+                crate::text::quote_bytes(prefix)
+            ),
             Command::Status { client_pid, seq, region } => {
                 write!(f, "status from pid {client_pid} (request {seq}, region {region})")
             }
@@ -315,21 +361,23 @@ impl Command {
                     SessionKind::Status => KIND_OPEN_STATUS,
                 };
                 semaphores = Some(encode_semaphore_names(items, spaces)?);
-                (kind, *client_pid, *region_size, region.as_str(), "")
+                (kind, *client_pid, *region_size, region.as_str(), &[][..])
             }
             Command::Get { client_pid, seq, region, path } => {
-                (KIND_GET, *client_pid, *seq, region.as_str(), path.as_str())
+                (KIND_GET, *client_pid, *seq, region.as_str(), path.as_slice())
             }
-            Command::List { client_pid, seq, region } => (KIND_LIST, *client_pid, *seq, region.as_str(), ""),
-            Command::Close { client_pid, region } => (KIND_CLOSE, *client_pid, 0, region.as_str(), ""),
-            Command::Stop { client_pid } => (KIND_STOP, *client_pid, 0, "", ""),
+            Command::List { client_pid, seq, region, prefix } => {
+                (KIND_LIST, *client_pid, *seq, region.as_str(), prefix.as_slice())
+            }
+            Command::Close { client_pid, region } => (KIND_CLOSE, *client_pid, 0, region.as_str(), &[][..]),
+            Command::Stop { client_pid } => (KIND_STOP, *client_pid, 0, "", &[][..]),
             Command::Status { client_pid, seq, region } => {
-                (KIND_STATUS, *client_pid, *seq, region.as_str(), "")
+                (KIND_STATUS, *client_pid, *seq, region.as_str(), &[][..])
             }
         };
         check_text("region name", region, MAX_NAME_LEN)?;
-        check_text("path", path, MAX_PATH_LEN)?;
-        let tail = semaphores.as_deref().unwrap_or(path.as_bytes());
+        check_bytes("path", path, MAX_PATH_LEN)?;
+        let tail = semaphores.as_deref().unwrap_or(path);
         let mut out = Vec::with_capacity(MSG_HEADER_LEN + region.len() + tail.len());
         out.extend_from_slice(&MSG_MAGIC.to_le_bytes());
         out.push(PROTOCOL_VERSION);
@@ -391,8 +439,13 @@ impl Command {
             let (items, spaces) = decode_semaphore_names(tail)?;
             return Ok(Command::Open { client_pid, region_size: word, region, items, spaces, kind });
         }
-        let path = text("path", tail)?;
-        if (kind == KIND_GET) == path.is_empty() {
+        let path = path_bytes("path", tail)?;
+        let path_ok = match kind {
+            KIND_GET => !path.is_empty(),
+            KIND_LIST => true,
+            _ => path.is_empty(),
+        };
+        if !path_ok {
             return Err(DecodeError::BadField("path"));
         }
         if matches!(kind, KIND_CLOSE | KIND_STOP) && word != 0 {
@@ -400,7 +453,7 @@ impl Command {
         }
         Ok(match kind {
             KIND_GET => Command::Get { client_pid, seq: word, region, path },
-            KIND_LIST => Command::List { client_pid, seq: word, region },
+            KIND_LIST => Command::List { client_pid, seq: word, region, prefix: path },
             KIND_CLOSE => Command::Close { client_pid, region },
             KIND_STOP => Command::Stop { client_pid },
             KIND_STATUS => Command::Status { client_pid, seq: word, region },
@@ -429,9 +482,10 @@ pub enum FrameKind {
     Error = 6,
     /// The server has no room for another session: payload `max_sessions: u32`.
     Busy = 7,
-    /// One served file: payload `size: u64`, then its UTF-8 relative path.
+    /// One served file: see [`Reply::ListEntry`].
     ListEntry = 8,
-    /// End of a listing: payload `count: u64`.
+    /// End of a listing: payload `files: u64, skipped: u64`, the entries and
+    /// the skips sent.
     ListEnd = 9,
     /// The server's status, first answer to `Status`: see [`ServerStatus`].
     ServerStatus = 10,
@@ -439,6 +493,8 @@ pub enum FrameKind {
     SessionStatus = 11,
     /// End of a status: payload `count: u64`, the sessions listed.
     StatusEnd = 12,
+    /// An entry a listing left out, and why: see [`Reply::ListSkipped`].
+    ListSkipped = 13,
 }
 
 impl FrameKind {
@@ -456,6 +512,7 @@ impl FrameKind {
             10 => FrameKind::ServerStatus,
             11 => FrameKind::SessionStatus,
             12 => FrameKind::StatusEnd,
+            13 => FrameKind::ListSkipped,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -574,12 +631,29 @@ pub enum Reply {
     Busy {
         max_sessions: u32,
     },
+    /// One served file. Payload: `u64` size, `u32` permission bits (`st_mode
+    /// & 0o7777`), `i64` mtime seconds, `u32` mtime nanoseconds (below 10^9),
+    /// then its path relative to the root (bytes, no NUL, not empty).
     ListEntry {
         size: u64,
-        path: String,
+        mode: u32,
+        mtime_secs: i64,
+        mtime_nsec: u32,
+        path: Vec<u8>,
     },
+    /// An entry the listing left out. Payload: `u8` [`SkipCode`], `u8`
+    /// reserved (0), `u16` reserved (0), `u32` detail (the `errno` of
+    /// `Unreadable`, the limit of the others, else 0), then its path
+    /// relative to the root (bytes, no NUL; empty for the root itself).
+    ListSkipped {
+        code: SkipCode,
+        detail: u32,
+        path: Vec<u8>,
+    },
+    /// The end of a listing: how many entries and skips were sent.
     ListEnd {
-        count: u64,
+        files: u64,
+        skipped: u64,
     },
     ServerStatus(ServerStatus),
     SessionStatus(SessionStatus),
@@ -646,6 +720,7 @@ impl Reply {
             Reply::Error { .. } => FrameKind::Error,
             Reply::Busy { .. } => FrameKind::Busy,
             Reply::ListEntry { .. } => FrameKind::ListEntry,
+            Reply::ListSkipped { .. } => FrameKind::ListSkipped,
             Reply::ListEnd { .. } => FrameKind::ListEnd,
             Reply::ServerStatus(_) => FrameKind::ServerStatus,
             Reply::SessionStatus(_) => FrameKind::SessionStatus,
@@ -672,13 +747,23 @@ impl Reply {
                 out.extend_from_slice(truncate_utf8(reason, MAX_REASON_LEN).as_bytes())
             }
             Reply::Busy { max_sessions } => out.extend_from_slice(&max_sessions.to_le_bytes()),
-            Reply::ListEntry { size, path } => {
+            Reply::ListEntry { size, mode, mtime_secs, mtime_nsec, path } => {
                 out.extend_from_slice(&size.to_le_bytes());
-                out.extend_from_slice(path.as_bytes());
+                out.extend_from_slice(&(mode & MODE_BITS).to_le_bytes());
+                out.extend_from_slice(&mtime_secs.to_le_bytes());
+                out.extend_from_slice(&mtime_nsec.to_le_bytes());
+                out.extend_from_slice(path);
             }
-            Reply::ListEnd { count } | Reply::StatusEnd { count } => {
-                out.extend_from_slice(&count.to_le_bytes())
+            Reply::ListSkipped { code, detail, path } => {
+                out.extend_from_slice(&[*code as u8, 0, 0, 0]);
+                out.extend_from_slice(&detail.to_le_bytes());
+                out.extend_from_slice(path);
             }
+            Reply::ListEnd { files, skipped } => {
+                out.extend_from_slice(&files.to_le_bytes());
+                out.extend_from_slice(&skipped.to_le_bytes());
+            }
+            Reply::StatusEnd { count } => out.extend_from_slice(&count.to_le_bytes()),
             Reply::ServerStatus(s) => {
                 out.extend_from_slice(&s.pid.to_le_bytes());
                 out.extend_from_slice(&u32::from(s.persistent).to_le_bytes());
@@ -730,13 +815,30 @@ impl Reply {
             FrameKind::Busy => Reply::Busy { max_sessions: r.u32()? },
             FrameKind::ListEntry => {
                 let size = r.u64()?;
-                let path = text("listed path", r.rest())?;
+                let mode = r.u32()?;
+                if mode & !MODE_BITS != 0 {
+                    return Err(DecodeError::BadField("file mode"));
+                }
+                let mtime_secs = i64::from_le_bytes(r.array()?);
+                let mtime_nsec = r.u32()?;
+                if mtime_nsec >= 1_000_000_000 {
+                    return Err(DecodeError::BadField("mtime"));
+                }
+                let path = path_bytes("listed path", r.rest())?;
                 if path.is_empty() {
                     return Err(DecodeError::BadField("listed path"));
                 }
-                Reply::ListEntry { size, path }
+                Reply::ListEntry { size, mode, mtime_secs, mtime_nsec, path }
             }
-            FrameKind::ListEnd => Reply::ListEnd { count: r.u64()? },
+            FrameKind::ListSkipped => {
+                let code = SkipCode::from_u8(r.u8()?)?;
+                if r.u8()? != 0 || r.u16()? != 0 {
+                    return Err(DecodeError::BadField("reserved"));
+                }
+                let detail = r.u32()?;
+                Reply::ListSkipped { code, detail, path: path_bytes("skipped path", r.rest())? }
+            }
+            FrameKind::ListEnd => Reply::ListEnd { files: r.u64()?, skipped: r.u64()? },
             FrameKind::ServerStatus => {
                 let pid = r.u32()?;
                 let persistent = match r.u32()? {
@@ -848,6 +950,52 @@ fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), EncodeErro
     Ok(())
 }
 
+fn check_bytes(field: &'static str, b: &[u8], max: usize) -> Result<(), EncodeError> {
+    if b.len() > max {
+        return Err(EncodeError::TooLong { field, len: b.len(), max });
+    }
+    if b.contains(&0) {
+        return Err(EncodeError::Nul(field));
+    }
+    Ok(())
+}
+
+/// A path field: any bytes but NUL, at most [`MAX_PATH_LEN`].
+fn path_bytes(field: &'static str, bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    if bytes.len() > MAX_PATH_LEN {
+        return Err(DecodeError::TooLong { field, len: bytes.len(), max: MAX_PATH_LEN });
+    }
+    if bytes.contains(&0) {
+        return Err(DecodeError::BadText(field));
+    }
+    Ok(bytes.to_vec())
+}
+
+/// A requested path in the one form every request uses: `.` components and
+/// empty ones (`//`, a trailing `/`) dropped, `..` kept (the server's
+/// confined opener refuses it), a leading `/` kept (refused too). Nothing
+/// left is `.`, the root.
+///
+/// ```text
+/// ./sub//deep/  ->  sub/deep        .  ->  .        a/../b  ->  a/../b
+/// ```
+pub fn normalize_path(path: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(path.len());
+    if path.starts_with(b"/") {
+        out.push(b'/');
+    }
+    for part in path.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".") {
+        if !out.is_empty() && out != b"/" {
+            out.push(b'/');
+        }
+        out.extend_from_slice(part);
+    }
+    if out.is_empty() {
+        out.push(b'.');
+    }
+    out
+}
+
 fn text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
     let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::BadText(field))?;
     if s.contains('\0') {
@@ -942,6 +1090,18 @@ mod tests {
         any_text(max).prop_map(|s| if s.is_empty() { "x".to_owned() } else { s })
     }
 
+    /// Path bytes: anything but NUL, UTF-8 or not.
+    fn any_path(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(1u8..=255, 0..64).prop_map(move |mut b| {
+            b.truncate(max);
+            b
+        })
+    }
+
+    fn nonempty_path(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        any_path(max).prop_map(|p| if p.is_empty() { b"x".to_vec() } else { p })
+    }
+
     fn any_command() -> impl Strategy<Value = Command> {
         prop_oneof![
             (
@@ -951,10 +1111,11 @@ mod tests {
                 .prop_map(|((client_pid, region_size, kind), (region, items, spaces))| {
                     Command::Open { client_pid, region_size, region, items, spaces, kind }
                 }),
-            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_text(MAX_PATH_LEN))
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_path(MAX_PATH_LEN))
                 .prop_map(|(client_pid, seq, region, path)| Command::Get { client_pid, seq, region, path }),
-            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
-                .prop_map(|(client_pid, seq, region)| Command::List { client_pid, seq, region }),
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), any_path(MAX_PATH_LEN)).prop_map(
+                |(client_pid, seq, region, prefix)| Command::List { client_pid, seq, region, prefix }
+            ),
             (any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, region)| Command::Close { client_pid, region }),
             any::<u32>().prop_map(|client_pid| Command::Stop { client_pid }),
@@ -971,6 +1132,10 @@ mod tests {
         (1u8..=255).prop_filter_map("a known code", |v| ReasonCode::from_u8(v).ok())
     }
 
+    fn any_skip_code() -> impl Strategy<Value = SkipCode> {
+        (1u8..=16).prop_filter_map("a known code", |v| SkipCode::from_u8(v).ok())
+    }
+
     fn any_reply() -> impl Strategy<Value = Reply> {
         prop_oneof![
             (any::<u64>(), 0..=MODE_BITS, 0..=StartFlags::KNOWN).prop_map(|(size, mode, bits)| {
@@ -981,9 +1146,17 @@ mod tests {
             (any_code(), any_text(MAX_REASON_LEN)).prop_map(|(code, reason)| Reply::Refused { code, reason }),
             (any_code(), any_text(MAX_REASON_LEN)).prop_map(|(code, reason)| Reply::Error { code, reason }),
             any::<u32>().prop_map(|max_sessions| Reply::Busy { max_sessions }),
-            (any::<u64>(), nonempty_text(MAX_PATH_LEN))
-                .prop_map(|(size, path)| Reply::ListEntry { size, path }),
-            any::<u64>().prop_map(|count| Reply::ListEnd { count }),
+            (any::<u64>(), 0..=MODE_BITS, any::<i64>(), 0..1_000_000_000u32, nonempty_path(MAX_PATH_LEN))
+                .prop_map(|(size, mode, mtime_secs, mtime_nsec, path)| Reply::ListEntry {
+                    size,
+                    mode,
+                    mtime_secs,
+                    mtime_nsec,
+                    path
+                }),
+            (any_skip_code(), any::<u32>(), any_path(MAX_PATH_LEN))
+                .prop_map(|(code, detail, path)| Reply::ListSkipped { code, detail, path }),
+            (any::<u64>(), any::<u64>()).prop_map(|(files, skipped)| Reply::ListEnd { files, skipped }),
             (
                 (any::<u32>(), any::<bool>(), any::<u32>(), any::<u32>()),
                 (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
@@ -1076,7 +1249,7 @@ mod tests {
         }
 
         #[test]
-        fn reply_decode_never_panics(kind in 1u8..13, payload in proptest::collection::vec(any::<u8>(), 0..700)) {
+        fn reply_decode_never_panics(kind in 1u8..14, payload in proptest::collection::vec(any::<u8>(), 0..700)) {
             let kind = FrameKind::from_u8(kind).unwrap();
             let _ = Reply::decode(kind, &payload);
         }
@@ -1166,7 +1339,9 @@ mod tests {
 
     #[test]
     fn get_without_path_and_stop_with_region_are_rejected() {
-        let mut msg = Command::List { client_pid: 1, seq: 1, region: "/r".into() }.encode().unwrap();
+        let mut msg = Command::List { client_pid: 1, seq: 1, region: "/r".into(), prefix: Vec::new() }
+            .encode()
+            .unwrap();
         msg[5] = KIND_GET;
         assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("path")));
         msg[5] = KIND_STOP;
@@ -1273,10 +1448,46 @@ mod tests {
 
     #[test]
     fn encode_refuses_what_decode_would_refuse() {
-        let path = "a".repeat(MAX_PATH_LEN + 1);
+        let path = vec![b'a'; MAX_PATH_LEN + 1];
         let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path };
         assert!(matches!(cmd.encode(), Err(EncodeError::TooLong { field: "path", .. })));
-        let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path: "a\0b".into() };
+        let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path: b"a\0b".to_vec() };
         assert_eq!(cmd.encode(), Err(EncodeError::Nul("path")));
+    }
+
+    #[test]
+    fn paths_that_are_not_utf8_travel_as_they_are() {
+        let path = b"bad_\xff\xfe.bin".to_vec();
+        let cmd = Command::Get { client_pid: 1, seq: 2, region: "/r".into(), path: path.clone() };
+        assert_eq!(Command::decode(&cmd.encode().unwrap()), Ok(cmd));
+        let entry = Reply::ListEntry { size: 1, mode: 0o644, mtime_secs: -1, mtime_nsec: 5, path };
+        let mut payload = Vec::new();
+        entry.encode_payload(&mut payload);
+        assert_eq!(Reply::decode(FrameKind::ListEntry, &payload), Ok(entry));
+        // A file type in the mode, or nanoseconds of a second or more, are refused.
+        payload[8..12].copy_from_slice(&0o100644u32.to_le_bytes());
+        assert_eq!(Reply::decode(FrameKind::ListEntry, &payload), Err(DecodeError::BadField("file mode")));
+        payload[8..12].copy_from_slice(&0o644u32.to_le_bytes());
+        payload[20..24].copy_from_slice(&1_000_000_000u32.to_le_bytes());
+        assert_eq!(Reply::decode(FrameKind::ListEntry, &payload), Err(DecodeError::BadField("mtime")));
+        let skipped = [9u8, 0, 0, 0, 0, 0, 0, 0];
+        assert_eq!(Reply::decode(FrameKind::ListSkipped, &skipped), Err(DecodeError::BadField("skip code")));
+    }
+
+    #[test]
+    fn requested_paths_are_normalized_one_way() {
+        for (given, want) in [
+            ("./sub", "sub"),
+            ("sub//deep", "sub/deep"),
+            ("sub/deep/", "sub/deep"),
+            ("./a/./b//c/", "a/b/c"),
+            (".", "."),
+            ("./", "."),
+            ("a/../b", "a/../b"),
+            ("/etc//passwd", "/etc/passwd"),
+            ("/", "/"),
+        ] {
+            assert_eq!(normalize_path(given.as_bytes()), want.as_bytes(), "{given}");
+        }
     }
 }

@@ -81,11 +81,14 @@ pub(crate) fn send_file(
     tx: &mut Producer,
     root: &Root,
     seq: u32,
-    path: &str,
+    raw_path: &[u8],
     buf: &mut Vec<u8>,
     stats: &SessionStats,
 ) -> Result<Served> {
-    let (mut file, st) = match root.open_file(path) {
+    // The path is bytes; its messages and the status show it as text.
+    let shown = String::from_utf8_lossy(raw_path);
+    let path: &str = &shown;
+    let (mut file, st) = match root.open_file(raw_path) {
         Ok(opened) => opened,
         Err(why) => return send_negative(tx, seq, refusal(path, why)),
     };

@@ -171,8 +171,8 @@ impl ServerBuilder {
 /// // Not persistent: the server stops once its last client has left.
 /// serving.join().unwrap()?;
 ///
-/// assert_eq!(listing.len(), 1);
-/// assert_eq!((listing[0].path.as_str(), listing[0].size), ("hello.txt", 6));
+/// assert_eq!(listing.files.len(), 1);
+/// assert_eq!((listing.files[0].path.as_path(), listing.files[0].size), ("hello.txt".as_ref(), 6));
 /// # Ok(())
 /// # }
 /// ```
@@ -362,7 +362,9 @@ fn dispatch(sessions: &mut Sessions, cmd: Command) {
         Command::Get { client_pid, seq, region, path } => {
             sessions.route(&region, client_pid, Job::Get { seq, path })
         }
-        Command::List { client_pid, seq, region } => sessions.route(&region, client_pid, Job::List { seq }),
+        Command::List { client_pid, seq, region, prefix } => {
+            sessions.route(&region, client_pid, Job::List { seq, prefix })
+        }
         Command::Status { client_pid, seq, region } => {
             sessions.route(&region, client_pid, Job::Status { seq })
         }

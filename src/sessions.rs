@@ -26,7 +26,7 @@ use crate::send_file::{refused, send_file, Served};
 use crate::shm_region::{EndReason, Region};
 use crate::source::Root;
 use crate::stats::{ServerStats, SessionStats};
-use crate::text::{byte_count, duration_text, quote_name, rate_text};
+use crate::text::{byte_count, duration_text, quote_bytes, rate_text};
 
 /// Requests a session may have waiting before the server ends it as a flood.
 pub const MAX_PENDING_REQUESTS: usize = 256;
@@ -347,8 +347,8 @@ impl Sessions {
 /// What a session is asked to do.
 #[derive(Debug)]
 pub(crate) enum Job {
-    Get { seq: u32, path: String },
-    List { seq: u32 },
+    Get { seq: u32, path: Vec<u8> },
+    List { seq: u32, prefix: Vec<u8> },
     Status { seq: u32 },
 }
 
@@ -507,14 +507,14 @@ impl SessionThread {
             self.pending.fetch_sub(1, Ordering::Relaxed);
             let pid = self.client_pid;
             match job {
-                Job::Get { seq, .. } | Job::List { seq } if self.kind == SessionKind::Status => {
+                Job::Get { seq, .. } | Job::List { seq, .. } if self.kind == SessionKind::Status => {
                     producer.send(
                         seq,
                         &refused(ReasonCode::WrongSession, "this session was opened for the status only"),
                     )?;
                 }
                 Job::Get { seq, path } => self.get(producer, seq, &path, &mut buf)?,
-                Job::List { seq } => send_listing(producer, &self.env.root, seq, pid)?,
+                Job::List { seq, prefix } => send_listing(producer, &self.env.root, seq, &prefix, pid)?,
                 Job::Status { seq } => {
                     send_status(producer, &self.env.stats, &self.names.region, seq)?;
                     info!("client {pid}: status");
@@ -526,12 +526,12 @@ impl SessionThread {
 
     /// Serves one file request and writes its access-log line: client,
     /// path, outcome, bytes, duration, rate.
-    fn get(&self, producer: &mut Producer, seq: u32, path: &str, buf: &mut Vec<u8>) -> Result<()> {
+    fn get(&self, producer: &mut Producer, seq: u32, path: &[u8], buf: &mut Vec<u8>) -> Result<()> {
         let started = Instant::now();
         let result = send_file(producer, &self.env.root, seq, path, buf, &self.stats);
         let took = started.elapsed();
         let sent = self.stats.end();
-        let (pid, shown) = (self.client_pid, quote_name(path));
+        let (pid, shown) = (self.client_pid, quote_bytes(path));
         self.env.stats.count(sent, matches!(result, Ok(Served::Sent(_))));
         match &result {
             Ok(Served::Sent(n)) => {

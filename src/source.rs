@@ -131,7 +131,8 @@ impl Root {
     ///
     /// An [`OpenFailure`] saying why not; [`OpenFailure::WrongKind`] for
     /// anything that is not a regular file (it is opened, never read).
-    pub fn open_file(&self, path: &str) -> std::result::Result<(File, FileStat), OpenFailure> {
+    pub fn open_file(&self, path: impl AsRef<[u8]>) -> std::result::Result<(File, FileStat), OpenFailure> {
+        let path = path.as_ref();
         let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
         let fd = self.open_beneath(path, flags).map_err(OpenFailure::from_errno)?;
         let st = retry(|| nix::sys::stat::fstat(&fd)).map_err(|e| OpenFailure::Os(e.into()))?;
@@ -147,7 +148,8 @@ impl Root {
     /// # Errors
     ///
     /// An [`OpenFailure`] saying why not.
-    pub fn open_dir(&self, path: &str) -> std::result::Result<OwnedFd, OpenFailure> {
+    pub fn open_dir(&self, path: impl AsRef<[u8]>) -> std::result::Result<OwnedFd, OpenFailure> {
+        let path = path.as_ref();
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
         if path.is_empty() {
             // A fresh open file description: a duplicate of the root's
@@ -163,8 +165,8 @@ impl Root {
 
     /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, or by hand where
     /// the kernel lacks it.
-    fn open_beneath(&self, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
-        if path.as_bytes().contains(&0) {
+    fn open_beneath(&self, path: &[u8], flags: OFlag) -> nix::Result<OwnedFd> {
+        if path.contains(&0) {
             return Err(Errno::EINVAL);
         }
         let how = OpenHow::new()
@@ -179,9 +181,9 @@ impl Root {
 
 /// Walks `path` one component at a time, `O_NOFOLLOW` on each: no symlink
 /// is followed, not even one that stays inside.
-fn open_beneath_by_hand(root: &impl AsFd, path: &str, flags: OFlag) -> nix::Result<OwnedFd> {
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
-    if path.starts_with('/') || parts.contains(&"..") || parts.is_empty() {
+fn open_beneath_by_hand(root: &impl AsFd, path: &[u8], flags: OFlag) -> nix::Result<OwnedFd> {
+    let parts: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".").collect();
+    if path.starts_with(b"/") || parts.contains(&&b".."[..]) || parts.is_empty() {
         return Err(Errno::EXDEV);
     }
     let mut dir =
@@ -258,9 +260,10 @@ mod tests {
                 "{bad} must be refused"
             );
             let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK;
-            assert!(open_beneath_by_hand(&root.dir, bad, flags).is_err(), "{bad} must be refused by hand");
+            let by_hand = open_beneath_by_hand(&root.dir, bad.as_bytes(), flags);
+            assert!(by_hand.is_err(), "{bad} must be refused by hand");
         }
-        assert!(open_beneath_by_hand(&root.dir, "sub/inner", OFlag::O_RDONLY).is_ok());
+        assert!(open_beneath_by_hand(&root.dir, b"sub/inner", OFlag::O_RDONLY).is_ok());
     }
 
     #[test]

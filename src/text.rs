@@ -28,10 +28,49 @@ pub fn quote_name(name: &str) -> Cow<'_, str> {
         }
         return Cow::Owned(format!("'{}'", name.replace('\'', "'\\''")));
     }
+    Cow::Owned(quote_pieces(name.chars().map(Piece::Char)))
+}
+
+/// A file name that is bytes (a Unix name need not be UTF-8), printed as
+/// [`quote_name`] prints it; bytes that are not UTF-8 are escaped in octal
+/// the way `ls` escapes them (`'bad_'$'\377'`).
+pub fn quote_bytes(name: &[u8]) -> Cow<'_, str> {
+    if let Ok(name) = std::str::from_utf8(name) {
+        return quote_name(name);
+    }
+    let pieces = name.utf8_chunks().flat_map(|chunk| {
+        chunk.valid().chars().map(Piece::Char).chain(chunk.invalid().iter().map(|&b| Piece::Byte(b)))
+    });
+    Cow::Owned(quote_pieces(pieces))
+}
+
+/// A character of a name, or a byte that is not part of one.
+enum Piece {
+    Char(char),
+    Byte(u8),
+}
+
+/// The `'…'$'\n''…'` form of a name that holds odd characters or bytes.
+fn quote_pieces(pieces: impl Iterator<Item = Piece>) -> String {
     let mut out = String::from("'");
     let mut in_quote = true;
     let mut in_dollar = false;
-    for c in name.chars() {
+    for piece in pieces {
+        let c = match piece {
+            Piece::Char(c) => c,
+            Piece::Byte(b) => {
+                if in_quote {
+                    out.push('\'');
+                    in_quote = false;
+                }
+                if !in_dollar {
+                    out.push_str("$'");
+                    in_dollar = true;
+                }
+                let _ = write!(out, "\\{b:03o}");
+                continue;
+            }
+        };
         if is_odd(c) {
             if in_quote {
                 out.push('\'');
@@ -75,7 +114,7 @@ pub fn quote_name(name: &str) -> Cow<'_, str> {
     if in_dollar || in_quote {
         out.push('\'');
     }
-    Cow::Owned(out)
+    out
 }
 
 /// `1 byte`, `2 bytes`.
@@ -156,6 +195,14 @@ mod tests {
         for (name, want) in cases {
             assert_eq!(quote_name(name), want, "{name:?}");
         }
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_escaped_in_octal_as_ls_does() {
+        assert_eq!(quote_bytes(b"plain"), "plain");
+        assert_eq!(quote_bytes(b"bad_\xff\xfe.bin"), r"'bad_'$'\377\376''.bin'");
+        assert_eq!(quote_bytes(b"latin1_\xe9t\xe9.txt"), r"'latin1_'$'\351''t'$'\351''.txt'");
+        assert_eq!(quote_bytes(b"\xff\n"), r"''$'\377\n'");
     }
 
     #[test]

@@ -29,14 +29,13 @@ pub(crate) struct Limits {
 /// A regular file found by the walk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
-    /// Its path relative to the start of the walk, `/` between components.
+    /// Its path relative to the start of the walk, `/` between components:
+    /// bytes, as a Unix name is (UTF-8 or not).
     pub path: Vec<u8>,
     pub size: u64,
     /// The permission bits and file type (`st_mode`).
-    #[allow(dead_code, reason = "for the recursive fetch; a listing carries sizes only")]
     pub mode: u32,
     /// Modification time: seconds and nanoseconds since the epoch.
-    #[allow(dead_code, reason = "for the recursive fetch; a listing carries sizes only")]
     pub mtime: (i64, i64),
 }
 
@@ -46,8 +45,6 @@ pub(crate) enum SkipReason {
     /// Not a regular file or a directory: a symlink (never followed), a FIFO,
     /// a device, a socket.
     NotRegular(FileKind),
-    /// Its name is not UTF-8 (a directory is skipped whole).
-    NotUtf8,
     /// A directory deeper than [`Limits::max_depth`], not descended.
     TooDeep,
     /// The walk stopped here: [`Limits::max_files`] files were reported.
@@ -106,7 +103,7 @@ impl Walk {
     /// # Errors
     ///
     /// An [`OpenFailure`] when `start` cannot be opened as a directory.
-    pub fn new(root: &Root, start: &str, limits: Limits) -> Result<Walk, OpenFailure> {
+    pub fn new(root: &Root, start: impl AsRef<[u8]>, limits: Limits) -> Result<Walk, OpenFailure> {
         let fd = root.open_dir(start)?;
         let level = Level::open(fd, Vec::new(), 0).map_err(|e| OpenFailure::Os(e.into()))?;
         Ok(Walk { stack: vec![level], limits, files: 0, stopped: false })
@@ -151,9 +148,6 @@ impl Iterator for Walk {
             }
             let mut path = level.prefix.clone();
             path.extend_from_slice(bytes);
-            if std::str::from_utf8(bytes).is_err() {
-                return Some(skipped(path, SkipReason::NotUtf8));
-            }
             let name: CString = name.to_owned();
             let st = match stat_child(&level.fd, &name) {
                 Ok(st) => st,
@@ -294,19 +288,23 @@ mod tests {
     }
 
     #[test]
-    fn names_that_are_not_utf8_are_reported_and_their_directories_not_descended() {
+    fn names_that_are_not_utf8_are_walked_as_any_other() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"bad\xff")), b"").unwrap();
         std::fs::create_dir(root.join(std::ffi::OsStr::from_bytes(b"dir\xfe"))).unwrap();
         std::fs::write(root.join(std::ffi::OsStr::from_bytes(b"dir\xfe/in")), b"").unwrap();
         std::fs::write(root.join("ok"), b"").unwrap();
-        let (files, skips) = walk(root, WIDE);
-        assert_eq!(files, [("ok".to_owned(), 0)]);
-        assert_eq!(
-            skips,
-            [(r"bad\xff".to_owned(), SkipReason::NotUtf8), (r"dir\xfe".to_owned(), SkipReason::NotUtf8)]
-        );
+        let root = Root::open(root).unwrap();
+        let mut files: Vec<Vec<u8>> = Vec::new();
+        for visit in Walk::new(&root, "", WIDE).unwrap() {
+            match visit {
+                Visit::File(e) => files.push(e.path),
+                Visit::Skipped(s) => panic!("{s:?} skipped"),
+            }
+        }
+        files.sort();
+        assert_eq!(files, [&b"bad\xff"[..], b"dir\xfe/in", b"ok"]);
     }
 
     #[test]

@@ -628,7 +628,7 @@ fn hostile_server_frames_end_the_session_with_exit_4_and_no_file() {
             "list entry inside a file",
             vec![
                 control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
-                control(Reply::ListEnd { count: 0 }, 1),
+                control(Reply::ListEnd { files: 0, skipped: 0 }, 1),
             ],
         ),
     ];

@@ -127,7 +127,6 @@ fn deep_path(depth: usize, file: &str) -> String {
 }
 
 #[test]
-#[ignore = "issue 13.1: -r skips a file 35 directories deep and exits 0"]
 fn recursive_fetch_names_a_file_too_deep_to_fetch_and_exits_1() {
     let env = TestEnv::new("rt_recursive_too_deep");
     env.create("top.txt", b"top\n");
@@ -154,7 +153,6 @@ fn recursive_fetch_names_a_file_too_deep_to_fetch_and_exits_1() {
 }
 
 #[test]
-#[ignore = "issue 13.1: -r skips an unreadable directory and exits 0"]
 fn recursive_fetch_names_an_unreadable_directory_and_exits_1() {
     if !other_user_or_skip("unreadable directory of a server run as nobody") {
         return;
@@ -182,7 +180,6 @@ fn recursive_fetch_names_an_unreadable_directory_and_exits_1() {
 }
 
 #[test]
-#[ignore = "issue 13.1: -r leaves out names that are not UTF-8 and exits 0"]
 fn recursive_fetch_writes_names_that_are_not_utf8() {
     let env = TestEnv::new("rt_recursive_not_utf8");
     env.create("plain.txt", b"plain\n");
@@ -210,7 +207,6 @@ fn recursive_fetch_writes_names_that_are_not_utf8() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "issue 13.2: -r d1/x d2/x writes x/f twice"]
 fn recursive_fetch_of_two_trees_with_the_same_output_path_is_refused_naming_both() {
     let env = TestEnv::new("rt_recursive_same_output");
     env.create("d1/x/f", b"one\n");
@@ -691,7 +687,6 @@ fn client_with_wait_waits_for_a_free_session_of_a_busy_server() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "issue 13.13a: -r ./sub, -r sub//deep and --list ./sub say not found"]
 fn recursive_and_list_accept_paths_with_dot_and_doubled_slashes() {
     let env = TestEnv::new("rt_dot_paths");
     env.create("sub/deep/n.txt", b"n\n");
@@ -737,7 +732,6 @@ fn refused_status_names_the_status_limit_not_the_session_limit() {
 }
 
 #[test]
-#[ignore = "issue 13.13c: the same path twice is refused with exit 2"]
 fn the_same_path_twice_is_fetched_once_with_a_warning() {
     let env = TestEnv::new("rt_same_path_twice");
     env.create("a", b"a\n");

@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 use serde::Serialize;
-use shmxfer::programs::{human_size, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
+use shmxfer::programs::{human_size, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
     Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, SessionEnd, SessionKind,
     DEFAULT_QUEUE,
@@ -20,7 +20,7 @@ use shmxfer::{
 
 mod common;
 use common::bar::Bar;
-use common::show::{self, outcome_text, say, size_text, Lines};
+use common::show::{self, outcome_text, quote_path, say, say_skipped, size_text, Lines};
 
 /// `std::eprintln!` without its panic: a closed stderr (`2>&1 | head -1`)
 /// loses the message, not the exit status.
@@ -408,23 +408,38 @@ fn fail_to_connect(e: &Error, wait: Duration) -> ExitCode {
     exit_with(exit_code_for(e), &format!("{e}; start `shm_server --queue {queue}` first{more}"))
 }
 
+/// `--list`: a line per file on stdout, then a line per entry the server
+/// left out on stderr (exit 1 then: the listing is not complete).
 fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
-    let entries = match client.list(Some(prefix)).and_then(|l| client.close().map(|()| l)) {
-        Ok(entries) => entries,
+    let listing = match client.list(Some(prefix)).and_then(|l| client.close().map(|()| l)) {
+        Ok(listing) => listing,
         Err(e) => return fail(&e),
     };
     if json {
         #[derive(Serialize)]
         struct Files<'a> {
             files: &'a [shmxfer::Entry],
+            #[serde(skip_serializing_if = "<[_]>::is_empty")]
+            skipped: &'a [shmxfer::Skipped],
         }
-        say(format_args!("{}", common::to_json(&Files { files: &entries })));
+        let files = Files { files: &listing.files, skipped: &listing.skipped };
+        say(format_args!("{}", common::to_json(&files)));
     } else {
-        for e in &entries {
-            say(format_args!("{}\t{}", size_text(e.size, args.human), quote_name(&e.path)));
+        for e in &listing.files {
+            say(format_args!("{}\t{}", size_text(e.size, args.human), quote_path(&e.path)));
         }
     }
-    if entries.is_empty() && prefix != "." {
+    for skip in &listing.skipped {
+        say_skipped(&skip.path, &skip.text);
+    }
+    if !listing.is_complete() {
+        let n = listing.skipped.len();
+        return exit_with(
+            EXIT_NOT_DELIVERED,
+            &format!("the listing is not complete: {n} entr{} left out", if n == 1 { "y" } else { "ies" }),
+        );
+    }
+    if listing.files.is_empty() && normalize_path(prefix.as_bytes()) != b"." {
         let msg = format!(
             "the server has no file at or below {}; see `shm_client --list` for what it has",
             quote_name(prefix)
@@ -499,6 +514,9 @@ fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> 
         Ok(report) => report,
         Err(e) => return fail(&e),
     };
+    for name in &report.repeated {
+        eprintln!("shm_client: warning: {} named more than once; fetched once", quote_path(name));
+    }
     let code = match &report.lost {
         None => match client.close() {
             Ok(()) if report.all_delivered() => ExitCode::from(EXIT_OK),
@@ -516,11 +534,11 @@ fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> 
                     format!("cut off after {} of {}: ", human_size(got), human_size(size))
                 });
                 let why = format!("{}{}; nothing kept", got.unwrap_or_default(), lost_reason(&lost.error));
-                say(format_args!("{}: failed: {why}", quote_name(name)));
+                say(format_args!("{}: failed: {why}", quote_path(name)));
             }
             let rest = if matches!(lost.error, Error::Cancelled) { "interrupted" } else { "session lost" };
             for name in &lost.not_fetched {
-                say(format_args!("{}: not fetched: {rest}", quote_name(name)));
+                say(format_args!("{}: not fetched: {rest}", quote_path(name)));
             }
             fail(&lost.error)
         }

@@ -1,9 +1,12 @@
 //! How the client prints: result lines on stdout, the status as text.
 
+use std::borrow::Cow;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::Duration;
 
-use shmxfer::programs::{byte_count, human_size, quote_name};
+use shmxfer::programs::{byte_count, human_size, quote_bytes, quote_name};
 use shmxfer::{FailReason, FileResult, Outcome, Progress, Status};
 
 use super::bar::Bar;
@@ -13,6 +16,17 @@ use super::bar::Bar;
 /// lines are dropped and the exit status still tells what happened.
 pub fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// A path (any bytes) as names are printed: quoted as `ls` quotes.
+pub fn quote_path(path: &Path) -> Cow<'_, str> {
+    quote_bytes(path.as_os_str().as_bytes())
+}
+
+/// An entry a listing left out, on stderr: `shm_client: NAME: skipped: WHY`.
+pub fn say_skipped(path: &Path, text: &str) {
+    let name = if path.as_os_str().is_empty() { Cow::Borrowed(".") } else { quote_path(path) };
+    let _ = writeln!(std::io::stderr(), "shm_client: {name}: skipped: {text}");
 }
 
 /// `bytes` as the user asked: exact, or for people with `--human`.
@@ -33,6 +47,7 @@ pub fn outcome_text(outcome: &Outcome) -> String {
             format!("failed: {text} (--no-clobber)")
         }
         Outcome::Failed { text, .. } => format!("failed: {text}"),
+        Outcome::Skipped { text, .. } => format!("skipped: {text}"),
         other => format!("{other:?}"),
     }
 }
@@ -60,13 +75,15 @@ impl Progress for Lines {
     }
 
     fn result(&mut self, file: &FileResult) {
-        let name = quote_name(&file.name);
+        let name = quote_path(&file.name);
         let size = |n| if self.human { human_size(n) } else { byte_count(n) };
         match &file.outcome {
             Outcome::Delivered { bytes } if !self.quiet => {
                 say(format_args!("{name}: received {}", size(*bytes)))
             }
             Outcome::Delivered { .. } => {}
+            // Left out by the server's listing: said on stderr, as --list says it.
+            Outcome::Skipped { text, .. } => say_skipped(&file.name, text),
             Outcome::Refused { reason: FailReason::IsDirectory, text } if !self.recursive => {
                 say(format_args!("{name}: refused by server: {text}; use -r to fetch a directory"))
             }
