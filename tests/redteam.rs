@@ -444,7 +444,6 @@ fn client_signalled_while_waiting(test: &str, signals: &[Signal]) {
 }
 
 #[test]
-#[ignore = "issue 13.7: two SIGTERMs leave the client's region and semaphores"]
 fn client_given_two_sigterms_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_two_sigterms", &[Signal::SIGTERM, Signal::SIGTERM]);
 }
@@ -453,7 +452,6 @@ fn client_given_two_sigterms_exits_130_and_leaves_nothing() {
 /// then to its process group. A race: it leaks now and then, more often on
 /// a loaded machine.
 #[test]
-#[ignore = "issue 13.7: timeout 1 (SIGTERM to child and group) leaves the client's objects"]
 fn client_under_timeout_leaves_nothing_when_timeout_strikes() {
     let env = TestEnv::new("rt_timeout_client");
     env.create("hello.txt", b"hello\n");
@@ -473,19 +471,16 @@ fn client_under_timeout_leaves_nothing_when_timeout_strikes() {
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGINT then SIGTERM leave the client's objects"]
 fn client_given_sigint_and_sigterm_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_sigint_sigterm", &[Signal::SIGINT, Signal::SIGTERM]);
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGHUP kills the client without cleanup"]
 fn client_given_sighup_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_client_sighup", &[Signal::SIGHUP]);
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGQUIT kills the client without cleanup"]
 fn client_given_sigquit_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_client_sigquit", &[Signal::SIGQUIT]);
 }

@@ -40,7 +40,7 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_NO_SERVER: u8 = 3;
 /// Session lost: the server died, or broke the protocol.
 const EXIT_SESSION_LOST: u8 = 4;
-/// Interrupted by SIGINT/SIGTERM.
+/// Interrupted by SIGINT, SIGTERM, SIGHUP or SIGQUIT.
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// How long a fetch waits for a server unless `--wait` says otherwise.
@@ -269,7 +269,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let cancel = Arc::new(AtomicBool::new(false));
-    if let Err(e) = common::stop_on_signals(&cancel, EXIT_INTERRUPTED) {
+    if let Err(e) = common::stop_on_signals(&cancel) {
         return exit_with(EXIT_SESSION_LOST, &format!("installing signal handlers: {e}"));
     }
     let wait = args.wait.unwrap_or(mode.default_wait());

@@ -146,11 +146,13 @@ pub fn read_names(list: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// SIGINT and SIGTERM set `cancel`; a second one while cleaning up ends the
-/// process at once with `code`.
-pub fn stop_on_signals(cancel: &Arc<AtomicBool>, code: u8) -> std::io::Result<()> {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, code.into(), Arc::clone(cancel))?;
+/// The signals that stop a client: each one, however many arrive and in
+/// whatever order, only sets `cancel`. Nothing exits from inside a handler:
+/// the program notices the flag at its next check (every wait of the
+/// library is bounded and checks it), removes its objects and exits.
+pub fn stop_on_signals(cancel: &Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
         signal_hook::flag::register(sig, Arc::clone(cancel))?;
     }
     Ok(())
