@@ -12,6 +12,7 @@ use crate::pacing::Pacing;
 use crate::protocol::{Reply, MAX_PATH_LEN};
 use crate::ring::Producer;
 use crate::sessions::attach;
+use crate::shm_region::{EndReason, Region};
 use crate::source::Root;
 use crate::stats::ServerStats;
 use crate::walk::{Limits, SkipReason, Visit, Walk};
@@ -152,8 +153,9 @@ pub(crate) fn send_status(tx: &mut Producer, stats: &ServerStats, region: &str, 
     tx.send(seq, &Reply::StatusEnd { count })
 }
 
-/// Answers a client over the session limit with a `Busy` frame in its
-/// region, without waiting for a slot.
+/// Answers a client over the session limit: marks its region "busy"
+/// ([`EndReason::Busy`]) and puts a `Busy` frame in it, without waiting for
+/// a slot.
 ///
 /// # Errors
 ///
@@ -165,6 +167,9 @@ pub(crate) fn answer_busy(
     max: usize,
     pacing: &Pacing,
 ) -> Result<()> {
+    // Marked before `attach` publishes the pid: a client that sees the pid
+    // sees "busy" too, before it sends a request.
+    Region::open(&names.region, region_size, client_pid)?.mark_ended(EndReason::Busy);
     let mut producer = attach(names, region_size, client_pid, &Arc::new(AtomicBool::new(false)), pacing)?;
     if !producer.has_free_slot() {
         return Err(Error::Protocol("no free slot for the busy answer".into()));

@@ -91,7 +91,7 @@ mod text;
 mod walk;
 
 pub use client::{
-    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Status, WaitNotice, DEFAULT_WAIT,
+    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Status, WaitNotice, Waiting, DEFAULT_WAIT,
 };
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};

@@ -660,7 +660,6 @@ fn local_write_error_fails_the_file_at_once_and_goes_on_with_the_next() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "issue 13.12: a busy server fails a client with --wait at once"]
 fn client_with_wait_waits_for_a_free_session_of_a_busy_server() {
     let env = TestEnv::new("rt_busy_wait");
     let big = fs::File::create(env.in_root("big.bin")).unwrap();

@@ -15,7 +15,7 @@ use serde::Serialize;
 use shmxfer::programs::{human_size, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
     Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, SessionEnd, SessionKind,
-    DEFAULT_QUEUE,
+    Waiting, DEFAULT_QUEUE,
 };
 
 mod common;
@@ -88,7 +88,8 @@ struct Args {
     out_dir: PathBuf,
 
     /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch; --list,
-    /// --status and --stop-server try once unless --wait is given.
+    /// --status and --stop-server try once unless --wait is given. When given, a busy server
+    /// (all its sessions in use) is asked again for that long too.
     #[arg(long, value_name = "SECS", value_parser = common::parse_secs, allow_negative_numbers = true)]
     wait: Option<Duration>,
 
@@ -307,6 +308,8 @@ fn main() -> ExitCode {
 fn client_config(args: &Args, wait: Duration, cancel: &Arc<AtomicBool>) -> Result<ClientConfig, Error> {
     let config = ClientConfig::builder(&args.queue)
         .wait(wait)
+        // Only a --wait given waits for a free session of a busy server.
+        .busy_wait(args.wait.unwrap_or(Duration::ZERO))
         .slots(args.slots)
         .stall_timeout(Some(args.stall_timeout).filter(|d| !d.is_zero()))
         .attach_timeout(args.attach_timeout)
@@ -316,8 +319,12 @@ fn client_config(args: &Args, wait: Duration, cancel: &Arc<AtomicBool>) -> Resul
         return config.build();
     }
     config
-        .on_wait(|queue, wait| {
-            eprintln!("shm_client: waiting up to {} s for a server on queue {queue}", wait.as_secs_f64())
+        .on_wait(|queue, wait, what| match what {
+            Waiting::FreeSession => eprintln!(
+                "shm_client: the server is busy (it serves its maximum of sessions); waiting up to {:.1} s for a free session",
+                wait.as_secs_f64()
+            ),
+            _ => eprintln!("shm_client: waiting up to {} s for a server on queue {queue}", wait.as_secs_f64()),
         })
         .build()
 }
