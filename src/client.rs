@@ -500,7 +500,8 @@ impl Client {
     /// [`Error::NoServer`], [`Error::QueueFull`], [`Error::Cancelled`],
     /// [`Error::Timeout`] when the server does not take the session,
     /// [`Error::InvalidName`] for a bad queue name, [`Error::BadObject`] for
-    /// another user's queue, [`Error::Os`] for the objects.
+    /// another user's queue, [`Error::OtherUsersServer`] for a server of
+    /// another user that this one may not reach, [`Error::Os`] for the objects.
     pub fn connect(config: &ClientConfig) -> Result<Client> {
         Client::open(config, SessionKind::Transfer)
     }

@@ -748,7 +748,6 @@ fn the_same_path_twice_is_fetched_once_with_a_warning() {
 }
 
 #[test]
-#[ignore = "issue 13.13d: a client of another user's server exits 4 with Permission denied"]
 fn client_of_another_users_server_exits_3_saying_whose_server_it_is() {
     if !other_user_or_skip("client run as nobody") {
         return;

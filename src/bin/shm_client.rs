@@ -366,7 +366,10 @@ fn exit_code_for(e: &Error) -> u8 {
     match e {
         // No server to trust on this queue: its objects are not what they
         // should be (a FIFO, another user's queue or lock).
-        Error::NoServer { .. } | Error::BadObject { .. } | Error::QueueFull { .. } => EXIT_NO_SERVER,
+        Error::NoServer { .. }
+        | Error::BadObject { .. }
+        | Error::QueueFull { .. }
+        | Error::OtherUsersServer { .. } => EXIT_NO_SERVER,
         Error::Cancelled => EXIT_INTERRUPTED,
         Error::Busy { .. } | Error::NotFound | Error::Refused { .. } | Error::Failed { .. } => {
             EXIT_NOT_DELIVERED
