@@ -250,7 +250,7 @@ fn receive(
     // A local failure does not stop the reading: the server streams the
     // file anyway, and the session goes on with the next one.
     let mut sink = match out_dir {
-        Ok(out_dir) => out_dir.create(out, mode).map_err(|e| format!("creating a file in {dir}: {e}")),
+        Ok(out_dir) => out_dir.create(out, mode).map_err(|e| creation_failure(out_dir, &dir, &e)),
         Err(e) => Err(format!("output directory {dir}: {e}")),
     };
     let mut write = |bytes: &[u8]| {
@@ -277,6 +277,21 @@ fn receive(
         Ok(()) => Outcome::Delivered { bytes: received },
         Err(e) => persist_failure(&e, &options.out_dir.join(out.shown())),
     })
+}
+
+/// Why a file could not be created in `out_dir` (shown as `dir`), saying
+/// what to do where the OS error alone does not.
+fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e: &std::io::Error) -> String {
+    if out_dir.is_removed() {
+        // O_TMPFILE in a removed directory fails with EPERM or ENOENT.
+        return format!("the output directory {dir} was removed while the client ran; create it again and fetch the file again");
+    }
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => {
+            format!("creating a file in {dir}: {e}; raise ulimit -n")
+        }
+        _ => format!("creating a file in {dir}: {e}"),
+    }
 }
 
 /// The outcome of a file whose size or checksum is wrong, `note` added to

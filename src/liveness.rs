@@ -174,7 +174,9 @@ impl ServerWatch {
         let obj = match ShmObject::open(&name, Access::ReadOnly) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Err(other_users_server(queue, &name, e)),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                return Err(other_users_server(queue, &name, e))
+            }
             Err(Error::BadObject { name: path, reason }) => {
                 return Err(Error::BadObject {
                     reason: format!("{reason}, not a server's lock; remove {path} or use another --queue"),

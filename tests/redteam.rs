@@ -768,6 +768,68 @@ fn client_of_another_users_server_exits_3_saying_whose_server_it_is() {
     assert_no_leftovers(&env.names);
 }
 
+/// 13.13: a client out of file descriptors says what ran out and what to
+/// do, at once, with exit 4 (local trouble), and leaves nothing.
+#[test]
+fn client_out_of_file_descriptors_says_so_at_once_and_exits_4() {
+    let env = TestEnv::new("rt_out_of_fds");
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(r#"ulimit -n 7 && exec "$@""#)
+        .arg("bash")
+        .arg(CLIENT)
+        .arg("--queue")
+        .arg(env.names.queue())
+        .arg("-o")
+        .arg(env.out())
+        .arg("hello.txt")
+        .env_remove("SHMXFER_QUEUE")
+        .current_dir(env.cwd());
+    let started = Instant::now();
+    let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    let took = started.elapsed();
+    env.stop_server(&mut server);
+    done.assert_code(4)
+        .check(done.stderr.contains("Too many open files"), "it says what ran out")
+        .check(done.stderr.contains("ulimit -n"), "it says to raise ulimit -n")
+        .check(took < Duration::from_secs(5), "it fails at once, without waiting for --wait");
+    assert_out_empty(&env);
+    assert_no_leftovers(&env.names);
+}
+
+/// 13.13: an output directory removed while the client runs (here: its
+/// working directory, `-o .`) fails each file saying so, not with the
+/// `EPERM` of `O_TMPFILE` in a removed directory.
+#[test]
+fn output_directory_removed_under_the_client_is_named_as_removed() {
+    let env = TestEnv::new("rt_out_removed");
+    env.create("hello.txt", b"hello\n");
+    let gone = env.tmp().join("gone");
+    fs::create_dir(&gone).unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"cd "$0" && rmdir "$0" && exec "$@""#)
+        .arg(&gone)
+        .arg(CLIENT)
+        .arg("--queue")
+        .arg(env.names.queue())
+        .args(["-o", ".", "hello.txt"])
+        .env_remove("SHMXFER_QUEUE");
+    let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    env.stop_server(&mut server);
+    done.assert_code(1)
+        .check(
+            done.stdout.contains("hello.txt: failed: the output directory . was removed"),
+            "the line says the output directory was removed",
+        )
+        .check(!done.stdout.contains("not permitted"), "no bare EPERM");
+    assert!(!gone.exists());
+    assert_no_leftovers(&env.names);
+}
+
 #[test]
 #[ignore = "issue 13.13e: a flood of Open messages"]
 fn flood_of_open_messages_gives_a_bounded_log_and_the_server_keeps_serving() {

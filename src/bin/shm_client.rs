@@ -38,7 +38,8 @@ const EXIT_NOT_DELIVERED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// No server within --wait.
 const EXIT_NO_SERVER: u8 = 3;
-/// Session lost: the server died, or broke the protocol.
+/// Session lost: the server died, or broke the protocol; or local trouble
+/// (out of file descriptors) before or during the session.
 const EXIT_SESSION_LOST: u8 = 4;
 /// Interrupted by SIGINT, SIGTERM, SIGHUP or SIGQUIT.
 const EXIT_INTERRUPTED: u8 = 130;
@@ -400,6 +401,12 @@ fn hint(e: &Error) -> &'static str {
     match e {
         Error::PeerGone(_) | Error::Stalled { .. } | Error::SessionEnded(_) => {
             "; nothing partial is kept: run it again once the server runs"
+        }
+        Error::Os { source, .. } if matches!(source.raw_os_error(), Some(libc::EMFILE)) => {
+            "; raise ulimit -n (the client needs about 10 descriptors) and run it again"
+        }
+        Error::Os { source, .. } if matches!(source.raw_os_error(), Some(libc::ENFILE)) => {
+            "; the machine is out of file descriptors: close some, or raise fs.file-max, and run it again"
         }
         _ => "",
     }
