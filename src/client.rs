@@ -624,6 +624,17 @@ impl Client {
         Ok(seq)
     }
 
+    /// Asks the server to stop sending the file of request `seq`: it ends it
+    /// with an `Error` frame of [`ReasonCode::Cancelled`](crate::protocol::ReasonCode)
+    /// at its next chunk (or, when it was done already, with its `End`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub(crate) fn cancel_request(&mut self, seq: u32) -> Result<()> {
+        self.send(&Command::Cancel { client_pid: self.pid, seq, region: self.names.region.clone() })
+    }
+
     /// Asks for the server's listing; its frames will carry the returned
     /// sequence number.
     ///

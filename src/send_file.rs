@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sys::stat::FileStat;
 use xxhash_rust::xxh3::Xxh3;
@@ -65,7 +66,9 @@ fn send_negative(tx: &mut Producer, seq: u32, reply: Reply) -> Result<Served> {
 }
 
 /// Serves the file `path` below `root` as the answer to request `seq`,
-/// reading through `buf`, and keeps `stats` up to date.
+/// reading through `buf`, and keeps `stats` up to date. Once `cancelled`
+/// holds `seq` (the client's `Cancel`), the file ends at the next chunk with
+/// an `Error` of [`ReasonCode::Cancelled`].
 ///
 /// # Errors
 ///
@@ -78,6 +81,7 @@ pub(crate) fn send_file(
     path: &str,
     buf: &mut Vec<u8>,
     stats: &SessionStats,
+    cancelled: &AtomicU32,
 ) -> Result<Served> {
     let (mut file, st) = match root.open_file(path) {
         Ok(opened) => opened,
@@ -93,6 +97,9 @@ pub(crate) fn send_file(
     buf.resize(IO_CHUNK, 0);
     let mut sent = 0u64;
     while sent < size {
+        if cancelled.load(Ordering::Acquire) == seq {
+            return send_negative(tx, seq, failed(ReasonCode::Cancelled, "cancelled by the client"));
+        }
         let want = (size - sent).min(buf.len() as u64) as usize;
         let n = match file.read(&mut buf[..want]) {
             Ok(0) => {

@@ -5,7 +5,7 @@
 //! why it ended as a [`SessionEnd`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -49,6 +49,9 @@ struct Session {
     /// queued and ends.
     jobs: Option<mpsc::Sender<Job>>,
     pending: Arc<AtomicUsize>,
+    /// The request the client cancelled last (0: none), shared with the
+    /// session thread, which checks it between chunks of a file.
+    cancelled: Arc<AtomicU32>,
     thread: Option<JoinHandle<()>>,
     stats: Arc<SessionStats>,
     /// A status session may only ask for the status, and does not count
@@ -177,6 +180,7 @@ impl Sessions {
         }
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
+        let cancelled = Arc::new(AtomicU32::new(0));
         let stats = self.env.stats.open(&region, client_pid, kind);
         let thread = SessionThread {
             names,
@@ -184,6 +188,7 @@ impl Sessions {
             client_pid,
             env: self.env.clone(),
             pending: Arc::clone(&pending),
+            cancelled: Arc::clone(&cancelled),
             stats: Arc::clone(&stats),
             kind,
         };
@@ -191,8 +196,15 @@ impl Sessions {
         {
             Ok(thread) => {
                 debug!("client {client_pid}: session {region} opened");
-                let session =
-                    Session { client_pid, jobs: Some(tx), pending, thread: Some(thread), stats, kind };
+                let session = Session {
+                    client_pid,
+                    jobs: Some(tx),
+                    pending,
+                    cancelled,
+                    thread: Some(thread),
+                    stats,
+                    kind,
+                };
                 self.open.insert(region, session);
             }
             Err(e) => {
@@ -240,6 +252,15 @@ impl Sessions {
         }
         if jobs.send(job).is_err() {
             s.jobs = None;
+        }
+    }
+
+    /// The client cancels request `seq` of its session: the file being sent
+    /// for it ends at the next chunk.
+    pub fn cancel(&mut self, region: &str, client_pid: u32, seq: u32) {
+        match self.open.get(region) {
+            Some(s) if s.client_pid == client_pid => s.cancelled.store(seq, Ordering::Release),
+            _ => debug!("dropped a cancel message for unknown session {region}"),
         }
     }
 
@@ -348,6 +369,8 @@ pub(crate) struct SessionThread {
     pub env: ServeEnv,
     /// Requests routed to this session and not yet taken.
     pub pending: Arc<AtomicUsize>,
+    /// The request its client cancelled last (0: none).
+    pub cancelled: Arc<AtomicU32>,
     /// What this session is doing, for the log and `--status`.
     pub stats: Arc<SessionStats>,
     /// What the session is for: a status session is refused files and
@@ -464,7 +487,7 @@ impl SessionThread {
     /// path, outcome, bytes, duration, rate.
     fn get(&self, producer: &mut Producer, seq: u32, path: &str, buf: &mut Vec<u8>) -> Result<()> {
         let started = Instant::now();
-        let result = send_file(producer, &self.env.root, seq, path, buf, &self.stats);
+        let result = send_file(producer, &self.env.root, seq, path, buf, &self.stats, &self.cancelled);
         let took = started.elapsed();
         let sent = self.stats.end();
         let (pid, shown) = (self.client_pid, quote_name(path));
@@ -481,6 +504,9 @@ impl SessionThread {
             Ok(Served::Answered(Reply::NotFound)) => info!("client {pid}: {shown}: not found"),
             Ok(Served::Answered(Reply::Refused { reason, .. })) => {
                 info!("client {pid}: {shown}: refused: {reason}")
+            }
+            Ok(Served::Answered(Reply::Error { code: ReasonCode::Cancelled, .. })) => {
+                info!("client {pid}: {shown}: stopped after {}: cancelled by the client", byte_count(sent))
             }
             Ok(Served::Answered(reply)) => {
                 let why = match reply {

@@ -612,7 +612,6 @@ fn cleanup_never_removes_the_objects_of_a_server_that_is_starting() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "issue 13.11: a full output file system drains the whole 2 GiB"]
 fn local_write_error_fails_the_file_at_once_and_goes_on_with_the_next() {
     if !is_root() || !Path::new("/usr/bin/unshare").exists() && !Path::new("/bin/unshare").exists() {
         println!("skipped part: full output file system (needs root and unshare)");
