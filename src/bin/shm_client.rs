@@ -464,7 +464,10 @@ fn status(mut client: Client, args: &Args, json: bool) -> ExitCode {
 /// `--stdout`: the file's bytes to stdout, any message to stderr.
 fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>) -> ExitCode {
     let mut bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let stdout = common::StopOnError::new(std::io::stdout().lock(), Arc::clone(cancel));
+    let stdout = match common::StopOnError::stdout(Arc::clone(cancel)) {
+        Ok(stdout) => stdout,
+        Err(e) => return exit_with(EXIT_NOT_DELIVERED, &format!("standard output: {e}")),
+    };
     let mut out = std::io::BufWriter::with_capacity(IO_CHUNK, stdout);
     let fetched = client.fetch_to_with(path, &mut out, &mut bar);
     let fetched = fetched.and_then(|outcome| client.close().map(|()| outcome));
