@@ -6,6 +6,7 @@ use log::{debug, info, warn};
 use crate::error::{Error, Result};
 use crate::protocol::{normalize_path, Reply, SkipCode, MAX_PATH_LEN};
 use crate::ring::Producer;
+use crate::shm_region::{EndReason, Region};
 use crate::source::{OpenFailure, Root};
 use crate::stats::ServerStats;
 use crate::text::quote_bytes;
@@ -209,15 +210,18 @@ pub(crate) fn send_status(tx: &mut Producer, stats: &ServerStats, region: &str, 
     tx.send(seq, &Reply::StatusEnd { count })
 }
 
-/// Answers a client over the session limit with a `Busy` frame in its
-/// region (mapped by [`attach`](crate::sessions::attach)), without waiting
-/// for a slot.
+/// Answers a client over the session limit: marks its region "busy"
+/// ([`EndReason::Busy`]) before it publishes the server's pid (a client that
+/// sees the pid sees "busy" too, before it sends a request), and puts a
+/// `Busy` frame in it, without waiting for a slot.
 ///
 /// # Errors
 ///
 /// [`Error::Protocol`] when the client's ring has no free slot; what
 /// [`Producer::send`] returns.
-pub(crate) fn answer_busy(mut producer: Producer, max: usize) -> Result<()> {
+pub(crate) fn answer_busy(mut producer: Producer, region: &Region, max: usize) -> Result<()> {
+    region.mark_ended(EndReason::Busy);
+    region.set_server_pid(std::process::id());
     if !producer.has_free_slot() {
         return Err(Error::Protocol("no free slot for the busy answer".into()));
     }

@@ -30,9 +30,20 @@ use crate::shm_region::{EndReason, Geometry, Region, DEFAULT_SLOTS, MAX_SLOTS};
 /// otherwise ([`ClientConfig::wait`]). `shm_client` waits 30 s.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
-/// Called once when [`Client::connect`] has to wait for a server, with the
-/// queue and how long it will wait at most.
-pub type WaitNotice = Arc<dyn Fn(&str, Duration) + Send + Sync>;
+/// Called once for each thing [`Client::connect`] has to wait for, with the
+/// queue, how long it will wait at most, and what it waits for.
+pub type WaitNotice = Arc<dyn Fn(&str, Duration, Waiting) + Send + Sync>;
+
+/// What a client waits for ([`ClientConfig::on_wait`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Waiting {
+    /// A live server on the queue.
+    Server,
+    /// A free session: the server turned the client away as busy (it serves
+    /// its maximum of sessions).
+    FreeSession,
+}
 
 /// How a client connects: the queue, how long to wait for a server, and
 /// how a caller stops it or hears that it waits.
@@ -54,6 +65,10 @@ pub struct ClientConfig {
     pub queue: String,
     /// How long to wait for a server to appear; zero means one try.
     pub wait: Duration,
+    /// How long, counted like `wait` from the start, to keep asking a busy
+    /// server (one that serves its maximum of sessions) for a session; zero
+    /// (the default) means that "busy" fails the client at once.
+    pub busy_wait: Duration,
     /// Slots in the ring (1..=4).
     pub slots: u32,
     /// How long a session may go without a frame before the client gives
@@ -68,7 +83,8 @@ pub struct ClientConfig {
     /// Set to `true` (from a signal handler, another thread) to end the
     /// client's waits and transfers with [`Error::Cancelled`].
     pub cancel: Option<Arc<AtomicBool>>,
-    /// Told once that the client waits for a server.
+    /// Told once that the client waits for a server, and once that it waits
+    /// for a free session of a busy server.
     pub on_wait: Option<WaitNotice>,
 }
 
@@ -77,6 +93,7 @@ impl std::fmt::Debug for ClientConfig {
         f.debug_struct("ClientConfig")
             .field("queue", &self.queue)
             .field("wait", &self.wait)
+            .field("busy_wait", &self.busy_wait)
             .field("slots", &self.slots)
             .field("stall_timeout", &self.stall_timeout)
             .field("attach_timeout", &self.attach_timeout)
@@ -88,13 +105,15 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration with the defaults: [`DEFAULT_WAIT`],
+    /// A configuration with the defaults: [`DEFAULT_WAIT`], no wait for a
+    /// busy server,
     /// [`DEFAULT_SLOTS`] slots, [`DEFAULT_STALL_TIMEOUT`], a 10 s attach timeout,
     /// [`DEFAULT_SPIN_BUDGET`], no cancel flag.
     pub fn new(queue: impl Into<String>) -> ClientConfig {
         ClientConfig {
             queue: queue.into(),
             wait: DEFAULT_WAIT,
+            busy_wait: Duration::ZERO,
             slots: DEFAULT_SLOTS,
             stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
             attach_timeout: ATTACH_TIMEOUT,
@@ -162,6 +181,13 @@ impl ClientConfigBuilder {
         self
     }
 
+    /// How long [`Client::connect`] keeps asking a busy server for a session;
+    /// zero: "busy" at once.
+    pub fn busy_wait(mut self, wait: Duration) -> Self {
+        self.config.busy_wait = wait;
+        self
+    }
+
     /// How long a session may go without a frame before the client gives
     /// up on it; `None`: never.
     pub fn stall_timeout(mut self, stall: Option<Duration>) -> Self {
@@ -196,9 +222,10 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Called once, with the queue and the wait, when connecting has to
-    /// wait for a server.
-    pub fn on_wait(mut self, notice: impl Fn(&str, Duration) + Send + Sync + 'static) -> Self {
+    /// Called once, with the queue, the wait and what is waited for, when
+    /// connecting has to wait for a server, and once when it has to wait for
+    /// a free session of a busy server.
+    pub fn on_wait(mut self, notice: impl Fn(&str, Duration, Waiting) + Send + Sync + 'static) -> Self {
         self.config.on_wait = Some(Arc::new(notice));
         self
     }
@@ -464,7 +491,7 @@ fn find_server(config: &ClientConfig, started: Instant, told: &mut bool) -> Resu
         if !*told {
             *told = true;
             if let Some(tell) = &config.on_wait {
-                tell(&config.queue, config.wait);
+                tell(&config.queue, config.wait, Waiting::Server);
             }
         }
         std::thread::sleep(backoff.min(config.wait - waited));
@@ -493,7 +520,9 @@ fn session_liveness(watch: &Arc<ServerWatch>, region: &Arc<Region>) -> Liveness 
         // What the server said about the session comes first: a stopping
         // server also releases its lock.
         match region.ended() {
-            None => watch.check(),
+            // Only a session whose wait ran out goes on after "busy": the
+            // Busy frame that follows ends it with the server's limit.
+            None | Some(EndReason::Busy) => watch.check(),
             Some(EndReason::ServerStopping) => Err(Error::SessionEnded(SessionEnd::ServerStopping)),
             Some(EndReason::Stalled) => Err(Error::SessionEnded(SessionEnd::ClientStalled)),
             Some(EndReason::Idle) => Err(Error::SessionEnded(SessionEnd::ClientIdle)),
@@ -519,6 +548,8 @@ enum Retry {
     /// A new server replaced the queue the Open went into (it took over from
     /// a dead one just then).
     QueueReplaced,
+    /// The server took the session only to turn it away as busy.
+    Busy,
 }
 
 /// Waits until the server has mapped the region (it writes its pid into the
@@ -551,7 +582,30 @@ fn wait_attached(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(5));
     }
+    if region.ended() == Some(EndReason::Busy) {
+        return Ok(Err(Retry::Busy));
+    }
     Ok(Ok(()))
+}
+
+/// The longest pause between two tries of a client that a busy server
+/// turned away: each try costs the server an attach and a log line.
+const BUSY_RETRY_MAX: Duration = Duration::from_millis(500);
+
+/// Sleeps `pause` in short slices, or returns [`Error::Cancelled`] as soon
+/// as `cancel` says so.
+fn pause_unless_cancelled(pause: Duration, cancel: &dyn Fn() -> bool) -> Result<()> {
+    let until = Instant::now() + pause;
+    loop {
+        if cancel() {
+            return Err(Error::Cancelled);
+        }
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        std::thread::sleep((until - now).min(Duration::from_millis(20)));
+    }
 }
 
 /// Asks the server of `config.queue` to stop, and waits until it has.
@@ -593,7 +647,8 @@ impl Client {
     /// [`Error::NoServer`], [`Error::QueueFull`], [`Error::Cancelled`],
     /// [`Error::Timeout`] when the server does not take the session,
     /// [`Error::InvalidName`] for a bad queue name, [`Error::BadObject`] for
-    /// another user's queue, [`Error::Os`] for the objects.
+    /// another user's queue, [`Error::OtherUsersServer`] for a server of
+    /// another user that this one may not reach, [`Error::Os`] for the objects.
     pub fn connect(config: &ClientConfig) -> Result<Client> {
         Client::open(config, SessionKind::Transfer)
     }
@@ -620,6 +675,8 @@ impl Client {
         let started = Instant::now();
         let cancel = config.cancel.clone().unwrap_or_default();
         let mut told = false;
+        let mut told_busy = false;
+        let mut busy_pause = Duration::from_millis(20);
         // This client's own: its ring end spins with no other client's.
         let pacing = Pacing::new(config.spin_budget);
         loop {
@@ -636,12 +693,31 @@ impl Client {
             queue::send(&found.queue, &open, &cancel, &alive, left).map_err(|e| no_room(e, config))?;
             let cancelled = || cancel.load(Ordering::Relaxed);
             let still_named = || queue::still_named(&config.queue, &found.queue);
-            if let Err(retry) =
-                wait_attached(&region, &found.watch, &cancelled, config.attach_timeout, still_named)?
-            {
-                // Our objects are dropped here, and we look for a server again.
-                log::debug!("open on {} not taken ({retry:?}); looking for a server again", config.queue);
-                continue;
+            match wait_attached(&region, &found.watch, &cancelled, config.attach_timeout, still_named)? {
+                Ok(()) => {}
+                Err(Retry::Busy) => {
+                    let left = config.busy_wait.saturating_sub(started.elapsed());
+                    if !left.is_zero() {
+                        // Our objects are dropped here; a new session is asked
+                        // for after a pause, within the wait.
+                        if !std::mem::replace(&mut told_busy, true) {
+                            if let Some(tell) = &config.on_wait {
+                                tell(&config.queue, left, Waiting::FreeSession);
+                            }
+                        }
+                        drop((region, sems));
+                        pause_unless_cancelled(busy_pause.min(left), &cancelled)?;
+                        busy_pause = (busy_pause * 2).min(BUSY_RETRY_MAX);
+                        continue;
+                    }
+                    // The wait ran out: the session goes on, and its first
+                    // frame, "busy", ends it as it always did.
+                }
+                Err(retry) => {
+                    // Our objects are dropped here, and we look for a server again.
+                    log::debug!("open on {} not taken ({retry:?}); looking for a server again", config.queue);
+                    continue;
+                }
             }
             let alive = session_liveness(&found.watch, &region);
             let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive, &pacing)
@@ -689,6 +765,17 @@ impl Client {
         let region = self.names.region.clone();
         self.send(&Command::Get { client_pid: self.pid, seq, region, path: path.to_vec() })?;
         Ok(seq)
+    }
+
+    /// Asks the server to stop sending the file of request `seq`: it ends it
+    /// with an `Error` frame of [`ReasonCode::Cancelled`](crate::protocol::ReasonCode)
+    /// at its next chunk (or, when it was done already, with its `End`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub(crate) fn cancel_request(&mut self, seq: u32) -> Result<()> {
+        self.send(&Command::Cancel { client_pid: self.pid, seq, region: self.names.region.clone() })
     }
 
     /// Asks for the server's listing at or below `prefix` (normalized;

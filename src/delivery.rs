@@ -244,20 +244,27 @@ fn receive(
     };
     progress.start(&out.name().to_string_lossy(), size);
     let dir = options.out_dir.display();
-    // A local failure does not stop the reading: the server streams the
-    // file anyway, and the session goes on with the next one.
+    // A local failure cancels the file: the server stops sending it, what
+    // is in flight is read and dropped, and the session goes on with the
+    // next one.
     let mut sink = match out_dir {
-        Ok(out_dir) => out_dir.create(out, mode).map_err(|e| format!("creating a file in {dir}: {e}")),
+        Ok(out_dir) => out_dir.create(out, mode).map_err(|e| creation_failure(out_dir, &dir, &e)),
         Err(e) => Err(format!("output directory {dir}: {e}")),
     };
+    let taking = if sink.is_ok() { Taking::Yes } else { Taking::No };
     let mut write = |bytes: &[u8]| {
         if let Ok(s) = &mut sink {
             if let Err(e) = s.write_all(bytes) {
                 sink = Err(format!("writing into {dir}: {e}"));
             }
         }
+        if sink.is_ok() {
+            Taking::Yes
+        } else {
+            Taking::No
+        }
     };
-    let received = match read_body(client, seq, size, chunk, progress, &mut write)? {
+    let received = match read_body(client, seq, size, chunk, progress, taking, &mut write)? {
         Body::Ended { count, checksum, received, digest } => {
             if let Some(bad) = check(size, count, checksum, received, digest, "") {
                 return Ok(bad);
@@ -265,6 +272,10 @@ fn receive(
             received
         }
         Body::ServerError(reason, why) => return Ok(Outcome::failed(reason, format!("server: {why}"))),
+        Body::Dropped => {
+            let why = sink.err().unwrap_or_else(|| format!("writing into {dir}: the output stopped"));
+            return Ok(Outcome::failed(FailReason::WriteFailed, why));
+        }
     };
     let sink = match sink {
         Ok(sink) => sink,
@@ -274,6 +285,21 @@ fn receive(
         Ok(()) => Outcome::Delivered { bytes: received },
         Err(e) => persist_failure(&e, &options.out_dir.join(out.shown_path())),
     })
+}
+
+/// Why a file could not be created in `out_dir` (shown as `dir`), saying
+/// what to do where the OS error alone does not.
+fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e: &std::io::Error) -> String {
+    if out_dir.is_removed() {
+        // O_TMPFILE in a removed directory fails with EPERM or ENOENT.
+        return format!("the output directory {dir} was removed while the client ran; create it again and fetch the file again");
+    }
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => {
+            format!("creating a file in {dir}: {e}; raise ulimit -n")
+        }
+        _ => format!("creating a file in {dir}: {e}"),
+    }
 }
 
 /// The outcome of a file whose size or checksum is wrong, `note` added to
@@ -314,6 +340,17 @@ enum Body {
     Ended { count: u64, checksum: u64, received: u64, digest: u64 },
     /// The server gave up midway: why, and its words.
     ServerError(FailReason, String),
+    /// The output stopped taking bytes, and the file was cancelled: what
+    /// arrived after that was dropped.
+    Dropped,
+}
+
+/// Whether the output of a file still takes its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taking {
+    Yes,
+    /// It failed: the file is cancelled.
+    No,
 }
 
 /// Reads the data frames of request `seq`, whose start frame announced
@@ -324,19 +361,29 @@ enum Body {
 /// long), hashed there while it is in cache, and handed to `write` in
 /// [`IO_CHUNK`] pieces and the rest at the end: the checksum covers exactly
 /// the bytes written.
+///
+/// When the output does not take bytes (`taking` at the start, or `write`
+/// after a piece), the file is cancelled ([`Client::cancel_request`]): the
+/// frames still in flight up to the server's answer are read and dropped,
+/// and the body is [`Body::Dropped`].
 fn read_body(
     client: &mut Client,
     seq: u32,
     size: u64,
     chunk: &mut [u8],
     progress: &mut dyn Progress,
-    write: &mut dyn FnMut(&[u8]),
+    taking: Taking,
+    write: &mut dyn FnMut(&[u8]) -> Taking,
 ) -> Result<Body> {
     let mut hasher = Xxh3::new();
     let mut received = 0u64;
     let mut unreported = 0u64;
     // chunk[..fill] waits to be written.
     let mut fill = 0;
+    let mut taking = taking;
+    if taking == Taking::No {
+        client.cancel_request(seq)?;
+    }
     loop {
         match client.next_frame(seq, &mut chunk[fill..])? {
             Frame::Data(len) => {
@@ -344,13 +391,19 @@ fn read_body(
                 if received > size {
                     return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
                 }
+                if taking == Taking::No {
+                    continue;
+                }
                 let end = fill + len as usize;
                 hasher.update(&chunk[fill..end]);
                 fill = end;
                 if fill >= IO_CHUNK {
-                    write(&chunk[..IO_CHUNK]);
+                    taking = write(&chunk[..IO_CHUNK]);
                     chunk.copy_within(IO_CHUNK..fill, 0);
                     fill -= IO_CHUNK;
+                    if taking == Taking::No {
+                        client.cancel_request(seq)?;
+                    }
                 }
                 unreported += u64::from(len);
                 if unreported >= 1 << 20 {
@@ -358,9 +411,17 @@ fn read_body(
                     unreported = 0;
                 }
             }
-            Frame::Control(Reply::End { count, checksum }) => {
-                write(&chunk[..fill]);
+            Frame::Control(Reply::End { .. } | Reply::Error { .. }) if taking == Taking::No => {
+                // The server's answer to the cancel (or the end it reached
+                // before it saw it).
                 progress.advance(unreported);
+                return Ok(Body::Dropped);
+            }
+            Frame::Control(Reply::End { count, checksum }) => {
+                progress.advance(unreported);
+                if write(&chunk[..fill]) == Taking::No {
+                    return Ok(Body::Dropped);
+                }
                 return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
             }
             Frame::Control(Reply::Error { code, reason }) => {
@@ -442,12 +503,16 @@ impl Client {
         };
         progress.start(output_name(path).unwrap_or(path), size);
         let mut write_error: Option<std::io::Error> = None;
+        // A failing writer does not cancel the file: the rest is read and
+        // dropped, as documented (a caller that wants it to stop at once
+        // sets the cancel flag, as `shm_client --stdout` does).
         let mut write = |bytes: &[u8]| {
             if write_error.is_none() {
                 write_error = out.write_all(bytes).err();
             }
+            Taking::Yes
         };
-        let body = read_body(self, seq, size, &mut chunk, progress, &mut write);
+        let body = read_body(self, seq, size, &mut chunk, progress, Taking::Yes, &mut write);
         progress.finish();
         let body = body?;
         if write_error.is_none() {
@@ -464,6 +529,9 @@ impl Client {
                     .unwrap_or(Outcome::Delivered { bytes: received })
             }
             Body::ServerError(reason, why) => Outcome::failed(reason, format!("server: {why}")),
+            Body::Dropped => {
+                Outcome::failed(FailReason::WriteFailed, "writing the file out: the output stopped")
+            }
         })
     }
 

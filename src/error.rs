@@ -50,6 +50,9 @@ pub enum Error {
     ServerRunning { queue: String, pid: Option<u32> },
     /// The server serves its maximum number of sessions.
     Busy { max_sessions: u32 },
+    /// The server of the queue runs as another user, whose queue and lock
+    /// (mode 0600) this process may not open: no server it can use.
+    OtherUsersServer { queue: String, uid: u32, user: Option<String> },
     /// A configuration value is out of its range.
     InvalidConfig(String),
     /// The server's queue stayed full for this long: the server takes no
@@ -164,6 +167,16 @@ impl fmt::Display for Error {
                 write!(f, "another server (pid {pid}) is serving queue {queue}")
             }
             Error::ServerRunning { queue, pid: None } => write!(f, "another server is serving queue {queue}"),
+            Error::OtherUsersServer { queue, uid, user } => {
+                let who = user.as_ref().map_or_else(|| format!("uid {uid}"), |u| format!("{u} (uid {uid})"));
+                let run_as = user.as_ref().map_or_else(|| format!("uid {uid}"), |u| format!("sudo -u {u} …"));
+                write!(
+                    f,
+                    "the server on queue {queue} runs as {who}, and its queue and lock are open to that user \
+                     only; run the client as that user ({run_as}), or start a server of your own on another \
+                     queue (--queue)"
+                )
+            }
             Error::QueueFull { queue, waited } => write!(
                 f,
                 "the server on queue {queue} takes no requests: its queue stayed full for {:.1} s",

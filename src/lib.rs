@@ -93,7 +93,7 @@ mod walk;
 
 pub use client::{
     stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Listing, Skipped, Status, WaitNotice,
-    DEFAULT_WAIT,
+    Waiting, DEFAULT_WAIT,
 };
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};

@@ -246,6 +246,9 @@ impl ServerWatch {
         let obj = match ShmObject::open(&name, Access::ReadOnly) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                return Err(other_users_server(queue, &name, e))
+            }
             Err(Error::BadObject { name: path, reason }) => {
                 return Err(Error::BadObject {
                     reason: format!("{reason}, not a server's lock; remove {path} or use another --queue"),
@@ -289,6 +292,18 @@ impl ServerWatch {
     pub fn pid(&self) -> Option<u32> {
         read_pid(&self.obj)
     }
+}
+
+/// The lock of `queue`'s server, `name`, could not be opened (`opening`,
+/// `EACCES`): [`Error::OtherUsersServer`] naming its owner, else `opening`.
+fn other_users_server(queue: &str, name: &str, opening: Error) -> Error {
+    let Ok(meta) = std::fs::metadata(shm_path(name)) else { return opening };
+    let uid = meta.uid();
+    if uid == euid() {
+        return opening;
+    }
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name);
+    Error::OtherUsersServer { queue: queue.to_owned(), uid, user }
 }
 
 /// Checks that the queue behind `mq` belongs to this user or root: a client

@@ -152,6 +152,12 @@ impl OutDir {
         Ok(OutDir { fd, path: path.to_owned() })
     }
 
+    /// Whether the directory opened at the start was removed since (it has
+    /// no links left): nothing can be created in it any more.
+    pub fn is_removed(&self) -> bool {
+        nix::sys::stat::fstat(&self.fd).is_ok_and(|st| st.st_nlink == 0)
+    }
+
     /// Whether something exists under `out` (a symlink counts; it is not
     /// followed).
     pub fn exists(&self, out: &OutputPath) -> bool {

@@ -12,10 +12,10 @@
 //! offset 0  u32  MSG_MAGIC ("SXQ1" little endian)
 //!        4  u8   PROTOCOL_VERSION
 //!        5  u8   kind (Open, Get, List, Close, Stop, Status, OpenStatus: an Open
-//!                of a status session)
+//!                of a status session, Cancel)
 //!        6  u16  reserved, 0
 //!        8  u32  client pid
-//!       12  u32  seq (Get, List, Status) or region size (Open, OpenStatus), else 0
+//!       12  u32  seq (Get, List, Status, Cancel) or region size (Open, OpenStatus), else 0
 //!       16  u16  region name length R (0 for Stop)
 //!       18  u16  tail length P (Get: the path, at least 1 byte; List: 0 for the
 //!                whole tree, else the prefix; Open, OpenStatus: the semaphore
@@ -203,6 +203,8 @@ pub enum ReasonCode {
     OutOfResources = 10,
     /// A file of unknown size went on past the 64 MiB the server reads of one.
     TooLarge = 11,
+    /// The client cancelled the request ([`Command::Cancel`]).
+    Cancelled = 12,
     /// Anything else; the text says what.
     Other = 255,
 }
@@ -221,6 +223,7 @@ impl ReasonCode {
             9 => ReasonCode::WrongSession,
             10 => ReasonCode::OutOfResources,
             11 => ReasonCode::TooLarge,
+            12 => ReasonCode::Cancelled,
             255 => ReasonCode::Other,
             _ => return Err(DecodeError::BadField("reason code")),
         })
@@ -288,6 +291,12 @@ pub enum Command {
     Stop { client_pid: u32 },
     /// Asks for the server's status; the answer frames carry `seq`.
     Status { client_pid: u32, seq: u32, region: String },
+    /// Asks the server to stop sending the file of request `seq` (the client
+    /// cannot keep it, a full disk say): the server ends that file with an
+    /// `Error` frame of [`ReasonCode::Cancelled`] between two chunks, and the
+    /// session goes on with the next request. A `seq` not being sent (done
+    /// already, or not yet begun) is ignored.
+    Cancel { client_pid: u32, seq: u32, region: String },
 }
 
 const KIND_OPEN: u8 = 1;
@@ -297,6 +306,7 @@ const KIND_CLOSE: u8 = 4;
 const KIND_STOP: u8 = 5;
 const KIND_STATUS: u8 = 6;
 const KIND_OPEN_STATUS: u8 = 7;
+const KIND_CANCEL: u8 = 8;
 
 /// For the server's log (`-vv`): what the message asks, from whom.
 impl fmt::Display for Command {
@@ -327,6 +337,9 @@ impl fmt::Display for Command {
             Command::Close { client_pid, region } => {
                 write!(f, "goodbye from pid {client_pid} (region {region})")
             }
+            Command::Cancel { client_pid, seq, region } => {
+                write!(f, "cancel of request {seq} from pid {client_pid} (region {region})")
+            }
             Command::Stop { client_pid } => write!(f, "stop from pid {client_pid}"),
         }
     }
@@ -340,6 +353,7 @@ impl Command {
             | Command::Get { region, .. }
             | Command::List { region, .. }
             | Command::Status { region, .. }
+            | Command::Cancel { region, .. }
             | Command::Close { region, .. } => Some(region),
             Command::Stop { .. } => None,
         }
@@ -373,6 +387,9 @@ impl Command {
             Command::Stop { client_pid } => (KIND_STOP, *client_pid, 0, "", &[][..]),
             Command::Status { client_pid, seq, region } => {
                 (KIND_STATUS, *client_pid, *seq, region.as_str(), &[][..])
+            }
+            Command::Cancel { client_pid, seq, region } => {
+                (KIND_CANCEL, *client_pid, *seq, region.as_str(), &[][..])
             }
         };
         check_text("region name", region, MAX_NAME_LEN)?;
@@ -457,6 +474,7 @@ impl Command {
             KIND_CLOSE => Command::Close { client_pid, region },
             KIND_STOP => Command::Stop { client_pid },
             KIND_STATUS => Command::Status { client_pid, seq: word, region },
+            KIND_CANCEL => Command::Cancel { client_pid, seq: word, region },
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -1121,6 +1139,8 @@ mod tests {
             any::<u32>().prop_map(|client_pid| Command::Stop { client_pid }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, seq, region)| Command::Status { client_pid, seq, region }),
+            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
+                .prop_map(|(client_pid, seq, region)| Command::Cancel { client_pid, seq, region }),
         ]
     }
 

@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sys::stat::FileStat;
 use nix::sys::statfs::{
@@ -71,7 +72,9 @@ fn send_negative(tx: &mut Producer, seq: u32, reply: Reply) -> Result<Served> {
 }
 
 /// Serves the file `path` below `root` as the answer to request `seq`,
-/// reading through `buf`, and keeps `stats` up to date.
+/// reading through `buf`, and keeps `stats` up to date. Once `cancelled`
+/// holds `seq` (the client's `Cancel`), the file ends at the next chunk with
+/// an `Error` of [`ReasonCode::Cancelled`].
 ///
 /// # Errors
 ///
@@ -84,6 +87,7 @@ pub(crate) fn send_file(
     raw_path: &[u8],
     buf: &mut Vec<u8>,
     stats: &SessionStats,
+    cancelled: &AtomicU32,
 ) -> Result<Served> {
     // The path is bytes; its messages and the status show it as text.
     let shown = String::from_utf8_lossy(raw_path);
@@ -115,6 +119,9 @@ pub(crate) fn send_file(
         };
         if left == 0 {
             break;
+        }
+        if cancelled.load(Ordering::Acquire) == seq {
+            return send_negative(tx, seq, failed(ReasonCode::Cancelled, "cancelled by the client"));
         }
         let want = left.min(buf.len() as u64) as usize;
         if reads == Reads::MayBlock {

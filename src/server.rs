@@ -369,6 +369,7 @@ fn dispatch(sessions: &mut Sessions, cmd: Command) {
             sessions.route(&region, client_pid, Job::Status { seq })
         }
         Command::Close { client_pid, region } => sessions.close(&region, client_pid),
+        Command::Cancel { client_pid, seq, region } => sessions.cancel(&region, client_pid, seq),
         Command::Stop { .. } => {}
     }
 }

@@ -5,7 +5,7 @@
 //! why it ended as a [`SessionEnd`].
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -54,6 +54,9 @@ struct Session {
     /// queued and ends.
     jobs: Option<mpsc::Sender<Job>>,
     pending: Arc<AtomicUsize>,
+    /// The request the client cancelled last (0: none), shared with the
+    /// session thread, which checks it between chunks of a file.
+    cancelled: Arc<AtomicU32>,
     thread: Option<JoinHandle<()>>,
     /// The client's region, shared with the thread: the table marks it
     /// when it leaves a thread that does not end (stuck in a read).
@@ -218,19 +221,23 @@ impl Sessions {
                     }
                 }
             }
-            if let Err(e) = answer_busy(producer, limit) {
+            if let Err(e) = answer_busy(producer, &region_map, limit) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e:#}");
             }
             return;
         }
+        // Taken: the client waits for this pid before it sends a request.
+        region_map.set_server_pid(std::process::id());
         let (tx, rx) = mpsc::channel();
         let pending = Arc::new(AtomicUsize::new(0));
+        let cancelled = Arc::new(AtomicU32::new(0));
         let stats = self.env.stats.open(&region, client_pid, kind);
         let thread = SessionThread {
             names,
             client_pid,
             env: self.env.clone(),
             pending: Arc::clone(&pending),
+            cancelled: Arc::clone(&cancelled),
             stats: Arc::clone(&stats),
             kind,
         };
@@ -244,6 +251,7 @@ impl Sessions {
                     client_pid,
                     jobs: Some(tx),
                     pending,
+                    cancelled,
                     thread: Some(thread),
                     region: region_map,
                     stats,
@@ -296,6 +304,15 @@ impl Sessions {
         }
         if jobs.send(job).is_err() {
             s.jobs = None;
+        }
+    }
+
+    /// The client cancels request `seq` of its session: the file being sent
+    /// for it ends at the next chunk.
+    pub fn cancel(&mut self, region: &str, client_pid: u32, seq: u32) {
+        match self.open.get(region) {
+            Some(s) if s.client_pid == client_pid => s.cancelled.store(seq, Ordering::Release),
+            _ => debug!("dropped a cancel message for unknown session {region}"),
         }
     }
 
@@ -419,6 +436,8 @@ pub(crate) struct SessionThread {
     pub env: ServeEnv,
     /// Requests routed to this session and not yet taken.
     pub pending: Arc<AtomicUsize>,
+    /// The request its client cancelled last (0: none).
+    pub cancelled: Arc<AtomicU32>,
     /// What this session is doing, for the log and `--status`.
     pub stats: Arc<SessionStats>,
     /// What the session is for: a status session is refused files and
@@ -528,7 +547,7 @@ impl SessionThread {
     /// path, outcome, bytes, duration, rate.
     fn get(&self, producer: &mut Producer, seq: u32, path: &[u8], buf: &mut Vec<u8>) -> Result<()> {
         let started = Instant::now();
-        let result = send_file(producer, &self.env.root, seq, path, buf, &self.stats);
+        let result = send_file(producer, &self.env.root, seq, path, buf, &self.stats, &self.cancelled);
         let took = started.elapsed();
         let sent = self.stats.end();
         let (pid, shown) = (self.client_pid, quote_bytes(path));
@@ -545,6 +564,9 @@ impl SessionThread {
             Ok(Served::Answered(Reply::NotFound)) => info!("client {pid}: {shown}: not found"),
             Ok(Served::Answered(Reply::Refused { reason, .. })) => {
                 info!("client {pid}: {shown}: refused: {reason}")
+            }
+            Ok(Served::Answered(Reply::Error { code: ReasonCode::Cancelled, .. })) => {
+                info!("client {pid}: {shown}: stopped after {}: cancelled by the client", byte_count(sent))
             }
             Ok(Served::Answered(reply)) => {
                 let why = match reply {
@@ -573,8 +595,9 @@ impl SessionThread {
 }
 
 /// Maps a client's region and opens its semaphores: the producer end of its
-/// ring, watching the client's liveness lock, and the region itself. Writes this server's pid into
-/// the header, which tells the client that its session was taken.
+/// ring, watching the client's liveness lock, and the region itself. The
+/// caller writes this server's pid into the header once it takes the
+/// session (or answers "busy"): that tells the client it was answered.
 ///
 /// # Errors
 ///
@@ -588,7 +611,6 @@ pub(crate) fn attach(
 ) -> Result<(Producer, Arc<Region>)> {
     let region = Arc::new(Region::open(&names.region, region_size, client_pid)?);
     let sems = RingSems { items: Semaphore::open(&names.items)?, spaces: Semaphore::open(&names.spaces)? };
-    region.set_server_pid(std::process::id());
     let watched = Arc::clone(&region);
     let alive: Liveness = Box::new(move || {
         if client_alive(&watched) {

@@ -122,6 +122,10 @@ pub enum EndReason {
     /// The server stops (a signal, or a stop request) and cancelled the
     /// session.
     ServerStopping = 3,
+    /// The server serves its maximum of sessions and turns this one away:
+    /// marked before it attaches, so that the client sees it together with
+    /// the server's pid; the `Busy` frame that follows gives the limit.
+    Busy = 4,
 }
 
 /// How a region is cut into slots.
@@ -304,6 +308,7 @@ impl Region {
             1 => Some(EndReason::Stalled),
             2 => Some(EndReason::Idle),
             3 => Some(EndReason::ServerStopping),
+            4 => Some(EndReason::Busy),
             _ => None,
         }
     }

@@ -438,7 +438,6 @@ fn client_signalled_while_waiting(test: &str, signals: &[Signal]) {
 }
 
 #[test]
-#[ignore = "issue 13.7: two SIGTERMs leave the client's region and semaphores"]
 fn client_given_two_sigterms_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_two_sigterms", &[Signal::SIGTERM, Signal::SIGTERM]);
 }
@@ -447,7 +446,6 @@ fn client_given_two_sigterms_exits_130_and_leaves_nothing() {
 /// then to its process group. A race: it leaks now and then, more often on
 /// a loaded machine.
 #[test]
-#[ignore = "issue 13.7: timeout 1 (SIGTERM to child and group) leaves the client's objects"]
 fn client_under_timeout_leaves_nothing_when_timeout_strikes() {
     let env = TestEnv::new("rt_timeout_client");
     env.create("hello.txt", b"hello\n");
@@ -467,19 +465,16 @@ fn client_under_timeout_leaves_nothing_when_timeout_strikes() {
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGINT then SIGTERM leave the client's objects"]
 fn client_given_sigint_and_sigterm_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_sigint_sigterm", &[Signal::SIGINT, Signal::SIGTERM]);
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGHUP kills the client without cleanup"]
 fn client_given_sighup_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_client_sighup", &[Signal::SIGHUP]);
 }
 
 #[test]
-#[ignore = "issue 13.7: SIGQUIT kills the client without cleanup"]
 fn client_given_sigquit_exits_130_and_leaves_nothing() {
     client_signalled_while_waiting("rt_client_sigquit", &[Signal::SIGQUIT]);
 }
@@ -609,7 +604,6 @@ fn cleanup_never_removes_the_objects_of_a_server_that_is_starting() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "issue 13.11: a full output file system drains the whole 2 GiB"]
 fn local_write_error_fails_the_file_at_once_and_goes_on_with_the_next() {
     if !is_root() || !Path::new("/usr/bin/unshare").exists() && !Path::new("/bin/unshare").exists() {
         println!("skipped part: full output file system (needs root and unshare)");
@@ -657,7 +651,6 @@ fn local_write_error_fails_the_file_at_once_and_goes_on_with_the_next() {
 // ---------------------------------------------------------------------------
 
 #[test]
-#[ignore = "issue 13.12: a busy server fails a client with --wait at once"]
 fn client_with_wait_waits_for_a_free_session_of_a_busy_server() {
     let env = TestEnv::new("rt_busy_wait");
     let big = fs::File::create(env.in_root("big.bin")).unwrap();
@@ -744,7 +737,6 @@ fn the_same_path_twice_is_fetched_once_with_a_warning() {
 }
 
 #[test]
-#[ignore = "issue 13.13d: a client of another user's server exits 4 with Permission denied"]
 fn client_of_another_users_server_exits_3_saying_whose_server_it_is() {
     if !other_user_or_skip("client run as nobody") {
         return;
@@ -762,6 +754,70 @@ fn client_of_another_users_server_exits_3_saying_whose_server_it_is() {
         "the client says whose server it is",
     );
     assert_out_empty(&env);
+    assert_no_leftovers(&env.names);
+}
+
+/// 13.13: a client out of file descriptors says what ran out and what to
+/// do, at once, with exit 4 (local trouble), and leaves nothing.
+#[test]
+fn client_out_of_file_descriptors_says_so_at_once_and_exits_4() {
+    let env = TestEnv::new("rt_out_of_fds");
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut cmd = Command::new("bash");
+    // 6: too few to open the session's objects (with one more, the session
+    // opens and the file fails instead, exit 1, with the same advice).
+    cmd.arg("-c")
+        .arg(r#"ulimit -n 6 && exec "$@""#)
+        .arg("bash")
+        .arg(CLIENT)
+        .arg("--queue")
+        .arg(env.names.queue())
+        .arg("-o")
+        .arg(env.out())
+        .arg("hello.txt")
+        .env_remove("SHMXFER_QUEUE")
+        .current_dir(env.cwd());
+    let started = Instant::now();
+    let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    let took = started.elapsed();
+    env.stop_server(&mut server);
+    done.assert_code(4)
+        .check(done.stderr.contains("Too many open files"), "it says what ran out")
+        .check(done.stderr.contains("ulimit -n"), "it says to raise ulimit -n")
+        .check(took < Duration::from_secs(5), "it fails at once, without waiting for --wait");
+    assert_out_empty(&env);
+    assert_no_leftovers(&env.names);
+}
+
+/// 13.13: an output directory removed while the client runs (here: its
+/// working directory, `-o .`) fails each file saying so, not with the
+/// `EPERM` of `O_TMPFILE` in a removed directory.
+#[test]
+fn output_directory_removed_under_the_client_is_named_as_removed() {
+    let env = TestEnv::new("rt_out_removed");
+    env.create("hello.txt", b"hello\n");
+    let gone = env.tmp().join("gone");
+    fs::create_dir(&gone).unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"cd "$0" && rmdir "$0" && exec "$@""#)
+        .arg(&gone)
+        .arg(CLIENT)
+        .arg("--queue")
+        .arg(env.names.queue())
+        .args(["-o", ".", "hello.txt"])
+        .env_remove("SHMXFER_QUEUE");
+    let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    env.stop_server(&mut server);
+    done.assert_code(1)
+        .check(
+            done.stdout.contains("hello.txt: failed: the output directory . was removed"),
+            "the line says the output directory was removed",
+        )
+        .check(!done.stdout.contains("not permitted"), "no bare EPERM");
+    assert!(!gone.exists());
     assert_no_leftovers(&env.names);
 }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use shmxfer::programs::{human_size, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
     Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, SessionEnd, SessionKind,
-    DEFAULT_QUEUE,
+    Waiting, DEFAULT_QUEUE,
 };
 
 mod common;
@@ -38,9 +38,10 @@ const EXIT_NOT_DELIVERED: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 /// No server within --wait.
 const EXIT_NO_SERVER: u8 = 3;
-/// Session lost: the server died, or broke the protocol.
+/// Session lost: the server died, or broke the protocol; or local trouble
+/// (out of file descriptors) before or during the session.
 const EXIT_SESSION_LOST: u8 = 4;
-/// Interrupted by SIGINT/SIGTERM.
+/// Interrupted by SIGINT, SIGTERM, SIGHUP or SIGQUIT.
 const EXIT_INTERRUPTED: u8 = 130;
 
 /// How long a fetch waits for a server unless `--wait` says otherwise.
@@ -88,7 +89,8 @@ struct Args {
     out_dir: PathBuf,
 
     /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch; --list,
-    /// --status and --stop-server try once unless --wait is given.
+    /// --status and --stop-server try once unless --wait is given. When given, a busy server
+    /// (all its sessions in use) is asked again for that long too.
     #[arg(long, value_name = "SECS", value_parser = common::parse_secs, allow_negative_numbers = true)]
     wait: Option<Duration>,
 
@@ -269,7 +271,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let cancel = Arc::new(AtomicBool::new(false));
-    if let Err(e) = common::stop_on_signals(&cancel, EXIT_INTERRUPTED) {
+    if let Err(e) = common::stop_on_signals(&cancel) {
         return exit_with(EXIT_SESSION_LOST, &format!("installing signal handlers: {e}"));
     }
     let wait = args.wait.unwrap_or(mode.default_wait());
@@ -307,6 +309,8 @@ fn main() -> ExitCode {
 fn client_config(args: &Args, wait: Duration, cancel: &Arc<AtomicBool>) -> Result<ClientConfig, Error> {
     let config = ClientConfig::builder(&args.queue)
         .wait(wait)
+        // Only a --wait given waits for a free session of a busy server.
+        .busy_wait(args.wait.unwrap_or(Duration::ZERO))
         .slots(args.slots)
         .stall_timeout(Some(args.stall_timeout).filter(|d| !d.is_zero()))
         .attach_timeout(args.attach_timeout)
@@ -316,8 +320,12 @@ fn client_config(args: &Args, wait: Duration, cancel: &Arc<AtomicBool>) -> Resul
         return config.build();
     }
     config
-        .on_wait(|queue, wait| {
-            eprintln!("shm_client: waiting up to {} s for a server on queue {queue}", wait.as_secs_f64())
+        .on_wait(|queue, wait, what| match what {
+            Waiting::FreeSession => eprintln!(
+                "shm_client: the server is busy (it serves its maximum of sessions); waiting up to {:.1} s for a free session",
+                wait.as_secs_f64()
+            ),
+            _ => eprintln!("shm_client: waiting up to {} s for a server on queue {queue}", wait.as_secs_f64()),
         })
         .build()
 }
@@ -359,7 +367,10 @@ fn exit_code_for(e: &Error) -> u8 {
     match e {
         // No server to trust on this queue: its objects are not what they
         // should be (a FIFO, another user's queue or lock).
-        Error::NoServer { .. } | Error::BadObject { .. } | Error::QueueFull { .. } => EXIT_NO_SERVER,
+        Error::NoServer { .. }
+        | Error::BadObject { .. }
+        | Error::QueueFull { .. }
+        | Error::OtherUsersServer { .. } => EXIT_NO_SERVER,
         Error::Cancelled => EXIT_INTERRUPTED,
         Error::Busy { .. } | Error::NotFound | Error::Refused { .. } | Error::Failed { .. } => {
             EXIT_NOT_DELIVERED
@@ -390,6 +401,12 @@ fn hint(e: &Error) -> &'static str {
     match e {
         Error::PeerGone(_) | Error::Stalled { .. } | Error::SessionEnded(_) => {
             "; nothing partial is kept: run it again once the server runs"
+        }
+        Error::Os { source, .. } if matches!(source.raw_os_error(), Some(libc::EMFILE)) => {
+            "; raise ulimit -n (the client needs about 10 descriptors) and run it again"
+        }
+        Error::Os { source, .. } if matches!(source.raw_os_error(), Some(libc::ENFILE)) => {
+            "; the machine is out of file descriptors: close some, or raise fs.file-max, and run it again"
         }
         _ => "",
     }
@@ -462,7 +479,10 @@ fn status(mut client: Client, args: &Args, json: bool) -> ExitCode {
 /// `--stdout`: the file's bytes to stdout, any message to stderr.
 fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>) -> ExitCode {
     let mut bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let stdout = common::StopOnError::new(std::io::stdout().lock(), Arc::clone(cancel));
+    let stdout = match common::StopOnError::stdout(Arc::clone(cancel)) {
+        Ok(stdout) => stdout,
+        Err(e) => return exit_with(EXIT_NOT_DELIVERED, &format!("standard output: {e}")),
+    };
     let mut out = std::io::BufWriter::with_capacity(IO_CHUNK, stdout);
     let fetched = client.fetch_to_with(path, &mut out, &mut bar);
     let fetched = fetched.and_then(|outcome| client.close().map(|()| outcome));

@@ -146,11 +146,13 @@ pub fn read_names(list: &Path) -> Result<Vec<String>, String> {
     Ok(names)
 }
 
-/// SIGINT and SIGTERM set `cancel`; a second one while cleaning up ends the
-/// process at once with `code`.
-pub fn stop_on_signals(cancel: &Arc<AtomicBool>, code: u8) -> std::io::Result<()> {
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(sig, code.into(), Arc::clone(cancel))?;
+/// The signals that stop a client: each one, however many arrive and in
+/// whatever order, only sets `cancel`. Nothing exits from inside a handler:
+/// the program notices the flag at its next check (every wait of the
+/// library is bounded and checks it), removes its objects and exits.
+pub fn stop_on_signals(cancel: &Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    for sig in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] {
         signal_hook::flag::register(sig, Arc::clone(cancel))?;
     }
     Ok(())
@@ -158,17 +160,37 @@ pub fn stop_on_signals(cancel: &Arc<AtomicBool>, code: u8) -> std::io::Result<()
 
 /// Standard output for `--stdout`: the first write error (a closed pipe,
 /// `| head -c10`) ends the session at once through the cancel flag, so the
-/// rest of the file is not received for nothing.
-pub struct StopOnError<W> {
-    inner: W,
+/// rest of the file is not received for nothing. A pipe or socket is written
+/// without blocking and waited on in short slices, so that a reader that
+/// stopped reading does not hold the client past a signal: once the cancel
+/// flag is set, a waiting write gives up (and is not counted as an error).
+pub struct StopOnError {
+    out: std::fs::File,
     cancel: Arc<AtomicBool>,
+    /// The status flags to restore when `O_NONBLOCK` was added.
+    restore: Option<nix::fcntl::OFlag>,
     /// The first write error.
     pub error: Option<String>,
 }
 
-impl<W: std::io::Write> StopOnError<W> {
-    pub fn new(inner: W, cancel: Arc<AtomicBool>) -> StopOnError<W> {
-        StopOnError { inner, cancel, error: None }
+impl StopOnError {
+    /// Standard output (a duplicate of its descriptor), watched by `cancel`.
+    pub fn stdout(cancel: Arc<AtomicBool>) -> std::io::Result<StopOnError> {
+        use nix::fcntl::{fcntl, FcntlArg, OFlag};
+        use nix::sys::stat::SFlag;
+        use std::os::fd::AsFd;
+        let out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+        let st = nix::sys::stat::fstat(&out)?;
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        let mut restore = None;
+        if kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK {
+            let flags = OFlag::from_bits_truncate(fcntl(&out, FcntlArg::F_GETFL)?);
+            if !flags.contains(OFlag::O_NONBLOCK) {
+                fcntl(&out, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+                restore = Some(flags);
+            }
+        }
+        Ok(StopOnError { out, cancel, restore, error: None })
     }
 
     fn check<T>(&mut self, done: std::io::Result<T>) -> std::io::Result<T> {
@@ -180,17 +202,40 @@ impl<W: std::io::Write> StopOnError<W> {
         }
         done
     }
+
+    /// Waits up to a slice for room to write.
+    fn wait_for_room(&self) {
+        use nix::poll::{poll, PollFd, PollFlags};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(self.out.as_fd(), PollFlags::POLLOUT)];
+        let _ = poll(&mut fds, 100u16);
+    }
 }
 
-impl<W: std::io::Write> std::io::Write for StopOnError<W> {
+impl std::io::Write for StopOnError {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let done = self.inner.write(buf);
-        self.check(done)
+        loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(std::io::Error::other("cancelled"));
+            }
+            match self.out.write(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => self.wait_for_room(),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                done => return self.check(done),
+            }
+        }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        let done = self.inner.flush();
-        self.check(done)
+        Ok(())
+    }
+}
+
+impl Drop for StopOnError {
+    fn drop(&mut self) {
+        if let Some(flags) = self.restore {
+            let _ = nix::fcntl::fcntl(&self.out, nix::fcntl::FcntlArg::F_SETFL(flags));
+        }
     }
 }
 
