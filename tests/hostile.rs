@@ -17,13 +17,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_no_leftovers, assert_same_file, command, dir_entries, holds_for, is_root, wait_for_queue,
-    wait_until, Finished, Names, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT, CLIENT, COLLECT_EVERY, DETECT,
-    SERVER, TIMEOUT,
+    as_nobody, assert_no_leftovers, assert_same_file, command, dir_entries, holds_for, is_root, root_or_skip,
+    wait_for_queue, wait_until, Finished, Names, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT, CLIENT,
+    COLLECT_EVERY, DETECT, NOBODY, SERVER, SLACK, TIMEOUT,
 };
 
-/// Slack over any bound a program promises, for a loaded machine.
-const SLACK: Duration = Duration::from_secs(8);
 /// The stall timeout the tests use, in seconds.
 const STALL: &str = "2";
 const STALL_TIME: Duration = Duration::from_secs(2);
@@ -31,54 +29,14 @@ const STALL_TIME: Duration = Duration::from_secs(2);
 /// 10 s by default): a live server must take a new session within this long.
 const ATTACH: &str = "1";
 const ATTACH_TIME: Duration = Duration::from_secs(1);
-/// The other local user.
-const NOBODY: u32 = 65534;
 /// A pid that names objects no live process holds.
 const DEAD_PID: u32 = 999_999;
-
-/// Prints why a root-only test does nothing and returns whether it may run.
-fn root_or_skip() -> bool {
-    if !is_root() {
-        println!("skipped: not root");
-    }
-    is_root()
-}
-
-/// `cmd` run as uid/gid [`NOBODY`] with no supplementary groups, keeping its
-/// environment changes and working directory.
-fn as_nobody(cmd: &Command) -> Command {
-    let mut wrapped = Command::new("setpriv");
-    wrapped
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .stdin(std::process::Stdio::null());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => wrapped.env(k, v),
-            None => wrapped.env_remove(k),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    wrapped
-}
 
 /// Runs `cmd` to completion (at most `TIMEOUT`) and fails unless it exits 0.
 #[track_caller]
 fn run_ok(mut cmd: Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(out.status.success(), "{cmd:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
-}
-
-/// Lets another user read the root and write the out dir and cwd of `env`.
-fn open_to_others(env: &TestEnv) {
-    for (dir, mode) in [(env.tmp(), 0o755), (env.root(), 0o755), (env.out(), 0o777), (env.cwd(), 0o777)] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode)).expect("chmod test dir");
-    }
 }
 
 /// Keeps the names of `env` from being cleaned up while the test runs: a
@@ -110,20 +68,6 @@ fn foreign_fifo(name: &str) -> PathBuf {
 fn session_entries(names: &Names, pid: u32, hex: &str) -> [String; 3] {
     let region = format!("{}.{pid}.{hex}", names.stem());
     [format!("sem.{region}.items"), format!("sem.{region}.spaces"), region]
-}
-
-/// Spawns a client fetching `files` into `out()` with `opts` before them.
-fn fetch_with(env: &TestEnv, opts: &[&str], files: &[&str]) -> Proc {
-    fetch_into(env, env.out(), opts, files)
-}
-
-/// Spawns a client fetching `files` into `out` with `opts` before them.
-fn fetch_into(env: &TestEnv, out: &Path, opts: &[&str], files: &[&str]) -> Proc {
-    let out = out.to_str().expect("utf-8 temp path");
-    let mut args = vec!["-o", out];
-    args.extend_from_slice(opts);
-    args.extend_from_slice(files);
-    env.client(&args)
 }
 
 /// A fresh directory `name` in the test's temporary directory.
@@ -164,7 +108,7 @@ fn fill_queue(names: &Names) -> usize {
 /// A persistent server of user [`NOBODY`] on the test's queue, once its
 /// queue exists (the test's directories opened to that user first).
 fn persistent_server_of_another_user(env: &TestEnv) -> Proc {
-    open_to_others(env);
+    env.open_to_others();
     let mut cmd = command(SERVER, Some(&env.names));
     cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
     let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
@@ -242,7 +186,7 @@ fn full_queue_of_a_stopped_server_ends_the_client_with_exit_3_within_its_wait() 
     server.signal(Signal::SIGSTOP);
     let filled = fill_queue(&env.names);
     assert!(filled > 0, "the queue took no message");
-    let done = fetch_with(&env, &["--wait", "2"], &["hello.txt"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["--wait", "2"], &["hello.txt"]).finish(TIMEOUT);
     assert_exit_within(&done, 3, Duration::from_secs(2) + SLACK);
     assert_out_empty(&env);
     assert_client_objects_gone(&env.names);
@@ -264,7 +208,7 @@ fn full_queue_of_another_users_stopped_server_ends_the_client_within_its_wait() 
     assert!(fill_queue(&env.names) > 0, "the queue took no message");
     // Either the queue stays full for --wait, or the client refuses another
     // user's queue at once: never a wait without a bound.
-    let done = fetch_with(&env, &["--wait", "2"], &["hello.txt"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["--wait", "2"], &["hello.txt"]).finish(TIMEOUT);
     assert_no_server(&done, Duration::from_secs(2) + SLACK);
     assert_out_empty(&env);
     assert_client_objects_gone(&env.names);
@@ -281,7 +225,7 @@ fn stopped_server_that_never_takes_the_session_ends_the_client_within_the_start_
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent"]);
     server.signal(Signal::SIGSTOP);
-    let done = fetch_with(&env, &["--wait", "2", "--attach-timeout", ATTACH], &["hello.txt"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["--wait", "2", "--attach-timeout", ATTACH], &["hello.txt"]).finish(TIMEOUT);
     assert!(matches!(done.code(), Some(3) | Some(4)), "expected exit 3 or 4\n{done}");
     assert!(done.elapsed >= ATTACH_TIME, "gave up after {:?}, before the start limit\n{done}", done.elapsed);
     assert!(done.elapsed <= ATTACH_TIME + SLACK, "took {:?}\n{done}", done.elapsed);
@@ -302,7 +246,7 @@ fn fifo_in_place_of_the_lock_blocks_neither_client_nor_server() {
     env.create("hello.txt", b"hello\n");
     let fifo = foreign_fifo(&format!("{}.lock", env.names.stem()));
     for wait in ["0", "1"] {
-        let done = fetch_with(&env, &["--wait", wait], &["hello.txt"]).finish(TIMEOUT);
+        let done = env.fetch_with(&["--wait", wait], &["hello.txt"]).finish(TIMEOUT);
         assert_no_server(&done, Duration::from_secs(1) + SLACK);
     }
     let done = env.server(&[]).finish(TIMEOUT);
@@ -367,7 +311,7 @@ fn open_message_naming_a_fifo_does_not_block_the_server() {
     .unwrap();
     let mq = posixmq::OpenOptions::writeonly().open(env.names.queue()).expect("open queue");
     mq.send(0, &open).expect("send open");
-    let done = fetch_with(&env, &["--wait", "5"], &["hello.txt"]).finish(Duration::from_secs(20));
+    let done = env.fetch_with(&["--wait", "5"], &["hello.txt"]).finish(Duration::from_secs(20));
     done.assert_code(0);
     env.assert_delivered("hello.txt");
     stop(&env, &mut server);
@@ -446,7 +390,7 @@ fn stopped_clients_lose_their_slots_after_the_stall_timeout_and_find_their_sessi
     let out2 = new_dir(&env, "out2");
     let mut last = None;
     let served = wait_until(STALL_TIME + SLACK + Duration::from_secs(10), || {
-        let done = fetch_into(&env, &out2, &["--wait", "5"], &["small.txt"]).finish(TIMEOUT);
+        let done = env.fetch_into(&out2, &["--wait", "5"], &["small.txt"]).finish(TIMEOUT);
         let ok = done.code() == Some(0);
         last = Some(done);
         ok
@@ -512,7 +456,7 @@ fn running_server_collects_objects_of_a_client_killed_before_it_sent_open() {
     let mut server = env.ready_server(&["--persistent", "--collect-every", COLLECT_EVERY]);
     server.signal(Signal::SIGSTOP);
     fill_queue(&env.names);
-    let mut client = fetch_with(&env, &["--wait", "30"], &["hello.txt"]);
+    let mut client = env.fetch_with(&["--wait", "30"], &["hello.txt"]);
     // region, two semaphores and the server's lock
     let created = wait_until(TIMEOUT, || env.names.shm_entries().len() == 4);
     assert!(created, "the client did not create its objects: {:?}", env.names.shm_entries());
@@ -522,7 +466,7 @@ fn running_server_collects_objects_of_a_client_killed_before_it_sent_open() {
     assert_eq!(dead.len(), 1);
     // A new session, served, gives the server an occasion to collect.
     let out2 = new_dir(&env, "out2");
-    fetch_into(&env, &out2, &[], &["hello.txt"]).finish(TIMEOUT).assert_code(0);
+    env.fetch_into(&out2, &[], &["hello.txt"]).finish(TIMEOUT).assert_code(0);
     let lock = format!("{}.lock", env.names.stem());
     let collected = wait_until(Duration::from_secs(10), || env.names.shm_entries() == [lock.clone()]);
     assert!(collected, "left: {:?}\n{}", env.names.shm_entries(), server.snapshot());
@@ -669,7 +613,7 @@ fn root_client_does_not_talk_to_another_users_queue() {
     let env = TestEnv::new("foreign_queue");
     env.create("hello.txt", b"hello\n");
     let mut server = persistent_server_of_another_user(&env);
-    let done = fetch_with(&env, &["--wait", "2"], &["hello.txt"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["--wait", "2"], &["hello.txt"]).finish(TIMEOUT);
     assert_no_server(&done, Duration::from_secs(2) + SLACK);
     done.check(
         done.stderr.contains(&NOBODY.to_string()) || done.stderr.contains("nobody"),
@@ -826,7 +770,7 @@ fn two_requests_with_the_same_output_name_are_refused_up_front_naming_both() {
     env.create("d1/x", b"one\n");
     env.create("d2/x", b"two\n");
     // No server: a refusal up front is exit 2, not "no server" (3).
-    let done = fetch_with(&env, &["--wait", "0"], &["d1/x", "a.txt", "d2/x"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["--wait", "0"], &["d1/x", "a.txt", "d2/x"]).finish(TIMEOUT);
     done.assert_code(2).check(
         done.stderr.contains("d1/x") && done.stderr.contains("d2/x"),
         "the refusal names both requests",
@@ -850,18 +794,18 @@ fn relative_writes_each_path_below_the_out_dir_creating_directories() {
     env.create("a/b/c.txt", b"deep\n");
     env.create("top.txt", b"top\n");
     let mut server = env.ready_server(&["--persistent"]);
-    let done = fetch_with(&env, &["-R"], &["d1/x", "d2/x", "a/b/c.txt", "top.txt"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["-R"], &["d1/x", "d2/x", "a/b/c.txt", "top.txt"]).finish(TIMEOUT);
     done.assert_code(0);
     for rel in ["d1/x", "d2/x", "a/b/c.txt", "top.txt"] {
         assert_same_file(&env.in_root(rel), &env.in_out(rel));
     }
     assert_eq!(env.out_entries(), ["a", "d1", "d2", "top.txt"]);
     // The long form; an existing directory is used as it is.
-    let again = fetch_with(&env, &["--relative"], &["d1/x"]).finish(TIMEOUT);
+    let again = env.fetch_with(&["--relative"], &["d1/x"]).finish(TIMEOUT);
     again.assert_code(0);
     assert_same_file(&env.in_root("d1/x"), &env.in_out("d1/x"));
     // The same path twice under -R is fetched once, with a warning (issue 13.13c).
-    let twice = fetch_with(&env, &["-R"], &["d1/x", "./d1/x"]).finish(TIMEOUT);
+    let twice = env.fetch_with(&["-R"], &["d1/x", "./d1/x"]).finish(TIMEOUT);
     twice.assert_code(0).check(twice.stderr.contains("named more than once"), "a warning names it");
     assert_eq!(twice.stdout.lines().count(), 1, "fetched once\n{twice}");
     stop(&env, &mut server);
@@ -880,7 +824,7 @@ fn relative_never_writes_outside_the_out_dir() {
     std::os::unix::fs::symlink(&elsewhere, env.in_out("d1")).unwrap();
     std::os::unix::fs::symlink(&elsewhere, env.in_out("a")).unwrap();
     let mut server = env.ready_server(&["--persistent"]);
-    let done = fetch_with(&env, &["-R"], &["d1/x", "a/b/c.txt", "d1/../ok.txt", "ok.txt"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["-R"], &["d1/x", "a/b/c.txt", "d1/../ok.txt", "ok.txt"]).finish(TIMEOUT);
     done.assert_code(1);
     assert!(
         dir_entries(&elsewhere).is_empty(),

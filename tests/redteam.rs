@@ -19,70 +19,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_no_leftovers, assert_same_file, command, wait_for_queue, wait_until, Names, Proc, Signal, TestEnv,
-    CLIENT, SERVER, TIMEOUT,
+    as_nobody, assert_no_leftovers, assert_same_file, command, is_root, other_user_or_skip, wait_for_queue,
+    wait_until, Names, Proc, Signal, TestEnv, CLIENT, SERVER, SLACK, TIMEOUT,
 };
-
-/// The other local user.
-const NOBODY: u32 = 65534;
-/// Slack over any bound a program promises, for a loaded machine.
-const SLACK: Duration = Duration::from_secs(8);
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Whether `setpriv` can run a command as [`NOBODY`]; prints why not.
-fn other_user_or_skip(part: &str) -> bool {
-    let ok = is_root()
-        && Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        println!("skipped part: {part} (needs root and setpriv)");
-    }
-    ok
-}
-
-/// `cmd` run as uid/gid [`NOBODY`] with no supplementary groups, keeping its
-/// environment changes and working directory.
-fn as_nobody(cmd: &Command) -> Command {
-    let mut wrapped = Command::new("setpriv");
-    wrapped
-        .arg(format!("--reuid={NOBODY}"))
-        .arg(format!("--regid={NOBODY}"))
-        .arg("--clear-groups")
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .stdin(std::process::Stdio::null());
-    for (k, v) in cmd.get_envs() {
-        match v {
-            Some(v) => wrapped.env(k, v),
-            None => wrapped.env_remove(k),
-        };
-    }
-    if let Some(dir) = cmd.get_current_dir() {
-        wrapped.current_dir(dir);
-    }
-    wrapped
-}
-
-/// Lets another user read the root and write the out dir and cwd of `env`.
-fn open_to_others(env: &TestEnv) {
-    for (dir, mode) in [(env.tmp(), 0o755), (env.root(), 0o755), (env.out(), 0o777), (env.cwd(), 0o777)] {
-        fs::set_permissions(dir, fs::Permissions::from_mode(mode)).expect("chmod test dir");
-    }
-}
-
-/// Spawns a client fetching `files` into `out()` with `opts` before them.
-fn fetch_with(env: &TestEnv, opts: &[&str], files: &[&str]) -> Proc {
-    let out = env.out().to_str().expect("utf-8 temp path");
-    let mut args = vec!["-o", out];
-    args.extend_from_slice(opts);
-    args.extend_from_slice(files);
-    env.client(&args)
-}
 
 /// Stops a persistent server with SIGTERM (waking it first) and checks it
 /// exited 0.
@@ -133,7 +72,7 @@ fn recursive_fetch_names_a_file_too_deep_to_fetch_and_exits_1() {
     let deep = deep_path(35, "deepest_file.txt");
     env.create(&deep, b"deep\n");
     let mut server = env.ready_server(&["--persistent"]);
-    let done = fetch_with(&env, &["-r"], &["."]).finish(TIMEOUT);
+    let done = env.fetch_with(&["-r"], &["."]).finish(TIMEOUT);
     let deep_copied = env.in_out(&deep).is_file();
     if !deep_copied {
         done.assert_code(1).check(
@@ -160,7 +99,7 @@ fn recursive_fetch_names_an_unreadable_directory_and_exits_1() {
     let env = TestEnv::new("rt_recursive_unreadable");
     env.create("top.txt", b"top\n");
     env.create("locked_dir/hidden.txt", b"hidden\n");
-    open_to_others(&env);
+    env.open_to_others();
     fs::set_permissions(env.in_root("locked_dir"), fs::Permissions::from_mode(0o000)).unwrap();
     let mut cmd = command(SERVER, Some(&env.names));
     cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
@@ -188,7 +127,7 @@ fn recursive_fetch_writes_names_that_are_not_utf8() {
         fs::write(env.root().join(OsStr::from_bytes(name)), format!("odd {i}\n")).unwrap();
     }
     let mut server = env.ready_server(&["--persistent"]);
-    let done = fetch_with(&env, &["-r"], &["."]).finish(TIMEOUT);
+    let done = env.fetch_with(&["-r"], &["."]).finish(TIMEOUT);
     let list = env.run_client(&["--list", "."]);
     env.stop_server(&mut server);
     done.assert_code(0);
@@ -215,7 +154,7 @@ fn recursive_fetch_of_two_trees_with_the_same_output_path_is_refused_naming_both
     // The shape of the refusal without -r.
     let plain = env.fetch(&["d1/x/f", "d2/x/f"]);
     plain.assert_code(2);
-    let done = fetch_with(&env, &["-r"], &["d1/x", "d2/x"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["-r"], &["d1/x", "d2/x"]).finish(TIMEOUT);
     env.stop_server(&mut server);
     done.assert_code(2)
         .check(done.stderr.contains("d1/x/f") && done.stderr.contains("d2/x/f"), "the refusal names both")
@@ -415,7 +354,7 @@ fn client_signalled_while_waiting(test: &str, signals: &[Signal]) {
     let mut server = env.ready_server(&["--persistent"]);
     server.signal(Signal::SIGSTOP);
     for gap_ms in [0, 1, 2, 3, 5, 10, 0, 1, 2, 3, 5, 10] {
-        let mut client = fetch_with(&env, &["--wait", "20"], &["hello.txt"]);
+        let mut client = env.fetch_with(&["--wait", "20"], &["hello.txt"]);
         wait_client_region(&env.names, &mut client);
         let pid = client.pid();
         for (i, &sig) in signals.iter().enumerate() {
@@ -658,10 +597,10 @@ fn client_with_wait_waits_for_a_free_session_of_a_busy_server() {
     drop(big);
     env.create("small.txt", b"small\n");
     let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
-    let mut first = fetch_with(&env, &[], &["big.bin"]);
+    let mut first = env.fetch_with(&[], &["big.bin"]);
     env.wait_receiving(&mut first, "big.bin");
     first.signal(Signal::SIGSTOP);
-    let mut second = fetch_with(&env, &["--wait", "10"], &["small.txt"]);
+    let mut second = env.fetch_with(&["--wait", "10"], &["small.txt"]);
     // It must still be waiting a moment later.
     let waited = !wait_until(Duration::from_millis(1500), || !second.is_running());
     first.signal(Signal::SIGCONT);
@@ -686,10 +625,10 @@ fn recursive_and_list_accept_paths_with_dot_and_doubled_slashes() {
     let mut server = env.ready_server(&["--persistent"]);
     let plain = env.fetch(&["./sub/deep/n.txt"]);
     plain.assert_code(0);
-    let dot = fetch_with(&env, &["-r"], &["./sub"]).finish(TIMEOUT);
+    let dot = env.fetch_with(&["-r"], &["./sub"]).finish(TIMEOUT);
     let dot_ok = env.in_out("sub/deep/n.txt").is_file();
     let _ = fs::remove_dir_all(env.in_out("sub"));
-    let double = fetch_with(&env, &["-r"], &["sub//deep"]).finish(TIMEOUT);
+    let double = env.fetch_with(&["-r"], &["sub//deep"]).finish(TIMEOUT);
     let double_ok = env.in_out("deep/n.txt").is_file();
     let list = env.run_client(&["--list", "./sub"]);
     env.stop_server(&mut server);
@@ -743,7 +682,7 @@ fn client_of_another_users_server_exits_3_saying_whose_server_it_is() {
     }
     let env = TestEnv::new("rt_foreign_client");
     env.create("hello.txt", b"hello\n");
-    open_to_others(&env);
+    env.open_to_others();
     let mut server = env.ready_server(&["--persistent"]);
     let mut cmd = env.client_cmd(&["-o", env.out().to_str().unwrap(), "--wait", "2", "hello.txt"]);
     cmd.current_dir(env.cwd());
@@ -847,7 +786,7 @@ fn flood_of_open_messages_gives_a_bounded_log_and_the_server_keeps_serving() {
         }
     }
     let t = Instant::now();
-    let done = fetch_with(&env, &["--wait", "10"], &["hello.txt"]).finish(TIMEOUT);
+    let done = env.fetch_with(&["--wait", "10"], &["hello.txt"]).finish(TIMEOUT);
     let served_in = t.elapsed();
     env.stop_server(&mut server);
     let log = server.snapshot();

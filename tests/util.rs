@@ -227,6 +227,58 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
+/// The other local user of the tests that need one: uid/gid 65534, through
+/// `setpriv`.
+pub const NOBODY: u32 = 65534;
+
+/// Slack over any bound a program promises, for a loaded machine.
+pub const SLACK: Duration = Duration::from_secs(8);
+
+/// Prints why a root-only test does nothing and returns whether it may run.
+pub fn root_or_skip() -> bool {
+    if !is_root() {
+        println!("skipped: not root");
+    }
+    is_root()
+}
+
+/// Whether `setpriv` can run a command as [`NOBODY`]; prints why not, naming
+/// the `part` of the test that is skipped.
+pub fn other_user_or_skip(part: &str) -> bool {
+    let ok = is_root()
+        && Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        println!("skipped part: {part} (needs root and setpriv)");
+    }
+    ok
+}
+
+/// `cmd` run as uid/gid [`NOBODY`] with no supplementary groups, keeping its
+/// environment changes and working directory.
+pub fn as_nobody(cmd: &Command) -> Command {
+    let mut wrapped = Command::new("setpriv");
+    wrapped
+        .arg(format!("--reuid={NOBODY}"))
+        .arg(format!("--regid={NOBODY}"))
+        .arg("--clear-groups")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
 /// Panics, listing what is left, unless nothing exists under `names`.
 pub fn assert_no_leftovers(names: &Names) {
     let left = names.leftovers();
@@ -588,6 +640,33 @@ pub struct TestEnv {
     root: PathBuf,
     out: PathBuf,
     cwd: PathBuf,
+}
+
+impl TestEnv {
+    /// Lets another user read the root and write the out dir and cwd.
+    pub fn open_to_others(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        for (dir, mode) in
+            [(self.tmp(), 0o755), (self.root(), 0o755), (self.out(), 0o777), (self.cwd(), 0o777)]
+        {
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).expect("chmod test dir");
+        }
+    }
+
+    /// Spawns a client fetching `files` into [`TestEnv::out`] with `opts`
+    /// before them.
+    pub fn fetch_with(&self, opts: &[&str], files: &[&str]) -> Proc {
+        self.fetch_into(self.out(), opts, files)
+    }
+
+    /// Spawns a client fetching `files` into `out` with `opts` before them.
+    pub fn fetch_into(&self, out: &Path, opts: &[&str], files: &[&str]) -> Proc {
+        let out = out.to_str().expect("utf-8 temp path");
+        let mut args = vec!["-o", out];
+        args.extend_from_slice(opts);
+        args.extend_from_slice(files);
+        self.client(&args)
+    }
 }
 
 impl TestEnv {
