@@ -12,7 +12,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::client::{Client, Frame};
 use crate::error::{Error, Result};
 use crate::outcome::{FailReason, Outcome};
-use crate::output::{Clobber, OutDir, OutputNames, OutputPath, Sink};
+use crate::output::{Clobber, OutDir, OutputNames, OutputPath};
 use crate::plan::FileResult;
 use crate::protocol::{Reply, MAX_PATH_LEN};
 use crate::IO_CHUNK;
@@ -249,13 +249,18 @@ fn receive(
     let dir = options.out_dir.display();
     // A local failure does not stop the reading: the server streams the
     // file anyway, and the session goes on with the next one.
-    let sink = match out_dir {
+    let mut sink = match out_dir {
         Ok(out_dir) => out_dir.create(out, mode).map_err(|e| format!("creating a file in {dir}: {e}")),
         Err(e) => Err(format!("output directory {dir}: {e}")),
     };
-    let mut landing = SinkLanding { sink, dir: &dir };
-    landing.reserve(size);
-    let received = match read_body(client, seq, size, chunk, progress, &mut landing)? {
+    let mut write = |bytes: &[u8]| {
+        if let Ok(s) = &mut sink {
+            if let Err(e) = s.write_all(bytes) {
+                sink = Err(format!("writing into {dir}: {e}"));
+            }
+        }
+    };
+    let received = match read_body(client, seq, size, chunk, progress, &mut write)? {
         Body::Ended { count, checksum, received, digest } => {
             if let Some(bad) = check(size, count, checksum, received, digest, "") {
                 return Ok(bad);
@@ -264,7 +269,7 @@ fn receive(
         }
         Body::ServerError(reason, why) => return Ok(Outcome::failed(reason, format!("server: {why}"))),
     };
-    let sink = match landing.sink {
+    let sink = match sink {
         Ok(sink) => sink,
         Err(why) => return Ok(Outcome::failed(FailReason::WriteFailed, why)),
     };
@@ -305,74 +310,6 @@ fn read_start(
     })
 }
 
-/// Where [`read_body`] puts a file's bytes.
-trait Landing {
-    /// Memory for the next `len` bytes of the file that no other process
-    /// can reach (the output file's own mapping), if there is such; what is
-    /// copied there is the file's once [`Landing::landed`] counts it.
-    fn window(&mut self, _len: usize) -> Option<&mut [u8]> {
-        None
-    }
-
-    /// Counts the `len` bytes just copied into [`Landing::window`].
-    fn landed(&mut self, _len: usize) {}
-
-    /// Writes `bytes` as the next bytes of the file.
-    fn write(&mut self, bytes: &[u8]);
-}
-
-/// A file in the output directory, or why it cannot be written (the
-/// first error sticks: the rest of the file is read and dropped).
-struct SinkLanding<'a> {
-    sink: std::result::Result<Sink, String>,
-    dir: &'a dyn std::fmt::Display,
-}
-
-impl SinkLanding<'_> {
-    fn failed(&mut self, e: &std::io::Error) {
-        self.sink = Err(format!("writing into {}: {e}", self.dir));
-    }
-
-    /// Reserves the file's announced `size` ([`Sink::reserve`]).
-    fn reserve(&mut self, size: u64) {
-        if let Err(e) = self.sink.as_mut().map_or(Ok(()), |s| s.reserve(size)) {
-            self.failed(&e);
-        }
-    }
-}
-
-impl Landing for SinkLanding<'_> {
-    fn window(&mut self, len: usize) -> Option<&mut [u8]> {
-        self.sink.as_mut().ok()?.window(len)
-    }
-
-    fn landed(&mut self, len: usize) {
-        if let Ok(s) = &mut self.sink {
-            s.landed(len);
-        }
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        if let Err(e) = self.sink.as_mut().map_or(Ok(()), |s| s.write_all(bytes)) {
-            self.failed(&e);
-        }
-    }
-}
-
-/// A writer ([`Client::fetch_to`]), and its first error.
-struct WriterLanding<'a> {
-    out: &'a mut dyn Write,
-    error: Option<std::io::Error>,
-}
-
-impl Landing for WriterLanding<'_> {
-    fn write(&mut self, bytes: &[u8]) {
-        if self.error.is_none() {
-            self.error = self.out.write_all(bytes).err();
-        }
-    }
-}
-
 /// How a file's data frames ended.
 enum Body {
     /// The end frame came: the server's count and checksum, and what arrived
@@ -385,55 +322,38 @@ enum Body {
 /// Reads the data frames of request `seq`, whose start frame announced
 /// `size` bytes, up to its end frame.
 ///
-/// Each data frame is copied once, from the slot straight into memory the
-/// server cannot reach, and hashed there while it is in cache: the checksum
-/// covers exactly the bytes written. That memory is the output file's own
-/// ([`Landing::window`]) while a whole frame fits there; else `chunk` (at
-/// least [`IO_CHUNK`] and one frame long), handed to [`Landing::write`] in
-/// [`IO_CHUNK`] pieces and the rest at the end.
+/// Each data frame is copied once, from the slot straight into `chunk`
+/// (memory the server cannot reach; at least [`IO_CHUNK`] and one frame
+/// long), hashed there while it is in cache, and handed to `write` in
+/// [`IO_CHUNK`] pieces and the rest at the end: the checksum covers exactly
+/// the bytes written.
 fn read_body(
     client: &mut Client,
     seq: u32,
     size: u64,
     chunk: &mut [u8],
     progress: &mut dyn Progress,
-    landing: &mut dyn Landing,
+    write: &mut dyn FnMut(&[u8]),
 ) -> Result<Body> {
     let mut hasher = Xxh3::new();
     let mut received = 0u64;
     let mut unreported = 0u64;
-    let max_payload = client.max_payload();
     // chunk[..fill] waits to be written.
     let mut fill = 0;
     loop {
-        let window = if fill == 0 { landing.window(max_payload) } else { None };
-        let (frame, direct) = match window {
-            Some(window) => {
-                let frame = client.next_frame(seq, window)?;
-                if let Frame::Data(len) = frame {
-                    hasher.update(&window[..len as usize]);
-                }
-                (frame, true)
-            }
-            None => (client.next_frame(seq, &mut chunk[fill..])?, false),
-        };
-        match frame {
+        match client.next_frame(seq, &mut chunk[fill..])? {
             Frame::Data(len) => {
                 received += u64::from(len);
                 if received > size {
                     return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
                 }
-                if direct {
-                    landing.landed(len as usize);
-                } else {
-                    let end = fill + len as usize;
-                    hasher.update(&chunk[fill..end]);
-                    fill = end;
-                    if fill >= IO_CHUNK {
-                        landing.write(&chunk[..IO_CHUNK]);
-                        chunk.copy_within(IO_CHUNK..fill, 0);
-                        fill -= IO_CHUNK;
-                    }
+                let end = fill + len as usize;
+                hasher.update(&chunk[fill..end]);
+                fill = end;
+                if fill >= IO_CHUNK {
+                    write(&chunk[..IO_CHUNK]);
+                    chunk.copy_within(IO_CHUNK..fill, 0);
+                    fill -= IO_CHUNK;
                 }
                 unreported += u64::from(len);
                 if unreported >= 1 << 20 {
@@ -442,7 +362,7 @@ fn read_body(
                 }
             }
             Frame::Control(Reply::End { count, checksum }) => {
-                landing.write(&chunk[..fill]);
+                write(&chunk[..fill]);
                 progress.advance(unreported);
                 return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
             }
@@ -524,11 +444,15 @@ impl Client {
             Err(outcome) => return Ok(outcome),
         };
         progress.start(output_name(path).unwrap_or(path), size);
-        let mut landing = WriterLanding { out, error: None };
-        let body = read_body(self, seq, size, &mut chunk, progress, &mut landing);
+        let mut write_error: Option<std::io::Error> = None;
+        let mut write = |bytes: &[u8]| {
+            if write_error.is_none() {
+                write_error = out.write_all(bytes).err();
+            }
+        };
+        let body = read_body(self, seq, size, &mut chunk, progress, &mut write);
         progress.finish();
         let body = body?;
-        let (out, mut write_error) = (landing.out, landing.error);
         if write_error.is_none() {
             write_error = out.flush().err();
         }

@@ -7,33 +7,20 @@
 //!
 //! Temporary names are short (`.shmxfer.<16 hex>`), whatever the final
 //! name: they fit wherever a legal file name fits.
-//!
-//! A file of more than [`IO_CHUNK`] bytes in an unnamed file is written
-//! through memory: its announced size is reserved first (`fallocate`, so
-//! a full disk is an error before any byte is written, never a `SIGBUS`
-//! on a page the file system cannot provide), then it is mapped in windows
-//! of [`WINDOW`] bytes and the bytes are copied straight into the window
-//! (see [`crate::sys::FileWindow`] for why that is sound: no other process
-//! can reach an unnamed file, so none can truncate it under the mapping).
-//! The window is gone before the file is cut to the bytes written and given
-//! its name. Where the file system cannot reserve or map (some FUSE file
-//! systems), for a named temporary file and for small files, bytes go
-//! through `write` as before.
 
 use std::fs::File;
 use std::io;
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
-use nix::fcntl::{fallocate, openat, renameat, AtFlags, FallocateFlags, OFlag, AT_FDCWD};
+use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
 use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode};
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
 use crate::error::{Error, Result};
-use crate::sys::{self, FileWindow};
-use crate::IO_CHUNK;
+use crate::sys;
 
 /// What name a fetched file gets below the output directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -61,12 +48,6 @@ pub enum Clobber {
 /// The permission bits a received file may get: never setuid, setgid or
 /// sticky.
 const PERMISSIONS: u32 = 0o777;
-
-/// The bytes of a file mapped at once (and where windows start: at
-/// multiples of it): a few MiB, so that a window is set up once per
-/// two thousand-odd frames, and the address space a transfer takes stays
-/// small. A multiple of every page size.
-const WINDOW: usize = 4 << 20;
 
 fn os(e: Errno) -> io::Error {
     io::Error::from(e)
@@ -234,9 +215,6 @@ impl OutDir {
             temp,
             target: out.clone(),
             shown: self.path.join(out.shown()),
-            pos: 0,
-            reserved: None,
-            writing: Writing::Write,
         })
     }
 }
@@ -246,121 +224,31 @@ fn temp_name() -> io::Result<String> {
     Ok(format!(".shmxfer.{:016x}", sys::random_u64()?))
 }
 
-/// How a [`Sink`] puts bytes into its file.
-#[derive(Debug)]
-enum Writing {
-    /// `pwrite` at the sink's position.
-    Write,
-    /// Copies into a window of a mapping of the reserved file; `None` until
-    /// the first window is mapped.
-    Mapped(Option<FileWindow>),
-}
-
 /// A file being received. Dropped before [`Sink::persist`], it leaves
 /// nothing: an unnamed file vanishes, a named one is removed.
 #[derive(Debug)]
 pub struct Sink {
-    /// Written in [`crate::IO_CHUNK`] pieces by the caller, or through
-    /// [`Sink::window`]; `None` once persisted.
+    /// Written in [`crate::IO_CHUNK`] pieces by the caller; `None` once
+    /// persisted.
     file: Option<File>,
     dir: OwnedFd,
     /// The name of a named temporary file; `None` for an unnamed one.
     temp: Option<String>,
     target: OutputPath,
     shown: PathBuf,
-    /// The bytes written so far: where the next ones go.
-    pos: u64,
-    /// The length reserved by [`Sink::reserve`], if it reserved any: the
-    /// file is cut to [`Sink::pos`] before it gets its name.
-    reserved: Option<u64>,
-    writing: Writing,
 }
 
 impl Sink {
-    /// Reserves the `size` bytes the source announced, where the file is
-    /// to be written through memory (more than [`IO_CHUNK`] bytes, an
-    /// unnamed file): from then on [`Sink::window`] hands out the file's
-    /// own memory. Does nothing once bytes are written, and leaves the file
-    /// to `write` where the file system cannot reserve space.
-    ///
-    /// # Errors
-    ///
-    /// `ENOSPC`, `EDQUOT` or `EFBIG` when the space is not there: nothing
-    /// has been written then.
-    pub fn reserve(&mut self, size: u64) -> io::Result<()> {
-        let (Some(file), None, 0) = (&self.file, &self.temp, self.pos) else { return Ok(()) };
-        let Ok(len) = libc::off_t::try_from(size) else { return Ok(()) };
-        if size <= IO_CHUNK as u64 {
-            return Ok(());
-        }
-        match sys::retry_if_interrupted(|| fallocate(file, FallocateFlags::empty(), 0, len)) {
-            Ok(()) => {
-                self.reserved = Some(size);
-                self.writing = Writing::Mapped(None);
-                Ok(())
-            }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)) => Err(e),
-            // Not supported here (EOPNOTSUPP and the like): `write` it is.
-            Err(_) => Ok(()),
-        }
-    }
-
-    /// The file's own memory for its next `len` bytes, where it is written
-    /// through memory and they fit the space reserved; what is copied there
-    /// is the file's once [`Sink::landed`] counts it. `None` otherwise (and
-    /// from then on when a window cannot be mapped): write with
-    /// [`Sink::write_all`].
-    pub fn window(&mut self, len: usize) -> Option<&mut [u8]> {
-        let (Some(reserved), Writing::Mapped(window)) = (self.reserved, &self.writing) else { return None };
-        let pos = self.pos;
-        let end = pos.checked_add(len as u64).filter(|&end| end <= reserved)?;
-        let covered =
-            window.as_ref().is_some_and(|w| w.offset() <= pos && end <= w.offset() + w.len() as u64);
-        if !covered {
-            // The old window is unmapped before the next is mapped.
-            self.writing = Writing::Mapped(None);
-            // Windows start at multiples of their size: the kernel then
-            // backs them with large folios (a window starting at any page
-            // took 4-8 times as long to fault in here). One page more lets
-            // a frame that crosses the next start end in this window.
-            let offset = pos - pos % WINDOW as u64;
-            let len = (reserved - offset).min((WINDOW + sys::page_size()) as u64).max(end - offset) as usize;
-            match self.file.as_ref().map(|file| FileWindow::new(file, offset, len))? {
-                Ok(mapped) => self.writing = Writing::Mapped(Some(mapped)),
-                Err(e) => {
-                    log::debug!("{}: written on with write(2), not mapped: {e}", self.shown.display());
-                    self.writing = Writing::Write;
-                    return None;
-                }
-            }
-        }
-        let Writing::Mapped(Some(window)) = &mut self.writing else { return None };
-        let start = (pos - window.offset()) as usize;
-        Some(&mut window.bytes_mut()[start..start + len])
-    }
-
-    /// Counts the `len` bytes just copied into [`Sink::window`] as written.
-    pub fn landed(&mut self, len: usize) {
-        self.pos += len as u64;
-    }
-
     /// Appends `bytes` to the file.
     ///
     /// # Errors
     ///
     /// The OS error from `write`.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if let Some(window) = self.window(bytes.len()) {
-            window.copy_from_slice(bytes);
-            self.landed(bytes.len());
-            return Ok(());
+        match &mut self.file {
+            Some(file) => file.write_all(bytes),
+            None => Err(io::Error::from_raw_os_error(libc::EBADF)),
         }
-        match &self.file {
-            Some(file) => file.write_all_at(bytes, self.pos)?,
-            None => return Err(io::Error::from_raw_os_error(libc::EBADF)),
-        }
-        self.pos += bytes.len() as u64;
-        Ok(())
     }
 
     /// Gives the verified file its final name, replacing an existing file
@@ -378,12 +266,7 @@ impl Sink {
             let shown = shown.clone();
             move |e: Errno| Error::os_named(op, &shown, os(e))
         };
-        // No window outlives this point: the file is cut, then named.
-        self.writing = Writing::Write;
         let file = self.file.take().ok_or_else(|| failed("write")(Errno::EBADF))?;
-        if self.reserved.is_some() {
-            file.set_len(self.pos).map_err(|e| Error::os_named("ftruncate", &shown, e))?;
-        }
         let name = self.target.name.clone();
         if self.temp.is_none() {
             // Most names are new: one link, one directory operation, as a
@@ -518,54 +401,6 @@ mod tests {
             let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
             assert_eq!(mode, 0o640, "named: {named}");
             assert_eq!(entries(tmp.path()), ["f"]);
-        }
-    }
-
-    #[test]
-    fn a_large_unnamed_file_is_written_through_its_mapping_and_cut_to_the_bytes_written() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = OutDir::open(tmp.path()).unwrap();
-        let size = WINDOW as u64 * 2 + 12_345;
-        let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-        for short in [0, 5_000] {
-            let mut s = sink(&dir, &path("f", false), 0o644, false);
-            s.reserve(size).unwrap();
-            if !matches!(s.writing, Writing::Mapped(_)) {
-                println!("skipped: this file system does not reserve space");
-                return;
-            }
-            let written = &bytes[..bytes.len() - short];
-            let mut pieces = written.chunks(2008);
-            // Whole pieces straight into windows (across window ends), the
-            // last ones through write_all.
-            while let Some(piece) = pieces.next() {
-                match s.window(piece.len()) {
-                    Some(window) if pieces.len() > 3 => {
-                        window.copy_from_slice(piece);
-                        s.landed(piece.len());
-                    }
-                    _ => s.write_all(piece).unwrap(),
-                }
-            }
-            assert!(matches!(s.writing, Writing::Mapped(Some(_))), "mapped to the end");
-            assert!(s.window(short + 1).is_none(), "never past the space reserved");
-            s.persist(Clobber::Replace).unwrap();
-            assert!(std::fs::read(tmp.path().join("f")).unwrap() == written, "short by {short}");
-        }
-    }
-
-    #[test]
-    fn small_files_and_named_temporary_files_are_written_with_write() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = OutDir::open(tmp.path()).unwrap();
-        for (size, named) in [(IO_CHUNK as u64, false), (0, false), (4 * IO_CHUNK as u64, true)] {
-            let mut s = sink(&dir, &path("f", false), 0o644, named);
-            s.reserve(size).unwrap();
-            assert!(matches!(s.writing, Writing::Write), "{size} {named}");
-            assert!(s.window(1).is_none());
-            s.write_all(&vec![3; size as usize]).unwrap();
-            s.persist(Clobber::Replace).unwrap();
-            assert_eq!(std::fs::metadata(tmp.path().join("f")).unwrap().len(), size);
         }
     }
 

@@ -1,8 +1,7 @@
 //! The raw OS layer: the one place that retries `EINTR`, and small safe
 //! wrappers over the calls that `std` and `nix` do not offer in the form
 //! needed here — named POSIX semaphores (`sem_*`, with `sem_clockwait` on
-//! `CLOCK_MONOTONIC`), shared mappings (the region's and windows of output
-//! files), open-file-description locks,
+//! `CLOCK_MONOTONIC`), shared mappings, open-file-description locks,
 //! confined opens (`openat2(RESOLVE_BENEATH)`), `getrandom` and
 //! `sched_setattr`.
 //!
@@ -10,7 +9,6 @@
 //! region) this is the only module with `unsafe`.
 
 use std::ffi::CStr;
-use std::fs::File;
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -124,22 +122,11 @@ impl SharedMapping {
     ///
     /// `EINVAL` for a zero `len`; errors of `mmap`.
     pub(crate) fn new(file: impl AsFd, len: usize) -> io::Result<SharedMapping> {
-        SharedMapping::at(file, 0, len)
-    }
-
-    /// Maps `len` bytes of `file` from `offset`, a multiple of the page
-    /// size, as [`SharedMapping::new`] does.
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` for a zero `len` or an offset past `off_t`; errors of `mmap`.
-    fn at(file: impl AsFd, offset: u64, len: usize) -> io::Result<SharedMapping> {
         let length = NonZeroUsize::new(len).ok_or_else(|| io::Error::from(Errno::EINVAL))?;
-        let offset = libc::off_t::try_from(offset).map_err(|_| io::Error::from(Errno::EINVAL))?;
         let prot = ProtFlags::PROT_READ | ProtFlags::PROT_WRITE;
         // SAFETY: a fresh shared mapping of a descriptor the caller holds; the
         // kernel picks the address, so no existing memory is affected.
-        let ptr = unsafe { nix::sys::mman::mmap(None, length, prot, MapFlags::MAP_SHARED, file, offset) }?;
+        let ptr = unsafe { nix::sys::mman::mmap(None, length, prot, MapFlags::MAP_SHARED, file, 0) }?;
         Ok(SharedMapping { ptr: ptr.cast(), len })
     }
 
@@ -161,85 +148,6 @@ impl Drop for SharedMapping {
         // be used past the handle's life.
         let _ = unsafe { nix::sys::mman::munmap(self.ptr.cast(), self.len) };
     }
-}
-
-/// A window of an output file being written, mapped shared (`MAP_SHARED`)
-/// and handed out as `&mut [u8]`: bytes copied into it are the file's bytes,
-/// with no `write` between. Unmapped on drop.
-///
-/// A shared file mapping is sound to hand out as a slice only while no one
-/// else writes the file or makes it shorter (shorter: touching a page past
-/// the end is `SIGBUS`). [`FileWindow::new`] therefore maps only a file
-/// that has no name (`O_TMPFILE`, `st_nlink == 0`), so that no other
-/// process can open it (only through `/proc/<pid>/fd`, which takes the
-/// rights to read and write this process's memory anyway), and that already
-/// reaches past the window (its space reserved with `fallocate`). The
-/// owner must neither shorten the file nor give it a name while a window
-/// lives; [`crate::output`] drops the window first.
-#[derive(Debug)]
-pub(crate) struct FileWindow {
-    map: SharedMapping,
-    offset: u64,
-}
-
-impl FileWindow {
-    /// Maps `len` bytes of the unnamed `file` from `offset` (a multiple of
-    /// [`page_size`]) and pre-faults them for writing
-    /// (`MADV_POPULATE_WRITE`, Linux 5.14 and later; where the kernel does
-    /// not know it, the pages fault in as they are first written).
-    ///
-    /// # Errors
-    ///
-    /// `EINVAL` for a file with a name, one shorter than `offset + len`, a
-    /// zero `len` or a misaligned `offset`; errors of `fstat`, `mmap` and of
-    /// `madvise` other than an unknown advice (a page the kernel cannot
-    /// provide is an error here, never a `SIGBUS` later).
-    pub(crate) fn new(file: &File, offset: u64, len: usize) -> io::Result<FileWindow> {
-        let st = retry_if_interrupted(|| nix::sys::stat::fstat(file))?;
-        let end = offset.checked_add(len as u64);
-        let short = end.is_none_or(|end| u64::try_from(st.st_size).map_or(true, |size| size < end));
-        if st.st_nlink != 0 || short || !offset.is_multiple_of(page_size() as u64) {
-            return Err(io::Error::from(Errno::EINVAL));
-        }
-        let map = SharedMapping::at(file, offset, len)?;
-        // SAFETY: the range is exactly the mapping just made, which nothing
-        // else uses yet; populating only faults its pages in.
-        let populated = unsafe {
-            nix::sys::mman::madvise(map.ptr.cast(), len, nix::sys::mman::MmapAdvise::MADV_POPULATE_WRITE)
-        };
-        match populated {
-            Ok(()) | Err(Errno::EINVAL) => Ok(FileWindow { map, offset }),
-            Err(e) => Err(io::Error::from(e)),
-        }
-    }
-
-    /// Where in the file the window starts.
-    pub(crate) fn offset(&self) -> u64 {
-        self.offset
-    }
-
-    /// The window's length in bytes.
-    pub(crate) fn len(&self) -> usize {
-        self.map.len
-    }
-
-    /// The window's bytes, to write into.
-    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
-        // SAFETY: the mapping is `len` readable and writable bytes, all
-        // within the file (checked in `new`), and lives as long as `self`,
-        // which the slice borrows mutably. No other process can reach the
-        // unnamed file and its owner keeps its length while the window
-        // lives (see the type's docs), so nothing else writes the memory
-        // and no page of it goes away.
-        unsafe { std::slice::from_raw_parts_mut(self.map.as_ptr(), self.map.len) }
-    }
-}
-
-/// The size of a memory page (`sysconf(_SC_PAGESIZE)`).
-pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf only reads a system value.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(size).ok().filter(|&s| s > 0).unwrap_or(4096)
 }
 
 unsafe extern "C" {
