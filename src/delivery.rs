@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::outcome::{FailReason, Outcome};
 use crate::output::{Clobber, OutDir, OutputNames, OutputPath};
 use crate::plan::FileResult;
-use crate::protocol::{Reply, MAX_PATH_LEN};
+use crate::protocol::{Reply, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
 use crate::IO_CHUNK;
 
 /// Requests a client keeps in flight: the server always has the next file
@@ -242,7 +242,7 @@ fn receive(
         Ok(start) => start,
         Err(outcome) => return Ok(outcome),
     };
-    progress.start(&out.name().to_string_lossy(), size);
+    progress.start(&out.name().to_string_lossy(), size.told());
     let dir = options.out_dir.display();
     // A local failure cancels the file: the server stops sending it, what
     // is in flight is read and dropped, and the session goes on with the
@@ -302,10 +302,70 @@ fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e: &std::io::
     }
 }
 
+/// A file's size as its `Start` frame tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// The file has exactly this many bytes; the `End` count must match.
+    Exactly(u64),
+    /// The size was not known to the server (procfs, sysfs, or `fstat`
+    /// said 0): it read to the end, and the `End` count is the truth; what
+    /// `fstat` said rides along for the progress bar.
+    Unknown { told: u64 },
+}
+
+impl Announced {
+    fn of(size: u64, flags: StartFlags) -> Announced {
+        if flags.size_unknown() {
+            Announced::Unknown { told: size }
+        } else {
+            Announced::Exactly(size)
+        }
+    }
+
+    /// The most bytes that may arrive.
+    fn limit(self) -> u64 {
+        match self {
+            Announced::Exactly(size) => size,
+            Announced::Unknown { .. } => MAX_UNKNOWN_SIZE,
+        }
+    }
+
+    /// Whether the server's final count is the size it announced.
+    fn agrees(self, count: u64) -> bool {
+        match self {
+            Announced::Exactly(size) => count == size,
+            Announced::Unknown { .. } => count <= MAX_UNKNOWN_SIZE,
+        }
+    }
+
+    /// The size as the `Start` frame carried it.
+    fn told(self) -> u64 {
+        match self {
+            Announced::Exactly(size) | Announced::Unknown { told: size } => size,
+        }
+    }
+}
+
+impl std::fmt::Display for Announced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Announced::Exactly(size) => write!(f, "{size}"),
+            Announced::Unknown { .. } => write!(f, "an unknown size"),
+        }
+    }
+}
+
 /// The outcome of a file whose size or checksum is wrong, `note` added to
 /// its text; `None` when both are right.
-fn check(size: u64, count: u64, checksum: u64, received: u64, digest: u64, note: &str) -> Option<Outcome> {
-    if count != received || count != size {
+fn check(
+    size: Announced,
+    count: u64,
+    checksum: u64,
+    received: u64,
+    digest: u64,
+    note: &str,
+) -> Option<Outcome> {
+    if count != received || !size.agrees(count) {
         let text = format!("size mismatch: announced {size}, sent {count}, received {received}{note}");
         return Some(Outcome::failed(FailReason::SizeMismatch, text));
     }
@@ -319,9 +379,9 @@ fn read_start(
     client: &mut Client,
     seq: u32,
     buf: &mut [u8],
-) -> Result<std::result::Result<(u64, u32), Outcome>> {
+) -> Result<std::result::Result<(Announced, u32), Outcome>> {
     Ok(match client.next_frame(seq, buf)? {
-        Frame::Control(Reply::Start { size, mode, .. }) => Ok((size, mode)),
+        Frame::Control(Reply::Start { size, mode, flags }) => Ok((Announced::of(size, flags), mode)),
         Frame::Control(Reply::NotFound) => Err(Outcome::NotFound),
         Frame::Control(Reply::Refused { code, reason }) => {
             Err(Outcome::Refused { reason: code.into(), text: reason })
@@ -354,7 +414,7 @@ enum Taking {
 }
 
 /// Reads the data frames of request `seq`, whose start frame announced
-/// `size` bytes, up to its end frame.
+/// `size`, up to its end frame.
 ///
 /// Each data frame is copied once, from the slot straight into `chunk`
 /// (memory the server cannot reach; at least [`IO_CHUNK`] and one frame
@@ -369,7 +429,7 @@ enum Taking {
 fn read_body(
     client: &mut Client,
     seq: u32,
-    size: u64,
+    size: Announced,
     chunk: &mut [u8],
     progress: &mut dyn Progress,
     taking: Taking,
@@ -388,7 +448,7 @@ fn read_body(
         match client.next_frame(seq, &mut chunk[fill..])? {
             Frame::Data(len) => {
                 received += u64::from(len);
-                if received > size {
+                if received > size.limit() {
                     return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
                 }
                 if taking == Taking::No {
@@ -501,7 +561,7 @@ impl Client {
             Ok((size, _)) => size,
             Err(outcome) => return Ok(outcome),
         };
-        progress.start(output_name(path).unwrap_or(path), size);
+        progress.start(output_name(path).unwrap_or(path), size.told());
         let mut write_error: Option<std::io::Error> = None;
         // A failing writer does not cancel the file: the rest is read and
         // dropped, as documented (a caller that wants it to stop at once
@@ -588,7 +648,7 @@ impl Client {
 pub struct FileReader<'a> {
     client: &'a mut Client,
     seq: u32,
-    size: u64,
+    size: Announced,
     received: u64,
     hasher: Xxh3,
     buf: Vec<u8>,
@@ -609,9 +669,11 @@ impl std::fmt::Debug for FileReader<'_> {
 }
 
 impl FileReader<'_> {
-    /// The file's size as the server announced it.
+    /// The file's size as the server announced it (for a file whose size
+    /// the server could not know beforehand, such as one in `/proc`, what
+    /// `fstat` said: the bytes read are the truth).
     pub fn size(&self) -> u64 {
-        self.size
+        self.size.told()
     }
 
     /// Reads the next frame into the buffer: `false` at the verified end.
@@ -620,7 +682,7 @@ impl FileReader<'_> {
         match self.client.next_frame(self.seq, &mut self.buf).map_err(std::io::Error::other)? {
             Frame::Data(len) => {
                 self.received += u64::from(len);
-                if self.received > self.size {
+                if self.received > self.size.limit() {
                     self.done = true;
                     return Err(bad(format!("server sent more than the announced {} bytes", self.size)));
                 }
