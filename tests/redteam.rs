@@ -190,7 +190,7 @@ fn file_whose_size_lies_is_streamed_to_its_end_never_received_empty() {
     let cmdline = fs::read(env.in_out("cmdline")).unwrap_or_default();
     done.assert_code(0)
         .check(String::from_utf8_lossy(&status).contains("Name:\tsleep"), "the real bytes of the status file")
-        .check(cmdline == b"sleep\060\0", "the real bytes of the cmdline file")
+        .check(cmdline == b"sleep\x0060\x00", "the real bytes of the cmdline file")
         .check(
             done.stdout.contains(&format!("status: received {} bytes", status.len())),
             "the count told is the count written",
