@@ -1,5 +1,7 @@
-//! Chaos: a seeded random schedule of client SIGKILL and SIGINT, server
-//! SIGKILL followed at once by a new server on the same queue, and
+//! Chaos: a seeded random schedule of client SIGKILL, SIGINT, two SIGTERMs
+//! at once (as GNU `timeout` sends them) and SIGHUP; server SIGKILL followed
+//! at once by a new server on the same queue, server SIGHUP and SIGTERM
+//! together (it must stop cleanly, exit 0) followed by a new server, and
 //! SIGSTOP/SIGCONT of clients and servers, over random files of 0 bytes to
 //! 20 MiB (8 MiB in the short run). At the end it counts, and asserts to be zero:
 //!
@@ -13,9 +15,10 @@
 //!
 //! It prints its seed; `CHAOS_SEED=N` replays a schedule. By default the
 //! run is short (a few seconds): at least [`SHORT_SESSIONS`] client
-//! sessions, the first clients SIGKILLed, SIGINTed and SIGSTOPped in turn
-//! and the first server events a kill and a stop, and on until each of these
-//! five faults has struck a running process at least once (the test fails if
+//! sessions, the first clients SIGKILLed, SIGINTed, SIGTERMed twice, SIGHUPed
+//! and SIGSTOPped in turn and the first server events a kill, a stop and a
+//! hang-up, and on until each of these eight faults has struck a running
+//! process at least once (the test fails if
 //! one never did). `SOAK=N` runs N client sessions of a random schedule
 //! instead, for long runs (`SOAK=2000 CHAOS_SEED=N cargo test --release
 //! chaos`).
@@ -53,8 +56,14 @@ const SHORT_SESSIONS: usize = 12;
 /// fault to strike.
 const SHORT_CAP: usize = 100;
 /// The fates of the short run's first clients, in turn.
-const FIRST_FATES: [Fate; 4] =
-    [Fate::Kill, Fate::Interrupt, Fate::Stop(Duration::from_millis(2500)), Fate::Undisturbed];
+const FIRST_FATES: [Fate; 6] = [
+    Fate::Kill,
+    Fate::Interrupt,
+    Fate::DoubleTerm,
+    Fate::Hangup,
+    Fate::Stop(Duration::from_millis(2500)),
+    Fate::Undisturbed,
+];
 /// Rate below which a transfer counts as stuck (bytes per second): a
 /// debug build on a loaded machine is slow, so this is low.
 const SLOWEST: u64 = 5 * MIB;
@@ -65,6 +74,9 @@ enum Fate {
     Undisturbed,
     Kill,
     Interrupt,
+    /// SIGTERM twice at once, as GNU `timeout` sends it (child and group).
+    DoubleTerm,
+    Hangup,
     Stop(Duration),
 }
 
@@ -122,9 +134,13 @@ struct Counts {
     unexplained: usize,
     server_kills: usize,
     server_stops: usize,
+    /// Servers given SIGHUP and SIGTERM at once, then replaced.
+    server_hangups: usize,
     /// Signals that reached a running client.
     client_kills: usize,
     client_interrupts: usize,
+    client_double_terms: usize,
+    client_hangups: usize,
     client_stops: usize,
     unexpected_server_exits: usize,
     /// How the clients ended, by exit status, with their total run time.
@@ -144,9 +160,18 @@ fn has_option(bin: &str, option: &str) -> bool {
 impl Counts {
     /// Whether each kind of fault has reached a running process.
     fn every_fault_struck(&self) -> bool {
-        [self.client_kills, self.client_interrupts, self.client_stops, self.server_kills, self.server_stops]
-            .iter()
-            .all(|&n| n > 0)
+        [
+            self.client_kills,
+            self.client_interrupts,
+            self.client_double_terms,
+            self.client_hangups,
+            self.client_stops,
+            self.server_kills,
+            self.server_stops,
+            self.server_hangups,
+        ]
+        .iter()
+        .all(|&n| n > 0)
     }
 }
 
@@ -259,9 +284,11 @@ impl Chaos {
     /// A fate of the random schedule.
     fn random_fate(&mut self) -> Fate {
         match self.rng.range(0, 100) {
-            0..=44 => Fate::Undisturbed,
-            45..=64 => Fate::Kill,
-            65..=79 => Fate::Interrupt,
+            0..=39 => Fate::Undisturbed,
+            40..=57 => Fate::Kill,
+            58..=69 => Fate::Interrupt,
+            70..=77 => Fate::DoubleTerm,
+            78..=84 => Fate::Hangup,
             _ => Fate::Stop(Duration::from_millis(self.rng.range(100, 4000))),
         }
     }
@@ -317,6 +344,7 @@ impl Chaos {
         let roll = match self.run {
             Run::Short if self.counts.server_kills == 0 => 0,
             Run::Short if self.counts.server_stops == 0 => 50,
+            Run::Short if self.counts.server_hangups == 0 => 90,
             _ => self.rng.range(0, 100),
         };
         match roll {
@@ -328,6 +356,22 @@ impl Chaos {
                 let old = std::mem::replace(&mut self.server, next);
                 self.dead_servers.push(old);
                 self.counts.server_kills += 1;
+                Self::disturb_all(clients, Duration::ZERO);
+            }
+            80..=99 if self.server_cont_at.is_none() => {
+                // SIGHUP and SIGTERM at once: the server must stop cleanly
+                // (exit 0, its queue and lock removed), then a new one comes.
+                self.server.signal(Signal::SIGHUP);
+                self.server.signal(Signal::SIGTERM);
+                let done = self.server.finish(TIMEOUT);
+                if done.code() != Some(0) {
+                    self.counts.unexpected_server_exits += 1;
+                    eprintln!("chaos: a server given SIGHUP and SIGTERM did not exit 0\n{done}");
+                }
+                let next = Self::spawn_server(&self.env, &self.server_args());
+                let old = std::mem::replace(&mut self.server, next);
+                self.dead_servers.push(old);
+                self.counts.server_hangups += 1;
                 Self::disturb_all(clients, Duration::ZERO);
             }
             45..=79 if self.server_cont_at.is_none() => {
@@ -415,6 +459,15 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
                     Fate::Interrupt => {
                         chaos.counts.client_interrupts += 1;
                         c.proc.signal(Signal::SIGINT);
+                    }
+                    Fate::DoubleTerm => {
+                        chaos.counts.client_double_terms += 1;
+                        c.proc.signal(Signal::SIGTERM);
+                        c.proc.signal(Signal::SIGTERM);
+                    }
+                    Fate::Hangup => {
+                        chaos.counts.client_hangups += 1;
+                        c.proc.signal(Signal::SIGHUP);
                     }
                     Fate::Stop(d) => {
                         chaos.counts.client_stops += 1;
@@ -511,15 +564,18 @@ fn chaos_of_kills_stops_and_replaced_servers_leaves_nothing_corrupt_hung_leaked_
         eprintln!("chaos: {n:5} clients {how} (mean {:?})", *time / *n as u32);
     }
     eprintln!(
-        "chaos: seed {seed}: {} sessions ({} clients SIGKILLed, {} SIGINTed, {} SIGSTOPped), \
-         {} server kills, {} server stops in {:?}: \
+        "chaos: seed {seed}: {} sessions ({} clients SIGKILLed, {} SIGINTed, {} SIGTERMed twice, \
+         {} SIGHUPed, {} SIGSTOPped), {} server kills, {} server stops, {} server hang-ups in {:?}: \
          corrupt {}, hung {}, leaked {}, litter {} (unexplained failures {}, servers exited by themselves {})",
         c.sessions,
         c.client_kills,
         c.client_interrupts,
+        c.client_double_terms,
+        c.client_hangups,
         c.client_stops,
         c.server_kills,
         c.server_stops,
+        c.server_hangups,
         started.elapsed(),
         c.corrupt,
         c.hung,
