@@ -65,8 +65,6 @@ mod client;
 mod delivery;
 mod error;
 mod leftovers;
-// Crate-internal now; what no caller uses any more is its owner's to trim.
-#[allow(dead_code)]
 mod liveness;
 mod log_budget;
 mod names;
@@ -77,7 +75,6 @@ mod pacing;
 mod plan;
 mod protocol;
 mod queue;
-#[allow(dead_code)]
 mod ring;
 mod semaphore;
 mod send_file;

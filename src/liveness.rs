@@ -289,6 +289,7 @@ impl ServerWatch {
     }
 
     /// The watched server's pid, as it wrote it into its lock object.
+    #[cfg(test)]
     pub fn pid(&self) -> Option<u32> {
         read_pid(&self.obj)
     }
@@ -336,15 +337,6 @@ pub fn queue_identity(queue: &str, mq: &impl AsRawFd) -> Result<(u32, u64)> {
 /// The uid of this process.
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
-}
-
-/// Whether the server of `queue` is alive, for `--cleanup`.
-///
-/// # Errors
-///
-/// As [`ServerWatch::find`].
-pub fn server_alive(queue: &str) -> Result<bool> {
-    Ok(ServerWatch::find(queue)?.is_some())
 }
 
 /// What the sweeper may conclude about a client's region.

@@ -293,11 +293,6 @@ impl Consumer {
         self
     }
 
-    /// The region this consumer empties.
-    pub fn region(&self) -> &Region {
-        &self.end.region
-    }
-
     /// The largest payload one frame carries.
     pub fn max_payload(&self) -> usize {
         self.end.max_payload()
@@ -305,11 +300,12 @@ impl Consumer {
 
     /// Waits for the next frame, copies its payload into `buf` (resized to
     /// the payload's length) and gives the slot back. As
-    /// [`Consumer::recv_into`], for callers that want an owned payload.
+    /// [`Consumer::recv_into`], for the tests, which want an owned payload.
     ///
     /// # Errors
     ///
     /// As [`Consumer::recv_into`].
+    #[cfg(test)]
     pub fn recv(&mut self, buf: &mut Vec<u8>) -> Result<FrameHeader> {
         buf.resize(self.max_payload(), 0);
         let res = self.recv_into(buf);
