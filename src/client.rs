@@ -13,7 +13,9 @@ use crate::error::{Error, Result, SessionEnd};
 use crate::liveness::ServerWatch;
 use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
-use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus};
+use crate::protocol::{
+    Command, FrameHeader, FrameKind, GetCondition, Reply, ServerStatus, SessionKind, SessionStatus,
+};
 use crate::queue::{self, SendError};
 use crate::ring::{Consumer, Liveness, RingSems};
 use crate::semaphore::Semaphore;
@@ -563,9 +565,20 @@ impl Client {
     /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::Encode`],
     /// [`Error::Os`] from `mq_send`.
     pub(crate) fn request(&mut self, path: &str) -> Result<u32> {
+        self.request_from(path, 0, GetCondition::Always)
+    }
+
+    /// [`Client::request`] for the bytes from `offset` on, on `condition`
+    /// (resuming, `--update`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub(crate) fn request_from(&mut self, path: &str, offset: u64, condition: GetCondition) -> Result<u32> {
         let seq = self.take_seq();
         let region = self.names.region.clone();
-        self.send(&Command::Get { client_pid: self.pid, seq, region, path: path.to_owned() })?;
+        let path = path.to_owned();
+        self.send(&Command::Get { client_pid: self.pid, seq, region, path, offset, condition })?;
         Ok(seq)
     }
 

@@ -135,8 +135,8 @@ pub mod testing {
     /// The wire format.
     pub mod protocol {
         pub use crate::protocol::{
-            truncate_utf8, Command, FrameHeader, FrameKind, ReasonCode, Reply, SessionKind, StartFlags,
-            FRAME_HEADER_LEN, MAX_STATUS_TEXT, MSG_MAGIC, PROTOCOL_VERSION,
+            truncate_utf8, Command, FrameHeader, FrameKind, GetCondition, ReasonCode, Reply, SessionKind,
+            StartFlags, FRAME_HEADER_LEN, MAX_STATUS_TEXT, MSG_MAGIC, PROTOCOL_VERSION,
         };
     }
 
