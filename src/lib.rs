@@ -96,8 +96,8 @@ pub use client::{
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
 pub use leftovers::{cleanup, Collected};
-pub use outcome::{FailReason, Outcome};
-pub use output::{Clobber, OutputNames};
+pub use outcome::{FailReason, Outcome, SkipReason};
+pub use output::{Clobber, OutputNames, Partial, Times, Update};
 pub use pacing::DEFAULT_SPIN_BUDGET;
 pub use plan::{FileResult, Lost, Report, Summary};
 pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus};

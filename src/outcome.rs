@@ -74,12 +74,27 @@ impl From<ReasonCode> for FailReason {
     }
 }
 
+/// Why a file was skipped, a success ([`Outcome::Skipped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The output exists and [`Clobber::Skip`](crate::Clobber::Skip)
+    /// keeps it (`--no-clobber`).
+    Exists,
+    /// The copy has the source's size and is not older
+    /// ([`Update::IfNewer`](crate::Update::IfNewer), `--update`).
+    UpToDate,
+}
+
 /// What became of one requested file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
     /// Written, verified and (into a directory) given its name.
     Delivered { bytes: u64 },
+    /// Not fetched, by choice: the copy there is kept. A success.
+    Skipped { reason: SkipReason },
     /// The server has no such file.
     NotFound,
     /// The server will not send it: why, and the server's words.
@@ -99,6 +114,12 @@ impl Outcome {
         matches!(self, Outcome::Delivered { .. })
     }
 
+    /// Whether the file arrived or was skipped by choice: nothing went
+    /// wrong.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. } | Outcome::Skipped { .. })
+    }
+
     /// The reason a file that did not arrive did not, if it was refused or
     /// failed.
     pub fn reason(&self) -> Option<FailReason> {
@@ -108,7 +129,8 @@ impl Outcome {
         }
     }
 
-    /// The bytes delivered, or the reason as an [`Error`], for `?`.
+    /// The bytes delivered (0 for a skipped file), or the reason as an
+    /// [`Error`], for `?`.
     ///
     /// # Errors
     ///
@@ -127,6 +149,7 @@ impl Outcome {
     pub fn into_result(self) -> Result<u64> {
         match self {
             Outcome::Delivered { bytes } => Ok(bytes),
+            Outcome::Skipped { .. } => Ok(0),
             Outcome::NotFound => Err(Error::NotFound),
             Outcome::Refused { reason, text } => Err(Error::Refused { reason, text }),
             Outcome::Failed { reason, text } => Err(Error::Failed { reason, text }),
