@@ -18,8 +18,8 @@ use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, S
 use crate::outcome::FailReason;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{
-    normalize_path, Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus,
-    SkipCode,
+    normalize_path, Command, FrameHeader, FrameKind, GetCondition, Reply, ServerStatus, SessionKind,
+    SessionStatus, SkipCode,
 };
 use crate::queue::{self, SendError};
 use crate::ring::{Consumer, Liveness, RingSems};
@@ -761,9 +761,20 @@ impl Client {
     /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::Encode`],
     /// [`Error::Os`] from `mq_send`.
     pub(crate) fn request(&mut self, path: &[u8]) -> Result<u32> {
+        self.request_from(path, 0, GetCondition::Always)
+    }
+
+    /// [`Client::request`] for the bytes from `offset` on, on `condition`
+    /// (resuming, `--update`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub(crate) fn request_from(&mut self, path: &[u8], offset: u64, condition: GetCondition) -> Result<u32> {
         let seq = self.take_seq();
         let region = self.names.region.clone();
-        self.send(&Command::Get { client_pid: self.pid, seq, region, path: path.to_vec() })?;
+        let path = path.to_vec();
+        self.send(&Command::Get { client_pid: self.pid, seq, region, path, offset, condition })?;
         Ok(seq)
     }
 

@@ -12,10 +12,11 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::client::{Client, Frame};
 use crate::error::{Error, Result};
+use crate::outcome::SkipReason;
 use crate::outcome::{FailReason, Outcome};
-use crate::output::{Clobber, OutDir, OutputNames, OutputPath};
+use crate::output::{Clobber, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update};
 use crate::plan::FileResult;
-use crate::protocol::{Reply, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
+use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
 use crate::IO_CHUNK;
 
 /// Requests a client keeps in flight: the server always has the next file
@@ -34,6 +35,12 @@ pub trait Progress {
     /// A file of a [`Client::fetch_files`] run has its outcome, in the order
     /// asked for.
     fn result(&mut self, _file: &FileResult) {}
+    /// The partial file kept for `name` is not resumed: its source changed
+    /// since (size or mtime); the file starts over.
+    fn starting_over(&mut self, _name: &str) {}
+    /// The file in progress was cut off and its first `bytes` bytes are
+    /// kept for resuming ([`Partial::Keep`]).
+    fn kept_partial(&mut self, _bytes: u64) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -76,6 +83,12 @@ pub struct FetchOptions {
     pub clobber: Clobber,
     /// What name a file gets below the output directory.
     pub names: OutputNames,
+    /// Whether a cut-off file is kept for resuming, and resumed.
+    pub partial: Partial,
+    /// Which modification time a delivered file gets.
+    pub times: Times,
+    /// Whether a file with an up-to-date copy is fetched.
+    pub update: Update,
 }
 
 impl Default for FetchOptions {
@@ -88,7 +101,35 @@ impl FetchOptions {
     /// Options that write into `out_dir`, replacing existing files, each
     /// file under its last path component.
     pub fn new(out_dir: impl Into<PathBuf>) -> FetchOptions {
-        FetchOptions { out_dir: out_dir.into(), clobber: Clobber::Replace, names: OutputNames::Basename }
+        FetchOptions {
+            out_dir: out_dir.into(),
+            clobber: Clobber::Replace,
+            names: OutputNames::Basename,
+            partial: Partial::Discard,
+            times: Times::Now,
+            update: Update::Always,
+        }
+    }
+
+    /// Whether a cut-off file is kept for resuming, and resumed.
+    #[must_use]
+    pub fn partial(mut self, partial: Partial) -> FetchOptions {
+        self.partial = partial;
+        self
+    }
+
+    /// Which modification time a delivered file gets.
+    #[must_use]
+    pub fn times(mut self, times: Times) -> FetchOptions {
+        self.times = times;
+        self
+    }
+
+    /// Whether a file with an up-to-date copy is fetched.
+    #[must_use]
+    pub fn update(mut self, update: Update) -> FetchOptions {
+        self.update = update;
+        self
     }
 
     /// Whether an existing file is replaced.
@@ -165,11 +206,46 @@ fn refuse_locally(options: &FetchOptions, out_dir: &std::io::Result<OutDir>, job
         return Some(too_long);
     }
     if let Ok(dir) = out_dir {
-        if options.clobber == Clobber::Keep && dir.exists(out) {
-            return Some(exists(&options.out_dir.join(out.shown_path())));
+        match options.clobber {
+            Clobber::Keep if dir.exists(out) => return Some(exists(&options.out_dir.join(out.shown_path()))),
+            Clobber::Skip if dir.exists(out) => return Some(Outcome::Skipped { reason: SkipReason::Exists }),
+            _ => {}
         }
     }
     None
+}
+
+/// How a file is asked for: from which byte, on what condition, and the
+/// partial file it resumes.
+struct Asked {
+    seq: u32,
+    kept: Option<Kept>,
+}
+
+/// Asks for the file of `job` (to be written to `out`): from the end of
+/// its kept partial file ([`Partial::Keep`]) if the source is still the
+/// one it was cut from, or unless the copy there is up to date
+/// ([`Update::IfNewer`]), or whole.
+fn ask(
+    client: &mut Client,
+    options: &FetchOptions,
+    out_dir: &std::io::Result<OutDir>,
+    job: &Job,
+) -> Result<Asked> {
+    let (Ok(dir), Ok(out)) = (out_dir, &job.out) else {
+        return Ok(Asked { seq: client.request(&job.remote)?, kept: None });
+    };
+    if options.partial == Partial::Keep {
+        if let Some(kept) = dir.kept(out) {
+            let seq = client.request_from(&job.remote, kept.len, GetCondition::IfSame(kept.stamp))?;
+            return Ok(Asked { seq, kept: Some(kept) });
+        }
+    }
+    let condition = match (options.update, dir.stamp(out)) {
+        (Update::IfNewer, Some(copy)) => GetCondition::UnlessUpToDate(copy),
+        _ => GetCondition::Always,
+    };
+    Ok(Asked { seq: client.request_from(&job.remote, 0, condition)?, kept: None })
 }
 
 fn too_long(path: &[u8]) -> Option<Outcome> {
@@ -202,21 +278,21 @@ pub(crate) fn fetch_jobs(
     let out_dir = OutDir::open(&options.out_dir);
     let mut known: Vec<Option<Outcome>> = jobs.iter().map(|j| refuse_locally(options, &out_dir, j)).collect();
     let todo: Vec<usize> = (0..jobs.len()).filter(|&i| known[i].is_none()).collect();
-    let mut in_flight: VecDeque<u32> = VecDeque::new();
+    let mut in_flight: VecDeque<Asked> = VecDeque::new();
     let mut next = 0;
     // One frame past IO_CHUNK: a frame always fits after what waits to be
     // written.
     let mut chunk = vec![0; IO_CHUNK + client.max_payload()];
     for (i, job) in jobs.iter().enumerate() {
         while in_flight.len() < REQUEST_WINDOW && next < todo.len() {
-            in_flight.push_back(client.request(&jobs[todo[next]].remote)?);
+            in_flight.push_back(ask(client, options, &out_dir, &jobs[todo[next]])?);
             next += 1;
         }
         let outcome = match (known[i].take(), &job.out) {
             (Some(o), _) => o,
             (None, Ok(out)) => {
-                let seq = in_flight.pop_front().expect("a request is in flight for every file");
-                receive(client, options, seq, &out_dir, out, progress, &mut chunk)?
+                let asked = in_flight.pop_front().expect("a request is in flight for every file");
+                receive(client, options, asked, &out_dir, out, progress, &mut chunk)?
             }
             (None, Err(_)) => unreachable!("refused by refuse_locally"),
         };
@@ -227,35 +303,62 @@ pub(crate) fn fetch_jobs(
     Ok(())
 }
 
-/// Receives the answer to request `seq` and, for a file, writes it to `out`
-/// in `out_dir`. The frames are read to the end whatever happens locally.
+/// Receives the answer to request `asked` and, for a file, writes it to
+/// `out` in `out_dir`: appended to its kept partial file when the server
+/// resumes it, else from the start. The frames are read to the end
+/// whatever happens locally. A session lost midway keeps what was written
+/// as a partial file with [`Partial::Keep`], else nothing.
 fn receive(
     client: &mut Client,
     options: &FetchOptions,
-    seq: u32,
+    asked: Asked,
     out_dir: &std::io::Result<OutDir>,
     out: &OutputPath,
     progress: &mut dyn Progress,
     chunk: &mut [u8],
 ) -> Result<Outcome> {
-    let (size, mode) = match read_start(client, seq, chunk)? {
+    let Asked { seq, kept } = asked;
+    let start = match read_start(client, seq, chunk)? {
         Ok(start) => start,
         Err(outcome) => return Ok(outcome),
     };
+    if start.flags.up_to_date() {
+        return Ok(Outcome::Skipped { reason: SkipReason::UpToDate });
+    }
+    let size = Announced::of(start.size, start.flags);
     progress.start(&out.name().to_string_lossy(), size.told());
     let dir = options.out_dir.display();
+    let mut hasher = Xxh3::new();
+    let mut written = 0u64;
     // A local failure cancels the file: the server stops sending it, what
     // is in flight is read and dropped, and the session goes on with the
     // next one.
-    let mut sink = match out_dir {
-        Ok(out_dir) => out_dir.create(out, mode).map_err(|e| creation_failure(out_dir, &dir, &e)),
-        Err(e) => Err(format!("output directory {dir}: {e}")),
+    let mut sink: std::result::Result<Sink, String> = match (out_dir, kept, start.flags.from_offset()) {
+        (_, None, true) => return Err(Error::Protocol("a file resumed that was asked for whole".into())),
+        (Err(e), _, _) => Err(format!("output directory {dir}: {e}")),
+        (Ok(out_dir), Some(mut kept), true) => {
+            written = kept.len;
+            match kept.read_through(&mut |bytes| hasher.update(bytes)) {
+                Ok(()) => out_dir.resume(out, kept).map_err(|e| format!("resuming in {dir}: {e}")),
+                Err(e) => Err(format!("reading the partial file in {dir}: {e}")),
+            }
+        }
+        (Ok(out_dir), kept, false) => {
+            if kept.is_some() {
+                progress.starting_over(&out.shown_path().to_string_lossy());
+                out_dir.discard_kept(out);
+            }
+            out_dir.create(out, start.mode).map_err(|e| creation_failure(out_dir, &dir, &e))
+        }
     };
+    progress.advance(written);
+    let resumed_at = written;
     let taking = if sink.is_ok() { Taking::Yes } else { Taking::No };
     let mut write = |bytes: &[u8]| {
         if let Ok(s) = &mut sink {
-            if let Err(e) = s.write_all(bytes) {
-                sink = Err(format!("writing into {dir}: {e}"));
+            match s.write_all(bytes) {
+                Ok(()) => written += bytes.len() as u64,
+                Err(e) => sink = Err(format!("writing into {dir}: {e}")),
             }
         }
         if sink.is_ok() {
@@ -264,15 +367,20 @@ fn receive(
             Taking::No
         }
     };
-    let received = match read_body(client, seq, size, chunk, progress, taking, &mut write)? {
-        Body::Ended { count, checksum, received, digest } => {
+    let body = read_body(client, seq, size, chunk, progress, taking, &mut write, hasher, resumed_at);
+    let received = match body {
+        Err(e) => {
+            keep_partial(options, sink, &start, written, progress);
+            return Err(e);
+        }
+        Ok(Body::Ended { count, checksum, received, digest }) => {
             if let Some(bad) = check(size, count, checksum, received, digest, "") {
                 return Ok(bad);
             }
             received
         }
-        Body::ServerError(reason, why) => return Ok(Outcome::failed(reason, format!("server: {why}"))),
-        Body::Dropped => {
+        Ok(Body::ServerError(reason, why)) => return Ok(Outcome::failed(reason, format!("server: {why}"))),
+        Ok(Body::Dropped) => {
             let why = sink.err().unwrap_or_else(|| format!("writing into {dir}: the output stopped"));
             return Ok(Outcome::failed(FailReason::WriteFailed, why));
         }
@@ -281,8 +389,16 @@ fn receive(
         Ok(sink) => sink,
         Err(why) => return Ok(Outcome::failed(FailReason::WriteFailed, why)),
     };
+    if options.times == Times::Preserve {
+        if let Err(e) = sink.set_mtime(start.mtime_ns) {
+            return Ok(Outcome::failed(FailReason::WriteFailed, format!("setting the mtime in {dir}: {e}")));
+        }
+    }
     Ok(match sink.persist(options.clobber) {
         Ok(()) => Outcome::Delivered { bytes: received },
+        Err(e) if options.clobber == Clobber::Skip && e.raw_os_error() == Some(libc::EEXIST) => {
+            Outcome::Skipped { reason: SkipReason::Exists }
+        }
         Err(e) => persist_failure(&e, &options.out_dir.join(out.shown_path())),
     })
 }
@@ -355,6 +471,25 @@ impl std::fmt::Display for Announced {
     }
 }
 
+/// Keeps what `sink` holds of a file cut off after `written` bytes, with
+/// [`Partial::Keep`] and a file of known size; else it goes with the sink.
+fn keep_partial(
+    options: &FetchOptions,
+    sink: std::result::Result<Sink, String>,
+    start: &Started,
+    written: u64,
+    progress: &mut dyn Progress,
+) {
+    let Ok(sink) = sink else { return };
+    if options.partial != Partial::Keep || start.flags.size_unknown() || written == 0 {
+        return;
+    }
+    let stamp = Stamp { size: start.size, mtime_ns: start.mtime_ns };
+    if sink.keep_partial(stamp).is_ok() {
+        progress.kept_partial(written);
+    }
+}
+
 /// The outcome of a file whose size or checksum is wrong, `note` added to
 /// its text; `None` when both are right.
 fn check(
@@ -373,15 +508,25 @@ fn check(
         .then(|| Outcome::failed(FailReason::ChecksumMismatch, format!("checksum mismatch (xxh3-64){note}")))
 }
 
-/// Reads the first frame of the answer to `seq`: the file's size and mode,
-/// or the outcome of a file that does not come.
+/// What a `Start` frame said.
+struct Started {
+    size: u64,
+    mode: u32,
+    flags: StartFlags,
+    mtime_ns: i64,
+}
+
+/// Reads the first frame of the answer to `seq`: what its `Start` frame
+/// said, or the outcome of a file that does not come.
 fn read_start(
     client: &mut Client,
     seq: u32,
     buf: &mut [u8],
-) -> Result<std::result::Result<(Announced, u32), Outcome>> {
+) -> Result<std::result::Result<Started, Outcome>> {
     Ok(match client.next_frame(seq, buf)? {
-        Frame::Control(Reply::Start { size, mode, flags }) => Ok((Announced::of(size, flags), mode)),
+        Frame::Control(Reply::Start { size, mode, flags, mtime_ns }) => {
+            Ok(Started { size, mode, flags, mtime_ns })
+        }
         Frame::Control(Reply::NotFound) => Err(Outcome::NotFound),
         Frame::Control(Reply::Refused { code, reason }) => {
             Err(Outcome::Refused { reason: code.into(), text: reason })
@@ -420,12 +565,14 @@ enum Taking {
 /// (memory the server cannot reach; at least [`IO_CHUNK`] and one frame
 /// long), hashed there while it is in cache, and handed to `write` in
 /// [`IO_CHUNK`] pieces and the rest at the end: the checksum covers exactly
-/// the bytes written.
+/// the bytes written, after the `received` bytes already in `hasher` (a
+/// resumed file's kept prefix; none for a whole one).
 ///
 /// When the output does not take bytes (`taking` at the start, or `write`
 /// after a piece), the file is cancelled ([`Client::cancel_request`]): the
 /// frames still in flight up to the server's answer are read and dropped,
 /// and the body is [`Body::Dropped`].
+#[allow(clippy::too_many_arguments)]
 fn read_body(
     client: &mut Client,
     seq: u32,
@@ -434,9 +581,9 @@ fn read_body(
     progress: &mut dyn Progress,
     taking: Taking,
     write: &mut dyn FnMut(&[u8]) -> Taking,
+    mut hasher: Xxh3,
+    mut received: u64,
 ) -> Result<Body> {
-    let mut hasher = Xxh3::new();
-    let mut received = 0u64;
     let mut unreported = 0u64;
     // chunk[..fill] waits to be written.
     let mut fill = 0;
@@ -558,7 +705,7 @@ impl Client {
         let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
         let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
         let size = match read_start(self, seq, &mut chunk)? {
-            Ok((size, _)) => size,
+            Ok(start) => Announced::of(start.size, start.flags),
             Err(outcome) => return Ok(outcome),
         };
         progress.start(output_name(path).unwrap_or(path), size.told());
@@ -572,7 +719,7 @@ impl Client {
             }
             Taking::Yes
         };
-        let body = read_body(self, seq, size, &mut chunk, progress, Taking::Yes, &mut write);
+        let body = read_body(self, seq, size, &mut chunk, progress, Taking::Yes, &mut write, Xxh3::new(), 0);
         progress.finish();
         let body = body?;
         if write_error.is_none() {
@@ -776,7 +923,7 @@ impl Client {
         let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
         let mut buf = vec![0; self.max_payload()];
         let size = match read_start(self, seq, &mut buf)? {
-            Ok((size, _)) => size,
+            Ok(start) => Announced::of(start.size, start.flags),
             Err(outcome) => return Err(outcome.into_result().expect_err("not delivered")),
         };
         Ok(FileReader {

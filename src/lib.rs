@@ -95,8 +95,8 @@ pub use client::{
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
 pub use leftovers::{cleanup, Collected};
-pub use outcome::{FailReason, Outcome};
-pub use output::{Clobber, OutputNames};
+pub use outcome::{FailReason, Outcome, SkipReason};
+pub use output::{Clobber, OutputNames, Partial, Times, Update};
 pub use pacing::DEFAULT_SPIN_BUDGET;
 pub use plan::{FileResult, Lost, Report, Summary};
 pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus};
@@ -135,8 +135,9 @@ pub mod testing {
     /// The wire format.
     pub mod protocol {
         pub use crate::protocol::{
-            normalize_path, truncate_utf8, Command, FrameHeader, FrameKind, ReasonCode, Reply, SessionKind,
-            SkipCode, StartFlags, FRAME_HEADER_LEN, MAX_STATUS_TEXT, MSG_MAGIC, PROTOCOL_VERSION,
+            normalize_path, truncate_utf8, Command, FrameHeader, FrameKind, GetCondition, ReasonCode, Reply,
+            SessionKind, SkipCode, StartFlags, FRAME_HEADER_LEN, MAX_STATUS_TEXT, MSG_MAGIC,
+            PROTOCOL_VERSION,
         };
     }
 

@@ -83,12 +83,27 @@ impl From<ReasonCode> for FailReason {
     }
 }
 
+/// Why a file was skipped, a success ([`Outcome::Skipped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The output exists and [`Clobber::Skip`](crate::Clobber::Skip)
+    /// keeps it (`--no-clobber`).
+    Exists,
+    /// The copy has the source's size and is not older
+    /// ([`Update::IfNewer`](crate::Update::IfNewer), `--update`).
+    UpToDate,
+}
+
 /// What became of one requested file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
     /// Written, verified and (into a directory) given its name.
     Delivered { bytes: u64 },
+    /// Not fetched, by choice: the copy there is kept. A success.
+    Skipped { reason: SkipReason },
     /// The server has no such file.
     NotFound,
     /// The server will not send it: why, and the server's words.
@@ -97,8 +112,8 @@ pub enum Outcome {
     /// happened.
     Failed { reason: FailReason, text: String },
     /// The server's listing left it out, so it was never asked for (a
-    /// recursive fetch): why, and the reason in words.
-    Skipped { reason: FailReason, text: String },
+    /// recursive fetch): why, and the reason in words. A failure.
+    LeftOut { reason: FailReason, text: String },
 }
 
 impl Outcome {
@@ -111,18 +126,25 @@ impl Outcome {
         matches!(self, Outcome::Delivered { .. })
     }
 
+    /// Whether the file arrived or was skipped by choice: nothing went
+    /// wrong.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. } | Outcome::Skipped { .. })
+    }
+
     /// The reason a file that did not arrive did not, if it was refused or
     /// failed.
     pub fn reason(&self) -> Option<FailReason> {
         match self {
             Outcome::Refused { reason, .. }
             | Outcome::Failed { reason, .. }
-            | Outcome::Skipped { reason, .. } => Some(*reason),
+            | Outcome::LeftOut { reason, .. } => Some(*reason),
             _ => None,
         }
     }
 
-    /// The bytes delivered, or the reason as an [`Error`], for `?`.
+    /// The bytes delivered (0 for a skipped file), or the reason as an
+    /// [`Error`], for `?`.
     ///
     /// # Errors
     ///
@@ -141,9 +163,10 @@ impl Outcome {
     pub fn into_result(self) -> Result<u64> {
         match self {
             Outcome::Delivered { bytes } => Ok(bytes),
+            Outcome::Skipped { .. } => Ok(0),
             Outcome::NotFound => Err(Error::NotFound),
             Outcome::Refused { reason, text } => Err(Error::Refused { reason, text }),
-            Outcome::Failed { reason, text } | Outcome::Skipped { reason, text } => {
+            Outcome::Failed { reason, text } | Outcome::LeftOut { reason, text } => {
                 Err(Error::Failed { reason, text })
             }
         }

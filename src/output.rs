@@ -7,6 +7,15 @@
 //!
 //! Temporary names are short (`.shmxfer.<16 hex>`), whatever the final
 //! name: they fit wherever a legal file name fits.
+//!
+//! A cut-off transfer is kept for resuming only when asked
+//! ([`Partial::Keep`], `--continue`): its bytes as
+//! `.shmxfer-partial.<name>` beside where the file goes, and beside it
+//! `.shmxfer-partial.<name>.source`, one line `SIZE MTIME_NS` recording
+//! the source's size and mtime as its `Start` frame told them. The record
+//! is written (to a temporary name, renamed) before the bytes get their
+//! name, so a partial without a record is never resumed. A name too long
+//! for these prefixes keeps nothing.
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -22,6 +31,7 @@ use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode};
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
 use crate::error::{Error, Result};
+use crate::protocol::Stamp;
 use crate::sys;
 
 /// What name a fetched file gets below the output directory.
@@ -45,6 +55,43 @@ pub enum Clobber {
     /// Keep it: the fetched file fails with
     /// [`FailReason::OutputExists`](crate::FailReason::OutputExists).
     Keep,
+    /// Keep it and skip the file, as `cp -n` does: the outcome is
+    /// [`Outcome::Skipped`](crate::Outcome::Skipped) with
+    /// [`SkipReason::Exists`](crate::SkipReason::Exists), a success.
+    Skip,
+}
+
+/// Whether a cut-off transfer leaves its bytes for the next run to resume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Partial {
+    /// Nothing partial is ever kept.
+    #[default]
+    Discard,
+    /// Keep what arrived as a hidden partial file with a record of its
+    /// source, and resume from it: `--continue`.
+    Keep,
+}
+
+/// Which modification time a delivered file gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Times {
+    /// The time it was written.
+    #[default]
+    Now,
+    /// The source's, as `cp -p` does: `--preserve`.
+    Preserve,
+}
+
+/// Whether a file is fetched when a copy of it exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Update {
+    /// Always.
+    #[default]
+    Always,
+    /// Only when the copy is missing, differs in size or is older than the
+    /// source, as `cp -u` does: `--update`. The server decides from the
+    /// copy's size and mtime before it sends a byte.
+    IfNewer,
 }
 
 /// The permission bits a received file may get: never setuid, setgid or
@@ -218,7 +265,7 @@ impl OutDir {
                 let mut tries = 0;
                 loop {
                     let name = temp_name()?;
-                    match openat(&dir, name.as_str(), flags, mode) {
+                    match openat(&dir, name.as_os_str(), flags, mode) {
                         Ok(fd) => break (fd, Some(name)),
                         Err(Errno::EEXIST) if tries < 8 => tries += 1,
                         Err(e) => return Err(os(e)),
@@ -233,13 +280,123 @@ impl OutDir {
             temp,
             target: out.clone(),
             shown: self.path.join(out.shown_path()),
+            record: None,
+        })
+    }
+}
+
+/// A partial file kept for resuming, found in the output directory: its
+/// bytes (open, for reading and appending) and the source's stamp it was
+/// cut from.
+#[derive(Debug)]
+pub struct Kept {
+    file: File,
+    /// Its length: where the transfer resumes.
+    pub len: u64,
+    /// The source's size and mtime when it was cut off.
+    pub stamp: Stamp,
+}
+
+impl Kept {
+    /// Reads the kept bytes from the start, handing them to `each` in
+    /// pieces (to hash them again), and leaves the file at its end.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `read`; a file shorter than it was.
+    pub fn read_through(&mut self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        use std::io::{Read, Seek};
+        self.file.rewind()?;
+        let mut buf = vec![0; crate::IO_CHUNK];
+        let mut left = self.len;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the partial file shrank"));
+            }
+            each(&buf[..n]);
+            left -= n as u64;
+        }
+        self.file.set_len(self.len)
+    }
+}
+
+/// The name of the partial file of `name`.
+fn partial_name(name: &OsStr) -> OsString {
+    let mut partial = OsString::from(".shmxfer-partial.");
+    partial.push(name);
+    partial
+}
+
+/// The name of the record beside the partial file of `name`.
+fn record_name(name: &OsStr) -> OsString {
+    let mut record = partial_name(name);
+    record.push(".source");
+    record
+}
+
+impl OutDir {
+    /// The size and mtime of the regular file at `out`, if there is one
+    /// (a symlink is not followed and counts as none).
+    pub fn stamp(&self, out: &OutputPath) -> Option<Stamp> {
+        let dir = self.parent(out, false).ok()??;
+        let st = fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        (st.st_mode & libc::S_IFMT == libc::S_IFREG).then(|| Stamp {
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec),
+        })
+    }
+
+    /// The partial file kept for `out` with its record, if both are there
+    /// and the record reads.
+    pub fn kept(&self, out: &OutputPath) -> Option<Kept> {
+        let dir = self.parent(out, false).ok()??;
+        let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let record_flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let record = openat(&dir, record_name(&out.name).as_os_str(), record_flags, Mode::empty()).ok()?;
+        let mut text = String::new();
+        // A record is one short line; anything longer is not one.
+        io::Read::read_to_string(&mut io::Read::take(File::from(record), 64), &mut text).ok()?;
+        let mut words = text.split_whitespace();
+        let stamp = Stamp { size: words.next()?.parse().ok()?, mtime_ns: words.next()?.parse().ok()? };
+        let file = File::from(openat(&dir, partial_name(&out.name).as_os_str(), flags, Mode::empty()).ok()?);
+        let meta = file.metadata().ok().filter(std::fs::Metadata::is_file)?;
+        Some(Kept { file, len: meta.len(), stamp })
+    }
+
+    /// Removes the partial file of `out` and its record, if any.
+    pub fn discard_kept(&self, out: &OutputPath) {
+        if let Ok(Some(dir)) = self.parent(out, false) {
+            for name in [partial_name(&out.name), record_name(&out.name)] {
+                let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            }
+        }
+    }
+
+    /// Goes on writing the partial file `kept` for `out`: a sink whose
+    /// bytes so far are the partial's; persisted, it takes the final name
+    /// and the record goes; dropped, both go.
+    ///
+    /// # Errors
+    ///
+    /// The OS error opening the directory.
+    pub fn resume(&self, out: &OutputPath, kept: Kept) -> io::Result<Sink> {
+        let dir = self.parent(out, false)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        Ok(Sink {
+            file: Some(kept.file),
+            dir,
+            temp: Some(partial_name(&out.name)),
+            target: out.clone(),
+            shown: self.path.join(out.shown_path()),
+            record: Some(record_name(&out.name)),
         })
     }
 }
 
 /// A short temporary name: `.shmxfer.` and 16 random hex digits.
-fn temp_name() -> io::Result<String> {
-    Ok(format!(".shmxfer.{:016x}", sys::random_u64()?))
+fn temp_name() -> io::Result<OsString> {
+    Ok(OsString::from(format!(".shmxfer.{:016x}", sys::random_u64()?)))
 }
 
 /// A file being received. Dropped before [`Sink::persist`], it leaves
@@ -251,9 +408,11 @@ pub struct Sink {
     file: Option<File>,
     dir: OwnedFd,
     /// The name of a named temporary file; `None` for an unnamed one.
-    temp: Option<String>,
+    temp: Option<OsString>,
     target: OutputPath,
     shown: PathBuf,
+    /// The record of a resumed partial file, removed with it.
+    record: Option<OsString>,
 }
 
 impl Sink {
@@ -278,7 +437,7 @@ impl Sink {
     /// [`Error::Os`] naming the target; with [`Clobber::Keep`], `EEXIST`
     /// when the name exists.
     pub fn persist(mut self, clobber: Clobber) -> Result<()> {
-        let no_clobber = clobber == Clobber::Keep;
+        let no_clobber = matches!(clobber, Clobber::Keep | Clobber::Skip);
         let shown = self.shown.display().to_string();
         let failed = |op: &'static str| {
             let shown = shown.clone();
@@ -316,10 +475,10 @@ impl Sink {
             }
         };
         if no_clobber {
-            linkat(&self.dir, temp.as_str(), &self.dir, name.as_os_str(), AtFlags::empty())
+            linkat(&self.dir, temp.as_os_str(), &self.dir, name.as_os_str(), AtFlags::empty())
                 .map_err(failed("link"))
         } else {
-            renameat(&self.dir, temp.as_str(), &self.dir, name.as_os_str()).map_err(failed("rename"))?;
+            renameat(&self.dir, temp.as_os_str(), &self.dir, name.as_os_str()).map_err(failed("rename"))?;
             self.temp = None;
             Ok(())
         }
@@ -334,10 +493,74 @@ impl Sink {
     }
 }
 
+impl Sink {
+    /// Gives the file the modification time `mtime_ns` (ns since the
+    /// epoch), its access time now: `--preserve`, before it is named.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `futimens`.
+    pub fn set_mtime(&self, mtime_ns: i64) -> io::Result<()> {
+        let file = self.file.as_ref().ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        let secs = mtime_ns.div_euclid(1_000_000_000);
+        let nanos = mtime_ns.rem_euclid(1_000_000_000);
+        let mtime = nix::sys::time::TimeSpec::new(secs, nanos);
+        nix::sys::stat::futimens(file, &nix::sys::time::TimeSpec::UTIME_NOW, &mtime).map_err(os)
+    }
+
+    /// Keeps what was written as the partial file of its target, with the
+    /// record of the source's `stamp`, for a later run to resume
+    /// ([`Partial::Keep`]). The record is named first: a partial without
+    /// one is never resumed.
+    ///
+    /// # Errors
+    ///
+    /// The OS error writing the record or naming the partial file
+    /// (`ENAMETOOLONG` for a name too long for the prefix); nothing is
+    /// kept then.
+    pub fn keep_partial(mut self, stamp: Stamp) -> io::Result<()> {
+        let name = self.target.name.clone();
+        let (partial, record) = (partial_name(&name), record_name(&name));
+        let temp = temp_name()?;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(&self.dir, temp.as_os_str(), flags, Mode::from_bits_truncate(0o600)).map_err(os)?;
+        let written = File::from(fd).write_all(format!("{} {}\n", stamp.size, stamp.mtime_ns).as_bytes());
+        let named = written
+            .and_then(|()| renameat(&self.dir, temp.as_os_str(), &self.dir, record.as_os_str()).map_err(os));
+        if let Err(e) = named {
+            let _ = unlinkat(&self.dir, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        // The record now names this partial: it must not go with the sink.
+        self.record = None;
+        let file = self.file.take().ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        match self.temp.take() {
+            // A resumed partial has its name already.
+            Some(temp) if temp == partial => Ok(()),
+            Some(temp) => {
+                let renamed =
+                    renameat(&self.dir, temp.as_os_str(), &self.dir, partial.as_os_str()).map_err(os);
+                if renamed.is_err() {
+                    self.temp = Some(temp);
+                }
+                renamed
+            }
+            None => {
+                let _ = unlinkat(&self.dir, partial.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                self.link_unnamed(&file, &partial).map_err(os)
+            }
+        }
+    }
+}
+
 impl Drop for Sink {
     fn drop(&mut self) {
         if let Some(temp) = &self.temp {
-            let _ = unlinkat(self.dir.as_fd(), temp.as_str(), UnlinkatFlags::NoRemoveDir);
+            let _ = unlinkat(self.dir.as_fd(), temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        // A resumed partial that is gone (named, or failed) takes its record.
+        if let Some(record) = &self.record {
+            let _ = unlinkat(self.dir.as_fd(), record.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
     }
 }
@@ -373,7 +596,7 @@ mod tests {
         if named && sink.temp.is_none() {
             let name = temp_name().unwrap();
             let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_CREAT | OFlag::O_EXCL;
-            let fd = openat(&sink.dir, name.as_str(), flags, Mode::from_bits_truncate(mode)).unwrap();
+            let fd = openat(&sink.dir, name.as_os_str(), flags, Mode::from_bits_truncate(mode)).unwrap();
             sink.file = Some(File::from(fd));
             sink.temp = Some(name);
         }

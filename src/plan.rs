@@ -58,6 +58,9 @@ pub struct Lost {
     pub cut_off: Option<(PathBuf, Option<(u64, u64)>)>,
     /// The files never asked for, by name.
     pub not_fetched: Vec<PathBuf>,
+    /// The bytes of the cut-off file kept for resuming
+    /// ([`Partial::Keep`](crate::Partial::Keep)); `None`: nothing kept.
+    pub kept: Option<u64>,
 }
 
 /// The counts of a run, for a summary line ([`Report::summary`]).
@@ -68,6 +71,8 @@ pub struct Summary {
     pub asked: usize,
     /// Files delivered.
     pub delivered: usize,
+    /// Files skipped by choice (`--no-clobber`, `--update`).
+    pub skipped: usize,
     /// Files the server does not have.
     pub not_found: usize,
     /// Files the server refused.
@@ -75,7 +80,7 @@ pub struct Summary {
     /// Files that failed (the one a lost session cut off included).
     pub failed: usize,
     /// Entries a recursive fetch's listing left out (never asked for).
-    pub skipped: usize,
+    pub left_out: usize,
     /// Files never asked for.
     pub not_fetched: usize,
     /// Bytes delivered.
@@ -89,10 +94,11 @@ impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = vec![format!("{} delivered", self.delivered)];
         for (n, what) in [
+            (self.skipped, "skipped"),
             (self.not_found, "not found"),
             (self.refused, "refused"),
             (self.failed, "failed"),
-            (self.skipped, "skipped"),
+            (self.left_out, "left out"),
             (self.not_fetched, "not fetched"),
         ] {
             if n > 0 {
@@ -112,9 +118,10 @@ impl std::fmt::Display for Summary {
 }
 
 impl Report {
-    /// Whether every file asked for was delivered and the session held.
+    /// Whether every file asked for was delivered (or skipped by choice:
+    /// `--no-clobber`, `--update`) and the session held.
     pub fn all_delivered(&self) -> bool {
-        self.lost.is_none() && self.files.iter().all(|f| f.outcome.is_delivered())
+        self.lost.is_none() && self.files.iter().all(|f| f.outcome.is_success())
     }
 
     /// The counts of the run.
@@ -126,17 +133,18 @@ impl Report {
                     s.delivered += 1;
                     s.bytes += bytes;
                 }
+                Outcome::Skipped { .. } => s.skipped += 1,
                 Outcome::NotFound => s.not_found += 1,
                 Outcome::Refused { .. } => s.refused += 1,
                 Outcome::Failed { .. } => s.failed += 1,
-                Outcome::Skipped { .. } => s.skipped += 1,
+                Outcome::LeftOut { .. } => s.left_out += 1,
             }
         }
         if let Some(lost) = &self.lost {
             s.failed += usize::from(lost.cut_off.is_some());
             s.not_fetched = lost.not_fetched.len();
         }
-        s.asked = s.delivered + s.not_found + s.refused + s.failed + s.skipped + s.not_fetched;
+        s.asked = s.delivered + s.skipped + s.not_found + s.refused + s.failed + s.left_out + s.not_fetched;
         s
     }
 
@@ -208,6 +216,51 @@ pub(crate) fn check_outputs(jobs: Vec<Job>, names: OutputNames) -> Result<(Vec<J
     Ok((kept, repeated))
 }
 
+/// Whether the requested `name` is a pattern: it holds `*`, `?` or `[`.
+pub(crate) fn is_pattern(name: &str) -> bool {
+    name.contains(['*', '?', '['])
+}
+
+/// The directories of `pattern` before its first component with a
+/// metacharacter, where its matches lie: `logs/2024` for
+/// `logs/2024/*.txt`; `None` when the first component has one.
+fn literal_dir(pattern: &str) -> Option<String> {
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let first = parts.iter().position(|p| is_pattern(p))?;
+    let dir = parts[..first].iter().filter(|p| !p.is_empty() && **p != ".").copied().collect::<Vec<_>>();
+    (!dir.is_empty()).then(|| dir.join("/"))
+}
+
+/// What the requested `names` stand for, each as the path to ask for or
+/// an outcome known already: a name as it is, unless it is a pattern and
+/// no file of exactly that name exists: then the listed files it matches,
+/// in the listing's order, component by component as a shell matches
+/// (`*` does not cross `/`); a pattern that matches nothing is not found.
+fn expand_patterns(client: &mut Client, names: &[impl AsRef<str>]) -> Result<Vec<(String, Option<Outcome>)>> {
+    let mut out = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        let glob = globset::GlobBuilder::new(name).literal_separator(true).backslash_escape(true).build();
+        let (true, Ok(glob)) = (is_pattern(name), glob) else {
+            out.push((name.to_owned(), None));
+            continue;
+        };
+        let matcher = glob.compile_matcher();
+        let listing = client.list(literal_dir(name).as_deref())?;
+        if listing.files.iter().any(|e| e.path.as_os_str() == name) {
+            out.push((name.to_owned(), None));
+            continue;
+        }
+        let before = out.len();
+        let matched = listing.files.into_iter().filter(|e| matcher.is_match(&e.path));
+        out.extend(matched.map(|e| (e.path.to_string_lossy().into_owned(), None)));
+        if out.len() == before {
+            out.push((name.to_owned(), Some(Outcome::NotFound)));
+        }
+    }
+    Ok(out)
+}
+
 /// Where the listed `path` at or below the named directory `dir` is
 /// written: at its path relative to `dir`'s parent (`sub/deep` writes
 /// `deep/...`; `.` the whole tree), or with [`OutputNames::Relative`] at
@@ -247,7 +300,7 @@ fn tree_jobs(listing: Listing, dir: &[u8], names: OutputNames) -> Vec<Job> {
     for Skipped { path, reason, text } in listing.skipped {
         let path = path.into_os_string().into_vec();
         let shown = if path.is_empty() { dir.to_vec() } else { local_path(&path, dir, names) };
-        let known = Some(Outcome::Skipped { reason, text });
+        let known = Some(Outcome::LeftOut { reason, text });
         jobs.push(Job { remote: path, shown: as_path(&shown), out: Err(String::new()), known });
     }
     jobs
@@ -262,6 +315,7 @@ fn named(f: &[u8], outcome: Outcome) -> Job {
 struct Tracking<'a> {
     inner: &'a mut dyn Progress,
     current: Option<(u64, u64)>,
+    kept: Option<u64>,
 }
 
 impl Progress for Tracking<'_> {
@@ -285,6 +339,15 @@ impl Progress for Tracking<'_> {
     fn result(&mut self, file: &FileResult) {
         self.inner.result(file);
     }
+
+    fn starting_over(&mut self, name: &str) {
+        self.inner.starting_over(name);
+    }
+
+    fn kept_partial(&mut self, bytes: u64) {
+        self.kept = Some(bytes);
+        self.inner.kept_partial(bytes);
+    }
 }
 
 /// Fetches `jobs`, or gives every one the outcome of `early`, an error
@@ -297,7 +360,7 @@ fn run(
     progress: &mut dyn Progress,
     started: Instant,
 ) -> Report {
-    let mut track = Tracking { inner: progress, current: None };
+    let mut track = Tracking { inner: progress, current: None, kept: None };
     let mut files = Vec::with_capacity(jobs.len());
     let fetched = match early {
         Some(e) => Err(e),
@@ -316,12 +379,13 @@ fn run(
                 files.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome });
                 track.result(files.last().expect("just pushed"));
             }
-            Some(Lost { error, cut_off: None, not_fetched: Vec::new() })
+            Some(Lost { error, cut_off: None, not_fetched: Vec::new(), kept: None })
         }
         Err(error) => {
             let mut left = jobs[done..].iter();
             let cut_off = left.next().map(|job| (job.shown.clone(), got));
-            Some(Lost { error, cut_off, not_fetched: left.map(|j| j.shown.clone()).collect() })
+            let not_fetched = left.map(|j| j.shown.clone()).collect();
+            Some(Lost { error, cut_off, not_fetched, kept: track.kept })
         }
     };
     Report { files, lost, elapsed: started.elapsed(), repeated: Vec::new() }
@@ -383,10 +447,68 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<Report> {
         let started = Instant::now();
-        let (jobs, repeated) = check_outputs(plain_jobs(paths, options), options.names)?;
+        if !paths.iter().any(|p| is_pattern(p.as_ref())) {
+            let (jobs, repeated) = check_outputs(plain_jobs(paths, options), options.names)?;
+            let mut report = run(self, &jobs, None, options, progress, started);
+            report.repeated = repeated;
+            return Ok(report);
+        }
+        let expanded = match expand_patterns(self, paths) {
+            Ok(expanded) => expanded,
+            // Turned away or lost before the listing: a result for each name asked for.
+            Err(e) => return Ok(run(self, &plain_jobs(paths, options), Some(e), options, progress, started)),
+        };
+        let mut jobs = Vec::with_capacity(expanded.len());
+        for (path, known) in expanded {
+            let mut job = plain_jobs(&[&path], options).remove(0);
+            if let Some(known) = known {
+                job.shown = path.into();
+                job.known = Some(known);
+            }
+            jobs.push(job);
+        }
+        let (jobs, repeated) = check_outputs(jobs, options.names)?;
         let mut report = run(self, &jobs, None, options, progress, started);
         report.repeated = repeated;
         Ok(report)
+    }
+
+    /// Fetches the one file `path` to the file `dest`, as
+    /// [`Client::fetch_files_with`] fetches into a directory and with its
+    /// `options` (clobbering, resuming, times, updating; `options.out_dir`
+    /// and `options.names` are not used): written beside `dest` and given
+    /// its name only once verified. A `path` is never a pattern here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Failed`] with [`FailReason::BadOutputName`] when `dest` has
+    /// no file name (or one that is not UTF-8); everything else is in the
+    /// [`Report`].
+    pub fn fetch_as_with(
+        &mut self,
+        path: &str,
+        dest: &std::path::Path,
+        options: &FetchOptions,
+        progress: &mut dyn Progress,
+    ) -> Result<Report> {
+        let started = Instant::now();
+        let name = dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::Failed {
+            reason: FailReason::BadOutputName,
+            text: format!("{}: no file name (or not UTF-8)", dest.display()),
+        })?;
+        let dir = match dest.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+            _ => std::path::PathBuf::from("."),
+        };
+        let mut options = options.clone();
+        options.out_dir = dir;
+        let job = Job {
+            remote: normalize_path(path.as_bytes()),
+            shown: options.shown_name(path).into(),
+            out: OutputPath::below(name.as_bytes()),
+            known: None,
+        };
+        Ok(run(self, &[job], None, &options, progress, started))
     }
 
     /// Fetches the directories `dirs` of the server's tree with everything

@@ -17,11 +17,23 @@
 //!        8  u32  client pid
 //!       12  u32  seq (Get, List, Status, Cancel) or region size (Open, OpenStatus), else 0
 //!       16  u16  region name length R (0 for Stop)
-//!       18  u16  tail length P (Get: the path, at least 1 byte; List: 0 for the
+//!       18  u16  tail length P (Get: its fields and the path; List: 0 for the
 //!                whole tree, else the prefix; Open, OpenStatus: the semaphore
 //!                names; 0 for the others)
 //!       20  R bytes region name (UTF-8, no NUL), then P bytes tail (a path is
 //!                any bytes but NUL: a Unix file name is bytes)
+//! ```
+//!
+//! The tail of a Get: where to start and on what condition, then the path
+//! ([`GetCondition`]):
+//!
+//! ```text
+//!        0  u64  offset: the first byte to send (0: the whole file)
+//!        8  u8   condition (0 none, 1 if the source is the same, 2 unless
+//!                the copy is up to date)
+//!        9  u64  the stamp's size (0 without a condition)
+//!       17  i64  the stamp's mtime in ns since the epoch (0 without one)
+//!       25  P - 25 bytes path (bytes, no NUL)
 //! ```
 //!
 //! The tail of an Open names the session's two semaphores, whose names have
@@ -55,11 +67,12 @@ use std::fmt;
 
 /// Version of both the command messages and the region frames. Version 2
 /// added the permission bits to `Start`; version 3 a [`ReasonCode`] before the
-/// text of `Refused` and `Error`, the [`StartFlags`] of `Start`, the
-/// semaphore names in `Open`, paths as bytes (not only UTF-8), a prefix in
-/// `List`, mode and mtime in `ListEntry`, the `ListSkipped` frame and both
-/// counts in `ListEnd`. A peer of another version is told so on its first
-/// message or frame ([`DecodeError::UnsupportedVersion`]).
+/// text of `Refused` and `Error`, the [`StartFlags`] and the mtime of
+/// `Start`, the semaphore names in `Open`, paths as bytes (not only UTF-8),
+/// the offset and [`GetCondition`] of `Get`, a prefix in `List`, mode and
+/// mtime in `ListEntry`, the `ListSkipped` frame and both counts in
+/// `ListEnd`. A peer of another version is told so on its first message or
+/// frame ([`DecodeError::UnsupportedVersion`]).
 pub const PROTOCOL_VERSION: u8 = 3;
 /// First four bytes of every command message ("SXQ1").
 pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
@@ -74,7 +87,11 @@ pub const MAX_PATH_LEN: usize = 1024;
 pub use crate::names::MAX_NAME_LEN;
 /// Largest command message this version ever sends. The Linux default for
 /// `mq_msgsize` is 8192 bytes, so every message fits a default queue.
-pub const MAX_MSG_LEN: usize = MSG_HEADER_LEN + MAX_NAME_LEN + MAX_PATH_LEN;
+pub const MAX_MSG_LEN: usize = MSG_HEADER_LEN + MAX_NAME_LEN + GET_FIELDS_LEN + MAX_PATH_LEN;
+/// Length of a Get's fields before its path: offset, condition, stamp.
+const GET_FIELDS_LEN: usize = 25;
+/// Longest tail of any message: a Get's fields and the longest path.
+const MAX_TAIL_LEN: usize = GET_FIELDS_LEN + MAX_PATH_LEN;
 /// Longest tail of an Open: two semaphore names, each after its length byte.
 const MAX_OPEN_TAIL: usize = 2 * (1 + MAX_NAME_LEN);
 const _: () = assert!(MAX_NAME_LEN <= u8::MAX as usize, "a name's length fits its length byte");
@@ -280,8 +297,10 @@ pub enum Command {
         kind: SessionKind,
     },
     /// Asks for one file (its path: bytes, no NUL, not empty); the answer
-    /// frames carry `seq`.
-    Get { client_pid: u32, seq: u32, region: String, path: Vec<u8> },
+    /// frames carry `seq`. The server sends its bytes from `offset` on (when
+    /// `condition` allows; see [`GetCondition`]), and its `End` frame counts
+    /// and hashes the whole file, the bytes before `offset` included.
+    Get { client_pid: u32, seq: u32, region: String, path: Vec<u8>, offset: u64, condition: GetCondition },
     /// Asks for the list of served files at or below `prefix` (empty: the
     /// whole tree); the answer frames carry `seq`.
     List { client_pid: u32, seq: u32, region: String, prefix: Vec<u8> },
@@ -297,6 +316,56 @@ pub enum Command {
     /// session goes on with the next request. A `seq` not being sent (done
     /// already, or not yet begun) is ignored.
     Cancel { client_pid: u32, seq: u32, region: String },
+}
+
+/// A file's size and modification time as `fstat` tells them: what a
+/// [`GetCondition`] compares and a `Start` frame reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Stamp {
+    pub size: u64,
+    /// Nanoseconds since the epoch (negative before 1970).
+    pub mtime_ns: i64,
+}
+
+/// On what condition a [`Command::Get`] is served as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum GetCondition {
+    /// None: the file from the offset (the whole file when the offset is
+    /// past its end).
+    #[default]
+    Always,
+    /// Resuming: the offset holds only if the source still has this size
+    /// and mtime; otherwise the whole file is sent. The `Start` frame says
+    /// which ([`StartFlags::FROM_OFFSET`]).
+    IfSame(Stamp),
+    /// `--update`: when the source has this size and is not newer than
+    /// this mtime, the answer is a `Start` frame with
+    /// [`StartFlags::UP_TO_DATE`] and nothing after it; otherwise the file.
+    UnlessUpToDate(Stamp),
+}
+
+impl GetCondition {
+    fn encode(self, out: &mut Vec<u8>) {
+        let (kind, stamp) = match self {
+            GetCondition::Always => (0u8, Stamp::default()),
+            GetCondition::IfSame(stamp) => (1, stamp),
+            GetCondition::UnlessUpToDate(stamp) => (2, stamp),
+        };
+        out.push(kind);
+        out.extend_from_slice(&stamp.size.to_le_bytes());
+        out.extend_from_slice(&stamp.mtime_ns.to_le_bytes());
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<GetCondition, DecodeError> {
+        let kind = r.u8()?;
+        let stamp = Stamp { size: r.u64()?, mtime_ns: r.u64()? as i64 };
+        Ok(match kind {
+            0 if stamp == Stamp::default() => GetCondition::Always,
+            1 => GetCondition::IfSame(stamp),
+            2 => GetCondition::UnlessUpToDate(stamp),
+            _ => return Err(DecodeError::BadField("get condition")),
+        })
+    }
 }
 
 const KIND_OPEN: u8 = 1;
@@ -318,10 +387,11 @@ impl fmt::Display for Command {
             Command::Open { client_pid, region_size, region, kind: SessionKind::Status, .. } => {
                 write!(f, "open for the status from pid {client_pid}: region {region} ({region_size} bytes)")
             }
-            Command::Get { client_pid, seq, region, path } => write!(
+            Command::Get { client_pid, seq, region, path, offset, .. } => write!(
                 f,
-                "get {} from pid {client_pid} (request {seq}, region {region})",
-                crate::text::quote_bytes(path)
+                "get {} from pid {client_pid} (request {seq}, region {region}{})",
+                crate::text::quote_bytes(path),
+                get_from_text(*offset)
             ),
             Command::List { client_pid, seq, region, prefix } if prefix.is_empty() => {
                 write!(f, "list from pid {client_pid} (request {seq}, region {region})")
@@ -367,17 +437,19 @@ impl Command {
     /// [`Command::decode`] would enforce, so that nothing is sent that the
     /// server would have to drop.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut semaphores = None;
+        // A tail of fields (an Open's names, a Get's fields and path).
+        let mut fields = None;
         let (kind, pid, word, region, path) = match self {
             Command::Open { client_pid, region_size, region, items, spaces, kind } => {
                 let kind = match kind {
                     SessionKind::Transfer => KIND_OPEN,
                     SessionKind::Status => KIND_OPEN_STATUS,
                 };
-                semaphores = Some(encode_semaphore_names(items, spaces)?);
+                fields = Some(encode_semaphore_names(items, spaces)?);
                 (kind, *client_pid, *region_size, region.as_str(), &[][..])
             }
-            Command::Get { client_pid, seq, region, path } => {
+            Command::Get { client_pid, seq, region, path, offset, condition } => {
+                fields = Some(encode_get_tail(*offset, *condition, path)?);
                 (KIND_GET, *client_pid, *seq, region.as_str(), path.as_slice())
             }
             Command::List { client_pid, seq, region, prefix } => {
@@ -394,7 +466,7 @@ impl Command {
         };
         check_text("region name", region, MAX_NAME_LEN)?;
         check_bytes("path", path, MAX_PATH_LEN)?;
-        let tail = semaphores.as_deref().unwrap_or(path);
+        let tail = fields.as_deref().unwrap_or(path);
         let mut out = Vec::with_capacity(MSG_HEADER_LEN + region.len() + tail.len());
         out.extend_from_slice(&MSG_MAGIC.to_le_bytes());
         out.push(PROTOCOL_VERSION);
@@ -436,8 +508,8 @@ impl Command {
         if region_len > MAX_NAME_LEN {
             return Err(DecodeError::TooLong { field: "region name", len: region_len, max: MAX_NAME_LEN });
         }
-        if path_len > MAX_PATH_LEN {
-            return Err(DecodeError::TooLong { field: "path", len: path_len, max: MAX_PATH_LEN });
+        if path_len > MAX_TAIL_LEN {
+            return Err(DecodeError::TooLong { field: "path", len: path_len, max: MAX_TAIL_LEN });
         }
         let expected = MSG_HEADER_LEN + region_len + path_len;
         if buf.len() < expected {
@@ -456,9 +528,12 @@ impl Command {
             let (items, spaces) = decode_semaphore_names(tail)?;
             return Ok(Command::Open { client_pid, region_size: word, region, items, spaces, kind });
         }
+        if kind == KIND_GET {
+            let (offset, condition, path) = decode_get_tail(tail)?;
+            return Ok(Command::Get { client_pid, seq: word, region, path, offset, condition });
+        }
         let path = path_bytes("path", tail)?;
         let path_ok = match kind {
-            KIND_GET => !path.is_empty(),
             KIND_LIST => true,
             _ => path.is_empty(),
         };
@@ -469,7 +544,6 @@ impl Command {
             return Err(DecodeError::BadField("seq"));
         }
         Ok(match kind {
-            KIND_GET => Command::Get { client_pid, seq: word, region, path },
             KIND_LIST => Command::List { client_pid, seq: word, region, prefix: path },
             KIND_CLOSE => Command::Close { client_pid, region },
             KIND_STOP => Command::Stop { client_pid },
@@ -600,12 +674,35 @@ impl StartFlags {
     /// reads to the end of the file, at most [`MAX_UNKNOWN_SIZE`] bytes, and
     /// the `End` frame's count is the truth.
     pub const SIZE_UNKNOWN: StartFlags = StartFlags(1);
+    /// The data frames begin at the `Get`'s offset: the bytes before it
+    /// were skipped (but hashed: the `End` count and checksum cover the
+    /// whole file). Without it the data begins at byte 0.
+    pub const FROM_OFFSET: StartFlags = StartFlags(2);
+    /// The `Get` asked [`GetCondition::UnlessUpToDate`] and the copy is up
+    /// to date: nothing follows this frame.
+    pub const UP_TO_DATE: StartFlags = StartFlags(4);
     /// Every flag this version knows; a frame with any other bit is refused.
-    const KNOWN: u32 = 1;
+    const KNOWN: u32 = 7;
 
     /// Whether the size is not known beforehand.
     pub fn size_unknown(self) -> bool {
         self.0 & Self::SIZE_UNKNOWN.0 != 0
+    }
+
+    /// Whether the data begins at the `Get`'s offset.
+    pub fn from_offset(self) -> bool {
+        self.0 & Self::FROM_OFFSET.0 != 0
+    }
+
+    /// Whether the copy is up to date and nothing follows.
+    pub fn up_to_date(self) -> bool {
+        self.0 & Self::UP_TO_DATE.0 != 0
+    }
+
+    /// These flags and `other`'s.
+    #[must_use]
+    pub fn with(self, other: StartFlags) -> StartFlags {
+        StartFlags(self.0 | other.0)
     }
 
     /// The flags as they travel.
@@ -623,13 +720,16 @@ impl StartFlags {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reply {
     /// A file follows: its size, its permission bits (`st_mode & 0o7777`)
-    /// for the copy, which the client masks as `cp` does, and its flags
-    /// (whether the size is known). Payload: `u64` size, `u32` mode, `u32`
-    /// flags.
+    /// for the copy, which the client masks as `cp` does, its flags
+    /// (whether the size is known, whether the data begins at the `Get`'s
+    /// offset, whether the copy is up to date), and its modification time
+    /// (for `--preserve`, `--update` and resuming). Payload: `u64` size,
+    /// `u32` mode, `u32` flags, `i64` mtime in ns since the epoch.
     Start {
         size: u64,
         mode: u32,
         flags: StartFlags,
+        mtime_ns: i64,
     },
     End {
         count: u64,
@@ -750,10 +850,11 @@ impl Reply {
     /// [`MAX_REASON_LEN`] bytes on a character boundary.
     pub fn encode_payload(&self, out: &mut Vec<u8>) {
         match self {
-            Reply::Start { size, mode, flags } => {
+            Reply::Start { size, mode, flags, mtime_ns } => {
                 out.extend_from_slice(&size.to_le_bytes());
                 out.extend_from_slice(&(mode & MODE_BITS).to_le_bytes());
                 out.extend_from_slice(&flags.bits().to_le_bytes());
+                out.extend_from_slice(&mtime_ns.to_le_bytes());
             }
             Reply::End { count, checksum } => {
                 out.extend_from_slice(&count.to_le_bytes());
@@ -820,7 +921,7 @@ impl Reply {
                     return Err(DecodeError::BadField("file mode"));
                 }
                 let flags = StartFlags::from_bits(r.u32()?).ok_or(DecodeError::BadField("start flags"))?;
-                Reply::Start { size, mode, flags }
+                Reply::Start { size, mode, flags, mtime_ns: r.u64()? as i64 }
             }
             FrameKind::End => Reply::End { count: r.u64()?, checksum: r.u64()? },
             FrameKind::NotFound => Reply::NotFound,
@@ -925,6 +1026,41 @@ fn open_kind(kind: u8) -> Option<SessionKind> {
 }
 
 /// The tail of an Open: each semaphore name after its length byte.
+/// The tail of a Get: its offset, its condition, its path.
+fn encode_get_tail(offset: u64, condition: GetCondition, path: &[u8]) -> Result<Vec<u8>, EncodeError> {
+    check_bytes("path", path, MAX_PATH_LEN)?;
+    let mut out = Vec::with_capacity(GET_FIELDS_LEN + path.len());
+    out.extend_from_slice(&offset.to_le_bytes());
+    condition.encode(&mut out);
+    out.extend_from_slice(path);
+    Ok(out)
+}
+
+/// [`encode_get_tail`] undone: a path that is present, any bytes but NUL,
+/// at most [`MAX_PATH_LEN`] bytes.
+fn decode_get_tail(tail: &[u8]) -> Result<(u64, GetCondition, Vec<u8>), DecodeError> {
+    if tail.is_empty() {
+        return Err(DecodeError::BadField("path"));
+    }
+    let mut r = Reader::new(tail);
+    let offset = r.u64()?;
+    let condition = GetCondition::decode(&mut r)?;
+    let path = path_bytes("path", r.rest())?;
+    if path.is_empty() {
+        return Err(DecodeError::BadField("path"));
+    }
+    Ok((offset, condition, path))
+}
+
+/// `, from byte N` for a Get that starts past the beginning, for the log.
+fn get_from_text(offset: u64) -> String {
+    if offset == 0 {
+        String::new()
+    } else {
+        format!(", from byte {offset}")
+    }
+}
+
 fn encode_semaphore_names(items: &str, spaces: &str) -> Result<Vec<u8>, EncodeError> {
     check_text("items semaphore name", items, MAX_NAME_LEN)?;
     check_text("spaces semaphore name", spaces, MAX_NAME_LEN)?;
@@ -1129,8 +1265,13 @@ mod tests {
                 .prop_map(|((client_pid, region_size, kind), (region, items, spaces))| {
                     Command::Open { client_pid, region_size, region, items, spaces, kind }
                 }),
-            (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_path(MAX_PATH_LEN))
-                .prop_map(|(client_pid, seq, region, path)| Command::Get { client_pid, seq, region, path }),
+            (
+                (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_path(MAX_PATH_LEN)),
+                (any::<u64>(), any_get_condition())
+            )
+                .prop_map(|((client_pid, seq, region, path), (offset, condition))| {
+                    Command::Get { client_pid, seq, region, path, offset, condition }
+                }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), any_path(MAX_PATH_LEN)).prop_map(
                 |(client_pid, seq, region, prefix)| Command::List { client_pid, seq, region, prefix }
             ),
@@ -1141,6 +1282,15 @@ mod tests {
                 .prop_map(|(client_pid, seq, region)| Command::Status { client_pid, seq, region }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, seq, region)| Command::Cancel { client_pid, seq, region }),
+        ]
+    }
+
+    fn any_get_condition() -> impl Strategy<Value = GetCondition> {
+        let stamp = (any::<u64>(), any::<i64>()).prop_map(|(size, mtime_ns)| Stamp { size, mtime_ns });
+        prop_oneof![
+            Just(GetCondition::Always),
+            stamp.clone().prop_map(GetCondition::IfSame),
+            stamp.prop_map(GetCondition::UnlessUpToDate),
         ]
     }
 
@@ -1158,9 +1308,14 @@ mod tests {
 
     fn any_reply() -> impl Strategy<Value = Reply> {
         prop_oneof![
-            (any::<u64>(), 0..=MODE_BITS, 0..=StartFlags::KNOWN).prop_map(|(size, mode, bits)| {
-                Reply::Start { size, mode, flags: StartFlags::from_bits(bits).unwrap() }
-            }),
+            (any::<u64>(), 0..=MODE_BITS, 0..=StartFlags::KNOWN, any::<i64>()).prop_map(
+                |(size, mode, bits, mtime_ns)| Reply::Start {
+                    size,
+                    mode,
+                    flags: StartFlags::from_bits(bits).unwrap(),
+                    mtime_ns
+                }
+            ),
             (any::<u64>(), any::<u64>()).prop_map(|(count, checksum)| Reply::End { count, checksum }),
             Just(Reply::NotFound),
             (any_code(), any_text(MAX_REASON_LEN)).prop_map(|(code, reason)| Reply::Refused { code, reason }),
@@ -1351,8 +1506,16 @@ mod tests {
         msg[MSG_HEADER_LEN + 2] = 200;
         assert!(matches!(Command::decode(&msg), Err(DecodeError::Truncated { .. })));
         // A Get's path where an Open's names belong.
-        let mut msg =
-            Command::Get { client_pid: 1, seq: 1, region: "/r".into(), path: "p".into() }.encode().unwrap();
+        let mut msg = Command::Get {
+            client_pid: 1,
+            seq: 1,
+            region: "/r".into(),
+            path: "p".into(),
+            offset: 0,
+            condition: GetCondition::Always,
+        }
+        .encode()
+        .unwrap();
         msg[5] = KIND_OPEN;
         assert!(Command::decode(&msg).is_err());
     }
@@ -1387,11 +1550,51 @@ mod tests {
     }
 
     #[test]
+    fn get_carries_its_offset_and_condition_before_the_path() {
+        let stamp = Stamp { size: 10, mtime_ns: -5 };
+        let cmd = Command::Get {
+            client_pid: 1,
+            seq: 2,
+            region: "/r".into(),
+            path: "dir/f".into(),
+            offset: 1 << 40,
+            condition: GetCondition::IfSame(stamp),
+        };
+        let mut msg = cmd.encode().unwrap();
+        assert_eq!(msg.len(), MSG_HEADER_LEN + 2 + GET_FIELDS_LEN + 5);
+        assert_eq!(Command::decode(&msg), Ok(cmd));
+        // An unknown condition, and a stamp beside no condition.
+        let at = MSG_HEADER_LEN + 2 + 8;
+        msg[at] = 3;
+        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("get condition")));
+        msg[at] = 0;
+        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("get condition")));
+        // The fields without a path.
+        let tail_len = GET_FIELDS_LEN as u16;
+        let mut msg = msg[..MSG_HEADER_LEN + 2 + GET_FIELDS_LEN].to_vec();
+        msg[18..20].copy_from_slice(&tail_len.to_le_bytes());
+        msg[at] = 2;
+        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("path")));
+        // The longest path fits a default queue with its fields.
+        let longest = Command::Get {
+            client_pid: 1,
+            seq: 2,
+            region: "/".repeat(MAX_NAME_LEN),
+            path: vec![b'p'; MAX_PATH_LEN],
+            offset: 0,
+            condition: GetCondition::UnlessUpToDate(stamp),
+        };
+        let msg = longest.encode().unwrap();
+        assert_eq!(msg.len(), MAX_MSG_LEN);
+        assert_eq!(Command::decode(&msg), Ok(longest));
+    }
+
+    #[test]
     fn start_carries_permission_bits_only() {
-        let start = Reply::Start { size: 5, mode: 0o4755, flags: StartFlags::NONE };
+        let start = Reply::Start { size: 5, mode: 0o4755, flags: StartFlags::NONE, mtime_ns: -1 };
         let mut payload = Vec::new();
         start.encode_payload(&mut payload);
-        assert_eq!(payload.len(), 16);
+        assert_eq!(payload.len(), 24);
         assert_eq!(Reply::decode(FrameKind::Start, &payload), Ok(start));
         // A Start without its flags is short.
         assert!(matches!(
@@ -1407,13 +1610,13 @@ mod tests {
 
     #[test]
     fn start_says_whether_the_size_is_known_and_refuses_unknown_flags() {
-        let start = Reply::Start { size: 0, mode: 0o444, flags: StartFlags::SIZE_UNKNOWN };
+        let start = Reply::Start { size: 0, mode: 0o444, flags: StartFlags::SIZE_UNKNOWN, mtime_ns: 7 };
         let mut payload = Vec::new();
         start.encode_payload(&mut payload);
         let decoded = Reply::decode(FrameKind::Start, &payload);
         assert_eq!(decoded, Ok(start));
         assert!(matches!(decoded, Ok(Reply::Start { flags, .. }) if flags.size_unknown()));
-        payload[12..].copy_from_slice(&2u32.to_le_bytes());
+        payload[12..16].copy_from_slice(&8u32.to_le_bytes());
         assert_eq!(Reply::decode(FrameKind::Start, &payload), Err(DecodeError::BadField("start flags")));
     }
 
@@ -1469,16 +1672,31 @@ mod tests {
     #[test]
     fn encode_refuses_what_decode_would_refuse() {
         let path = vec![b'a'; MAX_PATH_LEN + 1];
-        let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path };
+        let get = |path: Vec<u8>| Command::Get {
+            client_pid: 1,
+            seq: 0,
+            region: "/r".into(),
+            path,
+            offset: 0,
+            condition: GetCondition::Always,
+        };
+        let cmd = get(path);
         assert!(matches!(cmd.encode(), Err(EncodeError::TooLong { field: "path", .. })));
-        let cmd = Command::Get { client_pid: 1, seq: 0, region: "/r".into(), path: b"a\0b".to_vec() };
+        let cmd = get(b"a\0b".to_vec());
         assert_eq!(cmd.encode(), Err(EncodeError::Nul("path")));
     }
 
     #[test]
     fn paths_that_are_not_utf8_travel_as_they_are() {
         let path = b"bad_\xff\xfe.bin".to_vec();
-        let cmd = Command::Get { client_pid: 1, seq: 2, region: "/r".into(), path: path.clone() };
+        let cmd = Command::Get {
+            client_pid: 1,
+            seq: 2,
+            region: "/r".into(),
+            path: path.clone(),
+            offset: 0,
+            condition: GetCondition::Always,
+        };
         assert_eq!(Command::decode(&cmd.encode().unwrap()), Ok(cmd));
         let entry = Reply::ListEntry { size: 1, mode: 0o644, mtime_secs: -1, mtime_nsec: 5, path };
         let mut payload = Vec::new();

@@ -15,7 +15,7 @@ use nix::sys::statfs::{
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::Result;
-use crate::protocol::{ReasonCode, Reply, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS};
+use crate::protocol::{GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS};
 use crate::ring::Producer;
 use crate::source::{FileKind, OpenFailure, Root};
 use crate::stats::SessionStats;
@@ -25,8 +25,10 @@ use crate::IO_CHUNK;
 /// What became of one file request, as far as the server knows.
 #[derive(Debug)]
 pub(crate) enum Served {
-    /// Sent whole: this many bytes.
+    /// Sent whole (from the offset asked for): this many bytes.
     Sent(u64),
+    /// The client's copy is up to date: nothing sent.
+    UpToDate,
     /// Answered with this negative reply (not found, refused, error).
     Answered(Reply),
 }
@@ -71,10 +73,69 @@ fn send_negative(tx: &mut Producer, seq: u32, reply: Reply) -> Result<Served> {
     Ok(Served::Answered(reply))
 }
 
-/// Serves the file `path` below `root` as the answer to request `seq`,
-/// reading through `buf`, and keeps `stats` up to date. Once `cancelled`
-/// holds `seq` (the client's `Cancel`), the file ends at the next chunk with
-/// an `Error` of [`ReasonCode::Cancelled`].
+/// What a `Get` asks besides its path: from which byte, on what condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Ask {
+    pub(crate) offset: u64,
+    pub(crate) condition: GetCondition,
+}
+
+/// One request for a file: its sequence number, its path (bytes, as the
+/// client sent it), and what else it asks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FileRequest<'a> {
+    pub(crate) seq: u32,
+    pub(crate) path: &'a [u8],
+    pub(crate) ask: Ask,
+}
+
+/// What [`Ask`] comes to for one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// The client's copy is up to date: a `Start` with
+    /// [`StartFlags::UP_TO_DATE`] and nothing else.
+    UpToDate,
+    /// Send from this byte on (0: the whole file), hashing the bytes before
+    /// it too.
+    From(u64),
+}
+
+impl Ask {
+    /// The plan for a source of `stamp` and `size`. An offset holds only
+    /// within a file of known size (and with [`GetCondition::IfSame`] only
+    /// while the source has the stamp the client kept); a file of unknown
+    /// size is never up to date.
+    fn plan(self, stamp: Stamp, size: Size) -> Plan {
+        let Size::Known(known) = size else {
+            return Plan::From(0);
+        };
+        let offset = Plan::From(if self.offset <= known { self.offset } else { 0 });
+        match self.condition {
+            GetCondition::Always => offset,
+            GetCondition::IfSame(kept) if kept == stamp => offset,
+            GetCondition::IfSame(_) => Plan::From(0),
+            GetCondition::UnlessUpToDate(copy)
+                if copy.size == stamp.size && stamp.mtime_ns <= copy.mtime_ns =>
+            {
+                Plan::UpToDate
+            }
+            GetCondition::UnlessUpToDate(_) => offset,
+        }
+    }
+}
+
+/// The size and modification time of `st`, the time in ns since the epoch.
+fn stamp_of(st: &FileStat) -> Stamp {
+    let mtime_ns = st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec);
+    Stamp { size: u64::try_from(st.st_size).unwrap_or(0), mtime_ns }
+}
+
+/// Serves the file `request.path` below `root` as the answer to request
+/// `request.seq`, reading through `buf`, and keeps `stats` up to date. With
+/// an offset (`request.ask`), the bytes before it are read and hashed but not sent: the `End`
+/// frame counts and hashes the whole file. Once `cancelled` holds `seq` (the
+/// client's `Cancel`), the file ends at the next chunk with an `Error` of
+/// [`ReasonCode::Cancelled`].
 ///
 /// # Errors
 ///
@@ -83,12 +144,12 @@ fn send_negative(tx: &mut Producer, seq: u32, reply: Reply) -> Result<Served> {
 pub(crate) fn send_file(
     tx: &mut Producer,
     root: &Root,
-    seq: u32,
-    raw_path: &[u8],
+    request: FileRequest<'_>,
     buf: &mut Vec<u8>,
     stats: &SessionStats,
     cancelled: &AtomicU32,
 ) -> Result<Served> {
+    let FileRequest { seq, path: raw_path, ask } = request;
     // The path is bytes; its messages and the status show it as text.
     let shown = String::from_utf8_lossy(raw_path);
     let path: &str = &shown;
@@ -104,7 +165,18 @@ pub(crate) fn send_file(
         Size::Known(_) => StartFlags::NONE,
         Size::Unknown => StartFlags::SIZE_UNKNOWN,
     };
-    tx.send(seq, &Reply::Start { size: stated, mode: st.st_mode & MODE_BITS, flags })?;
+    let stamp = stamp_of(&st);
+    let mode = st.st_mode & MODE_BITS;
+    let offset = match ask.plan(stamp, size) {
+        Plan::UpToDate => {
+            let flags = flags.with(StartFlags::UP_TO_DATE);
+            tx.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
+            return Ok(Served::UpToDate);
+        }
+        Plan::From(offset) => offset,
+    };
+    let flags = if offset > 0 { flags.with(StartFlags::FROM_OFFSET) } else { flags };
+    tx.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
     let mut hasher = Xxh3::new();
     // Read in large pieces and hand them out slot by slot: one read() per
     // IO_CHUNK bytes, not one per slot.
@@ -152,11 +224,13 @@ pub(crate) fn send_file(
             return send_negative(tx, seq, failed(ReasonCode::TooLarge, why));
         }
         hasher.update(&buf[..n]);
-        for piece in buf[..n].chunks(tx.max_payload()) {
+        // The bytes before the offset are hashed, not sent.
+        let skip = offset.saturating_sub(sent).min(n as u64) as usize;
+        for piece in buf[skip..n].chunks(tx.max_payload()) {
             tx.send_data(seq, piece)?;
         }
         sent += n as u64;
-        stats.advance(n as u64);
+        stats.advance((n - skip) as u64);
     }
     // Bytes rewritten in place or appended while we read would make a copy
     // that matches its checksum and still is not the file: like tar's "file
@@ -175,7 +249,7 @@ pub(crate) fn send_file(
         }
     }
     tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?;
-    Ok(Served::Sent(sent))
+    Ok(Served::Sent(sent - offset))
 }
 
 /// Whether the size `fstat` gives is the file's size.

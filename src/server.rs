@@ -17,6 +17,7 @@ use crate::names::validate_queue_name;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::Command;
 use crate::queue::{self, QUEUE_MSG_LEN};
+use crate::send_file::Ask;
 use crate::sessions::{Job, ServeEnv, Sessions};
 use crate::source::Root;
 use crate::stats::ServerStats;
@@ -359,8 +360,8 @@ fn dispatch(sessions: &mut Sessions, cmd: Command) {
         Command::Open { client_pid, region_size, region, items, spaces, kind } => {
             sessions.open(client_pid, region_size, region, items, spaces, kind)
         }
-        Command::Get { client_pid, seq, region, path } => {
-            sessions.route(&region, client_pid, Job::Get { seq, path })
+        Command::Get { client_pid, seq, region, path, offset, condition } => {
+            sessions.route(&region, client_pid, Job::Get { seq, path, ask: Ask { offset, condition } })
         }
         Command::List { client_pid, seq, region, prefix } => {
             sessions.route(&region, client_pid, Job::List { seq, prefix })

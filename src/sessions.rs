@@ -22,7 +22,7 @@ use crate::pacing::Pacing;
 use crate::protocol::{ReasonCode, Reply, SessionKind};
 use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::semaphore::Semaphore;
-use crate::send_file::{refused, send_file, Served};
+use crate::send_file::{refused, send_file, Ask, FileRequest, Served};
 use crate::shm_region::{EndReason, Region};
 use crate::source::Root;
 use crate::stats::{ServerStats, SessionStats};
@@ -364,7 +364,7 @@ impl Sessions {
 /// What a session is asked to do.
 #[derive(Debug)]
 pub(crate) enum Job {
-    Get { seq: u32, path: Vec<u8> },
+    Get { seq: u32, path: Vec<u8>, ask: Ask },
     List { seq: u32, prefix: Vec<u8> },
     Status { seq: u32 },
 }
@@ -532,7 +532,7 @@ impl SessionThread {
                         &refused(ReasonCode::WrongSession, "this session was opened for the status only"),
                     )?;
                 }
-                Job::Get { seq, path } => self.get(producer, seq, &path, &mut buf)?,
+                Job::Get { seq, path, ask } => self.get(producer, seq, &path, ask, &mut buf)?,
                 Job::List { seq, prefix } => send_listing(producer, &self.env.root, seq, &prefix, pid)?,
                 Job::Status { seq } => {
                     send_status(producer, &self.env.stats, &self.names.region, seq)?;
@@ -545,9 +545,10 @@ impl SessionThread {
 
     /// Serves one file request and writes its access-log line: client,
     /// path, outcome, bytes, duration, rate.
-    fn get(&self, producer: &mut Producer, seq: u32, path: &[u8], buf: &mut Vec<u8>) -> Result<()> {
+    fn get(&self, producer: &mut Producer, seq: u32, path: &[u8], ask: Ask, buf: &mut Vec<u8>) -> Result<()> {
         let started = Instant::now();
-        let result = send_file(producer, &self.env.root, seq, path, buf, &self.stats, &self.cancelled);
+        let request = FileRequest { seq, path, ask };
+        let result = send_file(producer, &self.env.root, request, buf, &self.stats, &self.cancelled);
         let took = started.elapsed();
         let sent = self.stats.end();
         let (pid, shown) = (self.client_pid, quote_bytes(path));
@@ -561,6 +562,7 @@ impl SessionThread {
                     rate_text(*n, took)
                 )
             }
+            Ok(Served::UpToDate) => info!("client {pid}: {shown}: up to date, not sent"),
             Ok(Served::Answered(Reply::NotFound)) => info!("client {pid}: {shown}: not found"),
             Ok(Served::Answered(Reply::Refused { reason, .. })) => {
                 info!("client {pid}: {shown}: refused: {reason}")

@@ -350,7 +350,7 @@ fn stdout_reports_a_bad_checksum_after_the_bytes_left() {
     use shmxfer::testing::protocol::{FrameKind, Reply, StartFlags};
     let env = TestEnv::new("stdout_reports_a_bad_checksum");
     let frames = vec![
-        control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
+        control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 1),
         frame(FrameKind::Data, 1, b"four".to_vec()),
         control(Reply::End { count: 4, checksum: 12345 }, 1),
     ];

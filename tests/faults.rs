@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use shmxfer::testing::liveness::{client_alive, ServerLock};
 use shmxfer::testing::names::SessionNames;
 use shmxfer::testing::protocol::{
-    Command, FrameHeader, FrameKind, Reply, StartFlags, MSG_MAGIC, PROTOCOL_VERSION,
+    Command, FrameHeader, FrameKind, GetCondition, Reply, StartFlags, MSG_MAGIC, PROTOCOL_VERSION,
 };
 use shmxfer::testing::queue::{QUEUE_CAPACITY, QUEUE_MSG_LEN};
 use shmxfer::testing::shm_region::{Geometry, Region, Semaphore, ShmObject};
@@ -245,6 +245,8 @@ fn garbage_messages(env: &TestEnv) -> Vec<(String, Vec<u8>)> {
         seq: 1,
         region: format!("{q}.1.0000000000000000"),
         path: "ab".into(),
+        offset: 0,
+        condition: GetCondition::Always,
     }
     .encode()
     .unwrap();
@@ -616,18 +618,18 @@ fn hostile_server_frames_end_the_session_with_exit_4_and_no_file() {
         (
             "more data than announced",
             vec![
-                control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
+                control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 1),
                 frame(FrameKind::Data, 1, vec![1; 100]),
             ],
         ),
         (
             "wrong sequence number",
-            vec![control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 7)],
+            vec![control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 7)],
         ),
         (
             "list entry inside a file",
             vec![
-                control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
+                control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 1),
                 control(Reply::ListEnd { files: 0, skipped: 0 }, 1),
             ],
         ),
@@ -648,7 +650,7 @@ fn a_bad_checksum_fails_the_file_and_creates_nothing() {
     let env = TestEnv::new("bad_checksum");
     let data = b"four".to_vec();
     let frames = vec![
-        control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE }, 1),
+        control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 1),
         frame(FrameKind::Data, 1, data),
         control(Reply::End { count: 4, checksum: 12345 }, 1),
     ];

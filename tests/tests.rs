@@ -9,6 +9,7 @@ mod util;
 mod chaos;
 mod cli;
 mod faults;
+mod fetch_flags;
 mod hostile;
 mod redteam;
 mod service;

@@ -388,7 +388,7 @@ fn existing_file_in_out_dir_is_replaced() {
 }
 
 #[test]
-fn no_clobber_keeps_an_existing_file_and_exits_1() {
+fn no_clobber_skips_an_existing_file_and_exits_0() {
     let env = TestEnv::new("no_clobber_keeps_an_existing_file");
     env.create("hello.txt", b"new contents\n");
     env.create("other.txt", b"other\n");
@@ -397,13 +397,10 @@ fn no_clobber_keeps_an_existing_file_and_exits_1() {
     let mut server = env.server(&[]);
     let out = env.out().to_str().unwrap().to_string();
     let done = env.run_client(&["--no-clobber", "-o", &out, "hello.txt", "other.txt"]);
-    done.assert_code(1);
+    done.assert_code(0);
     let lines: Vec<&str> = done.stdout.lines().collect();
     done.check(lines.len() == 2, "one line per requested file")
-        .check(
-            lines[0].starts_with("hello.txt: ") && !lines[0].contains("received"),
-            "the existing file is reported as not delivered",
-        )
+        .check(lines[0] == "hello.txt: skipped: exists", "the existing file is reported as skipped")
         .check(lines[1] == received_line("other.txt", 6), "a file that does not exist yet still arrives");
     assert_eq!(fs::read(env.in_out("hello.txt")).unwrap(), old);
     env.assert_delivered("other.txt");

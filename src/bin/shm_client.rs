@@ -14,8 +14,8 @@ use clap::{CommandFactory, Parser};
 use serde::Serialize;
 use shmxfer::programs::{human_size, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
-    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, SessionEnd, SessionKind,
-    Waiting, DEFAULT_QUEUE,
+    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, SessionEnd,
+    SessionKind, Times, Update, Waiting, DEFAULT_QUEUE,
 };
 
 mod common;
@@ -53,6 +53,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
     name = "shm_client",
     version,
     override_usage = "shm_client [OPTIONS] [-r] FILE...\n       \
+        shm_client [OPTIONS] -O DEST FILE\n       \
         shm_client [OPTIONS] -i LIST\n       \
         shm_client [OPTIONS] --stdout FILE\n       \
         shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
@@ -68,6 +69,10 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client hello.txt subdir/nested.txt      fetch two files into the current directory\n  \
         shm_client -o /tmp/in --wait 5 big.iso      fetch into /tmp/in, wait at most 5 s for a server\n  \
         shm_client -i filelist.txt                  fetch the files named in filelist.txt\n  \
+        shm_client -O /tmp/copy.iso big.iso         fetch big.iso to the file /tmp/copy.iso\n  \
+        shm_client 'logs/*.txt'                     fetch the .txt files of logs/ (quoted: the server matches)\n  \
+        shm_client -C big.iso                       fetch big.iso, resuming where a cut-off run stopped\n  \
+        shm_client -u -p -i filelist.txt            fetch only what changed, keeping modification times\n  \
         shm_client --stdout big.iso | sha256sum     stream one file to a pipe\n  \
         shm_client -r -o /tmp/in subdir             fetch subdir/ and everything below it into /tmp/in/subdir\n  \
         shm_client --list subdir --human            show what the server serves below subdir/\n  \
@@ -76,7 +81,7 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         Output: one line per FILE on stdout ('NAME: received N bytes', 'NAME: not found on server', ...); \
         a name holding control characters is quoted as ls quotes it ('a'$'\\n''b'). Diagnostics, a summary \
         when more than one file was asked for, and a progress bar (when stderr is a terminal) go to stderr.\n\n\
-        Exit status: 0 every file delivered, 1 at least one not delivered, 2 usage error, \
+        Exit status: 0 every file delivered (or skipped by --no-clobber / --update), 1 at least one not delivered, 2 usage error, \
         3 no server within --wait, 4 session lost (server died, protocol error), 130 interrupted."
 )]
 struct Args {
@@ -99,9 +104,35 @@ struct Args {
     #[arg(short = 'i', long = "input", value_name = "LIST")]
     input: Option<PathBuf>,
 
-    /// Do not replace files that exist in the output directory (such a file counts as not delivered).
+    /// Do not replace files that exist in the output directory: such a file is skipped
+    /// ('NAME: skipped: exists'), a success, as cp -n and wget -nc do.
     #[arg(long)]
     no_clobber: bool,
+
+    /// Write the one FILE to DEST (a file path, not a directory) instead of into --out-dir, with
+    /// the same safety: a temporary file beside DEST, verified, then given its name. '-': standard
+    /// output, as --stdout. One FILE only; not with -o, -R or -r.
+    #[arg(short = 'O', long = "output", value_name = "DEST",
+          conflicts_with_all = ["out_dir", "relative", "recursive", "list", "status", "stop_server", "stdout"])]
+    output: Option<PathBuf>,
+
+    /// Resume: a transfer cut off (server gone, Ctrl-C, stall) keeps what arrived as a hidden
+    /// partial file (.shmxfer-partial.NAME, its source's size and mtime in
+    /// .shmxfer-partial.NAME.source), and a later run with -C asks only for the rest; the whole
+    /// file is still verified. A partial whose source changed since starts over. Without -C
+    /// nothing partial is ever kept.
+    #[arg(short = 'C', long = "continue", conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
+    resume: bool,
+
+    /// Fetch a file only when its copy is missing, differs in size or is older than the source,
+    /// as cp -u does; else 'NAME: skipped: up to date', a success. The server decides before it
+    /// sends a byte.
+    #[arg(short = 'u', long, conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
+    update: bool,
+
+    /// Give each file the source's modification time (the mode is kept anyway), as cp -p does.
+    #[arg(short = 'p', long, conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
+    preserve: bool,
 
     /// Keep each FILE's path below --out-dir (d1/x -> DIR/d1/x), creating directories as needed; without it
     /// a file is written under its last path component, and two FILEs with the same one are refused.
@@ -161,7 +192,10 @@ struct Args {
     #[arg(long, hide = true, value_name = "SECS", default_value = "10", value_parser = common::parse_secs)]
     attach_timeout: Duration,
 
-    /// Files to fetch, as paths relative to the server's root.
+    /// Files to fetch, as paths relative to the server's root. A name with '*', '?' or '[...]'
+    /// (quoted, so that the shell leaves it) is matched against the server's files, one path
+    /// component at a time as a shell does ('*' does not cross '/'), unless a file has exactly
+    /// that name; a pattern that matches nothing is not found.
     #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "completions", "man"])]
     files: Vec<String>,
 
@@ -180,6 +214,8 @@ enum Mode {
     Fetch { files: Vec<String>, recursive: bool },
     /// Stream one file to stdout.
     Stdout(String),
+    /// Fetch one file to a path (`-O DEST`).
+    Output { file: String, dest: PathBuf },
     /// The server's files at or below a prefix (`.`: all).
     List { prefix: String, json: bool },
     /// What the server is doing.
@@ -227,7 +263,13 @@ impl Mode {
             Mode::Status { json: args.json }
         } else if let Some(prefix) = &args.list {
             Mode::List { prefix: prefix.clone().unwrap_or_else(|| ".".into()), json: args.json }
-        } else if args.stdout {
+        } else if let Some(dest) = args.output.clone().filter(|d| d.as_os_str() != "-") {
+            if files.len() != 1 {
+                let msg = format!("-O/--output writes one file; {} were named", files.len());
+                usage_error(ErrorKind::WrongNumberOfValues, msg);
+            }
+            Mode::Output { file: files.remove(0), dest }
+        } else if args.stdout || args.output.is_some() {
             if files.len() != 1 {
                 let msg = format!("--stdout streams one file; {} were named", files.len());
                 usage_error(ErrorKind::WrongNumberOfValues, msg);
@@ -241,7 +283,7 @@ impl Mode {
     /// Asking a server something (not fetching) does not wait for one unless told to.
     fn default_wait(&self) -> Duration {
         match self {
-            Mode::Fetch { .. } | Mode::Stdout(_) => DEFAULT_WAIT,
+            Mode::Fetch { .. } | Mode::Stdout(_) | Mode::Output { .. } => DEFAULT_WAIT,
             _ => Duration::ZERO,
         }
     }
@@ -284,6 +326,11 @@ fn main() -> ExitCode {
             return code;
         }
     }
+    if let Mode::Output { dest, .. } = &mode {
+        if let Err(code) = check_dest(dest) {
+            return code;
+        }
+    }
     if let Mode::StopServer = mode {
         return match shmxfer::stop_server(&config) {
             Ok(()) if args.quiet => ExitCode::from(EXIT_OK),
@@ -300,7 +347,8 @@ fn main() -> ExitCode {
         Mode::List { prefix, json } => list(client, &args, &prefix, json),
         Mode::Status { json } => status(client, &args, json),
         Mode::Stdout(file) => stream(client, &args, &file, &cancel),
-        Mode::Fetch { files, recursive } => fetch(client, &args, &files, recursive),
+        Mode::Fetch { files, recursive } => fetch(client, &args, Files::Named(&files, recursive)),
+        Mode::Output { file, dest } => fetch(client, &args, Files::To(&file, &dest)),
         Mode::StopServer => unreachable!("handled above"),
     }
 }
@@ -358,6 +406,27 @@ fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<(), Ex
             let quoted = quote_name(&args.out_dir.to_string_lossy()).into_owned();
             let msg =
                 format!("output directory {dir}: {e}; create it (mkdir -p {quoted}) or name another with -o");
+            Err(exit_with(EXIT_NOT_DELIVERED, &msg))
+        }
+    }
+}
+
+/// Before any request for `-O DEST`: a directory for DEST that is one.
+fn check_dest(dest: &std::path::Path) -> Result<(), ExitCode> {
+    let dir = match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(exit_with(
+            EXIT_NOT_DELIVERED,
+            &format!("-O {}: {} is not a directory", dest.display(), dir.display()),
+        )),
+        Err(e) => {
+            let quoted = quote_name(&dir.to_string_lossy()).into_owned();
+            let msg =
+                format!("-O {}: {}: {e}; create it (mkdir -p {quoted}) first", dest.display(), dir.display());
             Err(exit_with(EXIT_NOT_DELIVERED, &msg))
         }
     }
@@ -504,9 +573,17 @@ fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>)
 
 /// Where and how the files are written.
 fn options(args: &Args) -> FetchOptions {
-    let clobber = if args.no_clobber { Clobber::Keep } else { Clobber::Replace };
+    let clobber = if args.no_clobber { Clobber::Skip } else { Clobber::Replace };
     let names = if args.relative { OutputNames::Relative } else { OutputNames::Basename };
-    FetchOptions::new(&args.out_dir).clobber(clobber).names(names)
+    let partial = if args.resume { Partial::Keep } else { Partial::Discard };
+    let times = if args.preserve { Times::Preserve } else { Times::Now };
+    let update = if args.update { Update::IfNewer } else { Update::Always };
+    FetchOptions::new(&args.out_dir)
+        .clobber(clobber)
+        .names(names)
+        .partial(partial)
+        .times(times)
+        .update(update)
 }
 
 /// Why a session was lost, in a few words for the line of the file it cut off.
@@ -520,15 +597,22 @@ fn lost_reason(e: &Error) -> String {
     }
 }
 
+/// What a fetch writes: the named files (with `-r` the trees) into the
+/// output directory, or one file to a path (`-O`).
+enum Files<'a> {
+    Named(&'a [String], bool),
+    To(&'a str, &'a std::path::Path),
+}
+
 /// Fetches the files (or with `-r` the trees), a line per file, and the
 /// summary.
-fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> ExitCode {
+fn fetch(mut client: Client, args: &Args, files: Files<'_>) -> ExitCode {
     let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
     let mut lines = Lines { bar, quiet: args.quiet, human: args.human, recursive: args.recursive };
-    let report = if recursive {
-        client.fetch_tree_with(files, &options(args), &mut lines)
-    } else {
-        client.fetch_files_with(files, &options(args), &mut lines)
+    let report = match files {
+        Files::Named(files, true) => client.fetch_tree_with(files, &options(args), &mut lines),
+        Files::Named(files, false) => client.fetch_files_with(files, &options(args), &mut lines),
+        Files::To(file, dest) => client.fetch_as_with(file, dest, &options(args), &mut lines),
     };
     let report = match report {
         Ok(report) => report,
@@ -553,14 +637,22 @@ fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> 
                 let got = got.map(|(got, size)| {
                     format!("cut off after {} of {}: ", human_size(got), human_size(size))
                 });
-                let why = format!("{}{}; nothing kept", got.unwrap_or_default(), lost_reason(&lost.error));
+                let kept = match lost.kept {
+                    Some(bytes) => format!("{} kept: run it again with --continue", human_size(bytes)),
+                    None => "nothing kept".into(),
+                };
+                let why = format!("{}{}; {kept}", got.unwrap_or_default(), lost_reason(&lost.error));
                 say(format_args!("{}: failed: {why}", quote_path(name)));
             }
             let rest = if matches!(lost.error, Error::Cancelled) { "interrupted" } else { "session lost" };
             for name in &lost.not_fetched {
                 say(format_args!("{}: not fetched: {rest}", quote_path(name)));
             }
-            fail(&lost.error)
+            if lost.kept.is_some() {
+                exit_with(exit_code_for(&lost.error), &describe(&lost.error))
+            } else {
+                fail(&lost.error)
+            }
         }
     };
     let summary = report.summary();

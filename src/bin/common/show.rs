@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shmxfer::programs::{byte_count, human_size, quote_bytes, quote_name};
-use shmxfer::{FailReason, FileResult, Outcome, Progress, Status};
+use shmxfer::{FailReason, FileResult, Outcome, Progress, SkipReason, Status};
 
 use super::bar::Bar;
 
@@ -47,7 +47,9 @@ pub fn outcome_text(outcome: &Outcome) -> String {
             format!("failed: {text} (--no-clobber)")
         }
         Outcome::Failed { text, .. } => format!("failed: {text}"),
-        Outcome::Skipped { text, .. } => format!("skipped: {text}"),
+        Outcome::Skipped { reason: SkipReason::Exists } => "skipped: exists".into(),
+        Outcome::Skipped { reason: SkipReason::UpToDate } => "skipped: up to date".into(),
+        Outcome::LeftOut { text, .. } => format!("skipped: {text}"),
         other => format!("{other:?}"),
     }
 }
@@ -74,6 +76,14 @@ impl Progress for Lines {
         self.bar.finish();
     }
 
+    fn starting_over(&mut self, name: &str) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "shm_client: {}: the source changed since the partial file was kept; starting over",
+            quote_name(name)
+        );
+    }
+
     fn result(&mut self, file: &FileResult) {
         let name = quote_path(&file.name);
         let size = |n| if self.human { human_size(n) } else { byte_count(n) };
@@ -81,9 +91,9 @@ impl Progress for Lines {
             Outcome::Delivered { bytes } if !self.quiet => {
                 say(format_args!("{name}: received {}", size(*bytes)))
             }
-            Outcome::Delivered { .. } => {}
+            Outcome::Delivered { .. } | Outcome::Skipped { .. } if self.quiet => {}
             // Left out by the server's listing: said on stderr, as --list says it.
-            Outcome::Skipped { text, .. } => say_skipped(&file.name, text),
+            Outcome::LeftOut { text, .. } => say_skipped(&file.name, text),
             Outcome::Refused { reason: FailReason::IsDirectory, text } if !self.recursive => {
                 say(format_args!("{name}: refused by server: {text}; use -r to fetch a directory"))
             }

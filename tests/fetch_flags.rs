@@ -1,0 +1,165 @@
+//! The everyday fetch flags: `-O FILE`, `-C/--continue`, `-u/--update`,
+//! `--no-clobber` skipping, `-p/--preserve`, and patterns.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, SystemTime};
+
+use crate::util::{assert_same_file, dir_entries, received_line, TestEnv, BIG, BIG_TIMEOUT, TIMEOUT};
+
+/// The out dir as an argument.
+fn out(env: &TestEnv) -> String {
+    env.out().to_str().unwrap().to_owned()
+}
+
+#[test]
+fn output_writes_the_one_file_to_the_path_given() {
+    let env = TestEnv::new("output_writes_one_file");
+    env.create("sub/hello.txt", b"hello\n");
+    env.create("other.txt", b"other\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let dest = env.in_out("copy.txt");
+    let done = env.run_client(&["-O", dest.to_str().unwrap(), "sub/hello.txt"]);
+    done.assert_code(0).assert_stdout_lines(&[received_line("hello.txt", 6)]);
+    assert_same_file(&env.in_root("sub/hello.txt"), &dest);
+    assert_eq!(env.out_entries(), ["copy.txt"], "no temporary file left beside it");
+    // `-O -` is --stdout.
+    let streamed = env.run_client(&["-O", "-", "other.txt"]);
+    streamed.assert_code(0).check(streamed.stdout == "other\n", "the bytes on stdout");
+    // --no-clobber keeps the file there and skips.
+    let kept = env.run_client(&["--no-clobber", "-O", dest.to_str().unwrap(), "other.txt"]);
+    kept.assert_code(0).assert_stdout_lines(&["other.txt: skipped: exists".into()]);
+    assert_same_file(&env.in_root("sub/hello.txt"), &dest);
+    // One file only, and not with -o or -r: usage errors.
+    for args in [
+        vec!["-O", dest.to_str().unwrap(), "sub/hello.txt", "other.txt"],
+        vec!["-O", dest.to_str().unwrap(), "-o", env.out().to_str().unwrap(), "other.txt"],
+        vec!["-O", dest.to_str().unwrap(), "-r", "sub"],
+    ] {
+        let refused = env.run_client(&args);
+        refused.assert_code(2).check(refused.stderr.contains("error:"), "a clap-style usage error");
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn continue_keeps_a_cut_off_file_and_resumes_it_checking_the_whole() {
+    let env = TestEnv::new("continue_resumes");
+    env.create_random("big.bin", BIG, 21);
+    let out = out(&env);
+    let mut dead_server = env.ready_server(&["--persistent"]);
+    let mut cut = env.client(&["-C", "-o", &out, "big.bin"]);
+    env.wait_receiving(&mut cut, "big.bin");
+    dead_server.kill();
+    let cut = cut.finish(TIMEOUT);
+    cut.assert_code(4)
+        .check(cut.stdout.contains("kept: run it again with --continue"), "the kept part is named");
+    let entries = env.out_entries();
+    assert_eq!(
+        entries,
+        [".shmxfer-partial.big.bin", ".shmxfer-partial.big.bin.source"],
+        "the partial and its record"
+    );
+    let kept = fs::metadata(env.in_out(".shmxfer-partial.big.bin")).unwrap().len();
+    assert!(kept > 0 && kept < BIG, "a prefix is kept: {kept} of {BIG}");
+    // The next run asks only for the rest, and checks the whole file.
+    let mut server = env.ready_server(&["--persistent", "-vv"]);
+    let resumed = env.client(&["-C", "-o", &out, "big.bin"]).finish(BIG_TIMEOUT);
+    resumed.assert_code(0).assert_stdout_lines(&[received_line("big.bin", BIG)]);
+    env.assert_delivered("big.bin");
+    assert_eq!(env.out_entries(), ["big.bin"], "the partial and its record are gone");
+    // A partial whose source changed since starts over, saying so.
+    fs::rename(env.in_out("big.bin"), env.in_out(".shmxfer-partial.big.bin")).unwrap();
+    fs::write(env.in_out(".shmxfer-partial.big.bin.source"), format!("{BIG} 12345\n")).unwrap();
+    let over = env.client(&["-C", "-o", &out, "big.bin"]).finish(BIG_TIMEOUT);
+    over.assert_code(0).check(over.stderr.contains("big.bin: the source changed"), "starting over is said");
+    env.assert_delivered("big.bin");
+    assert_eq!(env.out_entries(), ["big.bin"]);
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    assert!(log.contains(&format!("from byte {kept}")), "the server was asked for the rest only:\n{log}");
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn without_continue_a_cut_off_file_keeps_nothing() {
+    let env = TestEnv::new("no_continue_keeps_nothing");
+    env.create_random("big.bin", BIG, 22);
+    let mut dead_server = env.ready_server(&["--persistent"]);
+    let mut cut = env.fetch_proc(&["big.bin"]);
+    env.wait_receiving(&mut cut, "big.bin");
+    dead_server.kill();
+    cut.finish(TIMEOUT).assert_code(4);
+    assert!(env.out_entries().is_empty(), "{:?}", env.out_entries());
+}
+
+#[test]
+fn update_skips_an_up_to_date_copy_and_fetches_a_changed_one() {
+    let env = TestEnv::new("update_skips_up_to_date");
+    env.create("a.txt", b"first\n");
+    env.create("b.txt", b"bee\n");
+    let out = out(&env);
+    let mut server = env.ready_server(&["--persistent"]);
+    env.run_client(&["-o", &out, "a.txt"]).assert_code(0);
+    let done = env.run_client(&["-u", "-o", &out, "a.txt", "b.txt"]);
+    done.assert_code(0)
+        .assert_stdout_lines(&["a.txt: skipped: up to date".into(), received_line("b.txt", 4)]);
+    // Same size but the source is newer: fetched.
+    let copy = fs::File::options().write(true).open(env.in_out("a.txt")).unwrap();
+    copy.set_modified(SystemTime::now() - Duration::from_secs(3600)).unwrap();
+    env.create("a.txt", b"again\n");
+    let done = env.run_client(&["--update", "-o", &out, "a.txt"]);
+    done.assert_code(0).assert_stdout_lines(&[received_line("a.txt", 6)]);
+    env.assert_delivered("a.txt");
+    // A copy of another size: fetched, however new.
+    fs::write(env.in_out("a.txt"), b"longer than the source\n").unwrap();
+    env.run_client(&["-u", "-o", &out, "a.txt"])
+        .assert_code(0)
+        .assert_stdout_lines(&[received_line("a.txt", 6)]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn preserve_gives_the_copy_the_sources_mtime() {
+    let env = TestEnv::new("preserve_keeps_mtime");
+    let src = env.create("old.txt", b"old\n");
+    let then = SystemTime::UNIX_EPOCH + Duration::new(1_000_000_000, 123_456_789);
+    fs::File::options().write(true).open(&src).unwrap().set_modified(then).unwrap();
+    let out = out(&env);
+    let mut server = env.ready_server(&["--persistent"]);
+    env.run_client(&["-p", "-o", &out, "old.txt"]).assert_code(0);
+    let (a, b) = (fs::metadata(&src).unwrap(), fs::metadata(env.in_out("old.txt")).unwrap());
+    assert_eq!((b.mtime(), b.mtime_nsec()), (a.mtime(), a.mtime_nsec()));
+    // Without -p the copy is new.
+    let dest = env.in_out("new.txt");
+    env.run_client(&["-O", dest.to_str().unwrap(), "old.txt"]).assert_code(0);
+    assert!(fs::metadata(&dest).unwrap().modified().unwrap() > then);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn patterns_match_the_servers_tree_one_component_at_a_time() {
+    let env = TestEnv::new("patterns_match_per_component");
+    env.create("logs/a.txt", b"a\n");
+    env.create("logs/b.txt", b"bb\n");
+    env.create("logs/c.log", b"c\n");
+    env.create("logs/deep/d.txt", b"d\n");
+    env.create("odd[1].txt", b"odd\n");
+    let out = out(&env);
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-o", &out, "logs/*.txt"]);
+    done.assert_code(0).assert_stdout_lines(&[received_line("a.txt", 2), received_line("b.txt", 3)]);
+    assert_eq!(dir_entries(env.out()), ["a.txt", "b.txt"], "'*' does not cross '/'");
+    // A file of exactly the pattern's name is fetched as it is.
+    env.run_client(&["-o", &out, "odd[1].txt"]).assert_code(0);
+    env.assert_delivered("odd[1].txt");
+    // A pattern that matches nothing is not found.
+    let none = env.run_client(&["-o", &out, "logs/*.none", "l?gs/c.*"]);
+    none.assert_code(1)
+        .assert_stdout_lines(&["logs/*.none: not found on server".into(), received_line("c.log", 2)]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
