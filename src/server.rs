@@ -167,12 +167,15 @@ impl ServerBuilder {
 ///
 /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
 /// let listing = client.list(None)?;
+/// let hello = client.fetch_vec("hello.txt")?;
 /// client.close()?;
-/// // Not persistent: the server stops once its last client has left.
+/// // Not persistent: the server stops once its last client that fetched
+/// // files has left (a listing alone would not end it).
 /// serving.join().unwrap()?;
 ///
 /// assert_eq!(listing.len(), 1);
 /// assert_eq!((listing[0].path.as_str(), listing[0].size), ("hello.txt", 6));
+/// assert_eq!(hello, b"hello\n");
 /// # Ok(())
 /// # }
 /// ```
@@ -293,9 +296,9 @@ impl Server {
         }
     }
 
-    /// The default mode's exit rule: a client said goodbye, no session is
-    /// open and no message waits (a client whose message is queued is
-    /// served first).
+    /// The default mode's exit rule: a client that asked for a file said
+    /// goodbye, no session is open and no message waits (a client whose
+    /// message is queued is served first).
     fn last_client_left(&self, sessions: &Sessions) -> bool {
         !self.config.persistent
             && sessions.all_left()

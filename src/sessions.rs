@@ -62,6 +62,31 @@ struct Session {
     /// A status session may only ask for the status, and does not count
     /// against `max`.
     kind: SessionKind,
+    /// Whether this session's goodbye makes its client the default mode's
+    /// "last client": only once it asked for a file.
+    goodbye: Goodbye,
+}
+
+/// Whether a session's goodbye lets a default-mode server stop once no
+/// session is open. A client that only listed the files or asked for the
+/// status leaves the server to the next client; one that asked for a file
+/// (a listing too or not) was the client the server waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goodbye {
+    /// Nothing asked for but listings or the status: the server goes on.
+    DoesNotCount,
+    /// A file was asked for: the server may stop after this goodbye.
+    Counts,
+}
+
+impl Goodbye {
+    /// What a session's goodbye counts for once it was asked `job`.
+    fn after(self, job: &Job) -> Goodbye {
+        match job {
+            Job::Get { .. } => Goodbye::Counts,
+            Job::List { .. } | Job::Status { .. } => self,
+        }
+    }
 }
 
 impl Session {
@@ -88,8 +113,8 @@ pub(crate) struct Sessions {
     env: ServeEnv,
     open: HashMap<String, Session>,
     refused: HashSet<String>,
-    /// Whether any client said goodbye: a default-mode server may stop once
-    /// no session is open.
+    /// Whether a client that asked for a file said goodbye: a default-mode
+    /// server may stop once no session is open ([`Goodbye`]).
     any_closed: bool,
     /// The rate limit for lines about Open messages that fail at once.
     bad_opens: LogBudget,
@@ -126,7 +151,8 @@ impl Sessions {
         });
     }
 
-    /// Whether a client said goodbye and no session is open now.
+    /// Whether a client that asked for a file said goodbye and no session
+    /// is open now.
     pub fn all_left(&self) -> bool {
         self.any_closed && self.open.is_empty()
     }
@@ -248,6 +274,7 @@ impl Sessions {
                     region: region_map,
                     stats,
                     kind,
+                    goodbye: Goodbye::DoesNotCount,
                 };
                 self.open.insert(region, session);
             }
@@ -289,6 +316,7 @@ impl Sessions {
             warn!("dropped a request for session {region} after its shutdown message");
             return;
         };
+        s.goodbye = s.goodbye.after(&job);
         if s.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_REQUESTS {
             warn!("session {region}: more than {MAX_PENDING_REQUESTS} requests waiting; ending it");
             s.jobs = None;
@@ -306,9 +334,9 @@ impl Sessions {
                 debug!("client {client_pid}: session {region}: goodbye");
                 s.stats.said_goodbye();
                 s.jobs = None;
-                // Asking for the status does not make a client of the
-                // default mode's "last client".
-                self.any_closed |= s.kind == SessionKind::Transfer;
+                // Asking for the status or a listing does not make a client
+                // of the default mode's "last client"; asking for a file does.
+                self.any_closed |= s.kind == SessionKind::Transfer && s.goodbye == Goodbye::Counts;
             }
             // A session the server ended (a stall, a dead client) still gets
             // its client's goodbye: nothing to do.

@@ -12,4 +12,5 @@ mod faults;
 mod hostile;
 mod redteam;
 mod service;
+mod service_ops;
 mod transfer;

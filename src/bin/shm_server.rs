@@ -26,7 +26,8 @@ mod common;
         POSIX shared-memory region (at most 4096 bytes), handed back and forth with two named POSIX \
         semaphores. Only regular files below --root are served: absolute paths, '..' and symlinks that \
         leave the root, directories, FIFOs and devices are refused.\n\n\
-        By default the server stops once a client has said goodbye and no session is open, removing its \
+        By default the server stops once a client that fetched files has said goodbye and no session is \
+        open (a `shm_client --list` or `--status` does not count), removing its \
         queue. With --persistent it serves until SIGINT/SIGTERM or `shm_client --stop-server`.",
     after_help = "Examples:\n  \
         shm_server                          serve ./files until the first client is done\n  \
