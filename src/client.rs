@@ -13,7 +13,9 @@ use crate::error::{Error, Result, SessionEnd};
 use crate::liveness::ServerWatch;
 use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
-use crate::protocol::{Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus};
+use crate::protocol::{
+    Command, FrameHeader, FrameKind, Reply, ServerStatus, SessionKind, SessionStatus, StopKind,
+};
 use crate::queue::{self, SendError};
 use crate::ring::{Consumer, Liveness, RingSems};
 use crate::semaphore::Semaphore;
@@ -432,17 +434,26 @@ fn wait_attached(
     Ok(Ok(()))
 }
 
-/// Asks the server of `config.queue` to stop, and waits until it has.
+/// How long a server asked to stop at once may take before
+/// [`stop_server`] calls it a timeout.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the server of `config.queue` to stop, and waits until it has:
+/// [`StopKind::Now`] cancels its open sessions (it stops within a second);
+/// [`StopKind::Drain`] lets them finish what they asked for, which may take
+/// as long as their transfers, and is waited for without a limit (the
+/// config's cancel flag ends the wait, not the drain).
 ///
 /// # Errors
 ///
 /// [`Error::NoServer`] when no server shows up within `config.wait`;
 /// [`Error::QueueFull`] when its queue takes no message; [`Error::Timeout`]
-/// when it does not stop within 10 seconds; [`Error::Cancelled`].
-pub fn stop_server(config: &ClientConfig) -> Result<()> {
+/// when a server asked to stop now has not within 10 seconds;
+/// [`Error::Cancelled`].
+pub fn stop_server(config: &ClientConfig, kind: StopKind) -> Result<()> {
     let found = find_server(config, Instant::now(), &mut false)?;
     let alive = liveness(&found.watch);
-    let stop = Command::Stop { client_pid: std::process::id() };
+    let stop = Command::Stop { client_pid: std::process::id(), kind };
     let never = AtomicBool::new(false);
     let cancel = config.cancel.as_deref().unwrap_or(&never);
     queue::send(&found.queue, &stop, cancel, &alive, config.wait).map_err(|e| no_room(e, config))?;
@@ -451,7 +462,7 @@ pub fn stop_server(config: &ClientConfig) -> Result<()> {
         if config.cancelled() {
             return Err(Error::Cancelled);
         }
-        if start.elapsed() > Duration::from_secs(10) {
+        if kind == StopKind::Now && start.elapsed() > STOP_TIMEOUT {
             return Err(Error::Timeout {
                 what: format!("the server of {} did not stop", config.queue),
                 after: start.elapsed(),
@@ -597,7 +608,7 @@ impl Client {
         let payload = &out[..header.len as usize];
         if header.kind == FrameKind::Busy {
             if let Reply::Busy { max_sessions } = Reply::decode(header.kind, payload)? {
-                return Err(Error::Busy { max_sessions });
+                return Err(self.busy(max_sessions));
             }
         }
         if header.seq != seq {
@@ -607,6 +618,15 @@ impl Client {
             return Ok(Frame::Data(header.len));
         }
         Ok(Frame::Control(Reply::decode(header.kind, payload)?))
+    }
+
+    /// Why the server answered "busy": it is stopping (it marked the region
+    /// so before the answer, [`Error::Stopping`]) or full.
+    fn busy(&self, max_sessions: u32) -> Error {
+        match self.consumer.region().ended() {
+            Some(EndReason::ServerStopping) => Error::Stopping { queue: self.queue_name.clone() },
+            _ => Error::Busy { max_sessions },
+        }
     }
 
     /// Asks for the server's list of files, sorted by path: all of them, or

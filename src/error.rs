@@ -50,6 +50,9 @@ pub enum Error {
     ServerRunning { queue: String, pid: Option<u32> },
     /// The server serves its maximum number of sessions.
     Busy { max_sessions: u32 },
+    /// The server is stopping (`shm_client --stop-server --drain`,
+    /// SIGQUIT): it finishes its open sessions and takes no new one.
+    Stopping { queue: String },
     /// A configuration value is out of its range.
     InvalidConfig(String),
     /// The server's queue stayed full for this long: the server takes no
@@ -175,6 +178,11 @@ impl fmt::Display for Error {
             Error::Busy { max_sessions } => {
                 write!(f, "server busy: it serves at most {max_sessions} session(s) at once; try again later")
             }
+            Error::Stopping { queue } => write!(
+                f,
+                "the server on queue {queue} is stopping: it finishes its open sessions and takes no new one; \
+                 try again once a server runs"
+            ),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
         }
     }

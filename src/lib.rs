@@ -100,8 +100,8 @@ pub use outcome::{FailReason, Outcome};
 pub use output::{Clobber, OutputNames};
 pub use pacing::DEFAULT_SPIN_BUDGET;
 pub use plan::{FileResult, Lost, Report, Summary};
-pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus};
-pub use server::{Server, ServerBuilder, ServerConfig};
+pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus, StopKind};
+pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 
 /// The queue both programs use unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "/shmxfer";

@@ -120,6 +120,20 @@ pub(crate) struct Sessions {
     bad_opens: LogBudget,
     /// The rate limit for "busy" lines.
     busy_lines: LogBudget,
+    /// Whether the server drains: new transfer sessions are answered busy,
+    /// the open ones end once they answered what they were asked.
+    mode: TableMode,
+}
+
+/// Whether the table takes new sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TableMode {
+    /// Serving: new sessions are opened while there is room.
+    Open,
+    /// A graceful stop: new transfer sessions are answered "busy" with
+    /// their regions marked "server stopping"; status sessions are still
+    /// taken, so that one can watch the drain.
+    Draining,
 }
 
 impl Sessions {
@@ -134,6 +148,35 @@ impl Sessions {
             any_closed: false,
             bad_opens: LogBudget::new("open messages dropped"),
             busy_lines: LogBudget::new("clients answered busy"),
+            mode: TableMode::Open,
+        }
+    }
+
+    /// Begins a graceful stop: from now on new transfer sessions are
+    /// answered "busy" (see [`TableMode::Draining`]).
+    pub fn begin_drain(&mut self) {
+        self.mode = TableMode::Draining;
+    }
+
+    /// Whether a graceful stop has begun.
+    pub fn draining(&self) -> bool {
+        self.mode == TableMode::Draining
+    }
+
+    /// Whether a graceful stop has begun and no session is left.
+    pub fn drained(&self) -> bool {
+        self.draining() && self.open.is_empty()
+    }
+
+    /// Tells every open session that no request follows those already
+    /// routed to it: each ends once it has answered them. A client that did
+    /// not say goodbye finds its region marked "server stopping" when its
+    /// session has ended ([`Sessions::reap`]).
+    pub fn end_after_queued_jobs(&mut self) {
+        for (region, s) in &mut self.open {
+            if s.jobs.take().is_some() {
+                debug!("client {}: session {region}: ends after the requests it has made (drain)", s.client_pid);
+            }
         }
     }
 
@@ -142,9 +185,15 @@ impl Sessions {
         self.bad_opens.flush();
         self.busy_lines.flush();
         let stats = &self.env.stats;
+        let mode = self.mode;
         self.open.retain(|region, s| {
             let finished = s.reap_if_finished();
             if finished {
+                if mode == TableMode::Draining && !s.stats.has_said_goodbye() {
+                    // Its client may still wait for an answer it asked for
+                    // after the drain began: tell it why none comes.
+                    s.region.mark_ended(EndReason::ServerStopping);
+                }
                 stats.close(region);
             }
             !finished
@@ -223,6 +272,10 @@ impl Sessions {
                     return;
                 }
             };
+        if self.mode == TableMode::Draining && kind == SessionKind::Transfer {
+            self.refuse_while_draining(region, client_pid, producer, &region_map);
+            return;
+        }
         if self.full(kind) {
             self.wait_for_closing(kind);
         }
@@ -285,6 +338,23 @@ impl Sessions {
         }
     }
 
+    /// Answers a new transfer session during a drain: "busy", its region
+    /// marked "server stopping" first, so that the client can tell a
+    /// stopping server from a full one.
+    fn refuse_while_draining(&mut self, region: String, client_pid: u32, producer: Producer, map: &Region) {
+        if self.refused.len() >= MAX_REFUSED {
+            self.refused.clear();
+        }
+        self.refused.insert(region);
+        if self.busy_lines.admit() {
+            warn!("busy: refused a session from pid {client_pid}: the server is stopping (draining its open sessions)");
+        }
+        map.mark_ended(EndReason::ServerStopping);
+        if let Err(e) = answer_busy(producer, self.max) {
+            warn!("could not tell pid {client_pid} that the server is stopping: {e:#}");
+        }
+    }
+
     /// Sessions whose clients said goodbye end within moments: gives them
     /// that moment before the table is called full.
     fn wait_for_closing(&mut self, kind: SessionKind) {
@@ -313,7 +383,12 @@ impl Sessions {
             return;
         }
         let Some(jobs) = &s.jobs else {
-            warn!("dropped a request for session {region} after its shutdown message");
+            match self.mode {
+                TableMode::Draining => {
+                    debug!("dropped a request for session {region}: the server is stopping")
+                }
+                TableMode::Open => warn!("dropped a request for session {region} after its shutdown message"),
+            }
             return;
         };
         s.goodbye = s.goodbye.after(&job);

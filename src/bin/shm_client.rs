@@ -15,7 +15,7 @@ use serde::Serialize;
 use shmxfer::programs::{human_size, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
     Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, SessionEnd, SessionKind,
-    DEFAULT_QUEUE,
+    StopKind, DEFAULT_QUEUE,
 };
 
 mod common;
@@ -142,9 +142,17 @@ struct Args {
     #[arg(short = 'r', long, conflicts_with_all = ["list", "stop_server", "stdout"])]
     recursive: bool,
 
-    /// Ask the server to stop and wait until it has.
+    /// Ask the server to stop and wait until it has: open sessions are cancelled (their clients
+    /// exit 4), everything is removed. With --drain, a graceful stop.
     #[arg(long, conflicts_with_all = ["files", "no_clobber", "input", "relative"])]
     stop_server: bool,
+
+    /// With --stop-server: a graceful stop, as SIGQUIT to the server. Open sessions finish what
+    /// they have asked for, new clients are refused (busy: the server is stopping), then the
+    /// server exits 0 with everything removed; waits for that as long as it takes (SIGINT ends
+    /// the wait, not the drain). SIGTERM to the server meanwhile stops it at once.
+    #[arg(long, requires = "stop_server")]
+    drain: bool,
 
     /// End a session in which no frame moved for SECS seconds (the server stopped or stuck):
     /// exit 4, objects removed. 0: wait for ever.
@@ -182,8 +190,8 @@ enum Mode {
     List { prefix: String, json: bool },
     /// What the server is doing.
     Status { json: bool },
-    /// Ask the server to stop.
-    StopServer,
+    /// Ask the server to stop, at once or after its open sessions.
+    StopServer(StopKind),
 }
 
 impl Mode {
@@ -220,7 +228,7 @@ impl Mode {
             }
         }
         Ok(if args.stop_server {
-            Mode::StopServer
+            Mode::StopServer(if args.drain { StopKind::Drain } else { StopKind::Now })
         } else if args.status {
             Mode::Status { json: args.json }
         } else if let Some(prefix) = &args.list {
@@ -282,8 +290,8 @@ fn main() -> ExitCode {
             return code;
         }
     }
-    if let Mode::StopServer = mode {
-        return match shmxfer::stop_server(&config) {
+    if let Mode::StopServer(kind) = mode {
+        return match shmxfer::stop_server(&config, kind) {
             Ok(()) if args.quiet => ExitCode::from(EXIT_OK),
             Ok(()) => exit_with(EXIT_OK, &format!("the server on queue {} stopped", args.queue)),
             Err(e) => fail_to_connect(&e, wait),
@@ -299,7 +307,7 @@ fn main() -> ExitCode {
         Mode::Status { json } => status(client, &args, json),
         Mode::Stdout(file) => stream(client, &args, &file, &cancel),
         Mode::Fetch { files, recursive } => fetch(client, &args, &files, recursive),
-        Mode::StopServer => unreachable!("handled above"),
+        Mode::StopServer(_) => unreachable!("handled above"),
     }
 }
 
@@ -361,7 +369,11 @@ fn exit_code_for(e: &Error) -> u8 {
         // should be (a FIFO, another user's queue or lock).
         Error::NoServer { .. } | Error::BadObject { .. } | Error::QueueFull { .. } => EXIT_NO_SERVER,
         Error::Cancelled => EXIT_INTERRUPTED,
-        Error::Busy { .. } | Error::NotFound | Error::Refused { .. } | Error::Failed { .. } => {
+        Error::Busy { .. }
+        | Error::Stopping { .. }
+        | Error::NotFound
+        | Error::Refused { .. }
+        | Error::Failed { .. } => {
             EXIT_NOT_DELIVERED
         }
         Error::InvalidName { .. } | Error::SameOutput { .. } => EXIT_USAGE,
@@ -505,7 +517,7 @@ fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> 
             Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
             Err(e) => fail(&e),
         },
-        Some(lost) if matches!(lost.error, Error::Busy { .. }) => {
+        Some(lost) if matches!(lost.error, Error::Busy { .. } | Error::Stopping { .. }) => {
             exit_with(EXIT_NOT_DELIVERED, &lost.error.to_string())
         }
         Some(lost) => {
