@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use posixmq::PosixMq;
 
 use crate::error::{Error, Result, SessionEnd};
-use crate::liveness::ServerWatch;
+use crate::liveness::{servers_of_this_user, ServerState, ServerWatch};
 use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{
@@ -471,6 +471,47 @@ pub fn stop_server(config: &ClientConfig, kind: StopKind) -> Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
+}
+
+/// One server of this user found by [`status_all`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerReport {
+    /// A live server holds the lock of `queue`: its status, or why it could
+    /// not be had (busy, stopping, gone meanwhile).
+    Live { queue: String, status: Result<Status> },
+    /// Nobody holds the lock of `queue`: a dead server left it, and maybe
+    /// its queue and sessions' objects (`shm_server --cleanup --all`).
+    Dead { queue: String },
+}
+
+/// The status of every server of this user on this machine, found through
+/// their lock objects in `/dev/shm`, sorted by queue: one status session
+/// with each live one (tried once, whatever `config.wait`; `config.queue`
+/// is not used), and the dead ones' locks. Another user's servers are never
+/// looked at.
+///
+/// # Errors
+///
+/// [`Error::Os`] when `/dev/shm` cannot be read; each live server's own
+/// errors are in its [`ServerReport::Live`].
+pub fn status_all(config: &ClientConfig) -> Result<Vec<ServerReport>> {
+    let mut reports = Vec::new();
+    for server in servers_of_this_user()? {
+        let queue = server.queue;
+        reports.push(match server.state {
+            ServerState::Dead => ServerReport::Dead { queue },
+            ServerState::Live { .. } => {
+                let mut one = config.clone();
+                one.queue = queue.clone();
+                one.wait = Duration::ZERO;
+                let status = Client::connect_for_status(&one)
+                    .and_then(|mut client| client.status().and_then(|s| client.close().map(|()| s)));
+                ServerReport::Live { queue, status }
+            }
+        });
+    }
+    Ok(reports)
 }
 
 impl Client {

@@ -91,11 +91,12 @@ mod text;
 mod walk;
 
 pub use client::{
-    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Status, WaitNotice, DEFAULT_WAIT,
+    status_all, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, ServerReport, Status,
+    WaitNotice, DEFAULT_WAIT,
 };
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
-pub use leftovers::{cleanup, Collected};
+pub use leftovers::{cleanup, cleanup_all, Collected};
 pub use outcome::{FailReason, Outcome};
 pub use output::{Clobber, OutputNames};
 pub use pacing::DEFAULT_SPIN_BUDGET;

@@ -175,7 +175,10 @@ impl Sessions {
     pub fn end_after_queued_jobs(&mut self) {
         for (region, s) in &mut self.open {
             if s.jobs.take().is_some() {
-                debug!("client {}: session {region}: ends after the requests it has made (drain)", s.client_pid);
+                debug!(
+                    "client {}: session {region}: ends after the requests it has made (drain)",
+                    s.client_pid
+                );
             }
         }
     }

@@ -56,7 +56,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client [OPTIONS] --stdout FILE\n       \
         shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
         shm_client [OPTIONS] --status [--json]\n       \
-        shm_client [OPTIONS] --stop-server",
+        shm_client --status --all [--json]\n       \
+        shm_client [OPTIONS] --stop-server [--drain]",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
         asks for each FILE on the server's message queue, and writes what arrives into --out-dir under \
@@ -121,6 +122,13 @@ struct Args {
     /// line per live session (client pid, file, bytes so far, rate, time since its last frame).
     #[arg(long, conflicts_with_all = ["files", "list", "stop_server", "no_clobber", "input", "stdout", "recursive", "relative"])]
     status: bool,
+
+    /// With --status: every shmxfer server of this user on this machine (found through their lock
+    /// objects in /dev/shm, as `ipcs -a` lists all objects), one block per live server, and each
+    /// dead server's leftovers (remove them with `shm_server --cleanup --all`). --queue is not used.
+    /// With --json: one JSON object per line, per server.
+    #[arg(long, requires = "status")]
+    all: bool,
 
     /// With --list or --status: print JSON for scripts.
     #[arg(long)]
@@ -190,6 +198,8 @@ enum Mode {
     List { prefix: String, json: bool },
     /// What the server is doing.
     Status { json: bool },
+    /// What every server of this user is doing, and which are dead.
+    StatusAll { json: bool },
     /// Ask the server to stop, at once or after its open sessions.
     StopServer(StopKind),
 }
@@ -229,6 +239,8 @@ impl Mode {
         }
         Ok(if args.stop_server {
             Mode::StopServer(if args.drain { StopKind::Drain } else { StopKind::Now })
+        } else if args.status && args.all {
+            Mode::StatusAll { json: args.json }
         } else if args.status {
             Mode::Status { json: args.json }
         } else if let Some(prefix) = &args.list {
@@ -297,6 +309,9 @@ fn main() -> ExitCode {
             Err(e) => fail_to_connect(&e, wait),
         };
     }
+    if let Mode::StatusAll { json } = mode {
+        return status_all(&config, &args, json);
+    }
     let kind = if matches!(mode, Mode::Status { .. }) { SessionKind::Status } else { SessionKind::Transfer };
     let client = match Client::open(&config, kind) {
         Ok(c) => c,
@@ -307,7 +322,7 @@ fn main() -> ExitCode {
         Mode::Status { json } => status(client, &args, json),
         Mode::Stdout(file) => stream(client, &args, &file, &cancel),
         Mode::Fetch { files, recursive } => fetch(client, &args, &files, recursive),
-        Mode::StopServer(_) => unreachable!("handled above"),
+        Mode::StopServer(_) | Mode::StatusAll { .. } => unreachable!("handled above"),
     }
 }
 
@@ -373,9 +388,7 @@ fn exit_code_for(e: &Error) -> u8 {
         | Error::Stopping { .. }
         | Error::NotFound
         | Error::Refused { .. }
-        | Error::Failed { .. } => {
-            EXIT_NOT_DELIVERED
-        }
+        | Error::Failed { .. } => EXIT_NOT_DELIVERED,
         Error::InvalidName { .. } | Error::SameOutput { .. } => EXIT_USAGE,
         _ => EXIT_SESSION_LOST,
     }
@@ -452,6 +465,23 @@ fn status(mut client: Client, args: &Args, json: bool) -> ExitCode {
         Ok(status) if json => say(format_args!("{}", common::to_json(&common::StatusJson::new(&status)))),
         Ok(status) => show::print_status(&status, &args.queue, args.human),
         Err(e) => return fail(&e),
+    }
+    ExitCode::from(EXIT_OK)
+}
+
+/// `--status --all`: every server of this user, as text blocks or one JSON
+/// object per line.
+fn status_all(config: &ClientConfig, args: &Args, json: bool) -> ExitCode {
+    let reports = match shmxfer::status_all(config) {
+        Ok(reports) => reports,
+        Err(e) => return fail(&e),
+    };
+    if json {
+        for report in &reports {
+            say(format_args!("{}", common::to_json(&common::ServerJsonLine::new(report))));
+        }
+    } else {
+        show::print_status_all(&reports, args.human);
     }
     ExitCode::from(EXIT_OK)
 }

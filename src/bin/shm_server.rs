@@ -18,7 +18,7 @@ mod common;
 #[command(
     name = "shm_server",
     version,
-    override_usage = "shm_server [OPTIONS]\n       shm_server --cleanup [--queue NAME]",
+    override_usage = "shm_server [OPTIONS]\n       shm_server --cleanup [--queue NAME | --all]",
     long_about = "Serve the regular files below a directory to shm_client processes on this machine.\n\n\
         Requests arrive on a POSIX message queue; each client's files travel through the client's own \
         POSIX shared-memory region (at most 4096 bytes), handed back and forth with two named POSIX \
@@ -71,6 +71,13 @@ struct Args {
     /// process uses.
     #[arg(long, conflicts_with_all = ["persistent", "max_sessions"])]
     cleanup: bool,
+
+    /// With --cleanup: every queue of this user that has a server's lock in /dev/shm, not only
+    /// --queue (as `ipcrm -a` covers all objects). A dead server's queue, lock and sessions' objects
+    /// go; a live server keeps its own and loses only what its dead sessions left. Another user's
+    /// objects are never touched.
+    #[arg(long, requires = "cleanup")]
+    all: bool,
 
     /// Log each session's life too (-v); -vv: also every queue message. By default the
     /// log has a start line, one line per request (client pid, path, outcome, bytes, duration,
@@ -150,8 +157,22 @@ const STOP_SIGNALS: [(libc::c_int, StopKind); 4] = [
     (signal_hook::consts::SIGQUIT, StopKind::Drain),
 ];
 
-fn cleanup(queue: &str) -> anyhow::Result<()> {
-    let collected = shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?;
+/// What `--cleanup` looks at.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    /// The one queue.
+    Queue(&'a str),
+    /// Every queue of this user with a server's lock (`--all`).
+    All,
+}
+
+fn cleanup(scope: Scope<'_>) -> anyhow::Result<()> {
+    let collected = match scope {
+        Scope::All => shmxfer::cleanup_all().context("cleaning up after the servers of this user")?,
+        Scope::Queue(queue) => {
+            shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?
+        }
+    };
     for object in &collected.removed {
         println!("removed {object}");
     }
@@ -159,14 +180,17 @@ fn cleanup(queue: &str) -> anyhow::Result<()> {
         log::warn!("left alone {object}");
     }
     if collected.removed.is_empty() {
-        log::info!("nothing left over for queue {queue}");
+        match scope {
+            Scope::Queue(queue) => log::info!("nothing left over for queue {queue}"),
+            Scope::All => log::info!("nothing left over by servers of this user"),
+        }
     }
     Ok(())
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     if args.cleanup {
-        return cleanup(&args.queue);
+        return cleanup(if args.all { Scope::All } else { Scope::Queue(&args.queue) });
     }
     let stop = StopSignal::new();
     for (sig, kind) in STOP_SIGNALS {
