@@ -18,7 +18,7 @@ mod common;
 #[command(
     name = "shm_server",
     version,
-    override_usage = "shm_server [OPTIONS]\n       shm_server --cleanup [--queue NAME | --all]",
+    override_usage = "shm_server [OPTIONS]\n       shm_server --cleanup [--queue NAME]\n       shm_server --cleanup --all",
     long_about = "Serve the regular files below a directory to shm_client processes on this machine.\n\n\
         Requests arrive on a POSIX message queue; each client's files travel through the client's own \
         POSIX shared-memory region (at most 4096 bytes), handed back and forth with two named POSIX \
