@@ -210,17 +210,18 @@ pub(crate) fn send_status(tx: &mut Producer, stats: &ServerStats, region: &str, 
     tx.send(seq, &Reply::StatusEnd { count })
 }
 
-/// Answers a client over the session limit: marks its region "busy"
-/// ([`EndReason::Busy`]) before it publishes the server's pid (a client that
-/// sees the pid sees "busy" too, before it sends a request), and puts a
-/// `Busy` frame in it, without waiting for a slot.
+/// Answers a client over the session limit, or one that comes while the
+/// server drains: marks its region with `why` ([`EndReason::Busy`] or
+/// [`EndReason::ServerStopping`]) before it publishes the server's pid (a
+/// client that sees the pid sees why too, before it sends a request), and
+/// puts a `Busy` frame in it, without waiting for a slot.
 ///
 /// # Errors
 ///
 /// [`Error::Protocol`] when the client's ring has no free slot; what
 /// [`Producer::send`] returns.
-pub(crate) fn answer_busy(mut producer: Producer, region: &Region, max: usize) -> Result<()> {
-    region.mark_ended(EndReason::Busy);
+pub(crate) fn answer_busy(mut producer: Producer, region: &Region, max: usize, why: EndReason) -> Result<()> {
+    region.mark_ended(why);
     region.set_server_pid(std::process::id());
     if !producer.has_free_slot() {
         return Err(Error::Protocol("no free slot for the busy answer".into()));

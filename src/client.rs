@@ -13,13 +13,13 @@ use std::time::{Duration, Instant, SystemTime};
 use posixmq::PosixMq;
 
 use crate::error::{Error, Result, SessionEnd};
-use crate::liveness::ServerWatch;
+use crate::liveness::{servers_of_this_user, ServerState, ServerWatch};
 use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
 use crate::outcome::FailReason;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{
     normalize_path, Command, FrameHeader, FrameKind, GetCondition, Reply, ServerStatus, SessionKind,
-    SessionStatus, SkipCode,
+    SessionStatus, SkipCode, StopKind,
 };
 use crate::queue::{self, SendError};
 use crate::ring::{Consumer, Liveness, RingSems};
@@ -608,17 +608,26 @@ fn pause_unless_cancelled(pause: Duration, cancel: &dyn Fn() -> bool) -> Result<
     }
 }
 
-/// Asks the server of `config.queue` to stop, and waits until it has.
+/// How long a server asked to stop at once may take before
+/// [`stop_server`] calls it a timeout.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the server of `config.queue` to stop, and waits until it has:
+/// [`StopKind::Now`] cancels its open sessions (it stops within a second);
+/// [`StopKind::Drain`] lets them finish what they asked for, which may take
+/// as long as their transfers, and is waited for without a limit (the
+/// config's cancel flag ends the wait, not the drain).
 ///
 /// # Errors
 ///
 /// [`Error::NoServer`] when no server shows up within `config.wait`;
 /// [`Error::QueueFull`] when its queue takes no message; [`Error::Timeout`]
-/// when it does not stop within 10 seconds; [`Error::Cancelled`].
-pub fn stop_server(config: &ClientConfig) -> Result<()> {
+/// when a server asked to stop now has not within 10 seconds;
+/// [`Error::Cancelled`].
+pub fn stop_server(config: &ClientConfig, kind: StopKind) -> Result<()> {
     let found = find_server(config, Instant::now(), &mut false)?;
     let alive = liveness(&found.watch);
-    let stop = Command::Stop { client_pid: std::process::id() };
+    let stop = Command::Stop { client_pid: std::process::id(), kind };
     let never = AtomicBool::new(false);
     let cancel = config.cancel.as_deref().unwrap_or(&never);
     queue::send(&found.queue, &stop, cancel, &alive, config.wait).map_err(|e| no_room(e, config))?;
@@ -627,7 +636,7 @@ pub fn stop_server(config: &ClientConfig) -> Result<()> {
         if config.cancelled() {
             return Err(Error::Cancelled);
         }
-        if start.elapsed() > Duration::from_secs(10) {
+        if kind == StopKind::Now && start.elapsed() > STOP_TIMEOUT {
             return Err(Error::Timeout {
                 what: format!("the server of {} did not stop", config.queue),
                 after: start.elapsed(),
@@ -636,6 +645,47 @@ pub fn stop_server(config: &ClientConfig) -> Result<()> {
         std::thread::sleep(Duration::from_millis(10));
     }
     Ok(())
+}
+
+/// One server of this user found by [`status_all`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerReport {
+    /// A live server holds the lock of `queue`: its status, or why it could
+    /// not be had (busy, stopping, gone meanwhile).
+    Live { queue: String, status: Result<Status> },
+    /// Nobody holds the lock of `queue`: a dead server left it, and maybe
+    /// its queue and sessions' objects (`shm_server --cleanup --all`).
+    Dead { queue: String },
+}
+
+/// The status of every server of this user on this machine, found through
+/// their lock objects in `/dev/shm`, sorted by queue: one status session
+/// with each live one (tried once, whatever `config.wait`; `config.queue`
+/// is not used), and the dead ones' locks. Another user's servers are never
+/// looked at.
+///
+/// # Errors
+///
+/// [`Error::Os`] when `/dev/shm` cannot be read; each live server's own
+/// errors are in its [`ServerReport::Live`].
+pub fn status_all(config: &ClientConfig) -> Result<Vec<ServerReport>> {
+    let mut reports = Vec::new();
+    for server in servers_of_this_user()? {
+        let queue = server.queue;
+        reports.push(match server.state {
+            ServerState::Dead => ServerReport::Dead { queue },
+            ServerState::Live { .. } => {
+                let mut one = config.clone();
+                one.queue = queue.clone();
+                one.wait = Duration::ZERO;
+                let status = Client::connect_for_status(&one)
+                    .and_then(|mut client| client.status().and_then(|s| client.close().map(|()| s)));
+                ServerReport::Live { queue, status }
+            }
+        });
+    }
+    Ok(reports)
 }
 
 impl Client {
@@ -818,7 +868,7 @@ impl Client {
         let payload = &out[..header.len as usize];
         if header.kind == FrameKind::Busy {
             if let Reply::Busy { max_sessions } = Reply::decode(header.kind, payload)? {
-                return Err(Error::Busy { max_sessions });
+                return Err(self.busy(max_sessions));
             }
         }
         if header.seq != seq {
@@ -828,6 +878,15 @@ impl Client {
             return Ok(Frame::Data(header.len));
         }
         Ok(Frame::Control(Reply::decode(header.kind, payload)?))
+    }
+
+    /// Why the server answered "busy": it is stopping (it marked the region
+    /// so before the answer, [`Error::Stopping`]) or full.
+    fn busy(&self, max_sessions: u32) -> Error {
+        match self.consumer.region().ended() {
+            Some(EndReason::ServerStopping) => Error::Stopping { queue: self.queue_name.clone() },
+            _ => Error::Busy { max_sessions },
+        }
     }
 
     /// Asks for the server's list of files, sorted by path: all of them, or

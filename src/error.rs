@@ -53,6 +53,9 @@ pub enum Error {
     /// The server of the queue runs as another user, whose queue and lock
     /// (mode 0600) this process may not open: no server it can use.
     OtherUsersServer { queue: String, uid: u32, user: Option<String> },
+    /// The server is stopping (`shm_client --stop-server --drain`,
+    /// SIGQUIT): it finishes its open sessions and takes no new one.
+    Stopping { queue: String },
     /// A configuration value is out of its range.
     InvalidConfig(String),
     /// The server's queue stayed full for this long: the server takes no
@@ -188,6 +191,11 @@ impl fmt::Display for Error {
             Error::Busy { max_sessions } => {
                 write!(f, "server busy: it serves at most {max_sessions} session(s) at once; try again later")
             }
+            Error::Stopping { queue } => write!(
+                f,
+                "the server on queue {queue} is stopping: it finishes its open sessions and takes no new one; \
+                 try again once a server runs"
+            ),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
         }
     }

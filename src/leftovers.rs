@@ -34,7 +34,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::liveness::{euid, region_state, DeadLock, RegionState, Stale};
+use crate::liveness::{euid, region_state, servers_of_this_user, DeadLock, RegionState, Stale};
 use crate::names::{lock_name, shm_file_name, validate_queue_name, ShmEntry};
 use crate::queue::still_named;
 use crate::semaphore::remove_semaphore;
@@ -97,6 +97,26 @@ pub fn cleanup(queue: &str) -> Result<Collected> {
         Err(e) => return Err(e),
     }
     collect_into(queue, &mut collected)?;
+    Ok(collected)
+}
+
+/// [`cleanup`] for every queue of this user that has a server's lock
+/// object in `/dev/shm` (as [`status_all`](crate::status_all) finds them): a dead server's queue
+/// and lock go with its sessions' objects; a live server keeps its own and
+/// loses only what its dead sessions left. Another user's objects are never
+/// looked at. `shm_server --cleanup --all`.
+///
+/// # Errors
+///
+/// [`Error::Os`] when `/dev/shm` cannot be read or an object cannot be
+/// removed.
+pub fn cleanup_all() -> Result<Collected> {
+    let mut collected = Collected::default();
+    for server in servers_of_this_user()? {
+        let one = cleanup(&server.queue)?;
+        collected.removed.extend(one.removed);
+        collected.skipped.extend(one.skipped);
+    }
     Ok(collected)
 }
 

@@ -89,18 +89,18 @@ mod text;
 mod walk;
 
 pub use client::{
-    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Listing, Skipped, Status, WaitNotice,
-    Waiting, DEFAULT_WAIT,
+    status_all, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Listing, ServerReport,
+    Skipped, Status, WaitNotice, Waiting, DEFAULT_WAIT,
 };
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
-pub use leftovers::{cleanup, Collected};
+pub use leftovers::{cleanup, cleanup_all, Collected};
 pub use outcome::{FailReason, Outcome, SkipReason};
 pub use output::{Clobber, OutputNames, Partial, Times, Update};
 pub use pacing::DEFAULT_SPIN_BUDGET;
 pub use plan::{FileResult, Lost, Report, Summary};
-pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus};
-pub use server::{Server, ServerBuilder, ServerConfig};
+pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus, StopKind};
+pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 
 /// The queue both programs use unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "/shmxfer";

@@ -289,7 +289,6 @@ impl ServerWatch {
     }
 
     /// The watched server's pid, as it wrote it into its lock object.
-    #[cfg(test)]
     pub fn pid(&self) -> Option<u32> {
         read_pid(&self.obj)
     }
@@ -375,6 +374,69 @@ pub fn region_state(name: &str, past_grace: bool) -> Result<RegionState> {
     } else {
         Ok(RegionState::MayBeInUse)
     }
+}
+
+/// A server's lock object of this user found in `/dev/shm`
+/// ([`servers_of_this_user`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundServer {
+    /// The queue the lock belongs to (`<queue>.lock`).
+    pub queue: String,
+    /// Whether a server holds the lock.
+    pub state: ServerState,
+}
+
+/// Whether a found lock is held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerState {
+    /// A live server holds it; the pid it wrote, if readable.
+    Live { pid: Option<u32> },
+    /// Nobody holds it: a server died and left it (and maybe its queue and
+    /// sessions' objects).
+    Dead,
+}
+
+/// Every server of this user on this machine, live or dead, found through
+/// the lock objects in `/dev/shm` (`<queue>.lock`, regular files owned by
+/// this user's effective uid; another user's, root's included, are never
+/// looked at), sorted by queue.
+///
+/// # Errors
+///
+/// [`Error::Os`] when `/dev/shm` cannot be read.
+pub fn servers_of_this_user() -> Result<Vec<FoundServer>> {
+    let dir = std::path::Path::new(crate::leftovers::SHM_DIR);
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::os_named("read_dir", "/dev/shm", e))?;
+    let me = euid();
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(queue) = entry.file_name().to_str().and_then(queue_of_lock_file) else { continue };
+        let Ok(meta) = entry.path().symlink_metadata() else { continue };
+        if !meta.is_file() || meta.uid() != me {
+            continue;
+        }
+        let state = match ServerWatch::find(&queue) {
+            Ok(Some(watch)) => ServerState::Live { pid: watch.pid() },
+            Ok(None) => ServerState::Dead,
+            // Replaced meanwhile by something not to be trusted: not ours.
+            Err(_) => continue,
+        };
+        found.push(FoundServer { queue, state });
+    }
+    found.sort_by(|a, b| a.queue.cmp(&b.queue));
+    Ok(found)
+}
+
+/// The queue whose lock object has the `/dev/shm` file name `file_name`,
+/// if it is one (`<stem>.lock` with a valid queue name `/<stem>`; a
+/// semaphore's `sem.` file is none).
+fn queue_of_lock_file(file_name: &str) -> Option<String> {
+    if file_name.starts_with("sem.") {
+        return None;
+    }
+    let queue = format!("/{}", file_name.strip_suffix(".lock")?);
+    (crate::names::validate_queue_name(&queue).is_ok() && lock_name(&queue) == format!("/{file_name}"))
+        .then_some(queue)
 }
 
 #[cfg(test)]
@@ -499,5 +561,14 @@ mod tests {
         assert!(err.to_string().contains("uid 65534"), "{err}");
         assert!(std::path::Path::new(&path).exists(), "another user's object is left alone");
         foreign.remove().unwrap();
+    }
+
+    #[test]
+    fn lock_file_names_give_their_queue_and_nothing_else_does() {
+        assert_eq!(queue_of_lock_file("shmxfer.lock").as_deref(), Some("/shmxfer"));
+        assert_eq!(queue_of_lock_file("a.lock.lock").as_deref(), Some("/a.lock"));
+        for other in ["shmxfer", "sem.shmxfer.lock", ".lock", "shmxfer.4242.0123456789abcdef", "x.lockx"] {
+            assert_eq!(queue_of_lock_file(other), None, "{other}");
+        }
     }
 }

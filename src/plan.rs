@@ -372,7 +372,7 @@ fn run(
     let done = files.len();
     let lost = match fetched {
         Ok(()) => None,
-        Err(error @ Error::Busy { .. }) => {
+        Err(error @ (Error::Busy { .. } | Error::Stopping { .. })) => {
             // Every file not yet reported gets its result, as any failed file does.
             for job in &jobs[done..] {
                 let outcome = Outcome::failed(FailReason::ServerBusy, "server busy");

@@ -15,7 +15,8 @@
 //!                of a status session, Cancel)
 //!        6  u16  reserved, 0
 //!        8  u32  client pid
-//!       12  u32  seq (Get, List, Status, Cancel) or region size (Open, OpenStatus), else 0
+//!       12  u32  seq (Get, List, Status, Cancel), region size (Open, OpenStatus)
+//!                or stop kind (Stop: 0 now, 1 drain; see [`StopKind`]), else 0
 //!       16  u16  region name length R (0 for Stop)
 //!       18  u16  tail length P (Get: its fields and the path; List: 0 for the
 //!                whole tree, else the prefix; Open, OpenStatus: the semaphore
@@ -71,8 +72,9 @@ use std::fmt;
 /// `Start`, the semaphore names in `Open`, paths as bytes (not only UTF-8),
 /// the offset and [`GetCondition`] of `Get`, a prefix in `List`, mode and
 /// mtime in `ListEntry`, the `ListSkipped` frame and both counts in
-/// `ListEnd`. A peer of another version is told so on its first message or
-/// frame ([`DecodeError::UnsupportedVersion`]).
+/// `ListEnd`, `Cancel`, and the [`StopKind`] of `Stop`. A peer of another
+/// version is told so on its first message or frame
+/// ([`DecodeError::UnsupportedVersion`]).
 pub const PROTOCOL_VERSION: u8 = 3;
 /// First four bytes of every command message ("SXQ1").
 pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
@@ -306,8 +308,9 @@ pub enum Command {
     List { client_pid: u32, seq: u32, region: String, prefix: Vec<u8> },
     /// Ends the session: the client's shutdown message.
     Close { client_pid: u32, region: String },
-    /// Asks the server to stop.
-    Stop { client_pid: u32 },
+    /// Asks the server to stop, at once or after its open sessions
+    /// ([`StopKind`]).
+    Stop { client_pid: u32, kind: StopKind },
     /// Asks for the server's status; the answer frames carry `seq`.
     Status { client_pid: u32, seq: u32, region: String },
     /// Asks the server to stop sending the file of request `seq` (the client
@@ -368,6 +371,37 @@ impl GetCondition {
     }
 }
 
+/// How a server is asked to stop: by a `Stop` message (its seq word) or a
+/// signal (`shm_server` maps SIGQUIT to [`StopKind::Drain`], SIGINT, SIGTERM
+/// and SIGHUP to [`StopKind::Now`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StopKind {
+    /// Cancel open sessions and stop (`shm_client --stop-server`).
+    Now,
+    /// Take no new session, let the open ones finish what they already
+    /// asked for, then stop (`shm_client --stop-server --drain`).
+    Drain,
+}
+
+impl StopKind {
+    /// The word of a `Stop` message.
+    fn code(self) -> u32 {
+        match self {
+            StopKind::Now => 0,
+            StopKind::Drain => 1,
+        }
+    }
+
+    /// The kind a `Stop` message's word names.
+    fn from_code(code: u32) -> Result<StopKind, DecodeError> {
+        match code {
+            0 => Ok(StopKind::Now),
+            1 => Ok(StopKind::Drain),
+            _ => Err(DecodeError::BadField("stop kind")),
+        }
+    }
+}
+
 const KIND_OPEN: u8 = 1;
 const KIND_GET: u8 = 2;
 const KIND_LIST: u8 = 3;
@@ -410,7 +444,10 @@ impl fmt::Display for Command {
             Command::Cancel { client_pid, seq, region } => {
                 write!(f, "cancel of request {seq} from pid {client_pid} (region {region})")
             }
-            Command::Stop { client_pid } => write!(f, "stop from pid {client_pid}"),
+            Command::Stop { client_pid, kind: StopKind::Now } => write!(f, "stop from pid {client_pid}"),
+            Command::Stop { client_pid, kind: StopKind::Drain } => {
+                write!(f, "stop after the open sessions (drain) from pid {client_pid}")
+            }
         }
     }
 }
@@ -456,7 +493,7 @@ impl Command {
                 (KIND_LIST, *client_pid, *seq, region.as_str(), prefix.as_slice())
             }
             Command::Close { client_pid, region } => (KIND_CLOSE, *client_pid, 0, region.as_str(), &[][..]),
-            Command::Stop { client_pid } => (KIND_STOP, *client_pid, 0, "", &[][..]),
+            Command::Stop { client_pid, kind } => (KIND_STOP, *client_pid, kind.code(), "", &[][..]),
             Command::Status { client_pid, seq, region } => {
                 (KIND_STATUS, *client_pid, *seq, region.as_str(), &[][..])
             }
@@ -540,13 +577,13 @@ impl Command {
         if !path_ok {
             return Err(DecodeError::BadField("path"));
         }
-        if matches!(kind, KIND_CLOSE | KIND_STOP) && word != 0 {
+        if kind == KIND_CLOSE && word != 0 {
             return Err(DecodeError::BadField("seq"));
         }
         Ok(match kind {
             KIND_LIST => Command::List { client_pid, seq: word, region, prefix: path },
             KIND_CLOSE => Command::Close { client_pid, region },
-            KIND_STOP => Command::Stop { client_pid },
+            KIND_STOP => Command::Stop { client_pid, kind: StopKind::from_code(word)? },
             KIND_STATUS => Command::Status { client_pid, seq: word, region },
             KIND_CANCEL => Command::Cancel { client_pid, seq: word, region },
             other => return Err(DecodeError::UnknownKind(other)),
@@ -1277,7 +1314,8 @@ mod tests {
             ),
             (any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, region)| Command::Close { client_pid, region }),
-            any::<u32>().prop_map(|client_pid| Command::Stop { client_pid }),
+            (any::<u32>(), prop_oneof![Just(StopKind::Now), Just(StopKind::Drain)])
+                .prop_map(|(client_pid, kind)| Command::Stop { client_pid, kind }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, seq, region)| Command::Status { client_pid, seq, region }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
@@ -1540,10 +1578,11 @@ mod tests {
         let mut msg = [83, 88, 81, 49, 1, 1, 0, 249, 0, 0, 0, 15, 63, 0, 0, 0, 2, 0, 0, 0, 1, 16];
         msg[4] = PROTOCOL_VERSION;
         assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("reserved")));
-        // Second run: a Stop message with a non-zero seq field.
+        // Second run: a Stop message with a non-zero seq field (since the
+        // seq word names the stop kind, one that names no kind).
         let mut msg = [83, 88, 81, 49, 1, 5, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0];
         msg[4] = PROTOCOL_VERSION;
-        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("seq")));
+        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("stop kind")));
         let mut header = FrameHeader { kind: FrameKind::End, len: 16, seq: 3 }.encode();
         header[15] = 1;
         assert_eq!(FrameHeader::decode(&header, 100), Err(DecodeError::BadField("reserved")));
@@ -1556,7 +1595,7 @@ mod tests {
             client_pid: 1,
             seq: 2,
             region: "/r".into(),
-            path: "dir/f".into(),
+            path: b"dir/f".to_vec(),
             offset: 1 << 40,
             condition: GetCondition::IfSame(stamp),
         };
@@ -1587,6 +1626,18 @@ mod tests {
         let msg = longest.encode().unwrap();
         assert_eq!(msg.len(), MAX_MSG_LEN);
         assert_eq!(Command::decode(&msg), Ok(longest));
+    }
+
+    #[test]
+    fn stop_says_its_kind_in_the_seq_word_and_refuses_unknown_kinds() {
+        for (kind, word) in [(StopKind::Now, 0u32), (StopKind::Drain, 1)] {
+            let msg = Command::Stop { client_pid: 42, kind }.encode().unwrap();
+            assert_eq!(msg[12..16], word.to_le_bytes());
+            assert_eq!(Command::decode(&msg), Ok(Command::Stop { client_pid: 42, kind }));
+        }
+        let mut msg = Command::Stop { client_pid: 42, kind: StopKind::Drain }.encode().unwrap();
+        msg[12..16].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(Command::decode(&msg), Err(DecodeError::BadField("stop kind")));
     }
 
     #[test]

@@ -293,6 +293,11 @@ impl Consumer {
         self
     }
 
+    /// The region this consumer empties.
+    pub fn region(&self) -> &Region {
+        &self.end.region
+    }
+
     /// The largest payload one frame carries.
     pub fn max_payload(&self) -> usize {
         self.end.max_payload()

@@ -15,7 +15,7 @@ use crate::liveness::{queue_identity, ServerLock};
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
-use crate::protocol::Command;
+use crate::protocol::{Command, StopKind};
 use crate::queue::{self, QUEUE_MSG_LEN};
 use crate::send_file::Ask;
 use crate::sessions::{Job, ServeEnv, Sessions};
@@ -57,6 +57,65 @@ pub struct ServerConfig {
     /// (zero: block at once);
     /// [`crate::pacing::DEFAULT_SPIN_BUDGET`] unless measuring.
     pub spin_budget: Duration,
+}
+
+/// How a running server is asked to stop from outside its queue (a signal
+/// handler, another thread): [`StopKind::Now`] cancels its open sessions,
+/// [`StopKind::Drain`] lets them finish what they asked for first. A `Now`
+/// asked during a drain ends the drain at once; a `Drain` asked after a
+/// `Now` changes nothing. Clones share one request.
+///
+/// # Examples
+///
+/// ```
+/// use shmxfer::{StopKind, StopSignal};
+///
+/// let stop = StopSignal::new();
+/// assert_eq!(stop.requested(), None);
+/// stop.request(StopKind::Drain);
+/// assert_eq!(stop.requested(), Some(StopKind::Drain));
+/// // A signal handler raises a flag: SIGTERM during the drain.
+/// stop.flag(StopKind::Now).store(true, std::sync::atomic::Ordering::Relaxed);
+/// assert_eq!(stop.requested(), Some(StopKind::Now));
+/// stop.request(StopKind::Drain);
+/// assert_eq!(stop.requested(), Some(StopKind::Now));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    now: Arc<AtomicBool>,
+    drain: Arc<AtomicBool>,
+}
+
+impl StopSignal {
+    /// No stop asked for yet.
+    pub fn new() -> StopSignal {
+        StopSignal::default()
+    }
+
+    /// Asks for a stop of `kind`.
+    pub fn request(&self, kind: StopKind) {
+        self.flag(kind).store(true, Ordering::Relaxed);
+    }
+
+    /// The stop asked for, if any: `Now` over `Drain` when both were.
+    pub fn requested(&self) -> Option<StopKind> {
+        if self.now.load(Ordering::Relaxed) {
+            Some(StopKind::Now)
+        } else if self.drain.load(Ordering::Relaxed) {
+            Some(StopKind::Drain)
+        } else {
+            None
+        }
+    }
+
+    /// The flag that asks for `kind` once true, for a signal handler
+    /// (`signal_hook::flag::register`); setting it is [`StopSignal::request`].
+    pub fn flag(&self, kind: StopKind) -> Arc<AtomicBool> {
+        match kind {
+            StopKind::Now => Arc::clone(&self.now),
+            StopKind::Drain => Arc::clone(&self.drain),
+        }
+    }
 }
 
 /// Builds a [`ServerConfig`], or binds a [`Server`] at once, from the
@@ -154,8 +213,7 @@ impl ServerBuilder {
 /// A server and a client in one process, on a queue of their own:
 ///
 /// ```
-/// use std::sync::{atomic::AtomicBool, Arc};
-/// use shmxfer::{Client, ClientConfig, Server};
+/// use shmxfer::{Client, ClientConfig, Server, StopSignal};
 ///
 /// # fn main() -> Result<(), shmxfer::Error> {
 /// let root = tempfile::tempdir().unwrap();
@@ -163,17 +221,20 @@ impl ServerBuilder {
 /// let queue = format!("/shmxfer_builder_doctest_{}", std::process::id());
 ///
 /// let server = Server::builder().queue(&queue).root(root.path()).max_sessions(4).bind()?;
-/// let stop = Arc::new(AtomicBool::new(false));
+/// let stop = StopSignal::new();
 /// let serving = std::thread::spawn(move || server.run(stop));
 ///
 /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
 /// let listing = client.list(None)?;
+/// let hello = client.fetch_vec("hello.txt")?;
 /// client.close()?;
-/// // Not persistent: the server stops once its last client has left.
+/// // Not persistent: the server stops once its last client that fetched
+/// // files has left (a listing alone would not end it).
 /// serving.join().unwrap()?;
 ///
 /// assert_eq!(listing.files.len(), 1);
 /// assert_eq!((listing.files[0].path.as_path(), listing.files[0].size), ("hello.txt".as_ref(), 6));
+/// assert_eq!(hello, b"hello\n");
 /// # Ok(())
 /// # }
 /// ```
@@ -215,14 +276,19 @@ impl Server {
         Ok(server)
     }
 
-    /// Serves until stopped: by `stop` turning true (a signal), a stop
-    /// request, or — unless persistent — the last session closing after a
-    /// client's shutdown message. Open sessions are cancelled and joined.
+    /// Serves until stopped: by `stop` (a signal), a stop message, or —
+    /// unless persistent — the last session closing after the goodbye of a
+    /// client that asked for a file. A stop of [`StopKind::Now`] cancels
+    /// and joins the open sessions; one of [`StopKind::Drain`] answers new
+    /// transfer sessions "busy" (their regions marked "server stopping"),
+    /// lets each open session answer what it had asked for when the drain
+    /// began, and stops once none is open. A `Now` during a drain cancels
+    /// what is left.
     ///
     /// # Errors
     ///
     /// [`Error::Os`] when the queue fails.
-    pub fn run(self, stop: Arc<AtomicBool>) -> Result<()> {
+    pub fn run(self, stop: StopSignal) -> Result<()> {
         info!(
             "serving {} on queue {} (pid {}, {}, at most {} session(s) at once, stall timeout {})",
             self.config.root.display(),
@@ -239,7 +305,7 @@ impl Server {
         ));
         let env = ServeEnv {
             root: Arc::clone(&self.root),
-            stop: Arc::clone(&stop),
+            stop: stop.flag(StopKind::Now),
             stall_timeout: self.config.stall_timeout,
             stats: Arc::clone(&stats),
             pacing: Pacing::new(self.config.spin_budget),
@@ -249,11 +315,29 @@ impl Server {
         let mut garbage = LogBudget::new("bad queue messages dropped");
         let mut collected_at = Instant::now();
         let result = loop {
-            if stop.load(Ordering::Relaxed) {
-                info!("stopping");
-                break Ok(());
+            match stop.requested() {
+                Some(StopKind::Now) => {
+                    info!("stopping");
+                    break Ok(());
+                }
+                Some(StopKind::Drain) if !sessions.draining() => {
+                    info!("stopping after the open sessions (a signal asked to drain)");
+                    match self.begin_drain(&mut sessions, &mut buf, &mut garbage) {
+                        Ok(None) => {}
+                        Ok(Some(pid)) => {
+                            info!("stop requested by pid {pid} during the drain");
+                            break Ok(());
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+                _ => {}
             }
             sessions.reap();
+            if sessions.drained() {
+                info!("the open sessions are done; stopping");
+                break Ok(());
+            }
             garbage.flush();
             if collected_at.elapsed() >= self.config.collect_every {
                 self.collect_leftovers();
@@ -268,16 +352,63 @@ impl Server {
                 Ok(None) => continue,
                 Err(e) => break Err(e),
             };
-            if let Command::Stop { client_pid } = cmd {
-                info!("stop requested by pid {client_pid}");
-                break Ok(());
+            match cmd {
+                Command::Stop { client_pid, kind: StopKind::Now } => {
+                    info!("stop requested by pid {client_pid}");
+                    break Ok(());
+                }
+                Command::Stop { client_pid, kind: StopKind::Drain } => {
+                    if !sessions.draining() {
+                        info!("stop after the open sessions requested by pid {client_pid}");
+                        match self.begin_drain(&mut sessions, &mut buf, &mut garbage) {
+                            Ok(None) => {}
+                            Ok(Some(pid)) => {
+                                info!("stop requested by pid {pid} during the drain");
+                                break Ok(());
+                            }
+                            Err(e) => break Err(e),
+                        }
+                    }
+                }
+                cmd => dispatch(&mut sessions, cmd),
             }
-            dispatch(&mut sessions, cmd);
         };
-        stop.store(true, Ordering::Relaxed);
+        stop.request(StopKind::Now);
         sessions.end_all();
         info!("stopped: {}", stats.summary());
         result
+    }
+
+    /// Begins a drain: the messages already in the queue are taken as they
+    /// would be (requests of open sessions routed, new sessions answered
+    /// "busy"), then each open session is told that nothing more comes, so
+    /// that it ends once it has answered what it was asked.
+    ///
+    /// A stop of [`StopKind::Now`] among those messages is handed back:
+    /// the caller stops at once.
+    fn begin_drain(
+        &self,
+        sessions: &mut Sessions,
+        buf: &mut [u8],
+        garbage: &mut LogBudget,
+    ) -> Result<Option<u32>> {
+        sessions.begin_drain();
+        let waiting = self.queue.attributes().map_or(0, |a| a.current_messages);
+        let mut stop_now = None;
+        for _ in 0..waiting {
+            match self.next_command(buf, garbage)? {
+                Some(Command::Stop { client_pid, kind: StopKind::Now }) => {
+                    stop_now = Some(client_pid);
+                    break;
+                }
+                // Already draining.
+                Some(Command::Stop { kind: StopKind::Drain, .. }) => {}
+                Some(cmd) => dispatch(sessions, cmd),
+                None => break,
+            }
+        }
+        sessions.end_after_queued_jobs();
+        Ok(stop_now)
     }
 
     /// Removes what dead sessions of this queue left (clients killed before
@@ -294,9 +425,9 @@ impl Server {
         }
     }
 
-    /// The default mode's exit rule: a client said goodbye, no session is
-    /// open and no message waits (a client whose message is queued is
-    /// served first).
+    /// The default mode's exit rule: a client that asked for a file said
+    /// goodbye, no session is open and no message waits (a client whose
+    /// message is queued is served first).
     fn last_client_left(&self, sessions: &Sessions) -> bool {
         !self.config.persistent
             && sessions.all_left()

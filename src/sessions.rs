@@ -65,6 +65,31 @@ struct Session {
     /// A status session may only ask for the status, and does not count
     /// against `max`.
     kind: SessionKind,
+    /// Whether this session's goodbye makes its client the default mode's
+    /// "last client": only once it asked for a file.
+    goodbye: Goodbye,
+}
+
+/// Whether a session's goodbye lets a default-mode server stop once no
+/// session is open. A client that only listed the files or asked for the
+/// status leaves the server to the next client; one that asked for a file
+/// (a listing too or not) was the client the server waited for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goodbye {
+    /// Nothing asked for but listings or the status: the server goes on.
+    DoesNotCount,
+    /// A file was asked for: the server may stop after this goodbye.
+    Counts,
+}
+
+impl Goodbye {
+    /// What a session's goodbye counts for once it was asked `job`.
+    fn after(self, job: &Job) -> Goodbye {
+        match job {
+            Job::Get { .. } => Goodbye::Counts,
+            Job::List { .. } | Job::Status { .. } => self,
+        }
+    }
 }
 
 impl Session {
@@ -91,13 +116,27 @@ pub(crate) struct Sessions {
     env: ServeEnv,
     open: HashMap<String, Session>,
     refused: HashSet<String>,
-    /// Whether any client said goodbye: a default-mode server may stop once
-    /// no session is open.
+    /// Whether a client that asked for a file said goodbye: a default-mode
+    /// server may stop once no session is open ([`Goodbye`]).
     any_closed: bool,
     /// The rate limit for lines about Open messages that fail at once.
     bad_opens: LogBudget,
     /// The rate limit for "busy" lines.
     busy_lines: LogBudget,
+    /// Whether the server drains: new transfer sessions are answered busy,
+    /// the open ones end once they answered what they were asked.
+    mode: TableMode,
+}
+
+/// Whether the table takes new sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TableMode {
+    /// Serving: new sessions are opened while there is room.
+    Open,
+    /// A graceful stop: new transfer sessions are answered "busy" with
+    /// their regions marked "server stopping"; status sessions are still
+    /// taken, so that one can watch the drain.
+    Draining,
 }
 
 impl Sessions {
@@ -112,6 +151,38 @@ impl Sessions {
             any_closed: false,
             bad_opens: LogBudget::new("open messages dropped"),
             busy_lines: LogBudget::new("clients answered busy"),
+            mode: TableMode::Open,
+        }
+    }
+
+    /// Begins a graceful stop: from now on new transfer sessions are
+    /// answered "busy" (see [`TableMode::Draining`]).
+    pub fn begin_drain(&mut self) {
+        self.mode = TableMode::Draining;
+    }
+
+    /// Whether a graceful stop has begun.
+    pub fn draining(&self) -> bool {
+        self.mode == TableMode::Draining
+    }
+
+    /// Whether a graceful stop has begun and no session is left.
+    pub fn drained(&self) -> bool {
+        self.draining() && self.open.is_empty()
+    }
+
+    /// Tells every open session that no request follows those already
+    /// routed to it: each ends once it has answered them. A client that did
+    /// not say goodbye finds its region marked "server stopping" when its
+    /// session has ended ([`Sessions::reap`]).
+    pub fn end_after_queued_jobs(&mut self) {
+        for (region, s) in &mut self.open {
+            if s.jobs.take().is_some() {
+                debug!(
+                    "client {}: session {region}: ends after the requests it has made (drain)",
+                    s.client_pid
+                );
+            }
         }
     }
 
@@ -120,16 +191,23 @@ impl Sessions {
         self.bad_opens.flush();
         self.busy_lines.flush();
         let stats = &self.env.stats;
+        let mode = self.mode;
         self.open.retain(|region, s| {
             let finished = s.reap_if_finished();
             if finished {
+                if mode == TableMode::Draining && !s.stats.has_said_goodbye() {
+                    // Its client may still wait for an answer it asked for
+                    // after the drain began: tell it why none comes.
+                    s.region.mark_ended(EndReason::ServerStopping);
+                }
                 stats.close(region);
             }
             !finished
         });
     }
 
-    /// Whether a client said goodbye and no session is open now.
+    /// Whether a client that asked for a file said goodbye and no session
+    /// is open now.
     pub fn all_left(&self) -> bool {
         self.any_closed && self.open.is_empty()
     }
@@ -200,6 +278,10 @@ impl Sessions {
                     return;
                 }
             };
+        if self.mode == TableMode::Draining && kind == SessionKind::Transfer {
+            self.refuse_while_draining(region, client_pid, producer, &region_map);
+            return;
+        }
         if self.full(kind) {
             self.wait_for_closing(kind);
         }
@@ -221,7 +303,7 @@ impl Sessions {
                     }
                 }
             }
-            if let Err(e) = answer_busy(producer, &region_map, limit) {
+            if let Err(e) = answer_busy(producer, &region_map, limit, EndReason::Busy) {
                 warn!("could not tell pid {client_pid} that the server is busy: {e:#}");
             }
             return;
@@ -256,6 +338,7 @@ impl Sessions {
                     region: region_map,
                     stats,
                     kind,
+                    goodbye: Goodbye::DoesNotCount,
                 };
                 self.open.insert(region, session);
             }
@@ -263,6 +346,22 @@ impl Sessions {
                 self.env.stats.close(&region);
                 error!("could not start a session thread: {e:#}");
             }
+        }
+    }
+
+    /// Answers a new transfer session during a drain: "busy", its region
+    /// marked "server stopping" first, so that the client can tell a
+    /// stopping server from a full one.
+    fn refuse_while_draining(&mut self, region: String, client_pid: u32, producer: Producer, map: &Region) {
+        if self.refused.len() >= MAX_REFUSED {
+            self.refused.clear();
+        }
+        self.refused.insert(region);
+        if self.busy_lines.admit() {
+            warn!("busy: refused a session from pid {client_pid}: the server is stopping (draining its open sessions)");
+        }
+        if let Err(e) = answer_busy(producer, map, self.max, EndReason::ServerStopping) {
+            warn!("could not tell pid {client_pid} that the server is stopping: {e:#}");
         }
     }
 
@@ -294,9 +393,15 @@ impl Sessions {
             return;
         }
         let Some(jobs) = &s.jobs else {
-            warn!("dropped a request for session {region} after its shutdown message");
+            match self.mode {
+                TableMode::Draining => {
+                    debug!("dropped a request for session {region}: the server is stopping")
+                }
+                TableMode::Open => warn!("dropped a request for session {region} after its shutdown message"),
+            }
             return;
         };
+        s.goodbye = s.goodbye.after(&job);
         if s.pending.fetch_add(1, Ordering::Relaxed) >= MAX_PENDING_REQUESTS {
             warn!("session {region}: more than {MAX_PENDING_REQUESTS} requests waiting; ending it");
             s.jobs = None;
@@ -323,9 +428,9 @@ impl Sessions {
                 debug!("client {client_pid}: session {region}: goodbye");
                 s.stats.said_goodbye();
                 s.jobs = None;
-                // Asking for the status does not make a client of the
-                // default mode's "last client".
-                self.any_closed |= s.kind == SessionKind::Transfer;
+                // Asking for the status or a listing does not make a client
+                // of the default mode's "last client"; asking for a file does.
+                self.any_closed |= s.kind == SessionKind::Transfer && s.goodbye == Goodbye::Counts;
             }
             // A session the server ended (a stall, a dead client) still gets
             // its client's goodbye: nothing to do.

@@ -13,4 +13,5 @@ mod fetch_flags;
 mod hostile;
 mod redteam;
 mod service;
+mod service_ops;
 mod transfer;

@@ -15,7 +15,7 @@ use serde::Serialize;
 use shmxfer::programs::{human_size, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
     Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, SessionEnd,
-    SessionKind, Times, Update, Waiting, DEFAULT_QUEUE,
+    SessionKind, StopKind, Times, Update, Waiting, DEFAULT_QUEUE,
 };
 
 mod common;
@@ -58,7 +58,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client [OPTIONS] --stdout FILE\n       \
         shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
         shm_client [OPTIONS] --status [--json]\n       \
-        shm_client [OPTIONS] --stop-server",
+        shm_client --status --all [--json]\n       \
+        shm_client [OPTIONS] --stop-server [--drain]",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
         asks for each FILE on the server's message queue, and writes what arrives into --out-dir under \
@@ -155,6 +156,13 @@ struct Args {
     #[arg(long, conflicts_with_all = ["files", "list", "stop_server", "no_clobber", "input", "stdout", "recursive", "relative"])]
     status: bool,
 
+    /// With --status: every shmxfer server of this user on this machine (found through their lock
+    /// objects in /dev/shm, as `ipcs -a` lists all objects), one block per live server, and each
+    /// dead server's leftovers (remove them with `shm_server --cleanup --all`). --queue is not used.
+    /// With --json: one JSON object per line, per server.
+    #[arg(long, requires = "status")]
+    all: bool,
+
     /// With --list or --status: print JSON for scripts.
     #[arg(long)]
     json: bool,
@@ -175,9 +183,17 @@ struct Args {
     #[arg(short = 'r', long, conflicts_with_all = ["list", "stop_server", "stdout"])]
     recursive: bool,
 
-    /// Ask the server to stop and wait until it has.
+    /// Ask the server to stop and wait until it has: open sessions are cancelled (their clients
+    /// exit 4), everything is removed. With --drain, a graceful stop.
     #[arg(long, conflicts_with_all = ["files", "no_clobber", "input", "relative"])]
     stop_server: bool,
+
+    /// With --stop-server: a graceful stop, as SIGQUIT to the server. Open sessions finish what
+    /// they have asked for, new clients are refused (busy: the server is stopping), then the
+    /// server exits 0 with everything removed; waits for that as long as it takes (SIGINT ends
+    /// the wait, not the drain). SIGTERM to the server meanwhile stops it at once.
+    #[arg(long, requires = "stop_server")]
+    drain: bool,
 
     /// End a session in which no frame moved for SECS seconds (the server stopped or stuck):
     /// exit 4, objects removed. 0: wait for ever.
@@ -220,8 +236,10 @@ enum Mode {
     List { prefix: String, json: bool },
     /// What the server is doing.
     Status { json: bool },
-    /// Ask the server to stop.
-    StopServer,
+    /// What every server of this user is doing, and which are dead.
+    StatusAll { json: bool },
+    /// Ask the server to stop, at once or after its open sessions.
+    StopServer(StopKind),
 }
 
 impl Mode {
@@ -258,7 +276,9 @@ impl Mode {
             }
         }
         Ok(if args.stop_server {
-            Mode::StopServer
+            Mode::StopServer(if args.drain { StopKind::Drain } else { StopKind::Now })
+        } else if args.status && args.all {
+            Mode::StatusAll { json: args.json }
         } else if args.status {
             Mode::Status { json: args.json }
         } else if let Some(prefix) = &args.list {
@@ -331,12 +351,15 @@ fn main() -> ExitCode {
             return code;
         }
     }
-    if let Mode::StopServer = mode {
-        return match shmxfer::stop_server(&config) {
+    if let Mode::StopServer(kind) = mode {
+        return match shmxfer::stop_server(&config, kind) {
             Ok(()) if args.quiet => ExitCode::from(EXIT_OK),
             Ok(()) => exit_with(EXIT_OK, &format!("the server on queue {} stopped", args.queue)),
             Err(e) => fail_to_connect(&e, wait),
         };
+    }
+    if let Mode::StatusAll { json } = mode {
+        return status_all(&config, &args, json);
     }
     let kind = if matches!(mode, Mode::Status { .. }) { SessionKind::Status } else { SessionKind::Transfer };
     let client = match Client::open(&config, kind) {
@@ -349,7 +372,7 @@ fn main() -> ExitCode {
         Mode::Stdout(file) => stream(client, &args, &file, &cancel),
         Mode::Fetch { files, recursive } => fetch(client, &args, Files::Named(&files, recursive)),
         Mode::Output { file, dest } => fetch(client, &args, Files::To(&file, &dest)),
-        Mode::StopServer => unreachable!("handled above"),
+        Mode::StopServer(_) | Mode::StatusAll { .. } => unreachable!("handled above"),
     }
 }
 
@@ -441,9 +464,11 @@ fn exit_code_for(e: &Error) -> u8 {
         | Error::QueueFull { .. }
         | Error::OtherUsersServer { .. } => EXIT_NO_SERVER,
         Error::Cancelled => EXIT_INTERRUPTED,
-        Error::Busy { .. } | Error::NotFound | Error::Refused { .. } | Error::Failed { .. } => {
-            EXIT_NOT_DELIVERED
-        }
+        Error::Busy { .. }
+        | Error::Stopping { .. }
+        | Error::NotFound
+        | Error::Refused { .. }
+        | Error::Failed { .. } => EXIT_NOT_DELIVERED,
         Error::InvalidName { .. } | Error::SameOutput { .. } => EXIT_USAGE,
         _ => EXIT_SESSION_LOST,
     }
@@ -545,6 +570,23 @@ fn status(mut client: Client, args: &Args, json: bool) -> ExitCode {
     ExitCode::from(EXIT_OK)
 }
 
+/// `--status --all`: every server of this user, as text blocks or one JSON
+/// object per line.
+fn status_all(config: &ClientConfig, args: &Args, json: bool) -> ExitCode {
+    let reports = match shmxfer::status_all(config) {
+        Ok(reports) => reports,
+        Err(e) => return fail(&e),
+    };
+    if json {
+        for report in &reports {
+            say(format_args!("{}", common::to_json(&common::ServerJsonLine::new(report))));
+        }
+    } else {
+        show::print_status_all(&reports, args.human);
+    }
+    ExitCode::from(EXIT_OK)
+}
+
 /// `--stdout`: the file's bytes to stdout, any message to stderr.
 fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>) -> ExitCode {
     let mut bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
@@ -627,7 +669,7 @@ fn fetch(mut client: Client, args: &Args, files: Files<'_>) -> ExitCode {
             Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
             Err(e) => fail(&e),
         },
-        Some(lost) if matches!(lost.error, Error::Busy { .. }) => {
+        Some(lost) if matches!(lost.error, Error::Busy { .. } | Error::Stopping { .. }) => {
             exit_with(EXIT_NOT_DELIVERED, &lost.error.to_string())
         }
         Some(lost) => {

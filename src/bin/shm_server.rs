@@ -5,13 +5,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use shmxfer::{Error, Server, DEFAULT_QUEUE};
+use shmxfer::{Error, Server, StopKind, StopSignal, DEFAULT_QUEUE};
 
 mod common;
 
@@ -20,21 +18,26 @@ mod common;
 #[command(
     name = "shm_server",
     version,
-    override_usage = "shm_server [OPTIONS]\n       shm_server --cleanup [--queue NAME]",
+    override_usage = "shm_server [OPTIONS]\n       shm_server --cleanup [--queue NAME]\n       shm_server --cleanup --all",
     long_about = "Serve the regular files below a directory to shm_client processes on this machine.\n\n\
         Requests arrive on a POSIX message queue; each client's files travel through the client's own \
         POSIX shared-memory region (at most 4096 bytes), handed back and forth with two named POSIX \
         semaphores. Only regular files below --root are served: absolute paths, '..' and symlinks that \
         leave the root, directories, FIFOs and devices are refused.\n\n\
-        By default the server stops once a client has said goodbye and no session is open, removing its \
-        queue. With --persistent it serves until SIGINT/SIGTERM or `shm_client --stop-server`.",
+        By default the server stops once a client that fetched files has said goodbye and no session is \
+        open (a `shm_client --list` or `--status` does not count), removing its \
+        queue. With --persistent it serves until SIGINT/SIGTERM or `shm_client --stop-server`.\n\n\
+        SIGINT, SIGTERM and SIGHUP cancel open sessions and stop at once. SIGQUIT (or `shm_client \
+        --stop-server --drain`) stops gracefully: open sessions are served what they asked for, new \
+        clients are refused as busy (the server is stopping), then everything is removed and the \
+        server exits 0; SIGTERM during the drain stops at once.",
     after_help = "Examples:\n  \
         shm_server                          serve ./files until the first client is done\n  \
         shm_server --root /srv/data --persistent -v\n  \
         shm_server --cleanup                remove what crashed servers and clients left behind\n  \
         SHMXFER_QUEUE=/mine shm_server      use another queue (shm_client reads the same variable)\n  \
         shm_server --persistent --log-time none   under systemd (Type=notify; see contrib/shmxfer.service)\n\n\
-        Exit status: 0 clean shutdown (also on SIGINT/SIGTERM), 1 fatal error (e.g. another live server \
+        Exit status: 0 clean shutdown (also on SIGINT/SIGTERM/SIGQUIT), 1 fatal error (e.g. another live server \
         owns the queue), 2 usage error."
 )]
 struct Args {
@@ -68,6 +71,13 @@ struct Args {
     /// process uses.
     #[arg(long, conflicts_with_all = ["persistent", "max_sessions"])]
     cleanup: bool,
+
+    /// With --cleanup: every queue of this user that has a server's lock in /dev/shm, not only
+    /// --queue (as `ipcrm -a` covers all objects). A dead server's queue, lock and sessions' objects
+    /// go; a live server keeps its own and loses only what its dead sessions left. Another user's
+    /// objects are never touched.
+    #[arg(long, requires = "cleanup")]
+    all: bool,
 
     /// Log each session's life too (-v); -vv: also every queue message. By default the
     /// log has a start line, one line per request (client pid, path, outcome, bytes, duration,
@@ -137,29 +147,9 @@ fn init_logging(args: &Args) {
         .init();
 }
 
-/// How a signal asks the server to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(usize)]
-enum StopKind {
-    /// SIGINT, SIGTERM, SIGHUP: end open sessions and stop.
-    Now = 1,
-    /// SIGQUIT: finish open sessions first, then stop (for now served as
-    /// [`StopKind::Now`]).
-    Drain = 2,
-}
-
-impl StopKind {
-    /// The kind the last stop signal recorded in `flag`, if any came.
-    fn from_flag(flag: &AtomicUsize) -> Option<StopKind> {
-        match flag.load(Ordering::Relaxed) {
-            1 => Some(StopKind::Now),
-            2 => Some(StopKind::Drain),
-            _ => None,
-        }
-    }
-}
-
-/// The signals that stop the server, and how.
+/// The signals that stop the server, and how: SIGINT, SIGTERM and SIGHUP
+/// end open sessions and stop; SIGQUIT lets them finish what they asked for
+/// first. A `Now` signal during a drain stops at once.
 const STOP_SIGNALS: [(libc::c_int, StopKind); 4] = [
     (signal_hook::consts::SIGINT, StopKind::Now),
     (signal_hook::consts::SIGTERM, StopKind::Now),
@@ -167,8 +157,22 @@ const STOP_SIGNALS: [(libc::c_int, StopKind); 4] = [
     (signal_hook::consts::SIGQUIT, StopKind::Drain),
 ];
 
-fn cleanup(queue: &str) -> anyhow::Result<()> {
-    let collected = shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?;
+/// What `--cleanup` looks at.
+#[derive(Debug, Clone, Copy)]
+enum Scope<'a> {
+    /// The one queue.
+    Queue(&'a str),
+    /// Every queue of this user with a server's lock (`--all`).
+    All,
+}
+
+fn cleanup(scope: Scope<'_>) -> anyhow::Result<()> {
+    let collected = match scope {
+        Scope::All => shmxfer::cleanup_all().context("cleaning up after the servers of this user")?,
+        Scope::Queue(queue) => {
+            shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?
+        }
+    };
     for object in &collected.removed {
         println!("removed {object}");
     }
@@ -176,23 +180,23 @@ fn cleanup(queue: &str) -> anyhow::Result<()> {
         log::warn!("left alone {object}");
     }
     if collected.removed.is_empty() {
-        log::info!("nothing left over for queue {queue}");
+        match scope {
+            Scope::Queue(queue) => log::info!("nothing left over for queue {queue}"),
+            Scope::All => log::info!("nothing left over by servers of this user"),
+        }
     }
     Ok(())
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
     if args.cleanup {
-        return cleanup(&args.queue);
+        return cleanup(if args.all { Scope::All } else { Scope::Queue(&args.queue) });
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let asked = Arc::new(AtomicUsize::new(0));
+    let stop = StopSignal::new();
     for (sig, kind) in STOP_SIGNALS {
-        // Each signal only raises the flag and records its kind: any number
-        // of them, in any order, ends in the same clean stop.
-        signal_hook::flag::register(sig, Arc::clone(&stop)).context("installing signal handlers")?;
-        signal_hook::flag::register_usize(sig, Arc::clone(&asked), kind as usize)
-            .context("installing signal handlers")?;
+        // Each signal only raises the flag of its kind: any number of them,
+        // in any order, ends in a clean stop (`Now` over `Drain`).
+        signal_hook::flag::register(sig, stop.flag(kind)).context("installing signal handlers")?;
     }
     let mut builder = Server::builder()
         .queue(&args.queue)
@@ -231,9 +235,6 @@ fn run(args: Args) -> anyhow::Result<()> {
         sd_notify::NotifyState::Status(&format!("serving {} on {}", args.root.display(), args.queue)),
     ]);
     let served = server.run(stop);
-    if StopKind::from_flag(&asked) == Some(StopKind::Drain) {
-        log::debug!("SIGQUIT asked to drain first; open sessions were ended at once");
-    }
     notify_systemd(&[sd_notify::NotifyState::Stopping]);
     served.context("serving failed")?;
     Ok(())

@@ -112,6 +112,37 @@ impl<'a> StatusJson<'a> {
     }
 }
 
+/// One line of `--status --all --json`: a server of this user, its queue,
+/// whether it lives, and for a live one the fields of `--status --json`
+/// (`server`, `sessions`) or the `error` that kept them from it.
+#[derive(serde::Serialize)]
+pub struct ServerJsonLine<'a> {
+    queue: &'a str,
+    /// `live` or `dead` (a dead server's lock, left over).
+    state: &'static str,
+    #[serde(flatten)]
+    status: Option<StatusJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl<'a> ServerJsonLine<'a> {
+    pub fn new(report: &'a shmxfer::ServerReport) -> ServerJsonLine<'a> {
+        match report {
+            shmxfer::ServerReport::Live { queue, status: Ok(status) } => {
+                ServerJsonLine { queue, state: "live", status: Some(StatusJson::new(status)), error: None }
+            }
+            shmxfer::ServerReport::Live { queue, status: Err(e) } => {
+                ServerJsonLine { queue, state: "live", status: None, error: Some(chain(e)) }
+            }
+            shmxfer::ServerReport::Dead { queue } => {
+                ServerJsonLine { queue, state: "dead", status: None, error: None }
+            }
+            _ => unreachable!("every kind of report is shown"),
+        }
+    }
+}
+
 /// The `-i` list as messages name it.
 pub fn list_shown(list: &Path) -> String {
     if list.as_os_str() == "-" {

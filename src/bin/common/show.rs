@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shmxfer::programs::{byte_count, human_size, quote_bytes, quote_name};
-use shmxfer::{FailReason, FileResult, Outcome, Progress, SkipReason, Status};
+use shmxfer::{FailReason, FileResult, Outcome, Progress, ServerReport, SkipReason, Status};
 
 use super::bar::Bar;
 
@@ -126,5 +126,30 @@ pub fn print_status(status: &Status, queue: &str, human: bool) {
             format!("{}: {} of {}, {rate}/s", quote_name(&s.path), size_text(s.sent, human), bytes(s.size))
         };
         say(format_args!("client {}: {doing}, last frame {:.1} s ago", s.client_pid, secs(s.idle_ms)));
+    }
+}
+
+/// `--status --all` as text: a block per live server (as `--status` prints
+/// it), a line per dead one, blank lines between them; a line saying so
+/// when there is none.
+pub fn print_status_all(reports: &[ServerReport], human: bool) {
+    if reports.is_empty() {
+        say(format_args!("no shmxfer server of this user on this machine"));
+    }
+    for (i, report) in reports.iter().enumerate() {
+        if i > 0 {
+            say(format_args!(""));
+        }
+        match report {
+            ServerReport::Live { queue, status: Ok(status) } => print_status(status, queue, human),
+            ServerReport::Live { queue, status: Err(e) } => {
+                say(format_args!("server on queue {queue}: live, no status: {}", super::chain(e)))
+            }
+            ServerReport::Dead { queue } => say(format_args!(
+                "dead server on queue {queue}: its lock is left over (and maybe its queue and sessions' objects); \
+                 remove them with `shm_server --cleanup --all`"
+            )),
+            _ => unreachable!("every kind of report is shown"),
+        }
     }
 }
