@@ -12,10 +12,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::client::{Client, Frame};
 use crate::error::{Error, Result};
-use crate::outcome::SkipReason;
-use crate::outcome::{FailReason, Outcome};
+use crate::outcome::{FailReason, FileResult, Outcome, SkipReason};
 use crate::output::{Clobber, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update};
-use crate::plan::FileResult;
 use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
 use crate::IO_CHUNK;
 
@@ -159,17 +157,6 @@ impl FetchOptions {
             Ok(_) => output_name(path).unwrap_or(path).to_owned(),
             Err(_) => path.to_owned(),
         }
-    }
-
-    /// Checks, before any request, that no two of `paths` would be written
-    /// to the same output name. The same path named twice (`a a`, `a ./a`)
-    /// is no conflict: it is fetched once.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::SameOutput`] naming the first two such paths.
-    pub fn check(&self, paths: &[impl AsRef<str>]) -> Result<()> {
-        crate::plan::check_outputs(crate::plan::plain_jobs(paths, self), self.names).map(|_| ())
     }
 }
 

@@ -35,13 +35,10 @@ use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 use crate::liveness::{euid, region_state, servers_of_this_user, DeadLock, RegionState, Stale};
-use crate::names::{lock_name, shm_file_name, validate_queue_name, ShmEntry};
+use crate::names::{lock_name, shm_file_name, validate_queue_name, ShmEntry, SHM_DIR};
 use crate::queue::still_named;
 use crate::semaphore::remove_semaphore;
 use crate::shm_object::remove_shm;
-
-/// Where Linux shows POSIX shared-memory objects and named semaphores.
-pub const SHM_DIR: &str = "/dev/shm";
 
 /// How old an unlocked session object whose header is not published (or a
 /// semaphore without its region) must be before it counts as left over.

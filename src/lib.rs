@@ -61,6 +61,7 @@
 // Each module is one concept; see the README's code layout. Only what is
 // re-exported below is public.
 mod answers;
+mod choices;
 mod client;
 mod delivery;
 mod error;
@@ -75,6 +76,7 @@ mod pacing;
 mod plan;
 mod protocol;
 mod queue;
+mod reason;
 mod ring;
 mod semaphore;
 mod send_file;
@@ -88,6 +90,7 @@ mod sys;
 mod text;
 mod walk;
 
+pub use choices::{Clobber, OutputNames, Partial, Times, Update};
 pub use client::{
     status_all, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Listing, ServerReport,
     Skipped, Status, WaitNotice, Waiting, DEFAULT_WAIT,
@@ -95,10 +98,9 @@ pub use client::{
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
 pub use leftovers::{cleanup, cleanup_all, Collected};
-pub use outcome::{FailReason, Outcome, SkipReason};
-pub use output::{Clobber, OutputNames, Partial, Times, Update};
+pub use outcome::{FailReason, FileResult, Outcome, SkipReason};
 pub use pacing::DEFAULT_SPIN_BUDGET;
-pub use plan::{FileResult, Lost, Report, Summary};
+pub use plan::{Lost, Report, Summary};
 pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus, StopKind};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 

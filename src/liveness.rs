@@ -405,7 +405,7 @@ pub enum ServerState {
 ///
 /// [`Error::Os`] when `/dev/shm` cannot be read.
 pub fn servers_of_this_user() -> Result<Vec<FoundServer>> {
-    let dir = std::path::Path::new(crate::leftovers::SHM_DIR);
+    let dir = std::path::Path::new(crate::names::SHM_DIR);
     let entries = std::fs::read_dir(dir).map_err(|e| Error::os_named("read_dir", "/dev/shm", e))?;
     let me = euid();
     let mut found = Vec::new();

@@ -27,6 +27,9 @@ use std::ffi::CString;
 use crate::error::{Error, Result};
 use crate::sys;
 
+/// Where Linux shows POSIX shared-memory objects and named semaphores.
+pub const SHM_DIR: &str = "/dev/shm";
+
 /// Longest object name (region, semaphore, queue) including the leading `/`.
 /// Linux allows 255 bytes for a file name in `/dev/shm`; semaphores lose four
 /// of them to the `sem.` prefix, and one more is kept spare.

@@ -1,100 +1,10 @@
 //! What became of one requested file, and why it did not arrive: typed, so
 //! that a caller decides on the reason and prints the text.
 
+use std::path::PathBuf;
+
 use crate::error::{Error, Result};
-use crate::protocol::ReasonCode;
-
-/// Why a file was refused, failed or was skipped: the server's reason
-/// codes, the reasons a listing left an entry out, and the client's own
-/// checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
-#[non_exhaustive]
-pub enum FailReason {
-    // The server's reasons.
-    /// The path leads outside the served directory.
-    OutsideRoot,
-    /// The path names a directory.
-    IsDirectory,
-    /// The path names neither a regular file nor a directory.
-    NotRegular,
-    /// The server may not read the file.
-    PermissionDenied,
-    /// A name or the path is longer than the server's file system allows.
-    NameTooLong,
-    /// The path is malformed.
-    InvalidPath,
-    /// The file changed on the server while it was sent.
-    Changed,
-    /// Reading the file failed on the server.
-    ReadFailed,
-    /// The request does not belong on this kind of session.
-    WrongSession,
-    /// The server ran out of descriptors or memory.
-    OutOfResources,
-    /// Another reason of the server's; its text says what.
-    Server,
-    // Why a listing left an entry out.
-    /// The server could not examine, open or read it (a directory of
-    /// mode 000, for one).
-    Unreadable,
-    /// A directory deeper than the server's listing descends.
-    TooDeep,
-    /// The server's listing stopped at its file limit before it.
-    OverLimit,
-    // The client's reasons.
-    /// The requested (or listed) path is longer than the protocol carries.
-    PathTooLong,
-    /// The path gives no name to write the file under (no file name, a
-    /// `..` kept below the output directory, an empty, `.` or `..`
-    /// component in a listed path).
-    BadOutputName,
-    /// Fewer or more bytes arrived than the server announced or counted.
-    SizeMismatch,
-    /// The bytes that arrived do not have the server's checksum.
-    ChecksumMismatch,
-    /// The output could not be written (the output directory, a full disk,
-    /// a closed pipe).
-    WriteFailed,
-    /// The output exists and [`Clobber::Keep`](crate::Clobber::Keep) keeps it.
-    OutputExists,
-    /// The server serves its maximum of sessions and turned this one away.
-    ServerBusy,
-    /// The session was lost (server gone, stalled, interrupted) while this
-    /// file arrived; nothing of it is kept.
-    SessionLost,
-}
-
-impl From<ReasonCode> for FailReason {
-    fn from(code: ReasonCode) -> FailReason {
-        match code {
-            ReasonCode::OutsideRoot => FailReason::OutsideRoot,
-            ReasonCode::IsDirectory => FailReason::IsDirectory,
-            ReasonCode::NotRegular => FailReason::NotRegular,
-            ReasonCode::PermissionDenied => FailReason::PermissionDenied,
-            ReasonCode::NameTooLong => FailReason::NameTooLong,
-            ReasonCode::InvalidPath => FailReason::InvalidPath,
-            ReasonCode::Changed => FailReason::Changed,
-            ReasonCode::ReadFailed => FailReason::ReadFailed,
-            ReasonCode::WrongSession => FailReason::WrongSession,
-            ReasonCode::OutOfResources => FailReason::OutOfResources,
-            _ => FailReason::Server,
-        }
-    }
-}
-
-/// Why a file was skipped, a success ([`Outcome::Skipped`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
-#[non_exhaustive]
-pub enum SkipReason {
-    /// The output exists and [`Clobber::Skip`](crate::Clobber::Skip)
-    /// keeps it (`--no-clobber`).
-    Exists,
-    /// The copy has the source's size and is not older
-    /// ([`Update::IfNewer`](crate::Update::IfNewer), `--update`).
-    UpToDate,
-}
+pub use crate::reason::{FailReason, SkipReason};
 
 /// What became of one requested file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -171,4 +81,19 @@ impl Outcome {
             }
         }
     }
+}
+
+/// What became of one file of a run ([`Client::fetch_files`](crate::Client::fetch_files)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileResult {
+    /// The path asked of the server, normalized (`./a//b` → `a/b`); a
+    /// name need not be UTF-8.
+    pub path: PathBuf,
+    /// The name the user reads: the output name, or for a tree the path
+    /// below the output directory (show it with
+    /// [`quote_bytes`](crate::programs::quote_bytes)).
+    pub name: PathBuf,
+    /// What became of it.
+    pub outcome: Outcome,
 }

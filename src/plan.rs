@@ -10,25 +10,10 @@ use std::time::{Duration, Instant};
 use crate::client::{Client, Entry, Listing, Skipped};
 use crate::delivery::{fetch_jobs, FetchOptions, Job, NoProgress, Progress};
 use crate::error::{Error, Result};
-use crate::outcome::{FailReason, Outcome};
+use crate::outcome::{FailReason, FileResult, Outcome};
 use crate::output::{OutputNames, OutputPath};
 use crate::protocol::normalize_path;
 use crate::text::{human_size, quote_bytes};
-
-/// What became of one file of a run ([`Client::fetch_files`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FileResult {
-    /// The path asked of the server, normalized (`./a//b` → `a/b`); a
-    /// name need not be UTF-8.
-    pub path: PathBuf,
-    /// The name the user reads: the output name, or for a tree the path
-    /// below the output directory (show it with
-    /// [`quote_bytes`](crate::programs::quote_bytes)).
-    pub name: PathBuf,
-    /// What became of it.
-    pub outcome: Outcome,
-}
 
 /// How a run of files went: a result per file that got one, in order, and
 /// what a lost session left.
@@ -158,6 +143,19 @@ impl Report {
             Some(lost) => Err(lost.error),
             None => Ok(self.files),
         }
+    }
+}
+
+impl FetchOptions {
+    /// Checks, before any request, that no two of `paths` would be written
+    /// to the same output name. The same path named twice (`a a`, `a ./a`)
+    /// is no conflict: it is fetched once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SameOutput`] naming the first two such paths.
+    pub fn check(&self, paths: &[impl AsRef<str>]) -> Result<()> {
+        check_outputs(plain_jobs(paths, self), self.names).map(|_| ())
     }
 }
 
