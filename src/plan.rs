@@ -58,6 +58,11 @@ pub struct Lost {
     pub cut_off: Option<(PathBuf, Option<(u64, u64)>)>,
     /// The files never asked for, by name.
     pub not_fetched: Vec<PathBuf>,
+    /// The paths asked of the server (normalized, as [`FileResult::path`])
+    /// of the file cut off, when there is one, then of the files never
+    /// asked for: one per name of [`Lost::cut_off`] and
+    /// [`Lost::not_fetched`], in that order.
+    pub requests: Vec<PathBuf>,
 }
 
 /// The counts of a run, for a summary line ([`Report::summary`]).
@@ -265,6 +270,10 @@ struct Tracking<'a> {
 }
 
 impl Progress for Tracking<'_> {
+    fn planned(&mut self, files: usize) {
+        self.inner.planned(files);
+    }
+
     fn start(&mut self, name: &str, size: u64) {
         self.current = Some((0, size));
         self.inner.start(name, size);
@@ -298,6 +307,7 @@ fn run(
     started: Instant,
 ) -> Report {
     let mut track = Tracking { inner: progress, current: None };
+    track.planned(jobs.len());
     let mut files = Vec::with_capacity(jobs.len());
     let fetched = match early {
         Some(e) => Err(e),
@@ -316,12 +326,14 @@ fn run(
                 files.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome });
                 track.result(files.last().expect("just pushed"));
             }
-            Some(Lost { error, cut_off: None, not_fetched: Vec::new() })
+            Some(Lost { error, cut_off: None, not_fetched: Vec::new(), requests: Vec::new() })
         }
         Err(error) => {
+            let requests = jobs[done..].iter().map(Job::remote_path).collect();
             let mut left = jobs[done..].iter();
             let cut_off = left.next().map(|job| (job.shown.clone(), got));
-            Some(Lost { error, cut_off, not_fetched: left.map(|j| j.shown.clone()).collect() })
+            let not_fetched = left.map(|j| j.shown.clone()).collect();
+            Some(Lost { error, cut_off, not_fetched, requests })
         }
     };
     Report { files, lost, elapsed: started.elapsed(), repeated: Vec::new() }

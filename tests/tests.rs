@@ -11,5 +11,6 @@ mod cli;
 mod faults;
 mod hostile;
 mod redteam;
+mod reporting;
 mod service;
 mod transfer;

@@ -20,7 +20,7 @@ use shmxfer::{
 
 mod common;
 use common::bar::Bar;
-use common::show::{self, outcome_text, quote_path, say, say_skipped, size_text, Lines};
+use common::show::{self, outcome_text, quote_path, say, say_skipped, size_text, Format, Lines};
 
 /// `std::eprintln!` without its panic: a closed stderr (`2>&1 | head -1`)
 /// loses the message, not the exit status.
@@ -55,8 +55,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
     override_usage = "shm_client [OPTIONS] [-r] FILE...\n       \
         shm_client [OPTIONS] -i LIST\n       \
         shm_client [OPTIONS] --stdout FILE\n       \
-        shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
-        shm_client [OPTIONS] --status [--json]\n       \
+        shm_client [OPTIONS] --list [PREFIX] [-l] [--human] [--json]\n       \
+        shm_client [OPTIONS] --status [--human] [--json]\n       \
         shm_client [OPTIONS] --stop-server",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
@@ -124,7 +124,9 @@ struct Args {
     #[arg(long, conflicts_with_all = ["files", "list", "stop_server", "no_clobber", "input", "stdout", "recursive", "relative"])]
     status: bool,
 
-    /// With --list or --status: print JSON for scripts.
+    /// Print JSON for scripts: with --list or --status their one object; on a fetch one object per
+    /// requested file ({"request", "path", "result", "bytes", and for a file refused, failed or
+    /// skipped "reason" and "message"}), then {"summary": {...}}, one per line. Not with --stdout.
     #[arg(long)]
     json: bool,
 
@@ -191,8 +193,8 @@ enum Mode {
 impl Mode {
     /// The mode `args` ask for, or the exit code of a usage error.
     fn from_args(args: &Args) -> Result<Mode, ExitCode> {
-        if args.json && args.list.is_none() && !args.status {
-            usage_error(ErrorKind::MissingRequiredArgument, "--json goes with --list or --status");
+        if args.json && (args.stop_server || (args.stdout && args.list.is_none() && !args.status)) {
+            usage_error(ErrorKind::ArgumentConflict, "--json goes with a fetch, --list or --status");
         }
         let mut files = args.files.clone();
         if let Some(input) = &args.input {
@@ -524,12 +526,14 @@ fn lost_reason(e: &Error) -> String {
 /// summary.
 fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> ExitCode {
     let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let mut lines = Lines { bar, quiet: args.quiet, human: args.human, recursive: args.recursive };
+    let format = if args.json { Format::Json } else { Format::Text };
+    let mut lines = Lines { bar, quiet: args.quiet, human: args.human, recursive: args.recursive, format };
     let report = if recursive {
         client.fetch_tree_with(files, &options(args), &mut lines)
     } else {
         client.fetch_files_with(files, &options(args), &mut lines)
     };
+    lines.bar.clear();
     let report = match report {
         Ok(report) => report,
         Err(e) => return fail(&e),
@@ -547,25 +551,47 @@ fn fetch(mut client: Client, args: &Args, files: &[String], recursive: bool) -> 
             exit_with(EXIT_NOT_DELIVERED, &lost.error.to_string())
         }
         Some(lost) => {
-            // One line per file still, as for any failed file: the one in
-            // progress failed, the others were never fetched.
-            if let Some((name, got)) = &lost.cut_off {
-                let got = got.map(|(got, size)| {
-                    format!("cut off after {} of {}: ", human_size(got), human_size(size))
-                });
-                let why = format!("{}{}; nothing kept", got.unwrap_or_default(), lost_reason(&lost.error));
-                say(format_args!("{}: failed: {why}", quote_path(name)));
-            }
-            let rest = if matches!(lost.error, Error::Cancelled) { "interrupted" } else { "session lost" };
-            for name in &lost.not_fetched {
-                say(format_args!("{}: not fetched: {rest}", quote_path(name)));
-            }
+            say_lost(lost, format);
             fail(&lost.error)
         }
     };
     let summary = report.summary();
-    if summary.asked > 1 && !args.quiet {
-        eprintln!("shm_client: {summary}");
+    match format {
+        Format::Json => say(format_args!("{}", common::json::summary_line(&summary))),
+        Format::Text if summary.asked > 1 && !args.quiet => eprintln!("shm_client: {summary}"),
+        Format::Text => {}
     }
     code
+}
+
+/// One line per file still, as for any failed file, when the session was
+/// lost: the one in progress failed, the others were never fetched.
+fn say_lost(lost: &shmxfer::Lost, format: Format) {
+    use std::os::unix::ffi::OsStrExt;
+    let names = lost.cut_off.iter().map(|(name, _)| name).chain(&lost.not_fetched);
+    let requests = lost.requests.iter().map(Some).chain(std::iter::repeat(None));
+    let rest = if matches!(lost.error, Error::Cancelled) { "interrupted" } else { "session lost" };
+    for (i, (name, request)) in names.zip(requests).enumerate() {
+        let request = request.unwrap_or(name);
+        let cut_off = lost.cut_off.as_ref().filter(|_| i == 0);
+        let message = match cut_off {
+            Some((_, got)) => {
+                let got = got.map(|(got, size)| {
+                    format!("cut off after {} of {}: ", human_size(got), human_size(size))
+                });
+                format!("{}{}; nothing kept", got.unwrap_or_default(), lost_reason(&lost.error))
+            }
+            None => format!("not fetched: {rest}"),
+        };
+        match format {
+            Format::Text if cut_off.is_some() => {
+                say(format_args!("{}: failed: {message}", quote_path(request)))
+            }
+            Format::Text => say(format_args!("{}: {message}", quote_path(request))),
+            Format::Json => {
+                let (request, name) = (request.as_os_str().as_bytes(), name.as_os_str().as_bytes());
+                say(format_args!("{}", common::json::lost_line(request, name, cut_off.is_some(), &message)))
+            }
+        }
+    }
 }

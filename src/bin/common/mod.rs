@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod bar;
+pub mod json;
 pub mod show;
 
 /// An error and its causes on one line, `a: b: c`.

@@ -52,6 +52,15 @@ pub fn outcome_text(outcome: &Outcome) -> String {
     }
 }
 
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// A line for people per file (`NAME: received N bytes`).
+    Text,
+    /// A JSON object per file, then a summary object (`--json`).
+    Json,
+}
+
 /// The progress bar, and a line on stdout per file as soon as it is done.
 pub struct Lines {
     pub bar: Bar,
@@ -59,11 +68,24 @@ pub struct Lines {
     pub human: bool,
     /// `-r`: a directory refused needs no hint.
     pub recursive: bool,
+    pub format: Format,
+}
+
+/// The name a result line gives a file: the path asked for, and for a
+/// delivered file the output path after an arrow where it differs
+/// (`subdir/nested.txt: received 7 bytes → nested.txt`).
+fn requested_and_output(file: &FileResult) -> (Cow<'_, str>, Option<Cow<'_, str>>) {
+    let output = (file.outcome.is_delivered() && file.path != file.name).then(|| quote_path(&file.name));
+    (quote_path(&file.path), output)
 }
 
 impl Progress for Lines {
     fn start(&mut self, name: &str, size: u64) {
         self.bar.start(name, size);
+    }
+
+    fn planned(&mut self, files: usize) {
+        self.bar.planned(files);
     }
 
     fn advance(&mut self, bytes: u64) {
@@ -75,12 +97,29 @@ impl Progress for Lines {
     }
 
     fn result(&mut self, file: &FileResult) {
-        let name = quote_path(&file.name);
+        self.bar.result(file);
+        self.bar.suspend(|| match self.format {
+            Format::Text => self.text_line(file),
+            Format::Json => {
+                if let Outcome::Skipped { text, .. } = &file.outcome {
+                    say_skipped(&file.name, text);
+                }
+                say(format_args!("{}", super::json::file_line(file)));
+            }
+        });
+    }
+}
+
+impl Lines {
+    /// A file's result line for people.
+    fn text_line(&self, file: &FileResult) {
+        let (name, output) = requested_and_output(file);
         let size = |n| if self.human { human_size(n) } else { byte_count(n) };
         match &file.outcome {
-            Outcome::Delivered { bytes } if !self.quiet => {
-                say(format_args!("{name}: received {}", size(*bytes)))
-            }
+            Outcome::Delivered { bytes } if !self.quiet => match output {
+                Some(output) => say(format_args!("{name}: received {} → {output}", size(*bytes))),
+                None => say(format_args!("{name}: received {}", size(*bytes))),
+            },
             Outcome::Delivered { .. } => {}
             // Left out by the server's listing: said on stderr, as --list says it.
             Outcome::Skipped { text, .. } => say_skipped(&file.name, text),
