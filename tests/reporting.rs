@@ -102,5 +102,60 @@ fn result_lines_name_the_requested_path_and_where_it_went() {
     env.assert_no_leftovers();
 }
 
+/// `ls -l`'s mode column of a regular file.
+fn mode_column(mode: u32) -> String {
+    let rwx = |m: u32| {
+        [(4, 'r'), (2, 'w'), (1, 'x')]
+            .iter()
+            .map(|&(b, c)| if m & b != 0 { c } else { '-' })
+            .collect::<String>()
+    };
+    format!("-{}{}{}", rwx(mode >> 6 & 7), rwx(mode >> 3 & 7), rwx(mode & 7))
+}
+
+#[test]
+fn long_listing_shows_mode_size_time_and_path_as_ls_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new("long_listing_shows_mode_size_time");
+    let small = env.create("a.txt", b"a\n");
+    let big = env.create_random("sub/big.bin", 123_456, 1);
+    fs::set_permissions(&big, fs::Permissions::from_mode(0o750)).unwrap();
+    // Fixed times, so that the lines are known: 2026-12-01 11:45:35 UTC and 2000-02-29 00:00 UTC.
+    let set_time = |path: &std::path::Path, secs: u64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        fs::File::options().write(true).open(path).unwrap().set_modified(t).unwrap();
+    };
+    set_time(&small, 1_796_125_535);
+    set_time(&big, 951_782_400);
+    let small_mode = fs::metadata(&small).unwrap().permissions().mode() & 0o7777;
+    let mut server = env.ready_server(&["--persistent"]);
+
+    env.run_client(&["--list", "-l"]).assert_code(0).assert_stdout_lines(&[
+        format!("{}       2  2026-12-01 11:45  a.txt", mode_column(small_mode)),
+        "-rwxr-x---  123456  2000-02-29 00:00  sub/big.bin".to_string(),
+    ]);
+    env.run_client(&["--list", "-l", "--human"]).assert_code(0).assert_stdout_lines(&[
+        format!("{}        2 B  2026-12-01 11:45  a.txt", mode_column(small_mode)),
+        "-rwxr-x---  120.6 KiB  2000-02-29 00:00  sub/big.bin".to_string(),
+    ]);
+    // --human alone: the sizes right-aligned in one column, a tab, the path.
+    env.run_client(&["--list", "--human"])
+        .assert_code(0)
+        .assert_stdout_lines(&["      2 B\ta.txt".to_string(), "120.6 KiB\tsub/big.bin".to_string()]);
+    // Plain --list and --list --json are as they were.
+    env.run_client(&["--list"])
+        .assert_code(0)
+        .assert_stdout_lines(&["2\ta.txt".to_string(), "123456\tsub/big.bin".to_string()]);
+    let done = env.run_client(&["--list", "sub", "-l", "--json"]);
+    done.assert_code(0).assert_stdout_lines(&[
+        r#"{"files":[{"path":"sub/big.bin","size":123456,"mode":"0750","mtime":"2000-02-29T00:00:00Z"}]}"#
+            .to_string(),
+    ]);
+    // -l without --list is a usage error.
+    env.run_client(&["-l", "a.txt"]).assert_code(2);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
 #[allow(dead_code)]
 const _CLIENT: &str = CLIENT;

@@ -20,7 +20,7 @@ use shmxfer::{
 
 mod common;
 use common::bar::Bar;
-use common::show::{self, outcome_text, quote_path, say, say_skipped, size_text, Format, Lines};
+use common::show::{self, outcome_text, quote_path, say, say_skipped, Format, Lines};
 
 /// `std::eprintln!` without its panic: a closed stderr (`2>&1 | head -1`)
 /// loses the message, not the exit status.
@@ -134,6 +134,12 @@ struct Args {
     #[arg(long)]
     human: bool,
 
+    /// With --list: long lines, as `ls -l`: mode, size, modification time (UTC, to the minute) and
+    /// path (`-rw-r--r--  1234  2026-12-01 11:45  hello.txt`); with --json each file also gets
+    /// "mode" (octal, "0644") and "mtime" (RFC 3339, UTC: "2026-12-01T11:45:35Z").
+    #[arg(short = 'l', long)]
+    long: bool,
+
     /// Write the one FILE to standard output instead of into --out-dir; nothing else goes to
     /// stdout. Size and checksum are still verified: a mismatch is reported on stderr with exit
     /// status 1 (the bytes have left by then).
@@ -195,6 +201,9 @@ impl Mode {
     fn from_args(args: &Args) -> Result<Mode, ExitCode> {
         if args.json && (args.stop_server || (args.stdout && args.list.is_none() && !args.status)) {
             usage_error(ErrorKind::ArgumentConflict, "--json goes with a fetch, --list or --status");
+        }
+        if args.long && args.list.is_none() {
+            usage_error(ErrorKind::MissingRequiredArgument, "-l/--long goes with --list");
         }
         let mut files = args.files.clone();
         if let Some(input) = &args.input {
@@ -434,7 +443,9 @@ fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
         Ok(listing) => listing,
         Err(e) => return fail(&e),
     };
-    if json {
+    if json && args.long {
+        say(format_args!("{}", show::long_listing_json(&listing)));
+    } else if json {
         #[derive(Serialize)]
         struct Files<'a> {
             files: &'a [shmxfer::Entry],
@@ -444,9 +455,7 @@ fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
         let files = Files { files: &listing.files, skipped: &listing.skipped };
         say(format_args!("{}", common::to_json(&files)));
     } else {
-        for e in &listing.files {
-            say(format_args!("{}\t{}", size_text(e.size, args.human), quote_path(&e.path)));
-        }
+        show::print_listing(&listing.files, args.long, args.human);
     }
     for skip in &listing.skipped {
         say_skipped(&skip.path, &skip.text);
