@@ -555,10 +555,10 @@ impl SessionThread {
         match &result {
             Ok(Served::Sent(n)) => {
                 info!(
-                    "client {pid}: {shown}: sent {} in {} ({})",
+                    "client {pid}: {shown}: sent {} in {}{}",
                     byte_count(*n),
                     duration_text(took),
-                    rate_text(*n, took)
+                    rate_text(*n, took).map(|r| format!(" ({r})")).unwrap_or_default()
                 )
             }
             Ok(Served::Answered(Reply::NotFound)) => info!("client {pid}: {shown}: not found"),

@@ -807,10 +807,10 @@ fn input_messages_are_whole_prefixed_and_name_standard_input() {
         (
             vec!["-i", "-"],
             &bad,
-            "shm_client: standard input, line 1: the name is not UTF-8; file names must be UTF-8",
+            "shm_client: error: standard input, line 1: the name is not UTF-8; file names must be UTF-8",
         ),
-        (vec!["-i", "-"], &empty, "shm_client: standard input names no file to fetch"),
-        (vec!["-i", missing.to_str().unwrap()], &empty, "shm_client: cannot read the names in "),
+        (vec!["-i", "-"], &empty, "shm_client: error: standard input names no file to fetch"),
+        (vec!["-i", missing.to_str().unwrap()], &empty, "shm_client: error: cannot read the names in "),
     ] {
         let done = run_with_stdin(env.client_cmd(&args), stdin);
         done.assert_code(2)

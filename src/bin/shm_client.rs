@@ -341,9 +341,13 @@ fn client_config(args: &Args, wait: Duration, cancel: &Arc<AtomicBool>) -> Resul
         .build()
 }
 
-/// Prints `msg` as the program's message on stderr and returns `code`.
+/// Prints `msg` as the program's message on stderr and returns `code`:
+/// `shm_client: error: …` when the run failed, as `shm_server: error: …`.
 fn exit_with(code: u8, msg: &str) -> ExitCode {
-    eprintln!("shm_client: {msg}");
+    match code {
+        EXIT_OK => eprintln!("shm_client: {msg}"),
+        _ => eprintln!("shm_client: error: {msg}"),
+    }
     ExitCode::from(code)
 }
 

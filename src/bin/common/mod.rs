@@ -373,6 +373,11 @@ fn man_sections(after_help: &str, environment: &[(&str, &str)]) -> String {
 /// into sections (see [`man_sections`]) and an ENVIRONMENT section.
 pub fn print_man(mut cmd: clap::Command, environment: &[(&str, &str)]) -> std::process::ExitCode {
     let after_help = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    // The NAME section is the `about` text as it is: no markdown backticks there.
+    if let Some(about) = cmd.get_about().map(|a| a.to_string().replace('`', "")) {
+        cmd = cmd.about(about);
+    }
+    let name = cmd.get_name().to_owned();
     // The usage forms the help shows, with their value names, one per line.
     let usage = cmd.render_usage().to_string();
     let man = clap_mangen::Man::new(cmd);
@@ -394,8 +399,10 @@ pub fn print_man(mut cmd: clap::Command, environment: &[(&str, &str)]) -> std::p
     })();
     match rendered.and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &page)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A reader that stopped reading (`--man | head`) is no error worth a message.
+        Err(e) if e.raw_os_error() == Some(libc::EPIPE) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("writing the man page: {e}");
+            eprintln!("{name}: error: writing the man page: {e}");
             std::process::ExitCode::from(1)
         }
     }
