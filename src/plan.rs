@@ -107,7 +107,13 @@ impl std::fmt::Display for Summary {
         }
         let secs = self.elapsed.as_secs_f64();
         let rate = rate_text(self.bytes, self.elapsed).map(|r| format!(" ({r})")).unwrap_or_default();
-        write!(f, "{} files: {}; {} in {secs:.2} s{rate}", self.asked, parts.join(", "), human_size(self.bytes))
+        write!(
+            f,
+            "{} files: {}; {} in {secs:.2} s{rate}",
+            self.asked,
+            parts.join(", "),
+            human_size(self.bytes)
+        )
     }
 }
 

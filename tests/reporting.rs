@@ -157,5 +157,180 @@ fn long_listing_shows_mode_size_time_and_path_as_ls_does() {
     env.assert_no_leftovers();
 }
 
-#[allow(dead_code)]
-const _CLIENT: &str = CLIENT;
+/// A writer that, once `after` bytes arrived, calls `at` once (the
+/// session stays open and idle meanwhile).
+struct PauseAt<F: FnMut()> {
+    seen: u64,
+    after: u64,
+    at: Option<F>,
+}
+
+impl<F: FnMut()> std::io::Write for PauseAt<F> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.seen += buf.len() as u64;
+        if self.seen >= self.after {
+            if let Some(mut at) = self.at.take() {
+                at();
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn status_shows_a_stopped_client_as_stalled_not_with_a_stale_rate() {
+    let env = TestEnv::new("status_shows_a_stopped_client_as_stalled");
+    env.create_random("big.bin", 8 << 20, 5);
+    let mut server = env.ready_server(&["--persistent"]);
+    let config = shmxfer::ClientConfig::new(env.names.queue());
+    let mut holder = shmxfer::Client::connect(&config).expect("a session opens");
+    let mut seen = Vec::new();
+    let outcome = {
+        let mut writer = PauseAt {
+            seen: 0,
+            after: 1 << 20,
+            at: Some(|| {
+                std::thread::sleep(std::time::Duration::from_millis(2500));
+                seen.push(env.run_client(&["--status"]));
+                seen.push(env.run_client(&["--status", "--json"]));
+            }),
+        };
+        holder.fetch_to("big.bin", &mut writer).expect("big.bin arrives")
+    };
+    assert_eq!(outcome, shmxfer::Outcome::Delivered { bytes: 8 << 20 });
+    holder.close().unwrap();
+    let me = std::process::id();
+    let text = &seen[0];
+    text.assert_code(0);
+    let line =
+        text.stdout.lines().find(|l| l.starts_with(&format!("client {me}: big.bin: "))).unwrap_or_default();
+    text.check(line.contains(" bytes, stalled, last frame "), "stalled, no rate");
+    text.check(!line.contains("/s"), "no rate");
+    let json = json_lines(&seen[1].stdout);
+    let session = &json[0]["sessions"][0];
+    assert_eq!(session["stalled"], true, "{}", seen[1]);
+    // The rate is the file's bytes over the time they moved: far above what a
+    // rate over the whole 2.5 s would be.
+    let rate = session["rate"].as_u64().unwrap();
+    let sent = session["sent"].as_u64().unwrap();
+    assert!(rate > sent, "rate {rate} over the time the bytes moved, not over the pause\n{}", seen[1]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn binary_data_is_not_written_to_a_terminal() {
+    let env = TestEnv::new("binary_data_is_not_written_to_a_terminal");
+    env.create("bin.dat", b"ELF\0\x01\x02");
+    env.create("text.txt", b"plain text\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    // Under a pseudo-terminal, as a user at a shell sees it.
+    let in_terminal = |file: &str| {
+        let line = format!("{CLIENT} --queue {} --stdout {file}", env.names.queue());
+        let mut cmd = crate::util::command("script", None);
+        cmd.args(["-qec", &line, "/dev/null"]);
+        crate::util::Proc::spawn(cmd, Some(&env.names)).finish(crate::util::TIMEOUT)
+    };
+    let done = in_terminal("bin.dat");
+    done.assert_code(1)
+        .check(
+            done.stdout.contains(
+                "bin.dat: binary data not written to the terminal; redirect it to a file or a pipe",
+            ),
+            "says why and what to do",
+        )
+        .check(!done.stdout.contains("ELF"), "nothing of the file");
+    let done = in_terminal("text.txt");
+    done.assert_code(0).check(done.stdout.contains("plain text"), "text is written");
+    // Into a pipe the bytes go as they are.
+    let piped = env.client_cmd(&["--stdout", "bin.dat"]).output().unwrap();
+    assert!(piped.status.success());
+    assert_eq!(piped.stdout, b"ELF\0\x01\x02");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A pipe whose reading end is closed: writing to it fails with EPIPE.
+fn closed_pipe() -> std::process::Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
+}
+
+#[test]
+fn a_closed_stdout_ends_the_programs_quietly() {
+    let env = TestEnv::new("a_closed_stdout_ends_the_programs_quietly");
+    for i in 0..2000 {
+        env.create(&format!("dir/file-with-a-long-name-{i:05}.txt"), b"x");
+    }
+    let mut server = env.ready_server(&["--persistent"]);
+    let run = |mut cmd: std::process::Command| {
+        cmd.stdout(closed_pipe());
+        crate::util::Proc::spawn(cmd, Some(&env.names)).finish(crate::util::TIMEOUT)
+    };
+    for args in [&["--list"][..], &["--list", "-l"], &["--man"], &["--completions", "bash"], &["--help"]] {
+        let done = run(env.client_cmd(args));
+        done.assert_code(0).check(done.stderr.is_empty(), "nothing said about the closed pipe");
+    }
+    let mut man = crate::util::command(crate::util::SERVER, Some(&env.names));
+    man.arg("--man");
+    let done = run(man);
+    done.assert_code(0).check(done.stderr.is_empty(), "nothing said about the closed pipe");
+    // A fetch still fetches, and its exit status says how it went.
+    let out = env.out().to_str().unwrap().to_owned();
+    let done = run(env.client_cmd(&["-o", &out, "dir/file-with-a-long-name-00001.txt", "none"]));
+    done.assert_code(1).check(!done.stderr.contains("Broken pipe"), "quiet");
+    assert_eq!(env.out_entries(), ["file-with-a-long-name-00001.txt"]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn man_pages_name_the_programs_without_markdown() {
+    for bin in [CLIENT, crate::util::SERVER] {
+        let out = std::process::Command::new(bin).arg("--man").output().unwrap();
+        let page = String::from_utf8(out.stdout).unwrap();
+        let name = page.split(".SH NAME\n").nth(1).and_then(|s| s.lines().next()).unwrap_or_default();
+        assert!(!name.is_empty() && !name.contains('`'), "{bin}: NAME {name:?}");
+    }
+    let help = std::process::Command::new(CLIENT).arg("--help").output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains("--status [--human] [--json]"), "{help}");
+    assert!(help.contains("--list [PREFIX] [-l] [--human] [--json]"), "{help}");
+}
+
+#[test]
+fn tiny_files_log_no_meaningless_rate() {
+    let env = TestEnv::new("tiny_files_log_no_meaningless_rate");
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    env.fetch(&["hello.txt"]).assert_code(0);
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    let sent = log.lines().find(|l| l.contains("hello.txt: sent 6 bytes in ")).unwrap_or_default();
+    assert!(!sent.contains("/s"), "no rate for 6 bytes: {sent:?}\n{log}");
+    assert!(log.contains("stopped: served 1 file(s), 6 bytes, in 1 session(s) over "), "{log}");
+    assert!(!log.contains("cut off"), "{log}");
+}
+
+#[test]
+fn the_server_counts_a_cut_off_file_apart_from_the_bytes_it_served() {
+    let env = TestEnv::new("the_server_counts_a_cut_off_file_apart");
+    env.create("hello.txt", b"hello\n");
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], 7);
+    client.kill();
+    let noticed =
+        crate::util::wait_until(crate::util::TIMEOUT, || server.stderr().contains("big.bin: stopped after "));
+    assert!(noticed, "{}", server.stderr());
+    env.fetch(&["hello.txt"]).assert_code(0);
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    let summary = log.lines().find(|l| l.contains("stopped: served ")).unwrap_or_default();
+    assert!(summary.contains("served 1 file(s), 6 bytes, in 2 session(s) over "), "{log}");
+    assert!(summary.contains("; 1 file(s) cut off after ") && summary.ends_with(" bytes in all"), "{log}");
+    env.assert_no_leftovers();
+}

@@ -46,6 +46,22 @@ pub fn rate(bytes: u64, ms: u64) -> u64 {
     bytes.saturating_mul(1000).checked_div(ms).unwrap_or(0)
 }
 
+/// A session whose last frame moved this long ago is shown as stalled, not
+/// with a rate.
+pub const STALLED_AFTER: Duration = Duration::from_secs(2);
+
+/// A session's rate while its file moved: its bytes over the time up to its
+/// last frame, so that a client that stopped does not show a rate that
+/// slowly falls.
+pub fn session_rate(s: &shmxfer::SessionStatus) -> u64 {
+    rate(s.sent, s.file_ms.saturating_sub(s.idle_ms))
+}
+
+/// Whether no frame of the session's file moved for [`STALLED_AFTER`].
+pub fn is_stalled(s: &shmxfer::SessionStatus) -> bool {
+    !s.path.is_empty() && Duration::from_millis(s.idle_ms) >= STALLED_AFTER
+}
+
 /// `--status --json`: the server, then each other session.
 #[derive(serde::Serialize)]
 pub struct StatusJson<'a> {
@@ -73,7 +89,10 @@ struct SessionJson<'a> {
     path: Option<&'a str>,
     sent: u64,
     size: u64,
+    /// Bytes per second up to the last frame ([`session_rate`]).
     rate: u64,
+    /// No frame for [`STALLED_AFTER`] or longer.
+    stalled: bool,
     idle_ms: u64,
     file_ms: u64,
     age_ms: u64,
@@ -102,7 +121,8 @@ impl<'a> StatusJson<'a> {
                 path: Some(s.path.as_str()).filter(|p| !p.is_empty()),
                 sent: s.sent,
                 size: s.size,
-                rate: rate(s.sent, s.file_ms),
+                rate: session_rate(s),
+                stalled: is_stalled(s),
                 idle_ms: s.idle_ms,
                 file_ms: s.file_ms,
                 age_ms: s.age_ms,

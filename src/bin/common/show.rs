@@ -250,8 +250,12 @@ pub fn print_status(status: &Status, queue: &str, human: bool) {
         let doing = if s.path.is_empty() {
             "between files".to_owned()
         } else {
-            let rate = human_size(super::rate(s.sent, s.file_ms));
-            format!("{}: {} of {}, {rate}/s", quote_name(&s.path), size_text(s.sent, human), bytes(s.size))
+            let rate = if super::is_stalled(s) {
+                "stalled".to_owned()
+            } else {
+                human_size(super::session_rate(s)) + "/s"
+            };
+            format!("{}: {} of {}, {rate}", quote_name(&s.path), size_text(s.sent, human), bytes(s.size))
         };
         say(format_args!("client {}: {doing}, last frame {:.1} s ago", s.client_pid, secs(s.idle_ms)));
     }
