@@ -71,11 +71,17 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client --stdout big.iso | sha256sum     stream one file to a pipe\n  \
         shm_client -r -o /tmp/in subdir             fetch subdir/ and everything below it into /tmp/in/subdir\n  \
         shm_client --list subdir --human            show what the server serves below subdir/\n  \
+        shm_client --list -l                        mode, size, time (UTC) and path, as ls -l\n  \
+        shm_client --json -i filelist.txt           a JSON line per file and a summary, for scripts\n  \
         shm_client --status                         what the server is doing, session by session\n  \
         shm_client --stop-server                    stop a --persistent server\n\n\
-        Output: one line per FILE on stdout ('NAME: received N bytes', 'NAME: not found on server', ...); \
-        a name holding control characters is quoted as ls quotes it ('a'$'\\n''b'). Diagnostics, a summary \
-        when more than one file was asked for, and a progress bar (when stderr is a terminal) go to stderr.\n\n\
+        Output: one line per FILE on stdout, naming the path asked for and the output path where it \
+        differs ('sub/x.txt: received N bytes → x.txt', 'NAME: not found on server', ...); with --json one \
+        JSON object per FILE, then a summary object. A name holding control characters is quoted as ls \
+        quotes it ('a'$'\\n''b'). Diagnostics ('shm_client: error: ...' for a fatal one), a summary when \
+        more than one file was asked for, and progress bars (when stderr is a terminal: the file's, and \
+        the whole run's when more than one file is fetched) go to stderr. --stdout to a terminal refuses \
+        binary data (a NUL byte in the first 64 KiB): redirect it to a file or a pipe.\n\n\
         Exit status: 0 every file delivered, 1 at least one not delivered, 2 usage error, \
         3 no server within --wait, 4 session lost (server died, protocol error), 130 interrupted."
 )]
@@ -142,7 +148,8 @@ struct Args {
 
     /// Write the one FILE to standard output instead of into --out-dir; nothing else goes to
     /// stdout. Size and checksum are still verified: a mismatch is reported on stderr with exit
-    /// status 1 (the bytes have left by then).
+    /// status 1 (the bytes have left by then). To a terminal, a file whose first 64 KiB hold a NUL
+    /// byte (binary) is not written: exit status 1; redirect it to a file or a pipe.
     #[arg(long, conflicts_with_all = ["list", "stop_server", "no_clobber", "out_dir", "relative"])]
     stdout: bool,
 
