@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::outcome::{FailReason, Outcome};
 use crate::output::{OutputNames, OutputPath};
 use crate::protocol::normalize_path;
-use crate::text::{human_size, quote_bytes, rate_text};
+use crate::text::{human_size, quote_bytes};
 
 /// What became of one file of a run ([`Client::fetch_files`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +89,7 @@ pub struct Summary {
     pub elapsed: Duration,
 }
 
-/// `7 files: 5 delivered, 1 not found, 1 failed; 2.0 MiB in 0.04 s (50.0 MiB/s)`; the rate
-/// only for 64 KiB or more in 1 ms or more.
+/// `7 files: 5 delivered, 1 not found, 1 failed; 2.0 MiB in 0.04 s (50.0 MiB/s)`
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = vec![format!("{} delivered", self.delivered)];
@@ -106,10 +105,10 @@ impl std::fmt::Display for Summary {
             }
         }
         let secs = self.elapsed.as_secs_f64();
-        let rate = rate_text(self.bytes, self.elapsed).map(|r| format!(" ({r})")).unwrap_or_default();
+        let rate = if secs > 0.0 { human_size((self.bytes as f64 / secs) as u64) } else { "-".into() };
         write!(
             f,
-            "{} files: {}; {} in {secs:.2} s{rate}",
+            "{} files: {}; {} in {secs:.2} s ({rate}/s)",
             self.asked,
             parts.join(", "),
             human_size(self.bytes)

@@ -245,7 +245,8 @@ fn human_prints_sizes_in_binary_units() {
     env.run_client(&["--list", "--human"]).assert_code(0).assert_stdout_lines(&[
         "3.0 MiB\tbig.bin".to_string(),
         "1.5 KiB\tmid.bin".to_string(),
-        "5 B\tsmall.txt".to_string(),
+        // Right-aligned in a column as wide as the widest size.
+        "    5 B\tsmall.txt".to_string(),
     ]);
     let out = env.out().to_str().unwrap().to_owned();
     let done = env.run_client(&["--human", "-o", &out, "big.bin", "small.txt"]);
