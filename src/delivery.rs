@@ -24,6 +24,8 @@ pub(crate) const REQUEST_WINDOW: usize = 4;
 /// Told about progress while files arrive; every method does nothing
 /// unless implemented.
 pub trait Progress {
+    /// A run of `files` files starts (before the first [`Progress::start`]).
+    fn planned(&mut self, _files: usize) {}
     /// A file of `size` bytes starts; `name` is its file name.
     fn start(&mut self, _name: &str, _size: u64) {}
     /// `bytes` more bytes arrived.

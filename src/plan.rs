@@ -46,6 +46,11 @@ pub struct Lost {
     /// The bytes of the cut-off file kept for resuming
     /// ([`Partial::Keep`](crate::Partial::Keep)); `None`: nothing kept.
     pub kept: Option<u64>,
+    /// The paths asked of the server (normalized, as [`FileResult::path`])
+    /// of the file cut off, when there is one, then of the files never
+    /// asked for: one per name of [`Lost::cut_off`] and
+    /// [`Lost::not_fetched`], in that order.
+    pub requests: Vec<PathBuf>,
 }
 
 /// The counts of a run, for a summary line ([`Report::summary`]).
@@ -317,6 +322,10 @@ struct Tracking<'a> {
 }
 
 impl Progress for Tracking<'_> {
+    fn planned(&mut self, files: usize) {
+        self.inner.planned(files);
+    }
+
     fn start(&mut self, name: &str, size: u64) {
         self.current = Some((0, size));
         self.inner.start(name, size);
@@ -359,6 +368,7 @@ fn run(
     started: Instant,
 ) -> Report {
     let mut track = Tracking { inner: progress, current: None, kept: None };
+    track.planned(jobs.len());
     let mut files = Vec::with_capacity(jobs.len());
     let fetched = match early {
         Some(e) => Err(e),
@@ -377,13 +387,14 @@ fn run(
                 files.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome });
                 track.result(files.last().expect("just pushed"));
             }
-            Some(Lost { error, cut_off: None, not_fetched: Vec::new(), kept: None })
+            Some(Lost { error, cut_off: None, not_fetched: Vec::new(), kept: None, requests: Vec::new() })
         }
         Err(error) => {
+            let requests = jobs[done..].iter().map(Job::remote_path).collect();
             let mut left = jobs[done..].iter();
             let cut_off = left.next().map(|job| (job.shown.clone(), got));
             let not_fetched = left.map(|j| j.shown.clone()).collect();
-            Some(Lost { error, cut_off, not_fetched, kept: track.kept })
+            Some(Lost { error, cut_off, not_fetched, kept: track.kept, requests })
         }
     };
     Report { files, lost, elapsed: started.elapsed(), repeated: Vec::new() }
@@ -502,7 +513,8 @@ impl Client {
         options.out_dir = dir;
         let job = Job {
             remote: normalize_path(path.as_bytes()),
-            shown: options.shown_name(path).into(),
+            // The name the user gave it.
+            shown: dest.to_path_buf(),
             out: OutputPath::below(name.as_bytes()),
             known: None,
         };

@@ -661,10 +661,10 @@ impl SessionThread {
         match &result {
             Ok(Served::Sent(n)) => {
                 info!(
-                    "client {pid}: {shown}: sent {} in {} ({})",
+                    "client {pid}: {shown}: sent {} in {}{}",
                     byte_count(*n),
                     duration_text(took),
-                    rate_text(*n, took)
+                    rate_text(*n, took).map(|r| format!(" ({r})")).unwrap_or_default()
                 )
             }
             Ok(Served::UpToDate) => info!("client {pid}: {shown}: up to date, not sent"),

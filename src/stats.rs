@@ -19,8 +19,12 @@ pub(crate) struct ServerStats {
     sessions: AtomicU64,
     /// Files sent whole.
     files: AtomicU64,
-    /// Bytes of file data sent, whole files or not.
+    /// Bytes of the files sent whole.
     bytes: AtomicU64,
+    /// Files cut off after some of their bytes (the client left, a read
+    /// failed, the file changed), and those bytes.
+    cut_files: AtomicU64,
+    cut_bytes: AtomicU64,
     /// Live sessions by region name.
     live: Mutex<HashMap<String, Arc<SessionStats>>>,
 }
@@ -35,6 +39,8 @@ impl ServerStats {
             sessions: AtomicU64::new(0),
             files: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
+            cut_files: AtomicU64::new(0),
+            cut_bytes: AtomicU64::new(0),
             live: Mutex::new(HashMap::new()),
         }
     }
@@ -60,19 +66,31 @@ impl ServerStats {
         self.live().remove(region);
     }
 
-    /// Counts `bytes` of file data sent, and a whole file if `whole`.
+    /// Counts a file of which `bytes` were sent: served if `whole`, else
+    /// (when any of it left) cut off.
     pub fn count(&self, bytes: u64, whole: bool) {
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
         if whole {
+            self.bytes.fetch_add(bytes, Ordering::Relaxed);
             self.files.fetch_add(1, Ordering::Relaxed);
+        } else if bytes > 0 {
+            self.cut_bytes.fetch_add(bytes, Ordering::Relaxed);
+            self.cut_files.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// One line for the log when the server stops.
+    /// One line for the log when the server stops: the files sent whole
+    /// and their bytes, then those cut off, if any, and their bytes.
     pub fn summary(&self) -> String {
         let uptime = self.started.elapsed();
+        let cut = match self.cut_files.load(Ordering::Relaxed) {
+            0 => String::new(),
+            n => {
+                let bytes = crate::text::byte_count(self.cut_bytes.load(Ordering::Relaxed));
+                format!("; {n} file(s) cut off after {bytes} in all")
+            }
+        };
         format!(
-            "served {} file(s), {}, in {} session(s) over {}",
+            "served {} file(s), {}, in {} session(s) over {}{cut}",
             self.files.load(Ordering::Relaxed),
             crate::text::byte_count(self.bytes.load(Ordering::Relaxed)),
             self.sessions.load(Ordering::Relaxed),
@@ -221,7 +239,20 @@ mod tests {
         stats.count(300, false);
         stats.close("/q.1.a");
         let (server, sessions) = stats.snapshot("");
-        assert_eq!((server.open_sessions, server.bytes, server.files), (1, 300, 0));
+        assert_eq!((server.open_sessions, server.bytes, server.files), (1, 0, 0));
         assert_eq!(sessions[0].path, "");
+    }
+
+    #[test]
+    fn bytes_served_are_those_of_whole_files_and_cut_off_ones_count_apart() {
+        let stats = ServerStats::new("/srv".into(), false, 1);
+        stats.count(111, true);
+        stats.count(0, false);
+        assert!(stats.summary().starts_with("served 1 file(s), 111 bytes, in 0 session(s) over "));
+        assert!(!stats.summary().contains("cut off"), "{}", stats.summary());
+        stats.count(1_310_720, false);
+        let summary = stats.summary();
+        assert!(summary.starts_with("served 1 file(s), 111 bytes, in 0 session(s) over "), "{summary}");
+        assert!(summary.ends_with("; 1 file(s) cut off after 1310720 bytes in all"), "{summary}");
     }
 }

@@ -140,13 +140,21 @@ pub(crate) fn duration_text(d: Duration) -> String {
     }
 }
 
-/// `bytes` over `d` as MiB/s, for the log.
-pub(crate) fn rate_text(bytes: u64, d: Duration) -> String {
-    let secs = d.as_secs_f64();
-    if secs <= 0.0 {
-        return "-".into();
+/// Below this many bytes a transfer's rate says nothing (it is the cost of
+/// a request, not of the bytes).
+const RATE_MIN_BYTES: u64 = 64 << 10;
+/// Below this time a transfer's rate says nothing (clock granularity and
+/// scheduling).
+const RATE_MIN_TIME: Duration = Duration::from_millis(1);
+
+/// `bytes` over `d` for people, in the unit that fits (`512.0 KiB/s`,
+/// `353.8 MiB/s`, `1.4 GiB/s`); `None` when the rate would mean nothing:
+/// fewer than 64 KiB, or less than a millisecond.
+pub(crate) fn rate_text(bytes: u64, d: Duration) -> Option<String> {
+    if bytes < RATE_MIN_BYTES || d < RATE_MIN_TIME {
+        return None;
     }
-    format!("{:.1} MiB/s", bytes as f64 / secs / (1024.0 * 1024.0))
+    Some(format!("{}/s", human_size((bytes as f64 / d.as_secs_f64()) as u64)))
 }
 
 /// A size for people: `512 B`, `1.5 KiB`, `3.0 MiB`, ...
@@ -218,6 +226,16 @@ mod tests {
         assert_eq!(duration_text(Duration::from_millis(12_300)), "12.3 s");
         assert_eq!(duration_text(Duration::from_secs(125)), "2 min 5 s");
         assert_eq!(duration_text(Duration::from_secs(3 * 3600 + 240)), "3 h 4 min");
+    }
+
+    #[test]
+    fn rates_show_only_when_they_mean_something_in_a_unit_that_fits() {
+        assert_eq!(rate_text(111, Duration::from_micros(300)), None);
+        assert_eq!(rate_text(111, Duration::from_secs(1)), None);
+        assert_eq!(rate_text(1 << 30, Duration::from_micros(999)), None);
+        assert_eq!(rate_text(64 << 10, Duration::from_millis(500)).as_deref(), Some("128.0 KiB/s"));
+        assert_eq!(rate_text(700 << 20, Duration::from_secs(2)).as_deref(), Some("350.0 MiB/s"));
+        assert_eq!(rate_text(3 << 30, Duration::from_secs(2)).as_deref(), Some("1.5 GiB/s"));
     }
 
     #[test]

@@ -95,7 +95,7 @@ fn a_client_turned_away_as_busy_prints_a_line_for_each_file() {
     done.assert_code(1)
         .assert_stdout_lines(&[
             "a.txt: failed: server busy".to_string(),
-            "b.txt: failed: server busy".to_string(),
+            "dir/b.txt: failed: server busy".to_string(),
             "c.txt: failed: server busy".to_string(),
         ])
         .check(done.stderr.contains("server busy: it serves at most 1 session"), "stderr says why")
@@ -149,7 +149,7 @@ fn input_lists_names_one_per_line_from_a_file_or_stdin() {
     let out = env.out().to_str().unwrap().to_owned();
     env.run_client(&["-o", &out, "-i", list.to_str().unwrap()]).assert_code(0).assert_stdout_lines(&[
         received_line("hello.txt", 6),
-        received_line("nested.txt", 7),
+        received_line("subdir/nested.txt", 7),
         received_line("name with space.txt", 7),
     ]);
     for f in ["hello.txt", "subdir/nested.txt", "name with space.txt"] {
@@ -245,7 +245,8 @@ fn human_prints_sizes_in_binary_units() {
     env.run_client(&["--list", "--human"]).assert_code(0).assert_stdout_lines(&[
         "3.0 MiB\tbig.bin".to_string(),
         "1.5 KiB\tmid.bin".to_string(),
-        "5 B\tsmall.txt".to_string(),
+        // Right-aligned in a column as wide as the widest size.
+        "    5 B\tsmall.txt".to_string(),
     ]);
     let out = env.out().to_str().unwrap().to_owned();
     let done = env.run_client(&["--human", "-o", &out, "big.bin", "small.txt"]);
@@ -306,8 +307,8 @@ fn list_json_gives_every_name_and_size_escaped() {
     env.run_client(&["--list", "sub", "--json"])
         .assert_code(0)
         .assert_stdout_lines(&[r#"{"files":[{"path":"sub/x.txt","size":2}]}"#.to_string()]);
-    let done = env.run_client(&["--json", "a.txt"]);
-    done.assert_code(2).check(done.stderr.contains("--list"), "--json goes with --list");
+    let done = env.run_client(&["--json", "--stdout", "a.txt"]);
+    done.assert_code(2).check(done.stderr.contains("--list"), "--json goes with --list, not --stdout");
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
@@ -394,12 +395,15 @@ fn recursive_fetches_a_directory_keeping_its_paths() {
     }
 
     // A deeper directory lands under its own name; with -R under its whole path.
-    for (flags, want) in [(&["-r"][..], "deep/b.bin"), (&["-r", "-R"][..], "sub/deep/b.bin")] {
+    for (flags, want, line) in [
+        (&["-r"][..], "deep/b.bin", "sub/deep/b.bin: received 100000 bytes → deep/b.bin"),
+        (&["-r", "-R"][..], "sub/deep/b.bin", "sub/deep/b.bin: received 100000 bytes"),
+    ] {
         let to = env.tmp().join(format!("to{}", flags.len()));
         fs::create_dir(&to).unwrap();
         let mut args = flags.to_vec();
         args.extend(["-o", to.to_str().unwrap(), "sub/deep"]);
-        env.run_client(&args).assert_code(0).assert_stdout_lines(&[format!("{want}: received 100000 bytes")]);
+        env.run_client(&args).assert_code(0).assert_stdout_lines(&[line.to_string()]);
         crate::util::assert_same_file(&env.in_root("sub/deep/b.bin"), &to.join(want));
     }
     env.stop_server(&mut server);
@@ -804,10 +808,10 @@ fn input_messages_are_whole_prefixed_and_name_standard_input() {
         (
             vec!["-i", "-"],
             &bad,
-            "shm_client: standard input, line 1: the name is not UTF-8; file names must be UTF-8",
+            "shm_client: error: standard input, line 1: the name is not UTF-8; file names must be UTF-8",
         ),
-        (vec!["-i", "-"], &empty, "shm_client: standard input names no file to fetch"),
-        (vec!["-i", missing.to_str().unwrap()], &empty, "shm_client: cannot read the names in "),
+        (vec!["-i", "-"], &empty, "shm_client: error: standard input names no file to fetch"),
+        (vec!["-i", missing.to_str().unwrap()], &empty, "shm_client: error: cannot read the names in "),
     ] {
         let done = run_with_stdin(env.client_cmd(&args), stdin);
         done.assert_code(2)

@@ -12,6 +12,7 @@ mod faults;
 mod fetch_flags;
 mod hostile;
 mod redteam;
+mod reporting;
 mod service;
 mod service_ops;
 mod transfer;

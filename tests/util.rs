@@ -894,10 +894,15 @@ pub fn dir_entries(dir: &Path) -> Vec<String> {
     names
 }
 
-/// The success line the client prints for `rel` of `len` bytes.
+/// The success line the client prints for `rel` of `len` bytes, written
+/// under its final component: the requested path, and the output name after
+/// an arrow where it differs.
 pub fn received_line(rel: &str, len: u64) -> String {
     let unit = if len == 1 { "byte" } else { "bytes" };
-    format!("{}: received {len} {unit}", final_component(rel))
+    match final_component(rel) {
+        name if name == rel => format!("{rel}: received {len} {unit}"),
+        name => format!("{rel}: received {len} {unit} → {name}"),
+    }
 }
 
 /// The final path component of `rel`.

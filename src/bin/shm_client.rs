@@ -20,7 +20,7 @@ use shmxfer::{
 
 mod common;
 use common::bar::Bar;
-use common::show::{self, outcome_text, quote_path, say, say_skipped, size_text, Lines};
+use common::show::{self, outcome_text, quote_path, say, say_skipped, Format, Lines};
 
 /// `std::eprintln!` without its panic: a closed stderr (`2>&1 | head -1`)
 /// loses the message, not the exit status.
@@ -56,8 +56,8 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client [OPTIONS] -O DEST FILE\n       \
         shm_client [OPTIONS] -i LIST\n       \
         shm_client [OPTIONS] --stdout FILE\n       \
-        shm_client [OPTIONS] --list [PREFIX] [--json]\n       \
-        shm_client [OPTIONS] --status [--json]\n       \
+        shm_client [OPTIONS] --list [PREFIX] [-l] [--human] [--json]\n       \
+        shm_client [OPTIONS] --status [--human] [--json]\n       \
         shm_client --status --all [--json]\n       \
         shm_client [OPTIONS] --stop-server [--drain]",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
@@ -77,11 +77,17 @@ const DEFAULT_WAIT: Duration = Duration::from_secs(30);
         shm_client --stdout big.iso | sha256sum     stream one file to a pipe\n  \
         shm_client -r -o /tmp/in subdir             fetch subdir/ and everything below it into /tmp/in/subdir\n  \
         shm_client --list subdir --human            show what the server serves below subdir/\n  \
+        shm_client --list -l                        mode, size, time (UTC) and path, as ls -l\n  \
+        shm_client --json -i filelist.txt           a JSON line per file and a summary, for scripts\n  \
         shm_client --status                         what the server is doing, session by session\n  \
         shm_client --stop-server                    stop a --persistent server\n\n\
-        Output: one line per FILE on stdout ('NAME: received N bytes', 'NAME: not found on server', ...); \
-        a name holding control characters is quoted as ls quotes it ('a'$'\\n''b'). Diagnostics, a summary \
-        when more than one file was asked for, and a progress bar (when stderr is a terminal) go to stderr.\n\n\
+        Output: one line per FILE on stdout, naming the path asked for and the output path where it \
+        differs ('sub/x.txt: received N bytes → x.txt', 'NAME: not found on server', ...); with --json one \
+        JSON object per FILE, then a summary object. A name holding control characters is quoted as ls \
+        quotes it ('a'$'\\n''b'). Diagnostics ('shm_client: error: ...' for a fatal one), a summary when \
+        more than one file was asked for, and progress bars (when stderr is a terminal: the file's, and \
+        the whole run's when more than one file is fetched) go to stderr. --stdout to a terminal refuses \
+        binary data (a NUL byte in the first 64 KiB): redirect it to a file or a pipe.\n\n\
         Exit status: 0 every file delivered (or skipped by --no-clobber / --update), 1 at least one not delivered, 2 usage error, \
         3 no server within --wait, 4 session lost (server died, protocol error), 130 interrupted."
 )]
@@ -163,7 +169,9 @@ struct Args {
     #[arg(long, requires = "status")]
     all: bool,
 
-    /// With --list or --status: print JSON for scripts.
+    /// Print JSON for scripts: with --list or --status their one object; on a fetch one object per
+    /// requested file ({"request", "path", "result", "bytes", and for a file refused, failed or
+    /// skipped "reason" and "message"}), then {"summary": {...}}, one per line. Not with --stdout.
     #[arg(long)]
     json: bool,
 
@@ -171,9 +179,16 @@ struct Args {
     #[arg(long)]
     human: bool,
 
+    /// With --list: long lines, as `ls -l`: mode, size, modification time (UTC, to the minute) and
+    /// path (`-rw-r--r--  1234  2026-12-01 11:45  hello.txt`); with --json each file also gets
+    /// "mode" (octal, "0644") and "mtime" (RFC 3339, UTC: "2026-12-01T11:45:35Z").
+    #[arg(short = 'l', long)]
+    long: bool,
+
     /// Write the one FILE to standard output instead of into --out-dir; nothing else goes to
     /// stdout. Size and checksum are still verified: a mismatch is reported on stderr with exit
-    /// status 1 (the bytes have left by then).
+    /// status 1 (the bytes have left by then). To a terminal, a file whose first 64 KiB hold a NUL
+    /// byte (binary) is not written: exit status 1; redirect it to a file or a pipe.
     #[arg(long, conflicts_with_all = ["list", "stop_server", "no_clobber", "out_dir", "relative"])]
     stdout: bool,
 
@@ -245,8 +260,11 @@ enum Mode {
 impl Mode {
     /// The mode `args` ask for, or the exit code of a usage error.
     fn from_args(args: &Args) -> Result<Mode, ExitCode> {
-        if args.json && args.list.is_none() && !args.status {
-            usage_error(ErrorKind::MissingRequiredArgument, "--json goes with --list or --status");
+        if args.json && (args.stop_server || (args.stdout && args.list.is_none() && !args.status)) {
+            usage_error(ErrorKind::ArgumentConflict, "--json goes with a fetch, --list or --status");
+        }
+        if args.long && args.list.is_none() {
+            usage_error(ErrorKind::MissingRequiredArgument, "-l/--long goes with --list");
         }
         let mut files = args.files.clone();
         if let Some(input) = &args.input {
@@ -401,9 +419,13 @@ fn client_config(args: &Args, wait: Duration, cancel: &Arc<AtomicBool>) -> Resul
         .build()
 }
 
-/// Prints `msg` as the program's message on stderr and returns `code`.
+/// Prints `msg` as the program's message on stderr and returns `code`:
+/// `shm_client: error: …` when the run failed, as `shm_server: error: …`.
 fn exit_with(code: u8, msg: &str) -> ExitCode {
-    eprintln!("shm_client: {msg}");
+    match code {
+        EXIT_OK => eprintln!("shm_client: {msg}"),
+        _ => eprintln!("shm_client: error: {msg}"),
+    }
     ExitCode::from(code)
 }
 
@@ -526,7 +548,9 @@ fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
         Ok(listing) => listing,
         Err(e) => return fail(&e),
     };
-    if json {
+    if json && args.long {
+        say(format_args!("{}", show::long_listing_json(&listing)));
+    } else if json {
         #[derive(Serialize)]
         struct Files<'a> {
             files: &'a [shmxfer::Entry],
@@ -536,9 +560,7 @@ fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
         let files = Files { files: &listing.files, skipped: &listing.skipped };
         say(format_args!("{}", common::to_json(&files)));
     } else {
-        for e in &listing.files {
-            say(format_args!("{}\t{}", size_text(e.size, args.human), quote_path(&e.path)));
-        }
+        show::print_listing(&listing.files, args.long, args.human);
     }
     for skip in &listing.skipped {
         say_skipped(&skip.path, &skip.text);
@@ -594,12 +616,20 @@ fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>)
         Ok(stdout) => stdout,
         Err(e) => return exit_with(EXIT_NOT_DELIVERED, &format!("standard output: {e}")),
     };
-    let mut out = std::io::BufWriter::with_capacity(IO_CHUNK, stdout);
+    // `-O -` asks for the bytes on stdout in so many words, as `curl -o -`:
+    // a terminal gets them.
+    let asked_for_stdout = args.output.as_deref().is_some_and(|d| d.as_os_str() == "-");
+    let guarded = NoBinaryOnTerminal::new(stdout, Arc::clone(cancel), asked_for_stdout);
+    let mut out = std::io::BufWriter::with_capacity(IO_CHUNK, guarded);
     let fetched = client.fetch_to_with(path, &mut out, &mut bar);
     let fetched = fetched.and_then(|outcome| client.close().map(|()| outcome));
     let name = quote_name(path);
+    if out.get_ref().check == TerminalCheck::Refused {
+        let msg = format!("{name}: binary data not written to the terminal; redirect it to a file or a pipe");
+        return exit_with(EXIT_NOT_DELIVERED, &msg);
+    }
     // A write error ended the session: say so once, whatever the session said.
-    let write_error = out.get_ref().error.clone();
+    let write_error = out.get_ref().inner.error.clone();
     if let Some(e) = write_error.filter(|_| !matches!(fetched, Ok(Outcome::Delivered { .. }))) {
         return exit_with(
             EXIT_NOT_DELIVERED,
@@ -610,6 +640,63 @@ fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>)
         Ok(Outcome::Delivered { .. }) => ExitCode::from(EXIT_OK),
         Ok(outcome) => exit_with(EXIT_NOT_DELIVERED, &format!("{name}: {}", outcome_text(&outcome))),
         Err(e) => fail(&e),
+    }
+}
+
+/// Whether `--stdout` may write what arrives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TerminalCheck {
+    /// Standard output is a terminal and nothing was written yet.
+    Pending,
+    /// Not a terminal, or the first chunk was text.
+    Passed,
+    /// The first chunk held a NUL byte: binary, refused.
+    Refused,
+}
+
+/// `--stdout` to a terminal: the first chunk (64 KiB) is looked at, and if
+/// it holds a NUL byte nothing is written and the session ends (as `curl`
+/// refuses binary output to a terminal), so that a binary file does not
+/// garble the terminal. `-O -` writes it all the same, as `curl -o -` does.
+struct NoBinaryOnTerminal {
+    inner: common::StopOnError,
+    cancel: Arc<AtomicBool>,
+    check: TerminalCheck,
+}
+
+impl NoBinaryOnTerminal {
+    fn new(
+        inner: common::StopOnError,
+        cancel: Arc<AtomicBool>,
+        asked_for_stdout: bool,
+    ) -> NoBinaryOnTerminal {
+        let check = if std::io::stdout().is_terminal() && !asked_for_stdout {
+            TerminalCheck::Pending
+        } else {
+            TerminalCheck::Passed
+        };
+        NoBinaryOnTerminal { inner, cancel, check }
+    }
+}
+
+impl Write for NoBinaryOnTerminal {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.check {
+            TerminalCheck::Pending if buf.contains(&0) => {
+                self.check = TerminalCheck::Refused;
+                self.cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            TerminalCheck::Pending => self.check = TerminalCheck::Passed,
+            TerminalCheck::Passed | TerminalCheck::Refused => {}
+        }
+        match self.check {
+            TerminalCheck::Refused => Err(std::io::Error::other("binary data to a terminal")),
+            _ => self.inner.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
     }
 }
 
@@ -650,12 +737,14 @@ enum Files<'a> {
 /// summary.
 fn fetch(mut client: Client, args: &Args, files: Files<'_>) -> ExitCode {
     let bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let mut lines = Lines { bar, quiet: args.quiet, human: args.human, recursive: args.recursive };
+    let format = if args.json { Format::Json } else { Format::Text };
+    let mut lines = Lines { bar, quiet: args.quiet, human: args.human, recursive: args.recursive, format };
     let report = match files {
         Files::Named(files, true) => client.fetch_tree_with(files, &options(args), &mut lines),
         Files::Named(files, false) => client.fetch_files_with(files, &options(args), &mut lines),
         Files::To(file, dest) => client.fetch_as_with(file, dest, &options(args), &mut lines),
     };
+    lines.bar.clear();
     let report = match report {
         Ok(report) => report,
         Err(e) => return fail(&e),
@@ -673,23 +762,7 @@ fn fetch(mut client: Client, args: &Args, files: Files<'_>) -> ExitCode {
             exit_with(EXIT_NOT_DELIVERED, &lost.error.to_string())
         }
         Some(lost) => {
-            // One line per file still, as for any failed file: the one in
-            // progress failed, the others were never fetched.
-            if let Some((name, got)) = &lost.cut_off {
-                let got = got.map(|(got, size)| {
-                    format!("cut off after {} of {}: ", human_size(got), human_size(size))
-                });
-                let kept = match lost.kept {
-                    Some(bytes) => format!("{} kept: run it again with --continue", human_size(bytes)),
-                    None => "nothing kept".into(),
-                };
-                let why = format!("{}{}; {kept}", got.unwrap_or_default(), lost_reason(&lost.error));
-                say(format_args!("{}: failed: {why}", quote_path(name)));
-            }
-            let rest = if matches!(lost.error, Error::Cancelled) { "interrupted" } else { "session lost" };
-            for name in &lost.not_fetched {
-                say(format_args!("{}: not fetched: {rest}", quote_path(name)));
-            }
+            say_lost(lost, format);
             if lost.kept.is_some() {
                 exit_with(exit_code_for(&lost.error), &describe(&lost.error))
             } else {
@@ -698,8 +771,46 @@ fn fetch(mut client: Client, args: &Args, files: Files<'_>) -> ExitCode {
         }
     };
     let summary = report.summary();
-    if summary.asked > 1 && !args.quiet {
-        eprintln!("shm_client: {summary}");
+    match format {
+        Format::Json => say(format_args!("{}", common::json::summary_line(&summary))),
+        Format::Text if summary.asked > 1 && !args.quiet => eprintln!("shm_client: {summary}"),
+        Format::Text => {}
     }
     code
+}
+
+/// One line per file still, as for any failed file, when the session was
+/// lost: the one in progress failed, the others were never fetched.
+fn say_lost(lost: &shmxfer::Lost, format: Format) {
+    use std::os::unix::ffi::OsStrExt;
+    let names = lost.cut_off.iter().map(|(name, _)| name).chain(&lost.not_fetched);
+    let requests = lost.requests.iter().map(Some).chain(std::iter::repeat(None));
+    let rest = if matches!(lost.error, Error::Cancelled) { "interrupted" } else { "session lost" };
+    for (i, (name, request)) in names.zip(requests).enumerate() {
+        let request = request.unwrap_or(name);
+        let cut_off = lost.cut_off.as_ref().filter(|_| i == 0);
+        let message = match cut_off {
+            Some((_, got)) => {
+                let got = got.map(|(got, size)| {
+                    format!("cut off after {} of {}: ", human_size(got), human_size(size))
+                });
+                let kept = match lost.kept {
+                    Some(bytes) => format!("{} kept: run it again with --continue", human_size(bytes)),
+                    None => "nothing kept".into(),
+                };
+                format!("{}{}; {kept}", got.unwrap_or_default(), lost_reason(&lost.error))
+            }
+            None => format!("not fetched: {rest}"),
+        };
+        match format {
+            Format::Text if cut_off.is_some() => {
+                say(format_args!("{}: failed: {message}", quote_path(request)))
+            }
+            Format::Text => say(format_args!("{}: {message}", quote_path(request))),
+            Format::Json => {
+                let (request, name) = (request.as_os_str().as_bytes(), name.as_os_str().as_bytes());
+                say(format_args!("{}", common::json::lost_line(request, name, cut_off.is_some(), &message)))
+            }
+        }
+    }
 }

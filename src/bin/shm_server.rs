@@ -173,8 +173,10 @@ fn cleanup(scope: Scope<'_>) -> anyhow::Result<()> {
             shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?
         }
     };
+    let mut stdout = std::io::stdout().lock();
     for object in &collected.removed {
-        println!("removed {object}");
+        // A closed stdout (`--cleanup | head -1`) loses the line, not the cleanup.
+        let _ = writeln!(stdout, "removed {object}");
     }
     for object in &collected.skipped {
         log::warn!("left alone {object}");

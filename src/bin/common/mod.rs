@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub mod bar;
+pub mod json;
 pub mod show;
 
 /// An error and its causes on one line, `a: b: c`.
@@ -45,6 +46,22 @@ pub fn rate(bytes: u64, ms: u64) -> u64 {
     bytes.saturating_mul(1000).checked_div(ms).unwrap_or(0)
 }
 
+/// A session whose last frame moved this long ago is shown as stalled, not
+/// with a rate.
+pub const STALLED_AFTER: Duration = Duration::from_secs(2);
+
+/// A session's rate while its file moved: its bytes over the time up to its
+/// last frame, so that a client that stopped does not show a rate that
+/// slowly falls.
+pub fn session_rate(s: &shmxfer::SessionStatus) -> u64 {
+    rate(s.sent, s.file_ms.saturating_sub(s.idle_ms))
+}
+
+/// Whether no frame of the session's file moved for [`STALLED_AFTER`].
+pub fn is_stalled(s: &shmxfer::SessionStatus) -> bool {
+    !s.path.is_empty() && Duration::from_millis(s.idle_ms) >= STALLED_AFTER
+}
+
 /// `--status --json`: the server, then each other session.
 #[derive(serde::Serialize)]
 pub struct StatusJson<'a> {
@@ -72,7 +89,10 @@ struct SessionJson<'a> {
     path: Option<&'a str>,
     sent: u64,
     size: u64,
+    /// Bytes per second up to the last frame ([`session_rate`]).
     rate: u64,
+    /// No frame for [`STALLED_AFTER`] or longer.
+    stalled: bool,
     idle_ms: u64,
     file_ms: u64,
     age_ms: u64,
@@ -101,7 +121,8 @@ impl<'a> StatusJson<'a> {
                 path: Some(s.path.as_str()).filter(|p| !p.is_empty()),
                 sent: s.sent,
                 size: s.size,
-                rate: rate(s.sent, s.file_ms),
+                rate: session_rate(s),
+                stalled: is_stalled(s),
                 idle_ms: s.idle_ms,
                 file_ms: s.file_ms,
                 age_ms: s.age_ms,
@@ -403,6 +424,11 @@ fn man_sections(after_help: &str, environment: &[(&str, &str)]) -> String {
 /// into sections (see [`man_sections`]) and an ENVIRONMENT section.
 pub fn print_man(mut cmd: clap::Command, environment: &[(&str, &str)]) -> std::process::ExitCode {
     let after_help = cmd.get_after_help().map(|h| h.to_string()).unwrap_or_default();
+    // The NAME section is the `about` text as it is: no markdown backticks there.
+    if let Some(about) = cmd.get_about().map(|a| a.to_string().replace('`', "")) {
+        cmd = cmd.about(about);
+    }
+    let name = cmd.get_name().to_owned();
     // The usage forms the help shows, with their value names, one per line.
     let usage = cmd.render_usage().to_string();
     let man = clap_mangen::Man::new(cmd);
@@ -424,8 +450,10 @@ pub fn print_man(mut cmd: clap::Command, environment: &[(&str, &str)]) -> std::p
     })();
     match rendered.and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &page)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // A reader that stopped reading (`--man | head`) is no error worth a message.
+        Err(e) if e.raw_os_error() == Some(libc::EPIPE) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("writing the man page: {e}");
+            eprintln!("{name}: error: writing the man page: {e}");
             std::process::ExitCode::from(1)
         }
     }
