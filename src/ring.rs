@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::pacing::{Pacer, Pacing, Spun};
+use crate::pacing::{Pacer, Pacing, Placement, Spun};
 use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_REASON_LEN};
 use crate::semaphore::{Semaphore, WaitOutcome};
-use crate::shm_region::{Geometry, Region, MAX_SLOTS};
+use crate::shm_region::{Geometry, Party, Region, MAX_SLOTS};
 
 /// How long one blocking wait lasts before the waiter looks at the peer and
 /// the cancel flag again. Bounds the time to notice a dead peer or a signal.
@@ -39,6 +39,35 @@ enum Side {
     Producer,
     /// Empties slots: takes `items`, gives `spaces`.
     Consumer,
+}
+
+impl Side {
+    /// The process at this end of the ring.
+    fn party(self) -> Party {
+        match self {
+            Side::Producer => Party::Server,
+            Side::Consumer => Party::Client,
+        }
+    }
+
+    /// The process at the other end.
+    fn peer(self) -> Party {
+        match self {
+            Side::Producer => Party::Client,
+            Side::Consumer => Party::Server,
+        }
+    }
+}
+
+/// Publishes in the region the CPU this end runs on now and says whether
+/// the peer last published the same one.
+fn placement(region: &Region, side: Side) -> Placement {
+    let cpu = crate::sys::current_cpu();
+    region.set_cpu(side.party(), cpu);
+    match (cpu, region.cpu(side.peer())) {
+        (Some(mine), Some(peer)) if mine == peer => Placement::SharedCore,
+        _ => Placement::Apart,
+    }
 }
 
 /// How one end waits for its semaphore: when to give up (the cancel flag,
@@ -60,17 +89,18 @@ impl Waiter {
         }
     }
 
-    /// Takes one count of `sem`: spin (as long as the pacer says pays), then
+    /// Takes one count of `sem`: spin (as long as the pacer says pays, and
+    /// not at all while `placement` says the peer shares this core), then
     /// block in slices, checking the cancel flag and the peer's liveness
     /// between slices; gives up with [`Error::Stalled`] once it has blocked
     /// for the stall limit (when set).
-    fn acquire(&mut self, sem: &Semaphore) -> Result<()> {
+    fn acquire(&mut self, sem: &Semaphore, placement: impl Fn() -> Placement) -> Result<()> {
         // Checked on every frame, not only when waiting: a transfer running at
         // full speed never waits, and must still stop at once on SIGINT.
         if self.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        if self.pacer.spin(|| sem.try_wait()) == Spun::Taken {
+        if self.pacer.spin(|| sem.try_wait(), &placement) == Spun::Taken {
             return Ok(());
         }
         self.pacer.before_block();
@@ -80,6 +110,9 @@ impl Waiter {
                 return Err(Error::Cancelled);
             }
             if sem.wait_timeout(WAIT_SLICE)? == WaitOutcome::Acquired {
+                self.pacer.woke(blocked.elapsed());
+                // Where it woke up, for the peer's next wait.
+                placement();
                 return Ok(());
             }
             Waiter::check(&self.cancel, &self.alive)?;
@@ -146,7 +179,8 @@ impl RingEnd {
             Side::Producer => &self.sems.spaces,
             Side::Consumer => &self.sems.items,
         };
-        self.waiter.acquire(sem)?;
+        let (region, side) = (&self.region, self.side);
+        self.waiter.acquire(sem, || placement(region, side))?;
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         Ok(slot)

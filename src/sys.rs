@@ -96,6 +96,14 @@ pub fn request_time_slice(slice: Duration) -> io::Result<()> {
     Ok(())
 }
 
+/// The CPU the calling thread runs on now (`sched_getcpu`: one load from
+/// the thread's rseq area on current glibc), if the kernel says.
+pub fn current_cpu() -> Option<u32> {
+    // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
 /// A shared, readable and writable mapping of the start of a file; unmapped
 /// on drop.
 ///
