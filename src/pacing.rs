@@ -15,10 +15,10 @@
 //!   or after a block of [`RELEARN_AFTER`] (a consumer, which sees no
 //!   turns): what it learned while its pair was out of turn says nothing
 //!   about the pair in its turn.
-//! * **One core.** Each end publishes the CPU it runs on in the region's
-//!   header when it waits; a waiter whose peer last ran on its own CPU
-//!   blocks at once (every spin there is time the peer cannot run), and
-//!   learns nothing from that wait.
+//! * **One core.** Each end records in the region's header the one CPU it
+//!   is pinned to, if it is; a waiter pinned to its peer's CPU blocks at
+//!   once (every spin there is time the peer cannot run) and learns nothing
+//!   from that wait. Ends the scheduler may move learn it from their spins.
 //! * **Spinners per core.** No more waiters of one owner yield-spin at once
 //!   than there are cores; the rest block at once.
 //! * **Short time slices.** A waiting thread asks the scheduler for 100 µs
@@ -56,7 +56,7 @@ const SHORT_SLICE: Duration = Duration::from_micros(100);
 /// long enough that the pair in its turn has learned to spin and runs hot
 /// for most of it, short enough that each of 16 clients gets a turn every
 /// few tenths of a second.
-pub(crate) const TURN_TIME: Duration = Duration::from_millis(10);
+pub(crate) const TURN_TIME: Duration = Duration::from_millis(5);
 
 /// Bytes streamed between two looks at the clock for [`TURN_TIME`].
 const TURN_CHECK_BYTES: usize = 64 << 10;

@@ -59,12 +59,13 @@ impl Side {
     }
 }
 
-/// Publishes in the region the CPU this end runs on now and says whether
-/// the peer last published the same one.
+/// Whether this end and its peer are both pinned to one and the same CPU,
+/// as each recorded in the region. Two ends that may move count as apart
+/// even when they sit on one core for a while: one that blocks is often
+/// woken on its waker's core, and judging by that would keep a pair
+/// blocking that could spin; spins that fail teach that instead.
 fn placement(region: &Region, side: Side) -> Placement {
-    let cpu = crate::sys::current_cpu();
-    region.set_cpu(side.party(), cpu);
-    match (cpu, region.cpu(side.peer())) {
+    match (region.cpu(side.party()), region.cpu(side.peer())) {
         (Some(mine), Some(peer)) if mine == peer => Placement::SharedCore,
         _ => Placement::Apart,
     }
@@ -111,8 +112,6 @@ impl Waiter {
             }
             if sem.wait_timeout(WAIT_SLICE)? == WaitOutcome::Acquired {
                 self.pacer.woke(blocked.elapsed());
-                // Where it woke up, for the peer's next wait.
-                placement();
                 return Ok(());
             }
             Waiter::check(&self.cancel, &self.alive)?;
@@ -169,6 +168,9 @@ impl RingEnd {
         pacing: &Pacing,
     ) -> RingEnd {
         let waiter = Waiter { cancel, alive, stall: None, pacer: pacing.pacer() };
+        // Affinity is set before a program starts (taskset) and inherited
+        // by its threads: read once.
+        region.set_cpu(side.party(), crate::sys::pinned_cpu());
         RingEnd { region, sems, next: 0, side, waiter }
     }
 

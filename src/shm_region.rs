@@ -65,8 +65,8 @@ struct Header {
     /// Set by the server when it ends the session on its own (see
     /// [`EndReason`]); 0 while the session runs.
     ended: AtomicU32,
-    /// The CPU the client last ran on, plus one (0: not known yet); a hint
-    /// for pacing only, never trusted for anything else.
+    /// The one CPU the client may run on, plus one (0: it may move, or not
+    /// known yet); a hint for pacing only, never trusted for anything else.
     client_cpu: AtomicU32,
     /// The same for the server.
     server_cpu: AtomicU32,
@@ -336,18 +336,15 @@ impl Region {
         }
     }
 
-    /// Records in the header the CPU that `party` runs on now, for its peer
-    /// to see whether they share a core (see [`crate::pacing`]).
+    /// Records in the header the one CPU that `party` may run on (`None`:
+    /// the scheduler may move it), for its peer to see whether they share a
+    /// core (see [`crate::pacing`]).
     pub fn set_cpu(&self, party: Party, cpu: Option<u32>) {
         let value = cpu.map_or(0, |c| c.saturating_add(1));
-        let field = party.cpu_field();
-        // Read first: a store to a line the peer reads costs it a cache miss.
-        if self.header(field).load(Ordering::Relaxed) != value {
-            self.header(field).store(value, Ordering::Relaxed);
-        }
+        self.header(party.cpu_field()).store(value, Ordering::Relaxed);
     }
 
-    /// The CPU that `party` last recorded, if it did. Only a hint: the peer
+    /// The one CPU that `party` recorded, if it did. Only a hint: the peer
     /// may write anything there.
     pub fn cpu(&self, party: Party) -> Option<u32> {
         self.header(party.cpu_field()).load(Ordering::Relaxed).checked_sub(1)
