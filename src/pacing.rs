@@ -359,7 +359,11 @@ impl Pacer {
     /// A spin starts busy unless `placement` (asked only when the count is
     /// not there at once) says the peer shares this end's core: there it
     /// yields at once, which hands the core to the peer.
-    pub(crate) fn spin(&mut self, mut try_take: impl FnMut() -> bool, placement: impl FnOnce() -> Placement) -> Spun {
+    pub(crate) fn spin(
+        &mut self,
+        mut try_take: impl FnMut() -> bool,
+        placement: impl FnOnce() -> Placement,
+    ) -> Spun {
         if try_take() {
             return Spun::Taken;
         }
