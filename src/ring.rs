@@ -90,8 +90,8 @@ impl Waiter {
         }
     }
 
-    /// Takes one count of `sem`: spin (as long as the pacer says pays, and
-    /// not at all while `placement` says the peer shares this core), then
+    /// Takes one count of `sem`: spin (as long as the pacer says pays; with
+    /// no busy rounds while `placement` says the peer shares this core), then
     /// block in slices, checking the cancel flag and the peer's liveness
     /// between slices; gives up with [`Error::Stalled`] once it has blocked
     /// for the stall limit (when set).

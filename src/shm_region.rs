@@ -6,7 +6,7 @@
 //! ```text
 //! +--------------------------------------------+ offset 0
 //! | header (48 bytes): magic, version, sizes,  |
-//! |   slot count, slot size, client/server   |
+//! |   slot count, slot size, client/server     |
 //! |   pid, end reason, client/server CPU       |
 //! +--------------------------------------------+ HEADER_LEN
 //! | slot 0: frame header (16 bytes) | payload  |
