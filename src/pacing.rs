@@ -9,28 +9,33 @@
 //!   yielding its core until the spin budget is spent. Each waiter keeps a
 //!   rate of the spins that caught the peer and spins less as it falls (a
 //!   peer that is slow, or has no core to run on); below a quarter it blocks
-//!   at once but for one probe in 64 waits.
+//!   at once but for one probe in 64 waits, and a wait that blocked and was
+//!   answered within the budget counts as a spin that would have paid.
+//!   What a waiter learned is forgotten when it starts a turn (a producer)
+//!   or after a block of [`RELEARN_AFTER`] (a consumer, which sees no
+//!   turns): what it learned while its pair was out of turn says nothing
+//!   about the pair in its turn.
+//! * **One core.** Each end records in the region's header the one CPU it
+//!   is pinned to, if it is; a waiter pinned to its peer's CPU skips the
+//!   busy rounds (every one is time the peer cannot run) and yields at
+//!   once, which hands the core to the peer without a wake-up: measured,
+//!   that moves both slots per switch, where blocking at once paid a
+//!   wake-up per frame. Ends the scheduler may move learn it from their
+//!   spins.
 //! * **Spinners per core.** No more waiters of one owner yield-spin at once
 //!   than there are cores; the rest block at once.
 //! * **Short time slices.** A waiting thread asks the scheduler for 100 µs
 //!   slices, so that when its peer wakes it, it runs at once rather than
 //!   after a busy neighbour's slice.
 //! * **Turns.** At most half the cores' worth of producers (at least one)
-//!   stream data at once, 4 MiB per turn, first come first served; a
-//!   producer gives its turn back after a file and before it blocks, so a
+//!   stream data at once, [`TURN_TIME`] per turn, first come first served;
+//!   a producer gives its turn back after a file and before it blocks, so a
 //!   stopped or slow client holds nobody up.
 //!
 //! What the ring ends of one owner share is a [`Pacing`] value, made by that
 //! owner and handed to each end; what one end learns and holds is its own
 //! `Pacer`. Nothing here is process-wide: two servers (or two tests) in one
 //! process each have their own spinners and turns.
-//!
-//! Where later changes go: resetting what a waiter learned when its turn
-//! starts is `Pacer::take_turn` (the producer) or the first spin after a
-//! long block in `Pacer::spin` (the consumer, which sees no turns); a turn
-//! measured in time rather than bytes is `Pacer::streamed` (keep the turn's
-//! start beside `streamed`); blocking at once when spins never pay (both
-//! peers on one core) is `SpinRate::budget` and `SpinRate::record`.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,8 +55,19 @@ const SPIN_ROUNDS: u32 = 64;
 /// The time slice a waiting thread asks the scheduler for.
 const SHORT_SLICE: Duration = Duration::from_micros(100);
 
-/// Bytes a producer streams per turn before the next waiting one goes.
-pub(crate) const TURN_BYTES: usize = 4 << 20;
+/// How long a producer streams per turn before the next waiting one goes:
+/// long enough that the pair in its turn has learned to spin and runs hot
+/// for most of it, short enough that each of 16 clients gets a turn every
+/// few tenths of a second.
+pub(crate) const TURN_TIME: Duration = Duration::from_millis(5);
+
+/// Bytes streamed between two looks at the clock for [`TURN_TIME`].
+const TURN_CHECK_BYTES: usize = 64 << 10;
+
+/// A wait that blocked this long forgets what its waiter learned about
+/// spinning: the peer was away (out of turn, or descheduled), and what
+/// spins did before says nothing about what they do now.
+pub(crate) const RELEARN_AFTER: Duration = Duration::from_millis(2);
 
 /// What the ring ends of one owner share: the spin budget, the spinners of
 /// the moment and the turn queue. Cheap to clone: clones share one state (a
@@ -135,7 +151,14 @@ impl Pacing {
     /// The pacing of one new ring end: it has learned nothing yet and holds
     /// no turn.
     pub(crate) fn pacer(&self) -> Pacer {
-        Pacer { pacing: self.clone(), learned: SpinRate::default(), turn: None, streamed: 0 }
+        Pacer {
+            pacing: self.clone(),
+            learned: SpinRate::default(),
+            tried: Tried::Spun,
+            turn: None,
+            turn_started: Instant::now(),
+            streamed: 0,
+        }
     }
 
     /// Counts the caller among the spinners while the slot lives, if fewer
@@ -156,13 +179,19 @@ impl Pacing {
 
     /// Waits for a turn, first come first served. Every `slice` it calls
     /// `check`; an error from it leaves the line and is returned.
+    #[cfg(test)]
     fn take_turn(&self, slice: Duration, check: &dyn Fn() -> Result<()>) -> Result<Turn> {
+        self.take_turn_noting(slice, check).map(|(turn, _)| turn)
+    }
+
+    /// As [`Pacing::take_turn`], and says whether the caller stood in line.
+    fn take_turn_noting(&self, slice: Duration, check: &dyn Fn() -> Result<()>) -> Result<(Turn, Line)> {
         let max = self.shared.limits.streams;
         let changed = &self.shared.turn_changed;
         let mut q = self.turns();
         if q.waiting.is_empty() && q.active < max {
             q.active += 1;
-            return Ok(Turn { pacing: self.clone() });
+            return Ok((Turn { pacing: self.clone() }, Line::Free));
         }
         let ticket = q.next_ticket;
         q.next_ticket += 1;
@@ -174,7 +203,7 @@ impl Pacing {
                 drop(q);
                 // The next in line may fit too.
                 changed.notify_all();
-                return Ok(Turn { pacing: self.clone() });
+                return Ok((Turn { pacing: self.clone() }, Line::Waited));
             }
             let (guard, timeout) = changed.wait_timeout(q, slice).unwrap_or_else(PoisonError::into_inner);
             q = guard;
@@ -191,6 +220,15 @@ impl Pacing {
             }
         }
     }
+}
+
+/// Whether a producer had to wait in line for its turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// A turn was free at once.
+    Free,
+    /// Others streamed while it waited.
+    Waited,
 }
 
 /// One waiter's place among the spinners; given back on drop.
@@ -269,6 +307,27 @@ impl SpinRate {
     }
 }
 
+/// Where a ring end runs against its peer, as far as the CPUs they last
+/// published say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Both on one CPU: the peer runs only while this end does not.
+    SharedCore,
+    /// On different CPUs, or not known.
+    Apart,
+}
+
+/// What the last wait that did not take its count at once did before it
+/// blocked: what [`Pacer::woke`] may learn from its blocked time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tried {
+    /// Spun (and missed): its miss is already recorded.
+    Spun,
+    /// Blocked at once because spins had not paid: a quick answer says
+    /// they would have.
+    Skipped,
+}
+
 /// How a [`Pacer::spin`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Spun {
@@ -284,8 +343,12 @@ pub(crate) enum Spun {
 pub(crate) struct Pacer {
     pacing: Pacing,
     learned: SpinRate,
+    /// What the last wait that missed did before blocking.
+    tried: Tried,
     turn: Option<Turn>,
-    /// Bytes streamed since the turn was taken.
+    /// When the turn held now was taken.
+    turn_started: Instant,
+    /// Bytes streamed since the clock was last looked at.
     streamed: usize,
 }
 
@@ -293,18 +356,31 @@ impl Pacer {
     /// Tries to take one count with `try_take` (a semaphore's `sem_trywait`)
     /// without blocking: at once, then by spinning as long as this end has
     /// learned that spinning pays and fewer than one waiter per core spin.
-    pub(crate) fn spin(&mut self, mut try_take: impl FnMut() -> bool) -> Spun {
+    /// A spin starts busy unless `placement` (asked only when the count is
+    /// not there at once) says the peer shares this end's core: there it
+    /// yields at once, which hands the core to the peer.
+    pub(crate) fn spin(
+        &mut self,
+        mut try_take: impl FnMut() -> bool,
+        placement: impl FnOnce() -> Placement,
+    ) -> Spun {
         if try_take() {
             return Spun::Taken;
         }
         ask_for_short_slices();
         let max = self.pacing.spin_budget();
         if max.is_zero() {
+            self.tried = Tried::Spun;
             return Spun::Missed;
         }
+        self.tried = Tried::Spun;
         let start = Instant::now();
+        let busy_rounds = match placement() {
+            Placement::SharedCore => 0,
+            Placement::Apart => SPIN_ROUNDS,
+        };
         // A short busy spin catches a peer running on the other core...
-        for _ in 0..SPIN_ROUNDS {
+        for _ in 0..busy_rounds {
             std::hint::spin_loop();
             if try_take() {
                 self.learned.record(true);
@@ -325,8 +401,22 @@ impl Pacer {
                 }
                 self.learned.record(false);
             }
+        } else {
+            self.tried = Tried::Skipped;
         }
         Spun::Missed
+    }
+
+    /// Called when a wait that blocked took its count after `blocked`:
+    /// after a long block this end forgets what it learned (the peer was
+    /// away); a wait that blocked at once and was answered within the spin
+    /// budget counts as a spin that would have paid.
+    pub(crate) fn woke(&mut self, blocked: Duration) {
+        if blocked >= RELEARN_AFTER {
+            self.learned = SpinRate::default();
+        } else if self.tried == Tried::Skipped && blocked < self.pacing.spin_budget() {
+            self.learned.record(true);
+        }
     }
 
     /// Called when spinning missed and the end is about to block: whoever
@@ -344,18 +434,28 @@ impl Pacer {
     /// Whatever `check` returns.
     pub(crate) fn take_turn(&mut self, slice: Duration, check: &dyn Fn() -> Result<()>) -> Result<()> {
         if self.turn.is_none() {
-            self.turn = Some(self.pacing.take_turn(slice, check)?);
+            let (turn, line) = self.pacing.take_turn_noting(slice, check)?;
+            if line == Line::Waited {
+                // What it learned while others streamed says nothing about
+                // its pair in its own turn.
+                self.learned = SpinRate::default();
+            }
+            self.turn = Some(turn);
+            self.turn_started = Instant::now();
             self.streamed = 0;
         }
         Ok(())
     }
 
-    /// Counts `bytes` streamed in this turn; after [`TURN_BYTES`] the turn
+    /// Counts `bytes` streamed in this turn; after [`TURN_TIME`] the turn
     /// goes to the next in line.
     pub(crate) fn streamed(&mut self, bytes: usize) {
         self.streamed += bytes;
-        if self.streamed >= TURN_BYTES {
-            self.turn = None;
+        if self.streamed >= TURN_CHECK_BYTES {
+            self.streamed = 0;
+            if self.turn_started.elapsed() >= TURN_TIME {
+                self.turn = None;
+            }
         }
     }
 
@@ -413,6 +513,11 @@ mod tests {
         Ok(())
     }
 
+    /// One wait's spin beside a peer on another core.
+    fn spin(pacer: &mut Pacer, try_take: impl FnMut() -> bool) -> Spun {
+        pacer.spin(try_take, || Placement::Apart)
+    }
+
     #[test]
     fn spinning_shrinks_while_spins_fail_probes_now_and_then_and_recovers_when_they_succeed() {
         let max = Duration::from_micros(200);
@@ -441,7 +546,7 @@ mod tests {
         let mut tries = 0u32;
         // A fresh waiter yield-spins past the busy rounds.
         assert_eq!(
-            pacer.spin(|| {
+            spin(&mut pacer, || {
                 tries += 1;
                 false
             }),
@@ -449,12 +554,12 @@ mod tests {
         );
         assert!(tries > 1 + SPIN_ROUNDS, "{tries} tries");
         for _ in 0..40 {
-            pacer.spin(|| false);
+            spin(&mut pacer, || false);
         }
         // Now only the first try and the busy rounds, no yielding.
         let mut tries = 0u32;
         assert_eq!(
-            pacer.spin(|| {
+            spin(&mut pacer, || {
                 tries += 1;
                 false
             }),
@@ -466,10 +571,10 @@ mod tests {
     #[test]
     fn a_spin_that_catches_the_peer_takes_the_count() {
         let mut pacer = patient().pacer();
-        assert_eq!(pacer.spin(|| true), Spun::Taken);
+        assert_eq!(spin(&mut pacer, || true), Spun::Taken);
         let mut tries = 0u32;
         assert_eq!(
-            pacer.spin(|| {
+            spin(&mut pacer, || {
                 tries += 1;
                 tries == 200
             }),
@@ -483,7 +588,7 @@ mod tests {
         let mut pacer = Pacing::with_limits(Duration::ZERO, Limits { spinners: 4, streams: 1 }).pacer();
         let mut tries = 0u32;
         assert_eq!(
-            pacer.spin(|| {
+            spin(&mut pacer, || {
                 tries += 1;
                 false
             }),
@@ -501,7 +606,7 @@ mod tests {
         let mut pacer = pacing.pacer();
         let mut tries = 0u32;
         assert_eq!(
-            pacer.spin(|| {
+            spin(&mut pacer, || {
                 tries += 1;
                 false
             }),
@@ -575,23 +680,96 @@ mod tests {
     }
 
     #[test]
-    fn a_producer_gives_its_turn_back_after_a_turns_bytes_a_file_or_before_it_blocks() {
+    fn a_producer_gives_its_turn_back_after_a_turns_time_a_file_or_before_it_blocks() {
         let pacing = pacing(2, 1);
         let mut pacer = pacing.pacer();
         let mut other = pacing.pacer();
         pacer.take_turn(SLICE, &ok).unwrap();
-        pacer.streamed(TURN_BYTES - 1);
-        assert!(pacer.has_turn());
+        let started = Instant::now();
+        pacer.streamed(TURN_CHECK_BYTES);
+        assert!(pacer.has_turn() || started.elapsed() >= TURN_TIME);
+        std::thread::sleep(TURN_TIME);
+        pacer.streamed(TURN_CHECK_BYTES - 1);
+        assert!(pacer.has_turn(), "the clock is read once per TURN_CHECK_BYTES");
         pacer.streamed(1);
-        assert!(!pacer.has_turn(), "a turn's bytes");
+        assert!(!pacer.has_turn(), "a turn's time");
         other.take_turn(SLICE, &ok).expect("free again");
         other.end_turn();
         pacer.take_turn(SLICE, &ok).unwrap();
-        pacer.streamed(TURN_BYTES - 1);
         pacer.before_block();
         assert!(!pacer.has_turn(), "before blocking");
         pacer.take_turn(SLICE, &ok).unwrap();
         drop(pacer);
         other.take_turn(SLICE, &ok).expect("a dropped end gives its turn back");
+    }
+
+    /// Spins that fail until the waiter blocks at once, but for probes.
+    fn discouraged(pacer: &mut Pacer) {
+        for _ in 0..40 {
+            spin(pacer, || false);
+        }
+        assert!(pacer.learned.hits < HIT_FLOOR);
+    }
+
+    #[test]
+    fn a_producer_that_waited_in_line_starts_its_turn_spinning_again() {
+        let pacing = pacing(2, 1);
+        let mut first = pacing.pacer();
+        first.take_turn(SLICE, &ok).unwrap();
+        // Free at once: what it learned stays.
+        discouraged(&mut first);
+        first.end_turn();
+        first.take_turn(SLICE, &ok).unwrap();
+        assert!(first.learned.hits < HIT_FLOOR, "no line, nothing forgotten");
+        let waiter = {
+            let pacing = pacing.clone();
+            std::thread::spawn(move || {
+                let mut second = pacing.pacer();
+                discouraged(&mut second);
+                second.take_turn(SLICE, &ok).unwrap();
+                second.learned.hits
+            })
+        };
+        until_in_line(&pacing, 1);
+        first.end_turn();
+        assert_eq!(waiter.join().unwrap(), HIT_ONE, "forgotten after the line");
+    }
+
+    #[test]
+    fn a_long_block_forgets_and_a_quick_answer_after_blocking_at_once_counts_as_a_hit() {
+        let mut pacer = patient().pacer();
+        discouraged(&mut pacer);
+        let low = pacer.learned.hits;
+        // A probe: spun and missed; the block that follows teaches nothing.
+        pacer.tried = Tried::Spun;
+        pacer.woke(Duration::from_micros(10));
+        assert_eq!(pacer.learned.hits, low);
+        // Blocked at once, answered within the budget: spinning would have paid.
+        let mut tries = 0;
+        spin(&mut pacer, || {
+            tries += 1;
+            false
+        });
+        assert_eq!(tries, 1 + SPIN_ROUNDS, "blocked at once");
+        pacer.woke(Duration::from_micros(10));
+        assert!(pacer.learned.hits > low);
+        pacer.woke(RELEARN_AFTER);
+        assert_eq!(pacer.learned.hits, HIT_ONE);
+    }
+
+    #[test]
+    fn a_waiter_beside_its_peer_on_one_core_yields_at_once() {
+        let mut pacer = patient().pacer();
+        let mut tries = 0u32;
+        let spun = pacer.spin(
+            || {
+                tries += 1;
+                tries == 2
+            },
+            || Placement::SharedCore,
+        );
+        assert_eq!((spun, tries), (Spun::Taken, 2), "no busy rounds: the first yield caught it");
+        // The placement is asked only when the count is not there at once.
+        assert_eq!(pacer.spin(|| true, || unreachable!()), Spun::Taken);
     }
 }

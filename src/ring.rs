@@ -19,10 +19,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::pacing::{Pacer, Pacing, Spun};
+use crate::pacing::{Pacer, Pacing, Placement, Spun};
 use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_REASON_LEN};
 use crate::semaphore::{Semaphore, WaitOutcome};
-use crate::shm_region::{Geometry, Region, MAX_SLOTS};
+use crate::shm_region::{Geometry, Party, Region, MAX_SLOTS};
 
 /// How long one blocking wait lasts before the waiter looks at the peer and
 /// the cancel flag again. Bounds the time to notice a dead peer or a signal.
@@ -39,6 +39,36 @@ enum Side {
     Producer,
     /// Empties slots: takes `items`, gives `spaces`.
     Consumer,
+}
+
+impl Side {
+    /// The process at this end of the ring.
+    fn party(self) -> Party {
+        match self {
+            Side::Producer => Party::Server,
+            Side::Consumer => Party::Client,
+        }
+    }
+
+    /// The process at the other end.
+    fn peer(self) -> Party {
+        match self {
+            Side::Producer => Party::Client,
+            Side::Consumer => Party::Server,
+        }
+    }
+}
+
+/// Whether this end and its peer are both pinned to one and the same CPU,
+/// as each recorded in the region. Two ends that may move count as apart
+/// even when they sit on one core for a while: one that blocks is often
+/// woken on its waker's core, and judging by that would keep a pair
+/// blocking that could spin; spins that fail teach that instead.
+fn placement(region: &Region, side: Side) -> Placement {
+    match (region.cpu(side.party()), region.cpu(side.peer())) {
+        (Some(mine), Some(peer)) if mine == peer => Placement::SharedCore,
+        _ => Placement::Apart,
+    }
 }
 
 /// How one end waits for its semaphore: when to give up (the cancel flag,
@@ -60,17 +90,18 @@ impl Waiter {
         }
     }
 
-    /// Takes one count of `sem`: spin (as long as the pacer says pays), then
+    /// Takes one count of `sem`: spin (as long as the pacer says pays; with
+    /// no busy rounds while `placement` says the peer shares this core), then
     /// block in slices, checking the cancel flag and the peer's liveness
     /// between slices; gives up with [`Error::Stalled`] once it has blocked
     /// for the stall limit (when set).
-    fn acquire(&mut self, sem: &Semaphore) -> Result<()> {
+    fn acquire(&mut self, sem: &Semaphore, placement: impl Fn() -> Placement) -> Result<()> {
         // Checked on every frame, not only when waiting: a transfer running at
         // full speed never waits, and must still stop at once on SIGINT.
         if self.cancel.load(Ordering::Relaxed) {
             return Err(Error::Cancelled);
         }
-        if self.pacer.spin(|| sem.try_wait()) == Spun::Taken {
+        if self.pacer.spin(|| sem.try_wait(), &placement) == Spun::Taken {
             return Ok(());
         }
         self.pacer.before_block();
@@ -80,6 +111,7 @@ impl Waiter {
                 return Err(Error::Cancelled);
             }
             if sem.wait_timeout(WAIT_SLICE)? == WaitOutcome::Acquired {
+                self.pacer.woke(blocked.elapsed());
                 return Ok(());
             }
             Waiter::check(&self.cancel, &self.alive)?;
@@ -136,6 +168,9 @@ impl RingEnd {
         pacing: &Pacing,
     ) -> RingEnd {
         let waiter = Waiter { cancel, alive, stall: None, pacer: pacing.pacer() };
+        // Affinity is set before a program starts (taskset) and inherited
+        // by its threads: read once.
+        region.set_cpu(side.party(), crate::sys::pinned_cpu());
         RingEnd { region, sems, next: 0, side, waiter }
     }
 
@@ -146,7 +181,8 @@ impl RingEnd {
             Side::Producer => &self.sems.spaces,
             Side::Consumer => &self.sems.items,
         };
-        self.waiter.acquire(sem)?;
+        let (region, side) = (&self.region, self.side);
+        self.waiter.acquire(sem, || placement(region, side))?;
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         Ok(slot)

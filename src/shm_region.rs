@@ -6,7 +6,8 @@
 //! ```text
 //! +--------------------------------------------+ offset 0
 //! | header (48 bytes): magic, version, sizes,  |
-//! |   slot count, slot size, client/server pid |
+//! |   slot count, slot size, client/server     |
+//! |   pid, end reason, client/server CPU       |
 //! +--------------------------------------------+ HEADER_LEN
 //! | slot 0: frame header (16 bytes) | payload  |
 //! | slot 1: ...                                |
@@ -45,7 +46,7 @@ pub const MAX_SLOTS: u32 = 4;
 pub const DEFAULT_SLOTS: u32 = 2;
 
 const REGION_MAGIC: u32 = u32::from_le_bytes(*b"SXR1");
-const LAYOUT_VERSION: u32 = 1;
+const LAYOUT_VERSION: u32 = 2;
 
 /// The header at offset 0 of every region. Shared with another process: it
 /// is never read or written as a whole, only field by field as atomics
@@ -64,7 +65,12 @@ struct Header {
     /// Set by the server when it ends the session on its own (see
     /// [`EndReason`]); 0 while the session runs.
     ended: AtomicU32,
-    _reserved: [AtomicU32; 4],
+    /// The one CPU the client may run on, plus one (0: it may move, or not
+    /// known yet); a hint for pacing only, never trusted for anything else.
+    client_cpu: AtomicU32,
+    /// The same for the server.
+    server_cpu: AtomicU32,
+    _reserved: [AtomicU32; 2],
 }
 
 /// A field of the [`Header`].
@@ -78,6 +84,8 @@ enum Field {
     ClientPid,
     ServerPid,
     Ended,
+    ClientCpu,
+    ServerCpu,
 }
 
 impl Field {
@@ -92,6 +100,8 @@ impl Field {
             Field::ClientPid => offset_of!(Header, client_pid),
             Field::ServerPid => offset_of!(Header, server_pid),
             Field::Ended => offset_of!(Header, ended),
+            Field::ClientCpu => offset_of!(Header, client_cpu),
+            Field::ServerCpu => offset_of!(Header, server_cpu),
         }
     }
 }
@@ -126,6 +136,24 @@ pub enum EndReason {
     /// marked before it attaches, so that the client sees it together with
     /// the server's pid; the `Busy` frame that follows gives the limit.
     Busy = 4,
+}
+
+/// One of the two processes that share a region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Party {
+    /// The creator, which empties the slots.
+    Client,
+    /// The opener, which fills them.
+    Server,
+}
+
+impl Party {
+    const fn cpu_field(self) -> Field {
+        match self {
+            Party::Client => Field::ClientCpu,
+            Party::Server => Field::ServerCpu,
+        }
+    }
 }
 
 /// How a region is cut into slots.
@@ -311,6 +339,20 @@ impl Region {
             4 => Some(EndReason::Busy),
             _ => None,
         }
+    }
+
+    /// Records in the header the one CPU that `party` may run on (`None`:
+    /// the scheduler may move it), for its peer to see whether they share a
+    /// core (see [`crate::pacing`]).
+    pub fn set_cpu(&self, party: Party, cpu: Option<u32>) {
+        let value = cpu.map_or(0, |c| c.saturating_add(1));
+        self.header(party.cpu_field()).store(value, Ordering::Relaxed);
+    }
+
+    /// The one CPU that `party` recorded, if it did. Only a hint: the peer
+    /// may write anything there.
+    pub fn cpu(&self, party: Party) -> Option<u32> {
+        self.header(party.cpu_field()).load(Ordering::Relaxed).checked_sub(1)
     }
 
     /// The shared-memory object behind the mapping (for its liveness lock).

@@ -96,6 +96,26 @@ pub fn request_time_slice(slice: Duration) -> io::Result<()> {
     Ok(())
 }
 
+/// The one CPU the calling thread may run on, if its affinity allows only
+/// one (`taskset -c N`); `None` when the scheduler may move it, or when the
+/// kernel does not say.
+pub fn pinned_cpu() -> Option<u32> {
+    // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a writable cpu_set_t of the size passed.
+    let got = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if got != 0 {
+        return None;
+    }
+    // SAFETY: CPU_COUNT and CPU_ISSET only read the set.
+    if unsafe { libc::CPU_COUNT(&set) } != 1 {
+        return None;
+    }
+    let bits = 8 * std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: as above; every index is below the set's size in bits.
+    (0..bits).find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).map(|cpu| cpu as u32)
+}
+
 /// A shared, readable and writable mapping of the start of a file; unmapped
 /// on drop.
 ///
