@@ -1,0 +1,303 @@
+//! The command line: the flags, checked, become one [`Mode`].
+
+use super::*;
+
+/// Fetch files from shm_server through POSIX shared memory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "shm_client",
+    version,
+    override_usage = "shm_client [OPTIONS] [-r] FILE...\n       \
+        shm_client [OPTIONS] -O DEST FILE\n       \
+        shm_client [OPTIONS] -i LIST\n       \
+        shm_client [OPTIONS] --stdout FILE\n       \
+        shm_client [OPTIONS] --list [PREFIX] [-l] [--human] [--json]\n       \
+        shm_client [OPTIONS] --status [--human] [--json]\n       \
+        shm_client --status --all [--json]\n       \
+        shm_client [OPTIONS] --stop-server [--drain]",
+    long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
+        The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
+        asks for each FILE on the server's message queue, and writes what arrives into --out-dir under \
+        the FILE's last path component. A file appears under its name only once its size and xxh3-64 \
+        checksum are verified; a missing file is reported as 'not found on server' and creates nothing.\n\n\
+        A fetch may start before the server: it waits up to --wait seconds for the queue.",
+    after_help = "Examples:\n  \
+        shm_client hello.txt subdir/nested.txt      fetch two files into the current directory\n  \
+        shm_client -o /tmp/in --wait 5 big.iso      fetch into /tmp/in, wait at most 5 s for a server\n  \
+        shm_client -i filelist.txt                  fetch the files named in filelist.txt\n  \
+        shm_client -O /tmp/copy.iso big.iso         fetch big.iso to the file /tmp/copy.iso\n  \
+        shm_client 'logs/*.txt'                     fetch the .txt files of logs/ (quoted: the server matches)\n  \
+        shm_client -C big.iso                       fetch big.iso, resuming where a cut-off run stopped\n  \
+        shm_client -u -p -i filelist.txt            fetch only what changed, keeping modification times\n  \
+        shm_client --stdout big.iso | sha256sum     stream one file to a pipe\n  \
+        shm_client -r -o /tmp/in subdir             fetch subdir/ and everything below it into /tmp/in/subdir\n  \
+        shm_client --list subdir --human            show what the server serves below subdir/\n  \
+        shm_client --list -l                        mode, size, time (UTC) and path, as ls -l\n  \
+        shm_client --json -i filelist.txt           a JSON line per file and a summary, for scripts\n  \
+        shm_client --status                         what the server is doing, session by session\n  \
+        shm_client --stop-server                    stop a --persistent server\n\n\
+        Output: one line per FILE on stdout, naming the path asked for and the output path where it \
+        differs ('sub/x.txt: received N bytes → x.txt', 'NAME: not found on server', ...); with --json one \
+        JSON object per FILE, then a summary object. A name holding control characters is quoted as ls \
+        quotes it ('a'$'\\n''b'). Diagnostics ('shm_client: error: ...' for a fatal one), a summary when \
+        more than one file was asked for, and progress bars (when stderr is a terminal: the file's, and \
+        the whole run's when more than one file is fetched) go to stderr. --stdout to a terminal refuses \
+        binary data (a NUL byte in the first 64 KiB): redirect it to a file or a pipe.\n\n\
+        Exit status: 0 every file delivered (or skipped by --no-clobber / --update), 1 at least one not delivered, 2 usage error, \
+        3 no server within --wait, 4 session lost (server died, protocol error), 130 interrupted."
+)]
+pub(crate) struct Args {
+    /// Name of the server's command queue: a leading '/', no other '/'.
+    #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE, value_parser = common::parse_queue)]
+    pub(crate) queue: String,
+
+    /// Directory the files are written into.
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
+    pub(crate) out_dir: PathBuf,
+
+    /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch; --list,
+    /// --status and --stop-server try once unless --wait is given. When given, a busy server
+    /// (all its sessions in use) is asked again for that long too.
+    #[arg(long, value_name = "SECS", value_parser = common::parse_secs, allow_negative_numbers = true)]
+    pub(crate) wait: Option<Duration>,
+
+    /// Read the names of the files to fetch from LIST, one per line ('-': standard input); blank
+    /// lines are skipped. Names given as arguments come first.
+    #[arg(short = 'i', long = "input", value_name = "LIST")]
+    pub(crate) input: Option<PathBuf>,
+
+    /// Do not replace files that exist in the output directory: such a file is skipped
+    /// ('NAME: skipped: exists'), a success, as cp -n and wget -nc do.
+    #[arg(long)]
+    pub(crate) no_clobber: bool,
+
+    /// Write the one FILE to DEST (a file path, not a directory) instead of into --out-dir, with
+    /// the same safety: a temporary file beside DEST, verified, then given its name. '-': standard
+    /// output, as --stdout. One FILE only; not with -o, -R or -r.
+    #[arg(short = 'O', long = "output", value_name = "DEST",
+          conflicts_with_all = ["out_dir", "relative", "recursive", "list", "status", "stop_server", "stdout"])]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Resume: a transfer cut off (server gone, Ctrl-C, stall) keeps what arrived as a hidden
+    /// partial file (.shmxfer-partial.NAME, its source's size and mtime in
+    /// .shmxfer-partial.NAME.source), and a later run with -C asks only for the rest; the whole
+    /// file is still verified. A partial whose source changed since starts over. Without -C
+    /// nothing partial is ever kept.
+    #[arg(short = 'C', long = "continue", conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
+    pub(crate) resume: bool,
+
+    /// Fetch a file only when its copy is missing, differs in size or is older than the source,
+    /// as cp -u does; else 'NAME: skipped: up to date', a success. The server decides before it
+    /// sends a byte.
+    #[arg(short = 'u', long, conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
+    pub(crate) update: bool,
+
+    /// Give each file the source's modification time (the mode is kept anyway), as cp -p does.
+    #[arg(short = 'p', long, conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
+    pub(crate) preserve: bool,
+
+    /// Keep each FILE's path below --out-dir (d1/x -> DIR/d1/x), creating directories as needed; without it
+    /// a file is written under its last path component, and two FILEs with the same one are refused.
+    /// With -r: each file keeps its whole path in the server's tree.
+    #[arg(short = 'R', long)]
+    pub(crate) relative: bool,
+
+    /// Print only failures: no success lines, no summary, no progress, no waiting notice.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+
+    /// Print the server's files with their sizes (SIZE, a tab, PATH per line) instead of fetching;
+    /// with PREFIX, only PREFIX itself or what lies below the directory PREFIX.
+    #[arg(long, value_name = "PREFIX", num_args = 0..=1,
+          conflicts_with_all = ["files", "stop_server", "no_clobber", "input", "relative"])]
+    pub(crate) list: Option<Option<String>>,
+
+    /// Ask the server what it is doing: its pid, root, mode, uptime, sessions and totals, and a
+    /// line per live session (client pid, file, bytes so far, rate, time since its last frame).
+    #[arg(long, conflicts_with_all = ["files", "list", "stop_server", "no_clobber", "input", "stdout", "recursive", "relative"])]
+    pub(crate) status: bool,
+
+    /// With --status: every shmxfer server of this user on this machine (found through their lock
+    /// objects in /dev/shm, as `ipcs -a` lists all objects), one block per live server, and each
+    /// dead server's leftovers (remove them with `shm_server --cleanup --all`). --queue is not used.
+    /// With --json: one JSON object per line, per server.
+    #[arg(long, requires = "status")]
+    pub(crate) all: bool,
+
+    /// Print JSON for scripts: with --list or --status their one object; on a fetch one object per
+    /// requested file ({"request", "path", "result", "bytes", and for a file refused, failed or
+    /// skipped "reason" and "message"}), then {"summary": {...}}, one per line. Not with --stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Print sizes as B, KiB, MiB, GiB.
+    #[arg(long)]
+    pub(crate) human: bool,
+
+    /// With --list: long lines, as `ls -l`: mode, size, modification time (UTC, to the minute) and
+    /// path (`-rw-r--r--  1234  2026-12-01 11:45  hello.txt`); with --json each file also gets
+    /// "mode" (octal, "0644") and "mtime" (RFC 3339, UTC: "2026-12-01T11:45:35Z").
+    #[arg(short = 'l', long)]
+    pub(crate) long: bool,
+
+    /// Write the one FILE to standard output instead of into --out-dir; nothing else goes to
+    /// stdout. Size and checksum are still verified: a mismatch is reported on stderr with exit
+    /// status 1 (the bytes have left by then). To a terminal, a file whose first 64 KiB hold a NUL
+    /// byte (binary) is not written: exit status 1; redirect it to a file or a pipe.
+    #[arg(long, conflicts_with_all = ["list", "stop_server", "no_clobber", "out_dir", "relative"])]
+    pub(crate) stdout: bool,
+
+    /// Fetch directories of the server's tree with what lies below them, keeping their paths
+    /// below --out-dir (`-r sub` writes `sub/...`, `-r .` the whole tree); never writes outside
+    /// --out-dir.
+    #[arg(short = 'r', long, conflicts_with_all = ["list", "stop_server", "stdout"])]
+    pub(crate) recursive: bool,
+
+    /// Ask the server to stop and wait until it has: open sessions are cancelled (their clients
+    /// exit 4), everything is removed. With --drain, a graceful stop.
+    #[arg(long, conflicts_with_all = ["files", "no_clobber", "input", "relative"])]
+    pub(crate) stop_server: bool,
+
+    /// With --stop-server: a graceful stop, as SIGQUIT to the server. Open sessions finish what
+    /// they have asked for, new clients are refused (busy: the server is stopping), then the
+    /// server exits 0 with everything removed; waits for that as long as it takes (SIGINT ends
+    /// the wait, not the drain). SIGTERM to the server meanwhile stops it at once.
+    #[arg(long, requires = "stop_server")]
+    pub(crate) drain: bool,
+
+    /// End a session in which no frame moved for SECS seconds (the server stopped or stuck):
+    /// exit 4, objects removed. 0: wait for ever.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = common::parse_secs, allow_negative_numbers = true)]
+    pub(crate) stall_timeout: Duration,
+
+    /// Slots in the shared-memory ring (1-4); for measurements.
+    #[arg(long, hide = true, default_value_t = DEFAULT_SLOTS, value_parser = clap::value_parser!(u32).range(1..=MAX_SLOTS as i64))]
+    pub(crate) slots: u32,
+
+    /// Give up on a live server that has not taken the session after SECS seconds; for tests.
+    #[arg(long, hide = true, value_name = "SECS", default_value = "10", value_parser = common::parse_secs)]
+    pub(crate) attach_timeout: Duration,
+
+    /// Files to fetch, as paths relative to the server's root. A name with '*', '?' or '[...]'
+    /// (quoted, so that the shell leaves it) is matched against the server's files, one path
+    /// component at a time as a shell does ('*' does not cross '/'), unless a file has exactly
+    /// that name; a pattern that matches nothing is not found.
+    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "completions", "man"])]
+    pub(crate) files: Vec<String>,
+
+    /// Print a completion script for SHELL and exit.
+    #[arg(long, value_name = "SHELL")]
+    pub(crate) completions: Option<clap_complete::Shell>,
+
+    /// Print the man page (roff) and exit: `shm_client --man > shm_client.1`.
+    #[arg(long)]
+    pub(crate) man: bool,
+}
+
+/// What one run does: the flags that choose it, checked.
+pub(crate) enum Mode {
+    /// Fetch the named files (with `-r`: the trees below them) into --out-dir.
+    Fetch { files: Vec<String>, recursive: bool },
+    /// Stream one file to stdout.
+    Stdout(String),
+    /// Fetch one file to a path (`-O DEST`).
+    Output { file: String, dest: PathBuf },
+    /// The server's files at or below a prefix (`.`: all).
+    List { prefix: String, json: bool },
+    /// What the server is doing.
+    Status { json: bool },
+    /// What every server of this user is doing, and which are dead.
+    StatusAll { json: bool },
+    /// Ask the server to stop, at once or after its open sessions.
+    StopServer(StopKind),
+}
+
+impl Args {
+    /// The arguments, or the exit code of a usage error: clap's, or one
+    /// saying which argument is not UTF-8 where a name must be.
+    pub(crate) fn parse_checked() -> Result<Args, ExitCode> {
+        match Args::try_parse() {
+            Ok(args) => Ok(args),
+            Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
+                // Only names are read as text (files, --list, --queue); paths such as -o may be any bytes.
+                let bad = std::env::args_os().skip(1).find(|a| a.to_str().is_none());
+                let shown = bad.map(|a| a.as_encoded_bytes().escape_ascii().to_string()).unwrap_or_default();
+                Err(exit_with(
+                    EXIT_USAGE,
+                    &format!("{shown}: not UTF-8; file names (and queue names) must be UTF-8"),
+                ))
+            }
+            Err(e) => e.exit(),
+        }
+    }
+}
+
+impl Mode {
+    /// The mode `args` ask for, or the exit code of a usage error.
+    pub(crate) fn from_args(args: &Args) -> Result<Mode, ExitCode> {
+        if args.json && (args.stop_server || (args.stdout && args.list.is_none() && !args.status)) {
+            usage_error(ErrorKind::ArgumentConflict, "--json goes with a fetch, --list or --status");
+        }
+        if args.long && args.list.is_none() {
+            usage_error(ErrorKind::MissingRequiredArgument, "-l/--long goes with --list");
+        }
+        let mut files = args.files.clone();
+        if let Some(input) = &args.input {
+            files.extend(common::read_names(input).map_err(|msg| exit_with(EXIT_USAGE, &msg))?);
+            if files.is_empty() {
+                let msg =
+                    format!("{} names no file to fetch; give one name per line", common::list_shown(input));
+                return Err(exit_with(EXIT_USAGE, &msg));
+            }
+        }
+        if files.iter().any(String::is_empty) {
+            usage_error(
+                ErrorKind::InvalidValue,
+                "an empty file name; name a path below the server's root ('.' with -r: all of it)",
+            );
+        }
+        if let Some(Some(prefix)) = &args.list {
+            if prefix.is_empty() {
+                usage_error(
+                    ErrorKind::InvalidValue,
+                    "--list '': an empty prefix; give none to list everything",
+                );
+            }
+            if prefix.starts_with('/') {
+                let msg = format!("{}: leads outside the served directory; list a path below the server's root, or give no prefix", quote_name(prefix));
+                return Err(exit_with(EXIT_NOT_DELIVERED, &msg));
+            }
+        }
+        Ok(if args.stop_server {
+            Mode::StopServer(if args.drain { StopKind::Drain } else { StopKind::Now })
+        } else if args.status && args.all {
+            Mode::StatusAll { json: args.json }
+        } else if args.status {
+            Mode::Status { json: args.json }
+        } else if let Some(prefix) = &args.list {
+            Mode::List { prefix: prefix.clone().unwrap_or_else(|| ".".into()), json: args.json }
+        } else if let Some(dest) = args.output.clone().filter(|d| d.as_os_str() != "-") {
+            if files.len() != 1 {
+                let msg = format!("-O/--output writes one file; {} were named", files.len());
+                usage_error(ErrorKind::WrongNumberOfValues, msg);
+            }
+            Mode::Output { file: files.remove(0), dest }
+        } else if args.stdout || args.output.is_some() {
+            if files.len() != 1 {
+                let msg = format!("--stdout streams one file; {} were named", files.len());
+                usage_error(ErrorKind::WrongNumberOfValues, msg);
+            }
+            Mode::Stdout(files.remove(0))
+        } else {
+            Mode::Fetch { files, recursive: args.recursive }
+        })
+    }
+
+    /// Asking a server something (not fetching) does not wait for one unless told to.
+    pub(crate) fn default_wait(&self) -> Duration {
+        match self {
+            Mode::Fetch { .. } | Mode::Stdout(_) | Mode::Output { .. } => DEFAULT_WAIT,
+            _ => Duration::ZERO,
+        }
+    }
+}
