@@ -6,6 +6,7 @@
 
 mod util;
 
+mod attack;
 mod chaos;
 mod cli;
 mod faults;
