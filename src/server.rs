@@ -322,13 +322,8 @@ impl Server {
                 }
                 Some(StopKind::Drain) if !sessions.draining() => {
                     info!("stopping after the open sessions (a signal asked to drain)");
-                    match self.begin_drain(&mut sessions, &mut buf, &mut garbage) {
-                        Ok(None) => {}
-                        Ok(Some(pid)) => {
-                            info!("stop requested by pid {pid} during the drain");
-                            break Ok(());
-                        }
-                        Err(e) => break Err(e),
+                    if let Some(end) = self.begin_drain(&mut sessions, &mut buf, &mut garbage) {
+                        break end;
                     }
                 }
                 _ => {}
@@ -360,13 +355,8 @@ impl Server {
                 Command::Stop { client_pid, kind: StopKind::Drain } => {
                     if !sessions.draining() {
                         info!("stop after the open sessions requested by pid {client_pid}");
-                        match self.begin_drain(&mut sessions, &mut buf, &mut garbage) {
-                            Ok(None) => {}
-                            Ok(Some(pid)) => {
-                                info!("stop requested by pid {pid} during the drain");
-                                break Ok(());
-                            }
-                            Err(e) => break Err(e),
+                        if let Some(end) = self.begin_drain(&mut sessions, &mut buf, &mut garbage) {
+                            break end;
                         }
                     }
                 }
@@ -384,31 +374,32 @@ impl Server {
     /// "busy"), then each open session is told that nothing more comes, so
     /// that it ends once it has answered what it was asked.
     ///
-    /// A stop of [`StopKind::Now`] among those messages is handed back:
-    /// the caller stops at once.
+    /// `None`: serving goes on until the sessions are done. `Some`: the
+    /// server stops now, with that result (a stop of [`StopKind::Now`]
+    /// among those messages, or the queue failing).
     fn begin_drain(
         &self,
         sessions: &mut Sessions,
         buf: &mut [u8],
         garbage: &mut LogBudget,
-    ) -> Result<Option<u32>> {
+    ) -> Option<Result<()>> {
         sessions.begin_drain();
         let waiting = self.queue.attributes().map_or(0, |a| a.current_messages);
-        let mut stop_now = None;
         for _ in 0..waiting {
-            match self.next_command(buf, garbage)? {
-                Some(Command::Stop { client_pid, kind: StopKind::Now }) => {
-                    stop_now = Some(client_pid);
-                    break;
+            match self.next_command(buf, garbage) {
+                Ok(Some(Command::Stop { client_pid, kind: StopKind::Now })) => {
+                    info!("stop requested by pid {client_pid} during the drain");
+                    return Some(Ok(()));
                 }
                 // Already draining.
-                Some(Command::Stop { kind: StopKind::Drain, .. }) => {}
-                Some(cmd) => dispatch(sessions, cmd),
-                None => break,
+                Ok(Some(Command::Stop { kind: StopKind::Drain, .. })) => {}
+                Ok(Some(cmd)) => dispatch(sessions, cmd),
+                Ok(None) => break,
+                Err(e) => return Some(Err(e)),
             }
         }
         sessions.end_after_queued_jobs();
-        Ok(stop_now)
+        None
     }
 
     /// Removes what dead sessions of this queue left (clients killed before
