@@ -243,6 +243,12 @@ fn expand_patterns(client: &mut Client, names: &[impl AsRef<str>]) -> Result<Vec
     let mut out = Vec::new();
     for name in names {
         let name = name.as_ref();
+        if is_pattern(name) && (name.starts_with('/') || name.split('/').any(|part| part == "..")) {
+            // As the server refuses any such path it is asked for.
+            let text = format!("{name} leads outside the served directory");
+            out.push((name.to_owned(), Some(Outcome::Refused { reason: FailReason::OutsideRoot, text })));
+            continue;
+        }
         let glob = globset::GlobBuilder::new(name).literal_separator(true).backslash_escape(true).build();
         let (true, Ok(glob)) = (is_pattern(name), glob) else {
             out.push((name.to_owned(), None));

@@ -241,6 +241,12 @@ impl Mode {
         if args.long && args.list.is_none() {
             usage_error(ErrorKind::MissingRequiredArgument, "-l/--long goes with --list");
         }
+        if args.all && !args.status {
+            usage_error(ErrorKind::MissingRequiredArgument, "--all goes with --status");
+        }
+        if args.drain && !args.stop_server {
+            usage_error(ErrorKind::MissingRequiredArgument, "--drain goes with --stop-server");
+        }
         let mut files = args.files.clone();
         if let Some(input) = &args.input {
             files.extend(common::read_names(input).map_err(|msg| exit_with(EXIT_USAGE, &msg))?);

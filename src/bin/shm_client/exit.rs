@@ -69,8 +69,12 @@ pub(crate) fn describe(e: &Error) -> String {
 /// What to do next about `e`, after its message.
 pub(crate) fn hint(e: &Error) -> &'static str {
     match e {
+        // The server still runs: it ended this session, the client was stopped.
+        Error::SessionEnded(SessionEnd::ClientStalled | SessionEnd::ClientIdle) => {
+            "; nothing partial is kept (without -C): run it again"
+        }
         Error::PeerGone(_) | Error::Stalled { .. } | Error::SessionEnded(_) => {
-            "; nothing partial is kept: run it again once the server runs"
+            "; nothing partial is kept (without -C): run it again once the server runs"
         }
         Error::Os { source, .. } if matches!(source.raw_os_error(), Some(libc::EMFILE)) => {
             "; raise ulimit -n (the client needs about 10 descriptors) and run it again"
