@@ -195,6 +195,12 @@ fn refuse_locally(options: &FetchOptions, out_dir: &std::io::Result<OutDir>, job
         return Some(too_long);
     }
     if let Ok(dir) = out_dir {
+        if dir.is_directory(out) {
+            // Found before any byte is asked for, not at the rename.
+            let path = options.out_dir.join(out.shown_path());
+            let text = format!("{} is a directory; no file can be written there", path.display());
+            return Some(Outcome::failed(FailReason::WriteFailed, text));
+        }
         match options.clobber {
             Clobber::Keep if dir.exists(out) => return Some(exists(&options.out_dir.join(out.shown_path()))),
             Clobber::Skip if dir.exists(out) => return Some(Outcome::Skipped { reason: SkipReason::Exists }),

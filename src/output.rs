@@ -156,6 +156,16 @@ impl OutDir {
         }
     }
 
+    /// Whether a directory (not a symlink to one) stands at `out`: no file
+    /// can be named there.
+    pub fn is_directory(&self, out: &OutputPath) -> bool {
+        match self.parent(out, false) {
+            Ok(Some(dir)) => fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR),
+            _ => false,
+        }
+    }
+
     /// The directory `out` goes into, opened one component at a time
     /// without following symlinks; missing ones are created when `create`,
     /// else `None` is returned.

@@ -165,3 +165,27 @@ fn patterns_match_the_servers_tree_one_component_at_a_time() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// A directory where the file would go (`-o` with a directory of the file's
+/// name, `-O DIR`) fails the file before any byte is asked for, as `cp`
+/// does, not after the whole file has crossed.
+#[test]
+fn a_directory_in_the_way_fails_the_file_before_any_byte_is_sent() {
+    let env = TestEnv::new("a_directory_in_the_way");
+    env.create("hello.txt", b"hello\n");
+    fs::create_dir(env.in_out("hello.txt")).unwrap();
+    let dest = env.in_out("dir");
+    fs::create_dir(&dest).unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let into_dir = env.fetch(&["hello.txt"]);
+    into_dir
+        .assert_code(1)
+        .check(into_dir.stdout.contains("is a directory"), "says a directory is in the way");
+    let onto_dir = env.run_client(&["-O", dest.to_str().unwrap(), "hello.txt"]);
+    onto_dir.assert_code(1).check(onto_dir.stdout.contains("is a directory"), "-O DIR says so too");
+    assert!(dir_entries(&dest).is_empty(), "nothing written into the directory");
+    env.stop_server(&mut server);
+    let log = server.finish(TIMEOUT);
+    log.check(!log.stderr.contains("hello.txt: sent"), "the server never sent the file");
+    env.assert_no_leftovers();
+}
