@@ -13,7 +13,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::client::{Client, Frame};
 use crate::error::{Error, Result};
 use crate::outcome::{FailReason, FileResult, Outcome, SkipReason};
-use crate::output::{Clobber, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update};
+use crate::output::{Clobber, Found, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update};
 use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
 use crate::IO_CHUNK;
 
@@ -231,9 +231,14 @@ fn ask(
         return Ok(Asked { seq: client.request(&job.remote)?, kept: None });
     };
     if options.partial == Partial::Keep {
-        if let Some(kept) = dir.kept(out) {
-            let seq = client.request_from(&job.remote, kept.len, GetCondition::IfSame(kept.stamp))?;
-            return Ok(Asked { seq, kept: Some(kept) });
+        match dir.kept(out) {
+            Found::Kept(kept) => {
+                let seq = client.request_from(&job.remote, kept.len, GetCondition::IfSame(kept.stamp))?;
+                return Ok(Asked { seq, kept: Some(kept) });
+            }
+            // Not to be trusted: its names go, the file comes whole.
+            Found::Unusable => dir.discard_kept(out),
+            Found::Nothing => {}
         }
     }
     let condition = match (options.update, dir.stamp(out)) {
@@ -334,7 +339,9 @@ fn receive(
         (Ok(out_dir), Some(mut kept), true) => {
             written = kept.len;
             match kept.read_through(&mut |bytes| hasher.update(bytes)) {
-                Ok(()) => out_dir.resume(out, kept).map_err(|e| format!("resuming in {dir}: {e}")),
+                Ok(()) => {
+                    out_dir.resume(out, kept, start.mode).map_err(|e| format!("resuming in {dir}: {e}"))
+                }
                 Err(e) => Err(format!("reading the partial file in {dir}: {e}")),
             }
         }
@@ -761,14 +768,8 @@ impl Client {
     /// [`FailReason::WriteFailed`] when `dest` cannot be written,
     /// [`FailReason::OutputExists`] when it exists and is kept.
     pub fn fetch_file(&mut self, path: &str, dest: &Path, clobber: Clobber) -> Result<u64> {
-        let name = dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::Failed {
-            reason: FailReason::BadOutputName,
-            text: format!("{}: no file name (or not UTF-8)", dest.display()),
-        })?;
-        let dir = match dest.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-            _ => PathBuf::from("."),
-        };
+        let (name, dir) = crate::output::dest_parts(dest)
+            .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
         let options = FetchOptions::new(dir).clobber(clobber);
         let job = Job {
             remote: crate::protocol::normalize_path(path.as_bytes()),

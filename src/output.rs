@@ -119,6 +119,32 @@ impl OutputPath {
     }
 }
 
+/// The file name and the directory (`.` for a bare name) of `dest`, the
+/// path one file is written to (`-O DEST`). A path ending in `/`, or whose
+/// last component is `.` or `..`, names a directory, not a file, as for
+/// `cp`: it has no file name here (`Path::file_name` would take `new` of
+/// `new/`, or `d` of `d/.`), nor has one that is not UTF-8.
+///
+/// # Errors
+///
+/// A message for the user, naming `dest`.
+pub fn dest_parts(dest: &Path) -> std::result::Result<(&str, PathBuf), String> {
+    let bytes = dest.as_os_str().as_bytes();
+    let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    if matches!(last, b"" | b"." | b"..") {
+        return Err(format!("{}: not a file name (it names a directory)", dest.display()));
+    }
+    let name = dest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{}: no file name (or not UTF-8)", dest.display()))?;
+    let dir = match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    Ok((name, dir))
+}
+
 /// The output directory, open.
 #[derive(Debug)]
 pub struct OutDir {
@@ -232,6 +258,7 @@ impl OutDir {
             target: out.clone(),
             shown: self.path.join(out.shown_path()),
             record: None,
+            mode: None,
         })
     }
 }
@@ -246,6 +273,48 @@ pub struct Kept {
     pub len: u64,
     /// The source's size and mtime when it was cut off.
     pub stamp: Stamp,
+}
+
+/// What [`OutDir::kept`] finds for a file.
+#[derive(Debug)]
+pub enum Found {
+    /// No record of a partial file: the file is fetched whole.
+    Nothing,
+    /// A partial file and its record, to be resumed if the source is
+    /// still the one it was cut from.
+    Kept(Kept),
+    /// A partial file or record not to be trusted (not a regular file,
+    /// another user's, writable by others, linked elsewhere, unreadable):
+    /// the file is fetched whole, and the names are removed
+    /// ([`OutDir::discard_kept`]), never written through.
+    Unusable,
+}
+
+/// Whether `st` is a regular file of one link, owned by the effective
+/// user and writable by no one else: a partial file (or record) this
+/// user's client left, safe to resume.
+fn is_own_file(st: &nix::sys::stat::FileStat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && st.st_uid == nix::unistd::geteuid().as_raw()
+        && st.st_nlink == 1
+        && st.st_mode & 0o022 == 0
+}
+
+/// The mode a kept partial file has until it is delivered: the user's
+/// alone, whatever the source's.
+const PARTIAL_MODE: u32 = 0o600;
+
+/// The process's umask, as `/proc/self/status` tells it (read, never set:
+/// setting it to read it would race with any file created meanwhile);
+/// where it cannot be read, the strictest one.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+            u32::from_str_radix(line.trim(), 8).ok()
+        })
+        .unwrap_or(0o077)
 }
 
 impl Kept {
@@ -299,21 +368,48 @@ impl OutDir {
         })
     }
 
-    /// The partial file kept for `out` with its record, if both are there
-    /// and the record reads.
-    pub fn kept(&self, out: &OutputPath) -> Option<Kept> {
-        let dir = self.parent(out, false).ok()??;
-        let flags = OFlag::O_RDWR | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let record_flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let record = openat(&dir, record_name(&out.name).as_os_str(), record_flags, Mode::empty()).ok()?;
+    /// What `--continue` finds for `out`: a partial file and its record
+    /// that may be resumed, nothing (no record), or something under those
+    /// names not to be resumed. Each name is opened without following a
+    /// symlink and without blocking (`O_NONBLOCK`: a FIFO never hangs), and
+    /// checked with `fstat`: only a regular file of one link, owned by the
+    /// effective user and writable by no one else, is taken.
+    pub fn kept(&self, out: &OutputPath) -> Found {
+        let Ok(Some(dir)) = self.parent(out, false) else { return Found::Nothing };
+        let open = |name: OsString, access: OFlag| {
+            let flags = access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let fd = openat(&dir, name.as_os_str(), flags, Mode::empty())?;
+            let st = nix::sys::stat::fstat(&fd)?;
+            Ok::<_, Errno>((fd, st))
+        };
+        let record = match open(record_name(&out.name), OFlag::O_RDONLY) {
+            Ok((fd, st)) if is_own_file(&st) => fd,
+            Err(Errno::ENOENT) => return Found::Nothing,
+            _ => return Found::Unusable,
+        };
         let mut text = String::new();
         // A record is one short line; anything longer is not one.
-        io::Read::read_to_string(&mut io::Read::take(File::from(record), 64), &mut text).ok()?;
+        if io::Read::read_to_string(&mut io::Read::take(File::from(record), 64), &mut text).is_err() {
+            return Found::Unusable;
+        }
         let mut words = text.split_whitespace();
-        let stamp = Stamp { size: words.next()?.parse().ok()?, mtime_ns: words.next()?.parse().ok()? };
-        let file = File::from(openat(&dir, partial_name(&out.name).as_os_str(), flags, Mode::empty()).ok()?);
-        let meta = file.metadata().ok().filter(std::fs::Metadata::is_file)?;
-        Some(Kept { file, len: meta.len(), stamp })
+        let size = words.next().and_then(|w| w.parse().ok());
+        let mtime_ns = words.next().and_then(|w| w.parse().ok());
+        let (Some(size), Some(mtime_ns)) = (size, mtime_ns) else { return Found::Unusable };
+        let stamp = Stamp { size, mtime_ns };
+        let (fd, st) = match open(partial_name(&out.name), OFlag::O_RDWR) {
+            Ok((fd, st)) if is_own_file(&st) => (fd, st),
+            _ => return Found::Unusable,
+        };
+        // Appended to as any file is: blocking again.
+        let blocking = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).and_then(|flags| {
+            let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))
+        });
+        if blocking.is_err() {
+            return Found::Unusable;
+        }
+        Found::Kept(Kept { file: File::from(fd), len: u64::try_from(st.st_size).unwrap_or(0), stamp })
     }
 
     /// Removes the partial file of `out` and its record, if any.
@@ -327,12 +423,14 @@ impl OutDir {
 
     /// Goes on writing the partial file `kept` for `out`: a sink whose
     /// bytes so far are the partial's; persisted, it takes the final name
-    /// and the record goes; dropped, both go.
+    /// and the record goes, and the source's permission bits `mode` masked
+    /// by the umask (as a new file gets them; the partial was the user's
+    /// alone); dropped, both go.
     ///
     /// # Errors
     ///
     /// The OS error opening the directory.
-    pub fn resume(&self, out: &OutputPath, kept: Kept) -> io::Result<Sink> {
+    pub fn resume(&self, out: &OutputPath, kept: Kept, mode: u32) -> io::Result<Sink> {
         let dir = self.parent(out, false)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
         Ok(Sink {
             file: Some(kept.file),
@@ -341,6 +439,7 @@ impl OutDir {
             target: out.clone(),
             shown: self.path.join(out.shown_path()),
             record: Some(record_name(&out.name)),
+            mode: Some(Mode::from_bits_truncate(mode & PERMISSIONS & !umask())),
         })
     }
 }
@@ -364,6 +463,9 @@ pub struct Sink {
     shown: PathBuf,
     /// The record of a resumed partial file, removed with it.
     record: Option<OsString>,
+    /// The permission bits a resumed partial file gets when it is named;
+    /// `None` for a file created with them.
+    mode: Option<Mode>,
 }
 
 impl Sink {
@@ -396,6 +498,9 @@ impl Sink {
         };
         let file = self.file.take().ok_or_else(|| failed("write")(Errno::EBADF))?;
         let name = self.target.name.clone();
+        if let Some(mode) = self.mode {
+            fchmod(&file, mode).map_err(failed("chmod"))?;
+        }
         if self.temp.is_none() {
             // Most names are new: one link, one directory operation, as a
             // plain create would be. Only an existing name takes the longer
@@ -462,7 +567,8 @@ impl Sink {
     /// Keeps what was written as the partial file of its target, with the
     /// record of the source's `stamp`, for a later run to resume
     /// ([`Partial::Keep`]). The record is named first: a partial without
-    /// one is never resumed.
+    /// one is never resumed. Both are the user's alone (mode 0600) while
+    /// they are kept.
     ///
     /// # Errors
     ///
@@ -474,7 +580,8 @@ impl Sink {
         let (partial, record) = (partial_name(&name), record_name(&name));
         let temp = temp_name()?;
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(&self.dir, temp.as_os_str(), flags, Mode::from_bits_truncate(0o600)).map_err(os)?;
+        let fd =
+            openat(&self.dir, temp.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
         let written = File::from(fd).write_all(format!("{} {}\n", stamp.size, stamp.mtime_ns).as_bytes());
         let named = written
             .and_then(|()| renameat(&self.dir, temp.as_os_str(), &self.dir, record.as_os_str()).map_err(os));
@@ -485,6 +592,7 @@ impl Sink {
         // The record now names this partial: it must not go with the sink.
         self.record = None;
         let file = self.file.take().ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        fchmod(&file, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
         match self.temp.take() {
             // A resumed partial has its name already.
             Some(temp) if temp == partial => Ok(()),
@@ -628,6 +736,63 @@ mod tests {
         assert!(err.to_string().contains("not followed"), "{err}");
         assert!(entries(&elsewhere).is_empty());
         assert!(!dir.exists(&path("link/x", true)));
+    }
+
+    #[test]
+    fn a_kept_partial_is_the_users_alone_and_resumed_gets_the_sources_mode() {
+        let stamp = Stamp { size: 10, mtime_ns: 7 };
+        for named in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = OutDir::open(tmp.path()).unwrap();
+            let f = path("f", false);
+            let mut s = sink(&dir, &f, 0o755, named);
+            s.write_all(b"half").unwrap();
+            s.keep_partial(stamp).unwrap();
+            let mode =
+                |name: &str| std::fs::metadata(tmp.path().join(name)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode(".shmxfer-partial.f"), 0o600, "named: {named}");
+            assert_eq!(mode(".shmxfer-partial.f.source"), 0o600);
+            let Found::Kept(kept) = dir.kept(&f) else { panic!("the client's own partial is taken") };
+            assert_eq!((kept.len, kept.stamp), (4, stamp));
+            let mut s = dir.resume(&f, kept, 0o4755).unwrap();
+            s.write_all(b" more").unwrap();
+            s.persist(Clobber::Replace).unwrap();
+            assert_eq!(mode("f"), 0o755 & !umask());
+            assert_eq!(entries(tmp.path()), ["f"]);
+        }
+    }
+
+    #[test]
+    fn a_partial_linked_elsewhere_or_writable_by_others_or_not_a_file_is_unusable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let f = path("f", false);
+        let (partial, record) =
+            (tmp.path().join(".shmxfer-partial.f"), tmp.path().join(".shmxfer-partial.f.source"));
+        assert!(matches!(dir.kept(&f), Found::Nothing));
+        std::fs::write(&record, "10 7\n").unwrap();
+        std::fs::write(&partial, "half").unwrap();
+        assert!(matches!(dir.kept(&f), Found::Kept(_)));
+        std::fs::hard_link(&partial, tmp.path().join("elsewhere")).unwrap();
+        assert!(matches!(dir.kept(&f), Found::Unusable), "two links");
+        std::fs::remove_file(tmp.path().join("elsewhere")).unwrap();
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o620)).unwrap();
+        assert!(matches!(dir.kept(&f), Found::Unusable), "group-writable");
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::remove_file(&record).unwrap();
+        nix::unistd::mkfifo(&record, Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(dir.kept(&f), Found::Unusable), "a FIFO as the record, opened without blocking");
+        dir.discard_kept(&f);
+        assert!(entries(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn a_dest_naming_a_directory_has_no_file_name() {
+        for bad in ["new/", "out/new/", "out/.", "out/..", ".", "..", "/", ""] {
+            assert!(dest_parts(Path::new(bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(dest_parts(Path::new("out/new")).unwrap(), ("new", PathBuf::from("out")));
+        assert_eq!(dest_parts(Path::new("new")).unwrap(), ("new", PathBuf::from(".")));
     }
 
     #[test]

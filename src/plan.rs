@@ -497,8 +497,8 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Failed`] with [`FailReason::BadOutputName`] when `dest` has
-    /// no file name (or one that is not UTF-8); everything else is in the
-    /// [`Report`].
+    /// no file name (or one that is not UTF-8), or names a directory (it
+    /// ends in `/`, `.` or `..`); everything else is in the [`Report`].
     pub fn fetch_as_with(
         &mut self,
         path: &str,
@@ -507,14 +507,8 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<Report> {
         let started = Instant::now();
-        let name = dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| Error::Failed {
-            reason: FailReason::BadOutputName,
-            text: format!("{}: no file name (or not UTF-8)", dest.display()),
-        })?;
-        let dir = match dest.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-            _ => std::path::PathBuf::from("."),
-        };
+        let (name, dir) = crate::output::dest_parts(dest)
+            .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
         let mut options = options.clone();
         options.out_dir = dir;
         let job = Job {

@@ -41,7 +41,6 @@ fn body(len: usize) -> Vec<u8> {
 }
 
 #[test]
-#[ignore = "attack: a FIFO named like a partial's record hangs -C"]
 fn continue_with_a_fifo_as_the_partials_record_does_not_hang() {
     let env = TestEnv::new("attack_fifo_record");
     env.create("f.txt", b"hello\n");
@@ -73,7 +72,6 @@ fn continue_with_a_fifo_as_the_partial_does_not_hang() {
 }
 
 #[test]
-#[ignore = "attack: -C resumes into a partial hard-linked outside the out dir"]
 fn continue_never_writes_through_a_partial_linked_outside_the_out_dir() {
     let env = TestEnv::new("attack_hardlinked_partial");
     let whole = body(100_000);
@@ -212,7 +210,6 @@ fn continue_after_the_source_changed_with_the_same_size_and_mtime_never_delivers
 }
 
 #[test]
-#[ignore = "attack: -C resumes another user's partial in a shared directory; the copy stays theirs"]
 fn continue_never_resumes_another_users_partial_in_a_shared_directory() {
     use crate::util::{other_user_or_skip, NOBODY};
     if !other_user_or_skip("another user's partial in a sticky directory") {
@@ -318,7 +315,6 @@ fn cleanup_never_removes_an_object_of_another_program_named_like_a_lock() {
 }
 
 #[test]
-#[ignore = "attack: -O DIR/ with a trailing slash writes a file named DIR"]
 fn output_with_a_trailing_slash_never_writes_a_file_of_that_name() {
     let env = TestEnv::new("attack_output_trailing_slash");
     env.create("a.txt", b"a\n");

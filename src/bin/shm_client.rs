@@ -150,8 +150,18 @@ fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<(), Ex
     }
 }
 
-/// Before any request for `-O DEST`: a directory for DEST that is one.
+/// Before any request for `-O DEST`: a DEST that names a file (not ending
+/// in `/`, `.` or `..`, which name a directory, as for `cp`), and a
+/// directory for it that is one.
 fn check_dest(dest: &std::path::Path) -> Result<(), ExitCode> {
+    use std::os::unix::ffi::OsStrExt;
+    let last = dest.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+    if matches!(last, b"" | b"." | b"..") {
+        return Err(exit_with(
+            EXIT_NOT_DELIVERED,
+            &format!("-O {}: not a file name (it names a directory); name the file to write", dest.display()),
+        ));
+    }
     let dir = match dest.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),
