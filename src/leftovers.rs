@@ -39,12 +39,14 @@ use crate::names::{lock_name, shm_file_name, validate_queue_name, ShmEntry, SHM_
 use crate::queue::still_named;
 use crate::semaphore::remove_semaphore;
 use crate::shm_object::remove_shm;
+use crate::text::quote_name;
 
 /// How old an unlocked session object whose header is not published (or a
 /// semaphore without its region) must be before it counts as left over.
 pub const CREATION_GRACE: Duration = Duration::from_secs(10);
 
-/// What a collection did.
+/// What a collection did, as lines to show: every name in them is quoted
+/// as [`quote_name`] quotes file names (a queue name may hold a newline).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Collected {
     /// Objects removed: `/dev/shm/...` paths, and `queue /name` for the queue.
@@ -84,13 +86,17 @@ pub fn cleanup(queue: &str) -> Result<Collected> {
             remove_dead_queue(queue, &mut collected, || dead.still_named())?;
             let lock = format!("{SHM_DIR}/{}", shm_file_name(&lock_name(queue)));
             if dead.remove()? {
-                collected.removed.push(lock);
+                collected.removed.push(quote_name(&lock).into_owned());
             }
         }
         // No lock: a server creates its lock before its queue and removes
         // it after, so a queue seen while no lock is there is a dead one's.
         Ok(Stale::Absent) => remove_dead_queue(queue, &mut collected, || !lock_exists(queue))?,
-        Err(Error::BadObject { name, reason }) => collected.skipped.push(format!("{name}: {reason}")),
+        // A FIFO, a directory, another user's object or another program's
+        // object named like the lock: left alone, and said so.
+        Err(Error::BadObject { name, reason }) => {
+            collected.skipped.push(format!("{}: {reason}", quote_name(&name)))
+        }
         Err(e) => return Err(e),
     }
     collect_into(queue, &mut collected)?;
@@ -134,11 +140,16 @@ fn remove_dead_queue(queue: &str, collected: &mut Collected, still_dead: impl Fn
         return Ok(());
     }
     match posixmq::remove_queue(queue) {
-        Ok(()) => collected.removed.push(format!("queue {queue}")),
+        Ok(()) => collected.removed.push(format!("queue {}", quote_name(queue))),
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
         Err(e) => return Err(Error::os_named("mq_unlink", queue, e)),
     }
     Ok(())
+}
+
+/// `path` as [`Collected`] shows it.
+fn shown(path: &Path) -> String {
+    quote_name(&path.to_string_lossy()).into_owned()
 }
 
 fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
@@ -153,7 +164,7 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
         let Ok(meta) = path.symlink_metadata() else { continue };
         if !meta.file_type().is_file() || meta.uid() != euid() {
             if !matches!(entry, ShmEntry::Lock) {
-                collected.skipped.push(format!("{}: not a regular file of this user", path.display()));
+                collected.skipped.push(format!("{}: not a regular file of this user", shown(&path)));
             }
             continue;
         }
@@ -172,7 +183,7 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
         match region_state(region, old(modified)) {
             Ok(RegionState::Dead) => {
                 if remove_shm(region)? {
-                    collected.removed.push(path.display().to_string());
+                    collected.removed.push(shown(path));
                 }
                 let newest = newest_dead.entry(*pid).or_insert(*modified);
                 *newest = (*newest).max(*modified);
@@ -184,7 +195,7 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
             Err(e) => {
                 // Not known to be dead: its creator's semaphores stay too.
                 in_use.insert(*pid);
-                collected.skipped.push(format!("{}: {e}", path.display()));
+                collected.skipped.push(format!("{}: {e}", shown(path)));
             }
         }
     }
@@ -195,7 +206,7 @@ fn collect_into(queue: &str, collected: &mut Collected) -> Result<()> {
         }
         let came_before_a_dead_region = newest_dead.get(pid).is_some_and(|dead| modified <= dead);
         if (came_before_a_dead_region || old(modified)) && remove_semaphore(name)? {
-            collected.removed.push(path.display().to_string());
+            collected.removed.push(shown(path));
         }
     }
     Ok(())
@@ -246,6 +257,17 @@ mod tests {
         let file: File = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path).unwrap();
         file.set_modified(SystemTime::now() - age).unwrap();
         path
+    }
+
+    #[test]
+    fn names_in_what_a_cleanup_did_are_quoted_so_each_stays_one_line() {
+        let queue = format!("{}\nremoved forged.lock", unique_queue("newline"));
+        let name = lock_name(&queue);
+        ShmObject::create_exclusive(&name, 0).unwrap().disown(); // a dead server's
+        let collected = cleanup(&queue).unwrap();
+        let lock = format!("{SHM_DIR}/{}", shm_file_name(&name));
+        assert_eq!(collected.removed, vec![quote_name(&lock).into_owned()]);
+        assert!(!collected.removed[0].contains('\n'), "{collected:?}");
     }
 
     #[test]

@@ -12,9 +12,8 @@
 //! `F_OFD_GETLK`, which takes nothing: pid reuse and zombies cannot fool them.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -22,6 +21,7 @@ use crate::names::{lock_name, shm_path};
 use crate::shm_object::{remove_shm, Access, ShmObject};
 use crate::shm_region::Region;
 use crate::sys;
+use crate::text::quote_name;
 
 /// Whether some other open file description holds a write lock on `obj`.
 fn is_locked(obj: &ShmObject) -> Result<bool> {
@@ -114,7 +114,12 @@ impl ServerLock {
         if named_inode(name) != Some(ino) {
             return Ok(false);
         }
-        obj.replace_contents(format!("{}\n", std::process::id()).as_bytes())?;
+        // One `pwrite` into the empty object: a reader sees it empty or
+        // holding the whole line, never a size without its digits
+        // (`lock_form` takes nothing else for a server's lock).
+        File::from(obj.try_clone_fd()?)
+            .write_all_at(pid_line(std::process::id()).as_bytes(), 0)
+            .map_err(|e| Error::os_named("pwrite", name, e))?;
         Ok(true)
     }
 }
@@ -143,23 +148,36 @@ pub struct DeadLock {
 
 impl DeadLock {
     /// Looks at the lock object of `queue` and takes its write lock if
-    /// nobody holds it. Only this user's regular file is taken.
+    /// nobody holds it. Only an object of the form a server gives its lock
+    /// is taken ([`lock_form`]: this user's regular file, mode 0600, empty
+    /// or holding its pid line), and a dead one only when no other program
+    /// holds a `flock()` lock on it either.
     ///
     /// # Errors
     ///
-    /// [`Error::BadObject`] for another user's object or one that is not a
-    /// regular file; [`Error::Os`].
+    /// [`Error::BadObject`] for another user's object, one that is not a
+    /// regular file (a FIFO, a directory) or not of a lock's form, or one
+    /// that another program holds with `flock()`; [`Error::Os`].
     pub fn take(queue: &str) -> Result<Stale> {
         let name = lock_name(queue);
+        let not_a_lock = |reason: String| {
+            let path = shm_path(&name);
+            Error::BadObject {
+                reason: format!("{reason}; remove {} or choose another queue", quote_name(&path)),
+                name: path,
+            }
+        };
         let obj = match ShmObject::open(&name, Access::ReadWrite) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Stale::Absent),
-            Err(Error::BadObject { name: path, reason }) => {
-                return Err(Error::BadObject {
-                    reason: format!("{reason}; remove {path} or choose another queue"),
-                    name: path,
-                })
+            // `shm_open` of a directory for writing: EISDIR from the kernel,
+            // EINVAL from some C libraries.
+            Err(e)
+                if matches!(e.raw_os_error(), Some(libc::EISDIR | libc::EINVAL)) && is_directory(&name) =>
+            {
+                return Err(not_a_lock("a directory, not a regular file".into()))
             }
+            Err(Error::BadObject { reason, .. }) => return Err(not_a_lock(reason)),
             Err(e) => return Err(e),
         };
         let meta = obj.stat()?;
@@ -172,8 +190,14 @@ impl DeadLock {
                 ),
             });
         }
+        lock_form(&obj, &meta).map_err(not_a_lock)?;
         if !sys::try_lock_exclusive(&obj).map_err(|e| Error::os_named("fcntl(F_OFD_SETLK)", &name, e))? {
             return Ok(Stale::Held { pid: read_pid(&obj) });
+        }
+        // Held from here to the drop (the lock goes with the descriptor),
+        // so no `flock()` user takes it while it is removed.
+        if !sys::try_flock_exclusive(&obj).map_err(|e| Error::os_named("flock", &name, e))? {
+            return Err(not_a_lock("held with flock() by another program, not a server's lock".into()));
         }
         let dead = DeadLock { obj, ino: meta.ino() };
         if !dead.still_named() {
@@ -217,11 +241,63 @@ fn named_inode(name: &str) -> Option<u64> {
     ShmObject::open(name, Access::ReadOnly).and_then(|o| o.stat()).map(|m| m.ino()).ok()
 }
 
+/// The line a server writes into its lock object: its pid in decimal.
+fn pid_line(pid: u32) -> String {
+    format!("{pid}\n")
+}
+
+/// The longest contents a server's lock object has: a `u32` and a newline.
+const MAX_LOCK_CONTENTS: usize = 11;
+
+/// The first bytes of `obj` (at most one more than a lock holds), read at
+/// offset 0 without moving the shared file offset.
+fn head_of(obj: &ShmObject) -> Option<Vec<u8>> {
+    let mut buf = [0u8; MAX_LOCK_CONTENTS + 1];
+    let n = File::from(obj.try_clone_fd().ok()?).read_at(&mut buf, 0).ok()?;
+    Some(buf[..n].to_vec())
+}
+
 /// The pid a server wrote into its lock object, if readable.
 fn read_pid(obj: &ShmObject) -> Option<u32> {
-    let mut text = String::new();
-    File::from(obj.try_clone_fd().ok()?).take(32).read_to_string(&mut text).ok()?;
-    text.trim().parse().ok()
+    pid_of(&head_of(obj)?)
+}
+
+/// The pid in `contents` if they are exactly the line [`pid_line`] makes.
+fn pid_of(contents: &[u8]) -> Option<u32> {
+    let pid: u32 = std::str::from_utf8(contents).ok()?.strip_suffix('\n')?.parse().ok()?;
+    (pid_line(pid).as_bytes() == contents).then_some(pid)
+}
+
+/// Whether `obj` (of status `meta`), found under a lock name, has the form a
+/// server gives its lock: this user's regular file of mode 0600, empty (a
+/// server between its `O_EXCL` create and its `pwrite`) or holding exactly
+/// the line of a pid as [`ServerLock`] writes it. Anything else is another
+/// program's object named like a lock: `Err` says why.
+fn lock_form(obj: &ShmObject, meta: &std::fs::Metadata) -> std::result::Result<(), String> {
+    if !meta.file_type().is_file() {
+        return Err("not a regular file".into());
+    }
+    if meta.uid() != euid() {
+        return Err(format!("belongs to uid {}", meta.uid()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode != 0o600 {
+        return Err(format!("has mode {mode:04o}, not the 0600 of a server's lock"));
+    }
+    if meta.len() > MAX_LOCK_CONTENTS as u64 {
+        return Err(format!("holds {} bytes, not a server's pid", meta.len()));
+    }
+    let contents = head_of(obj).ok_or_else(|| "cannot be read".to_owned())?;
+    if contents.is_empty() || pid_of(&contents).is_some() {
+        Ok(())
+    } else {
+        Err("holds something other than a server's pid".into())
+    }
+}
+
+/// Whether `name` names a directory in `/dev/shm` (not followed if a link).
+fn is_directory(name: &str) -> bool {
+    std::fs::symlink_metadata(shm_path(name)).is_ok_and(|m| m.is_dir())
 }
 
 /// A watch on the server of a queue: the lock object of the server that was
@@ -286,11 +362,6 @@ impl ServerWatch {
         } else {
             Err(Error::PeerGone(format!("the server of queue {} died or stopped", self.queue)))
         }
-    }
-
-    /// The watched server's pid, as it wrote it into its lock object.
-    pub fn pid(&self) -> Option<u32> {
-        read_pid(&self.obj)
     }
 }
 
@@ -415,16 +486,32 @@ pub fn servers_of_this_user() -> Result<Vec<FoundServer>> {
         if !meta.is_file() || meta.uid() != me {
             continue;
         }
-        let state = match ServerWatch::find(&queue) {
-            Ok(Some(watch)) => ServerState::Live { pid: watch.pid() },
-            Ok(None) => ServerState::Dead,
-            // Replaced meanwhile by something not to be trusted: not ours.
-            Err(_) => continue,
-        };
+        // Replaced meanwhile by something else, or another program's
+        // object named like a lock: not a server's.
+        let Some(state) = server_state(&queue) else { continue };
         found.push(FoundServer { queue, state });
     }
     found.sort_by(|a, b| a.queue.cmp(&b.queue));
     Ok(found)
+}
+
+/// Whether the server of `queue` lives, judged by its lock object: `None`
+/// when there is none, or the object there is not of a lock's form
+/// ([`lock_form`]), or another program holds it with `flock()`. A lock that
+/// is not write-locked is dead only if its `flock()` lock is free too
+/// (taken for the probe and let go at once).
+fn server_state(queue: &str) -> Option<ServerState> {
+    let obj = ShmObject::open(&lock_name(queue), Access::ReadOnly).ok()?;
+    let meta = obj.stat().ok()?;
+    lock_form(&obj, &meta).ok()?;
+    if is_locked(&obj).ok()? {
+        return Some(ServerState::Live { pid: read_pid(&obj) });
+    }
+    if !sys::try_flock_exclusive(&obj).ok()? {
+        return None;
+    }
+    let _ = sys::flock_unlock(&obj);
+    Some(ServerState::Dead)
 }
 
 /// The queue whose lock object has the `/dev/shm` file name `file_name`,
@@ -453,7 +540,7 @@ mod tests {
         assert!(ServerWatch::find(&queue).unwrap().is_none());
         let lock = ServerLock::acquire(&queue).unwrap();
         let watch = ServerWatch::find(&queue).unwrap().expect("a live server");
-        assert_eq!(watch.pid(), Some(std::process::id()));
+        assert_eq!(read_pid(&watch.obj), Some(std::process::id()));
         // Each holder has an open file description of its own, so a second
         // acquire in this process sees the first.
         assert!(matches!(ServerLock::acquire(&queue), Err(Error::ServerRunning { .. })));
@@ -561,6 +648,76 @@ mod tests {
         assert!(err.to_string().contains("uid 65534"), "{err}");
         assert!(std::path::Path::new(&path).exists(), "another user's object is left alone");
         foreign.remove().unwrap();
+    }
+
+    /// A lock object of `queue` left by no live server: mode `mode`,
+    /// holding `contents`.
+    fn object_under_lock_name(queue: &str, mode: u32, contents: &[u8]) -> String {
+        use std::os::unix::fs::PermissionsExt;
+        let name = lock_name(queue);
+        dead_lock_object(&name);
+        let obj = ShmObject::open(&name, Access::ReadWrite).unwrap();
+        File::from(obj.try_clone_fd().unwrap()).write_all_at(contents, 0).unwrap();
+        std::fs::set_permissions(shm_path(&name), std::fs::Permissions::from_mode(mode)).unwrap();
+        name
+    }
+
+    #[test]
+    fn only_an_object_of_the_form_a_server_gives_its_lock_is_taken_for_one() {
+        let cases: [(u32, &[u8]); 6] = [
+            (0o644, b"4242\n"),
+            (0o600, b"state of another program\n"),
+            (0o600, b"4242"),
+            (0o600, b"04242\n"),
+            (0o600, b"4242\n4243\n"),
+            (0o600, b"\0\0\0\0\0"),
+        ];
+        for (mode, contents) in cases {
+            let queue = unique_queue("form");
+            let name = object_under_lock_name(&queue, mode, contents);
+            let what = format!("mode {mode:o}, {contents:?}");
+            assert_eq!(server_state(&queue), None, "not listed: {what}");
+            let err = DeadLock::take(&queue).unwrap_err();
+            assert!(matches!(err, Error::BadObject { .. }), "{what}: {err}");
+            assert!(named_inode(&name).is_some(), "left alone: {what}");
+            remove_shm(&name).unwrap();
+        }
+        for contents in [&b""[..], b"4242\n"] {
+            let queue = unique_queue("form");
+            let name = object_under_lock_name(&queue, 0o600, contents);
+            assert_eq!(server_state(&queue), Some(ServerState::Dead), "{contents:?}");
+            let Stale::Dead(dead) = DeadLock::take(&queue).unwrap() else { panic!("not taken as dead") };
+            assert!(dead.remove().unwrap());
+            assert_eq!(named_inode(&name), None);
+        }
+    }
+
+    #[test]
+    fn a_lock_that_another_program_holds_with_flock_is_not_taken_for_a_dead_one() {
+        let queue = unique_queue("flock");
+        let name = object_under_lock_name(&queue, 0o600, b"4242\n");
+        let other = File::open(shm_path(&name)).unwrap();
+        assert!(sys::try_flock_exclusive(&other).unwrap());
+        assert_eq!(server_state(&queue), None, "not listed as a dead server");
+        let err = DeadLock::take(&queue).unwrap_err();
+        assert!(err.to_string().contains("flock"), "{err}");
+        assert!(named_inode(&name).is_some(), "left alone");
+        drop(other);
+        assert_eq!(server_state(&queue), Some(ServerState::Dead), "once let go, a dead server's");
+        remove_shm(&name).unwrap();
+    }
+
+    #[test]
+    fn a_live_server_writes_its_pid_as_the_form_wants_it() {
+        let queue = unique_queue("pidline");
+        let lock = ServerLock::acquire(&queue).unwrap();
+        assert_eq!(server_state(&queue), Some(ServerState::Live { pid: Some(std::process::id()) }));
+        assert!(matches!(DeadLock::take(&queue).unwrap(), Stale::Held { pid: Some(_) }));
+        drop(lock);
+        assert_eq!(pid_of(b"4242\n"), Some(4242));
+        for odd in [&b"4242"[..], b" 4242\n", b"+4242\n", b"04242\n", b"4242\n\n", b"99999999999\n"] {
+            assert_eq!(pid_of(odd), None, "{odd:?}");
+        }
     }
 
     #[test]

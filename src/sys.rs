@@ -329,6 +329,36 @@ pub(crate) fn is_write_locked(fd: impl AsFd) -> io::Result<bool> {
     Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
+/// Takes an exclusive `flock()` lock on `fd`'s open file description
+/// without waiting: `false` when another open file description holds a
+/// `flock()` lock on the file. On Linux `flock()` locks and the OFD locks of
+/// [`try_lock_exclusive`] do not see each other, so a program that locks with
+/// `flock()` is seen only this way. The lock lasts until [`flock_unlock`] or
+/// until the open file description closes.
+pub(crate) fn try_flock_exclusive(fd: impl AsFd) -> io::Result<bool> {
+    let fd = fd.as_fd().as_raw_fd();
+    match retry_if_interrupted(|| {
+        // SAFETY: `fd` is an open descriptor borrowed for the call; `flock`
+        // touches no memory.
+        Errno::result(unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) })
+    }) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Lets go of a `flock()` lock taken by [`try_flock_exclusive`].
+pub(crate) fn flock_unlock(fd: impl AsFd) -> io::Result<()> {
+    let fd = fd.as_fd().as_raw_fd();
+    retry_if_interrupted(|| {
+        // SAFETY: `fd` is an open descriptor borrowed for the call; `flock`
+        // touches no memory.
+        Errno::result(unsafe { libc::flock(fd, libc::LOCK_UN) })
+    })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

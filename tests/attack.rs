@@ -289,14 +289,12 @@ fn status_all_and_cleanup_leave_a_fifo_or_another_users_file_named_like_a_lock()
 }
 
 #[test]
-#[ignore = "attack: a directory named like the lock makes --cleanup fail with EINVAL"]
 fn cleanup_skips_a_directory_named_like_the_lock() {
     let env = TestEnv::new("attack_dir_lock");
     odd_lock_is_left_alone(&env, |lock| fs::create_dir(lock).unwrap());
 }
 
 #[test]
-#[ignore = "attack: --status --all and --cleanup take any file named <x>.lock for a dead server's lock"]
 fn cleanup_never_removes_an_object_of_another_program_named_like_a_lock() {
     let env = TestEnv::new("attack_foreign_program_lock");
     let lock = lock_path(&env);
@@ -305,13 +303,38 @@ fn cleanup_never_removes_an_object_of_another_program_named_like_a_lock() {
     fs::write(&lock, b"state of another program\n").unwrap();
     fs::set_permissions(&lock, fs::Permissions::from_mode(0o644)).unwrap();
     let held = fs::File::open(&lock).unwrap();
-    nix::fcntl::Flock::lock(held, nix::fcntl::FlockArg::LockExclusive).unwrap();
+    let held = nix::fcntl::Flock::lock(held, nix::fcntl::FlockArg::LockExclusive).unwrap();
     let listed = status_all_json(&env);
     let done = cleanup_queue(&env);
     let kept = lock.symlink_metadata().is_ok();
+    drop(held);
     let _ = fs::remove_file(&lock);
     assert_eq!(listed, "", "not a server's lock: not listed as a dead server");
     assert!(kept, "another program's object was removed\n{done}");
+    done.assert_code(0);
+    assert!(done.stderr.contains("left alone"), "--cleanup says it left it alone\n{done}");
+}
+
+#[test]
+fn status_all_quotes_a_queue_name_that_holds_a_newline() {
+    let env = TestEnv::new("attack_newline_queue");
+    // A dead server's lock (mode 0600, empty) of a queue named with a
+    // newline and what looks like a second line of the listing.
+    let stem = format!("{}\ndead server on queue forged", env.names.stem());
+    let lock = Path::new("/dev/shm").join(format!("{stem}.lock"));
+    fs::File::create(&lock).unwrap();
+    fs::set_permissions(&lock, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = command(crate::util::CLIENT, None);
+    cmd.args(["--status", "--all"]);
+    let done = crate::util::Proc::spawn(cmd, None).finish(Duration::from_secs(10));
+    let _ = fs::remove_file(&lock);
+    done.assert_code(0);
+    let quoted = format!("'/{}'$'\\n''dead server on queue forged'", env.names.stem());
+    assert!(
+        done.stdout.contains(&format!("dead server on queue {quoted}: ")),
+        "quoted as a file name\n{done}"
+    );
+    assert!(!done.stdout.lines().any(|l| l.starts_with("dead server on queue forged")), "{done}");
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
+use shmxfer::programs::quote_name;
 use shmxfer::{Error, Server, StopKind, StopSignal, DEFAULT_QUEUE};
 
 mod common;
@@ -169,9 +170,8 @@ enum Scope<'a> {
 fn cleanup(scope: Scope<'_>) -> anyhow::Result<()> {
     let collected = match scope {
         Scope::All => shmxfer::cleanup_all().context("cleaning up after the servers of this user")?,
-        Scope::Queue(queue) => {
-            shmxfer::cleanup(queue).with_context(|| format!("cleaning up after queue {queue}"))?
-        }
+        Scope::Queue(queue) => shmxfer::cleanup(queue)
+            .with_context(|| format!("cleaning up after queue {}", quote_name(queue)))?,
     };
     let mut stdout = std::io::stdout().lock();
     for object in &collected.removed {
@@ -183,7 +183,7 @@ fn cleanup(scope: Scope<'_>) -> anyhow::Result<()> {
     }
     if collected.removed.is_empty() {
         match scope {
-            Scope::Queue(queue) => log::info!("nothing left over for queue {queue}"),
+            Scope::Queue(queue) => log::info!("nothing left over for queue {}", quote_name(queue)),
             Scope::All => log::info!("nothing left over by servers of this user"),
         }
     }

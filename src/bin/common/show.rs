@@ -247,7 +247,8 @@ pub fn print_status(status: &Status, queue: &str, human: bool) {
     let bytes = |n: u64| size_text(n, human) + if human { "" } else { " bytes" };
     let mode = if server.persistent { "persistent" } else { "until the last client leaves" };
     let (root, up) = (quote_name(&server.root), secs(server.uptime_ms));
-    say(format_args!("server pid {} on queue {}, serving {root} ({mode}), up {up:.1} s", server.pid, queue));
+    let queue = quote_name(queue);
+    say(format_args!("server pid {} on queue {queue}, serving {root} ({mode}), up {up:.1} s", server.pid));
     say(format_args!(
         "sessions: {} open of {} allowed, {} since the start; sent {} file(s), {}",
         server.open_sessions,
@@ -284,12 +285,15 @@ pub fn print_status_all(reports: &[ServerReport], human: bool) {
         }
         match report {
             ServerReport::Live { queue, status: Ok(status) } => print_status(status, queue, human),
-            ServerReport::Live { queue, status: Err(e) } => {
-                say(format_args!("server on queue {queue}: live, no status: {}", super::chain(e)))
-            }
+            ServerReport::Live { queue, status: Err(e) } => say(format_args!(
+                "server on queue {}: live, no status: {}",
+                quote_name(queue),
+                super::chain(e)
+            )),
             ServerReport::Dead { queue } => say(format_args!(
-                "dead server on queue {queue}: its lock is left over (and maybe its queue and sessions' objects); \
-                 remove them with `shm_server --cleanup --all`"
+                "dead server on queue {}: its lock is left over (and maybe its queue and sessions' objects); \
+                 remove them with `shm_server --cleanup --all`",
+                quote_name(queue)
             )),
             _ => unreachable!("every kind of report is shown"),
         }
