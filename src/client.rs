@@ -661,32 +661,47 @@ pub enum ServerReport {
 
 /// The status of every server of this user on this machine, found through
 /// their lock objects in `/dev/shm`, sorted by queue: one status session
-/// with each live one (tried once, whatever `config.wait`; `config.queue`
-/// is not used), and the dead ones' locks. Another user's servers are never
-/// looked at.
+/// with each live one, all at once (tried once, whatever `config.wait`; a
+/// server that does not answer within 2 s, a stopped one, gets its error in
+/// its report; `config.queue` is not used), and the dead ones' locks.
+/// Another user's servers are never looked at.
 ///
 /// # Errors
 ///
 /// [`Error::Os`] when `/dev/shm` cannot be read; each live server's own
 /// errors are in its [`ServerReport::Live`].
 pub fn status_all(config: &ClientConfig) -> Result<Vec<ServerReport>> {
-    let mut reports = Vec::new();
-    for server in servers_of_this_user()? {
-        let queue = server.queue;
-        reports.push(match server.state {
-            ServerState::Dead => ServerReport::Dead { queue },
-            ServerState::Live { .. } => {
-                let mut one = config.clone();
-                one.queue = queue.clone();
-                one.wait = Duration::ZERO;
-                let status = Client::connect_for_status(&one)
-                    .and_then(|mut client| client.status().and_then(|s| client.close().map(|()| s)));
-                ServerReport::Live { queue, status }
-            }
-        });
-    }
+    let servers = servers_of_this_user()?;
+    // All at once, each bounded: a stopped or stuck server costs at most
+    // STATUS_ALL_LIMIT and holds up none of the others.
+    let reports = std::thread::scope(|scope| {
+        let asked: Vec<_> = servers
+            .into_iter()
+            .map(|server| {
+                scope.spawn(move || match server.state {
+                    ServerState::Dead => ServerReport::Dead { queue: server.queue },
+                    ServerState::Live { .. } => {
+                        let mut one = config.clone();
+                        one.queue = server.queue.clone();
+                        one.wait = Duration::ZERO;
+                        one.attach_timeout = one.attach_timeout.min(STATUS_ALL_LIMIT);
+                        one.stall_timeout =
+                            Some(one.stall_timeout.map_or(STATUS_ALL_LIMIT, |s| s.min(STATUS_ALL_LIMIT)));
+                        let status = Client::connect_for_status(&one)
+                            .and_then(|mut client| client.status().and_then(|s| client.close().map(|()| s)));
+                        ServerReport::Live { queue: server.queue, status }
+                    }
+                })
+            })
+            .collect();
+        asked.into_iter().map(|t| t.join().expect("a status probe does not panic")).collect()
+    });
     Ok(reports)
 }
+
+/// How long [`status_all`] waits for one server to take its status session
+/// and for each of its frames: a live server answers within moments.
+const STATUS_ALL_LIMIT: Duration = Duration::from_secs(2);
 
 impl Client {
     /// Finds a live server (waiting up to `config.wait`), creates the session

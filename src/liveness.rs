@@ -185,7 +185,7 @@ impl DeadLock {
             return Err(Error::BadObject {
                 name: shm_path(&name),
                 reason: format!(
-                    "belongs to uid {}; it is not this server's to take; choose another --queue",
+                    "belongs to uid {}; it is not this server's to take; choose another queue",
                     meta.uid()
                 ),
             });
@@ -327,7 +327,7 @@ impl ServerWatch {
             }
             Err(Error::BadObject { name: path, reason }) => {
                 return Err(Error::BadObject {
-                    reason: format!("{reason}, not a server's lock; remove {path} or use another --queue"),
+                    reason: format!("{reason}, not a server's lock; remove {path} or use another queue"),
                     name: path,
                 })
             }

@@ -467,7 +467,7 @@ fn squatted(queue: &str, e: Error) -> Error {
         name: queue.to_owned(),
         reason: format!(
             "the queue was created by another process (owned by {owner}) while this server was taking it; \
-             nothing of this server is left; find who uses the name, or choose another --queue"
+             nothing of this server is left; find who uses the name, or choose another queue"
         ),
     }
 }

@@ -227,6 +227,7 @@ fn run(args: Args) -> anyhow::Result<()> {
                 "; stop it with `shm_client --queue {queue} --stop-server` (if it is --persistent) \
                  or serve another queue with --queue"
             ),
+            Error::BadObject { .. } => " (--queue NAME chooses another)".to_owned(),
             _ => String::new(),
         };
         anyhow::anyhow!("{}{hint}", common::chain(&e))
