@@ -12,10 +12,12 @@
 //! offset 0  u32  MSG_MAGIC ("SXQ1" little endian)
 //!        4  u8   PROTOCOL_VERSION
 //!        5  u8   kind (Open, Get, List, Close, Stop, Status, OpenStatus: an Open
-//!                of a status session, Cancel)
+//!                of a status session, Cancel, OpenUpload: an Open of an
+//!                upload session, Put)
 //!        6  u16  reserved, 0
 //!        8  u32  client pid
-//!       12  u32  seq (Get, List, Status, Cancel), region size (Open, OpenStatus)
+//!       12  u32  seq (Get, List, Status, Cancel, Put), region size (Open,
+//!                OpenStatus, OpenUpload)
 //!                or stop kind (Stop: 0 now, 1 drain; see [`StopKind`]), else 0
 //!       16  u16  region name length R (0 for Stop)
 //!       18  u16  tail length P (Get: its fields and the path; List: 0 for the
@@ -35,6 +37,17 @@
 //!        9  u64  the stamp's size (0 without a condition)
 //!       17  i64  the stamp's mtime in ns since the epoch (0 without one)
 //!       25  P - 25 bytes path (bytes, no NUL)
+//! ```
+//!
+//! The tail of a Put: the file's size, its permission bits and whether an
+//! existing name is kept, then the path below the server's `--accept`
+//! directory ([`PutIfExists`]):
+//!
+//! ```text
+//!        0  u64  size
+//!        8  u32  mode (permission bits, at most 0o7777)
+//!       12  u8   flags (0 replace, 1 skip an existing name)
+//!       13  P - 13 bytes path (bytes, no NUL)
 //! ```
 //!
 //! The tail of an Open names the session's two semaphores, whose names have
@@ -72,7 +85,8 @@ use std::fmt;
 /// `Start`, the semaphore names in `Open`, paths as bytes (not only UTF-8),
 /// the offset and [`GetCondition`] of `Get`, a prefix in `List`, mode and
 /// mtime in `ListEntry`, the `ListSkipped` frame and both counts in
-/// `ListEnd`, `Cancel`, and the [`StopKind`] of `Stop`. A peer of another
+/// `ListEnd`, `Cancel`, the [`StopKind`] of `Stop`, and uploads (the
+/// upload session's Open, `Put`). A peer of another
 /// version is told so on its first message or frame
 /// ([`DecodeError::UnsupportedVersion`]).
 pub const PROTOCOL_VERSION: u8 = 3;

@@ -178,7 +178,8 @@ pub(crate) fn receive_file(
     };
     let (answer, why) = match (writing, failed) {
         (_, Some((answer, why))) => (answer, Some(why)),
-        (None, None) => unreachable!("a file not written has failed"),
+        // Not reached: a file not written has failed.
+        (None, None) => (UploadAnswer::Failed(ReasonCode::Other), None),
         (Some(mut w), None) => {
             if count != received || received != put.size {
                 let why = format!("{received} bytes received, {} announced, {count} counted", put.size);
@@ -209,4 +210,119 @@ pub(crate) fn receive_file(
         consumer.region().answer(put.seq, answer.code());
     }
     Ok(Received { answer, bytes: received, why })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::names::SessionNames;
+    use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
+    use crate::ring::{Producer, RingSems};
+    use crate::semaphore::Semaphore;
+    use crate::shm_region::{Geometry, Region};
+
+    /// An upload ring in one process: the client's producer, the server's
+    /// consumer (both ends turned round, as in a session).
+    fn ring(tag: &str) -> (Producer, Consumer) {
+        let pid = std::process::id();
+        let pacing = Pacing::new(DEFAULT_SPIN_BUDGET);
+        let names = SessionNames::fresh(&format!("/sxrecv_{tag}"), pid).unwrap();
+        let geometry = Geometry::for_slots(2);
+        let created = Region::create(&names.region, geometry, pid).unwrap();
+        let client_sems = RingSems {
+            items: Semaphore::create_exclusive(&names.items, 0).unwrap(),
+            spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap(),
+        };
+        let opened = Region::open(&names.region, geometry.region_size() as u32, pid).unwrap();
+        let server_sems = RingSems {
+            items: Semaphore::open(&names.items).unwrap(),
+            spaces: Semaphore::open(&names.spaces).unwrap(),
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let server =
+            Producer::new(Arc::new(opened), server_sems, Arc::clone(&cancel), Box::new(|| Ok(())), &pacing);
+        let client = Consumer::new(Arc::new(created), client_sems, cancel, Box::new(|| Ok(())), &pacing);
+        (client.turn_round(), server.turn_round())
+    }
+
+    /// Sends `bytes` as request `seq`, with an End frame of `count` and
+    /// `checksum` (the true ones unless given), and receives it.
+    fn upload(
+        tag: &str,
+        accept: Option<&OutDir>,
+        path: &[u8],
+        bytes: &[u8],
+        end: Option<(u64, u64)>,
+    ) -> (Received, Option<u32>) {
+        let (mut client, mut server) = ring(tag);
+        let (owned, seq) = (bytes.to_vec(), 7);
+        let sender = std::thread::spawn(move || {
+            let cap = client.max_payload();
+            for piece in owned.chunks(cap) {
+                client.send_data(seq, piece).unwrap();
+            }
+            let (count, checksum) = end.unwrap_or((owned.len() as u64, xxhash_rust::xxh3::xxh3_64(&owned)));
+            client.send(seq, &Reply::End { count, checksum }).unwrap();
+            client
+        });
+        let put =
+            PutRequest { seq, path, size: bytes.len() as u64, mode: 0o6755, if_exists: PutIfExists::Replace };
+        let got = receive_file(&mut server, accept, put, &mut Vec::new()).unwrap();
+        sender.join().unwrap();
+        let word = server.region().answer_to(seq);
+        (got, word)
+    }
+
+    fn entries(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_verified_upload_is_named_with_its_bits_masked_and_answered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 31) as u8).collect();
+        let (got, word) = upload("ok", Some(&dir), b"in/x.bin", &bytes, None);
+        assert_eq!(got.answer, UploadAnswer::Stored);
+        assert_eq!(word, Some(UploadAnswer::Stored.code()));
+        let path = tmp.path().join("in/x.bin");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7000, 0, "no setuid, setgid or sticky: {mode:o}");
+    }
+
+    #[test]
+    fn a_bad_checksum_or_a_short_count_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let bytes = vec![5u8; 10_000];
+        let (got, word) = upload("sum", Some(&dir), b"x", &bytes, Some((10_000, 1)));
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Other));
+        assert_eq!(word, Some(got.answer.code()));
+        let (got, _) = upload("count", Some(&dir), b"x", &bytes, Some((9_999, 1)));
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
+        assert!(entries(tmp.path()).is_empty(), "nothing left: {:?}", entries(tmp.path()));
+    }
+
+    #[test]
+    fn a_refused_upload_is_answered_before_its_end_and_its_frames_are_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let (got, word) = upload("off", None, b"x", &[1; 5000], None);
+        assert_eq!((got.answer, word), (UploadAnswer::NotAccepting, Some(UploadAnswer::NotAccepting.code())));
+        for path in [&b"../x"[..], b"/etc/x", b"a/../../x", b"a//x"] {
+            let (got, _) = upload("out", Some(&dir), path, &[1; 10], None);
+            assert!(matches!(got.answer, UploadAnswer::Refused(_)), "{path:?}: {:?}", got.answer);
+        }
+        assert!(entries(tmp.path()).is_empty());
+    }
 }
