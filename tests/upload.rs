@@ -114,6 +114,12 @@ fn put_with_no_clobber_keeps_an_existing_file_and_without_it_replaces_it() {
     env.run_client(&["--put", &a]).assert_code(0);
     assert_eq!(fs::read(env.in_out("a.txt")).unwrap(), b"new\n");
     assert_eq!(env.out_entries(), ["a.txt"]);
+    // A local file that is missing or not a regular file is not sent; the others are.
+    let missing = s(&src.join("missing")).to_owned();
+    let some = env.run_client(&["--put", &missing, s(&src), &a]);
+    some.assert_code(1)
+        .check(some.stdout.contains(&format!("{missing}: not sent:")), "the missing file named")
+        .check(some.stdout.contains(&format!("{a}: sent 4 bytes → a.txt")), "the others still sent");
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
