@@ -18,11 +18,11 @@ use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, S
 use crate::outcome::FailReason;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{
-    normalize_path, Command, FrameHeader, FrameKind, GetCondition, Reply, ServerStatus, SessionKind,
-    SessionStatus, SkipCode, StopKind,
+    normalize_path, Command, FrameHeader, FrameKind, GetCondition, PutIfExists, Reply, ServerStatus,
+    SessionKind, SessionStatus, SkipCode, StopKind,
 };
 use crate::queue::{self, SendError};
-use crate::ring::{Consumer, Liveness, RingSems};
+use crate::ring::{Consumer, Liveness, Producer, RingSems};
 use crate::semaphore::Semaphore;
 use crate::shm_region::{EndReason, Geometry, Region, DEFAULT_SLOTS, MAX_SLOTS};
 
@@ -418,7 +418,7 @@ const MAX_STATUS_SESSIONS: usize = 65_536;
 pub struct Client {
     queue_name: String,
     queue: PosixMq,
-    consumer: Consumer,
+    end: ClientEnd,
     cancel: Arc<AtomicBool>,
     names: SessionNames,
     next_seq: u32,
@@ -431,6 +431,23 @@ pub struct Client {
     send_limit: Duration,
     /// This process's id, named in every message.
     pid: u32,
+}
+
+/// The client's end of its ring: it empties the slots, or in an upload
+/// session (turned round once the server took it) fills them.
+#[derive(Debug)]
+enum ClientEnd {
+    Reads(Consumer),
+    Writes(Producer),
+}
+
+impl ClientEnd {
+    fn region(&self) -> &Region {
+        match self {
+            ClientEnd::Reads(c) => c.region(),
+            ClientEnd::Writes(p) => p.region(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Client {
@@ -787,10 +804,20 @@ impl Client {
             let alive = session_liveness(&found.watch, &region);
             let consumer = Consumer::new(region, sems, Arc::clone(&cancel), alive, &pacing)
                 .with_stall_timeout(config.stall_timeout);
-            return Ok(Client {
+            // An upload session's ring runs to the server once it is taken;
+            // one answered "busy" keeps reading, for the one frame that says so.
+            let taken =
+                !matches!(consumer.region().ended(), Some(EndReason::Busy | EndReason::ServerStopping));
+            let end = match kind {
+                SessionKind::Upload if taken => {
+                    ClientEnd::Writes(consumer.turn_round().with_stall_timeout(config.stall_timeout))
+                }
+                _ => ClientEnd::Reads(consumer),
+            };
+            let mut client = Client {
                 queue_name: config.queue.clone(),
                 queue: found.queue,
-                consumer,
+                end,
                 cancel,
                 names,
                 next_seq: 1,
@@ -798,13 +825,75 @@ impl Client {
                 server_alive: liveness(&found.watch),
                 send_limit: config.stall_timeout.unwrap_or(Duration::MAX),
                 pid,
-            });
+            };
+            if kind == SessionKind::Upload && !taken {
+                // The "busy" frame: its error.
+                let mut out = vec![0u8; client.max_payload()];
+                client.next_frame(0, &mut out)?;
+                return Err(Error::Protocol("a refused upload session answered no busy frame".into()));
+            }
+            return Ok(client);
         }
     }
 
     /// The largest payload one frame carries.
     pub(crate) fn max_payload(&self) -> usize {
-        self.consumer.max_payload()
+        match &self.end {
+            ClientEnd::Reads(c) => c.max_payload(),
+            ClientEnd::Writes(p) => p.max_payload(),
+        }
+    }
+
+    /// The producer end of an upload session.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] on a session not opened for uploads.
+    pub(crate) fn producer(&mut self) -> Result<&mut Producer> {
+        match &mut self.end {
+            ClientEnd::Writes(p) => Ok(p),
+            ClientEnd::Reads(_) => Err(Error::Protocol("this session was not opened for uploads".into())),
+        }
+    }
+
+    /// The session's region.
+    pub(crate) fn region(&self) -> &Region {
+        self.end.region()
+    }
+
+    /// Whether the server that took the session still lives.
+    pub(crate) fn server_alive(&self) -> Result<()> {
+        (self.server_alive)()
+    }
+
+    /// Whether the caller cancelled.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// How long a wait for the server may last when nothing moves: the
+    /// stall timeout.
+    pub(crate) fn stall_limit(&self) -> Duration {
+        self.send_limit
+    }
+
+    /// Announces the upload of `path` (`size` bytes, permission bits
+    /// `mode`); its frames carry the returned sequence number.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::request`].
+    pub(crate) fn request_put(
+        &mut self,
+        path: &[u8],
+        size: u64,
+        mode: u32,
+        if_exists: PutIfExists,
+    ) -> Result<u32> {
+        let seq = self.take_seq();
+        let (client_pid, region, path) = (self.pid, self.names.region.clone(), path.to_vec());
+        self.send(&Command::Put { client_pid, seq, region, path, size, mode, if_exists })?;
+        Ok(seq)
     }
 
     fn send(&self, cmd: &Command) -> Result<()> {
@@ -879,7 +968,10 @@ impl Client {
     /// another request, and the ring's errors: [`Error::Stalled`],
     /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::SessionEnded`].
     pub(crate) fn next_frame(&mut self, seq: u32, out: &mut [u8]) -> Result<Frame> {
-        let header: FrameHeader = self.consumer.recv_into(out)?;
+        let ClientEnd::Reads(consumer) = &mut self.end else {
+            return Err(Error::Protocol("an upload session reads no frames".into()));
+        };
+        let header: FrameHeader = consumer.recv_into(out)?;
         let payload = &out[..header.len as usize];
         if header.kind == FrameKind::Busy {
             if let Reply::Busy { max_sessions } = Reply::decode(header.kind, payload)? {
@@ -898,7 +990,7 @@ impl Client {
     /// Why the server answered "busy": it is stopping (it marked the region
     /// so before the answer, [`Error::Stopping`]) or full.
     fn busy(&self, max_sessions: u32) -> Error {
-        match self.consumer.region().ended() {
+        match self.end.region().ended() {
             Some(EndReason::ServerStopping) => Error::Stopping { queue: self.queue_name.clone() },
             _ => Error::Busy { max_sessions },
         }

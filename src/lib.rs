@@ -77,6 +77,7 @@ mod plan;
 mod protocol;
 mod queue;
 mod reason;
+mod receive;
 mod ring;
 mod semaphore;
 mod send_file;
@@ -88,6 +89,7 @@ mod source;
 mod stats;
 mod sys;
 mod text;
+mod upload;
 mod walk;
 
 pub use choices::{Clobber, OutputNames, Partial, Times, Update};
@@ -101,7 +103,10 @@ pub use leftovers::{cleanup, cleanup_all, Collected};
 pub use outcome::{FailReason, FileResult, Outcome, SkipReason};
 pub use pacing::DEFAULT_SPIN_BUDGET;
 pub use plan::{Lost, Report, Summary};
-pub use protocol::{DecodeError, EncodeError, ServerStatus, SessionKind, SessionStatus, StopKind};
+pub use protocol::{
+    DecodeError, EncodeError, PutIfExists, ReasonCode, ServerStatus, SessionKind, SessionStatus, StopKind,
+    UploadAnswer,
+};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 
 /// The queue both programs use unless told otherwise.

@@ -214,7 +214,8 @@ impl OutDir {
                 let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
                 match e {
                     Errno::ELOOP | Errno::ENOTDIR => {
-                        io::Error::other(format!("{shown} is a symlink or not a directory; not followed"))
+                        let why = format!("{shown} is a symlink or not a directory; not followed");
+                        io::Error::new(io::ErrorKind::NotADirectory, why)
                     }
                     e => io::Error::new(os(e).kind(), format!("{shown}: {}", os(e))),
                 }

@@ -12,10 +12,12 @@
 //! offset 0  u32  MSG_MAGIC ("SXQ1" little endian)
 //!        4  u8   PROTOCOL_VERSION
 //!        5  u8   kind (Open, Get, List, Close, Stop, Status, OpenStatus: an Open
-//!                of a status session, Cancel)
+//!                of a status session, Cancel, OpenUpload: an Open of an
+//!                upload session, Put)
 //!        6  u16  reserved, 0
 //!        8  u32  client pid
-//!       12  u32  seq (Get, List, Status, Cancel), region size (Open, OpenStatus)
+//!       12  u32  seq (Get, List, Status, Cancel, Put), region size (Open,
+//!                OpenStatus, OpenUpload)
 //!                or stop kind (Stop: 0 now, 1 drain; see [`StopKind`]), else 0
 //!       16  u16  region name length R (0 for Stop)
 //!       18  u16  tail length P (Get: its fields and the path; List: 0 for the
@@ -35,6 +37,17 @@
 //!        9  u64  the stamp's size (0 without a condition)
 //!       17  i64  the stamp's mtime in ns since the epoch (0 without one)
 //!       25  P - 25 bytes path (bytes, no NUL)
+//! ```
+//!
+//! The tail of a Put: the file's size, its permission bits and whether an
+//! existing name is kept, then the path below the server's `--accept`
+//! directory ([`PutIfExists`]):
+//!
+//! ```text
+//!        0  u64  size
+//!        8  u32  mode (permission bits, at most 0o7777)
+//!       12  u8   flags (0 replace, 1 skip an existing name)
+//!       13  P - 13 bytes path (bytes, no NUL)
 //! ```
 //!
 //! The tail of an Open names the session's two semaphores, whose names have
@@ -72,7 +85,8 @@ use std::fmt;
 /// `Start`, the semaphore names in `Open`, paths as bytes (not only UTF-8),
 /// the offset and [`GetCondition`] of `Get`, a prefix in `List`, mode and
 /// mtime in `ListEntry`, the `ListSkipped` frame and both counts in
-/// `ListEnd`, `Cancel`, and the [`StopKind`] of `Stop`. A peer of another
+/// `ListEnd`, `Cancel`, the [`StopKind`] of `Stop`, and uploads (the
+/// upload session's Open, `Put`). A peer of another
 /// version is told so on its first message or frame
 /// ([`DecodeError::UnsupportedVersion`]).
 pub const PROTOCOL_VERSION: u8 = 3;
@@ -191,6 +205,84 @@ pub enum SessionKind {
     /// Only asks for the status; taken even when the transfer sessions are
     /// all in use (a few at once).
     Status,
+    /// Sends files to the server ([`Command::Put`]): the ring runs the other
+    /// way, the client fills the slots and the server empties them, and the
+    /// server answers each file in the region's header
+    /// ([`UploadAnswer`]). Counts against `--max-sessions`.
+    Upload,
+}
+
+impl SessionKind {
+    /// Whether the session only asks for the status (and has room of its
+    /// own beside the others).
+    pub fn is_status(self) -> bool {
+        self == SessionKind::Status
+    }
+}
+
+/// Whether an uploaded file replaces a file of its name on the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum PutIfExists {
+    /// Replace it atomically.
+    #[default]
+    Replace,
+    /// Keep it and skip the upload (`--no-clobber`).
+    Skip,
+}
+
+/// How the server answered one [`Command::Put`], in the region's header
+/// (the ring runs from the client to the server in an upload session, so
+/// no frame can carry it). Travels as one `u32`: the kind in the low byte,
+/// a [`ReasonCode`] in the next for a refusal or a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UploadAnswer {
+    /// Received, verified (count and xxh3) and named.
+    Stored,
+    /// Not written: the name exists and the client asked
+    /// [`PutIfExists::Skip`].
+    Skipped,
+    /// The server does not take uploads (it was started without
+    /// `--accept`).
+    NotAccepting,
+    /// The server will not write this path (it leads outside the
+    /// directory, it is malformed).
+    Refused(ReasonCode),
+    /// Receiving or storing it failed on the server (a full disk, a
+    /// checksum that does not match); nothing was left under its name.
+    Failed(ReasonCode),
+}
+
+impl UploadAnswer {
+    /// The answer's wire word (never 0: 0 means "no answer yet").
+    pub fn code(self) -> u32 {
+        match self {
+            UploadAnswer::Stored => 1,
+            UploadAnswer::Skipped => 2,
+            UploadAnswer::NotAccepting => 3,
+            UploadAnswer::Refused(code) => 4 | (code as u32) << 8,
+            UploadAnswer::Failed(code) => 5 | (code as u32) << 8,
+        }
+    }
+
+    /// The answer a wire word names.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::BadField`] for a word that names none.
+    pub fn from_code(word: u32) -> Result<UploadAnswer, DecodeError> {
+        let reason = || ReasonCode::from_u8((word >> 8) as u8);
+        if word >> 16 != 0 {
+            return Err(DecodeError::BadField("upload answer"));
+        }
+        Ok(match (word & 0xff, word >> 8) {
+            (1, 0) => UploadAnswer::Stored,
+            (2, 0) => UploadAnswer::Skipped,
+            (3, 0) => UploadAnswer::NotAccepting,
+            (4, _) => UploadAnswer::Refused(reason()?),
+            (5, _) => UploadAnswer::Failed(reason()?),
+            _ => return Err(DecodeError::BadField("upload answer")),
+        })
+    }
 }
 
 /// Why the server did not send a file, or stopped sending it: the code that
@@ -319,6 +411,20 @@ pub enum Command {
     /// session goes on with the next request. A `seq` not being sent (done
     /// already, or not yet begun) is ignored.
     Cancel { client_pid: u32, seq: u32, region: String },
+    /// On an upload session: the client sends the file `path` (bytes, no
+    /// NUL, not empty; below the server's `--accept` directory) of `size`
+    /// bytes and permission bits `mode`; its `Start`, `Data` and `End`
+    /// frames, carrying `seq`, follow in the region, and the server answers
+    /// in the region's header ([`UploadAnswer`]).
+    Put {
+        client_pid: u32,
+        seq: u32,
+        region: String,
+        path: Vec<u8>,
+        size: u64,
+        mode: u32,
+        if_exists: PutIfExists,
+    },
 }
 
 /// A file's size and modification time as `fstat` tells them: what a
@@ -410,6 +516,11 @@ const KIND_STOP: u8 = 5;
 const KIND_STATUS: u8 = 6;
 const KIND_OPEN_STATUS: u8 = 7;
 const KIND_CANCEL: u8 = 8;
+const KIND_OPEN_UPLOAD: u8 = 9;
+const KIND_PUT: u8 = 10;
+/// Length of a Put's fields before its path: size, mode, flags.
+const PUT_FIELDS_LEN: usize = 13;
+const _: () = assert!(PUT_FIELDS_LEN <= GET_FIELDS_LEN, "a Put is no longer than a Get");
 
 /// For the server's log (`-vv`): what the message asks, from whom.
 impl fmt::Display for Command {
@@ -421,6 +532,14 @@ impl fmt::Display for Command {
             Command::Open { client_pid, region_size, region, kind: SessionKind::Status, .. } => {
                 write!(f, "open for the status from pid {client_pid}: region {region} ({region_size} bytes)")
             }
+            Command::Open { client_pid, region_size, region, kind: SessionKind::Upload, .. } => {
+                write!(f, "open for uploads from pid {client_pid}: region {region} ({region_size} bytes)")
+            }
+            Command::Put { client_pid, seq, region, path, size, .. } => write!(
+                f,
+                "put {} ({size} bytes) from pid {client_pid} (request {seq}, region {region})",
+                crate::text::quote_bytes(path)
+            ),
             Command::Get { client_pid, seq, region, path, offset, .. } => write!(
                 f,
                 "get {} from pid {client_pid} (request {seq}, region {region}{})",
@@ -461,6 +580,7 @@ impl Command {
             | Command::List { region, .. }
             | Command::Status { region, .. }
             | Command::Cancel { region, .. }
+            | Command::Put { region, .. }
             | Command::Close { region, .. } => Some(region),
             Command::Stop { .. } => None,
         }
@@ -481,6 +601,7 @@ impl Command {
                 let kind = match kind {
                     SessionKind::Transfer => KIND_OPEN,
                     SessionKind::Status => KIND_OPEN_STATUS,
+                    SessionKind::Upload => KIND_OPEN_UPLOAD,
                 };
                 fields = Some(encode_semaphore_names(items, spaces)?);
                 (kind, *client_pid, *region_size, region.as_str(), &[][..])
@@ -499,6 +620,10 @@ impl Command {
             }
             Command::Cancel { client_pid, seq, region } => {
                 (KIND_CANCEL, *client_pid, *seq, region.as_str(), &[][..])
+            }
+            Command::Put { client_pid, seq, region, path, size, mode, if_exists } => {
+                fields = Some(encode_put_tail(*size, *mode, *if_exists, path)?);
+                (KIND_PUT, *client_pid, *seq, region.as_str(), path.as_slice())
             }
         };
         check_text("region name", region, MAX_NAME_LEN)?;
@@ -568,6 +693,10 @@ impl Command {
         if kind == KIND_GET {
             let (offset, condition, path) = decode_get_tail(tail)?;
             return Ok(Command::Get { client_pid, seq: word, region, path, offset, condition });
+        }
+        if kind == KIND_PUT {
+            let (size, mode, if_exists, path) = decode_put_tail(tail)?;
+            return Ok(Command::Put { client_pid, seq: word, region, path, size, mode, if_exists });
         }
         let path = path_bytes("path", tail)?;
         let path_ok = match kind {
@@ -1058,6 +1187,7 @@ fn open_kind(kind: u8) -> Option<SessionKind> {
     match kind {
         KIND_OPEN => Some(SessionKind::Transfer),
         KIND_OPEN_STATUS => Some(SessionKind::Status),
+        KIND_OPEN_UPLOAD => Some(SessionKind::Upload),
         _ => None,
     }
 }
@@ -1087,6 +1217,47 @@ fn decode_get_tail(tail: &[u8]) -> Result<(u64, GetCondition, Vec<u8>), DecodeEr
         return Err(DecodeError::BadField("path"));
     }
     Ok((offset, condition, path))
+}
+
+/// The tail of a Put: size, mode, flags (bit 0: skip an existing name),
+/// then its path.
+fn encode_put_tail(
+    size: u64,
+    mode: u32,
+    if_exists: PutIfExists,
+    path: &[u8],
+) -> Result<Vec<u8>, EncodeError> {
+    check_bytes("path", path, MAX_PATH_LEN)?;
+    let mut out = Vec::with_capacity(PUT_FIELDS_LEN + path.len());
+    out.extend_from_slice(&size.to_le_bytes());
+    out.extend_from_slice(&(mode & MODE_BITS).to_le_bytes());
+    out.push(match if_exists {
+        PutIfExists::Replace => 0,
+        PutIfExists::Skip => 1,
+    });
+    out.extend_from_slice(path);
+    Ok(out)
+}
+
+/// [`encode_put_tail`] undone: a known flag, mode bits only, a path that
+/// is present, any bytes but NUL, at most [`MAX_PATH_LEN`] bytes.
+fn decode_put_tail(tail: &[u8]) -> Result<(u64, u32, PutIfExists, Vec<u8>), DecodeError> {
+    let mut r = Reader::new(tail);
+    let size = r.u64()?;
+    let mode = r.u32()?;
+    if mode & !MODE_BITS != 0 {
+        return Err(DecodeError::BadField("mode"));
+    }
+    let if_exists = match r.u8()? {
+        0 => PutIfExists::Replace,
+        1 => PutIfExists::Skip,
+        _ => return Err(DecodeError::BadField("put flags")),
+    };
+    let path = path_bytes("path", r.rest())?;
+    if path.is_empty() {
+        return Err(DecodeError::BadField("path"));
+    }
+    Ok((size, mode, if_exists, path))
 }
 
 /// `, from byte N` for a Get that starts past the beginning, for the log.
@@ -1320,6 +1491,17 @@ mod tests {
                 .prop_map(|(client_pid, seq, region)| Command::Status { client_pid, seq, region }),
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN))
                 .prop_map(|(client_pid, seq, region)| Command::Cancel { client_pid, seq, region }),
+            (
+                (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_path(MAX_PATH_LEN)),
+                (
+                    any::<u64>(),
+                    0u32..=MODE_BITS,
+                    prop_oneof![Just(PutIfExists::Replace), Just(PutIfExists::Skip)]
+                )
+            )
+                .prop_map(|((client_pid, seq, region, path), (size, mode, if_exists))| {
+                    Command::Put { client_pid, seq, region, path, size, mode, if_exists }
+                }),
         ]
     }
 
@@ -1333,7 +1515,25 @@ mod tests {
     }
 
     fn any_session_kind() -> impl Strategy<Value = SessionKind> {
-        prop_oneof![Just(SessionKind::Transfer), Just(SessionKind::Status)]
+        prop_oneof![Just(SessionKind::Transfer), Just(SessionKind::Status), Just(SessionKind::Upload)]
+    }
+
+    #[test]
+    fn every_upload_answer_survives_its_word_and_no_other_word_is_one() {
+        let answers = [
+            UploadAnswer::Stored,
+            UploadAnswer::Skipped,
+            UploadAnswer::NotAccepting,
+            UploadAnswer::Refused(ReasonCode::OutsideRoot),
+            UploadAnswer::Failed(ReasonCode::Other),
+        ];
+        for answer in answers {
+            assert_ne!(answer.code(), 0, "0 is no answer");
+            assert_eq!(UploadAnswer::from_code(answer.code()), Ok(answer));
+        }
+        for word in [0, 6, 1 | 1 << 8, 4, 4 | 99 << 8, 1 << 16] {
+            assert!(UploadAnswer::from_code(word).is_err(), "{word:#x}");
+        }
     }
 
     fn any_code() -> impl Strategy<Value = ReasonCode> {

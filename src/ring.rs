@@ -1,5 +1,8 @@
 //! The slot ring over a [`Region`]: one producer (the server) and one consumer
-//! (the client), handed slots by two counting semaphores.
+//! (the client), handed slots by two counting semaphores. In an upload
+//! session the ring runs the other way once the session is taken: each end
+//! turns round ([`Producer::turn_round`], [`Consumer::turn_round`]) while
+//! the ring is empty, and the client fills the slots the server empties.
 //!
 //! * `spaces` starts at the slot count; the producer takes one before it fills
 //!   a slot, the consumer gives one back after it emptied a slot.
@@ -42,20 +45,21 @@ enum Side {
 }
 
 impl Side {
-    /// The process at this end of the ring.
+    /// The process at this end of the ring while it runs from the server to
+    /// the client.
     fn party(self) -> Party {
         match self {
             Side::Producer => Party::Server,
             Side::Consumer => Party::Client,
         }
     }
+}
 
-    /// The process at the other end.
-    fn peer(self) -> Party {
-        match self {
-            Side::Producer => Party::Client,
-            Side::Consumer => Party::Server,
-        }
+/// The process at the other end from `party`.
+fn peer(party: Party) -> Party {
+    match party {
+        Party::Server => Party::Client,
+        Party::Client => Party::Server,
     }
 }
 
@@ -64,8 +68,8 @@ impl Side {
 /// even when they sit on one core for a while: one that blocks is often
 /// woken on its waker's core, and judging by that would keep a pair
 /// blocking that could spin; spins that fail teach that instead.
-fn placement(region: &Region, side: Side) -> Placement {
-    match (region.cpu(side.party()), region.cpu(side.peer())) {
+fn placement(region: &Region, party: Party) -> Placement {
+    match (region.cpu(party), region.cpu(peer(party))) {
         (Some(mine), Some(peer)) if mine == peer => Placement::SharedCore,
         _ => Placement::Apart,
     }
@@ -145,6 +149,9 @@ struct RingEnd {
     sems: RingSems,
     next: u32,
     side: Side,
+    /// The process at this end (the server's end fills the slots unless the
+    /// ring was turned round).
+    party: Party,
     waiter: Waiter,
 }
 
@@ -171,7 +178,18 @@ impl RingEnd {
         // Affinity is set before a program starts (taskset) and inherited
         // by its threads: read once.
         region.set_cpu(side.party(), crate::sys::pinned_cpu());
-        RingEnd { region, sems, next: 0, side, waiter }
+        RingEnd { region, sems, next: 0, side, party: side.party(), waiter }
+    }
+
+    /// This end, turned to the other side of the ring: it now takes the
+    /// semaphore it gave. Only while the ring is empty (no slot filled and
+    /// not emptied), at the same frame on both ends.
+    fn turned_round(mut self) -> RingEnd {
+        self.side = match self.side {
+            Side::Producer => Side::Consumer,
+            Side::Consumer => Side::Producer,
+        };
+        self
     }
 
     /// Waits for this side's semaphore (spaces for the producer, items for
@@ -181,8 +199,8 @@ impl RingEnd {
             Side::Producer => &self.sems.spaces,
             Side::Consumer => &self.sems.items,
         };
-        let (region, side) = (&self.region, self.side);
-        self.waiter.acquire(sem, || placement(region, side))?;
+        let (region, party) = (&self.region, self.party);
+        self.waiter.acquire(sem, || placement(region, party))?;
         let slot = self.next;
         self.next = (self.next + 1) % self.region.geometry().slots();
         Ok(slot)
@@ -256,6 +274,13 @@ impl Producer {
         let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
         self.end.region.write_frame(slot, &header, payload);
         self.end.give_slot()
+    }
+
+    /// This end turned round: the consumer of the same ring (an upload
+    /// session's server end). Only while the ring is empty, as the peer
+    /// turns round at the same frame.
+    pub fn turn_round(self) -> Consumer {
+        Consumer { end: self.end.turned_round() }
     }
 
     /// Gives back this end's turn to stream, if it holds one: before
@@ -332,6 +357,13 @@ impl Consumer {
     /// The region this consumer empties.
     pub fn region(&self) -> &Region {
         &self.end.region
+    }
+
+    /// This end turned round: the producer of the same ring (an upload
+    /// session's client end). Only while the ring is empty, as the peer
+    /// turns round at the same frame.
+    pub fn turn_round(self) -> Producer {
+        Producer { end: self.end.turned_round(), scratch: Vec::new() }
     }
 
     /// The largest payload one frame carries.
@@ -438,6 +470,25 @@ mod tests {
             assert_eq!(Reply::decode(h.kind, &buf).unwrap(), Reply::End { count: 1, checksum: 2 });
             sender.join().unwrap();
         }
+    }
+
+    #[test]
+    fn a_ring_turned_round_carries_frames_from_the_client_to_the_server() {
+        let (tx, rx) = pair("round", 2);
+        let (mut server, mut client) = (tx.turn_round(), rx.turn_round());
+        let sender = std::thread::spawn(move || {
+            for i in 0..100u32 {
+                client.send_data(i, &[i as u8; 300]).unwrap();
+            }
+            client
+        });
+        let mut buf = Vec::new();
+        for i in 0..100u32 {
+            let h = server.recv(&mut buf).unwrap();
+            assert_eq!((h.kind, h.seq, buf.as_slice()), (FrameKind::Data, i, &[i as u8; 300][..]));
+        }
+        let client = sender.join().unwrap();
+        assert_eq!(client.end.party, Party::Client, "the pacing hints stay each process's own");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::leftovers::collect_dead_sessions;
 use crate::liveness::{queue_identity, ServerLock};
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
+use crate::output::OutDir;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{Command, StopKind};
 use crate::queue::{self, QUEUE_MSG_LEN};
@@ -57,6 +58,9 @@ pub struct ServerConfig {
     /// (zero: block at once);
     /// [`crate::pacing::DEFAULT_SPIN_BUDGET`] unless measuring.
     pub spin_budget: Duration,
+    /// The directory uploads go below (`shm_server --accept DIR`); `None`:
+    /// every upload is refused.
+    pub accept: Option<PathBuf>,
 }
 
 /// How a running server is asked to stop from outside its queue (a signal
@@ -139,6 +143,7 @@ impl Default for ServerBuilder {
                 stall_timeout: Some(DEFAULT_STALL_TIMEOUT),
                 collect_every: COLLECT_EVERY,
                 spin_budget: DEFAULT_SPIN_BUDGET,
+                accept: None,
             },
         }
     }
@@ -187,6 +192,12 @@ impl ServerBuilder {
     /// (zero: block at once); [`DEFAULT_SPIN_BUDGET`] unless measuring.
     pub fn spin_budget(mut self, budget: Duration) -> Self {
         self.config.spin_budget = budget;
+        self
+    }
+
+    /// Takes uploads below `dir` (`None`, the default: refuses them).
+    pub fn accept(mut self, dir: Option<PathBuf>) -> Self {
+        self.config.accept = dir;
         self
     }
 
@@ -242,6 +253,8 @@ impl ServerBuilder {
 pub struct Server {
     config: ServerConfig,
     root: Arc<Root>,
+    /// The `--accept` directory, open once.
+    accept: Option<Arc<OutDir>>,
     queue: PosixMq,
     /// Held, not read: while it lives the queue is ours. Declared after
     /// `queue`, so that it is released only after the queue is gone.
@@ -265,13 +278,19 @@ impl Server {
     pub fn bind(config: ServerConfig) -> Result<Server> {
         validate_queue_name(&config.queue)?;
         let root = Root::open(&config.root)?;
+        let accept = match &config.accept {
+            Some(dir) => Some(Arc::new(
+                OutDir::open(dir).map_err(|e| Error::os_named("open", &dir.display().to_string(), e))?,
+            )),
+            None => None,
+        };
         let lock = ServerLock::acquire(&config.queue)?;
         // The lock is held before the queue is created, so no server takes
         // the queue from under this one; the queue is created with
         // `O_EXCL`, so a squatter can only make this start fail (and the
         // lock goes with it).
         let queue = queue::create(&config.queue).map_err(|e| squatted(&config.queue, e))?;
-        let server = Server { config, root: Arc::new(root), queue, _lock: lock };
+        let server = Server { config, root: Arc::new(root), accept, queue, _lock: lock };
         server.collect_leftovers();
         Ok(server)
     }
@@ -309,6 +328,7 @@ impl Server {
             stall_timeout: self.config.stall_timeout,
             stats: Arc::clone(&stats),
             pacing: Pacing::new(self.config.spin_budget),
+            accept: self.accept.clone(),
         };
         let mut sessions = Sessions::new(&self.config.queue, self.config.max_sessions, env);
         let mut buf = vec![0u8; QUEUE_MSG_LEN];
@@ -493,6 +513,9 @@ fn dispatch(sessions: &mut Sessions, cmd: Command) {
         }
         Command::Close { client_pid, region } => sessions.close(&region, client_pid),
         Command::Cancel { client_pid, seq, region } => sessions.cancel(&region, client_pid, seq),
+        Command::Put { client_pid, seq, region, path, size, mode, if_exists } => {
+            sessions.route(&region, client_pid, Job::Put { seq, path, size, mode, if_exists })
+        }
         Command::Stop { .. } => {}
     }
 }

@@ -17,10 +17,12 @@ use crate::error::{Error, Result};
 use crate::liveness::client_alive;
 use crate::log_budget::LogBudget;
 use crate::names::SessionNames;
+use crate::output::OutDir;
 use crate::owned_name::remove_session;
 use crate::pacing::Pacing;
-use crate::protocol::{ReasonCode, Reply, SessionKind};
-use crate::ring::{Liveness, Producer, RingSems, WAIT_SLICE};
+use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer};
+use crate::receive::{receive_file, PutRequest};
+use crate::ring::{Consumer, Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::semaphore::Semaphore;
 use crate::send_file::{refused, send_file, Ask, FileRequest, Served};
 use crate::shm_region::{EndReason, Region};
@@ -86,7 +88,7 @@ impl Goodbye {
     /// What a session's goodbye counts for once it was asked `job`.
     fn after(self, job: &Job) -> Goodbye {
         match job {
-            Job::Get { .. } => Goodbye::Counts,
+            Job::Get { .. } | Job::Put { .. } => Goodbye::Counts,
             Job::List { .. } | Job::Status { .. } => self,
         }
     }
@@ -225,14 +227,14 @@ impl Sessions {
     /// Whether no other session of this kind fits: `max` sessions, or
     /// [`STATUS_SESSIONS`] status-only ones.
     fn full(&self, kind: SessionKind) -> bool {
-        let open = self.open.values().filter(|s| s.kind == kind).count();
+        let open = self.open.values().filter(|s| s.kind.is_status() == kind.is_status()).count();
         open >= self.limit(kind)
     }
 
     /// How many sessions of `kind` may be open at once.
     fn limit(&self, kind: SessionKind) -> usize {
         match kind {
-            SessionKind::Transfer => self.max,
+            SessionKind::Transfer | SessionKind::Upload => self.max,
             SessionKind::Status => STATUS_SESSIONS,
         }
     }
@@ -278,7 +280,7 @@ impl Sessions {
                     return;
                 }
             };
-        if self.mode == TableMode::Draining && kind == SessionKind::Transfer {
+        if self.mode == TableMode::Draining && !kind.is_status() {
             self.refuse_while_draining(region, client_pid, producer, &region_map);
             return;
         }
@@ -296,7 +298,7 @@ impl Sessions {
                     SessionKind::Status => {
                         warn!("busy: refused a status session from pid {client_pid} ({limit} open)")
                     }
-                    SessionKind::Transfer => {
+                    SessionKind::Transfer | SessionKind::Upload => {
                         warn!(
                             "busy: refused a session from pid {client_pid} ({limit} open, the session limit)"
                         )
@@ -472,6 +474,7 @@ pub(crate) enum Job {
     Get { seq: u32, path: Vec<u8>, ask: Ask },
     List { seq: u32, prefix: Vec<u8> },
     Status { seq: u32 },
+    Put { seq: u32, path: Vec<u8>, size: u64, mode: u32, if_exists: PutIfExists },
 }
 
 /// What every session of one server shares.
@@ -488,6 +491,9 @@ pub(crate) struct ServeEnv {
     pub stats: Arc<ServerStats>,
     /// The spinners and turns all sessions share.
     pub pacing: Pacing,
+    /// The directory uploads go below (`--accept`), open; `None`: every
+    /// upload is refused.
+    pub accept: Option<Arc<OutDir>>,
 }
 
 /// Why a session ended.
@@ -556,6 +562,11 @@ impl SessionThread {
     /// sender of `jobs` drops), dies, or the server stops; then logs why it
     /// ended and removes the objects of a client that is gone.
     pub fn run(self, producer: Producer, jobs: mpsc::Receiver<Job>) {
+        if self.kind == SessionKind::Upload {
+            // The client turns its end round once it sees the session
+            // taken, before it sends a frame: the ring is empty.
+            return self.run_uploads(producer.turn_round(), jobs);
+        }
         let region = &self.names.region;
         let mut producer = producer.with_stall_timeout(self.env.stall_timeout);
         let end = match self.serve(&mut producer, &jobs) {
@@ -572,6 +583,108 @@ impl SessionThread {
             drop(producer);
             if let Err(e) = remove_session(&self.names) {
                 warn!("session {region}: {e:#}");
+            }
+        }
+    }
+
+    /// [`SessionThread::run`] of an upload session: the server empties the
+    /// ring the client fills.
+    fn run_uploads(self, consumer: Consumer, jobs: mpsc::Receiver<Job>) {
+        let region = &self.names.region;
+        let mut consumer = consumer.with_stall_timeout(self.env.stall_timeout);
+        let end = match self.serve_uploads(&mut consumer, &jobs) {
+            Ok(end) => end,
+            Err(e) => SessionEnd::from_error(e, self.stats.has_said_goodbye()),
+        };
+        if let Some(reason) = end.mark() {
+            consumer.region().mark_ended(reason);
+        }
+        self.log_end(&end);
+        if !client_alive(consumer.region()) {
+            drop(consumer);
+            if let Err(e) = remove_session(&self.names) {
+                warn!("session {region}: {e:#}");
+            }
+        }
+    }
+
+    /// Takes `Put` jobs and receives their files until the session ends;
+    /// other requests cannot be answered on a ring that runs to the server,
+    /// and are dropped with a warning.
+    fn serve_uploads(&self, consumer: &mut Consumer, jobs: &mpsc::Receiver<Job>) -> Result<SessionEnd> {
+        let mut buf = Vec::new();
+        let mut idle_since = Instant::now();
+        let pid = self.client_pid;
+        loop {
+            let job = match self.next_job(jobs, consumer.region(), idle_since) {
+                Ok(job) => job,
+                Err(end) => return Ok(end),
+            };
+            let Job::Put { seq, path, size, mode, if_exists } = job else {
+                warn!("client {pid}: dropped a request that an upload session cannot answer");
+                continue;
+            };
+            let started = Instant::now();
+            let put = PutRequest { seq, path: &path, size, mode, if_exists };
+            let got = receive_file(consumer, self.env.accept.as_deref(), put, &mut buf)?;
+            let took = started.elapsed();
+            let shown = quote_bytes(&path);
+            match (got.answer, &got.why) {
+                (UploadAnswer::Stored, _) => info!(
+                    "client {pid}: {shown}: received {} in {}{}",
+                    byte_count(got.bytes),
+                    duration_text(took),
+                    rate_text(got.bytes, took).map(|r| format!(" ({r})")).unwrap_or_default()
+                ),
+                (UploadAnswer::Skipped, _) => info!("client {pid}: {shown}: exists, upload skipped"),
+                (UploadAnswer::NotAccepting, _) => {
+                    info!("client {pid}: {shown}: upload refused: the server was started without --accept")
+                }
+                (UploadAnswer::Refused(_), why) => {
+                    info!("client {pid}: {shown}: upload refused: {}", why.as_deref().unwrap_or(""))
+                }
+                (UploadAnswer::Failed(_), why) => warn!(
+                    "client {pid}: {shown}: upload failed after {}: {}",
+                    byte_count(got.bytes),
+                    why.as_deref().unwrap_or("")
+                ),
+            }
+            idle_since = Instant::now();
+        }
+    }
+
+    /// The next job, waiting in slices; or why the session ends instead:
+    /// the client's goodbye, the server's stop, the client's death, or the
+    /// idle limit.
+    fn next_job(
+        &self,
+        jobs: &mpsc::Receiver<Job>,
+        region: &Region,
+        idle_since: Instant,
+    ) -> std::result::Result<Job, SessionEnd> {
+        loop {
+            match jobs.recv_timeout(WAIT_SLICE) {
+                Ok(job) => {
+                    self.pending.fetch_sub(1, Ordering::Relaxed);
+                    return Ok(job);
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(SessionEnd::Goodbye),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if self.env.stop.load(Ordering::Relaxed) {
+                        return Err(SessionEnd::Cancelled);
+                    }
+                    if !client_alive(region) {
+                        let why = format!("client {} died", self.client_pid);
+                        return Err(SessionEnd::from_error(
+                            Error::PeerGone(why),
+                            self.stats.has_said_goodbye(),
+                        ));
+                    }
+                    let idle = idle_since.elapsed();
+                    if self.env.stall_timeout.is_some_and(|limit| idle >= limit) {
+                        return Err(SessionEnd::IdleTimeout(idle));
+                    }
+                }
             }
         }
     }
@@ -607,28 +720,10 @@ impl SessionThread {
         let mut buf = Vec::new();
         let mut idle_since = Instant::now();
         loop {
-            let job = match jobs.recv_timeout(WAIT_SLICE) {
+            let job = match self.next_job(jobs, producer.region(), idle_since) {
                 Ok(job) => job,
-                Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(SessionEnd::Goodbye),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if self.env.stop.load(Ordering::Relaxed) {
-                        return Ok(SessionEnd::Cancelled);
-                    }
-                    if !client_alive(producer.region()) {
-                        let why = format!("client {} died", self.client_pid);
-                        return Ok(SessionEnd::from_error(
-                            Error::PeerGone(why),
-                            self.stats.has_said_goodbye(),
-                        ));
-                    }
-                    let idle = idle_since.elapsed();
-                    if self.env.stall_timeout.is_some_and(|limit| idle >= limit) {
-                        return Ok(SessionEnd::IdleTimeout(idle));
-                    }
-                    continue;
-                }
+                Err(end) => return Ok(end),
             };
-            self.pending.fetch_sub(1, Ordering::Relaxed);
             let pid = self.client_pid;
             match job {
                 Job::Get { seq, .. } | Job::List { seq, .. } if self.kind == SessionKind::Status => {
@@ -638,6 +733,9 @@ impl SessionThread {
                     )?;
                 }
                 Job::Get { seq, path, ask } => self.get(producer, seq, &path, ask, &mut buf)?,
+                Job::Put { .. } => {
+                    warn!("client {pid}: dropped an upload on a session not opened for uploads")
+                }
                 Job::List { seq, prefix } => send_listing(producer, &self.env.root, seq, &prefix, pid)?,
                 Job::Status { seq } => {
                     send_status(producer, &self.env.stats, &self.names.region, seq)?;

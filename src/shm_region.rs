@@ -46,7 +46,7 @@ pub const MAX_SLOTS: u32 = 4;
 pub const DEFAULT_SLOTS: u32 = 2;
 
 const REGION_MAGIC: u32 = u32::from_le_bytes(*b"SXR1");
-const LAYOUT_VERSION: u32 = 2;
+const LAYOUT_VERSION: u32 = 3;
 
 /// The header at offset 0 of every region. Shared with another process: it
 /// is never read or written as a whole, only field by field as atomics
@@ -70,7 +70,13 @@ struct Header {
     client_cpu: AtomicU32,
     /// The same for the server.
     server_cpu: AtomicU32,
-    _reserved: [AtomicU32; 2],
+    /// In an upload session, where the ring runs from the client to the
+    /// server: the last request the server answered (0: none yet), written
+    /// (Release) after its answer.
+    answered: AtomicU32,
+    /// The answer to request `answered`, a
+    /// [`crate::protocol::UploadAnswer`]'s word.
+    answer: AtomicU32,
 }
 
 /// A field of the [`Header`].
@@ -86,6 +92,8 @@ enum Field {
     Ended,
     ClientCpu,
     ServerCpu,
+    Answered,
+    Answer,
 }
 
 impl Field {
@@ -102,6 +110,8 @@ impl Field {
             Field::Ended => offset_of!(Header, ended),
             Field::ClientCpu => offset_of!(Header, client_cpu),
             Field::ServerCpu => offset_of!(Header, server_cpu),
+            Field::Answered => offset_of!(Header, answered),
+            Field::Answer => offset_of!(Header, answer),
         }
     }
 }
@@ -322,6 +332,21 @@ impl Region {
     /// The region's name.
     pub fn name(&self) -> &str {
         self.obj.name()
+    }
+
+    /// Answers request `seq` of an upload session with `word` (the server,
+    /// once per request): the word first, then the request (Release), so
+    /// that a client that sees its request sees its answer.
+    pub fn answer(&self, seq: u32, word: u32) {
+        self.header(Field::Answer).store(word, Ordering::Relaxed);
+        self.header(Field::Answered).store(seq, Ordering::Release);
+    }
+
+    /// The server's answer word to request `seq`, once it answered it
+    /// (unchecked: it comes from shared memory).
+    pub fn answer_to(&self, seq: u32) -> Option<u32> {
+        (self.header(Field::Answered).load(Ordering::Acquire) == seq)
+            .then(|| self.header(Field::Answer).load(Ordering::Relaxed))
     }
 
     /// Records in the header that the server ended the session on its own.

@@ -17,3 +17,4 @@ mod reporting;
 mod service;
 mod service_ops;
 mod transfer;
+mod upload;

@@ -25,6 +25,8 @@ use common::bar::Bar;
 mod args;
 #[path = "shm_client/exit.rs"]
 mod exit;
+#[path = "shm_client/put.rs"]
+mod put;
 #[path = "shm_client/stdout.rs"]
 mod stdout;
 use args::{Args, Mode};
@@ -79,7 +81,11 @@ fn main() -> ExitCode {
     if let Mode::StatusAll { json } = mode {
         return status_all(&config, &args, json);
     }
-    let kind = if matches!(mode, Mode::Status { .. }) { SessionKind::Status } else { SessionKind::Transfer };
+    let kind = match mode {
+        Mode::Status { .. } => SessionKind::Status,
+        Mode::Put { .. } => SessionKind::Upload,
+        _ => SessionKind::Transfer,
+    };
     let client = match Client::open(&config, kind) {
         Ok(c) => c,
         Err(e) => return fail_to_connect(&e, wait),
@@ -90,6 +96,7 @@ fn main() -> ExitCode {
         Mode::Stdout(file) => stream(client, &args, &file, &cancel),
         Mode::Fetch { files, recursive } => fetch(client, &args, Files::Named(&files, recursive)),
         Mode::Output { file, dest } => fetch(client, &args, Files::To(&file, &dest)),
+        Mode::Put { files, to } => put::put(client, &args, &files, to.as_deref()),
         Mode::StopServer(_) | Mode::StatusAll { .. } => unreachable!("handled above"),
     }
 }

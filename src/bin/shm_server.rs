@@ -35,6 +35,7 @@ mod common;
     after_help = "Examples:\n  \
         shm_server                          serve ./files until the first client is done\n  \
         shm_server --root /srv/data --persistent -v\n  \
+        shm_server --accept /srv/inbox      also take uploads (shm_client --put FILE) into /srv/inbox\n  \
         shm_server --cleanup                remove what crashed servers and clients left behind\n  \
         SHMXFER_QUEUE=/mine shm_server      use another queue (shm_client reads the same variable)\n  \
         shm_server --persistent --log-time none   under systemd (Type=notify; see contrib/shmxfer.service)\n\n\
@@ -53,6 +54,12 @@ struct Args {
     /// Keep serving after clients leave, until SIGINT/SIGTERM or `shm_client --stop-server`.
     #[arg(long)]
     persistent: bool,
+
+    /// Take uploads (`shm_client --put FILE`) into DIR: each file is written below it (never
+    /// outside: no '..', no symlink followed), verified (size and xxh3-64) before its name
+    /// appears, without setuid/setgid/sticky bits. Without it every upload is refused.
+    #[arg(long, value_name = "DIR", conflicts_with = "cleanup")]
+    accept: Option<PathBuf>,
 
     /// Sessions served at once; a client over the limit is told the server is busy.
     #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
@@ -206,7 +213,15 @@ fn run(args: Args) -> anyhow::Result<()> {
         .max_sessions(usize::from(args.max_sessions))
         .stall_timeout(Some(args.stall_timeout).filter(|d| !d.is_zero()))
         .collect_every(args.collect_every)
-        .spin_budget(common::spin_budget_from_env());
+        .spin_budget(common::spin_budget_from_env())
+        .accept(args.accept.clone());
+    if let Some(dir) = &args.accept {
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => anyhow::bail!("--accept {}: not a directory", dir.display()),
+            Err(e) => anyhow::bail!("--accept {}: {e}; create it or name another directory", dir.display()),
+        }
+    }
     if args.persistent {
         builder = builder.persistent();
     }

@@ -14,7 +14,8 @@ use super::*;
         shm_client [OPTIONS] --list [PREFIX] [-l] [--human] [--json]\n       \
         shm_client [OPTIONS] --status [--human] [--json]\n       \
         shm_client --status --all [--json]\n       \
-        shm_client [OPTIONS] --stop-server [--drain]",
+        shm_client [OPTIONS] --stop-server [--drain]\n       \
+        shm_client [OPTIONS] --put FILE... [--to DIR] [--no-clobber]",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
         asks for each FILE on the server's message queue, and writes what arrives into --out-dir under \
@@ -35,7 +36,8 @@ use super::*;
         shm_client --list -l                        mode, size, time (UTC) and path, as ls -l\n  \
         shm_client --json -i filelist.txt           a JSON line per file and a summary, for scripts\n  \
         shm_client --status                         what the server is doing, session by session\n  \
-        shm_client --stop-server                    stop a --persistent server\n\n\
+        shm_client --stop-server                    stop a --persistent server\n  \
+        shm_client --put a.txt b.bin --to inbox     send two files to the server's --accept DIR/inbox\n\n\
         Output: one line per FILE on stdout, naming the path asked for and the output path where it \
         differs ('sub/x.txt: received N bytes → x.txt', 'NAME: not found on server', ...); with --json one \
         JSON object per FILE, then a summary object. A name holding control characters is quoted as ls \
@@ -182,8 +184,22 @@ pub(crate) struct Args {
     /// (quoted, so that the shell leaves it) is matched against the server's files, one path
     /// component at a time as a shell does ('*' does not cross '/'), unless a file has exactly
     /// that name; a pattern that matches nothing is not found.
-    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "completions", "man"])]
+    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "put", "completions", "man"])]
     pub(crate) files: Vec<String>,
+
+    /// Send the local FILEs to the server instead of fetching: each is written below the server's
+    /// --accept DIR under its last path component ('FILE: sent N bytes → NAME'), verified (size
+    /// and xxh3-64) before its name appears there. The server must have been started with
+    /// `shm_server --accept DIR`. With --no-clobber a file that exists there is kept (skipped).
+    #[arg(long, value_name = "FILE", num_args = 1..,
+          conflicts_with_all = ["files", "list", "status", "stop_server", "input", "stdout", "output",
+                                "recursive", "relative", "resume", "update", "preserve"])]
+    pub(crate) put: Vec<PathBuf>,
+
+    /// With --put: the directory below the server's --accept DIR the files go to (created as
+    /// needed; a relative path of plain names).
+    #[arg(long, value_name = "DIR", requires = "put")]
+    pub(crate) to: Option<String>,
 
     /// Print a completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL")]
@@ -210,6 +226,8 @@ pub(crate) enum Mode {
     StatusAll { json: bool },
     /// Ask the server to stop, at once or after its open sessions.
     StopServer(StopKind),
+    /// Send local files to the server's --accept directory (below `to`).
+    Put { files: Vec<PathBuf>, to: Option<String> },
 }
 
 impl Args {
@@ -274,7 +292,9 @@ impl Mode {
                 return Err(exit_with(EXIT_NOT_DELIVERED, &msg));
             }
         }
-        Ok(if args.stop_server {
+        Ok(if !args.put.is_empty() {
+            Mode::Put { files: args.put.clone(), to: args.to.clone() }
+        } else if args.stop_server {
             Mode::StopServer(if args.drain { StopKind::Drain } else { StopKind::Now })
         } else if args.status && args.all {
             Mode::StatusAll { json: args.json }
@@ -302,7 +322,7 @@ impl Mode {
     /// Asking a server something (not fetching) does not wait for one unless told to.
     pub(crate) fn default_wait(&self) -> Duration {
         match self {
-            Mode::Fetch { .. } | Mode::Stdout(_) | Mode::Output { .. } => DEFAULT_WAIT,
+            Mode::Fetch { .. } | Mode::Stdout(_) | Mode::Output { .. } | Mode::Put { .. } => DEFAULT_WAIT,
             _ => Duration::ZERO,
         }
     }
