@@ -54,7 +54,7 @@ const MARGIN: Duration = Duration::from_secs(20);
 const SHORT_SESSIONS: usize = 12;
 /// Client sessions of the short run at the most, while it waits for every
 /// fault to strike.
-const SHORT_CAP: usize = 100;
+const SHORT_CAP: usize = 200;
 /// The fates of the short run's first clients, in turn.
 const FIRST_FATES: [Fate; 6] = [
     Fate::Kill,
