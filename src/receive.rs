@@ -60,7 +60,20 @@ fn failure_code(e: &io::Error) -> ReasonCode {
         // A symlink or a non-directory where a directory component was.
         Some(libc::ELOOP | libc::ENOTDIR) => ReasonCode::OutsideRoot,
         Some(libc::EISDIR) => ReasonCode::IsDirectory,
-        _ => ReasonCode::Other,
+        Some(_) => ReasonCode::Other,
+        // An error about a directory component carries its kind and the
+        // component's name, not the errno.
+        None => match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::OutOfMemory => {
+                ReasonCode::OutOfResources
+            }
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                ReasonCode::PermissionDenied
+            }
+            io::ErrorKind::InvalidFilename => ReasonCode::NameTooLong,
+            io::ErrorKind::IsADirectory => ReasonCode::IsDirectory,
+            _ => ReasonCode::Other,
+        },
     }
 }
 
@@ -77,6 +90,11 @@ fn target(
         let code = if outside { ReasonCode::OutsideRoot } else { ReasonCode::InvalidPath };
         (UploadAnswer::Refused(code), why)
     })?;
+    if dir.is_directory(&out) {
+        // No file can take the name: refused before the data is sent.
+        let why = format!("{}: a directory has that name", out.shown());
+        return Err((UploadAnswer::Refused(ReasonCode::IsDirectory), why));
+    }
     if put.if_exists == PutIfExists::Skip && dir.exists(&out) {
         return Err((UploadAnswer::Skipped, "exists".into()));
     }
@@ -201,6 +219,11 @@ pub(crate) fn receive_file(
                     {
                         (UploadAnswer::Skipped, None)
                     }
+                    // A directory made at the name while the data came.
+                    Err(Error::Os { ref source, .. }) if source.raw_os_error() == Some(libc::EISDIR) => (
+                        UploadAnswer::Refused(ReasonCode::IsDirectory),
+                        Some("a directory has that name".into()),
+                    ),
                     Err(e) => (UploadAnswer::Failed(ReasonCode::Other), Some(format!("{e:#}"))),
                 }
             }
