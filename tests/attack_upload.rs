@@ -192,16 +192,17 @@ fn a_huge_put_reserves_neither_disk_nor_memory() {
 /// An upload into a full file system (a 1 MiB tmpfs as the accept dir, in
 /// a mount namespace of its own): the file fails with "ran out of room",
 /// nothing is left in the directory, the server keeps running, and a
-/// small file still fits afterwards.
+/// small file still fits afterwards. The failed write is answered at once,
+/// so the client does not stream the rest of the file.
 #[test]
 fn put_into_a_full_file_system_fails_and_leaves_nothing() {
     let env = TestEnv::new("put_full_disk");
     let src = sources(&env);
-    write_random_file(&src.join("big.bin"), 8 * MIB, 31);
+    write_random_file(&src.join("big.bin"), 16 * MIB, 31);
     fs::write(src.join("small"), b"fits\n").unwrap();
     let script = r#"
         mount -t tmpfs -o size=1m none "$OUT" || exit 90
-        "$SERVER" --queue "$Q" --persistent --accept "$OUT" --root "$ROOT" &
+        "$SERVER" --queue "$Q" --persistent --accept "$OUT" --root "$ROOT" 2>"$LOG" &
         spid=$!
         i=0
         while [ ! -e "/dev/shm/$STEM.lock" ]; do
@@ -217,6 +218,7 @@ fn put_into_a_full_file_system_fails_and_leaves_nothing() {
         kill -TERM $spid
         wait $spid
         echo "server-exit=$?"
+        sed -n 's/.*upload failed after \([0-9]*\) bytes.*/failed-after=\1/p' "$LOG"
     "#;
     let mut cmd = Command::new("unshare");
     cmd.arg("-m")
@@ -230,6 +232,7 @@ fn put_into_a_full_file_system_fails_and_leaves_nothing() {
         .env("ROOT", env.root())
         .env("OUT", env.out())
         .env("SRC", &src)
+        .env("LOG", env.tmp().join("server.log"))
         .env_remove("SHMXFER_QUEUE")
         .current_dir(env.cwd());
     let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
@@ -242,5 +245,8 @@ fn put_into_a_full_file_system_fails_and_leaves_nothing() {
     assert_eq!(value("small-exit=").as_deref(), Some("0"), "{done}");
     assert_eq!(lines("after="), ["small"], "{done}");
     assert_eq!(value("server-exit=").as_deref(), Some("0"), "{done}");
+    // Answered at the failed write: the client stops sending the rest.
+    let after: u64 = value("failed-after=").and_then(|v| v.parse().ok()).expect("the failure logged");
+    assert!(after < 4 * MIB, "{after} bytes streamed into a full disk of 1 MiB\n{done}");
     env.assert_no_leftovers();
 }
