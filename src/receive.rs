@@ -11,7 +11,8 @@
 //! request's seq; the `Put` already said the size and mode, so no `Start`
 //! frame comes first. The answer goes into the region's header
 //! ([`Region::answer`](crate::shm_region::Region::answer)): as soon as the
-//! file is refused (the client then stops sending and sends its `End`),
+//! file is refused or fails for good (a write fails, more bytes than
+//! announced come; the client then stops sending and sends its `End`),
 //! else after the `End`.
 
 use std::io;
@@ -60,7 +61,20 @@ fn failure_code(e: &io::Error) -> ReasonCode {
         // A symlink or a non-directory where a directory component was.
         Some(libc::ELOOP | libc::ENOTDIR) => ReasonCode::OutsideRoot,
         Some(libc::EISDIR) => ReasonCode::IsDirectory,
-        _ => ReasonCode::Other,
+        Some(_) => ReasonCode::Other,
+        // An error about a directory component carries its kind and the
+        // component's name, not the errno.
+        None => match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::OutOfMemory => {
+                ReasonCode::OutOfResources
+            }
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                ReasonCode::PermissionDenied
+            }
+            io::ErrorKind::InvalidFilename => ReasonCode::NameTooLong,
+            io::ErrorKind::IsADirectory => ReasonCode::IsDirectory,
+            _ => ReasonCode::Other,
+        },
     }
 }
 
@@ -77,6 +91,11 @@ fn target(
         let code = if outside { ReasonCode::OutsideRoot } else { ReasonCode::InvalidPath };
         (UploadAnswer::Refused(code), why)
     })?;
+    if dir.is_directory(&out) {
+        // No file can take the name: refused before the data is sent.
+        let why = format!("{}: a directory has that name", out.shown());
+        return Err((UploadAnswer::Refused(ReasonCode::IsDirectory), why));
+    }
     if put.if_exists == PutIfExists::Skip && dir.exists(&out) {
         return Err((UploadAnswer::Skipped, "exists".into()));
     }
@@ -138,7 +157,7 @@ pub(crate) fn receive_file(
             None
         }
     };
-    let answered_early = failed.is_some();
+    let mut answered_early = failed.is_some();
     let mut hash = Xxh3::new();
     let mut received = 0u64;
     buf.resize(consumer.max_payload(), 0);
@@ -167,6 +186,12 @@ pub(crate) fn receive_file(
                         failed = Some((UploadAnswer::Failed(failure_code(&e)), format!("write: {e}")));
                         writing = None;
                     }
+                }
+                if let (Some((answer, _)), false) = (&failed, answered_early) {
+                    // Failed for good (a full disk, too many bytes): the
+                    // client stops sending instead of streaming the rest.
+                    consumer.region().answer(put.seq, answer.code());
+                    answered_early = true;
                 }
             }
             FrameKind::End => match Reply::decode(FrameKind::End, payload)? {
@@ -201,7 +226,19 @@ pub(crate) fn receive_file(
                     {
                         (UploadAnswer::Skipped, None)
                     }
-                    Err(e) => (UploadAnswer::Failed(ReasonCode::Other), Some(format!("{e:#}"))),
+                    // Naming failed: a directory made at the name while the
+                    // data came, a name too long, a full directory.
+                    Err(Error::Os { ref source, .. }) if failure_code(source) == ReasonCode::IsDirectory => (
+                        UploadAnswer::Refused(ReasonCode::IsDirectory),
+                        Some("a directory has that name".into()),
+                    ),
+                    Err(e) => {
+                        let code = match &e {
+                            Error::Os { source, .. } => failure_code(source),
+                            _ => ReasonCode::Other,
+                        };
+                        (UploadAnswer::Failed(code), Some(format!("{e:#}")))
+                    }
                 }
             }
         }
@@ -257,6 +294,18 @@ mod tests {
         bytes: &[u8],
         end: Option<(u64, u64)>,
     ) -> (Received, Option<u32>) {
+        upload_announced(tag, accept, path, bytes.len() as u64, bytes, end)
+    }
+
+    /// As `upload`, with the `Put` announcing `size` bytes.
+    fn upload_announced(
+        tag: &str,
+        accept: Option<&OutDir>,
+        path: &[u8],
+        size: u64,
+        bytes: &[u8],
+        end: Option<(u64, u64)>,
+    ) -> (Received, Option<u32>) {
         let (mut client, mut server) = ring(tag);
         let (owned, seq) = (bytes.to_vec(), 7);
         let sender = std::thread::spawn(move || {
@@ -268,8 +317,7 @@ mod tests {
             client.send(seq, &Reply::End { count, checksum }).unwrap();
             client
         });
-        let put =
-            PutRequest { seq, path, size: bytes.len() as u64, mode: 0o6755, if_exists: PutIfExists::Replace };
+        let put = PutRequest { seq, path, size, mode: 0o6755, if_exists: PutIfExists::Replace };
         let got = receive_file(&mut server, accept, put, &mut Vec::new()).unwrap();
         sender.join().unwrap();
         let word = server.region().answer_to(seq);
@@ -324,5 +372,41 @@ mod tests {
             assert!(matches!(got.answer, UploadAnswer::Refused(_)), "{path:?}: {:?}", got.answer);
         }
         assert!(entries(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn a_put_of_an_empty_nul_or_overlong_path_is_refused_and_a_non_utf8_name_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        for path in [&b""[..], b"a\0b", b"/", b"a/", b"./x", b"x/."] {
+            let (got, word) = upload("bad", Some(&dir), path, &[1; 10], None);
+            assert!(matches!(got.answer, UploadAnswer::Refused(_)), "{path:?}: {:?}", got.answer);
+            assert_eq!(word, Some(got.answer.code()));
+        }
+        let long = vec![b'n'; 1024];
+        let (got, _) = upload("long", Some(&dir), &long, &[1; 10], None);
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::NameTooLong));
+        let deep = [&long[..], b"/x"].concat();
+        let (got, _) = upload("deep", Some(&dir), &deep, &[1; 10], None);
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::NameTooLong), "a directory component");
+        assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+        let (got, _) = upload("latin", Some(&dir), b"caf\xe9", b"bytes", None);
+        assert_eq!(got.answer, UploadAnswer::Stored);
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9");
+        assert_eq!(std::fs::read(tmp.path().join(name)).unwrap(), b"bytes");
+    }
+
+    #[test]
+    fn more_or_fewer_bytes_than_announced_leave_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let bytes = vec![3u8; 20_000];
+        let (got, word) = upload_announced("more", Some(&dir), b"x", 1000, &bytes, None);
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::TooLarge));
+        assert_eq!(word, Some(got.answer.code()));
+        let (got, _) = upload_announced("fewer", Some(&dir), b"x", u64::MAX, &bytes, None);
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
+        assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
     }
 }

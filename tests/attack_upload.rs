@@ -1,0 +1,252 @@
+//! Attacks on uploads (`shm_client --put` into `shm_server --accept DIR`)
+//! from the outside: odd targets, stopped and racing clients, a huge file,
+//! a full file system.
+
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::util::{
+    assert_same_file, wait_until, write_random_file, Proc, TestEnv, BIG, BIG_TIMEOUT, CLIENT, DETECT, MIB,
+    SERVER, SLACK, TIMEOUT,
+};
+
+fn sources(env: &TestEnv) -> PathBuf {
+    let dir = env.tmp().join("src");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+fn accepting(env: &TestEnv, extra: &[&str]) -> Proc {
+    let mut args = vec!["--persistent", "--accept", s(env.out())];
+    args.extend_from_slice(extra);
+    env.ready_server(&args)
+}
+
+/// A directory at the target name: refused as a directory at once (the
+/// data is not sent), the directory and its contents left as they were.
+#[test]
+fn put_onto_an_existing_directory_is_refused_as_a_directory() {
+    let env = TestEnv::new("put_onto_dir");
+    let src = sources(&env);
+    fs::write(src.join("d"), b"not a dir\n").unwrap();
+    fs::create_dir(env.in_out("d")).unwrap();
+    fs::write(env.in_out("d/inside"), b"kept\n").unwrap();
+    let mut server = accepting(&env, &[]);
+    let d = s(&src.join("d")).to_owned();
+    for opts in [&[][..], &["--no-clobber"][..]] {
+        let mut args = opts.to_vec();
+        args.extend(["--put", &d]);
+        let done = env.run_client(&args);
+        done.assert_code(1)
+            .check(done.stdout.contains("refused by server"), "refused, not failed after the data")
+            .check(done.stdout.contains("a directory has that name on the server"), "says why");
+    }
+    assert!(env.in_out("d").is_dir());
+    assert_eq!(fs::read(env.in_out("d/inside")).unwrap(), b"kept\n");
+    assert_eq!(env.out_entries(), ["d"], "no temporary name left");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A FIFO at the target name is replaced without being opened (no hang),
+/// and kept with `--no-clobber`.
+#[test]
+fn put_onto_a_fifo_replaces_it_without_opening_it() {
+    let env = TestEnv::new("put_onto_fifo");
+    let src = sources(&env);
+    fs::write(src.join("p"), b"over the fifo\n").unwrap();
+    nix::unistd::mkfifo(&env.in_out("p"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let mut server = accepting(&env, &[]);
+    let p = s(&src.join("p")).to_owned();
+    let kept = env.run_client(&["--no-clobber", "--put", &p]);
+    kept.assert_code(0).check(kept.stdout.contains("skipped: exists on the server"), "kept");
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(env.in_out("p")).unwrap().file_type().is_fifo());
+    env.run_client(&["--put", &p]).assert_code(0);
+    assert_same_file(&src.join("p"), &env.in_out("p"));
+    assert_eq!(env.out_entries(), ["p"]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A regular file where a directory of `--to` should be, a name too long
+/// for the file system, and a name that is not UTF-8.
+#[test]
+fn put_odd_names_are_refused_or_kept_as_bytes() {
+    let env = TestEnv::new("put_odd_names");
+    let src = sources(&env);
+    fs::write(src.join("x"), b"x\n").unwrap();
+    fs::write(env.in_out("file"), b"a file\n").unwrap();
+    let odd = src.join(std::ffi::OsStr::from_bytes(b"caf\xe9"));
+    fs::write(&odd, b"latin-1\n").unwrap();
+    let mut server = accepting(&env, &[]);
+    let x = s(&src.join("x")).to_owned();
+    let under_file = env.run_client(&["--put", &x, "--to", "file"]);
+    under_file.assert_code(1).check(under_file.stdout.contains("refused by server"), "refused");
+    let long = "n".repeat(300);
+    let too_long = env.run_client(&["--put", &x, "--to", &long]);
+    too_long.assert_code(1).check(too_long.stdout.contains("a name too long"), "says why");
+    let mut cmd = env.client_cmd(&[]);
+    cmd.arg("--put").arg(&odd);
+    Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT).assert_code(0);
+    assert_eq!(fs::read(env.out().join(std::ffi::OsStr::from_bytes(b"caf\xe9"))).unwrap(), b"latin-1\n");
+    assert_eq!(fs::read(env.in_out("file")).unwrap(), b"a file\n");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A client stopped mid-upload: the server's stall timeout ends the
+/// session, drops the unnamed file, and nothing appears under the name.
+#[test]
+fn a_client_stopped_mid_upload_is_ended_by_the_stall_timeout() {
+    let env = TestEnv::new("put_client_stopped");
+    let src = sources(&env);
+    let big = src.join("big.bin");
+    write_random_file(&big, BIG, 11);
+    let mut server = accepting(&env, &["--stall-timeout", "1"]);
+    let mut client = env.client(&["--put", s(&big)]);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGSTOP);
+    let dropped = wait_until(DETECT + SLACK, || server.open_files_under(env.out()).is_empty());
+    assert!(dropped, "the server still holds the upload: {:?}", server.open_files_under(env.out()));
+    assert!(env.out_entries().is_empty(), "nothing under the final name: {:?}", env.out_entries());
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(TIMEOUT);
+    done.check(done.code() != Some(0), "the client learns its session ended");
+    assert!(env.out_entries().is_empty(), "nothing under the final name: {:?}", env.out_entries());
+    // The server still takes uploads.
+    let small = src.join("small");
+    fs::write(&small, b"after\n").unwrap();
+    env.run_client(&["--put", s(&small)]).assert_code(0);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// Two clients putting the same name at once: the name ends up as one of
+/// the two files, whole, and no temporary name stays.
+#[test]
+fn two_clients_putting_one_name_leave_one_whole_file() {
+    let env = TestEnv::new("put_same_name");
+    let (a, b) = (env.tmp().join("a"), env.tmp().join("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    write_random_file(&a.join("same.bin"), 8 * MIB, 21);
+    write_random_file(&b.join("same.bin"), 8 * MIB, 22);
+    let mut server = accepting(&env, &[]);
+    for _ in 0..3 {
+        let mut one = env.client(&["--put", s(&a.join("same.bin"))]);
+        let mut two = env.client(&["--put", s(&b.join("same.bin"))]);
+        one.finish(BIG_TIMEOUT).assert_code(0);
+        two.finish(BIG_TIMEOUT).assert_code(0);
+        let got = fs::read(env.in_out("same.bin")).unwrap();
+        let whole =
+            got == fs::read(a.join("same.bin")).unwrap() || got == fs::read(b.join("same.bin")).unwrap();
+        assert!(whole, "the name holds one of the two files, whole");
+        assert_eq!(env.out_entries(), ["same.bin"], "no temporary name left");
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A huge file (a sparse 1 TiB): the server reserves nothing ahead of the
+/// data (its file grows with what arrived) and its memory stays small.
+#[test]
+fn a_huge_put_reserves_neither_disk_nor_memory() {
+    let env = TestEnv::new("put_huge");
+    let src = sources(&env);
+    let huge = src.join("huge");
+    fs::File::create(&huge).unwrap().set_len(1 << 40).unwrap();
+    let mut server = accepting(&env, &[]);
+    let mut client = env.client(&["--put", s(&huge)]);
+    let receiving = wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "huge") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    std::thread::sleep(Duration::from_millis(300));
+    for (path, len) in server.open_files_under(env.out()) {
+        assert!(len < 64 << 30, "{path:?} is {len} bytes: reserved ahead of the data");
+    }
+    let status = fs::read_to_string(format!("/proc/{}/status", server.pid())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    assert!(rss_kib < 256 * 1024, "the server holds {rss_kib} KiB");
+    client.kill();
+    assert!(wait_until(DETECT + SLACK, || server.open_files_under(env.out()).is_empty()));
+    assert!(env.out_entries().is_empty(), "nothing under the final name: {:?}", env.out_entries());
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// An upload into a full file system (a 1 MiB tmpfs as the accept dir, in
+/// a mount namespace of its own): the file fails with "ran out of room",
+/// nothing is left in the directory, the server keeps running, and a
+/// small file still fits afterwards. The failed write is answered at once,
+/// so the client does not stream the rest of the file.
+#[test]
+fn put_into_a_full_file_system_fails_and_leaves_nothing() {
+    let env = TestEnv::new("put_full_disk");
+    let src = sources(&env);
+    write_random_file(&src.join("big.bin"), 16 * MIB, 31);
+    fs::write(src.join("small"), b"fits\n").unwrap();
+    let script = r#"
+        mount -t tmpfs -o size=1m none "$OUT" || exit 90
+        "$SERVER" --queue "$Q" --persistent --accept "$OUT" --root "$ROOT" 2>"$LOG" &
+        spid=$!
+        i=0
+        while [ ! -e "/dev/shm/$STEM.lock" ]; do
+            sleep 0.05; i=$((i + 1)); [ $i -gt 600 ] && exit 91
+        done
+        sleep 0.3
+        "$CLIENT" --queue "$Q" --wait 5 --put "$SRC/big.bin"
+        echo "big-exit=$?"
+        for e in "$OUT"/* "$OUT"/.[!.]*; do [ -e "$e" ] && echo "left=${e#$OUT/}"; done
+        "$CLIENT" --queue "$Q" --wait 5 --put "$SRC/small"
+        echo "small-exit=$?"
+        for e in "$OUT"/* "$OUT"/.[!.]*; do [ -e "$e" ] && echo "after=${e#$OUT/}"; done
+        kill -TERM $spid
+        wait $spid
+        echo "server-exit=$?"
+        sed -n 's/.*upload failed after \([0-9]*\) bytes.*/failed-after=\1/p' "$LOG"
+    "#;
+    let mut cmd = Command::new("unshare");
+    cmd.arg("-m")
+        .arg("sh")
+        .arg("-c")
+        .arg(script)
+        .env("SERVER", SERVER)
+        .env("CLIENT", CLIENT)
+        .env("Q", env.names.queue())
+        .env("STEM", env.names.stem())
+        .env("ROOT", env.root())
+        .env("OUT", env.out())
+        .env("SRC", &src)
+        .env("LOG", env.tmp().join("server.log"))
+        .env_remove("SHMXFER_QUEUE")
+        .current_dir(env.cwd());
+    let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    done.assert_code(0);
+    let value = |key: &str| done.stdout.lines().find_map(|l| l.strip_prefix(key)).map(str::to_owned);
+    assert_eq!(value("big-exit=").as_deref(), Some("1"), "{done}");
+    done.check(done.stdout.contains("ran out of room"), "the client says the server's disk is full");
+    let lines = |key: &str| done.stdout.lines().filter_map(|l| l.strip_prefix(key)).collect::<Vec<_>>();
+    assert!(lines("left=").is_empty(), "nothing left in the full directory\n{done}");
+    assert_eq!(value("small-exit=").as_deref(), Some("0"), "{done}");
+    assert_eq!(lines("after="), ["small"], "{done}");
+    assert_eq!(value("server-exit=").as_deref(), Some("0"), "{done}");
+    // Answered at the failed write: the client stops sending the rest.
+    let after: u64 = value("failed-after=").and_then(|v| v.parse().ok()).expect("the failure logged");
+    assert!(after < 4 * MIB, "{after} bytes streamed into a full disk of 1 MiB\n{done}");
+    env.assert_no_leftovers();
+}
