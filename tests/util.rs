@@ -76,6 +76,8 @@ pub struct Names {
 struct NamesInner {
     queue: String,
     live: AtomicUsize,
+    /// Pids of every process spawned for these names.
+    spawned: Mutex<Vec<u32>>,
 }
 
 impl Names {
@@ -89,7 +91,9 @@ impl Names {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let queue = format!("/sx_{}_{}_{}", short, std::process::id(), n);
         shmxfer::testing::names::validate_queue_name(&queue).expect("test queue names fit the queue limit");
-        Names { inner: Arc::new(NamesInner { queue, live: AtomicUsize::new(0) }) }
+        Names {
+            inner: Arc::new(NamesInner { queue, live: AtomicUsize::new(0), spawned: Mutex::new(Vec::new()) }),
+        }
     }
 
     /// The queue name, with its leading slash.
@@ -142,13 +146,39 @@ impl Names {
     }
 
     /// Everything left under these names, described for a failure message.
+    ///
+    /// A session object of a process that is still alive and no child of
+    /// this test is not this test's leftover: `shm_client --status --all`,
+    /// run by another test at the same moment, opens a status session with
+    /// every server of this user, ours included, under our queue's names,
+    /// and removes its objects itself. This test's own clients have all
+    /// been reaped when it asks.
     pub fn leftovers(&self) -> Vec<String> {
-        let mut left: Vec<String> =
-            self.shm_entries().into_iter().map(|e| format!("{SHM_DIR}/{e}")).collect();
+        let mut left: Vec<String> = self
+            .shm_entries()
+            .into_iter()
+            .filter(|e| !self.object_of_a_live_stranger(e))
+            .map(|e| format!("{SHM_DIR}/{e}"))
+            .collect();
         if self.queue_exists() {
             left.push(format!("message queue {}", self.queue()));
         }
         left
+    }
+
+    /// Whether the `/dev/shm` entry `name` is a session object
+    /// (`<stem>.<pid>.<hex>`, or `sem.` before it) of a live process that
+    /// no [`Proc`] of these names spawned.
+    fn object_of_a_live_stranger(&self, name: &str) -> bool {
+        let name = name.strip_prefix("sem.").unwrap_or(name);
+        let Some(rest) = name.strip_prefix(self.stem()).and_then(|r| r.strip_prefix('.')) else {
+            return false;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            return false;
+        };
+        let ours = self.inner.spawned.lock().unwrap_or_else(|e| e.into_inner()).contains(&pid);
+        !ours && Path::new("/proc").join(pid.to_string()).exists()
     }
 
     /// Removes everything left under these names; errors are ignored.
@@ -159,8 +189,9 @@ impl Names {
         let _ = posixmq::remove_queue(self.queue());
     }
 
-    fn proc_started(&self) {
+    fn proc_started(&self, pid: u32) {
         self.inner.live.fetch_add(1, Ordering::SeqCst);
+        self.inner.spawned.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
     }
 
     fn proc_dropped(&self) {
@@ -377,7 +408,7 @@ impl Proc {
             drain(child.stderr.take().unwrap(), Arc::clone(&stderr)),
         ];
         if let Some(names) = names {
-            names.proc_started();
+            names.proc_started(child.id());
         }
         Proc {
             child,
@@ -1034,7 +1065,15 @@ mod selftest {
         assert!(names.leftovers().is_empty());
 
         let shm = Path::new(SHM_DIR);
-        let region = format!("{}.{}.0123456789abcdef", names.stem(), std::process::id());
+        // A session object of a process that is gone: a leftover. One of a
+        // live process that is no child of these names (this test process
+        // stands in for another test's `--status --all`): not ours.
+        let mut gone = Command::new("true").spawn().unwrap();
+        let dead_pid = gone.id();
+        gone.wait().unwrap();
+        let stranger = format!("{}.{}.00000000000000aa", names.stem(), std::process::id());
+        fs::write(shm.join(&stranger), b"").unwrap();
+        let region = format!("{}.{dead_pid}.0123456789abcdef", names.stem());
         let sem = format!("sem.{region}.items");
         let lock = format!("{}.lock", names.stem());
         for entry in [&region, &sem, &lock] {
@@ -1047,10 +1086,16 @@ mod selftest {
 
         assert!(names.queue_exists());
         assert!(names.lock_exists());
-        assert_eq!(names.client_regions(), [region.as_str()]);
+        let mut regions = vec![region.as_str(), stranger.as_str()];
+        regions.sort();
+        assert_eq!(names.client_regions(), regions);
         let left = names.leftovers();
         assert_eq!(left.len(), 4, "{left:?}");
         assert!(!left.iter().any(|l| l.contains(&lookalike)), "{left:?}");
+        assert!(
+            !left.iter().any(|l| l.contains(&stranger)),
+            "a live stranger's object is not ours: {left:?}"
+        );
 
         names.remove_all();
         assert!(names.leftovers().is_empty(), "{:?}", names.leftovers());
