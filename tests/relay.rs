@@ -160,3 +160,30 @@ fn a_relay_killed_mid_file_ends_the_fetch_and_keeps_nothing_partial() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+#[test]
+fn a_fetch_cut_by_its_relay_resumes_with_continue_through_another() {
+    let env = TestEnv::new("relay_resume");
+    env.create_random("big.bin", BIG, 6);
+    let pid_file = env.tmp().join("relay.pid");
+    let rsh = script(&env, "rsh", &format!("shift\necho $$ > '{}'\nexec \"$@\"\n", pid_file.display()));
+    let mut server = env.ready_server(&["--persistent"]);
+    let args = ["-C", "-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "--remote-client", CLIENT, "big.bin"];
+    let mut client = env.client(&args);
+    env.wait_receiving(&mut client, "big.bin");
+    assert!(wait_until(TIMEOUT, || fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))));
+    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the relay");
+    client.finish(BIG_TIMEOUT).assert_code(4);
+    let kept = env.out_entries();
+    assert!(
+        kept.iter().any(|n| n == ".shmxfer-partial.big.bin") && !kept.iter().any(|n| n == "big.bin"),
+        "with -C the partial is kept, under its partial name only: {kept:?}"
+    );
+    let done = env.client(&args).finish(BIG_TIMEOUT);
+    done.assert_code(0);
+    env.assert_delivered("big.bin");
+    assert_eq!(env.out_entries(), ["big.bin"], "the partial and its record are gone");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
