@@ -316,7 +316,7 @@ impl Link {
     /// The relay is gone, or going: how it ended, once it has.
     fn gone(&mut self, what: &str) -> Error {
         let status = self.stop();
-        let how = status.map_or_else(|| "did not exit".to_owned(), |s| describe_status(s));
+        let how = status.map_or_else(|| "did not exit".to_owned(), describe_status);
         Error::PeerGone(format!("the relay on {} {what}: {how} (see its messages above)", self.host))
     }
 

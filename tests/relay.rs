@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::util::{assert_same_file, wait_until, TestEnv, BIG, BIG_TIMEOUT, CLIENT, MIB, TIMEOUT};
+use crate::util::{wait_until, TestEnv, BIG, BIG_TIMEOUT, CLIENT, MIB, TIMEOUT};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
