@@ -185,7 +185,8 @@ pub(crate) struct Link {
 
 impl Link {
     /// Starts `RSH HOST REMOTE_CLIENT --relay --queue Q --wait W
-    /// --stall-timeout S`; the relay's stderr is this process's.
+    /// --stall-timeout S` (and `--quiet` when the config has no wait
+    /// notice); the relay's stderr is this process's.
     ///
     /// # Errors
     ///
@@ -206,6 +207,10 @@ impl Link {
             "--stall-timeout".into(),
             secs(stall).into(),
         ]
+        .into_iter()
+        // A client that is not told when it waits has a quiet relay.
+        .chain(config.on_wait.is_none().then(|| "--quiet".into()))
+        .collect::<Vec<OsString>>()
         .iter()
         .map(|w| shell_quoted(w))
         .collect();

@@ -187,3 +187,15 @@ fn a_fetch_cut_by_its_relay_resumes_with_continue_through_another() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+#[test]
+fn a_relay_that_sends_nothing_ends_the_session_at_the_stall_timeout() {
+    let env = TestEnv::new("relay_stalled");
+    let rsh = script(&env, "rsh", "exec sleep 30\n");
+    let started = std::time::Instant::now();
+    let done =
+        env.run_client(&["-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "--stall-timeout", "1", "a.txt"]);
+    done.assert_code(4).check(done.stderr.contains("--stall-timeout"), "the message names the stall timeout");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "ended at the stall timeout");
+    assert!(env.out_entries().is_empty());
+}
