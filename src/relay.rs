@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crate::client::{Client, ClientConfig};
 use crate::error::{Error, Result};
-use crate::protocol::{Command, FrameHeader, FrameKind, FRAME_HEADER_LEN, MAX_MSG_LEN};
+use crate::protocol::{Command, FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_MSG_LEN};
 use crate::shm_region::Geometry;
 
 /// The largest payload a relayed frame carries: that of the roomiest ring
@@ -359,17 +359,23 @@ fn describe_status(status: ExitStatus) -> String {
     }
 }
 
-/// Whether a frame of `kind` ends the answer to its request.
-fn ends_answer(kind: FrameKind) -> bool {
-    matches!(
-        kind,
+/// Whether a frame of `kind` with `payload` ends the answer to its
+/// request: an end, a refusal, a listing's end, or a Start that says the
+/// copy is up to date (nothing follows it). A Start that does not decode is
+/// the client's to judge; it ends nothing here.
+fn ends_answer(kind: FrameKind, payload: &[u8]) -> bool {
+    match kind {
         FrameKind::End
-            | FrameKind::NotFound
-            | FrameKind::Refused
-            | FrameKind::Error
-            | FrameKind::Busy
-            | FrameKind::ListEnd
-    )
+        | FrameKind::NotFound
+        | FrameKind::Refused
+        | FrameKind::Error
+        | FrameKind::Busy
+        | FrameKind::ListEnd => true,
+        FrameKind::Start => {
+            matches!(Reply::decode(kind, payload), Ok(Reply::Start { flags, .. }) if flags.up_to_date())
+        }
+        _ => false,
+    }
 }
 
 /// The relay (`shm_client --relay`): connects a session to the server of
@@ -421,7 +427,7 @@ pub fn relay(config: &ClientConfig, input: impl Read + Send + 'static, output: i
             record.extend_from_slice(&header.encode());
             record.extend_from_slice(&buf[..header.len as usize]);
             write_record(&mut output, &record).map_err(write_err)?;
-            if ends_answer(header.kind) {
+            if ends_answer(header.kind, &buf[..header.len as usize]) {
                 open_answers -= 1;
             }
         }

@@ -199,3 +199,27 @@ fn a_relay_that_sends_nothing_ends_the_session_at_the_stall_timeout() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "ended at the stall timeout");
     assert!(env.out_entries().is_empty());
 }
+
+#[test]
+fn update_through_a_relay_skips_an_up_to_date_copy_and_goes_on() {
+    let env = TestEnv::new("relay_update");
+    env.create("a.txt", b"first\n");
+    env.create("b.txt", b"bee\n");
+    let rsh = local_rsh(&env);
+    let mut server = env.ready_server(&["--persistent"]);
+    let remote =
+        ["-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "--remote-client", CLIENT, "--stall-timeout", "5"];
+    let mut first = remote.to_vec();
+    first.push("a.txt");
+    env.run_client(&first).assert_code(0);
+    // An up-to-date answer is a Start and nothing after it: the relay
+    // passes it on and takes the next request.
+    let mut again = remote.to_vec();
+    again.extend_from_slice(&["-u", "a.txt", "b.txt"]);
+    env.run_client(&again)
+        .assert_code(0)
+        .assert_stdout_lines(&["a.txt: skipped: up to date".into(), "b.txt: received 4 bytes".into()]);
+    env.assert_delivered("b.txt");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
