@@ -223,3 +223,34 @@ fn update_through_a_relay_skips_an_up_to_date_copy_and_goes_on() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+#[test]
+fn trees_patterns_and_one_output_path_go_through_a_relay() {
+    let env = TestEnv::new("relay_tree");
+    env.create("tree/x.txt", b"x\n");
+    env.create("tree/deep/y.txt", b"yy\n");
+    env.create("logs/a.log", b"a\n");
+    env.create("logs/b.log", b"bb\n");
+    let rsh = local_rsh(&env);
+    let mut server = env.ready_server(&["--persistent"]);
+    let remote = ["-H", "h", "--rsh", s(&rsh), "--remote-client", CLIENT];
+    let mut tree = vec!["-o", s(env.out()), "-r", "-R"];
+    tree.extend_from_slice(&remote);
+    tree.push("tree");
+    env.run_client(&tree).assert_code(0);
+    let mut pattern = vec!["-o", s(env.out()), "-R"];
+    pattern.extend_from_slice(&remote);
+    pattern.push("logs/*.log");
+    env.run_client(&pattern).assert_code(0);
+    for rel in ["tree/x.txt", "tree/deep/y.txt", "logs/a.log", "logs/b.log"] {
+        crate::util::assert_same_file(&env.in_root(rel), &env.out().join(rel));
+    }
+    let dest = env.tmp().join("one.txt");
+    let mut one = vec!["-O", s(&dest)];
+    one.extend_from_slice(&remote);
+    one.push("tree/x.txt");
+    env.run_client(&one).assert_code(0);
+    crate::util::assert_same_file(&env.in_root("tree/x.txt"), &dest);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
