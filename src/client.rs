@@ -22,6 +22,7 @@ use crate::protocol::{
     SessionKind, SessionStatus, SkipCode, StopKind,
 };
 use crate::queue::{self, SendError};
+use crate::relay::{Link, Remote, RELAY_MAX_PAYLOAD};
 use crate::ring::{Consumer, Liveness, Producer, RingSems};
 use crate::semaphore::Semaphore;
 use crate::shm_region::{EndReason, Geometry, Region, DEFAULT_SLOTS, MAX_SLOTS};
@@ -412,25 +413,42 @@ pub struct Status {
 /// Most sessions a status may list: far more than a server serves at once.
 const MAX_STATUS_SESSIONS: usize = 65_536;
 
+/// The region a command sent to a relay names: the relay puts in its own.
+const RELAYED_REGION: &str = "/relayed";
+
 /// A live session with a server: [`Client::connect`] opens it, the
 /// `fetch` methods, [`Client::list`] and [`Client::status`] use it,
 /// [`Client::close`] (or dropping it) ends it and removes its objects.
 pub struct Client {
     queue_name: String,
-    queue: PosixMq,
-    end: ClientEnd,
+    transport: Transport,
     cancel: Arc<AtomicBool>,
-    names: SessionNames,
     next_seq: u32,
     closed: bool,
-    /// Whether the server that took the session lives; checked while a send
-    /// waits.
-    server_alive: Liveness,
     /// How long a request may wait for room in a full queue: the stall
     /// timeout, for a full queue is a session where nothing moves.
     send_limit: Duration,
     /// This process's id, named in every message.
     pid: u32,
+}
+
+/// How the client reaches the server: through its own region and the
+/// server's queue, or through a relay on the server's host
+/// ([`Client::connect_remote`]).
+enum Transport {
+    Local(Local),
+    Relay(Link),
+}
+
+/// A session of this machine: the server's queue, the client's end of the
+/// ring and the names of its objects.
+struct Local {
+    queue: PosixMq,
+    end: ClientEnd,
+    names: SessionNames,
+    /// Whether the server that took the session lives; checked while a send
+    /// waits.
+    server_alive: Liveness,
 }
 
 /// The client's end of its ring: it empties the slots, or in an upload
@@ -452,7 +470,13 @@ impl ClientEnd {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("queue", &self.queue_name).field("region", &self.names.region).finish()
+        let mut f = f.debug_struct("Client");
+        f.field("queue", &self.queue_name);
+        match &self.transport {
+            Transport::Local(local) => f.field("region", &local.names.region),
+            Transport::Relay(link) => f.field("relay", link),
+        };
+        f.finish()
     }
 }
 
@@ -814,15 +838,13 @@ impl Client {
                 }
                 _ => ClientEnd::Reads(consumer),
             };
+            let local = Local { queue: found.queue, end, names, server_alive: liveness(&found.watch) };
             let mut client = Client {
                 queue_name: config.queue.clone(),
-                queue: found.queue,
-                end,
+                transport: Transport::Local(local),
                 cancel,
-                names,
                 next_seq: 1,
                 closed: false,
-                server_alive: liveness(&found.watch),
                 send_limit: config.stall_timeout.unwrap_or(Duration::MAX),
                 pid,
             };
@@ -836,11 +858,38 @@ impl Client {
         }
     }
 
+    /// Opens a transfer session with the server of `config.queue` on the
+    /// host `remote` names: runs its `shm_client --relay` through the
+    /// remote shell, and speaks the session through the relay's stdin and
+    /// stdout. The relay waits up to `config.wait` for the server there;
+    /// whether it found one shows at the first request. Fetches and
+    /// listings go through it; uploads and status do not.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a bad queue name, [`Error::InvalidConfig`]
+    /// for an empty remote shell, [`Error::Os`] when it cannot be run.
+    pub fn connect_remote(config: &ClientConfig, remote: &Remote) -> Result<Client> {
+        validate_queue_name(&config.queue)?;
+        let cancel = config.cancel.clone().unwrap_or_default();
+        let link = Link::start(remote, config, Arc::clone(&cancel))?;
+        Ok(Client {
+            queue_name: config.queue.clone(),
+            transport: Transport::Relay(link),
+            cancel,
+            next_seq: 1,
+            closed: false,
+            send_limit: config.stall_timeout.unwrap_or(Duration::MAX),
+            pid: std::process::id(),
+        })
+    }
+
     /// The largest payload one frame carries.
     pub(crate) fn max_payload(&self) -> usize {
-        match &self.end {
-            ClientEnd::Reads(c) => c.max_payload(),
-            ClientEnd::Writes(p) => p.max_payload(),
+        match &self.transport {
+            Transport::Local(Local { end: ClientEnd::Reads(c), .. }) => c.max_payload(),
+            Transport::Local(Local { end: ClientEnd::Writes(p), .. }) => p.max_payload(),
+            Transport::Relay(_) => RELAY_MAX_PAYLOAD,
         }
     }
 
@@ -850,20 +899,42 @@ impl Client {
     ///
     /// [`Error::Protocol`] on a session not opened for uploads.
     pub(crate) fn producer(&mut self) -> Result<&mut Producer> {
-        match &mut self.end {
-            ClientEnd::Writes(p) => Ok(p),
-            ClientEnd::Reads(_) => Err(Error::Protocol("this session was not opened for uploads".into())),
+        match &mut self.transport {
+            Transport::Local(Local { end: ClientEnd::Writes(p), .. }) => Ok(p),
+            _ => Err(Error::Protocol("this session was not opened for uploads".into())),
         }
     }
 
     /// The session's region.
-    pub(crate) fn region(&self) -> &Region {
-        self.end.region()
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] for a session through a relay, which has none here.
+    pub(crate) fn region(&self) -> Result<&Region> {
+        match &self.transport {
+            Transport::Local(local) => Ok(local.end.region()),
+            Transport::Relay(_) => {
+                Err(Error::Protocol("a session through a relay has no region here".into()))
+            }
+        }
     }
 
     /// Whether the server that took the session still lives.
     pub(crate) fn server_alive(&self) -> Result<()> {
-        (self.server_alive)()
+        match &self.transport {
+            Transport::Local(local) => (local.server_alive)(),
+            // The relay watches its server; its stream says when it is gone.
+            Transport::Relay(_) => Ok(()),
+        }
+    }
+
+    /// The name of the session's region, as commands carry it (a relay puts
+    /// in its own).
+    fn region_name(&self) -> String {
+        match &self.transport {
+            Transport::Local(local) => local.names.region.clone(),
+            Transport::Relay(_) => RELAYED_REGION.to_owned(),
+        }
     }
 
     /// Whether the caller cancelled.
@@ -891,13 +962,38 @@ impl Client {
         if_exists: PutIfExists,
     ) -> Result<u32> {
         let seq = self.take_seq();
-        let (client_pid, region, path) = (self.pid, self.names.region.clone(), path.to_vec());
+        let (client_pid, region, path) = (self.pid, self.region_name(), path.to_vec());
         self.send(&Command::Put { client_pid, seq, region, path, size, mode, if_exists })?;
         Ok(seq)
     }
 
-    fn send(&self, cmd: &Command) -> Result<()> {
-        Ok(queue::send(&self.queue, cmd, &self.cancel, &self.server_alive, self.send_limit)?)
+    fn send(&mut self, cmd: &Command) -> Result<()> {
+        match &mut self.transport {
+            Transport::Local(local) => {
+                Ok(queue::send(&local.queue, cmd, &self.cancel, &local.server_alive, self.send_limit)?)
+            }
+            Transport::Relay(link) => link.send(cmd),
+        }
+    }
+
+    /// The relay's forwarding: sends a Get, List or Cancel that came over a
+    /// relay's stream as this session's own (its pid and region), keeping
+    /// its sequence number, so its frames answer the relay's client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] for any other command; as [`Client::request`].
+    pub(crate) fn forward(&mut self, cmd: Command) -> Result<()> {
+        let (client_pid, region) = (self.pid, self.region_name());
+        let own = match cmd {
+            Command::Get { seq, path, offset, condition, .. } => {
+                Command::Get { client_pid, seq, region, path, offset, condition }
+            }
+            Command::List { seq, prefix, .. } => Command::List { client_pid, seq, region, prefix },
+            Command::Cancel { seq, .. } => Command::Cancel { client_pid, seq, region },
+            other => return Err(Error::Protocol(format!("a relay forwards no {other}"))),
+        };
+        self.send(&own)
     }
 
     fn take_seq(&mut self) -> u32 {
@@ -926,7 +1022,7 @@ impl Client {
     /// As [`Client::request`].
     pub(crate) fn request_from(&mut self, path: &[u8], offset: u64, condition: GetCondition) -> Result<u32> {
         let seq = self.take_seq();
-        let region = self.names.region.clone();
+        let region = self.region_name();
         let path = path.to_vec();
         self.send(&Command::Get { client_pid: self.pid, seq, region, path, offset, condition })?;
         Ok(seq)
@@ -940,7 +1036,7 @@ impl Client {
     ///
     /// As [`Client::request`].
     pub(crate) fn cancel_request(&mut self, seq: u32) -> Result<()> {
-        self.send(&Command::Cancel { client_pid: self.pid, seq, region: self.names.region.clone() })
+        self.send(&Command::Cancel { client_pid: self.pid, seq, region: self.region_name() })
     }
 
     /// Asks for the server's listing at or below `prefix` (normalized;
@@ -952,7 +1048,7 @@ impl Client {
     fn request_list(&mut self, prefix: &[u8]) -> Result<u32> {
         let seq = self.take_seq();
         let prefix = if prefix == b"." { Vec::new() } else { prefix.to_vec() };
-        self.send(&Command::List { client_pid: self.pid, seq, region: self.names.region.clone(), prefix })?;
+        self.send(&Command::List { client_pid: self.pid, seq, region: self.region_name(), prefix })?;
         Ok(seq)
     }
 
@@ -968,10 +1064,7 @@ impl Client {
     /// another request, and the ring's errors: [`Error::Stalled`],
     /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::SessionEnded`].
     pub(crate) fn next_frame(&mut self, seq: u32, out: &mut [u8]) -> Result<Frame> {
-        let ClientEnd::Reads(consumer) = &mut self.end else {
-            return Err(Error::Protocol("an upload session reads no frames".into()));
-        };
-        let header: FrameHeader = consumer.recv_into(out)?;
+        let header = self.next_raw_frame(out)?;
         let payload = &out[..header.len as usize];
         if header.kind == FrameKind::Busy {
             if let Reply::Busy { max_sessions } = Reply::decode(header.kind, payload)? {
@@ -987,10 +1080,25 @@ impl Client {
         Ok(Frame::Control(Reply::decode(header.kind, payload)?))
     }
 
+    /// Reads the next frame as it is: its header, its payload in
+    /// `out[..len]`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::next_frame`], but for a frame of another request or a
+    /// busy answer, which are the caller's to judge.
+    pub(crate) fn next_raw_frame(&mut self, out: &mut [u8]) -> Result<FrameHeader> {
+        match &mut self.transport {
+            Transport::Local(Local { end: ClientEnd::Reads(consumer), .. }) => consumer.recv_into(out),
+            Transport::Local(_) => Err(Error::Protocol("an upload session reads no frames".into())),
+            Transport::Relay(link) => link.recv_into(out),
+        }
+    }
+
     /// Why the server answered "busy": it is stopping (it marked the region
     /// so before the answer, [`Error::Stopping`]) or full.
     fn busy(&self, max_sessions: u32) -> Error {
-        match self.end.region().ended() {
+        match self.region().ok().and_then(Region::ended) {
             Some(EndReason::ServerStopping) => Error::Stopping { queue: self.queue_name.clone() },
             _ => Error::Busy { max_sessions },
         }
@@ -1075,7 +1183,7 @@ impl Client {
     /// [`Error::Timeout`] or [`Error::Os`] from the queue.
     pub fn status(&mut self) -> Result<Status> {
         let seq = self.take_seq();
-        self.send(&Command::Status { client_pid: self.pid, seq, region: self.names.region.clone() })?;
+        self.send(&Command::Status { client_pid: self.pid, seq, region: self.region_name() })?;
         let mut buf = vec![0; self.max_payload()];
         let server = match self.next_frame(seq, &mut buf)? {
             Frame::Control(Reply::ServerStatus(server)) => server,
@@ -1107,18 +1215,27 @@ impl Client {
     /// [`Error::PeerGone`], [`Error::Cancelled`].
     pub fn close(mut self) -> Result<()> {
         self.closed = true;
-        self.send(&Command::Close { client_pid: self.pid, region: self.names.region.clone() })
+        if let Transport::Relay(link) = &mut self.transport {
+            // The end of its input closes the relay's session.
+            link.stop();
+            return Ok(());
+        }
+        self.send(&Command::Close { client_pid: self.pid, region: self.region_name() })
     }
 }
 
 impl Drop for Client {
     fn drop(&mut self) {
-        if !self.closed {
-            // Best effort: tell the server the session ends, without waiting.
+        if self.closed {
+            return;
+        }
+        // Best effort: tell the server the session ends, without waiting
+        // (a relay is told by the end of its input, when its link drops).
+        if let Transport::Local(local) = &self.transport {
             if let Ok(bytes) =
-                (Command::Close { client_pid: self.pid, region: self.names.region.clone() }).encode()
+                (Command::Close { client_pid: self.pid, region: local.names.region.clone() }).encode()
             {
-                let _ = self.queue.send_timeout(0, &bytes, Duration::from_millis(10));
+                let _ = local.queue.send_timeout(0, &bytes, Duration::from_millis(10));
             }
         }
     }

@@ -78,6 +78,7 @@ mod protocol;
 mod queue;
 mod reason;
 mod receive;
+mod relay;
 mod ring;
 mod semaphore;
 mod send_file;
@@ -107,6 +108,7 @@ pub use protocol::{
     DecodeError, EncodeError, PutIfExists, ReasonCode, ServerStatus, SessionKind, SessionStatus, StopKind,
     UploadAnswer,
 };
+pub use relay::{relay, Remote};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 
 /// The queue both programs use unless told otherwise.

@@ -93,7 +93,7 @@ impl Client {
             let cap = self.max_payload();
             for piece in chunk[..got].chunks(cap) {
                 // A refusal shows at once: the rest is not sent.
-                if self.region().answer_to(seq).is_some() {
+                if self.region()?.answer_to(seq).is_some() {
                     break 'send;
                 }
                 self.producer()?.send_data(seq, piece)?;
@@ -117,7 +117,7 @@ impl Client {
         let started = Instant::now();
         let mut checked = started;
         loop {
-            if let Some(word) = self.region().answer_to(seq) {
+            if let Some(word) = self.region()?.answer_to(seq) {
                 return UploadAnswer::from_code(word)
                     .map_err(|e| Error::Protocol(format!("upload answer {word:#x}: {e}")));
             }

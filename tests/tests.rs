@@ -14,6 +14,7 @@ mod faults;
 mod fetch_flags;
 mod hostile;
 mod redteam;
+mod relay;
 mod reporting;
 mod service;
 mod service_ops;

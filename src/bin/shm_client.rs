@@ -14,7 +14,7 @@ use clap::{CommandFactory, Parser};
 use serde::Serialize;
 use shmxfer::programs::{human_size, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
-    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, SessionEnd,
+    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, Remote, SessionEnd,
     SessionKind, StopKind, Times, Update, Waiting, DEFAULT_QUEUE,
 };
 
@@ -68,6 +68,12 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
+    if let Mode::Relay = mode {
+        return match shmxfer::relay(&config, std::io::stdin(), std::io::stdout().lock()) {
+            Ok(()) => ExitCode::from(EXIT_OK),
+            Err(e) => fail_to_connect(&e, wait),
+        };
+    }
     if let Err(code) = check_before_any_request(&args, &mode) {
         return code;
     }
@@ -86,7 +92,11 @@ fn main() -> ExitCode {
         Mode::Put { .. } => SessionKind::Upload,
         _ => SessionKind::Transfer,
     };
-    let client = match Client::open(&config, kind) {
+    let opened = match &args.host {
+        Some(host) => Client::connect_remote(&config, &remote(&args, host)),
+        None => Client::open(&config, kind),
+    };
+    let client = match opened {
         Ok(c) => c,
         Err(e) => return fail_to_connect(&e, wait),
     };
@@ -97,8 +107,22 @@ fn main() -> ExitCode {
         Mode::Fetch { files, recursive } => fetch(client, &args, Files::Named(&files, recursive)),
         Mode::Output { file, dest } => fetch(client, &args, Files::To(&file, &dest)),
         Mode::Put { files, to } => put::put(client, &args, &files, to.as_deref()),
-        Mode::StopServer(_) | Mode::StatusAll { .. } => unreachable!("handled above"),
+        Mode::StopServer(_) | Mode::StatusAll { .. } | Mode::Relay => unreachable!("handled above"),
     }
+}
+
+/// The host of `-H` reached as `--rsh` and `--remote-client` say.
+fn remote(args: &Args, host: &str) -> Remote {
+    let words = match shlex::split(&args.rsh) {
+        Some(words) if !words.is_empty() => words,
+        Some(_) => {
+            usage_error(ErrorKind::InvalidValue, "--rsh '': give the remote shell command (default ssh)")
+        }
+        None => usage_error(ErrorKind::InvalidValue, format!("--rsh {:?}: unbalanced quotes", args.rsh)),
+    };
+    Remote::new(host)
+        .with_rsh(words.into_iter().map(Into::into).collect())
+        .with_remote_client(args.remote_client.clone())
 }
 
 /// What is checked before any request: the outputs of a fetch.

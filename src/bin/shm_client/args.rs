@@ -184,7 +184,7 @@ pub(crate) struct Args {
     /// (quoted, so that the shell leaves it) is matched against the server's files, one path
     /// component at a time as a shell does ('*' does not cross '/'), unless a file has exactly
     /// that name; a pattern that matches nothing is not found.
-    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "put", "completions", "man"])]
+    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "put", "relay", "completions", "man"])]
     pub(crate) files: Vec<String>,
 
     /// Send the local FILEs to the server instead of fetching: each is written below the server's
@@ -200,6 +200,27 @@ pub(crate) struct Args {
     /// needed; a relative path of plain names).
     #[arg(long, value_name = "DIR", requires = "put")]
     pub(crate) to: Option<String>,
+
+    /// Fetch (or --list) from the server on HOST: runs `RSH HOST shm_client --relay --queue NAME`
+    /// there and speaks the session through it; the files are delivered here as a local fetch
+    /// delivers them (verified, atomic, -C, -u, -p).
+    #[arg(short = 'H', long, value_name = "[USER@]HOST",
+          conflicts_with_all = ["status", "stop_server", "put", "stdout", "relay"])]
+    pub(crate) host: Option<String>,
+
+    /// With -H: the remote shell that runs the relay on HOST, split as a shell splits words
+    /// (`--rsh 'ssh -p 2222 -i key'`).
+    #[arg(long, value_name = "CMD", env = "SHMXFER_RSH", default_value = "ssh")]
+    pub(crate) rsh: String,
+
+    /// With -H: the shm_client to run on HOST, when it is not on its PATH.
+    #[arg(long, value_name = "PATH", default_value = "shm_client")]
+    pub(crate) remote_client: PathBuf,
+
+    /// Relay a session of the server on this host over stdin and stdout, for `shm_client -H` on
+    /// another host (which runs it); messages go to stderr. Ends at the end of stdin.
+    #[arg(long, conflicts_with_all = ["files", "list", "status", "stop_server", "input", "stdout", "output", "put"])]
+    pub(crate) relay: bool,
 
     /// Print a completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL")]
@@ -228,6 +249,8 @@ pub(crate) enum Mode {
     StopServer(StopKind),
     /// Send local files to the server's --accept directory (below `to`).
     Put { files: Vec<PathBuf>, to: Option<String> },
+    /// Relay a session over stdin and stdout for `-H` on another host.
+    Relay,
 }
 
 impl Args {
@@ -292,7 +315,9 @@ impl Mode {
                 return Err(exit_with(EXIT_NOT_DELIVERED, &msg));
             }
         }
-        Ok(if !args.put.is_empty() {
+        Ok(if args.relay {
+            Mode::Relay
+        } else if !args.put.is_empty() {
             Mode::Put { files: args.put.clone(), to: args.to.clone() }
         } else if args.stop_server {
             Mode::StopServer(if args.drain { StopKind::Drain } else { StopKind::Now })
@@ -322,7 +347,9 @@ impl Mode {
     /// Asking a server something (not fetching) does not wait for one unless told to.
     pub(crate) fn default_wait(&self) -> Duration {
         match self {
-            Mode::Fetch { .. } | Mode::Stdout(_) | Mode::Output { .. } | Mode::Put { .. } => DEFAULT_WAIT,
+            Mode::Fetch { .. } | Mode::Stdout(_) | Mode::Output { .. } | Mode::Put { .. } | Mode::Relay => {
+                DEFAULT_WAIT
+            }
             _ => Duration::ZERO,
         }
     }
