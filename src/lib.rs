@@ -63,9 +63,11 @@
 mod answers;
 mod choices;
 mod client;
+mod config;
 mod delivery;
 mod error;
 mod leftovers;
+mod link;
 mod liveness;
 mod log_budget;
 mod names;
@@ -101,6 +103,7 @@ pub use client::{
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
 pub use leftovers::{cleanup, cleanup_all, Collected};
+pub use link::Remote;
 pub use outcome::{FailReason, FileResult, Outcome, SkipReason};
 pub use pacing::DEFAULT_SPIN_BUDGET;
 pub use plan::{Lost, Report, Summary};
@@ -108,7 +111,7 @@ pub use protocol::{
     DecodeError, EncodeError, PutIfExists, ReasonCode, ServerStatus, SessionKind, SessionStatus, StopKind,
     UploadAnswer,
 };
-pub use relay::{relay, Remote};
+pub use relay::relay;
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 
 /// The queue both programs use unless told otherwise.
