@@ -1059,7 +1059,22 @@ mod selftest {
 
     #[test]
     fn fixture_sees_and_removes_leftovers() {
+        /// Removes what the test made, even when an assertion fails first.
+        struct Cleanup(Names);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                self.0.remove_all();
+                if let Ok(dir) = fs::read_dir(SHM_DIR) {
+                    for entry in dir.flatten() {
+                        if entry.file_name().to_string_lossy().starts_with(self.0.stem()) {
+                            let _ = fs::remove_file(entry.path());
+                        }
+                    }
+                }
+            }
+        }
         let names = Names::new("fixture_sees_and_removes_leftovers");
+        let _cleanup = Cleanup(names.clone());
         let other = Names::new("fixture_sees_and_removes_leftovers");
         assert_ne!(names.queue(), other.queue());
         assert!(names.leftovers().is_empty());
