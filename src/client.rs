@@ -14,7 +14,7 @@ use posixmq::PosixMq;
 
 use crate::error::{Error, Result, SessionEnd};
 use crate::link::{Link, Remote, RELAY_MAX_PAYLOAD};
-use crate::liveness::{servers_of_this_user, ServerState, ServerWatch};
+use crate::liveness::{servers_of_this_user, FoundServer, ServerState, ServerWatch};
 use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
 use crate::outcome::FailReason;
 use crate::pacing::Pacing;
@@ -477,7 +477,7 @@ pub enum ServerReport {
 
 /// The status of every server of this user on this machine, found through
 /// their lock objects in `/dev/shm`, sorted by queue: one status session
-/// with each live one, all at once (tried once, whatever `config.wait`; a
+/// with each live one, 16 at a time (tried once, whatever `config.wait`; a
 /// server that does not answer within 2 s, a stopped one, gets its error in
 /// its report; `config.queue` is not used), and the dead ones' locks.
 /// Another user's servers are never looked at.
@@ -490,30 +490,37 @@ pub fn status_all(config: &ClientConfig) -> Result<Vec<ServerReport>> {
     let servers = servers_of_this_user()?;
     // All at once, each bounded: a stopped or stuck server costs at most
     // STATUS_ALL_LIMIT and holds up none of the others.
-    let reports = std::thread::scope(|scope| {
-        let asked: Vec<_> = servers
-            .into_iter()
-            .map(|server| {
-                scope.spawn(move || match server.state {
-                    ServerState::Dead => ServerReport::Dead { queue: server.queue },
-                    ServerState::Live { .. } => {
-                        let mut one = config.clone();
-                        one.queue = server.queue.clone();
-                        one.wait = Duration::ZERO;
-                        one.attach_timeout = one.attach_timeout.min(STATUS_ALL_LIMIT);
-                        one.stall_timeout =
-                            Some(one.stall_timeout.map_or(STATUS_ALL_LIMIT, |s| s.min(STATUS_ALL_LIMIT)));
-                        let status = Client::connect_for_status(&one)
-                            .and_then(|mut client| client.status().and_then(|s| client.close().map(|()| s)));
-                        ServerReport::Live { queue: server.queue, status }
-                    }
-                })
-            })
-            .collect();
-        asked.into_iter().map(|t| t.join().expect("a status probe does not panic")).collect()
-    });
+    let mut reports = Vec::with_capacity(servers.len());
+    // A few at once, each bounded: a stopped or stuck server costs at most
+    // STATUS_ALL_LIMIT and holds up no more than its batch.
+    for batch in servers.chunks(STATUS_ALL_BATCH) {
+        std::thread::scope(|scope| {
+            let asked: Vec<_> = batch.iter().map(|server| scope.spawn(|| probe(config, server))).collect();
+            reports.extend(asked.into_iter().map(|t| t.join().expect("a status probe does not panic")));
+        });
+    }
     Ok(reports)
 }
+
+/// One server's report for [`status_all`]: its status, asked once, within
+/// [`STATUS_ALL_LIMIT`]; or that it is dead.
+fn probe(config: &ClientConfig, server: &FoundServer) -> ServerReport {
+    let queue = server.queue.clone();
+    if server.state == ServerState::Dead {
+        return ServerReport::Dead { queue };
+    }
+    let mut one = config.clone();
+    one.queue = queue.clone();
+    one.wait = Duration::ZERO;
+    one.attach_timeout = one.attach_timeout.min(STATUS_ALL_LIMIT);
+    one.stall_timeout = Some(one.stall_timeout.map_or(STATUS_ALL_LIMIT, |s| s.min(STATUS_ALL_LIMIT)));
+    let status = Client::connect_for_status(&one)
+        .and_then(|mut client| client.status().and_then(|s| client.close().map(|()| s)));
+    ServerReport::Live { queue, status }
+}
+
+/// Servers [`status_all`] asks at once.
+const STATUS_ALL_BATCH: usize = 16;
 
 /// How long [`status_all`] waits for one server to take its status session
 /// and for each of its frames: a live server answers within moments.
