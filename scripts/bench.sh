@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Throughput of shmxfer beside dd bs=4096, a cat|cat pipe and cp, in one run on
 # one machine; many clients at once; many small files beside cp -r. Rounds are
-# interleaved (dd, pipe, cp, shmxfer, dd, ...) and medians reported. Prints
+# interleaved (dd, pipe, cp, shmxfer, dd, ...) and medians reported; the same
+# file uploaded (--put) and fetched through a relay (-H, over a local remote
+# shell, and over `ssh localhost` where that logs in without a password). Prints
 # figures and ratios; it asserts nothing (shared machines are noisy: compare
 # ratios within one run, not seconds across runs). No root, no pinning.
 #   usage: scripts/bench.sh [SIZE_MIB] [RUNS]        (defaults: 256 7)
@@ -11,6 +13,7 @@
 #   BENCH_QUEUE=/name           the queue (default /shmxfer_bench_<pid>)
 #   BENCH_BIN=DIR               use shm_server and shm_client from DIR instead of building
 #   BENCH_SWEEP=1 also tries ring sizes (--slots) and spin budgets (SHMXFER_SPIN_US).
+#   BENCH_SSH=0 skips the ssh rows (tried only when `ssh -o BatchMode=yes localhost true` works).
 #   BENCH_ONE_CORE=0 skips the one-core row (both programs, and the pipe, pinned to
 #                    CPU 0 with taskset; skipped where taskset is missing).
 set -euo pipefail
@@ -38,7 +41,10 @@ trap cleanup EXIT
 
 max_clients=0
 for n in $client_counts; do [ "$n" -gt "$max_clients" ] && max_clients=$n; done
-mkdir -p "$work/root/small" "$work/root/clients" "$work/out"
+mkdir -p "$work/root/small" "$work/root/clients" "$work/out" "$work/up"
+# The remote shell of the relay rows: drops the host and runs the rest here.
+printf '#!/bin/sh\nshift\nexec "$@"\n' > "$work/local-rsh"
+chmod +x "$work/local-rsh"
 head -c $((size_mib * 1048576)) /dev/urandom > "$work/root/big.bin"
 for i in $(seq 1 "$max_clients"); do
   head -c $((client_mib * 1048576)) /dev/urandom > "$work/root/clients/c$i.bin"
@@ -58,9 +64,9 @@ timed() { # seconds taken by "$@", after a fresh output directory
 }
 start_server() { # [SPIN_US]: the server's spin budget, default when not given
   if [ -n "${1:-}" ]; then
-    SHMXFER_SPIN_US=$1 $pin "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
+    SHMXFER_SPIN_US=$1 $pin "$bin/shm_server" --queue "$queue" --root "$work/root" --accept "$work/up" --persistent -q &
   else
-    $pin "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
+    $pin "$bin/shm_server" --queue "$queue" --root "$work/root" --accept "$work/up" --persistent -q &
   fi
   server=$!
   while [ ! -e "/dev/shm/${queue#/}.lock" ]; do sleep 0.01; done
@@ -76,6 +82,16 @@ echo "shmxfer benchmark: $(nproc) cores, $(df --output=fstype "$work" | tail -1)
 pin="" # a command prefix that pins what follows to one CPU (the one-core row)
 fetch_big() { $pin "$bin/shm_client" --queue "$queue" -q -o "$work/out" "$@" big.bin; }
 pipe() { $pin cat "$work/root/big.bin" | $pin cat > "$work/out/big.bin"; }
+put_big() { rm -f "$work/up/big.bin" && sync && "$bin/shm_client" --queue "$queue" -q --put "$work/root/big.bin"; }
+relay_big() { # RSH: fetches big.bin through `RSH localhost shm_client --relay`
+  "$bin/shm_client" --queue "$queue" -q -o "$work/out" -H localhost --rsh "$1" \
+    --remote-client "$bin/shm_client" big.bin
+}
+ssh_ok=0
+if [ "${BENCH_SSH:-1}" = 1 ] && ssh -o BatchMode=yes -o ConnectTimeout=3 localhost true 2> /dev/null; then
+  ssh_ok=1
+fi
+ssh_cat() { ssh -o BatchMode=yes localhost cat "$work/root/big.bin" > "$work/out/big.bin"; }
 declare -A times=()
 start_server
 for _ in $(seq "$runs"); do
@@ -84,7 +100,17 @@ for _ in $(seq "$runs"); do
   times[cp]+="$(timed cp "$work/root/big.bin" "$work/out/big.bin") "
   times[shm]+="$(timed fetch_big) "
   cmp "$work/root/big.bin" "$work/out/big.bin"
+  times[put]+="$(timed put_big) "
+  cmp "$work/root/big.bin" "$work/up/big.bin"
+  times[relay]+="$(timed relay_big "$work/local-rsh") "
+  cmp "$work/root/big.bin" "$work/out/big.bin"
+  if [ "$ssh_ok" = 1 ]; then
+    times[ssh]+="$(timed ssh_cat) "
+    times[sshrelay]+="$(timed relay_big ssh) "
+    cmp "$work/root/big.bin" "$work/out/big.bin"
+  fi
 done
+rm -f "$work/up/big.bin"
 med() { tr ' ' '\n' <<< "${times[$1]}" | grep . | median; }
 worst() { tr ' ' '\n' <<< "${times[$1]}" | grep . | slowest; }
 t_dd=$(med dd)
@@ -101,6 +127,19 @@ row "cat | cat" "$(med pipe)" "$(worst pipe)"
 row "cp" "$(med cp)" "$(worst cp)"
 row "shmxfer (defaults)" "$(med shm)" "$(worst shm)"
 printf 'shmxfer: %.2fx cat|cat, %.2fx cp\n' "$(calc "$(med pipe) / $(med shm)")" "$(calc "$(med cp) / $(med shm)")"
+echo
+echo "the same file the other way and through a relay (same rounds)"
+row "shmxfer --put (upload)" "$(med put)" "$(worst put)"
+row "shmxfer -H, relay over a local rsh" "$(med relay)" "$(worst relay)"
+printf 'upload: %.2fx the fetch (aim: >= 0.90); relay over a local rsh: %.2fx cat|cat, %.2fx the fetch\n' \
+  "$(calc "$(med shm) / $(med put)")" "$(calc "$(med pipe) / $(med relay)")" "$(calc "$(med shm) / $(med relay)")"
+if [ "$ssh_ok" = 1 ]; then
+  row "ssh localhost cat" "$(med ssh)" "$(worst ssh)"
+  row "shmxfer -H localhost (ssh)" "$(med sshrelay)" "$(worst sshrelay)"
+  printf 'relay over ssh: %.2fx ssh localhost cat\n' "$(calc "$(med ssh) / $(med sshrelay)")"
+else
+  echo "(ssh rows skipped: ssh -o BatchMode=yes localhost does not log in here)"
+fi
 
 if [ "${BENCH_ONE_CORE:-1}" = 1 ] && command -v taskset > /dev/null; then
   stop_server
