@@ -55,7 +55,7 @@ cat "$work/root/big.bin" "$work/root/clients/"* > /dev/null # into the page cach
 calc() { awk "BEGIN { print $* }"; }
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 slowest() { sort -g | tail -1; }
-fresh_out() { rm -rf "$work/out" && mkdir -p "$work/out" && sync; }
+fresh_out() { rm -rf "$work/out" "$work/up/big.bin" && mkdir -p "$work/out" && sync; }
 timed() { # seconds taken by "$@", after a fresh output directory
   fresh_out
   local t0=$EPOCHREALTIME
@@ -82,7 +82,7 @@ echo "shmxfer benchmark: $(nproc) cores, $(df --output=fstype "$work" | tail -1)
 pin="" # a command prefix that pins what follows to one CPU (the one-core row)
 fetch_big() { $pin "$bin/shm_client" --queue "$queue" -q -o "$work/out" "$@" big.bin; }
 pipe() { $pin cat "$work/root/big.bin" | $pin cat > "$work/out/big.bin"; }
-put_big() { rm -f "$work/up/big.bin" && sync && "$bin/shm_client" --queue "$queue" -q --put "$work/root/big.bin"; }
+put_big() { "$bin/shm_client" --queue "$queue" -q --put "$work/root/big.bin"; }
 relay_big() { # RSH: fetches big.bin through `RSH localhost shm_client --relay`
   "$bin/shm_client" --queue "$queue" -q -o "$work/out" -H localhost --rsh "$1" \
     --remote-client "$bin/shm_client" big.bin
