@@ -18,5 +18,6 @@ mod relay;
 mod reporting;
 mod service;
 mod service_ops;
+mod ssh;
 mod transfer;
 mod upload;
