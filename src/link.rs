@@ -110,9 +110,24 @@ const LAST_WORDS_WAIT: Duration = Duration::from_millis(500);
 /// How often waits on the stream look at the cancel flag.
 const CANCEL_SLICE: Duration = Duration::from_millis(100);
 
-/// How to reach a server on another host ([`Client::connect_remote`](crate::Client::connect_remote)): the
-/// host, the remote-shell command that runs a program there, and the path
-/// of `shm_client` on that host.
+/// How to reach a server on another host ([`Client::connect_remote`](crate::Client::connect_remote),
+/// [`Client::open_remote`](crate::Client::open_remote), [`stop_remote_server`]): the host,
+/// the remote-shell command that runs a program there, and the path of
+/// `shm_client` on that host.
+///
+/// # Examples
+///
+/// ```no_run
+/// use shmxfer::{Client, ClientConfig, Remote, SessionKind};
+///
+/// let remote = Remote::new("build@farm7")
+///     .with_rsh(vec!["ssh".into(), "-i".into(), "/home/me/.ssh/farm".into()])
+///     .with_remote_client("/opt/shmxfer/bin/shm_client");
+/// let mut client = Client::open_remote(&ClientConfig::from_env(), &remote, SessionKind::Status)?;
+/// println!("the server there has {} other sessions", client.status()?.sessions.len());
+/// client.close()?;
+/// # Ok::<(), shmxfer::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Remote {
@@ -168,7 +183,10 @@ pub(crate) fn encode_answer(seq: u32, word: u32) -> [u8; ANSWER_RECORD_LEN] {
 /// with it. The word is the caller's to decode, as a region's is.
 pub(crate) fn decode_answer(body: &[u8]) -> std::result::Result<(u32, u32), String> {
     let Ok(body) = <&[u8; ANSWER_RECORD_LEN]>::try_from(body) else {
-        return Err(format!("a record of {} bytes where an answer of {ANSWER_RECORD_LEN} was due", body.len()));
+        return Err(format!(
+            "a record of {} bytes where an answer of {ANSWER_RECORD_LEN} was due",
+            body.len()
+        ));
     };
     let word = |at: usize| u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
     let magic = u16::from_le_bytes([body[0], body[1]]);
@@ -176,7 +194,10 @@ pub(crate) fn decode_answer(body: &[u8]) -> std::result::Result<(u32, u32), Stri
         return Err(format!("not an answer: magic {magic:#06x}"));
     }
     if body[2] != PROTOCOL_VERSION {
-        return Err(format!("an answer of protocol version {}, this build speaks {PROTOCOL_VERSION}", body[2]));
+        return Err(format!(
+            "an answer of protocol version {}, this build speaks {PROTOCOL_VERSION}",
+            body[2]
+        ));
     }
     if body[3] != 0 {
         return Err("an answer with a reserved byte set".into());
@@ -721,6 +742,40 @@ mod tests {
         assert!(matches!(read_record(&mut cut, 3), Record::Broken(why) if why.contains("inside a record")));
         let mut garbage = &b"garbage\n"[..];
         assert!(matches!(read_record(&mut garbage, MAX_FRAME_RECORD), Record::Broken(_)));
+    }
+
+    #[test]
+    fn answer_records_round_trip_and_nothing_else_passes_for_one() {
+        let body = encode_answer(7, 0x0201);
+        assert_eq!(decode_answer(&body), Ok((7, 0x0201)));
+        assert!(decode_answer(&body[..11]).is_err(), "short");
+        assert!(decode_answer(&[&body[..], &[0]].concat()).is_err(), "long");
+        for (at, value) in [(0, b'Y'), (2, PROTOCOL_VERSION + 1), (3, 1)] {
+            let mut bad = body;
+            bad[at] = value;
+            assert!(decode_answer(&bad).is_err(), "byte {at} = {value}");
+        }
+        let frame = FrameHeader { kind: FrameKind::End, len: 0, seq: 7 }.encode();
+        assert!(decode_answer(&frame).is_err(), "a frame header is no answer");
+    }
+
+    #[test]
+    fn a_frame_record_is_a_length_then_the_header_and_payload() {
+        let mut record = Vec::new();
+        frame_record(FrameKind::Data, 3, b"abc", &mut record);
+        let mut input = &record[..];
+        let Record::Body(body) = read_record(&mut input, MAX_FRAME_RECORD) else { panic!("one record") };
+        let header = FrameHeader::decode(&body[..FRAME_HEADER_LEN], RELAY_MAX_PAYLOAD).unwrap();
+        assert_eq!((header.kind, header.len, header.seq), (FrameKind::Data, 3, 3));
+        assert_eq!(&body[FRAME_HEADER_LEN..], b"abc");
+        assert!(input.is_empty());
+    }
+
+    #[test]
+    fn the_relay_flag_names_the_kind_and_a_transfer_keeps_the_plain_one() {
+        assert_eq!(relay_flag(SessionKind::Transfer), "--relay");
+        assert_eq!(relay_flag(SessionKind::Status), "--relay=status");
+        assert_eq!(relay_flag(SessionKind::Upload), "--relay=upload");
     }
 
     #[test]

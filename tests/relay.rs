@@ -363,14 +363,16 @@ fn a_relay_killed_mid_upload_leaves_nothing_on_the_server_and_the_client_exits_4
     let mut args = vec!["--put", s(&big)];
     args.extend(remote_args(&rsh));
     let mut client = env.client(&args);
-    let receiving = wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
     assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
     assert!(wait_until(TIMEOUT, || fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))));
     let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the relay");
     let done = client.finish(BIG_TIMEOUT);
     done.assert_code(4).check(done.stderr.contains("the relay on h"), "the message names the relay");
-    let cleaned = wait_until(crate::util::DETECT + crate::util::SLACK, || env.names.client_regions().is_empty());
+    let cleaned =
+        wait_until(crate::util::DETECT + crate::util::SLACK, || env.names.client_regions().is_empty());
     assert!(cleaned, "the server removes what the killed relay left: {:?}", env.names.shm_entries());
     assert!(
         wait_until(crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
@@ -391,7 +393,8 @@ fn a_server_killed_mid_upload_on_the_remote_host_ends_the_client_with_4() {
     let mut args = vec!["--put", s(&big)];
     args.extend(remote_args(&rsh));
     let mut client = env.client(&args);
-    let receiving = wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
     assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
     server.kill();
     let done = client.finish(BIG_TIMEOUT);
@@ -452,12 +455,7 @@ fn no_server_on_the_remote_host_exits_4_naming_the_host_and_the_queue() {
     let file = env.tmp().join("a.txt");
     fs::write(&file, b"x\n").unwrap();
     let expected = format!("no server on queue {} on h", env.names.queue());
-    let cases: [&[&str]; 4] = [
-        &["--status"],
-        &["--status", "--json"],
-        &["--put", s(&file)],
-        &["--list"],
-    ];
+    let cases: [&[&str]; 4] = [&["--status"], &["--status", "--json"], &["--put", s(&file)], &["--list"]];
     for mode in cases {
         let mut args = mode.to_vec();
         args.extend(remote_args(&rsh));

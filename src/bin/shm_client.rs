@@ -137,7 +137,10 @@ fn stop_remote(config: &ClientConfig, remote: &Remote, kind: StopKind) -> ExitCo
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_SESSION_LOST)),
             (None, signal) => {
                 let how = signal.map_or_else(|| status.to_string(), |s| format!("killed by signal {s}"));
-                exit_with(EXIT_SESSION_LOST, &format!("the shm_client --stop-server on {}: {how}", remote.host))
+                exit_with(
+                    EXIT_SESSION_LOST,
+                    &format!("the shm_client --stop-server on {}: {how}", remote.host),
+                )
             }
         },
         Err(e) => fail(&e),

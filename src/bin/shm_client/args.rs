@@ -373,9 +373,11 @@ impl Mode {
     /// Asking a server something (not fetching) does not wait for one unless told to.
     pub(crate) fn default_wait(&self) -> Duration {
         match self {
-            Mode::Fetch { .. } | Mode::Stdout(_) | Mode::Output { .. } | Mode::Put { .. } | Mode::Relay(_) => {
-                DEFAULT_WAIT
-            }
+            Mode::Fetch { .. }
+            | Mode::Stdout(_)
+            | Mode::Output { .. }
+            | Mode::Put { .. }
+            | Mode::Relay(_) => DEFAULT_WAIT,
             _ => Duration::ZERO,
         }
     }
