@@ -226,6 +226,40 @@ struct Local {
     server_alive: Liveness,
 }
 
+/// Where an upload session's frames go ([`Client::producer`]): its ring's
+/// producer, or its relay's stream. A local upload fills the slots as it
+/// always did; only the match is added.
+pub(crate) enum Upstream<'a> {
+    Ring(&'a mut Producer),
+    Relay(&'a mut Link),
+}
+
+impl Upstream<'_> {
+    /// Sends a data frame of at most [`Client::max_payload`] bytes.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::send_data`]; through a relay, its stream's errors.
+    pub(crate) fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
+        match self {
+            Upstream::Ring(p) => p.send_data(seq, bytes),
+            Upstream::Relay(link) => link.send_data(seq, bytes),
+        }
+    }
+
+    /// Sends a control frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`Upstream::send_data`].
+    pub(crate) fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
+        match self {
+            Upstream::Ring(p) => p.send(seq, reply),
+            Upstream::Relay(link) => link.send_reply(seq, reply),
+        }
+    }
+}
+
 /// The client's end of its ring: it empties the slots, or in an upload
 /// session (turned round once the server took it) fills them.
 #[derive(Debug)]
@@ -644,17 +678,59 @@ impl Client {
     /// host `remote` names: runs its `shm_client --relay` through the
     /// remote shell, and speaks the session through the relay's stdin and
     /// stdout. The relay waits up to `config.wait` for the server there;
-    /// whether it found one shows at the first request. Fetches and
-    /// listings go through it; uploads and status do not.
+    /// whether it found one shows at the first request (a relay that found
+    /// none ends the session with [`Error::PeerGone`], naming the host and
+    /// the queue). Fetches and listings go through it;
+    /// [`Client::open_remote`] opens the other kinds.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use shmxfer::{Client, ClientConfig, FetchOptions, Remote};
+    ///
+    /// let remote = Remote::new("build@farm7").with_rsh(vec!["ssh".into(), "-p".into(), "2222".into()]);
+    /// let mut client = Client::connect_remote(&ClientConfig::from_env(), &remote)?;
+    /// let report = client.fetch_files(&["results.tar"], &FetchOptions::new("out"))?;
+    /// assert!(report.all_delivered());
+    /// client.close()?;
+    /// # Ok::<(), shmxfer::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
     /// [`Error::InvalidName`] for a bad queue name, [`Error::InvalidConfig`]
     /// for an empty remote shell, [`Error::Os`] when it cannot be run.
     pub fn connect_remote(config: &ClientConfig, remote: &Remote) -> Result<Client> {
+        Client::open_remote(config, remote, SessionKind::Transfer)
+    }
+
+    /// As [`Client::connect_remote`], for a session of `kind`: the relay
+    /// runs as `shm_client --relay=status` or `--relay=upload` and opens a
+    /// session of that kind with the server on its host, so that
+    /// [`Client::status`] (a [`SessionKind::Status`] session) and
+    /// [`Client::put_file`] (a [`SessionKind::Upload`] one) work as they do
+    /// here.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use shmxfer::{Client, ClientConfig, PutIfExists, Remote, SessionKind, UploadAnswer};
+    ///
+    /// let remote = Remote::new("build@farm7");
+    /// let mut client = Client::open_remote(&ClientConfig::from_env(), &remote, SessionKind::Upload)?;
+    /// let answer = client.put_file("report.txt".as_ref(), b"inbox/report.txt", PutIfExists::Skip)?;
+    /// assert!(matches!(answer, UploadAnswer::Stored | UploadAnswer::Skipped));
+    /// client.close()?;
+    /// # Ok::<(), shmxfer::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect_remote`].
+    pub fn open_remote(config: &ClientConfig, remote: &Remote, kind: SessionKind) -> Result<Client> {
         validate_queue_name(&config.queue)?;
         let cancel = config.cancel.clone().unwrap_or_default();
-        let link = Link::start(remote, config, Arc::clone(&cancel))?;
+        let link = Link::start(remote, config, kind, Arc::clone(&cancel))?;
         Ok(Client {
             queue_name: config.queue.clone(),
             transport: Transport::Relay(link),
@@ -675,15 +751,31 @@ impl Client {
         }
     }
 
-    /// The producer end of an upload session.
+    /// Where an upload session's frames go: its ring, or its relay.
     ///
     /// # Errors
     ///
     /// [`Error::Protocol`] on a session not opened for uploads.
-    pub(crate) fn producer(&mut self) -> Result<&mut Producer> {
+    pub(crate) fn producer(&mut self) -> Result<Upstream<'_>> {
         match &mut self.transport {
-            Transport::Local(Local { end: ClientEnd::Writes(p), .. }) => Ok(p),
+            Transport::Local(Local { end: ClientEnd::Writes(p), .. }) => Ok(Upstream::Ring(p)),
+            Transport::Relay(link) if link.kind() == SessionKind::Upload => Ok(Upstream::Relay(link)),
             _ => Err(Error::Protocol("this session was not opened for uploads".into())),
+        }
+    }
+
+    /// The server's answer word to upload `seq`, once it answered
+    /// (unchecked: from the region, or from the relay's stream). Does not
+    /// wait.
+    ///
+    /// # Errors
+    ///
+    /// Through a relay: [`Error::Protocol`] for a record that is no answer
+    /// to `seq`, [`Error::PeerGone`] when the relay ended.
+    pub(crate) fn answer_to(&mut self, seq: u32) -> Result<Option<u32>> {
+        match &mut self.transport {
+            Transport::Local(local) => Ok(local.end.region().answer_to(seq)),
+            Transport::Relay(link) => link.answer_to(seq),
         }
     }
 
@@ -758,9 +850,11 @@ impl Client {
         }
     }
 
-    /// The relay's forwarding: sends a Get, List or Cancel that came over a
-    /// relay's stream as this session's own (its pid and region), keeping
-    /// its sequence number, so its frames answer the relay's client.
+    /// The relay's forwarding: sends a Get, List, Cancel, Status or Put that
+    /// came over a relay's stream as this session's own (its pid and
+    /// region), keeping its sequence number, so its answer goes to the
+    /// relay's client. Which of them a relay of a kind takes is the relay's
+    /// to check.
     ///
     /// # Errors
     ///
@@ -773,6 +867,10 @@ impl Client {
             }
             Command::List { seq, prefix, .. } => Command::List { client_pid, seq, region, prefix },
             Command::Cancel { seq, .. } => Command::Cancel { client_pid, seq, region },
+            Command::Status { seq, .. } => Command::Status { client_pid, seq, region },
+            Command::Put { seq, path, size, mode, if_exists, .. } => {
+                Command::Put { client_pid, seq, region, path, size, mode, if_exists }
+            }
             other => return Err(Error::Protocol(format!("a relay forwards no {other}"))),
         };
         self.send(&own)

@@ -103,7 +103,7 @@ pub use client::{
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, Result, SessionEnd};
 pub use leftovers::{cleanup, cleanup_all, Collected};
-pub use link::Remote;
+pub use link::{stop_remote_server, Remote};
 pub use outcome::{FailReason, FileResult, Outcome, SkipReason};
 pub use pacing::DEFAULT_SPIN_BUDGET;
 pub use plan::{Lost, Report, Summary};
@@ -111,7 +111,7 @@ pub use protocol::{
     DecodeError, EncodeError, PutIfExists, ReasonCode, ServerStatus, SessionKind, SessionStatus, StopKind,
     UploadAnswer,
 };
-pub use relay::relay;
+pub use relay::{relay, relay_session};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 
 /// The queue both programs use unless told otherwise.

@@ -93,7 +93,7 @@ impl Client {
             let cap = self.max_payload();
             for piece in chunk[..got].chunks(cap) {
                 // A refusal shows at once: the rest is not sent.
-                if self.region()?.answer_to(seq).is_some() {
+                if self.answer_to(seq)?.is_some() {
                     break 'send;
                 }
                 self.producer()?.send_data(seq, piece)?;
@@ -113,11 +113,11 @@ impl Client {
     /// Waits for the server's answer to upload `seq`: bounded by the
     /// server's liveness (checked every slice), the cancel flag and the
     /// stall timeout.
-    fn wait_for_answer(&mut self, seq: u32) -> Result<UploadAnswer> {
+    pub(crate) fn wait_for_answer(&mut self, seq: u32) -> Result<UploadAnswer> {
         let started = Instant::now();
         let mut checked = started;
         loop {
-            if let Some(word) = self.region()?.answer_to(seq) {
+            if let Some(word) = self.answer_to(seq)? {
                 return UploadAnswer::from_code(word)
                     .map_err(|e| Error::Protocol(format!("upload answer {word:#x}: {e}")));
             }

@@ -135,7 +135,11 @@ fn a_relay_without_a_server_passes_on_its_message_and_status() {
     let done = env.run_client(&args);
     done.assert_code(4)
         .check(done.stderr.contains("no server on queue"), "the relay's own message reaches the user")
-        .check(done.stderr.contains("exit status 3"), "and its exit status");
+        .check(done.stderr.contains("exit status 3"), "and its exit status")
+        .check(
+            done.stderr.contains(&format!("no server on queue {} on h", env.names.queue())),
+            "the client's message names the host and the queue",
+        );
     assert!(env.out_entries().is_empty());
     env.assert_no_leftovers();
 }
@@ -252,5 +256,212 @@ fn trees_patterns_and_one_output_path_go_through_a_relay() {
     env.run_client(&one).assert_code(0);
     crate::util::assert_same_file(&env.in_root("tree/x.txt"), &dest);
     env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// `s` with every run of digits (and of the dots between them) as `#`: the
+/// shape of a status, whatever its numbers.
+fn shape(s: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in s.chars() {
+        let digit = c.is_ascii_digit() || (in_number && c == '.');
+        if digit && !in_number {
+            out.push('#');
+        } else if !digit {
+            out.push(c);
+        }
+        in_number = digit;
+    }
+    out
+}
+
+/// The arguments that reach this host through the local remote shell.
+fn remote_args(rsh: &Path) -> Vec<&str> {
+    vec!["-H", "h", "--rsh", s(rsh), "--remote-client", CLIENT]
+}
+
+/// A server that takes uploads into `tmp()/accept`.
+fn accepting(env: &TestEnv) -> (crate::util::Proc, PathBuf) {
+    let accept = env.tmp().join("accept");
+    fs::create_dir_all(&accept).unwrap();
+    (env.ready_server(&["--persistent", "--accept", s(&accept)]), accept)
+}
+
+#[test]
+fn status_and_its_json_through_a_relay_have_the_local_shape() {
+    let env = TestEnv::new("relay_status");
+    let rsh = local_rsh(&env);
+    let mut server = env.ready_server(&["--persistent"]);
+    for json in [false, true] {
+        let mut local = vec!["--status"];
+        local.extend(json.then_some("--json"));
+        let mut remote = local.clone();
+        remote.extend(remote_args(&rsh));
+        let here = env.run_client(&local);
+        here.assert_code(0);
+        let there = env.run_client(&remote);
+        there.assert_code(0).check(there.stderr.is_empty(), "nothing on stderr");
+        assert_eq!(shape(&there.stdout), shape(&here.stdout), "json {json}: the local status's shape");
+        let pid = format!("{}", server.pid());
+        assert!(there.stdout.contains(&pid), "the server's pid: {}", there.stdout);
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn files_put_through_a_relay_arrive_byte_identical_with_to_and_no_clobber() {
+    let env = TestEnv::new("relay_put");
+    let rsh = local_rsh(&env);
+    let src = env.tmp().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let big = src.join("big.bin");
+    crate::util::write_random_file(&big, 5 * MIB, 21);
+    let small = src.join("a.txt");
+    fs::write(&small, b"from here\n").unwrap();
+    let (mut server, accept) = accepting(&env);
+    let mut put = vec!["--put", s(&big), s(&small), "--to", "in/box"];
+    put.extend(remote_args(&rsh));
+    env.run_client(&put).assert_code(0).assert_stdout_lines(&[
+        format!("{}: sent {} bytes → in/box/big.bin", s(&big), 5 * MIB),
+        format!("{}: sent 10 bytes → in/box/a.txt", s(&small)),
+    ]);
+    crate::util::assert_same_file(&big, &accept.join("in/box/big.bin"));
+    crate::util::assert_same_file(&small, &accept.join("in/box/a.txt"));
+    // --no-clobber keeps what is there; without it the file is replaced.
+    fs::write(&small, b"changed\n").unwrap();
+    let mut kept = vec!["--no-clobber", "--put", s(&small), "--to", "in/box"];
+    kept.extend(remote_args(&rsh));
+    env.run_client(&kept)
+        .assert_code(0)
+        .assert_stdout_lines(&[format!("{}: skipped: exists on the server", s(&small))]);
+    assert_eq!(fs::read(accept.join("in/box/a.txt")).unwrap(), b"from here\n");
+    let mut replaced = vec!["--put", s(&small), "--to", "in/box"];
+    replaced.extend(remote_args(&rsh));
+    env.run_client(&replaced).assert_code(0);
+    assert_eq!(fs::read(accept.join("in/box/a.txt")).unwrap(), b"changed\n");
+    // A refusal comes back as it does locally, and the next file still goes.
+    fs::create_dir_all(accept.join("d/a.txt")).unwrap();
+    let mut refused = vec!["--put", s(&small), "--to", "d"];
+    refused.extend(remote_args(&rsh));
+    let done = env.run_client(&refused);
+    done.assert_code(1).check(done.stdout.contains("refused by server"), "the refusal, as locally");
+    assert_eq!(crate::util::dir_entries(&accept.join("in/box")), ["a.txt", "big.bin"], "nothing else left");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn a_relay_killed_mid_upload_leaves_nothing_on_the_server_and_the_client_exits_4() {
+    let env = TestEnv::new("relay_put_killed");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 8);
+    let pid_file = env.tmp().join("relay.pid");
+    let rsh = script(&env, "rsh", &format!("shift\necho $$ > '{}'\nexec \"$@\"\n", pid_file.display()));
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    assert!(wait_until(TIMEOUT, || fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))));
+    let pid: i32 = fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    kill(Pid::from_raw(pid), Signal::SIGKILL).expect("kill the relay");
+    let done = client.finish(BIG_TIMEOUT);
+    done.assert_code(4).check(done.stderr.contains("the relay on h"), "the message names the relay");
+    let cleaned =
+        wait_until(crate::util::DETECT + crate::util::SLACK, || env.names.client_regions().is_empty());
+    assert!(cleaned, "the server removes what the killed relay left: {:?}", env.names.shm_entries());
+    assert!(
+        wait_until(crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
+        "the server dropped the file it was receiving"
+    );
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under any name");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn a_server_killed_mid_upload_on_the_remote_host_ends_the_client_with_4() {
+    let env = TestEnv::new("relay_put_server_killed");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 9);
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    server.kill();
+    let done = client.finish(BIG_TIMEOUT);
+    done.assert_code(4).check(done.stderr.contains("the relay on h"), "the message names the relay");
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under any name");
+    env.cleanup().finish(TIMEOUT).assert_code(0);
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn a_relay_that_sends_garbage_during_an_upload_ends_it_with_a_clear_message() {
+    let env = TestEnv::new("relay_put_garbage");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, 4 * MIB, 10);
+    // Unframed bytes, then a well-framed record that is no answer, each
+    // after the upload's first bytes came.
+    for (name, garbage, what) in [
+        ("rsh", "echo garbage", "more than the"),
+        ("rsh2", "printf '\\014\\000\\000\\000garbagegarba'", "not an answer"),
+    ] {
+        let rsh = script(&env, name, &format!("head -c 100000 >/dev/null\n{garbage}\nexec cat >/dev/null\n"));
+        let done = env.run_client(&["--put", s(&big), "-H", "h", "--rsh", s(&rsh)]);
+        done.assert_code(4)
+            .check(done.stderr.contains("the relay on h broke the stream"), "the relay broke the stream")
+            .check(done.stderr.contains(what), what);
+    }
+}
+
+#[test]
+fn stop_server_through_a_relay_stops_the_server_on_the_host() {
+    let env = TestEnv::new("relay_stop");
+    let rsh = local_rsh(&env);
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut stop = vec!["--stop-server"];
+    stop.extend(remote_args(&rsh));
+    let done = env.run_client(&stop);
+    done.assert_code(0).check(
+        done.stderr.contains(&format!("the server on queue {} stopped", env.names.queue())),
+        "the host's message passed on",
+    );
+    server.finish(TIMEOUT).assert_code(0);
+    assert!(!env.names.queue_exists(), "the queue is gone");
+    // With --drain, and then with no server left: its exit status passed on.
+    let mut again = env.ready_server(&["--persistent"]);
+    let mut drain = stop.clone();
+    drain.push("--drain");
+    env.run_client(&drain).assert_code(0);
+    again.finish(TIMEOUT).assert_code(0);
+    let none = env.run_client(&stop);
+    none.assert_code(3).check(none.stderr.contains("no server on queue"), "the host's message");
+    env.assert_no_leftovers();
+}
+
+#[test]
+fn no_server_on_the_remote_host_exits_4_naming_the_host_and_the_queue() {
+    let env = TestEnv::new("relay_none_there");
+    let rsh = local_rsh(&env);
+    let file = env.tmp().join("a.txt");
+    fs::write(&file, b"x\n").unwrap();
+    let expected = format!("no server on queue {} on h", env.names.queue());
+    let cases: [&[&str]; 4] = [&["--status"], &["--status", "--json"], &["--put", s(&file)], &["--list"]];
+    for mode in cases {
+        let mut args = mode.to_vec();
+        args.extend(remote_args(&rsh));
+        args.extend(["--wait", "0"]);
+        let done = env.run_client(&args);
+        done.assert_code(4).check(done.stderr.contains(&expected), &expected);
+    }
     env.assert_no_leftovers();
 }

@@ -68,14 +68,17 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return fail(&e),
     };
-    if let Mode::Relay = mode {
-        return match shmxfer::relay(&config, std::io::stdin(), std::io::stdout().lock()) {
+    if let Mode::Relay(kind) = mode {
+        return match shmxfer::relay_session(&config, kind, std::io::stdin(), std::io::stdout().lock()) {
             Ok(()) => ExitCode::from(EXIT_OK),
             Err(e) => fail_to_connect(&e, wait),
         };
     }
     if let Err(code) = check_before_any_request(&args, &mode) {
         return code;
+    }
+    if let (Mode::StopServer(kind), Some(host)) = (&mode, &args.host) {
+        return stop_remote(&config, &remote(&args, host), *kind);
     }
     if let Mode::StopServer(kind) = mode {
         return match shmxfer::stop_server(&config, kind) {
@@ -93,7 +96,7 @@ fn main() -> ExitCode {
         _ => SessionKind::Transfer,
     };
     let opened = match &args.host {
-        Some(host) => Client::connect_remote(&config, &remote(&args, host)),
+        Some(host) => Client::open_remote(&config, &remote(&args, host), kind),
         None => Client::open(&config, kind),
     };
     let client = match opened {
@@ -107,7 +110,7 @@ fn main() -> ExitCode {
         Mode::Fetch { files, recursive } => fetch(client, &args, Files::Named(&files, recursive)),
         Mode::Output { file, dest } => fetch(client, &args, Files::To(&file, &dest)),
         Mode::Put { files, to } => put::put(client, &args, &files, to.as_deref()),
-        Mode::StopServer(_) | Mode::StatusAll { .. } | Mode::Relay => unreachable!("handled above"),
+        Mode::StopServer(_) | Mode::StatusAll { .. } | Mode::Relay(_) => unreachable!("handled above"),
     }
 }
 
@@ -123,6 +126,25 @@ fn remote(args: &Args, host: &str) -> Remote {
     Remote::new(host)
         .with_rsh(words.into_iter().map(Into::into).collect())
         .with_remote_client(args.remote_client.clone())
+}
+
+/// `--stop-server -H HOST`: the `shm_client --stop-server` run on HOST says
+/// what happened (on stderr, as it is) and its exit status is this one's.
+fn stop_remote(config: &ClientConfig, remote: &Remote, kind: StopKind) -> ExitCode {
+    use std::os::unix::process::ExitStatusExt;
+    match shmxfer::stop_remote_server(config, remote, kind) {
+        Ok(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_SESSION_LOST)),
+            (None, signal) => {
+                let how = signal.map_or_else(|| status.to_string(), |s| format!("killed by signal {s}"));
+                exit_with(
+                    EXIT_SESSION_LOST,
+                    &format!("the shm_client --stop-server on {}: {how}", remote.host),
+                )
+            }
+        },
+        Err(e) => fail(&e),
+    }
 }
 
 /// What is checked before any request: the outputs of a fetch.

@@ -201,11 +201,12 @@ pub(crate) struct Args {
     #[arg(long, value_name = "DIR", requires = "put")]
     pub(crate) to: Option<String>,
 
-    /// Fetch (or --list) from the server on HOST: runs `RSH HOST shm_client --relay --queue NAME`
-    /// there and speaks the session through it; the files are delivered here as a local fetch
-    /// delivers them (verified, atomic, -C, -u, -p).
-    #[arg(short = 'H', long, value_name = "[USER@]HOST",
-          conflicts_with_all = ["status", "stop_server", "put", "stdout", "relay"])]
+    /// Work with the server on HOST: runs `RSH HOST shm_client --relay --queue NAME` there and
+    /// speaks the session through it. Fetches are delivered here as a local fetch delivers them
+    /// (verified, atomic, -C, -u, -p); --list, --status (--json), --put (--to, --no-clobber) and
+    /// --stop-server (--drain) work too, with the same output and exit codes. Not with --stdout
+    /// or --status --all.
+    #[arg(short = 'H', long, value_name = "[USER@]HOST", conflicts_with_all = ["stdout", "all", "relay"])]
     pub(crate) host: Option<String>,
 
     /// With -H: the remote shell that runs the relay on HOST, split as a shell splits words
@@ -218,9 +219,12 @@ pub(crate) struct Args {
     pub(crate) remote_client: PathBuf,
 
     /// Relay a session of the server on this host over stdin and stdout, for `shm_client -H` on
-    /// another host (which runs it); messages go to stderr. Ends at the end of stdin.
-    #[arg(long, conflicts_with_all = ["files", "list", "status", "stop_server", "input", "stdout", "output", "put"])]
-    pub(crate) relay: bool,
+    /// another host (which runs it); messages go to stderr. Ends at the end of stdin. KIND is the
+    /// session's: transfer (fetches and --list; the default), status or upload.
+    #[arg(long, value_name = "KIND", num_args = 0..=1, require_equals = true,
+          default_missing_value = "transfer", value_enum,
+          conflicts_with_all = ["files", "list", "status", "stop_server", "input", "stdout", "output", "put"])]
+    pub(crate) relay: Option<RelayKind>,
 
     /// Print a completion script for SHELL and exit.
     #[arg(long, value_name = "SHELL")]
@@ -229,6 +233,28 @@ pub(crate) struct Args {
     /// Print the man page (roff) and exit: `shm_client --man > shm_client.1`.
     #[arg(long)]
     pub(crate) man: bool,
+}
+
+/// The kind of session a relay opens (`--relay[=KIND]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RelayKind {
+    /// Fetches and listings.
+    Transfer,
+    /// --status.
+    Status,
+    /// --put.
+    Upload,
+}
+
+impl RelayKind {
+    /// The library's session kind.
+    pub(crate) fn session(self) -> SessionKind {
+        match self {
+            RelayKind::Transfer => SessionKind::Transfer,
+            RelayKind::Status => SessionKind::Status,
+            RelayKind::Upload => SessionKind::Upload,
+        }
+    }
 }
 
 /// What one run does: the flags that choose it, checked.
@@ -249,8 +275,8 @@ pub(crate) enum Mode {
     StopServer(StopKind),
     /// Send local files to the server's --accept directory (below `to`).
     Put { files: Vec<PathBuf>, to: Option<String> },
-    /// Relay a session over stdin and stdout for `-H` on another host.
-    Relay,
+    /// Relay a session of this kind over stdin and stdout for `-H` on another host.
+    Relay(SessionKind),
 }
 
 impl Args {
@@ -315,8 +341,8 @@ impl Mode {
                 return Err(exit_with(EXIT_NOT_DELIVERED, &msg));
             }
         }
-        Ok(if args.relay {
-            Mode::Relay
+        Ok(if let Some(kind) = args.relay {
+            Mode::Relay(kind.session())
         } else if !args.put.is_empty() {
             Mode::Put { files: args.put.clone(), to: args.to.clone() }
         } else if args.stop_server {
@@ -347,9 +373,11 @@ impl Mode {
     /// Asking a server something (not fetching) does not wait for one unless told to.
     pub(crate) fn default_wait(&self) -> Duration {
         match self {
-            Mode::Fetch { .. } | Mode::Stdout(_) | Mode::Output { .. } | Mode::Put { .. } | Mode::Relay => {
-                DEFAULT_WAIT
-            }
+            Mode::Fetch { .. }
+            | Mode::Stdout(_)
+            | Mode::Output { .. }
+            | Mode::Put { .. }
+            | Mode::Relay(_) => DEFAULT_WAIT,
             _ => Duration::ZERO,
         }
     }
