@@ -89,7 +89,7 @@ impl Sshd {
 }
 
 #[test]
-fn a_fetch_and_a_listing_go_through_a_real_sshd_on_localhost() {
+fn fetch_list_status_and_put_go_through_a_real_sshd_on_localhost() {
     if !Path::new(SSHD).exists() || !ssh_installed() {
         eprintln!("skipped: {SSHD} or ssh is not installed here");
         return;
@@ -98,7 +98,9 @@ fn a_fetch_and_a_listing_go_through_a_real_sshd_on_localhost() {
     env.create_random("big.bin", 3 * MIB, 21);
     env.create("sub/a.txt", b"through sshd\n");
     let sshd = Sshd::start(&env);
-    let mut server = env.ready_server(&["--persistent"]);
+    let inbox = env.tmp().join("inbox");
+    fs::create_dir(&inbox).unwrap();
+    let mut server = env.ready_server(&["--persistent", "--accept", s(&inbox)]);
     let remote = ["-H", "127.0.0.1", "--rsh", &sshd.rsh, "--remote-client", CLIENT];
     let mut args = vec!["-o", s(env.out())];
     args.extend_from_slice(&remote);
@@ -117,13 +119,25 @@ fn a_fetch_and_a_listing_go_through_a_real_sshd_on_localhost() {
         listed.stdout.contains("big.bin") && listed.stdout.contains("sub/a.txt"),
         "the listing through sshd names the server's files",
     );
+    let mut status = vec!["--status", "--json"];
+    status.extend_from_slice(&remote);
+    let told = env.run_client(&status);
+    told.assert_code(0).check(told.stdout.contains("\"sessions\""), "the server's status, as JSON");
+    // An upload the other way, verified on the server's side.
+    let sent = env.create_random("../up.bin", 2 * MIB, 22);
+    let mut put = vec!["--put", s(&sent), "--to", "in"];
+    put.extend_from_slice(&remote);
+    env.run_client(&put).assert_code(0);
+    assert!(
+        fs::read(inbox.join("in/up.bin")).unwrap() == fs::read(&sent).unwrap(),
+        "uploaded byte-identical"
+    );
     env.stop_server(&mut server);
     // No server on the other side any more: the fetch fails, and says so.
     let mut nobody = vec!["-o", s(env.out()), "--wait", "0.5"];
     nobody.extend_from_slice(&remote);
     nobody.push("big.bin");
     let lost = env.run_client(&nobody);
-    lost.check(lost.code() != Some(0), "no server over there is an error")
-        .check(lost.stderr.contains(env.names.queue()), "the message names the queue");
+    lost.assert_code(4).check(lost.stderr.contains(env.names.queue()), "the message names the queue");
     env.assert_no_leftovers();
 }
