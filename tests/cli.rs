@@ -56,9 +56,9 @@ fn usage_errors_show_every_form_and_never_call_the_queue_required() {
         .check(done.stderr.contains("Usage: shm_client [OPTIONS] [-r] FILE..."), "the usage of a fetch")
         .check(done.stderr.contains("--list [PREFIX]"), "the usage of --list")
         .check(!done.stderr.contains("--queue <NAME>"), "no --queue in the usage as if it were required");
-    // --list with a file: the usage line is the general one, not one built
-    // from the arguments given.
-    let done = env.run_client(&["--wait", "1", "hello.txt", "--list"]);
+    // --stop-server with a file: the usage line is the general one, not one
+    // built from the arguments given.
+    let done = env.run_client(&["--wait", "1", "hello.txt", "--stop-server"]);
     done.assert_code(2).check(done.stderr.contains("cannot be used with"), "says what conflicts").check(
         done.stderr.lines().filter(|l| l.contains("Usage:")).all(|l| !l.contains("--wait")),
         "the usage line is not built from the arguments given",
@@ -221,6 +221,18 @@ fn list_shows_only_the_part_of_the_tree_asked_for() {
         .assert_code(0)
         .assert_stdout_lines(&lines(&["2\tsub/deep/b.txt"]));
     env.run_client(&["--list", "top.txt"]).assert_code(0).assert_stdout_lines(&lines(&["4\ttop.txt"]));
+    // The prefix may follow other flags, as `ls -l sub` takes it; one only.
+    let after = env.run_client(&["--list", "--human", "sub/deep"]);
+    after.assert_code(0).check(
+        after.stdout.contains("sub/deep/b.txt") && !after.stdout.contains("sub/a.txt"),
+        "lists below the prefix only",
+    );
+    let two = env.run_client(&["--list", "sub", "top.txt"]);
+    two.assert_code(2).check(two.stderr.contains("--list takes one PREFIX; 2 were given"), "says so");
+    let drain = env.run_client(&["--drain"]);
+    drain
+        .assert_code(2)
+        .check(drain.stderr.contains("--drain goes with --stop-server"), "says what it needs");
     env.run_client(&["--list"]).assert_code(0).assert_stdout_lines(&lines(&[
         "1\tsub/a.txt",
         "2\tsub/deep/b.txt",

@@ -111,7 +111,7 @@ pub(crate) struct Args {
     /// Print the server's files with their sizes (SIZE, a tab, PATH per line) instead of fetching;
     /// with PREFIX, only PREFIX itself or what lies below the directory PREFIX.
     #[arg(long, value_name = "PREFIX", num_args = 0..=1,
-          conflicts_with_all = ["files", "stop_server", "no_clobber", "input", "relative"])]
+          conflicts_with_all = ["stop_server", "no_clobber", "input", "relative"])]
     pub(crate) list: Option<Option<String>>,
 
     /// Ask the server what it is doing: its pid, root, mode, uptime, sessions and totals, and a
@@ -164,7 +164,7 @@ pub(crate) struct Args {
     /// they have asked for, new clients are refused (busy: the server is stopping), then the
     /// server exits 0 with everything removed; waits for that as long as it takes (SIGINT ends
     /// the wait, not the drain). SIGTERM to the server meanwhile stops it at once.
-    #[arg(long, requires = "stop_server")]
+    #[arg(long)]
     pub(crate) drain: bool,
 
     /// End a session in which no frame moved for SECS seconds (the server stopped or stuck):
@@ -184,7 +184,7 @@ pub(crate) struct Args {
     /// (quoted, so that the shell leaves it) is matched against the server's files, one path
     /// component at a time as a shell does ('*' does not cross '/'), unless a file has exactly
     /// that name; a pattern that matches nothing is not found.
-    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "input", "status", "put", "relay", "completions", "man"])]
+    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "drain", "input", "status", "put", "relay", "completions", "man"])]
     pub(crate) files: Vec<String>,
 
     /// Send the local FILEs to the server instead of fetching: each is written below the server's
@@ -329,7 +329,20 @@ impl Mode {
                 "an empty file name; name a path below the server's root ('.' with -r: all of it)",
             );
         }
-        if let Some(Some(prefix)) = &args.list {
+        // `--list -l sub` as `ls -l sub`: the prefix may follow other flags.
+        let list = match (&args.list, files.as_slice()) {
+            (Some(None), [_]) => Some(Some(std::mem::take(&mut files).remove(0))),
+            (Some(_), []) => args.list.clone(),
+            (Some(_), more) => {
+                let n = more.len() + usize::from(matches!(args.list, Some(Some(_))));
+                usage_error(
+                    ErrorKind::WrongNumberOfValues,
+                    format!("--list takes one PREFIX; {n} were given"),
+                )
+            }
+            (None, _) => None,
+        };
+        if let Some(Some(prefix)) = &list {
             if prefix.is_empty() {
                 usage_error(
                     ErrorKind::InvalidValue,
@@ -351,7 +364,7 @@ impl Mode {
             Mode::StatusAll { json: args.json }
         } else if args.status {
             Mode::Status { json: args.json }
-        } else if let Some(prefix) = &args.list {
+        } else if let Some(prefix) = &list {
             Mode::List { prefix: prefix.clone().unwrap_or_else(|| ".".into()), json: args.json }
         } else if let Some(dest) = args.output.clone().filter(|d| d.as_os_str() != "-") {
             if files.len() != 1 {
