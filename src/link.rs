@@ -371,7 +371,8 @@ pub(crate) fn ends_answer(kind: FrameKind, payload: &[u8]) -> bool {
         | FrameKind::Refused
         | FrameKind::Error
         | FrameKind::Busy
-        | FrameKind::ListEnd => true,
+        | FrameKind::ListEnd
+        | FrameKind::DataEnd => true,
         FrameKind::Start => {
             matches!(Reply::decode(kind, payload), Ok(Reply::Start { flags, .. }) if flags.up_to_date())
         }

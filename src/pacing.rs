@@ -748,7 +748,8 @@ mod tests {
             until_in_line(&pacing, i + 1);
         }
         drop(held);
-        let order: Vec<(usize, u64)> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+        let order: Vec<(usize, u64)> =
+            (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
         // The newcomer counted from the floor less the credit: still first.
         assert_eq!(order, [(2, 9 * LINE_CREDIT), (1, 11 * LINE_CREDIT), (0, 12 * LINE_CREDIT)]);
         for w in waiters {
