@@ -193,7 +193,6 @@ impl Pacing {
             tried: Tried::Spun,
             turn: None,
             turn_started: Instant::now(),
-            streamed: 0,
             served: 0,
         }
     }
@@ -394,8 +393,6 @@ pub(crate) struct Pacer {
     turn: Option<Turn>,
     /// When the turn held now was taken.
     turn_started: Instant,
-    /// Bytes streamed since the clock was last looked at.
-    streamed: usize,
     /// Bytes streamed in all, as the turn line counts them.
     served: u64,
 }
@@ -490,7 +487,6 @@ impl Pacer {
             }
             self.turn = Some(turn);
             self.turn_started = Instant::now();
-            self.streamed = 0;
         }
         Ok(())
     }
@@ -498,13 +494,12 @@ impl Pacer {
     /// Counts `bytes` streamed in this turn; after [`TURN_TIME`] the turn
     /// goes to the next in line.
     pub(crate) fn streamed(&mut self, bytes: usize) {
+        let before = self.served;
         self.served += bytes as u64;
-        self.streamed += bytes;
-        if self.streamed >= TURN_CHECK_BYTES {
-            self.streamed = 0;
-            if self.turn_started.elapsed() >= TURN_TIME {
-                self.turn = None;
-            }
+        // The clock is read once per TURN_CHECK_BYTES streamed.
+        let check = TURN_CHECK_BYTES as u64;
+        if before / check != self.served / check && self.turn_started.elapsed() >= TURN_TIME {
+            self.turn = None;
         }
     }
 
