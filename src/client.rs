@@ -19,7 +19,7 @@ use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, S
 use crate::outcome::FailReason;
 use crate::pacing::Pacing;
 use crate::protocol::{
-    normalize_path, Command, FrameHeader, FrameKind, GetCondition, PutIfExists, Reply, ServerStatus,
+    normalize_path, Command, DataEnd, FrameHeader, FrameKind, GetCondition, PutIfExists, Reply, ServerStatus,
     SessionKind, SessionStatus, SkipCode, StopKind,
 };
 use crate::queue::{self, SendError};
@@ -37,6 +37,9 @@ pub use crate::config::{
 pub(crate) enum Frame {
     /// A data frame of this many bytes.
     Data(u32),
+    /// A file's last data frame (its bytes at the front of the caller's
+    /// buffer) and its end.
+    DataEnd(DataEnd),
     /// Any other frame.
     Control(Reply),
 }
@@ -954,8 +957,10 @@ impl Client {
         if header.seq != seq {
             return Err(Error::Protocol(format!("frame for request {}, expected {seq}", header.seq)));
         }
-        if header.kind == FrameKind::Data {
-            return Ok(Frame::Data(header.len));
+        match header.kind {
+            FrameKind::Data => return Ok(Frame::Data(header.len)),
+            FrameKind::DataEnd => return Ok(Frame::DataEnd(DataEnd::decode(payload)?)),
+            _ => {}
         }
         Ok(Frame::Control(Reply::decode(header.kind, payload)?))
     }

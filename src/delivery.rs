@@ -594,49 +594,55 @@ fn read_body(
         client.cancel_request(seq)?;
     }
     loop {
-        match client.next_frame(seq, &mut chunk[fill..])? {
-            Frame::Data(len) => {
-                received += u64::from(len);
-                if received > size.limit() {
-                    return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
-                }
+        // A `DataEnd` is its data, then its end.
+        let (len, control) = match client.next_frame(seq, &mut chunk[fill..])? {
+            Frame::Data(len) => (len, None),
+            Frame::DataEnd(last) => {
+                (last.len, Some(Reply::End { count: last.count, checksum: last.checksum }))
+            }
+            Frame::Control(reply) => (0, Some(reply)),
+        };
+        if len > 0 {
+            received += u64::from(len);
+            if received > size.limit() {
+                return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
+            }
+        }
+        if len > 0 && taking == Taking::Yes {
+            let end = fill + len as usize;
+            hasher.update(&chunk[fill..end]);
+            fill = end;
+            if fill >= IO_CHUNK {
+                taking = write(&chunk[..IO_CHUNK]);
+                chunk.copy_within(IO_CHUNK..fill, 0);
+                fill -= IO_CHUNK;
                 if taking == Taking::No {
-                    continue;
-                }
-                let end = fill + len as usize;
-                hasher.update(&chunk[fill..end]);
-                fill = end;
-                if fill >= IO_CHUNK {
-                    taking = write(&chunk[..IO_CHUNK]);
-                    chunk.copy_within(IO_CHUNK..fill, 0);
-                    fill -= IO_CHUNK;
-                    if taking == Taking::No {
-                        client.cancel_request(seq)?;
-                    }
-                }
-                unreported += u64::from(len);
-                if unreported >= 1 << 20 {
-                    progress.advance(unreported);
-                    unreported = 0;
+                    client.cancel_request(seq)?;
                 }
             }
-            Frame::Control(Reply::End { .. } | Reply::Error { .. }) if taking == Taking::No => {
+            unreported += u64::from(len);
+            if unreported >= 1 << 20 {
+                progress.advance(unreported);
+                unreported = 0;
+            }
+        }
+        let Some(reply) = control else { continue };
+        match reply {
+            Reply::End { .. } | Reply::Error { .. } if taking == Taking::No => {
                 // The server's answer to the cancel (or the end it reached
                 // before it saw it).
                 progress.advance(unreported);
                 return Ok(Body::Dropped);
             }
-            Frame::Control(Reply::End { count, checksum }) => {
+            Reply::End { count, checksum } => {
                 progress.advance(unreported);
                 if write(&chunk[..fill]) == Taking::No {
                     return Ok(Body::Dropped);
                 }
                 return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
             }
-            Frame::Control(Reply::Error { code, reason }) => {
-                return Ok(Body::ServerError(code.into(), reason))
-            }
-            other => return Err(Error::Protocol(format!("{other:?} inside a file"))),
+            Reply::Error { code, reason } => return Ok(Body::ServerError(code.into(), reason)),
+            other => return Err(Error::Protocol(format!("{:?} inside a file", Frame::Control(other)))),
         }
     }
 }
@@ -832,6 +838,19 @@ impl FileReader<'_> {
                 self.hasher.update(&self.buf[..len as usize]);
                 (self.pos, self.len) = (0, len as usize);
                 Ok(true)
+            }
+            Frame::DataEnd(last) => {
+                // The last bytes, checked before they are read.
+                self.done = true;
+                self.received += u64::from(last.len);
+                self.hasher.update(&self.buf[..last.len as usize]);
+                match check(self.size, last.count, last.checksum, self.received, self.hasher.digest(), "") {
+                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
+                    _ => {
+                        (self.pos, self.len) = (0, last.len as usize);
+                        Ok(true)
+                    }
+                }
             }
             Frame::Control(Reply::End { count, checksum }) => {
                 self.done = true;

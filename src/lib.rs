@@ -147,9 +147,9 @@ pub mod testing {
     /// The wire format.
     pub mod protocol {
         pub use crate::protocol::{
-            normalize_path, truncate_utf8, Command, FrameHeader, FrameKind, GetCondition, ReasonCode, Reply,
-            SessionKind, SkipCode, StartFlags, FRAME_HEADER_LEN, MAX_STATUS_TEXT, MSG_MAGIC,
-            PROTOCOL_VERSION,
+            normalize_path, truncate_utf8, Command, DataEnd, FrameHeader, FrameKind, GetCondition,
+            ReasonCode, Reply, SessionKind, SkipCode, StartFlags, FRAME_HEADER_LEN, MAX_STATUS_TEXT,
+            MSG_MAGIC, PROTOCOL_VERSION,
         };
     }
 

@@ -715,7 +715,8 @@ pub(crate) fn ends_answer(kind: FrameKind, payload: &[u8]) -> bool {
         | FrameKind::Error
         | FrameKind::Busy
         | FrameKind::ListEnd
-        | FrameKind::StatusEnd => true,
+        | FrameKind::StatusEnd
+        | FrameKind::DataEnd => true,
         FrameKind::Start => {
             matches!(Reply::decode(kind, payload), Ok(Reply::Start { flags, .. }) if flags.up_to_date())
         }

@@ -28,16 +28,20 @@
 //!   slices, so that when its peer wakes it, it runs at once rather than
 //!   after a busy neighbour's slice.
 //! * **Turns.** At most half the cores' worth of producers (at least one)
-//!   stream data at once, [`TURN_TIME`] per turn, first come first served;
-//!   a producer gives its turn back after a file and before it blocks, so a
-//!   stopped or slow client holds nobody up.
+//!   stream data at once, [`TURN_TIME`] per turn; a producer gives its turn
+//!   back after a file and before it blocks, so a stopped or slow client
+//!   holds nobody up. The next turn goes to the waiting producer that has
+//!   streamed the fewest bytes (ties: first come first served), so pairs
+//!   that stream slower, or lose their turn to a block more often, are not
+//!   left behind; one that joins the line counts at least the bytes of the
+//!   last turn taken less [`LINE_CREDIT`], so a newcomer or one back from a
+//!   long pause gets a bounded head start, never the line to itself.
 //!
 //! What the ring ends of one owner share is a [`Pacing`] value, made by that
 //! owner and handed to each end; what one end learns and holds is its own
 //! `Pacer`. Nothing here is process-wide: two servers (or two tests) in one
 //! process each have their own spinners and turns.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -63,6 +67,11 @@ pub(crate) const TURN_TIME: Duration = Duration::from_millis(5);
 
 /// Bytes streamed between two looks at the clock for [`TURN_TIME`].
 const TURN_CHECK_BYTES: usize = 64 << 10;
+
+/// How far behind the last producer to take a turn one that joins the line
+/// may count: the head start of a newcomer, or of a pair that lost its turn
+/// to a block, before the others' turns come round again.
+pub(crate) const LINE_CREDIT: u64 = 4 << 20;
 
 /// A wait that blocked this long forgets what its waiter learned about
 /// spinning: the peer was away (out of turn, or descheduled), and what
@@ -107,12 +116,39 @@ impl Limits {
     }
 }
 
-/// Who streams now and who waits, in order of arrival.
+/// Who streams now and who waits.
 #[derive(Debug)]
 struct TurnQueue {
     active: usize,
-    waiting: VecDeque<u64>,
+    /// In order of arrival; the next turn goes to the one that has streamed
+    /// the least.
+    waiting: Vec<InLine>,
     next_ticket: u64,
+    /// The bytes the producer that took the last turn had streamed when it
+    /// took it: where those who join the line count from.
+    floor: u64,
+}
+
+/// One producer waiting for a turn.
+#[derive(Debug, Clone, Copy)]
+struct InLine {
+    /// Bytes it has streamed (as counted in line).
+    served: u64,
+    ticket: u64,
+}
+
+impl TurnQueue {
+    /// The ticket whose turn comes next: the fewest bytes streamed, then the
+    /// earliest arrival.
+    fn next(&self) -> Option<u64> {
+        self.waiting.iter().min_by_key(|w| (w.served, w.ticket)).map(|w| w.ticket)
+    }
+
+    /// Takes a turn for a producer that has streamed `served` bytes.
+    fn start(&mut self, served: u64) {
+        self.active += 1;
+        self.floor = self.floor.max(served);
+    }
 }
 
 impl Pacing {
@@ -137,7 +173,7 @@ impl Pacing {
                 spin_budget,
                 limits,
                 spinners: AtomicUsize::new(0),
-                turns: Mutex::new(TurnQueue { active: 0, waiting: VecDeque::new(), next_ticket: 0 }),
+                turns: Mutex::new(TurnQueue { active: 0, waiting: Vec::new(), next_ticket: 0, floor: 0 }),
                 turn_changed: Condvar::new(),
             }),
         }
@@ -157,7 +193,7 @@ impl Pacing {
             tried: Tried::Spun,
             turn: None,
             turn_started: Instant::now(),
-            streamed: 0,
+            served: 0,
         }
     }
 
@@ -177,29 +213,38 @@ impl Pacing {
         self.shared.turns.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Waits for a turn, first come first served. Every `slice` it calls
-    /// `check`; an error from it leaves the line and is returned.
+    /// Waits for a turn, for a producer that has streamed nothing yet (first
+    /// come first served among those). Every `slice` it calls `check`; an
+    /// error from it leaves the line and is returned.
     #[cfg(test)]
     fn take_turn(&self, slice: Duration, check: &dyn Fn() -> Result<()>) -> Result<Turn> {
-        self.take_turn_noting(slice, check).map(|(turn, _)| turn)
+        self.take_turn_noting(slice, &mut 0, check).map(|(turn, _)| turn)
     }
 
-    /// As [`Pacing::take_turn`], and says whether the caller stood in line.
-    fn take_turn_noting(&self, slice: Duration, check: &dyn Fn() -> Result<()>) -> Result<(Turn, Line)> {
+    /// As [`Pacing::take_turn`], for a producer that has streamed `served`
+    /// bytes (raised to the line's floor less [`LINE_CREDIT`] if below it),
+    /// and says whether the caller stood in line.
+    fn take_turn_noting(
+        &self,
+        slice: Duration,
+        served: &mut u64,
+        check: &dyn Fn() -> Result<()>,
+    ) -> Result<(Turn, Line)> {
         let max = self.shared.limits.streams;
         let changed = &self.shared.turn_changed;
         let mut q = self.turns();
+        *served = (*served).max(q.floor.saturating_sub(LINE_CREDIT));
         if q.waiting.is_empty() && q.active < max {
-            q.active += 1;
+            q.start(*served);
             return Ok((Turn { pacing: self.clone() }, Line::Free));
         }
         let ticket = q.next_ticket;
         q.next_ticket += 1;
-        q.waiting.push_back(ticket);
+        q.waiting.push(InLine { served: *served, ticket });
         loop {
-            if q.waiting.front() == Some(&ticket) && q.active < max {
-                q.waiting.pop_front();
-                q.active += 1;
+            if q.next() == Some(ticket) && q.active < max {
+                q.waiting.retain(|w| w.ticket != ticket);
+                q.start(*served);
                 drop(q);
                 // The next in line may fit too.
                 changed.notify_all();
@@ -212,7 +257,7 @@ impl Pacing {
                 let gone = check();
                 q = self.turns();
                 if let Err(e) = gone {
-                    q.waiting.retain(|t| *t != ticket);
+                    q.waiting.retain(|w| w.ticket != ticket);
                     drop(q);
                     changed.notify_all();
                     return Err(e);
@@ -348,8 +393,8 @@ pub(crate) struct Pacer {
     turn: Option<Turn>,
     /// When the turn held now was taken.
     turn_started: Instant,
-    /// Bytes streamed since the clock was last looked at.
-    streamed: usize,
+    /// Bytes streamed in all, as the turn line counts them.
+    served: u64,
 }
 
 impl Pacer {
@@ -434,7 +479,7 @@ impl Pacer {
     /// Whatever `check` returns.
     pub(crate) fn take_turn(&mut self, slice: Duration, check: &dyn Fn() -> Result<()>) -> Result<()> {
         if self.turn.is_none() {
-            let (turn, line) = self.pacing.take_turn_noting(slice, check)?;
+            let (turn, line) = self.pacing.take_turn_noting(slice, &mut self.served, check)?;
             if line == Line::Waited {
                 // What it learned while others streamed says nothing about
                 // its pair in its own turn.
@@ -442,7 +487,6 @@ impl Pacer {
             }
             self.turn = Some(turn);
             self.turn_started = Instant::now();
-            self.streamed = 0;
         }
         Ok(())
     }
@@ -450,12 +494,12 @@ impl Pacer {
     /// Counts `bytes` streamed in this turn; after [`TURN_TIME`] the turn
     /// goes to the next in line.
     pub(crate) fn streamed(&mut self, bytes: usize) {
-        self.streamed += bytes;
-        if self.streamed >= TURN_CHECK_BYTES {
-            self.streamed = 0;
-            if self.turn_started.elapsed() >= TURN_TIME {
-                self.turn = None;
-            }
+        let before = self.served;
+        self.served += bytes as u64;
+        // The clock is read once per TURN_CHECK_BYTES streamed.
+        let check = TURN_CHECK_BYTES as u64;
+        if before / check != self.served / check && self.turn_started.elapsed() >= TURN_TIME {
+            self.turn = None;
         }
     }
 
@@ -674,6 +718,35 @@ mod tests {
         drop(held);
         let order: Vec<usize> = (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
         assert_eq!(order, [0, 1, 2]);
+        for w in waiters {
+            w.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn the_next_turn_goes_to_the_producer_that_streamed_least_and_a_newcomer_counts_from_the_floor() {
+        let pacing = pacing(2, 1);
+        let mut first = 10 * LINE_CREDIT;
+        let held = pacing.take_turn_noting(SLICE, &mut first, &ok).unwrap();
+        assert_eq!(pacing.turns().floor, first);
+        let (tx, rx) = mpsc::channel();
+        let mut waiters = Vec::new();
+        // Arriving in this order, having streamed this much.
+        for (i, served) in [(0, 12 * LINE_CREDIT), (1, 11 * LINE_CREDIT), (2, 0)] {
+            let (mine, tx) = (pacing.clone(), tx.clone());
+            waiters.push(std::thread::spawn(move || {
+                let mut served = served;
+                let turn = mine.take_turn_noting(SLICE, &mut served, &ok).unwrap();
+                tx.send((i, served)).unwrap();
+                drop(turn);
+            }));
+            until_in_line(&pacing, i + 1);
+        }
+        drop(held);
+        let order: Vec<(usize, u64)> =
+            (0..3).map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap()).collect();
+        // The newcomer counted from the floor less the credit: still first.
+        assert_eq!(order, [(2, 9 * LINE_CREDIT), (1, 11 * LINE_CREDIT), (0, 12 * LINE_CREDIT)]);
         for w in waiters {
             w.join().unwrap();
         }

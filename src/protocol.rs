@@ -75,7 +75,8 @@
 //! ```
 //!
 //! Payloads of the control frames are described on [`Reply`]; a `Data` frame's
-//! payload is raw file bytes.
+//! payload is raw file bytes; a `DataEnd` frame's is the last raw bytes of a
+//! file followed by what an `End` frame would carry ([`DataEnd`]).
 
 use std::fmt;
 
@@ -85,7 +86,7 @@ use std::fmt;
 /// `Start`, the semaphore names in `Open`, paths as bytes (not only UTF-8),
 /// the offset and [`GetCondition`] of `Get`, a prefix in `List`, mode and
 /// mtime in `ListEntry`, the `ListSkipped` frame and both counts in
-/// `ListEnd`, `Cancel`, the [`StopKind`] of `Stop`, and uploads (the
+/// `ListEnd`, the `DataEnd` frame, `Cancel`, the [`StopKind`] of `Stop`, and uploads (the
 /// upload session's Open, `Put`). A peer of another
 /// version is told so on its first message or frame
 /// ([`DecodeError::UnsupportedVersion`]).
@@ -753,6 +754,52 @@ pub enum FrameKind {
     StatusEnd = 12,
     /// An entry a listing left out, and why: see [`Reply::ListSkipped`].
     ListSkipped = 13,
+    /// The last bytes of a file and its end in one frame: payload is raw
+    /// data, then `count: u64, xxh3_64: u64` as in `End` (see [`DataEnd`]).
+    DataEnd = 14,
+}
+
+/// The end of a file folded into its last data frame: a `DataEnd` payload is
+/// the data, then [`DataEnd::TRAILER_LEN`] bytes: the count and checksum an
+/// `End` frame would carry. The checksum covers the file's bytes, data only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataEnd {
+    /// Bytes of data at the front of the payload.
+    pub len: u32,
+    /// The file's bytes in all, as in [`Reply::End`].
+    pub count: u64,
+    /// As in [`Reply::End`].
+    pub checksum: u64,
+}
+
+impl DataEnd {
+    /// The bytes after the data.
+    pub const TRAILER_LEN: usize = 16;
+
+    /// The trailer of a `DataEnd` payload.
+    pub fn trailer(count: u64, checksum: u64) -> [u8; DataEnd::TRAILER_LEN] {
+        let mut out = [0; DataEnd::TRAILER_LEN];
+        out[..8].copy_from_slice(&count.to_le_bytes());
+        out[8..].copy_from_slice(&checksum.to_le_bytes());
+        out
+    }
+
+    /// Splits a `DataEnd` payload: the data is `payload[..len]`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Truncated`] for a payload shorter than the trailer.
+    pub fn decode(payload: &[u8]) -> Result<DataEnd, DecodeError> {
+        let Some(len) = payload.len().checked_sub(DataEnd::TRAILER_LEN) else {
+            return Err(DecodeError::Truncated { needed: DataEnd::TRAILER_LEN, got: payload.len() });
+        };
+        let word = |at: usize| {
+            let mut b = [0; 8];
+            b.copy_from_slice(&payload[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        Ok(DataEnd { len: len as u32, count: word(len), checksum: word(len + 8) })
+    }
 }
 
 impl FrameKind {
@@ -771,6 +818,7 @@ impl FrameKind {
             11 => FrameKind::SessionStatus,
             12 => FrameKind::StatusEnd,
             13 => FrameKind::ListSkipped,
+            14 => FrameKind::DataEnd,
             other => return Err(DecodeError::UnknownKind(other)),
         })
     }
@@ -1160,7 +1208,9 @@ impl Reply {
                 })
             }
             FrameKind::StatusEnd => Reply::StatusEnd { count: r.u64()? },
-            FrameKind::Data => return Err(DecodeError::BadField("data frame as control frame")),
+            FrameKind::Data | FrameKind::DataEnd => {
+                return Err(DecodeError::BadField("data frame as control frame"))
+            }
         };
         r.finish()?;
         Ok(reply)
@@ -1978,5 +2028,19 @@ mod tests {
         ] {
             assert_eq!(normalize_path(given.as_bytes()), want.as_bytes(), "{given}");
         }
+    }
+
+    #[test]
+    fn a_data_end_payload_splits_into_data_and_the_end_and_a_short_one_is_refused() {
+        let mut payload = b"last bytes".to_vec();
+        payload.extend_from_slice(&DataEnd::trailer(4106, 0xfeed_beef));
+        assert_eq!(DataEnd::decode(&payload), Ok(DataEnd { len: 10, count: 4106, checksum: 0xfeed_beef }));
+        let empty = DataEnd::trailer(0, 1);
+        assert_eq!(DataEnd::decode(&empty), Ok(DataEnd { len: 0, count: 0, checksum: 1 }));
+        for short in 0..DataEnd::TRAILER_LEN {
+            assert!(matches!(DataEnd::decode(&payload[..short]), Err(DecodeError::Truncated { .. })));
+        }
+        assert_eq!(FrameKind::from_u8(14), Ok(FrameKind::DataEnd));
+        assert!(Reply::decode(FrameKind::DataEnd, &payload).is_err(), "not a control frame");
     }
 }

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::pacing::{Pacer, Pacing, Placement, Spun};
-use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_REASON_LEN};
+use crate::protocol::{DataEnd, FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_REASON_LEN};
 use crate::semaphore::{Semaphore, WaitOutcome};
 use crate::shm_region::{Geometry, Party, Region, MAX_SLOTS};
 
@@ -300,6 +300,29 @@ impl Producer {
         self.push(FrameKind::Data, seq, bytes)?;
         self.end.waiter.pacer.streamed(bytes.len());
         Ok(())
+    }
+
+    /// Sends the last data of a file and its end in one frame (`DataEnd`):
+    /// `bytes`, then the `count` and `checksum` of the whole file. `bytes`
+    /// must leave room for the trailer in one slot
+    /// ([`Producer::max_payload`] less [`DataEnd::TRAILER_LEN`]). The turn
+    /// is given back, as after an `End`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Producer::send_data`].
+    pub fn send_data_end(&mut self, seq: u32, bytes: &[u8], count: u64, checksum: u64) -> Result<()> {
+        debug_assert!(bytes.len() + DataEnd::TRAILER_LEN <= self.max_payload());
+        self.end.waiter.take_turn()?;
+        let mut payload = std::mem::take(&mut self.scratch);
+        payload.clear();
+        payload.extend_from_slice(bytes);
+        payload.extend_from_slice(&DataEnd::trailer(count, checksum));
+        let res = self.push(FrameKind::DataEnd, seq, &payload);
+        self.scratch = payload;
+        self.end.waiter.pacer.streamed(bytes.len());
+        self.end.waiter.pacer.end_turn();
+        res
     }
 
     /// Sends a control frame.

@@ -1,6 +1,7 @@
 //! Serving one file through a session's [`Producer`]: open it with the
-//! confined opener, stream it as Start, Data..., End with its checksum — or
-//! answer why not (not found, refused, failed) with a reason code.
+//! confined opener, stream it as Start, Data..., End with its checksum (the
+//! End folded into the last data frame, `DataEnd`, where both fit one slot)
+//! — or answer why not (not found, refused, failed) with a reason code.
 
 use std::fs::File;
 use std::io::Read;
@@ -15,7 +16,9 @@ use nix::sys::statfs::{
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::Result;
-use crate::protocol::{GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS};
+use crate::protocol::{
+    DataEnd, GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS,
+};
 use crate::ring::Producer;
 use crate::source::{FileKind, OpenFailure, Root};
 use crate::stats::SessionStats;
@@ -182,6 +185,10 @@ pub(crate) fn send_file(
     // IO_CHUNK bytes, not one per slot.
     buf.resize(IO_CHUNK, 0);
     let mut sent = 0u64;
+    let max = tx.max_payload();
+    // The last piece of a file of known size, held back in `buf` to go with
+    // the end in one frame once the file is known not to have changed.
+    let mut last: Option<std::ops::Range<usize>> = None;
     loop {
         // Known size: exactly that many bytes. Unknown: to the end of the
         // file, reading one byte past the bound to see it is passed.
@@ -226,7 +233,20 @@ pub(crate) fn send_file(
         hasher.update(&buf[..n]);
         // The bytes before the offset are hashed, not sent.
         let skip = offset.saturating_sub(sent).min(n as u64) as usize;
-        for piece in buf[skip..n].chunks(tx.max_payload()) {
+        let mut upto = n;
+        if size == Size::Known(sent + n as u64) && n > skip {
+            // Pieces are cut from `skip` on: the file's last is what is
+            // left after whole slots, or a whole slot.
+            let tail = match (n - skip) % max {
+                0 => max,
+                rest => rest,
+            };
+            if tail + DataEnd::TRAILER_LEN <= max {
+                upto = n - tail;
+                last = Some(upto..n);
+            }
+        }
+        for piece in buf[skip..upto].chunks(max) {
             tx.send_data(seq, piece)?;
         }
         sent += n as u64;
@@ -248,7 +268,10 @@ pub(crate) fn send_file(
             return send_negative(tx, seq, failed(ReasonCode::ReadFailed, format!("fstat {path}: {e}")))
         }
     }
-    tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?;
+    match last {
+        Some(piece) => tx.send_data_end(seq, &buf[piece], sent, hasher.digest())?,
+        None => tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?,
+    }
     Ok(Served::Sent(sent - offset))
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use shmxfer::testing::liveness::{client_alive, ServerLock};
 use shmxfer::testing::names::SessionNames;
 use shmxfer::testing::protocol::{
-    Command, FrameHeader, FrameKind, GetCondition, Reply, StartFlags, MSG_MAGIC, PROTOCOL_VERSION,
+    Command, DataEnd, FrameHeader, FrameKind, GetCondition, Reply, StartFlags, MSG_MAGIC, PROTOCOL_VERSION,
 };
 use shmxfer::testing::queue::{QUEUE_CAPACITY, QUEUE_MSG_LEN};
 use shmxfer::testing::shm_region::{Geometry, Region, Semaphore, ShmObject};
@@ -624,6 +624,20 @@ fn hostile_server_frames_end_the_session_with_exit_4_and_no_file() {
             ],
         ),
         (
+            "a last data frame shorter than its end",
+            vec![
+                control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 1),
+                frame(FrameKind::DataEnd, 1, vec![1; 5]),
+            ],
+        ),
+        (
+            "more data than announced in a last data frame",
+            vec![
+                control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 1),
+                frame(FrameKind::DataEnd, 1, [vec![1; 100], DataEnd::trailer(100, 0).to_vec()].concat()),
+            ],
+        ),
+        (
             "wrong sequence number",
             vec![control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 7)],
         ),
@@ -654,6 +668,22 @@ fn a_bad_checksum_fails_the_file_and_creates_nothing() {
         control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 1),
         frame(FrameKind::Data, 1, data),
         control(Reply::End { count: 4, checksum: 12345 }, 1),
+    ];
+    let fake = hostile_server(&env, frames);
+    let done = env.fetch(&["victim.bin"]);
+    done.assert_code(1)
+        .check(done.stdout.contains("victim.bin: failed: checksum mismatch"), "checksum failure reported");
+    assert!(env.out_entries().is_empty());
+    fake.join().unwrap();
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn a_bad_checksum_in_a_last_data_frame_fails_the_file_and_creates_nothing() {
+    let env = TestEnv::new("bad_checksum_data_end");
+    let frames = vec![
+        control(Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }, 1),
+        frame(FrameKind::DataEnd, 1, [b"four".to_vec(), DataEnd::trailer(4, 12345).to_vec()].concat()),
     ];
     let fake = hostile_server(&env, frames);
     let done = env.fetch(&["victim.bin"]);
