@@ -241,10 +241,12 @@ fn ask(
             Found::Nothing => {}
         }
     }
-    let condition = match (options.update, dir.stamp(out)) {
-        (Update::IfNewer, Some(copy)) => GetCondition::UnlessUpToDate(copy),
-        _ => GetCondition::Always,
+    // The copy's stamp is looked up only when it decides something.
+    let copy = match options.update {
+        Update::IfNewer => dir.stamp(out),
+        Update::Always => None,
     };
+    let condition = copy.map_or(GetCondition::Always, GetCondition::UnlessUpToDate);
     Ok(Asked { seq: client.request_from(&job.remote, 0, condition)?, kept: None })
 }
 

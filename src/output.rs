@@ -21,9 +21,10 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
@@ -148,8 +149,27 @@ pub fn dest_parts(dest: &Path) -> std::result::Result<(&str, PathBuf), String> {
 /// The output directory, open.
 #[derive(Debug)]
 pub struct OutDir {
-    fd: OwnedFd,
+    /// Shared with the sinks of files that go straight into it: no
+    /// descriptor is duplicated per file.
+    fd: Arc<OwnedFd>,
     path: PathBuf,
+}
+
+/// The directory a file goes into: the output directory itself, shared,
+/// or a subdirectory opened for it.
+#[derive(Debug)]
+enum DirFd {
+    Top(Arc<OwnedFd>),
+    Below(OwnedFd),
+}
+
+impl AsFd for DirFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            DirFd::Top(fd) => fd.as_fd(),
+            DirFd::Below(fd) => fd.as_fd(),
+        }
+    }
 }
 
 impl OutDir {
@@ -163,7 +183,7 @@ impl OutDir {
         let fd =
             openat(AT_FDCWD, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
                 .map_err(os)?;
-        Ok(OutDir { fd, path: path.to_owned() })
+        Ok(OutDir { fd: Arc::new(fd), path: path.to_owned() })
     }
 
     /// Whether the directory opened at the start was removed since (it has
@@ -195,9 +215,9 @@ impl OutDir {
     /// The directory `out` goes into, opened one component at a time
     /// without following symlinks; missing ones are created when `create`,
     /// else `None` is returned.
-    fn parent(&self, out: &OutputPath, create: bool) -> io::Result<Option<OwnedFd>> {
+    fn parent(&self, out: &OutputPath, create: bool) -> io::Result<Option<DirFd>> {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let mut dir = self.fd.try_clone()?;
+        let mut dir = DirFd::Top(Arc::clone(&self.fd));
         for (i, component) in out.dirs.iter().enumerate() {
             let next = match openat(&dir, component.as_os_str(), flags, Mode::empty()) {
                 Err(Errno::ENOENT) if create => {
@@ -210,7 +230,7 @@ impl OutDir {
                 Err(Errno::ENOENT) => return Ok(None),
                 other => other,
             };
-            dir = next.map_err(|e| {
+            dir = DirFd::Below(next.map_err(|e| {
                 let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
                 match e {
                     Errno::ELOOP | Errno::ENOTDIR => {
@@ -219,7 +239,7 @@ impl OutDir {
                     }
                     e => io::Error::new(os(e).kind(), format!("{shown}: {}", os(e))),
                 }
-            })?;
+            })?);
         }
         Ok(Some(dir))
     }
@@ -457,7 +477,7 @@ pub struct Sink {
     /// Written in [`crate::IO_CHUNK`] pieces by the caller; `None` once
     /// persisted.
     file: Option<File>,
-    dir: OwnedFd,
+    dir: DirFd,
     /// The name of a named temporary file; `None` for an unnamed one.
     temp: Option<OsString>,
     target: OutputPath,
