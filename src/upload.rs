@@ -3,12 +3,14 @@
 //! ring runs from the client to the server. The file is announced on the
 //! queue ([`Command::Put`](crate::protocol::Command::Put): path, size,
 //! mode, whether an existing name is kept), its bytes follow as `Data`
-//! frames and its count and xxh3 as an `End` frame, and the server answers
+//! frames and its count and xxh3 as an `End` frame (or, when the file
+//! changed while it was read or a read failed, an `Error` frame: the
+//! server keeps nothing of it), and the server answers
 //! in the region's header; the client stops sending as soon as an answer
 //! shows (a refusal), and waits for it after the `End`, checking the
 //! server's liveness and the cancel flag, within the stall timeout.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -17,13 +19,34 @@ use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::client::{Client, ClientConfig};
+use crate::delivery::{NoProgress, Progress};
 use crate::error::{Error, Result};
-use crate::protocol::{PutIfExists, Reply, SessionKind, UploadAnswer, MODE_BITS};
+use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer, MODE_BITS};
 use crate::ring::WAIT_SLICE;
 use crate::IO_CHUNK;
 
 /// How long the client sleeps between looks at the answer word.
 const ANSWER_POLL: Duration = Duration::from_micros(200);
+
+/// What says a local file changed while it was sent, as the server's side
+/// of a fetch judges it: its size, modification and status-change times,
+/// to the nanosecond.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Snapshot {
+    fn of(meta: &Metadata) -> Snapshot {
+        Snapshot {
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
 
 impl Client {
     /// As [`Client::connect`], for a session that sends files to the
@@ -57,14 +80,38 @@ impl Client {
     /// # Ok::<(), shmxfer::Error>(())
     /// ```
     ///
+    /// The file is `fstat`ed before and after it is read: when its size,
+    /// modification or status-change time moved meanwhile (another process
+    /// wrote it, truncated it), the server is told to keep nothing and
+    /// answers [`UploadAnswer::Failed`] with [`ReasonCode::Changed`].
+    ///
     /// # Errors
     ///
     /// [`Error::Os`] for the local file (`EISDIR`/`EINVAL` when it is not a
-    /// regular file), [`Error::Protocol`] on a session not opened for
-    /// uploads or for an answer word no server writes, and the ring's and
-    /// the queue's errors: [`Error::PeerGone`] when the server dies,
-    /// [`Error::Cancelled`], [`Error::Stalled`], [`Error::Timeout`].
+    /// regular file; `read` when a read failed: the server kept nothing),
+    /// [`Error::Protocol`] on a session not opened for uploads or for an
+    /// answer word no server writes, and the ring's and the queue's errors:
+    /// [`Error::PeerGone`] when the server dies, [`Error::Cancelled`],
+    /// [`Error::Stalled`], [`Error::Timeout`].
     pub fn put_file(&mut self, local: &Path, remote: &[u8], if_exists: PutIfExists) -> Result<UploadAnswer> {
+        self.put_file_with(local, remote, if_exists, &mut NoProgress)
+    }
+
+    /// As [`Client::put_file`], telling `progress` as the bytes leave:
+    /// [`Progress::start`] (the local file's name and size),
+    /// [`Progress::advance`] per chunk sent, [`Progress::finish`] once the
+    /// server answered (or the session was lost).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::put_file`].
+    pub fn put_file_with(
+        &mut self,
+        local: &Path,
+        remote: &[u8],
+        if_exists: PutIfExists,
+        progress: &mut dyn Progress,
+    ) -> Result<UploadAnswer> {
         let shown = local.display().to_string();
         let mut file = File::open(local).map_err(|e| Error::os_named("open", &shown, e))?;
         let meta = file.metadata().map_err(|e| Error::os_named("stat", &shown, e))?;
@@ -73,12 +120,34 @@ impl Client {
             return Err(Error::os_named("open", &shown, io::Error::from_raw_os_error(errno)));
         }
         let size = meta.len();
+        let before = Snapshot::of(&meta);
         self.producer()?;
-        let seq = self.request_put(remote, size, meta.mode() & MODE_BITS, if_exists)?;
+        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        progress.start(&name, size);
+        let answer = self.send_file(&mut file, &shown, before, remote, if_exists, progress);
+        progress.finish();
+        answer
+    }
+
+    /// Announces and sends the open `file` (of `before`), then waits for
+    /// the server's answer.
+    fn send_file(
+        &mut self,
+        file: &mut File,
+        shown: &str,
+        before: Snapshot,
+        remote: &[u8],
+        if_exists: PutIfExists,
+        progress: &mut dyn Progress,
+    ) -> Result<UploadAnswer> {
+        let size = before.size;
+        let mode = file.metadata().map_err(|e| Error::os_named("stat", shown, e))?.mode();
+        let seq = self.request_put(remote, size, mode & MODE_BITS, if_exists)?;
         let mut hash = Xxh3::new();
         let mut count = 0u64;
         let mut chunk = vec![0u8; IO_CHUNK];
         let mut failed_read = None;
+        let mut answered_early = false;
         'send: while count < size {
             let want = (size - count).min(IO_CHUNK as u64) as usize;
             let got = match file.read(&mut chunk[..want]) {
@@ -94,18 +163,35 @@ impl Client {
             for piece in chunk[..got].chunks(cap) {
                 // A refusal shows at once: the rest is not sent.
                 if self.region()?.answer_to(seq).is_some() {
+                    answered_early = true;
                     break 'send;
                 }
                 self.producer()?.send_data(seq, piece)?;
                 hash.update(piece);
                 count += piece.len() as u64;
+                progress.advance(piece.len() as u64);
             }
         }
-        // A short read leaves the count short: the server drops the file.
-        self.producer()?.send(seq, &Reply::End { count, checksum: hash.digest() })?;
+        // The file as it is now: a write, a truncation or a rewrite in
+        // place meanwhile shows in its size or times (a short read, too).
+        let after = file.metadata().map(|m| Snapshot::of(&m));
+        let abandon = match (&failed_read, &after) {
+            (Some(e), _) => Some((ReasonCode::ReadFailed, format!("read: {e}"))),
+            (None, Err(e)) => Some((ReasonCode::ReadFailed, format!("fstat: {e}"))),
+            (None, Ok(after)) if *after != before || (count < size && !answered_early) => {
+                Some((ReasonCode::Changed, format!("changed while it was sent ({count} of {size} bytes read)")))
+            }
+            (None, Ok(_)) => None,
+        };
+        let last = match abandon {
+            // The server drops what came and answers the file failed.
+            Some((code, reason)) => Reply::Error { code, reason },
+            None => Reply::End { count, checksum: hash.digest() },
+        };
+        self.producer()?.send(seq, &last)?;
         let answer = self.wait_for_answer(seq)?;
         match failed_read {
-            Some(e) => Err(Error::os_named("read", &shown, e)),
+            Some(e) => Err(Error::os_named("read", shown, e)),
             None => Ok(answer),
         }
     }
