@@ -112,6 +112,7 @@ pub use protocol::{
     UploadAnswer,
 };
 pub use relay::relay;
+pub use upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 
 /// The queue both programs use unless told otherwise.

@@ -23,6 +23,8 @@ use crate::delivery::{NoProgress, Progress};
 use crate::error::{Error, Result};
 use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer, MODE_BITS};
 use crate::ring::WAIT_SLICE;
+use crate::source::{OpenFailure, Root};
+use crate::walk::{Limits, SkipReason, Visit, Walk};
 use crate::IO_CHUNK;
 
 /// How long the client sleeps between looks at the answer word.
@@ -46,6 +48,126 @@ impl Snapshot {
             ctime: (meta.ctime(), meta.ctime_nsec()),
         }
     }
+}
+
+/// How far [`LocalTree::walk`] goes: what lies deeper, or past the file
+/// limit, is skipped, entry by entry.
+const TREE_LIMITS: Limits = Limits { max_depth: 64, max_files: 1_000_000 };
+
+/// A local directory to upload (`shm_client --put -r`), walked before a
+/// byte is sent: its regular files, and every entry that is not sent with
+/// the reason. The walk descends through directory descriptors only and
+/// follows no symlink below the directory; a file is opened through the
+/// same descriptors when it is sent ([`Client::put_tree_file_with`]).
+#[derive(Debug)]
+pub struct LocalTree {
+    root: Root,
+    /// The regular files below the directory, sorted by path.
+    pub files: Vec<LocalFile>,
+    /// What is not sent (symlinks, FIFOs, devices, sockets, unreadable
+    /// directories, what lies too deep), sorted by path.
+    pub skipped: Vec<LocalSkip>,
+}
+
+/// A regular file of a [`LocalTree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    /// Its path below the tree's directory (`/` between components; bytes,
+    /// as a Unix name is).
+    pub path: Vec<u8>,
+    /// Its size when the tree was walked.
+    pub size: u64,
+}
+
+/// Why an entry of a [`LocalTree`] is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalSkipReason {
+    /// A symbolic link: never followed.
+    Symlink,
+    /// A FIFO, a device, a socket: not a regular file.
+    NotRegular,
+    /// It could not be examined, opened or read (the `errno`).
+    Unreadable(i32),
+    /// A directory deeper than the walk descends.
+    TooDeep,
+    /// Past the walk's file limit.
+    OverLimit,
+}
+
+/// An entry of a [`LocalTree`] that is not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSkip {
+    /// Its path below the tree's directory (empty: the directory itself).
+    pub path: Vec<u8>,
+    pub reason: LocalSkipReason,
+    /// The reason in a few words (`a symbolic link; not followed`).
+    pub text: String,
+}
+
+impl LocalTree {
+    /// Walks the directory `dir` (a symlink to one is followed: it was
+    /// named) and everything below it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when `dir` cannot be opened as a directory.
+    pub fn walk(dir: &Path) -> Result<LocalTree> {
+        let root = Root::open(dir)?;
+        let walk = Walk::new(&root, b"", TREE_LIMITS).map_err(|failure| {
+            Error::os_named("open", &dir.display().to_string(), failure_error(failure))
+        })?;
+        let (mut files, mut skipped) = (Vec::new(), Vec::new());
+        for visit in walk {
+            match visit {
+                Visit::File(entry) => files.push(LocalFile { path: entry.path, size: entry.size }),
+                Visit::Skipped(skip) => {
+                    let (reason, text) = match skip.reason {
+                        SkipReason::NotRegular(crate::source::FileKind::Symlink) => {
+                            (LocalSkipReason::Symlink, "a symbolic link; not followed".to_owned())
+                        }
+                        SkipReason::NotRegular(kind) => {
+                            (LocalSkipReason::NotRegular, format!("{}, not a regular file", kind.text()))
+                        }
+                        SkipReason::Unreadable(e) => (
+                            LocalSkipReason::Unreadable(e as i32),
+                            format!("unreadable: {}", io::Error::from_raw_os_error(e as i32)),
+                        ),
+                        SkipReason::TooDeep => (
+                            LocalSkipReason::TooDeep,
+                            format!("deeper than {} directory levels", TREE_LIMITS.max_depth),
+                        ),
+                        SkipReason::OverLimit => {
+                            (LocalSkipReason::OverLimit, format!("past {} files", TREE_LIMITS.max_files))
+                        }
+                    };
+                    skipped.push(LocalSkip { path: skip.path, reason, text });
+                }
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(LocalTree { root, files, skipped })
+    }
+}
+
+/// An [`OpenFailure`] of a local file as the OS error it stands for.
+fn failure_error(failure: OpenFailure) -> io::Error {
+    let errno = match failure {
+        OpenFailure::Missing => libc::ENOENT,
+        OpenFailure::OutsideRoot => {
+            return io::Error::new(io::ErrorKind::Other, "a symbolic link on the way; not followed")
+        }
+        OpenFailure::PermissionDenied => libc::EACCES,
+        OpenFailure::NameTooLong => libc::ENAMETOOLONG,
+        OpenFailure::InvalidPath => libc::EINVAL,
+        OpenFailure::OutOfResources(e) | OpenFailure::Os(e) => return e,
+        OpenFailure::WrongKind(crate::source::FileKind::Directory) => libc::EISDIR,
+        OpenFailure::WrongKind(kind) => {
+            return io::Error::new(io::ErrorKind::Other, format!("{}, not a regular file", kind.text()))
+        }
+    };
+    io::Error::from_raw_os_error(errno)
 }
 
 impl Client {
@@ -113,18 +235,54 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
         let shown = local.display().to_string();
-        let mut file = File::open(local).map_err(|e| Error::os_named("open", &shown, e))?;
-        let meta = file.metadata().map_err(|e| Error::os_named("stat", &shown, e))?;
+        let file = File::open(local).map_err(|e| Error::os_named("open", &shown, e))?;
+        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.put_open(file, &shown, &name, remote, if_exists, progress)
+    }
+
+    /// As [`Client::put_file_with`], for a file of `tree`: opened below the
+    /// tree's directory through its descriptor, following no symlink.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::put_file`]; [`Error::Os`] of `open` when the file is
+    /// gone, unreadable or no longer a regular file.
+    pub fn put_tree_file_with(
+        &mut self,
+        tree: &LocalTree,
+        file: &LocalFile,
+        remote: &[u8],
+        if_exists: PutIfExists,
+        progress: &mut dyn Progress,
+    ) -> Result<UploadAnswer> {
+        let shown = String::from_utf8_lossy(&file.path).into_owned();
+        let (opened, _) =
+            tree.root.open_file(&file.path).map_err(|f| Error::os_named("open", &shown, failure_error(f)))?;
+        let name = shown.rsplit('/').next().unwrap_or_default().to_owned();
+        self.put_open(opened, &shown, &name, remote, if_exists, progress)
+    }
+
+    /// Sends the open local `file` (`shown` in messages, `name` to
+    /// `progress`).
+    fn put_open(
+        &mut self,
+        mut file: File,
+        shown: &str,
+        name: &str,
+        remote: &[u8],
+        if_exists: PutIfExists,
+        progress: &mut dyn Progress,
+    ) -> Result<UploadAnswer> {
+        let meta = file.metadata().map_err(|e| Error::os_named("stat", shown, e))?;
         if !meta.file_type().is_file() {
             let errno = if meta.is_dir() { libc::EISDIR } else { libc::EINVAL };
-            return Err(Error::os_named("open", &shown, io::Error::from_raw_os_error(errno)));
+            return Err(Error::os_named("open", shown, io::Error::from_raw_os_error(errno)));
         }
         let size = meta.len();
         let before = Snapshot::of(&meta);
         self.producer()?;
-        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        progress.start(&name, size);
-        let answer = self.send_file(&mut file, &shown, before, remote, if_exists, progress);
+        progress.start(name, size);
+        let answer = self.send_file(&mut file, shown, before, remote, if_exists, progress);
         progress.finish();
         answer
     }

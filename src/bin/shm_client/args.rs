@@ -15,7 +15,7 @@ use super::*;
         shm_client [OPTIONS] --status [--human] [--json]\n       \
         shm_client --status --all [--json]\n       \
         shm_client [OPTIONS] --stop-server [--drain]\n       \
-        shm_client [OPTIONS] --put FILE... [--to DIR] [--no-clobber]",
+        shm_client [OPTIONS] --put [-r] FILE... [--to DIR] [--no-clobber] [--json]",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
         asks for each FILE on the server's message queue, and writes what arrives into --out-dir under \
@@ -191,9 +191,13 @@ pub(crate) struct Args {
     /// --accept DIR under its last path component ('FILE: sent N bytes → NAME'), verified (size
     /// and xxh3-64) before its name appears there. The server must have been started with
     /// `shm_server --accept DIR`. With --no-clobber a file that exists there is kept (skipped).
+    /// With -r a directory is sent with what lies below it, keeping its own name (`--put -r
+    /// photos --to in` writes in/photos/...); symlinks (never followed), FIFOs, devices, sockets
+    /// and unreadable entries are not sent, each named on stderr (exit 1). With --json a JSON
+    /// object per file, then a summary object.
     #[arg(long, value_name = "FILE", num_args = 1..,
           conflicts_with_all = ["files", "list", "status", "stop_server", "input", "stdout", "output",
-                                "recursive", "relative", "resume", "update", "preserve"])]
+                                "relative", "resume", "update", "preserve"])]
     pub(crate) put: Vec<PathBuf>,
 
     /// With --put: the directory below the server's --accept DIR the files go to (created as
