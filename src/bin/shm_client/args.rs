@@ -151,7 +151,7 @@ pub(crate) struct Args {
 
     /// Fetch directories of the server's tree with what lies below them, keeping their paths
     /// below --out-dir (`-r sub` writes `sub/...`, `-r .` the whole tree); never writes outside
-    /// --out-dir.
+    /// --out-dir. With --put: send local directories with what lies below them.
     #[arg(short = 'r', long, conflicts_with_all = ["list", "stop_server", "stdout"])]
     pub(crate) recursive: bool,
 
@@ -257,11 +257,48 @@ pub(crate) enum Mode {
     Relay,
 }
 
+/// The arguments with each `-r`/`--recursive` that follows `--put` moved
+/// before it, so that `--put -r DIR…` reads as `scp -r` does (else the
+/// flag would end `--put`'s values and leave none); up to a `--`.
+fn recursive_before_put(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.into_iter().collect();
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    if let Some(put) = args[..end].iter().position(|a| a == "--put") {
+        let is_r = |a: &std::ffi::OsString| a == "-r" || a == "--recursive";
+        let moved = args[put + 1..end].iter().filter(|a| is_r(a)).count();
+        if moved > 0 {
+            let mut rest: Vec<_> = args.drain(put..end).collect();
+            rest.retain(|a| !is_r(a));
+            let tail: Vec<_> = args.drain(put..).collect();
+            args.push("-r".into());
+            args.extend(rest);
+            args.extend(tail);
+        }
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recursive_after_put_moves_before_it() {
+        let of = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let moved = recursive_before_put(of(&["c", "--put", "-r", "d", "--to", "x"]));
+        assert_eq!(moved, of(&["c", "-r", "--put", "d", "--to", "x"]));
+        let moved = recursive_before_put(of(&["c", "--put", "a", "--recursive", "d"]));
+        assert_eq!(moved, of(&["c", "-r", "--put", "a", "d"]));
+        assert_eq!(recursive_before_put(of(&["c", "-r", "x"])), of(&["c", "-r", "x"]));
+        assert_eq!(recursive_before_put(of(&["c", "--put", "--", "-r"])), of(&["c", "--put", "--", "-r"]));
+    }
+}
+
 impl Args {
     /// The arguments, or the exit code of a usage error: clap's, or one
     /// saying which argument is not UTF-8 where a name must be.
     pub(crate) fn parse_checked() -> Result<Args, ExitCode> {
-        match Args::try_parse() {
+        match Args::try_parse_from(recursive_before_put(std::env::args_os())) {
             Ok(args) => Ok(args),
             Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
                 // Only names are read as text (files, --list, --queue); paths such as -o may be any bytes.

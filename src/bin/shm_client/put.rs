@@ -80,7 +80,7 @@ enum Item {
     NotSent { local: PathBuf, remote: Vec<u8>, reason: FailReason, text: String },
     /// An entry of a tree that is not sent (a symlink, a FIFO, ...): named
     /// on stderr.
-    Skipped { local: PathBuf, reason: FailReason, text: String },
+    Skipped { local: PathBuf, remote: Vec<u8>, reason: FailReason, text: String },
 }
 
 /// What the arguments ask for, checked before anything is sent.
@@ -129,19 +129,21 @@ fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, Ex
             };
             let index = plan.trees.len();
             let join = |rel: &[u8]| if rel.is_empty() { local.clone() } else { local.join(OsStr::from_bytes(rel)) };
+            let below = |rel: &[u8]| match (base.is_empty(), rel.is_empty()) {
+                (true, _) => rel.to_vec(),
+                (false, true) => base.clone(),
+                (false, false) => [&base[..], b"/", rel].concat(),
+            };
             for skip in &tree.skipped {
                 plan.items.push(Item::Skipped {
                     local: join(&skip.path),
+                    remote: below(&skip.path),
                     reason: skip_reason(skip.reason),
                     text: skip.text.clone(),
                 });
             }
             for (i, file) in tree.files.iter().enumerate() {
-                let remote = if base.is_empty() {
-                    file.path.clone()
-                } else {
-                    [&base[..], b"/", &file.path].concat()
-                };
+                let remote = below(&file.path);
                 let source = Source::InTree { tree: index, file: i };
                 plan.items.push(Item::Send { local: join(&file.path), source, remote });
             }
@@ -276,7 +278,7 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
                 });
                 continue;
             }
-            Item::Skipped { local, reason, text } => {
+            Item::Skipped { local, remote, reason, text } => {
                 all_sent = false;
                 out.summary.left_out += 1;
                 out.bar.suspend(|| say_skipped(local, text));
@@ -284,7 +286,7 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
                     let request = local.as_os_str().as_bytes();
                     say(format_args!(
                         "{}",
-                        json::upload_line(request, b"", "skipped", 0, Some(Why::Fail(*reason)), Some(text))
+                        json::upload_line(request, remote, "skipped", 0, Some(Why::Fail(*reason)), Some(text))
                     ));
                 }
                 continue;
