@@ -112,8 +112,8 @@ pub use protocol::{
     UploadAnswer,
 };
 pub use relay::relay;
-pub use upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
+pub use upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
 
 /// The queue both programs use unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "/shmxfer";

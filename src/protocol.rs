@@ -1939,7 +1939,10 @@ mod tests {
         assert!(payload.len() <= smallest, "{} > {smallest}", payload.len());
         assert_eq!(Reply::decode(FrameKind::SessionStatus, &payload), Ok(session.clone()));
         payload[4] = 3;
-        assert_eq!(Reply::decode(FrameKind::SessionStatus, &payload), Err(DecodeError::BadField("session kind")));
+        assert_eq!(
+            Reply::decode(FrameKind::SessionStatus, &payload),
+            Err(DecodeError::BadField("session kind"))
+        );
         payload[4] = 1;
         payload[5] = 1;
         assert_eq!(Reply::decode(FrameKind::SessionStatus, &payload), Err(DecodeError::BadField("reserved")));

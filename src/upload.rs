@@ -114,9 +114,8 @@ impl LocalTree {
     /// [`Error::Os`] when `dir` cannot be opened as a directory.
     pub fn walk(dir: &Path) -> Result<LocalTree> {
         let root = Root::open(dir)?;
-        let walk = Walk::new(&root, b"", TREE_LIMITS).map_err(|failure| {
-            Error::os_named("open", &dir.display().to_string(), failure_error(failure))
-        })?;
+        let walk = Walk::new(&root, b"", TREE_LIMITS)
+            .map_err(|failure| Error::os_named("open", &dir.display().to_string(), failure_error(failure)))?;
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
         for visit in walk {
             match visit {
@@ -336,9 +335,10 @@ impl Client {
         let abandon = match (&failed_read, &after) {
             (Some(e), _) => Some((ReasonCode::ReadFailed, format!("read: {e}"))),
             (None, Err(e)) => Some((ReasonCode::ReadFailed, format!("fstat: {e}"))),
-            (None, Ok(after)) if *after != before || (count < size && !answered_early) => {
-                Some((ReasonCode::Changed, format!("changed while it was sent ({count} of {size} bytes read)")))
-            }
+            (None, Ok(after)) if *after != before || (count < size && !answered_early) => Some((
+                ReasonCode::Changed,
+                format!("changed while it was sent ({count} of {size} bytes read)"),
+            )),
             (None, Ok(_)) => None,
         };
         let last = match abandon {

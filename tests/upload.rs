@@ -189,7 +189,10 @@ fn put_r_sends_a_tree_under_its_name_and_names_every_entry_it_skips() {
     done.assert_code(1)
         .check(done.stderr.contains(&format!("shm_client: {}/link: skipped: ", photos.display())), "link")
         .check(done.stderr.contains(&format!("shm_client: {}/pipe: skipped: ", photos.display())), "fifo")
-        .check(done.stdout.contains(&format!("{}/a.jpg: sent 4 bytes → in/photos/a.jpg", photos.display())), "a");
+        .check(
+            done.stdout.contains(&format!("{}/a.jpg: sent 4 bytes → in/photos/a.jpg", photos.display())),
+            "a",
+        );
     for rel in ["a.jpg", "sub/big.raw", "sub/deeper/c.txt"] {
         assert_same_file(&photos.join(rel), &env.out().join("in/photos").join(rel));
     }
@@ -224,7 +227,10 @@ fn put_of_a_directory_needs_r_and_two_files_to_one_name_send_nothing() {
     let mut server = accepting(&env);
     let dir = env.run_client(&["--put", s(&src.join("d")), s(&src.join("y"))]);
     dir.assert_code(1)
-        .check(dir.stdout.contains(&format!("{}: not sent: a directory; use -r", src.join("d").display())), "hint")
+        .check(
+            dir.stdout.contains(&format!("{}: not sent: a directory; use -r", src.join("d").display())),
+            "hint",
+        )
         .check(dir.stdout.contains("sent 2 bytes → y"), "the others still sent");
     fs::remove_file(env.in_out("y")).unwrap();
     let both = env.run_client(&["--put", s(&src.join("d/x")), s(&src.join("e/x"))]);
@@ -261,12 +267,18 @@ fn put_json_prints_an_object_per_file_and_a_summary() {
         done.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
     assert_eq!(lines.len(), 4, "{done}");
     assert_eq!(lines[0]["request"], s(&src.join("a.txt")));
-    assert_eq!((&lines[0]["path"], &lines[0]["result"], &lines[0]["bytes"]), (&"a.txt".into(), &"delivered".into(), &6.into()));
+    assert_eq!(
+        (&lines[0]["path"], &lines[0]["result"], &lines[0]["bytes"]),
+        (&"a.txt".into(), &"delivered".into(), &6.into())
+    );
     assert_eq!((&lines[1]["result"], &lines[1]["reason"]), (&"skipped".into(), &"exists".into()));
     assert_eq!((&lines[2]["result"], &lines[2]["reason"]), (&"refused".into(), &"is_directory".into()));
     assert!(lines[2]["message"].as_str().unwrap().contains("a directory"), "{done}");
     let summary = &lines[3]["summary"];
-    assert_eq!((&summary["files"], &summary["delivered"], &summary["skipped"], &summary["refused"]), (&3.into(), &1.into(), &1.into(), &1.into()));
+    assert_eq!(
+        (&summary["files"], &summary["delivered"], &summary["skipped"], &summary["refused"]),
+        (&3.into(), &1.into(), &1.into(), &1.into())
+    );
     assert_eq!(summary["bytes"], 6);
     env.stop_server(&mut server);
     env.assert_no_leftovers();
@@ -325,7 +337,8 @@ fn status_shows_an_upload_in_flight_with_its_direction() {
     let json = env.run_client(&["--status", "--json"]);
     client.signal(nix::sys::signal::Signal::SIGCONT);
     text.assert_code(0);
-    let line = text.stdout.lines().find(|l| l.starts_with(&format!("client {pid}: big.bin: "))).unwrap_or_default();
+    let line =
+        text.stdout.lines().find(|l| l.starts_with(&format!("client {pid}: big.bin: "))).unwrap_or_default();
     text.check(line.ends_with(" (upload)"), "the upload's line names its direction");
     let value: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("one JSON object");
     let session = value["sessions"].as_array().unwrap().iter().find(|s| s["client_pid"] == pid).cloned();

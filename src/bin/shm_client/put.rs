@@ -111,7 +111,9 @@ fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, Ex
         if is_dir && recursive {
             let base = match (tree_name(local), to) {
                 (Some(name), _) => below_to(&name, to),
-                (None, Some(to)) => Some(normalize_path(to.as_bytes())).filter(|d| d != b".").unwrap_or_default(),
+                (None, Some(to)) => {
+                    Some(normalize_path(to.as_bytes())).filter(|d| d != b".").unwrap_or_default()
+                }
                 (None, None) => Vec::new(),
             };
             let tree = match LocalTree::walk(local) {
@@ -128,7 +130,8 @@ fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, Ex
                 }
             };
             let index = plan.trees.len();
-            let join = |rel: &[u8]| if rel.is_empty() { local.clone() } else { local.join(OsStr::from_bytes(rel)) };
+            let join =
+                |rel: &[u8]| if rel.is_empty() { local.clone() } else { local.join(OsStr::from_bytes(rel)) };
             let below = |rel: &[u8]| match (base.is_empty(), rel.is_empty()) {
                 (true, _) => rel.to_vec(),
                 (false, true) => base.clone(),
@@ -157,7 +160,9 @@ fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, Ex
             });
         } else {
             match remote_path(local, to) {
-                Some(remote) => plan.items.push(Item::Send { local: local.clone(), source: Source::Named, remote }),
+                Some(remote) => {
+                    plan.items.push(Item::Send { local: local.clone(), source: Source::Named, remote })
+                }
                 None => plan.items.push(Item::NotSent {
                     local: local.clone(),
                     remote: Vec::new(),
@@ -286,7 +291,14 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
                     let request = local.as_os_str().as_bytes();
                     say(format_args!(
                         "{}",
-                        json::upload_line(request, remote, "skipped", 0, Some(Why::Fail(*reason)), Some(text))
+                        json::upload_line(
+                            request,
+                            remote,
+                            "skipped",
+                            0,
+                            Some(Why::Fail(*reason)),
+                            Some(text)
+                        )
                     ));
                 }
                 continue;
@@ -332,7 +344,10 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
                 out.summary.not_fetched += sends_after(&plan.items, at);
                 if format == Format::Json {
                     let why = Some(Why::Fail(FailReason::WrongSession));
-                    say(format_args!("{}", json::upload_line(request, remote, "refused", 0, why, Some(&text))));
+                    say(format_args!(
+                        "{}",
+                        json::upload_line(request, remote, "refused", 0, why, Some(&text))
+                    ));
                 }
                 out.finish(started);
                 return exit_with(EXIT_NOT_DELIVERED, &format!("{shown}: {text}"));
@@ -385,7 +400,14 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
                     Source::Named => {
                         out.summary.failed += 1;
                         out.line(Some(format!("{shown}: not sent: {text}")), || {
-                            json::upload_line(request, remote, "failed", 0, Some(Why::Fail(reason)), Some(&text))
+                            json::upload_line(
+                                request,
+                                remote,
+                                "failed",
+                                0,
+                                Some(Why::Fail(reason)),
+                                Some(&text),
+                            )
                         });
                     }
                 }
@@ -399,7 +421,10 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
                     for item in &plan.items[at + 1..] {
                         if let Item::Send { local, remote, .. } = item {
                             let request = local.as_os_str().as_bytes();
-                            say(format_args!("{}", json::lost_line(request, remote, false, "not sent: session lost")));
+                            say(format_args!(
+                                "{}",
+                                json::lost_line(request, remote, false, "not sent: session lost")
+                            ));
                         }
                     }
                 }
