@@ -154,16 +154,14 @@ impl LocalTree {
 fn failure_error(failure: OpenFailure) -> io::Error {
     let errno = match failure {
         OpenFailure::Missing => libc::ENOENT,
-        OpenFailure::OutsideRoot => {
-            return io::Error::new(io::ErrorKind::Other, "a symbolic link on the way; not followed")
-        }
+        OpenFailure::OutsideRoot => return io::Error::other("a symbolic link on the way; not followed"),
         OpenFailure::PermissionDenied => libc::EACCES,
         OpenFailure::NameTooLong => libc::ENAMETOOLONG,
         OpenFailure::InvalidPath => libc::EINVAL,
         OpenFailure::OutOfResources(e) | OpenFailure::Os(e) => return e,
         OpenFailure::WrongKind(crate::source::FileKind::Directory) => libc::EISDIR,
         OpenFailure::WrongKind(kind) => {
-            return io::Error::new(io::ErrorKind::Other, format!("{}, not a regular file", kind.text()))
+            return io::Error::other(format!("{}, not a regular file", kind.text()))
         }
     };
     io::Error::from_raw_os_error(errno)

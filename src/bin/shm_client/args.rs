@@ -278,22 +278,6 @@ fn recursive_before_put(args: impl IntoIterator<Item = std::ffi::OsString>) -> V
     args
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recursive_after_put_moves_before_it() {
-        let of = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
-        let moved = recursive_before_put(of(&["c", "--put", "-r", "d", "--to", "x"]));
-        assert_eq!(moved, of(&["c", "-r", "--put", "d", "--to", "x"]));
-        let moved = recursive_before_put(of(&["c", "--put", "a", "--recursive", "d"]));
-        assert_eq!(moved, of(&["c", "-r", "--put", "a", "d"]));
-        assert_eq!(recursive_before_put(of(&["c", "-r", "x"])), of(&["c", "-r", "x"]));
-        assert_eq!(recursive_before_put(of(&["c", "--put", "--", "-r"])), of(&["c", "--put", "--", "-r"]));
-    }
-}
-
 impl Args {
     /// The arguments, or the exit code of a usage error: clap's, or one
     /// saying which argument is not UTF-8 where a name must be.
@@ -393,5 +377,21 @@ impl Mode {
             }
             _ => Duration::ZERO,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recursive_after_put_moves_before_it() {
+        let of = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let moved = recursive_before_put(of(&["c", "--put", "-r", "d", "--to", "x"]));
+        assert_eq!(moved, of(&["c", "-r", "--put", "d", "--to", "x"]));
+        let moved = recursive_before_put(of(&["c", "--put", "a", "--recursive", "d"]));
+        assert_eq!(moved, of(&["c", "-r", "--put", "a", "d"]));
+        assert_eq!(recursive_before_put(of(&["c", "-r", "x"])), of(&["c", "-r", "x"]));
+        assert_eq!(recursive_before_put(of(&["c", "--put", "--", "-r"])), of(&["c", "--put", "--", "-r"]));
     }
 }
