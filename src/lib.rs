@@ -113,6 +113,7 @@ pub use protocol::{
 };
 pub use relay::{relay, relay_session};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
+pub use upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
 
 /// The queue both programs use unless told otherwise.
 pub const DEFAULT_QUEUE: &str = "/shmxfer";

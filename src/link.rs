@@ -29,7 +29,7 @@
 //! |----------|---------------------------------------------------|-----------------|
 //! | transfer | a [`Command`]: Get, List or Cancel                | frames          |
 //! | status   | a [`Command`]: Status                             | frames          |
-//! | upload   | a Put [`Command`], then its `Data` frames and one `End` frame | one answer record per Put |
+//! | upload   | a Put [`Command`], then its `Data` frames and one `End` (or `Error`) frame | one answer record per Put |
 //!
 //! A *command* record is an encoded [`Command`] (magic `SXQ1`, at most
 //! [`MAX_MSG_LEN`] bytes); the relay puts its own pid and region in and
@@ -37,10 +37,11 @@
 //! `XF`) and its payload exactly as they sit in a slot, at most one slot of
 //! the roomiest ring ([`RELAY_MAX_PAYLOAD`]); relay to client they are
 //! every frame of the answer up to its end (End, NotFound, Refused, Error,
-//! Busy, an up-to-date Start, ListEnd, StatusEnd). In an upload, after a
+//! Busy, an up-to-date Start, ListEnd, StatusEnd, DataEnd). In an upload, after a
 //! Put only frames of its seq come, `Data` then one `End` (whose payload
-//! must decode); the relay cuts each `Data` to its own ring's slots, and
-//! the next record after the `End` must be the next Put. An *answer*
+//! must decode), or one `Error` when the client gives the file up (it
+//! changed while it was sent; the server keeps nothing); the relay cuts each `Data` to its own ring's slots, and
+//! the next record after the `End` or `Error` must be the next Put. An *answer*
 //! record (12 bytes: magic `XA`, the version, a zero byte, the Put's seq
 //! and the region's answer word, little-endian) is the server's answer to
 //! that Put, sent once, as soon as the relay sees it in its region: it may

@@ -219,6 +219,24 @@ impl SessionKind {
     pub fn is_status(self) -> bool {
         self == SessionKind::Status
     }
+
+    /// The kind's byte in a [`SessionStatus`] record.
+    fn status_code(self) -> u8 {
+        match self {
+            SessionKind::Transfer => 0,
+            SessionKind::Upload => 1,
+            SessionKind::Status => 2,
+        }
+    }
+
+    fn from_status_code(code: u8) -> Result<SessionKind, DecodeError> {
+        match code {
+            0 => Ok(SessionKind::Transfer),
+            1 => Ok(SessionKind::Upload),
+            2 => Ok(SessionKind::Status),
+            _ => Err(DecodeError::BadField("session kind")),
+        }
+    }
 }
 
 /// Whether an uploaded file replaces a file of its name on the server.
@@ -1018,13 +1036,17 @@ pub struct ServerStatus {
     pub root: String,
 }
 
-/// One live session in a status. Payload: `u32` client_pid, `u32` reserved
-/// (0), `u64` age_ms, `u64` idle_ms, `u64` sent, `u64` size, `u64` file_ms,
+/// One live session in a status. Payload: `u32` client_pid, `u8` kind (0
+/// transfer, 1 upload, 2 status: [`SessionKind`]; a server before the
+/// kind sent 0), 3 bytes reserved (0), `u64` age_ms, `u64` idle_ms, `u64` sent, `u64` size, `u64` file_ms,
 /// `u64` total, then the path of the file being sent (UTF-8, at most
 /// [`MAX_STATUS_TEXT`] bytes; empty between files).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionStatus {
     pub client_pid: u32,
+    /// What the session is for: its direction ([`SessionKind::Transfer`]
+    /// fetches, [`SessionKind::Upload`] sends to the server).
+    pub kind: SessionKind,
     /// Since the session opened.
     pub age_ms: u64,
     /// Since the last frame of this session moved.
@@ -1110,7 +1132,7 @@ impl Reply {
             }
             Reply::SessionStatus(s) => {
                 out.extend_from_slice(&s.client_pid.to_le_bytes());
-                out.extend_from_slice(&0u32.to_le_bytes());
+                out.extend_from_slice(&[s.kind.status_code(), 0, 0, 0]);
                 for word in [s.age_ms, s.idle_ms, s.sent, s.size, s.file_ms, s.total] {
                     out.extend_from_slice(&word.to_le_bytes());
                 }
@@ -1193,11 +1215,14 @@ impl Reply {
             }
             FrameKind::SessionStatus => {
                 let client_pid = r.u32()?;
-                if r.u32()? != 0 {
+                let word = r.u32()?;
+                if word >> 8 != 0 {
                     return Err(DecodeError::BadField("reserved"));
                 }
+                let kind = SessionKind::from_status_code(word as u8)?;
                 Reply::SessionStatus(SessionStatus {
                     client_pid,
+                    kind,
                     age_ms: r.u64()?,
                     idle_ms: r.u64()?,
                     sent: r.u64()?,
@@ -1647,12 +1672,13 @@ mod tests {
             (
                 (any::<u32>(), any::<u64>(), any::<u64>(), any::<u64>()),
                 (any::<u64>(), any::<u64>(), any::<u64>()),
-                any_text(MAX_STATUS_TEXT)
+                (any_text(MAX_STATUS_TEXT), any_session_kind())
             )
                 .prop_map(
-                    |((client_pid, age_ms, idle_ms, sent), (size, file_ms, total), path)| {
+                    |((client_pid, age_ms, idle_ms, sent), (size, file_ms, total), (path, kind))| {
                         Reply::SessionStatus(SessionStatus {
                             client_pid,
+                            kind,
                             age_ms,
                             idle_ms,
                             sent,
@@ -1949,18 +1975,32 @@ mod tests {
         );
         let session = Reply::SessionStatus(SessionStatus {
             client_pid: 1,
+            kind: SessionKind::Upload,
             age_ms: 0,
             idle_ms: 0,
             sent: 0,
             size: 0,
             file_ms: 0,
             total: 0,
-            path: "p".repeat(MAX_PATH_LEN),
+            path: "p".repeat(MAX_STATUS_TEXT),
         });
         let mut payload = Vec::new();
         session.encode_payload(&mut payload);
         assert!(payload.len() <= smallest, "{} > {smallest}", payload.len());
+        assert_eq!(Reply::decode(FrameKind::SessionStatus, &payload), Ok(session.clone()));
+        // A longer path is cut to the status text's bound, and still fits.
+        let Reply::SessionStatus(mut long) = session.clone() else { unreachable!() };
+        long.path = "p".repeat(MAX_PATH_LEN);
+        let mut cut = Vec::new();
+        Reply::SessionStatus(long).encode_payload(&mut cut);
+        assert_eq!(cut, payload, "cut to MAX_STATUS_TEXT bytes");
+        payload[4] = 3;
+        assert_eq!(
+            Reply::decode(FrameKind::SessionStatus, &payload),
+            Err(DecodeError::BadField("session kind"))
+        );
         payload[4] = 1;
+        payload[5] = 1;
         assert_eq!(Reply::decode(FrameKind::SessionStatus, &payload), Err(DecodeError::BadField("reserved")));
     }
 

@@ -8,7 +8,8 @@
 //! it fails.
 //!
 //! The client sends `Data` frames and one `End` frame (count, xxh3) of the
-//! request's seq; the `Put` already said the size and mode, so no `Start`
+//! request's seq, or instead of the `End` an `Error` frame when it gives
+//! the file up (it changed while it was read: nothing is kept); the `Put` already said the size and mode, so no `Start`
 //! frame comes first. The answer goes into the region's header
 //! ([`Region::answer`](crate::shm_region::Region::answer)): as soon as the
 //! file is refused or fails for good (a write fails, more bytes than
@@ -24,6 +25,7 @@ use crate::error::{Error, Result};
 use crate::output::{OutDir, OutputPath, Sink};
 use crate::protocol::{FrameKind, PutIfExists, ReasonCode, Reply, UploadAnswer};
 use crate::ring::Consumer;
+use crate::stats::SessionStats;
 use crate::IO_CHUNK;
 
 /// One file a client uploads: what its `Put` said.
@@ -133,7 +135,8 @@ impl Writing {
 
 /// Receives the file of `put` from `consumer` into `accept` (`None`: the
 /// server takes no uploads, and says so) and answers it in the region's
-/// header. The frames of a refused file are read and dropped up to its
+/// header, keeping the session's live record (`stats`, for `--status`) up
+/// to date. The frames of a refused file are read and dropped up to its
 /// `End`.
 ///
 /// # Errors
@@ -146,6 +149,20 @@ pub(crate) fn receive_file(
     accept: Option<&OutDir>,
     put: PutRequest<'_>,
     buf: &mut Vec<u8>,
+    stats: &SessionStats,
+) -> Result<Received> {
+    stats.begin(&String::from_utf8_lossy(put.path), put.size);
+    let got = receive(consumer, accept, put, buf, stats);
+    stats.end();
+    got
+}
+
+fn receive(
+    consumer: &mut Consumer,
+    accept: Option<&OutDir>,
+    put: PutRequest<'_>,
+    buf: &mut Vec<u8>,
+    stats: &SessionStats,
 ) -> Result<Received> {
     let mut failed: Option<(UploadAnswer, String)> = None;
     let mut writing = match target(accept, &put) {
@@ -173,6 +190,7 @@ pub(crate) fn receive_file(
         match header.kind {
             FrameKind::Data => {
                 received += payload.len() as u64;
+                stats.advance(payload.len() as u64);
                 if received > put.size && failed.is_none() {
                     failed = Some((
                         UploadAnswer::Failed(ReasonCode::TooLarge),
@@ -197,6 +215,24 @@ pub(crate) fn receive_file(
             FrameKind::End => match Reply::decode(FrameKind::End, payload)? {
                 Reply::End { count, checksum } => break (count, checksum),
                 other => return Err(Error::Protocol(format!("{:?} where an End was due", other.kind()))),
+            },
+            // The client gives the file up (it changed while it was read,
+            // a read failed): nothing of it is kept.
+            FrameKind::Error => match Reply::decode(FrameKind::Error, payload)? {
+                Reply::Error { code, reason } => {
+                    let code = match code {
+                        ReasonCode::Changed | ReasonCode::ReadFailed => code,
+                        _ => ReasonCode::Other,
+                    };
+                    let why = format!("the client gave the file up: {reason}");
+                    let (answer, why) = failed.unwrap_or((UploadAnswer::Failed(code), why));
+                    drop(writing);
+                    if !answered_early {
+                        consumer.region().answer(put.seq, answer.code());
+                    }
+                    return Ok(Received { answer, bytes: received, why: Some(why) });
+                }
+                other => return Err(Error::Protocol(format!("{:?} where an Error was due", other.kind()))),
             },
             other => return Err(Error::Protocol(format!("a {other:?} frame in an upload"))),
         }
@@ -318,7 +354,10 @@ mod tests {
             client
         });
         let put = PutRequest { seq, path, size, mode: 0o6755, if_exists: PutIfExists::Replace };
-        let got = receive_file(&mut server, accept, put, &mut Vec::new()).unwrap();
+        let stats = crate::stats::ServerStats::new("/srv".into(), true, 1);
+        let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
+        let got = receive_file(&mut server, accept, put, &mut Vec::new(), &live).unwrap();
+        assert_eq!(live.end(), 0, "the live record is done with the file");
         sender.join().unwrap();
         let word = server.region().answer_to(seq);
         (got, word)
@@ -407,6 +446,30 @@ mod tests {
         assert_eq!(word, Some(got.answer.code()));
         let (got, _) = upload_announced("fewer", Some(&dir), b"x", u64::MAX, &bytes, None);
         assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
+        assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+    }
+
+    #[test]
+    fn a_file_the_client_gives_up_leaves_nothing_and_is_answered_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let (mut client, mut server) = ring("gaveup");
+        let sender = std::thread::spawn(move || {
+            for piece in [9u8; 3000].chunks(client.max_payload()) {
+                client.send_data(3, piece).unwrap();
+            }
+            let reason = "changed while it was sent".to_owned();
+            client.send(3, &Reply::Error { code: ReasonCode::Changed, reason }).unwrap();
+            client
+        });
+        let put = PutRequest { seq: 3, path: b"x", size: 6000, mode: 0o644, if_exists: PutIfExists::Replace };
+        let stats = crate::stats::ServerStats::new("/srv".into(), true, 1);
+        let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
+        let got = receive_file(&mut server, Some(&dir), put, &mut Vec::new(), &live).unwrap();
+        sender.join().unwrap();
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
+        assert_eq!(server.region().answer_to(3), Some(got.answer.code()));
+        assert!(got.why.unwrap().contains("changed while it was sent"));
         assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
     }
 }

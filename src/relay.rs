@@ -177,7 +177,8 @@ fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Wri
 }
 
 /// Pushes the frame record `body` of upload `seq` into the ring, a data
-/// frame cut to its slots; whether it was the file's End.
+/// frame cut to its slots; whether it ended the file (its End, or the
+/// Error of a file the client gave up).
 fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
     if body.len() < FRAME_HEADER_LEN {
         return Err(client_stream(&format!("a record of {} bytes, shorter than a frame header", body.len())));
@@ -208,6 +209,15 @@ fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
                 return Err(client_stream("an End frame that is not one"));
             };
             client.producer()?.send(seq, &end)?;
+            Ok(true)
+        }
+        // The client gave the file up (it changed while it was sent): the
+        // server keeps nothing and answers it.
+        FrameKind::Error => {
+            let given_up @ Reply::Error { .. } = Reply::decode(FrameKind::Error, payload)? else {
+                return Err(client_stream("an Error frame that is not one"));
+            };
+            client.producer()?.send(seq, &given_up)?;
             Ok(true)
         }
         other => Err(client_stream(&format!("a {other:?} frame in an upload"))),

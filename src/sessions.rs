@@ -21,7 +21,7 @@ use crate::output::OutDir;
 use crate::owned_name::remove_session;
 use crate::pacing::Pacing;
 use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer};
-use crate::receive::{receive_file, PutRequest};
+use crate::receive::{receive_file, PutRequest, Received};
 use crate::ring::{Consumer, Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::semaphore::Semaphore;
 use crate::send_file::{refused, send_file, Ask, FileRequest, Served};
@@ -626,29 +626,8 @@ impl SessionThread {
             };
             let started = Instant::now();
             let put = PutRequest { seq, path: &path, size, mode, if_exists };
-            let got = receive_file(consumer, self.env.accept.as_deref(), put, &mut buf)?;
-            let took = started.elapsed();
-            let shown = quote_bytes(&path);
-            match (got.answer, &got.why) {
-                (UploadAnswer::Stored, _) => info!(
-                    "client {pid}: {shown}: received {} in {}{}",
-                    byte_count(got.bytes),
-                    duration_text(took),
-                    rate_text(got.bytes, took).map(|r| format!(" ({r})")).unwrap_or_default()
-                ),
-                (UploadAnswer::Skipped, _) => info!("client {pid}: {shown}: exists, upload skipped"),
-                (UploadAnswer::NotAccepting, _) => {
-                    info!("client {pid}: {shown}: upload refused: the server was started without --accept")
-                }
-                (UploadAnswer::Refused(_), why) => {
-                    info!("client {pid}: {shown}: upload refused: {}", why.as_deref().unwrap_or(""))
-                }
-                (UploadAnswer::Failed(_), why) => warn!(
-                    "client {pid}: {shown}: upload failed after {}: {}",
-                    byte_count(got.bytes),
-                    why.as_deref().unwrap_or("")
-                ),
-            }
+            let got = receive_file(consumer, self.env.accept.as_deref(), put, &mut buf, &self.stats)?;
+            log_upload(pid, &path, &got, started.elapsed());
             idle_since = Instant::now();
         }
     }
@@ -796,6 +775,27 @@ impl SessionThread {
             Err(e) => info!("client {pid}: {shown}: stopped after {}: {e:#}", byte_count(sent)),
         }
         result.map(drop)
+    }
+}
+
+/// The access-log line of one upload, shaped as a fetch's: client pid,
+/// path, what became of it, the bytes that came and how long they took,
+/// and the rate of a stored file; then why, when it was not stored.
+fn log_upload(pid: u32, path: &[u8], got: &Received, took: Duration) {
+    let shown = quote_bytes(path);
+    let (bytes, time) = (byte_count(got.bytes), duration_text(took));
+    let why = got.why.as_deref().unwrap_or("");
+    match got.answer {
+        UploadAnswer::Stored => info!(
+            "client {pid}: {shown}: received {bytes} in {time}{}",
+            rate_text(got.bytes, took).map(|r| format!(" ({r})")).unwrap_or_default()
+        ),
+        UploadAnswer::Skipped => info!("client {pid}: {shown}: upload skipped after {bytes} in {time}: exists"),
+        UploadAnswer::NotAccepting => info!(
+            "client {pid}: {shown}: upload refused after {bytes} in {time}: the server was started without --accept"
+        ),
+        UploadAnswer::Refused(_) => info!("client {pid}: {shown}: upload refused after {bytes} in {time}: {why}"),
+        UploadAnswer::Failed(_) => warn!("client {pid}: {shown}: upload failed after {bytes} in {time}: {why}"),
     }
 }
 

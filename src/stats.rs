@@ -53,8 +53,8 @@ impl ServerStats {
     /// Records a new session and returns its live record; an unlisted one
     /// (a status-only session) is neither counted nor shown.
     pub fn open(&self, region: &str, client_pid: u32, kind: SessionKind) -> Arc<SessionStats> {
-        let session = Arc::new(SessionStats::new(client_pid));
-        if kind == SessionKind::Transfer {
+        let session = Arc::new(SessionStats::new(client_pid, kind));
+        if kind != SessionKind::Status {
             self.sessions.fetch_add(1, Ordering::Relaxed);
             self.live().insert(region.to_owned(), Arc::clone(&session));
         }
@@ -124,8 +124,11 @@ impl ServerStats {
 #[derive(Debug)]
 pub(crate) struct SessionStats {
     pub client_pid: u32,
+    /// Its direction: fetches, uploads, the status.
+    kind: SessionKind,
     opened: Instant,
-    /// The file being sent and its size; `None` between files.
+    /// The file being sent (or received, in an upload session) and its
+    /// size; `None` between files.
     current: Mutex<Option<(String, u64, Instant)>>,
     /// Bytes of the current file sent so far.
     sent: AtomicU64,
@@ -138,9 +141,10 @@ pub(crate) struct SessionStats {
 }
 
 impl SessionStats {
-    fn new(client_pid: u32) -> SessionStats {
+    fn new(client_pid: u32, kind: SessionKind) -> SessionStats {
         SessionStats {
             client_pid,
+            kind,
             opened: Instant::now(),
             current: Mutex::new(None),
             sent: AtomicU64::new(0),
@@ -203,6 +207,7 @@ impl SessionStats {
         };
         SessionStatus {
             client_pid: self.client_pid,
+            kind: self.kind,
             age_ms: age,
             idle_ms: age.saturating_sub(self.last_frame_ms.load(Ordering::Relaxed)),
             sent: self.sent.load(Ordering::Relaxed),
@@ -228,16 +233,20 @@ mod tests {
         let a = stats.open("/q.1.a", 1, SessionKind::Transfer);
         let _b = stats.open("/q.2.b", 2, SessionKind::Transfer);
         let _unlisted = stats.open("/q.3.c", 3, SessionKind::Status);
+        let up = stats.open("/q.4.d", 4, SessionKind::Upload);
         a.begin("big.iso", 1000);
         a.advance(300);
+        up.begin("in/x", 50);
         let (server, sessions) = stats.snapshot("/q.2.b");
-        assert_eq!((server.open_sessions, server.sessions_total, server.max_sessions), (2, 2, 4));
-        assert_eq!(sessions.len(), 1);
+        assert_eq!((server.open_sessions, server.sessions_total, server.max_sessions), (3, 3, 4));
+        assert_eq!(sessions.len(), 2);
         assert_eq!((sessions[0].client_pid, sessions[0].sent, sessions[0].size), (1, 300, 1000));
-        assert_eq!(sessions[0].path, "big.iso");
+        assert_eq!((sessions[0].path.as_str(), sessions[0].kind), ("big.iso", SessionKind::Transfer));
+        assert_eq!((sessions[1].path.as_str(), sessions[1].kind), ("in/x", SessionKind::Upload));
         assert_eq!(a.end(), 300);
         stats.count(300, false);
         stats.close("/q.1.a");
+        stats.close("/q.4.d");
         let (server, sessions) = stats.snapshot("");
         assert_eq!((server.open_sessions, server.bytes, server.files), (1, 0, 0));
         assert_eq!(sessions[0].path, "");

@@ -3,12 +3,14 @@
 //! ring runs from the client to the server. The file is announced on the
 //! queue ([`Command::Put`](crate::protocol::Command::Put): path, size,
 //! mode, whether an existing name is kept), its bytes follow as `Data`
-//! frames and its count and xxh3 as an `End` frame, and the server answers
+//! frames and its count and xxh3 as an `End` frame (or, when the file
+//! changed while it was read or a read failed, an `Error` frame: the
+//! server keeps nothing of it), and the server answers
 //! in the region's header; the client stops sending as soon as an answer
 //! shows (a refusal), and waits for it after the `End`, checking the
 //! server's liveness and the cancel flag, within the stall timeout.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -17,13 +19,153 @@ use std::time::{Duration, Instant};
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::client::{Client, ClientConfig};
+use crate::delivery::{NoProgress, Progress};
 use crate::error::{Error, Result};
-use crate::protocol::{PutIfExists, Reply, SessionKind, UploadAnswer, MODE_BITS};
+use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer, MODE_BITS};
 use crate::ring::WAIT_SLICE;
+use crate::source::{OpenFailure, Root};
+use crate::walk::{Limits, SkipReason, Visit, Walk};
 use crate::IO_CHUNK;
 
 /// How long the client sleeps between looks at the answer word.
 const ANSWER_POLL: Duration = Duration::from_micros(200);
+
+/// What says a local file changed while it was sent, as the server's side
+/// of a fetch judges it: its size, modification and status-change times,
+/// to the nanosecond.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Snapshot {
+    fn of(meta: &Metadata) -> Snapshot {
+        Snapshot {
+            size: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+}
+
+/// How far [`LocalTree::walk`] goes: what lies deeper, or past the file
+/// limit, is skipped, entry by entry.
+const TREE_LIMITS: Limits = Limits { max_depth: 64, max_files: 1_000_000 };
+
+/// A local directory to upload (`shm_client --put -r`), walked before a
+/// byte is sent: its regular files, and every entry that is not sent with
+/// the reason. The walk descends through directory descriptors only and
+/// follows no symlink below the directory; a file is opened through the
+/// same descriptors when it is sent ([`Client::put_tree_file_with`]).
+#[derive(Debug)]
+pub struct LocalTree {
+    root: Root,
+    /// The regular files below the directory, sorted by path.
+    pub files: Vec<LocalFile>,
+    /// What is not sent (symlinks, FIFOs, devices, sockets, unreadable
+    /// directories, what lies too deep), sorted by path.
+    pub skipped: Vec<LocalSkip>,
+}
+
+/// A regular file of a [`LocalTree`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalFile {
+    /// Its path below the tree's directory (`/` between components; bytes,
+    /// as a Unix name is).
+    pub path: Vec<u8>,
+    /// Its size when the tree was walked.
+    pub size: u64,
+}
+
+/// Why an entry of a [`LocalTree`] is not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LocalSkipReason {
+    /// A symbolic link: never followed.
+    Symlink,
+    /// A FIFO, a device, a socket: not a regular file.
+    NotRegular,
+    /// It could not be examined, opened or read (the `errno`).
+    Unreadable(i32),
+    /// A directory deeper than the walk descends.
+    TooDeep,
+    /// Past the walk's file limit.
+    OverLimit,
+}
+
+/// An entry of a [`LocalTree`] that is not sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalSkip {
+    /// Its path below the tree's directory (empty: the directory itself).
+    pub path: Vec<u8>,
+    pub reason: LocalSkipReason,
+    /// The reason in a few words (`a symbolic link; not followed`).
+    pub text: String,
+}
+
+impl LocalTree {
+    /// Walks the directory `dir` (a symlink to one is followed: it was
+    /// named) and everything below it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when `dir` cannot be opened as a directory.
+    pub fn walk(dir: &Path) -> Result<LocalTree> {
+        let root = Root::open(dir)?;
+        let walk = Walk::new(&root, b"", TREE_LIMITS)
+            .map_err(|failure| Error::os_named("open", &dir.display().to_string(), failure_error(failure)))?;
+        let (mut files, mut skipped) = (Vec::new(), Vec::new());
+        for visit in walk {
+            match visit {
+                Visit::File(entry) => files.push(LocalFile { path: entry.path, size: entry.size }),
+                Visit::Skipped(skip) => {
+                    let (reason, text) = match skip.reason {
+                        SkipReason::NotRegular(crate::source::FileKind::Symlink) => {
+                            (LocalSkipReason::Symlink, "a symbolic link; not followed".to_owned())
+                        }
+                        SkipReason::NotRegular(kind) => {
+                            (LocalSkipReason::NotRegular, format!("{}, not a regular file", kind.text()))
+                        }
+                        SkipReason::Unreadable(e) => (
+                            LocalSkipReason::Unreadable(e as i32),
+                            format!("unreadable: {}", io::Error::from_raw_os_error(e as i32)),
+                        ),
+                        SkipReason::TooDeep => (
+                            LocalSkipReason::TooDeep,
+                            format!("deeper than {} directory levels", TREE_LIMITS.max_depth),
+                        ),
+                        SkipReason::OverLimit => {
+                            (LocalSkipReason::OverLimit, format!("past {} files", TREE_LIMITS.max_files))
+                        }
+                    };
+                    skipped.push(LocalSkip { path: skip.path, reason, text });
+                }
+            }
+        }
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(LocalTree { root, files, skipped })
+    }
+}
+
+/// An [`OpenFailure`] of a local file as the OS error it stands for.
+fn failure_error(failure: OpenFailure) -> io::Error {
+    let errno = match failure {
+        OpenFailure::Missing => libc::ENOENT,
+        OpenFailure::OutsideRoot => return io::Error::other("a symbolic link on the way; not followed"),
+        OpenFailure::PermissionDenied => libc::EACCES,
+        OpenFailure::NameTooLong => libc::ENAMETOOLONG,
+        OpenFailure::InvalidPath => libc::EINVAL,
+        OpenFailure::OutOfResources(e) | OpenFailure::Os(e) => return e,
+        OpenFailure::WrongKind(crate::source::FileKind::Directory) => libc::EISDIR,
+        OpenFailure::WrongKind(kind) => {
+            return io::Error::other(format!("{}, not a regular file", kind.text()))
+        }
+    };
+    io::Error::from_raw_os_error(errno)
+}
 
 impl Client {
     /// As [`Client::connect`], for a session that sends files to the
@@ -57,28 +199,110 @@ impl Client {
     /// # Ok::<(), shmxfer::Error>(())
     /// ```
     ///
+    /// The file is `fstat`ed before and after it is read: when its size,
+    /// modification or status-change time moved meanwhile (another process
+    /// wrote it, truncated it), the server is told to keep nothing and
+    /// answers [`UploadAnswer::Failed`] with [`ReasonCode::Changed`].
+    ///
     /// # Errors
     ///
     /// [`Error::Os`] for the local file (`EISDIR`/`EINVAL` when it is not a
-    /// regular file), [`Error::Protocol`] on a session not opened for
-    /// uploads or for an answer word no server writes, and the ring's and
-    /// the queue's errors: [`Error::PeerGone`] when the server dies,
-    /// [`Error::Cancelled`], [`Error::Stalled`], [`Error::Timeout`].
+    /// regular file; `read` when a read failed: the server kept nothing),
+    /// [`Error::Protocol`] on a session not opened for uploads or for an
+    /// answer word no server writes, and the ring's and the queue's errors:
+    /// [`Error::PeerGone`] when the server dies, [`Error::Cancelled`],
+    /// [`Error::Stalled`], [`Error::Timeout`].
     pub fn put_file(&mut self, local: &Path, remote: &[u8], if_exists: PutIfExists) -> Result<UploadAnswer> {
+        self.put_file_with(local, remote, if_exists, &mut NoProgress)
+    }
+
+    /// As [`Client::put_file`], telling `progress` as the bytes leave:
+    /// [`Progress::start`] (the local file's name and size),
+    /// [`Progress::advance`] per chunk sent, [`Progress::finish`] once the
+    /// server answered (or the session was lost).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::put_file`].
+    pub fn put_file_with(
+        &mut self,
+        local: &Path,
+        remote: &[u8],
+        if_exists: PutIfExists,
+        progress: &mut dyn Progress,
+    ) -> Result<UploadAnswer> {
         let shown = local.display().to_string();
-        let mut file = File::open(local).map_err(|e| Error::os_named("open", &shown, e))?;
-        let meta = file.metadata().map_err(|e| Error::os_named("stat", &shown, e))?;
+        let file = File::open(local).map_err(|e| Error::os_named("open", &shown, e))?;
+        let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        self.put_open(file, &shown, &name, remote, if_exists, progress)
+    }
+
+    /// As [`Client::put_file_with`], for a file of `tree`: opened below the
+    /// tree's directory through its descriptor, following no symlink.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::put_file`]; [`Error::Os`] of `open` when the file is
+    /// gone, unreadable or no longer a regular file.
+    pub fn put_tree_file_with(
+        &mut self,
+        tree: &LocalTree,
+        file: &LocalFile,
+        remote: &[u8],
+        if_exists: PutIfExists,
+        progress: &mut dyn Progress,
+    ) -> Result<UploadAnswer> {
+        let shown = String::from_utf8_lossy(&file.path).into_owned();
+        let (opened, _) =
+            tree.root.open_file(&file.path).map_err(|f| Error::os_named("open", &shown, failure_error(f)))?;
+        let name = shown.rsplit('/').next().unwrap_or_default().to_owned();
+        self.put_open(opened, &shown, &name, remote, if_exists, progress)
+    }
+
+    /// Sends the open local `file` (`shown` in messages, `name` to
+    /// `progress`).
+    fn put_open(
+        &mut self,
+        mut file: File,
+        shown: &str,
+        name: &str,
+        remote: &[u8],
+        if_exists: PutIfExists,
+        progress: &mut dyn Progress,
+    ) -> Result<UploadAnswer> {
+        let meta = file.metadata().map_err(|e| Error::os_named("stat", shown, e))?;
         if !meta.file_type().is_file() {
             let errno = if meta.is_dir() { libc::EISDIR } else { libc::EINVAL };
-            return Err(Error::os_named("open", &shown, io::Error::from_raw_os_error(errno)));
+            return Err(Error::os_named("open", shown, io::Error::from_raw_os_error(errno)));
         }
         let size = meta.len();
+        let before = Snapshot::of(&meta);
         self.producer()?;
-        let seq = self.request_put(remote, size, meta.mode() & MODE_BITS, if_exists)?;
+        progress.start(name, size);
+        let answer = self.send_file(&mut file, shown, before, remote, if_exists, progress);
+        progress.finish();
+        answer
+    }
+
+    /// Announces and sends the open `file` (of `before`), then waits for
+    /// the server's answer.
+    fn send_file(
+        &mut self,
+        file: &mut File,
+        shown: &str,
+        before: Snapshot,
+        remote: &[u8],
+        if_exists: PutIfExists,
+        progress: &mut dyn Progress,
+    ) -> Result<UploadAnswer> {
+        let size = before.size;
+        let mode = file.metadata().map_err(|e| Error::os_named("stat", shown, e))?.mode();
+        let seq = self.request_put(remote, size, mode & MODE_BITS, if_exists)?;
         let mut hash = Xxh3::new();
         let mut count = 0u64;
         let mut chunk = vec![0u8; IO_CHUNK];
         let mut failed_read = None;
+        let mut answered_early = false;
         'send: while count < size {
             let want = (size - count).min(IO_CHUNK as u64) as usize;
             let got = match file.read(&mut chunk[..want]) {
@@ -94,18 +318,36 @@ impl Client {
             for piece in chunk[..got].chunks(cap) {
                 // A refusal shows at once: the rest is not sent.
                 if self.answer_to(seq)?.is_some() {
+                    answered_early = true;
                     break 'send;
                 }
                 self.producer()?.send_data(seq, piece)?;
                 hash.update(piece);
                 count += piece.len() as u64;
+                progress.advance(piece.len() as u64);
             }
         }
-        // A short read leaves the count short: the server drops the file.
-        self.producer()?.send(seq, &Reply::End { count, checksum: hash.digest() })?;
+        // The file as it is now: a write, a truncation or a rewrite in
+        // place meanwhile shows in its size or times (a short read, too).
+        let after = file.metadata().map(|m| Snapshot::of(&m));
+        let abandon = match (&failed_read, &after) {
+            (Some(e), _) => Some((ReasonCode::ReadFailed, format!("read: {e}"))),
+            (None, Err(e)) => Some((ReasonCode::ReadFailed, format!("fstat: {e}"))),
+            (None, Ok(after)) if *after != before || (count < size && !answered_early) => Some((
+                ReasonCode::Changed,
+                format!("changed while it was sent ({count} of {size} bytes read)"),
+            )),
+            (None, Ok(_)) => None,
+        };
+        let last = match abandon {
+            // The server drops what came and answers the file failed.
+            Some((code, reason)) => Reply::Error { code, reason },
+            None => Reply::End { count, checksum: hash.digest() },
+        };
+        self.producer()?.send(seq, &last)?;
         let answer = self.wait_for_answer(seq)?;
         match failed_read {
-            Some(e) => Err(Error::os_named("read", &shown, e)),
+            Some(e) => Err(Error::os_named("read", shown, e)),
             None => Ok(answer),
         }
     }

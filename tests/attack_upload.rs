@@ -9,6 +9,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use shmxfer::testing::names::SessionNames;
+use shmxfer::testing::protocol::{
+    Command as Msg, FrameHeader, FrameKind, Reply, SessionKind, StartFlags, FRAME_HEADER_LEN,
+};
+use shmxfer::testing::shm_region::{Geometry, Region, Semaphore};
+use shmxfer::PutIfExists;
 
 use crate::util::{
     assert_same_file, wait_until, write_random_file, Proc, TestEnv, BIG, BIG_TIMEOUT, CLIENT, DETECT, MIB,
@@ -248,5 +254,215 @@ fn put_into_a_full_file_system_fails_and_leaves_nothing() {
     // Answered at the failed write: the client stops sending the rest.
     let after: u64 = value("failed-after=").and_then(|v| v.parse().ok()).expect("the failure logged");
     assert!(after < 4 * MIB, "{after} bytes streamed into a full disk of 1 MiB\n{done}");
+    env.assert_no_leftovers();
+}
+
+/// Stops the client mid-upload, lets `change` alter its source, resumes
+/// it: the file fails as changed while it was sent, the server keeps
+/// nothing under its name and the session goes on.
+fn changed_upload_fails(test: &str, seed: u64, change: impl FnOnce(&Path)) {
+    let env = TestEnv::new(test);
+    let src = sources(&env);
+    let big = src.join("big.bin");
+    write_random_file(&big, BIG, seed);
+    let small = src.join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let mut server = accepting(&env, &[]);
+    let mut client = env.client(&["--put", s(&big), s(&small)]);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGSTOP);
+    // Past the granularity of file times.
+    std::thread::sleep(Duration::from_millis(50));
+    // Another process writes the file: `change` runs in a child of its own.
+    change(&big);
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(BIG_TIMEOUT);
+    done.assert_code(1)
+        .check(done.stdout.contains(&format!("{}: failed: ", big.display())), "the file fails")
+        .check(done.stdout.contains("changed while it was sent"), "as changed while it was sent")
+        .check(done.stdout.contains("sent 6 bytes → small"), "the session goes on");
+    assert_eq!(env.out_entries(), ["small"], "nothing kept under the changed file's name");
+    assert!(server.open_files_under(env.out()).is_empty(), "the server holds nothing");
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    assert!(log.contains("big.bin: upload failed after ") && log.contains("changed"), "logged\n{log}");
+    env.assert_no_leftovers();
+}
+
+fn run_ok(cmd: &mut Command) {
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "{cmd:?}: {status}");
+}
+
+#[test]
+fn a_file_rewritten_in_place_while_it_is_uploaded_fails_and_leaves_nothing() {
+    changed_upload_fails("put_rewritten", 41, |path| {
+        // Same size, other bytes, from another process.
+        run_ok(
+            Command::new("dd")
+                .args(["if=/dev/zero", "bs=4096", "count=1", "conv=notrunc", "status=none"])
+                .arg(format!("of={}", path.display())),
+        );
+    });
+}
+
+#[test]
+fn a_file_truncated_while_it_is_uploaded_fails_and_leaves_nothing() {
+    changed_upload_fails("put_truncated", 42, |path| {
+        run_ok(Command::new("truncate").args(["-s", "1M"]).arg(path));
+    });
+}
+
+/// A server stopped (SIGSTOP) mid-upload: the client gives up at its
+/// stall timeout with exit 4 and removes its own objects; the server,
+/// resumed, keeps nothing and serves the next client.
+#[test]
+fn a_server_stopped_mid_upload_ends_the_client_at_its_stall_timeout() {
+    let env = TestEnv::new("put_server_stopped");
+    let src = sources(&env);
+    let big = src.join("big.bin");
+    write_random_file(&big, BIG, 43);
+    let mut server = accepting(&env, &[]);
+    let mut client = env.client(&["--stall-timeout", "1", "--put", s(&big)]);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    server.signal(Signal::SIGSTOP);
+    let stopped = std::time::Instant::now();
+    let done = client.finish(TIMEOUT);
+    let took = stopped.elapsed();
+    done.assert_code(4).check(done.stderr.contains("stall"), "the client says the session stalled");
+    assert!(took >= Duration::from_millis(500), "gave up after {took:?}, before the stall timeout\n{done}");
+    assert!(took <= Duration::from_secs(1) + SLACK, "took {took:?} to give up\n{done}");
+    let pid = format!(".{}.", client.pid());
+    let own: Vec<String> = env.names.shm_entries().into_iter().filter(|e| e.contains(&pid)).collect();
+    assert!(own.is_empty(), "the client's objects are gone: {own:?}");
+    server.signal(Signal::SIGCONT);
+    assert!(
+        wait_until(DETECT + SLACK, || server.open_files_under(env.out()).is_empty()),
+        "the resumed server dropped the file it was receiving"
+    );
+    assert!(env.out_entries().is_empty(), "nothing under the final name: {:?}", env.out_entries());
+    let small = src.join("small");
+    fs::write(&small, b"after\n").unwrap();
+    env.run_client(&["--put", s(&small)]).assert_code(0);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+type RawFrame = ([u8; FRAME_HEADER_LEN], Vec<u8>);
+
+fn frame(kind: FrameKind, seq: u32, payload: Vec<u8>) -> RawFrame {
+    (FrameHeader { kind, len: payload.len() as u32, seq }.encode(), payload)
+}
+
+/// A hostile client: opens an upload session by the protocol, announces
+/// `victim.bin` (`size` bytes), then writes `frames` raw into its ring and
+/// waits until the server's log says it is done with the file or the
+/// session, then says goodbye and removes its objects.
+fn hostile_upload(env: &TestEnv, server: &Proc, size: u64, frames: Vec<RawFrame>) {
+    let pid = std::process::id();
+    let names = SessionNames::fresh(env.names.queue(), pid).unwrap();
+    let geometry = Geometry::for_slots(2);
+    let region = Region::create(&names.region, geometry, pid).unwrap();
+    let items = Semaphore::create_exclusive(&names.items, 0).unwrap();
+    let spaces = Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap();
+    let mq = posixmq::OpenOptions::writeonly().open(env.names.queue()).unwrap();
+    let open = Msg::Open {
+        client_pid: pid,
+        region_size: geometry.region_size() as u32,
+        region: names.region.clone(),
+        items: names.items.clone(),
+        spaces: names.spaces.clone(),
+        kind: SessionKind::Upload,
+    };
+    mq.send(0, &open.encode().unwrap()).unwrap();
+    assert!(wait_until(TIMEOUT, || region.server_pid() != 0), "the server never took the session");
+    let before = server.stderr().len();
+    let put = Msg::Put {
+        client_pid: pid,
+        seq: 1,
+        region: names.region.clone(),
+        path: b"victim.bin".to_vec(),
+        size,
+        mode: 0o644,
+        if_exists: PutIfExists::Replace,
+    };
+    mq.send(0, &put.encode().unwrap()).unwrap();
+    let slots = geometry.slots();
+    for (i, (header, payload)) in frames.into_iter().enumerate() {
+        let free = wait_until(TIMEOUT, || spaces.try_wait() || region.ended().is_some());
+        assert!(free, "the server took no frame");
+        if region.ended().is_some() {
+            break;
+        }
+        let payload = &payload[..payload.len().min(geometry.max_payload())];
+        region.write_frame(i as u32 % slots, &header, payload);
+        items.post().unwrap();
+    }
+    let ended = format!("client {pid}: session ");
+    let done = wait_until(TIMEOUT, || {
+        let log = server.stderr();
+        log[before..].contains("victim.bin") || log[before..].contains(&ended)
+    });
+    assert!(done, "the server never ended the file or the session\n{}", server.stderr());
+    let close = Msg::Close { client_pid: pid, region: names.region.clone() };
+    let _ = mq.send(0, &close.encode().unwrap());
+}
+
+/// Garbage in an upload session's ring (a header of noise, a frame of
+/// another request, a fetch's frame kind, more bytes than announced, a
+/// wrong checksum): the server logs it, keeps nothing, and goes on
+/// serving other clients.
+#[test]
+fn garbage_frames_in_an_upload_ring_leave_nothing_and_the_server_serves_on() {
+    let end = |count: u64, checksum: u64| {
+        let mut payload = Vec::new();
+        Reply::End { count, checksum }.encode_payload(&mut payload);
+        frame(FrameKind::End, 1, payload)
+    };
+    let start = {
+        let mut payload = Vec::new();
+        Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }
+            .encode_payload(&mut payload);
+        frame(FrameKind::Start, 1, payload)
+    };
+    let long_header = {
+        let mut h = FrameHeader { kind: FrameKind::Data, len: 8, seq: 1 }.encode();
+        h[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        (h, vec![])
+    };
+    let cases: Vec<(&str, u64, Vec<RawFrame>)> = vec![
+        ("garbage header", 4, vec![([0xee; FRAME_HEADER_LEN], vec![])]),
+        ("length over the slot", 4, vec![long_header]),
+        ("another request's frame", 4, vec![frame(FrameKind::Data, 9, vec![1; 4])]),
+        ("a fetch's start frame", 4, vec![start]),
+        ("more bytes than announced", 4, vec![frame(FrameKind::Data, 1, vec![1; 100]), end(100, 0)]),
+        ("a wrong checksum", 4, vec![frame(FrameKind::Data, 1, vec![1; 4]), end(4, 12345)]),
+        (
+            "an end of garbage",
+            4,
+            vec![frame(FrameKind::Data, 1, vec![1; 4]), frame(FrameKind::End, 1, vec![7; 3])],
+        ),
+    ];
+    let env = TestEnv::new("put_garbage");
+    let src = sources(&env);
+    let mut server = accepting(&env, &[]);
+    for (i, (what, size, frames)) in cases.into_iter().enumerate() {
+        hostile_upload(&env, &server, size, frames);
+        assert!(env.out_entries().is_empty(), "{what}: the accept dir holds {:?}", env.out_entries());
+        assert!(server.is_running(), "{what}: the server died\n{}", server.snapshot());
+        // Another client is served meanwhile.
+        let good = src.join(format!("good{i}"));
+        fs::write(&good, what.as_bytes()).unwrap();
+        env.run_client(&["--put", s(&good)]).assert_code(0);
+        fs::remove_file(env.in_out(&format!("good{i}"))).unwrap();
+    }
+    let log = server.stderr();
+    let me = format!("client {}", std::process::id());
+    assert!(log.lines().filter(|l| l.contains(&me)).count() >= 7, "each case logged\n{log}");
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }

@@ -555,7 +555,9 @@ fn status_shows_the_server_and_each_live_session() {
             "the mode and limit",
         )
         .check(
-            json.stdout.contains(&format!("\"sessions\":[{{\"client_pid\":{me},\"path\":\"big.bin\",")),
+            json.stdout.contains(&format!(
+                "\"sessions\":[{{\"client_pid\":{me},\"direction\":\"fetch\",\"path\":\"big.bin\","
+            )),
             "the session",
         );
 

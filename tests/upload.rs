@@ -166,3 +166,186 @@ fn a_server_killed_mid_upload_makes_the_client_exit_4_quickly() {
     assert!(killed.elapsed() < DETECT, "noticed within {DETECT:?}: {:?}", killed.elapsed());
     assert!(env.out_entries().is_empty(), "nothing under the final name");
 }
+
+/// `--put -r DIR`: the tree arrives below DIR's own name (as `scp -r`),
+/// each symlink, FIFO and unreadable entry is named on stderr and not
+/// sent (exit 1), and a symlink on the server's side is never followed.
+#[test]
+fn put_r_sends_a_tree_under_its_name_and_names_every_entry_it_skips() {
+    let env = TestEnv::new("put_tree");
+    let src = sources(&env);
+    let photos = src.join("photos");
+    fs::create_dir_all(photos.join("sub/deeper")).unwrap();
+    fs::write(photos.join("a.jpg"), b"aaa\n").unwrap();
+    write_random_file(&photos.join("sub/big.raw"), 3 * MIB, 9);
+    fs::write(photos.join("sub/deeper/c.txt"), b"c\n").unwrap();
+    let elsewhere = env.tmp().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("secret"), b"not to be sent\n").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, photos.join("link")).unwrap();
+    nix::unistd::mkfifo(&photos.join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let mut server = accepting(&env);
+    let done = env.run_client(&["--put", "-r", s(&photos), "--to", "in"]);
+    done.assert_code(1)
+        .check(done.stderr.contains(&format!("shm_client: {}/link: skipped: ", photos.display())), "link")
+        .check(done.stderr.contains(&format!("shm_client: {}/pipe: skipped: ", photos.display())), "fifo")
+        .check(
+            done.stdout.contains(&format!("{}/a.jpg: sent 4 bytes → in/photos/a.jpg", photos.display())),
+            "a",
+        );
+    for rel in ["a.jpg", "sub/big.raw", "sub/deeper/c.txt"] {
+        assert_same_file(&photos.join(rel), &env.out().join("in/photos").join(rel));
+    }
+    assert_eq!(dir_entries(&env.out().join("in/photos")), ["a.jpg", "sub"], "no link, no fifo");
+    assert_eq!(dir_entries(&elsewhere), ["secret"], "nothing written through a symlink");
+    // A tree without skips is a success; `-r` before `--put` reads the same.
+    fs::remove_file(photos.join("link")).unwrap();
+    fs::remove_file(photos.join("pipe")).unwrap();
+    env.run_client(&["-r", "--put", s(&photos)]).assert_code(0);
+    assert_same_file(&photos.join("sub/deeper/c.txt"), &env.out().join("photos/sub/deeper/c.txt"));
+    // A directory on the server that is a symlink is refused, never followed.
+    std::os::unix::fs::symlink(&elsewhere, env.in_out("trap")).unwrap();
+    let trapped = env.run_client(&["--put", "-r", s(&photos), "--to", "trap"]);
+    trapped.assert_code(1).check(trapped.stdout.contains("refused by server"), "refused");
+    assert_eq!(dir_entries(&elsewhere), ["secret"], "nothing written through the server's symlink");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A directory without `-r` is not sent, with a hint; two arguments that
+/// would land on one remote path are refused before anything is sent
+/// (exit 2, naming both).
+#[test]
+fn put_of_a_directory_needs_r_and_two_files_to_one_name_send_nothing() {
+    let env = TestEnv::new("put_dir_needs_r");
+    let src = sources(&env);
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::create_dir_all(src.join("e")).unwrap();
+    fs::write(src.join("d/x"), b"d\n").unwrap();
+    fs::write(src.join("e/x"), b"e\n").unwrap();
+    fs::write(src.join("y"), b"y\n").unwrap();
+    let mut server = accepting(&env);
+    let dir = env.run_client(&["--put", s(&src.join("d")), s(&src.join("y"))]);
+    dir.assert_code(1)
+        .check(
+            dir.stdout.contains(&format!("{}: not sent: a directory; use -r", src.join("d").display())),
+            "hint",
+        )
+        .check(dir.stdout.contains("sent 2 bytes → y"), "the others still sent");
+    fs::remove_file(env.in_out("y")).unwrap();
+    let both = env.run_client(&["--put", s(&src.join("d/x")), s(&src.join("e/x"))]);
+    both.assert_code(2)
+        .check(both.stderr.contains(&src.join("d/x").display().to_string()), "names the first")
+        .check(both.stderr.contains(&src.join("e/x").display().to_string()), "names the second");
+    // With -r: two trees of one name.
+    fs::create_dir_all(src.join("other/d")).unwrap();
+    fs::write(src.join("other/d/x"), b"other\n").unwrap();
+    let trees = env.run_client(&["--put", "-r", s(&src.join("d")), s(&src.join("other/d")), "--to", "z"]);
+    trees.assert_code(2).check(trees.stderr.contains("would both be sent to z/d/x"), "the remote path");
+    assert!(!env.in_out("z").exists(), "nothing sent before the check");
+    assert_eq!(env.out_entries(), Vec::<String>::new(), "nothing sent by the refused runs");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// `--put --json`: an object per file with a fetch's field names, then a
+/// summary object; nothing else on stdout.
+#[test]
+fn put_json_prints_an_object_per_file_and_a_summary() {
+    let env = TestEnv::new("put_json");
+    let src = sources(&env);
+    fs::write(src.join("a.txt"), b"hello\n").unwrap();
+    fs::write(src.join("b.txt"), b"kept\n").unwrap();
+    fs::write(env.in_out("b.txt"), b"old\n").unwrap();
+    fs::create_dir(env.in_out("c.txt")).unwrap();
+    fs::write(src.join("c.txt"), b"c\n").unwrap();
+    let mut server = accepting(&env);
+    let (a, b, c) = (src.join("a.txt"), src.join("b.txt"), src.join("c.txt"));
+    let done = env.run_client(&["--json", "--no-clobber", "--put", s(&a), s(&b), s(&c)]);
+    done.assert_code(1);
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 4, "{done}");
+    assert_eq!(lines[0]["request"], s(&src.join("a.txt")));
+    assert_eq!(
+        (&lines[0]["path"], &lines[0]["result"], &lines[0]["bytes"]),
+        (&"a.txt".into(), &"delivered".into(), &6.into())
+    );
+    assert_eq!((&lines[1]["result"], &lines[1]["reason"]), (&"skipped".into(), &"exists".into()));
+    assert_eq!((&lines[2]["result"], &lines[2]["reason"]), (&"refused".into(), &"is_directory".into()));
+    assert!(lines[2]["message"].as_str().unwrap().contains("a directory"), "{done}");
+    let summary = &lines[3]["summary"];
+    assert_eq!(
+        (&summary["files"], &summary["delivered"], &summary["skipped"], &summary["refused"]),
+        (&3.into(), &1.into(), &1.into(), &1.into())
+    );
+    assert_eq!(summary["bytes"], 6);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The server's access log has a line per upload shaped as a fetch's:
+/// client pid, path, result, bytes, time (and a rate for a stored one).
+#[test]
+fn the_access_log_has_a_line_per_upload_stored_skipped_or_refused() {
+    let env = TestEnv::new("put_access_log");
+    let src = sources(&env);
+    write_random_file(&src.join("a.txt"), 8 * MIB, 17);
+    fs::create_dir(env.in_out("dir")).unwrap();
+    fs::write(src.join("dir"), b"x\n").unwrap();
+    let mut server = accepting(&env);
+    let stored = env.client(&["--put", s(&src.join("a.txt"))]);
+    let stored_pid = stored.pid();
+    let mut stored = stored;
+    stored.finish(TIMEOUT).assert_code(0);
+    let mut skipped = env.client(&["--no-clobber", "--put", s(&src.join("a.txt"))]);
+    let skipped_pid = skipped.pid();
+    skipped.finish(TIMEOUT).assert_code(0);
+    let mut refused = env.client(&["--put", s(&src.join("dir"))]);
+    let refused_pid = refused.pid();
+    refused.finish(TIMEOUT).assert_code(1);
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    let line = |pid: u32, what: &str| {
+        log.lines().find(|l| l.contains(&format!("client {pid}: {what}"))).map(str::to_owned)
+    };
+    let stored = format!("a.txt: received {} bytes in ", 8 * MIB);
+    let ok = line(stored_pid, &stored).unwrap_or_else(|| panic!("stored\n{log}"));
+    assert!(ok.ends_with("/s)"), "a rate: {ok}");
+    line(skipped_pid, "a.txt: upload skipped after ").unwrap_or_else(|| panic!("skipped\n{log}"));
+    let no = line(refused_pid, "dir: upload refused after ").unwrap_or_else(|| panic!("refused\n{log}"));
+    assert!(no.contains("a directory has that name"), "why: {no}");
+    env.assert_no_leftovers();
+}
+
+/// `--status` names each session's direction; an upload in flight shows
+/// with its file, its bytes so far and `upload`, in text and JSON.
+#[test]
+fn status_shows_an_upload_in_flight_with_its_direction() {
+    let env = TestEnv::new("put_status");
+    let src = sources(&env);
+    let big = src.join("big.bin");
+    write_random_file(&big, BIG, 13);
+    let mut server = accepting(&env);
+    let mut client = env.client(&["--put", s(&big)]);
+    let pid = client.pid();
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(nix::sys::signal::Signal::SIGSTOP);
+    let text = env.run_client(&["--status"]);
+    let json = env.run_client(&["--status", "--json"]);
+    client.signal(nix::sys::signal::Signal::SIGCONT);
+    text.assert_code(0);
+    let line =
+        text.stdout.lines().find(|l| l.starts_with(&format!("client {pid}: big.bin: "))).unwrap_or_default();
+    text.check(line.ends_with(" (upload)"), "the upload's line names its direction");
+    let value: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("one JSON object");
+    let session = value["sessions"].as_array().unwrap().iter().find(|s| s["client_pid"] == pid).cloned();
+    let session = session.unwrap_or_else(|| panic!("the upload session listed\n{json}"));
+    assert_eq!((&session["direction"], &session["path"]), (&"upload".into(), &"big.bin".into()));
+    assert!(session["sent"].as_u64().unwrap() > 0, "{session}");
+    client.finish(BIG_TIMEOUT).assert_code(0);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -152,6 +152,7 @@ fn check_before_any_request(args: &Args, mode: &Mode) -> Result<(), ExitCode> {
     match mode {
         Mode::Fetch { files, recursive } => check_output(args, files, *recursive),
         Mode::Output { dest, .. } => check_dest(dest),
+        Mode::Put { files, to } => put::check(args, files, to.as_deref()),
         _ => Ok(()),
     }
 }

@@ -46,6 +46,14 @@ impl Bar {
         }
     }
 
+    /// One more file of the run is done (as [`Progress::result`] says, for
+    /// a run that has no [`FileResult`]: an upload).
+    pub fn file_done(&mut self) {
+        if let Some(run) = &self.run {
+            run.inc(1);
+        }
+    }
+
     /// Removes the bars (the run is over).
     pub fn clear(&mut self) {
         for bar in [self.file.take(), self.run.take()].into_iter().flatten() {
@@ -100,9 +108,7 @@ impl Progress for Bar {
     }
 
     fn result(&mut self, _file: &FileResult) {
-        if let Some(run) = &self.run {
-            run.inc(1);
-        }
+        self.file_done();
     }
 }
 

@@ -7,7 +7,7 @@ use shmxfer::{FailReason, FileResult, Outcome, SkipReason, Summary};
 /// Why a file did not arrive, or was skipped by choice: a snake_case code.
 #[derive(Serialize, Clone, Copy)]
 #[serde(untagged)]
-enum Why {
+pub enum Why {
     Fail(FailReason),
     Skip(SkipReason),
 }
@@ -80,6 +80,22 @@ pub fn file_line(file: &FileResult) -> String {
         }
         _ => object(request, path, "failed", 0, None),
     }
+}
+
+/// The line of one file of an upload (`--put --json`): the local path as
+/// `request`, the path below the server's `--accept` directory as `path`,
+/// the fields of a fetch's line.
+pub fn upload_line(
+    request: &[u8],
+    path: &[u8],
+    result: &str,
+    bytes: u64,
+    reason: Option<Why>,
+    message: Option<&str>,
+) -> String {
+    let (request, request_bytes) = text_and_bytes(request);
+    let (path, path_bytes) = text_and_bytes(path);
+    super::to_json(&FileJson { request, request_bytes, path, path_bytes, result, bytes, reason, message })
 }
 
 /// The line of a file a lost session cut off (`failed`) or never asked

@@ -50,6 +50,15 @@ pub fn rate(bytes: u64, ms: u64) -> u64 {
 /// with a rate.
 pub const STALLED_AFTER: Duration = Duration::from_secs(2);
 
+/// Which way a session moves files, as `--status` names it.
+pub fn direction(kind: shmxfer::SessionKind) -> &'static str {
+    match kind {
+        shmxfer::SessionKind::Transfer => "fetch",
+        shmxfer::SessionKind::Upload => "upload",
+        shmxfer::SessionKind::Status => "status",
+    }
+}
+
 /// A session's rate while its file moved: its bytes over the time up to its
 /// last frame, so that a client that stopped does not show a rate that
 /// slowly falls.
@@ -85,6 +94,8 @@ struct ServerJson<'a> {
 #[derive(serde::Serialize)]
 struct SessionJson<'a> {
     client_pid: u32,
+    /// `fetch`, `upload` or `status` ([`direction`]).
+    direction: &'static str,
     /// `null` between files.
     path: Option<&'a str>,
     sent: u64,
@@ -118,6 +129,7 @@ impl<'a> StatusJson<'a> {
             .iter()
             .map(|s| SessionJson {
                 client_pid: s.client_pid,
+                direction: direction(s.kind),
                 path: Some(s.path.as_str()).filter(|p| !p.is_empty()),
                 sent: s.sent,
                 size: s.size,

@@ -268,7 +268,12 @@ pub fn print_status(status: &Status, queue: &str, human: bool) {
             };
             format!("{}: {} of {}, {rate}", quote_name(&s.path), size_text(s.sent, human), bytes(s.size))
         };
-        say(format_args!("client {}: {doing}, last frame {:.1} s ago", s.client_pid, secs(s.idle_ms)));
+        say(format_args!(
+            "client {}: {doing}, last frame {:.1} s ago ({})",
+            s.client_pid,
+            secs(s.idle_ms),
+            super::direction(s.kind)
+        ));
     }
 }
 

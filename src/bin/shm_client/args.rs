@@ -15,7 +15,7 @@ use super::*;
         shm_client [OPTIONS] --status [--human] [--json]\n       \
         shm_client --status --all [--json]\n       \
         shm_client [OPTIONS] --stop-server [--drain]\n       \
-        shm_client [OPTIONS] --put FILE... [--to DIR] [--no-clobber]",
+        shm_client [OPTIONS] --put [-r] FILE... [--to DIR] [--no-clobber] [--json]",
     long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
         asks for each FILE on the server's message queue, and writes what arrives into --out-dir under \
@@ -151,7 +151,7 @@ pub(crate) struct Args {
 
     /// Fetch directories of the server's tree with what lies below them, keeping their paths
     /// below --out-dir (`-r sub` writes `sub/...`, `-r .` the whole tree); never writes outside
-    /// --out-dir.
+    /// --out-dir. With --put: send local directories with what lies below them.
     #[arg(short = 'r', long, conflicts_with_all = ["list", "stop_server", "stdout"])]
     pub(crate) recursive: bool,
 
@@ -191,9 +191,13 @@ pub(crate) struct Args {
     /// --accept DIR under its last path component ('FILE: sent N bytes → NAME'), verified (size
     /// and xxh3-64) before its name appears there. The server must have been started with
     /// `shm_server --accept DIR`. With --no-clobber a file that exists there is kept (skipped).
+    /// With -r a directory is sent with what lies below it, keeping its own name (`--put -r
+    /// photos --to in` writes in/photos/...); symlinks (never followed), FIFOs, devices, sockets
+    /// and unreadable entries are not sent, each named on stderr (exit 1). With --json a JSON
+    /// object per file, then a summary object.
     #[arg(long, value_name = "FILE", num_args = 1..,
           conflicts_with_all = ["files", "list", "status", "stop_server", "input", "stdout", "output",
-                                "recursive", "relative", "resume", "update", "preserve"])]
+                                "relative", "resume", "update", "preserve"])]
     pub(crate) put: Vec<PathBuf>,
 
     /// With --put: the directory below the server's --accept DIR the files go to (created as
@@ -279,11 +283,32 @@ pub(crate) enum Mode {
     Relay(SessionKind),
 }
 
+/// The arguments with each `-r`/`--recursive` that follows `--put` moved
+/// before it, so that `--put -r DIR…` reads as `scp -r` does (else the
+/// flag would end `--put`'s values and leave none); up to a `--`.
+fn recursive_before_put(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<_> = args.into_iter().collect();
+    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    if let Some(put) = args[..end].iter().position(|a| a == "--put") {
+        let is_r = |a: &std::ffi::OsString| a == "-r" || a == "--recursive";
+        let moved = args[put + 1..end].iter().filter(|a| is_r(a)).count();
+        if moved > 0 {
+            let mut rest: Vec<_> = args.drain(put..end).collect();
+            rest.retain(|a| !is_r(a));
+            let tail: Vec<_> = args.drain(put..).collect();
+            args.push("-r".into());
+            args.extend(rest);
+            args.extend(tail);
+        }
+    }
+    args
+}
+
 impl Args {
     /// The arguments, or the exit code of a usage error: clap's, or one
     /// saying which argument is not UTF-8 where a name must be.
     pub(crate) fn parse_checked() -> Result<Args, ExitCode> {
-        match Args::try_parse() {
+        match Args::try_parse_from(recursive_before_put(std::env::args_os())) {
             Ok(args) => Ok(args),
             Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
                 // Only names are read as text (files, --list, --queue); paths such as -o may be any bytes.
@@ -393,5 +418,21 @@ impl Mode {
             | Mode::Relay(_) => DEFAULT_WAIT,
             _ => Duration::ZERO,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recursive_after_put_moves_before_it() {
+        let of = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        let moved = recursive_before_put(of(&["c", "--put", "-r", "d", "--to", "x"]));
+        assert_eq!(moved, of(&["c", "-r", "--put", "d", "--to", "x"]));
+        let moved = recursive_before_put(of(&["c", "--put", "a", "--recursive", "d"]));
+        assert_eq!(moved, of(&["c", "-r", "--put", "a", "d"]));
+        assert_eq!(recursive_before_put(of(&["c", "-r", "x"])), of(&["c", "-r", "x"]));
+        assert_eq!(recursive_before_put(of(&["c", "--put", "--", "-r"])), of(&["c", "--put", "--", "-r"]));
     }
 }

@@ -1,26 +1,50 @@
-//! `--put FILE… [--to DIR]`: sends local files to the server's `--accept`
-//! directory, a line per file, and maps the answers to an exit code.
+//! `--put [-r] FILE… [--to DIR]`: sends local files (with `-r` directory
+//! trees) to the server's `--accept` directory, a line per file (a JSON
+//! object per file and a summary with `--json`), and maps the answers to
+//! an exit code.
 
+use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::time::Instant;
 
-use shmxfer::{PutIfExists, ReasonCode, UploadAnswer};
+use shmxfer::{
+    FailReason, LocalSkipReason, LocalTree, Progress, PutIfExists, ReasonCode, SkipReason, Summary,
+    UploadAnswer,
+};
 
+use super::common::json::{self, Why};
 use super::*;
+
+/// Where a file of `rel` (its name, or its path in a tree) goes below the
+/// server's `--accept` directory: below `to` when given.
+fn below_to(rel: &[u8], to: Option<&str>) -> Vec<u8> {
+    match to.map(|t| normalize_path(t.as_bytes())).filter(|d| d != b".") {
+        Some(mut dir) => {
+            dir.push(b'/');
+            dir.extend_from_slice(rel);
+            dir
+        }
+        None => rel.to_vec(),
+    }
+}
 
 /// Where `local` goes below the server's `--accept` directory: its last
 /// component, below `to` when given. `None` for a path without a file name.
 fn remote_path(local: &Path, to: Option<&str>) -> Option<Vec<u8>> {
-    let name = local.file_name()?.as_bytes();
-    let dir = to.map(|t| normalize_path(t.as_bytes())).filter(|d| d != b".");
-    Some(match dir {
-        Some(mut dir) => {
-            dir.push(b'/');
-            dir.extend_from_slice(name);
-            dir
-        }
-        None => name.to_vec(),
-    })
+    Some(below_to(local.file_name()?.as_bytes(), to))
+}
+
+/// The name a tree keeps below `to` (`-r photos` → `photos/...`, as
+/// `scp -r`): the directory's own name; for a path that has none (`.`,
+/// `..`, `/`), the name it resolves to, else none (its contents go to
+/// `to` itself).
+fn tree_name(dir: &Path) -> Option<Vec<u8>> {
+    match dir.file_name() {
+        Some(name) => Some(name.as_bytes().to_vec()),
+        None => std::fs::canonicalize(dir).ok()?.file_name().map(|n| n.as_bytes().to_vec()),
+    }
 }
 
 /// What a refusal's code says, in a few words.
@@ -33,59 +57,405 @@ fn refusal_text(code: ReasonCode) -> &'static str {
         ReasonCode::PermissionDenied => "the server may not write there",
         ReasonCode::NameTooLong => "a name too long for the server's file system",
         ReasonCode::Changed => "the file changed while it was sent; nothing was kept",
+        ReasonCode::ReadFailed => "reading the file failed; nothing was kept",
         ReasonCode::TooLarge => "more bytes than announced; nothing was kept",
         _ => "it failed on the server; nothing was kept",
     }
 }
 
-/// Sends each file, a line per file; 0 when every file was stored or
-/// skipped, 1 when one was not, the session's code when it was lost.
-pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option<&str>) -> ExitCode {
-    let if_exists = if args.no_clobber { PutIfExists::Skip } else { PutIfExists::Replace };
-    let mut all_sent = true;
+/// Where a file to send comes from.
+enum Source {
+    /// A path named on the command line.
+    Named,
+    /// File `file` of tree `tree` (an index into [`Plan::trees`]).
+    InTree { tree: usize, file: usize },
+}
+
+/// One step of the run, in the order of the arguments.
+enum Item {
+    /// A file to send: the local path shown, where it comes from, where it goes.
+    Send { local: PathBuf, source: Source, remote: Vec<u8> },
+    /// An argument that is not sent (no file name, a directory without
+    /// `-r`, a tree that cannot be opened): its line says why.
+    NotSent { local: PathBuf, remote: Vec<u8>, reason: FailReason, text: String },
+    /// An entry of a tree that is not sent (a symlink, a FIFO, ...): named
+    /// on stderr.
+    Skipped { local: PathBuf, remote: Vec<u8>, reason: FailReason, text: String },
+}
+
+/// What the arguments ask for, checked before anything is sent.
+struct Plan {
+    trees: Vec<LocalTree>,
+    items: Vec<Item>,
+    /// Files named more than once: sent once.
+    twice: Vec<PathBuf>,
+}
+
+/// The reason code a skipped tree entry gets in `--json`.
+fn skip_reason(reason: LocalSkipReason) -> FailReason {
+    match reason {
+        LocalSkipReason::Symlink | LocalSkipReason::NotRegular => FailReason::NotRegular,
+        LocalSkipReason::TooDeep => FailReason::TooDeep,
+        LocalSkipReason::OverLimit => FailReason::OverLimit,
+        _ => FailReason::Unreadable,
+    }
+}
+
+/// Plans the run: every file to send with its remote path, walking the
+/// trees of `-r`; exits 2 when two different local files would go to one
+/// remote path, naming both.
+fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, ExitCode> {
+    let mut plan = Plan { trees: Vec::new(), items: Vec::new(), twice: Vec::new() };
     for local in files {
-        let shown = quote_path(local);
-        let Some(remote) = remote_path(local, to) else {
-            eprintln!("shm_client: error: {shown}: no file name in this path; not sent");
-            all_sent = false;
-            continue;
-        };
-        let remote_shown = quote_path(Path::new(std::ffi::OsStr::from_bytes(&remote))).into_owned();
-        let size = std::fs::metadata(local).map(|m| m.len()).unwrap_or(0);
-        match client.put_file(local, &remote, if_exists) {
-            Ok(UploadAnswer::Stored) if args.quiet => {}
-            Ok(UploadAnswer::Stored) => say(format_args!("{shown}: sent {size} bytes → {remote_shown}")),
-            Ok(UploadAnswer::Skipped) if args.quiet => {}
-            Ok(UploadAnswer::Skipped) => say(format_args!("{shown}: skipped: exists on the server")),
-            Ok(UploadAnswer::NotAccepting) => {
-                return exit_with(
-                    EXIT_NOT_DELIVERED,
+        let is_dir = std::fs::metadata(local).is_ok_and(|m| m.is_dir());
+        if is_dir && recursive {
+            let base = match (tree_name(local), to) {
+                (Some(name), _) => below_to(&name, to),
+                (None, Some(to)) => {
+                    Some(normalize_path(to.as_bytes())).filter(|d| d != b".").unwrap_or_default()
+                }
+                (None, None) => Vec::new(),
+            };
+            let tree = match LocalTree::walk(local) {
+                Ok(tree) => tree,
+                Err(e) => {
+                    let text = describe(&e);
+                    plan.items.push(Item::NotSent {
+                        local: local.clone(),
+                        remote: base,
+                        reason: FailReason::Unreadable,
+                        text,
+                    });
+                    continue;
+                }
+            };
+            let index = plan.trees.len();
+            let join =
+                |rel: &[u8]| if rel.is_empty() { local.clone() } else { local.join(OsStr::from_bytes(rel)) };
+            let below = |rel: &[u8]| match (base.is_empty(), rel.is_empty()) {
+                (true, _) => rel.to_vec(),
+                (false, true) => base.clone(),
+                (false, false) => [&base[..], b"/", rel].concat(),
+            };
+            for skip in &tree.skipped {
+                plan.items.push(Item::Skipped {
+                    local: join(&skip.path),
+                    remote: below(&skip.path),
+                    reason: skip_reason(skip.reason),
+                    text: skip.text.clone(),
+                });
+            }
+            for (i, file) in tree.files.iter().enumerate() {
+                let remote = below(&file.path);
+                let source = Source::InTree { tree: index, file: i };
+                plan.items.push(Item::Send { local: join(&file.path), source, remote });
+            }
+            plan.trees.push(tree);
+        } else if is_dir {
+            plan.items.push(Item::NotSent {
+                local: local.clone(),
+                remote: remote_path(local, to).unwrap_or_default(),
+                reason: FailReason::IsDirectory,
+                text: "a directory; use -r to send it with what lies below it".into(),
+            });
+        } else {
+            match remote_path(local, to) {
+                Some(remote) => {
+                    plan.items.push(Item::Send { local: local.clone(), source: Source::Named, remote })
+                }
+                None => plan.items.push(Item::NotSent {
+                    local: local.clone(),
+                    remote: Vec::new(),
+                    reason: FailReason::BadOutputName,
+                    text: "no file name in this path".into(),
+                }),
+            }
+        }
+    }
+    check_collisions(&mut plan)?;
+    Ok(plan)
+}
+
+/// No two different local files to one remote path; a file named twice is
+/// sent once ([`Plan::twice`] names it).
+fn check_collisions(plan: &mut Plan) -> Result<(), ExitCode> {
+    let mut seen: HashMap<Vec<u8>, PathBuf> = HashMap::new();
+    let mut twice = Vec::new();
+    for (i, item) in plan.items.iter().enumerate() {
+        let Item::Send { local, remote, .. } = item else { continue };
+        match seen.get(remote) {
+            Some(first) if first == local => twice.push(i),
+            Some(first) => {
+                let output = quote_path(Path::new(OsStr::from_bytes(remote))).into_owned();
+                return Err(exit_with(
+                    EXIT_USAGE,
                     &format!(
-                        "{shown}: refused: the server on queue {} takes no uploads; start it with \
-                         `shm_server --accept DIR` to receive files into DIR",
-                        args.queue
+                        "{} and {} would both be sent to {output}; send them in two runs or with --to",
+                        quote_path(first),
+                        quote_path(local)
                     ),
+                ));
+            }
+            None => {
+                seen.insert(remote.clone(), local.clone());
+            }
+        }
+    }
+    for i in twice.into_iter().rev() {
+        if let Item::Send { local, .. } = plan.items.remove(i) {
+            plan.twice.insert(0, local);
+        }
+    }
+    Ok(())
+}
+
+/// Before any request: the plan holds together (no two files to one
+/// remote path).
+pub(crate) fn check(args: &Args, files: &[PathBuf], to: Option<&str>) -> Result<(), ExitCode> {
+    plan(files, to, args.recursive).map(drop)
+}
+
+/// How the run prints: a line for people or a JSON object per file.
+struct Printer {
+    bar: Bar,
+    format: Format,
+    quiet: bool,
+    summary: Summary,
+}
+
+impl Printer {
+    /// One file's result: the text line `text` (`None`: none, as for a
+    /// success under `--quiet`) or its JSON object.
+    fn line(&mut self, text: Option<String>, object: impl FnOnce() -> String) {
+        self.bar.file_done();
+        let format = self.format;
+        self.bar.suspend(|| match (format, text) {
+            (Format::Json, _) => say(format_args!("{}", object())),
+            (Format::Text, Some(text)) => say(format_args!("{text}")),
+            (Format::Text, None) => {}
+        });
+    }
+
+    /// The summary object of `--json`.
+    fn finish(&mut self, started: Instant) {
+        self.bar.clear();
+        if self.format == Format::Json {
+            self.summary.elapsed = started.elapsed();
+            say(format_args!("{}", json::summary_line(&self.summary)));
+        }
+    }
+}
+
+/// Sends each file, a line per file; 0 when every file was stored or
+/// skipped, 1 when one was not, 2 for two files to one remote path, the
+/// session's code when it was lost.
+pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option<&str>) -> ExitCode {
+    let started = Instant::now();
+    let plan = match plan(files, to, args.recursive) {
+        Ok(plan) => plan,
+        Err(code) => {
+            let _ = client.close();
+            return code;
+        }
+    };
+    for local in &plan.twice {
+        eprintln!("shm_client: warning: {} named more than once; sent once", quote_path(local));
+    }
+    let if_exists = if args.no_clobber { PutIfExists::Skip } else { PutIfExists::Replace };
+    let format = if args.json { Format::Json } else { Format::Text };
+    let bar = Bar::new(!args.quiet && !args.json && std::io::stderr().is_terminal());
+    let mut out = Printer { bar, format, quiet: args.quiet, summary: Summary::default() };
+    let sends = plan.items.iter().filter(|i| matches!(i, Item::Send { .. })).count();
+    out.summary.asked = plan.items.iter().filter(|i| !matches!(i, Item::Skipped { .. })).count();
+    out.bar.planned(sends);
+    let mut all_sent = true;
+    for (at, item) in plan.items.iter().enumerate() {
+        let (local, source, remote) = match item {
+            Item::Send { local, source, remote } => (local, source, remote),
+            Item::NotSent { local, remote, reason, text } => {
+                all_sent = false;
+                out.summary.failed += 1;
+                let shown = quote_path(local);
+                let line = format!("{shown}: not sent: {text}");
+                out.line(Some(line), || {
+                    let request = local.as_os_str().as_bytes();
+                    json::upload_line(request, remote, "failed", 0, Some(Why::Fail(*reason)), Some(text))
+                });
+                continue;
+            }
+            Item::Skipped { local, remote, reason, text } => {
+                all_sent = false;
+                out.summary.left_out += 1;
+                out.bar.suspend(|| say_skipped(local, text));
+                if format == Format::Json {
+                    let request = local.as_os_str().as_bytes();
+                    say(format_args!(
+                        "{}",
+                        json::upload_line(
+                            request,
+                            remote,
+                            "skipped",
+                            0,
+                            Some(Why::Fail(*reason)),
+                            Some(text)
+                        )
+                    ));
+                }
+                continue;
+            }
+        };
+        let shown = quote_path(local);
+        let remote_shown = quote_path(Path::new(OsStr::from_bytes(remote))).into_owned();
+        let request = local.as_os_str().as_bytes();
+        let sent = match source {
+            Source::Named => client.put_file_with(local, remote, if_exists, &mut out.bar),
+            Source::InTree { tree, file } => {
+                let tree = &plan.trees[*tree];
+                client.put_tree_file_with(tree, &tree.files[*file], remote, if_exists, &mut out.bar)
+            }
+        };
+        let quiet = out.quiet;
+        match sent {
+            Ok(UploadAnswer::Stored) => {
+                let size = match source {
+                    Source::Named => std::fs::metadata(local).map(|m| m.len()).unwrap_or(0),
+                    Source::InTree { tree, file } => plan.trees[*tree].files[*file].size,
+                };
+                out.summary.delivered += 1;
+                out.summary.bytes += size;
+                let line = (!quiet).then(|| format!("{shown}: sent {size} bytes → {remote_shown}"));
+                out.line(line, || json::upload_line(request, remote, "delivered", size, None, None));
+            }
+            Ok(UploadAnswer::Skipped) => {
+                out.summary.skipped += 1;
+                let line = (!quiet).then(|| format!("{shown}: skipped: exists on the server"));
+                out.line(line, || {
+                    let why = Some(Why::Skip(SkipReason::Exists));
+                    json::upload_line(request, remote, "skipped", 0, why, Some("exists on the server"))
+                });
+            }
+            Ok(UploadAnswer::NotAccepting) => {
+                let text = format!(
+                    "refused: the server on queue {} takes no uploads; start it with \
+                     `shm_server --accept DIR` to receive files into DIR",
+                    args.queue
                 );
+                out.summary.refused += 1;
+                out.summary.not_fetched += sends_after(&plan.items, at);
+                if format == Format::Json {
+                    let why = Some(Why::Fail(FailReason::WrongSession));
+                    say(format_args!(
+                        "{}",
+                        json::upload_line(request, remote, "refused", 0, why, Some(&text))
+                    ));
+                }
+                out.finish(started);
+                return exit_with(EXIT_NOT_DELIVERED, &format!("{shown}: {text}"));
             }
             Ok(UploadAnswer::Refused(code)) => {
-                say(format_args!("{shown}: refused by server: {remote_shown}: {}", refusal_text(code)));
                 all_sent = false;
+                out.summary.refused += 1;
+                let text = refusal_text(code);
+                let line = format!("{shown}: refused by server: {remote_shown}: {text}");
+                out.line(Some(line), || {
+                    let why = Some(Why::Fail(FailReason::from(code)));
+                    json::upload_line(request, remote, "refused", 0, why, Some(text))
+                });
             }
             Ok(UploadAnswer::Failed(code)) => {
-                say(format_args!("{shown}: failed: {}", refusal_text(code)));
                 all_sent = false;
+                out.summary.failed += 1;
+                let text = refusal_text(code);
+                let line = format!("{shown}: failed: {text}");
+                out.line(Some(line), || {
+                    let why = Some(Why::Fail(FailReason::from(code)));
+                    json::upload_line(request, remote, "failed", 0, why, Some(text))
+                });
             }
             Err(e @ Error::Os { op: "open" | "stat" | "read", .. }) => {
                 // The local file (not there, not a regular file, unreadable).
-                say(format_args!("{shown}: not sent: {}", describe(&e)));
                 all_sent = false;
+                let text = describe(&e);
+                let reason = match &e {
+                    Error::Os { source, .. } if source.raw_os_error() == Some(libc::EISDIR) => {
+                        FailReason::IsDirectory
+                    }
+                    _ => FailReason::Unreadable,
+                };
+                match source {
+                    // A tree's file that cannot be opened is skipped, as
+                    // the walk's entries are.
+                    Source::InTree { .. } => {
+                        out.summary.left_out += 1;
+                        out.bar.file_done();
+                        out.bar.suspend(|| say_skipped(local, &text));
+                        if format == Format::Json {
+                            let why = Some(Why::Fail(reason));
+                            say(format_args!(
+                                "{}",
+                                json::upload_line(request, remote, "skipped", 0, why, Some(&text))
+                            ));
+                        }
+                    }
+                    Source::Named => {
+                        out.summary.failed += 1;
+                        out.line(Some(format!("{shown}: not sent: {text}")), || {
+                            json::upload_line(
+                                request,
+                                remote,
+                                "failed",
+                                0,
+                                Some(Why::Fail(reason)),
+                                Some(&text),
+                            )
+                        });
+                    }
+                }
             }
-            Err(e) => return fail(&e),
+            Err(e) => {
+                out.summary.failed += 1;
+                out.summary.not_fetched += sends_after(&plan.items, at);
+                if format == Format::Json {
+                    let message = lost_reason(&e);
+                    say(format_args!("{}", json::lost_line(request, remote, true, &message)));
+                    for item in &plan.items[at + 1..] {
+                        if let Item::Send { local, remote, .. } = item {
+                            let request = local.as_os_str().as_bytes();
+                            say(format_args!(
+                                "{}",
+                                json::lost_line(request, remote, false, "not sent: session lost")
+                            ));
+                        }
+                    }
+                }
+                out.finish(started);
+                return fail(&e);
+            }
         }
     }
+    out.finish(started);
     match client.close() {
         Ok(()) if all_sent => ExitCode::from(EXIT_OK),
         Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
         Err(e) => fail(&e),
+    }
+}
+
+/// The files still to send after item `at`.
+fn sends_after(items: &[Item], at: usize) -> usize {
+    items[at + 1..].iter().filter(|i| matches!(i, Item::Send { .. })).count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_paths_keep_the_name_below_to() {
+        assert_eq!(remote_path(Path::new("a/b.txt"), None).unwrap(), b"b.txt");
+        assert_eq!(remote_path(Path::new("b.txt"), Some("in//x/")).unwrap(), b"in/x/b.txt");
+        assert_eq!(remote_path(Path::new("b.txt"), Some(".")).unwrap(), b"b.txt");
+        assert_eq!(tree_name(Path::new("photos/")).unwrap(), b"photos");
+        assert_eq!(below_to(b"photos", Some("in")), b"in/photos");
     }
 }
