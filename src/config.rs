@@ -107,9 +107,10 @@ impl ClientConfig {
     }
 
     /// [`ClientConfig::new`] for the queue the environment names
-    /// ([`QUEUE_ENV`](crate::QUEUE_ENV)), else [`DEFAULT_QUEUE`](crate::DEFAULT_QUEUE).
+    /// ([`QUEUE_ENV`](crate::names::QUEUE_ENV)), else [`DEFAULT_QUEUE`](crate::names::DEFAULT_QUEUE).
     pub fn from_env() -> ClientConfig {
-        let queue = std::env::var(crate::QUEUE_ENV).unwrap_or_else(|_| crate::DEFAULT_QUEUE.to_owned());
+        let queue =
+            std::env::var(crate::names::QUEUE_ENV).unwrap_or_else(|_| crate::names::DEFAULT_QUEUE.to_owned());
         ClientConfig::new(queue)
     }
 

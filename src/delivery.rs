@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::outcome::{FailReason, FileResult, Outcome, SkipReason};
 use crate::output::{Clobber, Found, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update};
 use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
-use crate::IO_CHUNK;
+use crate::sys::IO_CHUNK;
 
 /// Requests a client keeps in flight: the server always has the next file
 /// queued, and one client never fills the shared queue (10 messages).

@@ -115,27 +115,17 @@ pub use relay::{relay, relay_session};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 pub use upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
 
-/// The queue both programs use unless told otherwise.
-pub const DEFAULT_QUEUE: &str = "/shmxfer";
-/// The environment variable that overrides [`DEFAULT_QUEUE`] on both sides.
-pub const QUEUE_ENV: &str = "SHMXFER_QUEUE";
-pub(crate) use chunk::IO_CHUNK;
-
-mod chunk {
-    /// Bytes moved per `read()` on the server and per `write()` on the
-    /// client: the slots carry them on in pieces.
-    pub const IO_CHUNK: usize = 64 * 1024;
-}
+pub use names::{DEFAULT_QUEUE, QUEUE_ENV};
 
 /// What the two programs use beyond the public API: no promise, may change
 /// at any time.
 #[doc(hidden)]
 pub mod programs {
-    pub use crate::chunk::IO_CHUNK;
     pub use crate::client::DEFAULT_STALL_TIMEOUT;
     pub use crate::names::validate_queue_name;
     pub use crate::protocol::normalize_path;
     pub use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
+    pub use crate::sys::IO_CHUNK;
     pub use crate::text::{byte_count, human_size, quote_bytes, quote_name};
 }
 
@@ -143,7 +133,7 @@ pub mod programs {
 /// no promise, may change at any time.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::chunk::IO_CHUNK;
+    pub use crate::sys::IO_CHUNK;
 
     /// The wire format.
     pub mod protocol {

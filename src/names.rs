@@ -27,13 +27,15 @@ use std::ffi::CString;
 use crate::error::{Error, Result};
 use crate::sys;
 
+/// The queue both programs use unless told otherwise.
+pub const DEFAULT_QUEUE: &str = "/shmxfer";
+/// The environment variable that overrides [`DEFAULT_QUEUE`] on both sides.
+pub const QUEUE_ENV: &str = "SHMXFER_QUEUE";
+
 /// Where Linux shows POSIX shared-memory objects and named semaphores.
 pub const SHM_DIR: &str = "/dev/shm";
 
-/// Longest object name (region, semaphore, queue) including the leading `/`.
-/// Linux allows 255 bytes for a file name in `/dev/shm`; semaphores lose four
-/// of them to the `sem.` prefix, and one more is kept spare.
-pub const MAX_NAME_LEN: usize = 250;
+pub use crate::protocol::MAX_NAME_LEN;
 
 /// What a session adds to the queue name at most: `.<pid>.<16 hex>.spaces`.
 const LONGEST_SESSION_SUFFIX: &str = ".4294967295.0123456789abcdef.spaces";

@@ -348,7 +348,7 @@ impl Kept {
     pub fn read_through(&mut self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
         use std::io::{Read, Seek};
         self.file.rewind()?;
-        let mut buf = vec![0; crate::IO_CHUNK];
+        let mut buf = vec![0; crate::sys::IO_CHUNK];
         let mut left = self.len;
         while left > 0 {
             let want = left.min(buf.len() as u64) as usize;
@@ -474,7 +474,7 @@ fn temp_name() -> io::Result<OsString> {
 /// nothing: an unnamed file vanishes, a named one is removed.
 #[derive(Debug)]
 pub struct Sink {
-    /// Written in [`crate::IO_CHUNK`] pieces by the caller; `None` once
+    /// Written in [`crate::sys::IO_CHUNK`] pieces by the caller; `None` once
     /// persisted.
     file: Option<File>,
     dir: DirFd,

@@ -101,7 +101,10 @@ pub const MSG_HEADER_LEN: usize = 20;
 pub const FRAME_HEADER_LEN: usize = 16;
 /// Longest path a client may request, in bytes.
 pub const MAX_PATH_LEN: usize = 1024;
-pub use crate::names::MAX_NAME_LEN;
+/// Longest object name (region, semaphore, queue) including the leading `/`.
+/// Linux allows 255 bytes for a file name in `/dev/shm`; semaphores lose four
+/// of them to the `sem.` prefix, and one more is kept spare.
+pub const MAX_NAME_LEN: usize = 250;
 /// Largest command message this version ever sends. The Linux default for
 /// `mq_msgsize` is 8192 bytes, so every message fits a default queue.
 pub const MAX_MSG_LEN: usize = MSG_HEADER_LEN + MAX_NAME_LEN + GET_FIELDS_LEN + MAX_PATH_LEN;

@@ -26,7 +26,7 @@ use crate::output::{OutDir, OutputPath, Sink};
 use crate::protocol::{FrameKind, PutIfExists, ReasonCode, Reply, UploadAnswer};
 use crate::ring::Consumer;
 use crate::stats::SessionStats;
-use crate::IO_CHUNK;
+use crate::sys::IO_CHUNK;
 
 /// One file a client uploads: what its `Put` said.
 #[derive(Debug, Clone, Copy)]

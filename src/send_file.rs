@@ -22,8 +22,8 @@ use crate::protocol::{
 use crate::ring::Producer;
 use crate::source::{FileKind, OpenFailure, Root};
 use crate::stats::SessionStats;
+use crate::sys::IO_CHUNK;
 use crate::text::byte_count;
-use crate::IO_CHUNK;
 
 /// What became of one file request, as far as the server knows.
 #[derive(Debug)]

@@ -14,6 +14,7 @@ use crate::leftovers::collect_dead_sessions;
 use crate::liveness::{queue_identity, ServerLock};
 use crate::log_budget::LogBudget;
 use crate::names::validate_queue_name;
+use crate::names::{DEFAULT_QUEUE, QUEUE_ENV};
 use crate::output::OutDir;
 use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
 use crate::protocol::{Command, StopKind};
@@ -22,7 +23,6 @@ use crate::send_file::Ask;
 use crate::sessions::{Job, ServeEnv, Sessions};
 use crate::source::Root;
 use crate::stats::ServerStats;
-use crate::{DEFAULT_QUEUE, QUEUE_ENV};
 
 /// How often the main loop looks at the stop flag and finished sessions.
 const POLL: Duration = Duration::from_millis(50);

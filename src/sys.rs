@@ -21,6 +21,11 @@ use nix::sys::mman::{MapFlags, ProtFlags};
 use nix::sys::time::TimeSpec;
 use nix::time::ClockId;
 
+/// Bytes moved per `read()` and per `write()` of a file's contents (the
+/// server's source, the client's output, an upload's both ends): the slots
+/// carry them on in pieces.
+pub const IO_CHUNK: usize = 64 * 1024;
+
 /// Runs `call` again for as long as it fails with `EINTR`.
 ///
 /// This is the one place that retries interrupted system calls. The timed

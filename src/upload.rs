@@ -24,8 +24,8 @@ use crate::error::{Error, Result};
 use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer, MODE_BITS};
 use crate::ring::WAIT_SLICE;
 use crate::source::{OpenFailure, Root};
+use crate::sys::IO_CHUNK;
 use crate::walk::{Limits, SkipReason, Visit, Walk};
-use crate::IO_CHUNK;
 
 /// How long the client sleeps between looks at the answer word.
 const ANSWER_POLL: Duration = Duration::from_micros(200);
