@@ -184,8 +184,9 @@ pub(crate) struct Args {
     /// (quoted, so that the shell leaves it) is matched against the server's files, one path
     /// component at a time as a shell does ('*' does not cross '/'), unless a file has exactly
     /// that name; a pattern that matches nothing is not found.
-    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "drain", "input", "status", "put", "relay", "completions", "man"])]
-    pub(crate) files: Vec<String>,
+    /// With --put: the local files (and with -r directories) to send.
+    #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "drain", "input", "status", "relay", "completions", "man"])]
+    pub(crate) files: Vec<std::ffi::OsString>,
 
     /// Send the local FILEs to the server instead of fetching: each is written below the server's
     /// --accept DIR under its last path component ('FILE: sent N bytes → NAME'), verified (size
@@ -195,10 +196,9 @@ pub(crate) struct Args {
     /// photos --to in` writes in/photos/...); symlinks (never followed), FIFOs, devices, sockets
     /// and unreadable entries are not sent, each named on stderr (exit 1). With --json a JSON
     /// object per file, then a summary object.
-    #[arg(long, value_name = "FILE", num_args = 1..,
-          conflicts_with_all = ["files", "list", "status", "stop_server", "input", "stdout", "output",
-                                "relative", "resume", "update", "preserve"])]
-    pub(crate) put: Vec<PathBuf>,
+    #[arg(long, conflicts_with_all = ["list", "status", "stop_server", "input", "stdout", "output",
+                                      "relative", "resume", "update", "preserve"])]
+    pub(crate) put: bool,
 
     /// With --put: the directory below the server's --accept DIR the files go to (created as
     /// needed; a relative path of plain names).
@@ -283,32 +283,11 @@ pub(crate) enum Mode {
     Relay(SessionKind),
 }
 
-/// The arguments with each `-r`/`--recursive` that follows `--put` moved
-/// before it, so that `--put -r DIR…` reads as `scp -r` does (else the
-/// flag would end `--put`'s values and leave none); up to a `--`.
-fn recursive_before_put(args: impl IntoIterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    let mut args: Vec<_> = args.into_iter().collect();
-    let end = args.iter().position(|a| a == "--").unwrap_or(args.len());
-    if let Some(put) = args[..end].iter().position(|a| a == "--put") {
-        let is_r = |a: &std::ffi::OsString| a == "-r" || a == "--recursive";
-        let moved = args[put + 1..end].iter().filter(|a| is_r(a)).count();
-        if moved > 0 {
-            let mut rest: Vec<_> = args.drain(put..end).collect();
-            rest.retain(|a| !is_r(a));
-            let tail: Vec<_> = args.drain(put..).collect();
-            args.push("-r".into());
-            args.extend(rest);
-            args.extend(tail);
-        }
-    }
-    args
-}
-
 impl Args {
     /// The arguments, or the exit code of a usage error: clap's, or one
     /// saying which argument is not UTF-8 where a name must be.
     pub(crate) fn parse_checked() -> Result<Args, ExitCode> {
-        match Args::try_parse_from(recursive_before_put(std::env::args_os())) {
+        match Args::try_parse() {
             Ok(args) => Ok(args),
             Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
                 // Only names are read as text (files, --list, --queue); paths such as -o may be any bytes.
@@ -339,7 +318,23 @@ impl Mode {
         if args.drain && !args.stop_server {
             usage_error(ErrorKind::MissingRequiredArgument, "--drain goes with --stop-server");
         }
-        let mut files = args.files.clone();
+        if args.put {
+            // Local paths: any bytes.
+            let files = args.files.iter().map(PathBuf::from).collect();
+            return Ok(Mode::Put { files, to: args.to.clone() });
+        }
+        // Names on the server: UTF-8.
+        let mut files = Vec::with_capacity(args.files.len());
+        for name in &args.files {
+            match name.to_str() {
+                Some(name) => files.push(name.to_owned()),
+                None => {
+                    let shown = name.as_encoded_bytes().escape_ascii();
+                    let msg = format!("{shown}: not UTF-8; file names (and queue names) must be UTF-8");
+                    return Err(exit_with(EXIT_USAGE, &msg));
+                }
+            }
+        }
         if let Some(input) = &args.input {
             files.extend(common::read_names(input).map_err(|msg| exit_with(EXIT_USAGE, &msg))?);
             if files.is_empty() {
@@ -381,8 +376,6 @@ impl Mode {
         }
         Ok(if let Some(kind) = args.relay {
             Mode::Relay(kind.session())
-        } else if !args.put.is_empty() {
-            Mode::Put { files: args.put.clone(), to: args.to.clone() }
         } else if args.stop_server {
             Mode::StopServer(if args.drain { StopKind::Drain } else { StopKind::Now })
         } else if args.status && args.all {
@@ -425,14 +418,28 @@ impl Mode {
 mod tests {
     use super::*;
 
+    /// The files and options `argv` (after the program's name) ask to put.
+    fn put_of(argv: &[&str]) -> (Vec<PathBuf>, Option<String>, bool, bool, bool) {
+        let args = Args::try_parse_from(std::iter::once("shm_client").chain(argv.iter().copied())).unwrap();
+        let Ok(Mode::Put { files, to }) = Mode::from_args(&args) else { panic!("{argv:?}: not a put") };
+        (files, to, args.recursive, args.no_clobber, args.json)
+    }
+
     #[test]
-    fn recursive_after_put_moves_before_it() {
-        let of = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
-        let moved = recursive_before_put(of(&["c", "--put", "-r", "d", "--to", "x"]));
-        assert_eq!(moved, of(&["c", "-r", "--put", "d", "--to", "x"]));
-        let moved = recursive_before_put(of(&["c", "--put", "a", "--recursive", "d"]));
-        assert_eq!(moved, of(&["c", "-r", "--put", "a", "d"]));
-        assert_eq!(recursive_before_put(of(&["c", "-r", "x"])), of(&["c", "-r", "x"]));
-        assert_eq!(recursive_before_put(of(&["c", "--put", "--", "-r"])), of(&["c", "--put", "--", "-r"]));
+    fn put_options_go_before_after_or_between_the_files() {
+        let ab = vec![PathBuf::from("a"), PathBuf::from("b")];
+        assert_eq!(
+            put_of(&["--put", "-r", "a", "b", "--to", "x"]),
+            (ab.clone(), Some("x".into()), true, false, false)
+        );
+        assert_eq!(put_of(&["-r", "--put", "a", "b"]), (ab.clone(), None, true, false, false));
+        assert_eq!(
+            put_of(&["--put", "--no-clobber", "--json", "a", "b"]),
+            (ab.clone(), None, false, true, true)
+        );
+        assert_eq!(put_of(&["a", "--put", "b", "--no-clobber"]), (ab, None, false, true, false));
+        // A file named like a flag, after `--`.
+        assert_eq!(put_of(&["--put", "--", "-r"]).0, vec![PathBuf::from("-r")]);
+        assert!(Args::try_parse_from(["shm_client", "--put"]).is_err(), "--put needs a FILE");
     }
 }
