@@ -1016,10 +1016,11 @@ pub enum Reply {
 }
 
 /// What a server says of itself in answer to [`Command::Status`]. Payload:
-/// `u32` pid, `u32` flags (bit 0: persistent; the others 0), `u32`
-/// max_sessions, `u32` open_sessions, `u64` uptime_ms, `u64`
-/// sessions_total, `u64` files, `u64` bytes, then the root (UTF-8, at most
-/// [`MAX_STATUS_TEXT`] bytes).
+/// `u32` pid, `u32` flags (bit 0: persistent, bit 1: accepting uploads; the
+/// others 0), `u32` max_sessions, `u32` open_sessions, `u64` uptime_ms,
+/// `u64` sessions_total, `u64` files, `u64` bytes, `u64` received_files,
+/// `u64` received_bytes, then the root (UTF-8, at most [`MAX_STATUS_TEXT`]
+/// bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerStatus {
     pub pid: u32,
@@ -1035,6 +1036,12 @@ pub struct ServerStatus {
     pub files: u64,
     /// Bytes of file data sent since the start.
     pub bytes: u64,
+    /// Takes uploads (`shm_server --accept DIR`).
+    pub accepting: bool,
+    /// Uploads stored since the start.
+    pub received_files: u64,
+    /// Bytes of the uploads stored since the start.
+    pub received_bytes: u64,
     /// The served directory as the server was told it.
     pub root: String,
 }
@@ -1124,11 +1131,14 @@ impl Reply {
             Reply::StatusEnd { count } => out.extend_from_slice(&count.to_le_bytes()),
             Reply::ServerStatus(s) => {
                 out.extend_from_slice(&s.pid.to_le_bytes());
-                out.extend_from_slice(&u32::from(s.persistent).to_le_bytes());
+                let flags = u32::from(s.persistent) | u32::from(s.accepting) << 1;
+                out.extend_from_slice(&flags.to_le_bytes());
                 for word in [s.max_sessions, s.open_sessions] {
                     out.extend_from_slice(&word.to_le_bytes());
                 }
-                for word in [s.uptime_ms, s.sessions_total, s.files, s.bytes] {
+                for word in
+                    [s.uptime_ms, s.sessions_total, s.files, s.bytes, s.received_files, s.received_bytes]
+                {
                     out.extend_from_slice(&word.to_le_bytes());
                 }
                 out.extend_from_slice(truncate_utf8(&s.root, MAX_STATUS_TEXT).as_bytes());
@@ -1199,11 +1209,11 @@ impl Reply {
             FrameKind::ListEnd => Reply::ListEnd { files: r.u64()?, skipped: r.u64()? },
             FrameKind::ServerStatus => {
                 let pid = r.u32()?;
-                let persistent = match r.u32()? {
-                    0 => false,
-                    1 => true,
-                    _ => return Err(DecodeError::BadField("status flags")),
-                };
+                let flags = r.u32()?;
+                if flags >> 2 != 0 {
+                    return Err(DecodeError::BadField("status flags"));
+                }
+                let (persistent, accepting) = (flags & 1 != 0, flags & 2 != 0);
                 Reply::ServerStatus(ServerStatus {
                     pid,
                     persistent,
@@ -1213,6 +1223,9 @@ impl Reply {
                     sessions_total: r.u64()?,
                     files: r.u64()?,
                     bytes: r.u64()?,
+                    accepting,
+                    received_files: r.u64()?,
+                    received_bytes: r.u64()?,
                     root: status_text("root", r.rest())?,
                 })
             }
@@ -1651,12 +1664,14 @@ mod tests {
             (
                 (any::<u32>(), any::<bool>(), any::<u32>(), any::<u32>()),
                 (any::<u64>(), any::<u64>(), any::<u64>(), any::<u64>()),
+                (any::<bool>(), any::<u64>(), any::<u64>()),
                 any_text(MAX_STATUS_TEXT)
             )
                 .prop_map(
                     |(
                         (pid, persistent, max_sessions, open_sessions),
                         (uptime_ms, sessions_total, files, bytes),
+                        (accepting, received_files, received_bytes),
                         root,
                     )| {
                         Reply::ServerStatus(ServerStatus {
@@ -1668,6 +1683,9 @@ mod tests {
                             sessions_total,
                             files,
                             bytes,
+                            accepting,
+                            received_files,
+                            received_bytes,
                             root,
                         })
                     }
@@ -1961,6 +1979,9 @@ mod tests {
             sessions_total: 9,
             files: 3,
             bytes: 4,
+            accepting: true,
+            received_files: 5,
+            received_bytes: 6,
             root: "r".repeat(MAX_STATUS_TEXT + 100),
         });
         let mut payload = Vec::new();
@@ -1971,7 +1992,8 @@ mod tests {
             panic!("does not decode")
         };
         assert_eq!(back.root.len(), MAX_STATUS_TEXT, "a long root is cut");
-        payload[4] = 2;
+        assert!(back.accepting && (back.received_files, back.received_bytes) == (5, 6));
+        payload[4] = 4;
         assert_eq!(
             Reply::decode(FrameKind::ServerStatus, &payload),
             Err(DecodeError::BadField("status flags"))

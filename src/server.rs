@@ -317,11 +317,12 @@ impl Server {
             self.config.max_sessions,
             self.config.stall_timeout.map_or("none".to_owned(), |d| format!("{} s", d.as_secs_f64()))
         );
-        let stats = Arc::new(ServerStats::new(
+        let stats = ServerStats::new(
             self.config.root.display().to_string(),
             self.config.persistent,
             self.config.max_sessions,
-        ));
+        );
+        let stats = Arc::new(if self.accept.is_some() { stats.accepting_uploads() } else { stats });
         let env = ServeEnv {
             root: Arc::clone(&self.root),
             stop: stop.flag(StopKind::Now),

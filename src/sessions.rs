@@ -628,6 +628,9 @@ impl SessionThread {
             let put = PutRequest { seq, path: &path, size, mode, if_exists };
             let got = receive_file(consumer, self.env.accept.as_deref(), put, &mut buf, &self.stats)?;
             log_upload(pid, &path, &got, started.elapsed());
+            if got.answer == UploadAnswer::Stored {
+                self.env.stats.count_received(got.bytes);
+            }
             idle_since = Instant::now();
         }
     }

@@ -25,6 +25,11 @@ pub(crate) struct ServerStats {
     /// failed, the file changed), and those bytes.
     cut_files: AtomicU64,
     cut_bytes: AtomicU64,
+    /// Whether uploads are taken (`--accept`).
+    accepting: bool,
+    /// Uploads stored, and their bytes.
+    received_files: AtomicU64,
+    received_bytes: AtomicU64,
     /// Live sessions by region name.
     live: Mutex<HashMap<String, Arc<SessionStats>>>,
 }
@@ -41,8 +46,24 @@ impl ServerStats {
             bytes: AtomicU64::new(0),
             cut_files: AtomicU64::new(0),
             cut_bytes: AtomicU64::new(0),
+            accepting: false,
+            received_files: AtomicU64::new(0),
+            received_bytes: AtomicU64::new(0),
             live: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// These totals for a server that takes uploads (`--accept`).
+    #[must_use]
+    pub fn accepting_uploads(mut self) -> ServerStats {
+        self.accepting = true;
+        self
+    }
+
+    /// Counts an upload stored whole, of `bytes`.
+    pub fn count_received(&self, bytes: u64) {
+        self.received_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.received_files.fetch_add(1, Ordering::Relaxed);
     }
 
     fn live(&self) -> MutexGuard<'_, HashMap<String, Arc<SessionStats>>> {
@@ -89,8 +110,17 @@ impl ServerStats {
                 format!("; {n} file(s) cut off after {bytes} in all")
             }
         };
+        let received = if self.accepting {
+            format!(
+                "; received {} file(s), {}",
+                self.received_files.load(Ordering::Relaxed),
+                crate::text::byte_count(self.received_bytes.load(Ordering::Relaxed))
+            )
+        } else {
+            String::new()
+        };
         format!(
-            "served {} file(s), {}, in {} session(s) over {}{cut}",
+            "served {} file(s), {}, in {} session(s) over {}{cut}{received}",
             self.files.load(Ordering::Relaxed),
             crate::text::byte_count(self.bytes.load(Ordering::Relaxed)),
             self.sessions.load(Ordering::Relaxed),
@@ -114,6 +144,9 @@ impl ServerStats {
             sessions_total: self.sessions.load(Ordering::Relaxed),
             files: self.files.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
+            accepting: self.accepting,
+            received_files: self.received_files.load(Ordering::Relaxed),
+            received_bytes: self.received_bytes.load(Ordering::Relaxed),
             root: truncate_utf8(&self.root, MAX_STATUS_TEXT).to_owned(),
         };
         (server, sessions)

@@ -315,6 +315,39 @@ fn the_access_log_has_a_line_per_upload_stored_skipped_or_refused() {
     line(skipped_pid, "a.txt: upload skipped after ").unwrap_or_else(|| panic!("skipped\n{log}"));
     let no = line(refused_pid, "dir: upload refused after ").unwrap_or_else(|| panic!("refused\n{log}"));
     assert!(no.contains("a directory has that name"), "why: {no}");
+    // The stop's summary counts the one stored upload, apart from files served.
+    let summary = log.lines().find(|l| l.contains("stopped: served ")).unwrap_or_else(|| panic!("{log}"));
+    let received = format!("; received 1 file(s), {} bytes", 8 * MIB);
+    assert!(summary.contains("served 0 file(s), 0 bytes") && summary.ends_with(&received), "{summary}");
+    env.assert_no_leftovers();
+}
+
+/// `--status` of a server that takes uploads counts those it stored.
+#[test]
+fn status_counts_the_uploads_stored() {
+    let env = TestEnv::new("put_status_counts");
+    let src = sources(&env);
+    fs::write(src.join("a.txt"), b"12345").unwrap();
+    let mut server = accepting(&env);
+    env.run_client(&["--put", s(&src.join("a.txt"))]).assert_code(0);
+    env.run_client(&["--no-clobber", "--put", s(&src.join("a.txt"))]).assert_code(0);
+    let text = env.run_client(&["--status"]);
+    text.assert_code(0)
+        .check(text.stdout.contains("sent 0 file(s), 0 bytes; received 1 file(s), 5 bytes"), "the counts");
+    let json = env.run_client(&["--status", "--json"]);
+    let value: serde_json::Value = serde_json::from_str(json.stdout.trim()).expect("one JSON object");
+    let server_json = &value["server"];
+    assert_eq!(
+        (&server_json["accepting"], &server_json["received_files"], &server_json["received_bytes"]),
+        (&true.into(), &1.into(), &5.into()),
+        "{value}"
+    );
+    env.stop_server(&mut server);
+    // A server without --accept says nothing of uploads.
+    let mut plain = env.ready_server(&["--persistent"]);
+    let text = env.run_client(&["--status"]);
+    text.assert_code(0).check(!text.stdout.contains("received"), "no upload counts");
+    env.stop_server(&mut plain);
     env.assert_no_leftovers();
 }
 

@@ -89,6 +89,10 @@ struct ServerJson<'a> {
     sessions_total: u64,
     files: u64,
     bytes: u64,
+    /// Takes uploads (`--accept`).
+    accepting: bool,
+    received_files: u64,
+    received_bytes: u64,
 }
 
 #[derive(serde::Serialize)]
@@ -123,6 +127,9 @@ impl<'a> StatusJson<'a> {
             sessions_total: s.sessions_total,
             files: s.files,
             bytes: s.bytes,
+            accepting: s.accepting,
+            received_files: s.received_files,
+            received_bytes: s.received_bytes,
         };
         let sessions = status
             .sessions

@@ -249,8 +249,13 @@ pub fn print_status(status: &Status, queue: &str, human: bool) {
     let (root, up) = (quote_name(&server.root), secs(server.uptime_ms));
     let queue = quote_name(queue);
     say(format_args!("server pid {} on queue {queue}, serving {root} ({mode}), up {up:.1} s", server.pid));
+    let received = if server.accepting {
+        format!("; received {} file(s), {}", server.received_files, bytes(server.received_bytes))
+    } else {
+        String::new()
+    };
     say(format_args!(
-        "sessions: {} open of {} allowed, {} since the start; sent {} file(s), {}",
+        "sessions: {} open of {} allowed, {} since the start; sent {} file(s), {}{received}",
         server.open_sessions,
         server.max_sessions,
         server.sessions_total,
