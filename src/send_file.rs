@@ -20,7 +20,7 @@ use crate::protocol::{
     DataEnd, GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS,
 };
 use crate::ring::Producer;
-use crate::source::{FileKind, OpenFailure, Root};
+use crate::source::{FileKind, OpenFailure, Root, Snapshot};
 use crate::stats::SessionStats;
 use crate::sys::IO_CHUNK;
 use crate::text::byte_count;
@@ -334,23 +334,4 @@ fn classify(file: &File, stated: u64) -> (Size, Reads) {
 
 fn fstat(file: &File) -> nix::Result<FileStat> {
     nix::sys::stat::fstat(file)
-}
-
-/// What says a file changed: its size, modification and status-change
-/// times, to the nanosecond.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    size: i64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Snapshot {
-    fn of(st: &FileStat) -> Snapshot {
-        Snapshot {
-            size: st.st_size,
-            mtime: (st.st_mtime, st.st_mtime_nsec),
-            ctime: (st.st_ctime, st.st_ctime_nsec),
-        }
-    }
 }

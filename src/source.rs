@@ -26,6 +26,40 @@ use nix::sys::stat::{FileStat, Mode, SFlag};
 
 use crate::error::{Error, Result};
 
+/// What says a file changed while it was read (a fetch's source on the
+/// server, an upload's on the client): its size, modification and
+/// status-change times, to the nanosecond.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    size: i64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Snapshot {
+    pub(crate) fn of(st: &FileStat) -> Snapshot {
+        Snapshot {
+            size: st.st_size,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
+        }
+    }
+
+    pub(crate) fn of_metadata(meta: &std::fs::Metadata) -> Snapshot {
+        use std::os::unix::fs::MetadataExt;
+        Snapshot {
+            size: meta.size() as i64,
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// The size it was taken at.
+    pub(crate) fn size(&self) -> u64 {
+        u64::try_from(self.size).unwrap_or(0)
+    }
+}
+
 /// The kind of a file, as `fstat` tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum FileKind {

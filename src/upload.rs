@@ -10,7 +10,7 @@
 //! shows (a refusal), and waits for it after the `End`, checking the
 //! server's liveness and the cancel flag, within the stall timeout.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -23,32 +23,12 @@ use crate::delivery::{NoProgress, Progress};
 use crate::error::{Error, Result};
 use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer, MODE_BITS};
 use crate::ring::WAIT_SLICE;
-use crate::source::{OpenFailure, Root};
+use crate::source::{OpenFailure, Root, Snapshot};
 use crate::sys::IO_CHUNK;
 use crate::walk::{Limits, SkipReason, Visit, Walk};
 
 /// How long the client sleeps between looks at the answer word.
 const ANSWER_POLL: Duration = Duration::from_micros(200);
-
-/// What says a local file changed while it was sent, as the server's side
-/// of a fetch judges it: its size, modification and status-change times,
-/// to the nanosecond.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-}
-
-impl Snapshot {
-    fn of(meta: &Metadata) -> Snapshot {
-        Snapshot {
-            size: meta.len(),
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
-}
 
 /// How far [`LocalTree::walk`] goes: what lies deeper, or past the file
 /// limit, is skipped, entry by entry.
@@ -276,7 +256,7 @@ impl Client {
             return Err(Error::os_named("open", shown, io::Error::from_raw_os_error(errno)));
         }
         let size = meta.len();
-        let before = Snapshot::of(&meta);
+        let before = Snapshot::of_metadata(&meta);
         self.producer()?;
         progress.start(name, size);
         let answer = self.send_file(&mut file, shown, before, remote, if_exists, progress);
@@ -295,7 +275,7 @@ impl Client {
         if_exists: PutIfExists,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
-        let size = before.size;
+        let size = before.size();
         let mode = file.metadata().map_err(|e| Error::os_named("stat", shown, e))?.mode();
         let seq = self.request_put(remote, size, mode & MODE_BITS, if_exists)?;
         let mut hash = Xxh3::new();
@@ -329,7 +309,7 @@ impl Client {
         }
         // The file as it is now: a write, a truncation or a rewrite in
         // place meanwhile shows in its size or times (a short read, too).
-        let after = file.metadata().map(|m| Snapshot::of(&m));
+        let after = file.metadata().map(|m| Snapshot::of_metadata(&m));
         let abandon = match (&failed_read, &after) {
             (Some(e), _) => Some((ReasonCode::ReadFailed, format!("read: {e}"))),
             (None, Err(e)) => Some((ReasonCode::ReadFailed, format!("fstat: {e}"))),
