@@ -129,6 +129,10 @@ fn relay_requests(
 /// ring, and the server's answer sent back as soon as it shows.
 fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Write) -> Result<()> {
     let mut output = BufWriter::new(output);
+    // The region's answer word is read by seq: a Put of seq 0 (a region's
+    // "none yet") or of the seq answered last would read an answer that is
+    // not its own.
+    let mut last_seq = 0u32;
     loop {
         let body = match records.recv().unwrap_or(Record::End) {
             Record::Body(body) => body,
@@ -143,6 +147,10 @@ fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Wri
         let Command::Put { seq, .. } = put else {
             return Err(client_stream(&format!("a {put} where a Put was due")));
         };
+        if seq == 0 || seq == last_seq {
+            return Err(client_stream(&format!("a Put of request {seq}, which is no new request")));
+        }
+        last_seq = seq;
         client.forward(put)?;
         let mut answered = false;
         let mut answer = |word: u32| -> Result<()> {

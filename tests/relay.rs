@@ -801,6 +801,12 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
             "it ended inside upload 1",
         ),
         ("a Put out of the directory, cut", records(&[put_record(1, b"../escape", 100)]), "inside upload 1"),
+        ("a Put of request 0", records(&[put_record(0, b"victim.bin", 0)]), "which is no new request"),
+        (
+            "a request's seq again",
+            records(&[put_record(1, b"first.bin", 0), end_record(1, b""), put_record(1, b"victim.bin", 0)]),
+            "a Put of request 1, which is no new request",
+        ),
     ];
     for (i, (what, input, says)) in cases.into_iter().enumerate() {
         let (done, _) = hostile_relay(&env, &format!("case{i}"), &input);
@@ -811,6 +817,8 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
             wait_until(crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
             "{what}: the server dropped what it was receiving"
         );
+        // `first.bin` is a whole upload before the fault: stored.
+        let _ = fs::remove_file(accept.join("first.bin"));
         assert!(crate::util::dir_entries(&accept).is_empty(), "{what}: nothing under any name");
         assert_eq!(
             crate::util::dir_entries(env.tmp())
@@ -850,5 +858,149 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
     assert_eq!(answers(&stdout), [(1, shmxfer::UploadAnswer::Stored.code())]);
     assert_eq!(fs::read(accept.join("good.bin")).unwrap(), data);
     env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The client killed mid-upload through a relay: the relay sees its
+/// stream end inside the upload and ends, and the server keeps nothing.
+#[test]
+fn a_client_killed_mid_upload_through_a_relay_leaves_nothing_on_the_server() {
+    let env = TestEnv::new("relay_put_client_killed");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 54);
+    let pid_file = env.tmp().join("relay.pid");
+    let rsh = script(&env, "rsh", &format!("shift\necho $$ > '{}'\nexec \"$@\"\n", pid_file.display()));
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    assert!(wait_until(TIMEOUT, || fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))));
+    let relay = Pid::from_raw(fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap());
+    client.kill();
+    assert!(wait_until(crate::util::SLACK, || kill(relay, None).is_err()), "the relay ends with its stream");
+    assert!(
+        wait_until(crate::util::DETECT + crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
+        "the server dropped the file it was receiving"
+    );
+    let cleaned =
+        wait_until(crate::util::DETECT + crate::util::SLACK, || env.names.client_regions().is_empty());
+    assert!(cleaned, "the relay's objects are gone: {:?}", env.names.shm_entries());
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under any name");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The client stopped mid-upload through a relay: the server's stall
+/// timeout ends the session and drops the file; the client, resumed,
+/// learns its session ended; the server takes the next upload.
+#[test]
+fn a_client_stopped_mid_upload_through_a_relay_is_ended_by_the_servers_stall_timeout() {
+    let env = TestEnv::new("relay_put_client_stopped");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 55);
+    let rsh = local_rsh(&env);
+    let accept = env.tmp().join("accept");
+    fs::create_dir_all(&accept).unwrap();
+    let mut server = env.ready_server(&["--persistent", "--accept", s(&accept), "--stall-timeout", "1"]);
+    let mut args = vec!["--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGSTOP);
+    let dropped =
+        wait_until(crate::util::DETECT + crate::util::SLACK, || server.open_files_under(&accept).is_empty());
+    assert!(dropped, "the server still holds the upload: {:?}", server.open_files_under(&accept));
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under the final name");
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(TIMEOUT);
+    done.assert_code(4).check(done.stderr.contains("the relay on h"), "the message names the relay");
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under the final name");
+    let small = env.tmp().join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let mut again = vec!["--put", s(&small)];
+    again.extend(remote_args(&rsh));
+    env.run_client(&again).assert_code(0);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The server stopped mid-upload behind a relay: the relay gives up at
+/// the stall timeout it was given, the client ends with 4 naming the
+/// relay; the server, resumed, keeps nothing and takes the next upload.
+#[test]
+fn a_server_stopped_mid_upload_behind_a_relay_ends_the_client_at_the_stall_timeout() {
+    let env = TestEnv::new("relay_put_server_stopped");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 56);
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--stall-timeout", "1", "--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    server.signal(Signal::SIGSTOP);
+    let stopped = std::time::Instant::now();
+    let done = client.finish(TIMEOUT);
+    let took = stopped.elapsed();
+    server.signal(Signal::SIGCONT);
+    done.assert_code(4).check(done.stderr.contains("stall"), "the session stalled");
+    assert!(
+        took >= std::time::Duration::from_millis(500),
+        "gave up after {took:?}, before the stall timeout"
+    );
+    assert!(took <= std::time::Duration::from_secs(4) + crate::util::SLACK, "took {took:?} to give up");
+    assert!(
+        wait_until(crate::util::DETECT + crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
+        "the resumed server dropped the file it was receiving"
+    );
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under the final name");
+    let small = env.tmp().join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let mut again = vec!["--put", s(&small)];
+    again.extend(remote_args(&rsh));
+    env.run_client(&again).assert_code(0);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A big file refused through a relay (a directory has its name): the
+/// refusal comes back at once, the client stops sending (what was in
+/// flight is drained, not streamed to the end), and the next file goes.
+#[test]
+fn a_big_file_refused_through_a_relay_stops_its_data_and_the_next_file_goes() {
+    let env = TestEnv::new("relay_put_refused_big");
+    let src = env.tmp().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let big = src.join("big.bin");
+    crate::util::write_random_file(&big, BIG, 57);
+    let small = src.join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    fs::create_dir(accept.join("big.bin")).unwrap();
+    let mut args = vec!["--put", s(&big), s(&small)];
+    args.extend(remote_args(&rsh));
+    let done = env.run_client(&args);
+    done.assert_code(1)
+        .check(done.stdout.contains("a directory has that name on the server"), "refused, as locally")
+        .check(done.stdout.contains("sent 6 bytes → small"), "the next file goes");
+    assert_eq!(crate::util::dir_entries(&accept), ["big.bin", "small"]);
+    assert!(crate::util::dir_entries(&accept.join("big.bin")).is_empty(), "the directory left as it was");
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    let after: u64 = log
+        .lines()
+        .find_map(|l| l.split("big.bin: upload refused after ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the refusal logged\n{log}"));
+    assert!(after < 4 * MIB, "{after} bytes streamed after the refusal\n{log}");
     env.assert_no_leftovers();
 }
