@@ -34,10 +34,10 @@
 //! A *command* record is an encoded [`Command`] (magic `SXQ1`, at most
 //! [`MAX_MSG_LEN`] bytes); the relay puts its own pid and region in and
 //! keeps the sequence number (in an upload, each Put's must be new: not 0
-//! and not the previous Put's, since the region's answer is read by it). A *frame* record is a [`FrameHeader`] (magic
-//! `XF`) and its payload exactly as they sit in a slot, at most one slot of
-//! the roomiest ring ([`RELAY_MAX_PAYLOAD`]); relay to client they are
-//! every frame of the answer up to its end (End, NotFound, Refused, Error,
+//! and not the previous Put's, since the region's answer is read by it).
+//! A *frame* record is a [`FrameHeader`] (magic `XF`) and its payload
+//! exactly as they sit in a slot, at most one slot of the roomiest ring
+//! ([`RELAY_MAX_PAYLOAD`]); relay to client they are every frame of the answer up to its end (End, NotFound, Refused, Error,
 //! Busy, an up-to-date Start, ListEnd, StatusEnd, DataEnd). In an upload, after a
 //! Put only frames of its seq come, `Data` then one `End` (whose payload
 //! must decode), or one `Error` when the client gives the file up (it
