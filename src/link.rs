@@ -34,21 +34,23 @@
 //! A *command* record is an encoded [`Command`] (magic `SXQ1`, at most
 //! [`MAX_MSG_LEN`] bytes); the relay puts its own pid and region in and
 //! keeps the sequence number (in an upload, each Put's must be new: not 0
-//! and not the previous Put's, since the region's answer is read by it).
-//! A *frame* record is a [`FrameHeader`] (magic `XF`) and its payload
-//! exactly as they sit in a slot, at most one slot of the roomiest ring
-//! ([`RELAY_MAX_PAYLOAD`]); relay to client they are every frame of the answer up to its end (End, NotFound, Refused, Error,
-//! Busy, an up-to-date Start, ListEnd, StatusEnd, DataEnd). In an upload, after a
-//! Put only frames of its seq come, `Data` then one `End` (whose payload
-//! must decode), or one `Error` when the client gives the file up (it
-//! changed while it was sent; the server keeps nothing); the relay cuts each `Data` to its own ring's slots, and
-//! the next record after the `End` or `Error` must be the next Put. An *answer*
-//! record (12 bytes: magic `XA`, the version, a zero byte, the Put's seq
-//! and the region's answer word, little-endian) is the server's answer to
-//! that Put, sent once, as soon as the relay sees it in its region: it may
-//! come before the client's `End` (a refusal; the client then stops sending
-//! data and sends its `End`). The client takes no answer of another seq and
-//! decodes the word as it does from a local region.
+//! and not the previous Put's, since the region's answer is read by it). A
+//! *frame* record is a [`FrameHeader`] (magic `XF`) and its payload exactly
+//! as they sit in a slot, at most one slot of the roomiest ring
+//! ([`RELAY_MAX_PAYLOAD`]); relay to client they are every frame of the
+//! answer up to its end (End, NotFound, Refused, Error, Busy, an up-to-date
+//! Start, ListEnd, StatusEnd, DataEnd). In an upload, after a Put only
+//! frames of its seq come, `Data` then one `End` (whose payload must
+//! decode), or one `Error` when the client gives the file up (it changed
+//! while it was sent; the server keeps nothing); the relay cuts each `Data`
+//! to its own ring's slots, and the next record after the `End` or `Error`
+//! must be the next Put. An *answer* record (12 bytes: magic `XA`, the
+//! version, a zero byte, the Put's seq and the region's answer word,
+//! little-endian) is the server's answer to that Put, sent once, as soon as
+//! the relay sees it in its region: it may come before the client's `End`
+//! (a refusal; the client then stops sending data and sends its `End`). The
+//! client takes no answer of another seq and decodes the word as it does
+//! from a local region.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufWriter, Read, Write};
