@@ -415,6 +415,21 @@ pub(crate) struct Link {
     cancel: Arc<AtomicBool>,
     /// The answer last received in an upload: its seq and word.
     answer: Option<(u32, u32)>,
+    /// How [`Link::stop`] ends the relay.
+    ending: Ending,
+}
+
+/// How [`Link::stop`] ends the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Its input is closed, and it is given [`RELAY_EXIT_WAIT`] to close
+    /// its session and exit before it is killed.
+    Graceful,
+    /// It took or sent nothing for the stall timeout (stopped, stuck): it
+    /// would not read the end of its input either, and is given only
+    /// [`LAST_WORDS_WAIT`] (a relay that waited on a stalled server says
+    /// so about then) before it is killed.
+    Stalled,
 }
 
 impl Link {
@@ -472,6 +487,7 @@ impl Link {
             stall_timeout: config.stall_timeout,
             cancel,
             answer: None,
+            ending: Ending::Graceful,
         })
     }
 
@@ -541,6 +557,7 @@ impl Link {
             }
             let waited = started.elapsed();
             if self.stall_timeout.is_some_and(|limit| waited >= limit) {
+                self.ending = Ending::Stalled;
                 return Err(Error::Stalled { waited });
             }
             std::thread::sleep(pause);
@@ -572,6 +589,7 @@ impl Link {
                 Some(limit) => {
                     let waited = started.elapsed();
                     if waited >= limit {
+                        self.ending = Ending::Stalled;
                         return Err(Error::Stalled { waited });
                     }
                     (limit - waited).min(CANCEL_SLICE)
@@ -673,11 +691,15 @@ impl Link {
     }
 
     /// Closes the relay's input once what is queued is written (it closes
-    /// its session and exits) and waits for it a little, then kills it.
-    /// Its exit status, when it had one.
+    /// its session and exits) and waits for it a little (less for one
+    /// that stalled), then kills it. Its exit status, when it had one.
     pub(crate) fn stop(&mut self) -> Option<ExitStatus> {
         drop(self.to.take());
-        let until = Instant::now() + RELAY_EXIT_WAIT;
+        let wait = match self.ending {
+            Ending::Graceful => RELAY_EXIT_WAIT,
+            Ending::Stalled => LAST_WORDS_WAIT,
+        };
+        let until = Instant::now() + wait;
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => return Some(status),

@@ -640,7 +640,8 @@ fn a_relay_stopped_mid_upload_ends_the_client_at_its_stall_timeout_and_leaves_no
         took >= std::time::Duration::from_millis(500),
         "gave up after {took:?}, before the stall timeout"
     );
-    assert!(took <= std::time::Duration::from_secs(4) + crate::util::SLACK, "took {took:?} to give up");
+    // The stall timeout, and a stalled relay is not waited for long.
+    assert!(took <= std::time::Duration::from_secs(2) + crate::util::SLACK, "took {took:?} to give up");
     let relay_gone = wait_until(crate::util::SLACK, || kill(relay, None).is_err());
     assert!(relay_gone, "the relay is ended with its client");
     assert!(
