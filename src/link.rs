@@ -33,21 +33,24 @@
 //!
 //! A *command* record is an encoded [`Command`] (magic `SXQ1`, at most
 //! [`MAX_MSG_LEN`] bytes); the relay puts its own pid and region in and
-//! keeps the sequence number. A *frame* record is a [`FrameHeader`] (magic
-//! `XF`) and its payload exactly as they sit in a slot, at most one slot of
-//! the roomiest ring ([`RELAY_MAX_PAYLOAD`]); relay to client they are
-//! every frame of the answer up to its end (End, NotFound, Refused, Error,
-//! Busy, an up-to-date Start, ListEnd, StatusEnd, DataEnd). In an upload, after a
-//! Put only frames of its seq come, `Data` then one `End` (whose payload
-//! must decode), or one `Error` when the client gives the file up (it
-//! changed while it was sent; the server keeps nothing); the relay cuts each `Data` to its own ring's slots, and
-//! the next record after the `End` or `Error` must be the next Put. An *answer*
-//! record (12 bytes: magic `XA`, the version, a zero byte, the Put's seq
-//! and the region's answer word, little-endian) is the server's answer to
-//! that Put, sent once, as soon as the relay sees it in its region: it may
-//! come before the client's `End` (a refusal; the client then stops sending
-//! data and sends its `End`). The client takes no answer of another seq and
-//! decodes the word as it does from a local region.
+//! keeps the sequence number (in an upload, each Put's must be new: not 0
+//! and not the previous Put's, since the region's answer is read by it). A
+//! *frame* record is a [`FrameHeader`] (magic `XF`) and its payload exactly
+//! as they sit in a slot, at most one slot of the roomiest ring
+//! ([`RELAY_MAX_PAYLOAD`]); relay to client they are every frame of the
+//! answer up to its end (End, NotFound, Refused, Error, Busy, an up-to-date
+//! Start, ListEnd, StatusEnd, DataEnd). In an upload, after a Put only
+//! frames of its seq come, `Data` then one `End` (whose payload must
+//! decode), or one `Error` when the client gives the file up (it changed
+//! while it was sent; the server keeps nothing); the relay cuts each `Data`
+//! to its own ring's slots, and the next record after the `End` or `Error`
+//! must be the next Put. An *answer* record (12 bytes: magic `XA`, the
+//! version, a zero byte, the Put's seq and the region's answer word,
+//! little-endian) is the server's answer to that Put, sent once, as soon as
+//! the relay sees it in its region: it may come before the client's `End`
+//! (a refusal; the client then stops sending data and sends its `End`). The
+//! client takes no answer of another seq and decodes the word as it does
+//! from a local region.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, BufWriter, Read, Write};
@@ -412,6 +415,21 @@ pub(crate) struct Link {
     cancel: Arc<AtomicBool>,
     /// The answer last received in an upload: its seq and word.
     answer: Option<(u32, u32)>,
+    /// How [`Link::stop`] ends the relay.
+    ending: Ending,
+}
+
+/// How [`Link::stop`] ends the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// Its input is closed, and it is given [`RELAY_EXIT_WAIT`] to close
+    /// its session and exit before it is killed.
+    Graceful,
+    /// It took or sent nothing for the stall timeout (stopped, stuck): it
+    /// would not read the end of its input either, and is given only
+    /// [`LAST_WORDS_WAIT`] (a relay that waited on a stalled server says
+    /// so about then) before it is killed.
+    Stalled,
 }
 
 impl Link {
@@ -469,6 +487,7 @@ impl Link {
             stall_timeout: config.stall_timeout,
             cancel,
             answer: None,
+            ending: Ending::Graceful,
         })
     }
 
@@ -538,6 +557,7 @@ impl Link {
             }
             let waited = started.elapsed();
             if self.stall_timeout.is_some_and(|limit| waited >= limit) {
+                self.ending = Ending::Stalled;
                 return Err(Error::Stalled { waited });
             }
             std::thread::sleep(pause);
@@ -569,6 +589,7 @@ impl Link {
                 Some(limit) => {
                     let waited = started.elapsed();
                     if waited >= limit {
+                        self.ending = Ending::Stalled;
                         return Err(Error::Stalled { waited });
                     }
                     (limit - waited).min(CANCEL_SLICE)
@@ -670,11 +691,15 @@ impl Link {
     }
 
     /// Closes the relay's input once what is queued is written (it closes
-    /// its session and exits) and waits for it a little, then kills it.
-    /// Its exit status, when it had one.
+    /// its session and exits) and waits for it a little (less for one
+    /// that stalled), then kills it. Its exit status, when it had one.
     pub(crate) fn stop(&mut self) -> Option<ExitStatus> {
         drop(self.to.take());
-        let until = Instant::now() + RELAY_EXIT_WAIT;
+        let wait = match self.ending {
+            Ending::Graceful => RELAY_EXIT_WAIT,
+            Ending::Stalled => LAST_WORDS_WAIT,
+        };
+        let until = Instant::now() + wait;
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => return Some(status),

@@ -97,7 +97,8 @@ fn relay_requests(
         };
         match next {
             Some(Record::Body(body)) => {
-                let cmd = Command::decode(&body)?;
+                let cmd = Command::decode(&body)
+                    .map_err(|e| client_stream(&format!("a record that is no command: {e}")))?;
                 let Some(asks) = forwarded(kind, &cmd) else {
                     return Err(Error::Protocol(format!("a {kind:?} relay forwards no {cmd}")));
                 };
@@ -128,6 +129,10 @@ fn relay_requests(
 /// ring, and the server's answer sent back as soon as it shows.
 fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Write) -> Result<()> {
     let mut output = BufWriter::new(output);
+    // The region's answer word is read by seq: a Put of seq 0 (a region's
+    // "none yet") or of the seq answered last would read an answer that is
+    // not its own.
+    let mut last_seq = 0u32;
     loop {
         let body = match records.recv().unwrap_or(Record::End) {
             Record::Body(body) => body,
@@ -137,10 +142,15 @@ fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Wri
         if body.len() > MAX_COMMAND_RECORD {
             return Err(client_stream(&format!("a record of {} bytes where a Put was due", body.len())));
         }
-        let put = Command::decode(&body)?;
+        let put = Command::decode(&body)
+            .map_err(|e| client_stream(&format!("a record that is no command where a Put was due: {e}")))?;
         let Command::Put { seq, .. } = put else {
-            return Err(Error::Protocol(format!("an upload relay forwards no {put}")));
+            return Err(client_stream(&format!("a {put} where a Put was due")));
         };
+        if seq == 0 || seq == last_seq {
+            return Err(client_stream(&format!("a Put of request {seq}, which is no new request")));
+        }
+        last_seq = seq;
         client.forward(put)?;
         let mut answered = false;
         let mut answer = |word: u32| -> Result<()> {
@@ -205,7 +215,9 @@ fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
             Ok(false)
         }
         FrameKind::End => {
-            let end @ Reply::End { .. } = Reply::decode(FrameKind::End, payload)? else {
+            let end @ Reply::End { .. } = Reply::decode(FrameKind::End, payload)
+                .map_err(|e| client_stream(&format!("an End frame that does not decode: {e}")))?
+            else {
                 return Err(client_stream("an End frame that is not one"));
             };
             client.producer()?.send(seq, &end)?;
@@ -214,7 +226,9 @@ fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
         // The client gave the file up (it changed while it was sent): the
         // server keeps nothing and answers it.
         FrameKind::Error => {
-            let given_up @ Reply::Error { .. } = Reply::decode(FrameKind::Error, payload)? else {
+            let given_up @ Reply::Error { .. } = Reply::decode(FrameKind::Error, payload)
+                .map_err(|e| client_stream(&format!("an Error frame that does not decode: {e}")))?
+            else {
                 return Err(client_stream("an Error frame that is not one"));
             };
             client.producer()?.send(seq, &given_up)?;

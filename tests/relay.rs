@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use shmxfer::testing::protocol::{Command as Msg, FrameHeader, FrameKind, Reply};
 
 use crate::util::{wait_until, TestEnv, BIG, BIG_TIMEOUT, CLIENT, MIB, TIMEOUT};
 
@@ -463,5 +464,544 @@ fn no_server_on_the_remote_host_exits_4_naming_the_host_and_the_queue() {
         let done = env.run_client(&args);
         done.assert_code(4).check(done.stderr.contains(&expected), &expected);
     }
+    env.assert_no_leftovers();
+}
+
+/// Stops the client mid-upload through a relay, lets `change` alter its
+/// source, resumes it: the file fails as changed while it was sent, the
+/// server keeps nothing of it, and the next file of the run still arrives
+/// through the same relay session. The twin of the local test in
+/// `attack_upload.rs`.
+fn changed_upload_through_a_relay_fails(test: &str, seed: u64, change: impl FnOnce(&Path)) {
+    let env = TestEnv::new(test);
+    let src = env.tmp().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let big = src.join("big.bin");
+    crate::util::write_random_file(&big, BIG, seed);
+    let small = src.join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--put", s(&big), s(&small)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGSTOP);
+    // Past the granularity of file times.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    change(&big);
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(BIG_TIMEOUT);
+    done.assert_code(1)
+        .check(done.stdout.contains(&format!("{}: failed: ", big.display())), "the file fails")
+        .check(done.stdout.contains("changed while it was sent"), "as changed while it was sent")
+        .check(done.stdout.contains("sent 6 bytes → small"), "the relay session goes on");
+    assert_eq!(crate::util::dir_entries(&accept), ["small"], "nothing kept under the changed file's name");
+    assert!(server.open_files_under(&accept).is_empty(), "the server holds nothing");
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    assert!(log.contains("big.bin: upload failed after ") && log.contains("changed"), "logged\n{log}");
+    env.assert_no_leftovers();
+}
+
+fn run_ok(cmd: &mut std::process::Command) {
+    let status = cmd.status().unwrap();
+    assert!(status.success(), "{cmd:?}: {status}");
+}
+
+#[test]
+fn a_file_rewritten_in_place_while_it_is_uploaded_through_a_relay_fails_and_the_run_goes_on() {
+    changed_upload_through_a_relay_fails("relay_put_rewritten", 51, |path| {
+        run_ok(
+            std::process::Command::new("dd")
+                .args(["if=/dev/zero", "bs=4096", "count=1", "conv=notrunc", "status=none"])
+                .arg(format!("of={}", path.display())),
+        );
+    });
+}
+
+#[test]
+fn a_file_truncated_while_it_is_uploaded_through_a_relay_fails_and_the_run_goes_on() {
+    changed_upload_through_a_relay_fails("relay_put_truncated", 52, |path| {
+        run_ok(std::process::Command::new("truncate").args(["-s", "1M"]).arg(path));
+    });
+}
+
+/// Every JSON line of `stdout` with the summary's `seconds` taken out: what
+/// a run prints whatever its timing.
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| {
+            let mut value: serde_json::Value = serde_json::from_str(l).expect("a JSON line");
+            if let Some(summary) = value.get_mut("summary").and_then(serde_json::Value::as_object_mut) {
+                summary.remove("seconds");
+            }
+            value
+        })
+        .collect()
+}
+
+/// `--put -r` through a relay: the tree arrives byte-identical, the
+/// symlink and the FIFO are named on stderr as locally (exit 1), and
+/// `--json` prints the objects a local run prints, skips and `--no-clobber`
+/// included.
+#[test]
+fn put_r_through_a_relay_sends_the_tree_names_its_skips_and_prints_the_local_json() {
+    let env = TestEnv::new("relay_put_tree");
+    let src = env.tmp().join("src");
+    let photos = src.join("photos");
+    fs::create_dir_all(photos.join("sub/deeper")).unwrap();
+    fs::write(photos.join("a.jpg"), b"aaa\n").unwrap();
+    crate::util::write_random_file(&photos.join("sub/big.raw"), 3 * MIB, 19);
+    fs::write(photos.join("sub/deeper/c.txt"), b"c\n").unwrap();
+    let elsewhere = env.tmp().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    fs::write(elsewhere.join("secret"), b"not to be sent\n").unwrap();
+    std::os::unix::fs::symlink(&elsewhere, photos.join("link")).unwrap();
+    nix::unistd::mkfifo(&photos.join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    let mut tree = vec!["--put", "-r", s(&photos), "--to", "in"];
+    tree.extend(remote_args(&rsh));
+    let done = env.run_client(&tree);
+    done.assert_code(1)
+        .check(done.stderr.contains(&format!("shm_client: {}/link: skipped: ", photos.display())), "link")
+        .check(done.stderr.contains(&format!("shm_client: {}/pipe: skipped: ", photos.display())), "fifo")
+        .check(
+            done.stdout.contains(&format!("{}/a.jpg: sent 4 bytes → in/photos/a.jpg", photos.display())),
+            "a",
+        );
+    for rel in ["a.jpg", "sub/big.raw", "sub/deeper/c.txt"] {
+        crate::util::assert_same_file(&photos.join(rel), &accept.join("in/photos").join(rel));
+    }
+    assert_eq!(crate::util::dir_entries(&accept.join("in/photos")), ["a.jpg", "sub"], "no link, no fifo");
+    assert_eq!(crate::util::dir_entries(&elsewhere), ["secret"], "nothing written through a symlink");
+    // --json, locally and through the relay, into a fresh directory and
+    // then again with --no-clobber (every file skipped as existing).
+    for extra in [&[][..], &["--no-clobber"][..]] {
+        let mut local = vec!["--json", "--put", "-r", s(&photos), "--to", "j"];
+        local.extend_from_slice(extra);
+        if extra.is_empty() {
+            let _ = fs::remove_dir_all(accept.join("j"));
+        }
+        let here = env.run_client(&local);
+        here.assert_code(1);
+        if extra.is_empty() {
+            fs::remove_dir_all(accept.join("j")).unwrap();
+        }
+        let mut remote = local.clone();
+        remote.extend(remote_args(&rsh));
+        let there = env.run_client(&remote);
+        there.assert_code(1);
+        let (want, got) = (json_lines(&here.stdout), json_lines(&there.stdout));
+        assert!(want.len() >= 6, "a line per file and skip, and a summary\n{here}");
+        assert_eq!(got, want, "{extra:?}: the objects of a local run\n{there}");
+        assert_eq!(there.stderr, here.stderr, "{extra:?}: the messages of a local run");
+        for rel in ["a.jpg", "sub/big.raw", "sub/deeper/c.txt"] {
+            crate::util::assert_same_file(&photos.join(rel), &accept.join("j/photos").join(rel));
+        }
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The relay stopped (SIGSTOP) mid-upload: the client gives up at its
+/// stall timeout with exit 4 and says so; the relay is ended, and the
+/// server keeps nothing and takes the next upload.
+#[test]
+fn a_relay_stopped_mid_upload_ends_the_client_at_its_stall_timeout_and_leaves_nothing() {
+    let env = TestEnv::new("relay_put_stopped");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 53);
+    let pid_file = env.tmp().join("relay.pid");
+    let rsh = script(&env, "rsh", &format!("shift\necho $$ > '{}'\nexec \"$@\"\n", pid_file.display()));
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--stall-timeout", "1", "--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    assert!(wait_until(TIMEOUT, || fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))));
+    let relay = Pid::from_raw(fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap());
+    kill(relay, Signal::SIGSTOP).expect("stop the relay");
+    let stopped = std::time::Instant::now();
+    let done = client.finish(TIMEOUT);
+    let took = stopped.elapsed();
+    // Resumed or gone: the client may have ended it already.
+    let _ = kill(relay, Signal::SIGCONT);
+    done.assert_code(4)
+        .check(done.stderr.contains("--stall-timeout"), "the message names the stall timeout")
+        .check(done.stderr.contains("nothing partial is kept"), "and what became of the file");
+    assert!(
+        took >= std::time::Duration::from_millis(500),
+        "gave up after {took:?}, before the stall timeout"
+    );
+    // The stall timeout, and a stalled relay is not waited for long.
+    assert!(took <= std::time::Duration::from_secs(2) + crate::util::SLACK, "took {took:?} to give up");
+    let relay_gone = wait_until(crate::util::SLACK, || kill(relay, None).is_err());
+    assert!(relay_gone, "the relay is ended with its client");
+    assert!(
+        wait_until(crate::util::DETECT + crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
+        "the server dropped the file it was receiving"
+    );
+    let cleaned =
+        wait_until(crate::util::DETECT + crate::util::SLACK, || env.names.client_regions().is_empty());
+    assert!(cleaned, "the relay's objects are gone: {:?}", env.names.shm_entries());
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under any name");
+    let small = env.tmp().join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let mut again = vec!["--put", s(&small)];
+    again.extend(remote_args(&rsh));
+    env.run_client(&again).assert_code(0);
+    assert_eq!(crate::util::dir_entries(&accept), ["small"]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// `--put` takes none of a fetch's delivery flags, here or through `-H`:
+/// clap's usage error, exit 2, nothing started.
+#[test]
+fn put_refuses_the_flags_of_a_fetch_locally_and_through_a_relay() {
+    let env = TestEnv::new("relay_put_flags");
+    let file = env.tmp().join("a.txt");
+    fs::write(&file, b"x\n").unwrap();
+    let rsh = script(&env, "rsh", "echo ran >&2\nexit 9\n");
+    let dest = env.tmp().join("dest");
+    for flag in
+        [&["-C"][..], &["--continue"], &["-u"], &["--update"], &["-p"], &["-O", s(&dest)], &["--stdout"]]
+    {
+        for through in [false, true] {
+            let mut args = vec!["--put", s(&file)];
+            args.extend_from_slice(flag);
+            if through {
+                args.extend(["-H", "h", "--rsh", s(&rsh)]);
+            }
+            let done = env.run_client(&args);
+            done.assert_code(2)
+                .check(done.stderr.starts_with("error: the argument '"), "clap's message")
+                .check(done.stderr.contains("cannot be used with"), "says what conflicts")
+                .check(done.stderr.contains("Usage: shm_client"), "and the usage")
+                .check(!done.stderr.contains("ran"), "no remote shell started");
+            assert!(!dest.exists(), "{flag:?}: nothing written");
+        }
+    }
+    env.assert_no_leftovers();
+}
+
+/// A stream of upload records: each body with its length before it.
+fn records(bodies: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for body in bodies {
+        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        out.extend_from_slice(body);
+    }
+    out
+}
+
+fn put_record(seq: u32, path: &[u8], size: u64) -> Vec<u8> {
+    Msg::Put {
+        client_pid: 1,
+        seq,
+        region: "/unused".into(),
+        path: path.to_vec(),
+        size,
+        mode: 0o644,
+        if_exists: shmxfer::PutIfExists::Replace,
+    }
+    .encode()
+    .unwrap()
+}
+
+fn frame_record(kind: FrameKind, seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut body = FrameHeader { kind, len: payload.len() as u32, seq }.encode().to_vec();
+    body.extend_from_slice(payload);
+    body
+}
+
+fn end_record(seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut end = Vec::new();
+    Reply::End { count: payload.len() as u64, checksum: xxhash_rust::xxh3::xxh3_64(payload) }
+        .encode_payload(&mut end);
+    frame_record(FrameKind::End, seq, &end)
+}
+
+/// Runs `shm_client --relay=upload` on the test's queue with `input` as
+/// its stdin (no `-H`: a hostile client speaking to it directly); its
+/// stdout goes to a file, whose bytes are returned with how it ended.
+fn hostile_relay(env: &TestEnv, name: &str, input: &[u8]) -> (crate::util::Finished, Vec<u8>) {
+    let (stdin, stdout) = (env.tmp().join(format!("{name}.in")), env.tmp().join(format!("{name}.out")));
+    fs::write(&stdin, input).unwrap();
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg("exec \"$CLIENT\" --relay=upload --queue \"$Q\" --wait 5 --stall-timeout 5 <\"$IN\" >\"$OUT\"")
+        .env("CLIENT", CLIENT)
+        .env("Q", env.names.queue())
+        .env("IN", &stdin)
+        .env("OUT", &stdout)
+        .env_remove("SHMXFER_QUEUE")
+        .current_dir(env.cwd());
+    let done = crate::util::Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    (done, fs::read(&stdout).unwrap())
+}
+
+/// The answer records in a relay's `stdout`: seq and word each.
+fn answers(stdout: &[u8]) -> Vec<(u32, u32)> {
+    let word = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
+    stdout
+        .chunks(16)
+        .map(|r| {
+            assert_eq!((r.len(), word(r, 0)), (16, 12), "an answer record: {stdout:?}");
+            assert_eq!(&r[4..6], b"XA", "an answer record: {stdout:?}");
+            (word(r, 8), word(r, 12))
+        })
+        .collect()
+}
+
+/// A hostile client on an upload relay's stdin: garbage, a record over
+/// the bound, a frame of another request, a frame before any Put, an End
+/// that does not decode, a stream cut inside an upload. Each time the
+/// relay exits non-zero naming what was wrong, the server keeps nothing
+/// under the name or beside the accept dir, and it goes on serving.
+#[test]
+fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
+    let env = TestEnv::new("relay_put_hostile");
+    env.create("a.txt", b"still served\n");
+    let (mut server, accept) = accepting(&env);
+    let beside = crate::util::dir_entries(env.tmp());
+    let data = vec![7u8; 100];
+    let over = u32::MAX.to_le_bytes().to_vec();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("garbage", b"garbage bytes, no record at all\n".to_vec(), "more than the"),
+        ("over the bound", [over, vec![0; 16]].concat(), "more than the"),
+        (
+            "another request's frame",
+            records(&[put_record(1, b"victim.bin", 100), frame_record(FrameKind::Data, 2, &data)]),
+            "a frame of request 2 during upload 1",
+        ),
+        (
+            "a frame before any Put",
+            records(&[frame_record(FrameKind::Data, 1, &data)]),
+            "where a Put was due",
+        ),
+        (
+            "an End that does not decode",
+            records(&[
+                put_record(1, b"victim.bin", 100),
+                frame_record(FrameKind::Data, 1, &data),
+                frame_record(FrameKind::End, 1, &[7; 3]),
+            ]),
+            "an End frame",
+        ),
+        (
+            "cut inside an upload",
+            records(&[put_record(1, b"victim.bin", 100), frame_record(FrameKind::Data, 1, &data)]),
+            "it ended inside upload 1",
+        ),
+        ("a Put out of the directory, cut", records(&[put_record(1, b"../escape", 100)]), "inside upload 1"),
+        ("a Put of request 0", records(&[put_record(0, b"victim.bin", 0)]), "which is no new request"),
+        (
+            "a request's seq again",
+            records(&[put_record(1, b"first.bin", 0), end_record(1, b""), put_record(1, b"victim.bin", 0)]),
+            "a Put of request 1, which is no new request",
+        ),
+    ];
+    for (i, (what, input, says)) in cases.into_iter().enumerate() {
+        let (done, _) = hostile_relay(&env, &format!("case{i}"), &input);
+        done.check(done.code().is_some_and(|c| c != 0), &format!("{what}: the relay fails"))
+            .check(done.stderr.contains("shm_client: error: "), &format!("{what}: with a message"))
+            .check(done.stderr.contains(says), &format!("{what}: {says}"));
+        assert!(
+            wait_until(crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
+            "{what}: the server dropped what it was receiving"
+        );
+        // `first.bin` is a whole upload before the fault: stored.
+        let _ = fs::remove_file(accept.join("first.bin"));
+        assert!(crate::util::dir_entries(&accept).is_empty(), "{what}: nothing under any name");
+        assert_eq!(
+            crate::util::dir_entries(env.tmp())
+                .into_iter()
+                .filter(|e| !e.starts_with("case"))
+                .collect::<Vec<_>>(),
+            beside,
+            "{what}: nothing beside the accept dir"
+        );
+        assert!(server.is_running(), "{what}: the server died\n{}", server.snapshot());
+        env.fetch(&["a.txt"]).assert_code(0);
+        env.assert_delivered("a.txt");
+        fs::remove_file(env.in_out("a.txt")).unwrap();
+    }
+    // A whole upload of `../escape`: refused by the server (the relay passes
+    // its answer on; the client's exit then says so), nothing written.
+    let escape = records(&[
+        put_record(1, b"../escape", 100),
+        frame_record(FrameKind::Data, 1, &data),
+        end_record(1, &data),
+    ]);
+    let (done, stdout) = hostile_relay(&env, "case_escape", &escape);
+    done.assert_code(0);
+    let [(1, word)] = answers(&stdout)[..] else { panic!("one answer to upload 1: {stdout:?}") };
+    let answer = shmxfer::UploadAnswer::from_code(word).unwrap();
+    assert!(matches!(answer, shmxfer::UploadAnswer::Refused(_)), "refused: {answer:?}");
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing in the accept dir");
+    assert!(!env.tmp().join("escape").exists(), "nothing beside it");
+    // The relay's own stream is whole: a good upload still goes.
+    let good = records(&[
+        put_record(1, b"good.bin", 100),
+        frame_record(FrameKind::Data, 1, &data),
+        end_record(1, &data),
+    ]);
+    let (done, stdout) = hostile_relay(&env, "case_good", &good);
+    done.assert_code(0);
+    assert_eq!(answers(&stdout), [(1, shmxfer::UploadAnswer::Stored.code())]);
+    assert_eq!(fs::read(accept.join("good.bin")).unwrap(), data);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The client killed mid-upload through a relay: the relay sees its
+/// stream end inside the upload and ends, and the server keeps nothing.
+#[test]
+fn a_client_killed_mid_upload_through_a_relay_leaves_nothing_on_the_server() {
+    let env = TestEnv::new("relay_put_client_killed");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 54);
+    let pid_file = env.tmp().join("relay.pid");
+    let rsh = script(&env, "rsh", &format!("shift\necho $$ > '{}'\nexec \"$@\"\n", pid_file.display()));
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    assert!(wait_until(TIMEOUT, || fs::read_to_string(&pid_file).is_ok_and(|p| p.ends_with('\n'))));
+    let relay = Pid::from_raw(fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap());
+    client.kill();
+    assert!(wait_until(crate::util::SLACK, || kill(relay, None).is_err()), "the relay ends with its stream");
+    assert!(
+        wait_until(crate::util::DETECT + crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
+        "the server dropped the file it was receiving"
+    );
+    let cleaned =
+        wait_until(crate::util::DETECT + crate::util::SLACK, || env.names.client_regions().is_empty());
+    assert!(cleaned, "the relay's objects are gone: {:?}", env.names.shm_entries());
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under any name");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The client stopped mid-upload through a relay: the server's stall
+/// timeout ends the session and drops the file; the client, resumed,
+/// learns its session ended; the server takes the next upload.
+#[test]
+fn a_client_stopped_mid_upload_through_a_relay_is_ended_by_the_servers_stall_timeout() {
+    let env = TestEnv::new("relay_put_client_stopped");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 55);
+    let rsh = local_rsh(&env);
+    let accept = env.tmp().join("accept");
+    fs::create_dir_all(&accept).unwrap();
+    let mut server = env.ready_server(&["--persistent", "--accept", s(&accept), "--stall-timeout", "1"]);
+    let mut args = vec!["--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGSTOP);
+    let dropped =
+        wait_until(crate::util::DETECT + crate::util::SLACK, || server.open_files_under(&accept).is_empty());
+    assert!(dropped, "the server still holds the upload: {:?}", server.open_files_under(&accept));
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under the final name");
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(TIMEOUT);
+    done.assert_code(4).check(done.stderr.contains("the relay on h"), "the message names the relay");
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under the final name");
+    let small = env.tmp().join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let mut again = vec!["--put", s(&small)];
+    again.extend(remote_args(&rsh));
+    env.run_client(&again).assert_code(0);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The server stopped mid-upload behind a relay: the relay gives up at
+/// the stall timeout it was given, the client ends with 4 naming the
+/// relay; the server, resumed, keeps nothing and takes the next upload.
+#[test]
+fn a_server_stopped_mid_upload_behind_a_relay_ends_the_client_at_the_stall_timeout() {
+    let env = TestEnv::new("relay_put_server_stopped");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 56);
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--stall-timeout", "1", "--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    server.signal(Signal::SIGSTOP);
+    let stopped = std::time::Instant::now();
+    let done = client.finish(TIMEOUT);
+    let took = stopped.elapsed();
+    server.signal(Signal::SIGCONT);
+    done.assert_code(4).check(done.stderr.contains("stall"), "the session stalled");
+    assert!(
+        took >= std::time::Duration::from_millis(500),
+        "gave up after {took:?}, before the stall timeout"
+    );
+    assert!(took <= std::time::Duration::from_secs(4) + crate::util::SLACK, "took {took:?} to give up");
+    assert!(
+        wait_until(crate::util::DETECT + crate::util::SLACK, || server.open_files_under(&accept).is_empty()),
+        "the resumed server dropped the file it was receiving"
+    );
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under the final name");
+    let small = env.tmp().join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let mut again = vec!["--put", s(&small)];
+    again.extend(remote_args(&rsh));
+    env.run_client(&again).assert_code(0);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A big file refused through a relay (a directory has its name): the
+/// refusal comes back at once, the client stops sending (what was in
+/// flight is drained, not streamed to the end), and the next file goes.
+#[test]
+fn a_big_file_refused_through_a_relay_stops_its_data_and_the_next_file_goes() {
+    let env = TestEnv::new("relay_put_refused_big");
+    let src = env.tmp().join("src");
+    fs::create_dir_all(&src).unwrap();
+    let big = src.join("big.bin");
+    crate::util::write_random_file(&big, BIG, 57);
+    let small = src.join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    fs::create_dir(accept.join("big.bin")).unwrap();
+    let mut args = vec!["--put", s(&big), s(&small)];
+    args.extend(remote_args(&rsh));
+    let done = env.run_client(&args);
+    done.assert_code(1)
+        .check(done.stdout.contains("a directory has that name on the server"), "refused, as locally")
+        .check(done.stdout.contains("sent 6 bytes → small"), "the next file goes");
+    assert_eq!(crate::util::dir_entries(&accept), ["big.bin", "small"]);
+    assert!(crate::util::dir_entries(&accept.join("big.bin")).is_empty(), "the directory left as it was");
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    let after: u64 = log
+        .lines()
+        .find_map(|l| l.split("big.bin: upload refused after ").nth(1))
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the refusal logged\n{log}"));
+    assert!(after < 4 * MIB, "{after} bytes streamed after the refusal\n{log}");
     env.assert_no_leftovers();
 }
