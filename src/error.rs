@@ -205,8 +205,8 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Os { source, .. } => Some(source),
-            Error::Decode(e) => Some(e),
-            Error::Encode(e) => Some(e),
+            // Their message already says what the inner error says: a
+            // chain printed whole (`{:#}`) says it once.
             _ => None,
         }
     }
