@@ -659,3 +659,151 @@ fn the_accept_dir_renamed_away_mid_upload_keeps_nothing_there() {
     assert!(log.contains("--accept directory"), "the log says why\n{log}");
     env.assert_no_leftovers();
 }
+
+/// An upload session opened by the protocol by this test process, which
+/// then does only what the test tells it to.
+struct RawSession {
+    names: SessionNames,
+    geometry: Geometry,
+    region: Region,
+    items: Semaphore,
+    spaces: Semaphore,
+    mq: posixmq::PosixMq,
+    sent: u32,
+}
+
+impl RawSession {
+    fn open(env: &TestEnv, pid: u32) -> RawSession {
+        let names = SessionNames::fresh(env.names.queue(), pid).unwrap();
+        let geometry = Geometry::for_slots(2);
+        let region = Region::create(&names.region, geometry, pid).unwrap();
+        let items = Semaphore::create_exclusive(&names.items, 0).unwrap();
+        let spaces = Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap();
+        let mq = posixmq::OpenOptions::writeonly().open(env.names.queue()).unwrap();
+        let open = Msg::Open {
+            client_pid: pid,
+            region_size: geometry.region_size() as u32,
+            region: names.region.clone(),
+            items: names.items.clone(),
+            spaces: names.spaces.clone(),
+            kind: SessionKind::Upload,
+        };
+        mq.send(0, &open.encode().unwrap()).unwrap();
+        assert!(wait_until(TIMEOUT, || region.server_pid() != 0), "the server never took the session");
+        RawSession { names, geometry, region, items, spaces, mq, sent: 0 }
+    }
+
+    fn put(&self, seq: u32, path: &[u8], size: u64) {
+        let put = Msg::Put {
+            client_pid: std::process::id(),
+            seq,
+            region: self.names.region.clone(),
+            path: path.to_vec(),
+            size,
+            mode: 0o644,
+            if_exists: PutIfExists::Replace,
+        };
+        self.mq.send(0, &put.encode().unwrap()).unwrap();
+    }
+
+    fn data(&mut self, seq: u32, payload: &[u8]) {
+        assert!(wait_until(TIMEOUT, || self.spaces.try_wait()), "the server took no frame");
+        let header = FrameHeader { kind: FrameKind::Data, len: payload.len() as u32, seq }.encode();
+        self.region.write_frame(self.sent % self.geometry.slots(), &header, payload);
+        self.sent += 1;
+        self.items.post().unwrap();
+    }
+}
+
+impl Drop for RawSession {
+    fn drop(&mut self) {
+        let close = Msg::Close { client_pid: std::process::id(), region: self.names.region.clone() };
+        let _ = self.mq.send(0, &close.encode().unwrap());
+        for name in [&self.names.region, &self.names.items, &self.names.spaces] {
+            let _ = fs::remove_file(Path::new("/dev/shm").join(name.trim_start_matches('/')));
+            let _ = fs::remove_file(Path::new("/dev/shm").join(format!("sem.{}", name.trim_start_matches('/'))));
+        }
+    }
+}
+
+/// With room for one session, a client that opens an upload session and
+/// sends nothing, and one that announces u64::MAX bytes, sends one frame
+/// and goes silent, each hold the slot only until the stall timeout: the
+/// next client (waiting on busy) is served, `--status` copes with the
+/// announced size meanwhile, and nothing is kept of the silent upload.
+#[test]
+fn silent_upload_sessions_hold_the_only_slot_no_longer_than_the_stall_timeout() {
+    let env = TestEnv::new("put_silent_slot");
+    let src = sources(&env);
+    let small = src.join("small");
+    fs::write(&small, b"served after the silent one\n").unwrap();
+    let mut server = accepting(&env, &["--max-sessions", "1", "--stall-timeout", "1"]);
+    let pid = std::process::id();
+    for announce in [None, Some(u64::MAX)] {
+        let mut raw = RawSession::open(&env, pid);
+        if let Some(size) = announce {
+            raw.put(1, b"endless.bin", size);
+            raw.data(1, &[7; 1000]);
+            assert!(wait_until(TIMEOUT, || !server.open_files_under(env.out()).is_empty()), "never received");
+            for opts in [&["--status"][..], &["--status", "--json"][..]] {
+                let status = env.run_client(opts);
+                status.check(status.code() == Some(0), "--status answers").check(
+                    !status.stderr.contains("panicked"),
+                    "no panic over a size of u64::MAX",
+                );
+            }
+        }
+        let started = std::time::Instant::now();
+        let done = env.run_client(&["--wait", "20", "--put", s(&small)]);
+        done.assert_code(0);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1) + SLACK, "served after {took:?}");
+        assert_eq!(env.out_entries(), ["small"], "nothing of the silent upload");
+        fs::remove_file(env.in_out("small")).unwrap();
+        drop(raw);
+    }
+    assert!(server.is_running());
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    assert!(!log.contains("panicked"), "{log}");
+    env.assert_no_leftovers();
+}
+
+/// Thousands of tiny puts in one session and many clients at once: every
+/// file is stored whole, the server stays up and keeps no temporary name.
+#[test]
+fn many_tiny_puts_and_many_clients_at_once_are_all_stored() {
+    let env = TestEnv::new("put_many_tiny");
+    let src = sources(&env);
+    let mut names = Vec::new();
+    for i in 0..1500 {
+        let f = src.join(format!("t{i:04}"));
+        fs::write(&f, format!("{i}\n")).unwrap();
+        names.push(s(&f).to_owned());
+    }
+    let mut server = accepting(&env, &["--max-sessions", "4"]);
+    let mut args = vec!["-q", "--put", "-r", s(&src)];
+    let one = env.run_client(&args);
+    one.assert_code(0);
+    let stored = crate::util::dir_entries(&env.in_out("src"));
+    assert_eq!(stored.len(), 1500, "every tiny file stored");
+    // Eight clients at once on four slots, each with its own target.
+    args.truncate(2);
+    let clients: Vec<Proc> = (0..8)
+        .map(|c| {
+            let to = format!("c{c}");
+            let mut a: Vec<&str> = vec!["-q", "--wait", "20", "--to", &to, "--put"];
+            a.extend(names[..100].iter().map(String::as_str));
+            env.client(&a)
+        })
+        .collect();
+    for mut c in clients {
+        c.finish(TIMEOUT).assert_code(0);
+    }
+    for c in 0..8 {
+        assert_eq!(crate::util::dir_entries(&env.in_out(&format!("c{c}"))).len(), 100);
+    }
+    assert!(server.is_running());
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
