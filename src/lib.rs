@@ -134,7 +134,7 @@ pub mod programs {
     pub use crate::chunk::IO_CHUNK;
     pub use crate::client::DEFAULT_STALL_TIMEOUT;
     pub use crate::names::validate_queue_name;
-    pub use crate::protocol::normalize_path;
+    pub use crate::protocol::{normalize_path, MAX_PATH_LEN};
     pub use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
     pub use crate::text::{byte_count, human_size, quote_bytes, quote_name};
 }

@@ -266,9 +266,11 @@ impl OutDir {
             return Ok(());
         }
         let shown = || sink.target.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
-        let gone = || moved(format!("{} was moved, removed or replaced while the file was received", shown()));
+        let gone =
+            || moved(format!("{} was moved, removed or replaced while the file was received", shown()));
         let Some(now) = self.parent(&sink.target, false)? else { return Err(gone()) };
-        let (now, then) = (nix::sys::stat::fstat(&now).map_err(os)?, nix::sys::stat::fstat(&sink.dir).map_err(os)?);
+        let (now, then) =
+            (nix::sys::stat::fstat(&now).map_err(os)?, nix::sys::stat::fstat(&sink.dir).map_err(os)?);
         if then.st_nlink == 0 || identity(&now) != identity(&then) {
             return Err(gone());
         }

@@ -106,7 +106,8 @@ fn target(
     if put.if_exists == PutIfExists::Skip && dir.exists(&out) {
         return Err((UploadAnswer::Skipped, "exists".into()));
     }
-    dir.create(&out, put.mode).map_err(|e| (refused_or_failed(failure_code(&e)), format!("{}: {e}", out.shown())))
+    dir.create(&out, put.mode)
+        .map_err(|e| (refused_or_failed(failure_code(&e)), format!("{}: {e}", out.shown())))
 }
 
 /// The answer to a file that cannot be created or named for `code`: a

@@ -606,7 +606,11 @@ fn a_directory_swapped_for_a_symlink_during_uploads_never_leads_outside() {
     }
     stop.store(true, Ordering::Relaxed);
     let swaps = racer.join().unwrap();
-    assert!(crate::util::dir_entries(&outside).is_empty(), "written outside: {:?}", crate::util::dir_entries(&outside));
+    assert!(
+        crate::util::dir_entries(&outside).is_empty(),
+        "written outside: {:?}",
+        crate::util::dir_entries(&outside)
+    );
     // Every name holds a whole file (the last one stored).
     let sub = env.in_out("in/sub");
     for i in 0..40u64 {
@@ -645,7 +649,11 @@ fn the_accept_dir_renamed_away_mid_upload_keeps_nothing_there() {
     client.signal(Signal::SIGCONT);
     let done = client.finish(TIMEOUT);
     done.assert_code(1).check(done.stdout.contains("refused by server"), "refused");
-    assert!(crate::util::dir_entries(&moved).is_empty(), "stored in the moved dir: {:?}", crate::util::dir_entries(&moved));
+    assert!(
+        crate::util::dir_entries(&moved).is_empty(),
+        "stored in the moved dir: {:?}",
+        crate::util::dir_entries(&moved)
+    );
     assert!(env.out_entries().is_empty(), "{:?}", env.out_entries());
     // The server stays up and answers the next client the same way.
     let small = src.join("small");
@@ -721,7 +729,8 @@ impl Drop for RawSession {
         let _ = self.mq.send(0, &close.encode().unwrap());
         for name in [&self.names.region, &self.names.items, &self.names.spaces] {
             let _ = fs::remove_file(Path::new("/dev/shm").join(name.trim_start_matches('/')));
-            let _ = fs::remove_file(Path::new("/dev/shm").join(format!("sem.{}", name.trim_start_matches('/'))));
+            let _ =
+                fs::remove_file(Path::new("/dev/shm").join(format!("sem.{}", name.trim_start_matches('/'))));
         }
     }
 }
@@ -747,10 +756,9 @@ fn silent_upload_sessions_hold_the_only_slot_no_longer_than_the_stall_timeout() 
             assert!(wait_until(TIMEOUT, || !server.open_files_under(env.out()).is_empty()), "never received");
             for opts in [&["--status"][..], &["--status", "--json"][..]] {
                 let status = env.run_client(opts);
-                status.check(status.code() == Some(0), "--status answers").check(
-                    !status.stderr.contains("panicked"),
-                    "no panic over a size of u64::MAX",
-                );
+                status
+                    .check(status.code() == Some(0), "--status answers")
+                    .check(!status.stderr.contains("panicked"), "no panic over a size of u64::MAX");
             }
         }
         let started = std::time::Instant::now();
@@ -804,6 +812,114 @@ fn many_tiny_puts_and_many_clients_at_once_are_all_stored() {
         assert_eq!(crate::util::dir_entries(&env.in_out(&format!("c{c}"))).len(), 100);
     }
     assert!(server.is_running());
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A `-r` tree of odd entries: a symlink out, a FIFO, a tree deeper than
+/// the walk descends, a path longer than a request carries, names with a
+/// newline, not UTF-8, of 255 bytes. Each entry not sent is named, the
+/// run goes on to the last file, exits 1, and the server holds exactly
+/// the files said sent.
+#[test]
+fn put_r_of_odd_entries_names_each_skip_and_sends_the_rest() {
+    let env = TestEnv::new("put_r_odd");
+    let src = sources(&env);
+    let tree = src.join("t");
+    let outside = env.tmp().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret"), b"outside\n").unwrap();
+    fs::create_dir_all(&tree).unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("out")).unwrap();
+    nix::unistd::mkfifo(&tree.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let mut deep = tree.join("deep");
+    for _ in 0..70 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("bottom"), b"too deep\n").unwrap();
+    let mut long = tree.join("long");
+    for _ in 0..4 {
+        long.push("l".repeat(255));
+    }
+    fs::create_dir_all(&long).unwrap();
+    fs::write(long.join("far"), b"too long a path\n").unwrap();
+    fs::write(tree.join("new\nline"), b"nl\n").unwrap();
+    fs::write(tree.join(std::ffi::OsStr::from_bytes(b"caf\xe9")), b"latin\n").unwrap();
+    fs::write(tree.join("n".repeat(255)), b"255\n").unwrap();
+    fs::write(tree.join("z_last"), b"last\n").unwrap();
+    let mut server = accepting(&env, &[]);
+    let done = env.run_client(&["--put", "-r", s(&tree)]);
+    done.assert_code(1);
+    for skipped in
+        ["t/out: skipped: a symbolic link", "t/fifo: skipped: a FIFO", "deeper than", "longer than the 1024"]
+    {
+        done.check(done.stderr.contains(skipped), skipped);
+    }
+    done.check(done.stdout.contains("sent 5 bytes → t/z_last"), "the run goes on to the last file");
+    let got = env.in_out("t");
+    assert_eq!(fs::read(got.join("new\nline")).unwrap(), b"nl\n");
+    assert_eq!(fs::read(got.join(std::ffi::OsStr::from_bytes(b"caf\xe9"))).unwrap(), b"latin\n");
+    assert_eq!(fs::read(got.join("n".repeat(255))).unwrap(), b"255\n");
+    assert!(!got.join("out").exists() && !got.join("fifo").exists() && !got.join("long").exists());
+    let sent = done.stdout.lines().filter(|l| l.contains(": sent ")).count();
+    assert_eq!(sent, 4, "{done}");
+    let walk = Command::new("find").arg(&got).args(["-type", "f"]).output().unwrap();
+    assert_eq!(
+        walk.stdout.iter().filter(|&&b| b == b'\0' || b == b'\n').count(),
+        5,
+        "the newline name counts twice"
+    );
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A `-r` tree changed between the walk and the sending of its files (the
+/// client stopped while its first, big file goes): a directory swapped
+/// for a symlink out of the tree and one to another directory of the tree,
+/// a file removed, a file grown. Nothing is read through a symlink, every
+/// file not sent is named, exit 1, and the grown file's line reports the
+/// bytes that were sent and stored.
+#[test]
+fn put_r_of_a_tree_changed_under_the_walk_follows_no_symlink() {
+    let env = TestEnv::new("put_r_changed");
+    let src = sources(&env);
+    let tree = src.join("t");
+    let outside = env.tmp().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("x"), b"outside\n").unwrap();
+    for d in ["b/sub", "e/sub", "f", "c", "d"] {
+        fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    write_random_file(&tree.join("a.bin"), 8 * MIB, 61);
+    fs::write(tree.join("b/sub/x"), b"b's own\n").unwrap();
+    fs::write(tree.join("e/sub/x"), b"e's own\n").unwrap();
+    fs::write(tree.join("f/x"), b"f's, not e's\n").unwrap();
+    fs::write(tree.join("c/gone"), b"soon gone\n").unwrap();
+    fs::write(tree.join("d/grow"), b"short\n").unwrap();
+    let mut server = accepting(&env, &[]);
+    let mut client = env.client(&["--put", "-r", s(&tree)]);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "a.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGSTOP);
+    fs::rename(tree.join("b/sub"), tree.join("b/parked")).unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("b/sub")).unwrap();
+    fs::rename(tree.join("e/sub"), tree.join("e/parked")).unwrap();
+    std::os::unix::fs::symlink("../f", tree.join("e/sub")).unwrap();
+    fs::remove_file(tree.join("c/gone")).unwrap();
+    fs::write(tree.join("d/grow"), b"grown much longer\n").unwrap();
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(TIMEOUT);
+    done.assert_code(1);
+    for name in ["t/b/sub/x", "t/e/sub/x", "t/c/gone"] {
+        done.check(done.stderr.contains(&format!("{name}: skipped")), name);
+    }
+    done.check(done.stdout.contains("sent 18 bytes → t/d/grow"), "the bytes that were sent");
+    assert_eq!(fs::read(env.in_out("t/d/grow")).unwrap(), b"grown much longer\n");
+    for name in ["t/b/sub/x", "t/e/sub/x", "t/c/gone"] {
+        assert!(!env.in_out(name).exists(), "{name} stored: {:?}", fs::read(env.in_out(name)));
+    }
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
