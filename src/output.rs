@@ -172,7 +172,7 @@ enum ReplacedMode {
 
 /// The device and inode of a directory: its identity, whatever its name.
 fn identity(st: &nix::sys::stat::FileStat) -> (u64, u64) {
-    (st.st_dev as u64, st.st_ino as u64)
+    (st.st_dev, st.st_ino)
 }
 
 /// An error saying the directory a file goes into is no longer where it
