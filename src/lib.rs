@@ -123,7 +123,7 @@ pub use names::{DEFAULT_QUEUE, QUEUE_ENV};
 pub mod programs {
     pub use crate::client::DEFAULT_STALL_TIMEOUT;
     pub use crate::names::validate_queue_name;
-    pub use crate::protocol::normalize_path;
+    pub use crate::protocol::{normalize_path, MAX_PATH_LEN};
     pub use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
     pub use crate::sys::IO_CHUNK;
     pub use crate::text::{byte_count, human_size, quote_bytes, quote_name};

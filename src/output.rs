@@ -153,6 +153,33 @@ pub struct OutDir {
     /// descriptor is duplicated per file.
     fd: Arc<OwnedFd>,
     path: PathBuf,
+    /// Whose replaced file lends the new one its permission bits.
+    replaced: ReplacedMode,
+}
+
+/// Which file under a target name lends its permission bits to the file
+/// that replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplacedMode {
+    /// Any regular file, as `cp` keeps the mode of the file it overwrites
+    /// (a fetch: the user's own output directory).
+    Kept,
+    /// Only a file of this effective user (`uid`): a file someone else
+    /// planted (world-writable, say) lends nothing, and the new file gets
+    /// the bits it was created with (the server's `--accept` directory).
+    KeptIfOwn { uid: u32 },
+}
+
+/// The device and inode of a directory: its identity, whatever its name.
+fn identity(st: &nix::sys::stat::FileStat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
+/// An error saying the directory a file goes into is no longer where it
+/// was opened (kind `NotADirectory`, as a component not followed is: the
+/// file would land outside the directory tree it was meant for).
+fn moved(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::NotADirectory, what)
 }
 
 /// The directory a file goes into: the output directory itself, shared,
@@ -183,7 +210,71 @@ impl OutDir {
         let fd =
             openat(AT_FDCWD, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
                 .map_err(os)?;
-        Ok(OutDir { fd: Arc::new(fd), path: path.to_owned() })
+        Ok(OutDir { fd: Arc::new(fd), path: path.to_owned(), replaced: ReplacedMode::Kept })
+    }
+
+    /// Opens `path` as [`OutDir::open`] does, for files that others send
+    /// (the server's `--accept` directory): a file replaced there lends
+    /// its permission bits only when it is this user's own, and
+    /// [`OutDir::confirm`] checks that a file's directory is still in place
+    /// before it is named.
+    ///
+    /// # Errors
+    ///
+    /// As [`OutDir::open`].
+    pub fn accepting(path: &Path) -> io::Result<OutDir> {
+        let uid = nix::unistd::geteuid().as_raw();
+        Ok(OutDir { replaced: ReplacedMode::KeptIfOwn { uid }, ..OutDir::open(path)? })
+    }
+
+    /// Whether the directory opened at the start is still the one at its
+    /// path (the path followed as it was when opened: it may be a symlink
+    /// the user named) and not removed.
+    ///
+    /// # Errors
+    ///
+    /// Why not (kind `NotADirectory`), or the OS error of `stat`.
+    pub fn check_in_place(&self) -> io::Result<()> {
+        let shown = self.path.display();
+        let open = nix::sys::stat::fstat(&self.fd).map_err(os)?;
+        let there = match nix::sys::stat::stat(&self.path) {
+            Ok(st) => Some(st),
+            Err(Errno::ENOENT | Errno::ENOTDIR) => None,
+            Err(e) => return Err(os(e)),
+        };
+        if open.st_nlink == 0 || there.is_none_or(|st| identity(&st) != identity(&open)) {
+            return Err(moved(format!("the directory {shown} was moved or removed since it was opened")));
+        }
+        Ok(())
+    }
+
+    /// Checks, just before `sink`'s file is named, that the directory it
+    /// was created in is still in place: this directory at its path
+    /// ([`OutDir::check_in_place`]) and the sink's directory still at its
+    /// path below it, reached one component at a time without following a
+    /// symlink. Another process that moved a directory of the path away
+    /// (out of this directory, say) while the file was received does not
+    /// get it named there. What it does in the moment between this check
+    /// and the naming is not seen.
+    ///
+    /// # Errors
+    ///
+    /// Why not (kind `NotADirectory`), or the OS error.
+    pub fn confirm(&self, sink: &Sink) -> io::Result<()> {
+        self.check_in_place()?;
+        if sink.target.dirs.is_empty() {
+            return Ok(());
+        }
+        let shown = || sink.target.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+        let gone =
+            || moved(format!("{} was moved, removed or replaced while the file was received", shown()));
+        let Some(now) = self.parent(&sink.target, false)? else { return Err(gone()) };
+        let (now, then) =
+            (nix::sys::stat::fstat(&now).map_err(os)?, nix::sys::stat::fstat(&sink.dir).map_err(os)?);
+        if then.st_nlink == 0 || identity(&now) != identity(&then) {
+            return Err(gone());
+        }
+        Ok(())
     }
 
     /// Whether the directory opened at the start was removed since (it has
@@ -219,17 +310,26 @@ impl OutDir {
         let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let mut dir = DirFd::Top(Arc::clone(&self.fd));
         for (i, component) in out.dirs.iter().enumerate() {
-            let next = match openat(&dir, component.as_os_str(), flags, Mode::empty()) {
-                Err(Errno::ENOENT) if create => {
-                    match mkdirat(&dir, component.as_os_str(), Mode::from_bits_truncate(0o777)) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
-                        Err(e) => return Err(os(e)),
-                    }
-                    openat(&dir, component.as_os_str(), flags, Mode::empty())
+            let mut next = openat(&dir, component.as_os_str(), flags, Mode::empty());
+            // Made when missing; another process that removes it again
+            // each time (or puts something there and takes it away) gets a
+            // few more tries, then an answer that says so.
+            let mut tries = 0;
+            while matches!(next, Err(Errno::ENOENT)) && create {
+                if tries == 8 {
+                    let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+                    return Err(moved(format!("{shown} was removed each time it was made")));
                 }
-                Err(Errno::ENOENT) => return Ok(None),
-                other => other,
-            };
+                tries += 1;
+                match mkdirat(&dir, component.as_os_str(), Mode::from_bits_truncate(0o777)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(os(e)),
+                }
+                next = openat(&dir, component.as_os_str(), flags, Mode::empty());
+            }
+            if matches!(next, Err(Errno::ENOENT)) {
+                return Ok(None);
+            }
             dir = DirFd::Below(next.map_err(|e| {
                 let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
                 match e {
@@ -266,11 +366,11 @@ impl OutDir {
                     match openat(&dir, name.as_os_str(), flags, mode) {
                         Ok(fd) => break (fd, Some(name)),
                         Err(Errno::EEXIST) if tries < 8 => tries += 1,
-                        Err(e) => return Err(os(e)),
+                        Err(e) => return Err(self.creation_error(out, &dir, e)),
                     }
                 }
             }
-            Err(e) => return Err(os(e)),
+            Err(e) => return Err(self.creation_error(out, &dir, e)),
         };
         Ok(Sink {
             file: Some(File::from(fd)),
@@ -280,7 +380,19 @@ impl OutDir {
             shown: self.path.join(out.shown_path()),
             record: None,
             mode: None,
+            replaced: self.replaced,
         })
+    }
+
+    /// The error of creating a file for `out` in `dir`: `e`, unless `dir`
+    /// was removed meanwhile (a file cannot be created in a removed
+    /// directory: `ENOENT` or `EPERM` say it badly), which it says.
+    fn creation_error(&self, out: &OutputPath, dir: &DirFd, e: Errno) -> io::Error {
+        if out.dirs.is_empty() || !nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0) {
+            return os(e);
+        }
+        let shown = out.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+        moved(format!("{shown} was removed while the file was created there"))
     }
 }
 
@@ -461,6 +573,7 @@ impl OutDir {
             shown: self.path.join(out.shown_path()),
             record: Some(record_name(&out.name)),
             mode: Some(Mode::from_bits_truncate(mode & PERMISSIONS & !umask())),
+            replaced: self.replaced,
         })
     }
 }
@@ -487,6 +600,8 @@ pub struct Sink {
     /// The permission bits a resumed partial file gets when it is named;
     /// `None` for a file created with them.
     mode: Option<Mode>,
+    /// Whose file under the target name lends the new one its bits.
+    replaced: ReplacedMode,
 }
 
 impl Sink {
@@ -536,7 +651,11 @@ impl Sink {
         if no_clobber && existing.is_some() {
             return Err(failed("link")(Errno::EEXIST));
         }
-        if let Some(st) = existing.filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG) {
+        let lends = |st: &nix::sys::stat::FileStat| match self.replaced {
+            ReplacedMode::Kept => true,
+            ReplacedMode::KeptIfOwn { uid } => st.st_uid == uid,
+        };
+        if let Some(st) = existing.filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && lends(st)) {
             let keep = Mode::from_bits_truncate(st.st_mode & PERMISSIONS);
             fchmod(&file, keep).map_err(failed("chmod"))?;
         }

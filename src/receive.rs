@@ -93,6 +93,11 @@ fn target(
         let code = if outside { ReasonCode::OutsideRoot } else { ReasonCode::InvalidPath };
         (UploadAnswer::Refused(code), why)
     })?;
+    if let Err(e) = dir.check_in_place() {
+        // Moved away (out of where the server was told to write): nothing
+        // is created in it any more.
+        return Err((UploadAnswer::Refused(failure_code(&e)), format!("the --accept directory: {e}")));
+    }
     if dir.is_directory(&out) {
         // No file can take the name: refused before the data is sent.
         let why = format!("{}: a directory has that name", out.shown());
@@ -101,14 +106,18 @@ fn target(
     if put.if_exists == PutIfExists::Skip && dir.exists(&out) {
         return Err((UploadAnswer::Skipped, "exists".into()));
     }
-    dir.create(&out, put.mode).map_err(|e| {
-        let code = failure_code(&e);
-        let answer = match code {
-            ReasonCode::OutsideRoot | ReasonCode::IsDirectory => UploadAnswer::Refused(code),
-            _ => UploadAnswer::Failed(code),
-        };
-        (answer, format!("{}: {e}", out.shown()))
-    })
+    dir.create(&out, put.mode)
+        .map_err(|e| (refused_or_failed(failure_code(&e)), format!("{}: {e}", out.shown())))
+}
+
+/// The answer to a file that cannot be created or named for `code`: a
+/// refusal where the path leads outside or names a directory, else a
+/// failure.
+fn refused_or_failed(code: ReasonCode) -> UploadAnswer {
+    match code {
+        ReasonCode::OutsideRoot | ReasonCode::IsDirectory => UploadAnswer::Refused(code),
+        _ => UploadAnswer::Failed(code),
+    }
 }
 
 /// The file being written: the sink, what waits to be written, the hash.
@@ -249,6 +258,10 @@ fn receive(
                 (UploadAnswer::Failed(ReasonCode::Other), Some("checksum mismatch (xxh3-64)".into()))
             } else if let Err(e) = w.flush() {
                 (UploadAnswer::Failed(failure_code(&e)), Some(format!("write: {e}")))
+            } else if let Err(e) = accept.map_or(Ok(()), |dir| dir.confirm(&w.sink)) {
+                // A directory of the path (or the --accept directory itself)
+                // moved away while the data came: not named there.
+                (refused_or_failed(failure_code(&e)), Some(format!("not named: {e}")))
             } else {
                 let clobber = match put.if_exists {
                     PutIfExists::Replace => Clobber::Replace,

@@ -280,7 +280,7 @@ impl Server {
         let root = Root::open(&config.root)?;
         let accept = match &config.accept {
             Some(dir) => Some(Arc::new(
-                OutDir::open(dir).map_err(|e| Error::os_named("open", &dir.display().to_string(), e))?,
+                OutDir::accepting(dir).map_err(|e| Error::os_named("open", &dir.display().to_string(), e))?,
             )),
             None => None,
         };

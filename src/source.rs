@@ -166,9 +166,35 @@ impl Root {
     /// An [`OpenFailure`] saying why not; [`OpenFailure::WrongKind`] for
     /// anything that is not a regular file (it is opened, never read).
     pub fn open_file(&self, path: impl AsRef<[u8]>) -> std::result::Result<(File, FileStat), OpenFailure> {
-        let path = path.as_ref();
+        self.open_file_resolved(path.as_ref(), ResolveFlag::empty())
+    }
+
+    /// As [`Root::open_file`], following no symlink at all, not even one
+    /// that stays below the root (`RESOLVE_NO_SYMLINKS`): a file of a tree
+    /// that was walked without following any, opened again to be sent.
+    ///
+    /// # Errors
+    ///
+    /// As [`Root::open_file`]; a symlink on the way is
+    /// [`OpenFailure::OutsideRoot`].
+    pub fn open_file_no_symlinks(
+        &self,
+        path: impl AsRef<[u8]>,
+    ) -> std::result::Result<(File, FileStat), OpenFailure> {
+        self.open_file_resolved(path.as_ref(), ResolveFlag::RESOLVE_NO_SYMLINKS)
+    }
+
+    fn open_file_resolved(
+        &self,
+        path: &[u8],
+        resolve: ResolveFlag,
+    ) -> std::result::Result<(File, FileStat), OpenFailure> {
         let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-        let fd = self.open_beneath(path, flags).map_err(OpenFailure::from_errno)?;
+        let fd = self.open_beneath(path, flags, resolve).map_err(|e| match e {
+            // A symlink refused on the way (RESOLVE_NO_SYMLINKS).
+            Errno::ELOOP if !resolve.is_empty() => OpenFailure::OutsideRoot,
+            e => OpenFailure::from_errno(e),
+        })?;
         let st = retry(|| nix::sys::stat::fstat(&fd)).map_err(|e| OpenFailure::Os(e.into()))?;
         match FileKind::of(&st) {
             FileKind::Regular => Ok((File::from(fd), st)),
@@ -191,7 +217,7 @@ impl Root {
             return retry(|| nix::fcntl::openat(&self.dir, ".", flags, Mode::empty()))
                 .map_err(OpenFailure::from_errno);
         }
-        self.open_beneath(path, flags).map_err(|e| match e {
+        self.open_beneath(path, flags, ResolveFlag::empty()).map_err(|e| match e {
             Errno::ENOTDIR => OpenFailure::WrongKind(FileKind::Unknown),
             e => OpenFailure::from_errno(e),
         })
@@ -199,13 +225,14 @@ impl Root {
 
     /// `openat2(RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)`, or by hand where
     /// the kernel lacks it.
-    fn open_beneath(&self, path: &[u8], flags: OFlag) -> nix::Result<OwnedFd> {
+    /// `more` adds resolve flags (`RESOLVE_NO_SYMLINKS`).
+    fn open_beneath(&self, path: &[u8], flags: OFlag, more: ResolveFlag) -> nix::Result<OwnedFd> {
         if path.contains(&0) {
             return Err(Errno::EINVAL);
         }
         let how = OpenHow::new()
             .flags(flags)
-            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS | more);
         match retry(|| nix::fcntl::openat2(&self.dir, path, how)) {
             Err(Errno::ENOSYS) => open_beneath_by_hand(&self.dir, path, flags),
             other => other,

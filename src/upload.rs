@@ -218,7 +218,9 @@ impl Client {
     }
 
     /// As [`Client::put_file_with`], for a file of `tree`: opened below the
-    /// tree's directory through its descriptor, following no symlink.
+    /// tree's directory through its descriptor, following no symlink (not
+    /// even one that another process put in the tree after the walk and
+    /// that stays inside it).
     ///
     /// # Errors
     ///
@@ -233,8 +235,10 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
         let shown = String::from_utf8_lossy(&file.path).into_owned();
-        let (opened, _) =
-            tree.root.open_file(&file.path).map_err(|f| Error::os_named("open", &shown, failure_error(f)))?;
+        let (opened, _) = tree
+            .root
+            .open_file_no_symlinks(&file.path)
+            .map_err(|f| Error::os_named("open", &shown, failure_error(f)))?;
         let name = shown.rsplit('/').next().unwrap_or_default().to_owned();
         self.put_open(opened, &shown, &name, remote, if_exists, progress)
     }

@@ -466,3 +466,460 @@ fn garbage_frames_in_an_upload_ring_leave_nothing_and_the_server_serves_on() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::symlink_metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+fn owner_of(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).unwrap().uid()
+}
+
+fn ino_of(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).unwrap().ino()
+}
+
+/// Stored files: setuid, setgid and sticky stripped; a file of another
+/// user (world-writable) under the target name lends the new file neither
+/// its owner nor its mode, and `--no-clobber` keeps it as it was.
+#[test]
+fn put_over_another_users_file_takes_neither_its_owner_nor_its_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    if !crate::util::other_user_or_skip("another user's file under the target name") {
+        return;
+    }
+    let env = TestEnv::new("put_perm_other");
+    let src = sources(&env);
+    let suid = src.join("suid");
+    fs::write(&suid, b"setuid source\n").unwrap();
+    fs::set_permissions(&suid, fs::Permissions::from_mode(0o6755)).unwrap();
+    let theirs = src.join("theirs");
+    fs::write(&theirs, b"mine now\n").unwrap();
+    fs::set_permissions(&theirs, fs::Permissions::from_mode(0o640)).unwrap();
+    let planted = env.in_out("theirs");
+    fs::write(&planted, b"planted by nobody\n").unwrap();
+    std::os::unix::fs::chown(&planted, Some(crate::util::NOBODY), Some(crate::util::NOBODY)).unwrap();
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o4777)).unwrap();
+    let mut server = accepting(&env, &[]);
+    let kept = env.run_client(&["--no-clobber", "--put", s(&theirs)]);
+    kept.assert_code(0).check(kept.stdout.contains("skipped: exists on the server"), "kept");
+    assert_eq!(fs::read(&planted).unwrap(), b"planted by nobody\n");
+    assert_eq!((owner_of(&planted), mode_of(&planted)), (crate::util::NOBODY, 0o4777));
+    env.run_client(&["--put", s(&suid), s(&theirs)]).assert_code(0);
+    assert_eq!(mode_of(&env.in_out("suid")) & 0o7000, 0, "no setuid, setgid or sticky");
+    assert_eq!(fs::read(&planted).unwrap(), b"mine now\n");
+    assert_eq!(owner_of(&planted), 0, "the new file is the server's");
+    let mode = mode_of(&planted);
+    assert_eq!(mode & 0o7022, 0, "{mode:o}: the other user's world-writable mode is not taken");
+    assert_eq!(env.out_entries(), ["suid", "theirs"]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A hard link to a file outside the accept dir under the target name:
+/// replacing it replaces the name, never writes through the link; with
+/// `--no-clobber` the link stays as it was.
+#[test]
+fn put_over_a_hard_link_to_an_outside_file_never_writes_through_it() {
+    let env = TestEnv::new("put_hardlink");
+    let src = sources(&env);
+    let outside = env.tmp().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let secret = outside.join("secret");
+    fs::write(&secret, b"outside, untouched\n").unwrap();
+    let linked = env.in_out("linked");
+    fs::hard_link(&secret, &linked).unwrap();
+    let new = src.join("linked");
+    fs::write(&new, b"the upload\n").unwrap();
+    let mut server = accepting(&env, &[]);
+    env.run_client(&["--no-clobber", "--put", s(&new)]).assert_code(0);
+    assert_eq!(ino_of(&linked), ino_of(&secret), "--no-clobber keeps the link");
+    env.run_client(&["--put", s(&new)]).assert_code(0);
+    assert_eq!(fs::read(&secret).unwrap(), b"outside, untouched\n");
+    assert_eq!(fs::read(&linked).unwrap(), b"the upload\n");
+    assert_ne!(ino_of(&linked), ino_of(&secret));
+    assert_eq!(env.out_entries(), ["linked"]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// Loops until `stop`, swapping `dir` for a symlink to `outside` and back
+/// (the real directory parked beside it under `parked`).
+fn swap_for_symlink(dir: PathBuf, parked: PathBuf, outside: PathBuf, stop: Arc<AtomicBool>) -> usize {
+    let mut rounds = 0;
+    while !stop.load(Ordering::Relaxed) {
+        if fs::rename(&dir, &parked).is_ok() {
+            let _ = std::os::unix::fs::symlink(&outside, &dir);
+            std::thread::yield_now();
+            let _ = fs::remove_file(&dir);
+            let _ = fs::rename(&parked, &dir);
+        }
+        rounds += 1;
+    }
+    rounds
+}
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// Another process swaps a directory of the target path for a symlink to
+/// outside, over and over, while files are put below it: nothing lands
+/// outside, every file said sent is in the accept dir, whole, and every
+/// other is refused by the server.
+#[test]
+fn a_directory_swapped_for_a_symlink_during_uploads_never_leads_outside() {
+    let env = TestEnv::new("put_swap_race");
+    let src = sources(&env);
+    let outside = env.tmp().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::create_dir_all(env.in_out("in/sub")).unwrap();
+    let mut files = Vec::new();
+    for i in 0..40 {
+        let f = src.join(format!("f{i:02}"));
+        write_random_file(&f, 20_000 + i * 1000, 100 + i);
+        files.push(s(&f).to_owned());
+    }
+    let mut server = accepting(&env, &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let racer = {
+        let (dir, parked) = (env.in_out("in/sub"), env.in_out("in/parked"));
+        let (outside, stop) = (outside.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || swap_for_symlink(dir, parked, outside, stop))
+    };
+    let mut args = vec!["--to", "in/sub", "--put"];
+    args.extend(files.iter().map(String::as_str));
+    let mut rounds = 0;
+    for _ in 0..3 {
+        let done = env.run_client(&args);
+        done.check(matches!(done.code(), Some(0 | 1)), "each file answered");
+        for line in done.stdout.lines() {
+            let sent = line.contains(": sent ");
+            let refused = line.contains("refused by server") && line.contains("outside");
+            let log = server.stderr();
+            let why: Vec<&str> = log.lines().filter(|l| l.contains("upload failed")).collect();
+            assert!(sent || refused, "neither sent nor refused as outside: {line}\n{done}\n{why:#?}");
+        }
+        rounds += 1;
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = racer.join().unwrap();
+    assert!(
+        crate::util::dir_entries(&outside).is_empty(),
+        "written outside: {:?}",
+        crate::util::dir_entries(&outside)
+    );
+    // Every name holds a whole file (the last one stored).
+    let sub = env.in_out("in/sub");
+    for i in 0..40u64 {
+        let name = format!("f{i:02}");
+        if sub.join(&name).exists() {
+            assert_same_file(&src.join(&name), &sub.join(&name));
+        }
+    }
+    let stray: Vec<String> =
+        crate::util::dir_entries(&sub).into_iter().filter(|e| !e.starts_with('f')).collect();
+    assert!(stray.is_empty(), "temporary names left: {stray:?}");
+    println!("{rounds} runs, {swaps} swaps");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The accept dir renamed away while a file is being received (and
+/// another directory made at its path): the file is not stored in the
+/// moved directory nor in the new one, and the client is told it would
+/// land outside the server's --accept directory.
+#[test]
+fn the_accept_dir_renamed_away_mid_upload_keeps_nothing_there() {
+    let env = TestEnv::new("put_accept_moved");
+    let src = sources(&env);
+    let big = src.join("big.bin");
+    write_random_file(&big, 8 * MIB, 51);
+    let mut server = accepting(&env, &[]);
+    let mut client = env.client(&["--put", s(&big)]);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGSTOP);
+    let moved = env.tmp().join("moved");
+    fs::rename(env.out(), &moved).unwrap();
+    fs::create_dir(env.out()).unwrap();
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(TIMEOUT);
+    done.assert_code(1).check(done.stdout.contains("refused by server"), "refused");
+    assert!(
+        crate::util::dir_entries(&moved).is_empty(),
+        "stored in the moved dir: {:?}",
+        crate::util::dir_entries(&moved)
+    );
+    assert!(env.out_entries().is_empty(), "{:?}", env.out_entries());
+    // The server stays up and answers the next client the same way.
+    let small = src.join("small");
+    fs::write(&small, b"after\n").unwrap();
+    let next = env.run_client(&["--put", s(&small)]);
+    next.assert_code(1).check(next.stdout.contains("refused by server"), "refused");
+    assert!(crate::util::dir_entries(&moved).is_empty());
+    assert!(server.is_running());
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    assert!(log.contains("--accept directory"), "the log says why\n{log}");
+    env.assert_no_leftovers();
+}
+
+/// An upload session opened by the protocol by this test process, which
+/// then does only what the test tells it to.
+struct RawSession {
+    names: SessionNames,
+    geometry: Geometry,
+    region: Region,
+    items: Semaphore,
+    spaces: Semaphore,
+    mq: posixmq::PosixMq,
+    sent: u32,
+}
+
+impl RawSession {
+    fn open(env: &TestEnv, pid: u32) -> RawSession {
+        let names = SessionNames::fresh(env.names.queue(), pid).unwrap();
+        let geometry = Geometry::for_slots(2);
+        let region = Region::create(&names.region, geometry, pid).unwrap();
+        let items = Semaphore::create_exclusive(&names.items, 0).unwrap();
+        let spaces = Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap();
+        let mq = posixmq::OpenOptions::writeonly().open(env.names.queue()).unwrap();
+        let open = Msg::Open {
+            client_pid: pid,
+            region_size: geometry.region_size() as u32,
+            region: names.region.clone(),
+            items: names.items.clone(),
+            spaces: names.spaces.clone(),
+            kind: SessionKind::Upload,
+        };
+        mq.send(0, &open.encode().unwrap()).unwrap();
+        assert!(wait_until(TIMEOUT, || region.server_pid() != 0), "the server never took the session");
+        RawSession { names, geometry, region, items, spaces, mq, sent: 0 }
+    }
+
+    fn put(&self, seq: u32, path: &[u8], size: u64) {
+        let put = Msg::Put {
+            client_pid: std::process::id(),
+            seq,
+            region: self.names.region.clone(),
+            path: path.to_vec(),
+            size,
+            mode: 0o644,
+            if_exists: PutIfExists::Replace,
+        };
+        self.mq.send(0, &put.encode().unwrap()).unwrap();
+    }
+
+    fn data(&mut self, seq: u32, payload: &[u8]) {
+        assert!(wait_until(TIMEOUT, || self.spaces.try_wait()), "the server took no frame");
+        let header = FrameHeader { kind: FrameKind::Data, len: payload.len() as u32, seq }.encode();
+        self.region.write_frame(self.sent % self.geometry.slots(), &header, payload);
+        self.sent += 1;
+        self.items.post().unwrap();
+    }
+}
+
+impl Drop for RawSession {
+    fn drop(&mut self) {
+        let close = Msg::Close { client_pid: std::process::id(), region: self.names.region.clone() };
+        let _ = self.mq.send(0, &close.encode().unwrap());
+        for name in [&self.names.region, &self.names.items, &self.names.spaces] {
+            let _ = fs::remove_file(Path::new("/dev/shm").join(name.trim_start_matches('/')));
+            let _ =
+                fs::remove_file(Path::new("/dev/shm").join(format!("sem.{}", name.trim_start_matches('/'))));
+        }
+    }
+}
+
+/// With room for one session, a client that opens an upload session and
+/// sends nothing, and one that announces u64::MAX bytes, sends one frame
+/// and goes silent, each hold the slot only until the stall timeout: the
+/// next client (waiting on busy) is served, `--status` copes with the
+/// announced size meanwhile, and nothing is kept of the silent upload.
+#[test]
+fn silent_upload_sessions_hold_the_only_slot_no_longer_than_the_stall_timeout() {
+    let env = TestEnv::new("put_silent_slot");
+    let src = sources(&env);
+    let small = src.join("small");
+    fs::write(&small, b"served after the silent one\n").unwrap();
+    let mut server = accepting(&env, &["--max-sessions", "1", "--stall-timeout", "1"]);
+    let pid = std::process::id();
+    for announce in [None, Some(u64::MAX)] {
+        let mut raw = RawSession::open(&env, pid);
+        if let Some(size) = announce {
+            raw.put(1, b"endless.bin", size);
+            raw.data(1, &[7; 1000]);
+            assert!(wait_until(TIMEOUT, || !server.open_files_under(env.out()).is_empty()), "never received");
+            for opts in [&["--status"][..], &["--status", "--json"][..]] {
+                let status = env.run_client(opts);
+                status
+                    .check(status.code() == Some(0), "--status answers")
+                    .check(!status.stderr.contains("panicked"), "no panic over a size of u64::MAX");
+            }
+        }
+        let started = std::time::Instant::now();
+        let done = env.run_client(&["--wait", "20", "--put", s(&small)]);
+        done.assert_code(0);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(1) + SLACK, "served after {took:?}");
+        assert_eq!(env.out_entries(), ["small"], "nothing of the silent upload");
+        fs::remove_file(env.in_out("small")).unwrap();
+        drop(raw);
+    }
+    assert!(server.is_running());
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    assert!(!log.contains("panicked"), "{log}");
+    env.assert_no_leftovers();
+}
+
+/// Thousands of tiny puts in one session and many clients at once: every
+/// file is stored whole, the server stays up and keeps no temporary name.
+#[test]
+fn many_tiny_puts_and_many_clients_at_once_are_all_stored() {
+    let env = TestEnv::new("put_many_tiny");
+    let src = sources(&env);
+    let mut names = Vec::new();
+    for i in 0..1500 {
+        let f = src.join(format!("t{i:04}"));
+        fs::write(&f, format!("{i}\n")).unwrap();
+        names.push(s(&f).to_owned());
+    }
+    let mut server = accepting(&env, &["--max-sessions", "4"]);
+    let mut args = vec!["-q", "--put", "-r", s(&src)];
+    let one = env.run_client(&args);
+    one.assert_code(0);
+    let stored = crate::util::dir_entries(&env.in_out("src"));
+    assert_eq!(stored.len(), 1500, "every tiny file stored");
+    // Eight clients at once on four slots, each with its own target.
+    args.truncate(2);
+    let clients: Vec<Proc> = (0..8)
+        .map(|c| {
+            let to = format!("c{c}");
+            let mut a: Vec<&str> = vec!["-q", "--wait", "20", "--to", &to, "--put"];
+            a.extend(names[..100].iter().map(String::as_str));
+            env.client(&a)
+        })
+        .collect();
+    for mut c in clients {
+        c.finish(TIMEOUT).assert_code(0);
+    }
+    for c in 0..8 {
+        assert_eq!(crate::util::dir_entries(&env.in_out(&format!("c{c}"))).len(), 100);
+    }
+    assert!(server.is_running());
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A `-r` tree of odd entries: a symlink out, a FIFO, a tree deeper than
+/// the walk descends, a path longer than a request carries, names with a
+/// newline, not UTF-8, of 255 bytes. Each entry not sent is named, the
+/// run goes on to the last file, exits 1, and the server holds exactly
+/// the files said sent.
+#[test]
+fn put_r_of_odd_entries_names_each_skip_and_sends_the_rest() {
+    let env = TestEnv::new("put_r_odd");
+    let src = sources(&env);
+    let tree = src.join("t");
+    let outside = env.tmp().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("secret"), b"outside\n").unwrap();
+    fs::create_dir_all(&tree).unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("out")).unwrap();
+    nix::unistd::mkfifo(&tree.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let mut deep = tree.join("deep");
+    for _ in 0..70 {
+        deep.push("d");
+    }
+    fs::create_dir_all(&deep).unwrap();
+    fs::write(deep.join("bottom"), b"too deep\n").unwrap();
+    let mut long = tree.join("long");
+    for _ in 0..4 {
+        long.push("l".repeat(255));
+    }
+    fs::create_dir_all(&long).unwrap();
+    fs::write(long.join("far"), b"too long a path\n").unwrap();
+    fs::write(tree.join("new\nline"), b"nl\n").unwrap();
+    fs::write(tree.join(std::ffi::OsStr::from_bytes(b"caf\xe9")), b"latin\n").unwrap();
+    fs::write(tree.join("n".repeat(255)), b"255\n").unwrap();
+    fs::write(tree.join("z_last"), b"last\n").unwrap();
+    let mut server = accepting(&env, &[]);
+    let done = env.run_client(&["--put", "-r", s(&tree)]);
+    done.assert_code(1);
+    for skipped in
+        ["t/out: skipped: a symbolic link", "t/fifo: skipped: a FIFO", "deeper than", "longer than the 1024"]
+    {
+        done.check(done.stderr.contains(skipped), skipped);
+    }
+    done.check(done.stdout.contains("sent 5 bytes → t/z_last"), "the run goes on to the last file");
+    let got = env.in_out("t");
+    assert_eq!(fs::read(got.join("new\nline")).unwrap(), b"nl\n");
+    assert_eq!(fs::read(got.join(std::ffi::OsStr::from_bytes(b"caf\xe9"))).unwrap(), b"latin\n");
+    assert_eq!(fs::read(got.join("n".repeat(255))).unwrap(), b"255\n");
+    assert!(!got.join("out").exists() && !got.join("fifo").exists() && !got.join("long").exists());
+    let sent = done.stdout.lines().filter(|l| l.contains(": sent ")).count();
+    assert_eq!(sent, 4, "{done}");
+    let walk = Command::new("find").arg(&got).args(["-type", "f"]).output().unwrap();
+    assert_eq!(
+        walk.stdout.iter().filter(|&&b| b == b'\0' || b == b'\n').count(),
+        5,
+        "the newline name counts twice"
+    );
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// A `-r` tree changed between the walk and the sending of its files (the
+/// client stopped while its first, big file goes): a directory swapped
+/// for a symlink out of the tree and one to another directory of the tree,
+/// a file removed, a file grown. Nothing is read through a symlink, every
+/// file not sent is named, exit 1, and the grown file's line reports the
+/// bytes that were sent and stored.
+#[test]
+fn put_r_of_a_tree_changed_under_the_walk_follows_no_symlink() {
+    let env = TestEnv::new("put_r_changed");
+    let src = sources(&env);
+    let tree = src.join("t");
+    let outside = env.tmp().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("x"), b"outside\n").unwrap();
+    for d in ["b/sub", "e/sub", "f", "c", "d"] {
+        fs::create_dir_all(tree.join(d)).unwrap();
+    }
+    write_random_file(&tree.join("a.bin"), 8 * MIB, 61);
+    fs::write(tree.join("b/sub/x"), b"b's own\n").unwrap();
+    fs::write(tree.join("e/sub/x"), b"e's own\n").unwrap();
+    fs::write(tree.join("f/x"), b"f's, not e's\n").unwrap();
+    fs::write(tree.join("c/gone"), b"soon gone\n").unwrap();
+    fs::write(tree.join("d/grow"), b"short\n").unwrap();
+    let mut server = accepting(&env, &[]);
+    let mut client = env.client(&["--put", "-r", s(&tree)]);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "a.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGSTOP);
+    fs::rename(tree.join("b/sub"), tree.join("b/parked")).unwrap();
+    std::os::unix::fs::symlink(&outside, tree.join("b/sub")).unwrap();
+    fs::rename(tree.join("e/sub"), tree.join("e/parked")).unwrap();
+    std::os::unix::fs::symlink("../f", tree.join("e/sub")).unwrap();
+    fs::remove_file(tree.join("c/gone")).unwrap();
+    fs::write(tree.join("d/grow"), b"grown much longer\n").unwrap();
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(TIMEOUT);
+    done.assert_code(1);
+    for name in ["t/b/sub/x", "t/e/sub/x", "t/c/gone"] {
+        done.check(done.stderr.contains(&format!("{name}: skipped")), name);
+    }
+    done.check(done.stdout.contains("sent 18 bytes → t/d/grow"), "the bytes that were sent");
+    assert_eq!(fs::read(env.in_out("t/d/grow")).unwrap(), b"grown much longer\n");
+    for name in ["t/b/sub/x", "t/e/sub/x", "t/c/gone"] {
+        assert!(!env.in_out(name).exists(), "{name} stored: {:?}", fs::read(env.in_out(name)));
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
 
+use shmxfer::programs::MAX_PATH_LEN;
 use shmxfer::{
     FailReason, LocalSkipReason, LocalTree, Progress, PutIfExists, ReasonCode, SkipReason, Summary,
     UploadAnswer,
@@ -172,8 +173,53 @@ fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, Ex
             }
         }
     }
+    refuse_long_paths(&mut plan);
     check_collisions(&mut plan)?;
     Ok(plan)
+}
+
+/// A file whose path below the `--accept` directory is longer than a `Put`
+/// carries is not sent: a tree's entry is skipped, a named file not sent,
+/// each saying why, and the run goes on with the next.
+fn refuse_long_paths(plan: &mut Plan) {
+    for item in &mut plan.items {
+        let Item::Send { local, source, remote } = item else { continue };
+        if remote.len() <= MAX_PATH_LEN {
+            continue;
+        }
+        let text = format!(
+            "its path on the server is {} bytes, longer than the {MAX_PATH_LEN} a request carries",
+            remote.len()
+        );
+        let (local, remote, reason) =
+            (std::mem::take(local), std::mem::take(remote), FailReason::PathTooLong);
+        *item = match source {
+            Source::InTree { .. } => Item::Skipped { local, remote, reason, text },
+            Source::Named => Item::NotSent { local, remote, reason, text },
+        };
+    }
+}
+
+/// Passes progress on to the bar and keeps the size of the file as it was
+/// opened for sending: what a stored file's line reports.
+struct Sending<'a> {
+    bar: &'a mut Bar,
+    size: Option<u64>,
+}
+
+impl Progress for Sending<'_> {
+    fn start(&mut self, name: &str, size: u64) {
+        self.size = Some(size);
+        self.bar.start(name, size);
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.bar.advance(bytes);
+    }
+
+    fn finish(&mut self) {
+        self.bar.finish();
+    }
 }
 
 /// No two different local files to one remote path; a file named twice is
@@ -307,20 +353,21 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
         let shown = quote_path(local);
         let remote_shown = quote_path(Path::new(OsStr::from_bytes(remote))).into_owned();
         let request = local.as_os_str().as_bytes();
+        let mut sending = Sending { bar: &mut out.bar, size: None };
         let sent = match source {
-            Source::Named => client.put_file_with(local, remote, if_exists, &mut out.bar),
+            Source::Named => client.put_file_with(local, remote, if_exists, &mut sending),
             Source::InTree { tree, file } => {
                 let tree = &plan.trees[*tree];
-                client.put_tree_file_with(tree, &tree.files[*file], remote, if_exists, &mut out.bar)
+                client.put_tree_file_with(tree, &tree.files[*file], remote, if_exists, &mut sending)
             }
         };
+        // The size of the file that was sent (and verified by the server),
+        // not what the walk saw nor what is at the path now.
+        let sent_size = sending.size;
         let quiet = out.quiet;
         match sent {
             Ok(UploadAnswer::Stored) => {
-                let size = match source {
-                    Source::Named => std::fs::metadata(local).map(|m| m.len()).unwrap_or(0),
-                    Source::InTree { tree, file } => plan.trees[*tree].files[*file].size,
-                };
+                let size = sent_size.unwrap_or(0);
                 out.summary.delivered += 1;
                 out.summary.bytes += size;
                 let line = (!quiet).then(|| format!("{shown}: sent {size} bytes → {remote_shown}"));
