@@ -98,7 +98,7 @@ pub(crate) const ANSWER_RECORD_LEN: usize = 12;
 const NO_SERVER_EXIT: i32 = 3;
 
 /// Records the client queues ahead of the relay's pipe.
-const WRITE_AHEAD: usize = 16;
+const WRITE_AHEAD: usize = 128;
 
 /// The longest pause of a client whose relay's pipe is full.
 const FULL_PIPE_PAUSE: Duration = Duration::from_millis(2);
@@ -260,11 +260,20 @@ fn read_record(input: &mut impl Read, max: usize) -> Record {
     }
 }
 
+/// Bytes of the stream read at once.
+const READ_AHEAD: usize = 256 << 10;
+
+/// Records read ahead of their reader: about that many bytes of frames.
+const RECORDS_AHEAD: usize = 128;
+
 /// Reads records of at most `max` bytes from `input` on a thread of its
 /// own, until the stream ends or breaks (the last record sent).
-pub(crate) fn spawn_reader(mut input: impl Read + Send + 'static, max: usize) -> Receiver<Record> {
-    // A few records ahead: the pipe holds more.
-    let (tx, rx) = mpsc::sync_channel(8);
+pub(crate) fn spawn_reader(input: impl Read + Send + 'static, max: usize) -> Receiver<Record> {
+    // Records are a slot's size: read the pipe in large pieces, and keep
+    // a run of records ahead, so that neither end waits on the other for
+    // each one.
+    let mut input = io::BufReader::with_capacity(READ_AHEAD, input);
+    let (tx, rx) = mpsc::sync_channel(RECORDS_AHEAD);
     std::thread::spawn(move || loop {
         let record = read_record(&mut input, max);
         let last = !matches!(record, Record::Body(_));
