@@ -46,6 +46,10 @@ fn put_files_arrive_byte_identical_below_the_accept_dir_and_to_a_subdirectory() 
         format!("{}: sent {} bytes → big.bin", big.display(), 5 * MIB),
         format!("{}: sent 0 bytes → empty", empty.display()),
     ]);
+    done.check(
+        done.stderr.starts_with("shm_client: 3 files: 3 delivered; "),
+        "a summary on stderr, as a fetch's",
+    );
     for name in ["a.txt", "big.bin", "empty"] {
         assert_same_file(&src.join(name), &env.in_out(name));
     }
@@ -53,7 +57,7 @@ fn put_files_arrive_byte_identical_below_the_accept_dir_and_to_a_subdirectory() 
     assert_eq!(mode & 0o7000, 0, "no setuid/setgid/sticky: {mode:o}");
     assert_eq!(env.out_entries(), ["a.txt", "big.bin", "empty"], "no temporary file left");
     let sub = env.run_client(&["--put", s(&big), "--to", "sub/deeper"]);
-    sub.assert_code(0);
+    sub.assert_code(0).check(sub.stderr.is_empty(), "no summary for one file");
     assert_same_file(&big, &env.out().join("sub/deeper/big.bin"));
     env.stop_server(&mut server);
     env.assert_no_leftovers();

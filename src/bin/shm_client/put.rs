@@ -282,12 +282,17 @@ impl Printer {
         });
     }
 
-    /// The summary object of `--json`.
+    /// The summary: an object with `--json`, else a line on stderr when
+    /// more than one file was asked for (as a fetch's), unless quiet.
     fn finish(&mut self, started: Instant) {
         self.bar.clear();
-        if self.format == Format::Json {
-            self.summary.elapsed = started.elapsed();
-            say(format_args!("{}", json::summary_line(&self.summary)));
+        self.summary.elapsed = started.elapsed();
+        match self.format {
+            Format::Json => say(format_args!("{}", json::summary_line(&self.summary))),
+            Format::Text if self.summary.asked > 1 && !self.quiet => {
+                eprintln!("shm_client: {}", self.summary)
+            }
+            Format::Text => {}
         }
     }
 }
