@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -202,8 +203,26 @@ fn a_huge_put_reserves_neither_disk_nor_memory() {
 /// so the client does not stream the rest of the file.
 #[test]
 fn put_into_a_full_file_system_fails_and_leaves_nothing() {
-    let env = TestEnv::new("put_full_disk");
+    full_disk_put("put_full_disk", false);
+}
+
+/// The relay twin: the same upload through `-H` (a remote shell that runs
+/// the relay here), answered at the failed write through the relay.
+#[test]
+fn put_through_a_relay_into_a_full_file_system_fails_and_leaves_nothing() {
+    full_disk_put("put_full_disk_relay", true);
+}
+
+/// Uploads 16 MiB into a 1 MiB tmpfs `--accept` directory (in a private
+/// mount namespace), then a small file; through a relay when `relayed`.
+fn full_disk_put(test: &str, relayed: bool) {
+    let env = TestEnv::new(test);
     let src = sources(&env);
+    let rsh = env.tmp().join("rsh");
+    fs::write(&rsh, "#!/bin/sh\nshift\nexec \"$@\"\n").unwrap();
+    fs::set_permissions(&rsh, fs::Permissions::from_mode(0o755)).unwrap();
+    let remote =
+        if relayed { format!("-H h --rsh {} --remote-client {CLIENT}", s(&rsh)) } else { String::new() };
     write_random_file(&src.join("big.bin"), 16 * MIB, 31);
     fs::write(src.join("small"), b"fits\n").unwrap();
     let script = r#"
@@ -215,10 +234,10 @@ fn put_into_a_full_file_system_fails_and_leaves_nothing() {
             sleep 0.05; i=$((i + 1)); [ $i -gt 600 ] && exit 91
         done
         sleep 0.3
-        "$CLIENT" --queue "$Q" --wait 5 --put "$SRC/big.bin"
+        "$CLIENT" --queue "$Q" --wait 5 $REMOTE --put "$SRC/big.bin"
         echo "big-exit=$?"
         for e in "$OUT"/* "$OUT"/.[!.]*; do [ -e "$e" ] && echo "left=${e#$OUT/}"; done
-        "$CLIENT" --queue "$Q" --wait 5 --put "$SRC/small"
+        "$CLIENT" --queue "$Q" --wait 5 $REMOTE --put "$SRC/small"
         echo "small-exit=$?"
         for e in "$OUT"/* "$OUT"/.[!.]*; do [ -e "$e" ] && echo "after=${e#$OUT/}"; done
         kill -TERM $spid
@@ -239,6 +258,7 @@ fn put_into_a_full_file_system_fails_and_leaves_nothing() {
         .env("OUT", env.out())
         .env("SRC", &src)
         .env("LOG", env.tmp().join("server.log"))
+        .env("REMOTE", remote)
         .env_remove("SHMXFER_QUEUE")
         .current_dir(env.cwd());
     let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
