@@ -58,6 +58,9 @@ pub enum Error {
     Stopping { queue: String },
     /// A configuration value is out of its range.
     InvalidConfig(String),
+    /// The relay on another host (`-H`) could not serve: the remote shell
+    /// could not run it or reach the host, or it found no server there.
+    Remote { host: String, failure: RemoteFailure },
     /// The server's queue stayed full for this long: the server takes no
     /// requests (it is stopped, or others flood it).
     QueueFull { queue: String, waited: Duration },
@@ -71,6 +74,20 @@ pub enum Error {
     /// The file did not arrive intact, or could not be written: why, and
     /// what happened.
     Failed { reason: FailReason, text: String },
+}
+
+/// Why a relay on another host could not serve ([`Error::Remote`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteFailure {
+    /// The relay found no server on `queue` within its wait (its exit
+    /// status 3).
+    NoServer { queue: String },
+    /// The remote shell found no `program` to run (exit status 127).
+    ClientNotFound { program: String },
+    /// The remote shell could not reach the host or log in (ssh's exit
+    /// status 255).
+    Unreachable,
 }
 
 /// Why the server ended a client's session on its own
@@ -197,6 +214,21 @@ impl fmt::Display for Error {
                  try again once a server runs"
             ),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
+            Error::Remote { host, failure: RemoteFailure::NoServer { queue } } => write!(
+                f,
+                "no server on queue {queue} on {host}: the relay there found none it could reach within \
+                 its wait (exit status 3; see its message above)"
+            ),
+            Error::Remote { host, failure: RemoteFailure::ClientNotFound { program } } => write!(
+                f,
+                "the relay on {host} did not start: the remote shell found no {program} to run there \
+                 (exit status 127; see its message above)"
+            ),
+            Error::Remote { host, failure: RemoteFailure::Unreachable } => write!(
+                f,
+                "the remote shell could not reach {host} or log in there (exit status 255; see its \
+                 message above)"
+            ),
         }
     }
 }

@@ -101,7 +101,7 @@ pub use client::{
     Skipped, Status, WaitNotice, Waiting, DEFAULT_WAIT,
 };
 pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
-pub use error::{Error, Result, SessionEnd};
+pub use error::{Error, RemoteFailure, Result, SessionEnd};
 pub use leftovers::{cleanup, cleanup_all, Collected};
 pub use link::{stop_remote_server, Remote};
 pub use outcome::{FailReason, FileResult, Outcome, SkipReason};

@@ -63,7 +63,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::config::ClientConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, RemoteFailure, Result};
 use crate::names::validate_queue_name;
 use crate::protocol::{
     Command, FrameHeader, FrameKind, Reply, SessionKind, StopKind, FRAME_HEADER_LEN, MAX_MSG_LEN,
@@ -96,6 +96,13 @@ pub(crate) const ANSWER_RECORD_LEN: usize = 12;
 /// `shm_client`'s exit status when it found no server within `--wait`
 /// (the command line's contract): a relay that ends so found none.
 const NO_SERVER_EXIT: i32 = 3;
+
+/// A shell's exit status when it found no such command to run.
+const NOT_FOUND_EXIT: i32 = 127;
+
+/// ssh's exit status when it could not connect or log in (`shm_client`
+/// never exits so).
+const UNREACHABLE_EXIT: i32 = 255;
 
 /// Records the client queues ahead of the relay's pipe.
 const WRITE_AHEAD: usize = 128;
@@ -414,6 +421,8 @@ pub fn stop_remote_server(config: &ClientConfig, remote: &Remote, kind: StopKind
 #[derive(Debug)]
 pub(crate) struct Link {
     host: String,
+    /// The `shm_client` run there, as given.
+    remote_client: String,
     queue: String,
     kind: SessionKind,
     child: Child,
@@ -487,6 +496,7 @@ impl Link {
         let (to, writer) = spawn_writer(to);
         Ok(Link {
             host: remote.host.clone(),
+            remote_client: remote.remote_client.to_string_lossy().into_owned(),
             queue: config.queue.clone(),
             kind,
             child,
@@ -688,12 +698,16 @@ impl Link {
     /// found no server says so).
     fn gone(&mut self, what: &str) -> Error {
         let status = self.stop();
-        if status.and_then(|s| s.code()) == Some(NO_SERVER_EXIT) {
-            return Error::PeerGone(format!(
-                "no server on queue {} on {}: the relay there found none it could reach within --wait \
-                 (exit status {NO_SERVER_EXIT}; see its message above)",
-                self.queue, self.host
-            ));
+        let failure = match status.and_then(|s| s.code()) {
+            Some(NO_SERVER_EXIT) => Some(RemoteFailure::NoServer { queue: self.queue.clone() }),
+            Some(NOT_FOUND_EXIT) => {
+                Some(RemoteFailure::ClientNotFound { program: self.remote_client.clone() })
+            }
+            Some(UNREACHABLE_EXIT) => Some(RemoteFailure::Unreachable),
+            _ => None,
+        };
+        if let Some(failure) = failure {
+            return Error::Remote { host: self.host.clone(), failure };
         }
         let how = status.map_or_else(|| "did not exit".to_owned(), describe_status);
         Error::PeerGone(format!("the relay on {} {what}: {how} (see its messages above)", self.host))

@@ -134,7 +134,8 @@ fn a_relay_without_a_server_passes_on_its_message_and_status() {
     let args =
         ["-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "--remote-client", CLIENT, "--wait", "0", "a.txt"];
     let done = env.run_client(&args);
-    done.assert_code(4)
+    // A local run's code for no server: 3.
+    done.assert_code(3)
         .check(done.stderr.contains("no server on queue"), "the relay's own message reaches the user")
         .check(done.stderr.contains("exit status 3"), "and its exit status")
         .check(
@@ -450,7 +451,7 @@ fn stop_server_through_a_relay_stops_the_server_on_the_host() {
 }
 
 #[test]
-fn no_server_on_the_remote_host_exits_4_naming_the_host_and_the_queue() {
+fn no_server_on_the_remote_host_exits_3_naming_the_host_and_the_queue() {
     let env = TestEnv::new("relay_none_there");
     let rsh = local_rsh(&env);
     let file = env.tmp().join("a.txt");
@@ -462,8 +463,27 @@ fn no_server_on_the_remote_host_exits_4_naming_the_host_and_the_queue() {
         args.extend(remote_args(&rsh));
         args.extend(["--wait", "0"]);
         let done = env.run_client(&args);
-        done.assert_code(4).check(done.stderr.contains(&expected), &expected);
+        done.assert_code(3).check(done.stderr.contains(&expected), &expected);
     }
+    // A remote shell that finds no shm_client there, or cannot reach the
+    // host: said so, with what to do, exit 4 (the session was lost).
+    let mut missing =
+        vec!["--status", "-H", "h", "--rsh", s(&rsh), "--remote-client", "/nonexistent/shm_client"];
+    missing.extend(["--wait", "0"]);
+    let done = env.run_client(&missing);
+    done.assert_code(4)
+        .check(done.stderr.contains("found no /nonexistent/shm_client to run there"), "names the program")
+        .check(done.stderr.contains("--remote-client PATH"), "says what to do");
+    let unreachable = script(&env, "rsh255", "exit 255\n");
+    let mut args = vec!["--list", "-H", "h", "--rsh", s(&unreachable), "--remote-client", CLIENT];
+    args.extend(["--wait", "0"]);
+    let done = env.run_client(&args);
+    done.assert_code(4).check(done.stderr.contains("could not reach h"), "says the remote shell failed");
+    let mut stop =
+        vec!["--stop-server", "-H", "h", "--rsh", s(&rsh), "--remote-client", "/nonexistent/shm_client"];
+    stop.extend(["--wait", "0"]);
+    let done = env.run_client(&stop);
+    done.assert_code(4).check(done.stderr.contains("--remote-client PATH"), "--stop-server says so too");
     env.assert_no_leftovers();
 }
 

@@ -138,6 +138,6 @@ fn fetch_list_status_and_put_go_through_a_real_sshd_on_localhost() {
     nobody.extend_from_slice(&remote);
     nobody.push("big.bin");
     let lost = env.run_client(&nobody);
-    lost.assert_code(4).check(lost.stderr.contains(env.names.queue()), "the message names the queue");
+    lost.assert_code(3).check(lost.stderr.contains(env.names.queue()), "the message names the queue");
     env.assert_no_leftovers();
 }

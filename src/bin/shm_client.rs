@@ -14,8 +14,8 @@ use clap::{CommandFactory, Parser};
 use serde::Serialize;
 use shmxfer::programs::{human_size, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
 use shmxfer::{
-    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, Remote, SessionEnd,
-    SessionKind, StopKind, Times, Update, Waiting, DEFAULT_QUEUE,
+    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, Remote, RemoteFailure,
+    SessionEnd, SessionKind, StopKind, Times, Update, Waiting, DEFAULT_QUEUE,
 };
 
 mod common;
@@ -134,6 +134,15 @@ fn stop_remote(config: &ClientConfig, remote: &Remote, kind: StopKind) -> ExitCo
     use std::os::unix::process::ExitStatusExt;
     match shmxfer::stop_remote_server(config, remote, kind) {
         Ok(status) => match (status.code(), status.signal()) {
+            // The remote shell's own failures, said as a relay's are.
+            (Some(127), _) => {
+                let program = remote.remote_client.to_string_lossy().into_owned();
+                let failure = RemoteFailure::ClientNotFound { program };
+                fail(&Error::Remote { host: remote.host.clone(), failure })
+            }
+            (Some(255), _) => {
+                fail(&Error::Remote { host: remote.host.clone(), failure: RemoteFailure::Unreachable })
+            }
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_SESSION_LOST)),
             (None, signal) => {
                 let how = signal.map_or_else(|| status.to_string(), |s| format!("killed by signal {s}"));

@@ -38,7 +38,8 @@ pub(crate) fn exit_code_for(e: &Error) -> u8 {
         Error::NoServer { .. }
         | Error::BadObject { .. }
         | Error::QueueFull { .. }
-        | Error::OtherUsersServer { .. } => EXIT_NO_SERVER,
+        | Error::OtherUsersServer { .. }
+        | Error::Remote { failure: RemoteFailure::NoServer { .. }, .. } => EXIT_NO_SERVER,
         Error::Cancelled => EXIT_INTERRUPTED,
         Error::Busy { .. }
         | Error::Stopping { .. }
@@ -72,6 +73,15 @@ pub(crate) fn hint(e: &Error) -> &'static str {
         // The server still runs: it ended this session, the client was stopped.
         Error::SessionEnded(SessionEnd::ClientStalled | SessionEnd::ClientIdle) => {
             "; nothing partial is kept (without -C): run it again"
+        }
+        Error::Remote { failure: RemoteFailure::NoServer { .. }, .. } => {
+            "; start shm_server there first, or give --wait SECS to wait for it"
+        }
+        Error::Remote { failure: RemoteFailure::ClientNotFound { .. }, .. } => {
+            "; give the path of shm_client on that host with --remote-client PATH"
+        }
+        Error::Remote { failure: RemoteFailure::Unreachable, .. } => {
+            "; check the host name, and that the remote shell (--rsh) logs in there without a prompt"
         }
         Error::PeerGone(_) | Error::Stalled { .. } | Error::SessionEnded(_) => {
             "; nothing partial is kept (without -C): run it again once the server runs"
