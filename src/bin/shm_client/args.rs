@@ -2,7 +2,7 @@
 
 use super::*;
 
-/// Fetch files from shm_server through POSIX shared memory.
+/// Fetch files from (or send files to) shm_server through POSIX shared memory.
 #[derive(Debug, Parser)]
 #[command(
     name = "shm_client",
@@ -15,13 +15,17 @@ use super::*;
         shm_client [OPTIONS] --status [--human] [--json]\n       \
         shm_client --status --all [--json]\n       \
         shm_client [OPTIONS] --stop-server [--drain]\n       \
-        shm_client [OPTIONS] --put [-r] FILE... [--to DIR] [--no-clobber] [--json]",
-    long_about = "Fetch files from a shm_server on this machine through POSIX shared memory.\n\n\
+        shm_client [OPTIONS] --put [-r] FILE... [--to DIR] [--no-clobber] [--json]\n       \
+        shm_client -H [USER@]HOST [--rsh CMD] [--remote-client PATH] [OPTIONS] (any of the above but --stdout and --status --all)",
+    long_about = "Fetch files from a shm_server through POSIX shared memory, send files to one (--put), \
+        on this machine or on another host through ssh (-H).\n\n\
         The client creates its own shared-memory region (at most 4096 bytes) and two named semaphores, \
         asks for each FILE on the server's message queue, and writes what arrives into --out-dir under \
         the FILE's last path component. A file appears under its name only once its size and xxh3-64 \
         checksum are verified; a missing file is reported as 'not found on server' and creates nothing.\n\n\
-        A fetch may start before the server: it waits up to --wait seconds for the queue.",
+        A fetch (or --put) may start before the server: it waits up to --wait seconds for the queue. \
+        With -H HOST the same runs through `ssh HOST shm_client --relay` on that host, with the same \
+        checks, output and exit codes.",
     after_help = "Examples:\n  \
         shm_client hello.txt subdir/nested.txt      fetch two files into the current directory\n  \
         shm_client -o /tmp/in --wait 5 big.iso      fetch into /tmp/in, wait at most 5 s for a server\n  \
@@ -37,7 +41,10 @@ use super::*;
         shm_client --json -i filelist.txt           a JSON line per file and a summary, for scripts\n  \
         shm_client --status                         what the server is doing, session by session\n  \
         shm_client --stop-server                    stop a --persistent server\n  \
-        shm_client --put a.txt b.bin --to inbox     send two files to the server's --accept DIR/inbox\n\n\
+        shm_client --put a.txt b.bin --to inbox     send two files to the server's --accept DIR/inbox\n  \
+        shm_client --put -r photos --json           send the tree photos/ (as photos/...), a JSON line per file\n  \
+        shm_client -H user@build7 -o out big.iso    fetch from the server on host build7, through ssh\n  \
+        shm_client -H build7 --put report.pdf       send a file to the server on build7\n\n\
         Output: one line per FILE on stdout, naming the path asked for and the output path where it \
         differs ('sub/x.txt: received N bytes → x.txt', 'NAME: not found on server', ...); with --json one \
         JSON object per FILE, then a summary object. A name holding control characters is quoted as ls \
@@ -46,7 +53,8 @@ use super::*;
         the whole run's when more than one file is fetched) go to stderr. --stdout to a terminal refuses \
         binary data (a NUL byte in the first 64 KiB): redirect it to a file or a pipe.\n\n\
         Exit status: 0 every file delivered (or skipped by --no-clobber / --update), 1 at least one not delivered, 2 usage error, \
-        3 no server within --wait, 4 session lost (server died, protocol error), 130 interrupted."
+        3 no server within --wait (with -H: on HOST), 4 session lost (server died, protocol error; with -H: \
+        the relay or the remote shell failed), 130 interrupted."
 )]
 pub(crate) struct Args {
     /// Name of the server's command queue: a leading '/', no other '/'.
@@ -57,8 +65,8 @@ pub(crate) struct Args {
     #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
     pub(crate) out_dir: PathBuf,
 
-    /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch; --list,
-    /// --status and --stop-server try once unless --wait is given. When given, a busy server
+    /// Seconds to wait for a server to appear (0: try once). Default: 30 for a fetch and --put;
+    /// --list, --status and --stop-server try once unless --wait is given. When given, a busy server
     /// (all its sessions in use) is asked again for that long too.
     #[arg(long, value_name = "SECS", value_parser = common::parse_secs, allow_negative_numbers = true)]
     pub(crate) wait: Option<Duration>,
@@ -68,8 +76,8 @@ pub(crate) struct Args {
     #[arg(short = 'i', long = "input", value_name = "LIST")]
     pub(crate) input: Option<PathBuf>,
 
-    /// Do not replace files that exist in the output directory: such a file is skipped
-    /// ('NAME: skipped: exists'), a success, as cp -n and wget -nc do.
+    /// Do not replace files that exist in the output directory (with --put: on the server): such
+    /// a file is skipped ('NAME: skipped: exists'), a success, as cp -n and wget -nc do.
     #[arg(long)]
     pub(crate) no_clobber: bool,
 
