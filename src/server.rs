@@ -297,7 +297,7 @@ impl Server {
 
     /// Serves until stopped: by `stop` (a signal), a stop message, or —
     /// unless persistent — the last session closing after the goodbye of a
-    /// client that asked for a file. A stop of [`StopKind::Now`] cancels
+    /// client that asked for a file or sent one. A stop of [`StopKind::Now`] cancels
     /// and joins the open sessions; one of [`StopKind::Drain`] answers new
     /// transfer sessions "busy" (their regions marked "server stopping"),
     /// lets each open session answer what it had asked for when the drain
@@ -437,7 +437,8 @@ impl Server {
         }
     }
 
-    /// The default mode's exit rule: a client that asked for a file said
+    /// The default mode's exit rule: a client that asked for a file (or sent
+    /// one) said
     /// goodbye, no session is open and no message waits (a client whose
     /// message is queued is served first).
     fn last_client_left(&self, sessions: &Sessions) -> bool {

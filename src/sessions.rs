@@ -75,7 +75,7 @@ struct Session {
 /// Whether a session's goodbye lets a default-mode server stop once no
 /// session is open. A client that only listed the files or asked for the
 /// status leaves the server to the next client; one that asked for a file
-/// (a listing too or not) was the client the server waited for.
+/// or sent one (a listing too or not) was the client the server waited for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Goodbye {
     /// Nothing asked for but listings or the status: the server goes on.
@@ -431,8 +431,9 @@ impl Sessions {
                 s.stats.said_goodbye();
                 s.jobs = None;
                 // Asking for the status or a listing does not make a client
-                // of the default mode's "last client"; asking for a file does.
-                self.any_closed |= s.kind == SessionKind::Transfer && s.goodbye == Goodbye::Counts;
+                // of the default mode's "last client"; asking for a file, or
+                // sending one, does.
+                self.any_closed |= s.kind != SessionKind::Status && s.goodbye == Goodbye::Counts;
             }
             // A session the server ended (a stall, a dead client) still gets
             // its client's goodbye: nothing to do.

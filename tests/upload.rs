@@ -386,3 +386,20 @@ fn status_shows_an_upload_in_flight_with_its_direction() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// In the default mode a client that sent a file is a client the server
+/// waited for: once it leaves, the server stops, as after a fetch.
+#[test]
+fn a_default_mode_server_stops_after_the_last_uploading_client_leaves() {
+    let env = TestEnv::new("put_default_mode");
+    let src = sources(&env);
+    fs::write(src.join("a.txt"), b"one\n").unwrap();
+    let mut server = env.ready_server(&["--accept", s(env.out())]);
+    env.run_client(&["--status"]).assert_code(0);
+    assert!(server.is_running(), "a status alone does not end it");
+    env.run_client(&["--put", s(&src.join("a.txt"))]).assert_code(0);
+    let status = server.wait_timeout(TIMEOUT).expect("the server stops after the upload's goodbye");
+    assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    assert_eq!(fs::read(env.in_out("a.txt")).unwrap(), b"one\n");
+    env.assert_no_leftovers();
+}

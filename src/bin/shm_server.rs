@@ -25,7 +25,7 @@ mod common;
         POSIX shared-memory region (at most 4096 bytes), handed back and forth with two named POSIX \
         semaphores. Only regular files below --root are served: absolute paths, '..' and symlinks that \
         leave the root, directories, FIFOs and devices are refused.\n\n\
-        By default the server stops once a client that fetched files has said goodbye and no session is \
+        By default the server stops once a client that fetched files (or sent one) has said goodbye and no session is \
         open (a `shm_client --list` or `--status` does not count), removing its \
         queue. With --persistent it serves until SIGINT/SIGTERM or `shm_client --stop-server`.\n\n\
         SIGINT, SIGTERM and SIGHUP cancel open sessions and stop at once. SIGQUIT (or `shm_client \
