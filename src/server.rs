@@ -308,8 +308,12 @@ impl Server {
     ///
     /// [`Error::Os`] when the queue fails.
     pub fn run(self, stop: StopSignal) -> Result<()> {
+        let uploads = match &self.config.accept {
+            Some(dir) => format!(", taking uploads into {}", dir.display()),
+            None => String::new(),
+        };
         info!(
-            "serving {} on queue {} (pid {}, {}, at most {} session(s) at once, stall timeout {})",
+            "serving {} on queue {} (pid {}, {}, at most {} session(s) at once, stall timeout {}){uploads}",
             self.config.root.display(),
             self.config.queue,
             std::process::id(),

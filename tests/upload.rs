@@ -400,6 +400,9 @@ fn a_default_mode_server_stops_after_the_last_uploading_client_leaves() {
     env.run_client(&["--put", s(&src.join("a.txt"))]).assert_code(0);
     let status = server.wait_timeout(TIMEOUT).expect("the server stops after the upload's goodbye");
     assert_eq!(status.code(), Some(0), "{}", server.stderr());
+    let log = server.stderr();
+    let first = log.lines().next().unwrap_or_default();
+    assert!(first.ends_with(&format!(", taking uploads into {}", s(env.out()))), "the start line: {first}");
     assert_eq!(fs::read(env.in_out("a.txt")).unwrap(), b"one\n");
     env.assert_no_leftovers();
 }
