@@ -652,7 +652,9 @@ impl SessionThread {
             Error::PeerGone(_) => {
                 info!("client {pid}: {shown}: upload stopped after {bytes}: the client left before the end")
             }
-            Error::Cancelled => info!("client {pid}: {shown}: upload stopped after {bytes}: the server stops"),
+            Error::Cancelled => {
+                info!("client {pid}: {shown}: upload stopped after {bytes}: the server stops")
+            }
             e => info!("client {pid}: {shown}: upload stopped after {bytes}: {e:#}"),
         }
     }
