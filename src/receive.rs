@@ -47,6 +47,15 @@ pub(crate) struct Received {
     pub why: Option<String>,
 }
 
+/// An upload that ended without its `End` (or `Error`) frame: why (the
+/// client left, the server stops, a stall, a broken frame), and the bytes
+/// of it that came. Nothing of it is kept.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    pub error: Error,
+    pub bytes: u64,
+}
+
 /// The reason code of a failed create or write.
 fn failure_code(e: &io::Error) -> ReasonCode {
     if e.kind() == io::ErrorKind::NotADirectory {
@@ -150,20 +159,21 @@ impl Writing {
 ///
 /// # Errors
 ///
-/// [`Error::Protocol`] for a frame of another request or kind, and what
-/// the ring's waits return ([`Error::PeerGone`], [`Error::Cancelled`],
-/// [`Error::Stalled`]): the session ends, and the file is left nowhere.
+/// A [`Stopped`] with the bytes that came and [`Error::Protocol`] for a
+/// frame of another request or kind, or what the ring's waits return
+/// ([`Error::PeerGone`], [`Error::Cancelled`], [`Error::Stalled`]): the
+/// session ends, and the file is left nowhere.
 pub(crate) fn receive_file(
     consumer: &mut Consumer,
     accept: Option<&OutDir>,
     put: PutRequest<'_>,
     buf: &mut Vec<u8>,
     stats: &SessionStats,
-) -> Result<Received> {
+) -> std::result::Result<Received, Stopped> {
     stats.begin(&String::from_utf8_lossy(put.path), put.size);
     let got = receive(consumer, accept, put, buf, stats);
-    stats.end();
-    got
+    let bytes = stats.end();
+    got.map_err(|error| Stopped { error, bytes })
 }
 
 fn receive(

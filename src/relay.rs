@@ -38,8 +38,11 @@ pub fn relay(config: &ClientConfig, input: impl Read + Send + 'static, output: i
 /// # Errors
 ///
 /// [`Client::open`]'s errors; [`Error::Protocol`] for a record that the
-/// session's kind does not take where it came, or that does not decode;
-/// the session's errors; [`Error::Os`] when `output` cannot be written.
+/// session's kind does not take where it came, or that does not decode
+/// (a stream cut inside a record too); [`Error::Failed`] when the stream
+/// ends between records inside an upload (the client left: the server
+/// keeps nothing); the session's errors; [`Error::Os`] when `output`
+/// cannot be written.
 pub fn relay_session(
     config: &ClientConfig,
     kind: SessionKind,
@@ -160,8 +163,13 @@ fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Wri
         loop {
             let ended = match records.recv_timeout(WAIT_SLICE) {
                 Ok(Record::Body(body)) => push_frame(&mut client, seq, &body)?,
+                // Whole records up to here: the client left (interrupted,
+                // killed), it sent no garbage. The server keeps nothing.
                 Ok(Record::End) | Err(RecvTimeoutError::Disconnected) => {
-                    return Err(client_stream(&format!("it ended inside upload {seq}")))
+                    return Err(Error::Failed {
+                        reason: crate::reason::FailReason::SessionLost,
+                        text: format!("the client left: it ended inside upload {seq}; nothing kept"),
+                    })
                 }
                 Ok(Record::Broken(why)) => return Err(client_stream(&why)),
                 Err(RecvTimeoutError::Timeout) if client.is_cancelled() => return Err(Error::Cancelled),

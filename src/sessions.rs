@@ -21,7 +21,7 @@ use crate::output::OutDir;
 use crate::owned_name::remove_session;
 use crate::pacing::Pacing;
 use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer};
-use crate::receive::{receive_file, PutRequest, Received};
+use crate::receive::{receive_file, PutRequest, Received, Stopped};
 use crate::ring::{Consumer, Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::semaphore::Semaphore;
 use crate::send_file::{refused, send_file, Ask, FileRequest, Served};
@@ -627,12 +627,36 @@ impl SessionThread {
             };
             let started = Instant::now();
             let put = PutRequest { seq, path: &path, size, mode, if_exists };
-            let got = receive_file(consumer, self.env.accept.as_deref(), put, &mut buf, &self.stats)?;
+            let got = match receive_file(consumer, self.env.accept.as_deref(), put, &mut buf, &self.stats) {
+                Ok(got) => got,
+                Err(stopped) => {
+                    // Ended without its End frame: cut off, as a fetch the
+                    // client leaves; nothing of it is kept.
+                    self.log_stopped_upload(&path, &stopped);
+                    self.env.stats.count(stopped.bytes, false);
+                    return Err(stopped.error);
+                }
+            };
             log_upload(pid, &path, &got, started.elapsed());
             if got.answer == UploadAnswer::Stored {
                 self.env.stats.count_received(got.bytes);
             }
             idle_since = Instant::now();
+        }
+    }
+
+    /// The access-log line of an upload that ended without its End frame:
+    /// the bytes that came, and why (worded as for a fetch cut off).
+    fn log_stopped_upload(&self, path: &[u8], stopped: &Stopped) {
+        let (pid, shown, bytes) = (self.client_pid, quote_bytes(path), byte_count(stopped.bytes));
+        match &stopped.error {
+            Error::PeerGone(_) => {
+                info!("client {pid}: {shown}: upload stopped after {bytes}: the client left before the end")
+            }
+            Error::Cancelled => {
+                info!("client {pid}: {shown}: upload stopped after {bytes}: the server stops")
+            }
+            e => info!("client {pid}: {shown}: upload stopped after {bytes}: {e:#}"),
         }
     }
 

@@ -943,3 +943,29 @@ fn put_r_of_a_tree_changed_under_the_walk_follows_no_symlink() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// A `--to` whose directory is a regular file, or a symlink, on the
+/// server: the client's line gives the true reason (not followed), not
+/// only "outside the --accept directory".
+#[test]
+fn put_to_a_file_or_a_symlink_says_the_directory_is_not_followed() {
+    let env = TestEnv::new("put_to_not_dir");
+    let src = sources(&env);
+    fs::write(src.join("a.txt"), b"a\n").unwrap();
+    fs::write(env.in_out("x"), b"a file\n").unwrap();
+    let elsewhere = env.tmp().join("elsewhere");
+    fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.in_out("trap")).unwrap();
+    let mut server = accepting(&env, &[]);
+    let a = s(&src.join("a.txt")).to_owned();
+    for to in ["x", "trap"] {
+        let done = env.run_client(&["--put", &a, "--to", to]);
+        done.assert_code(1)
+            .check(done.stdout.contains(&format!("refused by server: {to}/a.txt: ")), "refused")
+            .check(done.stdout.contains("a symlink or not a directory"), "the true reason");
+    }
+    assert_eq!(fs::read(env.in_out("x")).unwrap(), b"a file\n");
+    assert!(crate::util::dir_entries(&elsewhere).is_empty(), "nothing written through the symlink");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

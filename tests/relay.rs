@@ -1025,3 +1025,38 @@ fn a_big_file_refused_through_a_relay_stops_its_data_and_the_next_file_goes() {
     assert!(after < 4 * MIB, "{after} bytes streamed after the refusal\n{log}");
     env.assert_no_leftovers();
 }
+
+/// Ctrl-C on the client mid-upload through a relay: the relay sees the
+/// client's stream end between records, which is the client leaving, not
+/// a protocol error; the server logs the upload stopped and keeps nothing.
+#[test]
+fn a_client_interrupted_mid_upload_through_a_relay_is_no_protocol_error() {
+    let env = TestEnv::new("relay_put_client_sigint");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 57);
+    let relay_err = env.tmp().join("relay.err");
+    let rsh = script(&env, "rsh", &format!("shift\nexec \"$@\" 2>'{}'\n", relay_err.display()));
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--put", s(&big)];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client.signal(Signal::SIGINT);
+    client.finish(TIMEOUT).assert_code(130);
+    let logged = wait_until(crate::util::DETECT + crate::util::SLACK, || {
+        server.stderr().contains("big.bin: upload stopped after ")
+    });
+    assert!(logged, "the server logs the upload stopped\n{}", server.stderr());
+    let said = fs::read_to_string(&relay_err).unwrap_or_default();
+    assert!(!said.contains("protocol error"), "the relay calls no protocol error: {said}");
+    assert!(said.lines().count() <= 1, "one line at most: {said}");
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under any name");
+    assert!(
+        wait_until(crate::util::DETECT + crate::util::SLACK, || env.names.client_regions().is_empty()),
+        "the relay's objects are gone"
+    );
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -406,3 +406,168 @@ fn a_default_mode_server_stops_after_the_last_uploading_client_leaves() {
     assert_eq!(fs::read(env.in_out("a.txt")).unwrap(), b"one\n");
     env.assert_no_leftovers();
 }
+
+/// Starts `--put a.txt big.bin c.txt` (with `extra` options) and waits
+/// until the server receives big.bin: the run to interrupt.
+fn put_three_in_flight(env: &TestEnv, server: &mut crate::util::Proc, extra: &[&str]) -> crate::util::Proc {
+    let src = sources(env);
+    fs::write(src.join("a.txt"), b"first\n").unwrap();
+    write_random_file(&src.join("big.bin"), BIG, 21);
+    fs::write(src.join("c.txt"), b"third\n").unwrap();
+    let (a, big, c) = (src.join("a.txt"), src.join("big.bin"), src.join("c.txt"));
+    let mut args = extra.to_vec();
+    args.extend(["--put", s(&a), s(&big), s(&c)]);
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    client
+}
+
+/// Ctrl-C during `--put a b c`: a line per file as a fetch prints them
+/// (the one in flight cut off, the rest not sent), the summary, exit 130;
+/// the server logs the upload stopped, counts it cut off, keeps nothing.
+#[test]
+fn an_interrupted_put_names_every_file_and_the_server_logs_the_upload_cut_off() {
+    let env = TestEnv::new("put_sigint");
+    let mut server = accepting(&env);
+    let mut client = put_three_in_flight(&env, &mut server, &[]);
+    let pid = client.pid();
+    client.signal(crate::util::Signal::SIGINT);
+    let done = client.finish(TIMEOUT);
+    let src = sources(&env);
+    done.assert_code(130);
+    let lines: Vec<&str> = done.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{done}");
+    assert_eq!(lines[0], format!("{}: sent 6 bytes → a.txt", src.join("a.txt").display()));
+    let cut = format!("{}: failed: cut off after ", src.join("big.bin").display());
+    done.check(lines[1].starts_with(&cut), "the file in flight cut off")
+        .check(lines[1].ends_with(": interrupted; nothing kept"), "why, and nothing kept");
+    assert_eq!(lines[2], format!("{}: not sent: interrupted", src.join("c.txt").display()));
+    done.check(done.stderr.contains("shm_client: 3 files: 1 delivered"), "the summary")
+        .check(done.stderr.contains("shm_client: error: interrupted"), "the error");
+    let logged = wait_until(SLACK, || {
+        server.stderr().lines().any(|l| {
+            l.contains(&format!("client {pid}: big.bin: upload stopped after "))
+                && l.ends_with(" bytes: the client left before the end")
+        })
+    });
+    assert!(logged, "the access log names the upload stopped\n{}", server.stderr());
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    let summary = log.lines().find(|l| l.contains("stopped: served ")).unwrap_or_else(|| panic!("{log}"));
+    assert!(summary.contains("; 1 file(s) cut off after "), "counted cut off: {summary}");
+    assert_eq!(env.out_entries(), ["a.txt"], "nothing of big.bin kept");
+    env.assert_no_leftovers();
+}
+
+/// `--json` of an interrupted `--put`: the file in flight with the bytes
+/// it had sent, an object for each file not sent, the summary.
+#[test]
+fn an_interrupted_put_json_gives_the_bytes_sent_and_an_object_per_file_not_sent() {
+    let env = TestEnv::new("put_sigint_json");
+    let mut server = accepting(&env);
+    let mut client = put_three_in_flight(&env, &mut server, &["--json"]);
+    client.signal(crate::util::Signal::SIGINT);
+    let done = client.finish(TIMEOUT);
+    done.assert_code(130);
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 4, "{done}");
+    assert_eq!(lines[0]["result"], "delivered");
+    assert_eq!((&lines[1]["path"], &lines[1]["result"]), (&"big.bin".into(), &"failed".into()));
+    let bytes = lines[1]["bytes"].as_u64().unwrap();
+    assert!(bytes > 0 && bytes < BIG, "the bytes sent so far: {}", lines[1]);
+    assert_eq!((&lines[2]["path"], &lines[2]["result"]), (&"c.txt".into(), &"skipped".into()));
+    assert_eq!(lines[2]["message"], "not sent: interrupted");
+    let summary = &lines[3]["summary"];
+    assert_eq!(
+        (&summary["files"], &summary["delivered"], &summary["failed"], &summary["not_fetched"]),
+        (&3.into(), &1.into(), &1.into(), &1.into())
+    );
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// The client killed mid-upload: the server logs the upload stopped,
+/// counts it cut off and keeps nothing.
+#[test]
+fn a_put_killed_mid_upload_is_logged_and_counted_cut_off() {
+    let env = TestEnv::new("put_sigkill");
+    let mut server = accepting(&env);
+    let mut client = put_three_in_flight(&env, &mut server, &[]);
+    let pid = client.pid();
+    client.kill();
+    let logged = wait_until(DETECT + SLACK, || {
+        server.stderr().lines().any(|l| l.contains(&format!("client {pid}: big.bin: upload stopped after ")))
+    });
+    assert!(logged, "the access log names the upload stopped\n{}", server.stderr());
+    env.stop_server(&mut server);
+    let log = server.stderr();
+    let summary = log.lines().find(|l| l.contains("stopped: served ")).unwrap_or_else(|| panic!("{log}"));
+    assert!(summary.contains("; 1 file(s) cut off after "), "counted cut off: {summary}");
+    assert_eq!(env.out_entries(), ["a.txt"], "nothing of big.bin kept");
+    let _ = crate::util::wait_until(DETECT + SLACK, || env.names.client_regions().is_empty());
+    env.assert_no_leftovers();
+}
+
+/// The server killed mid-`--put`: the file in flight cut off, the rest
+/// not sent (session lost), the summary, exit 4.
+#[test]
+fn a_put_whose_server_dies_names_every_file_and_exits_4() {
+    let env = TestEnv::new("put_server_killed");
+    let mut server = accepting(&env);
+    let mut client = put_three_in_flight(&env, &mut server, &[]);
+    server.kill();
+    let done = client.finish(TIMEOUT);
+    done.assert_code(4);
+    let lines: Vec<&str> = done.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{done}");
+    done.check(lines[1].contains("big.bin: failed: cut off after "), "the file in flight")
+        .check(lines[1].ends_with("; nothing kept"), "nothing kept")
+        .check(lines[2].ends_with("c.txt: not sent: session lost"), "the rest")
+        .check(done.stderr.contains("shm_client: 3 files: 1 delivered"), "the summary");
+    env.names.remove_all();
+}
+
+/// `-o` means nothing to `--put`: refused by the parser, as `-u` is.
+#[test]
+fn put_with_an_out_dir_is_a_usage_error() {
+    let env = TestEnv::new("put_out_dir");
+    let src = sources(&env);
+    fs::write(src.join("a.txt"), b"a\n").unwrap();
+    let done = env.run_client(&["--put", s(&src.join("a.txt")), "-o", s(env.tmp())]);
+    done.assert_code(2).check(done.stderr.contains("cannot be used with"), "clap's message");
+    let long = env.run_client(&["--out-dir", s(env.tmp()), "--put", s(&src.join("a.txt"))]);
+    long.assert_code(2);
+}
+
+/// `--put -r --json`: the entries a tree's walk leaves out (a FIFO, a
+/// symlink) are `skipped` objects counted as `left_out` among `files`, as
+/// a fetch's `-r` counts the entries its listing left out.
+#[test]
+fn put_r_json_counts_the_entries_left_out_among_the_files() {
+    let env = TestEnv::new("put_tree_json");
+    let src = sources(&env);
+    let tree = src.join("t");
+    fs::create_dir_all(&tree).unwrap();
+    fs::write(tree.join("a.txt"), b"a\n").unwrap();
+    std::os::unix::fs::symlink("a.txt", tree.join("link")).unwrap();
+    nix::unistd::mkfifo(&tree.join("pipe"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    let mut server = accepting(&env);
+    let done = env.run_client(&["--json", "--put", "-r", s(&tree)]);
+    done.assert_code(1);
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    assert_eq!(lines.len(), 4, "{done}");
+    let skipped = lines.iter().filter(|l| l["result"] == "skipped").count();
+    assert_eq!(skipped, 2, "{done}");
+    let summary = &lines[3]["summary"];
+    assert_eq!(
+        (&summary["files"], &summary["delivered"], &summary["left_out"], &summary["skipped"]),
+        (&3.into(), &1.into(), &2.into(), &0.into()),
+        "{done}"
+    );
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

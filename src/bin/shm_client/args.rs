@@ -205,7 +205,7 @@ pub(crate) struct Args {
     /// and unreadable entries are not sent, each named on stderr (exit 1). With --json a JSON
     /// object per file, then a summary object.
     #[arg(long, conflicts_with_all = ["list", "status", "stop_server", "input", "stdout", "output",
-                                      "relative", "resume", "update", "preserve"])]
+                                      "relative", "resume", "update", "preserve", "out_dir"])]
     pub(crate) put: bool,
 
     /// With --put: the directory below the server's --accept DIR the files go to (created as

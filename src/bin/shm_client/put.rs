@@ -51,7 +51,12 @@ fn tree_name(dir: &Path) -> Option<Vec<u8>> {
 /// What a refusal's code says, in a few words.
 fn refusal_text(code: ReasonCode) -> &'static str {
     match code {
-        ReasonCode::OutsideRoot => "it would be written outside the server's --accept directory",
+        // The path leads out (`..`, absolute), or a directory of it is a
+        // symlink or not a directory on the server: the server follows none.
+        ReasonCode::OutsideRoot => {
+            "it would be written outside the server's --accept directory, or a directory of its \
+             path is a symlink or not a directory there; not followed"
+        }
         ReasonCode::InvalidPath => "not a path of plain names below the server's --accept directory",
         ReasonCode::IsDirectory => "a directory has that name on the server",
         ReasonCode::OutOfResources => "the server ran out of room (disk full?); nothing was kept",
@@ -201,10 +206,12 @@ fn refuse_long_paths(plan: &mut Plan) {
 }
 
 /// Passes progress on to the bar and keeps the size of the file as it was
-/// opened for sending: what a stored file's line reports.
+/// opened for sending (what a stored file's line reports) and the bytes
+/// sent so far (what the line of a file cut off reports).
 struct Sending<'a> {
     bar: &'a mut Bar,
     size: Option<u64>,
+    sent: u64,
 }
 
 impl Progress for Sending<'_> {
@@ -214,6 +221,7 @@ impl Progress for Sending<'_> {
     }
 
     fn advance(&mut self, bytes: u64) {
+        self.sent += bytes;
         self.bar.advance(bytes);
     }
 
@@ -317,7 +325,9 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
     let bar = Bar::new(!args.quiet && !args.json && std::io::stderr().is_terminal());
     let mut out = Printer { bar, format, quiet: args.quiet, summary: Summary::default() };
     let sends = plan.items.iter().filter(|i| matches!(i, Item::Send { .. })).count();
-    out.summary.asked = plan.items.iter().filter(|i| !matches!(i, Item::Skipped { .. })).count();
+    // Every entry, those a tree's walk left out too (as a fetch's `-r`
+    // counts the entries its listing left out).
+    out.summary.asked = plan.items.len();
     out.bar.planned(sends);
     let mut all_sent = true;
     for (at, item) in plan.items.iter().enumerate() {
@@ -358,7 +368,7 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
         let shown = quote_path(local);
         let remote_shown = quote_path(Path::new(OsStr::from_bytes(remote))).into_owned();
         let request = local.as_os_str().as_bytes();
-        let mut sending = Sending { bar: &mut out.bar, size: None };
+        let mut sending = Sending { bar: &mut out.bar, size: None, sent: 0 };
         let sent = match source {
             Source::Named => client.put_file_with(local, remote, if_exists, &mut sending),
             Source::InTree { tree, file } => {
@@ -368,7 +378,7 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
         };
         // The size of the file that was sent (and verified by the server),
         // not what the walk saw nor what is at the path now.
-        let sent_size = sending.size;
+        let (sent_size, sent_so_far) = (sending.size, sending.sent);
         let quiet = out.quiet;
         match sent {
             Ok(UploadAnswer::Stored) => {
@@ -465,18 +475,35 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
                 }
             }
             Err(e) => {
+                // Interrupted, or the session lost: a line for the file cut
+                // off and for each one not sent, as a fetch prints them.
                 out.summary.failed += 1;
                 out.summary.not_fetched += sends_after(&plan.items, at);
-                if format == Format::Json {
-                    let message = lost_reason(&e);
-                    say(format_args!("{}", json::lost_line(request, remote, true, &message)));
-                    for item in &plan.items[at + 1..] {
-                        if let Item::Send { local, remote, .. } = item {
-                            let request = local.as_os_str().as_bytes();
-                            say(format_args!(
-                                "{}",
-                                json::lost_line(request, remote, false, "not sent: session lost")
-                            ));
+                out.bar.clear();
+                let cut = sent_size.map(|size| {
+                    format!("cut off after {} of {}: ", human_size(sent_so_far), human_size(size))
+                });
+                let message = format!("{}{}; nothing kept", cut.unwrap_or_default(), lost_reason(&e));
+                match format {
+                    Format::Text => say(format_args!("{shown}: failed: {message}")),
+                    Format::Json => {
+                        let why = Some(Why::Fail(FailReason::SessionLost));
+                        say(format_args!(
+                            "{}",
+                            json::upload_line(request, remote, "failed", sent_so_far, why, Some(&message))
+                        ));
+                    }
+                }
+                let rest = if matches!(e, Error::Cancelled) { "interrupted" } else { "session lost" };
+                let not_sent = format!("not sent: {rest}");
+                for item in &plan.items[at + 1..] {
+                    if let Item::Send { local, remote, .. } = item {
+                        match format {
+                            Format::Text => say(format_args!("{}: {not_sent}", quote_path(local))),
+                            Format::Json => {
+                                let request = local.as_os_str().as_bytes();
+                                say(format_args!("{}", json::lost_line(request, remote, false, &not_sent)));
+                            }
                         }
                     }
                 }
