@@ -334,6 +334,10 @@ fn remote_command(remote: &Remote, words: &[OsString]) -> Result<(Process, Strin
     let Some((program, args)) = remote.rsh.split_first() else {
         return Err(Error::InvalidConfig("an empty remote shell command".into()));
     };
+    if remote.host.is_empty() || remote.host.starts_with('-') {
+        // The remote shell would take it for one of its options.
+        return Err(Error::InvalidConfig(format!("host {:?}: empty or beginning with '-'", remote.host)));
+    }
     let mut cmd = Process::new(program);
     cmd.args(args).arg(&remote.host).args(words.iter().map(|w| shell_quoted(w))).stderr(Stdio::inherit());
     Ok((cmd, program.to_string_lossy().into_owned()))
