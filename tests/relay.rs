@@ -484,6 +484,16 @@ fn no_server_on_the_remote_host_exits_3_naming_the_host_and_the_queue() {
     stop.extend(["--wait", "0"]);
     let done = env.run_client(&stop);
     done.assert_code(4).check(done.stderr.contains("--remote-client PATH"), "--stop-server says so too");
+    // A host the remote shell would take for an option is refused: exit 2,
+    // nothing run.
+    let marker = env.tmp().join("ran");
+    let hostile = format!("-oProxyCommand=touch {}", s(&marker));
+    for host in [hostile.as_str(), ""] {
+        let host = format!("--host={host}");
+        let done = env.run_client(&["--list", &host, "--remote-client", CLIENT]);
+        done.assert_code(2).check(done.stderr.contains("not beginning with '-'"), "says why");
+    }
+    assert!(!marker.exists(), "the remote shell never ran");
     env.assert_no_leftovers();
 }
 
