@@ -571,3 +571,22 @@ fn put_r_json_counts_the_entries_left_out_among_the_files() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// A missing file is said missing, not a clash with another file of its
+/// name; the other is sent.
+#[test]
+fn a_missing_file_is_not_a_clash_with_one_of_its_name() {
+    let env = TestEnv::new("put_missing_clash");
+    let src = sources(&env);
+    fs::create_dir_all(src.join("a")).unwrap();
+    fs::write(src.join("a/x"), b"here\n").unwrap();
+    let mut server = accepting(&env);
+    let done = env.run_client(&["--put", s(&src.join("a/x")), s(&src.join("b/x"))]);
+    done.assert_code(1).check(done.stdout.contains("a/x: sent 5 bytes → x"), "the one there is sent").check(
+        done.stdout.contains("b/x: not sent: open ") && done.stdout.contains("No such file"),
+        "the other missing",
+    );
+    assert_eq!(fs::read(env.in_out("x")).unwrap(), b"here\n");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

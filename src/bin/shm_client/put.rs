@@ -113,7 +113,27 @@ fn skip_reason(reason: LocalSkipReason) -> FailReason {
 fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, ExitCode> {
     let mut plan = Plan { trees: Vec::new(), items: Vec::new(), twice: Vec::new() };
     for local in files {
-        let is_dir = std::fs::metadata(local).is_ok_and(|m| m.is_dir());
+        let meta = std::fs::metadata(local);
+        if let Err(e) = &meta {
+            // Not there (or not reachable): said so, and no party to a
+            // clash of remote paths.
+            if e.kind() == std::io::ErrorKind::NotFound {
+                let shown = local.display().to_string();
+                let e = Error::Os {
+                    op: "open",
+                    name: Some(shown),
+                    source: std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::ENOENT)),
+                };
+                plan.items.push(Item::NotSent {
+                    local: local.clone(),
+                    remote: remote_path(local, to).unwrap_or_default(),
+                    reason: FailReason::Unreadable,
+                    text: describe(&e),
+                });
+                continue;
+            }
+        }
+        let is_dir = meta.is_ok_and(|m| m.is_dir());
         if is_dir && recursive {
             let base = match (tree_name(local), to) {
                 (Some(name), _) => below_to(&name, to),
