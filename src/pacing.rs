@@ -73,6 +73,12 @@ const TURN_CHECK_BYTES: usize = 64 << 10;
 /// to a block, before the others' turns come round again.
 pub(crate) const LINE_CREDIT: u64 = 4 << 20;
 
+/// The longest a producer waits in line while others, which have streamed
+/// less, take turns before it (many small files' turns each add little):
+/// past it the one that waited longest goes next, so no transfer waits
+/// in line for more than about this long.
+pub(crate) const LONGEST_IN_LINE: Duration = Duration::from_millis(50);
+
 /// A wait that blocked this long forgets what its waiter learned about
 /// spinning: the peer was away (out of turn, or descheduled), and what
 /// spins did before says nothing about what they do now.
@@ -135,13 +141,20 @@ struct InLine {
     /// Bytes it has streamed (as counted in line).
     served: u64,
     ticket: u64,
+    /// When it joined the line.
+    since: Instant,
 }
 
 impl TurnQueue {
-    /// The ticket whose turn comes next: the fewest bytes streamed, then the
-    /// earliest arrival.
+    /// The ticket whose turn comes next: the earliest arrival among those
+    /// that waited [`LONGEST_IN_LINE`] or longer, else the fewest bytes
+    /// streamed, then the earliest arrival.
     fn next(&self) -> Option<u64> {
-        self.waiting.iter().min_by_key(|w| (w.served, w.ticket)).map(|w| w.ticket)
+        let overdue = self.waiting.iter().filter(|w| w.since.elapsed() >= LONGEST_IN_LINE);
+        match overdue.min_by_key(|w| w.ticket) {
+            Some(w) => Some(w.ticket),
+            None => self.waiting.iter().min_by_key(|w| (w.served, w.ticket)).map(|w| w.ticket),
+        }
     }
 
     /// Takes a turn for a producer that has streamed `served` bytes.
@@ -240,7 +253,7 @@ impl Pacing {
         }
         let ticket = q.next_ticket;
         q.next_ticket += 1;
-        q.waiting.push(InLine { served: *served, ticket });
+        q.waiting.push(InLine { served: *served, ticket, since: Instant::now() });
         loop {
             if q.next() == Some(ticket) && q.active < max {
                 q.waiting.retain(|w| w.ticket != ticket);
@@ -249,6 +262,11 @@ impl Pacing {
                 // The next in line may fit too.
                 changed.notify_all();
                 return Ok((Turn { pacing: self.clone() }, Line::Waited));
+            }
+            if q.active < max {
+                // A turn is free but not ours: the one it is for (one that
+                // became overdue as we looked) must look again.
+                changed.notify_all();
             }
             let (guard, timeout) = changed.wait_timeout(q, slice).unwrap_or_else(PoisonError::into_inner);
             q = guard;
@@ -530,6 +548,18 @@ fn ask_for_short_slices() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_producer_passed_over_for_long_goes_next_whatever_it_streamed() {
+        let now = Instant::now();
+        let long_ago = now.checked_sub(LONGEST_IN_LINE * 2).expect("the clock is past it");
+        let big = InLine { served: 100 << 20, ticket: 0, since: now };
+        let small = InLine { served: 1 << 10, ticket: 1, since: now };
+        let mut q = TurnQueue { active: 0, waiting: vec![big, small], next_ticket: 2, floor: 0 };
+        assert_eq!(q.next(), Some(1), "the least served goes first");
+        q.waiting[0].since = long_ago;
+        assert_eq!(q.next(), Some(0), "one that waited too long goes next");
+    }
     use crate::error::Error;
     use std::sync::atomic::AtomicBool;
     use std::sync::mpsc;
