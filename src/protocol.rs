@@ -86,11 +86,13 @@ use std::fmt;
 /// `Start`, the semaphore names in `Open`, paths as bytes (not only UTF-8),
 /// the offset and [`GetCondition`] of `Get`, a prefix in `List`, mode and
 /// mtime in `ListEntry`, the `ListSkipped` frame and both counts in
-/// `ListEnd`, the `DataEnd` frame, `Cancel`, the [`StopKind`] of `Stop`, and uploads (the
-/// upload session's Open, `Put`). A peer of another
-/// version is told so on its first message or frame
+/// `ListEnd`, `Cancel`, the [`StopKind`] of `Stop`, and uploads (the upload
+/// session's Open, `Put`); version 4 the `DataEnd` frame, the session kind
+/// in `SessionStatus`, the uploads' flag and counts in `ServerStatus`, and
+/// the `Error` frame that gives an upload up. A peer of another version
+/// is told so on its first message or frame
 /// ([`DecodeError::UnsupportedVersion`]).
-pub const PROTOCOL_VERSION: u8 = 3;
+pub const PROTOCOL_VERSION: u8 = 4;
 /// First four bytes of every command message ("SXQ1").
 pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
 /// First two bytes of every region frame ("XF").
