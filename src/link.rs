@@ -439,6 +439,10 @@ pub(crate) struct Link {
     answer: Option<(u32, u32)>,
     /// How [`Link::stop`] ends the relay.
     ending: Ending,
+    /// Whether a record came from the relay: its exit status says why it
+    /// could not start only before one did (after it, ssh's 255 is a
+    /// dropped connection, the relay's 3 a queue that stayed full).
+    heard: bool,
 }
 
 /// How [`Link::stop`] ends the relay.
@@ -511,6 +515,7 @@ impl Link {
             cancel,
             answer: None,
             ending: Ending::Graceful,
+            heard: false,
         })
     }
 
@@ -631,7 +636,10 @@ impl Link {
     /// The body of `record`, or the error of a stream that ended or broke.
     fn body_of(&mut self, record: Record) -> Result<Vec<u8>> {
         match record {
-            Record::Body(body) => Ok(body),
+            Record::Body(body) => {
+                self.heard = true;
+                Ok(body)
+            }
             Record::End => Err(self.gone("ended")),
             Record::Broken(why) => Err(self.broken(&why)),
         }
@@ -702,7 +710,7 @@ impl Link {
     /// found no server says so).
     fn gone(&mut self, what: &str) -> Error {
         let status = self.stop();
-        let failure = match status.and_then(|s| s.code()) {
+        let failure = match status.and_then(|s| s.code()).filter(|_| !self.heard) {
             Some(NO_SERVER_EXIT) => Some(RemoteFailure::NoServer { queue: self.queue.clone() }),
             Some(NOT_FOUND_EXIT) => {
                 Some(RemoteFailure::ClientNotFound { program: self.remote_client.clone() })

@@ -8,6 +8,7 @@
 
 use std::io::{BufWriter, Read, Write};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::time::Instant;
 
 use crate::client::{Client, ClientConfig};
 use crate::error::{Error, Result};
@@ -160,9 +161,13 @@ fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Wri
             write_record(&mut output, &encode_answer(seq, word)).map_err(write_err)?;
             output.flush().map_err(write_err)
         };
+        let mut last_record = Instant::now();
         loop {
             let ended = match records.recv_timeout(WAIT_SLICE) {
-                Ok(Record::Body(body)) => push_frame(&mut client, seq, &body)?,
+                Ok(Record::Body(body)) => {
+                    last_record = Instant::now();
+                    push_frame(&mut client, seq, &body)?
+                }
                 // Whole records up to here: the client left (interrupted,
                 // killed), it sent no garbage. The server keeps nothing.
                 Ok(Record::End) | Err(RecvTimeoutError::Disconnected) => {
@@ -173,7 +178,17 @@ fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Wri
                 }
                 Ok(Record::Broken(why)) => return Err(client_stream(&why)),
                 Err(RecvTimeoutError::Timeout) if client.is_cancelled() => return Err(Error::Cancelled),
-                Err(RecvTimeoutError::Timeout) => false,
+                Err(RecvTimeoutError::Timeout) => {
+                    // A client that stopped sending (stopped, its link
+                    // hung) holds the session no longer than a stalled
+                    // peer may; a server that died ends it at once.
+                    client.server_alive()?;
+                    let waited = last_record.elapsed();
+                    if waited >= client.stall_limit() {
+                        return Err(Error::Stalled { waited });
+                    }
+                    false
+                }
             };
             if !answered {
                 if let Some(word) = client.answer_to(seq)? {
