@@ -633,7 +633,7 @@ impl SessionThread {
                     // Ended without its End frame: cut off, as a fetch the
                     // client leaves; nothing of it is kept.
                     self.log_stopped_upload(&path, &stopped);
-                    self.env.stats.count(stopped.bytes, false);
+                    self.env.stats.count_received_cut(stopped.bytes);
                     return Err(stopped.error);
                 }
             };

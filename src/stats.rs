@@ -30,6 +30,10 @@ pub(crate) struct ServerStats {
     /// Uploads stored, and their bytes.
     received_files: AtomicU64,
     received_bytes: AtomicU64,
+    /// Uploads cut off (the client left, the server stopped), and the
+    /// bytes that had come.
+    received_cut_files: AtomicU64,
+    received_cut_bytes: AtomicU64,
     /// Live sessions by region name.
     live: Mutex<HashMap<String, Arc<SessionStats>>>,
 }
@@ -49,6 +53,8 @@ impl ServerStats {
             accepting: false,
             received_files: AtomicU64::new(0),
             received_bytes: AtomicU64::new(0),
+            received_cut_files: AtomicU64::new(0),
+            received_cut_bytes: AtomicU64::new(0),
             live: Mutex::new(HashMap::new()),
         }
     }
@@ -58,6 +64,12 @@ impl ServerStats {
     pub fn accepting_uploads(mut self) -> ServerStats {
         self.accepting = true;
         self
+    }
+
+    /// Counts an upload cut off after `bytes` had come.
+    pub fn count_received_cut(&self, bytes: u64) {
+        self.received_cut_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.received_cut_files.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts an upload stored whole, of `bytes`.
@@ -111,8 +123,15 @@ impl ServerStats {
             }
         };
         let received = if self.accepting {
+            let cut = match self.received_cut_files.load(Ordering::Relaxed) {
+                0 => String::new(),
+                n => {
+                    let bytes = crate::text::byte_count(self.received_cut_bytes.load(Ordering::Relaxed));
+                    format!("; {n} upload(s) cut off after {bytes} in all")
+                }
+            };
             format!(
-                "; received {} file(s), {}",
+                "; received {} file(s), {}{cut}",
                 self.received_files.load(Ordering::Relaxed),
                 crate::text::byte_count(self.received_bytes.load(Ordering::Relaxed))
             )

@@ -456,7 +456,7 @@ fn an_interrupted_put_names_every_file_and_the_server_logs_the_upload_cut_off() 
     env.stop_server(&mut server);
     let log = server.stderr();
     let summary = log.lines().find(|l| l.contains("stopped: served ")).unwrap_or_else(|| panic!("{log}"));
-    assert!(summary.contains("; 1 file(s) cut off after "), "counted cut off: {summary}");
+    assert!(summary.contains("; 1 upload(s) cut off after "), "counted cut off: {summary}");
     assert_eq!(env.out_entries(), ["a.txt"], "nothing of big.bin kept");
     env.assert_no_leftovers();
 }
@@ -505,7 +505,7 @@ fn a_put_killed_mid_upload_is_logged_and_counted_cut_off() {
     env.stop_server(&mut server);
     let log = server.stderr();
     let summary = log.lines().find(|l| l.contains("stopped: served ")).unwrap_or_else(|| panic!("{log}"));
-    assert!(summary.contains("; 1 file(s) cut off after "), "counted cut off: {summary}");
+    assert!(summary.contains("; 1 upload(s) cut off after "), "counted cut off: {summary}");
     assert_eq!(env.out_entries(), ["a.txt"], "nothing of big.bin kept");
     let _ = crate::util::wait_until(DETECT + SLACK, || env.names.client_regions().is_empty());
     env.assert_no_leftovers();
