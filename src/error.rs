@@ -58,6 +58,11 @@ pub enum Error {
     Stopping { queue: String },
     /// A configuration value is out of its range.
     InvalidConfig(String),
+    /// The local file of an upload could not be opened, examined or read
+    /// (not there, not a regular file, unreadable): the operation, the
+    /// file, and the OS error (its [`source`](std::error::Error::source)).
+    /// The session goes on with the next file.
+    LocalFile { op: &'static str, path: String, source: io::Error },
     /// The relay on another host (`-H`) could not serve: the remote shell
     /// could not run it or reach the host, or it found no server there.
     Remote { host: String, failure: RemoteFailure },
@@ -113,6 +118,11 @@ impl Error {
         Error::Os { op, name: Some(name.to_owned()), source }
     }
 
+    /// [`Error::LocalFile`]: `op` on the upload's local file `path` failed.
+    pub(crate) fn local(op: &'static str, path: &str, source: io::Error) -> Error {
+        Error::LocalFile { op, path: path.to_owned(), source }
+    }
+
     /// The error and its causes on one line, `a: b: c`: for a message built
     /// inside the library (a file's outcome).
     pub(crate) fn with_causes(&self) -> String {
@@ -145,6 +155,13 @@ impl fmt::Display for Error {
                     Some(name) => write!(f, "{op} {name}")?,
                     None => write!(f, "{op}")?,
                 }
+                if f.alternate() {
+                    write!(f, ": {source}")?;
+                }
+                Ok(())
+            }
+            Error::LocalFile { op, path, source } => {
+                write!(f, "{op} {path}")?;
                 if f.alternate() {
                     write!(f, ": {source}")?;
                 }
@@ -236,7 +253,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::Os { source, .. } => Some(source),
+            Error::Os { source, .. } | Error::LocalFile { source, .. } => Some(source),
             // Their message already says what the inner error says: a
             // chain printed whole (`{:#}`) says it once.
             _ => None,

@@ -91,11 +91,12 @@ impl LocalTree {
     ///
     /// # Errors
     ///
-    /// [`Error::Os`] when `dir` cannot be opened as a directory.
+    /// [`Error::Os`] or [`Error::LocalFile`] when `dir` cannot be opened as
+    /// a directory.
     pub fn walk(dir: &Path) -> Result<LocalTree> {
         let root = Root::open(dir)?;
         let walk = Walk::new(&root, b"", TREE_LIMITS)
-            .map_err(|failure| Error::os_named("open", &dir.display().to_string(), failure_error(failure)))?;
+            .map_err(|failure| Error::local("open", &dir.display().to_string(), failure_error(failure)))?;
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
         for visit in walk {
             match visit {
@@ -186,7 +187,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// [`Error::Os`] for the local file (`EISDIR`/`EINVAL` when it is not a
+    /// [`Error::LocalFile`] for the local file (`EISDIR`/`EINVAL` when it is not a
     /// regular file; `read` when a read failed: the server kept nothing),
     /// [`Error::Protocol`] on a session not opened for uploads or for an
     /// answer word no server writes, and the ring's and the queue's errors:
@@ -212,7 +213,7 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
         let shown = local.display().to_string();
-        let file = File::open(local).map_err(|e| Error::os_named("open", &shown, e))?;
+        let file = File::open(local).map_err(|e| Error::local("open", &shown, e))?;
         let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         self.put_open(file, &shown, &name, remote, if_exists, progress)
     }
@@ -224,7 +225,7 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`Client::put_file`]; [`Error::Os`] of `open` when the file is
+    /// As [`Client::put_file`]; [`Error::LocalFile`] of `open` when the file is
     /// gone, unreadable or no longer a regular file.
     pub fn put_tree_file_with(
         &mut self,
@@ -238,7 +239,7 @@ impl Client {
         let (opened, _) = tree
             .root
             .open_file_no_symlinks(&file.path)
-            .map_err(|f| Error::os_named("open", &shown, failure_error(f)))?;
+            .map_err(|f| Error::local("open", &shown, failure_error(f)))?;
         let name = shown.rsplit('/').next().unwrap_or_default().to_owned();
         self.put_open(opened, &shown, &name, remote, if_exists, progress)
     }
@@ -254,10 +255,10 @@ impl Client {
         if_exists: PutIfExists,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
-        let meta = file.metadata().map_err(|e| Error::os_named("stat", shown, e))?;
+        let meta = file.metadata().map_err(|e| Error::local("stat", shown, e))?;
         if !meta.file_type().is_file() {
             let errno = if meta.is_dir() { libc::EISDIR } else { libc::EINVAL };
-            return Err(Error::os_named("open", shown, io::Error::from_raw_os_error(errno)));
+            return Err(Error::local("open", shown, io::Error::from_raw_os_error(errno)));
         }
         let size = meta.len();
         let before = Snapshot::of_metadata(&meta);
@@ -280,7 +281,7 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
         let size = before.size();
-        let mode = file.metadata().map_err(|e| Error::os_named("stat", shown, e))?.mode();
+        let mode = file.metadata().map_err(|e| Error::local("stat", shown, e))?.mode();
         let seq = self.request_put(remote, size, mode & MODE_BITS, if_exists)?;
         let mut hash = Xxh3::new();
         let mut count = 0u64;
@@ -331,7 +332,7 @@ impl Client {
         self.producer()?.send(seq, &last)?;
         let answer = self.wait_for_answer(seq)?;
         match failed_read {
-            Some(e) => Err(Error::os_named("read", shown, e)),
+            Some(e) => Err(Error::local("read", shown, e)),
             None => Ok(answer),
         }
     }

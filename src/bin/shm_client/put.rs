@@ -119,9 +119,9 @@ fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, Ex
             // clash of remote paths.
             if e.kind() == std::io::ErrorKind::NotFound {
                 let shown = local.display().to_string();
-                let e = Error::Os {
+                let e = Error::LocalFile {
                     op: "open",
-                    name: Some(shown),
+                    path: shown,
                     source: std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::ENOENT)),
                 };
                 plan.items.push(Item::NotSent {
@@ -454,12 +454,12 @@ pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option
                     json::upload_line(request, remote, "failed", 0, why, Some(text))
                 });
             }
-            Err(e @ Error::Os { op: "open" | "stat" | "read", .. }) => {
+            Err(e @ Error::LocalFile { .. }) => {
                 // The local file (not there, not a regular file, unreadable).
                 all_sent = false;
                 let text = describe(&e);
                 let reason = match &e {
-                    Error::Os { source, .. } if source.raw_os_error() == Some(libc::EISDIR) => {
+                    Error::LocalFile { source, .. } if source.raw_os_error() == Some(libc::EISDIR) => {
                         FailReason::IsDirectory
                     }
                     _ => FailReason::Unreadable,
