@@ -93,6 +93,11 @@ pub enum RemoteFailure {
     /// The remote shell could not reach the host or log in (ssh's exit
     /// status 255).
     Unreachable,
+    /// The remote `shm_client --stop-server` ended with this exit status
+    /// (its own failure: a usage error, a server of another user, ...).
+    Exited { code: i32 },
+    /// The remote command was killed by a signal.
+    Killed { signal: i32 },
 }
 
 /// Why the server ended a client's session on its own
@@ -233,7 +238,7 @@ impl fmt::Display for Error {
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
             Error::Remote { host, failure: RemoteFailure::NoServer { queue } } => write!(
                 f,
-                "no server on queue {queue} on {host}: the relay there found none it could reach within \
+                "no server on queue {queue} on {host}: shm_client there found none it could reach within \
                  its wait (exit status 3; see its message above)"
             ),
             Error::Remote { host, failure: RemoteFailure::ClientNotFound { program } } => write!(
@@ -241,6 +246,12 @@ impl fmt::Display for Error {
                 "the relay on {host} did not start: the remote shell found no {program} to run there \
                  (exit status 127; see its message above)"
             ),
+            Error::Remote { host, failure: RemoteFailure::Exited { code } } => {
+                write!(f, "shm_client on {host} ended with exit status {code} (see its message above)")
+            }
+            Error::Remote { host, failure: RemoteFailure::Killed { signal } } => {
+                write!(f, "shm_client on {host} was killed by signal {signal}")
+            }
             Error::Remote { host, failure: RemoteFailure::Unreachable } => write!(
                 f,
                 "the remote shell could not reach {host} or log in there (exit status 255; see its \

@@ -372,26 +372,27 @@ fn spawn_writer(to: ChildStdin) -> (SyncSender<Vec<u8>>, JoinHandle<io::Result<(
 /// [`stop_server`](crate::stop_server) does here: runs `RSH HOST
 /// REMOTE_CLIENT --stop-server [--drain] --queue Q --wait W` (and
 /// `--quiet` when the config has no wait notice) and waits for it; its
-/// messages reach this process's stderr as they are. Its exit status is
-/// returned: `shm_client`'s (0 stopped, 3 no server, ...) or the remote
-/// shell's own.
+/// messages reach this process's stderr as they are. `Ok` once it
+/// stopped the server; its other exit statuses are an [`Error::Remote`]
+/// saying which ([`RemoteFailure`]).
 ///
 /// # Examples
 ///
 /// ```no_run
 /// use shmxfer::{stop_remote_server, ClientConfig, Remote, StopKind};
 ///
-/// let status = stop_remote_server(&ClientConfig::from_env(), &Remote::new("build@farm7"), StopKind::Drain)?;
-/// assert!(status.success());
+/// stop_remote_server(&ClientConfig::from_env(), &Remote::new("build@farm7"), StopKind::Drain)?;
 /// # Ok::<(), shmxfer::Error>(())
 /// ```
 ///
 /// # Errors
 ///
 /// [`Error::InvalidName`] for a bad queue name, [`Error::InvalidConfig`]
-/// for an empty remote shell, [`Error::Os`] when it cannot be run,
-/// [`Error::Cancelled`] (it is killed then).
-pub fn stop_remote_server(config: &ClientConfig, remote: &Remote, kind: StopKind) -> Result<ExitStatus> {
+/// for an empty remote shell or a bad host, [`Error::Os`] when it cannot
+/// be run, [`Error::Remote`] when it did not stop the server (no server
+/// there, no `shm_client`, the host unreachable, another exit status, a
+/// signal), [`Error::Cancelled`] (it is killed then).
+pub fn stop_remote_server(config: &ClientConfig, remote: &Remote, kind: StopKind) -> Result<()> {
     validate_queue_name(&config.queue)?;
     let words: Vec<OsString> = [remote.remote_client.clone(), "--stop-server".into()]
         .into_iter()
@@ -407,7 +408,7 @@ pub fn stop_remote_server(config: &ClientConfig, remote: &Remote, kind: StopKind
         .map_err(|e| Error::os_named("run", &program, e))?;
     loop {
         if let Some(status) = child.try_wait().map_err(|e| Error::os_named("wait for", &program, e))? {
-            return Ok(status);
+            return stop_status(remote, &config.queue, status);
         }
         if config.cancelled() {
             let _ = child.kill();
@@ -416,6 +417,22 @@ pub fn stop_remote_server(config: &ClientConfig, remote: &Remote, kind: StopKind
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// What the exit status of a remote `shm_client --stop-server` says.
+fn stop_status(remote: &Remote, queue: &str, status: ExitStatus) -> Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let failure = match (status.code(), status.signal()) {
+        (Some(0), _) => return Ok(()),
+        (Some(NO_SERVER_EXIT), _) => RemoteFailure::NoServer { queue: queue.to_owned() },
+        (Some(NOT_FOUND_EXIT), _) => {
+            RemoteFailure::ClientNotFound { program: remote.remote_client.to_string_lossy().into_owned() }
+        }
+        (Some(UNREACHABLE_EXIT), _) => RemoteFailure::Unreachable,
+        (Some(code), _) => RemoteFailure::Exited { code },
+        (None, signal) => RemoteFailure::Killed { signal: signal.unwrap_or(0) },
+    };
+    Err(Error::Remote { host: remote.host.clone(), failure })
 }
 
 /// The client's end of a relay: the child process (the remote shell), the

@@ -138,27 +138,8 @@ fn remote(args: &Args, host: &str) -> Remote {
 /// `--stop-server -H HOST`: the `shm_client --stop-server` run on HOST says
 /// what happened (on stderr, as it is) and its exit status is this one's.
 fn stop_remote(config: &ClientConfig, remote: &Remote, kind: StopKind) -> ExitCode {
-    use std::os::unix::process::ExitStatusExt;
     match shmxfer::stop_remote_server(config, remote, kind) {
-        Ok(status) => match (status.code(), status.signal()) {
-            // The remote shell's own failures, said as a relay's are.
-            (Some(127), _) => {
-                let program = remote.remote_client.to_string_lossy().into_owned();
-                let failure = RemoteFailure::ClientNotFound { program };
-                fail(&Error::Remote { host: remote.host.clone(), failure })
-            }
-            (Some(255), _) => {
-                fail(&Error::Remote { host: remote.host.clone(), failure: RemoteFailure::Unreachable })
-            }
-            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(EXIT_SESSION_LOST)),
-            (None, signal) => {
-                let how = signal.map_or_else(|| status.to_string(), |s| format!("killed by signal {s}"));
-                exit_with(
-                    EXIT_SESSION_LOST,
-                    &format!("the shm_client --stop-server on {}: {how}", remote.host),
-                )
-            }
-        },
+        Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => fail(&e),
     }
 }

@@ -47,6 +47,10 @@ pub(crate) fn exit_code_for(e: &Error) -> u8 {
         | Error::Refused { .. }
         | Error::Failed { .. } => EXIT_NOT_DELIVERED,
         Error::InvalidName { .. } | Error::SameOutput { .. } => EXIT_USAGE,
+        // The remote shm_client's own code, passed through.
+        Error::Remote { failure: RemoteFailure::Exited { code }, .. } => {
+            u8::try_from(*code).unwrap_or(EXIT_SESSION_LOST)
+        }
         _ => EXIT_SESSION_LOST,
     }
 }
