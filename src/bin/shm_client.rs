@@ -77,6 +77,15 @@ fn main() -> ExitCode {
     if let Err(code) = check_before_any_request(&args, &mode) {
         return code;
     }
+    // An upload's run is planned (its trees walked, its clashes found)
+    // once, before the server is asked anything.
+    let upload = match &mode {
+        Mode::Put { files, to } => match put::plan_run(&args, files, to.as_deref()) {
+            Ok(plan) => Some(plan),
+            Err(code) => return code,
+        },
+        _ => None,
+    };
     if let (Mode::StopServer(kind), Some(host)) = (&mode, &args.host) {
         return stop_remote(&config, &remote(&args, host), *kind);
     }
@@ -109,7 +118,7 @@ fn main() -> ExitCode {
         Mode::Stdout(file) => stream(client, &args, &file, &cancel),
         Mode::Fetch { files, recursive } => fetch(client, &args, Files::Named(&files, recursive)),
         Mode::Output { file, dest } => fetch(client, &args, Files::To(&file, &dest)),
-        Mode::Put { files, to } => put::put(client, &args, &files, to.as_deref()),
+        Mode::Put { .. } => put::put(client, &args, upload.expect("planned before connecting")),
         Mode::StopServer(_) | Mode::StatusAll { .. } | Mode::Relay(_) => unreachable!("handled above"),
     }
 }
@@ -149,7 +158,6 @@ fn check_before_any_request(args: &Args, mode: &Mode) -> Result<(), ExitCode> {
     match mode {
         Mode::Fetch { files, recursive } => check_output(args, files, *recursive),
         Mode::Output { dest, .. } => check_dest(dest),
-        Mode::Put { files, to } => put::check(args, files, to.as_deref()),
         _ => Ok(()),
     }
 }

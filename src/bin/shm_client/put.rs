@@ -90,7 +90,7 @@ enum Item {
 }
 
 /// What the arguments ask for, checked before anything is sent.
-struct Plan {
+pub(crate) struct Plan {
     trees: Vec<LocalTree>,
     items: Vec<Item>,
     /// Files named more than once: sent once.
@@ -283,10 +283,11 @@ fn check_collisions(plan: &mut Plan) -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// Before any request: the plan holds together (no two files to one
-/// remote path).
-pub(crate) fn check(args: &Args, files: &[PathBuf], to: Option<&str>) -> Result<(), ExitCode> {
-    plan(files, to, args.recursive).map(drop)
+/// Before any request: the run, planned once (trees walked, long paths
+/// and missing files noted), or the exit code of two files to one remote
+/// path.
+pub(crate) fn plan_run(args: &Args, files: &[PathBuf], to: Option<&str>) -> Result<Plan, ExitCode> {
+    plan(files, to, args.recursive)
 }
 
 /// How the run prints: a line for people or a JSON object per file.
@@ -328,15 +329,8 @@ impl Printer {
 /// Sends each file, a line per file; 0 when every file was stored or
 /// skipped, 1 when one was not, 2 for two files to one remote path, the
 /// session's code when it was lost.
-pub(crate) fn put(mut client: Client, args: &Args, files: &[PathBuf], to: Option<&str>) -> ExitCode {
+pub(crate) fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
     let started = Instant::now();
-    let plan = match plan(files, to, args.recursive) {
-        Ok(plan) => plan,
-        Err(code) => {
-            let _ = client.close();
-            return code;
-        }
-    };
     for local in &plan.twice {
         eprintln!("shm_client: warning: {} named more than once; sent once", quote_path(local));
     }
