@@ -14,6 +14,7 @@
 #   BENCH_BIN=DIR               use shm_server and shm_client from DIR instead of building
 #   BENCH_SWEEP=1 also tries ring sizes (--slots) and spin budgets (SHMXFER_SPIN_US).
 #   BENCH_SSH=0 skips the ssh rows (tried only when `ssh -o BatchMode=yes localhost true` works).
+#   Peak RSS and the idle server's CPU are measured where /usr/bin/time is.
 #   BENCH_ONE_CORE=0 skips the one-core row (both programs, and the pipe, pinned to
 #                    CPU 0 with taskset; skipped where taskset is missing).
 set -euo pipefail
@@ -139,6 +140,35 @@ if [ "$ssh_ok" = 1 ]; then
   printf 'relay over ssh: %.2fx ssh localhost cat\n' "$(calc "$(med ssh) / $(med sshrelay)")"
 else
   echo "(ssh rows skipped: ssh -o BatchMode=yes localhost does not log in here)"
+fi
+
+if [ -x /usr/bin/time ]; then
+  # Peak RSS of each side (a server serving 16 sessions at once, a client
+  # fetching the large file) and the idle server's CPU time over 2 s.
+  stop_server
+  /usr/bin/time -f %M -o "$work/server.rss" "$bin/shm_server" --queue "$queue" --root "$work/root" --persistent -q &
+  timer=$!
+  while [ ! -e "/dev/shm/${queue#/}.lock" ]; do sleep 0.01; done
+  spid=$(pgrep -P "$timer" shm_server | head -1)
+  ticks() { awk '{ print $14 + $15 }' "/proc/$spid/stat"; }
+  t0=$(ticks)
+  sleep 2
+  idle=$(calc "($(ticks) - $t0) / $(getconf CLK_TCK) / 2 * 100")
+  fresh_out
+  /usr/bin/time -f %M -o "$work/client.rss" "$bin/shm_client" --queue "$queue" -q -o "$work/out" big.bin
+  pids=()
+  mkdir -p "$work/out"/s{1..16}
+  for i in $(seq 1 16); do
+    "$bin/shm_client" --queue "$queue" -q -o "$work/out/s$i" --wait 5 "clients/c$(((i - 1) % max_clients + 1)).bin" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || echo "bench: a client of the RSS round failed" >&2; done
+  "$bin/shm_client" --queue "$queue" --stop-server -q
+  wait "$timer" || true
+  echo
+  printf 'peak RSS: server %.1f MiB (16 sessions at once), client %.1f MiB (the large file); idle server CPU over 2 s: %.1f%%\n' \
+    "$(calc "$(tail -1 "$work/server.rss") / 1024")" "$(calc "$(tail -1 "$work/client.rss") / 1024")" "$idle"
+  start_server
 fi
 
 if [ "${BENCH_ONE_CORE:-1}" = 1 ] && command -v taskset > /dev/null; then
