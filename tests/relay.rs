@@ -1070,3 +1070,38 @@ fn a_client_interrupted_mid_upload_through_a_relay_is_no_protocol_error() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// The client stopped mid-upload while its relay runs on: the relay gives
+/// up at the stall timeout it was given (the server's is far longer) and
+/// leaves, so the session it held on the server ends.
+#[test]
+fn an_upload_relay_whose_client_stops_sending_leaves_at_its_stall_timeout() {
+    let env = TestEnv::new("relay_put_relay_gives_up");
+    let big = env.tmp().join("big.bin");
+    crate::util::write_random_file(&big, BIG, 57);
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    let mut args = vec!["--put", s(&big), "--stall-timeout", "1"];
+    args.extend(remote_args(&rsh));
+    let mut client = env.client(&args);
+    let receiving =
+        wait_until(TIMEOUT, || server.is_receiving_in(&accept, "big.bin") || !client.is_running());
+    assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+    let relays =
+        std::process::Command::new("pgrep").arg("-P").arg(client.pid().to_string()).output().unwrap();
+    let relay: i32 =
+        String::from_utf8_lossy(&relays.stdout).trim().parse().expect("the relay is the client's child");
+    client.signal(Signal::SIGSTOP);
+    let left = wait_until(crate::util::DETECT + crate::util::SLACK, || {
+        // Gone, or a zombie its stopped parent has not reaped.
+        fs::read_to_string(format!("/proc/{relay}/stat")).map_or(true, |st| st.contains(") Z "))
+    });
+    assert!(left, "the relay still runs with its client stopped");
+    let dropped = wait_until(crate::util::DETECT, || server.open_files_under(&accept).is_empty());
+    assert!(dropped, "the server still holds the upload");
+    client.signal(Signal::SIGCONT);
+    client.finish(TIMEOUT).assert_code(4);
+    assert!(crate::util::dir_entries(&accept).is_empty(), "nothing under the final name");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
