@@ -24,6 +24,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use nix::errno::Errno;
@@ -155,6 +156,11 @@ pub struct OutDir {
     path: PathBuf,
     /// Whose replaced file lends the new one its permission bits.
     replaced: ReplacedMode,
+    /// Whether unnamed files may be linked by their descriptor
+    /// (`AT_EMPTY_PATH`, which takes `CAP_DAC_READ_SEARCH`), shared with the
+    /// sinks: cleared at the first `ENOENT`, after which they are linked
+    /// through `/proc/self/fd`.
+    link_by_fd: Arc<AtomicBool>,
 }
 
 /// Which file under a target name lends its permission bits to the file
@@ -210,7 +216,12 @@ impl OutDir {
         let fd =
             openat(AT_FDCWD, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
                 .map_err(os)?;
-        Ok(OutDir { fd: Arc::new(fd), path: path.to_owned(), replaced: ReplacedMode::Kept })
+        Ok(OutDir {
+            fd: Arc::new(fd),
+            path: path.to_owned(),
+            replaced: ReplacedMode::Kept,
+            link_by_fd: Arc::new(AtomicBool::new(true)),
+        })
     }
 
     /// Opens `path` as [`OutDir::open`] does, for files that others send
@@ -381,6 +392,7 @@ impl OutDir {
             record: None,
             mode: None,
             replaced: self.replaced,
+            link_by_fd: Arc::clone(&self.link_by_fd),
         })
     }
 
@@ -574,6 +586,7 @@ impl OutDir {
             record: Some(record_name(&out.name)),
             mode: Some(Mode::from_bits_truncate(mode & PERMISSIONS & !umask())),
             replaced: self.replaced,
+            link_by_fd: Arc::clone(&self.link_by_fd),
         })
     }
 }
@@ -602,6 +615,8 @@ pub struct Sink {
     mode: Option<Mode>,
     /// Whose file under the target name lends the new one its bits.
     replaced: ReplacedMode,
+    /// The output directory's `link_by_fd`, shared.
+    link_by_fd: Arc<AtomicBool>,
 }
 
 impl Sink {
@@ -684,6 +699,14 @@ impl Sink {
     /// Gives the unnamed file `file` the name `name` in the sink's directory.
     fn link_unnamed(&self, file: &File, name: &(impl AsRef<OsStr> + ?Sized)) -> nix::Result<()> {
         let name = name.as_ref();
+        if self.link_by_fd.load(Ordering::Relaxed) {
+            // One call, no path through procfs; without the capability it
+            // fails with ENOENT, and this directory's files go by /proc.
+            match linkat(file, "", &self.dir, name, AtFlags::AT_EMPTY_PATH) {
+                Err(Errno::ENOENT) => self.link_by_fd.store(false, Ordering::Relaxed),
+                done => return done,
+            }
+        }
         let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
         linkat(AT_FDCWD, proc_path.as_str(), &self.dir, name, AtFlags::AT_SYMLINK_FOLLOW)
     }

@@ -620,3 +620,41 @@ proptest::proptest! {
         env.assert_no_leftovers();
     }
 }
+
+/// Root links each received file by its descriptor; another user cannot
+/// (`AT_EMPTY_PATH` needs a capability) and links it through `/proc`: the
+/// files arrive whole either way, and a replaced one too.
+#[test]
+fn files_arrive_whole_for_root_and_for_another_user_alike() {
+    let env = TestEnv::new("link_by_fd_or_proc");
+    env.create("a.txt", b"first\n");
+    env.create("b.bin", &[7u8; 9000]);
+    let mut server = env.ready_server(&["--persistent"]);
+    env.fetch(&["a.txt", "b.bin"]).assert_code(0);
+    env.assert_delivered("a.txt");
+    env.assert_delivered("b.bin");
+    env.stop_server(&mut server);
+    if crate::util::other_user_or_skip("the same fetch as another user") {
+        use crate::util::{as_nobody, command, wait_for_queue, Proc, SERVER};
+        env.open_to_others();
+        let mut cmd = command(SERVER, Some(&env.names));
+        cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
+        let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
+        wait_for_queue(&env.names, &mut server);
+        let other = env.tmp().join("other");
+        fs::create_dir(&other).unwrap();
+        std::os::unix::fs::chown(&other, Some(crate::util::NOBODY), Some(crate::util::NOBODY)).unwrap();
+        let cmd = env.client_cmd(&["-o", other.to_str().unwrap(), "a.txt", "b.bin"]);
+        for round in ["new names", "replaced"] {
+            let done = Proc::spawn(as_nobody(&cmd), Some(&env.names)).finish(TIMEOUT);
+            done.assert_code(0);
+            assert_eq!(fs::read(other.join("a.txt")).unwrap(), b"first\n", "{round}");
+            assert_eq!(fs::read(other.join("b.bin")).unwrap(), vec![7u8; 9000], "{round}");
+        }
+        let names: Vec<_> = fs::read_dir(&other).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "no temporary name left: {names:?}");
+        server.signal(nix::sys::signal::Signal::SIGTERM);
+        server.wait_timeout(TIMEOUT).expect("the server stops");
+    }
+    env.assert_no_leftovers();
+}
