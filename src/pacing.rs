@@ -76,8 +76,10 @@ pub(crate) const LINE_CREDIT: u64 = 4 << 20;
 /// The longest a producer waits in line while others, which have streamed
 /// less, take turns before it (many small files' turns each add little):
 /// past it the one that waited longest goes next, so no transfer waits
-/// in line for more than about this long.
-pub(crate) const LONGEST_IN_LINE: Duration = Duration::from_millis(50);
+/// in line for more than about this long. Far above a round of turns (16
+/// producers of [`TURN_TIME`] each: 80 ms), so that the least served go
+/// first in every normal round; far below any stall timeout.
+pub(crate) const LONGEST_IN_LINE: Duration = Duration::from_millis(500);
 
 /// A wait that blocked this long forgets what its waiter learned about
 /// spinning: the peer was away (out of turn, or descheduled), and what
