@@ -53,11 +53,6 @@ impl Snapshot {
             ctime: (meta.ctime(), meta.ctime_nsec()),
         }
     }
-
-    /// The size it was taken at.
-    pub(crate) fn size(&self) -> u64 {
-        u64::try_from(self.size).unwrap_or(0)
-    }
 }
 
 /// The kind of a file, as `fstat` tells it.

@@ -260,29 +260,27 @@ impl Client {
             let errno = if meta.is_dir() { libc::EISDIR } else { libc::EINVAL };
             return Err(Error::local("open", shown, io::Error::from_raw_os_error(errno)));
         }
-        let size = meta.len();
-        let before = Snapshot::of_metadata(&meta);
         self.producer()?;
-        progress.start(name, size);
-        let answer = self.send_file(&mut file, shown, before, remote, if_exists, progress);
+        progress.start(name, meta.len());
+        let answer = self.send_file(&mut file, shown, &meta, remote, if_exists, progress);
         progress.finish();
         answer
     }
 
-    /// Announces and sends the open `file` (of `before`), then waits for
-    /// the server's answer.
+    /// Announces and sends the open `file` (as `meta` found it before the
+    /// first byte), then waits for the server's answer.
     fn send_file(
         &mut self,
         file: &mut File,
         shown: &str,
-        before: Snapshot,
+        meta: &std::fs::Metadata,
         remote: &[u8],
         if_exists: PutIfExists,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
-        let size = before.size();
-        let mode = file.metadata().map_err(|e| Error::local("stat", shown, e))?.mode();
-        let seq = self.request_put(remote, size, mode & MODE_BITS, if_exists)?;
+        let before = Snapshot::of_metadata(meta);
+        let size = meta.len();
+        let seq = self.request_put(remote, size, meta.mode() & MODE_BITS, if_exists)?;
         let mut hash = Xxh3::new();
         let mut count = 0u64;
         let mut chunk = vec![0u8; IO_CHUNK];
