@@ -69,9 +69,14 @@ fn a_server_without_accept_refuses_every_put() {
     let src = sources(&env);
     fs::write(src.join("a.txt"), b"nope\n").unwrap();
     let mut server = env.ready_server(&["--persistent"]);
-    let done = env.run_client(&["--put", s(&src.join("a.txt"))]);
+    fs::write(src.join("b.txt"), b"nor this\n").unwrap();
+    let done = env.run_client(&["--put", s(&src.join("a.txt")), s(&src.join("b.txt"))]);
     done.assert_code(1)
-        .check(done.stderr.contains("shm_server --accept DIR"), "the message says how to take uploads");
+        .check(done.stderr.contains("shm_server --accept DIR"), "the message says how to take uploads")
+        .check(
+            done.stdout.contains("b.txt: not sent: the server takes no uploads"),
+            "the file after it is named too, not left out without a word",
+        );
     assert!(env.out_entries().is_empty());
     assert!(dir_entries(env.root()).is_empty(), "nothing written into the served root");
     env.stop_server(&mut server);

@@ -425,6 +425,13 @@ pub(crate) fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                         json::upload_line(request, remote, "refused", 0, why, Some(&text))
                     ));
                 }
+                name_the_rest(
+                    &plan.items,
+                    at,
+                    format,
+                    FailReason::WrongSession,
+                    "not sent: the server takes no uploads",
+                );
                 out.finish(started);
                 return exit_with(EXIT_NOT_DELIVERED, &format!("{shown}: {text}"));
             }
@@ -509,18 +516,7 @@ pub(crate) fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                     }
                 }
                 let rest = if matches!(e, Error::Cancelled) { "interrupted" } else { "session lost" };
-                let not_sent = format!("not sent: {rest}");
-                for item in &plan.items[at + 1..] {
-                    if let Item::Send { local, remote, .. } = item {
-                        match format {
-                            Format::Text => say(format_args!("{}: {not_sent}", quote_path(local))),
-                            Format::Json => {
-                                let request = local.as_os_str().as_bytes();
-                                say(format_args!("{}", json::lost_line(request, remote, false, &not_sent)));
-                            }
-                        }
-                    }
-                }
+                name_the_rest(&plan.items, at, format, FailReason::SessionLost, &format!("not sent: {rest}"));
                 out.finish(started);
                 return fail(&e);
             }
@@ -531,6 +527,27 @@ pub(crate) fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
         Ok(()) if all_sent => ExitCode::from(EXIT_OK),
         Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
         Err(e) => fail(&e),
+    }
+}
+
+/// A line (or a JSON object, skipped for `reason`) saying `not_sent` for
+/// each file still to send after item `at`: the run ends, and none goes
+/// unnamed.
+fn name_the_rest(items: &[Item], at: usize, format: Format, reason: FailReason, not_sent: &str) {
+    for item in &items[at + 1..] {
+        if let Item::Send { local, remote, .. } = item {
+            match format {
+                Format::Text => say(format_args!("{}: {not_sent}", quote_path(local))),
+                Format::Json => {
+                    let request = local.as_os_str().as_bytes();
+                    let why = Some(Why::Fail(reason));
+                    say(format_args!(
+                        "{}",
+                        json::upload_line(request, remote, "skipped", 0, why, Some(not_sent))
+                    ));
+                }
+            }
+        }
     }
 }
 
