@@ -237,24 +237,13 @@ fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
             }
             Ok(false)
         }
-        FrameKind::End => {
-            let end @ Reply::End { .. } = Reply::decode(FrameKind::End, payload)
-                .map_err(|e| client_stream(&format!("an End frame that does not decode: {e}")))?
-            else {
-                return Err(client_stream("an End frame that is not one"));
-            };
-            client.producer()?.send(seq, &end)?;
-            Ok(true)
-        }
-        // The client gave the file up (it changed while it was sent): the
-        // server keeps nothing and answers it.
-        FrameKind::Error => {
-            let given_up @ Reply::Error { .. } = Reply::decode(FrameKind::Error, payload)
-                .map_err(|e| client_stream(&format!("an Error frame that does not decode: {e}")))?
-            else {
-                return Err(client_stream("an Error frame that is not one"));
-            };
-            client.producer()?.send(seq, &given_up)?;
+        // The file's end, or the client giving it up (it changed while it
+        // was sent: the server keeps nothing and answers it). A frame of
+        // either kind decodes to its own reply or not at all.
+        kind @ (FrameKind::End | FrameKind::Error) => {
+            let last = Reply::decode(kind, payload)
+                .map_err(|e| client_stream(&format!("an {kind:?} frame that does not decode: {e}")))?;
+            client.producer()?.send(seq, &last)?;
             Ok(true)
         }
         other => Err(client_stream(&format!("a {other:?} frame in an upload"))),
