@@ -422,17 +422,24 @@ pub fn stop_remote_server(config: &ClientConfig, remote: &Remote, kind: StopKind
 /// What the exit status of a remote `shm_client --stop-server` says.
 fn stop_status(remote: &Remote, queue: &str, status: ExitStatus) -> Result<()> {
     use std::os::unix::process::ExitStatusExt;
+    let program = remote.remote_client.to_string_lossy();
     let failure = match (status.code(), status.signal()) {
         (Some(0), _) => return Ok(()),
-        (Some(NO_SERVER_EXIT), _) => RemoteFailure::NoServer { queue: queue.to_owned() },
-        (Some(NOT_FOUND_EXIT), _) => {
-            RemoteFailure::ClientNotFound { program: remote.remote_client.to_string_lossy().into_owned() }
-        }
-        (Some(UNREACHABLE_EXIT), _) => RemoteFailure::Unreachable,
-        (Some(code), _) => RemoteFailure::Exited { code },
+        (Some(code), _) => known_failure(code, queue, &program).unwrap_or(RemoteFailure::Exited { code }),
         (None, signal) => RemoteFailure::Killed { signal: signal.unwrap_or(0) },
     };
     Err(Error::Remote { host: remote.host.clone(), failure })
+}
+
+/// What the exit status `code` of `program` run through the remote shell
+/// for `queue` says went wrong, where it says something of its own.
+fn known_failure(code: i32, queue: &str, program: &str) -> Option<RemoteFailure> {
+    match code {
+        NO_SERVER_EXIT => Some(RemoteFailure::NoServer { queue: queue.to_owned() }),
+        NOT_FOUND_EXIT => Some(RemoteFailure::ClientNotFound { program: program.to_owned() }),
+        UNREACHABLE_EXIT => Some(RemoteFailure::Unreachable),
+        _ => None,
+    }
 }
 
 /// The client's end of a relay: the child process (the remote shell), the
@@ -727,15 +734,8 @@ impl Link {
     /// found no server says so).
     fn gone(&mut self, what: &str) -> Error {
         let status = self.stop();
-        let failure = match status.and_then(|s| s.code()).filter(|_| !self.heard) {
-            Some(NO_SERVER_EXIT) => Some(RemoteFailure::NoServer { queue: self.queue.clone() }),
-            Some(NOT_FOUND_EXIT) => {
-                Some(RemoteFailure::ClientNotFound { program: self.remote_client.clone() })
-            }
-            Some(UNREACHABLE_EXIT) => Some(RemoteFailure::Unreachable),
-            _ => None,
-        };
-        if let Some(failure) = failure {
+        let code = status.and_then(|s| s.code()).filter(|_| !self.heard);
+        if let Some(failure) = code.and_then(|c| known_failure(c, &self.queue, &self.remote_client)) {
             return Error::Remote { host: self.host.clone(), failure };
         }
         let how = status.map_or_else(|| "did not exit".to_owned(), describe_status);
