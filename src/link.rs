@@ -336,7 +336,10 @@ fn remote_command(remote: &Remote, words: &[OsString]) -> Result<(Process, Strin
     };
     if remote.host.is_empty() || remote.host.starts_with('-') {
         // The remote shell would take it for one of its options.
-        return Err(Error::InvalidConfig(format!("host {:?}: empty or beginning with '-'", remote.host)));
+        return Err(Error::InvalidConfig(format!(
+            "host {:?}: give a host name ([USER@]HOST), not empty and not beginning with '-'",
+            remote.host
+        )));
     }
     let mut cmd = Process::new(program);
     cmd.args(args).arg(&remote.host).args(words.iter().map(|w| shell_quoted(w))).stderr(Stdio::inherit());

@@ -125,13 +125,6 @@ fn main() -> ExitCode {
 
 /// The host of `-H` reached as `--rsh` and `--remote-client` say.
 fn remote(args: &Args, host: &str) -> Remote {
-    if host.is_empty() || host.starts_with('-') {
-        // The remote shell would read it as one of its options.
-        usage_error(
-            ErrorKind::InvalidValue,
-            format!("-H {host:?}: give a host name ([USER@]HOST), not empty and not beginning with '-'"),
-        )
-    }
     let words = match shlex::split(&args.rsh) {
         Some(words) if !words.is_empty() => words,
         Some(_) => {

@@ -46,7 +46,9 @@ pub(crate) fn exit_code_for(e: &Error) -> u8 {
         | Error::NotFound
         | Error::Refused { .. }
         | Error::Failed { .. } => EXIT_NOT_DELIVERED,
-        Error::InvalidName { .. } | Error::SameOutput { .. } => EXIT_USAGE,
+        // A value of the command line the library cannot take (a -H host
+        // beginning with '-', a ring size out of range).
+        Error::InvalidName { .. } | Error::SameOutput { .. } | Error::InvalidConfig(_) => EXIT_USAGE,
         // The remote shm_client's own code, passed through.
         Error::Remote { failure: RemoteFailure::Exited { code }, .. } => {
             u8::try_from(*code).unwrap_or(EXIT_SESSION_LOST)
