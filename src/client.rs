@@ -1,7 +1,14 @@
 //! The requesting role's transport: find a live server, open a session
 //! (create the region and semaphores, send Open, wait until the server takes
 //! it), send requests, read the answer frames, say goodbye. What to do with
-//! the frames is [`crate::delivery`]'s business.
+//! the frames is [`crate::transfer::delivery`]'s business.
+
+pub(crate) mod choices;
+pub(crate) mod config;
+pub(crate) mod link;
+pub(crate) mod plan;
+pub(crate) mod relay;
+pub(crate) mod upload;
 
 use std::ffi::OsString;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
@@ -12,22 +19,22 @@ use std::time::{Duration, Instant, SystemTime};
 
 use posixmq::PosixMq;
 
+use crate::client::link::{Link, Remote, RELAY_MAX_PAYLOAD};
 use crate::error::{Error, Result, SessionEnd};
-use crate::link::{Link, Remote, RELAY_MAX_PAYLOAD};
-use crate::liveness::{servers_of_this_user, FoundServer, ServerState, ServerWatch};
-use crate::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
-use crate::outcome::FailReason;
-use crate::pacing::Pacing;
+use crate::os::liveness::{servers_of_this_user, FoundServer, ServerState, ServerWatch};
+use crate::os::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
+use crate::os::queue::{self, SendError};
+use crate::os::semaphore::Semaphore;
 use crate::protocol::{
     normalize_path, Command, DataEnd, FrameHeader, FrameKind, GetCondition, PutIfExists, Reply, ServerStatus,
     SessionKind, SessionStatus, SkipCode, StopKind,
 };
-use crate::queue::{self, SendError};
-use crate::ring::{Consumer, Liveness, Producer, RingSems};
-use crate::semaphore::Semaphore;
+use crate::shm_region::pacing::Pacing;
+use crate::shm_region::ring::{Consumer, Liveness, Producer, RingSems};
 use crate::shm_region::{EndReason, Geometry, Region};
+use crate::transfer::outcome::FailReason;
 
-pub use crate::config::{
+pub use crate::client::config::{
     ClientConfig, ClientConfigBuilder, WaitNotice, Waiting, DEFAULT_STALL_TIMEOUT, DEFAULT_WAIT,
 };
 
@@ -300,7 +307,7 @@ impl std::fmt::Debug for Client {
 /// # Errors
 ///
 /// [`Error::Os`] from the creations (`EEXIST` only after
-/// [`MAX_NAME_TRIES`](crate::names::MAX_NAME_TRIES) names taken).
+/// [`MAX_NAME_TRIES`](crate::os::names::MAX_NAME_TRIES) names taken).
 fn create_session_objects(
     queue: &str,
     pid: u32,

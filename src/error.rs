@@ -4,9 +4,9 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::choices::OutputNames;
+use crate::client::choices::OutputNames;
 use crate::protocol::{DecodeError, EncodeError};
-use crate::reason::FailReason;
+use crate::transfer::reason::FailReason;
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -58,74 +58,56 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
-// Each module is one concept; see the README's code layout. Only what is
-// re-exported below is public.
-mod answers;
-mod choices;
+// The folders are the layers, bottom up: `os` (the OS calls and the POSIX
+// objects), `protocol` (the wire format), `shm_region` (the region, its ring
+// and pacing), `fs` (the confined opener, the walk, the output rule),
+// `transfer` (one file's way through a ring, both directions), and the two
+// roles, `client` and `server`. Each imports only the layers below it. Only
+// what is re-exported below is public.
+#[cfg(feature = "cli")]
+#[doc(hidden)]
+pub mod cli;
 mod client;
-mod config;
-mod delivery;
 mod error;
-mod leftovers;
-mod link;
-mod liveness;
-mod log_budget;
-mod names;
-mod outcome;
-mod output;
-mod owned_name;
-mod pacing;
-mod plan;
+mod fs;
+mod os;
 mod protocol;
-mod queue;
-mod reason;
-mod receive;
-mod relay;
-mod ring;
-mod semaphore;
-mod send_file;
 mod server;
-mod sessions;
-mod shm_object;
 mod shm_region;
-mod source;
-mod stats;
-mod sys;
 mod text;
-mod upload;
-mod walk;
+mod transfer;
 
-pub use choices::{Clobber, OutputNames, Partial, Times, Update};
+pub use client::choices::{Clobber, OutputNames, Partial, Times, Update};
+pub use client::link::{stop_remote_server, Remote};
+pub use client::plan::{Lost, Report, Summary};
+pub use client::relay::{relay, relay_session};
+pub use client::upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
 pub use client::{
     status_all, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Listing, ServerReport,
     Skipped, Status, WaitNotice, Waiting, DEFAULT_WAIT,
 };
-pub use delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use error::{Error, RemoteFailure, Result, SessionEnd};
-pub use leftovers::{cleanup, cleanup_all, Collected};
-pub use link::{stop_remote_server, Remote};
-pub use outcome::{FailReason, FileResult, Outcome, SkipReason};
-pub use pacing::DEFAULT_SPIN_BUDGET;
-pub use plan::{Lost, Report, Summary};
 pub use protocol::{
     DecodeError, EncodeError, PutIfExists, ReasonCode, ServerStatus, SessionKind, SessionStatus, StopKind,
     UploadAnswer,
 };
-pub use relay::{relay, relay_session};
+pub use server::leftovers::{cleanup, cleanup_all, Collected};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
-pub use upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
+pub use shm_region::pacing::DEFAULT_SPIN_BUDGET;
+pub use transfer::delivery::{FetchOptions, FileReader, NoProgress, Progress};
+pub use transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
 
-pub use names::{DEFAULT_QUEUE, QUEUE_ENV};
+pub use os::names::{DEFAULT_QUEUE, QUEUE_ENV};
 
 /// What the two programs use beyond the public API: no promise, may change
 /// at any time.
 #[doc(hidden)]
 pub mod programs {
     pub use crate::client::DEFAULT_STALL_TIMEOUT;
-    pub use crate::names::validate_queue_name;
+    pub use crate::os::names::validate_queue_name;
+    pub use crate::os::sys::IO_CHUNK;
     pub use crate::protocol::{normalize_path, MAX_PATH_LEN};
     pub use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
-    pub use crate::sys::IO_CHUNK;
     pub use crate::text::{byte_count, human_size, quote_bytes, quote_name};
 }
 
@@ -133,7 +115,7 @@ pub mod programs {
 /// no promise, may change at any time.
 #[doc(hidden)]
 pub mod testing {
-    pub use crate::sys::IO_CHUNK;
+    pub use crate::os::sys::IO_CHUNK;
 
     /// The wire format.
     pub mod protocol {
@@ -146,23 +128,23 @@ pub mod testing {
 
     /// Object names.
     pub mod names {
-        pub use crate::names::{validate_queue_name, SessionNames, MAX_NAME_LEN, MAX_QUEUE_LEN};
+        pub use crate::os::names::{validate_queue_name, SessionNames, MAX_NAME_LEN, MAX_QUEUE_LEN};
     }
 
     /// Shared memory and semaphores.
     pub mod shm_region {
-        pub use crate::semaphore::Semaphore;
-        pub use crate::shm_object::ShmObject;
+        pub use crate::os::semaphore::Semaphore;
+        pub use crate::os::shm_object::ShmObject;
         pub use crate::shm_region::{Geometry, Region, DEFAULT_SLOTS};
     }
 
     /// Who is alive.
     pub mod liveness {
-        pub use crate::liveness::{client_alive, ServerLock};
+        pub use crate::os::liveness::{client_alive, ServerLock};
     }
 
     /// The command queue.
     pub mod queue {
-        pub use crate::queue::{create, QUEUE_CAPACITY, QUEUE_MSG_LEN};
+        pub use crate::os::queue::{create, QUEUE_CAPACITY, QUEUE_MSG_LEN};
     }
 }

@@ -1,6 +1,12 @@
 //! The serving role: binds the queue, reads its messages and dispatches them
 //! to the session table (`sessions.rs`), and stops.
 
+pub(crate) mod answers;
+pub(crate) mod leftovers;
+pub(crate) mod log_budget;
+pub(crate) mod sessions;
+pub(crate) mod stats;
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,19 +16,19 @@ use log::{info, trace, warn};
 use posixmq::PosixMq;
 
 use crate::error::{Error, Result};
-use crate::leftovers::collect_dead_sessions;
-use crate::liveness::{queue_identity, ServerLock};
-use crate::log_budget::LogBudget;
-use crate::names::validate_queue_name;
-use crate::names::{DEFAULT_QUEUE, QUEUE_ENV};
-use crate::output::OutDir;
-use crate::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
+use crate::fs::output::OutDir;
+use crate::fs::source::Root;
+use crate::os::liveness::{queue_identity, ServerLock};
+use crate::os::names::validate_queue_name;
+use crate::os::names::{DEFAULT_QUEUE, QUEUE_ENV};
+use crate::os::queue::{self, QUEUE_MSG_LEN};
 use crate::protocol::{Command, StopKind};
-use crate::queue::{self, QUEUE_MSG_LEN};
-use crate::send_file::Ask;
-use crate::sessions::{Job, ServeEnv, Sessions};
-use crate::source::Root;
-use crate::stats::ServerStats;
+use crate::server::leftovers::collect_dead_sessions;
+use crate::server::log_budget::LogBudget;
+use crate::server::sessions::{Job, ServeEnv, Sessions};
+use crate::server::stats::ServerStats;
+use crate::shm_region::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
+use crate::transfer::send_file::Ask;
 
 /// How often the main loop looks at the stop flag and finished sessions.
 const POLL: Duration = Duration::from_millis(50);
@@ -56,7 +62,7 @@ pub struct ServerConfig {
     pub collect_every: Duration,
     /// The longest a session's wait for a free slot spins before it blocks
     /// (zero: block at once);
-    /// [`crate::pacing::DEFAULT_SPIN_BUDGET`] unless measuring.
+    /// [`crate::shm_region::pacing::DEFAULT_SPIN_BUDGET`] unless measuring.
     pub spin_budget: Duration,
     /// The directory uploads go below (`shm_server --accept DIR`); `None`:
     /// every upload is refused.

@@ -1,7 +1,7 @@
 //! The mapped session region: its header, its geometry and the copies of
 //! frames in and out of its slots ([`Region`]). The shared-memory object
-//! behind it is a [`crate::shm_object::ShmObject`]; the two semaphores that
-//! hand its slots back and forth are [`crate::semaphore::Semaphore`]s.
+//! behind it is a [`crate::os::shm_object::ShmObject`]; the two semaphores that
+//! hand its slots back and forth are [`crate::os::semaphore::Semaphore`]s.
 //!
 //! ```text
 //! +--------------------------------------------+ offset 0
@@ -25,14 +25,17 @@
 //! the semaphores say the slot is ours, and only then validated. Besides
 //! `sys`, this is the only module with `unsafe`.
 
+pub(crate) mod pacing;
+pub(crate) mod ring;
+
 use std::io;
 use std::mem::offset_of;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Result};
+use crate::os::shm_object::{Access, ShmObject};
+use crate::os::sys::{self, SharedMapping};
 use crate::protocol::FRAME_HEADER_LEN;
-use crate::shm_object::{Access, ShmObject};
-use crate::sys::{self, SharedMapping};
 
 /// The region never exceeds this many bytes, header included.
 pub const REGION_MAX: usize = 4096;
@@ -368,7 +371,7 @@ impl Region {
 
     /// Records in the header the one CPU that `party` may run on (`None`:
     /// the scheduler may move it), for its peer to see whether they share a
-    /// core (see [`crate::pacing`]).
+    /// core (see [`crate::shm_region::pacing`]).
     pub fn set_cpu(&self, party: Party, cpu: Option<u32>) {
         let value = cpu.map_or(0, |c| c.saturating_add(1));
         self.header(party.cpu_field()).store(value, Ordering::Relaxed);
@@ -508,7 +511,7 @@ mod tests {
         let created = Region::create(&name, g, 42).unwrap();
         let opened = Region::open(&name, g.region_size() as u32, 42).unwrap();
         assert_eq!(opened.geometry(), g);
-        assert!(crate::liveness::client_alive(&opened));
+        assert!(crate::os::liveness::client_alive(&opened));
         let header = [7u8; FRAME_HEADER_LEN];
         created.write_frame(1, &header, b"hello");
         assert_eq!(opened.read_frame_header(1), header);
@@ -520,7 +523,7 @@ mod tests {
         assert!(Region::open(&name, 100, 42).is_err(), "wrong announced size");
         assert!(Region::open(&name, g.region_size() as u32, 43).is_err(), "wrong pid");
         drop(created);
-        assert!(!crate::liveness::client_alive(&opened));
+        assert!(!crate::os::liveness::client_alive(&opened));
         assert!(ShmObject::open(&name, Access::ReadOnly).is_err());
     }
 }

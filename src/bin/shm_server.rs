@@ -12,7 +12,7 @@ use clap::{CommandFactory, Parser};
 use shmxfer::programs::quote_name;
 use shmxfer::{Error, Server, StopKind, StopSignal, DEFAULT_QUEUE};
 
-mod common;
+use shmxfer::cli as common;
 
 /// Serve the files of a directory to `shm_client` through POSIX shared memory.
 #[derive(Debug, Parser)]

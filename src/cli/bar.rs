@@ -1,0 +1,187 @@
+//! The client's progress on stderr, only on a terminal: a bar while a file
+//! of 1 MiB or more arrives and, when more than one file is fetched, a line
+//! of the whole run (files done of all, bytes so far) beneath it. Both fit
+//! the terminal's width: each template has one part that takes the columns
+//! left (`{wide_bar}`) and fixed parts that fit in 50 columns.
+
+use crate::programs::{human_size, quote_name};
+use crate::{FileResult, Progress};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A file's bar: its name cut to 12 columns, the bar, bytes of all bytes, the time left.
+const FILE_TEMPLATE: &str = "{msg:12!} [{wide_bar}] {bytes}/{total_bytes} {eta}";
+/// The run's line: the bar of files done, files done of all, the bytes received so far.
+const RUN_TEMPLATE: &str = "[{wide_bar}] {pos}/{len} files, {msg}";
+/// Files smaller than this get no bar of their own.
+const BAR_MIN_SIZE: u64 = 1 << 20;
+
+/// The bars of one run, when enabled.
+#[derive(Debug)]
+pub struct Bar {
+    /// Where the bars are drawn; `None` when progress is not shown.
+    multi: Option<MultiProgress>,
+    /// The run's line, when more than one file is fetched.
+    run: Option<ProgressBar>,
+    /// The bar of the file arriving.
+    file: Option<ProgressBar>,
+    /// Bytes received in this run.
+    bytes: u64,
+}
+
+impl Bar {
+    pub fn new(enabled: bool) -> Bar {
+        Bar::drawn_on(enabled.then(ProgressDrawTarget::stderr))
+    }
+
+    /// Bars drawn on `target`, or none.
+    fn drawn_on(target: Option<ProgressDrawTarget>) -> Bar {
+        Bar { multi: target.map(MultiProgress::with_draw_target), run: None, file: None, bytes: 0 }
+    }
+
+    /// Runs `print` with the bars hidden, so that a line printed on the
+    /// terminal does not mix with them.
+    pub fn suspend<R>(&self, print: impl FnOnce() -> R) -> R {
+        match &self.multi {
+            Some(multi) => multi.suspend(print),
+            None => print(),
+        }
+    }
+
+    /// One more file of the run is done (as [`Progress::result`] says, for
+    /// a run that has no [`FileResult`]: an upload).
+    pub fn file_done(&mut self) {
+        if let Some(run) = &self.run {
+            run.inc(1);
+        }
+    }
+
+    /// Removes the bars (the run is over).
+    pub fn clear(&mut self) {
+        for bar in [self.file.take(), self.run.take()].into_iter().flatten() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .map_or_else(|_| ProgressStyle::default_bar(), |s| s.progress_chars("=> "))
+}
+
+impl Progress for Bar {
+    fn planned(&mut self, files: usize) {
+        let Some(multi) = &self.multi else { return };
+        if files > 1 {
+            let run = multi.add(ProgressBar::new(files as u64).with_style(style(RUN_TEMPLATE)));
+            run.set_message(human_size(0));
+            self.run = Some(run);
+        }
+    }
+
+    fn start(&mut self, name: &str, size: u64) {
+        let Some(multi) = &self.multi else { return };
+        if size < BAR_MIN_SIZE {
+            return;
+        }
+        let bar = ProgressBar::new(size).with_style(style(FILE_TEMPLATE));
+        let bar = match &self.run {
+            Some(run) => multi.insert_before(run, bar),
+            None => multi.add(bar),
+        };
+        bar.set_message(quote_name(name).into_owned());
+        self.file = Some(bar);
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        if let Some(bar) = &self.file {
+            bar.inc(bytes);
+        }
+        if let Some(run) = &self.run {
+            run.set_message(human_size(self.bytes));
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.file.take() {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn result(&mut self, _file: &FileResult) {
+        self.file_done();
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A terminal of a given width that keeps what was written on it.
+    #[derive(Debug, Clone)]
+    struct Screen {
+        cols: u16,
+        lines: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl indicatif::TermLike for Screen {
+        fn width(&self) -> u16 {
+            self.cols
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.lines.lock().unwrap().push(s.to_owned());
+            Ok(())
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.write_line(s)
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn both_bars_fit_a_narrow_terminal() {
+        for cols in [50, 80, 200] {
+            let screen = Screen { cols, lines: Arc::default() };
+            let mut bar = Bar::drawn_on(Some(ProgressDrawTarget::term_like(Box::new(screen.clone()))));
+            bar.planned(100_000);
+            bar.start("a-rather-long-directory/and-a-long-file-name.iso", 999 << 30);
+            bar.advance(998 << 30);
+            for b in [&bar.file, &bar.run].into_iter().flatten() {
+                b.tick();
+            }
+            let lines = screen.lines.lock().unwrap().clone();
+            assert!(lines.iter().any(|l| l.contains("/100000 files, 998.0 GiB")), "{lines:?}");
+            assert!(lines.iter().any(|l| l.contains("a-rather-lon [")), "{lines:?}");
+            for line in lines.iter().flat_map(|l| l.lines()) {
+                let width = line.chars().count();
+                assert!(width <= usize::from(cols), "{width} columns of {cols}: {line:?}");
+                assert!(line.contains(" [") || line.starts_with('['), "a bar was drawn: {line:?}");
+            }
+            bar.clear();
+        }
+    }
+}

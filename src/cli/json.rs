@@ -1,0 +1,140 @@
+//! The client's results as JSON lines (`--json` on a fetch): an object per
+//! requested file, then one summary object.
+
+use crate::{FailReason, FileResult, Outcome, SkipReason, Summary};
+use serde::Serialize;
+
+/// Why a file did not arrive, or was skipped by choice: a snake_case code.
+#[derive(Debug, Serialize, Clone, Copy)]
+#[serde(untagged)]
+pub enum Why {
+    Fail(FailReason),
+    Skip(SkipReason),
+}
+
+/// One file's object, its fields in this order.
+#[derive(Serialize)]
+struct FileJson<'a> {
+    /// The path asked of the server: its UTF-8 text (bytes that are not
+    /// UTF-8 as U+FFFD), and its bytes in `request_bytes` when it is not
+    /// UTF-8, as the listing JSON gives `path_bytes`.
+    request: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_bytes: Option<&'a [u8]>,
+    /// The output path below the output directory, the same way.
+    path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path_bytes: Option<&'a [u8]>,
+    result: &'a str,
+    bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<Why>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<&'a str>,
+}
+
+/// A path's text, and its bytes when they are not UTF-8.
+fn text_and_bytes(bytes: &[u8]) -> (String, Option<&[u8]>) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => (text.to_owned(), None),
+        Err(_) => (String::from_utf8_lossy(bytes).into_owned(), Some(bytes)),
+    }
+}
+
+/// `{"request": …, "path": …, "result": …, "bytes": N[, "reason": …, "message": …]}`
+fn object<'a>(
+    request: &'a [u8],
+    path: &'a [u8],
+    result: &'a str,
+    bytes: u64,
+    why: Option<(Why, &'a str)>,
+) -> String {
+    let (request, request_bytes) = text_and_bytes(request);
+    let (path, path_bytes) = text_and_bytes(path);
+    let (reason, message) = why.unzip();
+    super::to_json(&FileJson { request, request_bytes, path, path_bytes, result, bytes, reason, message })
+}
+
+/// The line of one file's result.
+pub fn file_line(file: &FileResult) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let (request, path) = (file.path.as_os_str().as_bytes(), file.name.as_os_str().as_bytes());
+    match &file.outcome {
+        Outcome::Delivered { bytes } => object(request, path, "delivered", *bytes, None),
+        Outcome::NotFound => object(request, path, "not_found", 0, None),
+        Outcome::Refused { reason, text } => {
+            object(request, path, "refused", 0, Some((Why::Fail(*reason), text)))
+        }
+        Outcome::Failed { reason, text } => {
+            object(request, path, "failed", 0, Some((Why::Fail(*reason), text)))
+        }
+        // Left out by the server's listing: never asked for.
+        Outcome::LeftOut { reason, text } => {
+            object(request, path, "skipped", 0, Some((Why::Fail(*reason), text)))
+        }
+        Outcome::Skipped { reason: why @ SkipReason::Exists } => {
+            object(request, path, "skipped", 0, Some((Why::Skip(*why), "exists")))
+        }
+        Outcome::Skipped { reason: why @ SkipReason::UpToDate } => {
+            object(request, path, "skipped", 0, Some((Why::Skip(*why), "up to date")))
+        }
+    }
+}
+
+/// The line of one file of an upload (`--put --json`): the local path as
+/// `request`, the path below the server's `--accept` directory as `path`,
+/// the fields of a fetch's line.
+pub fn upload_line(
+    request: &[u8],
+    path: &[u8],
+    result: &str,
+    bytes: u64,
+    reason: Option<Why>,
+    message: Option<&str>,
+) -> String {
+    let (request, request_bytes) = text_and_bytes(request);
+    let (path, path_bytes) = text_and_bytes(path);
+    super::to_json(&FileJson { request, request_bytes, path, path_bytes, result, bytes, reason, message })
+}
+
+/// The line of a file a lost session cut off (`failed`) or never asked
+/// for (`skipped`), both with the reason `session_lost`.
+pub fn lost_line(request: &[u8], path: &[u8], cut_off: bool, message: &str) -> String {
+    let result = if cut_off { "failed" } else { "skipped" };
+    object(request, path, result, 0, Some((Why::Fail(FailReason::SessionLost), message)))
+}
+
+/// `{"summary": {"files": N, "delivered": N, …, "bytes": N, "seconds": S}}`
+pub fn summary_line(s: &Summary) -> String {
+    #[derive(Serialize)]
+    struct Counts {
+        files: usize,
+        delivered: usize,
+        not_found: usize,
+        refused: usize,
+        failed: usize,
+        skipped: usize,
+        left_out: usize,
+        not_fetched: usize,
+        bytes: u64,
+        seconds: f64,
+    }
+    #[derive(Serialize)]
+    struct Line {
+        summary: Counts,
+    }
+    let summary = Counts {
+        files: s.asked,
+        delivered: s.delivered,
+        not_found: s.not_found,
+        refused: s.refused,
+        failed: s.failed,
+        skipped: s.skipped,
+        left_out: s.left_out,
+        not_fetched: s.not_fetched,
+        bytes: s.bytes,
+        // To the millisecond.
+        seconds: (s.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
+    };
+    super::to_json(&Line { summary })
+}

@@ -1,0 +1,978 @@
+//! Where received files go. The output directory is opened once, and every
+//! later step is relative to that descriptor: creating the temporary file,
+//! creating the directories `-R/--relative` asks for, and giving the verified
+//! file its name. A directory swapped for a symlink mid-transfer therefore
+//! changes nothing, and no path component below the output directory is
+//! ever followed through a symlink.
+//!
+//! Temporary names are short (`.shmxfer.<16 hex>`), whatever the final
+//! name: they fit wherever a legal file name fits.
+//!
+//! A cut-off transfer is kept for resuming only when asked
+//! ([`Partial::Keep`], `--continue`): its bytes as
+//! `.shmxfer-partial.<name>` beside where the file goes, and beside it
+//! `.shmxfer-partial.<name>.source`, one line `SIZE MTIME_NS` recording
+//! the source's size and mtime as its `Start` frame told them. The record
+//! is written (to a temporary name, renamed) before the bytes get their
+//! name, so a partial without a record is never resumed. A name too long
+//! for these prefixes keeps nothing.
+
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode};
+use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
+
+pub use crate::client::choices::{Clobber, OutputNames, Partial, Times, Update};
+use crate::error::{Error, Result};
+use crate::os::sys;
+use crate::protocol::Stamp;
+
+/// The permission bits a received file may get: never setuid, setgid or
+/// sticky.
+const PERMISSIONS: u32 = 0o777;
+
+fn os(e: Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// A path below the output directory: its directories (empty without
+/// `-R`) and its file name, each a plain component (no `/`, `.` or `..`)
+/// of any bytes but `/` and NUL, as a Unix name is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OutputPath {
+    dirs: Vec<OsString>,
+    name: OsString,
+}
+
+fn os_name(b: &[u8]) -> OsString {
+    OsStr::from_bytes(b).to_owned()
+}
+
+impl OutputPath {
+    /// Where the requested `path` is written: under its final component, or
+    /// with [`OutputNames::Relative`] under the whole path, relative to the
+    /// output directory. The reason why not, for a path without a file name
+    /// or, kept whole, with a `..` component.
+    ///
+    /// # Errors
+    ///
+    /// A message for the user.
+    pub fn for_request(path: &str, names: OutputNames) -> std::result::Result<OutputPath, String> {
+        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        let Some((&name, dirs)) = parts.split_last() else {
+            return Err("no file name in this path".into());
+        };
+        if name == ".." || path.ends_with('/') || path.ends_with("/.") {
+            return Err("no file name in this path".into());
+        }
+        if names == OutputNames::Basename {
+            return Ok(OutputPath { dirs: Vec::new(), name: name.into() });
+        }
+        if dirs.contains(&"..") {
+            return Err("a path with '..' cannot be kept below the output directory".into());
+        }
+        Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).into()).collect(), name: name.into() })
+    }
+
+    /// The relative path `local` (bytes, UTF-8 or not), kept as it is:
+    /// every component must be a plain name (not empty, `.` or `..`).
+    ///
+    /// # Errors
+    ///
+    /// A message for the user.
+    pub fn below(local: impl AsRef<[u8]>) -> std::result::Result<OutputPath, String> {
+        let local = local.as_ref();
+        let parts: Vec<&[u8]> = local.split(|&b| b == b'/').collect();
+        if parts.iter().any(|p| p.is_empty() || *p == b"." || *p == b".." || p.contains(&0)) {
+            let shown = crate::text::quote_bytes(local);
+            return Err(format!("{shown} has an empty, '.' or '..' component; not written"));
+        }
+        let (name, dirs) = parts.split_last().expect("split yields one part at least");
+        Ok(OutputPath { dirs: dirs.iter().map(|d| os_name(d)).collect(), name: os_name(name) })
+    }
+
+    /// The file name.
+    pub fn name(&self) -> &OsStr {
+        &self.name
+    }
+
+    /// The path relative to the output directory, as it is.
+    pub fn shown_path(&self) -> PathBuf {
+        let mut p: PathBuf = self.dirs.iter().collect();
+        p.push(&self.name);
+        p
+    }
+
+    /// The path as the user reads it, relative to the output directory
+    /// (bytes that are not UTF-8 replaced by U+FFFD; [`OutputPath::shown_path`]
+    /// keeps them).
+    pub fn shown(&self) -> String {
+        self.shown_path().to_string_lossy().into_owned()
+    }
+}
+
+/// The file name and the directory (`.` for a bare name) of `dest`, the
+/// path one file is written to (`-O DEST`). A path ending in `/`, or whose
+/// last component is `.` or `..`, names a directory, not a file, as for
+/// `cp`: it has no file name here (`Path::file_name` would take `new` of
+/// `new/`, or `d` of `d/.`), nor has one that is not UTF-8.
+///
+/// # Errors
+///
+/// A message for the user, naming `dest`.
+pub fn dest_parts(dest: &Path) -> std::result::Result<(&str, PathBuf), String> {
+    let bytes = dest.as_os_str().as_bytes();
+    let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or_default();
+    if matches!(last, b"" | b"." | b"..") {
+        return Err(format!("{}: not a file name (it names a directory)", dest.display()));
+    }
+    let name = dest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{}: no file name (or not UTF-8)", dest.display()))?;
+    let dir = match dest.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    Ok((name, dir))
+}
+
+/// The output directory, open.
+#[derive(Debug)]
+pub struct OutDir {
+    /// Shared with the sinks of files that go straight into it: no
+    /// descriptor is duplicated per file.
+    fd: Arc<OwnedFd>,
+    path: PathBuf,
+    /// Whose replaced file lends the new one its permission bits.
+    replaced: ReplacedMode,
+    /// Whether unnamed files may be linked by their descriptor
+    /// (`AT_EMPTY_PATH`, which takes `CAP_DAC_READ_SEARCH`), shared with the
+    /// sinks: cleared at the first `ENOENT`, after which they are linked
+    /// through `/proc/self/fd`.
+    link_by_fd: Arc<AtomicBool>,
+}
+
+/// Which file under a target name lends its permission bits to the file
+/// that replaces it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReplacedMode {
+    /// Any regular file, as `cp` keeps the mode of the file it overwrites
+    /// (a fetch: the user's own output directory).
+    Kept,
+    /// Only a file of this effective user (`uid`): a file someone else
+    /// planted (world-writable, say) lends nothing, and the new file gets
+    /// the bits it was created with (the server's `--accept` directory).
+    KeptIfOwn { uid: u32 },
+}
+
+/// The device and inode of a directory: its identity, whatever its name.
+fn identity(st: &nix::sys::stat::FileStat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
+/// An error saying the directory a file goes into is no longer where it
+/// was opened (kind `NotADirectory`, as a component not followed is: the
+/// file would land outside the directory tree it was meant for).
+fn moved(what: String) -> io::Error {
+    io::Error::new(io::ErrorKind::NotADirectory, what)
+}
+
+/// The directory a file goes into: the output directory itself, shared,
+/// or a subdirectory opened for it.
+#[derive(Debug)]
+enum DirFd {
+    Top(Arc<OwnedFd>),
+    Below(OwnedFd),
+}
+
+impl AsFd for DirFd {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            DirFd::Top(fd) => fd.as_fd(),
+            DirFd::Below(fd) => fd.as_fd(),
+        }
+    }
+}
+
+impl OutDir {
+    /// Opens `path`, which must be a directory (symlinks to one included:
+    /// the user named it).
+    ///
+    /// # Errors
+    ///
+    /// The OS error, `ENOTDIR` for anything but a directory.
+    pub fn open(path: &Path) -> io::Result<OutDir> {
+        let fd =
+            openat(AT_FDCWD, path, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(os)?;
+        Ok(OutDir {
+            fd: Arc::new(fd),
+            path: path.to_owned(),
+            replaced: ReplacedMode::Kept,
+            link_by_fd: Arc::new(AtomicBool::new(true)),
+        })
+    }
+
+    /// Opens `path` as [`OutDir::open`] does, for files that others send
+    /// (the server's `--accept` directory): a file replaced there lends
+    /// its permission bits only when it is this user's own, and
+    /// [`OutDir::confirm`] checks that a file's directory is still in place
+    /// before it is named.
+    ///
+    /// # Errors
+    ///
+    /// As [`OutDir::open`].
+    pub fn accepting(path: &Path) -> io::Result<OutDir> {
+        let uid = nix::unistd::geteuid().as_raw();
+        Ok(OutDir { replaced: ReplacedMode::KeptIfOwn { uid }, ..OutDir::open(path)? })
+    }
+
+    /// Whether the directory opened at the start is still the one at its
+    /// path (the path followed as it was when opened: it may be a symlink
+    /// the user named) and not removed.
+    ///
+    /// # Errors
+    ///
+    /// Why not (kind `NotADirectory`), or the OS error of `stat`.
+    pub fn check_in_place(&self) -> io::Result<()> {
+        let shown = self.path.display();
+        let open = nix::sys::stat::fstat(&self.fd).map_err(os)?;
+        let there = match nix::sys::stat::stat(&self.path) {
+            Ok(st) => Some(st),
+            Err(Errno::ENOENT | Errno::ENOTDIR) => None,
+            Err(e) => return Err(os(e)),
+        };
+        if open.st_nlink == 0 || there.is_none_or(|st| identity(&st) != identity(&open)) {
+            return Err(moved(format!("the directory {shown} was moved or removed since it was opened")));
+        }
+        Ok(())
+    }
+
+    /// Checks, just before `sink`'s file is named, that the directory it
+    /// was created in is still in place: this directory at its path
+    /// ([`OutDir::check_in_place`]) and the sink's directory still at its
+    /// path below it, reached one component at a time without following a
+    /// symlink. Another process that moved a directory of the path away
+    /// (out of this directory, say) while the file was received does not
+    /// get it named there. What it does in the moment between this check
+    /// and the naming is not seen.
+    ///
+    /// # Errors
+    ///
+    /// Why not (kind `NotADirectory`), or the OS error.
+    pub fn confirm(&self, sink: &Sink) -> io::Result<()> {
+        self.check_in_place()?;
+        if sink.target.dirs.is_empty() {
+            return Ok(());
+        }
+        let shown = || sink.target.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+        let gone =
+            || moved(format!("{} was moved, removed or replaced while the file was received", shown()));
+        let Some(now) = self.parent(&sink.target, false)? else { return Err(gone()) };
+        let (now, then) =
+            (nix::sys::stat::fstat(&now).map_err(os)?, nix::sys::stat::fstat(&sink.dir).map_err(os)?);
+        if then.st_nlink == 0 || identity(&now) != identity(&then) {
+            return Err(gone());
+        }
+        Ok(())
+    }
+
+    /// Whether the directory opened at the start was removed since (it has
+    /// no links left): nothing can be created in it any more.
+    pub fn is_removed(&self) -> bool {
+        nix::sys::stat::fstat(&self.fd).is_ok_and(|st| st.st_nlink == 0)
+    }
+
+    /// Whether something exists under `out` (a symlink counts; it is not
+    /// followed).
+    pub fn exists(&self, out: &OutputPath) -> bool {
+        match self.parent(out, false) {
+            Ok(Some(dir)) => fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok(),
+            Ok(None) => false,
+            Err(_) => false,
+        }
+    }
+
+    /// Whether a directory (not a symlink to one) stands at `out`: no file
+    /// can be named there.
+    pub fn is_directory(&self, out: &OutputPath) -> bool {
+        match self.parent(out, false) {
+            Ok(Some(dir)) => fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR),
+            _ => false,
+        }
+    }
+
+    /// The directory `out` goes into, opened one component at a time
+    /// without following symlinks; missing ones are created when `create`,
+    /// else `None` is returned.
+    fn parent(&self, out: &OutputPath, create: bool) -> io::Result<Option<DirFd>> {
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mut dir = DirFd::Top(Arc::clone(&self.fd));
+        for (i, component) in out.dirs.iter().enumerate() {
+            let mut next = openat(&dir, component.as_os_str(), flags, Mode::empty());
+            // Made when missing; another process that removes it again
+            // each time (or puts something there and takes it away) gets a
+            // few more tries, then an answer that says so.
+            let mut tries = 0;
+            while matches!(next, Err(Errno::ENOENT)) && create {
+                if tries == 8 {
+                    let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+                    return Err(moved(format!("{shown} was removed each time it was made")));
+                }
+                tries += 1;
+                match mkdirat(&dir, component.as_os_str(), Mode::from_bits_truncate(0o777)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(os(e)),
+                }
+                next = openat(&dir, component.as_os_str(), flags, Mode::empty());
+            }
+            if matches!(next, Err(Errno::ENOENT)) {
+                return Ok(None);
+            }
+            dir = DirFd::Below(next.map_err(|e| {
+                let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+                match e {
+                    Errno::ELOOP | Errno::ENOTDIR => {
+                        let why = format!("{shown} is a symlink or not a directory; not followed");
+                        io::Error::new(io::ErrorKind::NotADirectory, why)
+                    }
+                    e => io::Error::new(os(e).kind(), format!("{shown}: {}", os(e))),
+                }
+            })?);
+        }
+        Ok(Some(dir))
+    }
+
+    /// Starts a file for `out` whose source has permission bits `mode`: an
+    /// unnamed file (`O_TMPFILE`) where the filesystem can, else a named
+    /// temporary file, created with `mode` masked by the umask and without
+    /// setuid, setgid and sticky bits.
+    ///
+    /// # Errors
+    ///
+    /// The OS error, with the directory component it is about.
+    pub fn create(&self, out: &OutputPath, mode: u32) -> io::Result<Sink> {
+        let dir = self.parent(out, true)?.expect("created when missing");
+        let mode = Mode::from_bits_truncate(mode & PERMISSIONS);
+        let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+        let (fd, temp) = match openat(&dir, ".", flags | OFlag::O_TMPFILE, mode) {
+            Ok(fd) => (fd, None),
+            Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
+                let flags = flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+                let mut tries = 0;
+                loop {
+                    let name = temp_name()?;
+                    match openat(&dir, name.as_os_str(), flags, mode) {
+                        Ok(fd) => break (fd, Some(name)),
+                        Err(Errno::EEXIST) if tries < 8 => tries += 1,
+                        Err(e) => return Err(self.creation_error(out, &dir, e)),
+                    }
+                }
+            }
+            Err(e) => return Err(self.creation_error(out, &dir, e)),
+        };
+        Ok(Sink {
+            file: Some(File::from(fd)),
+            dir,
+            temp,
+            target: out.clone(),
+            shown: self.path.join(out.shown_path()),
+            record: None,
+            mode: None,
+            replaced: self.replaced,
+            link_by_fd: Arc::clone(&self.link_by_fd),
+        })
+    }
+
+    /// The error of creating a file for `out` in `dir`: `e`, unless `dir`
+    /// was removed meanwhile (a file cannot be created in a removed
+    /// directory: `ENOENT` or `EPERM` say it badly), which it says.
+    fn creation_error(&self, out: &OutputPath, dir: &DirFd, e: Errno) -> io::Error {
+        if out.dirs.is_empty() || !nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0) {
+            return os(e);
+        }
+        let shown = out.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+        moved(format!("{shown} was removed while the file was created there"))
+    }
+}
+
+/// A partial file kept for resuming, found in the output directory: its
+/// bytes (open, for reading and appending) and the source's stamp it was
+/// cut from.
+#[derive(Debug)]
+pub struct Kept {
+    file: File,
+    /// Its length: where the transfer resumes.
+    pub len: u64,
+    /// The source's size and mtime when it was cut off.
+    pub stamp: Stamp,
+}
+
+/// What [`OutDir::kept`] finds for a file.
+#[derive(Debug)]
+pub enum Found {
+    /// No record of a partial file: the file is fetched whole.
+    Nothing,
+    /// A partial file and its record, to be resumed if the source is
+    /// still the one it was cut from.
+    Kept(Kept),
+    /// A partial file or record not to be trusted (not a regular file,
+    /// another user's, writable by others, linked elsewhere, unreadable):
+    /// the file is fetched whole, and the names are removed
+    /// ([`OutDir::discard_kept`]), never written through.
+    Unusable,
+}
+
+/// Whether `st` is a regular file of one link, owned by the effective
+/// user and writable by no one else: a partial file (or record) this
+/// user's client left, safe to resume.
+fn is_own_file(st: &nix::sys::stat::FileStat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && st.st_uid == nix::unistd::geteuid().as_raw()
+        && st.st_nlink == 1
+        && st.st_mode & 0o022 == 0
+}
+
+/// The mode a kept partial file has until it is delivered: the user's
+/// alone, whatever the source's.
+const PARTIAL_MODE: u32 = 0o600;
+
+/// The process's umask, as `/proc/self/status` tells it (read, never set:
+/// setting it to read it would race with any file created meanwhile);
+/// where it cannot be read, the strictest one.
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+            u32::from_str_radix(line.trim(), 8).ok()
+        })
+        .unwrap_or(0o077)
+}
+
+impl Kept {
+    /// Reads the kept bytes from the start, handing them to `each` in
+    /// pieces (to hash them again), and leaves the file at its end.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `read`; a file shorter than it was.
+    pub fn read_through(&mut self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        use std::io::{Read, Seek};
+        self.file.rewind()?;
+        let mut buf = vec![0; crate::os::sys::IO_CHUNK];
+        let mut left = self.len;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the partial file shrank"));
+            }
+            each(&buf[..n]);
+            left -= n as u64;
+        }
+        self.file.set_len(self.len)
+    }
+}
+
+/// The name of the partial file of `name`.
+fn partial_name(name: &OsStr) -> OsString {
+    let mut partial = OsString::from(".shmxfer-partial.");
+    partial.push(name);
+    partial
+}
+
+/// The name of the record beside the partial file of `name`.
+fn record_name(name: &OsStr) -> OsString {
+    let mut record = partial_name(name);
+    record.push(".source");
+    record
+}
+
+impl OutDir {
+    /// The size and mtime of the regular file at `out`, if there is one
+    /// (a symlink is not followed and counts as none).
+    pub fn stamp(&self, out: &OutputPath) -> Option<Stamp> {
+        let dir = self.parent(out, false).ok()??;
+        let st = fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
+        (st.st_mode & libc::S_IFMT == libc::S_IFREG).then(|| Stamp {
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000).saturating_add(st.st_mtime_nsec),
+        })
+    }
+
+    /// What `--continue` finds for `out`: a partial file and its record
+    /// that may be resumed, nothing (no record), or something under those
+    /// names not to be resumed. Each name is opened without following a
+    /// symlink and without blocking (`O_NONBLOCK`: a FIFO never hangs), and
+    /// checked with `fstat`: only a regular file of one link, owned by the
+    /// effective user and writable by no one else, is taken.
+    pub fn kept(&self, out: &OutputPath) -> Found {
+        let Ok(Some(dir)) = self.parent(out, false) else { return Found::Nothing };
+        let open = |name: OsString, access: OFlag| {
+            let flags = access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let fd = openat(&dir, name.as_os_str(), flags, Mode::empty())?;
+            let st = nix::sys::stat::fstat(&fd)?;
+            Ok::<_, Errno>((fd, st))
+        };
+        let record = match open(record_name(&out.name), OFlag::O_RDONLY) {
+            Ok((fd, st)) if is_own_file(&st) => fd,
+            Err(Errno::ENOENT) => return Found::Nothing,
+            _ => return Found::Unusable,
+        };
+        let mut text = String::new();
+        // A record is one short line; anything longer is not one.
+        if io::Read::read_to_string(&mut io::Read::take(File::from(record), 64), &mut text).is_err() {
+            return Found::Unusable;
+        }
+        let mut words = text.split_whitespace();
+        let size = words.next().and_then(|w| w.parse().ok());
+        let mtime_ns = words.next().and_then(|w| w.parse().ok());
+        let (Some(size), Some(mtime_ns)) = (size, mtime_ns) else { return Found::Unusable };
+        let stamp = Stamp { size, mtime_ns };
+        let (fd, st) = match open(partial_name(&out.name), OFlag::O_RDWR) {
+            Ok((fd, st)) if is_own_file(&st) => (fd, st),
+            _ => return Found::Unusable,
+        };
+        // Appended to as any file is: blocking again.
+        let blocking = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).and_then(|flags| {
+            let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))
+        });
+        if blocking.is_err() {
+            return Found::Unusable;
+        }
+        Found::Kept(Kept { file: File::from(fd), len: u64::try_from(st.st_size).unwrap_or(0), stamp })
+    }
+
+    /// Removes the partial file of `out` and its record, if any.
+    pub fn discard_kept(&self, out: &OutputPath) {
+        if let Ok(Some(dir)) = self.parent(out, false) {
+            for name in [partial_name(&out.name), record_name(&out.name)] {
+                let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            }
+        }
+    }
+
+    /// Goes on writing the partial file `kept` for `out`: a sink whose
+    /// bytes so far are the partial's; persisted, it takes the final name
+    /// and the record goes, and the source's permission bits `mode` masked
+    /// by the umask (as a new file gets them; the partial was the user's
+    /// alone); dropped, both go.
+    ///
+    /// # Errors
+    ///
+    /// The OS error opening the directory.
+    pub fn resume(&self, out: &OutputPath, kept: Kept, mode: u32) -> io::Result<Sink> {
+        let dir = self.parent(out, false)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        Ok(Sink {
+            file: Some(kept.file),
+            dir,
+            temp: Some(partial_name(&out.name)),
+            target: out.clone(),
+            shown: self.path.join(out.shown_path()),
+            record: Some(record_name(&out.name)),
+            mode: Some(Mode::from_bits_truncate(mode & PERMISSIONS & !umask())),
+            replaced: self.replaced,
+            link_by_fd: Arc::clone(&self.link_by_fd),
+        })
+    }
+}
+
+/// A short temporary name: `.shmxfer.` and 16 random hex digits.
+fn temp_name() -> io::Result<OsString> {
+    Ok(OsString::from(format!(".shmxfer.{:016x}", sys::random_u64()?)))
+}
+
+/// A file being received. Dropped before [`Sink::persist`], it leaves
+/// nothing: an unnamed file vanishes, a named one is removed.
+#[derive(Debug)]
+pub struct Sink {
+    /// Written in [`crate::os::sys::IO_CHUNK`] pieces by the caller; `None` once
+    /// persisted.
+    file: Option<File>,
+    dir: DirFd,
+    /// The name of a named temporary file; `None` for an unnamed one.
+    temp: Option<OsString>,
+    target: OutputPath,
+    shown: PathBuf,
+    /// The record of a resumed partial file, removed with it.
+    record: Option<OsString>,
+    /// The permission bits a resumed partial file gets when it is named;
+    /// `None` for a file created with them.
+    mode: Option<Mode>,
+    /// Whose file under the target name lends the new one its bits.
+    replaced: ReplacedMode,
+    /// The output directory's `link_by_fd`, shared.
+    link_by_fd: Arc<AtomicBool>,
+}
+
+impl Sink {
+    /// Appends `bytes` to the file.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `write`.
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.file {
+            Some(file) => file.write_all(bytes),
+            None => Err(io::Error::from_raw_os_error(libc::EBADF)),
+        }
+    }
+
+    /// Gives the verified file its final name, replacing an existing file
+    /// atomically (keeping that file's permission bits, as `cp` does)
+    /// unless [`Clobber::Keep`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] naming the target; with [`Clobber::Keep`], `EEXIST`
+    /// when the name exists.
+    pub fn persist(mut self, clobber: Clobber) -> Result<()> {
+        let no_clobber = matches!(clobber, Clobber::Keep | Clobber::Skip);
+        let shown = self.shown.display().to_string();
+        let failed = |op: &'static str| {
+            let shown = shown.clone();
+            move |e: Errno| Error::os_named(op, &shown, os(e))
+        };
+        let file = self.file.take().ok_or_else(|| failed("write")(Errno::EBADF))?;
+        let name = self.target.name.clone();
+        if let Some(mode) = self.mode {
+            fchmod(&file, mode).map_err(failed("chmod"))?;
+        }
+        if self.temp.is_none() {
+            // Most names are new: one link, one directory operation, as a
+            // plain create would be. Only an existing name takes the longer
+            // way below (its permission bits, a rename over it).
+            match self.link_unnamed(&file, &name) {
+                Ok(()) => return Ok(()),
+                Err(Errno::EEXIST) if !no_clobber => {}
+                Err(e) => return Err(failed("link")(e)),
+            }
+        }
+        let existing = fstatat(&self.dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        if no_clobber && existing.is_some() {
+            return Err(failed("link")(Errno::EEXIST));
+        }
+        let lends = |st: &nix::sys::stat::FileStat| match self.replaced {
+            ReplacedMode::Kept => true,
+            ReplacedMode::KeptIfOwn { uid } => st.st_uid == uid,
+        };
+        if let Some(st) = existing.filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && lends(st)) {
+            let keep = Mode::from_bits_truncate(st.st_mode & PERMISSIONS);
+            fchmod(&file, keep).map_err(failed("chmod"))?;
+        }
+        let temp = match self.temp.clone() {
+            Some(temp) => temp,
+            None if no_clobber => return self.link_unnamed(&file, &name).map_err(failed("link")),
+            None => {
+                // Link under a temporary name beside it, then rename over.
+                let temp = temp_name().map_err(|e| Error::os("getrandom", e))?;
+                self.link_unnamed(&file, &temp).map_err(failed("link"))?;
+                self.temp = Some(temp.clone());
+                temp
+            }
+        };
+        if no_clobber {
+            linkat(&self.dir, temp.as_os_str(), &self.dir, name.as_os_str(), AtFlags::empty())
+                .map_err(failed("link"))
+        } else {
+            renameat(&self.dir, temp.as_os_str(), &self.dir, name.as_os_str()).map_err(failed("rename"))?;
+            self.temp = None;
+            Ok(())
+        }
+        // A temporary name still there is removed on drop.
+    }
+
+    /// Gives the unnamed file `file` the name `name` in the sink's directory.
+    fn link_unnamed(&self, file: &File, name: &(impl AsRef<OsStr> + ?Sized)) -> nix::Result<()> {
+        let name = name.as_ref();
+        if self.link_by_fd.load(Ordering::Relaxed) {
+            // One call, no path through procfs; without the capability it
+            // fails with ENOENT, and this directory's files go by /proc.
+            match linkat(file, "", &self.dir, name, AtFlags::AT_EMPTY_PATH) {
+                Err(Errno::ENOENT) => self.link_by_fd.store(false, Ordering::Relaxed),
+                done => return done,
+            }
+        }
+        let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+        linkat(AT_FDCWD, proc_path.as_str(), &self.dir, name, AtFlags::AT_SYMLINK_FOLLOW)
+    }
+}
+
+impl Sink {
+    /// Gives the file the modification time `mtime_ns` (ns since the
+    /// epoch), its access time now: `--preserve`, before it is named.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `futimens`.
+    pub fn set_mtime(&self, mtime_ns: i64) -> io::Result<()> {
+        let file = self.file.as_ref().ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        let secs = mtime_ns.div_euclid(1_000_000_000);
+        let nanos = mtime_ns.rem_euclid(1_000_000_000);
+        let mtime = nix::sys::time::TimeSpec::new(secs, nanos);
+        nix::sys::stat::futimens(file, &nix::sys::time::TimeSpec::UTIME_NOW, &mtime).map_err(os)
+    }
+
+    /// Keeps what was written as the partial file of its target, with the
+    /// record of the source's `stamp`, for a later run to resume
+    /// ([`Partial::Keep`]). The record is named first: a partial without
+    /// one is never resumed. Both are the user's alone (mode 0600) while
+    /// they are kept.
+    ///
+    /// # Errors
+    ///
+    /// The OS error writing the record or naming the partial file
+    /// (`ENAMETOOLONG` for a name too long for the prefix); nothing is
+    /// kept then.
+    pub fn keep_partial(mut self, stamp: Stamp) -> io::Result<()> {
+        let name = self.target.name.clone();
+        let (partial, record) = (partial_name(&name), record_name(&name));
+        let temp = temp_name()?;
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd =
+            openat(&self.dir, temp.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
+        let written = File::from(fd).write_all(format!("{} {}\n", stamp.size, stamp.mtime_ns).as_bytes());
+        let named = written
+            .and_then(|()| renameat(&self.dir, temp.as_os_str(), &self.dir, record.as_os_str()).map_err(os));
+        if let Err(e) = named {
+            let _ = unlinkat(&self.dir, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            return Err(e);
+        }
+        // The record now names this partial: it must not go with the sink.
+        self.record = None;
+        let file = self.file.take().ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        fchmod(&file, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
+        match self.temp.take() {
+            // A resumed partial has its name already.
+            Some(temp) if temp == partial => Ok(()),
+            Some(temp) => {
+                let renamed =
+                    renameat(&self.dir, temp.as_os_str(), &self.dir, partial.as_os_str()).map_err(os);
+                if renamed.is_err() {
+                    self.temp = Some(temp);
+                }
+                renamed
+            }
+            None => {
+                let _ = unlinkat(&self.dir, partial.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                self.link_unnamed(&file, &partial).map_err(os)
+            }
+        }
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some(temp) = &self.temp {
+            let _ = unlinkat(self.dir.as_fd(), temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        // A resumed partial that is gone (named, or failed) takes its record.
+        if let Some(record) = &self.record {
+            let _ = unlinkat(self.dir.as_fd(), record.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    }
+
+    fn path(p: &str, relative: bool) -> OutputPath {
+        OutputPath::for_request(p, names(relative)).unwrap()
+    }
+
+    fn names(relative: bool) -> OutputNames {
+        if relative {
+            OutputNames::Relative
+        } else {
+            OutputNames::Basename
+        }
+    }
+
+    /// A sink of the kind `named` asks for: a named temporary file stands
+    /// in for a filesystem without `O_TMPFILE`.
+    fn sink(dir: &OutDir, out: &OutputPath, mode: u32, named: bool) -> Sink {
+        let mut sink = dir.create(out, mode).unwrap();
+        if named && sink.temp.is_none() {
+            let name = temp_name().unwrap();
+            let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_CREAT | OFlag::O_EXCL;
+            let fd = openat(&sink.dir, name.as_os_str(), flags, Mode::from_bits_truncate(mode)).unwrap();
+            sink.file = Some(File::from(fd));
+            sink.temp = Some(name);
+        }
+        sink
+    }
+
+    #[test]
+    fn both_kinds_of_sink_create_replace_and_refuse_to_clobber() {
+        for named in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = OutDir::open(tmp.path()).unwrap();
+            let f = path("f", false);
+            let put = |bytes: &[u8], clobber: Clobber| {
+                let mut s = sink(&dir, &f, 0o600, named);
+                s.write_all(bytes).unwrap();
+                s.persist(clobber)
+            };
+            put(b"one", Clobber::Replace).unwrap();
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"one");
+            put(b"two", Clobber::Replace).unwrap();
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"two");
+            let err = put(b"three", Clobber::Keep).unwrap_err();
+            assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
+            assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"two");
+            // A sink dropped unpersisted leaves nothing.
+            let mut s = sink(&dir, &f, 0o600, named);
+            s.write_all(b"partial").unwrap();
+            drop(s);
+            assert_eq!(entries(tmp.path()), ["f"]);
+        }
+    }
+
+    #[test]
+    fn replacing_keeps_the_mode_of_the_file_replaced() {
+        for named in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = OutDir::open(tmp.path()).unwrap();
+            let target = tmp.path().join("f");
+            std::fs::write(&target, b"old").unwrap();
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+            let mut s = sink(&dir, &path("f", false), 0o4755, named);
+            s.write_all(b"new").unwrap();
+            s.persist(Clobber::Replace).unwrap();
+            let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o640, "named: {named}");
+            assert_eq!(entries(tmp.path()), ["f"]);
+        }
+    }
+
+    #[test]
+    fn temporary_names_fit_beside_the_longest_file_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let long = "n".repeat(255);
+        for _ in 0..2 {
+            let mut s = sink(&dir, &path(&long, false), 0o644, false);
+            s.write_all(b"x").unwrap();
+            s.persist(Clobber::Replace).unwrap();
+        }
+        assert_eq!(entries(tmp.path()), [long]);
+        assert!(temp_name().unwrap().len() < 32);
+    }
+
+    #[test]
+    fn relative_paths_create_directories_and_never_follow_symlinks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("out");
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, out.join("link")).unwrap();
+        let dir = OutDir::open(&out).unwrap();
+        let mut s = dir.create(&path("a/b/c", true), 0o644).unwrap();
+        s.write_all(b"deep").unwrap();
+        s.persist(Clobber::Replace).unwrap();
+        assert_eq!(std::fs::read(out.join("a/b/c")).unwrap(), b"deep");
+        let err = dir.create(&path("link/x", true), 0o644).unwrap_err();
+        assert!(err.to_string().contains("not followed"), "{err}");
+        assert!(entries(&elsewhere).is_empty());
+        assert!(!dir.exists(&path("link/x", true)));
+    }
+
+    #[test]
+    fn a_kept_partial_is_the_users_alone_and_resumed_gets_the_sources_mode() {
+        let stamp = Stamp { size: 10, mtime_ns: 7 };
+        for named in [false, true] {
+            let tmp = tempfile::tempdir().unwrap();
+            let dir = OutDir::open(tmp.path()).unwrap();
+            let f = path("f", false);
+            let mut s = sink(&dir, &f, 0o755, named);
+            s.write_all(b"half").unwrap();
+            s.keep_partial(stamp).unwrap();
+            let mode =
+                |name: &str| std::fs::metadata(tmp.path().join(name)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode(".shmxfer-partial.f"), 0o600, "named: {named}");
+            assert_eq!(mode(".shmxfer-partial.f.source"), 0o600);
+            let Found::Kept(kept) = dir.kept(&f) else { panic!("the client's own partial is taken") };
+            assert_eq!((kept.len, kept.stamp), (4, stamp));
+            let mut s = dir.resume(&f, kept, 0o4755).unwrap();
+            s.write_all(b" more").unwrap();
+            s.persist(Clobber::Replace).unwrap();
+            assert_eq!(mode("f"), 0o755 & !umask());
+            assert_eq!(entries(tmp.path()), ["f"]);
+        }
+    }
+
+    #[test]
+    fn a_partial_linked_elsewhere_or_writable_by_others_or_not_a_file_is_unusable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let f = path("f", false);
+        let (partial, record) =
+            (tmp.path().join(".shmxfer-partial.f"), tmp.path().join(".shmxfer-partial.f.source"));
+        assert!(matches!(dir.kept(&f), Found::Nothing));
+        std::fs::write(&record, "10 7\n").unwrap();
+        std::fs::write(&partial, "half").unwrap();
+        assert!(matches!(dir.kept(&f), Found::Kept(_)));
+        std::fs::hard_link(&partial, tmp.path().join("elsewhere")).unwrap();
+        assert!(matches!(dir.kept(&f), Found::Unusable), "two links");
+        std::fs::remove_file(tmp.path().join("elsewhere")).unwrap();
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o620)).unwrap();
+        assert!(matches!(dir.kept(&f), Found::Unusable), "group-writable");
+        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::remove_file(&record).unwrap();
+        nix::unistd::mkfifo(&record, Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(matches!(dir.kept(&f), Found::Unusable), "a FIFO as the record, opened without blocking");
+        dir.discard_kept(&f);
+        assert!(entries(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn a_dest_naming_a_directory_has_no_file_name() {
+        for bad in ["new/", "out/new/", "out/.", "out/..", ".", "..", "/", ""] {
+            assert!(dest_parts(Path::new(bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(dest_parts(Path::new("out/new")).unwrap(), ("new", PathBuf::from("out")));
+        assert_eq!(dest_parts(Path::new("new")).unwrap(), ("new", PathBuf::from(".")));
+    }
+
+    #[test]
+    fn output_paths_keep_or_drop_directories() {
+        assert_eq!(path("a/b/c.txt", false).shown(), "c.txt");
+        assert_eq!(path("a//./b/c.txt", true).shown(), "a/b/c.txt");
+        assert_eq!(path("/abs/x", true).shown(), "abs/x");
+        assert!(OutputPath::for_request("d1/../x", OutputNames::Relative).is_err());
+        assert_eq!(OutputPath::below("a/b/c").unwrap().shown(), "a/b/c");
+        for bad in ["", "/a", "a//b", "a/./b", "a/../b", "a/"] {
+            assert!(OutputPath::below(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(path("../x", false).shown(), "x");
+        for none in ["", ".", "..", "a/", "a/..", "a/."] {
+            for relative in [false, true] {
+                assert!(OutputPath::for_request(none, names(relative)).is_err(), "{none:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,1000 @@
+//! The requesting role's policy: how many requests to keep in flight,
+//! whether what arrived is right (size and checksum), and where a verified
+//! file goes: one delivery path for every output, whether a directory
+//! ([`crate::fs::output`]), a writer or a reader.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::client::{Client, Frame};
+use crate::error::{Error, Result};
+use crate::fs::output::{
+    Clobber, Found, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update,
+};
+use crate::os::sys::IO_CHUNK;
+use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
+use crate::transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
+
+/// Requests a client keeps in flight: the server always has the next file
+/// queued, and one client never fills the shared queue (10 messages).
+pub(crate) const REQUEST_WINDOW: usize = 4;
+
+/// Told about progress while files arrive; every method does nothing
+/// unless implemented.
+pub trait Progress {
+    /// A run of `files` files starts (before the first [`Progress::start`]).
+    fn planned(&mut self, _files: usize) {}
+    /// A file of `size` bytes starts; `name` is its file name.
+    fn start(&mut self, _name: &str, _size: u64) {}
+    /// `bytes` more bytes arrived.
+    fn advance(&mut self, _bytes: u64) {}
+    /// The file is done, for better or worse; its outcome is reported next.
+    fn finish(&mut self) {}
+    /// A file of a [`Client::fetch_files`] run has its outcome, in the order
+    /// asked for.
+    fn result(&mut self, _file: &FileResult) {}
+    /// The partial file kept for `name` is not resumed: its source changed
+    /// since (size or mtime); the file starts over.
+    fn starting_over(&mut self, _name: &str) {}
+    /// The file in progress was cut off and its first `bytes` bytes are
+    /// kept for resuming ([`Partial::Keep`]).
+    fn kept_partial(&mut self, _bytes: u64) {}
+}
+
+/// A [`Progress`] that ignores everything.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {}
+
+/// The file name a requested path is written under: its final component.
+/// `None` for a path without a usable final component.
+pub(crate) fn output_name(requested: &str) -> Option<&str> {
+    let name = requested.rsplit('/').next()?;
+    if name.is_empty() || name == "." || name == ".." {
+        None
+    } else {
+        Some(name)
+    }
+}
+
+/// Where and how [`Client::fetch_files`] writes the files: the output
+/// directory (default `.`), whether an existing file is replaced, and what
+/// name a file gets.
+///
+/// # Examples
+///
+/// ```
+/// use shmxfer::{Clobber, FetchOptions, OutputNames};
+///
+/// let options = FetchOptions::new("/tmp/in").clobber(Clobber::Keep).names(OutputNames::Relative);
+/// assert_eq!(options.out_dir, std::path::Path::new("/tmp/in"));
+/// // Two paths with one file name are refused before any request.
+/// assert!(FetchOptions::default().check(&["d1/x", "d2/x"]).is_err());
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FetchOptions {
+    /// The output directory.
+    pub out_dir: PathBuf,
+    /// Whether an existing file is replaced.
+    pub clobber: Clobber,
+    /// What name a file gets below the output directory.
+    pub names: OutputNames,
+    /// Whether a cut-off file is kept for resuming, and resumed.
+    pub partial: Partial,
+    /// Which modification time a delivered file gets.
+    pub times: Times,
+    /// Whether a file with an up-to-date copy is fetched.
+    pub update: Update,
+}
+
+impl Default for FetchOptions {
+    fn default() -> FetchOptions {
+        FetchOptions::new(".")
+    }
+}
+
+impl FetchOptions {
+    /// Options that write into `out_dir`, replacing existing files, each
+    /// file under its last path component.
+    pub fn new(out_dir: impl Into<PathBuf>) -> FetchOptions {
+        FetchOptions {
+            out_dir: out_dir.into(),
+            clobber: Clobber::Replace,
+            names: OutputNames::Basename,
+            partial: Partial::Discard,
+            times: Times::Now,
+            update: Update::Always,
+        }
+    }
+
+    /// Whether a cut-off file is kept for resuming, and resumed.
+    #[must_use]
+    pub fn partial(mut self, partial: Partial) -> FetchOptions {
+        self.partial = partial;
+        self
+    }
+
+    /// Which modification time a delivered file gets.
+    #[must_use]
+    pub fn times(mut self, times: Times) -> FetchOptions {
+        self.times = times;
+        self
+    }
+
+    /// Whether a file with an up-to-date copy is fetched.
+    #[must_use]
+    pub fn update(mut self, update: Update) -> FetchOptions {
+        self.update = update;
+        self
+    }
+
+    /// Whether an existing file is replaced.
+    #[must_use]
+    pub fn clobber(mut self, clobber: Clobber) -> FetchOptions {
+        self.clobber = clobber;
+        self
+    }
+
+    /// What name a file gets below the output directory.
+    #[must_use]
+    pub fn names(mut self, names: OutputNames) -> FetchOptions {
+        self.names = names;
+        self
+    }
+
+    /// Where the requested `path` is written, or why it cannot be.
+    pub(crate) fn output_path(&self, path: &str) -> std::result::Result<OutputPath, String> {
+        OutputPath::for_request(path, self.names)
+    }
+
+    /// The name the user reads for the requested `path`: its final
+    /// component, or kept whole its path below the output directory.
+    pub(crate) fn shown_name(&self, path: &str) -> String {
+        match self.output_path(path) {
+            Ok(out) if self.names == OutputNames::Relative => out.shown(),
+            Ok(_) => output_name(path).unwrap_or(path).to_owned(),
+            Err(_) => path.to_owned(),
+        }
+    }
+}
+
+/// One file to fetch: the path asked of the server, the name the user
+/// reads (also its path below the output directory for a tree), where it
+/// is written, or an outcome known before asking.
+#[derive(Debug, Clone)]
+pub(crate) struct Job {
+    /// Normalized ([`crate::protocol::normalize_path`]); bytes, as a Unix
+    /// name is.
+    pub(crate) remote: Vec<u8>,
+    pub(crate) shown: PathBuf,
+    pub(crate) out: std::result::Result<OutputPath, String>,
+    pub(crate) known: Option<Outcome>,
+}
+
+impl Job {
+    /// The path asked of the server, as a path.
+    pub(crate) fn remote_path(&self) -> PathBuf {
+        PathBuf::from(std::ffi::OsStr::from_bytes(&self.remote))
+    }
+}
+
+/// Why `job` gets no request at all, if it does not.
+fn refuse_locally(options: &FetchOptions, out_dir: &std::io::Result<OutDir>, job: &Job) -> Option<Outcome> {
+    if let Some(known) = &job.known {
+        return Some(known.clone());
+    }
+    let out = match &job.out {
+        Ok(out) => out,
+        Err(why) => return Some(Outcome::failed(FailReason::BadOutputName, why.clone())),
+    };
+    if let Some(too_long) = too_long(&job.remote) {
+        return Some(too_long);
+    }
+    if let Ok(dir) = out_dir {
+        if dir.is_directory(out) {
+            // Found before any byte is asked for, not at the rename.
+            let path = options.out_dir.join(out.shown_path());
+            let text = format!("{} is a directory; no file can be written there", path.display());
+            return Some(Outcome::failed(FailReason::WriteFailed, text));
+        }
+        match options.clobber {
+            Clobber::Keep if dir.exists(out) => return Some(exists(&options.out_dir.join(out.shown_path()))),
+            Clobber::Skip if dir.exists(out) => return Some(Outcome::Skipped { reason: SkipReason::Exists }),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// How a file is asked for: from which byte, on what condition, and the
+/// partial file it resumes.
+struct Asked {
+    seq: u32,
+    kept: Option<Kept>,
+}
+
+/// Asks for the file of `job` (to be written to `out`): from the end of
+/// its kept partial file ([`Partial::Keep`]) if the source is still the
+/// one it was cut from, or unless the copy there is up to date
+/// ([`Update::IfNewer`]), or whole.
+fn ask(
+    client: &mut Client,
+    options: &FetchOptions,
+    out_dir: &std::io::Result<OutDir>,
+    job: &Job,
+) -> Result<Asked> {
+    let (Ok(dir), Ok(out)) = (out_dir, &job.out) else {
+        return Ok(Asked { seq: client.request(&job.remote)?, kept: None });
+    };
+    if options.partial == Partial::Keep {
+        match dir.kept(out) {
+            Found::Kept(kept) => {
+                let seq = client.request_from(&job.remote, kept.len, GetCondition::IfSame(kept.stamp))?;
+                return Ok(Asked { seq, kept: Some(kept) });
+            }
+            // Not to be trusted: its names go, the file comes whole.
+            Found::Unusable => dir.discard_kept(out),
+            Found::Nothing => {}
+        }
+    }
+    // The copy's stamp is looked up only when it decides something.
+    let copy = match options.update {
+        Update::IfNewer => dir.stamp(out),
+        Update::Always => None,
+    };
+    let condition = copy.map_or(GetCondition::Always, GetCondition::UnlessUpToDate);
+    Ok(Asked { seq: client.request_from(&job.remote, 0, condition)?, kept: None })
+}
+
+fn too_long(path: &[u8]) -> Option<Outcome> {
+    (path.len() > MAX_PATH_LEN).then(|| {
+        let len = path.len();
+        Outcome::failed(
+            FailReason::PathTooLong,
+            format!("path is {len} bytes, at most {MAX_PATH_LEN} allowed"),
+        )
+    })
+}
+
+fn exists(target: &Path) -> Outcome {
+    Outcome::failed(FailReason::OutputExists, format!("{} exists; not replaced", target.display()))
+}
+
+/// Fetches `jobs` in order into `options.out_dir` through `client`,
+/// keeping [`REQUEST_WINDOW`] requests in flight; each result is pushed to
+/// `results` and told to `progress` as soon as it is known. A session-level
+/// failure (server gone, protocol error, interrupt) is an `Err` and leaves
+/// no partial file.
+pub(crate) fn fetch_jobs(
+    client: &mut Client,
+    jobs: &[Job],
+    options: &FetchOptions,
+    progress: &mut dyn Progress,
+    results: &mut Vec<FileResult>,
+) -> Result<()> {
+    // Opened once: every file is created and named relative to it.
+    let out_dir = OutDir::open(&options.out_dir);
+    let mut known: Vec<Option<Outcome>> = jobs.iter().map(|j| refuse_locally(options, &out_dir, j)).collect();
+    let todo: Vec<usize> = (0..jobs.len()).filter(|&i| known[i].is_none()).collect();
+    let mut in_flight: VecDeque<Asked> = VecDeque::new();
+    let mut next = 0;
+    // One frame past IO_CHUNK: a frame always fits after what waits to be
+    // written.
+    let mut chunk = vec![0; IO_CHUNK + client.max_payload()];
+    for (i, job) in jobs.iter().enumerate() {
+        while in_flight.len() < REQUEST_WINDOW && next < todo.len() {
+            in_flight.push_back(ask(client, options, &out_dir, &jobs[todo[next]])?);
+            next += 1;
+        }
+        let outcome = match (known[i].take(), &job.out) {
+            (Some(o), _) => o,
+            (None, Ok(out)) => {
+                let asked = in_flight.pop_front().expect("a request is in flight for every file");
+                receive(client, options, asked, &out_dir, out, progress, &mut chunk)?
+            }
+            (None, Err(_)) => unreachable!("refused by refuse_locally"),
+        };
+        progress.finish();
+        results.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome });
+        progress.result(results.last().expect("just pushed"));
+    }
+    Ok(())
+}
+
+/// Receives the answer to request `asked` and, for a file, writes it to
+/// `out` in `out_dir`: appended to its kept partial file when the server
+/// resumes it, else from the start. The frames are read to the end
+/// whatever happens locally. A session lost midway keeps what was written
+/// as a partial file with [`Partial::Keep`], else nothing.
+fn receive(
+    client: &mut Client,
+    options: &FetchOptions,
+    asked: Asked,
+    out_dir: &std::io::Result<OutDir>,
+    out: &OutputPath,
+    progress: &mut dyn Progress,
+    chunk: &mut [u8],
+) -> Result<Outcome> {
+    let Asked { seq, kept } = asked;
+    let start = match read_start(client, seq, chunk)? {
+        Ok(start) => start,
+        Err(outcome) => return Ok(outcome),
+    };
+    if start.flags.up_to_date() {
+        return Ok(Outcome::Skipped { reason: SkipReason::UpToDate });
+    }
+    let size = Announced::of(start.size, start.flags);
+    progress.start(&out.name().to_string_lossy(), size.told());
+    let dir = options.out_dir.display();
+    let mut hasher = Xxh3::new();
+    let mut written = 0u64;
+    // A local failure cancels the file: the server stops sending it, what
+    // is in flight is read and dropped, and the session goes on with the
+    // next one.
+    let mut sink: std::result::Result<Sink, String> = match (out_dir, kept, start.flags.from_offset()) {
+        (_, None, true) => return Err(Error::Protocol("a file resumed that was asked for whole".into())),
+        (Err(e), _, _) => Err(format!("output directory {dir}: {e}")),
+        (Ok(out_dir), Some(mut kept), true) => {
+            written = kept.len;
+            match kept.read_through(&mut |bytes| hasher.update(bytes)) {
+                Ok(()) => {
+                    out_dir.resume(out, kept, start.mode).map_err(|e| format!("resuming in {dir}: {e}"))
+                }
+                Err(e) => Err(format!("reading the partial file in {dir}: {e}")),
+            }
+        }
+        (Ok(out_dir), kept, false) => {
+            if kept.is_some() {
+                progress.starting_over(&out.shown_path().to_string_lossy());
+                out_dir.discard_kept(out);
+            }
+            out_dir.create(out, start.mode).map_err(|e| creation_failure(out_dir, &dir, &e))
+        }
+    };
+    progress.advance(written);
+    let resumed_at = written;
+    let taking = if sink.is_ok() { Taking::Yes } else { Taking::No };
+    let mut write = |bytes: &[u8]| {
+        if let Ok(s) = &mut sink {
+            match s.write_all(bytes) {
+                Ok(()) => written += bytes.len() as u64,
+                Err(e) => sink = Err(format!("writing into {dir}: {e}")),
+            }
+        }
+        if sink.is_ok() {
+            Taking::Yes
+        } else {
+            Taking::No
+        }
+    };
+    let body = read_body(client, seq, size, chunk, progress, taking, &mut write, hasher, resumed_at);
+    let received = match body {
+        Err(e) => {
+            keep_partial(options, sink, &start, written, progress);
+            return Err(e);
+        }
+        Ok(Body::Ended { count, checksum, received, digest }) => {
+            if let Some(bad) = check(size, count, checksum, received, digest, "") {
+                return Ok(bad);
+            }
+            received
+        }
+        Ok(Body::ServerError(reason, why)) => return Ok(Outcome::failed(reason, format!("server: {why}"))),
+        Ok(Body::Dropped) => {
+            let why = sink.err().unwrap_or_else(|| format!("writing into {dir}: the output stopped"));
+            return Ok(Outcome::failed(FailReason::WriteFailed, why));
+        }
+    };
+    let sink = match sink {
+        Ok(sink) => sink,
+        Err(why) => return Ok(Outcome::failed(FailReason::WriteFailed, why)),
+    };
+    if options.times == Times::Preserve {
+        if let Err(e) = sink.set_mtime(start.mtime_ns) {
+            return Ok(Outcome::failed(FailReason::WriteFailed, format!("setting the mtime in {dir}: {e}")));
+        }
+    }
+    Ok(match sink.persist(options.clobber) {
+        Ok(()) => Outcome::Delivered { bytes: received },
+        Err(e) if options.clobber == Clobber::Skip && e.raw_os_error() == Some(libc::EEXIST) => {
+            Outcome::Skipped { reason: SkipReason::Exists }
+        }
+        Err(e) => persist_failure(&e, &options.out_dir.join(out.shown_path())),
+    })
+}
+
+/// Why a file could not be created in `out_dir` (shown as `dir`), saying
+/// what to do where the OS error alone does not.
+fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e: &std::io::Error) -> String {
+    if out_dir.is_removed() {
+        // O_TMPFILE in a removed directory fails with EPERM or ENOENT.
+        return format!("the output directory {dir} was removed while the client ran; create it again and fetch the file again");
+    }
+    match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE) => {
+            format!("creating a file in {dir}: {e}; raise ulimit -n")
+        }
+        _ => format!("creating a file in {dir}: {e}"),
+    }
+}
+
+/// A file's size as its `Start` frame tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announced {
+    /// The file has exactly this many bytes; the `End` count must match.
+    Exactly(u64),
+    /// The size was not known to the server (procfs, sysfs, or `fstat`
+    /// said 0): it read to the end, and the `End` count is the truth; what
+    /// `fstat` said rides along for the progress bar.
+    Unknown { told: u64 },
+}
+
+impl Announced {
+    fn of(size: u64, flags: StartFlags) -> Announced {
+        if flags.size_unknown() {
+            Announced::Unknown { told: size }
+        } else {
+            Announced::Exactly(size)
+        }
+    }
+
+    /// The most bytes that may arrive.
+    fn limit(self) -> u64 {
+        match self {
+            Announced::Exactly(size) => size,
+            Announced::Unknown { .. } => MAX_UNKNOWN_SIZE,
+        }
+    }
+
+    /// Whether the server's final count is the size it announced.
+    fn agrees(self, count: u64) -> bool {
+        match self {
+            Announced::Exactly(size) => count == size,
+            Announced::Unknown { .. } => count <= MAX_UNKNOWN_SIZE,
+        }
+    }
+
+    /// The size as the `Start` frame carried it.
+    fn told(self) -> u64 {
+        match self {
+            Announced::Exactly(size) | Announced::Unknown { told: size } => size,
+        }
+    }
+}
+
+impl std::fmt::Display for Announced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Announced::Exactly(size) => write!(f, "{size}"),
+            Announced::Unknown { .. } => write!(f, "an unknown size"),
+        }
+    }
+}
+
+/// Keeps what `sink` holds of a file cut off after `written` bytes, with
+/// [`Partial::Keep`] and a file of known size; else it goes with the sink.
+fn keep_partial(
+    options: &FetchOptions,
+    sink: std::result::Result<Sink, String>,
+    start: &Started,
+    written: u64,
+    progress: &mut dyn Progress,
+) {
+    let Ok(sink) = sink else { return };
+    if options.partial != Partial::Keep || start.flags.size_unknown() || written == 0 {
+        return;
+    }
+    let stamp = Stamp { size: start.size, mtime_ns: start.mtime_ns };
+    if sink.keep_partial(stamp).is_ok() {
+        progress.kept_partial(written);
+    }
+}
+
+/// The outcome of a file whose size or checksum is wrong, `note` added to
+/// its text; `None` when both are right.
+fn check(
+    size: Announced,
+    count: u64,
+    checksum: u64,
+    received: u64,
+    digest: u64,
+    note: &str,
+) -> Option<Outcome> {
+    if count != received || !size.agrees(count) {
+        let text = format!("size mismatch: announced {size}, sent {count}, received {received}{note}");
+        return Some(Outcome::failed(FailReason::SizeMismatch, text));
+    }
+    (checksum != digest)
+        .then(|| Outcome::failed(FailReason::ChecksumMismatch, format!("checksum mismatch (xxh3-64){note}")))
+}
+
+/// What a `Start` frame said.
+struct Started {
+    size: u64,
+    mode: u32,
+    flags: StartFlags,
+    mtime_ns: i64,
+}
+
+/// Reads the first frame of the answer to `seq`: what its `Start` frame
+/// said, or the outcome of a file that does not come.
+fn read_start(
+    client: &mut Client,
+    seq: u32,
+    buf: &mut [u8],
+) -> Result<std::result::Result<Started, Outcome>> {
+    Ok(match client.next_frame(seq, buf)? {
+        Frame::Control(Reply::Start { size, mode, flags, mtime_ns }) => {
+            Ok(Started { size, mode, flags, mtime_ns })
+        }
+        Frame::Control(Reply::NotFound) => Err(Outcome::NotFound),
+        Frame::Control(Reply::Refused { code, reason }) => {
+            Err(Outcome::Refused { reason: code.into(), text: reason })
+        }
+        Frame::Control(Reply::Error { code, reason }) => {
+            Err(Outcome::failed(code.into(), format!("server: {reason}")))
+        }
+        other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
+    })
+}
+
+/// How a file's data frames ended.
+enum Body {
+    /// The end frame came: the server's count and checksum, and what arrived
+    /// and its checksum.
+    Ended { count: u64, checksum: u64, received: u64, digest: u64 },
+    /// The server gave up midway: why, and its words.
+    ServerError(FailReason, String),
+    /// The output stopped taking bytes, and the file was cancelled: what
+    /// arrived after that was dropped.
+    Dropped,
+}
+
+/// Whether the output of a file still takes its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taking {
+    Yes,
+    /// It failed: the file is cancelled.
+    No,
+}
+
+/// Reads the data frames of request `seq`, whose start frame announced
+/// `size`, up to its end frame.
+///
+/// Each data frame is copied once, from the slot straight into `chunk`
+/// (memory the server cannot reach; at least [`IO_CHUNK`] and one frame
+/// long), hashed there while it is in cache, and handed to `write` in
+/// [`IO_CHUNK`] pieces and the rest at the end: the checksum covers exactly
+/// the bytes written, after the `received` bytes already in `hasher` (a
+/// resumed file's kept prefix; none for a whole one).
+///
+/// When the output does not take bytes (`taking` at the start, or `write`
+/// after a piece), the file is cancelled ([`Client::cancel_request`]): the
+/// frames still in flight up to the server's answer are read and dropped,
+/// and the body is [`Body::Dropped`].
+#[allow(clippy::too_many_arguments)]
+fn read_body(
+    client: &mut Client,
+    seq: u32,
+    size: Announced,
+    chunk: &mut [u8],
+    progress: &mut dyn Progress,
+    taking: Taking,
+    write: &mut dyn FnMut(&[u8]) -> Taking,
+    mut hasher: Xxh3,
+    mut received: u64,
+) -> Result<Body> {
+    let mut unreported = 0u64;
+    // chunk[..fill] waits to be written.
+    let mut fill = 0;
+    let mut taking = taking;
+    if taking == Taking::No {
+        client.cancel_request(seq)?;
+    }
+    loop {
+        // A `DataEnd` is its data, then its end.
+        let (len, control) = match client.next_frame(seq, &mut chunk[fill..])? {
+            Frame::Data(len) => (len, None),
+            Frame::DataEnd(last) => {
+                (last.len, Some(Reply::End { count: last.count, checksum: last.checksum }))
+            }
+            Frame::Control(reply) => (0, Some(reply)),
+        };
+        if len > 0 {
+            received += u64::from(len);
+            if received > size.limit() {
+                return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
+            }
+        }
+        if len > 0 && taking == Taking::Yes {
+            let end = fill + len as usize;
+            hasher.update(&chunk[fill..end]);
+            fill = end;
+            if fill >= IO_CHUNK {
+                taking = write(&chunk[..IO_CHUNK]);
+                chunk.copy_within(IO_CHUNK..fill, 0);
+                fill -= IO_CHUNK;
+                if taking == Taking::No {
+                    client.cancel_request(seq)?;
+                }
+            }
+            unreported += u64::from(len);
+            if unreported >= 1 << 20 {
+                progress.advance(unreported);
+                unreported = 0;
+            }
+        }
+        let Some(reply) = control else { continue };
+        match reply {
+            Reply::End { .. } | Reply::Error { .. } if taking == Taking::No => {
+                // The server's answer to the cancel (or the end it reached
+                // before it saw it).
+                progress.advance(unreported);
+                return Ok(Body::Dropped);
+            }
+            Reply::End { count, checksum } => {
+                progress.advance(unreported);
+                if write(&chunk[..fill]) == Taking::No {
+                    return Ok(Body::Dropped);
+                }
+                return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
+            }
+            Reply::Error { code, reason } => return Ok(Body::ServerError(code.into(), reason)),
+            other => return Err(Error::Protocol(format!("{:?} inside a file", Frame::Control(other)))),
+        }
+    }
+}
+
+impl Client {
+    /// Fetches the one file `path` and writes its bytes into `out` as they
+    /// arrive (what `shm_client --stdout` does). Size and checksum are still
+    /// checked at the end; since the bytes have already been written by
+    /// then, a mismatch can only be reported: the outcome is then
+    /// [`Outcome::Failed`] and what `out` received must not be trusted. A
+    /// write error on `out` also fails the file (the rest is read and
+    /// dropped, so the session stays usable). `out` is flushed at the end.
+    ///
+    /// # Errors
+    ///
+    /// A session-level failure: [`Error::PeerGone`],
+    /// [`Error::SessionEnded`], [`Error::Stalled`], [`Error::Protocol`],
+    /// [`Error::Decode`], [`Error::Busy`], [`Error::Cancelled`], or
+    /// [`Error::Timeout`] / [`Error::Os`] from the queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmxfer::{Client, ClientConfig, Outcome, Server};
+    ///
+    /// # fn main() -> Result<(), shmxfer::Error> {
+    /// let root = tempfile::tempdir().unwrap();
+    /// std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    /// let queue = format!("/shmxfer_doctest_fetch_to_{}", std::process::id());
+    /// # let server = Server::builder()
+    /// #     .queue(&queue)
+    /// #     .root(root.path())
+    /// #     .max_sessions(1)
+    /// #     .stall_timeout(None)
+    /// #     .bind()?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
+    ///
+    /// // With a server on `queue`:
+    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
+    /// let mut bytes = Vec::new();
+    /// let outcome = client.fetch_to("hello.txt", &mut bytes)?;
+    /// client.close()?;
+    ///
+    /// assert_eq!(outcome, Outcome::Delivered { bytes: 6 });
+    /// assert_eq!(bytes, b"hello\n");
+    /// # serving.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fetch_to(&mut self, path: &str, out: &mut dyn Write) -> Result<Outcome> {
+        self.fetch_to_with(path, out, &mut NoProgress)
+    }
+
+    /// [`Client::fetch_to`], telling `progress` how the file arrives.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::fetch_to`].
+    pub fn fetch_to_with(
+        &mut self,
+        path: &str,
+        out: &mut dyn Write,
+        progress: &mut dyn Progress,
+    ) -> Result<Outcome> {
+        if let Some(too_long) = too_long(path.as_bytes()) {
+            return Ok(too_long);
+        }
+        let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
+        let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
+        let size = match read_start(self, seq, &mut chunk)? {
+            Ok(start) => Announced::of(start.size, start.flags),
+            Err(outcome) => return Ok(outcome),
+        };
+        progress.start(output_name(path).unwrap_or(path), size.told());
+        let mut write_error: Option<std::io::Error> = None;
+        // A failing writer does not cancel the file: the rest is read and
+        // dropped, as documented (a caller that wants it to stop at once
+        // sets the cancel flag, as `shm_client --stdout` does).
+        let mut write = |bytes: &[u8]| {
+            if write_error.is_none() {
+                write_error = out.write_all(bytes).err();
+            }
+            Taking::Yes
+        };
+        let body = read_body(self, seq, size, &mut chunk, progress, Taking::Yes, &mut write, Xxh3::new(), 0);
+        progress.finish();
+        let body = body?;
+        if write_error.is_none() {
+            write_error = out.flush().err();
+        }
+        Ok(match body {
+            Body::Ended { .. } if write_error.is_some() => {
+                let e = write_error.expect("checked");
+                Outcome::failed(FailReason::WriteFailed, format!("writing the file out: {e}"))
+            }
+            Body::Ended { count, checksum, received, digest } => {
+                let note = "; the bytes written are not the file";
+                check(size, count, checksum, received, digest, note)
+                    .unwrap_or(Outcome::Delivered { bytes: received })
+            }
+            Body::ServerError(reason, why) => Outcome::failed(reason, format!("server: {why}")),
+            Body::Dropped => {
+                Outcome::failed(FailReason::WriteFailed, "writing the file out: the output stopped")
+            }
+        })
+    }
+
+    /// Fetches the one file `path` into memory, verified.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
+    /// file that did not arrive (see [`Outcome::into_result`]); a
+    /// session-level failure as [`Client::fetch_to`].
+    pub fn fetch_vec(&mut self, path: &str) -> Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        self.fetch_to(path, &mut bytes)?.into_result()?;
+        Ok(bytes)
+    }
+
+    /// Fetches the one file `path` to the file `dest`: written beside it
+    /// and given its name only once size and checksum are verified,
+    /// replacing an existing file atomically unless `clobber` is
+    /// [`Clobber::Keep`]. Returns the bytes delivered.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::fetch_vec`]; [`Error::Failed`] with
+    /// [`FailReason::WriteFailed`] when `dest` cannot be written,
+    /// [`FailReason::OutputExists`] when it exists and is kept.
+    pub fn fetch_file(&mut self, path: &str, dest: &Path, clobber: Clobber) -> Result<u64> {
+        let (name, dir) = crate::fs::output::dest_parts(dest)
+            .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
+        let options = FetchOptions::new(dir).clobber(clobber);
+        let job = Job {
+            remote: crate::protocol::normalize_path(path.as_bytes()),
+            shown: name.into(),
+            out: OutputPath::below(name),
+            known: None,
+        };
+        let mut results = Vec::with_capacity(1);
+        fetch_jobs(self, std::slice::from_ref(&job), &options, &mut NoProgress, &mut results)?;
+        results.pop().expect("one result per job").outcome.into_result()
+    }
+}
+
+/// One file as a reader ([`Client::fetch_reader`]): each read hands on the
+/// bytes of one frame at most; the end of the file checks its size and
+/// checksum, and a mismatch is a read error (the bytes read before it must
+/// not be trusted then). Dropped before the end, it reads the rest of the
+/// file and drops it, so the session stays usable.
+pub struct FileReader<'a> {
+    client: &'a mut Client,
+    seq: u32,
+    size: Announced,
+    received: u64,
+    hasher: Xxh3,
+    buf: Vec<u8>,
+    /// `buf[pos..len]` waits to be read.
+    pos: usize,
+    len: usize,
+    done: bool,
+}
+
+impl std::fmt::Debug for FileReader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileReader")
+            .field("seq", &self.seq)
+            .field("size", &self.size)
+            .field("received", &self.received)
+            .finish()
+    }
+}
+
+impl FileReader<'_> {
+    /// The file's size as the server announced it (for a file whose size
+    /// the server could not know beforehand, such as one in `/proc`, what
+    /// `fstat` said: the bytes read are the truth).
+    pub fn size(&self) -> u64 {
+        self.size.told()
+    }
+
+    /// Reads the next frame into the buffer: `false` at the verified end.
+    fn fill(&mut self) -> std::io::Result<bool> {
+        let bad = |text: String| std::io::Error::new(std::io::ErrorKind::InvalidData, text);
+        match self.client.next_frame(self.seq, &mut self.buf).map_err(std::io::Error::other)? {
+            Frame::Data(len) => {
+                self.received += u64::from(len);
+                if self.received > self.size.limit() {
+                    self.done = true;
+                    return Err(bad(format!("server sent more than the announced {} bytes", self.size)));
+                }
+                self.hasher.update(&self.buf[..len as usize]);
+                (self.pos, self.len) = (0, len as usize);
+                Ok(true)
+            }
+            Frame::DataEnd(last) => {
+                // The last bytes, checked before they are read.
+                self.done = true;
+                self.received += u64::from(last.len);
+                self.hasher.update(&self.buf[..last.len as usize]);
+                match check(self.size, last.count, last.checksum, self.received, self.hasher.digest(), "") {
+                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
+                    _ => {
+                        (self.pos, self.len) = (0, last.len as usize);
+                        Ok(true)
+                    }
+                }
+            }
+            Frame::Control(Reply::End { count, checksum }) => {
+                self.done = true;
+                match check(self.size, count, checksum, self.received, self.hasher.digest(), "") {
+                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
+                    _ => Ok(false),
+                }
+            }
+            Frame::Control(Reply::Error { reason, .. }) => {
+                self.done = true;
+                Err(std::io::Error::other(format!("server: {reason}")))
+            }
+            other => {
+                self.done = true;
+                Err(bad(format!("{other:?} inside a file")))
+            }
+        }
+    }
+}
+
+impl std::io::Read for FileReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.len {
+            if self.done || !self.fill()? {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl Drop for FileReader<'_> {
+    fn drop(&mut self) {
+        while !self.done {
+            if self.fill().is_err() {
+                break;
+            }
+        }
+    }
+}
+
+impl Client {
+    /// Fetches the one file `path` as a reader of its bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
+    /// file that does not come; a session-level failure as
+    /// [`Client::fetch_to`]. Reading returns the I/O errors described at
+    /// [`FileReader`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Read;
+    /// use shmxfer::{Client, ClientConfig, Server};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let root = tempfile::tempdir().unwrap();
+    /// # std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    /// # let queue = format!("/shmxfer_doctest_reader_{}", std::process::id());
+    /// # let server = Server::builder()
+    /// #     .queue(&queue)
+    /// #     .root(root.path())
+    /// #     .max_sessions(1)
+    /// #     .stall_timeout(None)
+    /// #     .bind()?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
+    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
+    /// let mut text = String::new();
+    /// client.fetch_reader("hello.txt")?.read_to_string(&mut text)?;
+    /// client.close()?;
+    /// assert_eq!(text, "hello\n");
+    /// # serving.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fetch_reader(&mut self, path: &str) -> Result<FileReader<'_>> {
+        if let Some(too_long) = too_long(path.as_bytes()) {
+            too_long.into_result()?;
+        }
+        let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
+        let mut buf = vec![0; self.max_payload()];
+        let size = match read_start(self, seq, &mut buf)? {
+            Ok(start) => Announced::of(start.size, start.flags),
+            Err(outcome) => return Err(outcome.into_result().expect_err("not delivered")),
+        };
+        Ok(FileReader {
+            client: self,
+            seq,
+            size,
+            received: 0,
+            hasher: Xxh3::new(),
+            buf,
+            pos: 0,
+            len: 0,
+            done: false,
+        })
+    }
+}
+
+/// The outcome of a file that could not be given its name.
+fn persist_failure(e: &Error, target: &Path) -> Outcome {
+    if e.raw_os_error() == Some(libc::EEXIST) {
+        exists(target)
+    } else {
+        Outcome::failed(FailReason::WriteFailed, e.with_causes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_names_are_final_components() {
+        assert_eq!(output_name("a/b/c.txt"), Some("c.txt"));
+        assert_eq!(output_name("../x"), Some("x"));
+        for none in ["", ".", "..", "a/", "a/.."] {
+            assert_eq!(output_name(none), None, "{none:?}");
+        }
+    }
+
+    #[test]
+    fn two_paths_to_one_output_name_are_refused_unless_relative() {
+        let paths = ["d1/x", "a", "d2/x"];
+        let mut d = FetchOptions::default();
+        match d.check(&paths) {
+            Err(Error::SameOutput { first, second, output, .. }) => {
+                assert_eq!((first.as_str(), second.as_str(), output.as_str()), ("d1/x", "d2/x", "x"));
+            }
+            other => panic!("{other:?}"),
+        }
+        d.names = OutputNames::Relative;
+        d.check(&paths).unwrap();
+        assert_eq!(d.shown_name("./d1//x"), "d1/x");
+        // The same path, however it is spelt, is fetched once: no conflict.
+        d.check(&["d1/x", "./d1/x", "d1//x"]).unwrap();
+    }
+}

@@ -1,0 +1,99 @@
+//! What became of one requested file, and why it did not arrive: typed, so
+//! that a caller decides on the reason and prints the text.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+pub use crate::transfer::reason::{FailReason, SkipReason};
+
+/// What became of one requested file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// Written, verified and (into a directory) given its name.
+    Delivered { bytes: u64 },
+    /// Not fetched, by choice: the copy there is kept. A success.
+    Skipped { reason: SkipReason },
+    /// The server has no such file.
+    NotFound,
+    /// The server will not send it: why, and the server's words.
+    Refused { reason: FailReason, text: String },
+    /// It did not arrive intact or could not be written: why, and what
+    /// happened.
+    Failed { reason: FailReason, text: String },
+    /// The server's listing left it out, so it was never asked for (a
+    /// recursive fetch): why, and the reason in words. A failure.
+    LeftOut { reason: FailReason, text: String },
+}
+
+impl Outcome {
+    pub(crate) fn failed(reason: FailReason, text: impl Into<String>) -> Outcome {
+        Outcome::Failed { reason, text: text.into() }
+    }
+
+    /// Whether the file arrived.
+    pub fn is_delivered(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. })
+    }
+
+    /// Whether the file arrived or was skipped by choice: nothing went
+    /// wrong.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Outcome::Delivered { .. } | Outcome::Skipped { .. })
+    }
+
+    /// The reason a file that did not arrive did not, if it was refused or
+    /// failed.
+    pub fn reason(&self) -> Option<FailReason> {
+        match self {
+            Outcome::Refused { reason, .. }
+            | Outcome::Failed { reason, .. }
+            | Outcome::LeftOut { reason, .. } => Some(*reason),
+            _ => None,
+        }
+    }
+
+    /// The bytes delivered (0 for a skipped file), or the reason as an
+    /// [`Error`], for `?`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
+    /// file that did not arrive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmxfer::{Error, Outcome};
+    ///
+    /// assert_eq!(Outcome::Delivered { bytes: 6 }.into_result()?, 6);
+    /// assert!(matches!(Outcome::NotFound.into_result(), Err(Error::NotFound)));
+    /// # Ok::<(), shmxfer::Error>(())
+    /// ```
+    pub fn into_result(self) -> Result<u64> {
+        match self {
+            Outcome::Delivered { bytes } => Ok(bytes),
+            Outcome::Skipped { .. } => Ok(0),
+            Outcome::NotFound => Err(Error::NotFound),
+            Outcome::Refused { reason, text } => Err(Error::Refused { reason, text }),
+            Outcome::Failed { reason, text } | Outcome::LeftOut { reason, text } => {
+                Err(Error::Failed { reason, text })
+            }
+        }
+    }
+}
+
+/// What became of one file of a run ([`Client::fetch_files`](crate::Client::fetch_files)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileResult {
+    /// The path asked of the server, normalized (`./a//b` → `a/b`); a
+    /// name need not be UTF-8.
+    pub path: PathBuf,
+    /// The name the user reads: the output name, or for a tree the path
+    /// below the output directory (show it with
+    /// [`quote_bytes`](crate::programs::quote_bytes)).
+    pub name: PathBuf,
+    /// What became of it.
+    pub outcome: Outcome,
+}

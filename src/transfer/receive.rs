@@ -1,0 +1,498 @@
+//! The server's side of an upload: one file of a [`Command::Put`]
+//! (crate::protocol::Command::Put) received from the ring into the
+//! `--accept` directory, with every guarantee a fetch has on the client:
+//! confined below the directory (its descriptor, plain components only, no
+//! symlink followed: [`OutDir`]), verified (count and xxh3 of the bytes
+//! received) before the name appears, replaced atomically, permission bits
+//! without setuid, setgid or sticky, and nothing left under the name when
+//! it fails.
+//!
+//! The client sends `Data` frames and one `End` frame (count, xxh3) of the
+//! request's seq, or instead of the `End` an `Error` frame when it gives
+//! the file up (it changed while it was read: nothing is kept); the `Put` already said the size and mode, so no `Start`
+//! frame comes first. The answer goes into the region's header
+//! ([`Region::answer`](crate::shm_region::Region::answer)): as soon as the
+//! file is refused or fails for good (a write fails, more bytes than
+//! announced come; the client then stops sending and sends its `End`),
+//! else after the `End`.
+
+use std::io;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::client::choices::Clobber;
+use crate::error::{Error, Result};
+use crate::fs::output::{OutDir, OutputPath, Sink};
+use crate::os::sys::IO_CHUNK;
+use crate::protocol::{FrameKind, PutIfExists, ReasonCode, Reply, UploadAnswer};
+use crate::server::stats::SessionStats;
+use crate::shm_region::ring::Consumer;
+
+/// One file a client uploads: what its `Put` said.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PutRequest<'a> {
+    pub seq: u32,
+    pub path: &'a [u8],
+    pub size: u64,
+    pub mode: u32,
+    pub if_exists: PutIfExists,
+}
+
+/// What became of an upload, for the server's log: the answer, and why
+/// when it failed.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub answer: UploadAnswer,
+    pub bytes: u64,
+    pub why: Option<String>,
+}
+
+/// An upload that ended without its `End` (or `Error`) frame: why (the
+/// client left, the server stops, a stall, a broken frame), and the bytes
+/// of it that came. Nothing of it is kept.
+#[derive(Debug)]
+pub(crate) struct Stopped {
+    pub error: Error,
+    pub bytes: u64,
+}
+
+/// The reason code of a failed create or write.
+fn failure_code(e: &io::Error) -> ReasonCode {
+    if e.kind() == io::ErrorKind::NotADirectory {
+        // A directory component that is a symlink or not a directory
+        // ([`OutDir`] follows none).
+        return ReasonCode::OutsideRoot;
+    }
+    match e.raw_os_error() {
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EMFILE | libc::ENFILE | libc::ENOMEM) => {
+            ReasonCode::OutOfResources
+        }
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => ReasonCode::PermissionDenied,
+        Some(libc::ENAMETOOLONG) => ReasonCode::NameTooLong,
+        // A symlink or a non-directory where a directory component was.
+        Some(libc::ELOOP | libc::ENOTDIR) => ReasonCode::OutsideRoot,
+        Some(libc::EISDIR) => ReasonCode::IsDirectory,
+        Some(_) => ReasonCode::Other,
+        // An error about a directory component carries its kind and the
+        // component's name, not the errno.
+        None => match e.kind() {
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::OutOfMemory => {
+                ReasonCode::OutOfResources
+            }
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                ReasonCode::PermissionDenied
+            }
+            io::ErrorKind::InvalidFilename => ReasonCode::NameTooLong,
+            io::ErrorKind::IsADirectory => ReasonCode::IsDirectory,
+            _ => ReasonCode::Other,
+        },
+    }
+}
+
+/// Where the upload goes, or the answer that it does not.
+fn target(
+    accept: Option<&OutDir>,
+    put: &PutRequest<'_>,
+) -> std::result::Result<Sink, (UploadAnswer, String)> {
+    let Some(dir) = accept else {
+        return Err((UploadAnswer::NotAccepting, "the server takes no uploads (no --accept)".into()));
+    };
+    let out = OutputPath::below(put.path).map_err(|why| {
+        let outside = put.path.starts_with(b"/") || put.path.split(|&b| b == b'/').any(|c| c == b"..");
+        let code = if outside { ReasonCode::OutsideRoot } else { ReasonCode::InvalidPath };
+        (UploadAnswer::Refused(code), why)
+    })?;
+    if let Err(e) = dir.check_in_place() {
+        // Moved away (out of where the server was told to write): nothing
+        // is created in it any more.
+        return Err((UploadAnswer::Refused(failure_code(&e)), format!("the --accept directory: {e}")));
+    }
+    if dir.is_directory(&out) {
+        // No file can take the name: refused before the data is sent.
+        let why = format!("{}: a directory has that name", out.shown());
+        return Err((UploadAnswer::Refused(ReasonCode::IsDirectory), why));
+    }
+    if put.if_exists == PutIfExists::Skip && dir.exists(&out) {
+        return Err((UploadAnswer::Skipped, "exists".into()));
+    }
+    dir.create(&out, put.mode)
+        .map_err(|e| (refused_or_failed(failure_code(&e)), format!("{}: {e}", out.shown())))
+}
+
+/// The answer to a file that cannot be created or named for `code`: a
+/// refusal where the path leads outside or names a directory, else a
+/// failure.
+fn refused_or_failed(code: ReasonCode) -> UploadAnswer {
+    match code {
+        ReasonCode::OutsideRoot | ReasonCode::IsDirectory => UploadAnswer::Refused(code),
+        _ => UploadAnswer::Failed(code),
+    }
+}
+
+/// The file being written: the sink, what waits to be written, the hash.
+struct Writing {
+    sink: Sink,
+    pending: Vec<u8>,
+}
+
+impl Writing {
+    fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= IO_CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let res = self.sink.write_all(&self.pending);
+        self.pending.clear();
+        res
+    }
+}
+
+/// Receives the file of `put` from `consumer` into `accept` (`None`: the
+/// server takes no uploads, and says so) and answers it in the region's
+/// header, keeping the session's live record (`stats`, for `--status`) up
+/// to date. The frames of a refused file are read and dropped up to its
+/// `End`.
+///
+/// # Errors
+///
+/// A [`Stopped`] with the bytes that came and [`Error::Protocol`] for a
+/// frame of another request or kind, or what the ring's waits return
+/// ([`Error::PeerGone`], [`Error::Cancelled`], [`Error::Stalled`]): the
+/// session ends, and the file is left nowhere.
+pub(crate) fn receive_file(
+    consumer: &mut Consumer,
+    accept: Option<&OutDir>,
+    put: PutRequest<'_>,
+    buf: &mut Vec<u8>,
+    stats: &SessionStats,
+) -> std::result::Result<Received, Stopped> {
+    stats.begin(&String::from_utf8_lossy(put.path), put.size);
+    let got = receive(consumer, accept, put, buf, stats);
+    let bytes = stats.end();
+    got.map_err(|error| Stopped { error, bytes })
+}
+
+fn receive(
+    consumer: &mut Consumer,
+    accept: Option<&OutDir>,
+    put: PutRequest<'_>,
+    buf: &mut Vec<u8>,
+    stats: &SessionStats,
+) -> Result<Received> {
+    let mut failed: Option<(UploadAnswer, String)> = None;
+    let mut writing = match target(accept, &put) {
+        Ok(sink) => Some(Writing { sink, pending: Vec::with_capacity(IO_CHUNK + consumer.max_payload()) }),
+        Err(refusal) => {
+            // Answered at once: the client stops sending and ends the file.
+            consumer.region().answer(put.seq, refusal.0.code());
+            failed = Some(refusal);
+            None
+        }
+    };
+    let mut answered_early = failed.is_some();
+    let mut hash = Xxh3::new();
+    let mut received = 0u64;
+    buf.resize(consumer.max_payload(), 0);
+    let (count, checksum) = loop {
+        let header = consumer.recv_into(buf)?;
+        if header.seq != put.seq {
+            return Err(Error::Protocol(format!(
+                "a frame of request {} during request {}",
+                header.seq, put.seq
+            )));
+        }
+        let payload = &buf[..header.len as usize];
+        match header.kind {
+            FrameKind::Data => {
+                received += payload.len() as u64;
+                stats.advance(payload.len() as u64);
+                if received > put.size && failed.is_none() {
+                    failed = Some((
+                        UploadAnswer::Failed(ReasonCode::TooLarge),
+                        "more bytes than announced".into(),
+                    ));
+                    writing = None;
+                }
+                if let Some(w) = &mut writing {
+                    hash.update(payload);
+                    if let Err(e) = w.push(payload) {
+                        failed = Some((UploadAnswer::Failed(failure_code(&e)), format!("write: {e}")));
+                        writing = None;
+                    }
+                }
+                if let (Some((answer, _)), false) = (&failed, answered_early) {
+                    // Failed for good (a full disk, too many bytes): the
+                    // client stops sending instead of streaming the rest.
+                    consumer.region().answer(put.seq, answer.code());
+                    answered_early = true;
+                }
+            }
+            FrameKind::End => match Reply::decode(FrameKind::End, payload)? {
+                Reply::End { count, checksum } => break (count, checksum),
+                other => return Err(Error::Protocol(format!("{:?} where an End was due", other.kind()))),
+            },
+            // The client gives the file up (it changed while it was read,
+            // a read failed): nothing of it is kept.
+            FrameKind::Error => match Reply::decode(FrameKind::Error, payload)? {
+                Reply::Error { code, reason } => {
+                    let code = match code {
+                        ReasonCode::Changed | ReasonCode::ReadFailed => code,
+                        _ => ReasonCode::Other,
+                    };
+                    let why = format!("the client gave the file up: {reason}");
+                    let (answer, why) = failed.unwrap_or((UploadAnswer::Failed(code), why));
+                    drop(writing);
+                    if !answered_early {
+                        consumer.region().answer(put.seq, answer.code());
+                    }
+                    return Ok(Received { answer, bytes: received, why: Some(why) });
+                }
+                other => return Err(Error::Protocol(format!("{:?} where an Error was due", other.kind()))),
+            },
+            other => return Err(Error::Protocol(format!("a {other:?} frame in an upload"))),
+        }
+    };
+    let (answer, why) = match (writing, failed) {
+        (_, Some((answer, why))) => (answer, Some(why)),
+        // Not reached: a file not written has failed.
+        (None, None) => (UploadAnswer::Failed(ReasonCode::Other), None),
+        (Some(mut w), None) => {
+            if count != received || received != put.size {
+                let why = format!("{received} bytes received, {} announced, {count} counted", put.size);
+                (UploadAnswer::Failed(ReasonCode::Changed), Some(why))
+            } else if checksum != hash.digest() {
+                (UploadAnswer::Failed(ReasonCode::Other), Some("checksum mismatch (xxh3-64)".into()))
+            } else if let Err(e) = w.flush() {
+                (UploadAnswer::Failed(failure_code(&e)), Some(format!("write: {e}")))
+            } else if let Err(e) = accept.map_or(Ok(()), |dir| dir.confirm(&w.sink)) {
+                // A directory of the path (or the --accept directory itself)
+                // moved away while the data came: not named there.
+                (refused_or_failed(failure_code(&e)), Some(format!("not named: {e}")))
+            } else {
+                let clobber = match put.if_exists {
+                    PutIfExists::Replace => Clobber::Replace,
+                    PutIfExists::Skip => Clobber::Skip,
+                };
+                match w.sink.persist(clobber) {
+                    Ok(()) => (UploadAnswer::Stored, None),
+                    Err(Error::Os { source, .. })
+                        if put.if_exists == PutIfExists::Skip
+                            && source.raw_os_error() == Some(libc::EEXIST) =>
+                    {
+                        (UploadAnswer::Skipped, None)
+                    }
+                    // Naming failed: a directory made at the name while the
+                    // data came, a name too long, a full directory.
+                    Err(Error::Os { ref source, .. }) if failure_code(source) == ReasonCode::IsDirectory => (
+                        UploadAnswer::Refused(ReasonCode::IsDirectory),
+                        Some("a directory has that name".into()),
+                    ),
+                    Err(e) => {
+                        let code = match &e {
+                            Error::Os { source, .. } => failure_code(source),
+                            _ => ReasonCode::Other,
+                        };
+                        (UploadAnswer::Failed(code), Some(format!("{e:#}")))
+                    }
+                }
+            }
+        }
+    };
+    if !answered_early {
+        consumer.region().answer(put.seq, answer.code());
+    }
+    Ok(Received { answer, bytes: received, why })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::os::names::SessionNames;
+    use crate::os::semaphore::Semaphore;
+    use crate::shm_region::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
+    use crate::shm_region::ring::{Producer, RingSems};
+    use crate::shm_region::{Geometry, Region};
+
+    /// An upload ring in one process: the client's producer, the server's
+    /// consumer (both ends turned round, as in a session).
+    fn ring(tag: &str) -> (Producer, Consumer) {
+        let pid = std::process::id();
+        let pacing = Pacing::new(DEFAULT_SPIN_BUDGET);
+        let names = SessionNames::fresh(&format!("/sxrecv_{tag}"), pid).unwrap();
+        let geometry = Geometry::for_slots(2);
+        let created = Region::create(&names.region, geometry, pid).unwrap();
+        let client_sems = RingSems {
+            items: Semaphore::create_exclusive(&names.items, 0).unwrap(),
+            spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap(),
+        };
+        let opened = Region::open(&names.region, geometry.region_size() as u32, pid).unwrap();
+        let server_sems = RingSems {
+            items: Semaphore::open(&names.items).unwrap(),
+            spaces: Semaphore::open(&names.spaces).unwrap(),
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        let server =
+            Producer::new(Arc::new(opened), server_sems, Arc::clone(&cancel), Box::new(|| Ok(())), &pacing);
+        let client = Consumer::new(Arc::new(created), client_sems, cancel, Box::new(|| Ok(())), &pacing);
+        (client.turn_round(), server.turn_round())
+    }
+
+    /// Sends `bytes` as request `seq`, with an End frame of `count` and
+    /// `checksum` (the true ones unless given), and receives it.
+    fn upload(
+        tag: &str,
+        accept: Option<&OutDir>,
+        path: &[u8],
+        bytes: &[u8],
+        end: Option<(u64, u64)>,
+    ) -> (Received, Option<u32>) {
+        upload_announced(tag, accept, path, bytes.len() as u64, bytes, end)
+    }
+
+    /// As `upload`, with the `Put` announcing `size` bytes.
+    fn upload_announced(
+        tag: &str,
+        accept: Option<&OutDir>,
+        path: &[u8],
+        size: u64,
+        bytes: &[u8],
+        end: Option<(u64, u64)>,
+    ) -> (Received, Option<u32>) {
+        let (mut client, mut server) = ring(tag);
+        let (owned, seq) = (bytes.to_vec(), 7);
+        let sender = std::thread::spawn(move || {
+            let cap = client.max_payload();
+            for piece in owned.chunks(cap) {
+                client.send_data(seq, piece).unwrap();
+            }
+            let (count, checksum) = end.unwrap_or((owned.len() as u64, xxhash_rust::xxh3::xxh3_64(&owned)));
+            client.send(seq, &Reply::End { count, checksum }).unwrap();
+            client
+        });
+        let put = PutRequest { seq, path, size, mode: 0o6755, if_exists: PutIfExists::Replace };
+        let stats = crate::server::stats::ServerStats::new("/srv".into(), true, 1);
+        let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
+        let got = receive_file(&mut server, accept, put, &mut Vec::new(), &live).unwrap();
+        assert_eq!(live.end(), 0, "the live record is done with the file");
+        sender.join().unwrap();
+        let word = server.region().answer_to(seq);
+        (got, word)
+    }
+
+    fn entries(dir: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_verified_upload_is_named_with_its_bits_masked_and_answered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i * 31) as u8).collect();
+        let (got, word) = upload("ok", Some(&dir), b"in/x.bin", &bytes, None);
+        assert_eq!(got.answer, UploadAnswer::Stored);
+        assert_eq!(word, Some(UploadAnswer::Stored.code()));
+        let path = tmp.path().join("in/x.bin");
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7000, 0, "no setuid, setgid or sticky: {mode:o}");
+    }
+
+    #[test]
+    fn a_bad_checksum_or_a_short_count_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let bytes = vec![5u8; 10_000];
+        let (got, word) = upload("sum", Some(&dir), b"x", &bytes, Some((10_000, 1)));
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Other));
+        assert_eq!(word, Some(got.answer.code()));
+        let (got, _) = upload("count", Some(&dir), b"x", &bytes, Some((9_999, 1)));
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
+        assert!(entries(tmp.path()).is_empty(), "nothing left: {:?}", entries(tmp.path()));
+    }
+
+    #[test]
+    fn a_refused_upload_is_answered_before_its_end_and_its_frames_are_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let (got, word) = upload("off", None, b"x", &[1; 5000], None);
+        assert_eq!((got.answer, word), (UploadAnswer::NotAccepting, Some(UploadAnswer::NotAccepting.code())));
+        for path in [&b"../x"[..], b"/etc/x", b"a/../../x", b"a//x"] {
+            let (got, _) = upload("out", Some(&dir), path, &[1; 10], None);
+            assert!(matches!(got.answer, UploadAnswer::Refused(_)), "{path:?}: {:?}", got.answer);
+        }
+        assert!(entries(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn a_put_of_an_empty_nul_or_overlong_path_is_refused_and_a_non_utf8_name_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        for path in [&b""[..], b"a\0b", b"/", b"a/", b"./x", b"x/."] {
+            let (got, word) = upload("bad", Some(&dir), path, &[1; 10], None);
+            assert!(matches!(got.answer, UploadAnswer::Refused(_)), "{path:?}: {:?}", got.answer);
+            assert_eq!(word, Some(got.answer.code()));
+        }
+        let long = vec![b'n'; 1024];
+        let (got, _) = upload("long", Some(&dir), &long, &[1; 10], None);
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::NameTooLong));
+        let deep = [&long[..], b"/x"].concat();
+        let (got, _) = upload("deep", Some(&dir), &deep, &[1; 10], None);
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::NameTooLong), "a directory component");
+        assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+        let (got, _) = upload("latin", Some(&dir), b"caf\xe9", b"bytes", None);
+        assert_eq!(got.answer, UploadAnswer::Stored);
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9");
+        assert_eq!(std::fs::read(tmp.path().join(name)).unwrap(), b"bytes");
+    }
+
+    #[test]
+    fn more_or_fewer_bytes_than_announced_leave_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let bytes = vec![3u8; 20_000];
+        let (got, word) = upload_announced("more", Some(&dir), b"x", 1000, &bytes, None);
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::TooLarge));
+        assert_eq!(word, Some(got.answer.code()));
+        let (got, _) = upload_announced("fewer", Some(&dir), b"x", u64::MAX, &bytes, None);
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
+        assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+    }
+
+    #[test]
+    fn a_file_the_client_gives_up_leaves_nothing_and_is_answered_changed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let (mut client, mut server) = ring("gaveup");
+        let sender = std::thread::spawn(move || {
+            for piece in [9u8; 3000].chunks(client.max_payload()) {
+                client.send_data(3, piece).unwrap();
+            }
+            let reason = "changed while it was sent".to_owned();
+            client.send(3, &Reply::Error { code: ReasonCode::Changed, reason }).unwrap();
+            client
+        });
+        let put = PutRequest { seq: 3, path: b"x", size: 6000, mode: 0o644, if_exists: PutIfExists::Replace };
+        let stats = crate::server::stats::ServerStats::new("/srv".into(), true, 1);
+        let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
+        let got = receive_file(&mut server, Some(&dir), put, &mut Vec::new(), &live).unwrap();
+        sender.join().unwrap();
+        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
+        assert_eq!(server.region().answer_to(3), Some(got.answer.code()));
+        assert!(got.why.unwrap().contains("changed while it was sent"));
+        assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+    }
+}
