@@ -245,10 +245,14 @@ pub struct StopOnError {
 impl StopOnError {
     /// Standard output (a duplicate of its descriptor), watched by `cancel`.
     pub fn stdout(cancel: Arc<AtomicBool>) -> std::io::Result<StopOnError> {
+        use std::os::fd::AsFd;
+        StopOnError::new(std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?), cancel)
+    }
+
+    /// `out` (a device or FIFO that `-O` names, say), watched by `cancel`.
+    pub fn new(out: std::fs::File, cancel: Arc<AtomicBool>) -> std::io::Result<StopOnError> {
         use nix::fcntl::{fcntl, FcntlArg, OFlag};
         use nix::sys::stat::SFlag;
-        use std::os::fd::AsFd;
-        let out = std::fs::File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
         let st = nix::sys::stat::fstat(&out)?;
         let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
         let mut restore = None;

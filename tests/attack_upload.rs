@@ -64,10 +64,10 @@ fn put_onto_an_existing_directory_is_refused_as_a_directory() {
     env.assert_no_leftovers();
 }
 
-/// A FIFO at the target name is replaced without being opened (no hang),
-/// and kept with `--no-clobber`.
+/// A FIFO at the target name is never opened (no hang) nor replaced: the
+/// upload is refused, and skipped with `--no-clobber`.
 #[test]
-fn put_onto_a_fifo_replaces_it_without_opening_it() {
+fn put_onto_a_fifo_never_opens_nor_replaces_it() {
     let env = TestEnv::new("put_onto_fifo");
     let src = sources(&env);
     fs::write(src.join("p"), b"over the fifo\n").unwrap();
@@ -78,8 +78,9 @@ fn put_onto_a_fifo_replaces_it_without_opening_it() {
     kept.assert_code(0).check(kept.stdout.contains("skipped: exists on the server"), "kept");
     use std::os::unix::fs::FileTypeExt;
     assert!(fs::symlink_metadata(env.in_out("p")).unwrap().file_type().is_fifo());
-    env.run_client(&["--put", &p]).assert_code(0);
-    assert_same_file(&src.join("p"), &env.in_out("p"));
+    let refused = env.run_client(&["--put", &p]);
+    refused.assert_code(1).check(refused.stdout.contains("refused by server"), "refused");
+    assert!(fs::symlink_metadata(env.in_out("p")).unwrap().file_type().is_fifo(), "still the FIFO");
     assert_eq!(env.out_entries(), ["p"]);
     env.stop_server(&mut server);
     env.assert_no_leftovers();

@@ -259,7 +259,7 @@ fn garbage_messages(env: &TestEnv) -> Vec<(String, Vec<u8>)> {
         ("wrong magic".into(), wrong_magic),
         ("wrong version".into(), wrong_version),
         ("truncated".into(), valid[..valid.len() - 3].to_vec()),
-        ("maximum size".into(), vec![0xa5; 8192]),
+        ("maximum size".into(), vec![0xa5; QUEUE_MSG_LEN]),
         ("absurd lengths".into(), huge_lengths),
         ("NUL in path".into(), nul_path),
     ]

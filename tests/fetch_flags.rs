@@ -67,7 +67,8 @@ fn continue_keeps_a_cut_off_file_and_resumes_it_checking_the_whole() {
     // The next run asks only for the rest, and checks the whole file.
     let mut server = env.ready_server(&["--persistent", "-vv"]);
     let resumed = env.client(&["-C", "-o", &out, "big.bin"]).finish(BIG_TIMEOUT);
-    resumed.assert_code(0).assert_stdout_lines(&[received_line("big.bin", BIG)]);
+    let line = format!("{} (resumed at {kept} bytes)", received_line("big.bin", BIG));
+    resumed.assert_code(0).assert_stdout_lines(&[line]);
     env.assert_delivered("big.bin");
     assert_eq!(env.out_entries(), ["big.bin"], "the partial and its record are gone");
     // A partial whose source changed since starts over, saying so.

@@ -13,6 +13,7 @@ mod cli;
 mod faults;
 mod fetch_flags;
 mod hostile;
+mod output_rule;
 mod redteam;
 mod relay;
 mod reporting;

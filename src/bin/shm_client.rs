@@ -11,7 +11,7 @@ use clap::CommandFactory;
 use shmxfer::cli;
 use shmxfer::cli::client::args::{Args, Mode};
 use shmxfer::cli::client::exit::*;
-use shmxfer::cli::client::stdout::stream;
+use shmxfer::cli::client::stdout::{special_dest, stream, StreamTo};
 use shmxfer::cli::client::*;
 use shmxfer::{Client, SessionKind};
 
@@ -85,7 +85,10 @@ fn main() -> ExitCode {
     match mode {
         Mode::List { prefix, json } => list(client, &args, &prefix, json),
         Mode::Status { json } => status(client, &args, json),
-        Mode::Stdout(file) => stream(client, &args, &file, &cancel),
+        Mode::Stdout(file) => stream(client, &args, &file, StreamTo::Stdout, &cancel),
+        Mode::Output { file, dest } if special_dest(&dest) == Ok(true) => {
+            stream(client, &args, &file, StreamTo::Special(&dest), &cancel)
+        }
         Mode::Fetch { files, recursive } => fetch(client, &args, Files::Named(&files, recursive)),
         Mode::Output { file, dest } => fetch(client, &args, Files::To(&file, &dest)),
         Mode::Put { .. } => put::put(client, &args, upload.expect("planned before connecting")),

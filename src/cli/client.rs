@@ -131,6 +131,9 @@ pub fn check_dest(dest: &std::path::Path) -> Result<(), ExitCode> {
             &format!("-O {}: not a file name (it names a directory); name the file to write", dest.display()),
         ));
     }
+    if let Err(why) = stdout::special_dest(dest) {
+        return Err(exit_with(EXIT_NOT_DELIVERED, &format!("-O {}: {why}", dest.display())));
+    }
     let dir = match dest.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => std::path::Path::new("."),

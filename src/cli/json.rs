@@ -27,6 +27,9 @@ struct FileJson<'a> {
     path_bytes: Option<&'a [u8]>,
     result: &'a str,
     bytes: u64,
+    /// A resumed file: the bytes its partial file kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resumed_at: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Why>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,7 +55,18 @@ fn object<'a>(
     let (request, request_bytes) = text_and_bytes(request);
     let (path, path_bytes) = text_and_bytes(path);
     let (reason, message) = why.unzip();
-    super::to_json(&FileJson { request, request_bytes, path, path_bytes, result, bytes, reason, message })
+    let resumed_at = None;
+    super::to_json(&FileJson {
+        request,
+        request_bytes,
+        path,
+        path_bytes,
+        result,
+        bytes,
+        resumed_at,
+        reason,
+        message,
+    })
 }
 
 /// The line of one file's result.
@@ -60,7 +74,23 @@ pub fn file_line(file: &FileResult) -> String {
     use std::os::unix::ffi::OsStrExt;
     let (request, path) = (file.path.as_os_str().as_bytes(), file.name.as_os_str().as_bytes());
     match &file.outcome {
-        Outcome::Delivered { bytes } => object(request, path, "delivered", *bytes, None),
+        Outcome::Delivered { bytes } => {
+            let (request, request_bytes) = text_and_bytes(request);
+            let (path, path_bytes) = text_and_bytes(path);
+            let (result, bytes, resumed_at) = ("delivered", *bytes, file.resumed_at);
+            let (reason, message) = (None, None);
+            super::to_json(&FileJson {
+                request,
+                request_bytes,
+                path,
+                path_bytes,
+                result,
+                bytes,
+                resumed_at,
+                reason,
+                message,
+            })
+        }
         Outcome::NotFound => object(request, path, "not_found", 0, None),
         Outcome::Refused { reason, text } => {
             object(request, path, "refused", 0, Some((Why::Fail(*reason), text)))
@@ -94,7 +124,17 @@ pub fn upload_line(
 ) -> String {
     let (request, request_bytes) = text_and_bytes(request);
     let (path, path_bytes) = text_and_bytes(path);
-    super::to_json(&FileJson { request, request_bytes, path, path_bytes, result, bytes, reason, message })
+    super::to_json(&FileJson {
+        request,
+        request_bytes,
+        path,
+        path_bytes,
+        result,
+        bytes,
+        resumed_at: None,
+        reason,
+        message,
+    })
 }
 
 /// The line of a file a lost session cut off (`failed`) or never asked

@@ -107,6 +107,14 @@ impl Progress for Lines {
         );
     }
 
+    fn partial_removed(&mut self, name: &str) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "shm_client: {}: the server no longer has its source; removed the partial file kept for it",
+            quote_name(name)
+        );
+    }
+
     fn result(&mut self, file: &FileResult) {
         self.bar.result(file);
         self.bar.suspend(|| match self.format {
@@ -127,10 +135,18 @@ impl Lines {
         let (name, output) = requested_and_output(file);
         let size = |n| if self.human { human_size(n) } else { byte_count(n) };
         match &file.outcome {
-            Outcome::Delivered { bytes } if !self.quiet => match output {
-                Some(output) => say(format_args!("{name}: received {} → {output}", size(*bytes))),
-                None => say(format_args!("{name}: received {}", size(*bytes))),
-            },
+            Outcome::Delivered { bytes } if !self.quiet => {
+                let resumed = match file.resumed_at {
+                    Some(at) => format!(" (resumed at {})", size(at)),
+                    None => String::new(),
+                };
+                match output {
+                    Some(output) => {
+                        say(format_args!("{name}: received {}{resumed} → {output}", size(*bytes)))
+                    }
+                    None => say(format_args!("{name}: received {}{resumed}", size(*bytes))),
+                }
+            }
             Outcome::Delivered { .. } | Outcome::Skipped { .. } if self.quiet => {}
             // Left out by the server's listing: said on stderr, as --list says it.
             Outcome::LeftOut { text, .. } => say_skipped(&file.name, text),

@@ -361,6 +361,10 @@ impl Progress for Tracking<'_> {
         self.kept = Some(bytes);
         self.inner.kept_partial(bytes);
     }
+
+    fn partial_removed(&mut self, name: &str) {
+        self.inner.partial_removed(name);
+    }
 }
 
 /// Fetches `jobs`, or gives every one the outcome of `early`, an error
@@ -390,7 +394,12 @@ fn run(
             // Every file not yet reported gets its result, as any failed file does.
             for job in &jobs[done..] {
                 let outcome = Outcome::failed(FailReason::ServerBusy, "server busy");
-                files.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome });
+                files.push(FileResult {
+                    path: job.remote_path(),
+                    name: job.shown.clone(),
+                    outcome,
+                    resumed_at: None,
+                });
                 track.result(files.last().expect("just pushed"));
             }
             Some(Lost { error, cut_off: None, not_fetched: Vec::new(), kept: None, requests: Vec::new() })

@@ -156,6 +156,9 @@ pub struct OutDir {
     path: PathBuf,
     /// Whose replaced file lends the new one its permission bits.
     replaced: ReplacedMode,
+    /// For a directory others write into: what each file's directory is
+    /// checked against before and after the file is named.
+    anchor: Option<Anchor>,
     /// Whether unnamed files may be linked by their descriptor
     /// (`AT_EMPTY_PATH`, which takes `CAP_DAC_READ_SEARCH`), shared with the
     /// sinks: cleared at the first `ENOENT`, after which they are linked
@@ -196,6 +199,120 @@ enum DirFd {
     Below(OwnedFd),
 }
 
+impl DirFd {
+    fn try_clone(&self) -> io::Result<DirFd> {
+        Ok(match self {
+            DirFd::Top(fd) => DirFd::Top(Arc::clone(fd)),
+            DirFd::Below(fd) => DirFd::Below(fd.try_clone()?),
+        })
+    }
+}
+
+/// A directory a sink made for its file, removed again if the file is
+/// never named there (nothing is kept of a transfer that did not
+/// complete, not even the directories made for it).
+#[derive(Debug)]
+struct Made {
+    parent: DirFd,
+    name: OsString,
+}
+
+/// For a directory that others write into (`--accept`): the directory
+/// itself as it was opened, which a file's directory must still be below
+/// when the file is named, and after.
+#[derive(Debug, Clone)]
+struct Anchor {
+    fd: Arc<OwnedFd>,
+    path: PathBuf,
+}
+
+impl Anchor {
+    /// Whether the directory opened is still the one at its path (the
+    /// path followed as it was when opened: it may be a symlink the user
+    /// named) and not removed.
+    fn check_in_place(&self) -> io::Result<()> {
+        let shown = self.path.display();
+        let open = nix::sys::stat::fstat(&self.fd).map_err(os)?;
+        let there = match nix::sys::stat::stat(&self.path) {
+            Ok(st) => Some(st),
+            Err(Errno::ENOENT | Errno::ENOTDIR) => None,
+            Err(e) => return Err(os(e)),
+        };
+        if open.st_nlink == 0 || there.is_none_or(|st| identity(&st) != identity(&open)) {
+            return Err(moved(format!("the directory {shown} was moved or removed since it was opened")));
+        }
+        Ok(())
+    }
+
+    /// Checks that `dir` is still this directory's `dirs`, reached from
+    /// it one component at a time without following a symlink, and this
+    /// directory still in place: another process that moved a directory
+    /// of the path away (out of this directory, say) does not get a file
+    /// named there.
+    fn check_below(&self, dirs: &[OsString], dir: &DirFd) -> io::Result<()> {
+        self.check_in_place()?;
+        let gone = || {
+            let shown = dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+            moved(format!("{shown} was moved, removed or replaced while the file was received"))
+        };
+        let mut now = DirFd::Top(Arc::clone(&self.fd));
+        for component in dirs {
+            now = match openat(&now, component.as_os_str(), DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => DirFd::Below(fd),
+                Err(_) => return Err(gone()),
+            };
+        }
+        let (now, then) = (nix::sys::stat::fstat(&now).map_err(os)?, nix::sys::stat::fstat(dir).map_err(os)?);
+        if then.st_nlink == 0 || identity(&now) != identity(&then) {
+            return Err(gone());
+        }
+        Ok(())
+    }
+}
+
+/// How a directory below the output directory is opened: never through a
+/// symlink.
+const DIR_FLAGS: OFlag =
+    OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
+
+/// The error of opening `dirs[..=i]`, one component at a time.
+fn component_error(dirs: &[OsString], i: usize, e: Errno) -> io::Error {
+    let shown = dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+    match e {
+        Errno::ELOOP | Errno::ENOTDIR => {
+            let why = format!("{shown} is a symlink or not a directory; not followed");
+            io::Error::new(io::ErrorKind::NotADirectory, why)
+        }
+        e => io::Error::new(os(e).kind(), format!("{shown}: {}", os(e))),
+    }
+}
+
+/// Opens `dirs[from..]` below `dir`, making each that is missing (and
+/// noting it in `made`); another process that removes one again each time
+/// (or puts something there and takes it away) gets a few more tries,
+/// then an answer that says so.
+fn make_dirs(mut dir: DirFd, dirs: &[OsString], from: usize, made: &mut Vec<Made>) -> io::Result<DirFd> {
+    for (i, component) in dirs.iter().enumerate().skip(from) {
+        let mut next = openat(&dir, component.as_os_str(), DIR_FLAGS, Mode::empty());
+        let mut tries = 0;
+        while matches!(next, Err(Errno::ENOENT)) {
+            if tries == 8 {
+                let shown = dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+                return Err(moved(format!("{shown} was removed each time it was made")));
+            }
+            tries += 1;
+            match mkdirat(&dir, component.as_os_str(), Mode::from_bits_truncate(0o777)) {
+                Ok(()) => made.push(Made { parent: dir.try_clone()?, name: component.clone() }),
+                Err(Errno::EEXIST) => {}
+                Err(e) => return Err(os(e)),
+            }
+            next = openat(&dir, component.as_os_str(), DIR_FLAGS, Mode::empty());
+        }
+        dir = DirFd::Below(next.map_err(|e| component_error(dirs, i, e))?);
+    }
+    Ok(dir)
+}
+
 impl AsFd for DirFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
@@ -220,22 +337,25 @@ impl OutDir {
             fd: Arc::new(fd),
             path: path.to_owned(),
             replaced: ReplacedMode::Kept,
+            anchor: None,
             link_by_fd: Arc::new(AtomicBool::new(true)),
         })
     }
 
     /// Opens `path` as [`OutDir::open`] does, for files that others send
     /// (the server's `--accept` directory): a file replaced there lends
-    /// its permission bits only when it is this user's own, and
-    /// [`OutDir::confirm`] checks that a file's directory is still in place
-    /// before it is named.
+    /// its permission bits only when it is this user's own, and a file is
+    /// named only while its directory is still in place below this one,
+    /// checked before and after the naming ([`Sink::persist`]).
     ///
     /// # Errors
     ///
     /// As [`OutDir::open`].
     pub fn accepting(path: &Path) -> io::Result<OutDir> {
         let uid = nix::unistd::geteuid().as_raw();
-        Ok(OutDir { replaced: ReplacedMode::KeptIfOwn { uid }, ..OutDir::open(path)? })
+        let dir = OutDir::open(path)?;
+        let anchor = Anchor { fd: Arc::clone(&dir.fd), path: dir.path.clone() };
+        Ok(OutDir { replaced: ReplacedMode::KeptIfOwn { uid }, anchor: Some(anchor), ..dir })
     }
 
     /// Whether the directory opened at the start is still the one at its
@@ -246,46 +366,7 @@ impl OutDir {
     ///
     /// Why not (kind `NotADirectory`), or the OS error of `stat`.
     pub fn check_in_place(&self) -> io::Result<()> {
-        let shown = self.path.display();
-        let open = nix::sys::stat::fstat(&self.fd).map_err(os)?;
-        let there = match nix::sys::stat::stat(&self.path) {
-            Ok(st) => Some(st),
-            Err(Errno::ENOENT | Errno::ENOTDIR) => None,
-            Err(e) => return Err(os(e)),
-        };
-        if open.st_nlink == 0 || there.is_none_or(|st| identity(&st) != identity(&open)) {
-            return Err(moved(format!("the directory {shown} was moved or removed since it was opened")));
-        }
-        Ok(())
-    }
-
-    /// Checks, just before `sink`'s file is named, that the directory it
-    /// was created in is still in place: this directory at its path
-    /// ([`OutDir::check_in_place`]) and the sink's directory still at its
-    /// path below it, reached one component at a time without following a
-    /// symlink. Another process that moved a directory of the path away
-    /// (out of this directory, say) while the file was received does not
-    /// get it named there. What it does in the moment between this check
-    /// and the naming is not seen.
-    ///
-    /// # Errors
-    ///
-    /// Why not (kind `NotADirectory`), or the OS error.
-    pub fn confirm(&self, sink: &Sink) -> io::Result<()> {
-        self.check_in_place()?;
-        if sink.target.dirs.is_empty() {
-            return Ok(());
-        }
-        let shown = || sink.target.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
-        let gone =
-            || moved(format!("{} was moved, removed or replaced while the file was received", shown()));
-        let Some(now) = self.parent(&sink.target, false)? else { return Err(gone()) };
-        let (now, then) =
-            (nix::sys::stat::fstat(&now).map_err(os)?, nix::sys::stat::fstat(&sink.dir).map_err(os)?);
-        if then.st_nlink == 0 || identity(&now) != identity(&then) {
-            return Err(gone());
-        }
-        Ok(())
+        Anchor { fd: Arc::clone(&self.fd), path: self.path.clone() }.check_in_place()
     }
 
     /// Whether the directory opened at the start was removed since (it has
@@ -297,7 +378,7 @@ impl OutDir {
     /// Whether something exists under `out` (a symlink counts; it is not
     /// followed).
     pub fn exists(&self, out: &OutputPath) -> bool {
-        match self.parent(out, false) {
+        match self.parent(out) {
             Ok(Some(dir)) => fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).is_ok(),
             Ok(None) => false,
             Err(_) => false,
@@ -307,52 +388,33 @@ impl OutDir {
     /// Whether a directory (not a symlink to one) stands at `out`: no file
     /// can be named there.
     pub fn is_directory(&self, out: &OutputPath) -> bool {
-        match self.parent(out, false) {
+        match self.parent(out) {
             Ok(Some(dir)) => fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
                 .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR),
             _ => false,
         }
     }
 
-    /// The directory `out` goes into, opened one component at a time
-    /// without following symlinks; missing ones are created when `create`,
-    /// else `None` is returned.
-    fn parent(&self, out: &OutputPath, create: bool) -> io::Result<Option<DirFd>> {
-        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    /// The deepest existing directory of `out`'s path, opened one
+    /// component at a time without following symlinks, and how many of
+    /// `out`'s directories it is below this one.
+    fn reach(&self, out: &OutputPath) -> io::Result<(DirFd, usize)> {
         let mut dir = DirFd::Top(Arc::clone(&self.fd));
         for (i, component) in out.dirs.iter().enumerate() {
-            let mut next = openat(&dir, component.as_os_str(), flags, Mode::empty());
-            // Made when missing; another process that removes it again
-            // each time (or puts something there and takes it away) gets a
-            // few more tries, then an answer that says so.
-            let mut tries = 0;
-            while matches!(next, Err(Errno::ENOENT)) && create {
-                if tries == 8 {
-                    let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
-                    return Err(moved(format!("{shown} was removed each time it was made")));
-                }
-                tries += 1;
-                match mkdirat(&dir, component.as_os_str(), Mode::from_bits_truncate(0o777)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(os(e)),
-                }
-                next = openat(&dir, component.as_os_str(), flags, Mode::empty());
+            match openat(&dir, component.as_os_str(), DIR_FLAGS, Mode::empty()) {
+                Ok(fd) => dir = DirFd::Below(fd),
+                Err(Errno::ENOENT) => return Ok((dir, i)),
+                Err(e) => return Err(component_error(&out.dirs, i, e)),
             }
-            if matches!(next, Err(Errno::ENOENT)) {
-                return Ok(None);
-            }
-            dir = DirFd::Below(next.map_err(|e| {
-                let shown = out.dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
-                match e {
-                    Errno::ELOOP | Errno::ENOTDIR => {
-                        let why = format!("{shown} is a symlink or not a directory; not followed");
-                        io::Error::new(io::ErrorKind::NotADirectory, why)
-                    }
-                    e => io::Error::new(os(e).kind(), format!("{shown}: {}", os(e))),
-                }
-            })?);
         }
-        Ok(Some(dir))
+        Ok((dir, out.dirs.len()))
+    }
+
+    /// The directory `out` goes into, if it exists: opened one component
+    /// at a time without following symlinks.
+    fn parent(&self, out: &OutputPath) -> io::Result<Option<DirFd>> {
+        let (dir, depth) = self.reach(out)?;
+        Ok((depth == out.dirs.len()).then_some(dir))
     }
 
     /// Starts a file for `out` whose source has permission bits `mode`: an
@@ -364,7 +426,10 @@ impl OutDir {
     ///
     /// The OS error, with the directory component it is about.
     pub fn create(&self, out: &OutputPath, mode: u32) -> io::Result<Sink> {
-        let dir = self.parent(out, true)?.expect("created when missing");
+        // The file starts in the deepest directory of its path that exists;
+        // the missing ones are made when it is named (same filesystem: no
+        // mount point can be among directories not made yet).
+        let (dir, depth) = self.reach(out)?;
         let mode = Mode::from_bits_truncate(mode & PERMISSIONS);
         let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
         let (fd, temp) = match openat(&dir, ".", flags | OFlag::O_TMPFILE, mode) {
@@ -386,12 +451,15 @@ impl OutDir {
         Ok(Sink {
             file: Some(File::from(fd)),
             dir,
+            depth,
+            made: Vec::new(),
             temp,
             target: out.clone(),
             shown: self.path.join(out.shown_path()),
             record: None,
             mode: None,
             replaced: self.replaced,
+            anchor: self.anchor.clone(),
             link_by_fd: Arc::clone(&self.link_by_fd),
         })
     }
@@ -400,7 +468,7 @@ impl OutDir {
     /// was removed meanwhile (a file cannot be created in a removed
     /// directory: `ENOENT` or `EPERM` say it badly), which it says.
     fn creation_error(&self, out: &OutputPath, dir: &DirFd, e: Errno) -> io::Error {
-        if out.dirs.is_empty() || !nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0) {
+        if matches!(dir, DirFd::Top(_)) || !nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0) {
             return os(e);
         }
         let shown = out.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
@@ -443,6 +511,18 @@ fn is_own_file(st: &nix::sys::stat::FileStat) -> bool {
         && st.st_uid == nix::unistd::geteuid().as_raw()
         && st.st_nlink == 1
         && st.st_mode & 0o022 == 0
+}
+
+/// What `st` is when it is a device, a FIFO or a socket: something a file
+/// is never renamed over.
+fn special_kind(st: &nix::sys::stat::FileStat) -> Option<&'static str> {
+    match st.st_mode & libc::S_IFMT {
+        libc::S_IFCHR => Some("a character device"),
+        libc::S_IFBLK => Some("a block device"),
+        libc::S_IFIFO => Some("a FIFO"),
+        libc::S_IFSOCK => Some("a socket"),
+        _ => None,
+    }
 }
 
 /// The mode a kept partial file has until it is delivered: the user's
@@ -505,7 +585,7 @@ impl OutDir {
     /// The size and mtime of the regular file at `out`, if there is one
     /// (a symlink is not followed and counts as none).
     pub fn stamp(&self, out: &OutputPath) -> Option<Stamp> {
-        let dir = self.parent(out, false).ok()??;
+        let dir = self.parent(out).ok()??;
         let st = fstatat(&dir, out.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok()?;
         (st.st_mode & libc::S_IFMT == libc::S_IFREG).then(|| Stamp {
             size: u64::try_from(st.st_size).unwrap_or(0),
@@ -520,7 +600,7 @@ impl OutDir {
     /// checked with `fstat`: only a regular file of one link, owned by the
     /// effective user and writable by no one else, is taken.
     pub fn kept(&self, out: &OutputPath) -> Found {
-        let Ok(Some(dir)) = self.parent(out, false) else { return Found::Nothing };
+        let Ok(Some(dir)) = self.parent(out) else { return Found::Nothing };
         let open = |name: OsString, access: OFlag| {
             let flags = access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
             let fd = openat(&dir, name.as_os_str(), flags, Mode::empty())?;
@@ -559,7 +639,7 @@ impl OutDir {
 
     /// Removes the partial file of `out` and its record, if any.
     pub fn discard_kept(&self, out: &OutputPath) {
-        if let Ok(Some(dir)) = self.parent(out, false) {
+        if let Ok(Some(dir)) = self.parent(out) {
             for name in [partial_name(&out.name), record_name(&out.name)] {
                 let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
             }
@@ -576,19 +656,104 @@ impl OutDir {
     ///
     /// The OS error opening the directory.
     pub fn resume(&self, out: &OutputPath, kept: Kept, mode: u32) -> io::Result<Sink> {
-        let dir = self.parent(out, false)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        Ok(Sink {
-            file: Some(kept.file),
+        let dir = self.parent(out)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        Ok(self.partial_sink(out, dir, kept.file, Vec::new(), mode))
+    }
+
+    /// Starts a file for `out` that is kept for resuming if it is cut off
+    /// ([`Partial::Keep`]), whatever cuts it: the record of the source's
+    /// `stamp` is named first, then the file is created under its partial
+    /// name, so that from its first byte it survives even a `SIGKILL` or a
+    /// power cut. Persisted, it takes its final name and the record goes;
+    /// dropped without [`Sink::keep_partial`] (bytes that proved wrong),
+    /// both go.
+    ///
+    /// # Errors
+    ///
+    /// The OS error making its directories, naming the record or creating
+    /// the file (`ENAMETOOLONG` for a name too long for the prefix).
+    pub fn create_partial(&self, out: &OutputPath, mode: u32, stamp: Stamp) -> io::Result<Sink> {
+        let (dir, depth) = self.reach(out)?;
+        let mut made = Vec::new();
+        let dir = make_dirs(dir, &out.dirs, depth, &mut made)?;
+        let (partial, record) = (partial_name(&out.name), record_name(&out.name));
+        // Whatever was there is not this transfer's: it goes first.
+        for name in [&record, &partial] {
+            let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        let (made, dir) = (Made::undo_on_error(made), dir);
+        write_record(&dir, &record, stamp)?;
+        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match openat(&dir, partial.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = unlinkat(&dir, record.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                return Err(os(e));
+            }
+        };
+        Ok(self.partial_sink(out, dir, File::from(fd), made.keep(), mode))
+    }
+
+    /// A sink writing `file`, the partial file of `out` in `dir`, with its
+    /// record beside it.
+    fn partial_sink(&self, out: &OutputPath, dir: DirFd, file: File, made: Vec<Made>, mode: u32) -> Sink {
+        Sink {
+            file: Some(file),
             dir,
+            depth: out.dirs.len(),
+            made,
             temp: Some(partial_name(&out.name)),
             target: out.clone(),
             shown: self.path.join(out.shown_path()),
             record: Some(record_name(&out.name)),
             mode: Some(Mode::from_bits_truncate(mode & PERMISSIONS & !umask())),
             replaced: self.replaced,
+            anchor: self.anchor.clone(),
             link_by_fd: Arc::clone(&self.link_by_fd),
-        })
+        }
     }
+}
+
+impl Made {
+    /// Directories made, removed again unless [`MadeGuard::keep`] is called.
+    fn undo_on_error(made: Vec<Made>) -> MadeGuard {
+        MadeGuard(made)
+    }
+
+    /// Removes the directory if it is (still) empty.
+    fn undo(&self) {
+        let _ = unlinkat(&self.parent, self.name.as_os_str(), UnlinkatFlags::RemoveDir);
+    }
+}
+
+/// Directories made for a file not started yet.
+#[derive(Debug)]
+struct MadeGuard(Vec<Made>);
+
+impl MadeGuard {
+    fn keep(mut self) -> Vec<Made> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+impl Drop for MadeGuard {
+    fn drop(&mut self) {
+        self.0.iter().rev().for_each(Made::undo);
+    }
+}
+
+/// Names the record of a partial file: one line, `SIZE MTIME_NS`, written
+/// under a temporary name and renamed to `record` in `dir`.
+fn write_record(dir: &DirFd, record: &OsStr, stamp: Stamp) -> io::Result<()> {
+    let temp = temp_name()?;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(dir, temp.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
+    let written = File::from(fd).write_all(format!("{} {}\n", stamp.size, stamp.mtime_ns).as_bytes());
+    let named = written.and_then(|()| renameat(dir, temp.as_os_str(), dir, record).map_err(os));
+    if named.is_err() {
+        let _ = unlinkat(dir, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    named
 }
 
 /// A short temporary name: `.shmxfer.` and 16 random hex digits.
@@ -603,8 +768,17 @@ pub struct Sink {
     /// Written in [`crate::os::sys::IO_CHUNK`] pieces by the caller; `None` once
     /// persisted.
     file: Option<File>,
+    /// The deepest directory of the target's path that existed when the
+    /// file was started (the target's own directory once it is made).
     dir: DirFd,
-    /// The name of a named temporary file; `None` for an unnamed one.
+    /// How many of the target's directories `dir` is below the output
+    /// directory: the rest are made when the file is named.
+    depth: usize,
+    /// The directories made for the file, innermost last: removed again
+    /// (when empty) if the file is never named.
+    made: Vec<Made>,
+    /// The name of a named temporary file in `dir`; `None` for an unnamed
+    /// one.
     temp: Option<OsString>,
     target: OutputPath,
     shown: PathBuf,
@@ -615,6 +789,9 @@ pub struct Sink {
     mode: Option<Mode>,
     /// Whose file under the target name lends the new one its bits.
     replaced: ReplacedMode,
+    /// The directory the target's directory must still be below when the
+    /// file is named (a directory others write into).
+    anchor: Option<Anchor>,
     /// The output directory's `link_by_fd`, shared.
     link_by_fd: Arc<AtomicBool>,
 }
@@ -652,19 +829,43 @@ impl Sink {
         if let Some(mode) = self.mode {
             fchmod(&file, mode).map_err(failed("chmod"))?;
         }
+        let named_in = |e: io::Error| Error::os_named("name", &shown, e);
+        if let Some(anchor) = &self.anchor {
+            anchor.check_below(&self.target.dirs[..self.depth], &self.dir).map_err(named_in)?;
+        }
+        let dir = self.target_dir().map_err(named_in)?;
+        // A name that could not be given because its directory was removed
+        // meanwhile (replaced by another rename) says so.
+        let failed = |op: &'static str| {
+            let (shown, removed) =
+                (shown.clone(), || nix::sys::stat::fstat(&dir).is_ok_and(|st| st.st_nlink == 0));
+            move |e: Errno| match e {
+                Errno::ENOENT if removed() => {
+                    let why = format!("the directory of {shown} was removed while the file was named");
+                    Error::os_named(op, &shown, moved(why))
+                }
+                e => Error::os_named(op, &shown, os(e)),
+            }
+        };
         if self.temp.is_none() {
             // Most names are new: one link, one directory operation, as a
             // plain create would be. Only an existing name takes the longer
             // way below (its permission bits, a rename over it).
-            match self.link_unnamed(&file, &name) {
-                Ok(()) => return Ok(()),
+            match self.link_unnamed(&file, &dir, &name) {
+                Ok(()) => return self.named(&dir, &file),
                 Err(Errno::EEXIST) if !no_clobber => {}
                 Err(e) => return Err(failed("link")(e)),
             }
         }
-        let existing = fstatat(&self.dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        let existing = fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
         if no_clobber && existing.is_some() {
             return Err(failed("link")(Errno::EEXIST));
+        }
+        if let Some(kind) = existing.as_ref().and_then(special_kind) {
+            // Only ever a regular file (or a symlink, itself) is replaced:
+            // never a device, a FIFO or a socket.
+            let why = format!("{shown} is {kind}; not replaced");
+            return Err(Error::os_named("rename", &shown, io::Error::new(io::ErrorKind::AlreadyExists, why)));
         }
         let lends = |st: &nix::sys::stat::FileStat| match self.replaced {
             ReplacedMode::Kept => true,
@@ -674,41 +875,78 @@ impl Sink {
             let keep = Mode::from_bits_truncate(st.st_mode & PERMISSIONS);
             fchmod(&file, keep).map_err(failed("chmod"))?;
         }
-        let temp = match self.temp.clone() {
-            Some(temp) => temp,
-            None if no_clobber => return self.link_unnamed(&file, &name).map_err(failed("link")),
+        let (temp, temp_dir) = match self.temp.clone() {
+            Some(temp) => (temp, self.dir.try_clone().map_err(named_in)?),
+            None if no_clobber => {
+                self.link_unnamed(&file, &dir, &name).map_err(failed("link"))?;
+                return self.named(&dir, &file);
+            }
             None => {
                 // Link under a temporary name beside it, then rename over.
                 let temp = temp_name().map_err(|e| Error::os("getrandom", e))?;
-                self.link_unnamed(&file, &temp).map_err(failed("link"))?;
+                self.link_unnamed(&file, &dir, &temp).map_err(failed("link"))?;
+                // Now a named temporary file, in the target's directory.
+                self.dir = dir.try_clone().map_err(named_in)?;
                 self.temp = Some(temp.clone());
-                temp
+                (temp, dir.try_clone().map_err(named_in)?)
             }
         };
         if no_clobber {
-            linkat(&self.dir, temp.as_os_str(), &self.dir, name.as_os_str(), AtFlags::empty())
-                .map_err(failed("link"))
+            linkat(&temp_dir, temp.as_os_str(), &dir, name.as_os_str(), AtFlags::empty())
+                .map_err(failed("link"))?;
         } else {
-            renameat(&self.dir, temp.as_os_str(), &self.dir, name.as_os_str()).map_err(failed("rename"))?;
+            renameat(&temp_dir, temp.as_os_str(), &dir, name.as_os_str()).map_err(failed("rename"))?;
             self.temp = None;
-            Ok(())
         }
         // A temporary name still there is removed on drop.
+        self.named(&dir, &file)
+    }
+
+    /// The target's own directory, its missing directories made.
+    fn target_dir(&mut self) -> io::Result<DirFd> {
+        let base = self.dir.try_clone()?;
+        make_dirs(base, &self.target.dirs, self.depth, &mut self.made)
+    }
+
+    /// What follows the naming of `file` in `dir`: in a directory others
+    /// write into, the check that `dir` was still in place when the file
+    /// got its name, else the name is taken back (a file is reported
+    /// stored only where it was meant to go); in the user's own, the
+    /// removal of a partial file left for that name by an earlier run cut
+    /// off (it belonged to that transfer, which this one completed).
+    fn named(&mut self, dir: &DirFd, file: &File) -> Result<()> {
+        let name = self.target.name.clone();
+        if let Some(anchor) = &self.anchor {
+            if let Err(e) = anchor.check_below(&self.target.dirs, dir) {
+                let ours = nix::sys::stat::fstat(file).ok().map(|st| identity(&st));
+                let there = fstatat(dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+                if ours.is_some() && there.map(|st| identity(&st)) == ours {
+                    let _ = unlinkat(dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                }
+                return Err(Error::os_named("name", &self.shown.display().to_string(), e));
+            }
+        } else if self.record.is_none() {
+            for stale in [partial_name(&name), record_name(&name)] {
+                let _ = unlinkat(dir, stale.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            }
+        }
+        self.made.clear();
+        Ok(())
     }
 
     /// Gives the unnamed file `file` the name `name` in the sink's directory.
-    fn link_unnamed(&self, file: &File, name: &(impl AsRef<OsStr> + ?Sized)) -> nix::Result<()> {
+    fn link_unnamed(&self, file: &File, dir: &DirFd, name: &(impl AsRef<OsStr> + ?Sized)) -> nix::Result<()> {
         let name = name.as_ref();
         if self.link_by_fd.load(Ordering::Relaxed) {
             // One call, no path through procfs; without the capability it
             // fails with ENOENT, and this directory's files go by /proc.
-            match linkat(file, "", &self.dir, name, AtFlags::AT_EMPTY_PATH) {
+            match linkat(file, "", dir, name, AtFlags::AT_EMPTY_PATH) {
                 Err(Errno::ENOENT) => self.link_by_fd.store(false, Ordering::Relaxed),
                 done => return done,
             }
         }
         let proc_path = format!("/proc/self/fd/{}", file.as_raw_fd());
-        linkat(AT_FDCWD, proc_path.as_str(), &self.dir, name, AtFlags::AT_SYMLINK_FOLLOW)
+        linkat(AT_FDCWD, proc_path.as_str(), dir, name, AtFlags::AT_SYMLINK_FOLLOW)
     }
 }
 
@@ -741,37 +979,36 @@ impl Sink {
     pub fn keep_partial(mut self, stamp: Stamp) -> io::Result<()> {
         let name = self.target.name.clone();
         let (partial, record) = (partial_name(&name), record_name(&name));
-        let temp = temp_name()?;
-        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd =
-            openat(&self.dir, temp.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
-        let written = File::from(fd).write_all(format!("{} {}\n", stamp.size, stamp.mtime_ns).as_bytes());
-        let named = written
-            .and_then(|()| renameat(&self.dir, temp.as_os_str(), &self.dir, record.as_os_str()).map_err(os));
-        if let Err(e) = named {
-            let _ = unlinkat(&self.dir, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
-            return Err(e);
-        }
-        // The record now names this partial: it must not go with the sink.
-        self.record = None;
         let file = self.file.take().ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-        fchmod(&file, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
-        match self.temp.take() {
-            // A resumed partial has its name already.
-            Some(temp) if temp == partial => Ok(()),
-            Some(temp) => {
-                let renamed =
-                    renameat(&self.dir, temp.as_os_str(), &self.dir, partial.as_os_str()).map_err(os);
-                if renamed.is_err() {
-                    self.temp = Some(temp);
+        if self.temp.as_deref() == Some(partial.as_os_str()) {
+            // Named from its first byte, its record beside it: both stay.
+            (self.temp, self.record) = (None, None);
+            self.made.clear();
+            return Ok(());
+        }
+        let dir = self.target_dir()?;
+        write_record(&dir, &record, stamp)?;
+        let _ = unlinkat(&dir, partial.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        let linked = fchmod(&file, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os).and_then(|()| {
+            match self.temp.take() {
+                Some(temp) => {
+                    let renamed =
+                        renameat(&self.dir, temp.as_os_str(), &dir, partial.as_os_str()).map_err(os);
+                    if renamed.is_err() {
+                        self.temp = Some(temp);
+                    }
+                    renamed
                 }
-                renamed
+                None => self.link_unnamed(&file, &dir, &partial).map_err(os),
             }
-            None => {
-                let _ = unlinkat(&self.dir, partial.as_os_str(), UnlinkatFlags::NoRemoveDir);
-                self.link_unnamed(&file, &partial).map_err(os)
+        });
+        match linked {
+            Ok(()) => self.made.clear(),
+            Err(_) => {
+                let _ = unlinkat(&dir, record.as_os_str(), UnlinkatFlags::NoRemoveDir);
             }
         }
+        linked
     }
 }
 
@@ -784,6 +1021,8 @@ impl Drop for Sink {
         if let Some(record) = &self.record {
             let _ = unlinkat(self.dir.as_fd(), record.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
+        // Directories made for a file never named go too, innermost first.
+        self.made.iter().rev().for_each(Made::undo);
     }
 }
 

@@ -15,8 +15,12 @@ use crate::shm_region::ring::{Liveness, WAIT_SLICE};
 /// Messages a queue holds: the Linux default (`/proc/sys/fs/mqueue/msg_default`,
 /// and the most an unprivileged process may ask for, `msg_max`).
 pub const QUEUE_CAPACITY: usize = 10;
-/// Largest message the queue accepts: the Linux default `msgsize_default`.
-pub const QUEUE_MSG_LEN: usize = 8192;
+/// Largest message the queue accepts: the longest command
+/// ([`MAX_MSG_LEN`]) rounded up, a quarter of the Linux default
+/// `msgsize_default` (8192). A queue's cost against the user's
+/// `RLIMIT_MSGQUEUE` (819200 bytes by default) is about its capacity times
+/// this: about 38 queues of this size fit, where 9 of the default's would.
+pub const QUEUE_MSG_LEN: usize = 2048;
 
 const _: () = assert!(MAX_MSG_LEN <= QUEUE_MSG_LEN);
 
@@ -92,7 +96,7 @@ fn create_error(queue: &str, e: std::io::Error) -> Error {
         Some(libc::EINVAL) => format!(
             " (the queue needs {QUEUE_CAPACITY} messages of {QUEUE_MSG_LEN} bytes; see /proc/sys/fs/mqueue/msg_max and msgsize_max)"
         ),
-        Some(libc::EMFILE) => " (this user's queues are over RLIMIT_MSGQUEUE, by default 819200 bytes: about 9 \
+        Some(libc::EMFILE) => " (this user's queues are over RLIMIT_MSGQUEUE, by default 819200 bytes: about 38 \
             queues of this size; stop a server of this user or raise it with `ulimit -q`)"
             .to_owned(),
         Some(libc::ENOSPC) => {

@@ -43,6 +43,9 @@ pub trait Progress {
     /// The file in progress was cut off and its first `bytes` bytes are
     /// kept for resuming ([`Partial::Keep`]).
     fn kept_partial(&mut self, _bytes: u64) {}
+    /// The partial file kept for `name` was removed: the server no longer
+    /// has its source.
+    fn partial_removed(&mut self, _name: &str) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -292,8 +295,8 @@ pub(crate) fn fetch_jobs(
             in_flight.push_back(ask(client, options, &out_dir, &jobs[todo[next]])?);
             next += 1;
         }
-        let outcome = match (known[i].take(), &job.out) {
-            (Some(o), _) => o,
+        let (outcome, resumed_at) = match (known[i].take(), &job.out) {
+            (Some(o), _) => (o, None),
             (None, Ok(out)) => {
                 let asked = in_flight.pop_front().expect("a request is in flight for every file");
                 receive(client, options, asked, &out_dir, out, progress, &mut chunk)?
@@ -301,7 +304,7 @@ pub(crate) fn fetch_jobs(
             (None, Err(_)) => unreachable!("refused by refuse_locally"),
         };
         progress.finish();
-        results.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome });
+        results.push(FileResult { path: job.remote_path(), name: job.shown.clone(), outcome, resumed_at });
         progress.result(results.last().expect("just pushed"));
     }
     Ok(())
@@ -311,7 +314,8 @@ pub(crate) fn fetch_jobs(
 /// `out` in `out_dir`: appended to its kept partial file when the server
 /// resumes it, else from the start. The frames are read to the end
 /// whatever happens locally. A session lost midway keeps what was written
-/// as a partial file with [`Partial::Keep`], else nothing.
+/// as a partial file with [`Partial::Keep`], else nothing. A file delivered
+/// after resuming comes with the length of the partial it resumed.
 fn receive(
     client: &mut Client,
     options: &FetchOptions,
@@ -320,14 +324,21 @@ fn receive(
     out: &OutputPath,
     progress: &mut dyn Progress,
     chunk: &mut [u8],
-) -> Result<Outcome> {
+) -> Result<(Outcome, Option<u64>)> {
     let Asked { seq, kept } = asked;
     let start = match read_start(client, seq, chunk)? {
         Ok(start) => start,
-        Err(outcome) => return Ok(outcome),
+        Err(outcome) => {
+            if let (Some(_), Outcome::NotFound, Ok(out_dir)) = (&kept, &outcome, out_dir) {
+                // The source is gone: its partial file can never be resumed.
+                out_dir.discard_kept(out);
+                progress.partial_removed(&out.shown_path().to_string_lossy());
+            }
+            return Ok((outcome, None));
+        }
     };
     if start.flags.up_to_date() {
-        return Ok(Outcome::Skipped { reason: SkipReason::UpToDate });
+        return Ok((Outcome::Skipped { reason: SkipReason::UpToDate }, None));
     }
     let size = Announced::of(start.size, start.flags);
     progress.start(&out.name().to_string_lossy(), size.told());
@@ -354,7 +365,15 @@ fn receive(
                 progress.starting_over(&out.shown_path().to_string_lossy());
                 out_dir.discard_kept(out);
             }
-            out_dir.create(out, start.mode).map_err(|e| creation_failure(out_dir, &dir, &e))
+            // With --continue a file of known size has its partial name from
+            // the first byte: even a SIGKILL leaves it to resume.
+            let created = if options.partial == Partial::Keep && !start.flags.size_unknown() {
+                let stamp = Stamp { size: start.size, mtime_ns: start.mtime_ns };
+                out_dir.create_partial(out, start.mode, stamp)
+            } else {
+                out_dir.create(out, start.mode)
+            };
+            created.map_err(|e| creation_failure(out_dir, &dir, &e))
         }
     };
     progress.advance(written);
@@ -381,31 +400,35 @@ fn receive(
         }
         Ok(Body::Ended { count, checksum, received, digest }) => {
             if let Some(bad) = check(size, count, checksum, received, digest, "") {
-                return Ok(bad);
+                return Ok((bad, None));
             }
             received
         }
-        Ok(Body::ServerError(reason, why)) => return Ok(Outcome::failed(reason, format!("server: {why}"))),
+        Ok(Body::ServerError(reason, why)) => {
+            return Ok((Outcome::failed(reason, format!("server: {why}")), None))
+        }
         Ok(Body::Dropped) => {
             let why = sink.err().unwrap_or_else(|| format!("writing into {dir}: the output stopped"));
-            return Ok(Outcome::failed(FailReason::WriteFailed, why));
+            return Ok((Outcome::failed(FailReason::WriteFailed, why), None));
         }
     };
     let sink = match sink {
         Ok(sink) => sink,
-        Err(why) => return Ok(Outcome::failed(FailReason::WriteFailed, why)),
+        Err(why) => return Ok((Outcome::failed(FailReason::WriteFailed, why), None)),
     };
     if options.times == Times::Preserve {
         if let Err(e) = sink.set_mtime(start.mtime_ns) {
-            return Ok(Outcome::failed(FailReason::WriteFailed, format!("setting the mtime in {dir}: {e}")));
+            let why = format!("setting the mtime in {dir}: {e}");
+            return Ok((Outcome::failed(FailReason::WriteFailed, why), None));
         }
     }
+    let resumed = (resumed_at > 0).then_some(resumed_at);
     Ok(match sink.persist(options.clobber) {
-        Ok(()) => Outcome::Delivered { bytes: received },
+        Ok(()) => (Outcome::Delivered { bytes: received }, resumed),
         Err(e) if options.clobber == Clobber::Skip && e.raw_os_error() == Some(libc::EEXIST) => {
-            Outcome::Skipped { reason: SkipReason::Exists }
+            (Outcome::Skipped { reason: SkipReason::Exists }, None)
         }
-        Err(e) => persist_failure(&e, &options.out_dir.join(out.shown_path())),
+        Err(e) => (persist_failure(&e, &options.out_dir.join(out.shown_path())), None),
     })
 }
 

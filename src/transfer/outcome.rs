@@ -96,4 +96,8 @@ pub struct FileResult {
     pub name: PathBuf,
     /// What became of it.
     pub outcome: Outcome,
+    /// For a file delivered by resuming a partial file an earlier run kept
+    /// ([`Partial::Keep`](crate::Partial::Keep)): the bytes it kept, which
+    /// were not sent again.
+    pub resumed_at: Option<u64>,
 }

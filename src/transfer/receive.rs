@@ -84,6 +84,9 @@ fn failure_code(e: &io::Error) -> ReasonCode {
             }
             io::ErrorKind::InvalidFilename => ReasonCode::NameTooLong,
             io::ErrorKind::IsADirectory => ReasonCode::IsDirectory,
+            // A device, a FIFO or a socket holds the name: never replaced
+            // ([`Sink::persist`]).
+            io::ErrorKind::AlreadyExists => ReasonCode::NotRegular,
             _ => ReasonCode::Other,
         },
     }
@@ -124,7 +127,9 @@ fn target(
 /// failure.
 fn refused_or_failed(code: ReasonCode) -> UploadAnswer {
     match code {
-        ReasonCode::OutsideRoot | ReasonCode::IsDirectory => UploadAnswer::Refused(code),
+        ReasonCode::OutsideRoot | ReasonCode::IsDirectory | ReasonCode::NotRegular => {
+            UploadAnswer::Refused(code)
+        }
         _ => UploadAnswer::Failed(code),
     }
 }
@@ -268,10 +273,6 @@ fn receive(
                 (UploadAnswer::Failed(ReasonCode::Other), Some("checksum mismatch (xxh3-64)".into()))
             } else if let Err(e) = w.flush() {
                 (UploadAnswer::Failed(failure_code(&e)), Some(format!("write: {e}")))
-            } else if let Err(e) = accept.map_or(Ok(()), |dir| dir.confirm(&w.sink)) {
-                // A directory of the path (or the --accept directory itself)
-                // moved away while the data came: not named there.
-                (refused_or_failed(failure_code(&e)), Some(format!("not named: {e}")))
             } else {
                 let clobber = match put.if_exists {
                     PutIfExists::Replace => Clobber::Replace,
@@ -291,6 +292,18 @@ fn receive(
                         UploadAnswer::Refused(ReasonCode::IsDirectory),
                         Some("a directory has that name".into()),
                     ),
+                    // A directory of the path (or the --accept directory
+                    // itself) moved away while the data came, or as the
+                    // file was named: not named there, or the name taken
+                    // back.
+                    Err(Error::Os { ref source, .. })
+                        if matches!(
+                            source.kind(),
+                            io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists
+                        ) =>
+                    {
+                        (refused_or_failed(failure_code(source)), Some(format!("not named: {source}")))
+                    }
                     Err(e) => {
                         let code = match &e {
                             Error::Os { source, .. } => failure_code(source),

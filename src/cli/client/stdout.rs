@@ -2,19 +2,74 @@
 
 use super::*;
 
-/// `--stdout`: the file's bytes to stdout, any message to stderr.
-pub fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBool>) -> ExitCode {
+/// Where a streamed file goes.
+#[derive(Debug, Clone, Copy)]
+pub enum StreamTo<'a> {
+    /// Standard output (`--stdout`, `-O -`).
+    Stdout,
+    /// A character device or a FIFO that `-O` names: written into as `cp`
+    /// writes into one, never replaced by a file.
+    Special(&'a std::path::Path),
+}
+
+/// Whether `-O dest` names a character device or a FIFO (followed, as
+/// `cp` follows it), which the file is written into; `Err` for a block
+/// device or a socket, which it is not.
+pub fn special_dest(dest: &std::path::Path) -> Result<bool, String> {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(dest) {
+        Ok(m) if m.file_type().is_char_device() || m.file_type().is_fifo() => Ok(true),
+        Ok(m) if m.file_type().is_block_device() => Err("is a block device; not written".into()),
+        Ok(m) if m.file_type().is_socket() => Err("is a socket; not written".into()),
+        _ => Ok(false),
+    }
+}
+
+/// Opens the device or FIFO `dest` for writing: a FIFO without a reader is
+/// an error at once, not a wait.
+fn open_special(dest: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(dest)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => std::io::Error::other("a FIFO that nobody reads"),
+            _ => e,
+        })
+}
+
+/// `--stdout`: the file's bytes to stdout (or into the device or FIFO
+/// `-O` names), any message to stderr.
+pub fn stream(
+    mut client: Client,
+    args: &Args,
+    path: &str,
+    to: StreamTo<'_>,
+    cancel: &Arc<AtomicBool>,
+) -> ExitCode {
     let mut bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
-    let stdout = match common::StopOnError::stdout(Arc::clone(cancel)) {
-        Ok(stdout) => stdout,
-        Err(e) => return exit_with(EXIT_NOT_DELIVERED, &format!("standard output: {e}")),
+    let (opened, shown) = match to {
+        StreamTo::Stdout => (common::StopOnError::stdout(Arc::clone(cancel)), "standard output".to_owned()),
+        StreamTo::Special(dest) => (
+            open_special(dest).and_then(|f| common::StopOnError::new(f, Arc::clone(cancel))),
+            dest.display().to_string(),
+        ),
+    };
+    let out = match opened {
+        Ok(out) => out,
+        Err(e) => return exit_with(EXIT_NOT_DELIVERED, &format!("{shown}: {e}")),
     };
     // `-O -` asks for the bytes on stdout in so many words, as `curl -o -`:
-    // a terminal gets them.
-    let asked_for_stdout = args.output.as_deref().is_some_and(|d| d.as_os_str() == "-");
-    let guarded = NoBinaryOnTerminal::new(stdout, Arc::clone(cancel), asked_for_stdout);
+    // a terminal gets them; so does a device `-O` names.
+    let asked_for_stdout =
+        matches!(to, StreamTo::Special(_)) || args.output.as_deref().is_some_and(|d| d.as_os_str() == "-");
+    let guarded = NoBinaryOnTerminal::new(out, Arc::clone(cancel), asked_for_stdout);
     let mut out = std::io::BufWriter::with_capacity(IO_CHUNK, guarded);
     let fetched = client.fetch_to_with(path, &mut out, &mut bar);
+    // The bytes have left for the device (or the FIFO's reader) only once
+    // the buffer is written out.
+    let flushed = out.flush();
     let fetched = fetched.and_then(|outcome| client.close().map(|()| outcome));
     let name = quote_name(path);
     if out.get_ref().check == TerminalCheck::Refused {
@@ -22,15 +77,22 @@ pub fn stream(mut client: Client, args: &Args, path: &str, cancel: &Arc<AtomicBo
         return exit_with(EXIT_NOT_DELIVERED, &msg);
     }
     // A write error ended the session: say so once, whatever the session said.
-    let write_error = out.get_ref().inner.error.clone();
-    if let Some(e) = write_error.filter(|_| !matches!(fetched, Ok(Outcome::Delivered { .. }))) {
-        return exit_with(
-            EXIT_NOT_DELIVERED,
-            &format!("{name}: writing to standard output: {e}; transfer stopped"),
-        );
+    let write_error = out.get_ref().inner.error.clone().or_else(|| flushed.err().map(|e| e.to_string()));
+    if let Some(e) = write_error {
+        if !matches!(fetched, Ok(Outcome::Delivered { .. })) || matches!(to, StreamTo::Special(_)) {
+            return exit_with(
+                EXIT_NOT_DELIVERED,
+                &format!("{name}: writing to {shown}: {e}; transfer stopped"),
+            );
+        }
     }
     match fetched {
-        Ok(Outcome::Delivered { .. }) => ExitCode::from(EXIT_OK),
+        Ok(Outcome::Delivered { bytes }) => {
+            if let (StreamTo::Special(_), false) = (to, args.quiet) {
+                say(format_args!("{name}: received {} → {shown}", show::size_text(bytes, args.human)));
+            }
+            ExitCode::from(EXIT_OK)
+        }
         Ok(outcome) => exit_with(EXIT_NOT_DELIVERED, &format!("{name}: {}", outcome_text(&outcome))),
         Err(e) => fail(&e),
     }
