@@ -595,3 +595,28 @@ fn a_missing_file_is_not_a_clash_with_one_of_its_name() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// `--put FILE -O NAME` stores the one file under NAME (below `--to`), as
+/// `scp a host:renamed.txt`; more than one FILE with `-O` is a usage error.
+#[test]
+fn put_with_dash_capital_o_stores_the_one_file_under_that_name() {
+    let env = TestEnv::new("put_dash_o_renames");
+    let src = sources(&env);
+    fs::write(src.join("a.txt"), b"renamed\n").unwrap();
+    fs::write(src.join("b.txt"), b"other\n").unwrap();
+    let mut server = accepting(&env);
+    let a = s(&src.join("a.txt")).to_owned();
+    let done = env.run_client(&["--put", &a, "-O", "renamed.txt"]);
+    done.assert_code(0).check(done.stdout.contains("→ renamed.txt"), "the line names where it went");
+    assert_eq!(fs::read(env.in_out("renamed.txt")).unwrap(), b"renamed\n");
+    env.run_client(&["--put", &a, "--to", "in", "-O", "x/y.txt"]).assert_code(0);
+    assert_eq!(fs::read(env.in_out("in/x/y.txt")).unwrap(), b"renamed\n");
+    let b = s(&src.join("b.txt")).to_owned();
+    let two = env.run_client(&["--put", &a, &b, "-O", "one.txt"]);
+    two.assert_code(2).check(two.stderr.contains("stores one FILE"), "says why");
+    let mut entries = env.out_entries();
+    entries.sort();
+    assert_eq!(entries, ["in", "renamed.txt"]);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     // An upload's run is planned (its trees walked, its clashes found)
     // once, before the server is asked anything.
     let upload = match &mode {
-        Mode::Put { files, to } => match put::plan_run(&args, files, to.as_deref()) {
+        Mode::Put { files, to, name } => match put::plan_run(&args, files, to.as_deref(), name.as_deref()) {
             Ok(plan) => Some(plan),
             Err(code) => return code,
         },

@@ -43,6 +43,7 @@ use super::*;
         shm_client --stop-server                    stop a --persistent server\n  \
         shm_client --put a.txt b.bin --to inbox     send two files to the server's --accept DIR/inbox\n  \
         shm_client --put -r photos --json           send the tree photos/ (as photos/...), a JSON line per file\n  \
+        shm_client --put a.txt -O notes/b.txt       send a.txt, stored as notes/b.txt below the server's --accept DIR\n  \
         shm_client -H user@build7 -o out big.iso    fetch from the server on host build7, through ssh\n  \
         shm_client -H build7 --put report.pdf       send a file to the server on build7\n\n\
         Output: one line per FILE on stdout, naming the path asked for and the output path where it \
@@ -83,7 +84,8 @@ pub struct Args {
 
     /// Write the one FILE to DEST (a file path, not a directory) instead of into --out-dir, with
     /// the same safety: a temporary file beside DEST, verified, then given its name. '-': standard
-    /// output, as --stdout. One FILE only; not with -o, -R or -r.
+    /// output, as --stdout. One FILE only; not with -o, -R or -r. With --put: the name the one
+    /// FILE is stored under below the server's --accept DIR (and --to).
     #[arg(short = 'O', long = "output", value_name = "DEST",
           conflicts_with_all = ["out_dir", "relative", "recursive", "list", "status", "stop_server", "stdout"])]
     pub output: Option<PathBuf>,
@@ -204,7 +206,7 @@ pub struct Args {
     /// photos --to in` writes in/photos/...); symlinks (never followed), FIFOs, devices, sockets
     /// and unreadable entries are not sent, each named on stderr (exit 1). With --json a JSON
     /// object per file, then a summary object.
-    #[arg(long, conflicts_with_all = ["list", "status", "stop_server", "input", "stdout", "output",
+    #[arg(long, conflicts_with_all = ["list", "status", "stop_server", "input", "stdout",
                                       "relative", "resume", "update", "preserve", "out_dir"])]
     pub put: bool,
 
@@ -287,7 +289,7 @@ pub enum Mode {
     /// Ask the server to stop, at once or after its open sessions.
     StopServer(StopKind),
     /// Send local files to the server's --accept directory (below `to`).
-    Put { files: Vec<PathBuf>, to: Option<String> },
+    Put { files: Vec<PathBuf>, to: Option<String>, name: Option<PathBuf> },
     /// Relay a session of this kind over stdin and stdout for `-H` on another host.
     Relay(SessionKind),
 }
@@ -329,8 +331,21 @@ impl Mode {
         }
         if args.put {
             // Local paths: any bytes.
-            let files = args.files.iter().map(PathBuf::from).collect();
-            return Ok(Mode::Put { files, to: args.to.clone() });
+            let files: Vec<PathBuf> = args.files.iter().map(PathBuf::from).collect();
+            // `--put FILE -O NAME`: the one file stored under NAME (below
+            // --to), as `scp a host:renamed.txt`.
+            let name = args.output.clone();
+            if let Some(name) = &name {
+                if files.len() != 1 || name.as_os_str() == "-" {
+                    let msg = format!(
+                        "--put with -O {} stores one FILE under that name; {} were named",
+                        name.display(),
+                        files.len()
+                    );
+                    return Err(exit_with(EXIT_USAGE, &msg));
+                }
+            }
+            return Ok(Mode::Put { files, to: args.to.clone(), name });
         }
         // Names on the server: UTF-8.
         let mut files = Vec::with_capacity(args.files.len());
@@ -430,7 +445,7 @@ mod tests {
     /// The files and options `argv` (after the program's name) ask to put.
     fn put_of(argv: &[&str]) -> (Vec<PathBuf>, Option<String>, bool, bool, bool) {
         let args = Args::try_parse_from(std::iter::once("shm_client").chain(argv.iter().copied())).unwrap();
-        let Ok(Mode::Put { files, to }) = Mode::from_args(&args) else { panic!("{argv:?}: not a put") };
+        let Ok(Mode::Put { files, to, .. }) = Mode::from_args(&args) else { panic!("{argv:?}: not a put") };
         (files, to, args.recursive, args.no_clobber, args.json)
     }
 

@@ -113,8 +113,13 @@ fn skip_reason(reason: LocalSkipReason) -> FailReason {
 /// Plans the run: every file to send with its remote path, walking the
 /// trees of `-r`; exits 2 when two different local files would go to one
 /// remote path, naming both.
-fn plan(files: &[PathBuf], to: Option<&str>, recursive: bool) -> Result<Plan, ExitCode> {
+fn plan(files: &[PathBuf], to: Option<&str>, name: Option<&Path>, recursive: bool) -> Result<Plan, ExitCode> {
     let mut plan = Plan { trees: Vec::new(), items: Vec::new(), twice: Vec::new() };
+    // Where a named file goes: under its own name, or the one `-O` gives.
+    let remote_path = |local: &Path, to: Option<&str>| match name {
+        Some(name) => Some(below_to(&normalize_path(name.as_os_str().as_bytes()), to)),
+        None => remote_path(local, to),
+    };
     for local in files {
         let meta = std::fs::metadata(local);
         if let Err(e) = &meta {
@@ -289,8 +294,13 @@ fn check_collisions(plan: &mut Plan) -> Result<(), ExitCode> {
 /// Before any request: the run, planned once (trees walked, long paths
 /// and missing files noted), or the exit code of two files to one remote
 /// path.
-pub fn plan_run(args: &Args, files: &[PathBuf], to: Option<&str>) -> Result<Plan, ExitCode> {
-    plan(files, to, args.recursive)
+pub fn plan_run(
+    args: &Args,
+    files: &[PathBuf],
+    to: Option<&str>,
+    name: Option<&Path>,
+) -> Result<Plan, ExitCode> {
+    plan(files, to, name, args.recursive)
 }
 
 /// How the run prints: a line for people or a JSON object per file.
