@@ -1,10 +1,10 @@
 //! The requesting role's transport: find a live server, open a session
 //! (create the region and semaphores, send Open, wait until the server takes
 //! it), send requests, read the answer frames, say goodbye. What to do with
-//! the frames is [`crate::transfer::delivery`]'s business.
+//! the frames is [`crate::client::delivery`]'s business.
 
-pub(crate) mod choices;
 pub(crate) mod config;
+pub(crate) mod delivery;
 pub(crate) mod link;
 pub(crate) mod plan;
 pub(crate) mod relay;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 use std::time::Duration;
 
-use crate::client::choices::OutputNames;
+use crate::choices::OutputNames;
 use crate::protocol::{DecodeError, EncodeError};
 use crate::transfer::reason::FailReason;
 

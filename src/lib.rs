@@ -64,6 +64,7 @@
 // `transfer` (one file's way through a ring, both directions), and the two
 // roles, `client` and `server`. Each imports only the layers below it. Only
 // what is re-exported below is public.
+mod choices;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
@@ -77,7 +78,8 @@ mod shm_region;
 mod text;
 mod transfer;
 
-pub use client::choices::{Clobber, OutputNames, Partial, Times, Update};
+pub use choices::{Clobber, OutputNames, Partial, Times, Update};
+pub use client::delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use client::link::{stop_remote_server, Remote};
 pub use client::plan::{Lost, Report, Summary};
 pub use client::relay::{relay, relay_session};
@@ -94,7 +96,6 @@ pub use protocol::{
 pub use server::leftovers::{cleanup, cleanup_all, Collected};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 pub use shm_region::pacing::DEFAULT_SPIN_BUDGET;
-pub use transfer::delivery::{FetchOptions, FileReader, NoProgress, Progress};
 pub use transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
 
 pub use os::names::{DEFAULT_QUEUE, QUEUE_ENV};
@@ -140,7 +141,8 @@ pub mod testing {
 
     /// Who is alive.
     pub mod liveness {
-        pub use crate::os::liveness::{client_alive, ServerLock};
+        pub use crate::os::liveness::ServerLock;
+        pub use crate::shm_region::client_alive;
     }
 
     /// The command queue.

@@ -486,6 +486,51 @@ fn check_private_object(obj: &ShmObject, announced_size: u32) -> std::result::Re
     Ok(size as usize)
 }
 
+/// Whether the client that created `region` is alive: it holds a write lock
+/// on the object for as long as it lives. An error counts as alive: only a
+/// sure answer ends a session.
+pub fn client_alive(region: &Region) -> bool {
+    crate::os::liveness::is_locked(region.object()).unwrap_or(true)
+}
+
+/// What the sweeper may conclude about a client's region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionState {
+    /// Its creator may still use it: its lock is held, or it may be
+    /// between creating the object and locking it.
+    MayBeInUse,
+    /// Its creator is gone for sure.
+    Dead,
+    /// No such object.
+    Gone,
+}
+
+/// Whether the creator of the region `name` may still use it. Never judged
+/// by pid (a client in another pid namespace, a reused pid): a region is
+/// dead only when its lock is free and either its header is published
+/// (the client locks before it publishes, and holds the lock while it
+/// lives) or it is older than the grace (`past_grace`: the moment between
+/// a client's `shm_open` and its lock has long passed).
+///
+/// # Errors
+///
+/// [`Error::Os`] from opening or probing the region.
+pub fn region_state(name: &str, past_grace: bool) -> Result<RegionState> {
+    let obj = match ShmObject::open(name, Access::ReadOnly) {
+        Ok(obj) => obj,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(RegionState::Gone),
+        Err(e) => return Err(e),
+    };
+    if crate::os::liveness::is_locked(&obj)? {
+        return Ok(RegionState::MayBeInUse);
+    }
+    if past_grace || Region::header_published(&obj) {
+        Ok(RegionState::Dead)
+    } else {
+        Ok(RegionState::MayBeInUse)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,7 +556,7 @@ mod tests {
         let created = Region::create(&name, g, 42).unwrap();
         let opened = Region::open(&name, g.region_size() as u32, 42).unwrap();
         assert_eq!(opened.geometry(), g);
-        assert!(crate::os::liveness::client_alive(&opened));
+        assert!(client_alive(&opened));
         let header = [7u8; FRAME_HEADER_LEN];
         created.write_frame(1, &header, b"hello");
         assert_eq!(opened.read_frame_header(1), header);
@@ -523,7 +568,7 @@ mod tests {
         assert!(Region::open(&name, 100, 42).is_err(), "wrong announced size");
         assert!(Region::open(&name, g.region_size() as u32, 43).is_err(), "wrong pid");
         drop(created);
-        assert!(!crate::os::liveness::client_alive(&opened));
+        assert!(!client_alive(&opened));
         assert!(ShmObject::open(&name, Access::ReadOnly).is_err());
     }
 }

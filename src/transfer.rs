@@ -1,10 +1,21 @@
 //! One file's way through a ring, in either direction: the sender (an opened
-//! source → frames, [`send_file`]), the receivers (frames → a verified file:
-//! [`delivery`] on the client, [`receive`] on the server), and what became
+//! source → frames, [`send_file`]), the receiver of an upload (frames → a
+//! verified file, [`receive`]), and what became
 //! of the file ([`outcome`], [`reason`]).
 
-pub(crate) mod delivery;
 pub(crate) mod outcome;
 pub(crate) mod reason;
 pub(crate) mod receive;
 pub(crate) mod send_file;
+
+/// What a transfer tells about its progress as it goes, for whoever keeps
+/// count: the server's live record of a session implements it (which
+/// `--status` reads).
+pub(crate) trait Meter {
+    /// A file of `size` bytes starts.
+    fn begin(&self, path: &str, size: u64);
+    /// `n` more bytes were handed over.
+    fn advance(&self, n: u64);
+    /// The current file is done; returns the bytes of it that moved.
+    fn end(&self) -> u64;
+}

@@ -7,12 +7,12 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::client::delivery::{fetch_jobs, FetchOptions, Job, NoProgress, Progress};
 use crate::client::{Client, Entry, Listing, Skipped};
 use crate::error::{Error, Result};
 use crate::fs::output::{OutputNames, OutputPath};
 use crate::protocol::normalize_path;
 use crate::text::{human_size, quote_bytes};
-use crate::transfer::delivery::{fetch_jobs, FetchOptions, Job, NoProgress, Progress};
 use crate::transfer::outcome::{FailReason, FileResult, Outcome};
 
 /// How a run of files went: a result per file that got one, in order, and

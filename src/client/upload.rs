@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::client::delivery::{NoProgress, Progress};
 use crate::client::{Client, ClientConfig};
 use crate::error::{Error, Result};
 use crate::fs::source::{OpenFailure, Root, Snapshot};
@@ -25,7 +26,6 @@ use crate::fs::walk::{Limits, SkipReason, Visit, Walk};
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer, MODE_BITS};
 use crate::shm_region::ring::WAIT_SLICE;
-use crate::transfer::delivery::{NoProgress, Progress};
 
 /// How long the client sleeps between looks at the answer word.
 const ANSWER_POLL: Duration = Duration::from_micros(200);

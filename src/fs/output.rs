@@ -32,7 +32,7 @@ use nix::fcntl::{openat, renameat, AtFlags, OFlag, AT_FDCWD};
 use nix::sys::stat::{fchmod, fstatat, mkdirat, Mode};
 use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
-pub use crate::client::choices::{Clobber, OutputNames, Partial, Times, Update};
+pub use crate::choices::{Clobber, OutputNames, Partial, Times, Update};
 use crate::error::{Error, Result};
 use crate::os::sys;
 use crate::protocol::Stamp;

@@ -20,19 +20,18 @@ use crate::error::{Error, Result};
 use crate::os::names::{lock_name, shm_path};
 use crate::os::shm_object::{remove_shm, Access, ShmObject};
 use crate::os::sys;
-use crate::shm_region::Region;
 use crate::text::quote_name;
 
-/// Whether some other open file description holds a write lock on `obj`.
-fn is_locked(obj: &ShmObject) -> Result<bool> {
-    sys::is_write_locked(obj).map_err(|e| Error::os_named("fcntl(F_OFD_GETLK)", obj.name(), e))
-}
+/// How long one blocking wait lasts before the waiter looks at the peer and
+/// the cancel flag again. Bounds the time to notice a dead peer or a signal.
+pub const WAIT_SLICE: Duration = Duration::from_millis(100);
 
-/// Whether the client that created `region` is alive: it holds a write lock
-/// on the object for as long as it lives. An error counts as alive: only a
-/// sure answer ends a session.
-pub fn client_alive(region: &Region) -> bool {
-    is_locked(region.object()).unwrap_or(true)
+/// Checks whether the peer is still there; called once per wait slice.
+pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
+
+/// Whether some other open file description holds a write lock on `obj`.
+pub fn is_locked(obj: &ShmObject) -> Result<bool> {
+    sys::is_write_locked(obj).map_err(|e| Error::os_named("fcntl(F_OFD_GETLK)", obj.name(), e))
 }
 
 /// The user ids whose objects a process of user `me` may use: its own, and
@@ -407,44 +406,6 @@ pub fn queue_identity(queue: &str, mq: &impl AsRawFd) -> Result<(u32, u64)> {
 /// The uid of this process.
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
-}
-
-/// What the sweeper may conclude about a client's region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RegionState {
-    /// Its creator may still use it: its lock is held, or it may be
-    /// between creating the object and locking it.
-    MayBeInUse,
-    /// Its creator is gone for sure.
-    Dead,
-    /// No such object.
-    Gone,
-}
-
-/// Whether the creator of the region `name` may still use it. Never judged
-/// by pid (a client in another pid namespace, a reused pid): a region is
-/// dead only when its lock is free and either its header is published
-/// (the client locks before it publishes, and holds the lock while it
-/// lives) or it is older than the grace (`past_grace`: the moment between
-/// a client's `shm_open` and its lock has long passed).
-///
-/// # Errors
-///
-/// [`Error::Os`] from opening or probing the region.
-pub fn region_state(name: &str, past_grace: bool) -> Result<RegionState> {
-    let obj = match ShmObject::open(name, Access::ReadOnly) {
-        Ok(obj) => obj,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(RegionState::Gone),
-        Err(e) => return Err(e),
-    };
-    if is_locked(&obj)? {
-        return Ok(RegionState::MayBeInUse);
-    }
-    if past_grace || Region::header_published(&obj) {
-        Ok(RegionState::Dead)
-    } else {
-        Ok(RegionState::MayBeInUse)
-    }
 }
 
 /// A server's lock object of this user found in `/dev/shm`

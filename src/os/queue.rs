@@ -9,14 +9,14 @@ use posixmq::PosixMq;
 
 use crate::error::{Error, Result};
 use crate::os::liveness::{check_queue_owner, euid, queue_identity};
+use crate::os::liveness::{Liveness, WAIT_SLICE};
 use crate::protocol::{Command, EncodeError, MAX_MSG_LEN};
-use crate::shm_region::ring::{Liveness, WAIT_SLICE};
 
 /// Messages a queue holds: the Linux default (`/proc/sys/fs/mqueue/msg_default`,
 /// and the most an unprivileged process may ask for, `msg_max`).
 pub const QUEUE_CAPACITY: usize = 10;
 /// Largest message the queue accepts: the longest command
-/// ([`MAX_MSG_LEN`]) rounded up, a quarter of the Linux default
+/// (`MAX_MSG_LEN`, 1319 bytes) rounded up, a quarter of the Linux default
 /// `msgsize_default` (8192). A queue's cost against the user's
 /// `RLIMIT_MSGQUEUE` (819200 bytes by default) is about its capacity times
 /// this: about 38 queues of this size fit, where 9 of the default's would.

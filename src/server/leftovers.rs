@@ -34,11 +34,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
-use crate::os::liveness::{euid, region_state, servers_of_this_user, DeadLock, RegionState, Stale};
+use crate::os::liveness::{euid, servers_of_this_user, DeadLock, Stale};
 use crate::os::names::{lock_name, shm_file_name, validate_queue_name, ShmEntry, SHM_DIR};
 use crate::os::queue::still_named;
 use crate::os::semaphore::remove_semaphore;
 use crate::os::shm_object::remove_shm;
+use crate::shm_region::{region_state, RegionState};
 use crate::text::quote_name;
 
 /// How old an unlocked session object whose header is not published (or a

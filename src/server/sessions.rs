@@ -15,7 +15,6 @@ use log::{debug, error, info, warn};
 use crate::error::{Error, Result};
 use crate::fs::output::OutDir;
 use crate::fs::source::Root;
-use crate::os::liveness::client_alive;
 use crate::os::names::SessionNames;
 use crate::os::owned_name::remove_session;
 use crate::os::semaphore::Semaphore;
@@ -23,12 +22,14 @@ use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer}
 use crate::server::answers::{answer_busy, send_listing, send_status};
 use crate::server::log_budget::LogBudget;
 use crate::server::stats::{ServerStats, SessionStats};
+use crate::shm_region::client_alive;
 use crate::shm_region::pacing::Pacing;
 use crate::shm_region::ring::{Consumer, Liveness, Producer, RingSems, WAIT_SLICE};
 use crate::shm_region::{EndReason, Region};
 use crate::text::{byte_count, duration_text, quote_bytes, rate_text};
 use crate::transfer::receive::{receive_file, PutRequest, Received, Stopped};
 use crate::transfer::send_file::{refused, send_file, Ask, FileRequest, Served};
+use crate::transfer::Meter;
 
 /// Requests a session may have waiting before the server ends it as a flood.
 pub const MAX_PENDING_REQUESTS: usize = 256;
@@ -627,7 +628,7 @@ impl SessionThread {
             };
             let started = Instant::now();
             let put = PutRequest { seq, path: &path, size, mode, if_exists };
-            let got = match receive_file(consumer, self.env.accept.as_deref(), put, &mut buf, &self.stats) {
+            let got = match receive_file(consumer, self.env.accept.as_deref(), put, &mut buf, &*self.stats) {
                 Ok(got) => got,
                 Err(stopped) => {
                     // Ended without its End frame: cut off, as a fetch the
@@ -758,7 +759,7 @@ impl SessionThread {
     fn get(&self, producer: &mut Producer, seq: u32, path: &[u8], ask: Ask, buf: &mut Vec<u8>) -> Result<()> {
         let started = Instant::now();
         let request = FileRequest { seq, path, ask };
-        let result = send_file(producer, &self.env.root, request, buf, &self.stats, &self.cancelled);
+        let result = send_file(producer, &self.env.root, request, buf, &*self.stats, &self.cancelled);
         let took = started.elapsed();
         let sent = self.stats.end();
         let (pid, shown) = (self.client_pid, quote_bytes(path));

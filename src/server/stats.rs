@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{truncate_utf8, ServerStatus, SessionKind, SessionStatus, MAX_STATUS_TEXT};
+use crate::transfer::Meter;
 
 /// A server's totals and its live sessions.
 #[derive(Debug)]
@@ -192,6 +193,25 @@ pub(crate) struct SessionStats {
     goodbye: AtomicBool,
 }
 
+impl Meter for SessionStats {
+    fn begin(&self, path: &str, size: u64) {
+        self.sent.store(0, Ordering::Relaxed);
+        *self.current() = Some((path.to_owned(), size, Instant::now()));
+        self.touch();
+    }
+
+    fn advance(&self, n: u64) {
+        self.sent.fetch_add(n, Ordering::Relaxed);
+        self.total.fetch_add(n, Ordering::Relaxed);
+        self.touch();
+    }
+
+    fn end(&self) -> u64 {
+        *self.current() = None;
+        self.sent.swap(0, Ordering::Relaxed)
+    }
+}
+
 impl SessionStats {
     fn new(client_pid: u32, kind: SessionKind) -> SessionStats {
         SessionStats {
@@ -208,26 +228,6 @@ impl SessionStats {
 
     fn current(&self) -> MutexGuard<'_, Option<(String, u64, Instant)>> {
         self.current.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A file of `size` bytes starts.
-    pub fn begin(&self, path: &str, size: u64) {
-        self.sent.store(0, Ordering::Relaxed);
-        *self.current() = Some((path.to_owned(), size, Instant::now()));
-        self.touch();
-    }
-
-    /// `n` more bytes were handed over.
-    pub fn advance(&self, n: u64) {
-        self.sent.fetch_add(n, Ordering::Relaxed);
-        self.total.fetch_add(n, Ordering::Relaxed);
-        self.touch();
-    }
-
-    /// The current file is done; returns the bytes of it that were sent.
-    pub fn end(&self) -> u64 {
-        *self.current() = None;
-        self.sent.swap(0, Ordering::Relaxed)
     }
 
     /// A frame moved now.

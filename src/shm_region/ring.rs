@@ -27,12 +27,7 @@ use crate::protocol::{DataEnd, FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, 
 use crate::shm_region::pacing::{Pacer, Pacing, Placement, Spun};
 use crate::shm_region::{Geometry, Party, Region, MAX_SLOTS};
 
-/// How long one blocking wait lasts before the waiter looks at the peer and
-/// the cancel flag again. Bounds the time to notice a dead peer or a signal.
-pub const WAIT_SLICE: Duration = Duration::from_millis(100);
-
-/// Checks whether the peer is still there; called once per wait slice.
-pub type Liveness = Box<dyn Fn() -> Result<()> + Send>;
+pub use crate::os::liveness::{Liveness, WAIT_SLICE};
 
 /// Which end of the ring: it says which semaphore an end takes and which it
 /// gives.

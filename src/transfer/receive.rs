@@ -20,13 +20,13 @@ use std::io;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::client::choices::Clobber;
+use crate::choices::Clobber;
 use crate::error::{Error, Result};
 use crate::fs::output::{OutDir, OutputPath, Sink};
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::{FrameKind, PutIfExists, ReasonCode, Reply, UploadAnswer};
-use crate::server::stats::SessionStats;
 use crate::shm_region::ring::Consumer;
+use crate::transfer::Meter;
 
 /// One file a client uploads: what its `Put` said.
 #[derive(Debug, Clone, Copy)]
@@ -173,7 +173,7 @@ pub(crate) fn receive_file(
     accept: Option<&OutDir>,
     put: PutRequest<'_>,
     buf: &mut Vec<u8>,
-    stats: &SessionStats,
+    stats: &dyn Meter,
 ) -> std::result::Result<Received, Stopped> {
     stats.begin(&String::from_utf8_lossy(put.path), put.size);
     let got = receive(consumer, accept, put, buf, stats);
@@ -186,7 +186,7 @@ fn receive(
     accept: Option<&OutDir>,
     put: PutRequest<'_>,
     buf: &mut Vec<u8>,
-    stats: &SessionStats,
+    stats: &dyn Meter,
 ) -> Result<Received> {
     let mut failed: Option<(UploadAnswer, String)> = None;
     let mut writing = match target(accept, &put) {
@@ -392,7 +392,7 @@ mod tests {
         let put = PutRequest { seq, path, size, mode: 0o6755, if_exists: PutIfExists::Replace };
         let stats = crate::server::stats::ServerStats::new("/srv".into(), true, 1);
         let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
-        let got = receive_file(&mut server, accept, put, &mut Vec::new(), &live).unwrap();
+        let got = receive_file(&mut server, accept, put, &mut Vec::new(), &*live).unwrap();
         assert_eq!(live.end(), 0, "the live record is done with the file");
         sender.join().unwrap();
         let word = server.region().answer_to(seq);
@@ -501,7 +501,7 @@ mod tests {
         let put = PutRequest { seq: 3, path: b"x", size: 6000, mode: 0o644, if_exists: PutIfExists::Replace };
         let stats = crate::server::stats::ServerStats::new("/srv".into(), true, 1);
         let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
-        let got = receive_file(&mut server, Some(&dir), put, &mut Vec::new(), &live).unwrap();
+        let got = receive_file(&mut server, Some(&dir), put, &mut Vec::new(), &*live).unwrap();
         sender.join().unwrap();
         assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
         assert_eq!(server.region().answer_to(3), Some(got.answer.code()));

@@ -21,9 +21,9 @@ use crate::os::sys::IO_CHUNK;
 use crate::protocol::{
     DataEnd, GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS,
 };
-use crate::server::stats::SessionStats;
 use crate::shm_region::ring::Producer;
 use crate::text::byte_count;
+use crate::transfer::Meter;
 
 /// What became of one file request, as far as the server knows.
 #[derive(Debug)]
@@ -149,7 +149,7 @@ pub(crate) fn send_file(
     root: &Root,
     request: FileRequest<'_>,
     buf: &mut Vec<u8>,
-    stats: &SessionStats,
+    stats: &dyn Meter,
     cancelled: &AtomicU32,
 ) -> Result<Served> {
     let FileRequest { seq, path: raw_path, ask } = request;
