@@ -6,6 +6,7 @@
 pub(crate) mod choices;
 pub(crate) mod config;
 pub(crate) mod link;
+pub(crate) mod pattern;
 pub(crate) mod plan;
 pub(crate) mod relay;
 pub(crate) mod upload;
@@ -94,6 +95,13 @@ pub struct Skipped {
     pub text: String,
 }
 
+impl Skipped {
+    /// Its path below the server's root, as the bytes of its name.
+    pub fn path_bytes(&self) -> &[u8] {
+        self.path.as_os_str().as_bytes()
+    }
+}
+
 /// What [`Client::list`] got: every file, and every entry the server left
 /// out with its reason. A listing with nothing skipped is complete.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -155,7 +163,7 @@ impl serde::Serialize for Skipped {
 
 /// Whether the listed `path` is `prefix` or lies below the directory
 /// `prefix` (`.`: anything).
-fn under_prefix(path: &[u8], prefix: &[u8]) -> bool {
+pub(crate) fn under_prefix(path: &[u8], prefix: &[u8]) -> bool {
     prefix == b"." || path == prefix || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
 }
 
@@ -1008,7 +1016,10 @@ impl Client {
     /// (`"."` is the whole tree; `./sub`, `sub//deep/` mean `sub`,
     /// `sub/deep`). The server walks only below the prefix. What it left
     /// out (unreadable, too deep, over its limits) is in
-    /// [`Listing::skipped`], entry by entry.
+    /// [`Listing::skipped`], entry by entry. A `prefix` that is a pattern
+    /// (`*`, `?`, `[…]`, `{a,b}`) lists what a fetch of it would fetch: the
+    /// files it matches, and what the listing left out where a match could
+    /// lie (see [`Client::fetch_files`]).
     ///
     /// # Errors
     ///
@@ -1026,7 +1037,17 @@ impl Client {
     ///
     /// As [`Client::list`].
     pub fn list_bytes(&mut self, prefix: Option<&[u8]>) -> Result<Listing> {
-        let prefix = prefix.map_or_else(|| b".".to_vec(), normalize_path);
+        crate::client::plan::list_named(self, prefix.unwrap_or(b"."))
+    }
+
+    /// The server's listing at or below `prefix` as it sent it: the one
+    /// reader of listings, for every mode (`--list`, `-r`, patterns).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::list`].
+    pub(crate) fn read_listing(&mut self, prefix: &[u8]) -> Result<Listing> {
+        let prefix = normalize_path(prefix);
         let seq = self.request_list(&prefix)?;
         let mut buf = vec![0; self.max_payload()];
         let mut out = Listing::default();
