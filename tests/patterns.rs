@@ -137,6 +137,46 @@ fn a_pattern_is_normalized_as_every_path_and_braces_choose() {
 }
 
 #[test]
+fn list_of_a_pattern_lists_what_a_fetch_of_it_fetches() {
+    let env = TestEnv::new("list_of_a_pattern");
+    env.create("dir0/a.txt", b"a\n");
+    env.create("dir0/deep/b.txt", b"b\n");
+    env.create("dir1/c.log", b"c\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let listed = env.run_client(&["--list", "dir0/*"]);
+    let fetched = env.run_client(&["-o", &out(&env), "dir0/*"]);
+    let across = env.run_client(&["--list", "dir?/*.*"]);
+    let none = env.run_client(&["--list", "dir*/*.none"]);
+    env.stop_server(&mut server);
+    listed.assert_code(0).assert_stdout_lines(&["2\tdir0/a.txt".into()]);
+    fetched.assert_code(0).assert_stdout_lines(&[received_line("dir0/a.txt", 2)]);
+    across.assert_code(0).assert_stdout_lines(&["2\tdir0/a.txt".into(), "2\tdir1/c.log".into()]);
+    none.assert_code(1)
+        .check(none.stderr.contains("no file that matches dir*/*.none"), "says nothing matched");
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn a_trailing_slash_names_the_directory_as_its_name_does() {
+    let env = TestEnv::new("trailing_slash");
+    env.create("dir0/a.txt", b"a\n");
+    env.create("dir0/sub/b.txt", b"b\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let o = out(&env);
+    let plain = env.run_client(&["-o", &o, "dir0"]);
+    let slash = env.run_client(&["-o", &o, "dir0/"]);
+    let tree = env.run_client(&["-o", &o, "-r", "dir0/"]);
+    env.stop_server(&mut server);
+    let hint = "dir0: refused by server: dir0 is a directory; use -r to fetch a directory";
+    plain.assert_code(1).assert_stdout_lines(&[hint.into()]);
+    slash.assert_code(1).assert_stdout_lines(&[hint.into()]);
+    tree.assert_code(0);
+    assert_eq!(fs::read(env.in_out("dir0/sub/b.txt")).unwrap(), b"b\n");
+    assert_eq!(fs::read(env.in_out("dir0/a.txt")).unwrap(), b"a\n");
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
 fn recursive_patterns_fetch_the_trees_they_match() {
     let env = TestEnv::new("recursive_patterns");
     env.create("dir0/a.txt", b"a\n");
