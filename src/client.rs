@@ -6,6 +6,7 @@
 pub(crate) mod config;
 pub(crate) mod delivery;
 pub(crate) mod link;
+pub(crate) mod pattern;
 pub(crate) mod plan;
 pub(crate) mod relay;
 pub(crate) mod upload;
@@ -26,8 +27,8 @@ use crate::os::names::{create_under_fresh_name, validate_queue_name, SessionName
 use crate::os::queue::{self, SendError};
 use crate::os::semaphore::Semaphore;
 use crate::protocol::{
-    normalize_path, Command, DataEnd, FrameHeader, FrameKind, GetCondition, PutIfExists, Reply, ServerStatus,
-    SessionKind, SessionStatus, SkipCode, StopKind,
+    normalize_path, AnswerCount, Command, DataEnd, FrameHeader, FrameKind, GetCondition, PutIfExists, Reply,
+    ServerStatus, SessionKind, SessionStatus, SkipCode, StopKind,
 };
 use crate::shm_region::pacing::Pacing;
 use crate::shm_region::ring::{Consumer, Liveness, Producer, RingSems};
@@ -94,6 +95,13 @@ pub struct Skipped {
     pub text: String,
 }
 
+impl Skipped {
+    /// Its path below the server's root, as the bytes of its name.
+    pub fn path_bytes(&self) -> &[u8] {
+        self.path.as_os_str().as_bytes()
+    }
+}
+
 /// What [`Client::list`] got: every file, and every entry the server left
 /// out with its reason. A listing with nothing skipped is complete.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -155,7 +163,7 @@ impl serde::Serialize for Skipped {
 
 /// Whether the listed `path` is `prefix` or lies below the directory
 /// `prefix` (`.`: anything).
-fn under_prefix(path: &[u8], prefix: &[u8]) -> bool {
+pub(crate) fn under_prefix(path: &[u8], prefix: &[u8]) -> bool {
     prefix == b"." || path == prefix || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
 }
 
@@ -181,6 +189,10 @@ fn skipped(code: SkipCode, detail: u32, path: Vec<u8>) -> Skipped {
         }
         SkipCode::OutsideRoot => (FailReason::OutsideRoot, "leads outside the served directory".to_owned()),
         SkipCode::InvalidPath => (FailReason::InvalidPath, "invalid path".to_owned()),
+        SkipCode::TooManySkipped => (
+            FailReason::OverLimit,
+            format!("the listing names at most {detail} entries left out; this and the rest left out"),
+        ),
     };
     Skipped { path: PathBuf::from(OsString::from_vec(path)), reason, text }
 }
@@ -195,9 +207,6 @@ pub struct Status {
     pub sessions: Vec<SessionStatus>,
 }
 
-/// Most sessions a status may list: far more than a server serves at once.
-const MAX_STATUS_SESSIONS: usize = 65_536;
-
 /// The region a command sent to a relay names: the relay puts in its own.
 const RELAYED_REGION: &str = "/relayed";
 
@@ -209,6 +218,8 @@ pub struct Client {
     transport: Transport,
     cancel: Arc<AtomicBool>,
     next_seq: u32,
+    /// The frames of the answer being read, against their bounds.
+    answer: AnswerCount,
     closed: bool,
     /// How long a request may wait for room in a full queue: the stall
     /// timeout, for a full queue is a session where nothing moves.
@@ -670,6 +681,7 @@ impl Client {
                 transport: Transport::Local(local),
                 cancel,
                 next_seq: 1,
+                answer: AnswerCount::default(),
                 closed: false,
                 send_limit: config.stall_timeout.unwrap_or(Duration::MAX),
                 pid,
@@ -746,6 +758,7 @@ impl Client {
             transport: Transport::Relay(link),
             cancel,
             next_seq: 1,
+            answer: AnswerCount::default(),
             closed: false,
             send_limit: config.stall_timeout.unwrap_or(Duration::MAX),
             pid: std::process::id(),
@@ -951,7 +964,8 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Busy`], [`Error::Decode`], [`Error::Protocol`] for a frame of
-    /// another request, and the ring's errors: [`Error::Stalled`],
+    /// another request or one past its kind's bound in an answer
+    /// ([`FrameKind::most_per_answer`]), and the ring's errors: [`Error::Stalled`],
     /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::SessionEnded`].
     pub(crate) fn next_frame(&mut self, seq: u32, out: &mut [u8]) -> Result<Frame> {
         let header = self.next_raw_frame(out)?;
@@ -964,6 +978,7 @@ impl Client {
         if header.seq != seq {
             return Err(Error::Protocol(format!("frame for request {}, expected {seq}", header.seq)));
         }
+        self.answer.count(seq, header.kind).map_err(Error::Protocol)?;
         match header.kind {
             FrameKind::Data => return Ok(Frame::Data(header.len)),
             FrameKind::DataEnd => return Ok(Frame::DataEnd(DataEnd::decode(payload)?)),
@@ -1001,12 +1016,17 @@ impl Client {
     /// (`"."` is the whole tree; `./sub`, `sub//deep/` mean `sub`,
     /// `sub/deep`). The server walks only below the prefix. What it left
     /// out (unreadable, too deep, over its limits) is in
-    /// [`Listing::skipped`], entry by entry.
+    /// [`Listing::skipped`], entry by entry. A `prefix` that is a pattern
+    /// (`*`, `?`, `[…]`, `{a,b}`) lists what a fetch of it would fetch: the
+    /// files it matches, and what the listing left out where a match could
+    /// lie (see [`Client::fetch_files`]).
     ///
     /// # Errors
     ///
     /// As [`Client::status`]; [`Error::Protocol`] for an entry outside the
-    /// prefix asked for.
+    /// prefix asked for, or a listing of more than 100 000 files or
+    /// 10 000 entries left out (more than a server sends: the listing ends
+    /// there, whatever a server or relay sends).
     pub fn list(&mut self, prefix: Option<&str>) -> Result<Listing> {
         self.list_bytes(prefix.map(str::as_bytes))
     }
@@ -1017,7 +1037,17 @@ impl Client {
     ///
     /// As [`Client::list`].
     pub fn list_bytes(&mut self, prefix: Option<&[u8]>) -> Result<Listing> {
-        let prefix = prefix.map_or_else(|| b".".to_vec(), normalize_path);
+        crate::client::plan::list_named(self, prefix.unwrap_or(b"."))
+    }
+
+    /// The server's listing at or below `prefix` as it sent it: the one
+    /// reader of listings, for every mode (`--list`, `-r`, patterns).
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::list`].
+    pub(crate) fn read_listing(&mut self, prefix: &[u8]) -> Result<Listing> {
+        let prefix = normalize_path(prefix);
         let seq = self.request_list(&prefix)?;
         let mut buf = vec![0; self.max_payload()];
         let mut out = Listing::default();
@@ -1087,9 +1117,7 @@ impl Client {
         let mut sessions = Vec::new();
         loop {
             match self.next_frame(seq, &mut buf)? {
-                Frame::Control(Reply::SessionStatus(s)) if sessions.len() < MAX_STATUS_SESSIONS => {
-                    sessions.push(s)
-                }
+                Frame::Control(Reply::SessionStatus(s)) => sessions.push(s),
                 Frame::Control(Reply::StatusEnd { count }) if count == sessions.len() as u64 => {
                     return Ok(Status { server, sessions })
                 }

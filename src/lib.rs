@@ -104,6 +104,7 @@ pub use os::names::{DEFAULT_QUEUE, QUEUE_ENV};
 /// at any time.
 #[doc(hidden)]
 pub mod programs {
+    pub use crate::client::pattern::is_pattern;
     pub use crate::client::DEFAULT_STALL_TIMEOUT;
     pub use crate::os::names::validate_queue_name;
     pub use crate::os::sys::IO_CHUNK;

@@ -1104,3 +1104,61 @@ fn an_upload_relay_whose_client_stops_sending_leaves_at_its_stall_timeout() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// A relay (or a server behind it) that sends list entries, or entries
+/// left out, without end: the listing ends at its bound with an error
+/// naming it, and the client's memory stays bounded (it used to grow by
+/// ~90 MB/s until the kernel's OOM killer took it). The relay script
+/// writes the same records again and again and notes the client's peak
+/// memory (`VmHWM`) after each round.
+#[test]
+fn a_relay_that_sends_list_entries_without_end_ends_the_listing_at_its_bound() {
+    let env = TestEnv::new("relay_endless_listing");
+    let path = vec![b'x'; 200];
+    let mut entry = Vec::new();
+    Reply::ListEntry { size: 1, mode: 0o644, mtime_secs: 0, mtime_nsec: 0, path: path.clone() }
+        .encode_payload(&mut entry);
+    let mut skip = Vec::new();
+    let code = shmxfer::testing::protocol::SkipCode::Unreadable;
+    Reply::ListSkipped { code, detail: 13, path }.encode_payload(&mut skip);
+    for (name, kind, payload, args, bound) in [
+        ("entries", FrameKind::ListEntry, entry, &["--list"][..], "more than 100000 files in one listing"),
+        (
+            "skips",
+            FrameKind::ListSkipped,
+            skip,
+            &["-r", "."][..],
+            "more than 10000 entries left out of one listing",
+        ),
+    ] {
+        let round = records(&vec![frame_record(kind, 1, &payload); 10_000]);
+        let chunk = env.tmp().join(format!("{name}.records"));
+        fs::write(&chunk, round).unwrap();
+        let hwm = env.tmp().join(format!("{name}.hwm"));
+        // 100 rounds (a million records) at most: past every bound, and an
+        // end to the test on a build without one.
+        let body = format!(
+            "i=0\nwhile [ $i -lt 100 ] && cat '{}'; do\n  i=$((i+1))\n  grep VmHWM /proc/$PPID/status >> '{}' || exit 0\ndone\nexec sleep 5\n",
+            chunk.display(),
+            hwm.display()
+        );
+        let rsh = script(&env, &format!("rsh_{name}"), &body);
+        let mut cmd = vec!["-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "--stall-timeout", "3"];
+        cmd.extend_from_slice(args);
+        let done = env.run_client(&cmd);
+        done.assert_code(4).check(done.stderr.contains(bound), "the error names the bound");
+        let peak_kib = fs::read_to_string(&hwm)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        assert!(peak_kib < 200 * 1024, "{name}: the client grew to {peak_kib} KiB\n{done}");
+    }
+    assert!(dir_is_empty(env.out()), "nothing written");
+    env.assert_no_leftovers();
+}
+
+fn dir_is_empty(dir: &Path) -> bool {
+    fs::read_dir(dir).unwrap().next().is_none()
+}

@@ -14,6 +14,7 @@ mod faults;
 mod fetch_flags;
 mod hostile;
 mod output_rule;
+mod patterns;
 mod redteam;
 mod relay;
 mod reporting;

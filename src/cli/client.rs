@@ -9,7 +9,9 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::programs::{human_size, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS};
+use crate::programs::{
+    human_size, is_pattern, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS,
+};
 use crate::{
     Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, Remote, RemoteFailure,
     SessionEnd, SessionKind, StopKind, Times, Update, Waiting, DEFAULT_QUEUE,
@@ -154,7 +156,8 @@ pub fn check_dest(dest: &std::path::Path) -> Result<(), ExitCode> {
 }
 
 /// `--list`: a line per file on stdout, then a line per entry the server
-/// left out on stderr (exit 1 then: the listing is not complete).
+/// left out on stderr (exit 1 then: the listing is not complete). A PREFIX
+/// that is a pattern lists what a fetch of it would fetch.
 pub fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCode {
     let listing = match client.list(Some(prefix)).and_then(|l| client.close().map(|()| l)) {
         Ok(listing) => listing,
@@ -185,8 +188,9 @@ pub fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCo
         );
     }
     if listing.files.is_empty() && normalize_path(prefix.as_bytes()) != b"." {
+        let what = if is_pattern(prefix) { "that matches" } else { "at or below" };
         let msg = format!(
-            "the server has no file at or below {}; see `shm_client --list` for what it has",
+            "the server has no file {what} {}; see `shm_client --list` for what it has",
             quote_name(prefix)
         );
         return exit_with(EXIT_NOT_DELIVERED, &msg);

@@ -23,7 +23,12 @@
 //! record due, a body cut short, a body that does not decode, or a record
 //! of a kind not due at its place is a protocol error, and the side that
 //! reads it ends the session. The stream is checked as strictly as the
-//! region.
+//! region, and an answer is held to the same bounds: the client reads the
+//! frames of both through one reader (`Client::next_frame`), which takes
+//! no more frames of a kind in one answer than
+//! [`FrameKind::most_per_answer`] allows (a listing's files and entries
+//! left out, a status's sessions), so its memory stays bounded whatever a
+//! relay sends.
 //!
 //! | kind     | client to relay                                   | relay to client |
 //! |----------|---------------------------------------------------|-----------------|

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::client::delivery::{fetch_jobs, FetchOptions, Job, NoProgress, Progress};
+use crate::client::pattern::Pattern;
 use crate::client::{Client, Entry, Listing, Skipped};
 use crate::error::{Error, Result};
 use crate::fs::output::{OutputNames, OutputPath};
@@ -160,26 +161,25 @@ impl FetchOptions {
     ///
     /// [`Error::SameOutput`] naming the first two such paths.
     pub fn check(&self, paths: &[impl AsRef<str>]) -> Result<()> {
-        check_outputs(plain_jobs(paths, self), self.names).map(|_| ())
+        // A pattern's outputs are known once it is matched.
+        let files = paths.iter().filter(|p| Pattern::parse(p.as_ref()).is_none());
+        check_outputs(files.map(|p| plain_job(p.as_ref(), self)).collect(), self.names).map(|_| ())
     }
 }
 
-/// The jobs of a plain fetch: each file under its output name, asked of
-/// the server by its normalized path ([`normalize_path`]). The output name
-/// comes from the path as given: `dir/` names no file.
+/// The job of a file named on its own: written under its output name,
+/// asked of the server by its path, both from the path normalized
+/// ([`normalize_path`]): `dir0/` is `dir0`.
+fn plain_job(path: &str, options: &FetchOptions) -> Job {
+    let remote = normalize_path(path.as_bytes());
+    // Normalizing splits at '/' only: what was UTF-8 stays so.
+    let named = String::from_utf8_lossy(&remote).into_owned();
+    Job { shown: options.shown_name(&named).into(), out: options.output_path(&named), remote, known: None }
+}
+
+/// The jobs of a plain fetch: each file on its own ([`plain_job`]).
 pub(crate) fn plain_jobs(paths: &[impl AsRef<str>], options: &FetchOptions) -> Vec<Job> {
-    paths
-        .iter()
-        .map(|p| {
-            let p = p.as_ref();
-            Job {
-                remote: normalize_path(p.as_bytes()),
-                shown: options.shown_name(p).into(),
-                out: options.output_path(p),
-                known: None,
-            }
-        })
-        .collect()
+    paths.iter().map(|p| plain_job(p.as_ref(), options)).collect()
 }
 
 /// The one check of every mode before any request: no two different paths
@@ -219,86 +219,159 @@ pub(crate) fn check_outputs(jobs: Vec<Job>, names: OutputNames) -> Result<(Vec<J
     Ok((kept, repeated))
 }
 
-/// Whether the requested `name` is a pattern: it holds `*`, `?` or `[`.
-pub(crate) fn is_pattern(name: &str) -> bool {
-    name.contains(['*', '?', '['])
+/// Whether `path` (normalized) leads outside the served directory: it is
+/// absolute or has a `..` component. The server refuses any such path.
+fn leads_outside(path: &[u8]) -> bool {
+    path.starts_with(b"/") || path.split(|&b| b == b'/').any(|part| part == b"..")
 }
 
-/// The directories of `pattern` before its first component with a
-/// metacharacter, where its matches lie: `logs/2024` for
-/// `logs/2024/*.txt`; `None` when the first component has one.
-fn literal_dir(pattern: &str) -> Option<String> {
-    let parts: Vec<&str> = pattern.split('/').collect();
-    let first = parts.iter().position(|p| is_pattern(p))?;
-    let dir = parts[..first].iter().filter(|p| !p.is_empty() && **p != ".").copied().collect::<Vec<_>>();
-    (!dir.is_empty()).then(|| dir.join("/"))
+/// What one name selects from the server's tree, through the listing of
+/// one directory.
+#[derive(Debug, Clone, Copy)]
+enum Select<'a> {
+    /// The directory (normalized) and everything below it (`-r`).
+    Tree(&'a [u8]),
+    /// The files a pattern matches.
+    Files(&'a Pattern),
+    /// With `-r`, the trees at what a pattern matches: a file, or a
+    /// directory with everything below it.
+    Trees(&'a Pattern),
+    /// The one file of exactly a pattern's name.
+    Exact(&'a [u8]),
 }
 
-/// What the requested `names` stand for, each as the path to ask for or
-/// an outcome known already: a name as it is, unless it is a pattern and
-/// no file of exactly that name exists: then the listed files it matches,
-/// in the listing's order, component by component as a shell matches
-/// (`*` does not cross `/`); a pattern that matches nothing is not found.
-fn expand_patterns(client: &mut Client, names: &[impl AsRef<str>]) -> Result<Vec<(String, Option<Outcome>)>> {
-    let mut out = Vec::new();
-    for name in names {
-        let name = name.as_ref();
-        if is_pattern(name) && (name.starts_with('/') || name.split('/').any(|part| part == "..")) {
-            // As the server refuses any such path it is asked for.
-            let text = format!("{name} leads outside the served directory");
-            out.push((name.to_owned(), Some(Outcome::Refused { reason: FailReason::OutsideRoot, text })));
-            continue;
-        }
-        let glob = globset::GlobBuilder::new(name).literal_separator(true).backslash_escape(true).build();
-        let (true, Ok(glob)) = (is_pattern(name), glob) else {
-            out.push((name.to_owned(), None));
-            continue;
-        };
-        let matcher = glob.compile_matcher();
-        let listing = client.list(literal_dir(name).as_deref())?;
-        if listing.files.iter().any(|e| e.path.as_os_str() == name) {
-            out.push((name.to_owned(), None));
-            continue;
-        }
-        let before = out.len();
-        let matched = listing.files.into_iter().filter(|e| matcher.is_match(&e.path));
-        out.extend(matched.map(|e| (e.path.to_string_lossy().into_owned(), None)));
-        if out.len() == before {
-            out.push((name.to_owned(), Some(Outcome::NotFound)));
+impl Select<'_> {
+    /// Where the tree that takes the listed `path` starts, as the length of
+    /// the leading part of `path` that names it (`path.len()` for a file
+    /// named on its own; 0 for the whole tree, `.`); `None` when `path` is
+    /// not selected.
+    fn root_of(self, path: &[u8]) -> Option<usize> {
+        match self {
+            Select::Tree(b".") => Some(0),
+            Select::Tree(dir) => Some(dir.len()),
+            Select::Files(p) => p.matches(path).then_some(path.len()),
+            Select::Trees(p) => p.root_of(path),
+            Select::Exact(name) => (path == name).then_some(path.len()),
         }
     }
-    Ok(out)
+
+    /// Whether the entry `skip` the listing left out may be, or hold, a
+    /// selected file: the copy lacks it. Where a listing stopped (at a
+    /// limit), all that follows is missing, whatever its name.
+    fn lacks(self, skip: &Skipped) -> bool {
+        let path = skip.path_bytes();
+        // The prefix itself, unreadable in a listing of the whole tree, has an empty path.
+        if path.is_empty() || skip.reason == FailReason::OverLimit {
+            return true;
+        }
+        match self {
+            Select::Tree(_) => true,
+            Select::Files(p) => p.may_hold(path),
+            Select::Trees(p) => p.may_hold(path) || p.root_of(path).is_some(),
+            Select::Exact(_) => false,
+        }
+    }
 }
 
-/// Where the listed `path` at or below the named directory `dir` is
-/// written: at its path relative to `dir`'s parent (`sub/deep` writes
-/// `deep/...`; `.` the whole tree), or with [`OutputNames::Relative`] at
-/// its whole path; `dir` itself (a file) under its last component.
-fn local_path(path: &[u8], dir: &[u8], names: OutputNames) -> Vec<u8> {
-    let whole = dir == b".";
-    if whole || names == OutputNames::Relative {
+/// What one name selected: each file with where its tree starts
+/// ([`Select::root_of`]), and every entry left out where a selected file
+/// could lie (the listing's own gaps: unreadable, too deep, over a limit).
+#[derive(Debug, Default)]
+struct Selected {
+    files: Vec<(Entry, usize)>,
+    skipped: Vec<Skipped>,
+}
+
+/// What `how` selects, through the one listing reader
+/// ([`Client::read_listing`]) of the directory that holds it all. A
+/// pattern a file's name equals exactly stands for that file (with `-r`,
+/// for the directory of that name too).
+///
+/// # Errors
+///
+/// What [`Client::read_listing`] returns.
+fn select(client: &mut Client, how: Select<'_>) -> Result<Selected> {
+    let dir = match how {
+        Select::Tree(dir) | Select::Exact(dir) => dir,
+        Select::Files(p) | Select::Trees(p) => p.dir(),
+    };
+    let listing = client.read_listing(dir)?;
+    let how = match how {
+        Select::Files(p) if listing.files.iter().any(|e| e.path_bytes() == p.text().as_bytes()) => {
+            Select::Exact(p.text().as_bytes())
+        }
+        Select::Trees(p) => {
+            let name = p.text().as_bytes();
+            let named = |e: &Entry| crate::client::under_prefix(e.path_bytes(), name);
+            if listing.files.iter().any(named) {
+                // Only what lies at or below that name.
+                let (files, skipped) = (listing.files.into_iter().filter(named).collect(), Vec::new());
+                return Ok(select_from(Listing { files, skipped }, Select::Tree(name)));
+            }
+            how
+        }
+        how => how,
+    };
+    Ok(select_from(listing, how))
+}
+
+fn select_from(listing: Listing, how: Select<'_>) -> Selected {
+    let files = listing.files.into_iter().filter_map(|e| Some((how.root_of(e.path_bytes())?, e)));
+    Selected {
+        files: files.map(|(root, e)| (e, root)).collect(),
+        skipped: listing.skipped.into_iter().filter(|s| how.lacks(s)).collect(),
+    }
+}
+
+/// [`Client::list_bytes`]: the server's listing at or below `prefix`, or,
+/// when `prefix` is a pattern, what a fetch of it selects.
+///
+/// # Errors
+///
+/// What [`Client::read_listing`] returns.
+pub(crate) fn list_named(client: &mut Client, prefix: &[u8]) -> Result<Listing> {
+    let pattern = std::str::from_utf8(prefix).ok().and_then(Pattern::parse);
+    match pattern {
+        Some(p) if !leads_outside(p.text().as_bytes()) => {
+            let Selected { files, skipped } = select(client, Select::Files(&p))?;
+            Ok(Listing { files: files.into_iter().map(|(e, _)| e).collect(), skipped })
+        }
+        // Refused by the server as any such path is.
+        _ => client.read_listing(prefix),
+    }
+}
+
+/// Where the listed `path` is written, its tree starting at `root` bytes
+/// into it ([`Select::root_of`]): at its path from the root's parent
+/// (`-r sub/deep` writes `deep/...`; a file named on its own, under its
+/// name), or with [`OutputNames::Relative`] (and for the whole tree) at its
+/// whole path.
+fn local_path(path: &[u8], root: usize, names: OutputNames) -> Vec<u8> {
+    if root == 0 || names == OutputNames::Relative {
         return path.to_vec();
     }
-    let last = |p: &[u8]| p.rsplit(|&b| b == b'/').next().unwrap_or(p).to_vec();
-    match path.strip_prefix(dir).filter(|rest| rest.starts_with(b"/")) {
-        Some(rest) => [last(dir).as_slice(), rest].concat(),
-        None => last(path),
-    }
+    let (dir, rest) = path.split_at(root.min(path.len()));
+    let start = dir.iter().rposition(|&b| b == b'/').map_or(0, |slash| slash + 1);
+    [&dir[start..], rest].concat()
 }
 
 fn as_path(bytes: &[u8]) -> PathBuf {
     PathBuf::from(OsStr::from_bytes(bytes))
 }
 
-/// The jobs of a tree fetch of the named directory `dir` (normalized) from
-/// its listing: every listed file at [`local_path`], and every entry the
-/// listing left out as an [`Outcome::Skipped`] result. A listed path with
-/// an empty, `.` or `..` component fails its file.
-fn tree_jobs(listing: Listing, dir: &[u8], names: OutputNames) -> Vec<Job> {
-    let mut jobs = Vec::new();
-    for Entry { path, .. } in listing.files {
+/// The jobs of what the name `named` (as given) selected: every file at
+/// [`local_path`], and every entry left out as an [`Outcome::LeftOut`]
+/// result; [`Outcome::NotFound`] when it selected nothing. A listed path
+/// with an empty, `.` or `..` component fails its file.
+fn selected_jobs(selected: Selected, named: &[u8], names: OutputNames) -> Vec<Job> {
+    let Selected { files, skipped } = selected;
+    if files.is_empty() && skipped.is_empty() {
+        return vec![known(named, Outcome::NotFound)];
+    }
+    let mut jobs = Vec::with_capacity(files.len() + skipped.len());
+    for (Entry { path, .. }, root) in files {
         let path = path.into_os_string().into_vec();
-        let local = local_path(&path, dir, names);
+        let local = local_path(&path, root, names);
         let out = OutputPath::below(&local);
         let known = out.is_err().then(|| {
             let text = "the server's path has an empty, '.' or '..' component; not written";
@@ -306,9 +379,9 @@ fn tree_jobs(listing: Listing, dir: &[u8], names: OutputNames) -> Vec<Job> {
         });
         jobs.push(Job { remote: path, shown: as_path(&local), out, known });
     }
-    for Skipped { path, reason, text } in listing.skipped {
+    for Skipped { path, reason, text } in skipped {
         let path = path.into_os_string().into_vec();
-        let shown = if path.is_empty() { dir.to_vec() } else { local_path(&path, dir, names) };
+        let shown = if path.is_empty() { named.to_vec() } else { path.clone() };
         let known = Some(Outcome::LeftOut { reason, text });
         jobs.push(Job { remote: path, shown: as_path(&shown), out: Err(String::new()), known });
     }
@@ -316,8 +389,68 @@ fn tree_jobs(listing: Listing, dir: &[u8], names: OutputNames) -> Vec<Job> {
 }
 
 /// A job that gets `outcome` without a request, shown as it was named.
-fn named(f: &[u8], outcome: Outcome) -> Job {
+fn known(f: &[u8], outcome: Outcome) -> Job {
     Job { remote: f.to_vec(), shown: as_path(f), out: Err(String::new()), known: Some(outcome) }
+}
+
+/// How a fetch reads the names it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// Files, or patterns matching files.
+    Files,
+    /// Directories with everything below them, or patterns matching them
+    /// (`-r`).
+    Trees,
+}
+
+/// The plan of a fetch: each name as the jobs it stands for, in the order
+/// named, and the names given again (a tree or pattern named twice is
+/// listed once; a file named twice is [`check_outputs`]'s to find). A
+/// pattern or a tree is read through its listing ([`select`]); a name that
+/// leads outside the served directory is refused, as the server refuses it.
+///
+/// # Errors
+///
+/// What a listing returns (the session is then lost for every name).
+fn plan(
+    client: &mut Client,
+    names: &[impl AsRef<str>],
+    options: &FetchOptions,
+    read: Names,
+) -> Result<(Vec<Job>, Vec<PathBuf>)> {
+    let mut jobs = Vec::new();
+    let mut listed: Vec<Vec<u8>> = Vec::new();
+    let mut repeated = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        let pattern = Pattern::parse(name);
+        let path = pattern.as_ref().map_or_else(|| normalize_path(name.as_bytes()), |p| p.text().into());
+        if read == Names::Files && pattern.is_none() {
+            jobs.push(plain_job(name, options));
+            continue;
+        }
+        if leads_outside(&path) {
+            let text = format!(
+                "{} leads outside the served directory; name a path below the server's root",
+                quote_bytes(name.as_bytes())
+            );
+            jobs.push(known(name.as_bytes(), Outcome::Refused { reason: FailReason::OutsideRoot, text }));
+            continue;
+        }
+        if listed.contains(&path) {
+            repeated.push(PathBuf::from(name));
+            continue;
+        }
+        let how = match (&pattern, read) {
+            (Some(p), Names::Files) => Select::Files(p),
+            (Some(p), Names::Trees) => Select::Trees(p),
+            (None, _) => Select::Tree(&path),
+        };
+        let selected = select(client, how)?;
+        jobs.extend(selected_jobs(selected, name.as_bytes(), options.names));
+        listed.push(path);
+    }
+    Ok((jobs, repeated))
 }
 
 /// A [`Progress`] that remembers how far the file in progress got.
@@ -420,10 +553,24 @@ impl Client {
     /// in flight. Each file appears under its name only once its size and
     /// checksum are verified; a lost session leaves no partial file.
     ///
+    /// Each path is normalized ([`normalize_path`](crate::programs::normalize_path):
+    /// `./a`, `a/` are `a`). A path holding `*`, `?`, `[…]` or `{a,b}` is a
+    /// pattern, matched as a shell matches, one component at a time (`*`
+    /// does not cross `/`, `**` does, `{a,b}` chooses), against the
+    /// listing of the directory before its first pattern component: the
+    /// files it matches, each under its path's last component (its whole
+    /// path with [`OutputNames::Relative`]), asked for by the bytes the
+    /// listing gave. Every entry that listing left out where a match could
+    /// lie (a directory the server cannot read, the files past its limit)
+    /// gets an [`Outcome::LeftOut`] result; a pattern that matches nothing
+    /// is [`Outcome::NotFound`]; a file of exactly the pattern's name is
+    /// fetched as it is; a pattern leading outside the served directory
+    /// is refused.
+    ///
     /// # Errors
     ///
     /// [`Error::SameOutput`] before any request when two paths would be
-    /// written to one name. Everything else is in the [`Report`]: a result
+    /// written to one name (for patterns, once they are matched). Everything else is in the [`Report`]: a result
     /// per file, and [`Report::lost`] for a session-level failure.
     ///
     /// # Examples
@@ -470,31 +617,7 @@ impl Client {
         options: &FetchOptions,
         progress: &mut dyn Progress,
     ) -> Result<Report> {
-        let started = Instant::now();
-        if !paths.iter().any(|p| is_pattern(p.as_ref())) {
-            let (jobs, repeated) = check_outputs(plain_jobs(paths, options), options.names)?;
-            let mut report = run(self, &jobs, None, options, progress, started);
-            report.repeated = repeated;
-            return Ok(report);
-        }
-        let expanded = match expand_patterns(self, paths) {
-            Ok(expanded) => expanded,
-            // Turned away or lost before the listing: a result for each name asked for.
-            Err(e) => return Ok(run(self, &plain_jobs(paths, options), Some(e), options, progress, started)),
-        };
-        let mut jobs = Vec::with_capacity(expanded.len());
-        for (path, known) in expanded {
-            let mut job = plain_jobs(&[&path], options).remove(0);
-            if let Some(known) = known {
-                job.shown = path.into();
-                job.known = Some(known);
-            }
-            jobs.push(job);
-        }
-        let (jobs, repeated) = check_outputs(jobs, options.names)?;
-        let mut report = run(self, &jobs, None, options, progress, started);
-        report.repeated = repeated;
-        Ok(report)
+        self.fetch_planned(paths, options, progress, Names::Files)
     }
 
     /// Fetches the one file `path` to the file `dest`, as
@@ -536,11 +659,14 @@ impl Client {
     /// [`OutputNames::Relative`] `sub/deep` writes `sub/deep/...` instead of
     /// `deep/...`. Directories are created one component at a time, never
     /// through a symlink. A name that matches nothing is
-    /// [`Outcome::NotFound`]; an absolute one is refused. Each name is
-    /// normalized (`./sub`, `sub//deep/` are `sub`, `sub/deep`) and listed
-    /// by the server below it; every entry the listing left out
-    /// (unreadable, too deep, over a limit) gets an [`Outcome::Skipped`]
-    /// result, so that the report says what the copy lacks.
+    /// [`Outcome::NotFound`]; one leading outside the served directory is
+    /// refused. Each name is normalized (`./sub`, `sub//deep/` are `sub`,
+    /// `sub/deep`) and listed by the server below it; every entry the
+    /// listing left out (unreadable, too deep, over a limit) gets an
+    /// [`Outcome::LeftOut`] result, so that the report says what the copy
+    /// lacks. A name that is a pattern (as for [`Client::fetch_files`])
+    /// fetches the tree at each path it matches: a file, or a directory
+    /// with everything below it (`-r 'dir*'` writes `dir0/...`).
     ///
     /// # Errors
     ///
@@ -555,47 +681,24 @@ impl Client {
         options: &FetchOptions,
         progress: &mut dyn Progress,
     ) -> Result<Report> {
+        self.fetch_planned(dirs, options, progress, Names::Trees)
+    }
+
+    /// Plans the fetch of `names` read as `read` says ([`plan`]), checks
+    /// its outputs and fetches it.
+    fn fetch_planned(
+        &mut self,
+        names: &[impl AsRef<str>],
+        options: &FetchOptions,
+        progress: &mut dyn Progress,
+        read: Names,
+    ) -> Result<Report> {
         let started = Instant::now();
-        let mut repeated = Vec::new();
-        // Each directory as named (for its messages) and normalized.
-        let mut named_dirs: Vec<(&[u8], Vec<u8>)> = Vec::new();
-        for f in dirs {
-            let f = f.as_ref().as_bytes();
-            let dir = normalize_path(f);
-            if named_dirs.iter().any(|(_, d)| *d == dir) {
-                repeated.push(as_path(f));
-            } else {
-                named_dirs.push((f, dir));
-            }
-        }
-        let mut jobs = Vec::new();
-        let mut early = None;
-        for (f, dir) in &named_dirs {
-            if dir.starts_with(b"/") {
-                // As the server refuses any absolute path it is asked for.
-                let text = format!(
-                    "{} leads outside the served directory; name a directory below the server's root",
-                    quote_bytes(f)
-                );
-                jobs.push(named(f, Outcome::Refused { reason: FailReason::OutsideRoot, text }));
-                continue;
-            }
-            if early.is_some() {
-                break;
-            }
-            match self.list_bytes(Some(dir)) {
-                Ok(listing) if listing.files.is_empty() && listing.skipped.is_empty() => {
-                    jobs.push(named(f, Outcome::NotFound))
-                }
-                Ok(listing) => jobs.extend(tree_jobs(listing, dir, options.names)),
-                Err(e) => early = Some(e),
-            }
-        }
-        if let Some(e) = early {
+        let (jobs, mut repeated) = match plan(self, names, options, read) {
+            Ok(planned) => planned,
             // Turned away or lost in a listing: a result for each name asked for.
-            let jobs = plain_jobs(dirs, options);
-            return Ok(run(self, &jobs, Some(e), options, progress, started));
-        }
+            Err(e) => return Ok(run(self, &plain_jobs(names, options), Some(e), options, progress, started)),
+        };
         let (jobs, more) = check_outputs(jobs, options.names)?;
         repeated.extend(more);
         let mut report = run(self, &jobs, None, options, progress, started);

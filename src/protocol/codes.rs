@@ -185,6 +185,10 @@ pub enum SkipCode {
     OutsideRoot = 5,
     /// The prefix is malformed.
     InvalidPath = 6,
+    /// The walk stopped here: the listing had named as many entries left
+    /// out as one listing carries (`MAX_LIST_SKIPPED`); the detail is
+    /// that limit.
+    TooManySkipped = 7,
 }
 
 impl SkipCode {
@@ -196,6 +200,7 @@ impl SkipCode {
             4 => SkipCode::TooLong,
             5 => SkipCode::OutsideRoot,
             6 => SkipCode::InvalidPath,
+            7 => SkipCode::TooManySkipped,
             _ => return Err(DecodeError::BadField("skip code")),
         })
     }

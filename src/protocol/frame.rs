@@ -106,6 +106,75 @@ impl FrameKind {
     }
 }
 
+/// Most files one listing carries: the server's walk stops after as many
+/// (a [`SkipCode::OverLimit`] entry says where), and a client takes no
+/// more [`FrameKind::ListEntry`] frames in one answer.
+pub const MAX_LIST_FILES: usize = 100_000;
+
+/// Most entries left out that one listing names: the server's walk stops
+/// at the last (a [`SkipCode::TooManySkipped`] entry), and a client takes
+/// no more [`FrameKind::ListSkipped`] frames in one answer.
+pub const MAX_LIST_SKIPPED: usize = 10_000;
+
+/// Most sessions one status lists beside the server's own: far more than
+/// a server serves at once ([`FrameKind::SessionStatus`]).
+pub const MAX_STATUS_SESSIONS: usize = 65_536;
+
+impl FrameKind {
+    /// The most frames of this kind that one answer carries, for the kinds
+    /// an answer repeats: what a client holds of an answer stays bounded
+    /// whatever its peer (a server or a relay) sends. The other kinds open
+    /// or end an answer, or carry a file's bytes, which its size bounds.
+    pub const fn most_per_answer(self) -> Option<(usize, &'static str)> {
+        match self {
+            FrameKind::ListEntry => Some((MAX_LIST_FILES, "files in one listing")),
+            FrameKind::ListSkipped => Some((MAX_LIST_SKIPPED, "entries left out of one listing")),
+            FrameKind::SessionStatus => Some((MAX_STATUS_SESSIONS, "sessions in one status")),
+            FrameKind::Start
+            | FrameKind::Data
+            | FrameKind::End
+            | FrameKind::NotFound
+            | FrameKind::Refused
+            | FrameKind::Error
+            | FrameKind::Busy
+            | FrameKind::ListEnd
+            | FrameKind::ServerStatus
+            | FrameKind::StatusEnd
+            | FrameKind::DataEnd => None,
+        }
+    }
+}
+
+/// The frames of one answer counted against [`FrameKind::most_per_answer`]:
+/// the one count every reader of answers keeps, local or through a relay.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerCount {
+    seq: u32,
+    /// Frames of the answer to `seq`, by kind.
+    counts: [usize; 16],
+}
+
+impl AnswerCount {
+    /// Counts a frame of `kind` answering `seq`; a new `seq` starts a new
+    /// answer (answers never interleave).
+    ///
+    /// # Errors
+    ///
+    /// A message naming the bound when this frame passes it.
+    pub(crate) fn count(&mut self, seq: u32, kind: FrameKind) -> Result<(), String> {
+        if seq != self.seq {
+            *self = AnswerCount { seq, ..AnswerCount::default() };
+        }
+        let Some((most, what)) = kind.most_per_answer() else { return Ok(()) };
+        let count = &mut self.counts[kind as usize];
+        if *count >= most {
+            return Err(format!("more than {most} {what}, the most one answer carries"));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
 /// The fixed header at the start of every slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {

@@ -564,3 +564,21 @@ fn a_data_end_payload_splits_into_data_and_the_end_and_a_short_one_is_refused() 
     assert_eq!(FrameKind::from_u8(14), Ok(FrameKind::DataEnd));
     assert!(Reply::decode(FrameKind::DataEnd, &payload).is_err(), "not a control frame");
 }
+
+#[test]
+fn an_answer_takes_no_more_frames_of_a_kind_than_its_bound() {
+    let mut count = AnswerCount::default();
+    for _ in 0..MAX_LIST_SKIPPED {
+        count.count(3, FrameKind::ListSkipped).unwrap();
+        count.count(3, FrameKind::Data).unwrap();
+    }
+    let err = count.count(3, FrameKind::ListSkipped).unwrap_err();
+    assert!(err.contains("more than 10000 entries left out of one listing"), "{err}");
+    // The next answer counts afresh.
+    count.count(4, FrameKind::ListSkipped).unwrap();
+    for _ in 1..MAX_LIST_FILES {
+        count.count(4, FrameKind::ListEntry).unwrap();
+    }
+    count.count(4, FrameKind::ListEntry).unwrap();
+    assert!(count.count(4, FrameKind::ListEntry).is_err());
+}

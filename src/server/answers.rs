@@ -6,16 +6,17 @@ use log::{debug, info, warn};
 use crate::error::{Error, Result};
 use crate::fs::source::{OpenFailure, Root};
 use crate::fs::walk::{Entry, Limits, Skip, SkipReason, Visit, Walk};
-use crate::protocol::{normalize_path, Reply, SkipCode, MAX_PATH_LEN};
+use crate::protocol::{normalize_path, Reply, SkipCode, MAX_LIST_FILES, MAX_LIST_SKIPPED, MAX_PATH_LEN};
 use crate::server::stats::ServerStats;
 use crate::shm_region::ring::Producer;
 use crate::shm_region::{EndReason, Region};
 use crate::text::quote_bytes;
 
-/// How far a listing walks: files at most, and how deep. Each level holds
-/// two descriptors while the walk is below it; what lies deeper, or past
-/// the file limit, is reported skipped, entry by entry.
-const LIST_LIMITS: Limits = Limits { max_depth: 64, max_files: 100_000 };
+/// How far a listing walks: files at most (as many as a listing carries),
+/// and how deep. Each level holds two descriptors while the walk is below
+/// it; what lies deeper, or past the file limit, is reported skipped, entry
+/// by entry.
+const LIST_LIMITS: Limits = Limits { max_depth: 64, max_files: MAX_LIST_FILES };
 
 /// Room in a `ListEntry` payload before the path: size, mode, mtime.
 const ENTRY_HEAD: usize = 8 + 4 + 8 + 4;
@@ -52,9 +53,35 @@ struct Found {
     not_regular: u64,
 }
 
+impl Found {
+    /// Adds `skip`, unless the listing names as many as it carries
+    /// ([`MAX_LIST_SKIPPED`]): the last one it names says so. Whether the
+    /// walk goes on.
+    fn skip(&mut self, skip: Skipped) -> bool {
+        if self.skips.len() + 1 < MAX_LIST_SKIPPED {
+            self.skips.push(skip);
+            return true;
+        }
+        let (code, detail) = (SkipCode::TooManySkipped, MAX_LIST_SKIPPED as u32);
+        self.skips.push(Skipped { code, detail, path: skip.path });
+        false
+    }
+
+    /// Adds the file `entry`, or as skipped ([`SkipCode::TooLong`]) when its
+    /// path is longer than `max_path`. Whether the walk goes on.
+    fn file(&mut self, entry: Entry, max_path: usize) -> bool {
+        if entry.path.len() > max_path {
+            return self.skip(Skipped { code: SkipCode::TooLong, detail: max_path as u32, path: entry.path });
+        }
+        self.files.push(entry);
+        true
+    }
+}
+
 /// Walks what lies at or below `prefix` (normalized; `.` the whole tree),
-/// every path relative to the root.
-fn find(root: &Root, prefix: &[u8]) -> Found {
+/// every path relative to the root; a path longer than `max_path` is
+/// skipped.
+fn find(root: &Root, prefix: &[u8], max_path: usize) -> Found {
     let mut found = Found::default();
     let whole = prefix == b".";
     let skip = |code, detail| Skipped { code, detail, path: prefix.to_vec() };
@@ -64,13 +91,13 @@ fn find(root: &Root, prefix: &[u8]) -> Found {
             Ok((_, st)) => {
                 let size = u64::try_from(st.st_size).unwrap_or(0);
                 let mtime = (st.st_mtime, st.st_mtime_nsec);
-                found.files.push(Entry { path: prefix.to_vec(), size, mode: st.st_mode, mtime });
+                found.file(Entry { path: prefix.to_vec(), size, mode: st.st_mode, mtime }, max_path);
                 return found;
             }
             Err(OpenFailure::WrongKind(crate::fs::source::FileKind::Directory)) => {}
             Err(OpenFailure::Missing | OpenFailure::WrongKind(_)) => return found,
             Err(failure) => {
-                found.skips.push(opening_skip(&failure).map_or_else(
+                found.skip(opening_skip(&failure).map_or_else(
                     || skip(SkipCode::Unreadable, libc::EIO as u32),
                     |(code, detail)| skip(code, detail),
                 ));
@@ -84,7 +111,7 @@ fn find(root: &Root, prefix: &[u8]) -> Found {
         Err(OpenFailure::Missing | OpenFailure::WrongKind(_)) => return found,
         Err(failure) => {
             let (code, detail) = opening_skip(&failure).unwrap_or((SkipCode::Unreadable, libc::EIO as u32));
-            found.skips.push(skip(code, detail));
+            found.skip(skip(code, detail));
             return found;
         }
     };
@@ -99,19 +126,25 @@ fn find(root: &Root, prefix: &[u8]) -> Found {
         }
     };
     for visit in walk {
-        match visit {
+        let goes_on = match visit {
             Visit::File(mut entry) => {
                 entry.path = below(entry.path);
-                found.files.push(entry);
+                found.file(entry, max_path)
             }
             Visit::Skipped(mut s) => {
                 // The start directory itself (unreadable to its end) has an empty path.
                 s.path = if s.path.is_empty() { start.to_vec() } else { below(s.path) };
                 match Skipped::from_walk(s) {
-                    Some(s) => found.skips.push(s),
-                    None => found.not_regular += 1,
+                    Some(s) => found.skip(s),
+                    None => {
+                        found.not_regular += 1;
+                        true
+                    }
                 }
             }
+        };
+        if !goes_on {
+            break;
         }
     }
     found
@@ -135,7 +168,8 @@ fn opening_skip(failure: &OpenFailure) -> Option<(SkipCode, u32)> {
 /// root) as the answer to request `seq`: every file, sorted by path, then
 /// every entry left out with its reason, sorted by path; and logs it. An
 /// entry whose path is too long for a request or for one frame is sent
-/// as skipped ([`SkipCode::TooLong`]), its path cut to fit.
+/// as skipped ([`SkipCode::TooLong`]), its path cut to fit. It carries at
+/// most [`MAX_LIST_FILES`] files and [`MAX_LIST_SKIPPED`] entries left out.
 ///
 /// # Errors
 ///
@@ -148,15 +182,11 @@ pub(crate) fn send_listing(
     client_pid: u32,
 ) -> Result<()> {
     let prefix = if prefix.is_empty() { b".".to_vec() } else { normalize_path(prefix) };
-    let Found { mut files, mut skips, not_regular } = find(root, &prefix);
-    files.sort_by(|a, b| a.path.cmp(&b.path));
     let max_path = MAX_PATH_LEN.min(tx.max_payload() - ENTRY_HEAD);
+    let Found { mut files, mut skips, not_regular } = find(root, &prefix, max_path);
+    files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut sent = 0u64;
     for entry in files {
-        if entry.path.len() > max_path {
-            skips.push(Skipped { code: SkipCode::TooLong, detail: max_path as u32, path: entry.path });
-            continue;
-        }
         let (mtime_secs, nsec) = entry.mtime;
         let reply = Reply::ListEntry {
             size: entry.size,
@@ -227,4 +257,38 @@ pub(crate) fn answer_busy(mut producer: Producer, region: &Region, max: usize, w
         return Err(Error::Protocol("no free slot for the busy answer".into()));
     }
     producer.send(0, &Reply::Busy { max_sessions: u32::try_from(max).unwrap_or(u32::MAX) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unreadable(path: &str) -> Skipped {
+        Skipped { code: SkipCode::Unreadable, detail: libc::EACCES as u32, path: path.into() }
+    }
+
+    #[test]
+    fn a_listing_names_no_more_entries_left_out_than_it_carries_and_says_where_it_stopped() {
+        let mut found = Found::default();
+        for i in 1..MAX_LIST_SKIPPED {
+            assert!(found.skip(unreadable(&format!("d{i}"))));
+        }
+        assert!(!found.skip(unreadable("last")), "the walk stops");
+        assert_eq!(found.skips.len(), MAX_LIST_SKIPPED);
+        let last = found.skips.last().unwrap();
+        assert_eq!(
+            (last.code, last.detail, last.path.as_slice()),
+            (SkipCode::TooManySkipped, 10_000, &b"last"[..])
+        );
+    }
+
+    #[test]
+    fn a_file_whose_path_is_too_long_for_a_frame_is_left_out() {
+        let mut found = Found::default();
+        let entry = |path: &str| Entry { path: path.into(), size: 0, mode: 0o644, mtime: (0, 0) };
+        assert!(found.file(entry("short"), 8));
+        assert!(found.file(entry("far too long"), 8));
+        assert_eq!(found.files.len(), 1);
+        assert_eq!((found.skips[0].code, found.skips[0].detail), (SkipCode::TooLong, 8));
+    }
 }

@@ -119,7 +119,8 @@ pub struct Args {
     pub quiet: bool,
 
     /// Print the server's files with their sizes (SIZE, a tab, PATH per line) instead of fetching;
-    /// with PREFIX, only PREFIX itself or what lies below the directory PREFIX.
+    /// with PREFIX, only PREFIX itself or what lies below the directory PREFIX; a PREFIX that is a
+    /// pattern ('logs/*.txt') lists what a fetch of it would fetch.
     #[arg(long, value_name = "PREFIX", num_args = 0..=1,
           conflicts_with_all = ["stop_server", "no_clobber", "input", "relative"])]
     pub list: Option<Option<String>>,

@@ -1,0 +1,218 @@
+//! Requested names that are patterns: `*`, `?`, `[…]` and `{a,b}` as
+//! `globset` reads them, matched against the server's paths (bytes, as a
+//! Unix name is) one component at a time: `*` and `?` do not cross `/`,
+//! `**` as a whole component does.
+
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use globset::{GlobBuilder, GlobMatcher};
+
+use crate::protocol::normalize_path;
+
+/// The characters that make a requested name a pattern.
+const META: [char; 4] = ['*', '?', '[', '{'];
+
+/// Whether the requested `name` is a pattern: it holds `*`, `?`, `[` or
+/// `{`. (One that does not parse as a pattern is then taken as a name.)
+pub fn is_pattern(name: &str) -> bool {
+    name.contains(META)
+}
+
+/// `text` compiled as every pattern is: `*` and `?` never match `/` (a
+/// shell's and `scp`'s reading), `\` escapes, `{a,}` chooses an empty
+/// alternative as a shell's braces do.
+fn glob(text: &str) -> Option<GlobMatcher> {
+    let built =
+        GlobBuilder::new(text).literal_separator(true).backslash_escape(true).empty_alternates(true).build();
+    built.ok().map(|g| g.compile_matcher())
+}
+
+fn as_path(bytes: &[u8]) -> &Path {
+    Path::new(OsStr::from_bytes(bytes))
+}
+
+/// One component of a pattern.
+#[derive(Debug, Clone)]
+enum Part {
+    /// `**`: any number of components, none included.
+    AnyDepth,
+    /// A component matched on its own.
+    One(GlobMatcher),
+}
+
+/// A requested name that is a pattern, normalized as every requested path
+/// is ([`normalize_path`]: `./logs//*.txt` is `logs/*.txt`).
+#[derive(Debug, Clone)]
+pub(crate) struct Pattern {
+    text: String,
+    whole: GlobMatcher,
+    /// Its components, each compiled alone; `None` when one does not
+    /// compile alone (braces holding a `/`): then any entry left out may
+    /// hold a match.
+    parts: Option<Vec<Part>>,
+    /// The directories before the first component that is a pattern.
+    dir: Vec<u8>,
+}
+
+impl Pattern {
+    /// The requested `name` as a pattern, or `None` when it is a name: it
+    /// has none of `*?[{`, or does not parse as a pattern (`[x`).
+    pub(crate) fn parse(name: &str) -> Option<Pattern> {
+        // Splitting at '/' keeps UTF-8 whole.
+        let text = String::from_utf8(normalize_path(name.as_bytes())).ok()?;
+        if !is_pattern(&text) {
+            return None;
+        }
+        let whole = glob(&text)?;
+        let mut parts: Option<Vec<Part>> = Some(Vec::new());
+        for part in text.split('/') {
+            let next = match part {
+                // `a/**/**/b` is `a/**/b`.
+                "**" if matches!(parts.as_deref(), Some([.., Part::AnyDepth])) => continue,
+                "**" => Some(Part::AnyDepth),
+                part => glob(part).map(Part::One),
+            };
+            parts = parts.zip(next).map(|(mut parts, next)| {
+                parts.push(next);
+                parts
+            });
+        }
+        let literal: Vec<&str> = text.split('/').take_while(|p| !is_pattern(p)).collect();
+        let dir = if literal.is_empty() { b".".to_vec() } else { literal.join("/").into_bytes() };
+        Some(Pattern { text, whole, parts, dir })
+    }
+
+    /// The pattern, normalized.
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The directory whose listing holds every match: the components before
+    /// the first that is a pattern (`logs/2024` of `logs/2024/*.txt`), `.`
+    /// when the first is one.
+    pub(crate) fn dir(&self) -> &[u8] {
+        &self.dir
+    }
+
+    /// Whether `path` matches.
+    pub(crate) fn matches(&self, path: &[u8]) -> bool {
+        self.whole.is_match(as_path(path))
+    }
+
+    /// The length of the shortest leading run of components of `path`
+    /// (`path` itself included) that matches: where the tree a recursive
+    /// fetch of the pattern takes `path` from starts.
+    pub(crate) fn root_of(&self, path: &[u8]) -> Option<usize> {
+        let ends = path.iter().enumerate().filter(|(_, &b)| b == b'/').map(|(i, _)| i);
+        ends.chain([path.len()]).find(|&end| self.matches(&path[..end]))
+    }
+
+    /// Whether the entry `path`, left out of a listing, may be a match or
+    /// hold one (a directory whose components match the pattern's first
+    /// ones, or one a `**` reaches).
+    pub(crate) fn may_hold(&self, path: &[u8]) -> bool {
+        let Some(parts) = &self.parts else { return true };
+        if self.matches(path) {
+            return true;
+        }
+        let dir: Vec<&[u8]> = path.split(|&b| b == b'/').collect();
+        // reach[i][j]: the first i parts of the pattern match the first j
+        // components of the directory.
+        let (n, m) = (parts.len(), dir.len());
+        let mut reach = vec![vec![false; m + 1]; n + 1];
+        reach[0][0] = true;
+        for i in 0..n {
+            for j in 0..=m {
+                if !reach[i][j] {
+                    continue;
+                }
+                match &parts[i] {
+                    Part::AnyDepth => {
+                        // None, or one more component (and so on).
+                        reach[i + 1][j] = true;
+                        if j < m {
+                            reach[i][j + 1] = true;
+                        }
+                    }
+                    Part::One(g) if j < m && g.is_match(as_path(dir[j])) => reach[i + 1][j + 1] = true,
+                    Part::One(_) => {}
+                }
+            }
+        }
+        // Something below the whole directory is still to be matched by the
+        // parts left (a `**` left at the end matches anything below).
+        (0..n).any(|i| reach[i][m])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(text: &str) -> Pattern {
+        Pattern::parse(text).unwrap_or_else(|| panic!("{text} is a pattern"))
+    }
+
+    #[test]
+    fn names_without_pattern_characters_or_that_do_not_parse_are_names() {
+        for name in ["logs/a.txt", "[x", "a{b", "./plain//name"] {
+            assert!(Pattern::parse(name).is_none(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_pattern_is_normalized_as_every_requested_path() {
+        for given in ["./logs/*.txt", "logs//*.txt", "logs/./*.txt/"] {
+            let p = pattern(given);
+            assert_eq!(p.text(), "logs/*.txt", "{given}");
+            assert_eq!(p.dir(), b"logs", "{given}");
+            assert!(p.matches(b"logs/a.txt") && !p.matches(b"logs/sub/a.txt"), "{given}");
+        }
+        assert_eq!(pattern("*.txt").dir(), b".");
+        assert_eq!(pattern("a/b/c*/d").dir(), b"a/b");
+    }
+
+    #[test]
+    fn braces_choose_and_may_be_empty() {
+        let p = pattern("logs/{a,b}.txt");
+        assert!(p.matches(b"logs/a.txt") && p.matches(b"logs/b.txt") && !p.matches(b"logs/c.txt"));
+        let p = pattern("f{,.txt}");
+        assert!(p.matches(b"f") && p.matches(b"f.txt"));
+    }
+
+    #[test]
+    fn names_are_matched_as_bytes() {
+        let p = pattern("d/x*");
+        assert!(p.matches(b"d/x\xfe.dat"));
+        let p = pattern("d/bad_*");
+        assert!(p.matches(b"d/bad_\xff.txt") && p.matches(b"d/bad_\xef\xbf\xbd.txt"));
+    }
+
+    #[test]
+    fn an_entry_left_out_matters_only_where_a_match_could_lie() {
+        let p = pattern("logs/*.txt");
+        assert!(p.may_hold(b"logs"), "the directory listed itself");
+        assert!(p.may_hold(b"logs/x.txt"), "a file that would match");
+        assert!(!p.may_hold(b"logs/sub"), "'*' does not reach below logs/sub");
+        assert!(!p.may_hold(b"other"));
+        let p = pattern("logs/**/*.txt");
+        assert!(p.may_hold(b"logs/sub") && p.may_hold(b"logs/a/b/c"));
+        assert!(!p.may_hold(b"other/sub"));
+        let p = pattern("*/2024/*.log");
+        assert!(p.may_hold(b"web") && p.may_hold(b"web/2024") && !p.may_hold(b"web/2023"));
+        assert!(!p.may_hold(b"web/2024/deeper"), "past the pattern's depth");
+        assert!(pattern("logs/**").may_hold(b"logs/a/b"), "a '**' at the end reaches all below");
+        // Braces holding a '/': no component can be judged alone.
+        assert!(pattern("logs/{a,sub/b}.txt").may_hold(b"logs/other"));
+    }
+
+    #[test]
+    fn a_tree_is_rooted_at_the_shortest_match() {
+        let p = pattern("dir*");
+        assert_eq!(p.root_of(b"dir0/sub/f"), Some(4));
+        assert_eq!(p.root_of(b"dirx"), Some(4));
+        assert_eq!(p.root_of(b"other/dir0"), None);
+    }
+}

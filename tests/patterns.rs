@@ -1,0 +1,194 @@
+//! Requested names that are patterns (`'logs/*.txt'`), a trailing slash,
+//! and `--list PATTERN`: every way of naming files goes through the one
+//! planner, so a pattern has what `-r` has: the listing's gaps named (exit
+//! 1), names as bytes, one normalization.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::util::{
+    as_nobody, assert_no_leftovers, command, dir_entries, other_user_or_skip, received_line, wait_for_queue,
+    Proc, Signal, TestEnv, SERVER, TIMEOUT,
+};
+
+/// The out dir as an argument.
+fn out(env: &TestEnv) -> String {
+    env.out().to_str().unwrap().to_owned()
+}
+
+/// A listing carries at most this many files (the server's walk stops
+/// there and says so).
+const LISTING_BOUND: usize = 100_000;
+
+#[test]
+fn a_pattern_over_more_files_than_a_listing_carries_names_the_gap_and_exits_1() {
+    let env = TestEnv::new("pattern_past_the_listing_bound");
+    let big = env.in_root("big");
+    fs::create_dir(&big).unwrap();
+    for i in 0..LISTING_BOUND + 50 {
+        fs::File::create(big.join(format!("f{i:06}.dat"))).unwrap();
+    }
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-o", &out(&env), "-q", "big/f0020??.dat"]);
+    let listed = env.run_client(&["--list", "big/f0020??.dat"]);
+    env.stop_server(&mut server);
+    // Which 50 files the walk did not reach depends on the directory's
+    // order: the run cannot know whether a match was among them, and says so.
+    done.assert_code(1).check(
+        done.stderr.contains(": skipped: the listing stops after 100000 files; this and the rest left out"),
+        "the gap is named, with the bound",
+    );
+    let got = dir_entries(env.out());
+    assert!(got.len() >= 99 && got.iter().all(|n| n.starts_with("f0020")), "{got:?}\n{done}");
+    listed.assert_code(1).check(listed.stderr.contains("the listing stops after 100000 files"), "--list too");
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn a_pattern_names_a_directory_the_server_cannot_read_and_exits_1() {
+    if !other_user_or_skip("a directory a server run as nobody cannot read") {
+        return;
+    }
+    let env = TestEnv::new("pattern_unreadable_dir");
+    env.create("logs/a.txt", b"a\n");
+    env.create("logs/sub/b.txt", b"b\n");
+    env.create("logs/locked/hidden.txt", b"hidden\n");
+    env.open_to_others();
+    let locked = env.in_root("logs/locked");
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    let mut cmd = command(SERVER, Some(&env.names));
+    cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
+    let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
+    wait_for_queue(&env.names, &mut server);
+    let as_other =
+        |args: &[&str]| Proc::spawn(as_nobody(&env.client_cmd(args)), Some(&env.names)).finish(TIMEOUT);
+    let deep = as_other(&["-o", &out(&env), "logs/**/*.txt"]);
+    let top = as_other(&["-o", &out(&env), "logs/*.txt"]);
+    let listed = as_other(&["--list", "logs/**/*.txt"]);
+    server.signal(Signal::SIGTERM);
+    server.finish(TIMEOUT).assert_code(0);
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    deep.assert_code(1)
+        .check(
+            deep.stderr.contains("shm_client: logs/locked: skipped: could not be read: Permission denied"),
+            "the directory a match could lie in is named",
+        )
+        .check(deep.stdout.contains(&received_line("logs/sub/b.txt", 2)), "the rest is fetched");
+    assert_eq!(dir_entries(env.out()), ["a.txt", "b.txt"]);
+    // `*` does not reach into logs/locked: nothing is missing there.
+    top.assert_code(0).check(!top.stderr.contains("locked"), "a gap where no match could lie is not one");
+    listed.assert_code(1).check(listed.stderr.contains("logs/locked: skipped"), "--list names it too");
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn a_pattern_asks_for_the_listed_bytes_of_names_that_are_not_utf8() {
+    let env = TestEnv::new("pattern_names_as_bytes");
+    let named: [(&[u8], &[u8]); 3] = [
+        (b"d/bad_\xff.txt", b"invalid utf-8\n"),
+        (b"d/bad_\xef\xbf\xbd.txt", b"the replacement character\n"),
+        (b"e/x\xfe.dat", b"x\n"),
+    ];
+    for (name, contents) in named {
+        let path = env.root().join(OsStr::from_bytes(name));
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, contents).unwrap();
+    }
+    let mut server = env.ready_server(&["--persistent"]);
+    let bad = env.run_client(&["-o", &out(&env), "d/bad_*"]);
+    let x = env.run_client(&["-o", &out(&env), "e/x*"]);
+    env.stop_server(&mut server);
+    bad.assert_code(0).check(!bad.stderr.contains("more than once"), "two files, each fetched once");
+    x.assert_code(0);
+    for (name, contents) in named {
+        let last = name.rsplit(|&b| b == b'/').next().unwrap();
+        let got = fs::read(env.out().join(OsStr::from_bytes(last)));
+        assert_eq!(got.ok().as_deref(), Some(contents), "{}\n{bad}\n{x}", name.escape_ascii());
+    }
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn a_pattern_is_normalized_as_every_path_and_braces_choose() {
+    let env = TestEnv::new("pattern_normalized");
+    env.create("logs/a.txt", b"a\n");
+    env.create("logs/b.txt", b"bb\n");
+    env.create("logs/c.txt", b"c\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let o = out(&env);
+    let mut runs = Vec::new();
+    for pattern in ["./logs/*.txt", "logs//*.txt", "logs/./*.txt"] {
+        runs.push((pattern, env.run_client(&["-o", &o, pattern]), 3));
+    }
+    runs.push(("logs/{a,b}.txt", env.run_client(&["-o", &o, "logs/{a,b}.txt"]), 2));
+    let listed = env.run_client(&["--list", "./logs/{a,c}.txt"]);
+    env.stop_server(&mut server);
+    for (pattern, done, files) in runs {
+        done.assert_code(0).check(
+            done.stderr.contains(&format!("{files} files: {files} delivered")),
+            &format!("{pattern} fetches {files} files"),
+        );
+    }
+    assert_eq!(dir_entries(env.out()), ["a.txt", "b.txt", "c.txt"]);
+    listed.assert_code(0).assert_stdout_lines(&["2\tlogs/a.txt".into(), "2\tlogs/c.txt".into()]);
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn list_of_a_pattern_lists_what_a_fetch_of_it_fetches() {
+    let env = TestEnv::new("list_of_a_pattern");
+    env.create("dir0/a.txt", b"a\n");
+    env.create("dir0/deep/b.txt", b"b\n");
+    env.create("dir1/c.log", b"c\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let listed = env.run_client(&["--list", "dir0/*"]);
+    let fetched = env.run_client(&["-o", &out(&env), "dir0/*"]);
+    let across = env.run_client(&["--list", "dir?/*.*"]);
+    let none = env.run_client(&["--list", "dir*/*.none"]);
+    env.stop_server(&mut server);
+    listed.assert_code(0).assert_stdout_lines(&["2\tdir0/a.txt".into()]);
+    fetched.assert_code(0).assert_stdout_lines(&[received_line("dir0/a.txt", 2)]);
+    across.assert_code(0).assert_stdout_lines(&["2\tdir0/a.txt".into(), "2\tdir1/c.log".into()]);
+    none.assert_code(1)
+        .check(none.stderr.contains("no file that matches dir*/*.none"), "says nothing matched");
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn a_trailing_slash_names_the_directory_as_its_name_does() {
+    let env = TestEnv::new("trailing_slash");
+    env.create("dir0/a.txt", b"a\n");
+    env.create("dir0/sub/b.txt", b"b\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let o = out(&env);
+    let plain = env.run_client(&["-o", &o, "dir0"]);
+    let slash = env.run_client(&["-o", &o, "dir0/"]);
+    let tree = env.run_client(&["-o", &o, "-r", "dir0/"]);
+    env.stop_server(&mut server);
+    let hint = "dir0: refused by server: dir0 is a directory; use -r to fetch a directory";
+    plain.assert_code(1).assert_stdout_lines(&[hint.into()]);
+    slash.assert_code(1).assert_stdout_lines(&[hint.into()]);
+    tree.assert_code(0);
+    assert_eq!(fs::read(env.in_out("dir0/sub/b.txt")).unwrap(), b"b\n");
+    assert_eq!(fs::read(env.in_out("dir0/a.txt")).unwrap(), b"a\n");
+    assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn recursive_patterns_fetch_the_trees_they_match() {
+    let env = TestEnv::new("recursive_patterns");
+    env.create("dir0/a.txt", b"a\n");
+    env.create("dir0/sub/b.txt", b"b\n");
+    env.create("dir1/c.txt", b"c\n");
+    env.create("other/d.txt", b"d\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-o", &out(&env), "-q", "-r", "dir*"]);
+    env.stop_server(&mut server);
+    done.assert_code(0);
+    assert_eq!(dir_entries(env.out()), ["dir0", "dir1"]);
+    assert_eq!(fs::read(env.in_out("dir0/sub/b.txt")).unwrap(), b"b\n");
+    assert_eq!(fs::read(env.in_out("dir1/c.txt")).unwrap(), b"c\n");
+    assert_no_leftovers(&env.names);
+}
