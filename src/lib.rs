@@ -79,11 +79,12 @@ mod text;
 mod transfer;
 
 pub use choices::{Clobber, OutputNames, Partial, Times, Update};
-pub use client::delivery::{FetchOptions, FileReader, NoProgress, Progress};
+pub use client::delivery::{FetchOptions, NoProgress, Progress};
 pub use client::link::{stop_remote_server, Remote};
 pub use client::plan::{Lost, Report, Summary};
 pub use client::relay::{relay, relay_session};
 pub use client::upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
+pub use client::FileReader;
 pub use client::{
     status_all, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Listing, ServerReport,
     Skipped, Status, WaitNotice, Waiting, DEFAULT_WAIT,

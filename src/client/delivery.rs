@@ -4,7 +4,6 @@
 //! ([`crate::fs::output`]), a writer or a reader.
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -188,7 +187,11 @@ impl Job {
 }
 
 /// Why `job` gets no request at all, if it does not.
-fn refuse_locally(options: &FetchOptions, out_dir: &std::io::Result<OutDir>, job: &Job) -> Option<Outcome> {
+pub(super) fn refuse_locally(
+    options: &FetchOptions,
+    out_dir: &std::io::Result<OutDir>,
+    job: &Job,
+) -> Option<Outcome> {
     if let Some(known) = &job.known {
         return Some(known.clone());
     }
@@ -217,7 +220,7 @@ fn refuse_locally(options: &FetchOptions, out_dir: &std::io::Result<OutDir>, job
 
 /// How a file is asked for: from which byte, on what condition, and the
 /// partial file it resumes.
-struct Asked {
+pub(super) struct Asked {
     seq: u32,
     kept: Option<Kept>,
 }
@@ -226,7 +229,7 @@ struct Asked {
 /// its kept partial file ([`Partial::Keep`]) if the source is still the
 /// one it was cut from, or unless the copy there is up to date
 /// ([`Update::IfNewer`]), or whole.
-fn ask(
+pub(super) fn ask(
     client: &mut Client,
     options: &FetchOptions,
     out_dir: &std::io::Result<OutDir>,
@@ -255,7 +258,7 @@ fn ask(
     Ok(Asked { seq: client.request_from(&job.remote, 0, condition)?, kept: None })
 }
 
-fn too_long(path: &[u8]) -> Option<Outcome> {
+pub(super) fn too_long(path: &[u8]) -> Option<Outcome> {
     (path.len() > MAX_PATH_LEN).then(|| {
         let len = path.len();
         Outcome::failed(
@@ -265,7 +268,7 @@ fn too_long(path: &[u8]) -> Option<Outcome> {
     })
 }
 
-fn exists(target: &Path) -> Outcome {
+pub(super) fn exists(target: &Path) -> Outcome {
     Outcome::failed(FailReason::OutputExists, format!("{} exists; not replaced", target.display()))
 }
 
@@ -316,7 +319,7 @@ pub(crate) fn fetch_jobs(
 /// whatever happens locally. A session lost midway keeps what was written
 /// as a partial file with [`Partial::Keep`], else nothing. A file delivered
 /// after resuming comes with the length of the partial it resumed.
-fn receive(
+pub(super) fn receive(
     client: &mut Client,
     options: &FetchOptions,
     asked: Asked,
@@ -434,7 +437,7 @@ fn receive(
 
 /// Why a file could not be created in `out_dir` (shown as `dir`), saying
 /// what to do where the OS error alone does not.
-fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e: &std::io::Error) -> String {
+pub(super) fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e: &std::io::Error) -> String {
     if out_dir.is_removed() {
         // O_TMPFILE in a removed directory fails with EPERM or ENOENT.
         return format!("the output directory {dir} was removed while the client ran; create it again and fetch the file again");
@@ -449,7 +452,7 @@ fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e: &std::io::
 
 /// A file's size as its `Start` frame tells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Announced {
+pub(super) enum Announced {
     /// The file has exactly this many bytes; the `End` count must match.
     Exactly(u64),
     /// The size was not known to the server (procfs, sysfs, or `fstat`
@@ -459,7 +462,7 @@ enum Announced {
 }
 
 impl Announced {
-    fn of(size: u64, flags: StartFlags) -> Announced {
+    pub(super) fn of(size: u64, flags: StartFlags) -> Announced {
         if flags.size_unknown() {
             Announced::Unknown { told: size }
         } else {
@@ -468,7 +471,7 @@ impl Announced {
     }
 
     /// The most bytes that may arrive.
-    fn limit(self) -> u64 {
+    pub(super) fn limit(self) -> u64 {
         match self {
             Announced::Exactly(size) => size,
             Announced::Unknown { .. } => MAX_UNKNOWN_SIZE,
@@ -476,7 +479,7 @@ impl Announced {
     }
 
     /// Whether the server's final count is the size it announced.
-    fn agrees(self, count: u64) -> bool {
+    pub(super) fn agrees(self, count: u64) -> bool {
         match self {
             Announced::Exactly(size) => count == size,
             Announced::Unknown { .. } => count <= MAX_UNKNOWN_SIZE,
@@ -484,7 +487,7 @@ impl Announced {
     }
 
     /// The size as the `Start` frame carried it.
-    fn told(self) -> u64 {
+    pub(super) fn told(self) -> u64 {
         match self {
             Announced::Exactly(size) | Announced::Unknown { told: size } => size,
         }
@@ -502,7 +505,7 @@ impl std::fmt::Display for Announced {
 
 /// Keeps what `sink` holds of a file cut off after `written` bytes, with
 /// [`Partial::Keep`] and a file of known size; else it goes with the sink.
-fn keep_partial(
+pub(super) fn keep_partial(
     options: &FetchOptions,
     sink: std::result::Result<Sink, String>,
     start: &Started,
@@ -521,7 +524,7 @@ fn keep_partial(
 
 /// The outcome of a file whose size or checksum is wrong, `note` added to
 /// its text; `None` when both are right.
-fn check(
+pub(super) fn check(
     size: Announced,
     count: u64,
     checksum: u64,
@@ -538,16 +541,16 @@ fn check(
 }
 
 /// What a `Start` frame said.
-struct Started {
-    size: u64,
-    mode: u32,
-    flags: StartFlags,
-    mtime_ns: i64,
+pub(super) struct Started {
+    pub(super) size: u64,
+    pub(super) mode: u32,
+    pub(super) flags: StartFlags,
+    pub(super) mtime_ns: i64,
 }
 
 /// Reads the first frame of the answer to `seq`: what its `Start` frame
 /// said, or the outcome of a file that does not come.
-fn read_start(
+pub(super) fn read_start(
     client: &mut Client,
     seq: u32,
     buf: &mut [u8],
@@ -568,7 +571,7 @@ fn read_start(
 }
 
 /// How a file's data frames ended.
-enum Body {
+pub(super) enum Body {
     /// The end frame came: the server's count and checksum, and what arrived
     /// and its checksum.
     Ended { count: u64, checksum: u64, received: u64, digest: u64 },
@@ -581,7 +584,7 @@ enum Body {
 
 /// Whether the output of a file still takes its bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Taking {
+pub(super) enum Taking {
     Yes,
     /// It failed: the file is cancelled.
     No,
@@ -602,7 +605,7 @@ enum Taking {
 /// frames still in flight up to the server's answer are read and dropped,
 /// and the body is [`Body::Dropped`].
 #[allow(clippy::too_many_arguments)]
-fn read_body(
+pub(super) fn read_body(
     client: &mut Client,
     seq: u32,
     size: Announced,
@@ -674,316 +677,8 @@ fn read_body(
     }
 }
 
-impl Client {
-    /// Fetches the one file `path` and writes its bytes into `out` as they
-    /// arrive (what `shm_client --stdout` does). Size and checksum are still
-    /// checked at the end; since the bytes have already been written by
-    /// then, a mismatch can only be reported: the outcome is then
-    /// [`Outcome::Failed`] and what `out` received must not be trusted. A
-    /// write error on `out` also fails the file (the rest is read and
-    /// dropped, so the session stays usable). `out` is flushed at the end.
-    ///
-    /// # Errors
-    ///
-    /// A session-level failure: [`Error::PeerGone`],
-    /// [`Error::SessionEnded`], [`Error::Stalled`], [`Error::Protocol`],
-    /// [`Error::Decode`], [`Error::Busy`], [`Error::Cancelled`], or
-    /// [`Error::Timeout`] / [`Error::Os`] from the queue.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use shmxfer::{Client, ClientConfig, Outcome, Server};
-    ///
-    /// # fn main() -> Result<(), shmxfer::Error> {
-    /// let root = tempfile::tempdir().unwrap();
-    /// std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
-    /// let queue = format!("/shmxfer_doctest_fetch_to_{}", std::process::id());
-    /// # let server = Server::builder()
-    /// #     .queue(&queue)
-    /// #     .root(root.path())
-    /// #     .max_sessions(1)
-    /// #     .stall_timeout(None)
-    /// #     .bind()?;
-    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
-    ///
-    /// // With a server on `queue`:
-    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
-    /// let mut bytes = Vec::new();
-    /// let outcome = client.fetch_to("hello.txt", &mut bytes)?;
-    /// client.close()?;
-    ///
-    /// assert_eq!(outcome, Outcome::Delivered { bytes: 6 });
-    /// assert_eq!(bytes, b"hello\n");
-    /// # serving.join().unwrap()?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn fetch_to(&mut self, path: &str, out: &mut dyn Write) -> Result<Outcome> {
-        self.fetch_to_with(path, out, &mut NoProgress)
-    }
-
-    /// [`Client::fetch_to`], telling `progress` how the file arrives.
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::fetch_to`].
-    pub fn fetch_to_with(
-        &mut self,
-        path: &str,
-        out: &mut dyn Write,
-        progress: &mut dyn Progress,
-    ) -> Result<Outcome> {
-        if let Some(too_long) = too_long(path.as_bytes()) {
-            return Ok(too_long);
-        }
-        let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
-        let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
-        let size = match read_start(self, seq, &mut chunk)? {
-            Ok(start) => Announced::of(start.size, start.flags),
-            Err(outcome) => return Ok(outcome),
-        };
-        progress.start(output_name(path).unwrap_or(path), size.told());
-        let mut write_error: Option<std::io::Error> = None;
-        // A failing writer does not cancel the file: the rest is read and
-        // dropped, as documented (a caller that wants it to stop at once
-        // sets the cancel flag, as `shm_client --stdout` does).
-        let mut write = |bytes: &[u8]| {
-            if write_error.is_none() {
-                write_error = out.write_all(bytes).err();
-            }
-            Taking::Yes
-        };
-        let body = read_body(self, seq, size, &mut chunk, progress, Taking::Yes, &mut write, Xxh3::new(), 0);
-        progress.finish();
-        let body = body?;
-        if write_error.is_none() {
-            write_error = out.flush().err();
-        }
-        Ok(match body {
-            Body::Ended { .. } if write_error.is_some() => {
-                let e = write_error.expect("checked");
-                Outcome::failed(FailReason::WriteFailed, format!("writing the file out: {e}"))
-            }
-            Body::Ended { count, checksum, received, digest } => {
-                let note = "; the bytes written are not the file";
-                check(size, count, checksum, received, digest, note)
-                    .unwrap_or(Outcome::Delivered { bytes: received })
-            }
-            Body::ServerError(reason, why) => Outcome::failed(reason, format!("server: {why}")),
-            Body::Dropped => {
-                Outcome::failed(FailReason::WriteFailed, "writing the file out: the output stopped")
-            }
-        })
-    }
-
-    /// Fetches the one file `path` into memory, verified.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
-    /// file that did not arrive (see [`Outcome::into_result`]); a
-    /// session-level failure as [`Client::fetch_to`].
-    pub fn fetch_vec(&mut self, path: &str) -> Result<Vec<u8>> {
-        let mut bytes = Vec::new();
-        self.fetch_to(path, &mut bytes)?.into_result()?;
-        Ok(bytes)
-    }
-
-    /// Fetches the one file `path` to the file `dest`: written beside it
-    /// and given its name only once size and checksum are verified,
-    /// replacing an existing file atomically unless `clobber` is
-    /// [`Clobber::Keep`]. Returns the bytes delivered.
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::fetch_vec`]; [`Error::Failed`] with
-    /// [`FailReason::WriteFailed`] when `dest` cannot be written,
-    /// [`FailReason::OutputExists`] when it exists and is kept.
-    pub fn fetch_file(&mut self, path: &str, dest: &Path, clobber: Clobber) -> Result<u64> {
-        let (name, dir) = crate::fs::output::dest_parts(dest)
-            .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
-        let options = FetchOptions::new(dir).clobber(clobber);
-        let job = Job {
-            remote: crate::protocol::normalize_path(path.as_bytes()),
-            shown: name.into(),
-            out: OutputPath::below(name),
-            known: None,
-        };
-        let mut results = Vec::with_capacity(1);
-        fetch_jobs(self, std::slice::from_ref(&job), &options, &mut NoProgress, &mut results)?;
-        results.pop().expect("one result per job").outcome.into_result()
-    }
-}
-
-/// One file as a reader ([`Client::fetch_reader`]): each read hands on the
-/// bytes of one frame at most; the end of the file checks its size and
-/// checksum, and a mismatch is a read error (the bytes read before it must
-/// not be trusted then). Dropped before the end, it reads the rest of the
-/// file and drops it, so the session stays usable.
-pub struct FileReader<'a> {
-    client: &'a mut Client,
-    seq: u32,
-    size: Announced,
-    received: u64,
-    hasher: Xxh3,
-    buf: Vec<u8>,
-    /// `buf[pos..len]` waits to be read.
-    pos: usize,
-    len: usize,
-    done: bool,
-}
-
-impl std::fmt::Debug for FileReader<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileReader")
-            .field("seq", &self.seq)
-            .field("size", &self.size)
-            .field("received", &self.received)
-            .finish()
-    }
-}
-
-impl FileReader<'_> {
-    /// The file's size as the server announced it (for a file whose size
-    /// the server could not know beforehand, such as one in `/proc`, what
-    /// `fstat` said: the bytes read are the truth).
-    pub fn size(&self) -> u64 {
-        self.size.told()
-    }
-
-    /// Reads the next frame into the buffer: `false` at the verified end.
-    fn fill(&mut self) -> std::io::Result<bool> {
-        let bad = |text: String| std::io::Error::new(std::io::ErrorKind::InvalidData, text);
-        match self.client.next_frame(self.seq, &mut self.buf).map_err(std::io::Error::other)? {
-            Frame::Data(len) => {
-                self.received += u64::from(len);
-                if self.received > self.size.limit() {
-                    self.done = true;
-                    return Err(bad(format!("server sent more than the announced {} bytes", self.size)));
-                }
-                self.hasher.update(&self.buf[..len as usize]);
-                (self.pos, self.len) = (0, len as usize);
-                Ok(true)
-            }
-            Frame::DataEnd(last) => {
-                // The last bytes, checked before they are read.
-                self.done = true;
-                self.received += u64::from(last.len);
-                self.hasher.update(&self.buf[..last.len as usize]);
-                match check(self.size, last.count, last.checksum, self.received, self.hasher.digest(), "") {
-                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
-                    _ => {
-                        (self.pos, self.len) = (0, last.len as usize);
-                        Ok(true)
-                    }
-                }
-            }
-            Frame::Control(Reply::End { count, checksum }) => {
-                self.done = true;
-                match check(self.size, count, checksum, self.received, self.hasher.digest(), "") {
-                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
-                    _ => Ok(false),
-                }
-            }
-            Frame::Control(Reply::Error { reason, .. }) => {
-                self.done = true;
-                Err(std::io::Error::other(format!("server: {reason}")))
-            }
-            other => {
-                self.done = true;
-                Err(bad(format!("{other:?} inside a file")))
-            }
-        }
-    }
-}
-
-impl std::io::Read for FileReader<'_> {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.pos == self.len {
-            if self.done || !self.fill()? {
-                return Ok(0);
-            }
-        }
-        let n = out.len().min(self.len - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
-impl Drop for FileReader<'_> {
-    fn drop(&mut self) {
-        while !self.done {
-            if self.fill().is_err() {
-                break;
-            }
-        }
-    }
-}
-
-impl Client {
-    /// Fetches the one file `path` as a reader of its bytes.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
-    /// file that does not come; a session-level failure as
-    /// [`Client::fetch_to`]. Reading returns the I/O errors described at
-    /// [`FileReader`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::Read;
-    /// use shmxfer::{Client, ClientConfig, Server};
-    ///
-    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # let root = tempfile::tempdir().unwrap();
-    /// # std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
-    /// # let queue = format!("/shmxfer_doctest_reader_{}", std::process::id());
-    /// # let server = Server::builder()
-    /// #     .queue(&queue)
-    /// #     .root(root.path())
-    /// #     .max_sessions(1)
-    /// #     .stall_timeout(None)
-    /// #     .bind()?;
-    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
-    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
-    /// let mut text = String::new();
-    /// client.fetch_reader("hello.txt")?.read_to_string(&mut text)?;
-    /// client.close()?;
-    /// assert_eq!(text, "hello\n");
-    /// # serving.join().unwrap()?;
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub fn fetch_reader(&mut self, path: &str) -> Result<FileReader<'_>> {
-        if let Some(too_long) = too_long(path.as_bytes()) {
-            too_long.into_result()?;
-        }
-        let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
-        let mut buf = vec![0; self.max_payload()];
-        let size = match read_start(self, seq, &mut buf)? {
-            Ok(start) => Announced::of(start.size, start.flags),
-            Err(outcome) => return Err(outcome.into_result().expect_err("not delivered")),
-        };
-        Ok(FileReader {
-            client: self,
-            seq,
-            size,
-            received: 0,
-            hasher: Xxh3::new(),
-            buf,
-            pos: 0,
-            len: 0,
-            done: false,
-        })
-    }
-}
-
 /// The outcome of a file that could not be given its name.
-fn persist_failure(e: &Error, target: &Path) -> Outcome {
+pub(super) fn persist_failure(e: &Error, target: &Path) -> Outcome {
     if e.raw_os_error() == Some(libc::EEXIST) {
         exists(target)
     } else {
@@ -992,32 +687,4 @@ fn persist_failure(e: &Error, target: &Path) -> Outcome {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn output_names_are_final_components() {
-        assert_eq!(output_name("a/b/c.txt"), Some("c.txt"));
-        assert_eq!(output_name("../x"), Some("x"));
-        for none in ["", ".", "..", "a/", "a/.."] {
-            assert_eq!(output_name(none), None, "{none:?}");
-        }
-    }
-
-    #[test]
-    fn two_paths_to_one_output_name_are_refused_unless_relative() {
-        let paths = ["d1/x", "a", "d2/x"];
-        let mut d = FetchOptions::default();
-        match d.check(&paths) {
-            Err(Error::SameOutput { first, second, output, .. }) => {
-                assert_eq!((first.as_str(), second.as_str(), output.as_str()), ("d1/x", "d2/x", "x"));
-            }
-            other => panic!("{other:?}"),
-        }
-        d.names = OutputNames::Relative;
-        d.check(&paths).unwrap();
-        assert_eq!(d.shown_name("./d1//x"), "d1/x");
-        // The same path, however it is spelt, is fetched once: no conflict.
-        d.check(&["d1/x", "./d1/x", "d1//x"]).unwrap();
-    }
-}
+mod tests;

@@ -89,7 +89,10 @@ pub fn stream(
     match fetched {
         Ok(Outcome::Delivered { bytes }) => {
             if let (StreamTo::Special(_), false) = (to, args.quiet) {
-                say(format_args!("{name}: received {} → {shown}", show::size_text(bytes, args.human)));
+                say(format_args!(
+                    "{name}: received {} → {shown}",
+                    if args.human { human_size(bytes) } else { common::byte_count(bytes) }
+                ));
             }
             ExitCode::from(EXIT_OK)
         }

@@ -1,0 +1,27 @@
+use super::*;
+
+#[test]
+fn output_names_are_final_components() {
+    assert_eq!(output_name("a/b/c.txt"), Some("c.txt"));
+    assert_eq!(output_name("../x"), Some("x"));
+    for none in ["", ".", "..", "a/", "a/.."] {
+        assert_eq!(output_name(none), None, "{none:?}");
+    }
+}
+
+#[test]
+fn two_paths_to_one_output_name_are_refused_unless_relative() {
+    let paths = ["d1/x", "a", "d2/x"];
+    let mut d = FetchOptions::default();
+    match d.check(&paths) {
+        Err(Error::SameOutput { first, second, output, .. }) => {
+            assert_eq!((first.as_str(), second.as_str(), output.as_str()), ("d1/x", "d2/x", "x"));
+        }
+        other => panic!("{other:?}"),
+    }
+    d.names = OutputNames::Relative;
+    d.check(&paths).unwrap();
+    assert_eq!(d.shown_name("./d1//x"), "d1/x");
+    // The same path, however it is spelt, is fetched once: no conflict.
+    d.check(&["d1/x", "./d1/x", "d1//x"]).unwrap();
+}

@@ -1,0 +1,285 @@
+//! Partial files kept for resuming (`--continue`): a cut-off transfer's
+//! bytes as `.shmxfer-partial.<name>` beside where the file goes, and beside
+//! it `.shmxfer-partial.<name>.source`, one line `SIZE MTIME_NS` recording
+//! the source's size and mtime as its `Start` frame told them. The record
+//! is named before the bytes get their name, so a partial without a record
+//! is never resumed. A name too long for these prefixes keeps nothing.
+
+use super::*;
+
+/// A partial file kept for resuming, found in the output directory: its
+/// bytes (open, for reading and appending) and the source's stamp it was
+/// cut from.
+#[derive(Debug)]
+pub struct Kept {
+    file: File,
+    /// Its length: where the transfer resumes.
+    pub len: u64,
+    /// The source's size and mtime when it was cut off.
+    pub stamp: Stamp,
+}
+
+/// What [`OutDir::kept`] finds for a file.
+#[derive(Debug)]
+pub enum Found {
+    /// No record of a partial file: the file is fetched whole.
+    Nothing,
+    /// A partial file and its record, to be resumed if the source is
+    /// still the one it was cut from.
+    Kept(Kept),
+    /// A partial file or record not to be trusted (not a regular file,
+    /// another user's, writable by others, linked elsewhere, unreadable):
+    /// the file is fetched whole, and the names are removed
+    /// ([`OutDir::discard_kept`]), never written through.
+    Unusable,
+}
+
+/// Whether `st` is a regular file of one link, owned by the effective
+/// user and writable by no one else: a partial file (or record) this
+/// user's client left, safe to resume.
+fn is_own_file(st: &nix::sys::stat::FileStat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG
+        && st.st_uid == nix::unistd::geteuid().as_raw()
+        && st.st_nlink == 1
+        && st.st_mode & 0o022 == 0
+}
+
+/// The mode a kept partial file has until it is delivered: the user's
+/// alone, whatever the source's.
+pub(super) const PARTIAL_MODE: u32 = 0o600;
+
+/// The process's umask, as `/proc/self/status` tells it (read, never set:
+/// setting it to read it would race with any file created meanwhile);
+/// where it cannot be read, the strictest one.
+pub(super) fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+            u32::from_str_radix(line.trim(), 8).ok()
+        })
+        .unwrap_or(0o077)
+}
+
+impl Kept {
+    /// Reads the kept bytes from the start, handing them to `each` in
+    /// pieces (to hash them again), and leaves the file at its end.
+    ///
+    /// # Errors
+    ///
+    /// The OS error from `read`; a file shorter than it was.
+    pub fn read_through(&mut self, each: &mut dyn FnMut(&[u8])) -> io::Result<()> {
+        use std::io::{Read, Seek};
+        self.file.rewind()?;
+        let mut buf = vec![0; crate::os::sys::IO_CHUNK];
+        let mut left = self.len;
+        while left > 0 {
+            let want = left.min(buf.len() as u64) as usize;
+            let n = self.file.read(&mut buf[..want])?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the partial file shrank"));
+            }
+            each(&buf[..n]);
+            left -= n as u64;
+        }
+        self.file.set_len(self.len)
+    }
+}
+
+/// The name of the partial file of `name`.
+pub(super) fn partial_name(name: &OsStr) -> OsString {
+    let mut partial = OsString::from(".shmxfer-partial.");
+    partial.push(name);
+    partial
+}
+
+/// The name of the record beside the partial file of `name`.
+pub(super) fn record_name(name: &OsStr) -> OsString {
+    let mut record = partial_name(name);
+    record.push(".source");
+    record
+}
+
+impl OutDir {
+    /// What `--continue` finds for `out`: a partial file and its record
+    /// that may be resumed, nothing (no record), or something under those
+    /// names not to be resumed. Each name is opened without following a
+    /// symlink and without blocking (`O_NONBLOCK`: a FIFO never hangs), and
+    /// checked with `fstat`: only a regular file of one link, owned by the
+    /// effective user and writable by no one else, is taken.
+    pub fn kept(&self, out: &OutputPath) -> Found {
+        let Ok(Some(dir)) = self.parent(out) else { return Found::Nothing };
+        let open = |name: OsString, access: OFlag| {
+            let flags = access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let fd = openat(&dir, name.as_os_str(), flags, Mode::empty())?;
+            let st = nix::sys::stat::fstat(&fd)?;
+            Ok::<_, Errno>((fd, st))
+        };
+        let record = match open(record_name(&out.name), OFlag::O_RDONLY) {
+            Ok((fd, st)) if is_own_file(&st) => fd,
+            Err(Errno::ENOENT) => return Found::Nothing,
+            _ => return Found::Unusable,
+        };
+        let mut text = String::new();
+        // A record is one short line; anything longer is not one.
+        if io::Read::read_to_string(&mut io::Read::take(File::from(record), 64), &mut text).is_err() {
+            return Found::Unusable;
+        }
+        let mut words = text.split_whitespace();
+        let size = words.next().and_then(|w| w.parse().ok());
+        let mtime_ns = words.next().and_then(|w| w.parse().ok());
+        let (Some(size), Some(mtime_ns)) = (size, mtime_ns) else { return Found::Unusable };
+        let stamp = Stamp { size, mtime_ns };
+        let (fd, st) = match open(partial_name(&out.name), OFlag::O_RDWR) {
+            Ok((fd, st)) if is_own_file(&st) => (fd, st),
+            _ => return Found::Unusable,
+        };
+        // Appended to as any file is: blocking again.
+        let blocking = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).and_then(|flags| {
+            let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(flags))
+        });
+        if blocking.is_err() {
+            return Found::Unusable;
+        }
+        Found::Kept(Kept { file: File::from(fd), len: u64::try_from(st.st_size).unwrap_or(0), stamp })
+    }
+
+    /// Removes the partial file of `out` and its record, if any.
+    pub fn discard_kept(&self, out: &OutputPath) {
+        if let Ok(Some(dir)) = self.parent(out) {
+            for name in [partial_name(&out.name), record_name(&out.name)] {
+                let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            }
+        }
+    }
+
+    /// Goes on writing the partial file `kept` for `out`: a sink whose
+    /// bytes so far are the partial's; persisted, it takes the final name
+    /// and the record goes, and the source's permission bits `mode` masked
+    /// by the umask (as a new file gets them; the partial was the user's
+    /// alone); dropped, both go.
+    ///
+    /// # Errors
+    ///
+    /// The OS error opening the directory.
+    pub fn resume(&self, out: &OutputPath, kept: Kept, mode: u32) -> io::Result<Sink> {
+        let dir = self.parent(out)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
+        Ok(self.partial_sink(out, dir, kept.file, Vec::new(), mode))
+    }
+
+    /// Starts a file for `out` that is kept for resuming if it is cut off
+    /// ([`Partial::Keep`]), whatever cuts it: the record of the source's
+    /// `stamp` is named first, then the file is created under its partial
+    /// name, so that from its first byte it survives even a `SIGKILL` or a
+    /// power cut. Persisted, it takes its final name and the record goes;
+    /// dropped without [`Sink::keep_partial`] (bytes that proved wrong),
+    /// both go.
+    ///
+    /// # Errors
+    ///
+    /// The OS error making its directories, naming the record or creating
+    /// the file (`ENAMETOOLONG` for a name too long for the prefix).
+    pub fn create_partial(&self, out: &OutputPath, mode: u32, stamp: Stamp) -> io::Result<Sink> {
+        let (dir, depth) = self.reach(out)?;
+        let mut made = Vec::new();
+        let dir = make_dirs(dir, &out.dirs, depth, &mut made)?;
+        let (partial, record) = (partial_name(&out.name), record_name(&out.name));
+        // Whatever was there is not this transfer's: it goes first.
+        for name in [&record, &partial] {
+            let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        let (made, dir) = (Made::undo_on_error(made), dir);
+        write_record(&dir, &record, stamp)?;
+        let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = match openat(&dir, partial.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)) {
+            Ok(fd) => fd,
+            Err(e) => {
+                let _ = unlinkat(&dir, record.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                return Err(os(e));
+            }
+        };
+        Ok(self.partial_sink(out, dir, File::from(fd), made.keep(), mode))
+    }
+
+    /// A sink writing `file`, the partial file of `out` in `dir`, with its
+    /// record beside it.
+    fn partial_sink(&self, out: &OutputPath, dir: DirFd, file: File, made: Vec<Made>, mode: u32) -> Sink {
+        Sink {
+            file: Some(file),
+            dir,
+            depth: out.dirs.len(),
+            made,
+            temp: Some(partial_name(&out.name)),
+            target: out.clone(),
+            shown: self.path.join(out.shown_path()),
+            record: Some(record_name(&out.name)),
+            mode: Some(Mode::from_bits_truncate(mode & PERMISSIONS & !umask())),
+            replaced: self.replaced,
+            anchor: self.anchor.clone(),
+            link_by_fd: Arc::clone(&self.link_by_fd),
+        }
+    }
+}
+
+/// Names the record of a partial file: one line, `SIZE MTIME_NS`, written
+/// under a temporary name and renamed to `record` in `dir`.
+fn write_record(dir: &DirFd, record: &OsStr, stamp: Stamp) -> io::Result<()> {
+    let temp = temp_name()?;
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(dir, temp.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
+    let written = File::from(fd).write_all(format!("{} {}\n", stamp.size, stamp.mtime_ns).as_bytes());
+    let named = written.and_then(|()| renameat(dir, temp.as_os_str(), dir, record).map_err(os));
+    if named.is_err() {
+        let _ = unlinkat(dir, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    named
+}
+
+impl Sink {
+    /// Keeps what was written as the partial file of its target, with the
+    /// record of the source's `stamp`, for a later run to resume
+    /// ([`Partial::Keep`]). The record is named first: a partial without
+    /// one is never resumed. Both are the user's alone (mode 0600) while
+    /// they are kept.
+    ///
+    /// # Errors
+    ///
+    /// The OS error writing the record or naming the partial file
+    /// (`ENAMETOOLONG` for a name too long for the prefix); nothing is
+    /// kept then.
+    pub fn keep_partial(mut self, stamp: Stamp) -> io::Result<()> {
+        let name = self.target.name.clone();
+        let (partial, record) = (partial_name(&name), record_name(&name));
+        let file = self.file.take().ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
+        if self.temp.as_deref() == Some(partial.as_os_str()) {
+            // Named from its first byte, its record beside it: both stay.
+            (self.temp, self.record) = (None, None);
+            self.made.clear();
+            return Ok(());
+        }
+        let dir = self.target_dir()?;
+        write_record(&dir, &record, stamp)?;
+        let _ = unlinkat(&dir, partial.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        let linked = fchmod(&file, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os).and_then(|()| {
+            match self.temp.take() {
+                Some(temp) => {
+                    let renamed =
+                        renameat(&self.dir, temp.as_os_str(), &dir, partial.as_os_str()).map_err(os);
+                    if renamed.is_err() {
+                        self.temp = Some(temp);
+                    }
+                    renamed
+                }
+                None => self.link_unnamed(&file, &dir, &partial).map_err(os),
+            }
+        });
+        match linked {
+            Ok(()) => self.made.clear(),
+            Err(_) => {
+                let _ = unlinkat(&dir, record.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            }
+        }
+        linked
+    }
+}

@@ -1,0 +1,187 @@
+use super::partial::umask;
+use super::*;
+use std::os::unix::fs::PermissionsExt;
+
+fn entries(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    v.sort();
+    v
+}
+
+fn path(p: &str, relative: bool) -> OutputPath {
+    OutputPath::for_request(p, names(relative)).unwrap()
+}
+
+fn names(relative: bool) -> OutputNames {
+    if relative {
+        OutputNames::Relative
+    } else {
+        OutputNames::Basename
+    }
+}
+
+/// A sink of the kind `named` asks for: a named temporary file stands
+/// in for a filesystem without `O_TMPFILE`.
+fn sink(dir: &OutDir, out: &OutputPath, mode: u32, named: bool) -> Sink {
+    let mut sink = dir.create(out, mode).unwrap();
+    if named && sink.temp.is_none() {
+        let name = temp_name().unwrap();
+        let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_CREAT | OFlag::O_EXCL;
+        let fd = openat(&sink.dir, name.as_os_str(), flags, Mode::from_bits_truncate(mode)).unwrap();
+        sink.file = Some(File::from(fd));
+        sink.temp = Some(name);
+    }
+    sink
+}
+
+#[test]
+fn both_kinds_of_sink_create_replace_and_refuse_to_clobber() {
+    for named in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let f = path("f", false);
+        let put = |bytes: &[u8], clobber: Clobber| {
+            let mut s = sink(&dir, &f, 0o600, named);
+            s.write_all(bytes).unwrap();
+            s.persist(clobber)
+        };
+        put(b"one", Clobber::Replace).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"one");
+        put(b"two", Clobber::Replace).unwrap();
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"two");
+        let err = put(b"three", Clobber::Keep).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EEXIST), "{err}");
+        assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"two");
+        // A sink dropped unpersisted leaves nothing.
+        let mut s = sink(&dir, &f, 0o600, named);
+        s.write_all(b"partial").unwrap();
+        drop(s);
+        assert_eq!(entries(tmp.path()), ["f"]);
+    }
+}
+
+#[test]
+fn replacing_keeps_the_mode_of_the_file_replaced() {
+    for named in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let target = tmp.path().join("f");
+        std::fs::write(&target, b"old").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut s = sink(&dir, &path("f", false), 0o4755, named);
+        s.write_all(b"new").unwrap();
+        s.persist(Clobber::Replace).unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640, "named: {named}");
+        assert_eq!(entries(tmp.path()), ["f"]);
+    }
+}
+
+#[test]
+fn temporary_names_fit_beside_the_longest_file_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = OutDir::open(tmp.path()).unwrap();
+    let long = "n".repeat(255);
+    for _ in 0..2 {
+        let mut s = sink(&dir, &path(&long, false), 0o644, false);
+        s.write_all(b"x").unwrap();
+        s.persist(Clobber::Replace).unwrap();
+    }
+    assert_eq!(entries(tmp.path()), [long]);
+    assert!(temp_name().unwrap().len() < 32);
+}
+
+#[test]
+fn relative_paths_create_directories_and_never_follow_symlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let elsewhere = tmp.path().join("elsewhere");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, out.join("link")).unwrap();
+    let dir = OutDir::open(&out).unwrap();
+    let mut s = dir.create(&path("a/b/c", true), 0o644).unwrap();
+    s.write_all(b"deep").unwrap();
+    s.persist(Clobber::Replace).unwrap();
+    assert_eq!(std::fs::read(out.join("a/b/c")).unwrap(), b"deep");
+    let err = dir.create(&path("link/x", true), 0o644).unwrap_err();
+    assert!(err.to_string().contains("not followed"), "{err}");
+    assert!(entries(&elsewhere).is_empty());
+    assert!(!dir.exists(&path("link/x", true)));
+}
+
+#[test]
+fn a_kept_partial_is_the_users_alone_and_resumed_gets_the_sources_mode() {
+    let stamp = Stamp { size: 10, mtime_ns: 7 };
+    for named in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let f = path("f", false);
+        let mut s = sink(&dir, &f, 0o755, named);
+        s.write_all(b"half").unwrap();
+        s.keep_partial(stamp).unwrap();
+        let mode =
+            |name: &str| std::fs::metadata(tmp.path().join(name)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode(".shmxfer-partial.f"), 0o600, "named: {named}");
+        assert_eq!(mode(".shmxfer-partial.f.source"), 0o600);
+        let Found::Kept(kept) = dir.kept(&f) else { panic!("the client's own partial is taken") };
+        assert_eq!((kept.len, kept.stamp), (4, stamp));
+        let mut s = dir.resume(&f, kept, 0o4755).unwrap();
+        s.write_all(b" more").unwrap();
+        s.persist(Clobber::Replace).unwrap();
+        assert_eq!(mode("f"), 0o755 & !umask());
+        assert_eq!(entries(tmp.path()), ["f"]);
+    }
+}
+
+#[test]
+fn a_partial_linked_elsewhere_or_writable_by_others_or_not_a_file_is_unusable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = OutDir::open(tmp.path()).unwrap();
+    let f = path("f", false);
+    let (partial, record) =
+        (tmp.path().join(".shmxfer-partial.f"), tmp.path().join(".shmxfer-partial.f.source"));
+    assert!(matches!(dir.kept(&f), Found::Nothing));
+    std::fs::write(&record, "10 7\n").unwrap();
+    std::fs::write(&partial, "half").unwrap();
+    assert!(matches!(dir.kept(&f), Found::Kept(_)));
+    std::fs::hard_link(&partial, tmp.path().join("elsewhere")).unwrap();
+    assert!(matches!(dir.kept(&f), Found::Unusable), "two links");
+    std::fs::remove_file(tmp.path().join("elsewhere")).unwrap();
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o620)).unwrap();
+    assert!(matches!(dir.kept(&f), Found::Unusable), "group-writable");
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::remove_file(&record).unwrap();
+    nix::unistd::mkfifo(&record, Mode::from_bits_truncate(0o600)).unwrap();
+    assert!(matches!(dir.kept(&f), Found::Unusable), "a FIFO as the record, opened without blocking");
+    dir.discard_kept(&f);
+    assert!(entries(tmp.path()).is_empty());
+}
+
+#[test]
+fn a_dest_naming_a_directory_has_no_file_name() {
+    for bad in ["new/", "out/new/", "out/.", "out/..", ".", "..", "/", ""] {
+        assert!(dest_parts(Path::new(bad)).is_err(), "{bad:?}");
+    }
+    assert_eq!(dest_parts(Path::new("out/new")).unwrap(), ("new", PathBuf::from("out")));
+    assert_eq!(dest_parts(Path::new("new")).unwrap(), ("new", PathBuf::from(".")));
+}
+
+#[test]
+fn output_paths_keep_or_drop_directories() {
+    assert_eq!(path("a/b/c.txt", false).shown(), "c.txt");
+    assert_eq!(path("a//./b/c.txt", true).shown(), "a/b/c.txt");
+    assert_eq!(path("/abs/x", true).shown(), "abs/x");
+    assert!(OutputPath::for_request("d1/../x", OutputNames::Relative).is_err());
+    assert_eq!(OutputPath::below("a/b/c").unwrap().shown(), "a/b/c");
+    for bad in ["", "/a", "a//b", "a/./b", "a/../b", "a/"] {
+        assert!(OutputPath::below(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(path("../x", false).shown(), "x");
+    for none in ["", ".", "..", "a/", "a/..", "a/."] {
+        for relative in [false, true] {
+            assert!(OutputPath::for_request(none, names(relative)).is_err(), "{none:?}");
+        }
+    }
+}
