@@ -60,12 +60,12 @@ pub fn direction(kind: crate::SessionKind) -> &'static str {
 /// A session's rate while its file moved: its bytes over the time up to its
 /// last frame, so that a client that stopped does not show a rate that
 /// slowly falls.
-pub fn session_rate(s: &crate::SessionStatus) -> u64 {
+pub fn session_rate(s: &crate::status::SessionStatus) -> u64 {
     rate(s.sent, s.file_ms.saturating_sub(s.idle_ms))
 }
 
 /// Whether no frame of the session's file moved for [`STALLED_AFTER`].
-pub fn is_stalled(s: &crate::SessionStatus) -> bool {
+pub fn is_stalled(s: &crate::status::SessionStatus) -> bool {
     !s.path.is_empty() && Duration::from_millis(s.idle_ms) >= STALLED_AFTER
 }
 
@@ -113,7 +113,7 @@ struct SessionJson<'a> {
 }
 
 impl<'a> StatusJson<'a> {
-    pub fn new(status: &'a crate::Status) -> StatusJson<'a> {
+    pub fn new(status: &'a crate::status::Status) -> StatusJson<'a> {
         let s = &status.server;
         let server = ServerJson {
             pid: s.pid,
@@ -165,15 +165,15 @@ pub struct ServerJsonLine<'a> {
 }
 
 impl<'a> ServerJsonLine<'a> {
-    pub fn new(report: &'a crate::ServerReport) -> ServerJsonLine<'a> {
+    pub fn new(report: &'a crate::status::ServerReport) -> ServerJsonLine<'a> {
         match report {
-            crate::ServerReport::Live { queue, status: Ok(status) } => {
+            crate::status::ServerReport::Live { queue, status: Ok(status) } => {
                 ServerJsonLine { queue, state: "live", status: Some(StatusJson::new(status)), error: None }
             }
-            crate::ServerReport::Live { queue, status: Err(e) } => {
+            crate::status::ServerReport::Live { queue, status: Err(e) } => {
                 ServerJsonLine { queue, state: "live", status: None, error: Some(chain(e)) }
             }
-            crate::ServerReport::Dead { queue } => {
+            crate::status::ServerReport::Dead { queue } => {
                 ServerJsonLine { queue, state: "dead", status: None, error: None }
             }
         }

@@ -459,7 +459,8 @@ impl Client {
     /// # Examples
     ///
     /// ```no_run
-    /// use shmxfer::{Client, ClientConfig, FetchOptions, Remote};
+    /// use shmxfer::remote::Remote;
+    /// use shmxfer::{Client, ClientConfig, FetchOptions};
     ///
     /// let remote = Remote::new("build@farm7").with_rsh(vec!["ssh".into(), "-p".into(), "2222".into()]);
     /// let mut client = Client::connect_remote(&ClientConfig::from_env(), &remote)?;
@@ -487,7 +488,9 @@ impl Client {
     /// # Examples
     ///
     /// ```no_run
-    /// use shmxfer::{Client, ClientConfig, PutIfExists, Remote, SessionKind, UploadAnswer};
+    /// use shmxfer::remote::Remote;
+    /// use shmxfer::upload::{PutIfExists, UploadAnswer};
+    /// use shmxfer::{Client, ClientConfig, SessionKind};
     ///
     /// let remote = Remote::new("build@farm7");
     /// let mut client = Client::open_remote(&ClientConfig::from_env(), &remote, SessionKind::Upload)?;

@@ -80,24 +80,99 @@ mod transfer;
 
 pub use choices::{Clobber, OutputNames, Partial, Times, Update};
 pub use client::delivery::{FetchOptions, NoProgress, Progress};
-pub use client::link::{stop_remote_server, Remote};
 pub use client::plan::{Lost, Report, Summary};
-pub use client::relay::{relay, relay_session};
-pub use client::upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
-pub use client::FileReader;
 pub use client::{
-    status_all, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, Listing, ServerReport,
-    Skipped, Status, WaitNotice, Waiting, DEFAULT_WAIT,
+    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, FileReader, Listing, Skipped, WaitNotice,
+    Waiting, DEFAULT_WAIT,
 };
-pub use error::{Error, RemoteFailure, Result, SessionEnd};
-pub use protocol::{
-    DecodeError, EncodeError, PutIfExists, ReasonCode, ServerStatus, SessionKind, SessionStatus, StopKind,
-    UploadAnswer,
-};
-pub use server::leftovers::{cleanup, cleanup_all, Collected};
+pub use error::{Error, Result, SessionEnd};
+pub use protocol::{SessionKind, StopKind};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 pub use shm_region::pacing::DEFAULT_SPIN_BUDGET;
 pub use transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
+
+/// What servers are doing: one server's [`Status`](status::Status) (its
+/// totals and live sessions, [`Client::status`]) and every server of this
+/// user ([`status_all`](status::status_all)).
+///
+/// ```
+/// use shmxfer::{Client, ClientConfig, Server, SessionKind};
+///
+/// # fn main() -> Result<(), shmxfer::Error> {
+/// let root = tempfile::tempdir().unwrap();
+/// let queue = format!("/shmxfer_doc_status_{}", std::process::id());
+/// let server = Server::builder().queue(&queue).root(root.path()).bind()?;
+/// let serving = std::thread::spawn(move || server.run(Default::default()));
+/// let mut client = Client::open(&ClientConfig::new(&queue), SessionKind::Status)?;
+/// let status: shmxfer::status::Status = client.status()?;
+/// assert_eq!(status.server.pid, std::process::id());
+/// client.close()?;
+/// shmxfer::stop_server(&ClientConfig::new(&queue), shmxfer::StopKind::Now)?;
+/// serving.join().unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
+pub mod status {
+    pub use crate::client::{status_all, ServerReport, Status};
+    pub use crate::protocol::{ServerStatus, SessionStatus};
+}
+
+/// Uploads (`shm_client --put`): a local tree walked for sending
+/// ([`LocalTree`](upload::LocalTree)), and what the server answers of each
+/// file ([`UploadAnswer`](upload::UploadAnswer)).
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// std::fs::create_dir(dir.path().join("sub")).unwrap();
+/// std::fs::write(dir.path().join("sub/a.txt"), b"a").unwrap();
+/// let tree = shmxfer::upload::LocalTree::walk(dir.path()).unwrap();
+/// assert_eq!(tree.files.len(), 1);
+/// assert!(tree.skipped.is_empty());
+/// ```
+pub mod upload {
+    pub use crate::client::upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
+    pub use crate::protocol::{PutIfExists, ReasonCode, UploadAnswer};
+}
+
+/// Sessions with a server on another host, through `ssh` (or any remote
+/// shell): where it is ([`Remote`](remote::Remote)), the relay that runs
+/// there ([`relay_session`](remote::relay_session)), and why the far side
+/// could not serve ([`RemoteFailure`](remote::RemoteFailure)).
+///
+/// ```
+/// let remote = shmxfer::remote::Remote::new("build7");
+/// assert_eq!(remote.host, "build7");
+/// ```
+pub mod remote {
+    pub use crate::client::link::{stop_remote_server, Remote};
+    pub use crate::client::relay::{relay, relay_session};
+    pub use crate::error::RemoteFailure;
+}
+
+/// What dead servers and clients left behind, removed: the POSIX
+/// counterpart of `ipcrm` (`shm_server --cleanup`).
+///
+/// ```
+/// let queue = format!("/shmxfer_doc_cleanup_{}", std::process::id());
+/// let collected = shmxfer::cleanup::cleanup(&queue)?;
+/// assert!(collected.removed.is_empty(), "nothing of that queue was there");
+/// # Ok::<(), shmxfer::Error>(())
+/// ```
+pub mod cleanup {
+    pub use crate::server::leftovers::{cleanup, cleanup_all, Collected};
+}
+
+/// The wire format's errors, as [`Error::Decode`] and [`Error::Encode`]
+/// carry them.
+///
+/// ```
+/// use shmxfer::wire::DecodeError;
+/// let e = DecodeError::Truncated { needed: 20, got: 3 };
+/// assert!(e.to_string().contains("20"));
+/// ```
+pub mod wire {
+    pub use crate::protocol::{DecodeError, EncodeError};
+}
 
 pub use os::names::{DEFAULT_QUEUE, QUEUE_ENV};
 

@@ -15,7 +15,7 @@ use shmxfer::testing::protocol::{
     Command as Msg, FrameHeader, FrameKind, Reply, SessionKind, StartFlags, FRAME_HEADER_LEN,
 };
 use shmxfer::testing::shm_region::{Geometry, Region, Semaphore};
-use shmxfer::PutIfExists;
+use shmxfer::upload::PutIfExists;
 
 use crate::util::{
     assert_same_file, wait_until, write_random_file, Proc, TestEnv, BIG, BIG_TIMEOUT, CLIENT, DETECT, MIB,

@@ -739,7 +739,7 @@ fn put_record(seq: u32, path: &[u8], size: u64) -> Vec<u8> {
         path: path.to_vec(),
         size,
         mode: 0o644,
-        if_exists: shmxfer::PutIfExists::Replace,
+        if_exists: shmxfer::upload::PutIfExists::Replace,
     }
     .encode()
     .unwrap()
@@ -873,8 +873,8 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
     let (done, stdout) = hostile_relay(&env, "case_escape", &escape);
     done.assert_code(0);
     let [(1, word)] = answers(&stdout)[..] else { panic!("one answer to upload 1: {stdout:?}") };
-    let answer = shmxfer::UploadAnswer::from_code(word).unwrap();
-    assert!(matches!(answer, shmxfer::UploadAnswer::Refused(_)), "refused: {answer:?}");
+    let answer = shmxfer::upload::UploadAnswer::from_code(word).unwrap();
+    assert!(matches!(answer, shmxfer::upload::UploadAnswer::Refused(_)), "refused: {answer:?}");
     assert!(crate::util::dir_entries(&accept).is_empty(), "nothing in the accept dir");
     assert!(!env.tmp().join("escape").exists(), "nothing beside it");
     // The relay's own stream is whole: a good upload still goes.
@@ -885,7 +885,7 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
     ]);
     let (done, stdout) = hostile_relay(&env, "case_good", &good);
     done.assert_code(0);
-    assert_eq!(answers(&stdout), [(1, shmxfer::UploadAnswer::Stored.code())]);
+    assert_eq!(answers(&stdout), [(1, shmxfer::upload::UploadAnswer::Stored.code())]);
     assert_eq!(fs::read(accept.join("good.bin")).unwrap(), data);
     env.stop_server(&mut server);
     env.assert_no_leftovers();

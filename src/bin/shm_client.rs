@@ -39,7 +39,8 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     if let Mode::Relay(kind) = mode {
-        return match shmxfer::relay_session(&config, kind, std::io::stdin(), std::io::stdout().lock()) {
+        return match shmxfer::remote::relay_session(&config, kind, std::io::stdin(), std::io::stdout().lock())
+        {
             Ok(()) => ExitCode::from(EXIT_OK),
             Err(e) => fail_to_connect(&e, wait),
         };

@@ -176,8 +176,10 @@ enum Scope<'a> {
 
 fn cleanup(scope: Scope<'_>) -> anyhow::Result<()> {
     let collected = match scope {
-        Scope::All => shmxfer::cleanup_all().context("cleaning up after the servers of this user")?,
-        Scope::Queue(queue) => shmxfer::cleanup(queue)
+        Scope::All => {
+            shmxfer::cleanup::cleanup_all().context("cleaning up after the servers of this user")?
+        }
+        Scope::Queue(queue) => shmxfer::cleanup::cleanup(queue)
             .with_context(|| format!("cleaning up after queue {}", quote_name(queue)))?,
     };
     let mut stdout = std::io::stdout().lock();

@@ -12,9 +12,10 @@ use std::time::Duration;
 use crate::programs::{
     human_size, is_pattern, normalize_path, quote_name, DEFAULT_SLOTS, IO_CHUNK, MAX_SLOTS,
 };
+use crate::remote::{Remote, RemoteFailure};
 use crate::{
-    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, Remote, RemoteFailure,
-    SessionEnd, SessionKind, StopKind, Times, Update, Waiting, DEFAULT_QUEUE,
+    Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, SessionEnd,
+    SessionKind, StopKind, Times, Update, Waiting, DEFAULT_QUEUE,
 };
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
@@ -59,7 +60,7 @@ pub fn remote(args: &Args, host: &str) -> Remote {
 /// `--stop-server -H HOST`: the `shm_client --stop-server` run on HOST says
 /// what happened (on stderr, as it is) and its exit status is this one's.
 pub fn stop_remote(config: &ClientConfig, remote: &Remote, kind: StopKind) -> ExitCode {
-    match crate::stop_remote_server(config, remote, kind) {
+    match crate::remote::stop_remote_server(config, remote, kind) {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => fail(&e),
     }
@@ -211,7 +212,7 @@ pub fn status(mut client: Client, args: &Args, json: bool) -> ExitCode {
 /// `--status --all`: every server of this user, as text blocks or one JSON
 /// object per line.
 pub fn status_all(config: &ClientConfig, args: &Args, json: bool) -> ExitCode {
-    let reports = match crate::status_all(config) {
+    let reports = match crate::status::status_all(config) {
         Ok(reports) => reports,
         Err(e) => return fail(&e),
     };

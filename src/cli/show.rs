@@ -7,7 +7,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::programs::{byte_count, human_size, quote_bytes, quote_name};
-use crate::{Entry, FailReason, FileResult, Listing, Outcome, Progress, ServerReport, SkipReason, Status};
+use crate::status::{ServerReport, Status};
+use crate::{Entry, FailReason, FileResult, Listing, Outcome, Progress, SkipReason};
 
 use super::bar::Bar;
 

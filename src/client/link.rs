@@ -134,7 +134,8 @@ const CANCEL_SLICE: Duration = Duration::from_millis(100);
 /// # Examples
 ///
 /// ```no_run
-/// use shmxfer::{Client, ClientConfig, Remote, SessionKind};
+/// use shmxfer::remote::Remote;
+/// use shmxfer::{Client, ClientConfig, SessionKind};
 ///
 /// let remote = Remote::new("build@farm7")
 ///     .with_rsh(vec!["ssh".into(), "-i".into(), "/home/me/.ssh/farm".into()])
@@ -387,7 +388,8 @@ fn spawn_writer(to: ChildStdin) -> (SyncSender<Vec<u8>>, JoinHandle<io::Result<(
 /// # Examples
 ///
 /// ```no_run
-/// use shmxfer::{stop_remote_server, ClientConfig, Remote, StopKind};
+/// use shmxfer::remote::{stop_remote_server, Remote};
+/// use shmxfer::{ClientConfig, StopKind};
 ///
 /// stop_remote_server(&ClientConfig::from_env(), &Remote::new("build@farm7"), StopKind::Drain)?;
 /// # Ok::<(), shmxfer::Error>(())

@@ -171,7 +171,8 @@ impl Client {
     /// # Examples
     ///
     /// ```no_run
-    /// use shmxfer::{Client, ClientConfig, PutIfExists, UploadAnswer};
+    /// use shmxfer::upload::{PutIfExists, UploadAnswer};
+    /// use shmxfer::{Client, ClientConfig};
     ///
     /// let mut client = Client::connect_for_uploads(&ClientConfig::from_env())?;
     /// let answer = client.put_file("report.txt".as_ref(), b"inbox/report.txt", PutIfExists::Replace)?;

@@ -105,7 +105,7 @@ pub fn cleanup(queue: &str) -> Result<Collected> {
 }
 
 /// [`cleanup`] for every queue of this user that has a server's lock
-/// object in `/dev/shm` (as [`status_all`](crate::status_all) finds them): a dead server's queue
+/// object in `/dev/shm` (as [`status_all`](crate::status::status_all) finds them): a dead server's queue
 /// and lock go with its sessions' objects; a live server keeps its own and
 /// loses only what its dead sessions left. Another user's objects are never
 /// looked at. `shm_server --cleanup --all`.

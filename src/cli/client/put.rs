@@ -10,10 +10,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::programs::MAX_PATH_LEN;
-use crate::{
-    FailReason, LocalSkipReason, LocalTree, Progress, PutIfExists, ReasonCode, SkipReason, Summary,
-    UploadAnswer,
-};
+use crate::upload::{LocalSkipReason, LocalTree, PutIfExists, ReasonCode, UploadAnswer};
+use crate::{FailReason, Progress, SkipReason, Summary};
 
 use super::*;
 use crate::cli::json::{self, Why};
