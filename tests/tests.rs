@@ -7,6 +7,7 @@
 mod util;
 
 mod attack;
+mod attack_output;
 mod attack_upload;
 mod chaos;
 mod cli;
