@@ -3,15 +3,21 @@
 //! given to a regular file this program created, replacing at most a
 //! regular file; nothing is kept of a transfer that did not complete, not
 //! even the directories made for it; a kept partial belongs to one
-//! transfer.
+//! transfer. Among them, the attacks a hostile local user made on it:
+//! `-O` onto what stands for standard output, onto a FIFO another process
+//! swaps for a symlink, `-C` in a shared directory where another user laid
+//! a partial's names, `--put FILE -O NAME/`, `-C` with a long name.
 
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-use std::path::Path;
-use std::process::Command;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use crate::util::{
-    dir_entries, is_root, received_line, wait_until, Signal, TestEnv, BIG, BIG_TIMEOUT, TIMEOUT,
+    as_nobody, command, dir_entries, is_root, other_user_or_skip, received_line, wait_child, wait_for_queue,
+    wait_until, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT, SERVER, TIMEOUT,
 };
 
 fn s(p: &Path) -> &str {
@@ -189,5 +195,207 @@ fn received_line_names_plain_deliveries_as_before() {
     let mut server = env.ready_server(&["--persistent"]);
     env.fetch(&["a.txt"]).assert_code(0).assert_stdout_lines(&[received_line("a.txt", 4)]);
     env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// `-O /dev/stdout` with standard output redirected to a file, as
+/// `shm_client -O /dev/stdout f > got` runs it. `/dev/stdout` itself is
+/// never touched here: a symlink of the test's own to `/proc/self/fd/1`
+/// stands for it. `cp f /dev/stdout > got` writes into `got`; the client
+/// found the link's target a regular file, took the link for a path to
+/// replace and renamed its file over it (run as root with the real
+/// `/dev/stdout`, it replaced the system's `/dev/stdout` link by a regular
+/// file for every process), wrote nothing to standard output, exit 0.
+#[test]
+fn dash_capital_o_onto_a_link_to_standard_output_writes_into_it_and_keeps_the_link() {
+    let env = TestEnv::new("attack_dash_o_dev_stdout");
+    env.create("hello.txt", b"hello, standard output\n");
+    let link = env.tmp().join("stdout");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    let got = env.tmp().join("got");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut cmd = command(crate::util::CLIENT, Some(&env.names));
+    cmd.args(["-q", "-O", s(&link), "hello.txt"])
+        .current_dir(env.cwd())
+        .stdout(Stdio::from(fs::File::create(&got).unwrap()))
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().unwrap();
+    let status = wait_child(&mut child, TIMEOUT).expect("the client ends");
+    env.stop_server(&mut server);
+    let link_kept = fs::symlink_metadata(&link).unwrap().file_type().is_symlink();
+    assert!(
+        link_kept && fs::read(&got).unwrap() == b"hello, standard output\n",
+        "exit {status}: the link {} (should stay a link); standard output got {:?}",
+        if link_kept { "kept" } else { "replaced by a regular file" },
+        String::from_utf8_lossy(&fs::read(&got).unwrap()),
+    );
+    env.assert_no_leftovers();
+}
+
+/// `-O DEST` names a FIFO when the client looks (`stat`, following), and
+/// another process swaps it for a symlink to a regular file before the
+/// client opens it: the client opens the path again (following, without
+/// `O_NOFOLLOW`, and without checking what it opened) and writes the
+/// fetched bytes over the start of that file in place. With a second user
+/// in a shared directory (fs.protected_symlinks = 0, as here) the swapped
+/// link points at a file of the victim's; here one user plays both parts.
+/// The race is won within a few dozen runs; the test gives it 400.
+#[test]
+fn dash_capital_o_onto_a_fifo_swapped_for_a_symlink_never_writes_through_it() {
+    let env = TestEnv::new("attack_dash_o_fifo_swap");
+    env.create("hello.txt", b"HELLO");
+    let victim = env.tmp().join("victim.txt");
+    let original = b"original bytes of a file nobody asked to write\n";
+    fs::write(&victim, original).unwrap();
+    let shared = env.tmp().join("shared");
+    fs::create_dir(&shared).unwrap();
+    let dest = shared.join("report");
+    let mut server = env.ready_server(&["--persistent"]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let (stop, shared, dest, victim) = (Arc::clone(&stop), shared.clone(), dest.clone(), victim.clone());
+        std::thread::spawn(move || {
+            let (fifo, link) = (shared.join(".f"), shared.join(".l"));
+            while !stop.load(Ordering::Relaxed) {
+                let _ = fs::remove_file(&fifo);
+                let _ = nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600));
+                let _ = fs::rename(&fifo, &dest);
+                let _ = fs::remove_file(&link);
+                let _ = std::os::unix::fs::symlink(&victim, &link);
+                let _ = fs::rename(&link, &dest);
+            }
+        })
+    };
+    let mut written_through = None;
+    for run in 0..400 {
+        env.client(&["-q", "-O", s(&dest), "hello.txt"]).finish(TIMEOUT);
+        if fs::read(&victim).unwrap() != original {
+            written_through = Some(run);
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    swapper.join().unwrap();
+    env.stop_server(&mut server);
+    assert_eq!(
+        written_through,
+        None,
+        "the victim's file was written through the swapped-in symlink: now {:?}",
+        String::from_utf8_lossy(&fs::read(&victim).unwrap())
+    );
+    env.assert_no_leftovers();
+}
+
+/// A server run as `nobody` on `env`'s root, and a client runner as
+/// `nobody`.
+fn nobody_server(env: &TestEnv) -> Proc {
+    let mut cmd = command(SERVER, Some(&env.names));
+    cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
+    let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
+    wait_for_queue(&env.names, &mut server);
+    server
+}
+
+/// `-C` into a shared directory (world-writable and sticky, as `/tmp`)
+/// where another user laid `.shmxfer-partial.NAME.source` (or the partial
+/// alone): docs/failure-model.md says such a partial is not resumed,
+/// the file starts over and is delivered. The client, not root, cannot remove the other
+/// user's names there (sticky), creating its own record or partial over
+/// them fails, and the file fails: `f.txt: failed: creating a file in
+/// …: Operation not permitted`, exit 1. Without `-C` the same fetch
+/// succeeds: any local user can deny `-C` fetches of a name into `/tmp`.
+#[test]
+fn continue_into_a_sticky_directory_with_another_users_partial_names_still_delivers() {
+    if !other_user_or_skip("another user's partial names in a sticky directory") {
+        return;
+    }
+    let env = TestEnv::new("attack_foreign_partial_names");
+    env.create("f.txt", b"hello from the source\n");
+    env.create("g.txt", b"another file\n");
+    env.open_to_others();
+    fs::set_permissions(env.out(), fs::Permissions::from_mode(0o1777)).unwrap();
+    // A third user's names (neither root's nor nobody's): the record and
+    // the partial of f.txt, the partial alone of g.txt.
+    let stranger = 4242;
+    for name in [".shmxfer-partial.f.txt", ".shmxfer-partial.f.txt.source", ".shmxfer-partial.g.txt"] {
+        let path = env.in_out(name);
+        fs::write(&path, if name.ends_with(".source") { "22 1\n" } else { "junk" }).unwrap();
+        std::os::unix::fs::chown(&path, Some(stranger), Some(stranger)).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let mut server = nobody_server(&env);
+    let as_nobody_client =
+        |args: &[&str]| Proc::spawn(as_nobody(&env.client_cmd(args)), Some(&env.names)).finish(TIMEOUT);
+    let out = s(env.out()).to_owned();
+    let done = as_nobody_client(&["-C", "-o", &out, "f.txt", "g.txt"]);
+    server.signal(Signal::SIGTERM);
+    server.finish(TIMEOUT).assert_code(0);
+    done.assert_code(0).assert_stdout_lines(&[received_line("f.txt", 22), received_line("g.txt", 13)]);
+    assert_eq!(fs::read(env.in_out("f.txt")).unwrap(), b"hello from the source\n");
+    assert_eq!(fs::metadata(env.in_out("f.txt")).unwrap().uid(), crate::util::NOBODY);
+    env.assert_no_leftovers();
+}
+
+/// `--put FILE -O NAME/`: a NAME ending in `/` (or `/.`) names a
+/// directory, as a fetch's `-O out/new/` does (refused there before any
+/// request, "not a file name (it names a directory)"), and as `cp f new/`
+/// and `scp f host:new/` refuse when `new` is not a directory. The upload
+/// stored a file named `new` instead, exit 0.
+#[test]
+fn put_with_dash_capital_o_ending_in_a_slash_never_stores_a_file_of_that_name() {
+    let env = TestEnv::new("attack_put_dash_o_slash");
+    let src: PathBuf = env.tmp().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a.txt"), b"a file\n").unwrap();
+    let mut server = env.ready_server(&["--persistent", "--accept", s(env.out())]);
+    let a = s(&src.join("a.txt")).to_owned();
+    let slash = env.run_client(&["--put", &a, "-O", "new/"]);
+    let dot = env.run_client(&["--put", &a, "-O", "other/."]);
+    env.stop_server(&mut server);
+    assert!(
+        env.out_entries().is_empty(),
+        "nothing should be stored; found {:?}\n{slash}\n{dot}",
+        env.out_entries()
+    );
+    assert!(slash.code() != Some(0) && dot.code() != Some(0), "refused\n{slash}\n{dot}");
+    env.assert_no_leftovers();
+}
+
+/// `-O /dev/stdout FILE | consumer` (here `/proc/self/fd/1`, the same
+/// file): standard output is a pipe, so DEST is written into as a FIFO,
+/// and then the status line `FILE: received N → DEST` is printed to
+/// standard output too, after the file's bytes: the consumer reads the
+/// file with a line of text appended (`| sha256sum` is wrong). `--stdout`
+/// and `-O -` keep standard output for the bytes alone.
+#[test]
+fn dash_capital_o_onto_standard_output_as_a_pipe_writes_the_bytes_alone() {
+    let env = TestEnv::new("attack_dash_o_stdout_pipe");
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-O", "/proc/self/fd/1", "hello.txt"]);
+    env.stop_server(&mut server);
+    done.assert_code(0);
+    assert_eq!(done.stdout, "hello\n", "standard output holds the file's bytes and nothing else\n{done}");
+    env.assert_no_leftovers();
+}
+
+/// `-C` with a file whose name is longer than 231 bytes (up to the 255 a
+/// name may have): docs/guide.md says such a name "keeps nothing" partial,
+/// so the file comes as without `-C`. Since the partial is named from the
+/// first byte, `.shmxfer-partial.NAME` (17 bytes more) cannot be created
+/// and the file fails: `NAME: failed: creating a file in DIR: File name
+/// too long`, exit 1, while the same fetch without `-C` delivers it.
+#[test]
+fn continue_with_a_name_too_long_for_a_partial_still_delivers_the_file() {
+    let env = TestEnv::new("attack_continue_long_name");
+    let name = "n".repeat(240);
+    env.create(&name, b"a long name\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let out = s(env.out()).to_owned();
+    let done = env.run_client(&["-C", "-o", &out, &name]);
+    env.stop_server(&mut server);
+    done.assert_code(0).assert_stdout_lines(&[received_line(&name, 12)]);
+    env.assert_delivered(&name);
+    assert_eq!(env.out_entries(), [name], "nothing partial kept");
     env.assert_no_leftovers();
 }

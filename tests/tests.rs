@@ -7,7 +7,6 @@
 mod util;
 
 mod attack;
-mod attack_output;
 mod attack_upload;
 mod chaos;
 mod cli;

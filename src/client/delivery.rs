@@ -370,9 +370,12 @@ pub(super) fn receive(
             }
             // With --continue a file of known size has its partial name from
             // the first byte: even a SIGKILL leaves it to resume.
+            // Where the partial's names cannot be had (another user's in a
+            // shared directory, a name too long for the prefix), the file
+            // still comes, keeping nothing if it is cut off.
             let created = if options.partial == Partial::Keep && !start.flags.size_unknown() {
                 let stamp = Stamp { size: start.size, mtime_ns: start.mtime_ns };
-                out_dir.create_partial(out, start.mode, stamp)
+                out_dir.create_partial(out, start.mode, stamp).or_else(|_| out_dir.create(out, start.mode))
             } else {
                 out_dir.create(out, start.mode)
             };

@@ -337,6 +337,15 @@ impl Mode {
             // --to), as `scp a host:renamed.txt`.
             let name = args.output.clone();
             if let Some(name) = &name {
+                use std::os::unix::ffi::OsStrExt;
+                let last = name.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+                if matches!(last, b"" | b"." | b"..") {
+                    let msg = format!(
+                        "--put with -O {}: not a file name (it names a directory); name the file to store, or use --to DIR",
+                        name.display()
+                    );
+                    return Err(exit_with(EXIT_USAGE, &msg));
+                }
                 if files.len() != 1 || name.as_os_str() == "-" {
                     let msg = format!(
                         "--put with -O {} stores one FILE under that name; {} were named",

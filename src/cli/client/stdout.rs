@@ -12,11 +12,16 @@ pub enum StreamTo<'a> {
     Special(&'a std::path::Path),
 }
 
-/// Whether `-O dest` names a character device or a FIFO (followed, as
-/// `cp` follows it), which the file is written into; `Err` for a block
-/// device or a socket, which it is not.
+/// Whether `-O dest` is written into rather than replaced by a file: a
+/// character device or a FIFO (followed, as `cp` follows it), or any path
+/// that reaches one of this process's open descriptors (`/dev/stdout`,
+/// `/dev/fd/N`, `/proc/self/fd/N`, or a symlink to one), which `cp` writes
+/// into too. `Err` for a block device or a socket, which it is not.
 pub fn special_dest(dest: &std::path::Path) -> Result<bool, String> {
     use std::os::unix::fs::FileTypeExt;
+    if through_descriptor(dest) {
+        return Ok(true);
+    }
     match std::fs::metadata(dest) {
         Ok(m) if m.file_type().is_char_device() || m.file_type().is_fifo() => Ok(true),
         Ok(m) if m.file_type().is_block_device() => Err("is a block device; not written".into()),
@@ -25,18 +30,65 @@ pub fn special_dest(dest: &std::path::Path) -> Result<bool, String> {
     }
 }
 
-/// Opens the device or FIFO `dest` for writing: a FIFO without a reader is
-/// an error at once, not a wait.
+/// Whether `path`, its symlinks followed one at a time, names one of this
+/// process's open descriptors.
+fn through_descriptor(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let own = format!("/proc/{}/fd/", std::process::id());
+    let mut at = path.to_path_buf();
+    // As many links as the kernel follows.
+    for _ in 0..40 {
+        let bytes = at.as_os_str().as_bytes();
+        let prefixes: [&[u8]; 4] = [b"/proc/self/fd/", b"/proc/thread-self/fd/", b"/dev/fd/", own.as_bytes()];
+        if prefixes.iter().any(|p| bytes.starts_with(p)) || matches!(bytes, b"/dev/stdout" | b"/dev/stderr") {
+            return true;
+        }
+        match std::fs::read_link(&at) {
+            Ok(target) if target.is_absolute() => at = target,
+            Ok(target) => at = at.parent().unwrap_or(std::path::Path::new("/")).join(target),
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Opens the device or FIFO `dest` for writing, checking what was opened
+/// (the path may have been swapped since it was looked at): a device or a
+/// FIFO, or, reached through an open descriptor, anything (a regular file
+/// is then written from its start, as `cp` writes it). A FIFO without a
+/// reader is an error at once, not a wait.
 fn open_special(dest: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(dest)
         .map_err(|e| match e.raw_os_error() {
             Some(libc::ENXIO) => std::io::Error::other("a FIFO that nobody reads"),
             _ => e,
-        })
+        })?;
+    let kind = file.metadata()?.file_type();
+    if kind.is_char_device() || kind.is_fifo() {
+        return Ok(file);
+    }
+    if through_descriptor(dest) && !kind.is_block_device() {
+        if kind.is_file() {
+            file.set_len(0)?;
+        }
+        return Ok(file);
+    }
+    Err(std::io::Error::other("no longer a device or a FIFO when it was opened; nothing written"))
+}
+
+/// Whether `file` is the file standard output writes to.
+fn is_stdout(file: &std::fs::File) -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::MetadataExt;
+    let out = std::io::stdout().as_fd().try_clone_to_owned().map(std::fs::File::from);
+    match (out.and_then(|o| o.metadata()), file.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// `--stdout`: the file's bytes to stdout (or into the device or FIFO
@@ -49,10 +101,15 @@ pub fn stream(
     cancel: &Arc<AtomicBool>,
 ) -> ExitCode {
     let mut bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
+    let mut quiet_stdout = false;
     let (opened, shown) = match to {
         StreamTo::Stdout => (common::StopOnError::stdout(Arc::clone(cancel)), "standard output".to_owned()),
         StreamTo::Special(dest) => (
-            open_special(dest).and_then(|f| common::StopOnError::new(f, Arc::clone(cancel))),
+            open_special(dest).and_then(|f| {
+                // Into standard output by another name: it holds the bytes alone.
+                quiet_stdout = is_stdout(&f);
+                common::StopOnError::new(f, Arc::clone(cancel))
+            }),
             dest.display().to_string(),
         ),
     };
@@ -88,7 +145,7 @@ pub fn stream(
     }
     match fetched {
         Ok(Outcome::Delivered { bytes }) => {
-            if let (StreamTo::Special(_), false) = (to, args.quiet) {
+            if let (StreamTo::Special(_), false) = (to, args.quiet || quiet_stdout) {
                 say(format_args!(
                     "{name}: received {} → {shown}",
                     if args.human { human_size(bytes) } else { common::byte_count(bytes) }
