@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use shmxfer::testing::protocol::{Command as Msg, FrameHeader, FrameKind, Reply};
+use shmxfer::testing::protocol::{Command as Msg, FrameHeader, FrameKind, PutFlags, Reply, StartFlags};
 
 use crate::util::{wait_until, TestEnv, BIG, BIG_TIMEOUT, CLIENT, MIB, TIMEOUT};
 
@@ -350,6 +350,35 @@ fn files_put_through_a_relay_arrive_byte_identical_with_to_and_no_clobber() {
     let done = env.run_client(&refused);
     done.assert_code(1).check(done.stdout.contains("refused by server"), "the refusal, as locally");
     assert_eq!(crate::util::dir_entries(&accept.join("in/box")), ["a.txt", "big.bin"], "nothing else left");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// Through a relay as locally: a file of /proc (its `fstat` says 0
+/// bytes) is stored with its real bytes, `-p` keeps the source's mtime and
+/// `-u` skips a copy that is up to date.
+#[test]
+fn a_proc_file_and_put_u_p_go_through_a_relay_as_locally() {
+    let env = TestEnv::new("relay_put_sizeless");
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    let version = fs::read("/proc/version").unwrap();
+    let mut put = vec!["--put", "/proc/version"];
+    put.extend(remote_args(&rsh));
+    env.run_client(&put)
+        .assert_code(0)
+        .assert_stdout_lines(&[format!("/proc/version: sent {} bytes → version", version.len())]);
+    assert_eq!(fs::read(accept.join("version")).unwrap(), version);
+    let file = env.tmp().join("a.txt");
+    fs::write(&file, b"kept time\n").unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+    for (flag, line) in [("-p", "sent 10 bytes → a.txt"), ("-u", "skipped: up to date on the server")] {
+        let mut args = vec!["--put", flag, s(&file)];
+        args.extend(remote_args(&rsh));
+        env.run_client(&args).assert_code(0).assert_stdout_lines(&[format!("{}: {line}", s(&file))]);
+        assert_eq!(fs::metadata(accept.join("a.txt")).unwrap().modified().unwrap(), old, "{flag}");
+    }
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
@@ -702,7 +731,7 @@ fn put_refuses_the_flags_of_a_fetch_locally_and_through_a_relay() {
     let rsh = script(&env, "rsh", "echo ran >&2\nexit 9\n");
     let dest = env.tmp().join("dest");
     // (`-O NAME` names where the one file is stored: not refused.)
-    for flag in [&["-C"][..], &["--continue"], &["-u"], &["--update"], &["-p"], &["--stdout"]] {
+    for flag in [&["-C"][..], &["--continue"], &["--stdout"]] {
         for through in [false, true] {
             let mut args = vec!["--put", s(&file)];
             args.extend_from_slice(flag);
@@ -731,18 +760,17 @@ fn records(bodies: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-fn put_record(seq: u32, path: &[u8], size: u64) -> Vec<u8> {
-    Msg::Put {
-        client_pid: 1,
-        seq,
-        region: "/unused".into(),
-        path: path.to_vec(),
-        size,
-        mode: 0o644,
-        if_exists: shmxfer::upload::PutIfExists::Replace,
-    }
-    .encode()
-    .unwrap()
+fn put_record(seq: u32, path: &[u8]) -> Vec<u8> {
+    Msg::Put { client_pid: 1, seq, region: "/unused".into(), path: path.to_vec(), flags: PutFlags::NONE }
+        .encode()
+        .unwrap()
+}
+
+/// The `Start` frame of upload `seq`: `size` bytes.
+fn start_record(seq: u32, size: u64) -> Vec<u8> {
+    let mut start = Vec::new();
+    Reply::Start { size, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }.encode_payload(&mut start);
+    frame_record(FrameKind::Start, seq, &start)
 }
 
 fn frame_record(kind: FrameKind, seq: u32, payload: &[u8]) -> Vec<u8> {
@@ -808,7 +836,11 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
         ("over the bound", [over, vec![0; 16]].concat(), "more than the"),
         (
             "another request's frame",
-            records(&[put_record(1, b"victim.bin", 100), frame_record(FrameKind::Data, 2, &data)]),
+            records(&[
+                put_record(1, b"victim.bin"),
+                start_record(1, 100),
+                frame_record(FrameKind::Data, 2, &data),
+            ]),
             "a frame of request 2 during upload 1",
         ),
         (
@@ -819,7 +851,8 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
         (
             "an End that does not decode",
             records(&[
-                put_record(1, b"victim.bin", 100),
+                put_record(1, b"victim.bin"),
+                start_record(1, 100),
                 frame_record(FrameKind::Data, 1, &data),
                 frame_record(FrameKind::End, 1, &[7; 3]),
             ]),
@@ -827,14 +860,32 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
         ),
         (
             "cut inside an upload",
-            records(&[put_record(1, b"victim.bin", 100), frame_record(FrameKind::Data, 1, &data)]),
+            records(&[
+                put_record(1, b"victim.bin"),
+                start_record(1, 100),
+                frame_record(FrameKind::Data, 1, &data),
+            ]),
             "it ended inside upload 1",
         ),
-        ("a Put out of the directory, cut", records(&[put_record(1, b"../escape", 100)]), "inside upload 1"),
-        ("a Put of request 0", records(&[put_record(0, b"victim.bin", 0)]), "which is no new request"),
+        (
+            "a Put out of the directory, cut",
+            records(&[put_record(1, b"../escape"), start_record(1, 100)]),
+            "inside upload 1",
+        ),
+        (
+            "a Put of request 0",
+            records(&[put_record(0, b"victim.bin"), start_record(0, 0)]),
+            "which is no new request",
+        ),
         (
             "a request's seq again",
-            records(&[put_record(1, b"first.bin", 0), end_record(1, b""), put_record(1, b"victim.bin", 0)]),
+            records(&[
+                put_record(1, b"first.bin"),
+                start_record(1, 0),
+                end_record(1, b""),
+                put_record(1, b"victim.bin"),
+                start_record(1, 0),
+            ]),
             "a Put of request 1, which is no new request",
         ),
     ];
@@ -866,7 +917,8 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
     // A whole upload of `../escape`: refused by the server (the relay passes
     // its answer on; the client's exit then says so), nothing written.
     let escape = records(&[
-        put_record(1, b"../escape", 100),
+        put_record(1, b"../escape"),
+        start_record(1, 100),
         frame_record(FrameKind::Data, 1, &data),
         end_record(1, &data),
     ]);
@@ -879,7 +931,8 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
     assert!(!env.tmp().join("escape").exists(), "nothing beside it");
     // The relay's own stream is whole: a good upload still goes.
     let good = records(&[
-        put_record(1, b"good.bin", 100),
+        put_record(1, b"good.bin"),
+        start_record(1, 100),
         frame_record(FrameKind::Data, 1, &data),
         end_record(1, &data),
     ]);

@@ -15,8 +15,9 @@ use crate::fs::output::{
     Clobber, Found, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update,
 };
 use crate::os::sys::IO_CHUNK;
-use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
+use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN};
 use crate::transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
+use crate::transfer::send_file::Announced;
 
 /// Requests a client keeps in flight: the server always has the next file
 /// queued, and one client never fills the shared queue (10 messages).
@@ -447,59 +448,6 @@ pub(super) fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e:
             format!("creating a file in {dir}: {e}; raise ulimit -n")
         }
         _ => format!("creating a file in {dir}: {e}"),
-    }
-}
-
-/// A file's size as its `Start` frame tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Announced {
-    /// The file has exactly this many bytes; the `End` count must match.
-    Exactly(u64),
-    /// The size was not known to the server (procfs, sysfs, or `fstat`
-    /// said 0): it read to the end, and the `End` count is the truth; what
-    /// `fstat` said rides along for the progress bar.
-    Unknown { told: u64 },
-}
-
-impl Announced {
-    pub(super) fn of(size: u64, flags: StartFlags) -> Announced {
-        if flags.size_unknown() {
-            Announced::Unknown { told: size }
-        } else {
-            Announced::Exactly(size)
-        }
-    }
-
-    /// The most bytes that may arrive.
-    pub(super) fn limit(self) -> u64 {
-        match self {
-            Announced::Exactly(size) => size,
-            Announced::Unknown { .. } => MAX_UNKNOWN_SIZE,
-        }
-    }
-
-    /// Whether the server's final count is the size it announced.
-    pub(super) fn agrees(self, count: u64) -> bool {
-        match self {
-            Announced::Exactly(size) => count == size,
-            Announced::Unknown { .. } => count <= MAX_UNKNOWN_SIZE,
-        }
-    }
-
-    /// The size as the `Start` frame carried it.
-    pub(super) fn told(self) -> u64 {
-        match self {
-            Announced::Exactly(size) | Announced::Unknown { told: size } => size,
-        }
-    }
-}
-
-impl std::fmt::Display for Announced {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Announced::Exactly(size) => write!(f, "{size}"),
-            Announced::Unknown { .. } => write!(f, "an unknown size"),
-        }
     }
 }
 

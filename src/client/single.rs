@@ -13,6 +13,7 @@ use crate::fs::output::{Clobber, OutputPath};
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::Reply;
 use crate::transfer::outcome::{FailReason, Outcome};
+use crate::transfer::send_file::Announced;
 
 use super::delivery::*;
 

@@ -44,15 +44,6 @@ impl Snapshot {
             ctime: (st.st_ctime, st.st_ctime_nsec),
         }
     }
-
-    pub(crate) fn of_metadata(meta: &std::fs::Metadata) -> Snapshot {
-        use std::os::unix::fs::MetadataExt;
-        Snapshot {
-            size: meta.size() as i64,
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
 }
 
 /// The kind of a file, as `fstat` tells it.

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::programs::MAX_PATH_LEN;
-use crate::upload::{LocalSkipReason, LocalTree, PutIfExists, ReasonCode, UploadAnswer};
-use crate::{FailReason, Progress, SkipReason, Summary};
+use crate::upload::{LocalSkipReason, LocalTree, PutIfExists, PutOptions, ReasonCode, UploadAnswer};
+use crate::{FailReason, Progress, SkipReason, Summary, Times, Update};
 
 use super::*;
 use crate::cli::json::{self, Why};
@@ -232,8 +232,8 @@ fn refuse_long_paths(plan: &mut Plan) {
 }
 
 /// Passes progress on to the bar and keeps the size of the file as it was
-/// opened for sending (what a stored file's line reports) and the bytes
-/// sent so far (what the line of a file cut off reports).
+/// opened for sending and the bytes sent so far (what the line of a
+/// stored file and of one cut off report).
 struct Sending<'a> {
     bar: &'a mut Bar,
     size: Option<u64>,
@@ -346,6 +346,9 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
         eprintln!("shm_client: warning: {} named more than once; sent once", quote_path(local));
     }
     let if_exists = if args.no_clobber { PutIfExists::Skip } else { PutIfExists::Replace };
+    let update = if args.update { Update::IfNewer } else { Update::Always };
+    let times = if args.preserve { Times::Preserve } else { Times::Now };
+    let options = PutOptions::new().if_exists(if_exists).update(update).times(times);
     let format = if args.json { Format::Json } else { Format::Text };
     let bar = Bar::new(!args.quiet && !args.json && std::io::stderr().is_terminal());
     let mut out = Printer { bar, format, quiet: args.quiet, summary: Summary::default() };
@@ -395,19 +398,20 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
         let request = local.as_os_str().as_bytes();
         let mut sending = Sending { bar: &mut out.bar, size: None, sent: 0 };
         let sent = match source {
-            Source::Named => client.put_file_with(local, remote, if_exists, &mut sending),
+            Source::Named => client.put_file_with(local, remote, &options, &mut sending),
             Source::InTree { tree, file } => {
                 let tree = &plan.trees[*tree];
-                client.put_tree_file_with(tree, &tree.files[*file], remote, if_exists, &mut sending)
+                client.put_tree_file_with(tree, &tree.files[*file], remote, &options, &mut sending)
             }
         };
-        // The size of the file that was sent (and verified by the server),
-        // not what the walk saw nor what is at the path now.
+        // The size `fstat` gave when the file was opened, and the bytes that
+        // left: of a stored file, what the server verified (not what the
+        // walk saw, nor what `fstat` says of a file in /proc or /sys).
         let (sent_size, sent_so_far) = (sending.size, sending.sent);
         let quiet = out.quiet;
         match sent {
             Ok(UploadAnswer::Stored) => {
-                let size = sent_size.unwrap_or(0);
+                let size = sent_so_far;
                 out.summary.delivered += 1;
                 out.summary.bytes += size;
                 let line = (!quiet).then(|| format!("{shown}: sent {size} bytes → {remote_shown}"));
@@ -419,6 +423,14 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                 out.line(line, || {
                     let why = Some(Why::Skip(SkipReason::Exists));
                     json::upload_line(request, remote, "skipped", 0, why, Some("exists on the server"))
+                });
+            }
+            Ok(UploadAnswer::UpToDate) => {
+                out.summary.skipped += 1;
+                let line = (!quiet).then(|| format!("{shown}: skipped: up to date on the server"));
+                out.line(line, || {
+                    let why = Some(Why::Skip(SkipReason::UpToDate));
+                    json::upload_line(request, remote, "skipped", 0, why, Some("up to date on the server"))
                 });
             }
             Ok(UploadAnswer::NotAccepting) => {
