@@ -27,6 +27,7 @@ use crate::fs::source::{FileKind, OpenFailure, Root};
 use crate::fs::walk::{Limits, SkipReason, Visit, Walk};
 use crate::protocol::{PutFlags, PutIfExists, Reply, SessionKind, UploadAnswer};
 use crate::shm_region::ring::WAIT_SLICE;
+use crate::transfer::codes::os_error;
 use crate::transfer::send_file::{send_source, Ask, FrameSink, Sent, Source};
 use crate::transfer::Meter;
 
@@ -99,7 +100,7 @@ impl LocalTree {
     pub fn walk(dir: &Path) -> Result<LocalTree> {
         let root = Root::open(dir)?;
         let walk = Walk::new(&root, b"", TREE_LIMITS)
-            .map_err(|failure| Error::local("open", &dir.display().to_string(), failure_error(failure)))?;
+            .map_err(|failure| Error::local("open", &dir.display().to_string(), os_error(&failure)))?;
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
         for visit in walk {
             match visit {
@@ -253,23 +254,6 @@ impl FrameSink for Client {
     }
 }
 
-/// An [`OpenFailure`] of a local file as the OS error it stands for.
-fn failure_error(failure: OpenFailure) -> io::Error {
-    let errno = match failure {
-        OpenFailure::Missing => libc::ENOENT,
-        OpenFailure::OutsideRoot => return io::Error::other("a symbolic link on the way; not followed"),
-        OpenFailure::PermissionDenied => libc::EACCES,
-        OpenFailure::NameTooLong => libc::ENAMETOOLONG,
-        OpenFailure::InvalidPath => libc::EINVAL,
-        OpenFailure::OutOfResources(e) | OpenFailure::Os(e) => return e,
-        OpenFailure::WrongKind(crate::fs::source::FileKind::Directory) => libc::EISDIR,
-        OpenFailure::WrongKind(kind) => {
-            return io::Error::other(format!("{}, not a regular file", kind.text()))
-        }
-    };
-    io::Error::from_raw_os_error(errno)
-}
-
 impl Client {
     /// As [`Client::connect`], for a session that sends files to the
     /// server ([`Client::put_file`]); the server takes it only when it was
@@ -369,7 +353,7 @@ impl Client {
         let opened = tree
             .root
             .open_file_no_symlinks(&file.path)
-            .map_err(|f| Error::local("open", &shown, failure_error(f)))?;
+            .map_err(|f| Error::local("open", &shown, os_error(&f)))?;
         let name = shown.rsplit('/').next().unwrap_or_default().to_owned();
         self.put_open(opened, &shown, &name, remote, options, progress)
     }
@@ -388,12 +372,9 @@ impl Client {
         options: &PutOptions,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
-        match FileKind::of(&st) {
-            FileKind::Regular => {}
-            FileKind::Directory => {
-                return Err(Error::local("open", shown, io::Error::from_raw_os_error(libc::EISDIR)))
-            }
-            _ => return Err(Error::local("open", shown, io::Error::from_raw_os_error(libc::EINVAL))),
+        let kind = FileKind::of(&st);
+        if kind != FileKind::Regular {
+            return Err(Error::local("open", shown, os_error(&OpenFailure::WrongKind(kind))));
         }
         self.producer()?;
         let seq = self.request_put(remote, options.flags())?;

@@ -31,6 +31,7 @@ use crate::os::sys::IO_CHUNK;
 use crate::protocol::{DataEnd, FrameKind, PutFlags, PutIfExists, ReasonCode, Reply, Stamp, UploadAnswer};
 use crate::shm_region::ring::Consumer;
 use crate::text::byte_count;
+use crate::transfer::codes::io_reason;
 use crate::transfer::send_file::{up_to_date, Announced};
 use crate::transfer::Meter;
 
@@ -68,40 +69,10 @@ pub(crate) struct Stopped {
     pub bytes: u64,
 }
 
-/// The reason code of a failed create or write.
+/// The reason code of a failed create, write or rename ([`io_reason`]);
+/// nothing there (the directory went away) is [`ReasonCode::Other`].
 fn failure_code(e: &io::Error) -> ReasonCode {
-    if e.kind() == io::ErrorKind::NotADirectory {
-        // A directory component that is a symlink or not a directory
-        // ([`OutDir`] follows none).
-        return ReasonCode::OutsideRoot;
-    }
-    match e.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT | libc::EMFILE | libc::ENFILE | libc::ENOMEM) => {
-            ReasonCode::OutOfResources
-        }
-        Some(libc::EACCES | libc::EPERM | libc::EROFS) => ReasonCode::PermissionDenied,
-        Some(libc::ENAMETOOLONG) => ReasonCode::NameTooLong,
-        // A symlink or a non-directory where a directory component was.
-        Some(libc::ELOOP | libc::ENOTDIR) => ReasonCode::OutsideRoot,
-        Some(libc::EISDIR) => ReasonCode::IsDirectory,
-        Some(_) => ReasonCode::Other,
-        // An error about a directory component carries its kind and the
-        // component's name, not the errno.
-        None => match e.kind() {
-            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::OutOfMemory => {
-                ReasonCode::OutOfResources
-            }
-            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                ReasonCode::PermissionDenied
-            }
-            io::ErrorKind::InvalidFilename => ReasonCode::NameTooLong,
-            io::ErrorKind::IsADirectory => ReasonCode::IsDirectory,
-            // A device, a FIFO or a socket holds the name: never replaced
-            // ([`Sink::persist`]).
-            io::ErrorKind::AlreadyExists => ReasonCode::NotRegular,
-            _ => ReasonCode::Other,
-        },
-    }
+    io_reason(e).unwrap_or(ReasonCode::Other)
 }
 
 /// Where the upload goes, or the answer that it does not.
@@ -149,7 +120,35 @@ fn refused_or_failed(code: ReasonCode) -> UploadAnswer {
         ReasonCode::OutsideRoot | ReasonCode::IsDirectory | ReasonCode::NotRegular => {
             UploadAnswer::Refused(code)
         }
-        _ => UploadAnswer::Failed(code),
+        ReasonCode::PermissionDenied
+        | ReasonCode::NameTooLong
+        | ReasonCode::InvalidPath
+        | ReasonCode::Changed
+        | ReasonCode::ReadFailed
+        | ReasonCode::WrongSession
+        | ReasonCode::OutOfResources
+        | ReasonCode::TooLarge
+        | ReasonCode::Cancelled
+        | ReasonCode::Other => UploadAnswer::Failed(code),
+    }
+}
+
+/// The code the server answers an upload the client gave up with: its own
+/// where the client may say so (the source changed, a read failed, a file
+/// of unknown size grew past its bound), else [`ReasonCode::Other`].
+fn given_up_code(code: ReasonCode) -> ReasonCode {
+    match code {
+        ReasonCode::Changed | ReasonCode::ReadFailed | ReasonCode::TooLarge => code,
+        ReasonCode::OutsideRoot
+        | ReasonCode::IsDirectory
+        | ReasonCode::NotRegular
+        | ReasonCode::PermissionDenied
+        | ReasonCode::NameTooLong
+        | ReasonCode::InvalidPath
+        | ReasonCode::WrongSession
+        | ReasonCode::OutOfResources
+        | ReasonCode::Cancelled
+        | ReasonCode::Other => ReasonCode::Other,
     }
 }
 
@@ -272,10 +271,7 @@ fn receive(
             // size): nothing of it is kept.
             FrameKind::Error => match Reply::decode(FrameKind::Error, payload)? {
                 Reply::Error { code, reason } => {
-                    let code = match code {
-                        ReasonCode::Changed | ReasonCode::ReadFailed | ReasonCode::TooLarge => code,
-                        _ => ReasonCode::Other,
-                    };
+                    let code = given_up_code(code);
                     let why = format!("the client gave the file up: {reason}");
                     let (answer, why) = failed.unwrap_or((UploadAnswer::Failed(code), why));
                     drop(writing);

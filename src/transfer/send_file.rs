@@ -19,13 +19,14 @@ use nix::sys::statfs::{
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::Result;
-use crate::fs::source::{FileKind, OpenFailure, Root, Snapshot};
+use crate::fs::source::{OpenFailure, Root, Snapshot};
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::{
     DataEnd, GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS,
 };
 use crate::shm_region::ring::Producer;
 use crate::text::byte_count;
+use crate::transfer::codes::{os_error, wire_codes};
 use crate::transfer::Meter;
 
 /// What became of one file request, as far as the server knows.
@@ -44,32 +45,24 @@ pub(crate) fn refused(code: ReasonCode, reason: impl Into<String>) -> Reply {
     Reply::Refused { code, reason: reason.into() }
 }
 
-/// A failure on the server's side with its code and the text beside it.
-fn failed(code: ReasonCode, reason: impl Into<String>) -> Reply {
-    Reply::Error { code, reason: reason.into() }
-}
-
-/// How the client is told that `path` was not opened.
+/// How the client is told that `path` was not opened: not found, or the
+/// code of [`wire_codes`] with its words; a refusal, but for an OS error
+/// the opener does not sort (a failure on the server's side).
 fn refusal(path: &str, why: OpenFailure) -> Reply {
-    match why {
-        OpenFailure::Missing => Reply::NotFound,
-        OpenFailure::OutsideRoot => {
-            refused(ReasonCode::OutsideRoot, format!("{path} leads outside the served directory"))
-        }
-        OpenFailure::PermissionDenied => refused(ReasonCode::PermissionDenied, "permission denied"),
-        OpenFailure::NameTooLong => refused(ReasonCode::NameTooLong, "name too long"),
-        OpenFailure::InvalidPath => refused(ReasonCode::InvalidPath, "invalid path"),
-        OpenFailure::OutOfResources(e) => {
-            refused(ReasonCode::OutOfResources, format!("the server is out of resources: {e}"))
-        }
-        OpenFailure::WrongKind(kind) => {
-            let code = match kind {
-                FileKind::Directory => ReasonCode::IsDirectory,
-                _ => ReasonCode::NotRegular,
-            };
-            refused(code, format!("{path} is {}", kind.text()))
-        }
-        OpenFailure::Os(e) => failed(ReasonCode::Other, format!("opening {path}: {e}")),
+    let Some(code) = wire_codes(&why).reason else { return Reply::NotFound };
+    let reason = match &why {
+        OpenFailure::OutsideRoot => format!("{path} leads outside the served directory"),
+        OpenFailure::PermissionDenied => "permission denied".into(),
+        OpenFailure::NameTooLong => "name too long".into(),
+        OpenFailure::InvalidPath => "invalid path".into(),
+        OpenFailure::OutOfResources(e) => format!("the server is out of resources: {e}"),
+        OpenFailure::WrongKind(kind) => format!("{path} is {}", kind.text()),
+        OpenFailure::Missing | OpenFailure::Os(_) => format!("opening {path}: {}", os_error(&why)),
+    };
+    if matches!(why, OpenFailure::Os(_)) {
+        Reply::Error { code, reason }
+    } else {
+        Reply::Refused { code, reason }
     }
 }
 

@@ -62,8 +62,12 @@ fn refusal_text(code: ReasonCode) -> &'static str {
         ReasonCode::NameTooLong => "a name too long for the server's file system",
         ReasonCode::Changed => "the file changed while it was sent; nothing was kept",
         ReasonCode::ReadFailed => "reading the file failed; nothing was kept",
-        ReasonCode::TooLarge => "more bytes than announced; nothing was kept",
-        _ => "it failed on the server; nothing was kept",
+        ReasonCode::TooLarge => {
+            "more bytes than announced (or than the 64 MiB of a file of unknown size); nothing was kept"
+        }
+        ReasonCode::NotRegular | ReasonCode::WrongSession | ReasonCode::Cancelled | ReasonCode::Other => {
+            "it failed on the server; nothing was kept"
+        }
     }
 }
 
