@@ -750,6 +750,89 @@ fn put_refuses_the_flags_of_a_fetch_locally_and_through_a_relay() {
     env.assert_no_leftovers();
 }
 
+/// `--put` through a relay that finds no server: no file reached a server,
+/// so none is "cut off after 3 B of 3 B"; each is not sent, and the summary
+/// says so (not "not fetched").
+#[test]
+fn put_through_a_relay_that_finds_no_server_names_every_file_not_sent() {
+    let env = TestEnv::new("relay_put_none_there");
+    let rsh = local_rsh(&env);
+    let (h, i) = (env.tmp().join("h.txt"), env.tmp().join("i.txt"));
+    fs::write(&h, b"hi\n").unwrap();
+    fs::write(&i, b"yo\n").unwrap();
+    let mut args = vec!["--put", s(&h), s(&i), "--wait", "0"];
+    args.extend(remote_args(&rsh));
+    let done = env.run_client(&args);
+    done.assert_code(3)
+        .assert_stdout_lines(&[
+            format!("{}: not sent: the server could not be reached", s(&h)),
+            format!("{}: not sent: the server could not be reached", s(&i)),
+        ])
+        .check(done.stderr.contains("2 files: 0 delivered, 2 not sent;"), "the summary counts them not sent")
+        .check(!done.stderr.contains("not fetched"), "an upload's summary says nothing of fetching");
+    env.assert_no_leftovers();
+}
+
+/// A relay on the other end that plays a server: it writes `frames` (of
+/// request 1) and ends. The records go through a file, so that any number
+/// of them is written as fast as the client reads.
+fn playing_relay(env: &TestEnv, frames: &[(FrameKind, Vec<u8>)]) -> PathBuf {
+    let mut stream = Vec::new();
+    for (kind, payload) in frames {
+        let record = frame_record(*kind, 1, payload);
+        stream.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        stream.extend_from_slice(&record);
+    }
+    let records = env.tmp().join("records");
+    fs::write(&records, stream).unwrap();
+    script(env, "rsh", &format!("cat '{}'\n", records.display()))
+}
+
+fn start_payload(size: u64, flags: StartFlags) -> Vec<u8> {
+    let mut payload = Vec::new();
+    Reply::Start { size, mode: 0o644, flags, mtime_ns: 0 }.encode_payload(&mut payload);
+    payload
+}
+
+/// The relay ends after 100 of a file's 1000 bytes: the line of the file
+/// cut off counts the 100 that came (it said 0: the bytes were told in
+/// pieces of 1 MiB).
+#[test]
+fn a_fetch_cut_off_counts_the_bytes_that_came() {
+    let env = TestEnv::new("relay_cut_count");
+    let rsh = playing_relay(
+        &env,
+        &[(FrameKind::Start, start_payload(1000, StartFlags::NONE)), (FrameKind::Data, vec![7; 100])],
+    );
+    let done = env.run_client(&["-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "a.txt"]);
+    done.assert_code(4).check(
+        done.stdout.starts_with("a.txt: failed: cut off after 100 B of 1000 B: "),
+        "the bytes that came",
+    );
+    assert!(env.out_entries().is_empty(), "nothing kept");
+}
+
+/// A server (here a relay playing one) that sends more than the 64 MiB a
+/// file of unknown size may have is named so, not "more than the announced
+/// an unknown size bytes".
+#[test]
+fn more_than_a_file_of_unknown_size_may_have_is_named_so() {
+    let env = TestEnv::new("relay_unknown_over");
+    let chunk = 4000;
+    let mut frames = vec![(FrameKind::Start, start_payload(0, StartFlags::SIZE_UNKNOWN))];
+    let pieces = (64 * MIB) as usize / chunk + 1;
+    frames.extend(std::iter::repeat_n((FrameKind::Data, vec![1u8; chunk]), pieces));
+    let rsh = playing_relay(&env, &frames);
+    let done = env.client(&["-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "a.txt"]).finish(BIG_TIMEOUT);
+    done.assert_code(4)
+        .check(
+            done.stderr.contains("server sent more than the 67108864 bytes a file of unknown size may have"),
+            "names the bound of a file of unknown size",
+        )
+        .check(!done.stderr.contains("an unknown size bytes"), "no broken sentence");
+    assert!(env.out_entries().is_empty(), "nothing kept");
+}
+
 /// A stream of upload records: each body with its length before it.
 fn records(bodies: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();

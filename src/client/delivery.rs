@@ -40,6 +40,10 @@ pub trait Progress {
     /// The partial file kept for `name` is not resumed: its source changed
     /// since (size or mtime); the file starts over.
     fn starting_over(&mut self, _name: &str) {}
+    /// The partial file kept for `name` (`kept` bytes) is not resumed: it
+    /// is longer than its source (`size` bytes), which did not change
+    /// since; the file starts over.
+    fn partial_longer(&mut self, _name: &str, _kept: u64, _size: u64) {}
     /// The file in progress was cut off and its first `bytes` bytes are
     /// kept for resuming ([`Partial::Keep`]).
     fn kept_partial(&mut self, _bytes: u64) {}
@@ -365,8 +369,16 @@ pub(super) fn receive(
             }
         }
         (Ok(out_dir), kept, false) => {
-            if kept.is_some() {
-                progress.starting_over(&out.shown_path().to_string_lossy());
+            if let Some(kept) = kept {
+                // Not resumed: the source is another, or the partial is
+                // longer than the very source it was cut from.
+                let name = out.shown_path().to_string_lossy().into_owned();
+                let source = Stamp { size: start.size, mtime_ns: start.mtime_ns };
+                if kept.stamp == source && kept.len > start.size {
+                    progress.partial_longer(&name, kept.len, start.size);
+                } else {
+                    progress.starting_over(&name);
+                }
                 out_dir.discard_kept(out);
             }
             // With --continue a file of known size has its partial name from
@@ -573,7 +585,15 @@ pub(super) fn read_body(
     }
     loop {
         // A `DataEnd` is its data, then its end.
-        let (len, control) = match client.next_frame(seq, &mut chunk[fill..])? {
+        let frame = match client.next_frame(seq, &mut chunk[fill..]) {
+            Ok(frame) => frame,
+            Err(e) => {
+                // The bytes that came count, for the line of a file cut off.
+                progress.advance(unreported);
+                return Err(e);
+            }
+        };
+        let (len, control) = match frame {
             Frame::Data(len) => (len, None),
             Frame::DataEnd(last) => {
                 (last.len, Some(Reply::End { count: last.count, checksum: last.checksum }))
@@ -583,7 +603,8 @@ pub(super) fn read_body(
         if len > 0 {
             received += u64::from(len);
             if received > size.limit() {
-                return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
+                progress.advance(unreported);
+                return Err(Error::Protocol(size.exceeded()));
             }
         }
         if len > 0 && taking == Taking::Yes {

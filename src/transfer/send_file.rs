@@ -439,6 +439,17 @@ impl Announced {
         }
     }
 
+    /// What is wrong with more bytes than [`Announced::limit`].
+    pub(crate) fn exceeded(self) -> String {
+        match self {
+            Announced::Exactly(size) => format!("server sent more than the announced {}", byte_count(size)),
+            Announced::Unknown { .. } => format!(
+                "server sent more than the {} a file of unknown size may have",
+                byte_count(MAX_UNKNOWN_SIZE)
+            ),
+        }
+    }
+
     /// The size as the `Start` frame carried it.
     pub(crate) fn told(self) -> u64 {
         match self {

@@ -355,7 +355,7 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
     let options = PutOptions::new().if_exists(if_exists).update(update).times(times);
     let format = if args.json { Format::Json } else { Format::Text };
     let bar = Bar::new(!args.quiet && !args.json && std::io::stderr().is_terminal());
-    let mut out = Printer { bar, format, quiet: args.quiet, summary: Summary::default() };
+    let mut out = Printer { bar, format, quiet: args.quiet, summary: Summary::default().of_uploads() };
     let sends = plan.items.iter().filter(|i| matches!(i, Item::Send { .. })).count();
     // Every entry, those a tree's walk left out too (as a fetch's `-r`
     // counts the entries its listing left out).
@@ -444,7 +444,7 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                     args.queue
                 );
                 out.summary.refused += 1;
-                out.summary.not_fetched += sends_after(&plan.items, at);
+                out.summary.not_fetched += sends_from(&plan.items, at + 1);
                 if format == Format::Json {
                     let why = Some(Why::Fail(FailReason::WrongSession));
                     say(format_args!(
@@ -454,7 +454,7 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                 }
                 name_the_rest(
                     &plan.items,
-                    at,
+                    at + 1,
                     format,
                     FailReason::WrongSession,
                     "not sent: the server takes no uploads",
@@ -523,11 +523,21 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                 }
             }
             Err(e) => {
+                out.bar.clear();
+                if let Error::Remote { .. } = e {
+                    // The relay never opened a session (no server on the
+                    // host, no shm_client there, the host not reached):
+                    // nothing left, this file and the rest are not sent.
+                    out.summary.not_fetched += sends_from(&plan.items, at);
+                    let not_sent = "not sent: the server could not be reached";
+                    name_the_rest(&plan.items, at, format, FailReason::SessionLost, not_sent);
+                    out.finish(started);
+                    return fail(&e);
+                }
                 // Interrupted, or the session lost: a line for the file cut
                 // off and for each one not sent, as a fetch prints them.
                 out.summary.failed += 1;
-                out.summary.not_fetched += sends_after(&plan.items, at);
-                out.bar.clear();
+                out.summary.not_fetched += sends_from(&plan.items, at + 1);
                 let cut = sent_size.map(|size| {
                     format!("cut off after {} of {}: ", human_size(sent_so_far), human_size(size))
                 });
@@ -543,7 +553,8 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                     }
                 }
                 let rest = if matches!(e, Error::Cancelled) { "interrupted" } else { "session lost" };
-                name_the_rest(&plan.items, at, format, FailReason::SessionLost, &format!("not sent: {rest}"));
+                let not_sent = format!("not sent: {rest}");
+                name_the_rest(&plan.items, at + 1, format, FailReason::SessionLost, &not_sent);
                 out.finish(started);
                 return fail(&e);
             }
@@ -558,10 +569,10 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
 }
 
 /// A line (or a JSON object, skipped for `reason`) saying `not_sent` for
-/// each file still to send after item `at`: the run ends, and none goes
+/// each file to send from item `from` on: the run ends, and none goes
 /// unnamed.
-fn name_the_rest(items: &[Item], at: usize, format: Format, reason: FailReason, not_sent: &str) {
-    for item in &items[at + 1..] {
+fn name_the_rest(items: &[Item], from: usize, format: Format, reason: FailReason, not_sent: &str) {
+    for item in &items[from..] {
         if let Item::Send { local, remote, .. } = item {
             match format {
                 Format::Text => say(format_args!("{}: {not_sent}", quote_path(local))),
@@ -578,9 +589,9 @@ fn name_the_rest(items: &[Item], at: usize, format: Format, reason: FailReason, 
     }
 }
 
-/// The files still to send after item `at`.
-fn sends_after(items: &[Item], at: usize) -> usize {
-    items[at + 1..].iter().filter(|i| matches!(i, Item::Send { .. })).count()
+/// The files to send from item `from` on.
+fn sends_from(items: &[Item], from: usize) -> usize {
+    items[from..].iter().filter(|i| matches!(i, Item::Send { .. })).count()
 }
 
 #[cfg(test)]
