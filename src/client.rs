@@ -35,7 +35,7 @@ use crate::os::names::{create_under_fresh_name, validate_queue_name, SessionName
 use crate::os::queue::{self, SendError};
 use crate::os::semaphore::Semaphore;
 use crate::protocol::{
-    normalize_path, AnswerCount, Command, DataEnd, FrameHeader, FrameKind, GetCondition, PutIfExists, Reply,
+    normalize_path, AnswerCount, Command, DataEnd, FrameHeader, FrameKind, GetCondition, PutFlags, Reply,
     ServerStatus, SessionKind, SessionStatus, SkipCode, StopKind,
 };
 use crate::shm_region::pacing::Pacing;
@@ -130,6 +130,18 @@ impl Upstream<'_> {
         match self {
             Upstream::Ring(p) => p.send(seq, reply),
             Upstream::Relay(link) => link.send_reply(seq, reply),
+        }
+    }
+
+    /// Sends a file's last bytes and its end in one frame.
+    ///
+    /// # Errors
+    ///
+    /// As [`Upstream::send_data`].
+    pub(crate) fn send_data_end(&mut self, seq: u32, bytes: &[u8], count: u64, checksum: u64) -> Result<()> {
+        match self {
+            Upstream::Ring(p) => p.send_data_end(seq, bytes, count, checksum),
+            Upstream::Relay(link) => link.send_data_end(seq, bytes, count, checksum),
         }
     }
 }
@@ -599,22 +611,16 @@ impl Client {
         self.send_limit
     }
 
-    /// Announces the upload of `path` (`size` bytes, permission bits
-    /// `mode`); its frames carry the returned sequence number.
+    /// Announces the upload of `path` as `flags` ask; its frames carry the
+    /// returned sequence number.
     ///
     /// # Errors
     ///
     /// As [`Client::request`].
-    pub(crate) fn request_put(
-        &mut self,
-        path: &[u8],
-        size: u64,
-        mode: u32,
-        if_exists: PutIfExists,
-    ) -> Result<u32> {
+    pub(crate) fn request_put(&mut self, path: &[u8], flags: PutFlags) -> Result<u32> {
         let seq = self.take_seq();
         let (client_pid, region, path) = (self.pid, self.region_name(), path.to_vec());
-        self.send(&Command::Put { client_pid, seq, region, path, size, mode, if_exists })?;
+        self.send(&Command::Put { client_pid, seq, region, path, flags })?;
         Ok(seq)
     }
 
@@ -645,9 +651,7 @@ impl Client {
             Command::List { seq, prefix, .. } => Command::List { client_pid, seq, region, prefix },
             Command::Cancel { seq, .. } => Command::Cancel { client_pid, seq, region },
             Command::Status { seq, .. } => Command::Status { client_pid, seq, region },
-            Command::Put { seq, path, size, mode, if_exists, .. } => {
-                Command::Put { client_pid, seq, region, path, size, mode, if_exists }
-            }
+            Command::Put { seq, path, flags, .. } => Command::Put { client_pid, seq, region, path, flags },
             other => return Err(Error::Protocol(format!("a relay forwards no {other}"))),
         };
         self.send(&own)

@@ -130,7 +130,7 @@ pub mod status {
 /// assert!(tree.skipped.is_empty());
 /// ```
 pub mod upload {
-    pub use crate::client::upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree};
+    pub use crate::client::upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree, PutOptions};
     pub use crate::protocol::{PutIfExists, ReasonCode, UploadAnswer};
 }
 
@@ -198,7 +198,7 @@ pub mod testing {
     /// The wire format.
     pub mod protocol {
         pub use crate::protocol::{
-            normalize_path, truncate_utf8, Command, DataEnd, FrameHeader, FrameKind, GetCondition,
+            normalize_path, truncate_utf8, Command, DataEnd, FrameHeader, FrameKind, GetCondition, PutFlags,
             ReasonCode, Reply, SessionKind, SkipCode, StartFlags, FRAME_HEADER_LEN, MAX_STATUS_TEXT,
             MSG_MAGIC, PROTOCOL_VERSION,
         };

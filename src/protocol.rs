@@ -39,15 +39,15 @@
 //!       25  P - 25 bytes path (bytes, no NUL)
 //! ```
 //!
-//! The tail of a Put: the file's size, its permission bits and whether an
-//! existing name is kept, then the path below the server's `--accept`
-//! directory ([`PutIfExists`]):
+//! The tail of a Put: what it asks besides its path ([`PutFlags`]), then
+//! the path below the server's `--accept` directory. The file's size, mode
+//! and mtime come in the `Start` frame that opens its frames, as in a
+//! fetch's answer:
 //!
 //! ```text
-//!        0  u64  size
-//!        8  u32  mode (permission bits, at most 0o7777)
-//!       12  u8   flags (0 replace, 1 skip an existing name)
-//!       13  P - 13 bytes path (bytes, no NUL)
+//!        0  u8   flags (bit 0: keep an existing name, bit 1: keep a copy
+//!                that is up to date, bit 2: give the file the source's mtime)
+//!        1  P - 1 bytes path (bytes, no NUL)
 //! ```
 //!
 //! The tail of an Open names the session's two semaphores, whose names have
@@ -89,10 +89,13 @@ use std::fmt;
 /// `ListEnd`, `Cancel`, the [`StopKind`] of `Stop`, and uploads (the upload
 /// session's Open, `Put`); version 4 the `DataEnd` frame, the session kind
 /// in `SessionStatus`, the uploads' flag and counts in `ServerStatus`, and
-/// the `Error` frame that gives an upload up. A peer of another version
-/// is told so on its first message or frame
+/// the `Error` frame that gives an upload up; version 5 an upload's frames
+/// as a fetch's answer (a `Start` with the size, mode, flags and mtime
+/// first, then `Data`, `DataEnd` or `End`, or `Error`), the `Put` with
+/// its [`PutFlags`] only, and [`UploadAnswer::UpToDate`]. A peer of
+/// another version is told so on its first message or frame
 /// ([`DecodeError::UnsupportedVersion`]).
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 /// First four bytes of every command message ("SXQ1").
 pub const MSG_MAGIC: u32 = u32::from_le_bytes(*b"SXQ1");
 /// First two bytes of every region frame ("XF").

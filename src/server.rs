@@ -525,8 +525,8 @@ fn dispatch(sessions: &mut Sessions, cmd: Command) {
         }
         Command::Close { client_pid, region } => sessions.close(&region, client_pid),
         Command::Cancel { client_pid, seq, region } => sessions.cancel(&region, client_pid, seq),
-        Command::Put { client_pid, seq, region, path, size, mode, if_exists } => {
-            sessions.route(&region, client_pid, Job::Put { seq, path, size, mode, if_exists })
+        Command::Put { client_pid, seq, region, path, flags } => {
+            sessions.route(&region, client_pid, Job::Put { seq, path, flags })
         }
         Command::Stop { .. } => {}
     }

@@ -402,3 +402,29 @@ fn patterns_never_leave_the_root_and_a_literal_star_is_fetched_as_it_is() {
     }
     env.stop_server(&mut server);
 }
+
+/// A partial longer than its source, whose record says the source did not
+/// change: not resumed, and the message says why (before, it said that the
+/// source changed, which it had not).
+#[test]
+fn a_partial_longer_than_its_unchanged_source_is_named_so_and_the_file_starts_over() {
+    let env = TestEnv::new("attack_partial_longer");
+    let whole = body(100);
+    let src = env.create("f.bin", &whole);
+    lay_partial(&env, "f.bin", &body(200), &src);
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-C", "-o", &out(&env), "f.bin"]);
+    done.assert_code(0)
+        .assert_stdout_lines(&[received_line("f.bin", 100)])
+        .check(
+            done.stderr.contains(
+                "f.bin: the partial file (200 B) is longer than the source (100 B), which did not change; starting over"
+            ),
+            "says the partial is longer than the source",
+        )
+        .check(!done.stderr.contains("the source changed"), "not that the source changed");
+    env.assert_delivered("f.bin");
+    assert_eq!(env.out_entries(), ["f.bin"], "the partial and its record are gone");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

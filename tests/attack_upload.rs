@@ -12,10 +12,9 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use shmxfer::testing::names::SessionNames;
 use shmxfer::testing::protocol::{
-    Command as Msg, FrameHeader, FrameKind, Reply, SessionKind, StartFlags, FRAME_HEADER_LEN,
+    Command as Msg, FrameHeader, FrameKind, PutFlags, Reply, SessionKind, StartFlags, FRAME_HEADER_LEN,
 };
 use shmxfer::testing::shm_region::{Geometry, Region, Semaphore};
-use shmxfer::upload::PutIfExists;
 
 use crate::util::{
     assert_same_file, wait_until, write_random_file, Proc, TestEnv, BIG, BIG_TIMEOUT, CLIENT, DETECT, MIB,
@@ -379,11 +378,18 @@ fn frame(kind: FrameKind, seq: u32, payload: Vec<u8>) -> RawFrame {
     (FrameHeader { kind, len: payload.len() as u32, seq }.encode(), payload)
 }
 
+/// The `Start` frame of upload 1: `size` bytes, `flags`.
+fn start_frame(size: u64, flags: StartFlags) -> RawFrame {
+    let mut payload = Vec::new();
+    Reply::Start { size, mode: 0o644, flags, mtime_ns: 0 }.encode_payload(&mut payload);
+    frame(FrameKind::Start, 1, payload)
+}
+
 /// A hostile client: opens an upload session by the protocol, announces
-/// `victim.bin` (`size` bytes), then writes `frames` raw into its ring and
+/// `victim.bin`, then writes `frames` raw into its ring and
 /// waits until the server's log says it is done with the file or the
 /// session, then says goodbye and removes its objects.
-fn hostile_upload(env: &TestEnv, server: &Proc, size: u64, frames: Vec<RawFrame>) {
+fn hostile_upload(env: &TestEnv, server: &Proc, frames: Vec<RawFrame>) {
     let pid = std::process::id();
     let names = SessionNames::fresh(env.names.queue(), pid).unwrap();
     let geometry = Geometry::for_slots(2);
@@ -407,9 +413,7 @@ fn hostile_upload(env: &TestEnv, server: &Proc, size: u64, frames: Vec<RawFrame>
         seq: 1,
         region: names.region.clone(),
         path: b"victim.bin".to_vec(),
-        size,
-        mode: 0o644,
-        if_exists: PutIfExists::Replace,
+        flags: PutFlags::NONE,
     };
     mq.send(0, &put.encode().unwrap()).unwrap();
     let slots = geometry.slots();
@@ -444,35 +448,31 @@ fn garbage_frames_in_an_upload_ring_leave_nothing_and_the_server_serves_on() {
         Reply::End { count, checksum }.encode_payload(&mut payload);
         frame(FrameKind::End, 1, payload)
     };
-    let start = {
-        let mut payload = Vec::new();
-        Reply::Start { size: 4, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }
-            .encode_payload(&mut payload);
-        frame(FrameKind::Start, 1, payload)
-    };
+    let start = |size: u64| start_frame(size, StartFlags::NONE);
     let long_header = {
         let mut h = FrameHeader { kind: FrameKind::Data, len: 8, seq: 1 }.encode();
         h[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
         (h, vec![])
     };
-    let cases: Vec<(&str, u64, Vec<RawFrame>)> = vec![
-        ("garbage header", 4, vec![([0xee; FRAME_HEADER_LEN], vec![])]),
-        ("length over the slot", 4, vec![long_header]),
-        ("another request's frame", 4, vec![frame(FrameKind::Data, 9, vec![1; 4])]),
-        ("a fetch's start frame", 4, vec![start]),
-        ("more bytes than announced", 4, vec![frame(FrameKind::Data, 1, vec![1; 100]), end(100, 0)]),
-        ("a wrong checksum", 4, vec![frame(FrameKind::Data, 1, vec![1; 4]), end(4, 12345)]),
+    let cases: Vec<(&str, Vec<RawFrame>)> = vec![
+        ("garbage header", vec![start(4), ([0xee; FRAME_HEADER_LEN], vec![])]),
+        ("length over the slot", vec![start(4), long_header]),
+        ("another request's frame", vec![start(4), frame(FrameKind::Data, 9, vec![1; 4])]),
+        ("data before the Start", vec![frame(FrameKind::Data, 1, vec![1; 4]), end(4, 0)]),
+        ("a second Start", vec![start(4), start(4)]),
+        ("a Start that resumes", vec![start_frame(4, StartFlags::FROM_OFFSET)]),
+        ("more bytes than announced", vec![start(4), frame(FrameKind::Data, 1, vec![1; 100]), end(100, 0)]),
+        ("a wrong checksum", vec![start(4), frame(FrameKind::Data, 1, vec![1; 4]), end(4, 12345)]),
         (
             "an end of garbage",
-            4,
-            vec![frame(FrameKind::Data, 1, vec![1; 4]), frame(FrameKind::End, 1, vec![7; 3])],
+            vec![start(4), frame(FrameKind::Data, 1, vec![1; 4]), frame(FrameKind::End, 1, vec![7; 3])],
         ),
     ];
     let env = TestEnv::new("put_garbage");
     let src = sources(&env);
     let mut server = accepting(&env, &[]);
-    for (i, (what, size, frames)) in cases.into_iter().enumerate() {
-        hostile_upload(&env, &server, size, frames);
+    for (i, (what, frames)) in cases.into_iter().enumerate() {
+        hostile_upload(&env, &server, frames);
         assert!(env.out_entries().is_empty(), "{what}: the accept dir holds {:?}", env.out_entries());
         assert!(server.is_running(), "{what}: the server died\n{}", server.snapshot());
         // Another client is served meanwhile.
@@ -722,22 +722,27 @@ impl RawSession {
         RawSession { names, geometry, region, items, spaces, mq, sent: 0 }
     }
 
-    fn put(&self, seq: u32, path: &[u8], size: u64) {
+    fn put(&mut self, seq: u32, path: &[u8], size: u64) {
         let put = Msg::Put {
             client_pid: std::process::id(),
             seq,
             region: self.names.region.clone(),
             path: path.to_vec(),
-            size,
-            mode: 0o644,
-            if_exists: PutIfExists::Replace,
+            flags: PutFlags::NONE,
         };
         self.mq.send(0, &put.encode().unwrap()).unwrap();
+        let mut start = Vec::new();
+        Reply::Start { size, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }.encode_payload(&mut start);
+        self.frame(FrameKind::Start, seq, &start);
     }
 
     fn data(&mut self, seq: u32, payload: &[u8]) {
+        self.frame(FrameKind::Data, seq, payload);
+    }
+
+    fn frame(&mut self, kind: FrameKind, seq: u32, payload: &[u8]) {
         assert!(wait_until(TIMEOUT, || self.spaces.try_wait()), "the server took no frame");
-        let header = FrameHeader { kind: FrameKind::Data, len: payload.len() as u32, seq }.encode();
+        let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
         self.region.write_frame(self.sent % self.geometry.slots(), &header, payload);
         self.sent += 1;
         self.items.post().unwrap();

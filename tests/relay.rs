@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use shmxfer::testing::protocol::{Command as Msg, FrameHeader, FrameKind, Reply};
+use shmxfer::testing::protocol::{Command as Msg, FrameHeader, FrameKind, PutFlags, Reply, StartFlags};
 
 use crate::util::{wait_until, TestEnv, BIG, BIG_TIMEOUT, CLIENT, MIB, TIMEOUT};
 
@@ -350,6 +350,35 @@ fn files_put_through_a_relay_arrive_byte_identical_with_to_and_no_clobber() {
     let done = env.run_client(&refused);
     done.assert_code(1).check(done.stdout.contains("refused by server"), "the refusal, as locally");
     assert_eq!(crate::util::dir_entries(&accept.join("in/box")), ["a.txt", "big.bin"], "nothing else left");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// Through a relay as locally: a file of /proc (its `fstat` says 0
+/// bytes) is stored with its real bytes, `-p` keeps the source's mtime and
+/// `-u` skips a copy that is up to date.
+#[test]
+fn a_proc_file_and_put_u_p_go_through_a_relay_as_locally() {
+    let env = TestEnv::new("relay_put_sizeless");
+    let rsh = local_rsh(&env);
+    let (mut server, accept) = accepting(&env);
+    let version = fs::read("/proc/version").unwrap();
+    let mut put = vec!["--put", "/proc/version"];
+    put.extend(remote_args(&rsh));
+    env.run_client(&put)
+        .assert_code(0)
+        .assert_stdout_lines(&[format!("/proc/version: sent {} bytes → version", version.len())]);
+    assert_eq!(fs::read(accept.join("version")).unwrap(), version);
+    let file = env.tmp().join("a.txt");
+    fs::write(&file, b"kept time\n").unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_500_000_000);
+    fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+    for (flag, line) in [("-p", "sent 10 bytes → a.txt"), ("-u", "skipped: up to date on the server")] {
+        let mut args = vec!["--put", flag, s(&file)];
+        args.extend(remote_args(&rsh));
+        env.run_client(&args).assert_code(0).assert_stdout_lines(&[format!("{}: {line}", s(&file))]);
+        assert_eq!(fs::metadata(accept.join("a.txt")).unwrap().modified().unwrap(), old, "{flag}");
+    }
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
@@ -702,7 +731,7 @@ fn put_refuses_the_flags_of_a_fetch_locally_and_through_a_relay() {
     let rsh = script(&env, "rsh", "echo ran >&2\nexit 9\n");
     let dest = env.tmp().join("dest");
     // (`-O NAME` names where the one file is stored: not refused.)
-    for flag in [&["-C"][..], &["--continue"], &["-u"], &["--update"], &["-p"], &["--stdout"]] {
+    for flag in [&["-C"][..], &["--continue"], &["--stdout"]] {
         for through in [false, true] {
             let mut args = vec!["--put", s(&file)];
             args.extend_from_slice(flag);
@@ -721,6 +750,89 @@ fn put_refuses_the_flags_of_a_fetch_locally_and_through_a_relay() {
     env.assert_no_leftovers();
 }
 
+/// `--put` through a relay that finds no server: no file reached a server,
+/// so none is "cut off after 3 B of 3 B"; each is not sent, and the summary
+/// says so (not "not fetched").
+#[test]
+fn put_through_a_relay_that_finds_no_server_names_every_file_not_sent() {
+    let env = TestEnv::new("relay_put_none_there");
+    let rsh = local_rsh(&env);
+    let (h, i) = (env.tmp().join("h.txt"), env.tmp().join("i.txt"));
+    fs::write(&h, b"hi\n").unwrap();
+    fs::write(&i, b"yo\n").unwrap();
+    let mut args = vec!["--put", s(&h), s(&i), "--wait", "0"];
+    args.extend(remote_args(&rsh));
+    let done = env.run_client(&args);
+    done.assert_code(3)
+        .assert_stdout_lines(&[
+            format!("{}: not sent: the server could not be reached", s(&h)),
+            format!("{}: not sent: the server could not be reached", s(&i)),
+        ])
+        .check(done.stderr.contains("2 files: 0 delivered, 2 not sent;"), "the summary counts them not sent")
+        .check(!done.stderr.contains("not fetched"), "an upload's summary says nothing of fetching");
+    env.assert_no_leftovers();
+}
+
+/// A relay on the other end that plays a server: it writes `frames` (of
+/// request 1) and ends. The records go through a file, so that any number
+/// of them is written as fast as the client reads.
+fn playing_relay(env: &TestEnv, frames: &[(FrameKind, Vec<u8>)]) -> PathBuf {
+    let mut stream = Vec::new();
+    for (kind, payload) in frames {
+        let record = frame_record(*kind, 1, payload);
+        stream.extend_from_slice(&(record.len() as u32).to_le_bytes());
+        stream.extend_from_slice(&record);
+    }
+    let records = env.tmp().join("records");
+    fs::write(&records, stream).unwrap();
+    script(env, "rsh", &format!("cat '{}'\n", records.display()))
+}
+
+fn start_payload(size: u64, flags: StartFlags) -> Vec<u8> {
+    let mut payload = Vec::new();
+    Reply::Start { size, mode: 0o644, flags, mtime_ns: 0 }.encode_payload(&mut payload);
+    payload
+}
+
+/// The relay ends after 100 of a file's 1000 bytes: the line of the file
+/// cut off counts the 100 that came (it said 0: the bytes were told in
+/// pieces of 1 MiB).
+#[test]
+fn a_fetch_cut_off_counts_the_bytes_that_came() {
+    let env = TestEnv::new("relay_cut_count");
+    let rsh = playing_relay(
+        &env,
+        &[(FrameKind::Start, start_payload(1000, StartFlags::NONE)), (FrameKind::Data, vec![7; 100])],
+    );
+    let done = env.run_client(&["-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "a.txt"]);
+    done.assert_code(4).check(
+        done.stdout.starts_with("a.txt: failed: cut off after 100 B of 1000 B: "),
+        "the bytes that came",
+    );
+    assert!(env.out_entries().is_empty(), "nothing kept");
+}
+
+/// A server (here a relay playing one) that sends more than the 64 MiB a
+/// file of unknown size may have is named so, not "more than the announced
+/// an unknown size bytes".
+#[test]
+fn more_than_a_file_of_unknown_size_may_have_is_named_so() {
+    let env = TestEnv::new("relay_unknown_over");
+    let chunk = 4000;
+    let mut frames = vec![(FrameKind::Start, start_payload(0, StartFlags::SIZE_UNKNOWN))];
+    let pieces = (64 * MIB) as usize / chunk + 1;
+    frames.extend(std::iter::repeat_n((FrameKind::Data, vec![1u8; chunk]), pieces));
+    let rsh = playing_relay(&env, &frames);
+    let done = env.client(&["-o", s(env.out()), "-H", "h", "--rsh", s(&rsh), "a.txt"]).finish(BIG_TIMEOUT);
+    done.assert_code(4)
+        .check(
+            done.stderr.contains("server sent more than the 67108864 bytes a file of unknown size may have"),
+            "names the bound of a file of unknown size",
+        )
+        .check(!done.stderr.contains("an unknown size bytes"), "no broken sentence");
+    assert!(env.out_entries().is_empty(), "nothing kept");
+}
+
 /// A stream of upload records: each body with its length before it.
 fn records(bodies: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -731,18 +843,17 @@ fn records(bodies: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
-fn put_record(seq: u32, path: &[u8], size: u64) -> Vec<u8> {
-    Msg::Put {
-        client_pid: 1,
-        seq,
-        region: "/unused".into(),
-        path: path.to_vec(),
-        size,
-        mode: 0o644,
-        if_exists: shmxfer::upload::PutIfExists::Replace,
-    }
-    .encode()
-    .unwrap()
+fn put_record(seq: u32, path: &[u8]) -> Vec<u8> {
+    Msg::Put { client_pid: 1, seq, region: "/unused".into(), path: path.to_vec(), flags: PutFlags::NONE }
+        .encode()
+        .unwrap()
+}
+
+/// The `Start` frame of upload `seq`: `size` bytes.
+fn start_record(seq: u32, size: u64) -> Vec<u8> {
+    let mut start = Vec::new();
+    Reply::Start { size, mode: 0o644, flags: StartFlags::NONE, mtime_ns: 0 }.encode_payload(&mut start);
+    frame_record(FrameKind::Start, seq, &start)
 }
 
 fn frame_record(kind: FrameKind, seq: u32, payload: &[u8]) -> Vec<u8> {
@@ -808,7 +919,11 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
         ("over the bound", [over, vec![0; 16]].concat(), "more than the"),
         (
             "another request's frame",
-            records(&[put_record(1, b"victim.bin", 100), frame_record(FrameKind::Data, 2, &data)]),
+            records(&[
+                put_record(1, b"victim.bin"),
+                start_record(1, 100),
+                frame_record(FrameKind::Data, 2, &data),
+            ]),
             "a frame of request 2 during upload 1",
         ),
         (
@@ -819,7 +934,8 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
         (
             "an End that does not decode",
             records(&[
-                put_record(1, b"victim.bin", 100),
+                put_record(1, b"victim.bin"),
+                start_record(1, 100),
                 frame_record(FrameKind::Data, 1, &data),
                 frame_record(FrameKind::End, 1, &[7; 3]),
             ]),
@@ -827,14 +943,32 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
         ),
         (
             "cut inside an upload",
-            records(&[put_record(1, b"victim.bin", 100), frame_record(FrameKind::Data, 1, &data)]),
+            records(&[
+                put_record(1, b"victim.bin"),
+                start_record(1, 100),
+                frame_record(FrameKind::Data, 1, &data),
+            ]),
             "it ended inside upload 1",
         ),
-        ("a Put out of the directory, cut", records(&[put_record(1, b"../escape", 100)]), "inside upload 1"),
-        ("a Put of request 0", records(&[put_record(0, b"victim.bin", 0)]), "which is no new request"),
+        (
+            "a Put out of the directory, cut",
+            records(&[put_record(1, b"../escape"), start_record(1, 100)]),
+            "inside upload 1",
+        ),
+        (
+            "a Put of request 0",
+            records(&[put_record(0, b"victim.bin"), start_record(0, 0)]),
+            "which is no new request",
+        ),
         (
             "a request's seq again",
-            records(&[put_record(1, b"first.bin", 0), end_record(1, b""), put_record(1, b"victim.bin", 0)]),
+            records(&[
+                put_record(1, b"first.bin"),
+                start_record(1, 0),
+                end_record(1, b""),
+                put_record(1, b"victim.bin"),
+                start_record(1, 0),
+            ]),
             "a Put of request 1, which is no new request",
         ),
     ];
@@ -866,7 +1000,8 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
     // A whole upload of `../escape`: refused by the server (the relay passes
     // its answer on; the client's exit then says so), nothing written.
     let escape = records(&[
-        put_record(1, b"../escape", 100),
+        put_record(1, b"../escape"),
+        start_record(1, 100),
         frame_record(FrameKind::Data, 1, &data),
         end_record(1, &data),
     ]);
@@ -879,7 +1014,8 @@ fn a_hostile_client_on_an_upload_relay_ends_it_and_the_server_keeps_nothing() {
     assert!(!env.tmp().join("escape").exists(), "nothing beside it");
     // The relay's own stream is whole: a good upload still goes.
     let good = records(&[
-        put_record(1, b"good.bin", 100),
+        put_record(1, b"good.bin"),
+        start_record(1, 100),
         frame_record(FrameKind::Data, 1, &data),
         end_record(1, &data),
     ]);

@@ -5,7 +5,9 @@ use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use crate::util::{command, split_log_time, wait_for_queue, Finished, Proc, TestEnv, SERVER, TIMEOUT};
+use crate::util::{
+    command, split_log_time, wait_for_queue, Finished, Proc, Signal, TestEnv, SERVER, TIMEOUT,
+};
 
 /// A server command on the test's queue serving `env.root()`, with `args`.
 fn server_cmd(env: &TestEnv, args: &[&str]) -> Command {
@@ -102,5 +104,43 @@ fn server_tells_systemd_when_it_is_ready_and_when_it_stops() {
         "nothing after STOPPING=1: {:?}",
         more.map(|n| String::from_utf8_lossy(&buf[..n]).into_owned())
     );
+    env.assert_no_leftovers();
+}
+
+/// A notify socket whose queue is full (a listener that reads nothing):
+/// the readiness message cannot go, the server warns and serves, and stops
+/// on SIGTERM. Before, its send blocked before the first request was read:
+/// the server served nothing and was deaf to SIGTERM.
+#[test]
+fn a_full_notify_socket_holds_up_neither_serving_nor_sigterm() {
+    let env = TestEnv::new("full_notify_socket");
+    env.create("hello.txt", b"hello\n");
+    let socket_path = env.tmp().join("notify");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    let filler = UnixDatagram::unbound().unwrap();
+    filler.set_nonblocking(true).unwrap();
+    filler.connect(&socket_path).unwrap();
+    let mut queued = 0;
+    loop {
+        match filler.send(b"STATUS=filling\n") {
+            Ok(_) => queued += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling the notify socket: {e}"),
+        }
+    }
+    assert!(queued > 0, "the socket took datagrams before it was full");
+    let mut cmd = server_cmd(&env, &["--persistent"]);
+    cmd.env("NOTIFY_SOCKET", &socket_path);
+    let mut server = Proc::spawn(cmd, Some(&env.names));
+    wait_for_queue(&env.names, &mut server);
+    env.fetch(&["hello.txt"]).assert_code(0);
+    env.assert_delivered("hello.txt");
+    server.signal(Signal::SIGTERM);
+    let done = server.finish(TIMEOUT);
+    done.assert_code(0).check(
+        done.stderr.contains("NOTIFY_SOCKET") && done.stderr.contains("its queue is full"),
+        "a warning names the full notify socket",
+    );
+    drop(socket);
     env.assert_no_leftovers();
 }

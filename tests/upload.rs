@@ -620,3 +620,83 @@ fn put_with_dash_capital_o_stores_the_one_file_under_that_name() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// A readable file in /sys whose `fstat` says 4096 bytes while it holds
+/// fewer, and the same bytes on two reads; `None` on a machine without one.
+fn sysfs_file_whose_size_lies() -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let candidates = [
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/devices/system/cpu/online",
+        "/sys/devices/system/cpu/possible",
+        "/sys/class/net/lo/address",
+        "/sys/kernel/profiling",
+    ];
+    candidates.iter().map(PathBuf::from).find(|path| {
+        let (Ok(meta), Ok(first), Ok(second)) = (fs::metadata(path), fs::read(path), fs::read(path)) else {
+            return false;
+        };
+        meta.size() == 4096 && !first.is_empty() && (first.len() as u64) < meta.size() && first == second
+    })
+}
+
+/// A file in /proc says it has 0 bytes, one in /sys 4096 whatever it
+/// holds. Uploaded, each is read to its end by the sender a fetch uses,
+/// and stored with its real bytes: not an empty file ("sent 0 bytes",
+/// exit 0), not "changed while it was sent".
+#[test]
+fn put_of_files_whose_size_lies_stores_their_real_bytes() {
+    let env = TestEnv::new("put_sizeless");
+    let mut server = accepting(&env);
+    let mut files = vec![PathBuf::from("/proc/version")];
+    match sysfs_file_whose_size_lies() {
+        Some(file) => files.push(file),
+        None => eprintln!("no readable /sys file of st_size 4096 here: its case is skipped"),
+    }
+    for file in &files {
+        let expected = fs::read(file).unwrap();
+        assert!(!expected.is_empty(), "{} holds something", file.display());
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let done = env.run_client(&["--put", s(file)]);
+        done.assert_code(0).assert_stdout_lines(&[format!(
+            "{}: sent {} bytes → {name}",
+            file.display(),
+            expected.len()
+        )]);
+        assert_eq!(fs::read(env.in_out(name)).unwrap(), expected, "{}: its real bytes", file.display());
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// `--put -p` gives the stored file the source's mtime; `--put -u` skips a
+/// file whose copy on the server has its size and is not older (a
+/// success, the copy untouched), and sends one that is older or of
+/// another size: the flags of a fetch, through the same sender.
+#[test]
+fn put_p_keeps_the_source_mtime_and_put_u_skips_a_copy_that_is_up_to_date() {
+    use std::os::unix::fs::MetadataExt;
+    let env = TestEnv::new("put_update");
+    let src = sources(&env);
+    let file = src.join("a.txt");
+    fs::write(&file, b"first\n").unwrap();
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    fs::File::options().write(true).open(&file).unwrap().set_modified(old).unwrap();
+    let mut server = accepting(&env);
+    env.run_client(&["--put", "-p", s(&file)]).assert_code(0);
+    let stored = env.in_out("a.txt");
+    assert_eq!(fs::metadata(&stored).unwrap().modified().unwrap(), old, "-p: the source's mtime");
+    let ino = fs::metadata(&stored).unwrap().ino();
+    let skipped = env.run_client(&["--put", "-u", s(&file)]);
+    skipped
+        .assert_code(0)
+        .assert_stdout_lines(&[format!("{}: skipped: up to date on the server", file.display())]);
+    assert_eq!(fs::metadata(&stored).unwrap().ino(), ino, "the copy is left as it was");
+    // Newer, same size: sent; without -p the copy gets the time it was written.
+    fs::write(&file, b"later\n").unwrap();
+    env.run_client(&["--put", "-u", s(&file)]).assert_code(0);
+    assert_eq!(fs::read(&stored).unwrap(), b"later\n");
+    assert_ne!(fs::metadata(&stored).unwrap().modified().unwrap(), old);
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -261,10 +261,42 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// Tells systemd (`Type=notify`) how the service is, when `NOTIFY_SOCKET`
-/// names its socket; a failure is only logged, serving goes on.
+/// names its socket. The datagram is sent without blocking: a socket whose
+/// queue is full (a stuck or hostile listener) gets a warning, and serving
+/// goes on: nothing but the queue may hold up the serving loop.
 fn notify_systemd(states: &[sd_notify::NotifyState]) {
-    if let Err(e) = sd_notify::notify(states) {
-        log::warn!("telling systemd through NOTIFY_SOCKET: {e}");
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let message: String = states.iter().map(|state| format!("{state}\n")).collect();
+    match send_without_blocking(&socket, message.as_bytes()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => log::warn!(
+            "NOTIFY_SOCKET {}: its queue is full; systemd was not told ({}); serving anyway",
+            socket.to_string_lossy(),
+            message.trim_end().replace('\n', ", ")
+        ),
+        Err(e) => log::warn!("telling systemd through NOTIFY_SOCKET {}: {e}", socket.to_string_lossy()),
+    }
+}
+
+/// Sends `message` as one datagram to the Unix socket `path` (a leading
+/// `@`: an abstract name, as systemd gives it) from a non-blocking socket:
+/// `WouldBlock` when the socket's queue is full.
+fn send_without_blocking(path: &std::ffi::OsStr, message: &[u8]) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let address = match path.as_bytes().strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(path)?,
+    };
+    let socket = UnixDatagram::unbound()?;
+    socket.set_nonblocking(true)?;
+    socket.connect_addr(&address)?;
+    let sent = socket.send(message)?;
+    if sent == message.len() {
+        Ok(())
+    } else {
+        Err(std::io::Error::new(std::io::ErrorKind::WriteZero, "the notification was cut short"))
     }
 }
 

@@ -116,6 +116,16 @@ impl Progress for Lines {
         );
     }
 
+    fn partial_longer(&mut self, name: &str, kept: u64, size: u64) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "shm_client: {}: the partial file ({}) is longer than the source ({}), which did not change; starting over",
+            quote_name(name),
+            human_size(kept),
+            human_size(size)
+        );
+    }
+
     fn result(&mut self, file: &FileResult) {
         self.bar.result(file);
         self.bar.suspend(|| match self.format {

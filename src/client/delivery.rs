@@ -15,8 +15,9 @@ use crate::fs::output::{
     Clobber, Found, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update,
 };
 use crate::os::sys::IO_CHUNK;
-use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN, MAX_UNKNOWN_SIZE};
+use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN};
 use crate::transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
+use crate::transfer::send_file::Announced;
 
 /// Requests a client keeps in flight: the server always has the next file
 /// queued, and one client never fills the shared queue (10 messages).
@@ -39,6 +40,10 @@ pub trait Progress {
     /// The partial file kept for `name` is not resumed: its source changed
     /// since (size or mtime); the file starts over.
     fn starting_over(&mut self, _name: &str) {}
+    /// The partial file kept for `name` (`kept` bytes) is not resumed: it
+    /// is longer than its source (`size` bytes), which did not change
+    /// since; the file starts over.
+    fn partial_longer(&mut self, _name: &str, _kept: u64, _size: u64) {}
     /// The file in progress was cut off and its first `bytes` bytes are
     /// kept for resuming ([`Partial::Keep`]).
     fn kept_partial(&mut self, _bytes: u64) {}
@@ -364,8 +369,16 @@ pub(super) fn receive(
             }
         }
         (Ok(out_dir), kept, false) => {
-            if kept.is_some() {
-                progress.starting_over(&out.shown_path().to_string_lossy());
+            if let Some(kept) = kept {
+                // Not resumed: the source is another, or the partial is
+                // longer than the very source it was cut from.
+                let name = out.shown_path().to_string_lossy().into_owned();
+                let source = Stamp { size: start.size, mtime_ns: start.mtime_ns };
+                if kept.stamp == source && kept.len > start.size {
+                    progress.partial_longer(&name, kept.len, start.size);
+                } else {
+                    progress.starting_over(&name);
+                }
                 out_dir.discard_kept(out);
             }
             // With --continue a file of known size has its partial name from
@@ -450,59 +463,6 @@ pub(super) fn creation_failure(out_dir: &OutDir, dir: &dyn std::fmt::Display, e:
             format!("creating a file in {dir}: {e}; raise ulimit -n")
         }
         _ => format!("creating a file in {dir}: {e}"),
-    }
-}
-
-/// A file's size as its `Start` frame tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Announced {
-    /// The file has exactly this many bytes; the `End` count must match.
-    Exactly(u64),
-    /// The size was not known to the server (procfs, sysfs, or `fstat`
-    /// said 0): it read to the end, and the `End` count is the truth; what
-    /// `fstat` said rides along for the progress bar.
-    Unknown { told: u64 },
-}
-
-impl Announced {
-    pub(super) fn of(size: u64, flags: StartFlags) -> Announced {
-        if flags.size_unknown() {
-            Announced::Unknown { told: size }
-        } else {
-            Announced::Exactly(size)
-        }
-    }
-
-    /// The most bytes that may arrive.
-    pub(super) fn limit(self) -> u64 {
-        match self {
-            Announced::Exactly(size) => size,
-            Announced::Unknown { .. } => MAX_UNKNOWN_SIZE,
-        }
-    }
-
-    /// Whether the server's final count is the size it announced.
-    pub(super) fn agrees(self, count: u64) -> bool {
-        match self {
-            Announced::Exactly(size) => count == size,
-            Announced::Unknown { .. } => count <= MAX_UNKNOWN_SIZE,
-        }
-    }
-
-    /// The size as the `Start` frame carried it.
-    pub(super) fn told(self) -> u64 {
-        match self {
-            Announced::Exactly(size) | Announced::Unknown { told: size } => size,
-        }
-    }
-}
-
-impl std::fmt::Display for Announced {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Announced::Exactly(size) => write!(f, "{size}"),
-            Announced::Unknown { .. } => write!(f, "an unknown size"),
-        }
     }
 }
 
@@ -628,7 +588,15 @@ pub(super) fn read_body(
     }
     loop {
         // A `DataEnd` is its data, then its end.
-        let (len, control) = match client.next_frame(seq, &mut chunk[fill..])? {
+        let frame = match client.next_frame(seq, &mut chunk[fill..]) {
+            Ok(frame) => frame,
+            Err(e) => {
+                // The bytes that came count, for the line of a file cut off.
+                progress.advance(unreported);
+                return Err(e);
+            }
+        };
+        let (len, control) = match frame {
             Frame::Data(len) => (len, None),
             Frame::DataEnd(last) => {
                 (last.len, Some(Reply::End { count: last.count, checksum: last.checksum }))
@@ -638,7 +606,8 @@ pub(super) fn read_body(
         if len > 0 {
             received += u64::from(len);
             if received > size.limit() {
-                return Err(Error::Protocol(format!("server sent more than the announced {size} bytes")));
+                progress.advance(unreported);
+                return Err(Error::Protocol(size.exceeded()));
             }
         }
         if len > 0 && taking == Taking::Yes {

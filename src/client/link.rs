@@ -34,7 +34,7 @@
 //! |----------|---------------------------------------------------|-----------------|
 //! | transfer | a [`Command`]: Get, List or Cancel                | frames          |
 //! | status   | a [`Command`]: Status                             | frames          |
-//! | upload   | a Put [`Command`], then its `Data` frames and one `End` (or `Error`) frame | one answer record per Put |
+//! | upload   | a Put [`Command`], then its `Start`, `Data` frames and one `DataEnd` or `End` (or `Error`) frame | one answer record per Put |
 //!
 //! A *command* record is an encoded [`Command`] (magic `SXQ1`, at most
 //! [`MAX_MSG_LEN`] bytes); the relay puts its own pid and region in and
@@ -45,11 +45,12 @@
 //! ([`RELAY_MAX_PAYLOAD`]); relay to client they are every frame of the
 //! answer up to its end (End, NotFound, Refused, Error, Busy, an up-to-date
 //! Start, ListEnd, StatusEnd, DataEnd). In an upload, after a Put only
-//! frames of its seq come, `Data` then one `End` (whose payload must
-//! decode), or one `Error` when the client gives the file up (it changed
-//! while it was sent; the server keeps nothing); the relay cuts each `Data`
-//! to its own ring's slots, and the next record after the `End` or `Error`
-//! must be the next Put. An *answer* record (12 bytes: magic `XA`, the
+//! frames of its seq come, as in a fetch's answer: a `Start`, `Data`, then
+//! one `DataEnd` or `End` (whose payload must decode), or one `Error` when
+//! the client gives the file up (it changed while it was sent; the server
+//! keeps nothing); the relay cuts each `Data` (and the data of a
+//! `DataEnd`) to its own ring's slots, and the next record after the end
+//! or the `Error` must be the next Put. An *answer* record (12 bytes: magic `XA`, the
 //! version, a zero byte, the Put's seq and the region's answer word,
 //! little-endian) is the server's answer to that Put, sent once, as soon as
 //! the relay sees it in its region: it may come before the client's `End`
@@ -71,7 +72,7 @@ use crate::client::config::ClientConfig;
 use crate::error::{Error, RemoteFailure, Result};
 use crate::os::names::validate_queue_name;
 use crate::protocol::{
-    Command, FrameHeader, FrameKind, Reply, SessionKind, StopKind, FRAME_HEADER_LEN, MAX_MSG_LEN,
+    Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind, StopKind, FRAME_HEADER_LEN, MAX_MSG_LEN,
     PROTOCOL_VERSION,
 };
 use crate::shm_region::Geometry;
@@ -584,6 +585,24 @@ impl Link {
         }
         let mut record = Vec::with_capacity(4 + FRAME_HEADER_LEN + bytes.len());
         frame_record(FrameKind::Data, seq, bytes, &mut record);
+        self.push(record)
+    }
+
+    /// Sends the last data of upload `seq` and its end in one `DataEnd`
+    /// frame (at most [`RELAY_MAX_PAYLOAD`] bytes with its trailer).
+    ///
+    /// # Errors
+    ///
+    /// As [`Link::send_data`].
+    pub(crate) fn send_data_end(&mut self, seq: u32, bytes: &[u8], count: u64, checksum: u64) -> Result<()> {
+        if bytes.len() + DataEnd::TRAILER_LEN > RELAY_MAX_PAYLOAD {
+            return Err(Error::Protocol(format!("a DataEnd frame of {} bytes for a relay", bytes.len())));
+        }
+        let mut payload = Vec::with_capacity(bytes.len() + DataEnd::TRAILER_LEN);
+        payload.extend_from_slice(bytes);
+        payload.extend_from_slice(&DataEnd::trailer(count, checksum));
+        let mut record = Vec::with_capacity(4 + FRAME_HEADER_LEN + payload.len());
+        frame_record(FrameKind::DataEnd, seq, &payload, &mut record);
         self.push(record)
     }
 

@@ -119,34 +119,24 @@ pub(crate) fn under_prefix(path: &[u8], prefix: &[u8]) -> bool {
     prefix == b"." || path == prefix || (path.starts_with(prefix) && path.get(prefix.len()) == Some(&b'/'))
 }
 
-/// A skip as the server sent it, in the client's terms.
+/// A skip as the server sent it, in the client's terms: its reason
+/// ([`FailReason::from`] the code) and its words.
 fn skipped(code: SkipCode, detail: u32, path: Vec<u8>) -> Skipped {
-    let (reason, text) = match code {
+    let text = match code {
         SkipCode::Unreadable => {
             let errno = i32::try_from(detail).unwrap_or(libc::EIO);
-            (
-                FailReason::Unreadable,
-                format!("could not be read: {}", std::io::Error::from_raw_os_error(errno)),
-            )
+            format!("could not be read: {}", std::io::Error::from_raw_os_error(errno))
         }
-        SkipCode::TooDeep => {
-            (FailReason::TooDeep, format!("a directory more than {detail} levels deep; not descended"))
+        SkipCode::TooDeep => format!("a directory more than {detail} levels deep; not descended"),
+        SkipCode::OverLimit => format!("the listing stops after {detail} files; this and the rest left out"),
+        SkipCode::TooLong => format!("path longer than {detail} bytes (shown cut)"),
+        SkipCode::OutsideRoot => "leads outside the served directory".to_owned(),
+        SkipCode::InvalidPath => "invalid path".to_owned(),
+        SkipCode::TooManySkipped => {
+            format!("the listing names at most {detail} entries left out; this and the rest left out")
         }
-        SkipCode::OverLimit => (
-            FailReason::OverLimit,
-            format!("the listing stops after {detail} files; this and the rest left out"),
-        ),
-        SkipCode::TooLong => {
-            (FailReason::PathTooLong, format!("path longer than {detail} bytes (shown cut)"))
-        }
-        SkipCode::OutsideRoot => (FailReason::OutsideRoot, "leads outside the served directory".to_owned()),
-        SkipCode::InvalidPath => (FailReason::InvalidPath, "invalid path".to_owned()),
-        SkipCode::TooManySkipped => (
-            FailReason::OverLimit,
-            format!("the listing names at most {detail} entries left out; this and the rest left out"),
-        ),
     };
-    Skipped { path: PathBuf::from(OsString::from_vec(path)), reason, text }
+    Skipped { path: PathBuf::from(OsString::from_vec(path)), reason: code.into(), text }
 }
 
 impl Client {

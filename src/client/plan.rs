@@ -72,12 +72,35 @@ pub struct Summary {
     pub failed: usize,
     /// Entries a recursive fetch's listing left out (never asked for).
     pub left_out: usize,
-    /// Files never asked for.
+    /// Files never asked for (never sent, in a run of uploads).
     pub not_fetched: usize,
     /// Bytes delivered.
     pub bytes: u64,
     /// How long the run took.
     pub elapsed: Duration,
+    /// Which way the files went: what the files never handed over are
+    /// called.
+    direction: Direction,
+}
+
+/// Which way the files of a run go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Direction {
+    /// Fetched: a file never asked for is `not fetched`.
+    #[default]
+    Fetch,
+    /// Uploaded: a file never sent is `not sent`.
+    Upload,
+}
+
+impl Summary {
+    /// The summary of a run of uploads (`--put`): its files never sent
+    /// ([`Summary::not_fetched`]) are `not sent`.
+    #[must_use]
+    pub fn of_uploads(mut self) -> Summary {
+        self.direction = Direction::Upload;
+        self
+    }
 }
 
 /// `7 files: 5 delivered, 1 not found, 1 failed; 2.0 MiB in 0.04 s (50.0 MiB/s)`
@@ -90,7 +113,13 @@ impl std::fmt::Display for Summary {
             (self.refused, "refused"),
             (self.failed, "failed"),
             (self.left_out, "left out"),
-            (self.not_fetched, "not fetched"),
+            (
+                self.not_fetched,
+                match self.direction {
+                    Direction::Fetch => "not fetched",
+                    Direction::Upload => "not sent",
+                },
+            ),
         ] {
             if n > 0 {
                 parts.push(format!("{n} {what}"));
@@ -488,6 +517,10 @@ impl Progress for Tracking<'_> {
 
     fn starting_over(&mut self, name: &str) {
         self.inner.starting_over(name);
+    }
+
+    fn partial_longer(&mut self, name: &str, kept: u64, size: u64) {
+        self.inner.partial_longer(name, kept, size);
     }
 
     fn kept_partial(&mut self, bytes: u64) {

@@ -16,7 +16,7 @@ use crate::client::link::{
 };
 use crate::client::{Client, ClientConfig};
 use crate::error::{Error, Result};
-use crate::protocol::{Command, FrameHeader, FrameKind, Reply, SessionKind, FRAME_HEADER_LEN};
+use crate::protocol::{Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind, FRAME_HEADER_LEN};
 use crate::shm_region::ring::WAIT_SLICE;
 
 /// The relay of fetches and listings (`shm_client --relay`):
@@ -209,8 +209,8 @@ fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Wri
     }
 }
 
-/// Pushes the frame record `body` of upload `seq` into the ring, a data
-/// frame cut to its slots; whether it ended the file (its End, or the
+/// Pushes the frame record `body` of upload `seq` into the ring, data cut
+/// to its slots; whether it ended the file (its DataEnd or End, or the
 /// Error of a file the client gave up).
 fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
     if body.len() < FRAME_HEADER_LEN {
@@ -229,22 +229,39 @@ fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
     if header.seq != seq {
         return Err(client_stream(&format!("a frame of request {} during upload {seq}", header.seq)));
     }
+    let cap = client.max_payload();
     match header.kind {
         FrameKind::Data => {
-            let cap = client.max_payload();
             for piece in payload.chunks(cap) {
                 client.producer()?.send_data(seq, piece)?;
             }
             Ok(false)
         }
-        // The file's end, or the client giving it up (it changed while it
-        // was sent: the server keeps nothing and answers it). A frame of
-        // either kind decodes to its own reply or not at all.
-        kind @ (FrameKind::End | FrameKind::Error) => {
-            let last = Reply::decode(kind, payload)
-                .map_err(|e| client_stream(&format!("an {kind:?} frame that does not decode: {e}")))?;
-            client.producer()?.send(seq, &last)?;
+        // The last bytes and the end: in one frame where they fit this
+        // ring's slot, else the bytes cut to it and the end after them.
+        FrameKind::DataEnd => {
+            let last = DataEnd::decode(payload)
+                .map_err(|e| client_stream(&format!("a DataEnd frame that does not decode: {e}")))?;
+            let bytes = &payload[..last.len as usize];
+            if bytes.len() + DataEnd::TRAILER_LEN <= cap {
+                client.producer()?.send_data_end(seq, bytes, last.count, last.checksum)?;
+            } else {
+                for piece in bytes.chunks(cap) {
+                    client.producer()?.send_data(seq, piece)?;
+                }
+                client.producer()?.send(seq, &Reply::End { count: last.count, checksum: last.checksum })?;
+            }
             Ok(true)
+        }
+        // The file's start; its end; or the client giving it up (it
+        // changed while it was sent: the server keeps nothing and answers
+        // it). A frame of these kinds decodes to its own reply or not at
+        // all.
+        kind @ (FrameKind::Start | FrameKind::End | FrameKind::Error) => {
+            let reply = Reply::decode(kind, payload)
+                .map_err(|e| client_stream(&format!("an {kind:?} frame that does not decode: {e}")))?;
+            client.producer()?.send(seq, &reply)?;
+            Ok(kind != FrameKind::Start)
         }
         other => Err(client_stream(&format!("a {other:?} frame in an upload"))),
     }

@@ -13,6 +13,7 @@ use crate::fs::output::{Clobber, OutputPath};
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::Reply;
 use crate::transfer::outcome::{FailReason, Outcome};
+use crate::transfer::send_file::Announced;
 
 use super::delivery::*;
 
@@ -202,7 +203,7 @@ impl FileReader<'_> {
                 self.received += u64::from(len);
                 if self.received > self.size.limit() {
                     self.done = true;
-                    return Err(bad(format!("server sent more than the announced {} bytes", self.size)));
+                    return Err(bad(self.size.exceeded()));
                 }
                 self.hasher.update(&self.buf[..len as usize]);
                 (self.pos, self.len) = (0, len as usize);

@@ -1,31 +1,35 @@
 //! The client's side of an upload: one local file sent to the server's
 //! `--accept` directory through a session of [`SessionKind::Upload`], whose
 //! ring runs from the client to the server. The file is announced on the
-//! queue ([`Command::Put`](crate::protocol::Command::Put): path, size,
-//! mode, whether an existing name is kept), its bytes follow as `Data`
-//! frames and its count and xxh3 as an `End` frame (or, when the file
-//! changed while it was read or a read failed, an `Error` frame: the
-//! server keeps nothing of it), and the server answers
-//! in the region's header; the client stops sending as soon as an answer
-//! shows (a refusal), and waits for it after the `End`, checking the
+//! queue ([`Command::Put`](crate::protocol::Command::Put): its path and
+//! [`PutFlags`]), and sent by the sender a fetch's server uses
+//! ([`send_source`]): a `Start` frame with its size (or that its size is
+//! unknown: procfs, sysfs), mode and mtime, its bytes, and its count and
+//! xxh3 (or, when the file changed while it was read or a read failed, an
+//! `Error` frame: the server keeps nothing of it). The server answers in
+//! the region's header; the client stops sending as soon as an answer
+//! shows (a refusal), and waits for it after the end, checking the
 //! server's liveness and the cancel flag, within the stall timeout.
 
 use std::fs::File;
-use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use xxhash_rust::xxh3::Xxh3;
+use nix::sys::stat::FileStat;
 
+use crate::choices::{Times, Update};
 use crate::client::delivery::{NoProgress, Progress};
 use crate::client::{Client, ClientConfig};
 use crate::error::{Error, Result};
-use crate::fs::source::{OpenFailure, Root, Snapshot};
+use crate::fs::source::{FileKind, OpenFailure, Root};
 use crate::fs::walk::{Limits, SkipReason, Visit, Walk};
-use crate::os::sys::IO_CHUNK;
-use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer, MODE_BITS};
+use crate::protocol::{PutFlags, PutIfExists, Reply, SessionKind, UploadAnswer};
 use crate::shm_region::ring::WAIT_SLICE;
+use crate::transfer::codes::os_error;
+use crate::transfer::send_file::{send_source, Ask, FrameSink, Sent, Source};
+use crate::transfer::Meter;
 
 /// How long the client sleeps between looks at the answer word.
 const ANSWER_POLL: Duration = Duration::from_micros(200);
@@ -96,7 +100,7 @@ impl LocalTree {
     pub fn walk(dir: &Path) -> Result<LocalTree> {
         let root = Root::open(dir)?;
         let walk = Walk::new(&root, b"", TREE_LIMITS)
-            .map_err(|failure| Error::local("open", &dir.display().to_string(), failure_error(failure)))?;
+            .map_err(|failure| Error::local("open", &dir.display().to_string(), os_error(&failure)))?;
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
         for visit in walk {
             match visit {
@@ -131,21 +135,123 @@ impl LocalTree {
     }
 }
 
-/// An [`OpenFailure`] of a local file as the OS error it stands for.
-fn failure_error(failure: OpenFailure) -> io::Error {
-    let errno = match failure {
-        OpenFailure::Missing => libc::ENOENT,
-        OpenFailure::OutsideRoot => return io::Error::other("a symbolic link on the way; not followed"),
-        OpenFailure::PermissionDenied => libc::EACCES,
-        OpenFailure::NameTooLong => libc::ENAMETOOLONG,
-        OpenFailure::InvalidPath => libc::EINVAL,
-        OpenFailure::OutOfResources(e) | OpenFailure::Os(e) => return e,
-        OpenFailure::WrongKind(crate::fs::source::FileKind::Directory) => libc::EISDIR,
-        OpenFailure::WrongKind(kind) => {
-            return io::Error::other(format!("{}, not a regular file", kind.text()))
-        }
-    };
-    io::Error::from_raw_os_error(errno)
+/// How [`Client::put_file_with`] sends a file: whether a file of its
+/// name on the server is replaced, whether one that is up to date is kept,
+/// and which modification time the stored file gets (the flags of a fetch
+/// with the same names: `--no-clobber`, `--update`, `--preserve`).
+///
+/// # Examples
+///
+/// ```
+/// use shmxfer::upload::{PutIfExists, PutOptions};
+/// use shmxfer::{Times, Update};
+///
+/// let options = PutOptions::new().update(Update::IfNewer).times(Times::Preserve);
+/// assert_eq!(options.if_exists, PutIfExists::Replace);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// Whether a file of its name on the server is replaced.
+    pub if_exists: PutIfExists,
+    /// Whether a file there with the source's size, not older than it, is
+    /// kept ([`UploadAnswer::UpToDate`]).
+    pub update: Update,
+    /// Which modification time the stored file gets.
+    pub times: Times,
+}
+
+impl PutOptions {
+    /// Replace, always, the time it is written: the defaults.
+    pub fn new() -> PutOptions {
+        PutOptions::default()
+    }
+
+    /// Whether a file of its name on the server is replaced.
+    #[must_use]
+    pub fn if_exists(mut self, if_exists: PutIfExists) -> PutOptions {
+        self.if_exists = if_exists;
+        self
+    }
+
+    /// Whether a file there that is up to date is kept.
+    #[must_use]
+    pub fn update(mut self, update: Update) -> PutOptions {
+        self.update = update;
+        self
+    }
+
+    /// Which modification time the stored file gets.
+    #[must_use]
+    pub fn times(mut self, times: Times) -> PutOptions {
+        self.times = times;
+        self
+    }
+
+    /// The flags of the `Put`.
+    fn flags(&self) -> PutFlags {
+        let update = match self.update {
+            Update::Always => PutFlags::NONE,
+            Update::IfNewer => PutFlags::UNLESS_UP_TO_DATE,
+        };
+        let times = match self.times {
+            Times::Now => PutFlags::NONE,
+            Times::Preserve => PutFlags::KEEP_MTIME,
+        };
+        PutFlags::from(self.if_exists).with(update).with(times)
+    }
+}
+
+/// The caller's progress, told how an uploaded file leaves (under its
+/// local `name`), and the bytes that left.
+struct Told<'a> {
+    progress: std::cell::RefCell<&'a mut dyn Progress>,
+    name: &'a str,
+    moved: std::cell::Cell<u64>,
+}
+
+impl Meter for Told<'_> {
+    fn begin(&self, _path: &str, size: u64) {
+        self.moved.set(0);
+        self.progress.borrow_mut().start(self.name, size);
+    }
+
+    fn advance(&self, n: u64) {
+        self.moved.set(self.moved.get() + n);
+        self.progress.borrow_mut().advance(n);
+    }
+
+    fn end(&self) -> u64 {
+        self.progress.borrow_mut().finish();
+        self.moved.take()
+    }
+}
+
+/// An upload's frames: into the session's ring or its relay, stopped by
+/// the server's answer when it comes before the end (a refusal, a failure
+/// for good, a copy up to date).
+impl FrameSink for Client {
+    fn max_payload(&self) -> usize {
+        Client::max_payload(self)
+    }
+
+    fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
+        self.producer()?.send(seq, reply)
+    }
+
+    fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
+        self.producer()?.send_data(seq, bytes)
+    }
+
+    fn send_data_end(&mut self, seq: u32, bytes: &[u8], count: u64, checksum: u64) -> Result<()> {
+        self.producer()?.send_data_end(seq, bytes, count, checksum)
+    }
+
+    fn yield_turn(&mut self) {}
+
+    fn stop_asked(&mut self, seq: u32) -> Result<bool> {
+        Ok(self.answer_to(seq)?.is_some())
+    }
 }
 
 impl Client {
@@ -184,7 +290,7 @@ impl Client {
     /// The file is `fstat`ed before and after it is read: when its size,
     /// modification or status-change time moved meanwhile (another process
     /// wrote it, truncated it), the server is told to keep nothing and
-    /// answers [`UploadAnswer::Failed`] with [`ReasonCode::Changed`].
+    /// answers [`UploadAnswer::Failed`] with [`ReasonCode::Changed`](crate::upload::ReasonCode::Changed).
     ///
     /// # Errors
     ///
@@ -195,7 +301,7 @@ impl Client {
     /// [`Error::PeerGone`] when the server dies, [`Error::Cancelled`],
     /// [`Error::Stalled`], [`Error::Timeout`].
     pub fn put_file(&mut self, local: &Path, remote: &[u8], if_exists: PutIfExists) -> Result<UploadAnswer> {
-        self.put_file_with(local, remote, if_exists, &mut NoProgress)
+        self.put_file_with(local, remote, &PutOptions::new().if_exists(if_exists), &mut NoProgress)
     }
 
     /// As [`Client::put_file`], telling `progress` as the bytes leave:
@@ -210,13 +316,20 @@ impl Client {
         &mut self,
         local: &Path,
         remote: &[u8],
-        if_exists: PutIfExists,
+        options: &PutOptions,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
         let shown = local.display().to_string();
-        let file = File::open(local).map_err(|e| Error::local("open", &shown, e))?;
+        // Named, so followed if a symlink; a FIFO does not block the open
+        // (its kind refuses it), a terminal does not become ours.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(local)
+            .map_err(|e| Error::local("open", &shown, e))?;
+        let st = nix::sys::stat::fstat(&file).map_err(|e| Error::local("stat", &shown, e.into()))?;
         let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        self.put_open(file, &shown, &name, remote, if_exists, progress)
+        self.put_open((file, st), &shown, &name, remote, options, progress)
     }
 
     /// As [`Client::put_file_with`], for a file of `tree`: opened below the
@@ -233,104 +346,62 @@ impl Client {
         tree: &LocalTree,
         file: &LocalFile,
         remote: &[u8],
-        if_exists: PutIfExists,
+        options: &PutOptions,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
         let shown = String::from_utf8_lossy(&file.path).into_owned();
-        let (opened, _) = tree
+        let opened = tree
             .root
             .open_file_no_symlinks(&file.path)
-            .map_err(|f| Error::local("open", &shown, failure_error(f)))?;
+            .map_err(|f| Error::local("open", &shown, os_error(&f)))?;
         let name = shown.rsplit('/').next().unwrap_or_default().to_owned();
-        self.put_open(opened, &shown, &name, remote, if_exists, progress)
+        self.put_open(opened, &shown, &name, remote, options, progress)
     }
 
-    /// Sends the open local `file` (`shown` in messages, `name` to
-    /// `progress`).
+    /// Sends the open local file (`shown` in messages, `name` to
+    /// `progress`) through [`send_source`], the sender a fetch's server
+    /// uses, and waits for the server's answer. Its `fstat` before the
+    /// first byte gives its kind, size, mode and times, and is what the end
+    /// of the file is compared with.
     fn put_open(
         &mut self,
-        mut file: File,
+        (mut file, st): (File, FileStat),
         shown: &str,
         name: &str,
         remote: &[u8],
-        if_exists: PutIfExists,
+        options: &PutOptions,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
-        let meta = file.metadata().map_err(|e| Error::local("stat", shown, e))?;
-        if !meta.file_type().is_file() {
-            let errno = if meta.is_dir() { libc::EISDIR } else { libc::EINVAL };
-            return Err(Error::local("open", shown, io::Error::from_raw_os_error(errno)));
+        let kind = FileKind::of(&st);
+        if kind != FileKind::Regular {
+            return Err(Error::local("open", shown, os_error(&OpenFailure::WrongKind(kind))));
         }
         self.producer()?;
-        progress.start(name, meta.len());
-        let answer = self.send_file(&mut file, shown, &meta, remote, if_exists, progress);
-        progress.finish();
+        let seq = self.request_put(remote, options.flags())?;
+        let remote_shown = String::from_utf8_lossy(remote);
+        let source = Source { file: &mut file, st, shown: &remote_shown };
+        let told = Told { progress: std::cell::RefCell::new(progress), name, moved: std::cell::Cell::new(0) };
+        let answer = self.send_and_wait(seq, source, shown, &told);
+        told.end();
         answer
     }
 
-    /// Announces and sends the open `file` (as `meta` found it before the
-    /// first byte), then waits for the server's answer.
-    fn send_file(
+    /// Sends `source` as upload `seq` and waits for the server's answer;
+    /// a read that failed is the local file's error (`shown`), once the
+    /// server answered (it kept nothing).
+    fn send_and_wait(
         &mut self,
-        file: &mut File,
+        seq: u32,
+        source: Source<'_>,
         shown: &str,
-        meta: &std::fs::Metadata,
-        remote: &[u8],
-        if_exists: PutIfExists,
-        progress: &mut dyn Progress,
+        told: &Told<'_>,
     ) -> Result<UploadAnswer> {
-        let before = Snapshot::of_metadata(meta);
-        let size = meta.len();
-        let seq = self.request_put(remote, size, meta.mode() & MODE_BITS, if_exists)?;
-        let mut hash = Xxh3::new();
-        let mut count = 0u64;
-        let mut chunk = vec![0u8; IO_CHUNK];
-        let mut failed_read = None;
-        let mut answered_early = false;
-        'send: while count < size {
-            let want = (size - count).min(IO_CHUNK as u64) as usize;
-            let got = match file.read(&mut chunk[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    failed_read = Some(e);
-                    break;
-                }
-            };
-            let cap = self.max_payload();
-            for piece in chunk[..got].chunks(cap) {
-                // A refusal shows at once: the rest is not sent.
-                if self.answer_to(seq)?.is_some() {
-                    answered_early = true;
-                    break 'send;
-                }
-                self.producer()?.send_data(seq, piece)?;
-                hash.update(piece);
-                count += piece.len() as u64;
-                progress.advance(piece.len() as u64);
-            }
-        }
-        // The file as it is now: a write, a truncation or a rewrite in
-        // place meanwhile shows in its size or times (a short read, too).
-        let after = file.metadata().map(|m| Snapshot::of_metadata(&m));
-        let abandon = match (&failed_read, &after) {
-            (Some(e), _) => Some((ReasonCode::ReadFailed, format!("read: {e}"))),
-            (None, Err(e)) => Some((ReasonCode::ReadFailed, format!("fstat: {e}"))),
-            (None, Ok(after)) if *after != before || (count < size && !answered_early) => Some((
-                ReasonCode::Changed,
-                format!("changed while it was sent ({count} of {size} bytes read)"),
-            )),
-            (None, Ok(_)) => None,
+        let read_failed = match send_source(self, seq, source, Ask::default(), &mut Vec::new(), told)? {
+            Sent::GaveUp { read, .. } => read,
+            Sent::Whole(_) | Sent::UpToDate => None,
         };
-        let last = match abandon {
-            // The server drops what came and answers the file failed.
-            Some((code, reason)) => Reply::Error { code, reason },
-            None => Reply::End { count, checksum: hash.digest() },
-        };
-        self.producer()?.send(seq, &last)?;
         let answer = self.wait_for_answer(seq)?;
-        match failed_read {
+        match read_failed {
             Some(e) => Err(Error::local("read", shown, e)),
             None => Ok(answer),
         }

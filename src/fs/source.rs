@@ -44,15 +44,6 @@ impl Snapshot {
             ctime: (st.st_ctime, st.st_ctime_nsec),
         }
     }
-
-    pub(crate) fn of_metadata(meta: &std::fs::Metadata) -> Snapshot {
-        use std::os::unix::fs::MetadataExt;
-        Snapshot {
-            size: meta.size() as i64,
-            mtime: (meta.mtime(), meta.mtime_nsec()),
-            ctime: (meta.ctime(), meta.ctime_nsec()),
-        }
-    }
 }
 
 /// The kind of a file, as `fstat` tells it.
@@ -103,30 +94,66 @@ pub(crate) enum OpenFailure {
     /// The path leaves the root: absolute, `..`, a symlink out (`EXDEV`,
     /// `ELOOP`).
     OutsideRoot,
-    /// `EACCES`, `EPERM`.
+    /// `EACCES`, `EPERM`, `EROFS`.
     PermissionDenied,
     /// `ENAMETOOLONG`.
     NameTooLong,
     /// A NUL byte, or another path the kernel calls invalid (`EINVAL`).
     InvalidPath,
-    /// Out of descriptors or memory.
+    /// Out of descriptors, memory or room (`EMFILE`, `ENFILE`, `ENOMEM`,
+    /// `ENOSPC`, `EDQUOT`).
     OutOfResources(io::Error),
-    /// Opened, but not of the kind asked for.
+    /// Opened, but not of the kind asked for (`EISDIR`: a directory).
     WrongKind(FileKind),
     /// Anything else.
     Os(io::Error),
 }
 
 impl OpenFailure {
-    fn from_errno(e: Errno) -> OpenFailure {
+    /// The one sorting of an OS error met opening, reading or writing a
+    /// file, whichever side: what the wire's codes are given from
+    /// ([`crate::transfer::codes`]).
+    pub(crate) fn from_errno(e: Errno) -> OpenFailure {
         match e {
             Errno::ENOENT | Errno::ENOTDIR => OpenFailure::Missing,
             Errno::EXDEV | Errno::ELOOP => OpenFailure::OutsideRoot,
-            Errno::EACCES | Errno::EPERM => OpenFailure::PermissionDenied,
+            Errno::EACCES | Errno::EPERM | Errno::EROFS => OpenFailure::PermissionDenied,
             Errno::ENAMETOOLONG => OpenFailure::NameTooLong,
             Errno::EINVAL => OpenFailure::InvalidPath,
-            Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM => OpenFailure::OutOfResources(e.into()),
+            Errno::EISDIR => OpenFailure::WrongKind(FileKind::Directory),
+            Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::ENOSPC | Errno::EDQUOT => {
+                OpenFailure::OutOfResources(e.into())
+            }
             e => OpenFailure::Os(e.into()),
+        }
+    }
+
+    /// An I/O error (a create, a write, a rename; a directory component of
+    /// an output path) sorted as [`OpenFailure::from_errno`] sorts its
+    /// `errno`; one that carries none, by its kind: `NotADirectory` is a
+    /// component that is a symlink or not a directory (not followed), or a
+    /// directory moved away: the file would land outside where it was
+    /// meant to go.
+    pub(crate) fn of_io(e: &io::Error) -> OpenFailure {
+        if let Some(errno) = e.raw_os_error() {
+            return OpenFailure::from_errno(Errno::from_raw(errno));
+        }
+        let copy = || io::Error::new(e.kind(), e.to_string());
+        match e.kind() {
+            io::ErrorKind::NotADirectory => OpenFailure::OutsideRoot,
+            io::ErrorKind::NotFound => OpenFailure::Missing,
+            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                OpenFailure::PermissionDenied
+            }
+            io::ErrorKind::InvalidFilename => OpenFailure::NameTooLong,
+            io::ErrorKind::IsADirectory => OpenFailure::WrongKind(FileKind::Directory),
+            // A device, a FIFO or a socket holds an output's name: never
+            // replaced ([`Sink::persist`](crate::fs::output::Sink::persist)).
+            io::ErrorKind::AlreadyExists => OpenFailure::WrongKind(FileKind::Unknown),
+            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::OutOfMemory => {
+                OpenFailure::OutOfResources(copy())
+            }
+            _ => OpenFailure::Os(copy()),
         }
     }
 }

@@ -55,6 +55,67 @@ pub enum PutIfExists {
     Skip,
 }
 
+/// What a [`Command::Put`] asks besides its path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct PutFlags(u8);
+
+impl PutFlags {
+    /// None: an existing name is replaced, the file gets the time it was
+    /// written.
+    pub const NONE: PutFlags = PutFlags(0);
+    /// A file of that name is kept and the upload skipped
+    /// ([`UploadAnswer::Skipped`], `--no-clobber`).
+    pub const SKIP_EXISTING: PutFlags = PutFlags(1);
+    /// A file of that name with the source's size and not older than it is
+    /// kept and the upload skipped ([`UploadAnswer::UpToDate`], `--update`);
+    /// a source of unknown size is never up to date.
+    pub const UNLESS_UP_TO_DATE: PutFlags = PutFlags(2);
+    /// The stored file gets the source's mtime (its `Start` frame's,
+    /// `--preserve`).
+    pub const KEEP_MTIME: PutFlags = PutFlags(4);
+    /// Every flag this version knows; a Put with any other bit is refused.
+    pub(super) const KNOWN: u8 = 7;
+
+    /// These flags and `other`'s.
+    #[must_use]
+    pub fn with(self, other: PutFlags) -> PutFlags {
+        PutFlags(self.0 | other.0)
+    }
+
+    /// Whether every flag of `other` is set.
+    pub fn has(self, other: PutFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether an existing name is kept ([`PutFlags::SKIP_EXISTING`]).
+    pub fn if_exists(self) -> PutIfExists {
+        if self.has(PutFlags::SKIP_EXISTING) {
+            PutIfExists::Skip
+        } else {
+            PutIfExists::Replace
+        }
+    }
+
+    /// The flags as they travel.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// Flags from their wire form: `None` when a bit is not known.
+    pub fn from_bits(bits: u8) -> Option<PutFlags> {
+        (bits & !Self::KNOWN == 0).then_some(PutFlags(bits))
+    }
+}
+
+impl From<PutIfExists> for PutFlags {
+    fn from(if_exists: PutIfExists) -> PutFlags {
+        match if_exists {
+            PutIfExists::Replace => PutFlags::NONE,
+            PutIfExists::Skip => PutFlags::SKIP_EXISTING,
+        }
+    }
+}
+
 /// How the server answered one [`Command::Put`], in the region's header
 /// (the ring runs from the client to the server in an upload session, so
 /// no frame can carry it). Travels as one `u32`: the kind in the low byte,
@@ -66,6 +127,9 @@ pub enum UploadAnswer {
     /// Not written: the name exists and the client asked
     /// [`PutIfExists::Skip`].
     Skipped,
+    /// Not written: the file there has the source's size and is not older,
+    /// and the client asked [`PutFlags::UNLESS_UP_TO_DATE`].
+    UpToDate,
     /// The server does not take uploads (it was started without
     /// `--accept`).
     NotAccepting,
@@ -86,6 +150,7 @@ impl UploadAnswer {
             UploadAnswer::NotAccepting => 3,
             UploadAnswer::Refused(code) => 4 | (code as u32) << 8,
             UploadAnswer::Failed(code) => 5 | (code as u32) << 8,
+            UploadAnswer::UpToDate => 6,
         }
     }
 
@@ -105,6 +170,7 @@ impl UploadAnswer {
             (3, 0) => UploadAnswer::NotAccepting,
             (4, _) => UploadAnswer::Refused(reason()?),
             (5, _) => UploadAnswer::Failed(reason()?),
+            (6, 0) => UploadAnswer::UpToDate,
             _ => return Err(DecodeError::BadField("upload answer")),
         })
     }

@@ -38,19 +38,12 @@ pub enum Command {
     /// already, or not yet begun) is ignored.
     Cancel { client_pid: u32, seq: u32, region: String },
     /// On an upload session: the client sends the file `path` (bytes, no
-    /// NUL, not empty; below the server's `--accept` directory) of `size`
-    /// bytes and permission bits `mode`; its `Start`, `Data` and `End`
-    /// frames, carrying `seq`, follow in the region, and the server answers
-    /// in the region's header ([`UploadAnswer`]).
-    Put {
-        client_pid: u32,
-        seq: u32,
-        region: String,
-        path: Vec<u8>,
-        size: u64,
-        mode: u32,
-        if_exists: PutIfExists,
-    },
+    /// NUL, not empty; below the server's `--accept` directory) as `flags`
+    /// ask; its frames, carrying `seq`, follow in the region as a fetch's
+    /// answer does (`Start` with the size, mode, flags and mtime, `Data`,
+    /// then `DataEnd` or `End`, or `Error` when the client gives it up),
+    /// and the server answers in the region's header ([`UploadAnswer`]).
+    Put { client_pid: u32, seq: u32, region: String, path: Vec<u8>, flags: PutFlags },
 }
 
 /// A file's size and modification time as `fstat` tells them: what a
@@ -145,7 +138,7 @@ pub(super) const KIND_CANCEL: u8 = 8;
 pub(super) const KIND_OPEN_UPLOAD: u8 = 9;
 pub(super) const KIND_PUT: u8 = 10;
 /// Length of a Put's fields before its path: size, mode, flags.
-const PUT_FIELDS_LEN: usize = 13;
+const PUT_FIELDS_LEN: usize = 1;
 const _: () = assert!(PUT_FIELDS_LEN <= GET_FIELDS_LEN, "a Put is no longer than a Get");
 
 /// For the server's log (`-vv`): what the message asks, from whom.
@@ -161,9 +154,9 @@ impl fmt::Display for Command {
             Command::Open { client_pid, region_size, region, kind: SessionKind::Upload, .. } => {
                 write!(f, "open for uploads from pid {client_pid}: region {region} ({region_size} bytes)")
             }
-            Command::Put { client_pid, seq, region, path, size, .. } => write!(
+            Command::Put { client_pid, seq, region, path, .. } => write!(
                 f,
-                "put {} ({size} bytes) from pid {client_pid} (request {seq}, region {region})",
+                "put {} from pid {client_pid} (request {seq}, region {region})",
                 crate::text::quote_bytes(path)
             ),
             Command::Get { client_pid, seq, region, path, offset, .. } => write!(
@@ -247,8 +240,8 @@ impl Command {
             Command::Cancel { client_pid, seq, region } => {
                 (KIND_CANCEL, *client_pid, *seq, region.as_str(), &[][..])
             }
-            Command::Put { client_pid, seq, region, path, size, mode, if_exists } => {
-                fields = Some(encode_put_tail(*size, *mode, *if_exists, path)?);
+            Command::Put { client_pid, seq, region, path, flags } => {
+                fields = Some(encode_put_tail(*flags, path)?);
                 (KIND_PUT, *client_pid, *seq, region.as_str(), path.as_slice())
             }
         };
@@ -321,8 +314,8 @@ impl Command {
             return Ok(Command::Get { client_pid, seq: word, region, path, offset, condition });
         }
         if kind == KIND_PUT {
-            let (size, mode, if_exists, path) = decode_put_tail(tail)?;
-            return Ok(Command::Put { client_pid, seq: word, region, path, size, mode, if_exists });
+            let (flags, path) = decode_put_tail(tail)?;
+            return Ok(Command::Put { client_pid, seq: word, region, path, flags });
         }
         let path = path_bytes("path", tail)?;
         let path_ok = match kind {
@@ -387,45 +380,25 @@ pub(super) fn decode_get_tail(tail: &[u8]) -> Result<(u64, GetCondition, Vec<u8>
     Ok((offset, condition, path))
 }
 
-/// The tail of a Put: size, mode, flags (bit 0: skip an existing name),
-/// then its path.
-pub(super) fn encode_put_tail(
-    size: u64,
-    mode: u32,
-    if_exists: PutIfExists,
-    path: &[u8],
-) -> Result<Vec<u8>, EncodeError> {
+/// The tail of a Put: its flags, then its path.
+pub(super) fn encode_put_tail(flags: PutFlags, path: &[u8]) -> Result<Vec<u8>, EncodeError> {
     check_bytes("path", path, MAX_PATH_LEN)?;
     let mut out = Vec::with_capacity(PUT_FIELDS_LEN + path.len());
-    out.extend_from_slice(&size.to_le_bytes());
-    out.extend_from_slice(&(mode & MODE_BITS).to_le_bytes());
-    out.push(match if_exists {
-        PutIfExists::Replace => 0,
-        PutIfExists::Skip => 1,
-    });
+    out.push(flags.bits());
     out.extend_from_slice(path);
     Ok(out)
 }
 
-/// [`encode_put_tail`] undone: a known flag, mode bits only, a path that
-/// is present, any bytes but NUL, at most [`MAX_PATH_LEN`] bytes.
-pub(super) fn decode_put_tail(tail: &[u8]) -> Result<(u64, u32, PutIfExists, Vec<u8>), DecodeError> {
+/// [`encode_put_tail`] undone: known flags, a path that is present, any
+/// bytes but NUL, at most [`MAX_PATH_LEN`] bytes.
+pub(super) fn decode_put_tail(tail: &[u8]) -> Result<(PutFlags, Vec<u8>), DecodeError> {
     let mut r = Reader::new(tail);
-    let size = r.u64()?;
-    let mode = r.u32()?;
-    if mode & !MODE_BITS != 0 {
-        return Err(DecodeError::BadField("mode"));
-    }
-    let if_exists = match r.u8()? {
-        0 => PutIfExists::Replace,
-        1 => PutIfExists::Skip,
-        _ => return Err(DecodeError::BadField("put flags")),
-    };
+    let flags = PutFlags::from_bits(r.u8()?).ok_or(DecodeError::BadField("put flags"))?;
     let path = path_bytes("path", r.rest())?;
     if path.is_empty() {
         return Err(DecodeError::BadField("path"));
     }
-    Ok((size, mode, if_exists, path))
+    Ok((flags, path))
 }
 
 /// `, from byte N` for a Get that starts past the beginning, for the log.

@@ -50,14 +50,14 @@ fn any_command() -> impl Strategy<Value = Command> {
             .prop_map(|(client_pid, seq, region)| Command::Cancel { client_pid, seq, region }),
         (
             (any::<u32>(), any::<u32>(), nonempty_text(MAX_NAME_LEN), nonempty_path(MAX_PATH_LEN)),
-            (
-                any::<u64>(),
-                0u32..=MODE_BITS,
-                prop_oneof![Just(PutIfExists::Replace), Just(PutIfExists::Skip)]
-            )
+            (0u8..=PutFlags::KNOWN).prop_map(|bits| PutFlags::from_bits(bits).unwrap()),
         )
-            .prop_map(|((client_pid, seq, region, path), (size, mode, if_exists))| {
-                Command::Put { client_pid, seq, region, path, size, mode, if_exists }
+            .prop_map(|((client_pid, seq, region, path), flags)| Command::Put {
+                client_pid,
+                seq,
+                region,
+                path,
+                flags,
             }),
     ]
 }
@@ -83,12 +83,13 @@ fn every_upload_answer_survives_its_word_and_no_other_word_is_one() {
         UploadAnswer::NotAccepting,
         UploadAnswer::Refused(ReasonCode::OutsideRoot),
         UploadAnswer::Failed(ReasonCode::Other),
+        UploadAnswer::UpToDate,
     ];
     for answer in answers {
         assert_ne!(answer.code(), 0, "0 is no answer");
         assert_eq!(UploadAnswer::from_code(answer.code()), Ok(answer));
     }
-    for word in [0, 6, 1 | 1 << 8, 4, 4 | 99 << 8, 1 << 16] {
+    for word in [0, 7, 1 | 1 << 8, 6 | 1 << 8, 4, 4 | 99 << 8, 1 << 16] {
         assert!(UploadAnswer::from_code(word).is_err(), "{word:#x}");
     }
 }

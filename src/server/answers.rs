@@ -11,6 +11,7 @@ use crate::server::stats::ServerStats;
 use crate::shm_region::ring::Producer;
 use crate::shm_region::{EndReason, Region};
 use crate::text::quote_bytes;
+use crate::transfer::codes::{os_error, wire_codes};
 
 /// How far a listing walks: files at most (as many as a listing carries),
 /// and how deep. Each level holds two descriptors while the walk is below
@@ -150,18 +151,21 @@ fn find(root: &Root, prefix: &[u8], max_path: usize) -> Found {
     found
 }
 
-/// The skip code and detail for a prefix that could not be opened.
+/// The skip code ([`wire_codes`]) and detail for a prefix that could not
+/// be opened; `None` where nothing is left out (nothing there, or not a
+/// directory).
 fn opening_skip(failure: &OpenFailure) -> Option<(SkipCode, u32)> {
-    Some(match failure {
-        OpenFailure::OutsideRoot => (SkipCode::OutsideRoot, 0),
-        OpenFailure::InvalidPath => (SkipCode::InvalidPath, 0),
-        OpenFailure::NameTooLong => (SkipCode::TooLong, MAX_PATH_LEN as u32),
-        OpenFailure::PermissionDenied => (SkipCode::Unreadable, libc::EACCES as u32),
-        OpenFailure::OutOfResources(e) | OpenFailure::Os(e) => {
-            (SkipCode::Unreadable, e.raw_os_error()? as u32)
-        }
-        OpenFailure::Missing | OpenFailure::WrongKind(_) => return None,
-    })
+    let code = wire_codes(failure).skip?;
+    let detail = match code {
+        SkipCode::TooLong => MAX_PATH_LEN as u32,
+        SkipCode::Unreadable => os_error(failure).raw_os_error().unwrap_or(libc::EIO) as u32,
+        SkipCode::TooDeep
+        | SkipCode::OverLimit
+        | SkipCode::OutsideRoot
+        | SkipCode::InvalidPath
+        | SkipCode::TooManySkipped => 0,
+    };
+    Some((code, detail))
 }
 
 /// Sends the listing of what lies at or below `prefix` (empty: the whole

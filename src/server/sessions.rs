@@ -18,7 +18,7 @@ use crate::fs::source::Root;
 use crate::os::names::SessionNames;
 use crate::os::owned_name::remove_session;
 use crate::os::semaphore::Semaphore;
-use crate::protocol::{PutIfExists, ReasonCode, Reply, SessionKind, UploadAnswer};
+use crate::protocol::{PutFlags, ReasonCode, Reply, SessionKind, UploadAnswer};
 use crate::server::answers::{answer_busy, send_listing, send_status};
 use crate::server::log_budget::LogBudget;
 use crate::server::stats::{ServerStats, SessionStats};
@@ -476,7 +476,7 @@ pub(crate) enum Job {
     Get { seq: u32, path: Vec<u8>, ask: Ask },
     List { seq: u32, prefix: Vec<u8> },
     Status { seq: u32 },
-    Put { seq: u32, path: Vec<u8>, size: u64, mode: u32, if_exists: PutIfExists },
+    Put { seq: u32, path: Vec<u8>, flags: PutFlags },
 }
 
 /// What every session of one server shares.
@@ -622,12 +622,12 @@ impl SessionThread {
                 Ok(job) => job,
                 Err(end) => return Ok(end),
             };
-            let Job::Put { seq, path, size, mode, if_exists } = job else {
+            let Job::Put { seq, path, flags } = job else {
                 warn!("client {pid}: dropped a request that an upload session cannot answer");
                 continue;
             };
             let started = Instant::now();
-            let put = PutRequest { seq, path: &path, size, mode, if_exists };
+            let put = PutRequest { seq, path: &path, flags };
             let got = match receive_file(consumer, self.env.accept.as_deref(), put, &mut buf, &*self.stats) {
                 Ok(got) => got,
                 Err(stopped) => {
@@ -820,6 +820,9 @@ fn log_upload(pid: u32, path: &[u8], got: &Received, took: Duration) {
             rate_text(got.bytes, took).map(|r| format!(" ({r})")).unwrap_or_default()
         ),
         UploadAnswer::Skipped => info!("client {pid}: {shown}: upload skipped after {bytes} in {time}: exists"),
+        UploadAnswer::UpToDate => {
+            info!("client {pid}: {shown}: upload skipped after {bytes} in {time}: up to date")
+        }
         UploadAnswer::NotAccepting => info!(
             "client {pid}: {shown}: upload refused after {bytes} in {time}: the server was started without --accept"
         ),

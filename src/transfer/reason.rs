@@ -1,8 +1,6 @@
 //! Why a file did not arrive, or was skipped: the reasons a caller decides
 //! on, the server's reason codes among them.
 
-use crate::protocol::ReasonCode;
-
 /// Why a file was refused, failed or was skipped: the server's reason
 /// codes, the reasons a listing left an entry out, and the client's own
 /// checks.
@@ -31,6 +29,11 @@ pub enum FailReason {
     WrongSession,
     /// The server ran out of descriptors or memory.
     OutOfResources,
+    /// A file of unknown size (procfs, sysfs) went on past the 64 MiB
+    /// sent of one.
+    TooLarge,
+    /// The sender stopped the file as its receiver asked.
+    Cancelled,
     /// Another reason of the server's; its text says what.
     Server,
     // Why a listing left an entry out.
@@ -62,24 +65,6 @@ pub enum FailReason {
     /// The session was lost (server gone, stalled, interrupted) while this
     /// file arrived; nothing of it is kept.
     SessionLost,
-}
-
-impl From<ReasonCode> for FailReason {
-    fn from(code: ReasonCode) -> FailReason {
-        match code {
-            ReasonCode::OutsideRoot => FailReason::OutsideRoot,
-            ReasonCode::IsDirectory => FailReason::IsDirectory,
-            ReasonCode::NotRegular => FailReason::NotRegular,
-            ReasonCode::PermissionDenied => FailReason::PermissionDenied,
-            ReasonCode::NameTooLong => FailReason::NameTooLong,
-            ReasonCode::InvalidPath => FailReason::InvalidPath,
-            ReasonCode::Changed => FailReason::Changed,
-            ReasonCode::ReadFailed => FailReason::ReadFailed,
-            ReasonCode::WrongSession => FailReason::WrongSession,
-            ReasonCode::OutOfResources => FailReason::OutOfResources,
-            _ => FailReason::Server,
-        }
-    }
 }
 
 /// Why a file was skipped, a success ([`Outcome::Skipped`](crate::Outcome::Skipped)).

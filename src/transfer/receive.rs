@@ -7,10 +7,14 @@
 //! without setuid, setgid or sticky, and nothing left under the name when
 //! it fails.
 //!
-//! The client sends `Data` frames and one `End` frame (count, xxh3) of the
-//! request's seq, or instead of the `End` an `Error` frame when it gives
-//! the file up (it changed while it was read: nothing is kept); the `Put` already said the size and mode, so no `Start`
-//! frame comes first. The answer goes into the region's header
+//! The client's sender is a fetch's ([`crate::send_file::send_source`]):
+//! a `Start` frame (size, or that the size is unknown; mode; mtime),
+//! `Data` frames and one `DataEnd` or `End` frame (count, xxh3) of the
+//! request's seq, or instead of the end an `Error` frame when it gives the
+//! file up (it changed while it was read: nothing is kept). A file of
+//! unknown size (procfs, sysfs) is taken up to its `End` count, at most
+//! [`MAX_UNKNOWN_SIZE`](crate::protocol::MAX_UNKNOWN_SIZE) bytes, as a
+//! fetch's client takes it. The answer goes into the region's header
 //! ([`Region::answer`](crate::shm_region::Region::answer)): as soon as the
 //! file is refused or fails for good (a write fails, more bytes than
 //! announced come; the client then stops sending and sends its `End`),
@@ -24,8 +28,11 @@ use crate::choices::Clobber;
 use crate::error::{Error, Result};
 use crate::fs::output::{OutDir, OutputPath, Sink};
 use crate::os::sys::IO_CHUNK;
-use crate::protocol::{FrameKind, PutIfExists, ReasonCode, Reply, UploadAnswer};
+use crate::protocol::{DataEnd, FrameKind, PutFlags, PutIfExists, ReasonCode, Reply, Stamp, UploadAnswer};
 use crate::shm_region::ring::Consumer;
+use crate::text::byte_count;
+use crate::transfer::codes::io_reason;
+use crate::transfer::send_file::{up_to_date, Announced};
 use crate::transfer::Meter;
 
 /// One file a client uploads: what its `Put` said.
@@ -33,9 +40,15 @@ use crate::transfer::Meter;
 pub(crate) struct PutRequest<'a> {
     pub seq: u32,
     pub path: &'a [u8],
-    pub size: u64,
-    pub mode: u32,
-    pub if_exists: PutIfExists,
+    pub flags: PutFlags,
+}
+
+/// What an upload's `Start` frame said.
+#[derive(Debug, Clone, Copy)]
+struct Started {
+    size: Announced,
+    mode: u32,
+    mtime_ns: i64,
 }
 
 /// What became of an upload, for the server's log: the answer, and why
@@ -56,46 +69,17 @@ pub(crate) struct Stopped {
     pub bytes: u64,
 }
 
-/// The reason code of a failed create or write.
+/// The reason code of a failed create, write or rename ([`io_reason`]);
+/// nothing there (the directory went away) is [`ReasonCode::Other`].
 fn failure_code(e: &io::Error) -> ReasonCode {
-    if e.kind() == io::ErrorKind::NotADirectory {
-        // A directory component that is a symlink or not a directory
-        // ([`OutDir`] follows none).
-        return ReasonCode::OutsideRoot;
-    }
-    match e.raw_os_error() {
-        Some(libc::ENOSPC | libc::EDQUOT | libc::EMFILE | libc::ENFILE | libc::ENOMEM) => {
-            ReasonCode::OutOfResources
-        }
-        Some(libc::EACCES | libc::EPERM | libc::EROFS) => ReasonCode::PermissionDenied,
-        Some(libc::ENAMETOOLONG) => ReasonCode::NameTooLong,
-        // A symlink or a non-directory where a directory component was.
-        Some(libc::ELOOP | libc::ENOTDIR) => ReasonCode::OutsideRoot,
-        Some(libc::EISDIR) => ReasonCode::IsDirectory,
-        Some(_) => ReasonCode::Other,
-        // An error about a directory component carries its kind and the
-        // component's name, not the errno.
-        None => match e.kind() {
-            io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded | io::ErrorKind::OutOfMemory => {
-                ReasonCode::OutOfResources
-            }
-            io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                ReasonCode::PermissionDenied
-            }
-            io::ErrorKind::InvalidFilename => ReasonCode::NameTooLong,
-            io::ErrorKind::IsADirectory => ReasonCode::IsDirectory,
-            // A device, a FIFO or a socket holds the name: never replaced
-            // ([`Sink::persist`]).
-            io::ErrorKind::AlreadyExists => ReasonCode::NotRegular,
-            _ => ReasonCode::Other,
-        },
-    }
+    io_reason(e).unwrap_or(ReasonCode::Other)
 }
 
 /// Where the upload goes, or the answer that it does not.
 fn target(
     accept: Option<&OutDir>,
     put: &PutRequest<'_>,
+    start: &Started,
 ) -> std::result::Result<Sink, (UploadAnswer, String)> {
     let Some(dir) = accept else {
         return Err((UploadAnswer::NotAccepting, "the server takes no uploads (no --accept)".into()));
@@ -115,10 +99,16 @@ fn target(
         let why = format!("{}: a directory has that name", out.shown());
         return Err((UploadAnswer::Refused(ReasonCode::IsDirectory), why));
     }
-    if put.if_exists == PutIfExists::Skip && dir.exists(&out) {
+    if put.flags.if_exists() == PutIfExists::Skip && dir.exists(&out) {
         return Err((UploadAnswer::Skipped, "exists".into()));
     }
-    dir.create(&out, put.mode)
+    if let (true, Announced::Exactly(size)) = (put.flags.has(PutFlags::UNLESS_UP_TO_DATE), start.size) {
+        let source = Stamp { size, mtime_ns: start.mtime_ns };
+        if dir.stamp(&out).is_some_and(|copy| up_to_date(copy, source)) {
+            return Err((UploadAnswer::UpToDate, "up to date".into()));
+        }
+    }
+    dir.create(&out, start.mode)
         .map_err(|e| (refused_or_failed(failure_code(&e)), format!("{}: {e}", out.shown())))
 }
 
@@ -130,7 +120,35 @@ fn refused_or_failed(code: ReasonCode) -> UploadAnswer {
         ReasonCode::OutsideRoot | ReasonCode::IsDirectory | ReasonCode::NotRegular => {
             UploadAnswer::Refused(code)
         }
-        _ => UploadAnswer::Failed(code),
+        ReasonCode::PermissionDenied
+        | ReasonCode::NameTooLong
+        | ReasonCode::InvalidPath
+        | ReasonCode::Changed
+        | ReasonCode::ReadFailed
+        | ReasonCode::WrongSession
+        | ReasonCode::OutOfResources
+        | ReasonCode::TooLarge
+        | ReasonCode::Cancelled
+        | ReasonCode::Other => UploadAnswer::Failed(code),
+    }
+}
+
+/// The code the server answers an upload the client gave up with: its own
+/// where the client may say so (the source changed, a read failed, a file
+/// of unknown size grew past its bound), else [`ReasonCode::Other`].
+fn given_up_code(code: ReasonCode) -> ReasonCode {
+    match code {
+        ReasonCode::Changed | ReasonCode::ReadFailed | ReasonCode::TooLarge => code,
+        ReasonCode::OutsideRoot
+        | ReasonCode::IsDirectory
+        | ReasonCode::NotRegular
+        | ReasonCode::PermissionDenied
+        | ReasonCode::NameTooLong
+        | ReasonCode::InvalidPath
+        | ReasonCode::WrongSession
+        | ReasonCode::OutOfResources
+        | ReasonCode::Cancelled
+        | ReasonCode::Other => ReasonCode::Other,
     }
 }
 
@@ -159,8 +177,10 @@ impl Writing {
 /// Receives the file of `put` from `consumer` into `accept` (`None`: the
 /// server takes no uploads, and says so) and answers it in the region's
 /// header, keeping the session's live record (`stats`, for `--status`) up
-/// to date. The frames of a refused file are read and dropped up to its
-/// `End`.
+/// to date. Its frames are a fetch's answer, from the same sender: a
+/// `Start` (the size, or that the size is unknown, and the mode and
+/// mtime), `Data`, then `DataEnd` or `End`, or `Error`. The frames of a
+/// refused file are read and dropped up to its end.
 ///
 /// # Errors
 ///
@@ -175,10 +195,38 @@ pub(crate) fn receive_file(
     buf: &mut Vec<u8>,
     stats: &dyn Meter,
 ) -> std::result::Result<Received, Stopped> {
-    stats.begin(&String::from_utf8_lossy(put.path), put.size);
+    // The size comes with the `Start`.
+    stats.begin(&String::from_utf8_lossy(put.path), 0);
     let got = receive(consumer, accept, put, buf, stats);
     let bytes = stats.end();
     got.map_err(|error| Stopped { error, bytes })
+}
+
+/// The next frame of upload `put.seq`: its kind, its payload in
+/// `buf[..len]`.
+fn next_frame(consumer: &mut Consumer, seq: u32, buf: &mut [u8]) -> Result<(FrameKind, usize)> {
+    let header = consumer.recv_into(buf)?;
+    if header.seq != seq {
+        return Err(Error::Protocol(format!("a frame of request {} during request {seq}", header.seq)));
+    }
+    Ok((header.kind, header.len as usize))
+}
+
+/// The upload's first frame: its `Start`.
+fn read_start(consumer: &mut Consumer, seq: u32, buf: &mut [u8]) -> Result<Started> {
+    let (kind, len) = next_frame(consumer, seq, buf)?;
+    if kind != FrameKind::Start {
+        return Err(Error::Protocol(format!("a {kind:?} frame where an upload's Start was due")));
+    }
+    match Reply::decode(kind, &buf[..len])? {
+        Reply::Start { flags, .. } if flags.from_offset() || flags.up_to_date() => {
+            Err(Error::Protocol("an upload's Start that resumes or is up to date".into()))
+        }
+        Reply::Start { size, mode, flags, mtime_ns } => {
+            Ok(Started { size: Announced::of(size, flags), mode, mtime_ns })
+        }
+        other => Err(Error::Protocol(format!("{:?} where an upload's Start was due", other.kind()))),
+    }
 }
 
 fn receive(
@@ -188,8 +236,11 @@ fn receive(
     buf: &mut Vec<u8>,
     stats: &dyn Meter,
 ) -> Result<Received> {
+    buf.resize(consumer.max_payload(), 0);
+    let start = read_start(consumer, put.seq, buf)?;
+    stats.begin(&String::from_utf8_lossy(put.path), start.size.told());
     let mut failed: Option<(UploadAnswer, String)> = None;
-    let mut writing = match target(accept, &put) {
+    let mut writing = match target(accept, &put, &start) {
         Ok(sink) => Some(Writing { sink, pending: Vec::with_capacity(IO_CHUNK + consumer.max_payload()) }),
         Err(refusal) => {
             // Answered at once: the client stops sending and ends the file.
@@ -201,53 +252,26 @@ fn receive(
     let mut answered_early = failed.is_some();
     let mut hash = Xxh3::new();
     let mut received = 0u64;
-    buf.resize(consumer.max_payload(), 0);
     let (count, checksum) = loop {
-        let header = consumer.recv_into(buf)?;
-        if header.seq != put.seq {
-            return Err(Error::Protocol(format!(
-                "a frame of request {} during request {}",
-                header.seq, put.seq
-            )));
-        }
-        let payload = &buf[..header.len as usize];
-        match header.kind {
-            FrameKind::Data => {
-                received += payload.len() as u64;
-                stats.advance(payload.len() as u64);
-                if received > put.size && failed.is_none() {
-                    failed = Some((
-                        UploadAnswer::Failed(ReasonCode::TooLarge),
-                        "more bytes than announced".into(),
-                    ));
-                    writing = None;
-                }
-                if let Some(w) = &mut writing {
-                    hash.update(payload);
-                    if let Err(e) = w.push(payload) {
-                        failed = Some((UploadAnswer::Failed(failure_code(&e)), format!("write: {e}")));
-                        writing = None;
-                    }
-                }
-                if let (Some((answer, _)), false) = (&failed, answered_early) {
-                    // Failed for good (a full disk, too many bytes): the
-                    // client stops sending instead of streaming the rest.
-                    consumer.region().answer(put.seq, answer.code());
-                    answered_early = true;
-                }
+        let (kind, len) = next_frame(consumer, put.seq, buf)?;
+        let payload = &buf[..len];
+        // A `DataEnd` is its data, then its end.
+        let (data, end) = match kind {
+            FrameKind::Data => (payload, None),
+            FrameKind::DataEnd => {
+                let last = DataEnd::decode(payload)?;
+                (&payload[..last.len as usize], Some((last.count, last.checksum)))
             }
             FrameKind::End => match Reply::decode(FrameKind::End, payload)? {
-                Reply::End { count, checksum } => break (count, checksum),
+                Reply::End { count, checksum } => (&payload[..0], Some((count, checksum))),
                 other => return Err(Error::Protocol(format!("{:?} where an End was due", other.kind()))),
             },
             // The client gives the file up (it changed while it was read,
-            // a read failed): nothing of it is kept.
+            // a read failed, it grew past the bound of a file of unknown
+            // size): nothing of it is kept.
             FrameKind::Error => match Reply::decode(FrameKind::Error, payload)? {
                 Reply::Error { code, reason } => {
-                    let code = match code {
-                        ReasonCode::Changed | ReasonCode::ReadFailed => code,
-                        _ => ReasonCode::Other,
-                    };
+                    let code = given_up_code(code);
                     let why = format!("the client gave the file up: {reason}");
                     let (answer, why) = failed.unwrap_or((UploadAnswer::Failed(code), why));
                     drop(writing);
@@ -259,66 +283,110 @@ fn receive(
                 other => return Err(Error::Protocol(format!("{:?} where an Error was due", other.kind()))),
             },
             other => return Err(Error::Protocol(format!("a {other:?} frame in an upload"))),
+        };
+        if !data.is_empty() {
+            received += data.len() as u64;
+            stats.advance(data.len() as u64);
+            if received > start.size.limit() && failed.is_none() {
+                let why = match start.size {
+                    Announced::Exactly(size) => format!("more bytes than the {size} announced"),
+                    Announced::Unknown { .. } => format!(
+                        "more bytes than the {} a file of unknown size may have",
+                        byte_count(start.size.limit())
+                    ),
+                };
+                failed = Some((UploadAnswer::Failed(ReasonCode::TooLarge), why));
+                writing = None;
+            }
+            if let Some(w) = &mut writing {
+                hash.update(data);
+                if let Err(e) = w.push(data) {
+                    failed = Some((UploadAnswer::Failed(failure_code(&e)), format!("write: {e}")));
+                    writing = None;
+                }
+            }
+            if let (Some((answer, _)), false) = (&failed, answered_early) {
+                // Failed for good (a full disk, too many bytes): the
+                // client stops sending instead of streaming the rest.
+                consumer.region().answer(put.seq, answer.code());
+                answered_early = true;
+            }
+        }
+        if let Some(end) = end {
+            break end;
         }
     };
     let (answer, why) = match (writing, failed) {
         (_, Some((answer, why))) => (answer, Some(why)),
         // Not reached: a file not written has failed.
         (None, None) => (UploadAnswer::Failed(ReasonCode::Other), None),
-        (Some(mut w), None) => {
-            if count != received || received != put.size {
-                let why = format!("{received} bytes received, {} announced, {count} counted", put.size);
-                (UploadAnswer::Failed(ReasonCode::Changed), Some(why))
-            } else if checksum != hash.digest() {
-                (UploadAnswer::Failed(ReasonCode::Other), Some("checksum mismatch (xxh3-64)".into()))
-            } else if let Err(e) = w.flush() {
-                (UploadAnswer::Failed(failure_code(&e)), Some(format!("write: {e}")))
-            } else {
-                let clobber = match put.if_exists {
-                    PutIfExists::Replace => Clobber::Replace,
-                    PutIfExists::Skip => Clobber::Skip,
-                };
-                match w.sink.persist(clobber) {
-                    Ok(()) => (UploadAnswer::Stored, None),
-                    Err(Error::Os { source, .. })
-                        if put.if_exists == PutIfExists::Skip
-                            && source.raw_os_error() == Some(libc::EEXIST) =>
-                    {
-                        (UploadAnswer::Skipped, None)
-                    }
-                    // Naming failed: a directory made at the name while the
-                    // data came, a name too long, a full directory.
-                    Err(Error::Os { ref source, .. }) if failure_code(source) == ReasonCode::IsDirectory => (
-                        UploadAnswer::Refused(ReasonCode::IsDirectory),
-                        Some("a directory has that name".into()),
-                    ),
-                    // A directory of the path (or the --accept directory
-                    // itself) moved away while the data came, or as the
-                    // file was named: not named there, or the name taken
-                    // back.
-                    Err(Error::Os { ref source, .. })
-                        if matches!(
-                            source.kind(),
-                            io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists
-                        ) =>
-                    {
-                        (refused_or_failed(failure_code(source)), Some(format!("not named: {source}")))
-                    }
-                    Err(e) => {
-                        let code = match &e {
-                            Error::Os { source, .. } => failure_code(source),
-                            _ => ReasonCode::Other,
-                        };
-                        (UploadAnswer::Failed(code), Some(format!("{e:#}")))
-                    }
-                }
-            }
-        }
+        (Some(w), None) => store(&put, &start, w, (count, checksum), received, hash.digest()),
     };
     if !answered_early {
         consumer.region().answer(put.seq, answer.code());
     }
     Ok(Received { answer, bytes: received, why })
+}
+
+/// Checks a whole upload (the sender's `count` and `checksum` against the
+/// bytes `received` and their `digest`) and names it as `put` asks: the
+/// answer, and why when it was not stored.
+fn store(
+    put: &PutRequest<'_>,
+    start: &Started,
+    mut w: Writing,
+    (count, checksum): (u64, u64),
+    received: u64,
+    digest: u64,
+) -> (UploadAnswer, Option<String>) {
+    if count != received || !start.size.agrees(count) {
+        let why = format!("{received} bytes received, {count} counted, {} announced", start.size);
+        return (UploadAnswer::Failed(ReasonCode::Changed), Some(why));
+    }
+    if checksum != digest {
+        return (UploadAnswer::Failed(ReasonCode::Other), Some("checksum mismatch (xxh3-64)".into()));
+    }
+    if let Err(e) = w.flush() {
+        return (UploadAnswer::Failed(failure_code(&e)), Some(format!("write: {e}")));
+    }
+    if put.flags.has(PutFlags::KEEP_MTIME) {
+        if let Err(e) = w.sink.set_mtime(start.mtime_ns) {
+            return (UploadAnswer::Failed(failure_code(&e)), Some(format!("setting the mtime: {e}")));
+        }
+    }
+    let if_exists = put.flags.if_exists();
+    let clobber = match if_exists {
+        PutIfExists::Replace => Clobber::Replace,
+        PutIfExists::Skip => Clobber::Skip,
+    };
+    match w.sink.persist(clobber) {
+        Ok(()) => (UploadAnswer::Stored, None),
+        Err(Error::Os { source, .. })
+            if if_exists == PutIfExists::Skip && source.raw_os_error() == Some(libc::EEXIST) =>
+        {
+            (UploadAnswer::Skipped, None)
+        }
+        // Naming failed: a directory made at the name while the data
+        // came, a name too long, a full directory.
+        Err(Error::Os { ref source, .. }) if failure_code(source) == ReasonCode::IsDirectory => {
+            (UploadAnswer::Refused(ReasonCode::IsDirectory), Some("a directory has that name".into()))
+        }
+        // A directory of the path (or the --accept directory itself) moved
+        // away while the data came, or as the file was named: not named
+        // there, or the name taken back.
+        Err(Error::Os { ref source, .. })
+            if matches!(source.kind(), io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists) =>
+        {
+            (refused_or_failed(failure_code(source)), Some(format!("not named: {source}")))
+        }
+        Err(e) => {
+            let code = match &e {
+                Error::Os { source, .. } => failure_code(source),
+                _ => ReasonCode::Other,
+            };
+            (UploadAnswer::Failed(code), Some(format!("{e:#}")))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -357,6 +425,11 @@ mod tests {
         (client.turn_round(), server.turn_round())
     }
 
+    /// The `Start` of a file of `size` bytes (a known size) and mode 06755.
+    fn start(size: u64) -> Reply {
+        Reply::Start { size, mode: 0o6755, flags: crate::protocol::StartFlags::NONE, mtime_ns: 0 }
+    }
+
     /// Sends `bytes` as request `seq`, with an End frame of `count` and
     /// `checksum` (the true ones unless given), and receives it.
     fn upload(
@@ -381,6 +454,7 @@ mod tests {
         let (mut client, mut server) = ring(tag);
         let (owned, seq) = (bytes.to_vec(), 7);
         let sender = std::thread::spawn(move || {
+            client.send(seq, &start(size)).unwrap();
             let cap = client.max_payload();
             for piece in owned.chunks(cap) {
                 client.send_data(seq, piece).unwrap();
@@ -389,7 +463,7 @@ mod tests {
             client.send(seq, &Reply::End { count, checksum }).unwrap();
             client
         });
-        let put = PutRequest { seq, path, size, mode: 0o6755, if_exists: PutIfExists::Replace };
+        let put = PutRequest { seq, path, flags: PutFlags::NONE };
         let stats = crate::server::stats::ServerStats::new("/srv".into(), true, 1);
         let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
         let got = receive_file(&mut server, accept, put, &mut Vec::new(), &*live).unwrap();
@@ -491,6 +565,7 @@ mod tests {
         let dir = OutDir::open(tmp.path()).unwrap();
         let (mut client, mut server) = ring("gaveup");
         let sender = std::thread::spawn(move || {
+            client.send(3, &start(6000)).unwrap();
             for piece in [9u8; 3000].chunks(client.max_payload()) {
                 client.send_data(3, piece).unwrap();
             }
@@ -498,7 +573,7 @@ mod tests {
             client.send(3, &Reply::Error { code: ReasonCode::Changed, reason }).unwrap();
             client
         });
-        let put = PutRequest { seq: 3, path: b"x", size: 6000, mode: 0o644, if_exists: PutIfExists::Replace };
+        let put = PutRequest { seq: 3, path: b"x", flags: PutFlags::NONE };
         let stats = crate::server::stats::ServerStats::new("/srv".into(), true, 1);
         let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
         let got = receive_file(&mut server, Some(&dir), put, &mut Vec::new(), &*live).unwrap();

@@ -1,7 +1,10 @@
-//! Serving one file through a session's [`Producer`]: open it with the
-//! confined opener, stream it as Start, Data..., End with its checksum (the
-//! End folded into the last data frame, `DataEnd`, where both fit one slot)
-//! — or answer why not (not found, refused, failed) with a reason code.
+//! The one sender of a file, for both directions ([`send_source`]): an
+//! opened source streamed as Start, Data..., End with its checksum (the End
+//! folded into the last data frame, `DataEnd`, where both fit one slot), or
+//! given up with an `Error` frame. The server's fetch ([`send_file`]: open
+//! it with the confined opener, or answer why not with a reason code) and
+//! the client's upload ([`crate::upload`]) each only say where the frames
+//! go ([`FrameSink`]) and who is told of the bytes ([`Meter`]).
 
 use std::fs::File;
 use std::io::Read;
@@ -16,13 +19,14 @@ use nix::sys::statfs::{
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::Result;
-use crate::fs::source::{FileKind, OpenFailure, Root, Snapshot};
+use crate::fs::source::{OpenFailure, Root, Snapshot};
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::{
     DataEnd, GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS,
 };
 use crate::shm_region::ring::Producer;
 use crate::text::byte_count;
+use crate::transfer::codes::{os_error, wire_codes};
 use crate::transfer::Meter;
 
 /// What became of one file request, as far as the server knows.
@@ -41,39 +45,25 @@ pub(crate) fn refused(code: ReasonCode, reason: impl Into<String>) -> Reply {
     Reply::Refused { code, reason: reason.into() }
 }
 
-/// A failure on the server's side with its code and the text beside it.
-fn failed(code: ReasonCode, reason: impl Into<String>) -> Reply {
-    Reply::Error { code, reason: reason.into() }
-}
-
-/// How the client is told that `path` was not opened.
+/// How the client is told that `path` was not opened: not found, or the
+/// code of [`wire_codes`] with its words; a refusal, but for an OS error
+/// the opener does not sort (a failure on the server's side).
 fn refusal(path: &str, why: OpenFailure) -> Reply {
-    match why {
-        OpenFailure::Missing => Reply::NotFound,
-        OpenFailure::OutsideRoot => {
-            refused(ReasonCode::OutsideRoot, format!("{path} leads outside the served directory"))
-        }
-        OpenFailure::PermissionDenied => refused(ReasonCode::PermissionDenied, "permission denied"),
-        OpenFailure::NameTooLong => refused(ReasonCode::NameTooLong, "name too long"),
-        OpenFailure::InvalidPath => refused(ReasonCode::InvalidPath, "invalid path"),
-        OpenFailure::OutOfResources(e) => {
-            refused(ReasonCode::OutOfResources, format!("the server is out of resources: {e}"))
-        }
-        OpenFailure::WrongKind(kind) => {
-            let code = match kind {
-                FileKind::Directory => ReasonCode::IsDirectory,
-                _ => ReasonCode::NotRegular,
-            };
-            refused(code, format!("{path} is {}", kind.text()))
-        }
-        OpenFailure::Os(e) => failed(ReasonCode::Other, format!("opening {path}: {e}")),
+    let Some(code) = wire_codes(&why).reason else { return Reply::NotFound };
+    let reason = match &why {
+        OpenFailure::OutsideRoot => format!("{path} leads outside the served directory"),
+        OpenFailure::PermissionDenied => "permission denied".into(),
+        OpenFailure::NameTooLong => "name too long".into(),
+        OpenFailure::InvalidPath => "invalid path".into(),
+        OpenFailure::OutOfResources(e) => format!("the server is out of resources: {e}"),
+        OpenFailure::WrongKind(kind) => format!("{path} is {}", kind.text()),
+        OpenFailure::Missing | OpenFailure::Os(_) => format!("opening {path}: {}", os_error(&why)),
+    };
+    if matches!(why, OpenFailure::Os(_)) {
+        Reply::Error { code, reason }
+    } else {
+        Reply::Refused { code, reason }
     }
-}
-
-/// Sends the answer that a file is not served (not found, refused, failed).
-fn send_negative(tx: &mut Producer, seq: u32, reply: Reply) -> Result<Served> {
-    tx.send(seq, &reply)?;
-    Ok(Served::Answered(reply))
 }
 
 /// What a `Get` asks besides its path: from which byte, on what condition.
@@ -117,11 +107,7 @@ impl Ask {
             GetCondition::Always => offset,
             GetCondition::IfSame(kept) if kept == stamp => offset,
             GetCondition::IfSame(_) => Plan::From(0),
-            GetCondition::UnlessUpToDate(copy)
-                if copy.size == stamp.size && stamp.mtime_ns <= copy.mtime_ns =>
-            {
-                Plan::UpToDate
-            }
+            GetCondition::UnlessUpToDate(copy) if up_to_date(copy, stamp) => Plan::UpToDate,
             GetCondition::UnlessUpToDate(_) => offset,
         }
     }
@@ -133,11 +119,254 @@ fn stamp_of(st: &FileStat) -> Stamp {
     Stamp { size: u64::try_from(st.st_size).unwrap_or(0), mtime_ns }
 }
 
+/// The size and mtime of a copy that is up to date with a source of
+/// `source`'s: the same size, and not older. The one rule of `--update`,
+/// whichever side holds the copy.
+pub(crate) fn up_to_date(copy: Stamp, source: Stamp) -> bool {
+    copy.size == source.size && source.mtime_ns <= copy.mtime_ns
+}
+
+/// Where a sender's frames go, and how its receiver asks it to stop: the
+/// server's producer for a fetch, the client's upstream (its ring's
+/// producer, or its relay's stream) for an upload.
+pub(crate) trait FrameSink {
+    /// The largest payload one frame carries.
+    fn max_payload(&self) -> usize;
+    /// Sends a control frame.
+    fn send(&mut self, seq: u32, reply: &Reply) -> Result<()>;
+    /// Sends a data frame of at most [`FrameSink::max_payload`] bytes.
+    fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()>;
+    /// Sends a file's last bytes and its end in one frame; `bytes` leave
+    /// room for [`DataEnd::TRAILER_LEN`] in one frame.
+    fn send_data_end(&mut self, seq: u32, bytes: &[u8], count: u64, checksum: u64) -> Result<()>;
+    /// Gives back the turn to stream before a read that may block for long.
+    fn yield_turn(&mut self);
+    /// Whether the receiver asked that the file of `seq` stop: the
+    /// client's `Cancel` of a fetch, the server's early answer to an upload.
+    fn stop_asked(&mut self, seq: u32) -> Result<bool>;
+}
+
+/// A source, opened (by the confined opener, or as the user named it) and
+/// found a regular file: its descriptor, its `fstat` before the first
+/// byte, and the name its receiver knows it by (in messages).
+pub(crate) struct Source<'a> {
+    pub(crate) file: &'a mut File,
+    pub(crate) st: FileStat,
+    pub(crate) shown: &'a str,
+}
+
+/// How a sent file ended, as far as its sender knows.
+#[derive(Debug)]
+pub(crate) enum Sent {
+    /// Sent whole (from the offset asked for): this many bytes.
+    Whole(u64),
+    /// The receiver's copy is up to date: only the `Start` was sent.
+    UpToDate,
+    /// Given up with this `Error` frame: the receiver asked it stopped, the
+    /// source changed, grew past the bound of a file of unknown size, or a
+    /// read failed (`read`: its OS error).
+    GaveUp { reply: Reply, read: Option<std::io::Error> },
+}
+
+impl Sent {
+    fn gave_up(code: ReasonCode, reason: String) -> Sent {
+        Sent::GaveUp { reply: Reply::Error { code, reason }, read: None }
+    }
+}
+
+/// The one sender, for both directions: the file of `source` as request
+/// `seq` through `out`, reading through `buf` and telling `meter`. A
+/// `Start` frame (its size, mode, mtime, and whether that size is known:
+/// [`StartFlags::SIZE_UNKNOWN`] for procfs, sysfs and the like, whose
+/// `fstat` says 0 or 4096 whatever they hold, and for a size of 0), the
+/// data, and an `End` with the count and xxh3 of the whole file (folded
+/// into the last data frame where both fit); a file of unknown size is
+/// read to its end, at most [`MAX_UNKNOWN_SIZE`] bytes. With an offset
+/// (`ask`), the bytes before it are read and hashed but not sent. The file
+/// is given up with an `Error` frame when the receiver asks it stopped
+/// ([`ReasonCode::Cancelled`], looked at before each read), when it
+/// shrinks or its size, mtime or ctime moved by the end (like tar's "file
+/// changed as we read it": [`ReasonCode::Changed`]), when it goes past the
+/// bound ([`ReasonCode::TooLarge`]), or when a read fails
+/// ([`ReasonCode::ReadFailed`]).
+///
+/// # Errors
+///
+/// What `out` returns: the receiver gone, the session stalled or
+/// cancelled. A file given up is answered, not an error.
+pub(crate) fn send_source(
+    out: &mut impl FrameSink,
+    seq: u32,
+    source: Source<'_>,
+    ask: Ask,
+    buf: &mut Vec<u8>,
+    meter: &dyn Meter,
+) -> Result<Sent> {
+    let Source { file, st, shown: path } = source;
+    let stated = u64::try_from(st.st_size).unwrap_or(0);
+    let (size, reads) = classify(file, stated);
+    let noted = Snapshot::of(&st);
+    meter.begin(path, stated);
+    let flags = match size {
+        Size::Known(_) => StartFlags::NONE,
+        Size::Unknown => StartFlags::SIZE_UNKNOWN,
+    };
+    let stamp = stamp_of(&st);
+    let mode = st.st_mode & MODE_BITS;
+    let offset = match ask.plan(stamp, size) {
+        Plan::UpToDate => {
+            let flags = flags.with(StartFlags::UP_TO_DATE);
+            out.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
+            return Ok(Sent::UpToDate);
+        }
+        Plan::From(offset) => offset,
+    };
+    let flags = if offset > 0 { flags.with(StartFlags::FROM_OFFSET) } else { flags };
+    out.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
+    let mut hasher = Xxh3::new();
+    // Read in large pieces and hand them out slot by slot: one read() per
+    // IO_CHUNK bytes, not one per slot.
+    buf.resize(IO_CHUNK, 0);
+    let mut sent = 0u64;
+    let max = out.max_payload();
+    // The last piece of a file of known size, held back in `buf` to go with
+    // the end in one frame once the file is known not to have changed.
+    let mut last: Option<std::ops::Range<usize>> = None;
+    loop {
+        // Known size: exactly that many bytes. Unknown: to the end of the
+        // file, reading one byte past the bound to see it is passed.
+        let left = match size {
+            Size::Known(size) => size - sent,
+            Size::Unknown => (MAX_UNKNOWN_SIZE + 1).saturating_sub(sent),
+        };
+        if left == 0 {
+            break;
+        }
+        if out.stop_asked(seq)? {
+            return give_up(
+                out,
+                seq,
+                Sent::gave_up(ReasonCode::Cancelled, "cancelled by the receiver".into()),
+            );
+        }
+        let want = left.min(buf.len() as u64) as usize;
+        if reads == Reads::MayBlock {
+            // Whatever this read waits for (a FUSE daemon, a server across
+            // the network), other sessions stream meanwhile.
+            out.yield_turn();
+        }
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) if size == Size::Unknown => break,
+            Ok(0) => {
+                let why = format!("{path} changed while it was sent: it shrank");
+                return give_up(out, seq, Sent::gave_up(ReasonCode::Changed, why));
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let reply =
+                    Reply::Error { code: ReasonCode::ReadFailed, reason: format!("reading {path}: {e}") };
+                return give_up(out, seq, Sent::GaveUp { reply, read: Some(e) });
+            }
+        };
+        if size == Size::Unknown && sent + n as u64 > MAX_UNKNOWN_SIZE {
+            let most = byte_count(MAX_UNKNOWN_SIZE);
+            let why = format!(
+                "{path} has no size known beforehand and goes on past {most}, the most sent of such a file"
+            );
+            return give_up(out, seq, Sent::gave_up(ReasonCode::TooLarge, why));
+        }
+        hasher.update(&buf[..n]);
+        // The bytes before the offset are hashed, not sent.
+        let skip = offset.saturating_sub(sent).min(n as u64) as usize;
+        let mut upto = n;
+        if size == Size::Known(sent + n as u64) && n > skip {
+            // Pieces are cut from `skip` on: the file's last is what is
+            // left after whole slots, or a whole slot.
+            let tail = match (n - skip) % max {
+                0 => max,
+                rest => rest,
+            };
+            if tail + DataEnd::TRAILER_LEN <= max {
+                upto = n - tail;
+                last = Some(upto..n);
+            }
+        }
+        for piece in buf[skip..upto].chunks(max) {
+            out.send_data(seq, piece)?;
+        }
+        meter.advance(upto.saturating_sub(skip) as u64);
+        sent += n as u64;
+    }
+    // Bytes rewritten in place or appended while we read would make a copy
+    // that matches its checksum and still is not the file: like tar's "file
+    // changed as we read it", such a file fails.
+    match nix::sys::stat::fstat(&*file) {
+        Ok(now) if Snapshot::of(&now) == noted => {}
+        Ok(_) => {
+            let why = format!("{path} changed while it was sent");
+            return give_up(out, seq, Sent::gave_up(ReasonCode::Changed, why));
+        }
+        Err(e) => {
+            let reply = Reply::Error { code: ReasonCode::ReadFailed, reason: format!("fstat {path}: {e}") };
+            return give_up(out, seq, Sent::GaveUp { reply, read: Some(e.into()) });
+        }
+    }
+    match last {
+        Some(piece) => {
+            out.send_data_end(seq, &buf[piece.clone()], sent, hasher.digest())?;
+            meter.advance(piece.len() as u64);
+        }
+        None => out.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?,
+    }
+    Ok(Sent::Whole(sent - offset))
+}
+
+/// Sends the `Error` frame of a file given up.
+fn give_up(out: &mut impl FrameSink, seq: u32, gave_up: Sent) -> Result<Sent> {
+    if let Sent::GaveUp { reply, .. } = &gave_up {
+        out.send(seq, reply)?;
+    }
+    Ok(gave_up)
+}
+
+/// A fetch's frames: into the session's producer, stopped by the client's
+/// `Cancel` of the request.
+struct Fetch<'a> {
+    tx: &'a mut Producer,
+    cancelled: &'a AtomicU32,
+}
+
+impl FrameSink for Fetch<'_> {
+    fn max_payload(&self) -> usize {
+        self.tx.max_payload()
+    }
+
+    fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
+        self.tx.send(seq, reply)
+    }
+
+    fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
+        self.tx.send_data(seq, bytes)
+    }
+
+    fn send_data_end(&mut self, seq: u32, bytes: &[u8], count: u64, checksum: u64) -> Result<()> {
+        self.tx.send_data_end(seq, bytes, count, checksum)
+    }
+
+    fn yield_turn(&mut self) {
+        self.tx.yield_turn();
+    }
+
+    fn stop_asked(&mut self, seq: u32) -> Result<bool> {
+        Ok(self.cancelled.load(Ordering::Acquire) == seq)
+    }
+}
+
 /// Serves the file `request.path` below `root` as the answer to request
-/// `request.seq`, reading through `buf`, and keeps `stats` up to date. With
-/// an offset (`request.ask`), the bytes before it are read and hashed but not sent: the `End`
-/// frame counts and hashes the whole file. Once `cancelled` holds `seq` (the
-/// client's `Cancel`), the file ends at the next chunk with an `Error` of
+/// `request.seq` through [`send_source`], reading through `buf`, and keeps
+/// `stats` up to date. Once `cancelled` holds `seq` (the client's
+/// `Cancel`), the file ends at the next chunk with an `Error` of
 /// [`ReasonCode::Cancelled`].
 ///
 /// # Errors
@@ -158,121 +387,84 @@ pub(crate) fn send_file(
     let path: &str = &shown;
     let (mut file, st) = match root.open_file(raw_path) {
         Ok(opened) => opened,
-        Err(why) => return send_negative(tx, seq, refusal(path, why)),
+        Err(why) => {
+            let reply = refusal(path, why);
+            tx.send(seq, &reply)?;
+            return Ok(Served::Answered(reply));
+        }
     };
-    let stated = u64::try_from(st.st_size).unwrap_or(0);
-    let (size, reads) = classify(&file, stated);
-    let noted = Snapshot::of(&st);
-    stats.begin(path, stated);
-    let flags = match size {
-        Size::Known(_) => StartFlags::NONE,
-        Size::Unknown => StartFlags::SIZE_UNKNOWN,
-    };
-    let stamp = stamp_of(&st);
-    let mode = st.st_mode & MODE_BITS;
-    let offset = match ask.plan(stamp, size) {
-        Plan::UpToDate => {
-            let flags = flags.with(StartFlags::UP_TO_DATE);
-            tx.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
-            return Ok(Served::UpToDate);
-        }
-        Plan::From(offset) => offset,
-    };
-    let flags = if offset > 0 { flags.with(StartFlags::FROM_OFFSET) } else { flags };
-    tx.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
-    let mut hasher = Xxh3::new();
-    // Read in large pieces and hand them out slot by slot: one read() per
-    // IO_CHUNK bytes, not one per slot.
-    buf.resize(IO_CHUNK, 0);
-    let mut sent = 0u64;
-    let max = tx.max_payload();
-    // The last piece of a file of known size, held back in `buf` to go with
-    // the end in one frame once the file is known not to have changed.
-    let mut last: Option<std::ops::Range<usize>> = None;
-    loop {
-        // Known size: exactly that many bytes. Unknown: to the end of the
-        // file, reading one byte past the bound to see it is passed.
-        let left = match size {
-            Size::Known(size) => size - sent,
-            Size::Unknown => (MAX_UNKNOWN_SIZE + 1).saturating_sub(sent),
-        };
-        if left == 0 {
-            break;
-        }
-        if cancelled.load(Ordering::Acquire) == seq {
-            return send_negative(tx, seq, failed(ReasonCode::Cancelled, "cancelled by the client"));
-        }
-        let want = left.min(buf.len() as u64) as usize;
-        if reads == Reads::MayBlock {
-            // Whatever this read waits for (a FUSE daemon, a server across
-            // the network), other sessions stream meanwhile.
-            tx.yield_turn();
-        }
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) if size == Size::Unknown => break,
-            Ok(0) => {
-                return send_negative(
-                    tx,
-                    seq,
-                    failed(ReasonCode::Changed, format!("{path} shrank while it was sent")),
-                )
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                return send_negative(tx, seq, failed(ReasonCode::ReadFailed, format!("reading {path}: {e}")))
-            }
-        };
-        if size == Size::Unknown && sent + n as u64 > MAX_UNKNOWN_SIZE {
-            let most = byte_count(MAX_UNKNOWN_SIZE);
-            let why = format!(
-                "{path} has no size known beforehand and goes on past {most}, the most sent of such a file"
-            );
-            return send_negative(tx, seq, failed(ReasonCode::TooLarge, why));
-        }
-        hasher.update(&buf[..n]);
-        // The bytes before the offset are hashed, not sent.
-        let skip = offset.saturating_sub(sent).min(n as u64) as usize;
-        let mut upto = n;
-        if size == Size::Known(sent + n as u64) && n > skip {
-            // Pieces are cut from `skip` on: the file's last is what is
-            // left after whole slots, or a whole slot.
-            let tail = match (n - skip) % max {
-                0 => max,
-                rest => rest,
-            };
-            if tail + DataEnd::TRAILER_LEN <= max {
-                upto = n - tail;
-                last = Some(upto..n);
-            }
-        }
-        for piece in buf[skip..upto].chunks(max) {
-            tx.send_data(seq, piece)?;
-        }
-        sent += n as u64;
-        stats.advance((n - skip) as u64);
-    }
-    // Bytes rewritten in place or appended while we read would make a copy
-    // that matches its checksum and still is not the file: like tar's "file
-    // changed as we read it", such a file fails.
-    match fstat(&file) {
-        Ok(now) if Snapshot::of(&now) == noted => {}
-        Ok(_) => {
-            return send_negative(
-                tx,
-                seq,
-                failed(ReasonCode::Changed, format!("{path} changed while it was sent")),
-            )
-        }
-        Err(e) => {
-            return send_negative(tx, seq, failed(ReasonCode::ReadFailed, format!("fstat {path}: {e}")))
+    let source = Source { file: &mut file, st, shown: path };
+    let mut out = Fetch { tx, cancelled };
+    Ok(match send_source(&mut out, seq, source, ask, buf, stats)? {
+        Sent::Whole(n) => Served::Sent(n),
+        Sent::UpToDate => Served::UpToDate,
+        Sent::GaveUp { reply, .. } => Served::Answered(reply),
+    })
+}
+
+/// A file's size as its `Start` frame tells it (a fetch's, or an
+/// upload's on the server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Announced {
+    /// The file has exactly this many bytes; the `End` count must match.
+    Exactly(u64),
+    /// The size was not known to the server (procfs, sysfs, or `fstat`
+    /// said 0): it read to the end, and the `End` count is the truth; what
+    /// `fstat` said rides along for the progress bar.
+    Unknown { told: u64 },
+}
+
+impl Announced {
+    pub(crate) fn of(size: u64, flags: StartFlags) -> Announced {
+        if flags.size_unknown() {
+            Announced::Unknown { told: size }
+        } else {
+            Announced::Exactly(size)
         }
     }
-    match last {
-        Some(piece) => tx.send_data_end(seq, &buf[piece], sent, hasher.digest())?,
-        None => tx.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?,
+
+    /// The most bytes that may arrive.
+    pub(crate) fn limit(self) -> u64 {
+        match self {
+            Announced::Exactly(size) => size,
+            Announced::Unknown { .. } => MAX_UNKNOWN_SIZE,
+        }
     }
-    Ok(Served::Sent(sent - offset))
+
+    /// Whether the sender's final count is the size it announced.
+    pub(crate) fn agrees(self, count: u64) -> bool {
+        match self {
+            Announced::Exactly(size) => count == size,
+            Announced::Unknown { .. } => count <= MAX_UNKNOWN_SIZE,
+        }
+    }
+
+    /// What is wrong with more bytes than [`Announced::limit`].
+    pub(crate) fn exceeded(self) -> String {
+        match self {
+            Announced::Exactly(size) => format!("server sent more than the announced {}", byte_count(size)),
+            Announced::Unknown { .. } => format!(
+                "server sent more than the {} a file of unknown size may have",
+                byte_count(MAX_UNKNOWN_SIZE)
+            ),
+        }
+    }
+
+    /// The size as the `Start` frame carried it.
+    pub(crate) fn told(self) -> u64 {
+        match self {
+            Announced::Exactly(size) | Announced::Unknown { told: size } => size,
+        }
+    }
+}
+
+impl std::fmt::Display for Announced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Announced::Exactly(size) => write!(f, "{size}"),
+            Announced::Unknown { .. } => write!(f, "an unknown size"),
+        }
+    }
 }
 
 /// Whether the size `fstat` gives is the file's size.
@@ -330,8 +522,4 @@ fn classify(file: &File, stated: u64) -> (Size, Reads) {
         _ => Reads::MayBlock,
     };
     (size, reads)
-}
-
-fn fstat(file: &File) -> nix::Result<FileStat> {
-    nix::sys::stat::fstat(file)
 }

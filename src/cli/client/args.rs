@@ -100,11 +100,13 @@ pub struct Args {
 
     /// Fetch a file only when its copy is missing, differs in size or is older than the source,
     /// as cp -u does; else 'NAME: skipped: up to date', a success. The server decides before it
-    /// sends a byte.
+    /// sends a byte. With --put: send a file only when the server's copy is missing, differs in size
+    /// or is older ('NAME: skipped: up to date on the server').
     #[arg(short = 'u', long, conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
     pub update: bool,
 
-    /// Give each file the source's modification time (the mode is kept anyway), as cp -p does.
+    /// Give each file the source's modification time (the mode is kept anyway), as cp -p does;
+    /// with --put, each file stored on the server.
     #[arg(short = 'p', long, conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
     pub preserve: bool,
 
@@ -202,13 +204,15 @@ pub struct Args {
     /// Send the local FILEs to the server instead of fetching: each is written below the server's
     /// --accept DIR under its last path component ('FILE: sent N bytes → NAME'), verified (size
     /// and xxh3-64) before its name appears there. The server must have been started with
-    /// `shm_server --accept DIR`. With --no-clobber a file that exists there is kept (skipped).
+    /// `shm_server --accept DIR`. With --no-clobber a file that exists there is kept (skipped);
+    /// with -u one there that is up to date is kept; with -p the stored file gets the source's
+    /// modification time. A file that does not know its size (procfs, sysfs) is read to its end.
     /// With -r a directory is sent with what lies below it, keeping its own name (`--put -r
     /// photos --to in` writes in/photos/...); symlinks (never followed), FIFOs, devices, sockets
     /// and unreadable entries are not sent, each named on stderr (exit 1). With --json a JSON
     /// object per file, then a summary object.
     #[arg(long, conflicts_with_all = ["list", "status", "stop_server", "input", "stdout",
-                                      "relative", "resume", "update", "preserve", "out_dir"])]
+                                      "relative", "resume", "out_dir"])]
     pub put: bool,
 
     /// With --put: the directory below the server's --accept DIR the files go to (created as
@@ -218,7 +222,7 @@ pub struct Args {
 
     /// Work with the server on HOST: runs `RSH HOST shm_client --relay --queue NAME` there and
     /// speaks the session through it. Fetches are delivered here as a local fetch delivers them
-    /// (verified, atomic, -C, -u, -p); --list, --status (--json), --put (--to, --no-clobber) and
+    /// (verified, atomic, -C, -u, -p); --list, --status (--json), --put (--to, --no-clobber, -u, -p) and
     /// --stop-server (--drain) work too, with the same output and exit codes. Not with --stdout
     /// or --status --all.
     #[arg(short = 'H', long, value_name = "[USER@]HOST", conflicts_with_all = ["stdout", "all", "relay"])]

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::programs::MAX_PATH_LEN;
-use crate::upload::{LocalSkipReason, LocalTree, PutIfExists, ReasonCode, UploadAnswer};
-use crate::{FailReason, Progress, SkipReason, Summary};
+use crate::upload::{LocalSkipReason, LocalTree, PutIfExists, PutOptions, ReasonCode, UploadAnswer};
+use crate::{FailReason, Progress, SkipReason, Summary, Times, Update};
 
 use super::*;
 use crate::cli::json::{self, Why};
@@ -62,8 +62,12 @@ fn refusal_text(code: ReasonCode) -> &'static str {
         ReasonCode::NameTooLong => "a name too long for the server's file system",
         ReasonCode::Changed => "the file changed while it was sent; nothing was kept",
         ReasonCode::ReadFailed => "reading the file failed; nothing was kept",
-        ReasonCode::TooLarge => "more bytes than announced; nothing was kept",
-        _ => "it failed on the server; nothing was kept",
+        ReasonCode::TooLarge => {
+            "more bytes than announced (or than the 64 MiB of a file of unknown size); nothing was kept"
+        }
+        ReasonCode::NotRegular | ReasonCode::WrongSession | ReasonCode::Cancelled | ReasonCode::Other => {
+            "it failed on the server; nothing was kept"
+        }
     }
 }
 
@@ -232,8 +236,8 @@ fn refuse_long_paths(plan: &mut Plan) {
 }
 
 /// Passes progress on to the bar and keeps the size of the file as it was
-/// opened for sending (what a stored file's line reports) and the bytes
-/// sent so far (what the line of a file cut off reports).
+/// opened for sending and the bytes sent so far (what the line of a
+/// stored file and of one cut off report).
 struct Sending<'a> {
     bar: &'a mut Bar,
     size: Option<u64>,
@@ -346,9 +350,12 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
         eprintln!("shm_client: warning: {} named more than once; sent once", quote_path(local));
     }
     let if_exists = if args.no_clobber { PutIfExists::Skip } else { PutIfExists::Replace };
+    let update = if args.update { Update::IfNewer } else { Update::Always };
+    let times = if args.preserve { Times::Preserve } else { Times::Now };
+    let options = PutOptions::new().if_exists(if_exists).update(update).times(times);
     let format = if args.json { Format::Json } else { Format::Text };
     let bar = Bar::new(!args.quiet && !args.json && std::io::stderr().is_terminal());
-    let mut out = Printer { bar, format, quiet: args.quiet, summary: Summary::default() };
+    let mut out = Printer { bar, format, quiet: args.quiet, summary: Summary::default().of_uploads() };
     let sends = plan.items.iter().filter(|i| matches!(i, Item::Send { .. })).count();
     // Every entry, those a tree's walk left out too (as a fetch's `-r`
     // counts the entries its listing left out).
@@ -395,19 +402,20 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
         let request = local.as_os_str().as_bytes();
         let mut sending = Sending { bar: &mut out.bar, size: None, sent: 0 };
         let sent = match source {
-            Source::Named => client.put_file_with(local, remote, if_exists, &mut sending),
+            Source::Named => client.put_file_with(local, remote, &options, &mut sending),
             Source::InTree { tree, file } => {
                 let tree = &plan.trees[*tree];
-                client.put_tree_file_with(tree, &tree.files[*file], remote, if_exists, &mut sending)
+                client.put_tree_file_with(tree, &tree.files[*file], remote, &options, &mut sending)
             }
         };
-        // The size of the file that was sent (and verified by the server),
-        // not what the walk saw nor what is at the path now.
+        // The size `fstat` gave when the file was opened, and the bytes that
+        // left: of a stored file, what the server verified (not what the
+        // walk saw, nor what `fstat` says of a file in /proc or /sys).
         let (sent_size, sent_so_far) = (sending.size, sending.sent);
         let quiet = out.quiet;
         match sent {
             Ok(UploadAnswer::Stored) => {
-                let size = sent_size.unwrap_or(0);
+                let size = sent_so_far;
                 out.summary.delivered += 1;
                 out.summary.bytes += size;
                 let line = (!quiet).then(|| format!("{shown}: sent {size} bytes → {remote_shown}"));
@@ -421,6 +429,14 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                     json::upload_line(request, remote, "skipped", 0, why, Some("exists on the server"))
                 });
             }
+            Ok(UploadAnswer::UpToDate) => {
+                out.summary.skipped += 1;
+                let line = (!quiet).then(|| format!("{shown}: skipped: up to date on the server"));
+                out.line(line, || {
+                    let why = Some(Why::Skip(SkipReason::UpToDate));
+                    json::upload_line(request, remote, "skipped", 0, why, Some("up to date on the server"))
+                });
+            }
             Ok(UploadAnswer::NotAccepting) => {
                 let text = format!(
                     "refused: the server on queue {} takes no uploads; start it with \
@@ -428,7 +444,7 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                     args.queue
                 );
                 out.summary.refused += 1;
-                out.summary.not_fetched += sends_after(&plan.items, at);
+                out.summary.not_fetched += sends_from(&plan.items, at + 1);
                 if format == Format::Json {
                     let why = Some(Why::Fail(FailReason::WrongSession));
                     say(format_args!(
@@ -438,7 +454,7 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                 }
                 name_the_rest(
                     &plan.items,
-                    at,
+                    at + 1,
                     format,
                     FailReason::WrongSession,
                     "not sent: the server takes no uploads",
@@ -507,11 +523,21 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                 }
             }
             Err(e) => {
+                out.bar.clear();
+                if let Error::Remote { .. } = e {
+                    // The relay never opened a session (no server on the
+                    // host, no shm_client there, the host not reached):
+                    // nothing left, this file and the rest are not sent.
+                    out.summary.not_fetched += sends_from(&plan.items, at);
+                    let not_sent = "not sent: the server could not be reached";
+                    name_the_rest(&plan.items, at, format, FailReason::SessionLost, not_sent);
+                    out.finish(started);
+                    return fail(&e);
+                }
                 // Interrupted, or the session lost: a line for the file cut
                 // off and for each one not sent, as a fetch prints them.
                 out.summary.failed += 1;
-                out.summary.not_fetched += sends_after(&plan.items, at);
-                out.bar.clear();
+                out.summary.not_fetched += sends_from(&plan.items, at + 1);
                 let cut = sent_size.map(|size| {
                     format!("cut off after {} of {}: ", human_size(sent_so_far), human_size(size))
                 });
@@ -527,7 +553,8 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                     }
                 }
                 let rest = if matches!(e, Error::Cancelled) { "interrupted" } else { "session lost" };
-                name_the_rest(&plan.items, at, format, FailReason::SessionLost, &format!("not sent: {rest}"));
+                let not_sent = format!("not sent: {rest}");
+                name_the_rest(&plan.items, at + 1, format, FailReason::SessionLost, &not_sent);
                 out.finish(started);
                 return fail(&e);
             }
@@ -542,10 +569,10 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
 }
 
 /// A line (or a JSON object, skipped for `reason`) saying `not_sent` for
-/// each file still to send after item `at`: the run ends, and none goes
+/// each file to send from item `from` on: the run ends, and none goes
 /// unnamed.
-fn name_the_rest(items: &[Item], at: usize, format: Format, reason: FailReason, not_sent: &str) {
-    for item in &items[at + 1..] {
+fn name_the_rest(items: &[Item], from: usize, format: Format, reason: FailReason, not_sent: &str) {
+    for item in &items[from..] {
         if let Item::Send { local, remote, .. } = item {
             match format {
                 Format::Text => say(format_args!("{}: {not_sent}", quote_path(local))),
@@ -562,9 +589,9 @@ fn name_the_rest(items: &[Item], at: usize, format: Format, reason: FailReason, 
     }
 }
 
-/// The files still to send after item `at`.
-fn sends_after(items: &[Item], at: usize) -> usize {
-    items[at + 1..].iter().filter(|i| matches!(i, Item::Send { .. })).count()
+/// The files to send from item `from` on.
+fn sends_from(items: &[Item], from: usize) -> usize {
+    items[from..].iter().filter(|i| matches!(i, Item::Send { .. })).count()
 }
 
 #[cfg(test)]
