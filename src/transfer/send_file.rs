@@ -255,42 +255,18 @@ pub(crate) fn send_source(
             // the network), other sessions stream meanwhile.
             out.yield_turn();
         }
-        let n = match file.read(&mut buf[..want]) {
-            Ok(0) if size == Size::Unknown => break,
-            Ok(0) => {
-                let why = format!("{path} changed while it was sent: it shrank");
-                return give_up(out, seq, Sent::gave_up(ReasonCode::Changed, why));
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let reply =
-                    Reply::Error { code: ReasonCode::ReadFailed, reason: format!("reading {path}: {e}") };
-                return give_up(out, seq, Sent::GaveUp { reply, read: Some(e) });
-            }
+        let n = match read_piece(file, &mut buf[..want], size, sent, path) {
+            Ok(Some(n)) => n,
+            Ok(None) => break,
+            Err(gave_up) => return give_up(out, seq, gave_up),
         };
-        if size == Size::Unknown && sent + n as u64 > MAX_UNKNOWN_SIZE {
-            let most = byte_count(MAX_UNKNOWN_SIZE);
-            let why = format!(
-                "{path} has no size known beforehand and goes on past {most}, the most sent of such a file"
-            );
-            return give_up(out, seq, Sent::gave_up(ReasonCode::TooLarge, why));
-        }
         hasher.update(&buf[..n]);
         // The bytes before the offset are hashed, not sent.
         let skip = offset.saturating_sub(sent).min(n as u64) as usize;
         let mut upto = n;
-        if size == Size::Known(sent + n as u64) && n > skip {
-            // Pieces are cut from `skip` on: the file's last is what is
-            // left after whole slots, or a whole slot.
-            let tail = match (n - skip) % max {
-                0 => max,
-                rest => rest,
-            };
-            if tail + DataEnd::TRAILER_LEN <= max {
-                upto = n - tail;
-                last = Some(upto..n);
-            }
+        if let Some(tail) = held_back(size, sent + n as u64, n - skip, max) {
+            upto = n - tail;
+            last = Some(upto..n);
         }
         for piece in buf[skip..upto].chunks(max) {
             out.send_data(seq, piece)?;
@@ -301,16 +277,8 @@ pub(crate) fn send_source(
     // Bytes rewritten in place or appended while we read would make a copy
     // that matches its checksum and still is not the file: like tar's "file
     // changed as we read it", such a file fails.
-    match nix::sys::stat::fstat(&*file) {
-        Ok(now) if Snapshot::of(&now) == noted => {}
-        Ok(_) => {
-            let why = format!("{path} changed while it was sent");
-            return give_up(out, seq, Sent::gave_up(ReasonCode::Changed, why));
-        }
-        Err(e) => {
-            let reply = Reply::Error { code: ReasonCode::ReadFailed, reason: format!("fstat {path}: {e}") };
-            return give_up(out, seq, Sent::GaveUp { reply, read: Some(e.into()) });
-        }
+    if let Err(gave_up) = unchanged(file, noted, path) {
+        return give_up(out, seq, gave_up);
     }
     match last {
         Some(piece) => {
@@ -320,6 +288,72 @@ pub(crate) fn send_source(
         None => out.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?,
     }
     Ok(Sent::Whole(sent - offset))
+}
+
+/// Reads the next piece of the file into `buf`: `Some(n)` bytes, `None`
+/// at the end of a file of unknown size, or why the file is given up (it
+/// shrank, a read failed, a file of unknown size went past its bound).
+fn read_piece(
+    file: &mut File,
+    buf: &mut [u8],
+    size: Size,
+    sent: u64,
+    path: &str,
+) -> std::result::Result<Option<usize>, Sent> {
+    let n = loop {
+        match file.read(buf) {
+            Ok(0) if size == Size::Unknown => return Ok(None),
+            Ok(0) => {
+                let why = format!("{path} changed while it was sent: it shrank");
+                return Err(Sent::gave_up(ReasonCode::Changed, why));
+            }
+            Ok(n) => break n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                let reply =
+                    Reply::Error { code: ReasonCode::ReadFailed, reason: format!("reading {path}: {e}") };
+                return Err(Sent::GaveUp { reply, read: Some(e) });
+            }
+        }
+    };
+    if size == Size::Unknown && sent + n as u64 > MAX_UNKNOWN_SIZE {
+        let most = byte_count(MAX_UNKNOWN_SIZE);
+        let why = format!(
+            "{path} has no size known beforehand and goes on past {most}, the most sent of such a file"
+        );
+        return Err(Sent::gave_up(ReasonCode::TooLarge, why));
+    }
+    Ok(Some(n))
+}
+
+/// How many bytes at the end of a piece of `to_send` bytes (after the
+/// `read` bytes of a file of `size` so far) are held back to go with the
+/// end in one frame: the file's last piece, what is left after whole
+/// slots of `max` bytes (or a whole slot), where it and the end fit one
+/// slot; `None` for any other piece.
+fn held_back(size: Size, read: u64, to_send: usize, max: usize) -> Option<usize> {
+    if size != Size::Known(read) || to_send == 0 {
+        return None;
+    }
+    let tail = match to_send % max {
+        0 => max,
+        rest => rest,
+    };
+    (tail + DataEnd::TRAILER_LEN <= max).then_some(tail)
+}
+
+/// Whether the file is as its `noted` snapshot was before the first byte:
+/// bytes rewritten in place or appended while it was read would make a
+/// copy that matches its checksum and still is not the file.
+fn unchanged(file: &File, noted: Snapshot, path: &str) -> std::result::Result<(), Sent> {
+    match nix::sys::stat::fstat(file) {
+        Ok(now) if Snapshot::of(&now) == noted => Ok(()),
+        Ok(_) => Err(Sent::gave_up(ReasonCode::Changed, format!("{path} changed while it was sent"))),
+        Err(e) => {
+            let reply = Reply::Error { code: ReasonCode::ReadFailed, reason: format!("fstat {path}: {e}") };
+            Err(Sent::GaveUp { reply, read: Some(e.into()) })
+        }
+    }
 }
 
 /// Sends the `Error` frame of a file given up.
