@@ -254,35 +254,21 @@ fn receive(
     let mut received = 0u64;
     let (count, checksum) = loop {
         let (kind, len) = next_frame(consumer, put.seq, buf)?;
-        let payload = &buf[..len];
-        // A `DataEnd` is its data, then its end.
-        let (data, end) = match kind {
-            FrameKind::Data => (payload, None),
-            FrameKind::DataEnd => {
-                let last = DataEnd::decode(payload)?;
-                (&payload[..last.len as usize], Some((last.count, last.checksum)))
-            }
-            FrameKind::End => match Reply::decode(FrameKind::End, payload)? {
-                Reply::End { count, checksum } => (&payload[..0], Some((count, checksum))),
-                other => return Err(Error::Protocol(format!("{:?} where an End was due", other.kind()))),
-            },
+        let (data, end) = match piece(kind, &buf[..len])? {
+            Piece::Data { data, end } => (data, end),
             // The client gives the file up (it changed while it was read,
             // a read failed, it grew past the bound of a file of unknown
             // size): nothing of it is kept.
-            FrameKind::Error => match Reply::decode(FrameKind::Error, payload)? {
-                Reply::Error { code, reason } => {
-                    let code = given_up_code(code);
-                    let why = format!("the client gave the file up: {reason}");
-                    let (answer, why) = failed.unwrap_or((UploadAnswer::Failed(code), why));
-                    drop(writing);
-                    if !answered_early {
-                        consumer.region().answer(put.seq, answer.code());
-                    }
-                    return Ok(Received { answer, bytes: received, why: Some(why) });
+            Piece::GivenUp { code, reason } => {
+                let code = given_up_code(code);
+                let why = format!("the client gave the file up: {reason}");
+                let (answer, why) = failed.unwrap_or((UploadAnswer::Failed(code), why));
+                drop(writing);
+                if !answered_early {
+                    consumer.region().answer(put.seq, answer.code());
                 }
-                other => return Err(Error::Protocol(format!("{:?} where an Error was due", other.kind()))),
-            },
-            other => return Err(Error::Protocol(format!("a {other:?} frame in an upload"))),
+                return Ok(Received { answer, bytes: received, why: Some(why) });
+            }
         };
         if !data.is_empty() {
             received += data.len() as u64;
@@ -326,6 +312,38 @@ fn receive(
         consumer.region().answer(put.seq, answer.code());
     }
     Ok(Received { answer, bytes: received, why })
+}
+
+/// One frame of an upload's body.
+enum Piece<'a> {
+    /// File bytes, and with the last of them (`DataEnd`, `End`) the
+    /// sender's count and checksum.
+    Data { data: &'a [u8], end: Option<(u64, u64)> },
+    /// The sender gave the file up: its code and words.
+    GivenUp { code: ReasonCode, reason: String },
+}
+
+/// What the frame of `kind` with `payload` is in an upload's body: a
+/// `DataEnd` is its data, then its end.
+fn piece(kind: FrameKind, payload: &[u8]) -> Result<Piece<'_>> {
+    Ok(match kind {
+        FrameKind::Data => Piece::Data { data: payload, end: None },
+        FrameKind::DataEnd => {
+            let last = DataEnd::decode(payload)?;
+            Piece::Data { data: &payload[..last.len as usize], end: Some((last.count, last.checksum)) }
+        }
+        FrameKind::End => match Reply::decode(FrameKind::End, payload)? {
+            Reply::End { count, checksum } => {
+                Piece::Data { data: &payload[..0], end: Some((count, checksum)) }
+            }
+            other => return Err(Error::Protocol(format!("{:?} where an End was due", other.kind()))),
+        },
+        FrameKind::Error => match Reply::decode(FrameKind::Error, payload)? {
+            Reply::Error { code, reason } => Piece::GivenUp { code, reason },
+            other => return Err(Error::Protocol(format!("{:?} where an Error was due", other.kind()))),
+        },
+        other => return Err(Error::Protocol(format!("a {other:?} frame in an upload"))),
+    })
 }
 
 /// Checks a whole upload (the sender's `count` and `checksum` against the
