@@ -511,23 +511,7 @@ impl Reply {
                 Reply::Error { code: ReasonCode::from_u8(r.u8()?)?, reason: reason(r.rest())? }
             }
             FrameKind::Busy => Reply::Busy { max_sessions: r.u32()? },
-            FrameKind::ListEntry => {
-                let size = r.u64()?;
-                let mode = r.u32()?;
-                if mode & !MODE_BITS != 0 {
-                    return Err(DecodeError::BadField("file mode"));
-                }
-                let mtime_secs = i64::from_le_bytes(r.array()?);
-                let mtime_nsec = r.u32()?;
-                if mtime_nsec >= 1_000_000_000 {
-                    return Err(DecodeError::BadField("mtime"));
-                }
-                let path = path_bytes("listed path", r.rest())?;
-                if path.is_empty() {
-                    return Err(DecodeError::BadField("listed path"));
-                }
-                Reply::ListEntry { size, mode, mtime_secs, mtime_nsec, path }
-            }
+            FrameKind::ListEntry => decode_list_entry(&mut r)?,
             FrameKind::ListSkipped => {
                 let code = SkipCode::from_u8(r.u8()?)?;
                 if r.u8()? != 0 || r.u16()? != 0 {
@@ -537,47 +521,8 @@ impl Reply {
                 Reply::ListSkipped { code, detail, path: path_bytes("skipped path", r.rest())? }
             }
             FrameKind::ListEnd => Reply::ListEnd { files: r.u64()?, skipped: r.u64()? },
-            FrameKind::ServerStatus => {
-                let pid = r.u32()?;
-                let flags = r.u32()?;
-                if flags >> 2 != 0 {
-                    return Err(DecodeError::BadField("status flags"));
-                }
-                let (persistent, accepting) = (flags & 1 != 0, flags & 2 != 0);
-                Reply::ServerStatus(ServerStatus {
-                    pid,
-                    persistent,
-                    max_sessions: r.u32()?,
-                    open_sessions: r.u32()?,
-                    uptime_ms: r.u64()?,
-                    sessions_total: r.u64()?,
-                    files: r.u64()?,
-                    bytes: r.u64()?,
-                    accepting,
-                    received_files: r.u64()?,
-                    received_bytes: r.u64()?,
-                    root: status_text("root", r.rest())?,
-                })
-            }
-            FrameKind::SessionStatus => {
-                let client_pid = r.u32()?;
-                let word = r.u32()?;
-                if word >> 8 != 0 {
-                    return Err(DecodeError::BadField("reserved"));
-                }
-                let kind = SessionKind::from_status_code(word as u8)?;
-                Reply::SessionStatus(SessionStatus {
-                    client_pid,
-                    kind,
-                    age_ms: r.u64()?,
-                    idle_ms: r.u64()?,
-                    sent: r.u64()?,
-                    size: r.u64()?,
-                    file_ms: r.u64()?,
-                    total: r.u64()?,
-                    path: status_text("session path", r.rest())?,
-                })
-            }
+            FrameKind::ServerStatus => Reply::ServerStatus(decode_server_status(&mut r)?),
+            FrameKind::SessionStatus => Reply::SessionStatus(decode_session_status(&mut r)?),
             FrameKind::StatusEnd => Reply::StatusEnd { count: r.u64()? },
             FrameKind::Data | FrameKind::DataEnd => {
                 return Err(DecodeError::BadField("data frame as control frame"))
@@ -586,6 +531,70 @@ impl Reply {
         r.finish()?;
         Ok(reply)
     }
+}
+
+/// The payload of a `ListEntry` frame after its kind.
+fn decode_list_entry(r: &mut Reader<'_>) -> Result<Reply, DecodeError> {
+    let size = r.u64()?;
+    let mode = r.u32()?;
+    if mode & !MODE_BITS != 0 {
+        return Err(DecodeError::BadField("file mode"));
+    }
+    let mtime_secs = i64::from_le_bytes(r.array()?);
+    let mtime_nsec = r.u32()?;
+    if mtime_nsec >= 1_000_000_000 {
+        return Err(DecodeError::BadField("mtime"));
+    }
+    let path = path_bytes("listed path", r.rest())?;
+    if path.is_empty() {
+        return Err(DecodeError::BadField("listed path"));
+    }
+    Ok(Reply::ListEntry { size, mode, mtime_secs, mtime_nsec, path })
+}
+
+/// The payload of a `ServerStatus` frame.
+fn decode_server_status(r: &mut Reader<'_>) -> Result<ServerStatus, DecodeError> {
+    let pid = r.u32()?;
+    let flags = r.u32()?;
+    if flags >> 2 != 0 {
+        return Err(DecodeError::BadField("status flags"));
+    }
+    let (persistent, accepting) = (flags & 1 != 0, flags & 2 != 0);
+    Ok(ServerStatus {
+        pid,
+        persistent,
+        max_sessions: r.u32()?,
+        open_sessions: r.u32()?,
+        uptime_ms: r.u64()?,
+        sessions_total: r.u64()?,
+        files: r.u64()?,
+        bytes: r.u64()?,
+        accepting,
+        received_files: r.u64()?,
+        received_bytes: r.u64()?,
+        root: status_text("root", r.rest())?,
+    })
+}
+
+/// The payload of a `SessionStatus` frame.
+fn decode_session_status(r: &mut Reader<'_>) -> Result<SessionStatus, DecodeError> {
+    let client_pid = r.u32()?;
+    let word = r.u32()?;
+    if word >> 8 != 0 {
+        return Err(DecodeError::BadField("reserved"));
+    }
+    let kind = SessionKind::from_status_code(word as u8)?;
+    Ok(SessionStatus {
+        client_pid,
+        kind,
+        age_ms: r.u64()?,
+        idle_ms: r.u64()?,
+        sent: r.u64()?,
+        size: r.u64()?,
+        file_ms: r.u64()?,
+        total: r.u64()?,
+        path: status_text("session path", r.rest())?,
+    })
 }
 
 pub(super) fn reason(bytes: &[u8]) -> Result<String, DecodeError> {
