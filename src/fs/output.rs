@@ -634,24 +634,7 @@ impl Sink {
                 Err(e) => return Err(failed("link")(e)),
             }
         }
-        let existing = fstatat(&dir, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
-        if no_clobber && existing.is_some() {
-            return Err(failed("link")(Errno::EEXIST));
-        }
-        if let Some(kind) = existing.as_ref().and_then(special_kind) {
-            // Only ever a regular file (or a symlink, itself) is replaced:
-            // never a device, a FIFO or a socket.
-            let why = format!("{shown} is {kind}; not replaced");
-            return Err(Error::os_named("rename", &shown, io::Error::new(io::ErrorKind::AlreadyExists, why)));
-        }
-        let lends = |st: &nix::sys::stat::FileStat| match self.replaced {
-            ReplacedMode::Kept => true,
-            ReplacedMode::KeptIfOwn { uid } => st.st_uid == uid,
-        };
-        if let Some(st) = existing.filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && lends(st)) {
-            let keep = Mode::from_bits_truncate(st.st_mode & PERMISSIONS);
-            fchmod(&file, keep).map_err(failed("chmod"))?;
-        }
+        self.before_replacing(&dir, &file, no_clobber)?;
         let (temp, temp_dir) = match self.temp.clone() {
             Some(temp) => (temp, self.dir.try_clone().map_err(named_in)?),
             None if no_clobber => {
@@ -677,6 +660,33 @@ impl Sink {
         }
         // A temporary name still there is removed on drop.
         self.named(&dir, &file)
+    }
+
+    /// What is checked of the entry at the target's name in `dir` before
+    /// `file` takes the name: with `no_clobber` there must be none (else
+    /// `EEXIST`); a device, a FIFO or a socket is never replaced (only ever
+    /// a regular file, or a symlink itself); a regular file replaced lends
+    /// `file` its permission bits, as `cp` keeps them (in a directory others
+    /// write into, only a file of this user does).
+    fn before_replacing(&self, dir: &DirFd, file: &File, no_clobber: bool) -> Result<()> {
+        let shown = self.shown.display().to_string();
+        let existing = fstatat(dir, self.target.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).ok();
+        if no_clobber && existing.is_some() {
+            return Err(Error::os_named("link", &shown, os(Errno::EEXIST)));
+        }
+        if let Some(kind) = existing.as_ref().and_then(special_kind) {
+            let why = format!("{shown} is {kind}; not replaced");
+            return Err(Error::os_named("rename", &shown, io::Error::new(io::ErrorKind::AlreadyExists, why)));
+        }
+        let lends = |st: &nix::sys::stat::FileStat| match self.replaced {
+            ReplacedMode::Kept => true,
+            ReplacedMode::KeptIfOwn { uid } => st.st_uid == uid,
+        };
+        if let Some(st) = existing.filter(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG && lends(st)) {
+            let keep = Mode::from_bits_truncate(st.st_mode & PERMISSIONS);
+            fchmod(file, keep).map_err(|e| Error::os_named("chmod", &shown, os(e)))?;
+        }
+        Ok(())
     }
 
     /// The target's own directory, its missing directories made.
