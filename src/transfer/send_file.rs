@@ -207,22 +207,7 @@ pub(crate) fn send_source(
     let (size, reads) = classify(file, stated);
     let noted = Snapshot::of(&st);
     meter.begin(path, stated);
-    let flags = match size {
-        Size::Known(_) => StartFlags::NONE,
-        Size::Unknown => StartFlags::SIZE_UNKNOWN,
-    };
-    let stamp = stamp_of(&st);
-    let mode = st.st_mode & MODE_BITS;
-    let offset = match ask.plan(stamp, size) {
-        Plan::UpToDate => {
-            let flags = flags.with(StartFlags::UP_TO_DATE);
-            out.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
-            return Ok(Sent::UpToDate);
-        }
-        Plan::From(offset) => offset,
-    };
-    let flags = if offset > 0 { flags.with(StartFlags::FROM_OFFSET) } else { flags };
-    out.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
+    let Some(offset) = start(out, seq, &st, size, ask)? else { return Ok(Sent::UpToDate) };
     let mut hasher = Xxh3::new();
     // Read in large pieces and hand them out slot by slot: one read() per
     // IO_CHUNK bytes, not one per slot.
@@ -288,6 +273,26 @@ pub(crate) fn send_source(
         None => out.send(seq, &Reply::End { count: sent, checksum: hasher.digest() })?,
     }
     Ok(Sent::Whole(sent - offset))
+}
+
+/// Sends the `Start` frame of the file of `st` (of `size`) as `ask`
+/// plans it: the offset to send from, or `None` when the receiver's copy
+/// is up to date and the `Start` says so.
+fn start(out: &mut impl FrameSink, seq: u32, st: &FileStat, size: Size, ask: Ask) -> Result<Option<u64>> {
+    let stated = u64::try_from(st.st_size).unwrap_or(0);
+    let flags = match size {
+        Size::Known(_) => StartFlags::NONE,
+        Size::Unknown => StartFlags::SIZE_UNKNOWN,
+    };
+    let stamp = stamp_of(st);
+    let mode = st.st_mode & MODE_BITS;
+    let (flags, offset) = match ask.plan(stamp, size) {
+        Plan::UpToDate => (flags.with(StartFlags::UP_TO_DATE), None),
+        Plan::From(0) => (flags, Some(0)),
+        Plan::From(offset) => (flags.with(StartFlags::FROM_OFFSET), Some(offset)),
+    };
+    out.send(seq, &Reply::Start { size: stated, mode, flags, mtime_ns: stamp.mtime_ns })?;
+    Ok(offset)
 }
 
 /// Reads the next piece of the file into `buf`: `Some(n)` bytes, `None`
