@@ -360,13 +360,28 @@ pub fn print_generated(
     man.then(|| print_man(cmd, environment))
 }
 
-/// `--completions SHELL`: the shell completion script of `cmd` on stdout.
-pub fn print_completions(mut cmd: clap::Command, shell: clap_complete::Shell) {
+/// `--completions SHELL`: the shell completion script of `cmd` on stdout,
+/// offering what `--help` shows (no hidden flag).
+pub fn print_completions(cmd: clap::Command, shell: clap_complete::Shell) {
     let name = cmd.get_name().to_owned();
+    let mut shown = without_hidden(&cmd);
     let mut script = Vec::new();
-    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    clap_complete::generate(shell, &mut shown, name, &mut script);
     // A closed pipe (`| head`) is not an error worth a message.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
+}
+
+/// `cmd` as far as completions see it: its name, version and the arguments
+/// that are not hidden (clap's generators offer hidden ones too, and a
+/// `Command` cannot drop an argument, so a new one is made). The strings
+/// live until the process exits, as the programs do right after.
+fn without_hidden(cmd: &clap::Command) -> clap::Command {
+    let leak = |s: &str| -> &'static str { Box::leak(s.to_owned().into_boxed_str()) };
+    let mut shown = clap::Command::new(leak(cmd.get_name()));
+    if let Some(version) = cmd.get_version() {
+        shown = shown.version(leak(version));
+    }
+    shown.args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
 }
 
 /// `text` for roff: backslashes and dashes escaped, no line starting as a request.

@@ -23,3 +23,4 @@ mod service_ops;
 mod ssh;
 mod transfer;
 mod upload;
+mod usability;
