@@ -318,8 +318,14 @@ impl Server {
             Some(dir) => format!(", taking uploads into {}", dir.display()),
             None => String::new(),
         };
+        // How to keep a default server serving, for whoever wonders why it stopped.
+        let keep = if self.config.persistent {
+            ""
+        } else {
+            "; --persistent keeps a server serving after its last client"
+        };
         info!(
-            "serving {} on queue {} (pid {}, {}, at most {} session(s) at once, stall timeout {}){uploads}",
+            "serving {} on queue {} (pid {}, {}, at most {} session(s) at once, stall timeout {}){uploads}{keep}",
             self.config.root.display(),
             self.config.queue,
             std::process::id(),

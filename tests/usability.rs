@@ -3,7 +3,7 @@
 //! offer what `--help` shows, a server that waits for a cleanup, messages
 //! that say what to do next.
 
-use crate::util::{command, Proc, CLIENT, SERVER, TIMEOUT};
+use crate::util::{command, Proc, TestEnv, CLIENT, SERVER, TIMEOUT};
 
 /// Hidden flags (`--slots`, `--attach-timeout`, `--collect-every`) are for
 /// measurements and tests: `--help` and `--man` leave them out, and so do
@@ -32,4 +32,36 @@ fn completions_offer_no_hidden_flag() {
             }
         }
     }
+}
+
+/// A default server stops after its last client (the assignment's flow),
+/// even one that only asked for a missing name: its start line says how to
+/// keep it serving, and the next client's "no server" says why there may
+/// be none.
+#[test]
+fn a_default_server_and_the_client_that_finds_none_name_persistent() {
+    let env = TestEnv::new("default_server_names_persistent");
+    env.create("a.txt", b"a\n");
+    let mut server = env.ready_server(&[]);
+    env.fetch(&["missing.txt"]).assert_code(1);
+    let stopped = server.finish(TIMEOUT);
+    stopped.assert_code(0);
+    let start = stopped.stderr.lines().next().unwrap_or_default().to_owned();
+    stopped.check(
+        start.contains("until the last client leaves")
+            && start.contains("--persistent keeps a server serving"),
+        "the start line says how to keep it serving",
+    );
+    let none = env.fetch_with(&["--wait", "0"], &["a.txt"]).finish(TIMEOUT);
+    none.assert_code(3).check(
+        none.stderr.contains("no server on queue")
+            && none.stderr.contains("a server started without --persistent stops after its last client"),
+        "the client's message says that a default server stops after its last client",
+    );
+    // A persistent server needs no such word.
+    let mut server = env.ready_server(&["--persistent"]);
+    env.stop_server(&mut server);
+    let start = server.snapshot().stderr.lines().next().unwrap_or_default().to_owned();
+    assert!(start.contains("persistent") && !start.contains("--persistent"), "{start}");
+    env.assert_no_leftovers();
 }

@@ -112,5 +112,6 @@ pub fn fail_to_connect(e: &Error, wait: Duration) -> ExitCode {
         return fail(e);
     };
     let more = if wait.is_zero() { ", or give --wait SECS to wait for it" } else { "" };
-    exit_with(exit_code_for(e), &format!("{e}; start `shm_server --queue {queue}` first{more}"))
+    let stops = "a server started without --persistent stops after its last client";
+    exit_with(exit_code_for(e), &format!("{e}; start `shm_server --queue {queue}` first{more} ({stops})"))
 }
