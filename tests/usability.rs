@@ -3,7 +3,9 @@
 //! offer what `--help` shows, a server that waits for a cleanup, messages
 //! that say what to do next.
 
-use crate::util::{command, Proc, TestEnv, CLIENT, SERVER, TIMEOUT};
+use crate::util::{
+    as_nobody, command, wait_for_queue, Proc, Signal, TestEnv, CLIENT, NOBODY, SERVER, TIMEOUT,
+};
 
 /// Hidden flags (`--slots`, `--attach-timeout`, `--collect-every`) are for
 /// measurements and tests: `--help` and `--man` leave them out, and so do
@@ -63,5 +65,33 @@ fn a_default_server_and_the_client_that_finds_none_name_persistent() {
     env.stop_server(&mut server);
     let start = server.snapshot().stderr.lines().next().unwrap_or_default().to_owned();
     assert!(start.contains("persistent") && !start.contains("--persistent"), "{start}");
+    env.assert_no_leftovers();
+}
+
+/// Root may open another user's lock, and still trusts none: a root client
+/// of a server of user nobody ends with exit 3 naming whose server it is
+/// and what to do (run as that user, or run a server of its own).
+#[test]
+#[cfg_attr(not(tests_as_root), ignore = "needs root: starts a server as another user (setpriv)")]
+fn a_root_client_of_another_users_server_is_told_whose_it_is_and_what_to_do() {
+    let env = TestEnv::new("root_client_other_users_server");
+    env.create("a.txt", b"a\n");
+    env.open_to_others();
+    let mut cmd = command(SERVER, Some(&env.names));
+    cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
+    let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
+    wait_for_queue(&env.names, &mut server);
+    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(NOBODY))
+        .ok()
+        .flatten()
+        .map_or_else(|| format!("'#{NOBODY}'"), |u| u.name);
+    let done = env.fetch_with(&["--wait", "0"], &["a.txt"]).finish(TIMEOUT);
+    done.assert_code(3)
+        .check(done.stderr.contains("not trusted as a server's lock"), "the refusal as before")
+        .check(done.stderr.contains(&format!("runs as {user}")), "whose server it is")
+        .check(done.stderr.contains(&format!("sudo -u {user} shm_client")), "how to use it")
+        .check(done.stderr.contains("a server of your own") && done.stderr.contains("--queue"), "or another");
+    server.signal(Signal::SIGTERM);
+    server.finish(TIMEOUT).assert_code(0);
     env.assert_no_leftovers();
 }

@@ -334,9 +334,20 @@ impl ServerWatch {
         };
         let uid = obj.stat()?.uid();
         if !trusted_owner(uid, euid()) {
+            // Root may open it, and still trusts no other user's objects:
+            // whose server it is, and what to do instead.
+            let (owner, who, run_as) = match user_name(uid) {
+                Some(user) => (format!("{user} (uid {uid})"), user.clone(), format!("sudo -u {user}")),
+                None => (format!("uid {uid}"), format!("uid {uid}"), format!("sudo -u '#{uid}'")),
+            };
             return Err(Error::BadObject {
                 name: shm_path(&name),
-                reason: format!("belongs to uid {uid}, not to you or root; not trusted as a server's lock"),
+                reason: format!(
+                    "belongs to {owner}, not to you or root; not trusted as a server's lock: the server on \
+                     queue {queue} runs as {who}; run the client as that user ({run_as} shm_client …), or \
+                     start a server of your own on another queue (shm_server --queue /NAME, and --queue /NAME \
+                     here)"
+                ),
             });
         }
         if !is_locked(&obj)? {
@@ -372,8 +383,12 @@ fn other_users_server(queue: &str, name: &str, opening: Error) -> Error {
     if uid == euid() {
         return opening;
     }
-    let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name);
-    Error::OtherUsersServer { queue: queue.to_owned(), uid, user }
+    Error::OtherUsersServer { queue: queue.to_owned(), uid, user: user_name(uid) }
+}
+
+/// The name of the user `uid`, if the user database has one.
+fn user_name(uid: u32) -> Option<String> {
+    nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten().map(|u| u.name)
 }
 
 /// Checks that the queue behind `mq` belongs to this user or root: a client
