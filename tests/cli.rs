@@ -908,12 +908,13 @@ fn messages_read_well_and_say_what_to_do() {
         "one.txt: received 1 byte".to_string(),
         "sub: refused by server: sub is a directory; use -r to fetch a directory".to_string(),
     ]);
-    // A missing output directory: how to make it.
-    let missing = env.tmp().join("nonexist");
-    let done = env.run_client(&["-o", missing.to_str().unwrap(), "one.txt"]);
+    // An output directory that cannot be made: what to do.
+    let below_a_file = env.in_root("one.txt").join("sub");
+    let done = env.run_client(&["-o", below_a_file.to_str().unwrap(), "one.txt"]);
     done.assert_code(1).check(
-        done.stderr.contains(&format!("create it (mkdir -p {})", missing.display())),
-        "says how to create it",
+        done.stderr.contains(&format!("output directory {}: ", below_a_file.display()))
+            && done.stderr.contains("; name another with -o"),
+        "says what to do",
     );
     env.fetch(&["odd\tname"]).assert_code(0);
     env.stop_server(&mut server);

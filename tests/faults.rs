@@ -452,12 +452,16 @@ fn paths_without_a_file_name_are_refused_by_the_client_and_nothing_leaves_the_ou
     assert_no_leftovers(&env.names);
 }
 
+/// A missing output directory is created (see `usability`); one that
+/// cannot be (below a regular file) fails before any request.
 #[test]
-fn missing_out_dir_is_a_clear_error_before_any_request() {
+fn an_out_dir_that_cannot_be_made_is_a_clear_error_before_any_request() {
     let env = TestEnv::new("missing_out_dir");
     env.create("a.txt", b"a\n");
-    let missing = env.tmp().join("no").join("such");
-    let done = env.run_client(&["--wait", "0", "-o", missing.to_str().unwrap(), "a.txt"]);
+    let file = env.tmp().join("a_file");
+    std::fs::write(&file, b"").unwrap();
+    let below_a_file = file.join("such");
+    let done = env.run_client(&["--wait", "0", "-o", below_a_file.to_str().unwrap(), "a.txt"]);
     done.assert_code(1).check(done.stderr.contains("output directory"), "names the output directory");
     assert_no_leftovers(&env.names);
 }

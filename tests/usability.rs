@@ -95,3 +95,51 @@ fn a_root_client_of_another_users_server_is_told_whose_it_is_and_what_to_do() {
     server.finish(TIMEOUT).assert_code(0);
     env.assert_no_leftovers();
 }
+
+/// `-o DIR` that does not exist is made with its parents, as `mkdir -p`
+/// (`wget -P`, `curl --create-dirs`), with the modes the umask leaves;
+/// a person at a terminal is told, a script reads nothing more. Every other
+/// check of `-o` stays.
+#[test]
+fn a_missing_output_directory_is_created_and_a_terminal_is_told() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new("missing_output_directory_created");
+    env.create("a.txt", b"a\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    // Run under `umask 027`, so that the mode is known.
+    let with_umask = |args: &[&str]| {
+        let client = env.client_cmd(args);
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg("umask 027; exec \"$@\"")
+            .arg("sh")
+            .arg(client.get_program())
+            .args(client.get_args());
+        cmd.env_remove("SHMXFER_QUEUE").current_dir(env.cwd()).stdin(std::process::Stdio::null());
+        cmd
+    };
+    let deep = env.tmp().join("new/deeper");
+    let done =
+        Proc::spawn(with_umask(&["-o", deep.to_str().unwrap(), "a.txt"]), Some(&env.names)).finish(TIMEOUT);
+    done.assert_code(0).check(done.stderr.is_empty(), "nothing said where no one reads it");
+    assert_eq!(std::fs::read(deep.join("a.txt")).unwrap(), b"a\n");
+    for dir in [env.tmp().join("new"), deep.clone()] {
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o750, "{} made with the umask's mode", dir.display());
+    }
+    // On a terminal: said.
+    let other = env.tmp().join("other");
+    let cmd = env.client_cmd(&["-o", other.to_str().unwrap(), "a.txt"]);
+    let done = Proc::spawn_on_terminal(cmd, Some(&env.names), 100).finish(TIMEOUT);
+    done.assert_code(0).check(
+        done.stderr.contains(&format!("shm_client: created the output directory {}", other.display())),
+        "a terminal is told",
+    );
+    assert_eq!(std::fs::read(other.join("a.txt")).unwrap(), b"a\n");
+    // A regular file is still no directory.
+    let file = env.in_root("a.txt");
+    let done = env.run_client(&["-o", file.to_str().unwrap(), "a.txt"]);
+    done.assert_code(1).check(done.stderr.contains("not a directory; name a directory with -o"), "a file");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -423,6 +423,42 @@ impl Proc {
         }
     }
 
+    /// Spawns `cmd` as [`Proc::spawn`] does, with its stderr on a new
+    /// pseudo-terminal `cols` columns wide (its stdout still a pipe): what a
+    /// program shows only on a terminal, as a person sees it. What it writes
+    /// there is read as its stderr, with the terminal's `\r\n` line ends
+    /// and escape sequences.
+    pub fn spawn_on_terminal(mut cmd: Command, names: Option<&Names>, cols: u16) -> Proc {
+        let size = nix::pty::Winsize { ws_row: 40, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(&size, None).expect("open a pseudo-terminal");
+        let desc = describe_command(&cmd);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::from(pty.slave));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {desc}: {e}"));
+        // The child holds the only other descriptor of the terminal now: a
+        // read of its other side ends (EIO) once the child has exited.
+        drop(cmd);
+        let stdout: Buffer = Arc::default();
+        let stderr: Buffer = Arc::default();
+        let drains = vec![
+            drain(child.stdout.take().unwrap(), Arc::clone(&stdout)),
+            drain(fs::File::from(pty.master), Arc::clone(&stderr)),
+        ];
+        if let Some(names) = names {
+            names.proc_started(child.id());
+        }
+        Proc {
+            child,
+            cmd: format!("{desc} 2>(a terminal of {cols} columns)"),
+            status: None,
+            started: Instant::now(),
+            ended: None,
+            stdout,
+            stderr,
+            drains,
+            names: names.cloned(),
+        }
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -101,7 +101,9 @@ pub fn client_config(args: &Args, wait: Duration, cancel: &Arc<AtomicBool>) -> R
 }
 
 /// Before any request: no two files to one output name, and an output
-/// directory that is one.
+/// directory that is one; one that does not exist is created, with its
+/// parents (as `mkdir -p`, with the modes the umask leaves), and a person
+/// at a terminal is told so.
 pub fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<(), ExitCode> {
     if !recursive {
         options(args).check(files).map_err(|e| fail(&e))?;
@@ -113,12 +115,20 @@ pub fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<()
             EXIT_NOT_DELIVERED,
             &format!("output directory {dir}: not a directory; name a directory with -o"),
         )),
-        Err(e) => {
-            let quoted = quote_name(&args.out_dir.to_string_lossy()).into_owned();
-            let msg =
-                format!("output directory {dir}: {e}; create it (mkdir -p {quoted}) or name another with -o");
-            Err(exit_with(EXIT_NOT_DELIVERED, &msg))
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::DirBuilder::new().recursive(true).create(&args.out_dir) {
+                Ok(()) if !args.quiet && std::io::stderr().is_terminal() => {
+                    eprintln!("shm_client: created the output directory {dir}");
+                    Ok(())
+                }
+                Ok(()) => Ok(()),
+                Err(e) => Err(exit_with(
+                    EXIT_NOT_DELIVERED,
+                    &format!("output directory {dir}: cannot create it: {e}; name another with -o"),
+                )),
+            }
         }
+        Err(e) => Err(exit_with(EXIT_NOT_DELIVERED, &format!("output directory {dir}: {e}; name another with -o"))),
     }
 }
 
