@@ -143,3 +143,42 @@ fn a_missing_output_directory_is_created_and_a_terminal_is_told() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// A server started while `shm_server --cleanup` holds a dead server's lock
+/// (to remove it and what the server left) waits for the cleanup, which
+/// takes milliseconds, and starts; it does not take the cleanup for a live
+/// server. The cleanup's hold is made here by hand, as the cleanup takes
+/// it (an OFD write lock on the lock object), so that it lasts.
+#[test]
+fn a_server_started_beside_a_cleanup_waits_for_it_and_starts() {
+    use std::os::fd::AsRawFd;
+    let env = TestEnv::new("server_waits_for_cleanup");
+    env.create("a.txt", b"a\n");
+    let mut dead = env.ready_server(&["--persistent"]);
+    dead.kill();
+    let lock_path = std::path::Path::new("/dev/shm").join(format!("{}.lock", env.names.stem()));
+    let lock =
+        std::fs::OpenOptions::new().read(true).write(true).open(&lock_path).expect("the dead server's lock");
+    // SAFETY: `flock` is plain data; all zeroes is a valid value of it.
+    let mut whole: libc::flock = unsafe { std::mem::zeroed() };
+    whole.l_type = libc::F_WRLCK as libc::c_short;
+    whole.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: the descriptor is open for as long as `lock` lives, and
+    // `whole` is a valid `flock` the call only reads.
+    let held = unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_OFD_SETLK, &whole) };
+    assert_eq!(held, 0, "lock {}: {}", lock_path.display(), std::io::Error::last_os_error());
+
+    let mut server = env.server(&["--persistent"]);
+    let waits = crate::util::holds_for(std::time::Duration::from_millis(500), || server.is_running());
+    assert!(waits, "the server waits while the cleanup holds the lock\n{}", server.snapshot());
+    // The cleanup removes the dead server's lock and lets it go.
+    std::fs::remove_file(&lock_path).unwrap();
+    drop(lock);
+    wait_for_queue(&env.names, &mut server);
+    env.fetch(&["a.txt"]).assert_code(0);
+    env.assert_delivered("a.txt");
+    env.stop_server(&mut server);
+    let log = server.snapshot().stderr;
+    assert!(!log.contains("another server"), "{log}");
+    env.assert_no_leftovers();
+}

@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::os::names::{lock_name, shm_path};
@@ -52,8 +52,9 @@ pub struct ServerLock {
 impl ServerLock {
     /// Takes the lock of `queue`: creates `<queue>.lock` with `O_EXCL`, mode
     /// 0600, write-locks it and writes this process's pid into it. A lock
-    /// object left by a dead server of this user is removed first; one that
-    /// another user owns is never touched.
+    /// object left by a dead server of this user is removed first, or, while
+    /// another process removes it (a `--cleanup`), waited for up to
+    /// [`WAIT_FOR_REMOVAL`]; one that another user owns is never touched.
     ///
     /// # Errors
     ///
@@ -63,7 +64,11 @@ impl ServerLock {
     pub fn acquire(queue: &str) -> Result<ServerLock> {
         let name = lock_name(queue);
         let mut holder = None;
-        for _ in 0..20 {
+        let removal_deadline = Instant::now() + WAIT_FOR_REMOVAL;
+        let mut tries = 0;
+        // A few tries, and more while a dead server's lock is being removed.
+        while tries < 20 || holder.is_some_and(|h: Holder| h.removing) && Instant::now() < removal_deadline {
+            tries += 1;
             match ShmObject::create_exclusive(&name, 0) {
                 Ok(obj) => {
                     if let Some(lock) = Self::hold(obj)? {
@@ -76,15 +81,16 @@ impl ServerLock {
                         continue;
                     }
                     Stale::Absent => continue,
-                    // A live server, or for a moment a `--cleanup` or a
-                    // starting server removing a dead lock: asked again.
-                    Stale::Held { pid } => holder = Some(pid),
+                    // A live server, or a `--cleanup` or a starting server
+                    // removing a dead lock: asked again.
+                    Stale::Held { pid } => holder = Some(Holder::of(pid)),
                 },
                 Err(e) => return Err(e),
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Err(Error::ServerRunning { queue: queue.to_owned(), pid: holder.flatten() })
+        let pid = holder.and_then(|h| h.pid.filter(|_| !h.removing));
+        Err(Error::ServerRunning { queue: queue.to_owned(), pid })
     }
 
     /// Locks a freshly created lock object; `None` when the name no longer
@@ -121,6 +127,34 @@ impl ServerLock {
             .map_err(|e| Error::os_named("pwrite", name, e))?;
         Ok(true)
     }
+}
+
+/// How long a starting server waits for whoever removes a dead server's
+/// lock (a `shm_server --cleanup`, another starting server): that takes
+/// milliseconds, and a server started beside it should start, not take it
+/// for a live server.
+const WAIT_FOR_REMOVAL: Duration = Duration::from_secs(5);
+
+/// Who holds a lock object that a starting server found taken.
+#[derive(Debug, Clone, Copy)]
+struct Holder {
+    /// The pid its server wrote into it.
+    pid: Option<u32>,
+    /// That process is gone: the holder removes a dead server's lock.
+    removing: bool,
+}
+
+impl Holder {
+    fn of(pid: Option<u32>) -> Holder {
+        Holder { pid, removing: pid.is_some_and(process_gone) }
+    }
+}
+
+/// Whether no process `pid` exists (in this pid namespace). A pid that
+/// cannot name one process (0, or beyond `pid_t`) is not known gone.
+fn process_gone(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else { return false };
+    raw > 0 && nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) == Err(nix::errno::Errno::ESRCH)
 }
 
 /// What a lock object found under a queue's lock name is.
