@@ -13,6 +13,7 @@ mod cli;
 mod faults;
 mod fetch_flags;
 mod hostile;
+mod namespaces;
 mod output_rule;
 mod patterns;
 mod redteam;
