@@ -57,11 +57,12 @@ pub fn direction(kind: crate::SessionKind) -> &'static str {
     }
 }
 
-/// A session's rate while its file moved: its bytes over the time up to its
-/// last frame, so that a client that stopped does not show a rate that
-/// slowly falls.
+/// A session's rate: its file's bytes over the time since the file
+/// started. A session that sent a burst (the ring, a pipe's buffer) and now
+/// waits for a slow reader shows what it really moves, neither 0 B/s (the
+/// burst took no measurable time) nor the burst's speed.
 pub fn session_rate(s: &crate::status::SessionStatus) -> u64 {
-    rate(s.sent, s.file_ms.saturating_sub(s.idle_ms))
+    rate(s.sent, s.file_ms)
 }
 
 /// Whether no frame of the session's file moved for [`STALLED_AFTER`].
@@ -102,7 +103,7 @@ struct SessionJson<'a> {
     path: Option<&'a str>,
     sent: u64,
     size: u64,
-    /// Bytes per second up to the last frame ([`session_rate`]).
+    /// Bytes per second since the file started ([`session_rate`]).
     rate: u64,
     /// No frame for [`STALLED_AFTER`] or longer.
     stalled: bool,

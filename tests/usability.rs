@@ -3,8 +3,11 @@
 //! offer what `--help` shows, a server that waits for a cleanup, messages
 //! that say what to do next.
 
+use shmxfer::programs::human_size;
+
 use crate::util::{
-    as_nobody, command, wait_for_queue, Proc, Signal, TestEnv, CLIENT, NOBODY, SERVER, TIMEOUT,
+    as_nobody, command, wait_child, wait_for_queue, wait_until, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT,
+    CLIENT, MIB, NOBODY, SERVER, TIMEOUT,
 };
 
 /// Hidden flags (`--slots`, `--attach-timeout`, `--collect-every`) are for
@@ -180,5 +183,116 @@ fn a_server_started_beside_a_cleanup_waits_for_it_and_starts() {
     env.stop_server(&mut server);
     let log = server.snapshot().stderr;
     assert!(!log.contains("another server"), "{log}");
+    env.assert_no_leftovers();
+}
+
+/// The size of the largest file in `dir`: a kept partial file beside its
+/// small record of the source.
+fn largest_file_in(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0)
+}
+
+/// A file cut off with `-C`: its line says one figure, the bytes kept
+/// (what the partial file on disk holds), and the summary counts them as
+/// received and kept, not `0 B in …`.
+#[test]
+fn a_file_cut_off_with_continue_and_the_summary_give_the_kept_size() {
+    let env = TestEnv::new("cut_off_figures_agree");
+    env.create_random("big.bin", BIG, 31);
+    env.create("small.txt", b"small\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut client = env.fetch_with(&["-C"], &["big.bin", "small.txt"]);
+    env.wait_receiving(&mut client, "big.bin");
+    server.kill();
+    let done = client.finish(BIG_TIMEOUT);
+    done.assert_code(4);
+    let kept = human_size(largest_file_in(env.out()));
+    let line = done.stdout.lines().next().unwrap_or_default();
+    done.check(
+        line.starts_with(&format!("big.bin: failed: cut off after {kept} of {}: ", human_size(BIG)))
+            && line.ends_with(&format!("; {kept} kept: run it again with --continue")),
+        &format!("one figure, the bytes kept ({kept}), in the line of the file cut off"),
+    );
+    let summary = done.stderr.lines().find(|l| l.starts_with("shm_client: 2 files: ")).unwrap_or_default();
+    done.check(
+        summary.contains(&format!("; {kept} received in "))
+            && summary.ends_with(&format!(", 0 B of it delivered, {kept} kept")),
+        "the summary counts the bytes that arrived and were kept",
+    );
+    env.cleanup().finish(TIMEOUT).assert_code(0);
+    env.assert_no_leftovers();
+}
+
+/// A file cut off without `-C`: the line and the `--json` summary say how
+/// far it got, the bytes that arrived (never `0 B` once bytes came).
+#[test]
+fn a_file_cut_off_says_how_far_it_got_and_the_summary_counts_it() {
+    let env = TestEnv::new("cut_off_counts_what_arrived");
+    env.create_random("big.bin", BIG, 32);
+    env.create("small.txt", b"small\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut client = env.fetch_with(&["--json"], &["big.bin", "small.txt"]);
+    env.wait_receiving(&mut client, "big.bin");
+    server.kill();
+    let done = client.finish(BIG_TIMEOUT);
+    done.assert_code(4);
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+    let summary = &lines.last().expect("a summary")["summary"];
+    let received = summary["received"].as_u64().expect("the bytes received");
+    done.check(received > 0, "bytes arrived before the server died")
+        .check(summary["bytes"] == 0 && summary.get("kept").is_none(), "none delivered, none kept");
+    let message = lines[0]["message"].as_str().unwrap_or_default();
+    done.check(
+        message.starts_with(&format!("cut off after {} of {}: ", human_size(received), human_size(BIG)))
+            && message.ends_with("; nothing kept"),
+        "the line says as far as the summary",
+    );
+    assert!(env.out_entries().is_empty(), "nothing kept: {:?}", env.out_entries());
+    // What the killed server left, its next start or a cleanup removes.
+    env.cleanup().finish(TIMEOUT).assert_code(0);
+    env.assert_no_leftovers();
+}
+
+/// `--status` of a session that sent a burst (the ring, a pipe's buffer)
+/// and waits for a reader that reads nothing: its rate is its bytes over
+/// the file's time, not 0 B/s (the burst took no measurable time) nor the
+/// burst's speed.
+#[test]
+fn status_shows_a_blocked_session_s_rate_over_its_time() {
+    let env = TestEnv::new("status_rate_of_a_blocked_session");
+    env.create_random("big.bin", 8 * MIB, 33);
+    let mut server = env.ready_server(&["--persistent"]);
+    // A reader that never reads: the client fills the pipe and waits.
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut cmd = env.client_cmd(&["--stdout", "big.bin"]);
+    cmd.stdout(writer).stderr(std::process::Stdio::null());
+    let mut blocked = cmd.spawn().unwrap();
+    let mut session = serde_json::Value::Null;
+    let waited = wait_until(TIMEOUT, || {
+        let done = env.run_client(&["--status", "--json"]);
+        let json: serde_json::Value = serde_json::from_str(done.stdout.trim()).unwrap_or_default();
+        session = json["sessions"][0].clone();
+        session["sent"].as_u64().is_some_and(|s| s > 0)
+            && session["idle_ms"].as_u64().is_some_and(|i| i >= 300)
+    });
+    assert!(waited, "the session sent a burst and waits: {session}");
+    let (sent, file_ms) = (session["sent"].as_u64().unwrap(), session["file_ms"].as_u64().unwrap());
+    assert_eq!(
+        session["rate"].as_u64(),
+        Some(sent * 1000 / file_ms),
+        "bytes over the file's time: {session}"
+    );
+    let text = env.run_client(&["--status"]);
+    text.assert_code(0).check(!text.stdout.contains(" 0 B/s"), "no 0 B/s for a session that sent bytes");
+    drop(reader);
+    assert!(wait_child(&mut blocked, TIMEOUT).is_some(), "the client ends once its reader is gone");
+    env.stop_server(&mut server);
     env.assert_no_leftovers();
 }

@@ -157,6 +157,11 @@ pub fn summary_line(s: &Summary) -> String {
         left_out: usize,
         not_fetched: usize,
         bytes: u64,
+        /// Delivered, and of a file a lost session cut off.
+        received: u64,
+        /// Of the cut-off file, kept for --continue.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        kept: Option<u64>,
         seconds: f64,
     }
     #[derive(Serialize)]
@@ -173,6 +178,8 @@ pub fn summary_line(s: &Summary) -> String {
         left_out: s.left_out,
         not_fetched: s.not_fetched,
         bytes: s.bytes,
+        received: s.received,
+        kept: s.kept,
         // To the millisecond.
         seconds: (s.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
     };

@@ -40,7 +40,7 @@ pub struct Lost {
     /// Why the session was lost.
     pub error: Error,
     /// The file in progress, and how far it got (bytes received and its
-    /// size) when it had started; nothing of it is kept.
+    /// size) when it had started: with [`Lost::kept`], the bytes kept.
     pub cut_off: Option<(PathBuf, Option<(u64, u64)>)>,
     /// The files never asked for, by name.
     pub not_fetched: Vec<PathBuf>,
@@ -76,6 +76,11 @@ pub struct Summary {
     pub not_fetched: usize,
     /// Bytes delivered.
     pub bytes: u64,
+    /// Bytes received: those delivered, and those of a file a lost session
+    /// cut off ([`Lost::cut_off`]).
+    pub received: u64,
+    /// The bytes of the cut-off file kept for resuming ([`Lost::kept`]).
+    pub kept: Option<u64>,
     /// How long the run took.
     pub elapsed: Duration,
     /// Which way the files went: what the files never handed over are
@@ -103,7 +108,10 @@ impl Summary {
     }
 }
 
-/// `7 files: 5 delivered, 1 not found, 1 failed; 2.0 MiB in 0.04 s (50.0 MiB/s)`
+/// `7 files: 5 delivered, 1 not found, 1 failed; 2.0 MiB in 0.04 s (50.0 MiB/s)`;
+/// when a lost session cut a file off, what was received and what of it was
+/// delivered and kept: `2 files: 0 delivered, 1 failed, 1 not fetched; 24.4 MiB
+/// received in 1.60 s (15.2 MiB/s), 0 B of it delivered, 24.4 MiB kept`.
 impl std::fmt::Display for Summary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = vec![format!("{} delivered", self.delivered)];
@@ -126,14 +134,20 @@ impl std::fmt::Display for Summary {
             }
         }
         let secs = self.elapsed.as_secs_f64();
-        let rate = if secs > 0.0 { human_size((self.bytes as f64 / secs) as u64) } else { "-".into() };
+        let rate = if secs > 0.0 { human_size((self.received as f64 / secs) as u64) } else { "-".into() };
+        let (asked, parts, received) = (self.asked, parts.join(", "), human_size(self.received));
+        if self.received == self.bytes && self.kept.is_none() {
+            return write!(f, "{asked} files: {parts}; {received} in {secs:.2} s ({rate}/s)");
+        }
         write!(
             f,
-            "{} files: {}; {} in {secs:.2} s ({rate}/s)",
-            self.asked,
-            parts.join(", "),
+            "{asked} files: {parts}; {received} received in {secs:.2} s ({rate}/s), {} of it delivered",
             human_size(self.bytes)
-        )
+        )?;
+        match self.kept {
+            Some(kept) => write!(f, ", {} kept", human_size(kept)),
+            None => Ok(()),
+        }
     }
 }
 
@@ -160,9 +174,12 @@ impl Report {
                 Outcome::LeftOut { .. } => s.left_out += 1,
             }
         }
+        s.received = s.bytes;
         if let Some(lost) = &self.lost {
             s.failed += usize::from(lost.cut_off.is_some());
             s.not_fetched = lost.not_fetched.len();
+            s.received += lost.cut_off.as_ref().and_then(|(_, got)| *got).map_or(0, |(got, _)| got);
+            s.kept = lost.kept;
         }
         s.asked = s.delivered + s.skipped + s.not_found + s.refused + s.failed + s.left_out + s.not_fetched;
         s
@@ -525,6 +542,11 @@ impl Progress for Tracking<'_> {
 
     fn kept_partial(&mut self, bytes: u64) {
         self.kept = Some(bytes);
+        // What is kept is how far the file got: the bytes that arrived
+        // after the last write were not kept.
+        if let Some((got, _)) = &mut self.current {
+            *got = bytes;
+        }
         self.inner.kept_partial(bytes);
     }
 

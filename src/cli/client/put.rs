@@ -418,6 +418,7 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
                 let size = sent_so_far;
                 out.summary.delivered += 1;
                 out.summary.bytes += size;
+                out.summary.received += size;
                 let line = (!quiet).then(|| format!("{shown}: sent {size} bytes → {remote_shown}"));
                 out.line(line, || json::upload_line(request, remote, "delivered", size, None, None));
             }
