@@ -296,3 +296,31 @@ fn status_shows_a_blocked_session_s_rate_over_its_time() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// On a terminal, the run's line counts bytes done of all the bytes (and
+/// files done of all), as `rsync --info=progress2`: a tree's sizes come
+/// from the server's listing, so the total is there from the start.
+/// Elsewhere nothing of it is drawn.
+#[test]
+fn the_run_s_progress_counts_bytes_of_the_total_on_a_terminal_only() {
+    let env = TestEnv::new("run_progress_in_bytes");
+    let sizes = [3 * MIB, MIB, 10];
+    for (i, size) in sizes.iter().enumerate() {
+        env.create_random(&format!("tree/f{i}.bin"), *size, 40 + i as u64);
+    }
+    let total = human_size(sizes.iter().sum());
+    let mut server = env.ready_server(&["--persistent"]);
+    let out = env.out().to_str().unwrap().to_owned();
+    let cmd = env.client_cmd(&["-o", &out, "-r", "tree"]);
+    let done = Proc::spawn_on_terminal(cmd, Some(&env.names), 120).finish(TIMEOUT);
+    done.assert_code(0)
+        .check(done.stderr.contains(&format!(" of {total}, ")), "the run's bytes of the tree's total")
+        .check(done.stderr.contains("/3 files"), "and its files");
+    let piped = env.run_client(&["-o", &out, "-r", "tree"]);
+    piped.assert_code(0).check(
+        !piped.stderr.contains(&format!(" of {total}, ")) && !piped.stderr.contains('\x1b'),
+        "no progress where no one watches",
+    );
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -1,8 +1,14 @@
 //! The client's progress on stderr, only on a terminal: a bar while a file
 //! of 1 MiB or more arrives and, when more than one file is fetched, a line
-//! of the whole run (files done of all, bytes so far) beneath it. Both fit
-//! the terminal's width: each template has one part that takes the columns
-//! left (`{wide_bar}`) and fixed parts that fit in 50 columns.
+//! of the whole run beneath it: bytes done of all bytes, and files done of
+//! all, as `rsync --info=progress2` shows a run. The run's bytes are those
+//! the server's listing gave (a tree, a pattern), and each other file's
+//! size from its start; a file that moves fewer bytes than counted (skipped,
+//! failed) takes the rest off. Both fit the terminal's width: each template
+//! has one part that takes the columns left (`{wide_bar}`) and fixed parts
+//! that fit in 50 columns.
+
+use std::collections::VecDeque;
 
 use crate::programs::{human_size, quote_name};
 use crate::{FileResult, Progress};
@@ -10,8 +16,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// A file's bar: its name cut to 12 columns, the bar, bytes of all bytes, the time left.
 const FILE_TEMPLATE: &str = "{msg:12!} [{wide_bar}] {bytes}/{total_bytes} {eta}";
-/// The run's line: the bar of files done, files done of all, the bytes received so far.
-const RUN_TEMPLATE: &str = "[{wide_bar}] {pos}/{len} files, {msg}";
+/// The run's line: the bar of bytes done, then bytes done of all and files
+/// done of all (in the message).
+const RUN_TEMPLATE: &str = "[{wide_bar}] {msg}";
 /// Files smaller than this get no bar of their own.
 const BAR_MIN_SIZE: u64 = 1 << 20;
 
@@ -26,6 +33,17 @@ pub struct Bar {
     file: Option<ProgressBar>,
     /// Bytes received in this run.
     bytes: u64,
+    /// The bytes the run moves, as far as known.
+    total: u64,
+    /// Files done, and in all.
+    files_done: u64,
+    files: u64,
+    /// The sizes known before they start of the files whose results are
+    /// still to come, in order ([`Progress::planned_sizes`]).
+    planned: VecDeque<Option<u64>>,
+    /// The file in progress: the bytes counted for it in `total`, and
+    /// those that moved.
+    current: Option<(u64, u64)>,
 }
 
 impl Bar {
@@ -35,7 +53,17 @@ impl Bar {
 
     /// Bars drawn on `target`, or none.
     fn drawn_on(target: Option<ProgressDrawTarget>) -> Bar {
-        Bar { multi: target.map(MultiProgress::with_draw_target), run: None, file: None, bytes: 0 }
+        Bar {
+            multi: target.map(MultiProgress::with_draw_target),
+            run: None,
+            file: None,
+            bytes: 0,
+            total: 0,
+            files_done: 0,
+            files: 0,
+            planned: VecDeque::new(),
+            current: None,
+        }
     }
 
     /// Runs `print` with the bars hidden, so that a line printed on the
@@ -50,15 +78,36 @@ impl Bar {
     /// One more file of the run is done (as [`Progress::result`] says, for
     /// a run that has no [`FileResult`]: an upload).
     pub fn file_done(&mut self) {
-        if let Some(run) = &self.run {
-            run.inc(1);
-        }
+        self.files_done += 1;
+        let planned = self.planned.pop_front().flatten();
+        // Bytes counted and never moved are not to come.
+        let not_moved = match self.current.take() {
+            Some((counted, moved)) => counted.saturating_sub(moved),
+            None => planned.unwrap_or(0),
+        };
+        self.total = self.total.saturating_sub(not_moved).max(self.bytes);
+        self.show_run();
     }
 
     /// Removes the bars (the run is over).
     pub fn clear(&mut self) {
         for bar in [self.file.take(), self.run.take()].into_iter().flatten() {
             bar.finish_and_clear();
+        }
+    }
+
+    /// The run's line as it stands: `201.9 MiB of 210.0 MiB, 8/310 files`.
+    fn show_run(&self) {
+        if let Some(run) = &self.run {
+            run.set_length(self.total.max(1));
+            run.set_position(self.bytes.min(self.total));
+            run.set_message(format!(
+                "{} of {}, {}/{} files",
+                human_size(self.bytes),
+                human_size(self.total),
+                self.files_done,
+                self.files
+            ));
         }
     }
 }
@@ -70,15 +119,26 @@ fn style(template: &str) -> ProgressStyle {
 
 impl Progress for Bar {
     fn planned(&mut self, files: usize) {
+        self.files = files as u64;
         let Some(multi) = &self.multi else { return };
         if files > 1 {
-            let run = multi.add(ProgressBar::new(files as u64).with_style(style(RUN_TEMPLATE)));
-            run.set_message(human_size(0));
-            self.run = Some(run);
+            self.run = Some(multi.add(ProgressBar::new(1).with_style(style(RUN_TEMPLATE))));
+            self.show_run();
         }
     }
 
+    fn planned_sizes(&mut self, sizes: &[Option<u64>]) {
+        self.planned = sizes.iter().copied().collect();
+        self.total = sizes.iter().flatten().sum();
+        self.show_run();
+    }
+
     fn start(&mut self, name: &str, size: u64) {
+        // Counted now: the size it has, whatever the listing said.
+        let planned = self.planned.front().copied().flatten().unwrap_or(0);
+        self.total = (self.total + size).saturating_sub(planned);
+        self.current = Some((size, 0));
+        self.show_run();
         let Some(multi) = &self.multi else { return };
         if size < BAR_MIN_SIZE {
             return;
@@ -94,12 +154,13 @@ impl Progress for Bar {
 
     fn advance(&mut self, bytes: u64) {
         self.bytes += bytes;
+        if let Some((_, moved)) = &mut self.current {
+            *moved += bytes;
+        }
         if let Some(bar) = &self.file {
             bar.inc(bytes);
         }
-        if let Some(run) = &self.run {
-            run.set_message(human_size(self.bytes));
-        }
+        self.show_run();
     }
 
     fn finish(&mut self) {
@@ -168,13 +229,14 @@ mod tests {
             let screen = Screen { cols, lines: Arc::default() };
             let mut bar = Bar::drawn_on(Some(ProgressDrawTarget::term_like(Box::new(screen.clone()))));
             bar.planned(100_000);
+            bar.planned_sizes(&vec![Some(999 << 30); 100_000]);
             bar.start("a-rather-long-directory/and-a-long-file-name.iso", 999 << 30);
             bar.advance(998 << 30);
             for b in [&bar.file, &bar.run].into_iter().flatten() {
                 b.tick();
             }
             let lines = screen.lines.lock().unwrap().clone();
-            assert!(lines.iter().any(|l| l.contains("/100000 files, 998.0 GiB")), "{lines:?}");
+            assert!(lines.iter().any(|l| l.contains("998.0 GiB of 95.3 PiB, 0/100000 files")), "{lines:?}");
             assert!(lines.iter().any(|l| l.contains("a-rather-lon [")), "{lines:?}");
             for line in lines.iter().flat_map(|l| l.lines()) {
                 let width = line.chars().count();

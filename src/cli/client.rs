@@ -128,7 +128,9 @@ pub fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<()
                 )),
             }
         }
-        Err(e) => Err(exit_with(EXIT_NOT_DELIVERED, &format!("output directory {dir}: {e}; name another with -o"))),
+        Err(e) => {
+            Err(exit_with(EXIT_NOT_DELIVERED, &format!("output directory {dir}: {e}; name another with -o")))
+        }
     }
 }
 

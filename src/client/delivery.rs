@@ -28,6 +28,11 @@ pub(crate) const REQUEST_WINDOW: usize = 4;
 pub trait Progress {
     /// A run of `files` files starts (before the first [`Progress::start`]).
     fn planned(&mut self, _files: usize) {}
+    /// The sizes of the run's files, one per file in the order of their
+    /// results, where known before they start: a recursive fetch's and a
+    /// pattern's matches, from the server's listing (`None` for a file
+    /// named as it is). Told once, after [`Progress::planned`].
+    fn planned_sizes(&mut self, _sizes: &[Option<u64>]) {}
     /// A file of `size` bytes starts; `name` is its file name.
     fn start(&mut self, _name: &str, _size: u64) {}
     /// `bytes` more bytes arrived.
@@ -182,6 +187,10 @@ pub(crate) struct Job {
     pub(crate) shown: PathBuf,
     pub(crate) out: std::result::Result<OutputPath, String>,
     pub(crate) known: Option<Outcome>,
+    /// Its size as the server's listing gave it (a tree's file, a
+    /// pattern's match), for the run's progress; `None`: not known before
+    /// it starts.
+    pub(crate) size: Option<u64>,
 }
 
 impl Job {

@@ -220,7 +220,13 @@ fn plain_job(path: &str, options: &FetchOptions) -> Job {
     let remote = normalize_path(path.as_bytes());
     // Normalizing splits at '/' only: what was UTF-8 stays so.
     let named = String::from_utf8_lossy(&remote).into_owned();
-    Job { shown: options.shown_name(&named).into(), out: options.output_path(&named), remote, known: None }
+    Job {
+        shown: options.shown_name(&named).into(),
+        out: options.output_path(&named),
+        remote,
+        known: None,
+        size: None,
+    }
 }
 
 /// The jobs of a plain fetch: each file on its own ([`plain_job`]).
@@ -415,7 +421,7 @@ fn selected_jobs(selected: Selected, named: &[u8], names: OutputNames) -> Vec<Jo
         return vec![known(named, Outcome::NotFound)];
     }
     let mut jobs = Vec::with_capacity(files.len() + skipped.len());
-    for (Entry { path, .. }, root) in files {
+    for (Entry { path, size, .. }, root) in files {
         let path = path.into_os_string().into_vec();
         let local = local_path(&path, root, names);
         let out = OutputPath::below(&local);
@@ -423,20 +429,20 @@ fn selected_jobs(selected: Selected, named: &[u8], names: OutputNames) -> Vec<Jo
             let text = "the server's path has an empty, '.' or '..' component; not written";
             Outcome::failed(FailReason::BadOutputName, text)
         });
-        jobs.push(Job { remote: path, shown: as_path(&local), out, known });
+        jobs.push(Job { remote: path, shown: as_path(&local), out, known, size: Some(size) });
     }
     for Skipped { path, reason, text } in skipped {
         let path = path.into_os_string().into_vec();
         let shown = if path.is_empty() { named.to_vec() } else { path.clone() };
         let known = Some(Outcome::LeftOut { reason, text });
-        jobs.push(Job { remote: path, shown: as_path(&shown), out: Err(String::new()), known });
+        jobs.push(Job { remote: path, shown: as_path(&shown), out: Err(String::new()), known, size: None });
     }
     jobs
 }
 
 /// A job that gets `outcome` without a request, shown as it was named.
 fn known(f: &[u8], outcome: Outcome) -> Job {
-    Job { remote: f.to_vec(), shown: as_path(f), out: Err(String::new()), known: Some(outcome) }
+    Job { remote: f.to_vec(), shown: as_path(f), out: Err(String::new()), known: Some(outcome), size: None }
 }
 
 /// How a fetch reads the names it is given.
@@ -511,6 +517,10 @@ impl Progress for Tracking<'_> {
         self.inner.planned(files);
     }
 
+    fn planned_sizes(&mut self, sizes: &[Option<u64>]) {
+        self.inner.planned_sizes(sizes);
+    }
+
     fn start(&mut self, name: &str, size: u64) {
         self.current = Some((0, size));
         self.inner.start(name, size);
@@ -567,6 +577,7 @@ fn run(
 ) -> Report {
     let mut track = Tracking { inner: progress, current: None, kept: None };
     track.planned(jobs.len());
+    track.planned_sizes(&jobs.iter().map(|j| j.size).collect::<Vec<_>>());
     let mut files = Vec::with_capacity(jobs.len());
     let fetched = match early {
         Some(e) => Err(e),
@@ -704,6 +715,7 @@ impl Client {
             shown: dest.to_path_buf(),
             out: OutputPath::below(name.as_bytes()),
             known: None,
+            size: None,
         };
         Ok(run(self, &[job], None, &options, progress, started))
     }

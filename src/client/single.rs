@@ -152,6 +152,7 @@ impl Client {
             shown: name.into(),
             out: OutputPath::below(name),
             known: None,
+            size: None,
         };
         let mut results = Vec::with_capacity(1);
         fetch_jobs(self, std::slice::from_ref(&job), &options, &mut NoProgress, &mut results)?;
