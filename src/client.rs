@@ -16,7 +16,7 @@ pub(crate) mod upload;
 
 pub(crate) use listing::under_prefix;
 pub use listing::{Entry, Listing, Skipped};
-pub use single::FileReader;
+pub use single::{fetch, FileReader};
 pub use status::{status_all, stop_server, ServerReport, Status};
 
 use std::ffi::OsString;
@@ -506,7 +506,7 @@ impl Client {
     ///
     /// let remote = Remote::new("build@farm7");
     /// let mut client = Client::open_remote(&ClientConfig::from_env(), &remote, SessionKind::Upload)?;
-    /// let answer = client.put_file("report.txt".as_ref(), b"inbox/report.txt", PutIfExists::Skip)?;
+    /// let answer = client.put_file("report.txt", "inbox/report.txt", PutIfExists::Skip)?;
     /// assert!(matches!(answer, UploadAnswer::Stored | UploadAnswer::Skipped));
     /// client.close()?;
     /// # Ok::<(), shmxfer::Error>(())

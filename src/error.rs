@@ -71,9 +71,9 @@ pub enum Error {
     QueueFull { queue: String, waited: Duration },
     /// Two requested paths would be written to the same output name.
     SameOutput { first: String, second: String, output: String, names: OutputNames },
-    /// The file asked for is not on the server
+    /// The file `path` asked for is not on the server
     /// ([`Outcome::into_result`](crate::Outcome::into_result)).
-    NotFound,
+    NotFound { path: std::path::PathBuf },
     /// The server would not send the file: why, and its words.
     Refused { reason: FailReason, text: String },
     /// The file did not arrive intact, or could not be written: why, and
@@ -198,7 +198,9 @@ impl fmt::Display for Error {
                 f,
                 "the server ended this session: this client sent no request for the server's stall timeout"
             ),
-            Error::NotFound => write!(f, "not found on server"),
+            Error::NotFound { path } => {
+                write!(f, "{}: not found", crate::text::quote_bytes(path.as_os_str().as_encoded_bytes()))
+            }
             Error::Refused { text, .. } => write!(f, "refused by server: {text}"),
             Error::Failed { text, .. } => write!(f, "failed: {text}"),
             Error::Cancelled => write!(f, "interrupted"),

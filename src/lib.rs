@@ -44,15 +44,17 @@
 //! assert!(listed.is_complete());
 //! assert_eq!((listed.files[0].path.as_path(), listed.files[0].size), ("hello.txt".as_ref(), 6));
 //! assert_eq!(client.fetch_vec("hello.txt")?, b"hello\n");
-//! assert!(matches!(client.fetch_vec("nope"), Err(shmxfer::Error::NotFound)));
+//! assert!(matches!(client.fetch_vec("nope"), Err(shmxfer::Error::NotFound { .. })));
 //! client.close()?;
 //! serving.join().unwrap()?;
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! Several files into a directory, with a result per file:
-//! [`Client::fetch_files`]; one file to a path, verified and atomic:
+//! One file in one call from the server the environment names:
+//! [`fetch`]. Several files into a directory, with a result per file:
+//! [`Client::fetch_files`]; a tree: [`Client::fetch_tree`]; one file to a
+//! path, verified and atomic:
 //! [`Client::fetch_file`]; to any writer: [`Client::fetch_to`]; as a
 //! reader: [`Client::fetch_reader`].
 
@@ -82,8 +84,8 @@ pub use choices::{Clobber, OutputNames, Partial, Times, Update};
 pub use client::delivery::{FetchOptions, NoProgress, Progress};
 pub use client::plan::{Lost, Report, Summary};
 pub use client::{
-    stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, FileReader, Listing, Skipped, WaitNotice,
-    Waiting, DEFAULT_WAIT,
+    fetch, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, FileReader, Listing, Skipped,
+    WaitNotice, Waiting, DEFAULT_WAIT,
 };
 pub use error::{Error, Result, SessionEnd};
 pub use protocol::{SessionKind, StopKind};

@@ -10,7 +10,7 @@ use crate::shm_region::pacing::DEFAULT_SPIN_BUDGET;
 use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
 
 /// How long library calls wait for a server to appear unless told
-/// otherwise ([`ClientConfig::wait`]). `shm_client` waits 30 s.
+/// otherwise ([`ClientConfig::wait`]): 5 s. `shm_client` waits 30 s.
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// Called once for each thing [`Client::connect`](crate::Client::connect) has to wait for, with the
@@ -88,10 +88,35 @@ impl std::fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
-    /// A configuration with the defaults: [`DEFAULT_WAIT`], no wait for a
-    /// busy server,
-    /// [`DEFAULT_SLOTS`] slots, [`DEFAULT_STALL_TIMEOUT`], a 10 s attach timeout,
-    /// [`DEFAULT_SPIN_BUDGET`], no cancel flag.
+    /// A configuration with the defaults:
+    ///
+    /// | field | default |
+    /// | --- | --- |
+    /// | [`wait`](ClientConfig::wait) for a server | 5 s ([`DEFAULT_WAIT`]; `shm_client` waits 30 s) |
+    /// | [`busy_wait`](ClientConfig::busy_wait) for a busy server | none: "busy" fails at once |
+    /// | [`slots`](ClientConfig::slots) | 2 |
+    /// | [`stall_timeout`](ClientConfig::stall_timeout) | 60 s |
+    /// | [`attach_timeout`](ClientConfig::attach_timeout) | 10 s |
+    /// | [`spin_budget`](ClientConfig::spin_budget) | [`DEFAULT_SPIN_BUDGET`] |
+    /// | [`cancel`](ClientConfig::cancel), [`on_wait`](ClientConfig::on_wait) | none |
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmxfer::ClientConfig;
+    ///
+    /// let config = ClientConfig::new("/myqueue");
+    /// assert_eq!(config.wait, Duration::from_secs(5));
+    /// assert_eq!(config.slots, 2);
+    /// assert_eq!(config.stall_timeout, Some(Duration::from_secs(60)));
+    /// assert_eq!(config.attach_timeout, Duration::from_secs(10));
+    ///
+    /// // Longer, as `shm_client` waits:
+    /// let patient = ClientConfig::builder("/myqueue").wait(Duration::from_secs(30)).build()?;
+    /// assert_eq!(patient.wait, Duration::from_secs(30));
+    /// # Ok::<(), shmxfer::Error>(())
+    /// ```
     pub fn new(queue: impl Into<String>) -> ClientConfig {
         ClientConfig {
             queue: queue.into(),
@@ -107,7 +132,7 @@ impl ClientConfig {
     }
 
     /// [`ClientConfig::new`] for the queue the environment names
-    /// ([`QUEUE_ENV`](crate::os::names::QUEUE_ENV)), else [`DEFAULT_QUEUE`](crate::os::names::DEFAULT_QUEUE).
+    /// ([`QUEUE_ENV`](crate::QUEUE_ENV)), else [`DEFAULT_QUEUE`](crate::DEFAULT_QUEUE).
     pub fn from_env() -> ClientConfig {
         let queue = std::env::var(crate::os::names::QUEUE_ENV)
             .unwrap_or_else(|_| crate::os::names::DEFAULT_QUEUE.to_owned());
@@ -179,7 +204,7 @@ impl ClientConfigBuilder {
         self
     }
 
-    /// Slots in the ring, 1 to [`MAX_SLOTS`].
+    /// Slots in the ring, 1 to 4.
     pub fn slots(mut self, slots: u32) -> Self {
         self.config.slots = slots;
         self
@@ -219,8 +244,9 @@ impl ClientConfigBuilder {
     /// # Errors
     ///
     /// [`Error::InvalidName`] for a queue name that breaks the naming rules
-    /// (see [`validate_queue_name`]); [`Error::InvalidConfig`] for a slot
-    /// count outside 1 to [`MAX_SLOTS`].
+    /// (a leading `/`, no other `/`, no NUL, short enough for the names
+    /// derived from it); [`Error::InvalidConfig`] for a slot count outside 1
+    /// to 4.
     pub fn build(self) -> Result<ClientConfig> {
         validate_queue_name(&self.config.queue)?;
         if !(1..=MAX_SLOTS).contains(&self.config.slots) {

@@ -8,7 +8,7 @@ use super::*;
 ///
 /// Its path is bytes, as a Unix file name is: [`Entry::path_bytes`] gives
 /// them, [`Entry::path`] a `Path` of them, and
-/// [`quote_bytes`](crate::programs::quote_bytes) shows them. With the `serde`
+/// `shm_client` shows them quoted as `ls` quotes. With the `serde`
 /// feature an entry serializes as `{"path": "...", "size": N}`, where `path`
 /// is the UTF-8 text (bytes that are not UTF-8 replaced by U+FFFD), followed
 /// by `"path_bytes": [..]`, the bytes as numbers, only when the name is not

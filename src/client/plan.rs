@@ -619,7 +619,7 @@ impl Client {
     /// in flight. Each file appears under its name only once its size and
     /// checksum are verified; a lost session leaves no partial file.
     ///
-    /// Each path is normalized ([`normalize_path`](crate::programs::normalize_path):
+    /// Each path is normalized (empty and `.` components dropped:
     /// `./a`, `a/` are `a`). A path holding `*`, `?`, `[…]` or `{a,b}` is a
     /// pattern, matched as a shell matches, one component at a time (`*`
     /// does not cross `/`, `**` does, `{a,b}` chooses), against the
@@ -700,11 +700,12 @@ impl Client {
     pub fn fetch_as_with(
         &mut self,
         path: &str,
-        dest: &std::path::Path,
+        dest: impl AsRef<std::path::Path>,
         options: &FetchOptions,
         progress: &mut dyn Progress,
     ) -> Result<Report> {
         let started = Instant::now();
+        let dest = dest.as_ref();
         let (name, dir) = crate::fs::output::dest_parts(dest)
             .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
         let mut options = options.clone();
@@ -742,6 +743,40 @@ impl Client {
     /// (`-r d1/x d2/x`, both holding `f`). Everything else is in the
     /// [`Report`], as for [`Client::fetch_files`] (a listing that fails
     /// loses the session for every name).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmxfer::{Client, ClientConfig, FetchOptions, Server};
+    ///
+    /// # fn main() -> Result<(), shmxfer::Error> {
+    /// # let root = tempfile::tempdir().unwrap();
+    /// # std::fs::create_dir_all(root.path().join("docs/deep")).unwrap();
+    /// # std::fs::write(root.path().join("docs/a.txt"), b"a\n").unwrap();
+    /// # std::fs::write(root.path().join("docs/deep/b.txt"), b"b\n").unwrap();
+    /// # let queue = format!("/shmxfer_doctest_fetch_tree_{}", std::process::id());
+    /// # let server = Server::builder().queue(&queue).root(root.path()).stall_timeout(None).bind()?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
+    /// let out = tempfile::tempdir().unwrap();
+    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
+    /// let report = client.fetch_tree(&["docs"], &FetchOptions::new(out.path()))?;
+    /// client.close()?;
+    /// assert!(report.all_delivered());
+    /// assert_eq!(std::fs::read(out.path().join("docs/deep/b.txt")).unwrap(), b"b\n");
+    /// # serving.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fetch_tree(&mut self, dirs: &[impl AsRef<str>], options: &FetchOptions) -> Result<Report> {
+        self.fetch_tree_with(dirs, options, &mut NoProgress)
+    }
+
+    /// [`Client::fetch_tree`], telling `progress` how each file arrives and
+    /// each result as soon as it is known.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::fetch_tree`].
     pub fn fetch_tree_with(
         &mut self,
         dirs: &[impl AsRef<str>],

@@ -129,7 +129,7 @@ impl Client {
     /// session-level failure as [`Client::fetch_to`].
     pub fn fetch_vec(&mut self, path: &str) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
-        self.fetch_to(path, &mut bytes)?.into_result()?;
+        self.fetch_to(path, &mut bytes)?.into_result(path)?;
         Ok(bytes)
     }
 
@@ -143,8 +143,34 @@ impl Client {
     /// As [`Client::fetch_vec`]; [`Error::Failed`] with
     /// [`FailReason::WriteFailed`] when `dest` cannot be written,
     /// [`FailReason::OutputExists`] when it exists and is kept.
-    pub fn fetch_file(&mut self, path: &str, dest: &Path, clobber: Clobber) -> Result<u64> {
-        let (name, dir) = crate::fs::output::dest_parts(dest)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmxfer::{Client, ClientConfig, Clobber, Error, Server};
+    ///
+    /// # fn main() -> Result<(), shmxfer::Error> {
+    /// # let root = tempfile::tempdir().unwrap();
+    /// # std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    /// # let here = tempfile::tempdir().unwrap();
+    /// # std::env::set_current_dir(here.path()).unwrap();
+    /// # let queue = format!("/shmxfer_doctest_fetch_file_{}", std::process::id());
+    /// # let server = Server::builder().queue(&queue).root(root.path()).stall_timeout(None).bind()?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
+    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
+    /// assert_eq!(client.fetch_file("hello.txt", "greeting.txt", Clobber::Replace)?, 6);
+    /// assert_eq!(std::fs::read("greeting.txt").unwrap(), b"hello\n");
+    /// // A missing file says which.
+    /// let missing = client.fetch_file("nope.txt", "nope.txt", Clobber::Replace).unwrap_err();
+    /// assert!(matches!(&missing, Error::NotFound { path } if path.as_os_str() == "nope.txt"));
+    /// assert_eq!(missing.to_string(), "nope.txt: not found");
+    /// client.close()?;
+    /// # serving.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn fetch_file(&mut self, path: &str, dest: impl AsRef<Path>, clobber: Clobber) -> Result<u64> {
+        let (name, dir) = crate::fs::output::dest_parts(dest.as_ref())
             .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
         let options = FetchOptions::new(dir).clobber(clobber);
         let job = Job {
@@ -156,8 +182,52 @@ impl Client {
         };
         let mut results = Vec::with_capacity(1);
         fetch_jobs(self, std::slice::from_ref(&job), &options, &mut NoProgress, &mut results)?;
-        results.pop().expect("one result per job").outcome.into_result()
+        results.pop().expect("one result per job").into_result()
     }
+}
+
+/// Fetches the one file `name` into memory, verified, from the server of
+/// the queue the environment names (`$SHMXFER_QUEUE`, else `/shmxfer`): a
+/// client made by [`ClientConfig::from_env`](crate::ClientConfig::from_env)
+/// connects (waiting up to [`DEFAULT_WAIT`](crate::DEFAULT_WAIT), 5 s, for a
+/// server), fetches ([`Client::fetch_vec`]) and closes, in one call.
+///
+/// # Errors
+///
+/// As [`Client::connect`] ([`Error::NoServer`] when no server came within
+/// the wait) and [`Client::fetch_vec`] ([`Error::NotFound`] naming `name`
+/// when the server has no such file).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), shmxfer::Error> {
+/// # let root = tempfile::tempdir().unwrap();
+/// # std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+/// # let queue = format!("/shmxfer_doctest_fetch_{}", std::process::id());
+/// # std::env::set_var("SHMXFER_QUEUE", &queue);
+/// # let server = shmxfer::Server::builder().queue(&queue).root(root.path()).persistent().bind()?;
+/// # let stop = shmxfer::StopSignal::new();
+/// # let stopper = stop.clone();
+/// # let serving = std::thread::spawn(move || server.run(stopper));
+/// // With a server on $SHMXFER_QUEUE (`shm_server --root DIR`):
+/// let bytes = shmxfer::fetch("hello.txt")?;
+/// assert_eq!(bytes, b"hello\n");
+///
+/// let missing = shmxfer::fetch("nope.txt").unwrap_err();
+/// assert_eq!(missing.to_string(), "nope.txt: not found");
+/// # stop.request(shmxfer::StopKind::Now);
+/// # serving.join().unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
+pub fn fetch(name: impl AsRef<str>) -> Result<Vec<u8>> {
+    let mut client = Client::connect(&crate::ClientConfig::from_env())?;
+    let fetched = client.fetch_vec(name.as_ref());
+    let closed = client.close();
+    let bytes = fetched?;
+    closed?;
+    Ok(bytes)
 }
 
 /// One file as a reader ([`Client::fetch_reader`]): each read hands on the
@@ -304,13 +374,13 @@ impl Client {
     /// ```
     pub fn fetch_reader(&mut self, path: &str) -> Result<FileReader<'_>> {
         if let Some(too_long) = too_long(path.as_bytes()) {
-            too_long.into_result()?;
+            too_long.into_result(path)?;
         }
         let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
         let mut buf = vec![0; self.max_payload()];
         let size = match read_start(self, seq, &mut buf)? {
             Ok(start) => Announced::of(start.size, start.flags),
-            Err(outcome) => return Err(outcome.into_result().expect_err("not delivered")),
+            Err(outcome) => return Err(outcome.into_result(path).expect_err("not delivered")),
         };
         Ok(FileReader {
             client: self,

@@ -97,7 +97,8 @@ impl LocalTree {
     ///
     /// [`Error::Os`] or [`Error::LocalFile`] when `dir` cannot be opened as
     /// a directory.
-    pub fn walk(dir: &Path) -> Result<LocalTree> {
+    pub fn walk(dir: impl AsRef<Path>) -> Result<LocalTree> {
+        let dir = dir.as_ref();
         let root = Root::open(dir)?;
         let walk = Walk::new(&root, b"", TREE_LIMITS)
             .map_err(|failure| Error::local("open", &dir.display().to_string(), os_error(&failure)))?;
@@ -276,15 +277,33 @@ impl Client {
     ///
     /// # Examples
     ///
-    /// ```no_run
+    /// ```
     /// use shmxfer::upload::{PutIfExists, UploadAnswer};
-    /// use shmxfer::{Client, ClientConfig};
+    /// use shmxfer::{Client, ClientConfig, Server};
     ///
-    /// let mut client = Client::connect_for_uploads(&ClientConfig::from_env())?;
-    /// let answer = client.put_file("report.txt".as_ref(), b"inbox/report.txt", PutIfExists::Replace)?;
+    /// # fn main() -> Result<(), shmxfer::Error> {
+    /// # let root = tempfile::tempdir().unwrap();
+    /// # let inbox = tempfile::tempdir().unwrap();
+    /// # let here = tempfile::tempdir().unwrap();
+    /// # std::env::set_current_dir(here.path()).unwrap();
+    /// # std::fs::write("report.txt", b"all well\n").unwrap();
+    /// # let queue = format!("/shmxfer_doctest_put_{}", std::process::id());
+    /// # let server = Server::builder()
+    /// #     .queue(&queue)
+    /// #     .root(root.path())
+    /// #     .accept(Some(inbox.path().to_owned()))
+    /// #     .stall_timeout(None)
+    /// #     .bind()?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
+    /// // A server started with `--accept DIR` on `queue`:
+    /// let mut client = Client::connect_for_uploads(&ClientConfig::new(&queue))?;
+    /// let answer = client.put_file("report.txt", "in/report.txt", PutIfExists::Replace)?;
     /// assert_eq!(answer, UploadAnswer::Stored);
     /// client.close()?;
-    /// # Ok::<(), shmxfer::Error>(())
+    /// # serving.join().unwrap()?;
+    /// # assert_eq!(std::fs::read(inbox.path().join("in/report.txt")).unwrap(), b"all well\n");
+    /// # Ok(())
+    /// # }
     /// ```
     ///
     /// The file is `fstat`ed before and after it is read: when its size,
@@ -300,7 +319,12 @@ impl Client {
     /// answer word no server writes, and the ring's and the queue's errors:
     /// [`Error::PeerGone`] when the server dies, [`Error::Cancelled`],
     /// [`Error::Stalled`], [`Error::Timeout`].
-    pub fn put_file(&mut self, local: &Path, remote: &[u8], if_exists: PutIfExists) -> Result<UploadAnswer> {
+    pub fn put_file(
+        &mut self,
+        local: impl AsRef<Path>,
+        remote: impl AsRef<[u8]>,
+        if_exists: PutIfExists,
+    ) -> Result<UploadAnswer> {
         self.put_file_with(local, remote, &PutOptions::new().if_exists(if_exists), &mut NoProgress)
     }
 
@@ -314,11 +338,12 @@ impl Client {
     /// As [`Client::put_file`].
     pub fn put_file_with(
         &mut self,
-        local: &Path,
-        remote: &[u8],
+        local: impl AsRef<Path>,
+        remote: impl AsRef<[u8]>,
         options: &PutOptions,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
+        let (local, remote) = (local.as_ref(), remote.as_ref());
         let shown = local.display().to_string();
         // Named, so followed if a symlink; a FIFO does not block the open
         // (its kind refuses it), a terminal does not become ours.
@@ -345,10 +370,11 @@ impl Client {
         &mut self,
         tree: &LocalTree,
         file: &LocalFile,
-        remote: &[u8],
+        remote: impl AsRef<[u8]>,
         options: &PutOptions,
         progress: &mut dyn Progress,
     ) -> Result<UploadAnswer> {
+        let remote = remote.as_ref();
         let shown = String::from_utf8_lossy(&file.path).into_owned();
         let opened = tree
             .root

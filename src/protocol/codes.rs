@@ -12,7 +12,7 @@ pub enum SessionKind {
     /// Only asks for the status; taken even when the transfer sessions are
     /// all in use (a few at once).
     Status,
-    /// Sends files to the server ([`Command::Put`]): the ring runs the other
+    /// Sends files to the server (one upload request per file): the ring runs the other
     /// way, the client fills the slots and the server empties them, and the
     /// server answers each file in the region's header
     /// ([`UploadAnswer`]). Counts against `--max-sessions`.
@@ -116,7 +116,7 @@ impl From<PutIfExists> for PutFlags {
     }
 }
 
-/// How the server answered one [`Command::Put`], in the region's header
+/// How the server answered one upload request, in the region's header
 /// (the ring runs from the client to the server in an upload session, so
 /// no frame can carry it). Travels as one `u32`: the kind in the low byte,
 /// a [`ReasonCode`] in the next for a refusal or a failure.
@@ -128,7 +128,7 @@ pub enum UploadAnswer {
     /// [`PutIfExists::Skip`].
     Skipped,
     /// Not written: the file there has the source's size and is not older,
-    /// and the client asked [`PutFlags::UNLESS_UP_TO_DATE`].
+    /// and the client asked so ([`Update::IfNewer`](crate::Update::IfNewer)).
     UpToDate,
     /// The server does not take uploads (it was started without
     /// `--accept`).
@@ -205,7 +205,7 @@ pub enum ReasonCode {
     OutOfResources = 10,
     /// A file of unknown size went on past the 64 MiB the server reads of one.
     TooLarge = 11,
-    /// The client cancelled the request ([`Command::Cancel`]).
+    /// The client cancelled the request.
     Cancelled = 12,
     /// Anything else; the text says what.
     Other = 255,

@@ -345,12 +345,11 @@ pub enum Reply {
     },
 }
 
-/// What a server says of itself in answer to [`Command::Status`]. Payload:
+/// What a server says of itself in answer to a status request. Payload:
 /// `u32` pid, `u32` flags (bit 0: persistent, bit 1: accepting uploads; the
 /// others 0), `u32` max_sessions, `u32` open_sessions, `u64` uptime_ms,
 /// `u64` sessions_total, `u64` files, `u64` bytes, `u64` received_files,
-/// `u64` received_bytes, then the root (UTF-8, at most [`MAX_STATUS_TEXT`]
-/// bytes).
+/// `u64` received_bytes, then the root (UTF-8, at most 512 bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerStatus {
     pub pid: u32,
@@ -380,7 +379,7 @@ pub struct ServerStatus {
 /// transfer, 1 upload, 2 status: [`SessionKind`]; a server before the
 /// kind sent 0), 3 bytes reserved (0), `u64` age_ms, `u64` idle_ms, `u64` sent, `u64` size, `u64` file_ms,
 /// `u64` total, then the path of the file being sent (UTF-8, at most
-/// [`MAX_STATUS_TEXT`] bytes; empty between files).
+/// 512 bytes; empty between files).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionStatus {
     pub client_pid: u32,

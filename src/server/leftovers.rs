@@ -47,7 +47,8 @@ use crate::text::quote_name;
 pub const CREATION_GRACE: Duration = Duration::from_secs(10);
 
 /// What a collection did, as lines to show: every name in them is quoted
-/// as [`quote_name`] quotes file names (a queue name may hold a newline).
+/// as file names are quoted for people, as `ls` does (a queue name may hold
+/// a newline).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Collected {
     /// Objects removed: `/dev/shm/...` paths, and `queue /name` for the queue.

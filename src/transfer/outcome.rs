@@ -1,7 +1,7 @@
 //! What became of one requested file, and why it did not arrive: typed, so
 //! that a caller decides on the reason and prints the text.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 pub use crate::transfer::reason::{FailReason, SkipReason};
@@ -54,7 +54,8 @@ impl Outcome {
     }
 
     /// The bytes delivered (0 for a skipped file), or the reason as an
-    /// [`Error`], for `?`.
+    /// [`Error`], for `?`; `path` is the file's, which
+    /// [`Error::NotFound`] names.
     ///
     /// # Errors
     ///
@@ -66,15 +67,17 @@ impl Outcome {
     /// ```
     /// use shmxfer::{Error, Outcome};
     ///
-    /// assert_eq!(Outcome::Delivered { bytes: 6 }.into_result()?, 6);
-    /// assert!(matches!(Outcome::NotFound.into_result(), Err(Error::NotFound)));
+    /// assert_eq!(Outcome::Delivered { bytes: 6 }.into_result("a.txt")?, 6);
+    /// let missing = Outcome::NotFound.into_result("b.txt").unwrap_err();
+    /// assert!(matches!(&missing, Error::NotFound { path } if path.as_os_str() == "b.txt"));
+    /// assert_eq!(missing.to_string(), "b.txt: not found");
     /// # Ok::<(), shmxfer::Error>(())
     /// ```
-    pub fn into_result(self) -> Result<u64> {
+    pub fn into_result(self, path: impl AsRef<Path>) -> Result<u64> {
         match self {
             Outcome::Delivered { bytes } => Ok(bytes),
             Outcome::Skipped { .. } => Ok(0),
-            Outcome::NotFound => Err(Error::NotFound),
+            Outcome::NotFound => Err(Error::NotFound { path: path.as_ref().to_owned() }),
             Outcome::Refused { reason, text } => Err(Error::Refused { reason, text }),
             Outcome::Failed { reason, text } | Outcome::LeftOut { reason, text } => {
                 Err(Error::Failed { reason, text })
@@ -91,8 +94,8 @@ pub struct FileResult {
     /// name need not be UTF-8.
     pub path: PathBuf,
     /// The name the user reads: the output name, or for a tree the path
-    /// below the output directory (show it with
-    /// [`quote_bytes`](crate::programs::quote_bytes)).
+    /// below the output directory (bytes: quote it to show it, as `ls`
+    /// quotes names).
     pub name: PathBuf,
     /// What became of it.
     pub outcome: Outcome,
@@ -100,4 +103,39 @@ pub struct FileResult {
     /// ([`Partial::Keep`](crate::Partial::Keep)): the bytes it kept, which
     /// were not sent again.
     pub resumed_at: Option<u64>,
+}
+
+impl FileResult {
+    /// [`Outcome::into_result`] for this file's path.
+    ///
+    /// # Errors
+    ///
+    /// As [`Outcome::into_result`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmxfer::{Client, ClientConfig, FetchOptions, Server};
+    ///
+    /// # fn main() -> Result<(), shmxfer::Error> {
+    /// # let root = tempfile::tempdir().unwrap();
+    /// # std::fs::write(root.path().join("hello.txt"), b"hello\n").unwrap();
+    /// # let queue = format!("/shmxfer_doctest_file_result_{}", std::process::id());
+    /// # let server = Server::builder().queue(&queue).root(root.path()).stall_timeout(None).bind()?;
+    /// # let serving = std::thread::spawn(move || server.run(Default::default()));
+    /// let out = tempfile::tempdir().unwrap();
+    /// let mut client = Client::connect(&ClientConfig::new(&queue))?;
+    /// let report = client.fetch_files(&["hello.txt", "gone.txt"], &FetchOptions::new(out.path()))?;
+    /// client.close()?;
+    /// let mut files = report.into_result()?.into_iter();
+    /// assert_eq!(files.next().unwrap().into_result()?, 6);
+    /// let gone = files.next().unwrap().into_result().unwrap_err();
+    /// assert_eq!(gone.to_string(), "gone.txt: not found");
+    /// # serving.join().unwrap()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn into_result(self) -> Result<u64> {
+        self.outcome.into_result(&self.path)
+    }
 }

@@ -43,7 +43,7 @@ pub fn exit_code_for(e: &Error) -> u8 {
         Error::Cancelled => EXIT_INTERRUPTED,
         Error::Busy { .. }
         | Error::Stopping { .. }
-        | Error::NotFound
+        | Error::NotFound { .. }
         | Error::Refused { .. }
         | Error::Failed { .. } => EXIT_NOT_DELIVERED,
         // A value of the command line the library cannot take (a -H host
