@@ -301,19 +301,8 @@ impl Server {
         Ok(server)
     }
 
-    /// Serves until stopped: by `stop` (a signal), a stop message, or —
-    /// unless persistent — the last session closing after the goodbye of a
-    /// client that asked for a file or sent one. A stop of [`StopKind::Now`] cancels
-    /// and joins the open sessions; one of [`StopKind::Drain`] answers new
-    /// transfer sessions "busy" (their regions marked "server stopping"),
-    /// lets each open session answer what it had asked for when the drain
-    /// began, and stops once none is open. A `Now` during a drain cancels
-    /// what is left.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Os`] when the queue fails.
-    pub fn run(self, stop: StopSignal) -> Result<()> {
+    /// The start line of the log: what is served, on which queue, how.
+    fn announce(&self) {
         let uploads = match &self.config.accept {
             Some(dir) => format!(", taking uploads into {}", dir.display()),
             None => String::new(),
@@ -333,6 +322,10 @@ impl Server {
             self.config.max_sessions,
             self.config.stall_timeout.map_or("none".to_owned(), |d| format!("{} s", d.as_secs_f64()))
         );
+    }
+
+    /// What every session shares, and the totals of the server's log.
+    fn serve_env(&self, stop: &StopSignal) -> (ServeEnv, Arc<ServerStats>) {
         let stats = ServerStats::new(
             self.config.root.display().to_string(),
             self.config.persistent,
@@ -347,6 +340,24 @@ impl Server {
             pacing: Pacing::new(self.config.spin_budget),
             accept: self.accept.clone(),
         };
+        (env, stats)
+    }
+
+    /// Serves until stopped: by `stop` (a signal), a stop message, or —
+    /// unless persistent — the last session closing after the goodbye of a
+    /// client that asked for a file or sent one. A stop of [`StopKind::Now`] cancels
+    /// and joins the open sessions; one of [`StopKind::Drain`] answers new
+    /// transfer sessions "busy" (their regions marked "server stopping"),
+    /// lets each open session answer what it had asked for when the drain
+    /// began, and stops once none is open. A `Now` during a drain cancels
+    /// what is left.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Os`] when the queue fails.
+    pub fn run(self, stop: StopSignal) -> Result<()> {
+        self.announce();
+        let (env, stats) = self.serve_env(&stop);
         let mut sessions = Sessions::new(&self.config.queue, self.config.max_sessions, env);
         let mut buf = vec![0u8; QUEUE_MSG_LEN];
         let mut garbage = LogBudget::new("bad queue messages dropped");

@@ -648,7 +648,8 @@ mod tests {
     fn a_spin_that_catches_the_peer_takes_the_count() {
         // A budget no busy machine's pauses outlast: the spin ends when the
         // peer is caught, long before it (the count decides, not the clock).
-        let mut pacer = Pacing::with_limits(Duration::from_secs(60), Limits { spinners: 4, streams: 1 }).pacer();
+        let mut pacer =
+            Pacing::with_limits(Duration::from_secs(60), Limits { spinners: 4, streams: 1 }).pacer();
         assert_eq!(spin(&mut pacer, || true), Spun::Taken);
         let mut tries = 0u32;
         assert_eq!(
