@@ -6,7 +6,9 @@
 //! POSIX semaphores hand its slots back and forth.
 //!
 //! The two programs `shm_server` and `shm_client` are thin shells over
-//! [`Server`] and [`Client`].
+//! [`Server`] and the client's three kinds of session, each a type with
+//! only its own methods: [`Client`] fetches and lists, [`UploadSession`]
+//! sends files, [`StatusSession`] asks what a server is doing.
 //!
 //! ```text
 //!  shm_client                                  shm_server
@@ -85,7 +87,7 @@ pub use client::delivery::{FetchOptions, NoProgress, Progress};
 pub use client::plan::{Lost, Report, Summary};
 pub use client::{
     fetch, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, FileReader, Listing, Skipped,
-    WaitNotice, Waiting, DEFAULT_WAIT,
+    StatusSession, UploadSession, WaitNotice, Waiting, DEFAULT_WAIT,
 };
 pub use error::{Error, Result, SessionEnd};
 pub use protocol::{SessionKind, StopKind};
@@ -94,21 +96,21 @@ pub use shm_region::pacing::DEFAULT_SPIN_BUDGET;
 pub use transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
 
 /// What servers are doing: one server's [`Status`](status::Status) (its
-/// totals and live sessions, [`Client::status`]) and every server of this
-/// user ([`status_all`](status::status_all)).
+/// totals and live sessions, [`StatusSession::status`]) and every server of
+/// this user ([`status_all`](status::status_all)).
 ///
 /// ```
-/// use shmxfer::{Client, ClientConfig, Server, SessionKind};
+/// use shmxfer::{ClientConfig, Server, StatusSession};
 ///
 /// # fn main() -> Result<(), shmxfer::Error> {
 /// let root = tempfile::tempdir().unwrap();
 /// let queue = format!("/shmxfer_doc_status_{}", std::process::id());
 /// let server = Server::builder().queue(&queue).root(root.path()).bind()?;
 /// let serving = std::thread::spawn(move || server.run(Default::default()));
-/// let mut client = Client::open(&ClientConfig::new(&queue), SessionKind::Status)?;
-/// let status: shmxfer::status::Status = client.status()?;
+/// let mut session = StatusSession::connect(&ClientConfig::new(&queue))?;
+/// let status: shmxfer::status::Status = session.status()?;
 /// assert_eq!(status.server.pid, std::process::id());
-/// client.close()?;
+/// session.close()?;
 /// shmxfer::stop_server(&ClientConfig::new(&queue), shmxfer::StopKind::Now)?;
 /// serving.join().unwrap()?;
 /// # Ok(())
@@ -119,9 +121,11 @@ pub mod status {
     pub use crate::protocol::{ServerStatus, SessionStatus};
 }
 
-/// Uploads (`shm_client --put`): a local tree walked for sending
-/// ([`LocalTree`](upload::LocalTree)), and what the server answers of each
-/// file ([`UploadAnswer`](upload::UploadAnswer)).
+/// Uploads (`shm_client --put`) through an [`UploadSession`]: how a file is
+/// sent ([`PutOptions`](upload::PutOptions)), a local tree walked for
+/// sending ([`LocalTree`](upload::LocalTree)), and the wire's answer to
+/// each file ([`UploadAnswer`](upload::UploadAnswer)), which the session
+/// returns as an [`Outcome`].
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();

@@ -689,9 +689,11 @@ fn the_accept_dir_renamed_away_mid_upload_keeps_nothing_there() {
     env.assert_no_leftovers();
 }
 
-/// An upload session opened by the protocol by this test process, which
-/// then does only what the test tells it to.
-struct RawSession {
+/// A session opened by the protocol by this test process (an upload
+/// session, unless [`RawSession::open_kind`] says otherwise), which then
+/// does only what the test tells it to: what a hostile client can send,
+/// whatever the library's types allow.
+pub(crate) struct RawSession {
     names: SessionNames,
     geometry: Geometry,
     region: Region,
@@ -699,10 +701,15 @@ struct RawSession {
     spaces: Semaphore,
     mq: posixmq::PosixMq,
     sent: u32,
+    received: u32,
 }
 
 impl RawSession {
     fn open(env: &TestEnv, pid: u32) -> RawSession {
+        RawSession::open_kind(env, pid, SessionKind::Upload)
+    }
+
+    pub(crate) fn open_kind(env: &TestEnv, pid: u32, kind: SessionKind) -> RawSession {
         let names = SessionNames::fresh(env.names.queue(), pid).unwrap();
         let geometry = Geometry::for_slots(2);
         let region = Region::create(&names.region, geometry, pid).unwrap();
@@ -715,11 +722,35 @@ impl RawSession {
             region: names.region.clone(),
             items: names.items.clone(),
             spaces: names.spaces.clone(),
-            kind: SessionKind::Upload,
+            kind,
         };
         mq.send(0, &open.encode().unwrap()).unwrap();
         assert!(wait_until(TIMEOUT, || region.server_pid() != 0), "the server never took the session");
-        RawSession { names, geometry, region, items, spaces, mq, sent: 0 }
+        RawSession { names, geometry, region, items, spaces, mq, sent: 0, received: 0 }
+    }
+
+    /// Sends `cmd` on the server's queue.
+    pub(crate) fn command(&self, cmd: &Msg) {
+        self.mq.send(0, &cmd.encode().unwrap()).unwrap();
+    }
+
+    /// The region's name, as commands carry it.
+    pub(crate) fn region_name(&self) -> String {
+        self.names.region.clone()
+    }
+
+    /// The next frame the server wrote into the ring (a session whose ring
+    /// runs to the client): its header and payload.
+    pub(crate) fn next_frame(&mut self) -> (FrameHeader, Vec<u8>) {
+        assert!(wait_until(TIMEOUT, || self.items.try_wait()), "the server sent no frame");
+        let slot = self.received % self.geometry.slots();
+        let header = FrameHeader::decode(&self.region.read_frame_header(slot), self.geometry.max_payload())
+            .expect("a frame header");
+        let mut payload = vec![0; header.len as usize];
+        self.region.read_payload(slot, &mut payload);
+        self.received += 1;
+        self.spaces.post().unwrap();
+        (header, payload)
     }
 
     fn put(&mut self, seq: u32, path: &[u8], size: u64) {

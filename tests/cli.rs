@@ -709,20 +709,38 @@ fn status_does_not_count_as_the_last_client_of_a_default_mode_server() {
     env.assert_no_leftovers();
 }
 
+/// The library's status session has no fetch method; a client that sends
+/// a Get on one anyway (by the protocol) is refused by the server.
 #[test]
 fn a_status_session_gets_no_file() {
+    use shmxfer::testing::protocol::{
+        Command as Msg, FrameKind, GetCondition, ReasonCode, Reply, SessionKind,
+    };
     let env = TestEnv::new("a_status_session_gets_no_file");
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
+    let pid = std::process::id();
+    let mut raw = crate::attack_upload::RawSession::open_kind(&env, pid, SessionKind::Status);
+    let region = raw.region_name();
+    let path = b"hello.txt".to_vec();
+    raw.command(&Msg::Get {
+        client_pid: pid,
+        seq: 1,
+        region,
+        path,
+        offset: 0,
+        condition: GetCondition::Always,
+    });
+    let (header, payload) = raw.next_frame();
+    assert_eq!((header.kind, header.seq), (FrameKind::Refused, 1));
+    let refused = Reply::decode(header.kind, &payload).expect("a Refused frame");
+    assert!(matches!(refused, Reply::Refused { code: ReasonCode::WrongSession, .. }), "{refused:?}");
+    drop(raw);
     let config = shmxfer::ClientConfig::new(env.names.queue());
-    let mut client = shmxfer::Client::connect_for_status(&config).expect("a status session opens");
-    let mut bytes = Vec::new();
-    let outcome = client.fetch_to("hello.txt", &mut bytes).expect("an answer");
-    assert!(matches!(outcome, shmxfer::Outcome::Refused { .. }), "{outcome:?}");
-    assert!(bytes.is_empty());
-    let status = client.status().expect("the status");
+    let mut session = shmxfer::StatusSession::connect(&config).expect("a status session opens");
+    let status = session.status().expect("the status");
     assert_eq!((status.server.open_sessions, status.server.max_sessions), (0, 1));
-    client.close().unwrap();
+    session.close().unwrap();
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }

@@ -13,7 +13,7 @@ use shmxfer::cli::client::args::{Args, Mode};
 use shmxfer::cli::client::exit::*;
 use shmxfer::cli::client::stdout::{special_dest, stream, StreamTo};
 use shmxfer::cli::client::*;
-use shmxfer::{Client, SessionKind};
+use shmxfer::Client;
 
 fn main() -> ExitCode {
     let args = match Args::parse_checked() {
@@ -70,29 +70,43 @@ fn main() -> ExitCode {
     if let Mode::StatusAll { json } = mode {
         return status_all(&config, &args, json);
     }
-    let kind = match mode {
-        Mode::Status { .. } => SessionKind::Status,
-        Mode::Put { .. } => SessionKind::Upload,
-        _ => SessionKind::Transfer,
-    };
-    let opened = match &args.host {
-        Some(host) => Client::open_remote(&config, &remote(&args, host), kind),
-        None => Client::open(&config, kind),
-    };
-    let client = match opened {
-        Ok(c) => c,
-        Err(e) => return fail_to_connect(&e, wait),
-    };
+    // Each mode opens its own kind of session: the types say which
+    // requests it may make.
     match mode {
-        Mode::List { prefix, json } => list(client, &args, &prefix, json),
-        Mode::Status { json } => status(client, &args, json),
-        Mode::Stdout(file) => stream(client, &args, &file, StreamTo::Stdout, &cancel),
-        Mode::Output { file, dest } if special_dest(&dest) == Ok(true) => {
-            stream(client, &args, &file, StreamTo::Special(&dest), &cancel)
+        Mode::Status { json } => match connect(&config, &args, wait) {
+            Ok(session) => status(session, &args, json),
+            Err(code) => code,
+        },
+        Mode::Put { .. } => match connect(&config, &args, wait) {
+            Ok(session) => put::put(session, &args, upload.expect("planned before connecting")),
+            Err(code) => code,
+        },
+        Mode::List { .. } | Mode::Stdout(_) | Mode::Output { .. } | Mode::Fetch { .. } => {
+            match connect(&config, &args, wait) {
+                Ok(client) => fetch_mode(client, &args, mode, &cancel),
+                Err(code) => code,
+            }
         }
-        Mode::Fetch { files, recursive } => fetch(client, &args, Files::Named(&files, recursive)),
-        Mode::Output { file, dest } => fetch(client, &args, Files::To(&file, &dest)),
-        Mode::Put { .. } => put::put(client, &args, upload.expect("planned before connecting")),
         Mode::StopServer(_) | Mode::StatusAll { .. } | Mode::Relay(_) => unreachable!("handled above"),
+    }
+}
+
+/// The modes of a fetch session: `--list`, `--stdout`, `-O`, a fetch.
+fn fetch_mode(client: Client, args: &Args, mode: Mode, cancel: &Arc<AtomicBool>) -> ExitCode {
+    match mode {
+        Mode::List { prefix, json } => list(client, args, &prefix, json),
+        Mode::Stdout(file) => stream(client, args, &file, StreamTo::Stdout, cancel),
+        Mode::Output { file, dest } if special_dest(&dest) == Ok(true) => {
+            stream(client, args, &file, StreamTo::Special(&dest), cancel)
+        }
+        Mode::Fetch { files, recursive } => fetch(client, args, Files::Named(&files, recursive)),
+        Mode::Output { file, dest } => fetch(client, args, Files::To(&file, &dest)),
+        Mode::Status { .. }
+        | Mode::Put { .. }
+        | Mode::StopServer(_)
+        | Mode::StatusAll { .. }
+        | Mode::Relay(_) => {
+            unreachable!("not a fetch session's")
+        }
     }
 }

@@ -15,7 +15,7 @@ use crate::programs::{
 use crate::remote::{Remote, RemoteFailure};
 use crate::{
     Client, ClientConfig, Clobber, Error, FetchOptions, Outcome, OutputNames, Partial, SessionEnd,
-    SessionKind, StopKind, Times, Update, Waiting, DEFAULT_QUEUE,
+    SessionKind, StatusSession, StopKind, Times, Update, UploadSession, Waiting, DEFAULT_QUEUE,
 };
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
@@ -55,6 +55,64 @@ pub fn remote(args: &Args, host: &str) -> Remote {
     Remote::new(host)
         .with_rsh(words.into_iter().map(Into::into).collect())
         .with_remote_client(args.remote_client.clone())
+}
+
+/// A kind of session the program opens, here or on the host of `-H`.
+pub trait Connect: Sized {
+    /// Opens it with the server of `config.queue` on this machine.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`].
+    fn connect(config: &ClientConfig) -> Result<Self, Error>;
+
+    /// Opens it with the server of `config.queue` on the host `remote`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect_remote`].
+    fn connect_remote(config: &ClientConfig, remote: &Remote) -> Result<Self, Error>;
+}
+
+impl Connect for Client {
+    fn connect(config: &ClientConfig) -> Result<Self, Error> {
+        Client::connect(config)
+    }
+
+    fn connect_remote(config: &ClientConfig, remote: &Remote) -> Result<Self, Error> {
+        Client::connect_remote(config, remote)
+    }
+}
+
+impl Connect for UploadSession {
+    fn connect(config: &ClientConfig) -> Result<Self, Error> {
+        UploadSession::connect(config)
+    }
+
+    fn connect_remote(config: &ClientConfig, remote: &Remote) -> Result<Self, Error> {
+        UploadSession::connect_remote(config, remote)
+    }
+}
+
+impl Connect for StatusSession {
+    fn connect(config: &ClientConfig) -> Result<Self, Error> {
+        StatusSession::connect(config)
+    }
+
+    fn connect_remote(config: &ClientConfig, remote: &Remote) -> Result<Self, Error> {
+        StatusSession::connect_remote(config, remote)
+    }
+}
+
+/// A session of kind `S` with the server of `config.queue`, on the host of
+/// `-H` when given; or the exit code of a session that could not be opened
+/// (its wait for a server was `wait`).
+pub fn connect<S: Connect>(config: &ClientConfig, args: &Args, wait: Duration) -> Result<S, ExitCode> {
+    let opened = match &args.host {
+        Some(host) => S::connect_remote(config, &remote(args, host)),
+        None => S::connect(config),
+    };
+    opened.map_err(|e| fail_to_connect(&e, wait))
 }
 
 /// `--stop-server -H HOST`: the `shm_client --stop-server` run on HOST says
@@ -212,8 +270,8 @@ pub fn list(mut client: Client, args: &Args, prefix: &str, json: bool) -> ExitCo
 }
 
 /// `--status`: the server and its other sessions, as text or JSON.
-pub fn status(mut client: Client, args: &Args, json: bool) -> ExitCode {
-    match client.status().and_then(|s| client.close().map(|()| s)) {
+pub fn status(mut session: StatusSession, args: &Args, json: bool) -> ExitCode {
+    match session.status().and_then(|s| session.close().map(|()| s)) {
         Ok(status) if json => say(format_args!("{}", common::to_json(&common::StatusJson::new(&status)))),
         Ok(status) => show::print_status(&status, &args.queue, args.human),
         Err(e) => return fail(&e),

@@ -24,7 +24,7 @@
 //! of a kind not due at its place is a protocol error, and the side that
 //! reads it ends the session. The stream is checked as strictly as the
 //! region, and an answer is held to the same bounds: the client reads the
-//! frames of both through one reader (`Client::next_frame`), which takes
+//! frames of both through one reader (`Session::next_frame`), which takes
 //! no more frames of a kind in one answer than
 //! [`FrameKind::most_per_answer`] allows (a listing's files and entries
 //! left out, a status's sessions), so its memory stays bounded whatever a
@@ -128,7 +128,9 @@ const LAST_WORDS_WAIT: Duration = Duration::from_millis(500);
 const CANCEL_SLICE: Duration = Duration::from_millis(100);
 
 /// How to reach a server on another host ([`Client::connect_remote`](crate::Client::connect_remote),
-/// [`Client::open_remote`](crate::Client::open_remote), [`stop_remote_server`]): the host,
+/// [`UploadSession::connect_remote`](crate::UploadSession::connect_remote),
+/// [`StatusSession::connect_remote`](crate::StatusSession::connect_remote),
+/// [`stop_remote_server`]): the host,
 /// the remote-shell command that runs a program there, and the path of
 /// `shm_client` on that host.
 ///
@@ -136,14 +138,14 @@ const CANCEL_SLICE: Duration = Duration::from_millis(100);
 ///
 /// ```no_run
 /// use shmxfer::remote::Remote;
-/// use shmxfer::{Client, ClientConfig, SessionKind};
+/// use shmxfer::{ClientConfig, StatusSession};
 ///
 /// let remote = Remote::new("build@farm7")
 ///     .with_rsh(vec!["ssh".into(), "-i".into(), "/home/me/.ssh/farm".into()])
 ///     .with_remote_client("/opt/shmxfer/bin/shm_client");
-/// let mut client = Client::open_remote(&ClientConfig::from_env(), &remote, SessionKind::Status)?;
-/// println!("the server there has {} other sessions", client.status()?.sessions.len());
-/// client.close()?;
+/// let mut session = StatusSession::connect_remote(&ClientConfig::from_env(), &remote)?;
+/// println!("the server there has {} other sessions", session.status()?.sessions.len());
+/// session.close()?;
 /// # Ok::<(), shmxfer::Error>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -463,7 +465,6 @@ pub(crate) struct Link {
     /// The `shm_client` run there, as given.
     remote_client: String,
     queue: String,
-    kind: SessionKind,
     child: Child,
     to: Option<SyncSender<Vec<u8>>>,
     writer: Option<JoinHandle<io::Result<()>>>,
@@ -541,7 +542,6 @@ impl Link {
             host: remote.host.clone(),
             remote_client: remote.remote_client.to_string_lossy().into_owned(),
             queue: config.queue.clone(),
-            kind,
             child,
             to: Some(to),
             writer: Some(writer),
@@ -552,11 +552,6 @@ impl Link {
             ending: Ending::Graceful,
             heard: false,
         })
-    }
-
-    /// The kind of session the relay opened.
-    pub(crate) fn kind(&self) -> SessionKind {
-        self.kind
     }
 
     /// Sends `cmd` to the relay.

@@ -2,7 +2,15 @@
 //! entry the server left out with its reason ([`Skipped`]), bounded per
 //! answer; and [`Client::list`], which reads one.
 
-use super::*;
+use std::ffi::OsString;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::client::{Client, Frame};
+use crate::error::{Error, Result};
+use crate::protocol::{normalize_path, Reply, SkipCode};
+use crate::transfer::outcome::FailReason;
 
 /// One file the server serves ([`Client::list`]).
 ///

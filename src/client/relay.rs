@@ -14,10 +14,12 @@ use crate::client::link::{
     encode_answer, ends_answer, spawn_reader, write_record, Record, MAX_COMMAND_RECORD, MAX_FRAME_RECORD,
     MAX_UPLOAD_RECORD, RELAY_MAX_PAYLOAD,
 };
-use crate::client::{Client, ClientConfig};
+use crate::client::session::{self, Opened, Session};
+use crate::client::ClientConfig;
 use crate::error::{Error, Result};
 use crate::protocol::{Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind, FRAME_HEADER_LEN};
-use crate::shm_region::ring::WAIT_SLICE;
+use crate::shm_region::ring::{Consumer, Producer, WAIT_SLICE};
+use crate::transfer::send_file::FrameSink;
 
 /// The relay of fetches and listings (`shm_client --relay`):
 /// [`relay_session`] of a [`SessionKind::Transfer`].
@@ -38,7 +40,7 @@ pub fn relay(config: &ClientConfig, input: impl Read + Send + 'static, output: i
 ///
 /// # Errors
 ///
-/// [`Client::open`]'s errors; [`Error::Protocol`] for a record that the
+/// The errors of opening the session ([`Client::connect`](crate::Client::connect)); [`Error::Protocol`] for a record that the
 /// session's kind does not take where it came, or that does not decode
 /// (a stream cut inside a record too); [`Error::Failed`] when the stream
 /// ends between records inside an upload (the client left: the server
@@ -50,10 +52,11 @@ pub fn relay_session(
     input: impl Read + Send + 'static,
     output: impl Write,
 ) -> Result<()> {
-    let client = Client::open(config, kind)?;
-    match kind {
-        SessionKind::Upload => relay_uploads(client, spawn_reader(input, MAX_UPLOAD_RECORD), output),
-        kind => relay_requests(client, kind, spawn_reader(input, MAX_COMMAND_RECORD), output),
+    match session::open(config, kind)? {
+        Opened::Writes(session) => relay_uploads(session, spawn_reader(input, MAX_UPLOAD_RECORD), output),
+        Opened::Reads(session) => {
+            relay_requests(session, kind, spawn_reader(input, MAX_COMMAND_RECORD), output)
+        }
     }
 }
 
@@ -79,7 +82,7 @@ fn forwarded(kind: SessionKind, cmd: &Command) -> Option<bool> {
 /// A transfer or status relay: each command forwarded, every frame of its
 /// answer copied back.
 fn relay_requests(
-    mut client: Client,
+    mut client: Session<Consumer>,
     kind: SessionKind,
     commands: Receiver<Record>,
     output: impl Write,
@@ -131,7 +134,7 @@ fn relay_requests(
 
 /// An upload relay: for each file its Put, then its frames pushed into the
 /// ring, and the server's answer sent back as soon as it shows.
-fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Write) -> Result<()> {
+fn relay_uploads(mut client: Session<Producer>, records: Receiver<Record>, output: impl Write) -> Result<()> {
     let mut output = BufWriter::new(output);
     // The region's answer word is read by seq: a Put of seq 0 (a region's
     // "none yet") or of the seq answered last would read an answer that is
@@ -212,7 +215,7 @@ fn relay_uploads(mut client: Client, records: Receiver<Record>, output: impl Wri
 /// Pushes the frame record `body` of upload `seq` into the ring, data cut
 /// to its slots; whether it ended the file (its DataEnd or End, or the
 /// Error of a file the client gave up).
-fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
+fn push_frame(client: &mut Session<Producer>, seq: u32, body: &[u8]) -> Result<bool> {
     if body.len() < FRAME_HEADER_LEN {
         return Err(client_stream(&format!("a record of {} bytes, shorter than a frame header", body.len())));
     }
@@ -233,7 +236,7 @@ fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
     match header.kind {
         FrameKind::Data => {
             for piece in payload.chunks(cap) {
-                client.producer()?.send_data(seq, piece)?;
+                client.send_data(seq, piece)?;
             }
             Ok(false)
         }
@@ -244,12 +247,12 @@ fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
                 .map_err(|e| client_stream(&format!("a DataEnd frame that does not decode: {e}")))?;
             let bytes = &payload[..last.len as usize];
             if bytes.len() + DataEnd::TRAILER_LEN <= cap {
-                client.producer()?.send_data_end(seq, bytes, last.count, last.checksum)?;
+                client.send_data_end(seq, bytes, last.count, last.checksum)?;
             } else {
                 for piece in bytes.chunks(cap) {
-                    client.producer()?.send_data(seq, piece)?;
+                    client.send_data(seq, piece)?;
                 }
-                client.producer()?.send(seq, &Reply::End { count: last.count, checksum: last.checksum })?;
+                client.send(seq, &Reply::End { count: last.count, checksum: last.checksum })?;
             }
             Ok(true)
         }
@@ -260,7 +263,7 @@ fn push_frame(client: &mut Client, seq: u32, body: &[u8]) -> Result<bool> {
         kind @ (FrameKind::Start | FrameKind::End | FrameKind::Error) => {
             let reply = Reply::decode(kind, payload)
                 .map_err(|e| client_stream(&format!("an {kind:?} frame that does not decode: {e}")))?;
-            client.producer()?.send(seq, &reply)?;
+            client.send(seq, &reply)?;
             Ok(kind != FrameKind::Start)
         }
         other => Err(client_stream(&format!("a {other:?} frame in an upload"))),

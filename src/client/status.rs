@@ -1,10 +1,23 @@
-//! What a server says of itself: [`Client::status`], [`status_all`] (every
-//! server of this user) and [`stop_server`].
+//! What a server says of itself: a [`StatusSession`]'s (or a
+//! [`Client`]'s) `status`, [`status_all`] (every server of this user) and
+//! [`stop_server`].
 
-use super::*;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use crate::client::config::ClientConfig;
+use crate::client::link::Remote;
+use crate::client::session::{find_server, liveness, no_room, Frame, Session};
+#[cfg(doc)]
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::os::liveness::{servers_of_this_user, FoundServer, ServerState};
+use crate::os::queue;
+use crate::protocol::{Command, Reply, ServerStatus, SessionKind, SessionStatus, StopKind};
+use crate::shm_region::ring::Consumer;
 
 /// What a server says of itself and of its other live sessions
-/// ([`Client::status`]).
+/// ([`StatusSession::status`], [`Client::status`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
     /// The server: pid, root, mode, limits, uptime and totals.
@@ -103,8 +116,8 @@ fn probe(config: &ClientConfig, server: &FoundServer) -> ServerReport {
     one.wait = Duration::ZERO;
     one.attach_timeout = one.attach_timeout.min(STATUS_ALL_LIMIT);
     one.stall_timeout = Some(one.stall_timeout.map_or(STATUS_ALL_LIMIT, |s| s.min(STATUS_ALL_LIMIT)));
-    let status = Client::connect_for_status(&one)
-        .and_then(|mut client| client.status().and_then(|s| client.close().map(|()| s)));
+    let status = StatusSession::connect(&one)
+        .and_then(|mut session| session.status().and_then(|s| session.close().map(|()| s)));
     ServerReport::Live { queue, status }
 }
 
@@ -115,7 +128,75 @@ const STATUS_ALL_BATCH: usize = 16;
 /// and for each of its frames: a live server answers within moments.
 const STATUS_ALL_LIMIT: Duration = Duration::from_secs(2);
 
-impl Client {
+/// A session that only asks the server what it is doing
+/// ([`StatusSession::status`]): the server takes it even when it serves its
+/// maximum of sessions, and it is not listed in the status. It has no
+/// other method; the server refuses any other request on it.
+///
+/// # Examples
+///
+/// ```
+/// use shmxfer::{ClientConfig, Server, StatusSession};
+///
+/// # fn main() -> Result<(), shmxfer::Error> {
+/// let root = tempfile::tempdir().unwrap();
+/// let queue = format!("/shmxfer_doc_status_session_{}", std::process::id());
+/// let server = Server::builder().queue(&queue).root(root.path()).bind()?;
+/// let serving = std::thread::spawn(move || server.run(Default::default()));
+/// let mut session = StatusSession::connect(&ClientConfig::new(&queue))?;
+/// assert_eq!(session.status()?.server.pid, std::process::id());
+/// session.close()?;
+/// shmxfer::stop_server(&ClientConfig::new(&queue), shmxfer::StopKind::Now)?;
+/// serving.join().unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct StatusSession {
+    session: Session<Consumer>,
+}
+
+impl std::fmt::Debug for StatusSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut f = f.debug_struct("StatusSession");
+        self.session.describe(&mut f);
+        f.finish()
+    }
+}
+
+impl StatusSession {
+    /// As [`Client::connect`], for a status session.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`].
+    pub fn connect(config: &ClientConfig) -> Result<StatusSession> {
+        Ok(StatusSession { session: Session::open_reading(config, SessionKind::Status)? })
+    }
+
+    /// As [`Client::connect_remote`], for a status session with the server
+    /// on the host `remote` names (its relay runs as
+    /// `shm_client --relay=status`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use shmxfer::remote::Remote;
+    /// use shmxfer::{ClientConfig, StatusSession};
+    ///
+    /// let remote = Remote::new("build@farm7");
+    /// let mut session = StatusSession::connect_remote(&ClientConfig::from_env(), &remote)?;
+    /// println!("the server there has {} other sessions", session.status()?.sessions.len());
+    /// session.close()?;
+    /// # Ok::<(), shmxfer::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect_remote`].
+    pub fn connect_remote(config: &ClientConfig, remote: &Remote) -> Result<StatusSession> {
+        Ok(StatusSession { session: Session::open_remote(config, remote, SessionKind::Status)? })
+    }
+
     /// Asks the server for its status: its pid, root, mode, uptime, sessions
     /// and totals, and what each other session is doing.
     ///
@@ -126,8 +207,29 @@ impl Client {
     /// [`Error::Cancelled`], [`Error::PeerGone`], [`Error::SessionEnded`];
     /// [`Error::Timeout`] or [`Error::Os`] from the queue.
     pub fn status(&mut self) -> Result<Status> {
+        self.session.status()
+    }
+
+    /// Ends the session, as [`Client::close`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::close`].
+    pub fn close(self) -> Result<()> {
+        self.session.close()
+    }
+}
+
+impl Session<Consumer> {
+    /// Asks for the server's status and reads its answer, bounded as every
+    /// answer is.
+    ///
+    /// # Errors
+    ///
+    /// As [`StatusSession::status`].
+    pub(crate) fn status(&mut self) -> Result<Status> {
         let seq = self.take_seq();
-        self.send(&Command::Status { client_pid: self.pid, seq, region: self.region_name() })?;
+        self.send_command(&Command::Status { client_pid: self.pid(), seq, region: self.region_name() })?;
         let mut buf = vec![0; self.max_payload()];
         let server = match self.next_frame(seq, &mut buf)? {
             Frame::Control(Reply::ServerStatus(server)) => server,

@@ -1,7 +1,7 @@
 //! The client's side of an upload: one local file sent to the server's
-//! `--accept` directory through a session of [`SessionKind::Upload`], whose
-//! ring runs from the client to the server. The file is announced on the
-//! queue ([`Command::Put`](crate::protocol::Command::Put): its path and
+//! `--accept` directory through an [`UploadSession`] (a session of
+//! [`SessionKind::Upload`], whose ring runs from the client to the server).
+//! The file is announced on the queue ([`Command::Put`]: its path and
 //! [`PutFlags`]), and sent by the sender a fetch's server uses
 //! ([`send_source`]): a `Start` frame with its size (or that its size is
 //! unknown: procfs, sysfs), mode and mtime, its bytes, and its count and
@@ -9,7 +9,8 @@
 //! `Error` frame: the server keeps nothing of it). The server answers in
 //! the region's header; the client stops sending as soon as an answer
 //! shows (a refusal), and waits for it after the end, checking the
-//! server's liveness and the cancel flag, within the stall timeout.
+//! server's liveness and the cancel flag, within the stall timeout. What
+//! the server answered is returned as a fetch's result is, an [`Outcome`].
 
 use std::fs::File;
 use std::io;
@@ -21,14 +22,19 @@ use nix::sys::stat::FileStat;
 
 use crate::choices::{Times, Update};
 use crate::client::delivery::{NoProgress, Progress};
-use crate::client::{Client, ClientConfig};
+use crate::client::link::Remote;
+use crate::client::session::Session;
+#[cfg(doc)]
+use crate::client::Client;
+use crate::client::ClientConfig;
 use crate::error::{Error, Result};
 use crate::fs::source::{FileKind, OpenFailure, Root};
-use crate::fs::walk::{Limits, SkipReason, Visit, Walk};
-use crate::protocol::{PutFlags, PutIfExists, Reply, SessionKind, UploadAnswer};
-use crate::shm_region::ring::WAIT_SLICE;
+use crate::fs::walk::{Limits, SkipReason as WalkSkip, Visit, Walk};
+use crate::protocol::{Command, PutFlags, PutIfExists, ReasonCode, SessionKind, UploadAnswer};
+use crate::shm_region::ring::{Producer, WAIT_SLICE};
 use crate::transfer::codes::os_error;
-use crate::transfer::send_file::{send_source, Ask, FrameSink, Sent, Source};
+use crate::transfer::outcome::{FailReason, Outcome, SkipReason};
+use crate::transfer::send_file::{send_source, Ask, Sent, Source};
 use crate::transfer::Meter;
 
 /// How long the client sleeps between looks at the answer word.
@@ -42,7 +48,7 @@ const TREE_LIMITS: Limits = Limits { max_depth: 64, max_files: 1_000_000 };
 /// byte is sent: its regular files, and every entry that is not sent with
 /// the reason. The walk descends through directory descriptors only and
 /// follows no symlink below the directory; a file is opened through the
-/// same descriptors when it is sent ([`Client::put_tree_file_with`]).
+/// same descriptors when it is sent ([`UploadSession::put_tree_file_with`]).
 #[derive(Debug)]
 pub struct LocalTree {
     root: Root,
@@ -108,21 +114,21 @@ impl LocalTree {
                 Visit::File(entry) => files.push(LocalFile { path: entry.path, size: entry.size }),
                 Visit::Skipped(skip) => {
                     let (reason, text) = match skip.reason {
-                        SkipReason::NotRegular(crate::fs::source::FileKind::Symlink) => {
+                        WalkSkip::NotRegular(crate::fs::source::FileKind::Symlink) => {
                             (LocalSkipReason::Symlink, "a symbolic link; not followed".to_owned())
                         }
-                        SkipReason::NotRegular(kind) => {
+                        WalkSkip::NotRegular(kind) => {
                             (LocalSkipReason::NotRegular, format!("{}, not a regular file", kind.text()))
                         }
-                        SkipReason::Unreadable(e) => (
+                        WalkSkip::Unreadable(e) => (
                             LocalSkipReason::Unreadable(e as i32),
                             format!("unreadable: {}", io::Error::from_raw_os_error(e as i32)),
                         ),
-                        SkipReason::TooDeep => (
+                        WalkSkip::TooDeep => (
                             LocalSkipReason::TooDeep,
                             format!("deeper than {} directory levels", TREE_LIMITS.max_depth),
                         ),
-                        SkipReason::OverLimit => {
+                        WalkSkip::OverLimit => {
                             (LocalSkipReason::OverLimit, format!("past {} files", TREE_LIMITS.max_files))
                         }
                     };
@@ -136,7 +142,7 @@ impl LocalTree {
     }
 }
 
-/// How [`Client::put_file_with`] sends a file: whether a file of its
+/// How [`UploadSession::put_file_with`] sends a file: whether a file of its
 /// name on the server is replaced, whether one that is up to date is kept,
 /// and which modification time the stored file gets (the flags of a fetch
 /// with the same names: `--no-clobber`, `--update`, `--preserve`).
@@ -156,7 +162,7 @@ pub struct PutOptions {
     /// Whether a file of its name on the server is replaced.
     pub if_exists: PutIfExists,
     /// Whether a file there with the source's size, not older than it, is
-    /// kept ([`UploadAnswer::UpToDate`]).
+    /// kept ([`SkipReason::UpToDate`]).
     pub update: Update,
     /// Which modification time the stored file gets.
     pub times: Times,
@@ -228,58 +234,154 @@ impl Meter for Told<'_> {
     }
 }
 
-/// An upload's frames: into the session's ring or its relay, stopped by
-/// the server's answer when it comes before the end (a refusal, a failure
-/// for good, a copy up to date).
-impl FrameSink for Client {
-    fn max_payload(&self) -> usize {
-        Client::max_payload(self)
-    }
-
-    fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
-        self.producer()?.send(seq, reply)
-    }
-
-    fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
-        self.producer()?.send_data(seq, bytes)
-    }
-
-    fn send_data_end(&mut self, seq: u32, bytes: &[u8], count: u64, checksum: u64) -> Result<()> {
-        self.producer()?.send_data_end(seq, bytes, count, checksum)
-    }
-
-    fn yield_turn(&mut self) {}
-
-    fn stop_asked(&mut self, seq: u32) -> Result<bool> {
-        Ok(self.answer_to(seq)?.is_some())
+/// The words of a refusal or a failure the server answered with `code`
+/// (its answer carries only the code): a wording per code, no default.
+fn answer_text(code: ReasonCode) -> &'static str {
+    match code {
+        // The path leads out (`..`, absolute), or a directory of it is a
+        // symlink or not a directory on the server: the server follows none.
+        ReasonCode::OutsideRoot => {
+            "it would be written outside the server's --accept directory, or a directory of its \
+             path is a symlink or not a directory there; not followed"
+        }
+        ReasonCode::InvalidPath => "not a path of plain names below the server's --accept directory",
+        ReasonCode::IsDirectory => "a directory has that name on the server",
+        ReasonCode::OutOfResources => "the server ran out of room (disk full?); nothing was kept",
+        ReasonCode::PermissionDenied => "the server may not write there",
+        ReasonCode::NameTooLong => "a name too long for the server's file system",
+        ReasonCode::Changed => "the file changed while it was sent; nothing was kept",
+        ReasonCode::ReadFailed => "reading the file failed; nothing was kept",
+        ReasonCode::TooLarge => {
+            "more bytes than announced (or than the 64 MiB of a file of unknown size); nothing was kept"
+        }
+        ReasonCode::NotRegular | ReasonCode::WrongSession | ReasonCode::Cancelled | ReasonCode::Other => {
+            "it failed on the server; nothing was kept"
+        }
     }
 }
 
-impl Client {
+/// What the server's `answer` to an upload of which `bytes` left means,
+/// as a fetch's result says it: stored (the bytes the server verified),
+/// skipped by choice, refused or failed with the reason and its words. A
+/// server that takes no uploads refused it as the wrong kind of session
+/// ([`FailReason::WrongSession`]).
+fn outcome(answer: UploadAnswer, bytes: u64) -> Outcome {
+    match answer {
+        UploadAnswer::Stored => Outcome::Delivered { bytes },
+        UploadAnswer::Skipped => Outcome::Skipped { reason: SkipReason::Exists },
+        UploadAnswer::UpToDate => Outcome::Skipped { reason: SkipReason::UpToDate },
+        UploadAnswer::NotAccepting => {
+            Outcome::Refused { reason: FailReason::WrongSession, text: NOT_ACCEPTING.to_owned() }
+        }
+        UploadAnswer::Refused(code) => {
+            Outcome::Refused { reason: code.into(), text: answer_text(code).into() }
+        }
+        UploadAnswer::Failed(code) => Outcome::Failed { reason: code.into(), text: answer_text(code).into() },
+    }
+}
+
+/// The words of [`UploadAnswer::NotAccepting`].
+pub(crate) const NOT_ACCEPTING: &str = "the server takes no uploads (it was started without --accept)";
+
+/// A session that sends files to the server's `--accept` directory
+/// ([`UploadSession::put_file`]): [`UploadSession::connect`] (or
+/// [`Client::connect_for_uploads`]) opens it, [`UploadSession::close`] (or
+/// dropping it) ends it. It fetches nothing: that is a [`Client`]'s.
+///
+/// # Examples
+///
+/// ```
+/// use shmxfer::upload::PutIfExists;
+/// use shmxfer::{ClientConfig, Outcome, Server, UploadSession};
+///
+/// # fn main() -> Result<(), shmxfer::Error> {
+/// let (root, inbox, here) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+/// let queue = format!("/shmxfer_doc_upload_{}", std::process::id());
+/// let server = Server::builder().queue(&queue).root(root.path()).accept(Some(inbox.path().into())).bind()?;
+/// let serving = std::thread::spawn(move || server.run(Default::default()));
+/// let local = here.path().join("report.txt");
+/// std::fs::write(&local, b"all well\n").unwrap();
+///
+/// let mut session = UploadSession::connect(&ClientConfig::new(&queue))?;
+/// let stored = session.put_file(&local, "report.txt", PutIfExists::Replace)?;
+/// assert_eq!(stored, Outcome::Delivered { bytes: 9 });
+/// // A refusal is an error for `?`: the path leads outside the directory.
+/// let refused = session.put_file(&local, "../escape.txt", PutIfExists::Replace)?;
+/// assert!(refused.into_result("../escape.txt").is_err());
+/// session.close()?;
+/// assert_eq!(std::fs::read(inbox.path().join("report.txt")).unwrap(), b"all well\n");
+/// shmxfer::stop_server(&ClientConfig::new(&queue), shmxfer::StopKind::Now)?;
+/// serving.join().unwrap()?;
+/// # Ok(())
+/// # }
+/// ```
+pub struct UploadSession {
+    session: Session<Producer>,
+}
+
+impl std::fmt::Debug for UploadSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut f = f.debug_struct("UploadSession");
+        self.session.describe(&mut f);
+        f.finish()
+    }
+}
+
+impl UploadSession {
     /// As [`Client::connect`], for a session that sends files to the
-    /// server ([`Client::put_file`]); the server takes it only when it was
-    /// started with `--accept` (else each file is answered
-    /// [`UploadAnswer::NotAccepting`]).
+    /// server ([`UploadSession::put_file`]); the server takes it only when
+    /// it was started with `--accept` (else each file is refused with
+    /// [`FailReason::WrongSession`]).
     ///
     /// # Errors
     ///
-    /// As [`Client::connect`].
-    pub fn connect_for_uploads(config: &ClientConfig) -> Result<Client> {
-        Client::open(config, SessionKind::Upload)
+    /// As [`Client::connect`]; [`Error::Busy`] or [`Error::Stopping`] when
+    /// the server turned the session away.
+    pub fn connect(config: &ClientConfig) -> Result<UploadSession> {
+        Ok(UploadSession { session: Session::open_upload(config)? })
+    }
+
+    /// As [`Client::connect_remote`], for an upload session with the server
+    /// on the host `remote` names (its relay runs as
+    /// `shm_client --relay=upload`).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use shmxfer::remote::Remote;
+    /// use shmxfer::upload::PutIfExists;
+    /// use shmxfer::{ClientConfig, UploadSession};
+    ///
+    /// let remote = Remote::new("build@farm7");
+    /// let mut session = UploadSession::connect_remote(&ClientConfig::from_env(), &remote)?;
+    /// let outcome = session.put_file("report.txt", "inbox/report.txt", PutIfExists::Skip)?;
+    /// assert!(outcome.is_success(), "stored, or skipped: it exists there");
+    /// session.close()?;
+    /// # Ok::<(), shmxfer::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect_remote`].
+    pub fn connect_remote(config: &ClientConfig, remote: &Remote) -> Result<UploadSession> {
+        Ok(UploadSession { session: Session::open_remote(config, remote, SessionKind::Upload)? })
     }
 
     /// Sends the regular file `local` to the server, to be written at
     /// `remote` below its `--accept` directory (a relative path of plain
     /// components; the server refuses any other), replacing a file there
     /// unless `if_exists` is [`PutIfExists::Skip`]. The server names the
-    /// file only once its size and xxh3 match what was sent; what it
-    /// answered is returned.
+    /// file only once its size and xxh3 match what was sent; what became
+    /// of it is returned as a fetch's is: [`Outcome::Delivered`] with the
+    /// bytes the server verified, [`Outcome::Skipped`], or
+    /// [`Outcome::Refused`] or [`Outcome::Failed`] with the reason, which
+    /// [`Outcome::into_result`] turns into an error.
     ///
     /// # Examples
     ///
     /// ```
-    /// use shmxfer::upload::{PutIfExists, UploadAnswer};
-    /// use shmxfer::{Client, ClientConfig, Server};
+    /// use shmxfer::upload::PutIfExists;
+    /// use shmxfer::{ClientConfig, Outcome, Server, UploadSession};
     ///
     /// # fn main() -> Result<(), shmxfer::Error> {
     /// # let root = tempfile::tempdir().unwrap();
@@ -296,10 +398,13 @@ impl Client {
     /// #     .bind()?;
     /// # let serving = std::thread::spawn(move || server.run(Default::default()));
     /// // A server started with `--accept DIR` on `queue`:
-    /// let mut client = Client::connect_for_uploads(&ClientConfig::new(&queue))?;
-    /// let answer = client.put_file("report.txt", "in/report.txt", PutIfExists::Replace)?;
-    /// assert_eq!(answer, UploadAnswer::Stored);
-    /// client.close()?;
+    /// let mut session = UploadSession::connect(&ClientConfig::new(&queue))?;
+    /// let outcome = session.put_file("report.txt", "in/report.txt", PutIfExists::Replace)?;
+    /// assert_eq!(outcome, Outcome::Delivered { bytes: 9 });
+    /// // A refusal is an error for `?` once turned into a result.
+    /// let refused = session.put_file("report.txt", "../out.txt", PutIfExists::Replace)?;
+    /// assert!(refused.into_result("../out.txt").is_err());
+    /// session.close()?;
     /// # serving.join().unwrap()?;
     /// # assert_eq!(std::fs::read(inbox.path().join("in/report.txt")).unwrap(), b"all well\n");
     /// # Ok(())
@@ -309,40 +414,39 @@ impl Client {
     /// The file is `fstat`ed before and after it is read: when its size,
     /// modification or status-change time moved meanwhile (another process
     /// wrote it, truncated it), the server is told to keep nothing and
-    /// answers [`UploadAnswer::Failed`] with [`ReasonCode::Changed`](crate::upload::ReasonCode::Changed).
+    /// the upload [`Outcome::Failed`] with [`FailReason::Changed`].
     ///
     /// # Errors
     ///
     /// [`Error::LocalFile`] for the local file (`EISDIR`/`EINVAL` when it is not a
     /// regular file; `read` when a read failed: the server kept nothing),
-    /// [`Error::Protocol`] on a session not opened for uploads or for an
-    /// answer word no server writes, and the ring's and the queue's errors:
-    /// [`Error::PeerGone`] when the server dies, [`Error::Cancelled`],
-    /// [`Error::Stalled`], [`Error::Timeout`].
+    /// [`Error::Protocol`] for an answer word no server writes, and the
+    /// ring's and the queue's errors: [`Error::PeerGone`] when the server
+    /// dies, [`Error::Cancelled`], [`Error::Stalled`], [`Error::Timeout`].
     pub fn put_file(
         &mut self,
         local: impl AsRef<Path>,
         remote: impl AsRef<[u8]>,
         if_exists: PutIfExists,
-    ) -> Result<UploadAnswer> {
+    ) -> Result<Outcome> {
         self.put_file_with(local, remote, &PutOptions::new().if_exists(if_exists), &mut NoProgress)
     }
 
-    /// As [`Client::put_file`], telling `progress` as the bytes leave:
+    /// As [`UploadSession::put_file`], telling `progress` as the bytes leave:
     /// [`Progress::start`] (the local file's name and size),
     /// [`Progress::advance`] per chunk sent, [`Progress::finish`] once the
     /// server answered (or the session was lost).
     ///
     /// # Errors
     ///
-    /// As [`Client::put_file`].
+    /// As [`UploadSession::put_file`].
     pub fn put_file_with(
         &mut self,
         local: impl AsRef<Path>,
         remote: impl AsRef<[u8]>,
         options: &PutOptions,
         progress: &mut dyn Progress,
-    ) -> Result<UploadAnswer> {
+    ) -> Result<Outcome> {
         let (local, remote) = (local.as_ref(), remote.as_ref());
         let shown = local.display().to_string();
         // Named, so followed if a symlink; a FIFO does not block the open
@@ -357,14 +461,14 @@ impl Client {
         self.put_open((file, st), &shown, &name, remote, options, progress)
     }
 
-    /// As [`Client::put_file_with`], for a file of `tree`: opened below the
-    /// tree's directory through its descriptor, following no symlink (not
-    /// even one that another process put in the tree after the walk and
-    /// that stays inside it).
+    /// As [`UploadSession::put_file_with`], for a file of `tree`: opened
+    /// below the tree's directory through its descriptor, following no
+    /// symlink (not even one that another process put in the tree after
+    /// the walk and that stays inside it).
     ///
     /// # Errors
     ///
-    /// As [`Client::put_file`]; [`Error::LocalFile`] of `open` when the file is
+    /// As [`UploadSession::put_file`]; [`Error::LocalFile`] of `open` when the file is
     /// gone, unreadable or no longer a regular file.
     pub fn put_tree_file_with(
         &mut self,
@@ -373,7 +477,7 @@ impl Client {
         remote: impl AsRef<[u8]>,
         options: &PutOptions,
         progress: &mut dyn Progress,
-    ) -> Result<UploadAnswer> {
+    ) -> Result<Outcome> {
         let remote = remote.as_ref();
         let shown = String::from_utf8_lossy(&file.path).into_owned();
         let opened = tree
@@ -382,6 +486,15 @@ impl Client {
             .map_err(|f| Error::local("open", &shown, os_error(&f)))?;
         let name = shown.rsplit('/').next().unwrap_or_default().to_owned();
         self.put_open(opened, &shown, &name, remote, options, progress)
+    }
+
+    /// Ends the session, as [`Client::close`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::close`].
+    pub fn close(self) -> Result<()> {
+        self.session.close()
     }
 
     /// Sends the open local file (`shown` in messages, `name` to
@@ -397,19 +510,21 @@ impl Client {
         remote: &[u8],
         options: &PutOptions,
         progress: &mut dyn Progress,
-    ) -> Result<UploadAnswer> {
+    ) -> Result<Outcome> {
         let kind = FileKind::of(&st);
         if kind != FileKind::Regular {
             return Err(Error::local("open", shown, os_error(&OpenFailure::WrongKind(kind))));
         }
-        self.producer()?;
-        let seq = self.request_put(remote, options.flags())?;
+        let seq = self.session.take_seq();
+        let (client_pid, region) = (self.session.pid(), self.session.region_name());
+        let (path, flags) = (remote.to_vec(), options.flags());
+        self.session.send_command(&Command::Put { client_pid, seq, region, path, flags })?;
         let remote_shown = String::from_utf8_lossy(remote);
         let source = Source { file: &mut file, st, shown: &remote_shown };
         let told = Told { progress: std::cell::RefCell::new(progress), name, moved: std::cell::Cell::new(0) };
         let answer = self.send_and_wait(seq, source, shown, &told);
-        told.end();
-        answer
+        let bytes = told.end();
+        answer.map(|answer| outcome(answer, bytes))
     }
 
     /// Sends `source` as upload `seq` and waits for the server's answer;
@@ -422,20 +537,28 @@ impl Client {
         shown: &str,
         told: &Told<'_>,
     ) -> Result<UploadAnswer> {
-        let read_failed = match send_source(self, seq, source, Ask::default(), &mut Vec::new(), told)? {
-            Sent::GaveUp { read, .. } => read,
-            Sent::Whole(_) | Sent::UpToDate => None,
-        };
-        let answer = self.wait_for_answer(seq)?;
+        let read_failed =
+            match send_source(&mut self.session, seq, source, Ask::default(), &mut Vec::new(), told)? {
+                Sent::GaveUp { read, .. } => read,
+                Sent::Whole(_) | Sent::UpToDate => None,
+            };
+        let answer = self.session.wait_for_answer(seq)?;
         match read_failed {
             Some(e) => Err(Error::local("read", shown, e)),
             None => Ok(answer),
         }
     }
+}
 
+impl Session<Producer> {
     /// Waits for the server's answer to upload `seq`: bounded by the
     /// server's liveness (checked every slice), the cancel flag and the
     /// stall timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Protocol`] for a word no server writes, [`Error::Cancelled`],
+    /// [`Error::Stalled`], the server's death and the relay's errors.
     pub(crate) fn wait_for_answer(&mut self, seq: u32) -> Result<UploadAnswer> {
         let started = Instant::now();
         let mut checked = started;

@@ -10,8 +10,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::programs::MAX_PATH_LEN;
-use crate::upload::{LocalSkipReason, LocalTree, PutIfExists, PutOptions, ReasonCode, UploadAnswer};
-use crate::{FailReason, Progress, SkipReason, Summary, Times, Update};
+use crate::upload::{LocalSkipReason, LocalTree, PutIfExists, PutOptions};
+use crate::{FailReason, Outcome, Progress, SkipReason, Summary, Times, Update, UploadSession};
 
 use super::*;
 use crate::cli::json::{self, Why};
@@ -43,31 +43,6 @@ fn tree_name(dir: &Path) -> Option<Vec<u8>> {
     match dir.file_name() {
         Some(name) => Some(name.as_bytes().to_vec()),
         None => std::fs::canonicalize(dir).ok()?.file_name().map(|n| n.as_bytes().to_vec()),
-    }
-}
-
-/// What a refusal's code says, in a few words.
-fn refusal_text(code: ReasonCode) -> &'static str {
-    match code {
-        // The path leads out (`..`, absolute), or a directory of it is a
-        // symlink or not a directory on the server: the server follows none.
-        ReasonCode::OutsideRoot => {
-            "it would be written outside the server's --accept directory, or a directory of its \
-             path is a symlink or not a directory there; not followed"
-        }
-        ReasonCode::InvalidPath => "not a path of plain names below the server's --accept directory",
-        ReasonCode::IsDirectory => "a directory has that name on the server",
-        ReasonCode::OutOfResources => "the server ran out of room (disk full?); nothing was kept",
-        ReasonCode::PermissionDenied => "the server may not write there",
-        ReasonCode::NameTooLong => "a name too long for the server's file system",
-        ReasonCode::Changed => "the file changed while it was sent; nothing was kept",
-        ReasonCode::ReadFailed => "reading the file failed; nothing was kept",
-        ReasonCode::TooLarge => {
-            "more bytes than announced (or than the 64 MiB of a file of unknown size); nothing was kept"
-        }
-        ReasonCode::NotRegular | ReasonCode::WrongSession | ReasonCode::Cancelled | ReasonCode::Other => {
-            "it failed on the server; nothing was kept"
-        }
     }
 }
 
@@ -311,6 +286,22 @@ struct Printer {
     format: Format,
     quiet: bool,
     summary: Summary,
+    started: Instant,
+}
+
+/// The file being sent: item `at` of the plan, its local path and where it
+/// goes.
+struct Sent<'a> {
+    at: usize,
+    local: &'a Path,
+    remote: &'a [u8],
+}
+
+impl Sent<'_> {
+    /// The local path as asked for, as bytes (JSON's `request`).
+    fn request(&self) -> &[u8] {
+        self.local.as_os_str().as_bytes()
+    }
 }
 
 impl Printer {
@@ -328,9 +319,9 @@ impl Printer {
 
     /// The summary: an object with `--json`, else a line on stderr when
     /// more than one file was asked for (as a fetch's), unless quiet.
-    fn finish(&mut self, started: Instant) {
+    fn finish(&mut self) {
         self.bar.clear();
-        self.summary.elapsed = started.elapsed();
+        self.summary.elapsed = self.started.elapsed();
         match self.format {
             Format::Json => say(format_args!("{}", json::summary_line(&self.summary))),
             Format::Text if self.summary.asked > 1 && !self.quiet => {
@@ -339,12 +330,200 @@ impl Printer {
             Format::Text => {}
         }
     }
+
+    /// An item that is not sent: its line (a tree's entry is named on
+    /// stderr, as the walk's entries are).
+    fn not_sent(&mut self, item: &Item) {
+        match item {
+            Item::Send { .. } => {}
+            Item::NotSent { local, remote, reason, text } => {
+                self.summary.failed += 1;
+                let line = format!("{}: not sent: {text}", quote_path(local));
+                self.line(Some(line), || {
+                    let request = local.as_os_str().as_bytes();
+                    json::upload_line(request, remote, "failed", 0, Some(Why::Fail(*reason)), Some(text))
+                });
+            }
+            Item::Skipped { local, remote, reason, text } => {
+                self.summary.left_out += 1;
+                self.bar.suspend(|| say_skipped(local, text));
+                if self.format == Format::Json {
+                    let request = local.as_os_str().as_bytes();
+                    let why = Some(Why::Fail(*reason));
+                    say(format_args!(
+                        "{}",
+                        json::upload_line(request, remote, "skipped", 0, why, Some(text))
+                    ));
+                }
+            }
+        }
+    }
+
+    /// What became of a file the server answered: whether it was stored or
+    /// skipped, or the exit code that ends the run (a server that takes no
+    /// uploads).
+    fn answered(
+        &mut self,
+        file: &Sent<'_>,
+        outcome: Outcome,
+        queue: &str,
+        items: &[Item],
+    ) -> Result<bool, ExitCode> {
+        let shown = quote_path(file.local);
+        let (request, remote) = (file.request(), file.remote);
+        let quiet = self.quiet;
+        let skipped = |text: &str| (!quiet).then(|| format!("{shown}: skipped: {text}"));
+        match outcome {
+            Outcome::Delivered { bytes } => {
+                self.summary.delivered += 1;
+                self.summary.bytes += bytes;
+                self.summary.received += bytes;
+                let remote_shown = quote_path(Path::new(OsStr::from_bytes(remote)));
+                let line = (!quiet).then(|| format!("{shown}: sent {bytes} bytes → {remote_shown}"));
+                self.line(line, || json::upload_line(request, remote, "delivered", bytes, None, None));
+            }
+            Outcome::Skipped { reason } => {
+                self.summary.skipped += 1;
+                let text = match reason {
+                    SkipReason::Exists => "exists on the server",
+                    SkipReason::UpToDate => "up to date on the server",
+                };
+                self.line(skipped(text), || {
+                    json::upload_line(request, remote, "skipped", 0, Some(Why::Skip(reason)), Some(text))
+                });
+            }
+            Outcome::Refused { reason: FailReason::WrongSession, .. } => {
+                return Err(self.not_accepting(file, queue, items));
+            }
+            Outcome::Refused { reason, text } => {
+                self.summary.refused += 1;
+                let remote_shown = quote_path(Path::new(OsStr::from_bytes(remote)));
+                let line = format!("{shown}: refused by server: {remote_shown}: {text}");
+                self.line(Some(line), || {
+                    json::upload_line(request, remote, "refused", 0, Some(Why::Fail(reason)), Some(&text))
+                });
+                return Ok(false);
+            }
+            Outcome::Failed { reason, text } | Outcome::LeftOut { reason, text } => {
+                self.summary.failed += 1;
+                self.line(Some(format!("{shown}: failed: {text}")), || {
+                    json::upload_line(request, remote, "failed", 0, Some(Why::Fail(reason)), Some(&text))
+                });
+                return Ok(false);
+            }
+            Outcome::NotFound => {
+                // No server answers an upload so.
+                self.summary.failed += 1;
+                let text = "not found on server";
+                self.line(Some(format!("{shown}: failed: {text}")), || {
+                    let why = Some(Why::Fail(FailReason::Server));
+                    json::upload_line(request, remote, "failed", 0, why, Some(text))
+                });
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// A server that takes no uploads: the file's line, the rest named as
+    /// not sent, the summary, and the exit code.
+    fn not_accepting(&mut self, file: &Sent<'_>, queue: &str, items: &[Item]) -> ExitCode {
+        let text = format!(
+            "refused: the server on queue {queue} takes no uploads; start it with \
+             `shm_server --accept DIR` to receive files into DIR"
+        );
+        self.summary.refused += 1;
+        self.summary.not_fetched += sends_from(items, file.at + 1);
+        if self.format == Format::Json {
+            let why = Some(Why::Fail(FailReason::WrongSession));
+            say(format_args!(
+                "{}",
+                json::upload_line(file.request(), file.remote, "refused", 0, why, Some(&text))
+            ));
+        }
+        let not_sent = "not sent: the server takes no uploads";
+        name_the_rest(items, file.at + 1, self.format, FailReason::WrongSession, not_sent);
+        self.finish();
+        exit_with(EXIT_NOT_DELIVERED, &format!("{}: {text}", quote_path(file.local)))
+    }
+
+    /// The local file could not be sent (not there, not a regular file,
+    /// unreadable): a named file failed, a tree's file is skipped as the
+    /// walk's entries are.
+    fn local_failure(&mut self, file: &Sent<'_>, source: &Source, e: &Error) {
+        let (request, remote) = (file.request(), file.remote);
+        let text = describe(e);
+        let reason = match e {
+            Error::LocalFile { source, .. } if source.raw_os_error() == Some(libc::EISDIR) => {
+                FailReason::IsDirectory
+            }
+            _ => FailReason::Unreadable,
+        };
+        match source {
+            Source::InTree { .. } => {
+                self.summary.left_out += 1;
+                self.bar.file_done();
+                self.bar.suspend(|| say_skipped(file.local, &text));
+                if self.format == Format::Json {
+                    let why = Some(Why::Fail(reason));
+                    say(format_args!(
+                        "{}",
+                        json::upload_line(request, remote, "skipped", 0, why, Some(&text))
+                    ));
+                }
+            }
+            Source::Named => {
+                self.summary.failed += 1;
+                self.line(Some(format!("{}: not sent: {text}", quote_path(file.local))), || {
+                    json::upload_line(request, remote, "failed", 0, Some(Why::Fail(reason)), Some(&text))
+                });
+            }
+        }
+    }
+
+    /// The session ended inside the file (`sending`: what `fstat` gave and
+    /// what left): a line for the file cut off and for each one not sent,
+    /// as a fetch prints them, the summary, and the session's exit code.
+    fn lost(&mut self, file: &Sent<'_>, e: &Error, sending: (Option<u64>, u64), items: &[Item]) -> ExitCode {
+        let (request, remote) = (file.request(), file.remote);
+        self.bar.clear();
+        if let Error::Remote { .. } = e {
+            // The relay never opened a session (no server on the
+            // host, no shm_client there, the host not reached):
+            // nothing left, this file and the rest are not sent.
+            self.summary.not_fetched += sends_from(items, file.at);
+            let not_sent = "not sent: the server could not be reached";
+            name_the_rest(items, file.at, self.format, FailReason::SessionLost, not_sent);
+            self.finish();
+            return fail(e);
+        }
+        let (size, so_far) = sending;
+        self.summary.failed += 1;
+        self.summary.not_fetched += sends_from(items, file.at + 1);
+        let cut = size.map(|size| format!("cut off after {} of {}: ", human_size(so_far), human_size(size)));
+        let message = format!("{}{}; nothing kept", cut.unwrap_or_default(), lost_reason(e));
+        match self.format {
+            Format::Text => say(format_args!("{}: failed: {message}", quote_path(file.local))),
+            Format::Json => {
+                let why = Some(Why::Fail(FailReason::SessionLost));
+                say(format_args!(
+                    "{}",
+                    json::upload_line(request, remote, "failed", so_far, why, Some(&message))
+                ));
+            }
+        }
+        let rest = if matches!(e, Error::Cancelled) { "interrupted" } else { "session lost" };
+        let not_sent = format!("not sent: {rest}");
+        name_the_rest(items, file.at + 1, self.format, FailReason::SessionLost, &not_sent);
+        self.finish();
+        fail(e)
+    }
 }
 
 /// Sends each file, a line per file; 0 when every file was stored or
 /// skipped, 1 when one was not, 2 for two files to one remote path, the
 /// session's code when it was lost.
-pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
+pub fn put(mut session: UploadSession, args: &Args, plan: Plan) -> ExitCode {
     let started = Instant::now();
     for local in &plan.twice {
         eprintln!("shm_client: warning: {} named more than once; sent once", quote_path(local));
@@ -355,7 +534,8 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
     let options = PutOptions::new().if_exists(if_exists).update(update).times(times);
     let format = if args.json { Format::Json } else { Format::Text };
     let bar = Bar::new(!args.quiet && !args.json && std::io::stderr().is_terminal());
-    let mut out = Printer { bar, format, quiet: args.quiet, summary: Summary::default().of_uploads() };
+    let summary = Summary::default().of_uploads();
+    let mut out = Printer { bar, format, quiet: args.quiet, summary, started };
     let sends = plan.items.iter().filter(|i| matches!(i, Item::Send { .. })).count();
     // Every entry, those a tree's walk left out too (as a fetch's `-r`
     // counts the entries its listing left out).
@@ -363,206 +543,38 @@ pub fn put(mut client: Client, args: &Args, plan: Plan) -> ExitCode {
     out.bar.planned(sends);
     let mut all_sent = true;
     for (at, item) in plan.items.iter().enumerate() {
-        let (local, source, remote) = match item {
-            Item::Send { local, source, remote } => (local, source, remote),
-            Item::NotSent { local, remote, reason, text } => {
-                all_sent = false;
-                out.summary.failed += 1;
-                let shown = quote_path(local);
-                let line = format!("{shown}: not sent: {text}");
-                out.line(Some(line), || {
-                    let request = local.as_os_str().as_bytes();
-                    json::upload_line(request, remote, "failed", 0, Some(Why::Fail(*reason)), Some(text))
-                });
-                continue;
-            }
-            Item::Skipped { local, remote, reason, text } => {
-                all_sent = false;
-                out.summary.left_out += 1;
-                out.bar.suspend(|| say_skipped(local, text));
-                if format == Format::Json {
-                    let request = local.as_os_str().as_bytes();
-                    say(format_args!(
-                        "{}",
-                        json::upload_line(
-                            request,
-                            remote,
-                            "skipped",
-                            0,
-                            Some(Why::Fail(*reason)),
-                            Some(text)
-                        )
-                    ));
-                }
-                continue;
-            }
+        let Item::Send { local, source, remote } = item else {
+            all_sent = false;
+            out.not_sent(item);
+            continue;
         };
-        let shown = quote_path(local);
-        let remote_shown = quote_path(Path::new(OsStr::from_bytes(remote))).into_owned();
-        let request = local.as_os_str().as_bytes();
+        let file = Sent { at, local, remote };
         let mut sending = Sending { bar: &mut out.bar, size: None, sent: 0 };
         let sent = match source {
-            Source::Named => client.put_file_with(local, remote, &options, &mut sending),
+            Source::Named => session.put_file_with(local, remote, &options, &mut sending),
             Source::InTree { tree, file } => {
                 let tree = &plan.trees[*tree];
-                client.put_tree_file_with(tree, &tree.files[*file], remote, &options, &mut sending)
+                session.put_tree_file_with(tree, &tree.files[*file], remote, &options, &mut sending)
             }
         };
         // The size `fstat` gave when the file was opened, and the bytes that
         // left: of a stored file, what the server verified (not what the
         // walk saw, nor what `fstat` says of a file in /proc or /sys).
-        let (sent_size, sent_so_far) = (sending.size, sending.sent);
-        let quiet = out.quiet;
+        let sending = (sending.size, sending.sent);
         match sent {
-            Ok(UploadAnswer::Stored) => {
-                let size = sent_so_far;
-                out.summary.delivered += 1;
-                out.summary.bytes += size;
-                out.summary.received += size;
-                let line = (!quiet).then(|| format!("{shown}: sent {size} bytes → {remote_shown}"));
-                out.line(line, || json::upload_line(request, remote, "delivered", size, None, None));
-            }
-            Ok(UploadAnswer::Skipped) => {
-                out.summary.skipped += 1;
-                let line = (!quiet).then(|| format!("{shown}: skipped: exists on the server"));
-                out.line(line, || {
-                    let why = Some(Why::Skip(SkipReason::Exists));
-                    json::upload_line(request, remote, "skipped", 0, why, Some("exists on the server"))
-                });
-            }
-            Ok(UploadAnswer::UpToDate) => {
-                out.summary.skipped += 1;
-                let line = (!quiet).then(|| format!("{shown}: skipped: up to date on the server"));
-                out.line(line, || {
-                    let why = Some(Why::Skip(SkipReason::UpToDate));
-                    json::upload_line(request, remote, "skipped", 0, why, Some("up to date on the server"))
-                });
-            }
-            Ok(UploadAnswer::NotAccepting) => {
-                let text = format!(
-                    "refused: the server on queue {} takes no uploads; start it with \
-                     `shm_server --accept DIR` to receive files into DIR",
-                    args.queue
-                );
-                out.summary.refused += 1;
-                out.summary.not_fetched += sends_from(&plan.items, at + 1);
-                if format == Format::Json {
-                    let why = Some(Why::Fail(FailReason::WrongSession));
-                    say(format_args!(
-                        "{}",
-                        json::upload_line(request, remote, "refused", 0, why, Some(&text))
-                    ));
-                }
-                name_the_rest(
-                    &plan.items,
-                    at + 1,
-                    format,
-                    FailReason::WrongSession,
-                    "not sent: the server takes no uploads",
-                );
-                out.finish(started);
-                return exit_with(EXIT_NOT_DELIVERED, &format!("{shown}: {text}"));
-            }
-            Ok(UploadAnswer::Refused(code)) => {
-                all_sent = false;
-                out.summary.refused += 1;
-                let text = refusal_text(code);
-                let line = format!("{shown}: refused by server: {remote_shown}: {text}");
-                out.line(Some(line), || {
-                    let why = Some(Why::Fail(FailReason::from(code)));
-                    json::upload_line(request, remote, "refused", 0, why, Some(text))
-                });
-            }
-            Ok(UploadAnswer::Failed(code)) => {
-                all_sent = false;
-                out.summary.failed += 1;
-                let text = refusal_text(code);
-                let line = format!("{shown}: failed: {text}");
-                out.line(Some(line), || {
-                    let why = Some(Why::Fail(FailReason::from(code)));
-                    json::upload_line(request, remote, "failed", 0, why, Some(text))
-                });
-            }
+            Ok(outcome) => match out.answered(&file, outcome, &args.queue, &plan.items) {
+                Ok(stored) => all_sent &= stored,
+                Err(code) => return code,
+            },
             Err(e @ Error::LocalFile { .. }) => {
-                // The local file (not there, not a regular file, unreadable).
                 all_sent = false;
-                let text = describe(&e);
-                let reason = match &e {
-                    Error::LocalFile { source, .. } if source.raw_os_error() == Some(libc::EISDIR) => {
-                        FailReason::IsDirectory
-                    }
-                    _ => FailReason::Unreadable,
-                };
-                match source {
-                    // A tree's file that cannot be opened is skipped, as
-                    // the walk's entries are.
-                    Source::InTree { .. } => {
-                        out.summary.left_out += 1;
-                        out.bar.file_done();
-                        out.bar.suspend(|| say_skipped(local, &text));
-                        if format == Format::Json {
-                            let why = Some(Why::Fail(reason));
-                            say(format_args!(
-                                "{}",
-                                json::upload_line(request, remote, "skipped", 0, why, Some(&text))
-                            ));
-                        }
-                    }
-                    Source::Named => {
-                        out.summary.failed += 1;
-                        out.line(Some(format!("{shown}: not sent: {text}")), || {
-                            json::upload_line(
-                                request,
-                                remote,
-                                "failed",
-                                0,
-                                Some(Why::Fail(reason)),
-                                Some(&text),
-                            )
-                        });
-                    }
-                }
+                out.local_failure(&file, source, &e);
             }
-            Err(e) => {
-                out.bar.clear();
-                if let Error::Remote { .. } = e {
-                    // The relay never opened a session (no server on the
-                    // host, no shm_client there, the host not reached):
-                    // nothing left, this file and the rest are not sent.
-                    out.summary.not_fetched += sends_from(&plan.items, at);
-                    let not_sent = "not sent: the server could not be reached";
-                    name_the_rest(&plan.items, at, format, FailReason::SessionLost, not_sent);
-                    out.finish(started);
-                    return fail(&e);
-                }
-                // Interrupted, or the session lost: a line for the file cut
-                // off and for each one not sent, as a fetch prints them.
-                out.summary.failed += 1;
-                out.summary.not_fetched += sends_from(&plan.items, at + 1);
-                let cut = sent_size.map(|size| {
-                    format!("cut off after {} of {}: ", human_size(sent_so_far), human_size(size))
-                });
-                let message = format!("{}{}; nothing kept", cut.unwrap_or_default(), lost_reason(&e));
-                match format {
-                    Format::Text => say(format_args!("{shown}: failed: {message}")),
-                    Format::Json => {
-                        let why = Some(Why::Fail(FailReason::SessionLost));
-                        say(format_args!(
-                            "{}",
-                            json::upload_line(request, remote, "failed", sent_so_far, why, Some(&message))
-                        ));
-                    }
-                }
-                let rest = if matches!(e, Error::Cancelled) { "interrupted" } else { "session lost" };
-                let not_sent = format!("not sent: {rest}");
-                name_the_rest(&plan.items, at + 1, format, FailReason::SessionLost, &not_sent);
-                out.finish(started);
-                return fail(&e);
-            }
+            Err(e) => return out.lost(&file, &e, sending, &plan.items),
         }
     }
-    out.finish(started);
-    match client.close() {
+    out.finish();
+    match session.close() {
         Ok(()) if all_sent => ExitCode::from(EXIT_OK),
         Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
         Err(e) => fail(&e),
