@@ -720,7 +720,7 @@ fn a_status_session_gets_no_file() {
     env.create("hello.txt", b"hello\n");
     let mut server = env.ready_server(&["--persistent", "--max-sessions", "1"]);
     let pid = std::process::id();
-    let mut raw = crate::attack_upload::RawSession::open_kind(&env, pid, SessionKind::Status);
+    let mut raw = crate::stalls::RawSession::open_kind(&env, pid, SessionKind::Status);
     let region = raw.region_name();
     let path = b"hello.txt".to_vec();
     raw.command(&Msg::Get {

@@ -1,11 +1,16 @@
 //! The everyday fetch flags: `-O FILE`, `-C/--continue`, `-u/--update`,
-//! `--no-clobber` skipping, `-p/--preserve`, and patterns.
+//! `--no-clobber` skipping, `-p/--preserve`, patterns, `-R/--relative`
+//! (never writing outside the out dir), and requests that name one path
+//! twice or two paths onto one output name.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, SystemTime};
 
-use crate::util::{assert_same_file, dir_entries, received_line, TestEnv, BIG, BIG_TIMEOUT, TIMEOUT};
+use crate::util::{
+    assert_no_leftovers, assert_out_empty, assert_same_file, dir_entries, new_dir, received_line, stop,
+    TestEnv, BIG, BIG_TIMEOUT, TIMEOUT,
+};
 
 /// The out dir as an argument.
 fn out(env: &TestEnv) -> String {
@@ -189,4 +194,99 @@ fn a_directory_in_the_way_fails_the_file_before_any_byte_is_sent() {
     let log = server.finish(TIMEOUT);
     log.check(!log.stderr.contains("hello.txt: sent"), "the server never sent the file");
     env.assert_no_leftovers();
+}
+
+#[test]
+fn the_same_path_twice_is_fetched_once_with_a_warning() {
+    let env = TestEnv::new("rt_same_path_twice");
+    env.create("a", b"a\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.fetch(&["a", "a"]);
+    env.stop_server(&mut server);
+    done.assert_code(0).check(done.stderr.contains("a"), "a warning names the repeated path");
+    env.assert_delivered("a");
+    assert_no_leftovers(&env.names);
+}
+
+/// Colliding output names: two requests that map to the same output name are refused up
+/// front, naming both, before any request (so even without a server).
+#[test]
+fn two_requests_with_the_same_output_name_are_refused_up_front_naming_both() {
+    let env = TestEnv::new("same_output_name");
+    env.create("d1/x", b"one\n");
+    env.create("d2/x", b"two\n");
+    // No server: a refusal up front is exit 2, not "no server" (3).
+    let done = env.fetch_with(&["--wait", "0"], &["d1/x", "a.txt", "d2/x"]).finish(TIMEOUT);
+    done.assert_code(2).check(
+        done.stderr.contains("d1/x") && done.stderr.contains("d2/x"),
+        "the refusal names both requests",
+    );
+    // With a server: still refused, nothing fetched.
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.fetch(&["d1/x", "d2/x"]);
+    done.assert_code(2).check(done.stderr.contains("-R"), "the refusal points at -R/--relative");
+    assert_out_empty(&env);
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
+}
+
+/// `-R/--relative` keeps the requested paths below the output directory,
+/// creating directories as needed.
+#[test]
+fn relative_writes_each_path_below_the_out_dir_creating_directories() {
+    let env = TestEnv::new("relative_paths");
+    env.create("d1/x", b"one\n");
+    env.create("d2/x", b"two\n");
+    env.create("a/b/c.txt", b"deep\n");
+    env.create("top.txt", b"top\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.fetch_with(&["-R"], &["d1/x", "d2/x", "a/b/c.txt", "top.txt"]).finish(TIMEOUT);
+    done.assert_code(0);
+    for rel in ["d1/x", "d2/x", "a/b/c.txt", "top.txt"] {
+        assert_same_file(&env.in_root(rel), &env.in_out(rel));
+    }
+    assert_eq!(env.out_entries(), ["a", "d1", "d2", "top.txt"]);
+    // The long form; an existing directory is used as it is.
+    let again = env.fetch_with(&["--relative"], &["d1/x"]).finish(TIMEOUT);
+    again.assert_code(0);
+    assert_same_file(&env.in_root("d1/x"), &env.in_out("d1/x"));
+    // The same path twice under -R is fetched once, with a warning (issue 13.13c).
+    let twice = env.fetch_with(&["-R"], &["d1/x", "./d1/x"]).finish(TIMEOUT);
+    twice.assert_code(0).check(twice.stderr.contains("named more than once"), "a warning names it");
+    assert_eq!(twice.stdout.lines().count(), 1, "fetched once\n{twice}");
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
+}
+
+/// `-R/--relative` never writes outside the output directory: symlinked
+/// directories below it are not followed, `..` is not taken.
+#[test]
+fn relative_never_writes_outside_the_out_dir() {
+    let env = TestEnv::new("relative_stays_inside");
+    env.create("d1/x", b"one\n");
+    env.create("a/b/c.txt", b"deep\n");
+    env.create("ok.txt", b"ok\n");
+    let elsewhere = new_dir(&env, "elsewhere");
+    std::os::unix::fs::symlink(&elsewhere, env.in_out("d1")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.in_out("a")).unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.fetch_with(&["-R"], &["d1/x", "a/b/c.txt", "d1/../ok.txt", "ok.txt"]).finish(TIMEOUT);
+    done.assert_code(1);
+    assert!(
+        dir_entries(&elsewhere).is_empty(),
+        "written through a symlink: {:?}\n{done}",
+        dir_entries(&elsewhere)
+    );
+    assert_same_file(&env.in_root("ok.txt"), &env.in_out("ok.txt"));
+    for rel in ["d1/x", "a/b/c.txt"] {
+        let line = format!("{rel}: ");
+        let failed = done.stdout.lines().any(|l| l.starts_with(&line) && !l.contains("received"));
+        assert!(failed, "{rel} was not reported as failed\n{done}");
+    }
+    // Nothing appeared beside the out dir either.
+    let mut beside = dir_entries(env.tmp());
+    beside.retain(|e| !["root", "out", "cwd", "elsewhere"].contains(&e.as_str()));
+    assert!(beside.is_empty(), "written beside the out dir: {beside:?}");
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
 }

@@ -6,7 +6,10 @@
 //! transfer. Among them, the attacks a hostile local user made on it:
 //! `-O` onto what stands for standard output, onto a FIFO another process
 //! swaps for a symlink, `-C` in a shared directory where another user laid
-//! a partial's names, `--put FILE -O NAME/`, `-C` with a long name.
+//! a partial's names, `--put FILE -O NAME/`, `-C` with a long name; `-O`
+//! with a trailing slash, onto a symlink, a FIFO or a directory; a FIFO at
+//! the target name of a fetch or an upload (one test, both directions); the
+//! out dir swapped for a symlink or removed while the client runs.
 
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -14,14 +17,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::direction::Direction;
 use crate::util::{
-    as_nobody, command, dir_entries, is_root, other_user_or_skip, received_line, wait_child, wait_for_queue,
-    wait_until, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT, SERVER, TIMEOUT,
+    as_nobody, assert_no_leftovers, assert_same_file, command, dir_entries, is_root, new_dir,
+    other_user_or_skip, received_line, stop, wait_child, wait_for_queue, wait_until, Proc, Signal, TestEnv,
+    BIG, BIG_TIMEOUT, CLIENT, SERVER, TIMEOUT,
 };
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
+}
+
+/// The out dir as an argument.
+fn out(env: &TestEnv) -> String {
+    env.out().to_str().unwrap().to_owned()
 }
 
 fn mkfifo(path: &Path) {
@@ -84,18 +95,31 @@ fn dash_capital_o_onto_a_device_writes_into_it_and_never_replaces_it() {
     env.assert_no_leftovers();
 }
 
+/// A FIFO at a file's name in the out dir, or at an upload's target name
+/// in the `--accept` directory: never opened (no hang) nor replaced. With
+/// `--no-clobber` the file is skipped, exit 0; without, the fetched file
+/// fails (`a FIFO; not replaced`) and the upload is refused, exit 1, and
+/// nothing else is left.
 #[test]
 fn a_fifo_at_a_files_name_in_the_output_directory_is_not_replaced() {
-    let env = TestEnv::new("fifo_in_the_output_dir");
-    env.create("hello.txt", b"hello\n");
-    mkfifo(&env.in_out("hello.txt"));
-    let mut server = env.ready_server(&["--persistent"]);
-    let done = env.fetch(&["hello.txt"]);
-    done.assert_code(1).check(done.stdout.contains("a FIFO; not replaced"), "says what is in the way");
-    assert!(fs::metadata(env.in_out("hello.txt")).unwrap().file_type().is_fifo(), "still a FIFO");
-    assert_eq!(env.out_entries(), ["hello.txt"], "nothing else left");
-    env.stop_server(&mut server);
-    env.assert_no_leftovers();
+    for direction in Direction::BOTH {
+        let env = TestEnv::new(&format!("fifo_in_the_output_dir_{}", direction.name()));
+        fs::write(direction.source(&env, "hello.txt"), b"hello\n").unwrap();
+        mkfifo(&env.in_out("hello.txt"));
+        let mut server = direction.server(&env, &[]);
+        let kept = direction.client(&env, &["--no-clobber"], &["hello.txt"]).finish(TIMEOUT);
+        kept.assert_code(0).check(kept.stdout.contains("skipped: exists"), "kept");
+        let done = direction.client(&env, &[], &["hello.txt"]).finish(TIMEOUT);
+        let why = match direction {
+            Direction::Fetch => "a FIFO; not replaced",
+            Direction::Upload => "refused by server",
+        };
+        done.assert_code(1).check(done.stdout.contains(why), "says what is in the way");
+        assert!(fs::symlink_metadata(env.in_out("hello.txt")).unwrap().file_type().is_fifo(), "still a FIFO");
+        assert_eq!(env.out_entries(), ["hello.txt"], "nothing else left");
+        env.stop_server(&mut server);
+        env.assert_no_leftovers();
+    }
 }
 
 #[test]
@@ -398,4 +422,104 @@ fn continue_with_a_name_too_long_for_a_partial_still_delivers_the_file() {
     env.assert_delivered(&name);
     assert_eq!(env.out_entries(), [name], "nothing partial kept");
     env.assert_no_leftovers();
+}
+
+#[test]
+fn output_with_a_trailing_slash_never_writes_a_file_of_that_name() {
+    let env = TestEnv::new("attack_output_trailing_slash");
+    env.create("a.txt", b"a\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let dest = format!("{}/new/", out(&env));
+    let done = env.run_client(&["-O", &dest, "a.txt"]);
+    env.stop_server(&mut server);
+    assert_ne!(done.code(), Some(0), "a path naming a directory that is not there fails\n{done}");
+    assert!(env.out_entries().is_empty(), "nothing written: {:?}", env.out_entries());
+}
+
+#[test]
+fn output_to_a_symlink_a_fifo_or_a_directory_never_writes_through_it() {
+    let env = TestEnv::new("attack_output_odd_dest");
+    env.create("a.txt", b"a\n");
+    let outside = env.tmp().join("outside.txt");
+    fs::write(&outside, b"keep\n").unwrap();
+    std::os::unix::fs::symlink(&outside, env.in_out("link")).unwrap();
+    mkfifo(&env.in_out("fifo"));
+    fs::create_dir(env.in_out("dir")).unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    // A symlink is replaced by the file (never written through).
+    let d = env.in_out("link");
+    env.client(&["-u", "-p", "-O", d.to_str().unwrap(), "a.txt"])
+        .finish(Duration::from_secs(10))
+        .assert_code(0);
+    assert!(fs::symlink_metadata(&d).unwrap().is_file(), "the link replaced by the file");
+    // A FIFO is written into when someone reads it, never replaced: with
+    // no reader, nothing is written and it stays.
+    let d = env.in_out("fifo");
+    env.client(&["-u", "-p", "-O", d.to_str().unwrap(), "a.txt"])
+        .finish(Duration::from_secs(10))
+        .assert_code(1);
+    use std::os::unix::fs::FileTypeExt;
+    assert!(fs::symlink_metadata(&d).unwrap().file_type().is_fifo(), "the FIFO stays");
+    let d = env.in_out("dir");
+    env.client(&["-O", d.to_str().unwrap(), "a.txt"]).finish(Duration::from_secs(10)).assert_code(1);
+    env.stop_server(&mut server);
+    assert_eq!(fs::read(&outside).unwrap(), b"keep\n", "the symlink's target is untouched");
+    assert_eq!(crate::util::dir_entries(&d), Vec::<String>::new());
+}
+
+/// Output directory swapped: the output directory is swapped for a symlink while a file
+/// arrives. The file still lands in the directory the client opened at the
+/// start, never in the symlink's target.
+#[test]
+fn out_dir_swapped_for_a_symlink_mid_transfer_does_not_redirect_the_file() {
+    let env = TestEnv::new("out_dir_swapped");
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &[], 109);
+    client.signal(Signal::SIGSTOP);
+    let moved = env.tmp().join("out.moved");
+    let elsewhere = new_dir(&env, "elsewhere");
+    fs::rename(env.out(), &moved).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.out()).unwrap();
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(BIG_TIMEOUT);
+    assert!(
+        dir_entries(&elsewhere).is_empty(),
+        "the file went through the symlink: {:?}\n{done}",
+        dir_entries(&elsewhere)
+    );
+    done.assert_code(0);
+    assert_same_file(&env.in_root("big.bin"), &moved.join("big.bin"));
+    assert_eq!(dir_entries(&moved), ["big.bin"]);
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
+}
+
+/// 13.13: an output directory removed while the client runs (here: its
+/// working directory, `-o .`) fails each file saying so, not with the
+/// `EPERM` of `O_TMPFILE` in a removed directory.
+#[test]
+fn output_directory_removed_under_the_client_is_named_as_removed() {
+    let env = TestEnv::new("rt_out_removed");
+    env.create("hello.txt", b"hello\n");
+    let gone = env.tmp().join("gone");
+    fs::create_dir(&gone).unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"cd "$0" && rmdir "$0" && exec "$@""#)
+        .arg(&gone)
+        .arg(CLIENT)
+        .arg("--queue")
+        .arg(env.names.queue())
+        .args(["-o", ".", "hello.txt"])
+        .env_remove("SHMXFER_QUEUE");
+    let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    env.stop_server(&mut server);
+    done.assert_code(1)
+        .check(
+            done.stdout.contains("hello.txt: failed: the output directory . was removed"),
+            "the line says the output directory was removed",
+        )
+        .check(!done.stdout.contains("not permitted"), "no bare EPERM");
+    assert!(!gone.exists());
+    assert_no_leftovers(&env.names);
 }

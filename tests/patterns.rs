@@ -1,7 +1,8 @@
 //! Requested names that are patterns (`'logs/*.txt'`), a trailing slash,
 //! and `--list PATTERN`: every way of naming files goes through the one
 //! planner, so a pattern has what `-r` has: the listing's gaps named (exit
-//! 1), names as bytes, one normalization.
+//! 1), names as bytes, one normalization; a pattern never leads outside the
+//! root, and a name that holds a pattern's characters is fetched as it is.
 
 use std::ffi::OsStr;
 use std::fs;
@@ -191,4 +192,27 @@ fn recursive_patterns_fetch_the_trees_they_match() {
     assert_eq!(fs::read(env.in_out("dir0/sub/b.txt")).unwrap(), b"b\n");
     assert_eq!(fs::read(env.in_out("dir1/c.txt")).unwrap(), b"c\n");
     assert_no_leftovers(&env.names);
+}
+
+#[test]
+fn patterns_never_leave_the_root_and_a_literal_star_is_fetched_as_it_is() {
+    let env = TestEnv::new("attack_patterns");
+    env.create("*", b"star\n");
+    env.create("[x", b"bracket\n");
+    env.create("sub/s.txt", b"s\n");
+    fs::write(env.tmp().join("secret.txt"), b"secret\n").unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let o = out(&env);
+    env.run_client(&["-o", &o, "*"]).assert_code(0).assert_stdout_lines(&[received_line("*", 5)]);
+    env.run_client(&["-o", &o, "[x"]).assert_code(0);
+    for pattern in ["../*", "sub/../../*.txt", "/*", "sub/*/../../../*"] {
+        let escape = env.run_client(&["-o", &o, pattern]);
+        escape.assert_code(1).check(
+            escape.stdout.contains("refused by server")
+                && escape.stdout.contains("leads outside the served directory"),
+            "refused as such a path is, not 'not found'",
+        );
+        assert_eq!(env.out_entries(), ["*", "[x"], "{escape}");
+    }
+    env.stop_server(&mut server);
 }

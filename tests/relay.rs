@@ -530,7 +530,7 @@ fn no_server_on_the_remote_host_exits_3_naming_the_host_and_the_queue() {
 /// source, resumes it: the file fails as changed while it was sent, the
 /// server keeps nothing of it, and the next file of the run still arrives
 /// through the same relay session. The twin of the local test in
-/// `attack_upload.rs`.
+/// `changing_sources.rs`.
 fn changed_upload_through_a_relay_fails(test: &str, seed: u64, change: impl FnOnce(&Path)) {
     let env = TestEnv::new(test);
     let src = env.tmp().join("src");

@@ -1,12 +1,18 @@
-//! End-to-end transfers through the real `shm_server` and `shm_client`.
+//! End-to-end transfers through the real `shm_server` and `shm_client`:
+//! files of every size, many clients, the server's modes of running, the
+//! received files' modes (the umask, as `cp`), the longest file name, and
+//! a client out of file descriptors.
 
 use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::util::{
-    assert_no_leftovers, assert_same_file, command, dir_entries, final_component, holds_for, received_line,
-    Names, Proc, Signal, TestEnv, BIG, CLIENT, MIB, SERVER, SLOT, TIMEOUT,
+    assert_no_leftovers, assert_out_empty, assert_same_file, command, dir_entries, final_component,
+    holds_for, new_dir, received_line, stop, Names, Proc, Signal, TestEnv, BIG, CLIENT, MIB, SERVER, SLOT,
+    TIMEOUT,
 };
 
 /// How long a server may take to exit after its last client or a signal.
@@ -657,4 +663,125 @@ fn files_arrive_whole_for_root_and_for_another_user_alike() {
         server.wait_timeout(TIMEOUT).expect("the server stops");
     }
     env.assert_no_leftovers();
+}
+
+/// Runs a client fetching `files` into `out` under `umask` and checks it
+/// delivered them all.
+#[track_caller]
+fn fetch_with_umask(env: &TestEnv, umask: &str, out: &Path, files: &[&str]) {
+    let mut args = vec!["-c", "umask \"$0\" && exec \"$@\"", umask, CLIENT, "--queue", env.names.queue()];
+    args.extend(["-o", out.to_str().unwrap()]);
+    args.extend_from_slice(files);
+    let mut cmd = Command::new("sh");
+    cmd.args(&args).env_remove("SHMXFER_QUEUE").current_dir(env.cwd());
+    Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT).assert_code(0);
+}
+
+fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path).unwrap_or_else(|e| panic!("{path:?}: {e}")).mode() & 0o7777
+}
+
+/// File modes: a new file gets the source's permission bits masked by the
+/// umask, never setuid, setgid or sticky; a replaced file keeps its mode,
+/// as `cp` does.
+#[test]
+fn received_files_get_the_source_mode_masked_by_the_umask_and_replaced_ones_keep_theirs() {
+    let env = TestEnv::new("received_modes");
+    let sources: [(&str, u32); 6] = [
+        ("private.txt", 0o600),
+        ("script.sh", 0o755),
+        ("shared.txt", 0o666),
+        ("setuid.bin", 0o4755),
+        ("setgid.bin", 0o2750),
+        ("sticky.txt", 0o1644),
+    ];
+    let mut sources = sources.to_vec();
+    for (name, mode) in &mut sources {
+        let path = env.create(name, name.as_bytes());
+        fs::set_permissions(&path, fs::Permissions::from_mode(*mode)).unwrap();
+        // Without privileges the kernel may drop setgid: test what it kept.
+        *mode = mode_of(&path);
+    }
+    let names: Vec<&str> = sources.iter().map(|(n, _)| *n).collect();
+    let mut server = env.ready_server(&["--persistent"]);
+    for (umask, out) in [("022", new_dir(&env, "out022")), ("077", new_dir(&env, "out077"))] {
+        fetch_with_umask(&env, umask, &out, &names);
+        let mask = u32::from_str_radix(umask, 8).unwrap();
+        for &(name, mode) in &sources {
+            assert_same_file(&env.in_root(name), &out.join(name));
+            let want = mode & 0o777 & !mask;
+            let got = mode_of(&out.join(name));
+            assert_eq!(got, want, "{name}: source {mode:o}, umask {umask}: got {got:o}, want {want:o} as cp");
+        }
+    }
+    // Replacing keeps the mode of the file replaced, whatever the source's.
+    let out = new_dir(&env, "replaced");
+    for (name, mode) in [("private.txt", 0o644), ("shared.txt", 0o600), ("script.sh", 0o700)] {
+        let path = out.join(name);
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fetch_with_umask(&env, "022", &out, &["private.txt", "shared.txt", "script.sh"]);
+    for (name, mode) in [("private.txt", 0o644), ("shared.txt", 0o600), ("script.sh", 0o700)] {
+        assert_same_file(&env.in_root(name), &out.join(name));
+        let got = mode_of(&out.join(name));
+        assert_eq!(got, mode, "{name}: replaced a {mode:o} file, got {got:o}; cp keeps the mode");
+    }
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
+}
+
+/// Longest file name: a file whose name has 255 bytes (the most a name may have) can
+/// be fetched, and fetched again over the first copy.
+#[test]
+fn a_file_with_a_255_byte_name_can_be_fetched_and_replaced() {
+    let env = TestEnv::new("longest_name");
+    let name = format!("{}.txt", "n".repeat(251));
+    assert_eq!(name.len(), 255);
+    env.create(&name, b"first\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    env.fetch(&[&name]).assert_code(0);
+    env.assert_delivered(&name);
+    env.create(&name, b"second, longer\n");
+    env.fetch(&[&name]).assert_code(0);
+    env.assert_delivered(&name);
+    assert_eq!(env.out_entries(), std::slice::from_ref(&name), "litter in the out dir");
+    // And under --no-clobber the existing copy stays, without litter.
+    env.fetch_proc(&["--no-clobber", &name]).finish(TIMEOUT).assert_code(0);
+    assert_eq!(env.out_entries(), std::slice::from_ref(&name));
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
+}
+
+/// 13.13: a client out of file descriptors says what ran out and what to
+/// do, at once, with exit 4 (local trouble), and leaves nothing.
+#[test]
+fn client_out_of_file_descriptors_says_so_at_once_and_exits_4() {
+    let env = TestEnv::new("rt_out_of_fds");
+    env.create("hello.txt", b"hello\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut cmd = Command::new("bash");
+    // 6: too few to open the session's objects (with one more, the session
+    // opens and the file fails instead, exit 1, with the same advice).
+    cmd.arg("-c")
+        .arg(r#"ulimit -n 6 && exec "$@""#)
+        .arg("bash")
+        .arg(CLIENT)
+        .arg("--queue")
+        .arg(env.names.queue())
+        .arg("-o")
+        .arg(env.out())
+        .arg("hello.txt")
+        .env_remove("SHMXFER_QUEUE")
+        .current_dir(env.cwd());
+    let started = Instant::now();
+    let done = Proc::spawn(cmd, Some(&env.names)).finish(TIMEOUT);
+    let took = started.elapsed();
+    env.stop_server(&mut server);
+    done.assert_code(4)
+        .check(done.stderr.contains("Too many open files"), "it says what ran out")
+        .check(done.stderr.contains("ulimit -n"), "it says to raise ulimit -n")
+        .check(took < Duration::from_secs(5), "it fails at once, without waiting for --wait");
+    assert_out_empty(&env);
+    assert_no_leftovers(&env.names);
 }

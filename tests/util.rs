@@ -1228,3 +1228,142 @@ pub fn split_log_time(line: &str) -> Option<(std::time::SystemTime, &str)> {
     let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms_since_epoch).ok()?);
     Some((at, rest))
 }
+
+// ---------------------------------------------------------------------------
+// Helpers shared by the tests of hostile users, stopped peers, leftovers and
+// uploads
+// ---------------------------------------------------------------------------
+
+/// Runs `cmd` to completion and fails unless it exits 0.
+#[track_caller]
+pub fn run_ok(mut cmd: impl std::borrow::BorrowMut<Command>) {
+    let cmd = cmd.borrow_mut();
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(out.status.success(), "{cmd:?}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+}
+
+/// Stops a persistent server with SIGTERM (waking it first) and checks it
+/// exited 0.
+#[track_caller]
+pub fn terminate(server: &mut Proc) {
+    server.signal(Signal::SIGCONT);
+    server.signal(Signal::SIGTERM);
+    server.finish(TIMEOUT).assert_code(0);
+}
+
+/// Stops a persistent server through the client and checks it exited 0.
+#[track_caller]
+pub fn stop(env: &TestEnv, server: &mut Proc) {
+    env.stop_server(server);
+}
+
+/// Fails unless the out dir of `env` is empty.
+#[track_caller]
+pub fn assert_out_empty(env: &TestEnv) {
+    assert!(env.out_entries().is_empty(), "out dir holds {:?}", env.out_entries());
+}
+
+/// A fresh directory `name` in the test's temporary directory.
+pub fn new_dir(env: &TestEnv, name: &str) -> PathBuf {
+    let dir = env.tmp().join(name);
+    fs::create_dir(&dir).expect("create dir");
+    dir
+}
+
+/// Keeps the names of `env` from being cleaned up while the test runs: a
+/// [`Proc`] of these names removes whatever is left under them when it is
+/// the last one dropped, and a test that plants another user's objects
+/// must see what the programs do to them, not what the fixture does.
+pub fn hold_names(env: &TestEnv) -> Proc {
+    let mut cmd = Command::new("sleep");
+    cmd.arg("600");
+    Proc::spawn(cmd, Some(&env.names))
+}
+
+/// Path of `name` in `/dev/shm`.
+pub fn shm_path(name: &str) -> PathBuf {
+    Path::new("/dev/shm").join(name)
+}
+
+/// A FIFO at `/dev/shm/<name>`, made by another user when we are root.
+pub fn foreign_fifo(name: &str) -> PathBuf {
+    let path = shm_path(name);
+    let mut cmd = Command::new("mkfifo");
+    cmd.arg("-m").arg("0666").arg(&path);
+    run_ok(if is_root() { as_nobody(&cmd) } else { cmd });
+    path
+}
+
+/// Session object names of a client `pid` of `names`' queue: region, items,
+/// spaces, as they appear in `/dev/shm`.
+pub fn session_entries(names: &Names, pid: u32, hex: &str) -> [String; 3] {
+    let region = format!("{}.{pid}.{hex}", names.stem());
+    [format!("sem.{region}.items"), format!("sem.{region}.spaces"), region]
+}
+
+/// Fills the queue of `names` with small garbage messages until it is
+/// full; returns how many went in.
+pub fn fill_queue(names: &Names) -> usize {
+    let mq = posixmq::OpenOptions::writeonly().nonblocking().open(names.queue()).expect("open the queue");
+    let mut sent = 0;
+    loop {
+        match mq.send(0, b"filler") {
+            Ok(()) => sent += 1,
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return sent,
+            Err(e) => panic!("filling {}: {e}", names.queue()),
+        }
+    }
+}
+
+/// A persistent server of user [`NOBODY`] on the test's queue, once its
+/// queue exists (the test's directories opened to that user first).
+pub fn persistent_server_of_another_user(env: &TestEnv) -> Proc {
+    env.open_to_others();
+    let mut cmd = command(SERVER, Some(&env.names));
+    cmd.arg("--root").arg(env.root()).arg("--persistent").current_dir(env.cwd());
+    let mut server = Proc::spawn(as_nobody(&cmd), Some(&env.names));
+    wait_for_queue(&env.names, &mut server);
+    server
+}
+
+/// Fails unless `done` exited with `code` within `bound`.
+#[track_caller]
+pub fn assert_exit_within(done: &Finished, code: i32, bound: Duration) {
+    done.assert_code(code);
+    assert!(done.elapsed <= bound, "took {:?}, allowed {bound:?}\n{done}", done.elapsed);
+}
+
+/// Fails unless `done` found no server it may use (exit 3, or 4 for an
+/// object it refuses) within `bound`.
+#[track_caller]
+pub fn assert_no_server(done: &Finished, bound: Duration) {
+    assert!(matches!(done.code(), Some(3) | Some(4)), "expected exit 3 or 4\n{done}");
+    assert!(done.elapsed <= bound, "took {:?}, allowed {bound:?}\n{done}", done.elapsed);
+}
+
+/// Waits until no client region of `names` is left.
+#[track_caller]
+pub fn assert_client_objects_gone(names: &Names) {
+    let gone = wait_until(TIMEOUT, || names.client_regions().is_empty());
+    assert!(gone, "client objects left: {:?}", names.shm_entries());
+}
+
+pub fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+}
+
+pub fn sources(env: &TestEnv) -> PathBuf {
+    let dir = env.tmp().join("src");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 temp path")
+}
+
+pub fn accepting(env: &TestEnv, extra: &[&str]) -> Proc {
+    let mut args = vec!["--persistent", "--accept", s(env.out())];
+    args.extend_from_slice(extra);
+    env.ready_server(&args)
+}

@@ -1,16 +1,15 @@
-//! Attacks on the newest features from the outside: a hostile local user,
-//! a lying partial file or record (`-C`), odd output paths (`-O`),
-//! patterns, and odd objects in `/dev/shm` for `--status --all` and
-//! `--cleanup --all`. A test marked `ignore = "attack: …"` reproduces a
-//! defect and asserts the behaviour that should be; the others guard
-//! what holds.
+//! `-C/--continue` and the partial files it keeps: what lies in the out dir
+//! under a partial's names (a FIFO, a hard link or a symlink out, a partial
+//! or record that lies, another user's partial in a shared directory) and a
+//! source that changed behind its record never lead to a hang, a write
+//! outside the out dir or a wrong file delivered.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::util::{command, received_line, TestEnv, SERVER};
+use crate::util::{mkfifo, received_line, TestEnv};
 
 /// The out dir as an argument.
 fn out(env: &TestEnv) -> String {
@@ -29,10 +28,6 @@ fn record_of(source: &Path) -> String {
 fn lay_partial(env: &TestEnv, name: &str, prefix: &[u8], source: &Path) {
     fs::write(env.in_out(&format!(".shmxfer-partial.{name}")), prefix).unwrap();
     fs::write(env.in_out(&format!(".shmxfer-partial.{name}.source")), record_of(source)).unwrap();
-}
-
-fn mkfifo(path: &Path) {
-    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
 }
 
 /// A pseudo-random body of `len` bytes.
@@ -239,168 +234,6 @@ fn continue_never_resumes_another_users_partial_in_a_shared_directory() {
         (0, 0),
         "the delivered file is the client's, not writable by the user who laid the partial"
     );
-}
-
-/// `/dev/shm/<stem>.lock` of `env`'s queue.
-fn lock_path(env: &TestEnv) -> std::path::PathBuf {
-    Path::new("/dev/shm").join(format!("{}.lock", env.names.stem()))
-}
-
-/// `shm_server --queue Q --cleanup` for `env`'s queue, run without the
-/// fixture's removal of the queue's names when it ends.
-fn cleanup_queue(env: &TestEnv) -> crate::util::Finished {
-    let mut cmd = command(SERVER, None);
-    cmd.args(["--queue", env.names.queue(), "--cleanup"]);
-    crate::util::Proc::spawn(cmd, None).finish(Duration::from_secs(10))
-}
-
-/// The queues `--status --all --json` reports, with their state.
-fn status_all_json(env: &TestEnv) -> String {
-    let mut cmd = command(crate::util::CLIENT, None);
-    cmd.args(["--status", "--all", "--json"]);
-    let done = crate::util::Proc::spawn(cmd, None).finish(Duration::from_secs(10));
-    done.assert_code(0);
-    done.stdout.lines().filter(|l| l.contains(env.names.queue())).collect::<Vec<_>>().join("\n")
-}
-
-/// Lays `make` under `env`'s lock name, checks that `--status --all`
-/// does not list it and `--cleanup` leaves it (exit 0), and removes it.
-fn odd_lock_is_left_alone(env: &TestEnv, make: impl FnOnce(&Path)) {
-    let lock = lock_path(env);
-    make(&lock);
-    assert_eq!(status_all_json(env), "", "not a lock of this user: not listed");
-    let done = cleanup_queue(env);
-    let kept = lock.symlink_metadata().is_ok();
-    let _ = fs::remove_file(&lock).or_else(|_| fs::remove_dir(&lock));
-    done.assert_code(0);
-    assert!(kept, "never removed by --cleanup\n{done}");
-}
-
-#[test]
-fn status_all_and_cleanup_leave_a_fifo_or_another_users_file_named_like_a_lock() {
-    let env = TestEnv::new("attack_odd_locks");
-    odd_lock_is_left_alone(&env, mkfifo);
-    if crate::util::other_user_or_skip("another user's lock") {
-        odd_lock_is_left_alone(&env, |lock| {
-            fs::write(lock, b"1\n").unwrap();
-            std::os::unix::fs::chown(lock, Some(crate::util::NOBODY), None).unwrap();
-        });
-    }
-}
-
-#[test]
-fn cleanup_skips_a_directory_named_like_the_lock() {
-    let env = TestEnv::new("attack_dir_lock");
-    odd_lock_is_left_alone(&env, |lock| fs::create_dir(lock).unwrap());
-}
-
-#[test]
-fn cleanup_never_removes_an_object_of_another_program_named_like_a_lock() {
-    let env = TestEnv::new("attack_foreign_program_lock");
-    let lock = lock_path(&env);
-    // Another program of this user keeps an object of its own, mode 0644,
-    // that it holds with flock(): not a shmxfer lock (mode 0600, a pid).
-    fs::write(&lock, b"state of another program\n").unwrap();
-    fs::set_permissions(&lock, fs::Permissions::from_mode(0o644)).unwrap();
-    let held = fs::File::open(&lock).unwrap();
-    let held = nix::fcntl::Flock::lock(held, nix::fcntl::FlockArg::LockExclusive).unwrap();
-    let listed = status_all_json(&env);
-    let done = cleanup_queue(&env);
-    let kept = lock.symlink_metadata().is_ok();
-    drop(held);
-    let _ = fs::remove_file(&lock);
-    assert_eq!(listed, "", "not a server's lock: not listed as a dead server");
-    assert!(kept, "another program's object was removed\n{done}");
-    done.assert_code(0);
-    assert!(done.stderr.contains("left alone"), "--cleanup says it left it alone\n{done}");
-}
-
-#[test]
-fn status_all_quotes_a_queue_name_that_holds_a_newline() {
-    let env = TestEnv::new("attack_newline_queue");
-    // A dead server's lock (mode 0600, empty) of a queue named with a
-    // newline and what looks like a second line of the listing.
-    let stem = format!("{}\ndead server on queue forged", env.names.stem());
-    let lock = Path::new("/dev/shm").join(format!("{stem}.lock"));
-    fs::File::create(&lock).unwrap();
-    fs::set_permissions(&lock, fs::Permissions::from_mode(0o600)).unwrap();
-    let mut cmd = command(crate::util::CLIENT, None);
-    cmd.args(["--status", "--all"]);
-    let done = crate::util::Proc::spawn(cmd, None).finish(Duration::from_secs(10));
-    let _ = fs::remove_file(&lock);
-    done.assert_code(0);
-    let quoted = format!("'/{}'$'\\n''dead server on queue forged'", env.names.stem());
-    assert!(
-        done.stdout.contains(&format!("dead server on queue {quoted}: ")),
-        "quoted as a file name\n{done}"
-    );
-    assert!(!done.stdout.lines().any(|l| l.starts_with("dead server on queue forged")), "{done}");
-}
-
-#[test]
-fn output_with_a_trailing_slash_never_writes_a_file_of_that_name() {
-    let env = TestEnv::new("attack_output_trailing_slash");
-    env.create("a.txt", b"a\n");
-    let mut server = env.ready_server(&["--persistent"]);
-    let dest = format!("{}/new/", out(&env));
-    let done = env.run_client(&["-O", &dest, "a.txt"]);
-    env.stop_server(&mut server);
-    assert_ne!(done.code(), Some(0), "a path naming a directory that is not there fails\n{done}");
-    assert!(env.out_entries().is_empty(), "nothing written: {:?}", env.out_entries());
-}
-
-#[test]
-fn output_to_a_symlink_a_fifo_or_a_directory_never_writes_through_it() {
-    let env = TestEnv::new("attack_output_odd_dest");
-    env.create("a.txt", b"a\n");
-    let outside = env.tmp().join("outside.txt");
-    fs::write(&outside, b"keep\n").unwrap();
-    std::os::unix::fs::symlink(&outside, env.in_out("link")).unwrap();
-    mkfifo(&env.in_out("fifo"));
-    fs::create_dir(env.in_out("dir")).unwrap();
-    let mut server = env.ready_server(&["--persistent"]);
-    // A symlink is replaced by the file (never written through).
-    let d = env.in_out("link");
-    env.client(&["-u", "-p", "-O", d.to_str().unwrap(), "a.txt"])
-        .finish(Duration::from_secs(10))
-        .assert_code(0);
-    assert!(fs::symlink_metadata(&d).unwrap().is_file(), "the link replaced by the file");
-    // A FIFO is written into when someone reads it, never replaced: with
-    // no reader, nothing is written and it stays.
-    let d = env.in_out("fifo");
-    env.client(&["-u", "-p", "-O", d.to_str().unwrap(), "a.txt"])
-        .finish(Duration::from_secs(10))
-        .assert_code(1);
-    use std::os::unix::fs::FileTypeExt;
-    assert!(fs::symlink_metadata(&d).unwrap().file_type().is_fifo(), "the FIFO stays");
-    let d = env.in_out("dir");
-    env.client(&["-O", d.to_str().unwrap(), "a.txt"]).finish(Duration::from_secs(10)).assert_code(1);
-    env.stop_server(&mut server);
-    assert_eq!(fs::read(&outside).unwrap(), b"keep\n", "the symlink's target is untouched");
-    assert_eq!(crate::util::dir_entries(&d), Vec::<String>::new());
-}
-
-#[test]
-fn patterns_never_leave_the_root_and_a_literal_star_is_fetched_as_it_is() {
-    let env = TestEnv::new("attack_patterns");
-    env.create("*", b"star\n");
-    env.create("[x", b"bracket\n");
-    env.create("sub/s.txt", b"s\n");
-    fs::write(env.tmp().join("secret.txt"), b"secret\n").unwrap();
-    let mut server = env.ready_server(&["--persistent"]);
-    let o = out(&env);
-    env.run_client(&["-o", &o, "*"]).assert_code(0).assert_stdout_lines(&[received_line("*", 5)]);
-    env.run_client(&["-o", &o, "[x"]).assert_code(0);
-    for pattern in ["../*", "sub/../../*.txt", "/*", "sub/*/../../../*"] {
-        let escape = env.run_client(&["-o", &o, pattern]);
-        escape.assert_code(1).check(
-            escape.stdout.contains("refused by server")
-                && escape.stdout.contains("leads outside the served directory"),
-            "refused as such a path is, not 'not found'",
-        );
-        assert_eq!(env.out_entries(), ["*", "[x"], "{escape}");
-    }
-    env.stop_server(&mut server);
 }
 
 /// A partial longer than its source, whose record says the source did not
