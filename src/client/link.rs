@@ -17,49 +17,10 @@
 //!
 //! # Records
 //!
-//! The stream is a sequence of records, each a `u32` little-endian length
-//! then that many bytes of body. Every body starts with a magic and the
-//! protocol version, and is decoded whole: a length over the bound of the
-//! record due, a body cut short, a body that does not decode, or a record
-//! of a kind not due at its place is a protocol error, and the side that
-//! reads it ends the session. The stream is checked as strictly as the
-//! region, and an answer is held to the same bounds: the client reads the
-//! frames of both through one reader (`Session::next_frame`), which takes
-//! no more frames of a kind in one answer than
-//! [`FrameKind::most_per_answer`] allows (a listing's files and entries
-//! left out, a status's sessions), so its memory stays bounded whatever a
-//! relay sends.
-//!
-//! | kind     | client to relay                                   | relay to client |
-//! |----------|---------------------------------------------------|-----------------|
-//! | transfer | a [`Command`]: Get, List or Cancel                | frames          |
-//! | status   | a [`Command`]: Status                             | frames          |
-//! | upload   | a Put [`Command`], then its `Start`, `Data` frames and one `DataEnd` or `End` (or `Error`) frame | one answer record per Put |
-//!
-//! A *command* record is an encoded [`Command`] (magic `SXQ1`, at most
-//! [`MAX_MSG_LEN`] bytes); the relay puts its own pid and region in and
-//! keeps the sequence number (in an upload, each Put's must be new: not 0
-//! and not the previous Put's, since the region's answer is read by it). A
-//! *frame* record is a [`FrameHeader`] (magic `XF`) and its payload exactly
-//! as they sit in a slot, at most one slot of the roomiest ring
-//! ([`RELAY_MAX_PAYLOAD`]); relay to client they are every frame of the
-//! answer up to its end (End, NotFound, Refused, Error, Busy, an up-to-date
-//! Start, ListEnd, StatusEnd, DataEnd). In an upload, after a Put only
-//! frames of its seq come, as in a fetch's answer: a `Start`, `Data`, then
-//! one `DataEnd` or `End` (whose payload must decode), or one `Error` when
-//! the client gives the file up (it changed while it was sent; the server
-//! keeps nothing); the relay cuts each `Data` (and the data of a
-//! `DataEnd`) to its own ring's slots, and the next record after the end
-//! or the `Error` must be the next Put. An *answer* record (12 bytes: magic `XA`, the
-//! version, a zero byte, the Put's seq and the region's answer word,
-//! little-endian) is the server's answer to that Put, sent once, as soon as
-//! the relay sees it in its region: it may come before the client's `End`
-//! (a refusal; the client then stops sending data and sends its `End`). The
-//! client takes no answer of another seq and decodes the word as it does
-//! from a local region.
+//! The stream's records, which both sides read and write: see [`records`].
 
 use std::ffi::{OsStr, OsString};
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::{Child, ChildStdin, Command as Process, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,32 +33,8 @@ use crate::client::config::ClientConfig;
 use crate::error::{Error, RemoteFailure, Result};
 use crate::os::names::validate_queue_name;
 use crate::protocol::{
-    Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind, StopKind, FRAME_HEADER_LEN, MAX_MSG_LEN,
-    PROTOCOL_VERSION,
+    Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind, StopKind, FRAME_HEADER_LEN,
 };
-use crate::shm_region::Geometry;
-
-/// The largest payload a relayed frame carries: that of the roomiest ring
-/// (one slot), so a relay's session of any geometry fits.
-pub(crate) const RELAY_MAX_PAYLOAD: usize = Geometry::for_slots(1).max_payload();
-
-/// The longest body of a record the relay sends: a frame.
-pub(crate) const MAX_FRAME_RECORD: usize = FRAME_HEADER_LEN + RELAY_MAX_PAYLOAD;
-
-/// The longest body of a command record the client sends.
-pub(crate) const MAX_COMMAND_RECORD: usize = MAX_MSG_LEN;
-
-/// The longest body of a record the client of an upload sends: a command
-/// or a frame (each is then held to its own bound).
-pub(crate) const MAX_UPLOAD_RECORD: usize =
-    if MAX_COMMAND_RECORD > MAX_FRAME_RECORD { MAX_COMMAND_RECORD } else { MAX_FRAME_RECORD };
-
-/// The magic of an answer record ("XA" little endian).
-const ANSWER_MAGIC: u16 = u16::from_le_bytes(*b"XA");
-
-/// The length of an answer record's body: magic, version, a zero byte,
-/// seq, answer word.
-pub(crate) const ANSWER_RECORD_LEN: usize = 12;
 
 /// `shm_client`'s exit status when it found no server within `--wait`
 /// (the command line's contract): a relay that ends so found none.
@@ -180,124 +117,6 @@ impl Remote {
         self.remote_client = path.into();
         self
     }
-}
-
-/// Writes `body` as one record.
-pub(crate) fn write_record(out: &mut impl Write, body: &[u8]) -> io::Result<()> {
-    let len = u32::try_from(body.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    out.write_all(&len.to_le_bytes())?;
-    out.write_all(body)
-}
-
-/// The body of the answer record of upload `seq`: the region's `word`.
-pub(crate) fn encode_answer(seq: u32, word: u32) -> [u8; ANSWER_RECORD_LEN] {
-    let mut out = [0u8; ANSWER_RECORD_LEN];
-    out[0..2].copy_from_slice(&ANSWER_MAGIC.to_le_bytes());
-    out[2] = PROTOCOL_VERSION;
-    out[4..8].copy_from_slice(&seq.to_le_bytes());
-    out[8..12].copy_from_slice(&word.to_le_bytes());
-    out
-}
-
-/// The seq and answer word of an answer record's `body`, or what is wrong
-/// with it. The word is the caller's to decode, as a region's is.
-pub(crate) fn decode_answer(body: &[u8]) -> std::result::Result<(u32, u32), String> {
-    let Ok(body) = <&[u8; ANSWER_RECORD_LEN]>::try_from(body) else {
-        return Err(format!(
-            "a record of {} bytes where an answer of {ANSWER_RECORD_LEN} was due",
-            body.len()
-        ));
-    };
-    let word = |at: usize| u32::from_le_bytes([body[at], body[at + 1], body[at + 2], body[at + 3]]);
-    let magic = u16::from_le_bytes([body[0], body[1]]);
-    if magic != ANSWER_MAGIC {
-        return Err(format!("not an answer: magic {magic:#06x}"));
-    }
-    if body[2] != PROTOCOL_VERSION {
-        return Err(format!(
-            "an answer of protocol version {}, this build speaks {PROTOCOL_VERSION}",
-            body[2]
-        ));
-    }
-    if body[3] != 0 {
-        return Err("an answer with a reserved byte set".into());
-    }
-    Ok((word(4), word(8)))
-}
-
-/// Appends the record (length and body) of a frame of `kind`, `seq` and
-/// `payload` to `out`.
-fn frame_record(kind: FrameKind, seq: u32, payload: &[u8], out: &mut Vec<u8>) {
-    let header = FrameHeader { kind, len: payload.len() as u32, seq }.encode();
-    out.extend_from_slice(&((FRAME_HEADER_LEN + payload.len()) as u32).to_le_bytes());
-    out.extend_from_slice(&header);
-    out.extend_from_slice(payload);
-}
-
-/// What reading one record found.
-#[derive(Debug)]
-pub(crate) enum Record {
-    /// A body within the bound.
-    Body(Vec<u8>),
-    /// The stream ended cleanly, between records.
-    End,
-    /// The stream broke the framing (the text says how) or could not be read.
-    Broken(String),
-}
-
-/// Reads one record of at most `max` bytes of body.
-fn read_record(input: &mut impl Read, max: usize) -> Record {
-    let mut len = [0u8; 4];
-    let mut got = 0;
-    while got < len.len() {
-        match input.read(&mut len[got..]) {
-            Ok(0) if got == 0 => return Record::End,
-            Ok(0) => {
-                return Record::Broken(format!(
-                    "the stream ended inside a record's length ({got} of 4 bytes)"
-                ))
-            }
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Record::Broken(format!("reading the stream: {e}")),
-        }
-    }
-    let len = u32::from_le_bytes(len) as usize;
-    if len > max {
-        return Record::Broken(format!("a record of {len} bytes, more than the {max} allowed"));
-    }
-    let mut body = vec![0u8; len];
-    match input.read_exact(&mut body) {
-        Ok(()) => Record::Body(body),
-        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            Record::Broken(format!("the stream ended inside a record of {len} bytes"))
-        }
-        Err(e) => Record::Broken(format!("reading the stream: {e}")),
-    }
-}
-
-/// Bytes of the stream read at once.
-const READ_AHEAD: usize = 256 << 10;
-
-/// Records read ahead of their reader: about that many bytes of frames.
-const RECORDS_AHEAD: usize = 128;
-
-/// Reads records of at most `max` bytes from `input` on a thread of its
-/// own, until the stream ends or breaks (the last record sent).
-pub(crate) fn spawn_reader(input: impl Read + Send + 'static, max: usize) -> Receiver<Record> {
-    // Records are a slot's size: read the pipe in large pieces, and keep
-    // a run of records ahead, so that neither end waits on the other for
-    // each one.
-    let mut input = io::BufReader::with_capacity(READ_AHEAD, input);
-    let (tx, rx) = mpsc::sync_channel(RECORDS_AHEAD);
-    std::thread::spawn(move || loop {
-        let record = read_record(&mut input, max);
-        let last = !matches!(record, Record::Body(_));
-        if tx.send(record).is_err() || last {
-            return;
-        }
-    });
-    rx
 }
 
 /// `word` quoted for the remote host's shell, which reads the command line
@@ -805,94 +624,8 @@ fn describe_status(status: ExitStatus) -> String {
     }
 }
 
-/// Whether a frame of `kind` with `payload` ends the answer to its
-/// request: an end, a refusal, a listing's end, or a Start that says the
-/// copy is up to date (nothing follows it). A Start that does not decode is
-/// the client's to judge; it ends nothing here.
-pub(crate) fn ends_answer(kind: FrameKind, payload: &[u8]) -> bool {
-    match kind {
-        FrameKind::End
-        | FrameKind::NotFound
-        | FrameKind::Refused
-        | FrameKind::Error
-        | FrameKind::Busy
-        | FrameKind::ListEnd
-        | FrameKind::StatusEnd
-        | FrameKind::DataEnd => true,
-        FrameKind::Start => {
-            matches!(Reply::decode(kind, payload), Ok(Reply::Start { flags, .. }) if flags.up_to_date())
-        }
-        _ => false,
-    }
-}
+pub(crate) mod records;
+pub(crate) use records::*;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_round_trip_and_are_bounded() {
-        let mut stream = Vec::new();
-        write_record(&mut stream, b"abc").unwrap();
-        write_record(&mut stream, b"").unwrap();
-        let mut input = &stream[..];
-        assert!(matches!(read_record(&mut input, 3), Record::Body(b) if b == b"abc"));
-        assert!(matches!(read_record(&mut input, 3), Record::Body(b) if b.is_empty()));
-        assert!(matches!(read_record(&mut input, 3), Record::End));
-        let mut over = &stream[..];
-        assert!(matches!(read_record(&mut over, 2), Record::Broken(why) if why.contains("more than")));
-        let mut cut = &stream[..5];
-        assert!(matches!(read_record(&mut cut, 3), Record::Broken(why) if why.contains("inside a record")));
-        let mut garbage = &b"garbage\n"[..];
-        assert!(matches!(read_record(&mut garbage, MAX_FRAME_RECORD), Record::Broken(_)));
-    }
-
-    #[test]
-    fn answer_records_round_trip_and_nothing_else_passes_for_one() {
-        let body = encode_answer(7, 0x0201);
-        assert_eq!(decode_answer(&body), Ok((7, 0x0201)));
-        assert!(decode_answer(&body[..11]).is_err(), "short");
-        assert!(decode_answer(&[&body[..], &[0]].concat()).is_err(), "long");
-        for (at, value) in [(0, b'Y'), (2, PROTOCOL_VERSION + 1), (3, 1)] {
-            let mut bad = body;
-            bad[at] = value;
-            assert!(decode_answer(&bad).is_err(), "byte {at} = {value}");
-        }
-        let frame = FrameHeader { kind: FrameKind::End, len: 0, seq: 7 }.encode();
-        assert!(decode_answer(&frame).is_err(), "a frame header is no answer");
-    }
-
-    #[test]
-    fn a_frame_record_is_a_length_then_the_header_and_payload() {
-        let mut record = Vec::new();
-        frame_record(FrameKind::Data, 3, b"abc", &mut record);
-        let mut input = &record[..];
-        let Record::Body(body) = read_record(&mut input, MAX_FRAME_RECORD) else { panic!("one record") };
-        let header = FrameHeader::decode(&body[..FRAME_HEADER_LEN], RELAY_MAX_PAYLOAD).unwrap();
-        assert_eq!((header.kind, header.len, header.seq), (FrameKind::Data, 3, 3));
-        assert_eq!(&body[FRAME_HEADER_LEN..], b"abc");
-        assert!(input.is_empty());
-    }
-
-    #[test]
-    fn the_relay_flag_names_the_kind_and_a_transfer_keeps_the_plain_one() {
-        assert_eq!(relay_flag(SessionKind::Transfer), "--relay");
-        assert_eq!(relay_flag(SessionKind::Status), "--relay=status");
-        assert_eq!(relay_flag(SessionKind::Upload), "--relay=upload");
-    }
-
-    #[test]
-    fn the_relayed_payload_bound_holds_every_geometry() {
-        for slots in 1..=crate::shm_region::MAX_SLOTS {
-            assert!(Geometry::for_slots(slots).max_payload() <= RELAY_MAX_PAYLOAD);
-        }
-    }
-
-    #[test]
-    fn words_are_quoted_for_the_remote_shell_only_when_needed() {
-        assert_eq!(shell_quoted(OsStr::new("/usr/bin/shm_client")), "/usr/bin/shm_client");
-        assert_eq!(shell_quoted(OsStr::new("a b")), "'a b'");
-        assert_eq!(shell_quoted(OsStr::new("it's")), "'it'\\''s'");
-        assert_eq!(shell_quoted(OsStr::new("")), "''");
-    }
-}
+mod tests;
