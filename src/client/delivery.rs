@@ -361,11 +361,88 @@ pub(super) fn receive(
     progress.start(&out.name().to_string_lossy(), size.told());
     let dir = options.out_dir.display();
     let mut hasher = Xxh3::new();
-    let mut written = 0u64;
     // A local failure cancels the file: the server stops sending it, what
     // is in flight is read and dropped, and the session goes on with the
     // next one.
-    let mut sink: std::result::Result<Sink, String> = match (out_dir, kept, start.flags.from_offset()) {
+    let (mut sink, mut written) = open_sink(options, out_dir, out, kept, &start, progress, &mut hasher)?;
+    progress.advance(written);
+    let resumed_at = written;
+    let taking = if sink.is_ok() { Taking::Yes } else { Taking::No };
+    let mut write = |bytes: &[u8]| {
+        if let Ok(s) = &mut sink {
+            match s.write_all(bytes) {
+                Ok(()) => written += bytes.len() as u64,
+                Err(e) => sink = Err(format!("writing into {dir}: {e}")),
+            }
+        }
+        if sink.is_ok() {
+            Taking::Yes
+        } else {
+            Taking::No
+        }
+    };
+    let body = read_body(client, seq, size, chunk, progress, taking, &mut write, hasher, resumed_at);
+    let received = match body {
+        Err(e) => {
+            keep_partial(options, sink, &start, written, progress);
+            return Err(e);
+        }
+        Ok(Body::Ended { count, checksum, received, digest }) => {
+            if let Some(bad) = check(size, count, checksum, received, digest, "") {
+                return Ok((bad, None));
+            }
+            received
+        }
+        Ok(Body::ServerError(reason, why)) => {
+            return Ok((Outcome::failed(reason, format!("server: {why}")), None))
+        }
+        Ok(Body::Dropped) => {
+            let why = sink.err().unwrap_or_else(|| format!("writing into {dir}: the output stopped"));
+            return Ok((Outcome::failed(FailReason::WriteFailed, why), None));
+        }
+    };
+    let resumed = (resumed_at > 0).then_some(resumed_at);
+    let outcome = match sink {
+        Ok(sink) => deliver(options, sink, &start, out, received),
+        Err(why) => Outcome::failed(FailReason::WriteFailed, why),
+    };
+    let resumed = resumed.filter(|_| outcome.is_delivered());
+    Ok((outcome, resumed))
+}
+
+/// Gives a verified file its name (and with `-p` its mtime first).
+fn deliver(options: &FetchOptions, sink: Sink, start: &Started, out: &OutputPath, received: u64) -> Outcome {
+    let dir = options.out_dir.display();
+    if options.times == Times::Preserve {
+        if let Err(e) = sink.set_mtime(start.mtime_ns) {
+            return Outcome::failed(FailReason::WriteFailed, format!("setting the mtime in {dir}: {e}"));
+        }
+    }
+    match sink.persist(options.clobber) {
+        Ok(()) => Outcome::Delivered { bytes: received },
+        Err(e) if options.clobber == Clobber::Skip && e.raw_os_error() == Some(libc::EEXIST) => {
+            Outcome::Skipped { reason: SkipReason::Exists }
+        }
+        Err(e) => persist_failure(&e, &options.out_dir.join(out.shown_path())),
+    }
+}
+
+/// The sink a file's bytes go to: its kept partial file when the server
+/// resumes it (its bytes hashed again into `hasher`), else a new file (a
+/// partial from its first byte with `-C`); or why it cannot be had, the
+/// file then cancelled. With it, the bytes already there.
+fn open_sink(
+    options: &FetchOptions,
+    out_dir: &std::io::Result<OutDir>,
+    out: &OutputPath,
+    kept: Option<Kept>,
+    start: &Started,
+    progress: &mut dyn Progress,
+    hasher: &mut Xxh3,
+) -> Result<(std::result::Result<Sink, String>, u64)> {
+    let dir = options.out_dir.display();
+    let mut written = 0u64;
+    let sink = match (out_dir, kept, start.flags.from_offset()) {
         (_, None, true) => return Err(Error::Protocol("a file resumed that was asked for whole".into())),
         (Err(e), _, _) => Err(format!("output directory {dir}: {e}")),
         (Ok(out_dir), Some(mut kept), true) => {
@@ -404,60 +481,7 @@ pub(super) fn receive(
             created.map_err(|e| creation_failure(out_dir, &dir, &e))
         }
     };
-    progress.advance(written);
-    let resumed_at = written;
-    let taking = if sink.is_ok() { Taking::Yes } else { Taking::No };
-    let mut write = |bytes: &[u8]| {
-        if let Ok(s) = &mut sink {
-            match s.write_all(bytes) {
-                Ok(()) => written += bytes.len() as u64,
-                Err(e) => sink = Err(format!("writing into {dir}: {e}")),
-            }
-        }
-        if sink.is_ok() {
-            Taking::Yes
-        } else {
-            Taking::No
-        }
-    };
-    let body = read_body(client, seq, size, chunk, progress, taking, &mut write, hasher, resumed_at);
-    let received = match body {
-        Err(e) => {
-            keep_partial(options, sink, &start, written, progress);
-            return Err(e);
-        }
-        Ok(Body::Ended { count, checksum, received, digest }) => {
-            if let Some(bad) = check(size, count, checksum, received, digest, "") {
-                return Ok((bad, None));
-            }
-            received
-        }
-        Ok(Body::ServerError(reason, why)) => {
-            return Ok((Outcome::failed(reason, format!("server: {why}")), None))
-        }
-        Ok(Body::Dropped) => {
-            let why = sink.err().unwrap_or_else(|| format!("writing into {dir}: the output stopped"));
-            return Ok((Outcome::failed(FailReason::WriteFailed, why), None));
-        }
-    };
-    let sink = match sink {
-        Ok(sink) => sink,
-        Err(why) => return Ok((Outcome::failed(FailReason::WriteFailed, why), None)),
-    };
-    if options.times == Times::Preserve {
-        if let Err(e) = sink.set_mtime(start.mtime_ns) {
-            let why = format!("setting the mtime in {dir}: {e}");
-            return Ok((Outcome::failed(FailReason::WriteFailed, why), None));
-        }
-    }
-    let resumed = (resumed_at > 0).then_some(resumed_at);
-    Ok(match sink.persist(options.clobber) {
-        Ok(()) => (Outcome::Delivered { bytes: received }, resumed),
-        Err(e) if options.clobber == Clobber::Skip && e.raw_os_error() == Some(libc::EEXIST) => {
-            (Outcome::Skipped { reason: SkipReason::Exists }, None)
-        }
-        Err(e) => (persist_failure(&e, &options.out_dir.join(out.shown_path())), None),
-    })
+    Ok((sink, written))
 }
 
 /// Why a file could not be created in `out_dir` (shown as `dir`), saying
