@@ -187,17 +187,7 @@ impl fmt::Display for Error {
             }
             Error::Timeout { what, after } => write!(f, "{what} (waited {:.1} s)", after.as_secs_f64()),
             Error::PeerGone(what) => write!(f, "{what}"),
-            Error::SessionEnded(SessionEnd::ServerStopping) => {
-                write!(f, "the server stopped and cancelled this session")
-            }
-            Error::SessionEnded(SessionEnd::ClientStalled) => write!(
-                f,
-                "the server ended this session: this client took no frame for the server's stall timeout"
-            ),
-            Error::SessionEnded(SessionEnd::ClientIdle) => write!(
-                f,
-                "the server ended this session: this client sent no request for the server's stall timeout"
-            ),
+            Error::SessionEnded(end) => session_end(f, *end),
             Error::NotFound { path } => {
                 write!(f, "{}: not found", crate::text::quote_bytes(path.as_os_str().as_encoded_bytes()))
             }
@@ -238,28 +228,52 @@ impl fmt::Display for Error {
                  try again once a server runs"
             ),
             Error::InvalidConfig(what) => write!(f, "invalid configuration: {what}"),
-            Error::Remote { host, failure: RemoteFailure::NoServer { queue } } => write!(
-                f,
-                "no server on queue {queue} on {host}: shm_client there found none it could reach within \
-                 its wait (exit status 3; see its message above)"
-            ),
-            Error::Remote { host, failure: RemoteFailure::ClientNotFound { program } } => write!(
-                f,
-                "the relay on {host} did not start: the remote shell found no {program} to run there \
-                 (exit status 127; see its message above)"
-            ),
-            Error::Remote { host, failure: RemoteFailure::Exited { code } } => {
-                write!(f, "shm_client on {host} ended with exit status {code} (see its message above)")
-            }
-            Error::Remote { host, failure: RemoteFailure::Killed { signal } } => {
-                write!(f, "shm_client on {host} was killed by signal {signal}")
-            }
-            Error::Remote { host, failure: RemoteFailure::Unreachable } => write!(
-                f,
-                "the remote shell could not reach {host} or log in there (exit status 255; see its \
-                 message above)"
-            ),
+            Error::Remote { host, failure } => remote_failure(f, host, failure),
         }
+    }
+}
+
+/// What [`Error::Remote`] says of a relay on `host` that could not serve.
+fn remote_failure(f: &mut fmt::Formatter<'_>, host: &str, failure: &RemoteFailure) -> fmt::Result {
+    match failure {
+        RemoteFailure::NoServer { queue } => write!(
+            f,
+            "no server on queue {queue} on {host}: shm_client there found none it could reach within \
+                 its wait (exit status 3; see its message above)"
+        ),
+        RemoteFailure::ClientNotFound { program } => write!(
+            f,
+            "the relay on {host} did not start: the remote shell found no {program} to run there \
+                 (exit status 127; see its message above)"
+        ),
+        RemoteFailure::Exited { code } => {
+            write!(f, "shm_client on {host} ended with exit status {code} (see its message above)")
+        }
+        RemoteFailure::Killed { signal } => {
+            write!(f, "shm_client on {host} was killed by signal {signal}")
+        }
+        RemoteFailure::Unreachable => write!(
+            f,
+            "the remote shell could not reach {host} or log in there (exit status 255; see its \
+                 message above)"
+        ),
+    }
+}
+
+/// What [`Error::SessionEnded`] says of the server's reason.
+fn session_end(f: &mut fmt::Formatter<'_>, end: SessionEnd) -> fmt::Result {
+    match end {
+        SessionEnd::ServerStopping => {
+            write!(f, "the server stopped and cancelled this session")
+        }
+        SessionEnd::ClientStalled => write!(
+            f,
+            "the server ended this session: this client took no frame for the server's stall timeout"
+        ),
+        SessionEnd::ClientIdle => write!(
+            f,
+            "the server ended this session: this client sent no request for the server's stall timeout"
+        ),
     }
 }
 
