@@ -335,83 +335,10 @@ impl Mode {
             usage_error(ErrorKind::MissingRequiredArgument, "--drain goes with --stop-server");
         }
         if args.put {
-            // Local paths: any bytes.
-            let files: Vec<PathBuf> = args.files.iter().map(PathBuf::from).collect();
-            // `--put FILE -O NAME`: the one file stored under NAME (below
-            // --to), as `scp a host:renamed.txt`.
-            let name = args.output.clone();
-            if let Some(name) = &name {
-                use std::os::unix::ffi::OsStrExt;
-                let last = name.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
-                if matches!(last, b"" | b"." | b"..") {
-                    let msg = format!(
-                        "--put with -O {}: not a file name (it names a directory); name the file to store, or use --to DIR",
-                        name.display()
-                    );
-                    return Err(exit_with(EXIT_USAGE, &msg));
-                }
-                if files.len() != 1 || name.as_os_str() == "-" {
-                    let msg = format!(
-                        "--put with -O {} stores one FILE under that name; {} were named",
-                        name.display(),
-                        files.len()
-                    );
-                    return Err(exit_with(EXIT_USAGE, &msg));
-                }
-            }
-            return Ok(Mode::Put { files, to: args.to.clone(), name });
+            return Mode::put(args);
         }
-        // Names on the server: UTF-8.
-        let mut files = Vec::with_capacity(args.files.len());
-        for name in &args.files {
-            match name.to_str() {
-                Some(name) => files.push(name.to_owned()),
-                None => {
-                    let shown = name.as_encoded_bytes().escape_ascii();
-                    let msg = format!("{shown}: not UTF-8; file names (and queue names) must be UTF-8");
-                    return Err(exit_with(EXIT_USAGE, &msg));
-                }
-            }
-        }
-        if let Some(input) = &args.input {
-            files.extend(common::read_names(input).map_err(|msg| exit_with(EXIT_USAGE, &msg))?);
-            if files.is_empty() {
-                let msg =
-                    format!("{} names no file to fetch; give one name per line", common::list_shown(input));
-                return Err(exit_with(EXIT_USAGE, &msg));
-            }
-        }
-        if files.iter().any(String::is_empty) {
-            usage_error(
-                ErrorKind::InvalidValue,
-                "an empty file name; name a path below the server's root ('.' with -r: all of it)",
-            );
-        }
-        // `--list -l sub` as `ls -l sub`: the prefix may follow other flags.
-        let list = match (&args.list, files.as_slice()) {
-            (Some(None), [_]) => Some(Some(std::mem::take(&mut files).remove(0))),
-            (Some(_), []) => args.list.clone(),
-            (Some(_), more) => {
-                let n = more.len() + usize::from(matches!(args.list, Some(Some(_))));
-                usage_error(
-                    ErrorKind::WrongNumberOfValues,
-                    format!("--list takes one PREFIX; {n} were given"),
-                )
-            }
-            (None, _) => None,
-        };
-        if let Some(Some(prefix)) = &list {
-            if prefix.is_empty() {
-                usage_error(
-                    ErrorKind::InvalidValue,
-                    "--list '': an empty prefix; give none to list everything",
-                );
-            }
-            if prefix.starts_with('/') {
-                let msg = format!("{}: leads outside the served directory; list a path below the server's root, or give no prefix", quote_name(prefix));
-                return Err(exit_with(EXIT_NOT_DELIVERED, &msg));
-            }
-        }
+        let mut files = server_names(args)?;
+        let list = list_prefix(args, &mut files)?;
         Ok(if let Some(kind) = args.relay {
             Mode::Relay(kind.session())
         } else if args.stop_server {
@@ -450,6 +377,92 @@ impl Mode {
             _ => Duration::ZERO,
         }
     }
+}
+
+impl Mode {
+    /// `--put`: the local files (any bytes), where they go, and `-O NAME`.
+    fn put(args: &Args) -> Result<Mode, ExitCode> {
+        // Local paths: any bytes.
+        let files: Vec<PathBuf> = args.files.iter().map(PathBuf::from).collect();
+        // `--put FILE -O NAME`: the one file stored under NAME (below
+        // --to), as `scp a host:renamed.txt`.
+        let name = args.output.clone();
+        if let Some(name) = &name {
+            use std::os::unix::ffi::OsStrExt;
+            let last = name.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+            if matches!(last, b"" | b"." | b"..") {
+                let msg = format!(
+                    "--put with -O {}: not a file name (it names a directory); name the file to store, or use --to DIR",
+                    name.display()
+                );
+                return Err(exit_with(EXIT_USAGE, &msg));
+            }
+            if files.len() != 1 || name.as_os_str() == "-" {
+                let msg = format!(
+                    "--put with -O {} stores one FILE under that name; {} were named",
+                    name.display(),
+                    files.len()
+                );
+                return Err(exit_with(EXIT_USAGE, &msg));
+            }
+        }
+        Ok(Mode::Put { files, to: args.to.clone(), name })
+    }
+}
+
+/// The names of the files to fetch: the arguments (UTF-8, as names on the
+/// server are) and the lines of `-i LIST`.
+fn server_names(args: &Args) -> Result<Vec<String>, ExitCode> {
+    let mut files = Vec::with_capacity(args.files.len());
+    for name in &args.files {
+        match name.to_str() {
+            Some(name) => files.push(name.to_owned()),
+            None => {
+                let shown = name.as_encoded_bytes().escape_ascii();
+                let msg = format!("{shown}: not UTF-8; file names (and queue names) must be UTF-8");
+                return Err(exit_with(EXIT_USAGE, &msg));
+            }
+        }
+    }
+    if let Some(input) = &args.input {
+        files.extend(common::read_names(input).map_err(|msg| exit_with(EXIT_USAGE, &msg))?);
+        if files.is_empty() {
+            let msg = format!("{} names no file to fetch; give one name per line", common::list_shown(input));
+            return Err(exit_with(EXIT_USAGE, &msg));
+        }
+    }
+    if files.iter().any(String::is_empty) {
+        usage_error(
+            ErrorKind::InvalidValue,
+            "an empty file name; name a path below the server's root ('.' with -r: all of it)",
+        );
+    }
+    Ok(files)
+}
+
+/// `--list`'s prefix, if `--list` was given: its value, or the one FILE
+/// that follows other flags (`--list -l sub`, as `ls -l sub`).
+fn list_prefix(args: &Args, files: &mut Vec<String>) -> Result<Option<Option<String>>, ExitCode> {
+    // `--list -l sub` as `ls -l sub`: the prefix may follow other flags.
+    let list = match (&args.list, files.as_slice()) {
+        (Some(None), [_]) => Some(Some(std::mem::take(files).remove(0))),
+        (Some(_), []) => args.list.clone(),
+        (Some(_), more) => {
+            let n = more.len() + usize::from(matches!(args.list, Some(Some(_))));
+            usage_error(ErrorKind::WrongNumberOfValues, format!("--list takes one PREFIX; {n} were given"))
+        }
+        (None, _) => None,
+    };
+    if let Some(Some(prefix)) = &list {
+        if prefix.is_empty() {
+            usage_error(ErrorKind::InvalidValue, "--list '': an empty prefix; give none to list everything");
+        }
+        if prefix.starts_with('/') {
+            let msg = format!("{}: leads outside the served directory; list a path below the server's root, or give no prefix", quote_name(prefix));
+            return Err(exit_with(EXIT_NOT_DELIVERED, &msg));
+        }
+    }
+    Ok(list)
 }
 
 #[cfg(test)]
