@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::choices::OutputNames;
 use crate::protocol::{DecodeError, EncodeError};
-use crate::transfer::reason::FailReason;
+use crate::reason::FailReason;
 
 /// Result with the library's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

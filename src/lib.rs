@@ -77,6 +77,7 @@ mod error;
 mod fs;
 mod os;
 mod protocol;
+mod reason;
 mod server;
 mod shm_region;
 mod text;

@@ -1,12 +1,11 @@
 //! One file's way through a ring, in either direction: the sender (an opened
 //! source → frames, [`send_file`]), the receiver of an upload (frames → a
-//! verified file, [`receive`]), and what became of the file ([`outcome`],
-//! [`reason`]); the one table from a failure to the wire's codes and from
+//! verified file, [`receive`]), and what became of the file ([`outcome`]; why
+//! one did not arrive is [`crate::reason`], a leaf); the one table from a failure to the wire's codes and from
 //! them to a reason ([`codes`]).
 
 pub(crate) mod codes;
 pub(crate) mod outcome;
-pub(crate) mod reason;
 pub(crate) mod receive;
 pub(crate) mod send_file;
 

@@ -175,7 +175,7 @@ fn relay_uploads(mut client: Session<Producer>, records: Receiver<Record>, outpu
                 // killed), it sent no garbage. The server keeps nothing.
                 Ok(Record::End) | Err(RecvTimeoutError::Disconnected) => {
                     return Err(Error::Failed {
-                        reason: crate::transfer::reason::FailReason::SessionLost,
+                        reason: crate::reason::FailReason::SessionLost,
                         text: format!("the client left: it ended inside upload {seq}; nothing kept"),
                     })
                 }

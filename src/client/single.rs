@@ -7,6 +7,7 @@ use std::path::Path;
 
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::client::config::ClientConfig;
 use crate::client::{Client, Frame};
 use crate::error::{Error, Result};
 use crate::fs::output::{Clobber, OutputPath};
@@ -222,7 +223,7 @@ impl Client {
 /// # }
 /// ```
 pub fn fetch(name: impl AsRef<str>) -> Result<Vec<u8>> {
-    let mut client = Client::connect(&crate::ClientConfig::from_env())?;
+    let mut client = Client::connect(&ClientConfig::from_env())?;
     let fetched = client.fetch_vec(name.as_ref());
     let closed = client.close();
     let bytes = fetched?;

@@ -9,7 +9,7 @@ use std::io;
 
 use crate::fs::source::{FileKind, OpenFailure};
 use crate::protocol::{ReasonCode, SkipCode};
-use crate::transfer::reason::FailReason;
+use crate::reason::FailReason;
 
 /// The wire's codes for one failure: what a file's answer carries, and
 /// what a listing's skipped entry carries.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-pub use crate::transfer::reason::{FailReason, SkipReason};
+pub use crate::reason::{FailReason, SkipReason};
 
 /// What became of one requested file.
 #[derive(Debug, Clone, PartialEq, Eq)]

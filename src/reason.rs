@@ -58,7 +58,7 @@ pub enum FailReason {
     /// The output could not be written (the output directory, a full disk,
     /// a closed pipe).
     WriteFailed,
-    /// The output exists and [`Clobber::Keep`](crate::Clobber::Keep) keeps it.
+    /// The output exists and [`Clobber::Keep`](crate::choices::Clobber::Keep) keeps it.
     OutputExists,
     /// The server serves its maximum of sessions and turned this one away.
     ServerBusy,
@@ -67,15 +67,15 @@ pub enum FailReason {
     SessionLost,
 }
 
-/// Why a file was skipped, a success ([`Outcome::Skipped`](crate::Outcome::Skipped)).
+/// Why a file was skipped, a success (`Outcome::Skipped`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize), serde(rename_all = "snake_case"))]
 #[non_exhaustive]
 pub enum SkipReason {
-    /// The output exists and [`Clobber::Skip`](crate::Clobber::Skip)
+    /// The output exists and [`Clobber::Skip`](crate::choices::Clobber::Skip)
     /// keeps it (`--no-clobber`).
     Exists,
     /// The copy has the source's size and is not older
-    /// ([`Update::IfNewer`](crate::Update::IfNewer), `--update`).
+    /// ([`Update::IfNewer`](crate::choices::Update::IfNewer), `--update`).
     UpToDate,
 }
