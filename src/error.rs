@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::choices::OutputNames;
@@ -71,6 +72,10 @@ pub enum Error {
     QueueFull { queue: String, waited: Duration },
     /// Two requested paths would be written to the same output name.
     SameOutput { first: String, second: String, output: String, names: OutputNames },
+    /// Two different local files of an upload would be sent to one path
+    /// below the server's `--accept` directory: the two files and that
+    /// path ([`UploadPlan`](crate::upload::UploadPlan)).
+    SameRemote { first: PathBuf, second: PathBuf, remote: Vec<u8> },
     /// The file `path` asked for is not on the server
     /// ([`Outcome::into_result`](crate::Outcome::into_result)).
     NotFound { path: std::path::PathBuf },
@@ -219,6 +224,7 @@ impl fmt::Display for Error {
             Error::SameOutput { first, second, output, .. } => {
                 write!(f, "{first} and {second} would both be written to {output}")
             }
+            Error::SameRemote { first, second, remote } => same_remote(f, first, second, remote),
             Error::Busy { max_sessions } => {
                 write!(f, "server busy: it serves at most {max_sessions} session(s) at once; try again later")
             }
@@ -275,6 +281,17 @@ fn session_end(f: &mut fmt::Formatter<'_>, end: SessionEnd) -> fmt::Result {
             "the server ended this session: this client sent no request for the server's stall timeout"
         ),
     }
+}
+
+/// What [`Error::SameRemote`] says: the two local files and the remote
+/// path, each quoted as names are.
+fn same_remote(f: &mut fmt::Formatter<'_>, first: &Path, second: &Path, remote: &[u8]) -> fmt::Result {
+    use crate::text::quote_bytes;
+    let (first, second) = (
+        quote_bytes(first.as_os_str().as_encoded_bytes()),
+        quote_bytes(second.as_os_str().as_encoded_bytes()),
+    );
+    write!(f, "{first} and {second} would both be sent to {}", quote_bytes(remote))
 }
 
 impl std::error::Error for Error {

@@ -122,11 +122,13 @@ pub mod status {
     pub use crate::protocol::{ServerStatus, SessionStatus};
 }
 
-/// Uploads (`shm_client --put`) through an [`UploadSession`]: how a file is
-/// sent ([`PutOptions`](upload::PutOptions)), a local tree walked for
-/// sending ([`LocalTree`](upload::LocalTree)), and the wire's answer to
-/// each file ([`UploadAnswer`](upload::UploadAnswer)), which the session
-/// returns as an [`Outcome`].
+/// Uploads (`shm_client --put`) through an [`UploadSession`]: which local
+/// files a run sends and where ([`UploadPlan`](upload::UploadPlan), its
+/// [`UploadItem`](upload::UploadItem)s), how a file is sent
+/// ([`PutOptions`](upload::PutOptions)), a local tree walked for sending
+/// ([`LocalTree`](upload::LocalTree)), and the wire's answer to each file
+/// ([`UploadAnswer`](upload::UploadAnswer)), which the session returns as
+/// an [`Outcome`].
 ///
 /// ```
 /// let dir = tempfile::tempdir().unwrap();
@@ -137,6 +139,7 @@ pub mod status {
 /// assert!(tree.skipped.is_empty());
 /// ```
 pub mod upload {
+    pub use crate::client::plan::upload::{ToSend, Unsent, UploadItem, UploadPlan, UploadPlanBuilder};
     pub use crate::client::upload::{LocalFile, LocalSkip, LocalSkipReason, LocalTree, PutOptions};
     pub use crate::protocol::{PutIfExists, ReasonCode, UploadAnswer};
 }

@@ -48,7 +48,10 @@ pub fn exit_code_for(e: &Error) -> u8 {
         | Error::Failed { .. } => EXIT_NOT_DELIVERED,
         // A value of the command line the library cannot take (a -H host
         // beginning with '-', a ring size out of range).
-        Error::InvalidName { .. } | Error::SameOutput { .. } | Error::InvalidConfig(_) => EXIT_USAGE,
+        Error::InvalidName { .. }
+        | Error::SameOutput { .. }
+        | Error::SameRemote { .. }
+        | Error::InvalidConfig(_) => EXIT_USAGE,
         // The remote shm_client's own code, passed through.
         Error::Remote { failure: RemoteFailure::Exited { code }, .. } => {
             u8::try_from(*code).unwrap_or(EXIT_SESSION_LOST)
@@ -69,6 +72,7 @@ pub fn describe(e: &Error) -> String {
         Error::SameOutput { names: OutputNames::Basename, .. } => {
             format!("{e}; -R/--relative keeps their paths below the output directory")
         }
+        Error::SameRemote { .. } => format!("{e}; send them in two runs or with --to"),
         e => common::chain(e),
     }
 }

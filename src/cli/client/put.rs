@@ -3,212 +3,16 @@
 //! object per file and a summary with `--json`), and maps the answers to
 //! an exit code.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::Instant;
 
-use crate::programs::MAX_PATH_LEN;
-use crate::upload::{LocalSkipReason, LocalTree, PutIfExists, PutOptions};
+use crate::upload::{PutIfExists, PutOptions, ToSend, Unsent, UploadItem, UploadPlan};
 use crate::{FailReason, Outcome, Progress, SkipReason, Summary, Times, Update, UploadSession};
 
 use super::*;
 use crate::cli::json::{self, Why};
-
-/// Where a file of `rel` (its name, or its path in a tree) goes below the
-/// server's `--accept` directory: below `to` when given.
-fn below_to(rel: &[u8], to: Option<&str>) -> Vec<u8> {
-    match to.map(|t| normalize_path(t.as_bytes())).filter(|d| d != b".") {
-        Some(mut dir) => {
-            dir.push(b'/');
-            dir.extend_from_slice(rel);
-            dir
-        }
-        None => rel.to_vec(),
-    }
-}
-
-/// Where `local` goes below the server's `--accept` directory: its last
-/// component, below `to` when given. `None` for a path without a file name.
-fn remote_path(local: &Path, to: Option<&str>) -> Option<Vec<u8>> {
-    Some(below_to(local.file_name()?.as_bytes(), to))
-}
-
-/// The name a tree keeps below `to` (`-r photos` → `photos/...`, as
-/// `scp -r`): the directory's own name; for a path that has none (`.`,
-/// `..`, `/`), the name it resolves to, else none (its contents go to
-/// `to` itself).
-fn tree_name(dir: &Path) -> Option<Vec<u8>> {
-    match dir.file_name() {
-        Some(name) => Some(name.as_bytes().to_vec()),
-        None => std::fs::canonicalize(dir).ok()?.file_name().map(|n| n.as_bytes().to_vec()),
-    }
-}
-
-/// Where a file to send comes from.
-#[derive(Debug)]
-enum Source {
-    /// A path named on the command line.
-    Named,
-    /// File `file` of tree `tree` (an index into [`Plan::trees`]).
-    InTree { tree: usize, file: usize },
-}
-
-/// One step of the run, in the order of the arguments.
-#[derive(Debug)]
-enum Item {
-    /// A file to send: the local path shown, where it comes from, where it goes.
-    Send { local: PathBuf, source: Source, remote: Vec<u8> },
-    /// An argument that is not sent (no file name, a directory without
-    /// `-r`, a tree that cannot be opened): its line says why.
-    NotSent { local: PathBuf, remote: Vec<u8>, reason: FailReason, text: String },
-    /// An entry of a tree that is not sent (a symlink, a FIFO, ...): named
-    /// on stderr.
-    Skipped { local: PathBuf, remote: Vec<u8>, reason: FailReason, text: String },
-}
-
-/// What the arguments ask for, checked before anything is sent.
-#[derive(Debug)]
-pub struct Plan {
-    trees: Vec<LocalTree>,
-    items: Vec<Item>,
-    /// Files named more than once: sent once.
-    twice: Vec<PathBuf>,
-}
-
-/// The reason code a skipped tree entry gets in `--json`.
-fn skip_reason(reason: LocalSkipReason) -> FailReason {
-    match reason {
-        LocalSkipReason::Symlink | LocalSkipReason::NotRegular => FailReason::NotRegular,
-        LocalSkipReason::TooDeep => FailReason::TooDeep,
-        LocalSkipReason::OverLimit => FailReason::OverLimit,
-        _ => FailReason::Unreadable,
-    }
-}
-
-/// Plans the run: every file to send with its remote path, walking the
-/// trees of `-r`; exits 2 when two different local files would go to one
-/// remote path, naming both.
-fn plan(files: &[PathBuf], to: Option<&str>, name: Option<&Path>, recursive: bool) -> Result<Plan, ExitCode> {
-    let mut plan = Plan { trees: Vec::new(), items: Vec::new(), twice: Vec::new() };
-    // Where a named file goes: under its own name, or the one `-O` gives.
-    let remote_path = |local: &Path, to: Option<&str>| match name {
-        Some(name) => Some(below_to(&normalize_path(name.as_os_str().as_bytes()), to)),
-        None => remote_path(local, to),
-    };
-    for local in files {
-        let meta = std::fs::metadata(local);
-        if let Err(e) = &meta {
-            // Not there (or not reachable): said so, and no party to a
-            // clash of remote paths.
-            if e.kind() == std::io::ErrorKind::NotFound {
-                let shown = local.display().to_string();
-                let e = Error::LocalFile {
-                    op: "open",
-                    path: shown,
-                    source: std::io::Error::from_raw_os_error(e.raw_os_error().unwrap_or(libc::ENOENT)),
-                };
-                plan.items.push(Item::NotSent {
-                    local: local.clone(),
-                    remote: remote_path(local, to).unwrap_or_default(),
-                    reason: FailReason::Unreadable,
-                    text: describe(&e),
-                });
-                continue;
-            }
-        }
-        let is_dir = meta.is_ok_and(|m| m.is_dir());
-        if is_dir && recursive {
-            let base = match (tree_name(local), to) {
-                (Some(name), _) => below_to(&name, to),
-                (None, Some(to)) => {
-                    Some(normalize_path(to.as_bytes())).filter(|d| d != b".").unwrap_or_default()
-                }
-                (None, None) => Vec::new(),
-            };
-            let tree = match LocalTree::walk(local) {
-                Ok(tree) => tree,
-                Err(e) => {
-                    let text = describe(&e);
-                    plan.items.push(Item::NotSent {
-                        local: local.clone(),
-                        remote: base,
-                        reason: FailReason::Unreadable,
-                        text,
-                    });
-                    continue;
-                }
-            };
-            let index = plan.trees.len();
-            let join =
-                |rel: &[u8]| if rel.is_empty() { local.clone() } else { local.join(OsStr::from_bytes(rel)) };
-            let below = |rel: &[u8]| match (base.is_empty(), rel.is_empty()) {
-                (true, _) => rel.to_vec(),
-                (false, true) => base.clone(),
-                (false, false) => [&base[..], b"/", rel].concat(),
-            };
-            for skip in &tree.skipped {
-                plan.items.push(Item::Skipped {
-                    local: join(&skip.path),
-                    remote: below(&skip.path),
-                    reason: skip_reason(skip.reason),
-                    text: skip.text.clone(),
-                });
-            }
-            for (i, file) in tree.files.iter().enumerate() {
-                let remote = below(&file.path);
-                let source = Source::InTree { tree: index, file: i };
-                plan.items.push(Item::Send { local: join(&file.path), source, remote });
-            }
-            plan.trees.push(tree);
-        } else if is_dir {
-            plan.items.push(Item::NotSent {
-                local: local.clone(),
-                remote: remote_path(local, to).unwrap_or_default(),
-                reason: FailReason::IsDirectory,
-                text: "a directory; use -r to send it with what lies below it".into(),
-            });
-        } else {
-            match remote_path(local, to) {
-                Some(remote) => {
-                    plan.items.push(Item::Send { local: local.clone(), source: Source::Named, remote })
-                }
-                None => plan.items.push(Item::NotSent {
-                    local: local.clone(),
-                    remote: Vec::new(),
-                    reason: FailReason::BadOutputName,
-                    text: "no file name in this path".into(),
-                }),
-            }
-        }
-    }
-    refuse_long_paths(&mut plan);
-    check_collisions(&mut plan)?;
-    Ok(plan)
-}
-
-/// A file whose path below the `--accept` directory is longer than a `Put`
-/// carries is not sent: a tree's entry is skipped, a named file not sent,
-/// each saying why, and the run goes on with the next.
-fn refuse_long_paths(plan: &mut Plan) {
-    for item in &mut plan.items {
-        let Item::Send { local, source, remote } = item else { continue };
-        if remote.len() <= MAX_PATH_LEN {
-            continue;
-        }
-        let text = format!(
-            "its path on the server is {} bytes, longer than the {MAX_PATH_LEN} a request carries",
-            remote.len()
-        );
-        let (local, remote, reason) =
-            (std::mem::take(local), std::mem::take(remote), FailReason::PathTooLong);
-        *item = match source {
-            Source::InTree { .. } => Item::Skipped { local, remote, reason, text },
-            Source::Named => Item::NotSent { local, remote, reason, text },
-        };
-    }
-}
 
 /// Passes progress on to the bar and keeps the size of the file as it was
 /// opened for sending and the bytes sent so far (what the line of a
@@ -235,39 +39,6 @@ impl Progress for Sending<'_> {
     }
 }
 
-/// No two different local files to one remote path; a file named twice is
-/// sent once ([`Plan::twice`] names it).
-fn check_collisions(plan: &mut Plan) -> Result<(), ExitCode> {
-    let mut seen: HashMap<Vec<u8>, PathBuf> = HashMap::new();
-    let mut twice = Vec::new();
-    for (i, item) in plan.items.iter().enumerate() {
-        let Item::Send { local, remote, .. } = item else { continue };
-        match seen.get(remote) {
-            Some(first) if first == local => twice.push(i),
-            Some(first) => {
-                let output = quote_path(Path::new(OsStr::from_bytes(remote))).into_owned();
-                return Err(exit_with(
-                    EXIT_USAGE,
-                    &format!(
-                        "{} and {} would both be sent to {output}; send them in two runs or with --to",
-                        quote_path(first),
-                        quote_path(local)
-                    ),
-                ));
-            }
-            None => {
-                seen.insert(remote.clone(), local.clone());
-            }
-        }
-    }
-    for i in twice.into_iter().rev() {
-        if let Item::Send { local, .. } = plan.items.remove(i) {
-            plan.twice.insert(0, local);
-        }
-    }
-    Ok(())
-}
-
 /// Before any request: the run, planned once (trees walked, long paths
 /// and missing files noted), or the exit code of two files to one remote
 /// path.
@@ -276,8 +47,15 @@ pub fn plan_run(
     files: &[PathBuf],
     to: Option<&str>,
     name: Option<&Path>,
-) -> Result<Plan, ExitCode> {
-    plan(files, to, name, args.recursive)
+) -> Result<UploadPlan, ExitCode> {
+    let mut builder = UploadPlan::builder().recursive(args.recursive);
+    if let Some(to) = to {
+        builder = builder.to(to);
+    }
+    if let Some(name) = name {
+        builder = builder.name(name.as_os_str().as_bytes());
+    }
+    builder.plan(files).map_err(|e| fail(&e))
 }
 
 /// How the run prints: a line for people or a JSON object per file.
@@ -289,12 +67,13 @@ struct Printer {
     started: Instant,
 }
 
-/// The file being sent: item `at` of the plan, its local path and where it
-/// goes.
+/// The file being sent: item `at` of the plan, its local path, where it
+/// goes, and whether it is a tree's.
 struct Sent<'a> {
     at: usize,
     local: &'a Path,
     remote: &'a [u8],
+    in_tree: bool,
 }
 
 impl Sent<'_> {
@@ -333,10 +112,14 @@ impl Printer {
 
     /// An item that is not sent: its line (a tree's entry is named on
     /// stderr, as the walk's entries are).
-    fn not_sent(&mut self, item: &Item) {
+    fn not_sent(&mut self, item: &UploadItem) {
         match item {
-            Item::Send { .. } => {}
-            Item::NotSent { local, remote, reason, text } => {
+            UploadItem::NotSent(Unsent { local, remote, reason, text }) => {
+                // The library does not name this program's options.
+                let text = match reason {
+                    FailReason::IsDirectory => "a directory; use -r to send it with what lies below it",
+                    _ => text,
+                };
                 self.summary.failed += 1;
                 let line = format!("{}: not sent: {text}", quote_path(local));
                 self.line(Some(line), || {
@@ -344,7 +127,7 @@ impl Printer {
                     json::upload_line(request, remote, "failed", 0, Some(Why::Fail(*reason)), Some(text))
                 });
             }
-            Item::Skipped { local, remote, reason, text } => {
+            UploadItem::Skipped(Unsent { local, remote, reason, text }) => {
                 self.summary.left_out += 1;
                 self.bar.suspend(|| say_skipped(local, text));
                 if self.format == Format::Json {
@@ -356,6 +139,7 @@ impl Printer {
                     ));
                 }
             }
+            UploadItem::Send(_) => {}
         }
     }
 
@@ -367,7 +151,7 @@ impl Printer {
         file: &Sent<'_>,
         outcome: Outcome,
         queue: &str,
-        items: &[Item],
+        items: &[UploadItem],
     ) -> Result<bool, ExitCode> {
         let shown = quote_path(file.local);
         let (request, remote) = (file.request(), file.remote);
@@ -427,7 +211,7 @@ impl Printer {
 
     /// A server that takes no uploads: the file's line, the rest named as
     /// not sent, the summary, and the exit code.
-    fn not_accepting(&mut self, file: &Sent<'_>, queue: &str, items: &[Item]) -> ExitCode {
+    fn not_accepting(&mut self, file: &Sent<'_>, queue: &str, items: &[UploadItem]) -> ExitCode {
         let text = format!(
             "refused: the server on queue {queue} takes no uploads; start it with \
              `shm_server --accept DIR` to receive files into DIR"
@@ -450,7 +234,7 @@ impl Printer {
     /// The local file could not be sent (not there, not a regular file,
     /// unreadable): a named file failed, a tree's file is skipped as the
     /// walk's entries are.
-    fn local_failure(&mut self, file: &Sent<'_>, source: &Source, e: &Error) {
+    fn local_failure(&mut self, file: &Sent<'_>, e: &Error) {
         let (request, remote) = (file.request(), file.remote);
         let text = describe(e);
         let reason = match e {
@@ -459,32 +243,32 @@ impl Printer {
             }
             _ => FailReason::Unreadable,
         };
-        match source {
-            Source::InTree { .. } => {
-                self.summary.left_out += 1;
-                self.bar.file_done();
-                self.bar.suspend(|| say_skipped(file.local, &text));
-                if self.format == Format::Json {
-                    let why = Some(Why::Fail(reason));
-                    say(format_args!(
-                        "{}",
-                        json::upload_line(request, remote, "skipped", 0, why, Some(&text))
-                    ));
-                }
+        if file.in_tree {
+            self.summary.left_out += 1;
+            self.bar.file_done();
+            self.bar.suspend(|| say_skipped(file.local, &text));
+            if self.format == Format::Json {
+                let why = Some(Why::Fail(reason));
+                say(format_args!("{}", json::upload_line(request, remote, "skipped", 0, why, Some(&text))));
             }
-            Source::Named => {
-                self.summary.failed += 1;
-                self.line(Some(format!("{}: not sent: {text}", quote_path(file.local))), || {
-                    json::upload_line(request, remote, "failed", 0, Some(Why::Fail(reason)), Some(&text))
-                });
-            }
+        } else {
+            self.summary.failed += 1;
+            self.line(Some(format!("{}: not sent: {text}", quote_path(file.local))), || {
+                json::upload_line(request, remote, "failed", 0, Some(Why::Fail(reason)), Some(&text))
+            });
         }
     }
 
     /// The session ended inside the file (`sending`: what `fstat` gave and
     /// what left): a line for the file cut off and for each one not sent,
     /// as a fetch prints them, the summary, and the session's exit code.
-    fn lost(&mut self, file: &Sent<'_>, e: &Error, sending: (Option<u64>, u64), items: &[Item]) -> ExitCode {
+    fn lost(
+        &mut self,
+        file: &Sent<'_>,
+        e: &Error,
+        sending: (Option<u64>, u64),
+        items: &[UploadItem],
+    ) -> ExitCode {
         let (request, remote) = (file.request(), file.remote);
         self.bar.clear();
         if let Error::Remote { .. } = e {
@@ -523,9 +307,9 @@ impl Printer {
 /// Sends each file, a line per file; 0 when every file was stored or
 /// skipped, 1 when one was not, 2 for two files to one remote path, the
 /// session's code when it was lost.
-pub fn put(mut session: UploadSession, args: &Args, plan: Plan) -> ExitCode {
+pub fn put(mut session: UploadSession, args: &Args, plan: UploadPlan) -> ExitCode {
     let started = Instant::now();
-    for local in &plan.twice {
+    for local in plan.repeated() {
         eprintln!("shm_client: warning: {} named more than once; sent once", quote_path(local));
     }
     let if_exists = if args.no_clobber { PutIfExists::Skip } else { PutIfExists::Replace };
@@ -536,41 +320,35 @@ pub fn put(mut session: UploadSession, args: &Args, plan: Plan) -> ExitCode {
     let bar = Bar::new(!args.quiet && !args.json && std::io::stderr().is_terminal());
     let summary = Summary::default().of_uploads();
     let mut out = Printer { bar, format, quiet: args.quiet, summary, started };
-    let sends = plan.items.iter().filter(|i| matches!(i, Item::Send { .. })).count();
+    let items = plan.items();
     // Every entry, those a tree's walk left out too (as a fetch's `-r`
     // counts the entries its listing left out).
-    out.summary.asked = plan.items.len();
-    out.bar.planned(sends);
+    out.summary.asked = items.len();
+    out.bar.planned(plan.sends());
     let mut all_sent = true;
-    for (at, item) in plan.items.iter().enumerate() {
-        let Item::Send { local, source, remote } = item else {
+    for (at, item) in items.iter().enumerate() {
+        let UploadItem::Send(to_send) = item else {
             all_sent = false;
             out.not_sent(item);
             continue;
         };
-        let file = Sent { at, local, remote };
+        let file = Sent { at, local: &to_send.local, remote: &to_send.remote, in_tree: to_send.in_tree() };
         let mut sending = Sending { bar: &mut out.bar, size: None, sent: 0 };
-        let sent = match source {
-            Source::Named => session.put_file_with(local, remote, &options, &mut sending),
-            Source::InTree { tree, file } => {
-                let tree = &plan.trees[*tree];
-                session.put_tree_file_with(tree, &tree.files[*file], remote, &options, &mut sending)
-            }
-        };
+        let sent = plan.put_with(&mut session, to_send, &options, &mut sending);
         // The size `fstat` gave when the file was opened, and the bytes that
         // left: of a stored file, what the server verified (not what the
         // walk saw, nor what `fstat` says of a file in /proc or /sys).
         let sending = (sending.size, sending.sent);
         match sent {
-            Ok(outcome) => match out.answered(&file, outcome, &args.queue, &plan.items) {
+            Ok(outcome) => match out.answered(&file, outcome, &args.queue, items) {
                 Ok(stored) => all_sent &= stored,
                 Err(code) => return code,
             },
             Err(e @ Error::LocalFile { .. }) => {
                 all_sent = false;
-                out.local_failure(&file, source, &e);
+                out.local_failure(&file, &e);
             }
-            Err(e) => return out.lost(&file, &e, sending, &plan.items),
+            Err(e) => return out.lost(&file, &e, sending, items),
         }
     }
     out.finish();
@@ -584,9 +362,9 @@ pub fn put(mut session: UploadSession, args: &Args, plan: Plan) -> ExitCode {
 /// A line (or a JSON object, skipped for `reason`) saying `not_sent` for
 /// each file to send from item `from` on: the run ends, and none goes
 /// unnamed.
-fn name_the_rest(items: &[Item], from: usize, format: Format, reason: FailReason, not_sent: &str) {
+fn name_the_rest(items: &[UploadItem], from: usize, format: Format, reason: FailReason, not_sent: &str) {
     for item in &items[from..] {
-        if let Item::Send { local, remote, .. } = item {
+        if let UploadItem::Send(ToSend { local, remote, .. }) = item {
             match format {
                 Format::Text => say(format_args!("{}: {not_sent}", quote_path(local))),
                 Format::Json => {
@@ -603,20 +381,6 @@ fn name_the_rest(items: &[Item], from: usize, format: Format, reason: FailReason
 }
 
 /// The files to send from item `from` on.
-fn sends_from(items: &[Item], from: usize) -> usize {
-    items[from..].iter().filter(|i| matches!(i, Item::Send { .. })).count()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn remote_paths_keep_the_name_below_to() {
-        assert_eq!(remote_path(Path::new("a/b.txt"), None).unwrap(), b"b.txt");
-        assert_eq!(remote_path(Path::new("b.txt"), Some("in//x/")).unwrap(), b"in/x/b.txt");
-        assert_eq!(remote_path(Path::new("b.txt"), Some(".")).unwrap(), b"b.txt");
-        assert_eq!(tree_name(Path::new("photos/")).unwrap(), b"photos");
-        assert_eq!(below_to(b"photos", Some("in")), b"in/photos");
-    }
+fn sends_from(items: &[UploadItem], from: usize) -> usize {
+    items[from..].iter().filter(|i| matches!(i, UploadItem::Send(_))).count()
 }
