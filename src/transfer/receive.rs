@@ -274,14 +274,7 @@ fn receive(
             received += data.len() as u64;
             stats.advance(data.len() as u64);
             if received > start.size.limit() && failed.is_none() {
-                let why = match start.size {
-                    Announced::Exactly(size) => format!("more bytes than the {size} announced"),
-                    Announced::Unknown { .. } => format!(
-                        "more bytes than the {} a file of unknown size may have",
-                        byte_count(start.size.limit())
-                    ),
-                };
-                failed = Some((UploadAnswer::Failed(ReasonCode::TooLarge), why));
+                failed = Some((UploadAnswer::Failed(ReasonCode::TooLarge), too_many_bytes(start.size)));
                 writing = None;
             }
             if let Some(w) = &mut writing {
@@ -312,6 +305,16 @@ fn receive(
         consumer.region().answer(put.seq, answer.code());
     }
     Ok(Received { answer, bytes: received, why })
+}
+
+/// Why a file that sent more than its `size` allows fails.
+fn too_many_bytes(size: Announced) -> String {
+    match size {
+        Announced::Exactly(size) => format!("more bytes than the {size} announced"),
+        Announced::Unknown { .. } => {
+            format!("more bytes than the {} a file of unknown size may have", byte_count(size.limit()))
+        }
+    }
 }
 
 /// One frame of an upload's body.
