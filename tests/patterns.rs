@@ -33,7 +33,6 @@ fn a_pattern_over_more_files_than_a_listing_carries_names_the_gap_and_exits_1() 
     }
     let mut server = env.ready_server(&["--persistent"]);
     let done = env.run_client(&["-o", &out(&env), "-q", "big/f0020??.dat"]);
-    let listed = env.run_client(&["--list", "big/f0020??.dat"]);
     env.stop_server(&mut server);
     // Which 50 files the walk did not reach depends on the directory's
     // order: the run cannot know whether a match was among them, and says so.
@@ -43,7 +42,6 @@ fn a_pattern_over_more_files_than_a_listing_carries_names_the_gap_and_exits_1() 
     );
     let got = dir_entries(env.out());
     assert!(got.len() >= 99 && got.iter().all(|n| n.starts_with("f0020")), "{got:?}\n{done}");
-    listed.assert_code(1).check(listed.stderr.contains("the listing stops after 100000 files"), "--list too");
     assert_no_leftovers(&env.names);
 }
 
