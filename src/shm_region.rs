@@ -5,9 +5,9 @@
 //!
 //! ```text
 //! +--------------------------------------------+ offset 0
-//! | header (48 bytes): magic, version, sizes,  |
-//! |   slot count, slot size, client/server     |
-//! |   pid, end reason, client/server CPU       |
+//! | header (48 bytes): magic, version, pair    |
+//! |   CPU, slot count, slot size, client/server|
+//! |   pid, end reason, client/server CPU, ...  |
 //! +--------------------------------------------+ HEADER_LEN
 //! | slot 0: frame header (16 bytes) | payload  |
 //! | slot 1: ...                                |
@@ -49,7 +49,7 @@ pub const MAX_SLOTS: u32 = 4;
 pub const DEFAULT_SLOTS: u32 = 2;
 
 const REGION_MAGIC: u32 = u32::from_le_bytes(*b"SXR1");
-const LAYOUT_VERSION: u32 = 3;
+const LAYOUT_VERSION: u32 = 4;
 
 /// The header at offset 0 of every region. Shared with another process: it
 /// is never read or written as a whole, only field by field as atomics
@@ -59,7 +59,13 @@ struct Header {
     /// Written last by the creator (Release), checked first by the opener.
     magic: AtomicU32,
     version: AtomicU32,
-    region_size: AtomicU32,
+    /// While the server finds the machine busy, the one CPU it asks both
+    /// ends of the session to share, plus one (0: none; see
+    /// [`crate::shm_region::pacing`]). Written by the server only; to the client a
+    /// hint, followed only to a CPU it may run on anyway. (The word held
+    /// the region's size up to layout version 3, which the slot count and
+    /// size already give.)
+    pair_cpu: AtomicU32,
     slot_count: AtomicU32,
     slot_size: AtomicU32,
     client_pid: AtomicU32,
@@ -87,7 +93,7 @@ struct Header {
 enum Field {
     Magic,
     Version,
-    RegionSize,
+    PairCpu,
     SlotCount,
     SlotSize,
     ClientPid,
@@ -105,7 +111,7 @@ impl Field {
         match self {
             Field::Magic => offset_of!(Header, magic),
             Field::Version => offset_of!(Header, version),
-            Field::RegionSize => offset_of!(Header, region_size),
+            Field::PairCpu => offset_of!(Header, pair_cpu),
             Field::SlotCount => offset_of!(Header, slot_count),
             Field::SlotSize => offset_of!(Header, slot_size),
             Field::ClientPid => offset_of!(Header, client_pid),
@@ -123,7 +129,6 @@ impl Field {
 #[derive(Debug, Clone, Copy)]
 struct HeaderCopy {
     version: u32,
-    region_size: u32,
     slot_count: u32,
     slot_size: u32,
     client_pid: u32,
@@ -243,7 +248,6 @@ impl Region {
         let region = Region { map, obj, geometry };
         // No other process knows the name yet; the magic, stored last with
         // Release, publishes the fields before it.
-        region.header(Field::RegionSize).store(len as u32, Ordering::Relaxed);
         region.header(Field::SlotCount).store(geometry.slots, Ordering::Relaxed);
         region.header(Field::SlotSize).store(geometry.slot_size, Ordering::Relaxed);
         region.header(Field::ClientPid).store(client_pid, Ordering::Relaxed);
@@ -297,7 +301,6 @@ impl Region {
         }
         Ok(HeaderCopy {
             version: self.header(Field::Version).load(Ordering::Acquire),
-            region_size: self.header(Field::RegionSize).load(Ordering::Relaxed),
             slot_count: self.header(Field::SlotCount).load(Ordering::Relaxed),
             slot_size: self.header(Field::SlotSize).load(Ordering::Relaxed),
             client_pid: self.header(Field::ClientPid).load(Ordering::Relaxed),
@@ -383,6 +386,20 @@ impl Region {
         self.header(party.cpu_field()).load(Ordering::Relaxed).checked_sub(1)
     }
 
+    /// Asks (the server) both ends of the session to share `cpu`, or
+    /// (`None`) no longer.
+    pub fn set_pair_cpu(&self, cpu: Option<u32>) {
+        let value = cpu.map_or(0, |c| c.saturating_add(1));
+        self.header(Field::PairCpu).store(value, Ordering::Relaxed);
+    }
+
+    /// The CPU the server asks both ends to share, if it does. Only a
+    /// hint: the peer may write anything there, and the client checks the
+    /// CPU against those it may run on before it follows.
+    pub fn pair_cpu(&self) -> Option<u32> {
+        self.header(Field::PairCpu).load(Ordering::Relaxed).checked_sub(1)
+    }
+
     /// The shared-memory object behind the mapping (for its liveness lock).
     pub fn object(&self) -> &ShmObject {
         &self.obj
@@ -446,12 +463,12 @@ impl Region {
 /// Checks the copied header against the mapping's `len` and the pid the
 /// request came from, and returns the geometry it describes.
 fn check_header(h: &HeaderCopy, len: usize, client_pid: u32) -> std::result::Result<Geometry, String> {
-    let HeaderCopy { version, region_size, slot_count: slots, slot_size, client_pid: pid } = *h;
+    let HeaderCopy { version, slot_count: slots, slot_size, client_pid: pid } = *h;
     if version != LAYOUT_VERSION {
         return Err(format!("layout version {version}, this build speaks {LAYOUT_VERSION}"));
     }
     let geometry = Geometry::for_slots(slots);
-    if slots != geometry.slots || slot_size != geometry.slot_size || region_size as usize != len {
+    if slots != geometry.slots || slot_size != geometry.slot_size {
         return Err(format!("geometry {slots} x {slot_size} bytes does not fit {len} bytes"));
     }
     if geometry.region_size() != len {

@@ -2,8 +2,9 @@
 //! wrappers over the calls that `std` and `nix` do not offer in the form
 //! needed here — named POSIX semaphores (`sem_*`, with `sem_clockwait` on
 //! `CLOCK_MONOTONIC`), shared mappings, open-file-description locks,
-//! confined opens (`openat2(RESOLVE_BENEATH)`), `getrandom` and
-//! `sched_setattr`.
+//! confined opens (`openat2(RESOLVE_BENEATH)`), `getrandom`,
+//! `sched_setattr`, a thread's CPU affinity, and the scheduler's figures
+//! that pacing reads from `/proc`.
 //!
 //! Together with [`crate::shm_region`] (the copies in and out of the mapped
 //! region) this is the only module with `unsafe`.
@@ -105,20 +106,112 @@ pub fn request_time_slice(slice: Duration) -> io::Result<()> {
 /// one (`taskset -c N`); `None` when the scheduler may move it, or when the
 /// kernel does not say.
 pub fn pinned_cpu() -> Option<u32> {
-    // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a writable cpu_set_t of the size passed.
-    let got = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if got != 0 {
-        return None;
+    let set = CpuSet::of_this_thread()?;
+    let mut cpus = (0..CpuSet::CAPACITY).filter(|&c| set.contains(c));
+    let one = cpus.next()?;
+    cpus.next().is_none().then_some(one)
+}
+
+/// A set of CPUs, as `sched_setaffinity` takes it (`cpu_set_t`: CPUs
+/// `0..CpuSet::CAPACITY`).
+#[derive(Clone, Copy)]
+pub(crate) struct CpuSet(libc::cpu_set_t);
+
+impl CpuSet {
+    /// CPUs a set can name: those below this number.
+    pub(crate) const CAPACITY: u32 = 8 * std::mem::size_of::<libc::cpu_set_t>() as u32;
+
+    /// The CPUs the calling thread may run on; `None` where the kernel does
+    /// not say (a machine with more CPUs than a set names).
+    pub(crate) fn of_this_thread() -> Option<CpuSet> {
+        // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `set` is a writable cpu_set_t of the size passed.
+        let got = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+        (got == 0).then_some(CpuSet(set))
     }
-    // SAFETY: CPU_COUNT and CPU_ISSET only read the set.
-    if unsafe { libc::CPU_COUNT(&set) } != 1 {
-        return None;
+
+    /// The set of `cpu` alone; `None` for a number a set cannot name.
+    pub(crate) fn only(cpu: u32) -> Option<CpuSet> {
+        if cpu >= CpuSet::CAPACITY {
+            return None;
+        }
+        // SAFETY: cpu_set_t is plain bits; all zeroes is the empty set.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `cpu` is below the set's size in bits (checked above).
+        unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+        Some(CpuSet(set))
     }
-    let bits = 8 * std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: as above; every index is below the set's size in bits.
-    (0..bits).find(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).map(|cpu| cpu as u32)
+
+    /// Whether `cpu` is in the set (never for a number a set cannot name).
+    pub(crate) fn contains(&self, cpu: u32) -> bool {
+        // SAFETY: CPU_ISSET only reads the set, at an index below its size
+        // in bits (checked first).
+        cpu < CpuSet::CAPACITY && unsafe { libc::CPU_ISSET(cpu as usize, &self.0) }
+    }
+
+    /// Restricts the calling thread (not its process) to the set.
+    pub(crate) fn apply_to_this_thread(&self) -> io::Result<()> {
+        // SAFETY: `self.0` is an initialised cpu_set_t of the size passed;
+        // pid 0 is the calling thread.
+        let set = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
+        Errno::result(set)?;
+        Ok(())
+    }
+}
+
+impl PartialEq for CpuSet {
+    fn eq(&self, other: &CpuSet) -> bool {
+        // SAFETY: CPU_EQUAL only reads both sets.
+        unsafe { libc::CPU_EQUAL(&self.0, &other.0) }
+    }
+}
+
+impl std::fmt::Debug for CpuSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries((0..CpuSet::CAPACITY).filter(|&c| self.contains(c))).finish()
+    }
+}
+
+/// The calling thread's id (`gettid`): affinity belongs to a thread.
+pub(crate) fn this_thread() -> libc::pid_t {
+    // SAFETY: no arguments; cannot fail.
+    unsafe { libc::gettid() }
+}
+
+/// The CPU the calling thread runs on now (`sched_getcpu`).
+pub(crate) fn current_cpu() -> Option<u32> {
+    // SAFETY: no arguments; returns -1 on failure.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).ok()
+}
+
+/// Reads the whole of a small `/proc` file into `buf` (one `read`: the
+/// kernel makes such files at once) and returns its text.
+fn read_proc<'b>(path: &str, buf: &'b mut [u8]) -> Option<&'b str> {
+    use std::io::Read;
+    let n = std::fs::File::open(path).ok()?.read(buf).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()
+}
+
+/// How long the calling thread has run, and how long it has waited,
+/// runnable, for a CPU, since it started (`/proc/thread-self/schedstat`:
+/// its time on a CPU and its `run_delay`); `None` where the kernel does not
+/// keep them.
+pub(crate) fn thread_cpu_times() -> Option<(Duration, Duration)> {
+    let mut buf = [0u8; 96];
+    let text = read_proc("/proc/thread-self/schedstat", &mut buf)?;
+    let mut fields = text.split_ascii_whitespace().map(|f| f.parse().ok().map(Duration::from_nanos));
+    Some((fields.next()??, fields.next()??))
+}
+
+/// The idle time of all CPUs together since boot (the second figure of
+/// `/proc/uptime`, in hundredths of a second).
+pub(crate) fn idle_cpu_time() -> Option<Duration> {
+    let mut buf = [0u8; 96];
+    let text = read_proc("/proc/uptime", &mut buf)?;
+    let secs: f64 = text.split_ascii_whitespace().nth(1)?.parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
 }
 
 /// A shared, readable and writable mapping of the start of a file; unmapped
@@ -384,6 +477,35 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    #[test]
+    fn a_thread_pinned_to_one_cpu_runs_there_and_gets_its_set_back() {
+        std::thread::spawn(|| {
+            let before = CpuSet::of_this_thread().expect("this kernel says the affinity");
+            let cpu = (0..CpuSet::CAPACITY).find(|&c| before.contains(c)).unwrap();
+            CpuSet::only(cpu).unwrap().apply_to_this_thread().unwrap();
+            assert_eq!(pinned_cpu(), Some(cpu));
+            assert_eq!(current_cpu(), Some(cpu));
+            before.apply_to_this_thread().unwrap();
+            assert_eq!(CpuSet::of_this_thread(), Some(before));
+        })
+        .join()
+        .unwrap();
+        assert!(CpuSet::only(CpuSet::CAPACITY).is_none());
+        assert!(!CpuSet::only(3).unwrap().contains(CpuSet::CAPACITY + 3));
+        assert!(CpuSet::only(3).unwrap().contains(3));
+    }
+
+    #[test]
+    fn the_schedulers_figures_are_read_where_the_kernel_keeps_them() {
+        if std::path::Path::new("/proc/thread-self/schedstat").exists() {
+            let (ran, waited) = thread_cpu_times().expect("schedstat");
+            let (ran_now, waited_now) = thread_cpu_times().unwrap();
+            assert!(ran_now >= ran && waited_now >= waited);
+        }
+        let idle = idle_cpu_time().expect("/proc/uptime");
+        assert!(idle_cpu_time().unwrap() >= idle);
     }
 
     #[test]

@@ -22,6 +22,26 @@
 //!   that moves both slots per switch, where blocking at once paid a
 //!   wake-up per frame. Ends the scheduler may move learn it from their
 //!   spins.
+//! * **A busy machine.** A spin pays only while the peer runs on another
+//!   core; once other work holds the cores every hand-over waits for the
+//!   scheduler, and a spin (a yield most of all) hands the core to that
+//!   work for a whole slice. So the server's end of each session watches
+//!   the machine ([`LoadWatch`]): while calm, the time it spent runnable
+//!   but off its CPU (`run_delay`, read every [`BUSY_WINDOW`]; less the
+//!   time it ran, if its peer is pinned to its CPU and runs while it
+//!   waits); above [`BUSY_SHARE`] of two windows running the machine is
+//!   busy. Then both
+//!   ends of the session stop spinning and block at once (a sleeper that
+//!   wakes is run at once, ahead of the busy work), and share one CPU
+//!   (the server asks through the region header; see `ring`), so that a
+//!   hand-over is a switch on one core rather than a wake-up across cores
+//!   behind busy work. While busy, it watches the idle time of all CPUs
+//!   (`/proc/uptime`): once a window of [`CALM_WINDOW`] had [`CALM_IDLE`]
+//!   of a CPU idle, there is room for the peer beside this end again, and
+//!   both ends go back to their CPUs and to spinning. A window that proves
+//!   wrong (busy again within it) doubles the next, up to
+//!   [`CALM_WINDOW_MAX`]. Nothing is read but every
+//!   [`LOAD_CHECK_WAITS`] waits, and then only the clock.
 //! * **Spinners per core.** No more waiters of one owner yield-spin at once
 //!   than there are cores; the rest block at once.
 //! * **Short time slices.** A waiting thread asks the scheduler for 100 µs
@@ -42,7 +62,7 @@
 //! `Pacer`. Nothing here is process-wide: two servers (or two tests) in one
 //! process each have their own spinners and turns.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -86,6 +106,35 @@ pub(crate) const LONGEST_IN_LINE: Duration = Duration::from_millis(500);
 /// spins did before says nothing about what they do now.
 pub(crate) const RELEARN_AFTER: Duration = Duration::from_millis(2);
 
+/// Waits between two looks at the clock for [`LoadWatch`].
+const LOAD_CHECK_WAITS: u32 = 16;
+
+/// How often a calm end looks at the time it waited for a CPU.
+pub(crate) const BUSY_WINDOW: Duration = Duration::from_millis(10);
+
+/// The share of a window that a calm end spent runnable but off its CPU
+/// above which the window counts as busy...
+pub(crate) const BUSY_SHARE: f64 = 0.25;
+
+/// ...and the busy windows in a row that make the machine busy.
+const BUSY_WINDOWS: u32 = 2;
+
+/// How long a busy end watches the machine's idle time before it may call
+/// it calm (doubled after a wrong call, up to [`CALM_WINDOW_MAX`]).
+pub(crate) const CALM_WINDOW: Duration = Duration::from_millis(50);
+
+/// The longest window a busy end watches before it may call the machine
+/// calm.
+pub(crate) const CALM_WINDOW_MAX: Duration = Duration::from_secs(1);
+
+/// The idle time of all CPUs, per time of the window, at and above which
+/// the machine is calm: most of a CPU free for the peer.
+pub(crate) const CALM_IDLE: f64 = 0.75;
+
+/// How long the load one end saw holds for the owner's new ends, which
+/// start from it rather than from calm.
+const LOAD_MEMORY: Duration = Duration::from_secs(1);
+
 /// What the ring ends of one owner share: the spin budget, the spinners of
 /// the moment and the turn queue. Cheap to clone: clones share one state (a
 /// server makes one and hands a clone to each session's ring end).
@@ -103,6 +152,11 @@ struct Shared {
     spinners: AtomicUsize,
     turns: Mutex<TurnQueue>,
     turn_changed: Condvar,
+    /// The load the owner's ends saw last, and when: 0 for nothing yet,
+    /// else the milliseconds since `born` plus one, shifted left by one,
+    /// with the low bit set for busy.
+    load_seen: AtomicU64,
+    born: Instant,
 }
 
 /// How many waiters may spin and how many producers may stream at once.
@@ -190,6 +244,8 @@ impl Pacing {
                 spinners: AtomicUsize::new(0),
                 turns: Mutex::new(TurnQueue { active: 0, waiting: Vec::new(), next_ticket: 0, floor: 0 }),
                 turn_changed: Condvar::new(),
+                load_seen: AtomicU64::new(0),
+                born: Instant::now(),
             }),
         }
     }
@@ -197,6 +253,25 @@ impl Pacing {
     /// The longest one wait spins before it blocks.
     pub fn spin_budget(&self) -> Duration {
         self.shared.spin_budget
+    }
+
+    /// Records the load one of the owner's ends saw at `now`.
+    fn note_load(&self, load: Load, now: Instant) {
+        let ms =
+            now.saturating_duration_since(self.shared.born).as_millis().min(u128::from(u64::MAX >> 2)) as u64;
+        let word = ((ms + 1) << 1) | u64::from(load == Load::Busy);
+        self.shared.load_seen.store(word, Ordering::Relaxed);
+    }
+
+    /// The load one of the owner's ends saw last, if it did within
+    /// [`LOAD_MEMORY`] of `now`: where a new end starts.
+    fn recent_load(&self, now: Instant) -> Option<Load> {
+        let word = self.shared.load_seen.load(Ordering::Relaxed);
+        let seen = self.shared.born + Duration::from_millis((word >> 1).checked_sub(1)?);
+        if now.saturating_duration_since(seen) > LOAD_MEMORY {
+            return None;
+        }
+        Some(if word & 1 == 1 { Load::Busy } else { Load::Calm })
     }
 
     /// The pacing of one new ring end: it has learned nothing yet and holds
@@ -209,6 +284,8 @@ impl Pacing {
             turn: None,
             turn_started: Instant::now(),
             served: 0,
+            load: Load::Calm,
+            watch: None,
         }
     }
 
@@ -372,6 +449,126 @@ impl SpinRate {
     }
 }
 
+/// The machine's load as a ring end sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Load {
+    /// Cores to spare: a peer on another core answers a spin.
+    Calm,
+    /// Other work holds the cores: every hand-over waits for the
+    /// scheduler, and a spin only takes time from the peer.
+    Busy,
+}
+
+/// Tells a calm machine from a busy one for one ring end (see the module
+/// docs): counts the end's waits, looks at the clock once per
+/// [`LOAD_CHECK_WAITS`], and at the kernel's figures once per window.
+#[derive(Debug)]
+pub(crate) struct LoadWatch {
+    load: Load,
+    waits: u32,
+    /// Where the window started, and the figure watched then, in seconds
+    /// (see [`kernel_figure`]; `None`: the kernel did not say).
+    window_start: Instant,
+    mark: Option<f64>,
+    /// Busy windows in a row, while calm.
+    busy_windows: u32,
+    /// The window a busy end watches before it calls the machine calm.
+    calm_window: Duration,
+    /// When the machine last turned calm.
+    calmed: Option<Instant>,
+}
+
+/// The figure a [`LoadWatch`] watches under each load, in seconds since
+/// the thread (calm) or the machine (busy) started: while calm, the time
+/// the thread waited for a CPU, less the time it ran if its peer is pinned
+/// to its CPU (the peer then runs while this end waits, and about as long);
+/// while busy, the idle time of all CPUs.
+fn kernel_figure(load: Load, shared_core: bool) -> Option<f64> {
+    match load {
+        Load::Calm => {
+            let (ran, waited) = crate::os::sys::thread_cpu_times()?;
+            let peer = if shared_core { ran } else { Duration::ZERO };
+            Some(waited.as_secs_f64() - peer.as_secs_f64())
+        }
+        Load::Busy => crate::os::sys::idle_cpu_time().map(|idle| idle.as_secs_f64()),
+    }
+}
+
+impl LoadWatch {
+    /// A watch that takes the machine's load for `load` until it sees
+    /// otherwise; `figure` is the one that load watches, at `now`.
+    fn starting(now: Instant, load: Load, figure: Option<f64>) -> LoadWatch {
+        LoadWatch {
+            load,
+            waits: 0,
+            window_start: now,
+            mark: figure,
+            busy_windows: 0,
+            calm_window: CALM_WINDOW,
+            calmed: None,
+        }
+    }
+
+    /// Counts one wait of the end; returns when and what load a window
+    /// that ended found. `shared_core` says whether the peer is pinned to
+    /// this end's CPU.
+    fn tick(&mut self, shared_core: impl Fn() -> bool) -> Option<(Instant, Load)> {
+        self.waits += 1;
+        if self.waits < LOAD_CHECK_WAITS {
+            return None;
+        }
+        self.waits = 0;
+        let now = Instant::now();
+        self.look(now, |load| kernel_figure(load, shared_core())).map(|load| (now, load))
+    }
+
+    /// Ends the window if it has lasted long enough by `now`, reading the
+    /// figures it needs with `figure`; returns the load once a window
+    /// ended with the kernel's figures.
+    fn look(&mut self, now: Instant, figure: impl Fn(Load) -> Option<f64>) -> Option<Load> {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        let window = match self.load {
+            Load::Calm => BUSY_WINDOW,
+            Load::Busy => self.calm_window,
+        };
+        if elapsed < window {
+            return None;
+        }
+        let after = figure(self.load);
+        let before = std::mem::replace(&mut self.mark, after);
+        self.window_start = now;
+        // Without the kernel's figures the load stays as it is.
+        let share = (after? - before?) / elapsed.as_secs_f64();
+        match self.load {
+            Load::Calm => {
+                self.busy_windows = if share >= BUSY_SHARE { self.busy_windows + 1 } else { 0 };
+                if self.busy_windows < BUSY_WINDOWS {
+                    return Some(Load::Calm);
+                }
+                self.busy_windows = 0;
+                // Busy again within the window that called it calm: that
+                // call was wrong; look longer before the next.
+                self.calm_window = match self.calmed {
+                    Some(t) if now.saturating_duration_since(t) < self.calm_window => {
+                        (self.calm_window * 2).min(CALM_WINDOW_MAX)
+                    }
+                    _ => CALM_WINDOW,
+                };
+                self.load = Load::Busy;
+            }
+            Load::Busy => {
+                if share < CALM_IDLE {
+                    return Some(Load::Busy);
+                }
+                self.calmed = Some(now);
+                self.load = Load::Calm;
+            }
+        }
+        self.mark = figure(self.load);
+        Some(self.load)
+    }
+}
+
 /// Where a ring end runs against its peer, as far as the CPUs they last
 /// published say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -415,9 +612,47 @@ pub(crate) struct Pacer {
     turn_started: Instant,
     /// Bytes streamed in all, as the turn line counts them.
     served: u64,
+    /// The machine's load as this end's session sees it: no spinning
+    /// while busy.
+    load: Load,
+    /// The end that watches the load for its session (the server's): its
+    /// watch, from its first wait.
+    watch: Option<LoadWatch>,
 }
 
 impl Pacer {
+    /// Counts one wait of the end that watches the load for its session,
+    /// and returns the load when it changed (or, on the first wait, is busy
+    /// as the owner's other ends last saw it): the end then spins or not
+    /// as it says. `placement` is asked only when a window ends.
+    pub(crate) fn watch_load(&mut self, placement: impl Fn() -> Placement) -> Option<Load> {
+        let pacing = &self.pacing;
+        let shared_core = || placement() == Placement::SharedCore;
+        let watch = self.watch.get_or_insert_with(|| {
+            let now = Instant::now();
+            let load = pacing.recent_load(now).unwrap_or(Load::Calm);
+            LoadWatch::starting(now, load, kernel_figure(load, shared_core()))
+        });
+        if let Some((now, load)) = watch.tick(shared_core) {
+            pacing.note_load(load, now);
+        }
+        let load = watch.load;
+        if load == self.load {
+            return None;
+        }
+        self.set_load(load);
+        Some(load)
+    }
+
+    /// Spins or not from now on as `load` says; back to calm, it starts
+    /// learning afresh.
+    pub(crate) fn set_load(&mut self, load: Load) {
+        if load == Load::Calm && self.load == Load::Busy {
+            self.learned = SpinRate::default();
+        }
+        self.load = load;
+    }
+
     /// Tries to take one count with `try_take` (a semaphore's `sem_trywait`)
     /// without blocking: at once, then by spinning as long as this end has
     /// learned that spinning pays and fewer than one waiter per core spin.
@@ -434,7 +669,7 @@ impl Pacer {
         }
         ask_for_short_slices();
         let max = self.pacing.spin_budget();
-        if max.is_zero() {
+        if max.is_zero() || self.load == Load::Busy {
             self.tried = Tried::Spun;
             return Spun::Missed;
         }
@@ -477,7 +712,9 @@ impl Pacer {
     /// away); a wait that blocked at once and was answered within the spin
     /// budget counts as a spin that would have paid.
     pub(crate) fn woke(&mut self, blocked: Duration) {
-        if blocked >= RELEARN_AFTER {
+        if self.load == Load::Busy {
+            // Nothing to learn: no spinning until the machine calms.
+        } else if blocked >= RELEARN_AFTER {
             self.learned = SpinRate::default();
         } else if self.tried == Tried::Skipped && blocked < self.pacing.spin_budget() {
             self.learned.record(true);
@@ -809,6 +1046,138 @@ mod tests {
         pacer.take_turn(SLICE, &ok).unwrap();
         drop(pacer);
         other.take_turn(SLICE, &ok).expect("a dropped end gives its turn back");
+    }
+
+    #[test]
+    fn a_busy_end_blocks_at_once_and_a_calm_one_spins_afresh() {
+        let mut pacer = patient().pacer();
+        pacer.set_load(Load::Busy);
+        let mut tries = 0u32;
+        assert_eq!(
+            spin(&mut pacer, || {
+                tries += 1;
+                false
+            }),
+            Spun::Missed
+        );
+        assert_eq!(tries, 1, "no busy rounds, no yields");
+        pacer.set_load(Load::Calm);
+        discouraged(&mut pacer);
+        pacer.set_load(Load::Busy);
+        pacer.woke(Duration::from_micros(10));
+        pacer.set_load(Load::Calm);
+        assert_eq!(pacer.learned.hits, HIT_ONE, "learns afresh");
+    }
+
+    /// A load watch's figures over time: run delay while calm, idle time
+    /// while busy, each advancing by its share of the elapsed time.
+    struct Machine {
+        now: Instant,
+        run_delay: Duration,
+        idle: Duration,
+    }
+
+    impl Machine {
+        fn new() -> Machine {
+            Machine { now: Instant::now(), run_delay: Duration::ZERO, idle: Duration::ZERO }
+        }
+
+        /// `d` passes with the end off its CPU `waiting` of it and the
+        /// CPUs idle `idle` CPUs' worth of it.
+        fn pass(&mut self, d: Duration, waiting: f64, idle: f64) {
+            self.now += d;
+            self.run_delay += d.mul_f64(waiting);
+            self.idle += d.mul_f64(idle);
+        }
+
+        fn look(&self, watch: &mut LoadWatch) -> Option<Load> {
+            let (run_delay, idle) = (self.run_delay.as_secs_f64(), self.idle.as_secs_f64());
+            watch.look(self.now, move |load| match load {
+                Load::Calm => Some(run_delay),
+                Load::Busy => Some(idle),
+            })
+        }
+    }
+
+    #[test]
+    fn two_windows_of_waiting_for_a_cpu_make_the_machine_busy_and_room_for_the_peer_makes_it_calm() {
+        let mut m = Machine::new();
+        let mut watch = LoadWatch::starting(m.now, Load::Calm, Some(0.0));
+        m.pass(BUSY_WINDOW / 2, 0.9, 0.0);
+        assert_eq!(m.look(&mut watch), None, "the window is not over");
+        m.pass(BUSY_WINDOW / 2, 0.9, 0.0);
+        assert_eq!(m.look(&mut watch), Some(Load::Calm), "one busy window");
+        m.pass(BUSY_WINDOW, 0.1, 0.0);
+        assert_eq!(m.look(&mut watch), Some(Load::Calm), "a calm one between");
+        m.pass(BUSY_WINDOW, 0.5, 0.0);
+        assert_eq!(m.look(&mut watch), Some(Load::Calm));
+        m.pass(BUSY_WINDOW, 0.5, 0.0);
+        assert_eq!(m.look(&mut watch), Some(Load::Busy), "two in a row");
+        // Busy: only the idle time counts, once per calm window.
+        m.pass(CALM_WINDOW, 0.0, 0.5);
+        assert_eq!(m.look(&mut watch), Some(Load::Busy), "half a CPU idle is no room");
+        m.pass(CALM_WINDOW / 2, 0.0, 1.0);
+        assert_eq!(m.look(&mut watch), None, "the window is not over");
+        m.pass(CALM_WINDOW / 2, 0.0, 1.0);
+        assert_eq!(m.look(&mut watch), Some(Load::Calm));
+    }
+
+    #[test]
+    fn a_machine_called_calm_wrongly_is_watched_longer_next_time() {
+        let mut m = Machine::new();
+        let mut watch = LoadWatch::starting(m.now, Load::Calm, Some(0.0));
+        let busy = |m: &mut Machine, watch: &mut LoadWatch| {
+            for _ in 0..BUSY_WINDOWS {
+                m.pass(BUSY_WINDOW, 0.9, 0.0);
+                m.look(watch);
+            }
+            assert_eq!(watch.load, Load::Busy);
+        };
+        busy(&mut m, &mut watch);
+        assert_eq!(watch.calm_window, CALM_WINDOW);
+        m.pass(CALM_WINDOW, 0.0, 1.0);
+        m.look(&mut watch);
+        assert_eq!(watch.load, Load::Calm);
+        busy(&mut m, &mut watch);
+        assert_eq!(watch.calm_window, CALM_WINDOW * 2, "busy again within the window");
+        for _ in 0..10 {
+            m.pass(watch.calm_window, 0.0, 1.0);
+            m.look(&mut watch);
+            busy(&mut m, &mut watch);
+        }
+        assert_eq!(watch.calm_window, CALM_WINDOW_MAX);
+        m.pass(watch.calm_window, 0.0, 1.0);
+        m.look(&mut watch);
+        assert_eq!(watch.load, Load::Calm);
+        m.pass(CALM_WINDOW_MAX * 2, 0.0, 1.0);
+        m.look(&mut watch);
+        busy(&mut m, &mut watch);
+        assert_eq!(watch.calm_window, CALM_WINDOW, "calm for long: back to the shortest");
+    }
+
+    #[test]
+    fn without_the_kernels_figures_the_load_stays_calm() {
+        let now = Instant::now();
+        let mut watch = LoadWatch::starting(now, Load::Calm, None);
+        for i in 1..10 {
+            assert_eq!(watch.look(now + BUSY_WINDOW * i, |_| None), None);
+        }
+        assert_eq!(watch.load, Load::Calm);
+    }
+
+    #[test]
+    fn a_new_end_starts_from_the_load_its_owner_saw_last_if_lately() {
+        let pacing = pacing(2, 1);
+        let now = Instant::now();
+        assert_eq!(pacing.recent_load(now), None);
+        pacing.note_load(Load::Busy, now);
+        assert_eq!(pacing.recent_load(now + LOAD_MEMORY / 2), Some(Load::Busy));
+        assert_eq!(pacing.recent_load(now + LOAD_MEMORY * 2), None, "too long ago");
+        let mut pacer = pacing.pacer();
+        assert_eq!(pacer.watch_load(|| Placement::Apart), Some(Load::Busy), "busy from its first wait");
+        assert_eq!(pacer.load, Load::Busy);
+        pacing.note_load(Load::Calm, Instant::now());
+        assert_eq!(pacing.pacer().watch_load(|| Placement::Apart), None, "calm: nothing to change");
     }
 
     /// Spins that fail until the waiter blocks at once, but for probes.

@@ -16,6 +16,16 @@
 //! also decides when a producer may stream), then blocks in slices; between
 //! slices it checks for cancellation and whether the peer is still alive, so
 //! no wait outlives a dead peer by more than a slice.
+//!
+//! While the machine is busy both ends of a ring share one CPU: the
+//! server's end watches the load (see [`crate::shm_region::pacing`]) and, once busy, narrows
+//! its thread to the CPU it runs on and names that CPU in the region's
+//! header; the client's end reads the word before each wait and narrows its
+//! thread to that CPU if it may run there. Once calm, the server clears the
+//! word and both give their threads back the CPUs they had. The word is
+//! only a hint to the client: a CPU outside its own set is not followed,
+//! and whatever a peer writes there touches no thread but the one at this
+//! end of that session.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,8 +33,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::os::semaphore::{Semaphore, WaitOutcome};
+use crate::os::sys::{self, CpuSet};
 use crate::protocol::{DataEnd, FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_REASON_LEN};
-use crate::shm_region::pacing::{Pacer, Pacing, Placement, Spun};
+use crate::shm_region::pacing::{Load, Pacer, Pacing, Placement, Spun};
 use crate::shm_region::{Geometry, Party, Region, MAX_SLOTS};
 
 pub use crate::os::liveness::{Liveness, WAIT_SLICE};
@@ -128,6 +139,49 @@ impl Waiter {
     }
 }
 
+/// How a ring end comes to share one CPU with its peer while the machine
+/// is busy (see the module docs).
+#[derive(Debug)]
+enum Pairing {
+    /// The server's end: watches the load (its pacer does) and asks for a
+    /// CPU.
+    Decides,
+    /// The client's end: follows the CPU the server asked for when it
+    /// last looked.
+    Follows(Option<u32>),
+}
+
+/// A thread narrowed to one CPU for pairing, and the CPUs it had; given
+/// them back on drop.
+#[derive(Debug)]
+struct Pinned {
+    thread: libc::pid_t,
+    cpu: u32,
+    before: CpuSet,
+}
+
+impl Pinned {
+    /// Narrows the calling thread to `cpu`, if it may run there.
+    fn to(cpu: u32) -> Option<Pinned> {
+        let before = CpuSet::of_this_thread()?;
+        if !before.contains(cpu) {
+            return None;
+        }
+        CpuSet::only(cpu)?.apply_to_this_thread().ok()?;
+        Some(Pinned { thread: sys::this_thread(), cpu, before })
+    }
+}
+
+impl Drop for Pinned {
+    /// Gives the thread its CPUs back: only from that thread, and only if
+    /// nobody changed its set meanwhile.
+    fn drop(&mut self) {
+        if sys::this_thread() == self.thread && CpuSet::of_this_thread() == CpuSet::only(self.cpu) {
+            let _ = self.before.apply_to_this_thread();
+        }
+    }
+}
+
 /// The two semaphores of a ring: `items` (frames ready) and `spaces` (slots
 /// free).
 #[derive(Debug)]
@@ -148,6 +202,10 @@ struct RingEnd {
     /// ring was turned round).
     party: Party,
     waiter: Waiter,
+    pairing: Pairing,
+    /// This end's thread, while it shares a CPU with its peer (boxed: the
+    /// set of CPUs it had is 128 bytes, and rarely there).
+    pinned: Option<Box<Pinned>>,
 }
 
 impl std::fmt::Debug for RingEnd {
@@ -172,8 +230,12 @@ impl RingEnd {
         let waiter = Waiter { cancel, alive, stall: None, pacer: pacing.pacer() };
         // Affinity is set before a program starts (taskset) and inherited
         // by its threads: read once.
-        region.set_cpu(side.party(), crate::os::sys::pinned_cpu());
-        RingEnd { region, sems, next: 0, side, party: side.party(), waiter }
+        region.set_cpu(side.party(), sys::pinned_cpu());
+        let pairing = match side.party() {
+            Party::Server => Pairing::Decides,
+            Party::Client => Pairing::Follows(None),
+        };
+        RingEnd { region, sems, next: 0, side, party: side.party(), waiter, pairing, pinned: None }
     }
 
     /// This end, turned to the other side of the ring: it now takes the
@@ -187,9 +249,44 @@ impl RingEnd {
         self
     }
 
+    /// Before a wait: the server's end counts it towards a look at the
+    /// load, the client's end looks whether the server asked for a CPU;
+    /// on a change, both spin or not, and share a CPU or not, as the load
+    /// says.
+    fn follow_load(&mut self) {
+        let (load, cpu) = match &mut self.pairing {
+            Pairing::Decides => match self.waiter.pacer.watch_load(|| placement(&self.region, self.party)) {
+                Some(Load::Busy) => (Load::Busy, sys::current_cpu()),
+                Some(Load::Calm) => (Load::Calm, None),
+                None => return,
+            },
+            Pairing::Follows(asked) => {
+                let now = self.region.pair_cpu();
+                if now == *asked {
+                    return;
+                }
+                *asked = now;
+                (if now.is_some() { Load::Busy } else { Load::Calm }, now)
+            }
+        };
+        // The CPUs it had first, so that a new CPU is checked against them.
+        self.pinned = None;
+        self.pinned = cpu.and_then(Pinned::to).map(Box::new);
+        if let Pairing::Decides = self.pairing {
+            self.region.set_pair_cpu(self.pinned.as_ref().map(|p| p.cpu));
+        }
+        self.waiter.pacer.set_load(load);
+        log::debug!(
+            "{}: the machine is {load:?}; sharing CPU {:?}",
+            self.region.name(),
+            self.pinned.as_ref().map(|p| p.cpu)
+        );
+    }
+
     /// Waits for this side's semaphore (spaces for the producer, items for
     /// the consumer) and returns the slot that is now this end's.
     fn take_slot(&mut self) -> Result<u32> {
+        self.follow_load();
         let sem = match self.side {
             Side::Producer => &self.sems.spaces,
             Side::Consumer => &self.sems.items,
@@ -544,6 +641,60 @@ mod tests {
         cancel.store(true, Ordering::Relaxed);
         assert!(matches!(blocked.join().unwrap(), Err(Error::Cancelled)));
         drop(stuck_rx);
+    }
+
+    #[test]
+    fn a_pinned_thread_gets_its_cpus_back_and_is_never_pinned_outside_them() {
+        std::thread::spawn(|| {
+            let mine = CpuSet::of_this_thread().unwrap();
+            let first = (0..CpuSet::CAPACITY).find(|&c| mine.contains(c)).unwrap();
+            let pinned = Pinned::to(first).expect("a CPU of its own set");
+            assert_eq!(CpuSet::of_this_thread(), CpuSet::only(first));
+            drop(pinned);
+            assert_eq!(CpuSet::of_this_thread(), Some(mine));
+            CpuSet::only(first).unwrap().apply_to_this_thread().unwrap();
+            for outside in [first + 1, CpuSet::CAPACITY, u32::MAX] {
+                assert!(Pinned::to(outside).is_none(), "CPU {outside}");
+                assert_eq!(CpuSet::of_this_thread(), CpuSet::only(first));
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_client_shares_the_cpu_the_server_asks_for_only_if_it_may_run_there_and_gives_it_back() {
+        let (mut tx, mut rx) = pair("pair_cpu", 2);
+        std::thread::spawn(move || {
+            let mine = CpuSet::of_this_thread().unwrap();
+            let cpus: Vec<u32> = (0..CpuSet::CAPACITY).filter(|&c| mine.contains(c)).collect();
+            let mut buf = Vec::new();
+            let mut hand_over = |tx: &mut Producer, rx: &mut Consumer, asked: Option<u32>| {
+                // As the server (or a hostile one) would write it.
+                tx.region().set_pair_cpu(asked);
+                tx.send_data(1, &[7; 100]).unwrap();
+                let h = rx.recv(&mut buf).expect("frames still flow");
+                assert_eq!((h.seq, buf.len()), (1, 100));
+            };
+            // Narrowed to one CPU, as taskset would: no other is followed.
+            let only = CpuSet::only(cpus[0]).unwrap();
+            only.apply_to_this_thread().unwrap();
+            let others = cpus[1..].iter().map(|&c| Some(c));
+            for asked in others.chain([Some(CpuSet::CAPACITY), Some(u32::MAX - 1), None]) {
+                hand_over(&mut tx, &mut rx, asked);
+                assert_eq!(CpuSet::of_this_thread(), Some(only), "asked for {asked:?}");
+            }
+            // With all its CPUs, it follows, and gets them back when the
+            // server no longer asks.
+            mine.apply_to_this_thread().unwrap();
+            let last = *cpus.last().unwrap();
+            hand_over(&mut tx, &mut rx, Some(last));
+            assert_eq!(CpuSet::of_this_thread(), CpuSet::only(last));
+            hand_over(&mut tx, &mut rx, None);
+            assert_eq!(CpuSet::of_this_thread(), Some(mine));
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
