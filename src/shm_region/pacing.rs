@@ -727,6 +727,14 @@ impl Pacer {
         self.turn = None;
     }
 
+    /// How long an end that holds a turn may block first and keep it: on a
+    /// busy machine every hand-over blocks, and a turn given back at each
+    /// would wake every producer in line for each frame; a peer that does
+    /// not answer within a turn's time gives the turn to the next.
+    pub(crate) fn block_in_turn(&self) -> Option<Duration> {
+        (self.load == Load::Busy && self.turn.is_some()).then_some(TURN_TIME)
+    }
+
     /// Makes sure this end holds a turn before it streams data, waiting in
     /// line for one if it does not. Every `slice` of waiting it calls
     /// `check`; an error from it leaves the line and is returned.
@@ -1163,6 +1171,19 @@ mod tests {
             assert_eq!(watch.look(now + BUSY_WINDOW * i, |_| None), None);
         }
         assert_eq!(watch.load, Load::Calm);
+    }
+
+    #[test]
+    fn a_busy_producer_blocks_a_turns_time_in_its_turn_before_it_gives_the_turn_back() {
+        let pacing = pacing(2, 1);
+        let mut pacer = pacing.pacer();
+        assert_eq!(pacer.block_in_turn(), None, "no turn");
+        pacer.take_turn(SLICE, &ok).unwrap();
+        assert_eq!(pacer.block_in_turn(), None, "calm: spins, then gives the turn back");
+        pacer.set_load(Load::Busy);
+        assert_eq!(pacer.block_in_turn(), Some(TURN_TIME));
+        pacer.before_block();
+        assert_eq!(pacer.block_in_turn(), None);
     }
 
     #[test]

@@ -114,8 +114,14 @@ impl Waiter {
         if self.pacer.spin(|| sem.try_wait(), &placement) == Spun::Taken {
             return Ok(());
         }
-        self.pacer.before_block();
         let blocked = Instant::now();
+        if let Some(hold) = self.pacer.block_in_turn() {
+            if sem.wait_timeout(hold)? == WaitOutcome::Acquired {
+                self.pacer.woke(blocked.elapsed());
+                return Ok(());
+            }
+        }
+        self.pacer.before_block();
         loop {
             if self.cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
