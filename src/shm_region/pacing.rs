@@ -63,7 +63,7 @@
 //! process each have their own spinners and turns.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
@@ -151,7 +151,6 @@ struct Shared {
     /// Waiters in their yielding spin right now.
     spinners: AtomicUsize,
     turns: Mutex<TurnQueue>,
-    turn_changed: Condvar,
     /// The load the owner's ends saw last, and when: 0 for nothing yet,
     /// else the milliseconds since `born` plus one, shifted left by one,
     /// with the low bit set for busy.
@@ -192,13 +191,15 @@ struct TurnQueue {
 }
 
 /// One producer waiting for a turn.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct InLine {
     /// Bytes it has streamed (as counted in line).
     served: u64,
     ticket: u64,
     /// When it joined the line.
     since: Instant,
+    /// The thread that waits, to wake when its turn comes (and no other).
+    thread: std::thread::Thread,
 }
 
 impl TurnQueue {
@@ -210,6 +211,19 @@ impl TurnQueue {
         match overdue.min_by_key(|w| w.ticket) {
             Some(w) => Some(w.ticket),
             None => self.waiting.iter().min_by_key(|w| (w.served, w.ticket)).map(|w| w.ticket),
+        }
+    }
+
+    /// Wakes the producer whose turn comes next, if a turn is free: only
+    /// that one (waking the whole line at each turn, many producers of a
+    /// busy server woke each other in a storm).
+    fn wake_next(&self, max: usize) {
+        if self.active < max {
+            if let Some(next) = self.next() {
+                if let Some(w) = self.waiting.iter().find(|w| w.ticket == next) {
+                    w.thread.unpark();
+                }
+            }
         }
     }
 
@@ -243,7 +257,6 @@ impl Pacing {
                 limits,
                 spinners: AtomicUsize::new(0),
                 turns: Mutex::new(TurnQueue { active: 0, waiting: Vec::new(), next_ticket: 0, floor: 0 }),
-                turn_changed: Condvar::new(),
                 load_seen: AtomicU64::new(0),
                 born: Instant::now(),
             }),
@@ -323,7 +336,6 @@ impl Pacing {
         check: &dyn Fn() -> Result<()>,
     ) -> Result<(Turn, Line)> {
         let max = self.shared.limits.streams;
-        let changed = &self.shared.turn_changed;
         let mut q = self.turns();
         *served = (*served).max(q.floor.saturating_sub(LINE_CREDIT));
         if q.waiting.is_empty() && q.active < max {
@@ -332,34 +344,32 @@ impl Pacing {
         }
         let ticket = q.next_ticket;
         q.next_ticket += 1;
-        q.waiting.push(InLine { served: *served, ticket, since: Instant::now() });
+        let since = Instant::now();
+        q.waiting.push(InLine { served: *served, ticket, since, thread: std::thread::current() });
+        let mut checked = since;
         loop {
             if q.next() == Some(ticket) && q.active < max {
                 q.waiting.retain(|w| w.ticket != ticket);
                 q.start(*served);
-                drop(q);
                 // The next in line may fit too.
-                changed.notify_all();
+                q.wake_next(max);
                 return Ok((Turn { pacing: self.clone() }, Line::Waited));
             }
-            if q.active < max {
-                // A turn is free but not ours: the one it is for (one that
-                // became overdue as we looked) must look again.
-                changed.notify_all();
-            }
-            let (guard, timeout) = changed.wait_timeout(q, slice).unwrap_or_else(PoisonError::into_inner);
-            q = guard;
-            if timeout.timed_out() {
-                drop(q);
-                let gone = check();
-                q = self.turns();
-                if let Err(e) = gone {
+            // A turn may be free but not ours: the one it is for (one that
+            // became overdue as we looked) must look again.
+            q.wake_next(max);
+            drop(q);
+            std::thread::park_timeout(slice);
+            if checked.elapsed() >= slice {
+                checked = Instant::now();
+                if let Err(e) = check() {
+                    let mut q = self.turns();
                     q.waiting.retain(|w| w.ticket != ticket);
-                    drop(q);
-                    changed.notify_all();
+                    q.wake_next(max);
                     return Err(e);
                 }
             }
+            q = self.turns();
         }
     }
 }
@@ -393,8 +403,9 @@ struct Turn {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        self.pacing.turns().active -= 1;
-        self.pacing.shared.turn_changed.notify_all();
+        let mut q = self.pacing.turns();
+        q.active -= 1;
+        q.wake_next(self.pacing.shared.limits.streams);
     }
 }
 
@@ -800,8 +811,9 @@ mod tests {
     fn a_producer_passed_over_for_long_goes_next_whatever_it_streamed() {
         let now = Instant::now();
         let long_ago = now.checked_sub(LONGEST_IN_LINE * 2).expect("the clock is past it");
-        let big = InLine { served: 100 << 20, ticket: 0, since: now };
-        let small = InLine { served: 1 << 10, ticket: 1, since: now };
+        let thread = std::thread::current();
+        let big = InLine { served: 100 << 20, ticket: 0, since: now, thread: thread.clone() };
+        let small = InLine { served: 1 << 10, ticket: 1, since: now, thread };
         let mut q = TurnQueue { active: 0, waiting: vec![big, small], next_ticket: 2, floor: 0 };
         assert_eq!(q.next(), Some(1), "the least served goes first");
         q.waiting[0].since = long_ago;
