@@ -26,21 +26,24 @@
 //!   core; once other work holds the cores every hand-over waits for the
 //!   scheduler, and a spin (a yield most of all) hands the core to that
 //!   work for a whole slice. So the server's end of each session watches
-//!   the machine ([`LoadWatch`]): while calm, the time it spent runnable
-//!   but off its CPU (`run_delay`, read every [`BUSY_WINDOW`]; less the
-//!   time it ran, if its peer is pinned to its CPU and runs while it
-//!   waits); above [`BUSY_SHARE`] of two windows running the machine is
-//!   busy. Then both
-//!   ends of the session stop spinning and block at once (a sleeper that
-//!   wakes is run at once, ahead of the busy work), and share one CPU
-//!   (the server asks through the region header; see `ring`), so that a
-//!   hand-over is a switch on one core rather than a wake-up across cores
-//!   behind busy work. While busy, it watches the idle time of all CPUs
-//!   (`/proc/uptime`): once a window of [`CALM_WINDOW`] had [`CALM_IDLE`]
-//!   of a CPU idle, there is room for the peer beside this end again, and
-//!   both ends go back to their CPUs and to spinning. A window that proves
+//!   the machine ([`LoadWatch`]), every [`BUSY_WINDOW`] while calm: the
+//!   time it spent runnable but off its CPU (`run_delay`; less the time it
+//!   ran, if its peer is pinned to its CPU and runs while it waits), and
+//!   the idle time of all CPUs (`/proc/uptime`). Two windows running in
+//!   which it waited [`BUSY_SHARE`] or more while less than [`CALM_IDLE`]
+//!   of a CPU was idle make the machine busy (a pair that the scheduler
+//!   put on one core of an idle machine waits for its peer, and the other
+//!   core idles). Then both ends of the session stop spinning and block at
+//!   once (a sleeper that wakes is run at once, ahead of the busy work),
+//!   and share one CPU (the server asks through the region header; see
+//!   `ring`), so that a hand-over is a switch on one core rather than a
+//!   wake-up across cores behind busy work. While busy it watches the idle
+//!   time alone: once a window of [`CALM_WINDOW`] had [`CALM_IDLE`] of a
+//!   CPU idle, there is room for the peer beside this end again, and both
+//!   ends go back to their CPUs and to spinning. A window that proves
 //!   wrong (busy again within it) doubles the next, up to
-//!   [`CALM_WINDOW_MAX`]. Nothing is read but every
+//!   [`CALM_WINDOW_MAX`]. A new session starts from the load its owner's
+//!   ends saw last, within [`LOAD_MEMORY`]. Nothing is read but every
 //!   [`LOAD_CHECK_WAITS`] waits, and then only the clock.
 //! * **Spinners per core.** No more waiters of one owner yield-spin at once
 //!   than there are cores; the rest block at once.
@@ -477,10 +480,9 @@ pub(crate) enum Load {
 pub(crate) struct LoadWatch {
     load: Load,
     waits: u32,
-    /// Where the window started, and the figure watched then, in seconds
-    /// (see [`kernel_figure`]; `None`: the kernel did not say).
+    /// Where the window started, and the figures then.
     window_start: Instant,
-    mark: Option<f64>,
+    mark: Figures,
     /// Busy windows in a row, while calm.
     busy_windows: u32,
     /// The window a busy end watches before it calls the machine calm.
@@ -489,31 +491,37 @@ pub(crate) struct LoadWatch {
     calmed: Option<Instant>,
 }
 
-/// The figure a [`LoadWatch`] watches under each load, in seconds since
-/// the thread (calm) or the machine (busy) started: while calm, the time
-/// the thread waited for a CPU, less the time it ran if its peer is pinned
-/// to its CPU (the peer then runs while this end waits, and about as long);
-/// while busy, the idle time of all CPUs.
-fn kernel_figure(load: Load, shared_core: bool) -> Option<f64> {
-    match load {
-        Load::Calm => {
-            let (ran, waited) = crate::os::sys::thread_cpu_times()?;
-            let peer = if shared_core { ran } else { Duration::ZERO };
-            Some(waited.as_secs_f64() - peer.as_secs_f64())
-        }
-        Load::Busy => crate::os::sys::idle_cpu_time().map(|idle| idle.as_secs_f64()),
-    }
+/// What a [`LoadWatch`] reads at the end of each window, in seconds since
+/// the thread or the machine started (`None`: the kernel did not say).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Figures {
+    /// The time the thread waited for a CPU, less the time it ran if its
+    /// peer is pinned to its CPU (the peer then runs while this end waits,
+    /// and about as long).
+    waited: Option<f64>,
+    /// The idle time of all CPUs.
+    idle: Option<f64>,
+}
+
+/// The kernel's [`Figures`] now; `shared_core`: whether the peer is pinned
+/// to this thread's CPU.
+fn kernel_figures(shared_core: bool) -> Figures {
+    let waited = crate::os::sys::thread_cpu_times().map(|(ran, waited)| {
+        let peer = if shared_core { ran } else { Duration::ZERO };
+        waited.as_secs_f64() - peer.as_secs_f64()
+    });
+    Figures { waited, idle: crate::os::sys::idle_cpu_time().map(|idle| idle.as_secs_f64()) }
 }
 
 impl LoadWatch {
     /// A watch that takes the machine's load for `load` until it sees
-    /// otherwise; `figure` is the one that load watches, at `now`.
-    fn starting(now: Instant, load: Load, figure: Option<f64>) -> LoadWatch {
+    /// otherwise; `figures` are the kernel's at `now`.
+    fn starting(now: Instant, load: Load, figures: Figures) -> LoadWatch {
         LoadWatch {
             load,
             waits: 0,
             window_start: now,
-            mark: figure,
+            mark: figures,
             busy_windows: 0,
             calm_window: CALM_WINDOW,
             calmed: None,
@@ -530,13 +538,16 @@ impl LoadWatch {
         }
         self.waits = 0;
         let now = Instant::now();
-        self.look(now, |load| kernel_figure(load, shared_core())).map(|load| (now, load))
+        self.look(now, || kernel_figures(shared_core())).map(|load| (now, load))
     }
 
     /// Ends the window if it has lasted long enough by `now`, reading the
-    /// figures it needs with `figure`; returns the load once a window
-    /// ended with the kernel's figures.
-    fn look(&mut self, now: Instant, figure: impl Fn(Load) -> Option<f64>) -> Option<Load> {
+    /// kernel's figures with `figures`; returns the load once a window
+    /// ended with them. A calm window is busy if this end waited for a CPU
+    /// [`BUSY_SHARE`] of it or more while less than [`CALM_IDLE`] of a CPU
+    /// was idle: a pair the scheduler put on one core of an idle machine
+    /// waits for its peer, not for other work.
+    fn look(&mut self, now: Instant, figures: impl Fn() -> Figures) -> Option<Load> {
         let elapsed = now.saturating_duration_since(self.window_start);
         let window = match self.load {
             Load::Calm => BUSY_WINDOW,
@@ -545,14 +556,17 @@ impl LoadWatch {
         if elapsed < window {
             return None;
         }
-        let after = figure(self.load);
+        let after = figures();
         let before = std::mem::replace(&mut self.mark, after);
         self.window_start = now;
+        let secs = elapsed.as_secs_f64();
         // Without the kernel's figures the load stays as it is.
-        let share = (after? - before?) / elapsed.as_secs_f64();
+        let idle = (after.idle? - before.idle?) / secs;
         match self.load {
             Load::Calm => {
-                self.busy_windows = if share >= BUSY_SHARE { self.busy_windows + 1 } else { 0 };
+                let waited = (after.waited? - before.waited?) / secs;
+                let busy = waited >= BUSY_SHARE && idle < CALM_IDLE;
+                self.busy_windows = if busy { self.busy_windows + 1 } else { 0 };
                 if self.busy_windows < BUSY_WINDOWS {
                     return Some(Load::Calm);
                 }
@@ -568,14 +582,13 @@ impl LoadWatch {
                 self.load = Load::Busy;
             }
             Load::Busy => {
-                if share < CALM_IDLE {
+                if idle < CALM_IDLE {
                     return Some(Load::Busy);
                 }
                 self.calmed = Some(now);
                 self.load = Load::Calm;
             }
         }
-        self.mark = figure(self.load);
         Some(self.load)
     }
 }
@@ -628,7 +641,7 @@ pub(crate) struct Pacer {
     load: Load,
     /// The end that watches the load for its session (the server's): its
     /// watch, from its first wait.
-    watch: Option<LoadWatch>,
+    watch: Option<Box<LoadWatch>>,
 }
 
 impl Pacer {
@@ -642,7 +655,7 @@ impl Pacer {
         let watch = self.watch.get_or_insert_with(|| {
             let now = Instant::now();
             let load = pacing.recent_load(now).unwrap_or(Load::Calm);
-            LoadWatch::starting(now, load, kernel_figure(load, shared_core()))
+            Box::new(LoadWatch::starting(now, load, kernel_figures(shared_core())))
         });
         if let Some((now, load)) = watch.tick(shared_core) {
             pacing.note_load(load, now);
@@ -1110,19 +1123,20 @@ mod tests {
             self.idle += d.mul_f64(idle);
         }
 
+        fn figures(&self) -> Figures {
+            Figures { waited: Some(self.run_delay.as_secs_f64()), idle: Some(self.idle.as_secs_f64()) }
+        }
+
         fn look(&self, watch: &mut LoadWatch) -> Option<Load> {
-            let (run_delay, idle) = (self.run_delay.as_secs_f64(), self.idle.as_secs_f64());
-            watch.look(self.now, move |load| match load {
-                Load::Calm => Some(run_delay),
-                Load::Busy => Some(idle),
-            })
+            let figures = self.figures();
+            watch.look(self.now, move || figures)
         }
     }
 
     #[test]
     fn two_windows_of_waiting_for_a_cpu_make_the_machine_busy_and_room_for_the_peer_makes_it_calm() {
         let mut m = Machine::new();
-        let mut watch = LoadWatch::starting(m.now, Load::Calm, Some(0.0));
+        let mut watch = LoadWatch::starting(m.now, Load::Calm, m.figures());
         m.pass(BUSY_WINDOW / 2, 0.9, 0.0);
         assert_eq!(m.look(&mut watch), None, "the window is not over");
         m.pass(BUSY_WINDOW / 2, 0.9, 0.0);
@@ -1143,9 +1157,24 @@ mod tests {
     }
 
     #[test]
+    fn an_end_that_waits_for_its_peer_on_one_core_of_an_idle_machine_stays_calm() {
+        let mut m = Machine::new();
+        let mut watch = LoadWatch::starting(m.now, Load::Calm, m.figures());
+        for _ in 0..10 {
+            // Off its CPU most of the time, while the other CPU idles.
+            m.pass(BUSY_WINDOW, 0.9, 1.0);
+            assert_eq!(m.look(&mut watch), Some(Load::Calm));
+        }
+        m.pass(BUSY_WINDOW, 0.9, 0.5);
+        m.look(&mut watch);
+        m.pass(BUSY_WINDOW, 0.9, 0.5);
+        assert_eq!(m.look(&mut watch), Some(Load::Busy), "no CPU to spare");
+    }
+
+    #[test]
     fn a_machine_called_calm_wrongly_is_watched_longer_next_time() {
         let mut m = Machine::new();
-        let mut watch = LoadWatch::starting(m.now, Load::Calm, Some(0.0));
+        let mut watch = LoadWatch::starting(m.now, Load::Calm, m.figures());
         let busy = |m: &mut Machine, watch: &mut LoadWatch| {
             for _ in 0..BUSY_WINDOWS {
                 m.pass(BUSY_WINDOW, 0.9, 0.0);
@@ -1178,9 +1207,10 @@ mod tests {
     #[test]
     fn without_the_kernels_figures_the_load_stays_calm() {
         let now = Instant::now();
-        let mut watch = LoadWatch::starting(now, Load::Calm, None);
+        let none = Figures { waited: None, idle: None };
+        let mut watch = LoadWatch::starting(now, Load::Calm, none);
         for i in 1..10 {
-            assert_eq!(watch.look(now + BUSY_WINDOW * i, |_| None), None);
+            assert_eq!(watch.look(now + BUSY_WINDOW * i, || none), None);
         }
         assert_eq!(watch.load, Load::Calm);
     }
