@@ -30,21 +30,22 @@
 //!   time it spent runnable but off its CPU (`run_delay`; less the time it
 //!   ran, if its peer is pinned to its CPU and runs while it waits), and
 //!   the idle time of all CPUs (`/proc/uptime`). Two windows running in
-//!   which it waited [`BUSY_SHARE`] or more while less than [`CALM_IDLE`]
+//!   which it waited [`BUSY_SHARE`] or more while less than [`SPARE_IDLE`]
 //!   of a CPU was idle make the machine busy (a pair that the scheduler
 //!   put on one core of an idle machine waits for its peer, and the other
 //!   core idles). Then both ends of the session stop spinning and block at
 //!   once (a sleeper that wakes is run at once, ahead of the busy work),
 //!   and share one CPU (the server asks through the region header; see
 //!   `ring`), so that a hand-over is a switch on one core rather than a
-//!   wake-up across cores behind busy work. While busy it watches the idle
-//!   time alone: once a window of [`CALM_WINDOW`] had [`CALM_IDLE`] of a
-//!   CPU idle, there is room for the peer beside this end again, and both
-//!   ends go back to their CPUs and to spinning. A window that proves
-//!   wrong (busy again within it) doubles the next, up to
-//!   [`CALM_WINDOW_MAX`]. A new session starts from the load its owner's
-//!   ends saw last, within [`LOAD_MEMORY`]. Nothing is read but every
-//!   [`LOAD_CHECK_WAITS`] waits, and then only the clock.
+//!   wake-up across cores behind busy work. After a spell of
+//!   [`BUSY_SPELL`] both ends go back to their CPUs and spin again, and
+//!   the watch sees whether the machine stays calm; a spell that ends
+//!   busy again at once doubles the next, up to [`BUSY_SPELL_MAX`]. (Busy,
+//!   the pair cannot tell whether it would get two cores: work elsewhere
+//!   fills the CPU it left, so the idle time says nothing.) A new session
+//!   starts from the load and spell its owner's ends saw last, within
+//!   [`LOAD_MEMORY`]. Nothing is read but every [`LOAD_CHECK_WAITS`]
+//!   waits, and then only the clock.
 //! * **Spinners per core.** No more waiters of one owner yield-spin at once
 //!   than there are cores; the rest block at once.
 //! * **Short time slices.** A waiting thread asks the scheduler for 100 µs
@@ -122,17 +123,18 @@ pub(crate) const BUSY_SHARE: f64 = 0.25;
 /// ...and the busy windows in a row that make the machine busy.
 const BUSY_WINDOWS: u32 = 2;
 
-/// How long a busy end watches the machine's idle time before it may call
-/// it calm (doubled after a wrong call, up to [`CALM_WINDOW_MAX`]).
-pub(crate) const CALM_WINDOW: Duration = Duration::from_millis(50);
+/// How long a busy end stays busy before it spins again to see whether
+/// the machine calmed (doubled each time it proves busy again at once, up
+/// to [`BUSY_SPELL_MAX`]).
+pub(crate) const BUSY_SPELL: Duration = Duration::from_millis(50);
 
-/// The longest window a busy end watches before it may call the machine
-/// calm.
-pub(crate) const CALM_WINDOW_MAX: Duration = Duration::from_secs(1);
+/// The longest a busy end stays busy before it tries again.
+pub(crate) const BUSY_SPELL_MAX: Duration = Duration::from_secs(1);
 
 /// The idle time of all CPUs, per time of the window, at and above which
-/// the machine is calm: most of a CPU free for the peer.
-pub(crate) const CALM_IDLE: f64 = 0.75;
+/// a CPU is to spare for the peer: an end that waits for a CPU then waits
+/// for its own peer, not for other work.
+pub(crate) const SPARE_IDLE: f64 = 0.75;
 
 /// How long the load one end saw holds for the owner's new ends, which
 /// start from it rather than from calm.
@@ -158,6 +160,8 @@ struct Shared {
     /// else the milliseconds since `born` plus one, shifted left by one,
     /// with the low bit set for busy.
     load_seen: AtomicU64,
+    /// The busy spell of the end that saw it, in milliseconds.
+    spell_seen: AtomicU64,
     born: Instant,
 }
 
@@ -261,6 +265,7 @@ impl Pacing {
                 spinners: AtomicUsize::new(0),
                 turns: Mutex::new(TurnQueue { active: 0, waiting: Vec::new(), next_ticket: 0, floor: 0 }),
                 load_seen: AtomicU64::new(0),
+                spell_seen: AtomicU64::new(0),
                 born: Instant::now(),
             }),
         }
@@ -271,23 +276,27 @@ impl Pacing {
         self.shared.spin_budget
     }
 
-    /// Records the load one of the owner's ends saw at `now`.
-    fn note_load(&self, load: Load, now: Instant) {
+    /// Records the load one of the owner's ends saw at `now`, and its busy
+    /// spell.
+    fn note_load(&self, load: Load, spell: Duration, now: Instant) {
         let ms =
             now.saturating_duration_since(self.shared.born).as_millis().min(u128::from(u64::MAX >> 2)) as u64;
         let word = ((ms + 1) << 1) | u64::from(load == Load::Busy);
+        self.shared.spell_seen.store(spell.as_millis() as u64, Ordering::Relaxed);
         self.shared.load_seen.store(word, Ordering::Relaxed);
     }
 
-    /// The load one of the owner's ends saw last, if it did within
-    /// [`LOAD_MEMORY`] of `now`: where a new end starts.
-    fn recent_load(&self, now: Instant) -> Option<Load> {
+    /// The load one of the owner's ends saw last, and its busy spell, if it
+    /// did within [`LOAD_MEMORY`] of `now`: where a new end starts.
+    fn recent_load(&self, now: Instant) -> Option<(Load, Duration)> {
         let word = self.shared.load_seen.load(Ordering::Relaxed);
         let seen = self.shared.born + Duration::from_millis((word >> 1).checked_sub(1)?);
         if now.saturating_duration_since(seen) > LOAD_MEMORY {
             return None;
         }
-        Some(if word & 1 == 1 { Load::Busy } else { Load::Calm })
+        let spell = Duration::from_millis(self.shared.spell_seen.load(Ordering::Relaxed));
+        let load = if word & 1 == 1 { Load::Busy } else { Load::Calm };
+        Some((load, spell.clamp(BUSY_SPELL, BUSY_SPELL_MAX)))
     }
 
     /// The pacing of one new ring end: it has learned nothing yet and holds
@@ -485,9 +494,9 @@ pub(crate) struct LoadWatch {
     mark: Figures,
     /// Busy windows in a row, while calm.
     busy_windows: u32,
-    /// The window a busy end watches before it calls the machine calm.
-    calm_window: Duration,
-    /// When the machine last turned calm.
+    /// How long the end stays busy before it tries calm again.
+    spell: Duration,
+    /// When it last tried calm again.
     calmed: Option<Instant>,
 }
 
@@ -515,17 +524,10 @@ fn kernel_figures(shared_core: bool) -> Figures {
 
 impl LoadWatch {
     /// A watch that takes the machine's load for `load` until it sees
-    /// otherwise; `figures` are the kernel's at `now`.
-    fn starting(now: Instant, load: Load, figures: Figures) -> LoadWatch {
-        LoadWatch {
-            load,
-            waits: 0,
-            window_start: now,
-            mark: figures,
-            busy_windows: 0,
-            calm_window: CALM_WINDOW,
-            calmed: None,
-        }
+    /// otherwise, busy for spells of `spell`; `figures` are the kernel's at
+    /// `now`.
+    fn starting(now: Instant, load: Load, spell: Duration, figures: Figures) -> LoadWatch {
+        LoadWatch { load, waits: 0, window_start: now, mark: figures, busy_windows: 0, spell, calmed: None }
     }
 
     /// Counts one wait of the end; returns when and what load a window
@@ -544,14 +546,15 @@ impl LoadWatch {
     /// Ends the window if it has lasted long enough by `now`, reading the
     /// kernel's figures with `figures`; returns the load once a window
     /// ended with them. A calm window is busy if this end waited for a CPU
-    /// [`BUSY_SHARE`] of it or more while less than [`CALM_IDLE`] of a CPU
-    /// was idle: a pair the scheduler put on one core of an idle machine
-    /// waits for its peer, not for other work.
+    /// [`BUSY_SHARE`] of it or more while less than [`SPARE_IDLE`] of a CPU
+    /// was idle (a pair the scheduler put on one core of an idle machine
+    /// waits for its peer, not for other work); a busy spell ends in calm,
+    /// to see whether it stays calm.
     fn look(&mut self, now: Instant, figures: impl Fn() -> Figures) -> Option<Load> {
         let elapsed = now.saturating_duration_since(self.window_start);
         let window = match self.load {
             Load::Calm => BUSY_WINDOW,
-            Load::Busy => self.calm_window,
+            Load::Busy => self.spell,
         };
         if elapsed < window {
             return None;
@@ -565,26 +568,24 @@ impl LoadWatch {
         match self.load {
             Load::Calm => {
                 let waited = (after.waited? - before.waited?) / secs;
-                let busy = waited >= BUSY_SHARE && idle < CALM_IDLE;
+                let busy = waited >= BUSY_SHARE && idle < SPARE_IDLE;
                 self.busy_windows = if busy { self.busy_windows + 1 } else { 0 };
                 if self.busy_windows < BUSY_WINDOWS {
                     return Some(Load::Calm);
                 }
                 self.busy_windows = 0;
-                // Busy again within the window that called it calm: that
-                // call was wrong; look longer before the next.
-                self.calm_window = match self.calmed {
-                    Some(t) if now.saturating_duration_since(t) < self.calm_window => {
-                        (self.calm_window * 2).min(CALM_WINDOW_MAX)
+                // Busy again within a spell of trying calm: stay busy
+                // longer before the next try.
+                self.spell = match self.calmed {
+                    Some(t) if now.saturating_duration_since(t) < self.spell => {
+                        (self.spell * 2).min(BUSY_SPELL_MAX)
                     }
-                    _ => CALM_WINDOW,
+                    _ => BUSY_SPELL,
                 };
                 self.load = Load::Busy;
             }
             Load::Busy => {
-                if idle < CALM_IDLE {
-                    return Some(Load::Busy);
-                }
+                // The spell is over: spin again, and see.
                 self.calmed = Some(now);
                 self.load = Load::Calm;
             }
@@ -654,11 +655,11 @@ impl Pacer {
         let shared_core = || placement() == Placement::SharedCore;
         let watch = self.watch.get_or_insert_with(|| {
             let now = Instant::now();
-            let load = pacing.recent_load(now).unwrap_or(Load::Calm);
-            Box::new(LoadWatch::starting(now, load, kernel_figures(shared_core())))
+            let (load, spell) = pacing.recent_load(now).unwrap_or((Load::Calm, BUSY_SPELL));
+            Box::new(LoadWatch::starting(now, load, spell, kernel_figures(shared_core())))
         });
         if let Some((now, load)) = watch.tick(shared_core) {
-            pacing.note_load(load, now);
+            pacing.note_load(load, watch.spell, now);
         }
         let load = watch.load;
         if load == self.load {
@@ -1134,9 +1135,9 @@ mod tests {
     }
 
     #[test]
-    fn two_windows_of_waiting_for_a_cpu_make_the_machine_busy_and_room_for_the_peer_makes_it_calm() {
+    fn two_windows_of_waiting_for_a_cpu_make_the_machine_busy_for_a_spell() {
         let mut m = Machine::new();
-        let mut watch = LoadWatch::starting(m.now, Load::Calm, m.figures());
+        let mut watch = LoadWatch::starting(m.now, Load::Calm, BUSY_SPELL, m.figures());
         m.pass(BUSY_WINDOW / 2, 0.9, 0.0);
         assert_eq!(m.look(&mut watch), None, "the window is not over");
         m.pass(BUSY_WINDOW / 2, 0.9, 0.0);
@@ -1147,19 +1148,21 @@ mod tests {
         assert_eq!(m.look(&mut watch), Some(Load::Calm));
         m.pass(BUSY_WINDOW, 0.5, 0.0);
         assert_eq!(m.look(&mut watch), Some(Load::Busy), "two in a row");
-        // Busy: only the idle time counts, once per calm window.
-        m.pass(CALM_WINDOW, 0.0, 0.5);
-        assert_eq!(m.look(&mut watch), Some(Load::Busy), "half a CPU idle is no room");
-        m.pass(CALM_WINDOW / 2, 0.0, 1.0);
-        assert_eq!(m.look(&mut watch), None, "the window is not over");
-        m.pass(CALM_WINDOW / 2, 0.0, 1.0);
-        assert_eq!(m.look(&mut watch), Some(Load::Calm));
+        // Busy for a spell, whatever the figures say meanwhile.
+        m.pass(BUSY_SPELL / 2, 0.0, 1.0);
+        assert_eq!(m.look(&mut watch), None, "the spell is not over");
+        m.pass(BUSY_SPELL / 2, 0.9, 0.0);
+        assert_eq!(m.look(&mut watch), Some(Load::Calm), "the spell is over: try calm");
+        m.pass(BUSY_WINDOW, 0.1, 0.0);
+        m.look(&mut watch);
+        m.pass(BUSY_WINDOW, 0.1, 0.0);
+        assert_eq!(m.look(&mut watch), Some(Load::Calm), "and it stays calm");
     }
 
     #[test]
     fn an_end_that_waits_for_its_peer_on_one_core_of_an_idle_machine_stays_calm() {
         let mut m = Machine::new();
-        let mut watch = LoadWatch::starting(m.now, Load::Calm, m.figures());
+        let mut watch = LoadWatch::starting(m.now, Load::Calm, BUSY_SPELL, m.figures());
         for _ in 0..10 {
             // Off its CPU most of the time, while the other CPU idles.
             m.pass(BUSY_WINDOW, 0.9, 1.0);
@@ -1172,9 +1175,9 @@ mod tests {
     }
 
     #[test]
-    fn a_machine_called_calm_wrongly_is_watched_longer_next_time() {
+    fn a_spell_that_ends_busy_again_at_once_doubles_the_next() {
         let mut m = Machine::new();
-        let mut watch = LoadWatch::starting(m.now, Load::Calm, m.figures());
+        let mut watch = LoadWatch::starting(m.now, Load::Calm, BUSY_SPELL, m.figures());
         let busy = |m: &mut Machine, watch: &mut LoadWatch| {
             for _ in 0..BUSY_WINDOWS {
                 m.pass(BUSY_WINDOW, 0.9, 0.0);
@@ -1183,32 +1186,32 @@ mod tests {
             assert_eq!(watch.load, Load::Busy);
         };
         busy(&mut m, &mut watch);
-        assert_eq!(watch.calm_window, CALM_WINDOW);
-        m.pass(CALM_WINDOW, 0.0, 1.0);
+        assert_eq!(watch.spell, BUSY_SPELL);
+        m.pass(BUSY_SPELL, 0.0, 0.0);
         m.look(&mut watch);
         assert_eq!(watch.load, Load::Calm);
         busy(&mut m, &mut watch);
-        assert_eq!(watch.calm_window, CALM_WINDOW * 2, "busy again within the window");
+        assert_eq!(watch.spell, BUSY_SPELL * 2, "busy again within a spell of trying");
         for _ in 0..10 {
-            m.pass(watch.calm_window, 0.0, 1.0);
+            m.pass(watch.spell, 0.0, 0.0);
             m.look(&mut watch);
             busy(&mut m, &mut watch);
         }
-        assert_eq!(watch.calm_window, CALM_WINDOW_MAX);
-        m.pass(watch.calm_window, 0.0, 1.0);
+        assert_eq!(watch.spell, BUSY_SPELL_MAX);
+        m.pass(watch.spell, 0.0, 0.0);
         m.look(&mut watch);
         assert_eq!(watch.load, Load::Calm);
-        m.pass(CALM_WINDOW_MAX * 2, 0.0, 1.0);
+        m.pass(BUSY_SPELL_MAX * 2, 0.0, 1.0);
         m.look(&mut watch);
         busy(&mut m, &mut watch);
-        assert_eq!(watch.calm_window, CALM_WINDOW, "calm for long: back to the shortest");
+        assert_eq!(watch.spell, BUSY_SPELL, "calm for long: back to the shortest");
     }
 
     #[test]
     fn without_the_kernels_figures_the_load_stays_calm() {
         let now = Instant::now();
         let none = Figures { waited: None, idle: None };
-        let mut watch = LoadWatch::starting(now, Load::Calm, none);
+        let mut watch = LoadWatch::starting(now, Load::Calm, BUSY_SPELL, none);
         for i in 1..10 {
             assert_eq!(watch.look(now + BUSY_WINDOW * i, || none), None);
         }
@@ -1233,13 +1236,14 @@ mod tests {
         let pacing = pacing(2, 1);
         let now = Instant::now();
         assert_eq!(pacing.recent_load(now), None);
-        pacing.note_load(Load::Busy, now);
-        assert_eq!(pacing.recent_load(now + LOAD_MEMORY / 2), Some(Load::Busy));
+        pacing.note_load(Load::Busy, BUSY_SPELL * 4, now);
+        assert_eq!(pacing.recent_load(now + LOAD_MEMORY / 2), Some((Load::Busy, BUSY_SPELL * 4)));
         assert_eq!(pacing.recent_load(now + LOAD_MEMORY * 2), None, "too long ago");
         let mut pacer = pacing.pacer();
         assert_eq!(pacer.watch_load(|| Placement::Apart), Some(Load::Busy), "busy from its first wait");
         assert_eq!(pacer.load, Load::Busy);
-        pacing.note_load(Load::Calm, Instant::now());
+        assert_eq!(pacer.watch.as_ref().unwrap().spell, BUSY_SPELL * 4, "for the spell its owner saw");
+        pacing.note_load(Load::Calm, BUSY_SPELL, Instant::now());
         assert_eq!(pacing.pacer().watch_load(|| Placement::Apart), None, "calm: nothing to change");
     }
 
