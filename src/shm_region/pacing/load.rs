@@ -1,0 +1,156 @@
+//! Whether the machine is busy, as the ring ends see it: the share of the
+//! time a session's thread waited for a CPU, and the CPU left idle, read
+//! now and then from the kernel; a busy spell and its end.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+/// The machine's load as a ring end sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Load {
+    /// Cores to spare: a peer on another core answers a spin.
+    Calm,
+    /// Other work holds the cores: every hand-over waits for the
+    /// scheduler, and a spin only takes time from the peer.
+    Busy,
+}
+
+/// Tells a calm machine from a busy one for one ring end (see the module
+/// docs): counts the end's waits, looks at the clock once per
+/// [`LOAD_CHECK_WAITS`], and at the kernel's figures once per window.
+#[derive(Debug)]
+pub(crate) struct LoadWatch {
+    pub(super) load: Load,
+    pub(super) waits: u32,
+    /// Where the window started, and the figures then.
+    pub(super) window_start: Instant,
+    pub(super) mark: Figures,
+    /// Busy windows in a row, while calm.
+    pub(super) busy_windows: u32,
+    /// How long the end stays busy before it tries calm again.
+    pub(super) spell: Duration,
+    /// When it last tried calm again.
+    pub(super) calmed: Option<Instant>,
+}
+
+/// What a [`LoadWatch`] reads at the end of each window, in seconds since
+/// the thread or the machine started (`None`: the kernel did not say).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Figures {
+    /// The time the thread waited for a CPU, less the time it ran if its
+    /// peer is pinned to its CPU (the peer then runs while this end waits,
+    /// and about as long).
+    pub(super) waited: Option<f64>,
+    /// The idle time of all CPUs.
+    pub(super) idle: Option<f64>,
+}
+
+/// The kernel's [`Figures`] now; `shared_core`: whether the peer is pinned
+/// to this thread's CPU.
+pub(super) fn kernel_figures(shared_core: bool) -> Figures {
+    let waited = crate::os::sys::thread_cpu_times().map(|(ran, waited)| {
+        let peer = if shared_core { ran } else { Duration::ZERO };
+        waited.as_secs_f64() - peer.as_secs_f64()
+    });
+    Figures { waited, idle: crate::os::sys::idle_cpu_time().map(|idle| idle.as_secs_f64()) }
+}
+
+impl LoadWatch {
+    /// A watch that takes the machine's load for `load` until it sees
+    /// otherwise, busy for spells of `spell`; `figures` are the kernel's at
+    /// `now`.
+    pub(super) fn starting(now: Instant, load: Load, spell: Duration, figures: Figures) -> LoadWatch {
+        LoadWatch { load, waits: 0, window_start: now, mark: figures, busy_windows: 0, spell, calmed: None }
+    }
+
+    /// Counts one wait of the end; returns when and what load a window
+    /// that ended found. `shared_core` says whether the peer is pinned to
+    /// this end's CPU.
+    pub(super) fn tick(&mut self, shared_core: impl Fn() -> bool) -> Option<(Instant, Load)> {
+        self.waits += 1;
+        if self.waits < LOAD_CHECK_WAITS {
+            return None;
+        }
+        self.waits = 0;
+        let now = Instant::now();
+        self.look(now, || kernel_figures(shared_core())).map(|load| (now, load))
+    }
+
+    /// Ends the window if it has lasted long enough by `now`, reading the
+    /// kernel's figures with `figures`; returns the load once a window
+    /// ended with them. A calm window is busy if this end waited for a CPU
+    /// [`BUSY_SHARE`] of it or more while less than [`SPARE_IDLE`] of a CPU
+    /// was idle (a pair the scheduler put on one core of an idle machine
+    /// waits for its peer, not for other work); a busy spell ends in calm,
+    /// to see whether it stays calm.
+    pub(super) fn look(&mut self, now: Instant, figures: impl Fn() -> Figures) -> Option<Load> {
+        let elapsed = now.saturating_duration_since(self.window_start);
+        let window = match self.load {
+            Load::Calm => BUSY_WINDOW,
+            Load::Busy => self.spell,
+        };
+        if elapsed < window {
+            return None;
+        }
+        let after = figures();
+        let before = std::mem::replace(&mut self.mark, after);
+        self.window_start = now;
+        let secs = elapsed.as_secs_f64();
+        // Without the kernel's figures the load stays as it is.
+        let idle = (after.idle? - before.idle?) / secs;
+        match self.load {
+            Load::Calm => {
+                let waited = (after.waited? - before.waited?) / secs;
+                let busy = waited >= BUSY_SHARE && idle < SPARE_IDLE;
+                self.busy_windows = if busy { self.busy_windows + 1 } else { 0 };
+                if self.busy_windows < BUSY_WINDOWS {
+                    return Some(Load::Calm);
+                }
+                self.busy_windows = 0;
+                // Busy again within a spell of trying calm: stay busy
+                // longer before the next try.
+                self.spell = match self.calmed {
+                    Some(t) if now.saturating_duration_since(t) < self.spell => {
+                        (self.spell * 2).min(BUSY_SPELL_MAX)
+                    }
+                    _ => BUSY_SPELL,
+                };
+                self.load = Load::Busy;
+            }
+            Load::Busy => {
+                // The spell is over: spin again, and see.
+                self.calmed = Some(now);
+                self.load = Load::Calm;
+            }
+        }
+        Some(self.load)
+    }
+}
+
+/// How often a calm end looks at the time it waited for a CPU.
+pub(crate) const BUSY_WINDOW: Duration = Duration::from_millis(10);
+
+/// The share of a window that a calm end spent runnable but off its CPU
+/// above which the window counts as busy...
+pub(crate) const BUSY_SHARE: f64 = 0.25;
+
+/// ...and the busy windows in a row that make the machine busy.
+pub(super) const BUSY_WINDOWS: u32 = 2;
+
+/// How long a busy end stays busy before it spins again to see whether
+/// the machine calmed (doubled each time it proves busy again at once, up
+/// to [`BUSY_SPELL_MAX`]).
+pub(crate) const BUSY_SPELL: Duration = Duration::from_millis(50);
+
+/// The longest a busy end stays busy before it tries again.
+pub(crate) const BUSY_SPELL_MAX: Duration = Duration::from_secs(1);
+
+/// The idle time of all CPUs, per time of the window, at and above which
+/// a CPU is to spare for the peer: an end that waits for a CPU then waits
+/// for its own peer, not for other work.
+pub(crate) const SPARE_IDLE: f64 = 0.75;
+
+/// How long the load one end saw holds for the owner's new ends, which
+/// start from it rather than from calm.
+pub(super) const LOAD_MEMORY: Duration = Duration::from_secs(1);
