@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "building shm_server and shm_client (cargo build --release; on a fresh clone about 2 min of CPU time, 3 to 5.5 min on 2 shared cores) ..."
+echo "building shm_server and shm_client (cargo build --release; on a fresh clone of 2 cores about a minute, longer when other work shares them) ..."
 cargo build --release --locked --quiet
 bin=target/release
 out=${1:-$(mktemp -d "${TMPDIR:-/tmp}/shmxfer-demo.XXXXXX")}

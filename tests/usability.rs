@@ -324,3 +324,31 @@ fn the_run_s_progress_counts_bytes_of_the_total_on_a_terminal_only() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// The man pages are the reference: each program's `--man` names every
+/// long flag its `--help` shows (the two come from one definition, and
+/// this keeps it so).
+#[test]
+fn man_pages_name_every_flag_help_shows() {
+    for bin in [CLIENT, SERVER] {
+        let run = |arg: &str| {
+            let out = std::process::Command::new(bin).arg(arg).output().unwrap();
+            assert!(out.status.success(), "{bin} {arg}: {out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let (help, man) = (run("--help"), run("--man"));
+        let flags: std::collections::BTreeSet<&str> = help
+            .split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == '=')
+            .filter(|w| {
+                w.starts_with("--")
+                    && w.len() > 2
+                    && w[2..].chars().all(|c| c.is_ascii_lowercase() || c == '-')
+            })
+            .collect();
+        assert!(flags.len() > 10, "{bin}: flags read from --help: {flags:?}");
+        // roff writes each '-' of a flag as '\-'.
+        let man = man.replace("\\-", "-");
+        let missing: Vec<&&str> = flags.iter().filter(|f| !man.contains(**f)).collect();
+        assert!(missing.is_empty(), "{bin} --man lacks {missing:?}");
+    }
+}
