@@ -17,7 +17,7 @@ use crate::fs::output::{
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN};
 use crate::transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
-use crate::transfer::send_file::Announced;
+use crate::transfer::send_file::{Announced, Mismatch};
 
 /// Requests a client keeps in flight: the server always has the next file
 /// queued, and one client never fills the shared queue (10 messages).
@@ -528,12 +528,16 @@ pub(super) fn check(
     digest: u64,
     note: &str,
 ) -> Option<Outcome> {
-    if count != received || !size.agrees(count) {
-        let text = format!("size mismatch: announced {size}, sent {count}, received {received}{note}");
-        return Some(Outcome::failed(FailReason::SizeMismatch, text));
+    match size.verify(count, checksum, received, digest) {
+        Ok(()) => None,
+        Err(Mismatch::Size) => {
+            let text = format!("size mismatch: announced {size}, sent {count}, received {received}{note}");
+            Some(Outcome::failed(FailReason::SizeMismatch, text))
+        }
+        Err(Mismatch::Checksum) => {
+            Some(Outcome::failed(FailReason::ChecksumMismatch, format!("checksum mismatch (xxh3-64){note}")))
+        }
     }
-    (checksum != digest)
-        .then(|| Outcome::failed(FailReason::ChecksumMismatch, format!("checksum mismatch (xxh3-64){note}")))
 }
 
 /// What a `Start` frame said.

@@ -32,7 +32,7 @@ use crate::protocol::{DataEnd, FrameKind, PutFlags, PutIfExists, ReasonCode, Rep
 use crate::shm_region::ring::Consumer;
 use crate::text::byte_count;
 use crate::transfer::codes::io_reason;
-use crate::transfer::send_file::{up_to_date, Announced};
+use crate::transfer::send_file::{up_to_date, Announced, Mismatch};
 use crate::transfer::Meter;
 
 /// One file a client uploads: what its `Put` said.
@@ -360,12 +360,15 @@ fn store(
     received: u64,
     digest: u64,
 ) -> (UploadAnswer, Option<String>) {
-    if count != received || !start.size.agrees(count) {
-        let why = format!("{received} bytes received, {count} counted, {} announced", start.size);
-        return (UploadAnswer::Failed(ReasonCode::Changed), Some(why));
-    }
-    if checksum != digest {
-        return (UploadAnswer::Failed(ReasonCode::Other), Some("checksum mismatch (xxh3-64)".into()));
+    match start.size.verify(count, checksum, received, digest) {
+        Ok(()) => {}
+        Err(Mismatch::Size) => {
+            let why = format!("{received} bytes received, {count} counted, {} announced", start.size);
+            return (UploadAnswer::Failed(ReasonCode::Changed), Some(why));
+        }
+        Err(Mismatch::Checksum) => {
+            return (UploadAnswer::Failed(ReasonCode::Other), Some("checksum mismatch (xxh3-64)".into()));
+        }
     }
     if let Err(e) = w.flush() {
         return (UploadAnswer::Failed(failure_code(&e)), Some(format!("write: {e}")));

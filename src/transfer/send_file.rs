@@ -478,6 +478,30 @@ impl Announced {
         }
     }
 
+    /// Whether the whole file came as it was sent, for either direction's
+    /// receiver: the sender's `count` against the bytes `received` and this
+    /// size, then its `checksum` against the `digest` of exactly the bytes
+    /// written.
+    ///
+    /// # Errors
+    ///
+    /// Which of the two is wrong.
+    pub(crate) fn verify(
+        self,
+        count: u64,
+        checksum: u64,
+        received: u64,
+        digest: u64,
+    ) -> Result<(), Mismatch> {
+        if count != received || !self.agrees(count) {
+            return Err(Mismatch::Size);
+        }
+        if checksum != digest {
+            return Err(Mismatch::Checksum);
+        }
+        Ok(())
+    }
+
     /// What is wrong with more bytes than [`Announced::limit`].
     pub(crate) fn exceeded(self) -> String {
         match self {
@@ -495,6 +519,15 @@ impl Announced {
             Announced::Exactly(size) | Announced::Unknown { told: size } => size,
         }
     }
+}
+
+/// Why a received file is not the file sent ([`Announced::verify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mismatch {
+    /// The count, the bytes received and the announced size disagree.
+    Size,
+    /// The checksum of the bytes written is not the sender's.
+    Checksum,
 }
 
 impl std::fmt::Display for Announced {
@@ -561,4 +594,21 @@ fn classify(file: &File, stated: u64) -> (Size, Reads) {
         _ => Reads::MayBlock,
     };
     (size, reads)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_verified_by_its_count_its_size_and_the_checksum_of_the_bytes_written() {
+        let exactly = Announced::Exactly(10);
+        assert_eq!(exactly.verify(10, 7, 10, 7), Ok(()));
+        assert_eq!(exactly.verify(10, 7, 9, 7), Err(Mismatch::Size), "fewer bytes than counted");
+        assert_eq!(exactly.verify(9, 7, 9, 7), Err(Mismatch::Size), "a count that is not the size");
+        assert_eq!(exactly.verify(10, 7, 10, 8), Err(Mismatch::Checksum));
+        let unknown = Announced::Unknown { told: 4096 };
+        assert_eq!(unknown.verify(12, 1, 12, 1), Ok(()), "the count is the truth");
+        assert_eq!(unknown.verify(MAX_UNKNOWN_SIZE + 1, 1, MAX_UNKNOWN_SIZE + 1, 1), Err(Mismatch::Size));
+    }
 }
