@@ -22,7 +22,7 @@ pub use single::{fetch, FileReader};
 pub use status::{status_all, stop_server, ServerReport, Status, StatusSession};
 pub use upload::UploadSession;
 
-pub(crate) use session::Frame;
+pub(crate) use crate::protocol::Frame;
 
 use crate::client::link::Remote;
 use crate::client::session::Session;

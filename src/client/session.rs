@@ -19,24 +19,11 @@ use crate::os::liveness::ServerWatch;
 use crate::os::names::{create_under_fresh_name, validate_queue_name, SessionNames, SessionObject};
 use crate::os::queue::{self, SendError};
 use crate::os::semaphore::Semaphore;
-use crate::protocol::{AnswerCount, Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind};
+use crate::protocol::{AnswerCount, Command, Frame, FrameHeader, FrameKind, Reply, SessionKind};
 use crate::shm_region::pacing::Pacing;
 use crate::shm_region::ring::{Consumer, Liveness, Producer, RingSems};
 use crate::shm_region::{EndReason, Geometry, Region};
 use crate::transfer::send_file::FrameSink;
-
-/// A frame as the client reads it: data (the payload is in the caller's
-/// buffer) or a decoded control frame.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Frame {
-    /// A data frame of this many bytes.
-    Data(u32),
-    /// A file's last data frame (its bytes at the front of the caller's
-    /// buffer) and its end.
-    DataEnd(DataEnd),
-    /// Any other frame.
-    Control(Reply),
-}
 
 /// The region a command sent to a relay names: the relay puts in its own.
 const RELAYED_REGION: &str = "/relayed";
@@ -428,12 +415,7 @@ impl Session<Consumer> {
             return Err(Error::Protocol(format!("frame for request {}, expected {seq}", header.seq)));
         }
         self.answer.count(seq, header.kind).map_err(Error::Protocol)?;
-        match header.kind {
-            FrameKind::Data => return Ok(Frame::Data(header.len)),
-            FrameKind::DataEnd => return Ok(Frame::DataEnd(DataEnd::decode(payload)?)),
-            _ => {}
-        }
-        Ok(Frame::Control(Reply::decode(header.kind, payload)?))
+        Ok(Frame::decode(header.kind, payload)?)
     }
 
     /// Reads the next frame as it is: its header, its payload in

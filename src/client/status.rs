@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use crate::client::config::ClientConfig;
 use crate::client::link::Remote;
-use crate::client::session::{find_server, liveness, no_room, Frame, Session};
+use crate::client::session::{find_server, liveness, no_room, Session};
 #[cfg(doc)]
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::os::liveness::{servers_of_this_user, FoundServer, ServerState};
 use crate::os::queue;
+use crate::protocol::Frame;
 use crate::protocol::{Command, Reply, ServerStatus, SessionKind, SessionStatus, StopKind};
 use crate::shm_region::ring::Consumer;
 

@@ -532,6 +532,37 @@ impl Reply {
     }
 }
 
+/// A frame as the client reads it: data (the payload is in the caller's
+/// buffer) or a decoded control frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Frame {
+    /// A data frame of this many bytes.
+    Data(u32),
+    /// A file's last data frame (its bytes at the front of the caller's
+    /// buffer) and its end.
+    DataEnd(DataEnd),
+    /// Any other frame.
+    Control(Reply),
+}
+
+impl Frame {
+    /// The frame of `kind` with `payload`, as a receiver reads it: a data
+    /// frame's bytes stay where they are (its length), the others decoded.
+    ///
+    /// # Errors
+    ///
+    /// The payload's [`DecodeError`].
+    pub fn decode(kind: FrameKind, payload: &[u8]) -> Result<Frame, DecodeError> {
+        Ok(match kind {
+            FrameKind::Data => {
+                Frame::Data(u32::try_from(payload.len()).map_err(|_| DecodeError::BadField("data length"))?)
+            }
+            FrameKind::DataEnd => Frame::DataEnd(DataEnd::decode(payload)?),
+            kind => Frame::Control(Reply::decode(kind, payload)?),
+        })
+    }
+}
+
 /// The payload of a `ListEntry` frame after its kind.
 fn decode_list_entry(r: &mut Reader<'_>) -> Result<Reply, DecodeError> {
     let size = r.u64()?;

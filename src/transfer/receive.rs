@@ -28,7 +28,7 @@ use crate::choices::Clobber;
 use crate::error::{Error, Result};
 use crate::fs::output::{OutDir, OutputPath, Sink};
 use crate::os::sys::IO_CHUNK;
-use crate::protocol::{DataEnd, FrameKind, PutFlags, PutIfExists, ReasonCode, Reply, Stamp, UploadAnswer};
+use crate::protocol::{Frame, FrameKind, PutFlags, PutIfExists, ReasonCode, Reply, Stamp, UploadAnswer};
 use crate::shm_region::ring::Consumer;
 use crate::text::byte_count;
 use crate::transfer::codes::io_reason;
@@ -326,26 +326,22 @@ enum Piece<'a> {
     GivenUp { code: ReasonCode, reason: String },
 }
 
-/// What the frame of `kind` with `payload` is in an upload's body: a
-/// `DataEnd` is its data, then its end.
+/// What the frame of `kind` with `payload` is in an upload's body, read
+/// as every receiver reads a frame ([`Frame::decode`]): a `DataEnd` is its
+/// data, then its end.
 fn piece(kind: FrameKind, payload: &[u8]) -> Result<Piece<'_>> {
-    Ok(match kind {
-        FrameKind::Data => Piece::Data { data: payload, end: None },
-        FrameKind::DataEnd => {
-            let last = DataEnd::decode(payload)?;
+    Ok(match Frame::decode(kind, payload)? {
+        Frame::Data(_) => Piece::Data { data: payload, end: None },
+        Frame::DataEnd(last) => {
             Piece::Data { data: &payload[..last.len as usize], end: Some((last.count, last.checksum)) }
         }
-        FrameKind::End => match Reply::decode(FrameKind::End, payload)? {
-            Reply::End { count, checksum } => {
-                Piece::Data { data: &payload[..0], end: Some((count, checksum)) }
-            }
-            other => return Err(Error::Protocol(format!("{:?} where an End was due", other.kind()))),
-        },
-        FrameKind::Error => match Reply::decode(FrameKind::Error, payload)? {
-            Reply::Error { code, reason } => Piece::GivenUp { code, reason },
-            other => return Err(Error::Protocol(format!("{:?} where an Error was due", other.kind()))),
-        },
-        other => return Err(Error::Protocol(format!("a {other:?} frame in an upload"))),
+        Frame::Control(Reply::End { count, checksum }) => {
+            Piece::Data { data: &payload[..0], end: Some((count, checksum)) }
+        }
+        Frame::Control(Reply::Error { code, reason }) => Piece::GivenUp { code, reason },
+        Frame::Control(other) => {
+            return Err(Error::Protocol(format!("a {:?} frame in an upload", other.kind())))
+        }
     })
 }
 
