@@ -114,13 +114,16 @@ impl Names {
         file_name.starts_with(&region) || file_name.starts_with(&sem)
     }
 
-    /// The `/dev/shm` entries that belong to these names, sorted.
+    /// The `/dev/shm` entries that belong to these names, sorted: not the
+    /// session objects of a live process this test did not start (see
+    /// [`Names::leftovers`]: another test's `--status --all` probing our
+    /// server), which come and go as that process pleases.
     pub fn shm_entries(&self) -> Vec<String> {
         let mut found = Vec::new();
         if let Ok(dir) = fs::read_dir(SHM_DIR) {
             for entry in dir.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if self.owns_shm_entry(&name) {
+                if self.owns_shm_entry(&name) && !self.object_of_a_live_stranger(&name) {
                     found.push(name);
                 }
             }
