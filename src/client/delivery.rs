@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::client::{Client, Frame};
+use crate::client::fetch::Client;
 use crate::error::{Error, Result};
 use crate::fs::output::{
     Clobber, Found, Kept, OutDir, OutputNames, OutputPath, Partial, Sink, Times, Update,
 };
 use crate::os::sys::IO_CHUNK;
+use crate::protocol::Frame;
 use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN};
 use crate::transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
 use crate::transfer::send_file::{Announced, Mismatch};

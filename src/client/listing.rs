@@ -7,8 +7,9 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::client::{Client, Frame};
+use crate::client::fetch::Client;
 use crate::error::{Error, Result};
+use crate::protocol::Frame;
 use crate::protocol::{normalize_path, Reply, SkipCode};
 use crate::transfer::outcome::FailReason;
 
@@ -148,35 +149,6 @@ fn skipped(code: SkipCode, detail: u32, path: Vec<u8>) -> Skipped {
 }
 
 impl Client {
-    /// Asks for the server's list of files, sorted by path: all of them, or
-    /// with `prefix` the file `prefix` or those below the directory `prefix`
-    /// (`"."` is the whole tree; `./sub`, `sub//deep/` mean `sub`,
-    /// `sub/deep`). The server walks only below the prefix. What it left
-    /// out (unreadable, too deep, over its limits) is in
-    /// [`Listing::skipped`], entry by entry. A `prefix` that is a pattern
-    /// (`*`, `?`, `[…]`, `{a,b}`) lists what a fetch of it would fetch: the
-    /// files it matches, and what the listing left out where a match could
-    /// lie (see [`Client::fetch_files`]).
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::status`]; [`Error::Protocol`] for an entry outside the
-    /// prefix asked for, or a listing of more than 100 000 files or
-    /// 10 000 entries left out (more than a server sends: the listing ends
-    /// there, whatever a server or relay sends).
-    pub fn list(&mut self, prefix: Option<&str>) -> Result<Listing> {
-        self.list_bytes(prefix.map(str::as_bytes))
-    }
-
-    /// [`Client::list`] for a prefix that is bytes (a name need not be UTF-8).
-    ///
-    /// # Errors
-    ///
-    /// As [`Client::list`].
-    pub fn list_bytes(&mut self, prefix: Option<&[u8]>) -> Result<Listing> {
-        crate::client::plan::list_named(self, prefix.unwrap_or(b"."))
-    }
-
     /// The server's listing at or below `prefix` as it sent it: the one
     /// reader of listings, for every mode (`--list`, `-r`, patterns).
     ///

@@ -10,12 +10,12 @@ use std::io::{BufWriter, Read, Write};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::time::Instant;
 
+use crate::client::config::ClientConfig;
 use crate::client::link::{
     encode_answer, ends_answer, spawn_reader, write_record, Record, MAX_COMMAND_RECORD, MAX_FRAME_RECORD,
     MAX_UPLOAD_RECORD, RELAY_MAX_PAYLOAD,
 };
 use crate::client::session::{self, Opened, Session};
-use crate::client::ClientConfig;
 use crate::error::{Error, Result};
 use crate::protocol::{Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind, FRAME_HEADER_LEN};
 use crate::shm_region::ring::{Consumer, Producer, WAIT_SLICE};

@@ -8,10 +8,11 @@ use std::path::Path;
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::client::config::ClientConfig;
-use crate::client::{Client, Frame};
+use crate::client::fetch::Client;
 use crate::error::{Error, Result};
 use crate::fs::output::{Clobber, OutputPath};
 use crate::os::sys::IO_CHUNK;
+use crate::protocol::Frame;
 use crate::protocol::Reply;
 use crate::transfer::outcome::{FailReason, Outcome};
 use crate::transfer::send_file::Announced;

@@ -6,10 +6,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crate::client::config::ClientConfig;
+use crate::client::fetch::Client;
 use crate::client::link::Remote;
 use crate::client::session::{find_server, liveness, no_room, Session};
-#[cfg(doc)]
-use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::os::liveness::{servers_of_this_user, FoundServer, ServerState};
 use crate::os::queue;
@@ -249,5 +248,28 @@ impl Session<Consumer> {
                 other => return Err(Error::Protocol(format!("{other:?} in a status"))),
             }
         }
+    }
+}
+
+impl Client {
+    /// [`StatusSession::connect`]: a session that only asks for the
+    /// server's status.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`].
+    pub fn connect_for_status(config: &ClientConfig) -> Result<StatusSession> {
+        StatusSession::connect(config)
+    }
+
+    /// Asks the server for its status: its pid, root, mode, uptime, sessions
+    /// and totals, and what each other session is doing (a
+    /// [`StatusSession`] asks without taking one of the server's sessions).
+    ///
+    /// # Errors
+    ///
+    /// As [`StatusSession::status`].
+    pub fn status(&mut self) -> Result<Status> {
+        self.session.status()
     }
 }

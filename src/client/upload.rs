@@ -21,12 +21,11 @@ use std::time::{Duration, Instant};
 use nix::sys::stat::FileStat;
 
 use crate::choices::{Times, Update};
+use crate::client::config::ClientConfig;
 use crate::client::delivery::{NoProgress, Progress};
+use crate::client::fetch::Client;
 use crate::client::link::Remote;
 use crate::client::session::Session;
-#[cfg(doc)]
-use crate::client::Client;
-use crate::client::ClientConfig;
 use crate::error::{Error, Result};
 use crate::fs::source::{FileKind, OpenFailure, Root};
 use crate::fs::walk::{Limits, SkipReason as WalkSkip, Visit, Walk};
@@ -580,5 +579,16 @@ impl Session<Producer> {
             }
             std::thread::sleep(ANSWER_POLL);
         }
+    }
+}
+
+impl Client {
+    /// [`UploadSession::connect`]: a session that sends files to the server.
+    ///
+    /// # Errors
+    ///
+    /// As [`Client::connect`].
+    pub fn connect_for_uploads(config: &ClientConfig) -> Result<UploadSession> {
+        UploadSession::connect(config)
     }
 }
