@@ -1,7 +1,7 @@
 //! The codes both sides agree on: what a session is for, what an upload
 //! does with an existing name, and why a file was refused or skipped.
 
-use super::*;
+use super::limits::*;
 
 /// What a session is for: it decides which requests the server takes on it
 /// and which limit applies to opening it.
@@ -55,7 +55,7 @@ pub enum PutIfExists {
     Skip,
 }
 
-/// What a [`Command::Put`] asks besides its path.
+/// What a `Command::Put` asks besides its path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct PutFlags(u8);
 

@@ -1,6 +1,8 @@
 //! Command-queue messages, client → server: their kinds, tails and codec.
 
-use super::*;
+use std::fmt;
+
+use super::{codes::*, fields::*, limits::*};
 
 /// A message on the command queue, from a client to the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,11 +66,11 @@ pub enum GetCondition {
     Always,
     /// Resuming: the offset holds only if the source still has this size
     /// and mtime; otherwise the whole file is sent. The `Start` frame says
-    /// which ([`StartFlags::FROM_OFFSET`]).
+    /// which (`StartFlags::FROM_OFFSET`).
     IfSame(Stamp),
     /// `--update`: when the source has this size and is not newer than
     /// this mtime, the answer is a `Start` frame with
-    /// [`StartFlags::UP_TO_DATE`] and nothing after it; otherwise the file.
+    /// `StartFlags::UP_TO_DATE` and nothing after it; otherwise the file.
     UnlessUpToDate(Stamp),
 }
 

@@ -2,7 +2,7 @@
 //! normalization of a requested path, and the bounds-checked cursor that
 //! decodes them.
 
-use super::*;
+use super::limits::*;
 
 pub(super) fn check_text(field: &'static str, s: &str, max: usize) -> Result<(), EncodeError> {
     if s.len() > max {

@@ -1,7 +1,7 @@
 //! Region frames, sender → receiver: kinds, headers, the Start flags, the
 //! control replies and the status records, and their codec.
 
-use super::*;
+use super::{codes::*, fields::*, limits::*};
 
 /// The kind byte of a region frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
