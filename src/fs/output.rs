@@ -196,20 +196,12 @@ fn moved(what: String) -> io::Error {
 }
 
 /// The directory a file goes into: the output directory itself, shared,
-/// or a subdirectory opened for it.
-#[derive(Debug)]
+/// or a subdirectory opened for it (shared too: handing it on costs no
+/// system call).
+#[derive(Debug, Clone)]
 enum DirFd {
     Top(Arc<OwnedFd>),
-    Below(OwnedFd),
-}
-
-impl DirFd {
-    fn try_clone(&self) -> io::Result<DirFd> {
-        Ok(match self {
-            DirFd::Top(fd) => DirFd::Top(Arc::clone(fd)),
-            DirFd::Below(fd) => DirFd::Below(fd.try_clone()?),
-        })
-    }
+    Below(Arc<OwnedFd>),
 }
 
 /// A directory a sink made for its file, removed again if the file is
@@ -262,7 +254,7 @@ impl Anchor {
         let mut now = DirFd::Top(Arc::clone(&self.fd));
         for component in dirs {
             now = match openat(&now, component.as_os_str(), DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => DirFd::Below(fd),
+                Ok(fd) => DirFd::Below(Arc::new(fd)),
                 Err(_) => return Err(gone()),
             };
         }
@@ -306,13 +298,13 @@ fn make_dirs(mut dir: DirFd, dirs: &[OsString], from: usize, made: &mut Vec<Made
             }
             tries += 1;
             match mkdirat(&dir, component.as_os_str(), Mode::from_bits_truncate(0o777)) {
-                Ok(()) => made.push(Made { parent: dir.try_clone()?, name: component.clone() }),
+                Ok(()) => made.push(Made { parent: dir.clone(), name: component.clone() }),
                 Err(Errno::EEXIST) => {}
                 Err(e) => return Err(os(e)),
             }
             next = openat(&dir, component.as_os_str(), DIR_FLAGS, Mode::empty());
         }
-        dir = DirFd::Below(next.map_err(|e| component_error(dirs, i, e))?);
+        dir = DirFd::Below(Arc::new(next.map_err(|e| component_error(dirs, i, e))?));
     }
     Ok(dir)
 }
@@ -406,7 +398,7 @@ impl OutDir {
         let mut dir = DirFd::Top(Arc::clone(&self.fd));
         for (i, component) in out.dirs.iter().enumerate() {
             match openat(&dir, component.as_os_str(), DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => dir = DirFd::Below(fd),
+                Ok(fd) => dir = DirFd::Below(Arc::new(fd)),
                 Err(Errno::ENOENT) => return Ok((dir, i)),
                 Err(e) => return Err(component_error(&out.dirs, i, e)),
             }
@@ -506,18 +498,14 @@ impl OutDir {
 }
 
 impl Made {
-    /// Directories made, removed again unless [`MadeGuard::keep`] is called.
-    fn undo_on_error(made: Vec<Made>) -> MadeGuard {
-        MadeGuard(made)
-    }
-
     /// Removes the directory if it is (still) empty.
     fn undo(&self) {
         let _ = unlinkat(&self.parent, self.name.as_os_str(), UnlinkatFlags::RemoveDir);
     }
 }
 
-/// Directories made for a file not started yet.
+/// Directories made for a file not started yet: removed again unless
+/// [`MadeGuard::keep`] takes them.
 #[derive(Debug)]
 struct MadeGuard(Vec<Made>);
 
@@ -636,7 +624,7 @@ impl Sink {
         }
         self.before_replacing(&dir, &file, no_clobber)?;
         let (temp, temp_dir) = match self.temp.clone() {
-            Some(temp) => (temp, self.dir.try_clone().map_err(named_in)?),
+            Some(temp) => (temp, self.dir.clone()),
             None if no_clobber => {
                 self.link_unnamed(&file, &dir, &name).map_err(failed("link"))?;
                 return self.named(&dir, &file);
@@ -646,9 +634,9 @@ impl Sink {
                 let temp = temp_name().map_err(|e| Error::os("getrandom", e))?;
                 self.link_unnamed(&file, &dir, &temp).map_err(failed("link"))?;
                 // Now a named temporary file, in the target's directory.
-                self.dir = dir.try_clone().map_err(named_in)?;
+                self.dir = dir.clone();
                 self.temp = Some(temp.clone());
-                (temp, dir.try_clone().map_err(named_in)?)
+                (temp, dir.clone())
             }
         };
         if no_clobber {
@@ -691,8 +679,7 @@ impl Sink {
 
     /// The target's own directory, its missing directories made.
     fn target_dir(&mut self) -> io::Result<DirFd> {
-        let base = self.dir.try_clone()?;
-        make_dirs(base, &self.target.dirs, self.depth, &mut self.made)
+        make_dirs(self.dir.clone(), &self.target.dirs, self.depth, &mut self.made)
     }
 
     /// What follows the naming of `file` in `dir`: in a directory others
@@ -713,8 +700,10 @@ impl Sink {
                 return Err(Error::os_named("name", &self.shown.display().to_string(), e));
             }
         } else if self.record.is_none() {
-            for stale in [partial_name(&name), record_name(&name)] {
-                let _ = unlinkat(dir, stale.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            // A partial is never named before its record: one try per
+            // delivered file, a second only where a record was there.
+            if unlinkat(dir, record_name(&name).as_os_str(), UnlinkatFlags::NoRemoveDir).is_ok() {
+                let _ = unlinkat(dir, partial_name(&name).as_os_str(), UnlinkatFlags::NoRemoveDir);
             }
         }
         self.made.clear();

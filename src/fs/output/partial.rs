@@ -189,7 +189,7 @@ impl OutDir {
         for name in [&record, &partial] {
             let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
-        let (made, dir) = (Made::undo_on_error(made), dir);
+        let made = MadeGuard(made);
         write_record(&dir, &record, stamp)?;
         let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = match openat(&dir, partial.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)) {
