@@ -192,6 +192,7 @@ pub use os::names::{DEFAULT_QUEUE, QUEUE_ENV};
 pub mod programs {
     pub use crate::client::pattern::is_pattern;
     pub use crate::client::DEFAULT_STALL_TIMEOUT;
+    pub use crate::fs::output::names_a_directory;
     pub use crate::os::names::validate_queue_name;
     pub use crate::os::sys::IO_CHUNK;
     pub use crate::protocol::{normalize_path, MAX_PATH_LEN};

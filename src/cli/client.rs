@@ -196,9 +196,7 @@ pub fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<()
 /// in `/`, `.` or `..`, which name a directory, as for `cp`), and a
 /// directory for it that is one.
 pub fn check_dest(dest: &std::path::Path) -> Result<(), ExitCode> {
-    use std::os::unix::ffi::OsStrExt;
-    let last = dest.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
-    if matches!(last, b"" | b"." | b"..") {
+    if crate::programs::names_a_directory(dest) {
         return Err(exit_with(
             EXIT_NOT_DELIVERED,
             &format!("-O {}: not a file name (it names a directory); name the file to write", dest.display()),

@@ -125,6 +125,15 @@ impl OutputPath {
     }
 }
 
+/// Whether `path` names a directory, not a file, whatever is there: it
+/// ends in `/`, or its last component is `.` or `..` (as for `cp` and
+/// `scp`). The one test of every path a file is to be written to (`-O
+/// DEST`, `--put FILE -O NAME`).
+pub fn names_a_directory(path: &Path) -> bool {
+    let last = path.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
+    matches!(last, b"" | b"." | b"..")
+}
+
 /// The file name and the directory (`.` for a bare name) of `dest`, the
 /// path one file is written to (`-O DEST`). A path ending in `/`, or whose
 /// last component is `.` or `..`, names a directory, not a file, as for
@@ -135,9 +144,7 @@ impl OutputPath {
 ///
 /// A message for the user, naming `dest`.
 pub fn dest_parts(dest: &Path) -> std::result::Result<(&str, PathBuf), String> {
-    let bytes = dest.as_os_str().as_bytes();
-    let last = bytes.rsplit(|&b| b == b'/').next().unwrap_or_default();
-    if matches!(last, b"" | b"." | b"..") {
+    if names_a_directory(dest) {
         return Err(format!("{}: not a file name (it names a directory)", dest.display()));
     }
     let name = dest

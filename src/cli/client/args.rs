@@ -388,9 +388,7 @@ impl Mode {
         // --to), as `scp a host:renamed.txt`.
         let name = args.output.clone();
         if let Some(name) = &name {
-            use std::os::unix::ffi::OsStrExt;
-            let last = name.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
-            if matches!(last, b"" | b"." | b"..") {
+            if crate::programs::names_a_directory(name) {
                 let msg = format!(
                     "--put with -O {}: not a file name (it names a directory); name the file to store, or use --to DIR",
                     name.display()

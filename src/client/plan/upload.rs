@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::client::delivery::Progress;
 use crate::client::upload::{LocalSkipReason, LocalTree, PutOptions, UploadSession};
 use crate::error::{Error, Result};
+use crate::fs::output::names_a_directory;
 use crate::protocol::{normalize_path, MAX_PATH_LEN};
 use crate::transfer::outcome::{FailReason, Outcome};
 
@@ -130,10 +131,11 @@ impl UploadPlanBuilder {
     }
 
     /// A name given is stored as `name` (normalized) instead of its own
-    /// last component (`-O NAME`): for a run of one file.
+    /// last component (`-O NAME`): for a run of one file, and a name that
+    /// names a file (not ending in `/`, `.` or `..`).
     #[must_use]
     pub fn name(mut self, name: impl AsRef<[u8]>) -> UploadPlanBuilder {
-        self.name = Some(normalize_path(name.as_ref()));
+        self.name = Some(name.as_ref().to_vec());
         self
     }
 
@@ -153,8 +155,24 @@ impl UploadPlanBuilder {
     /// # Errors
     ///
     /// [`Error::SameRemote`] when two different local files would go to
-    /// one remote path, naming the first two.
+    /// one remote path, naming the first two; [`Error::InvalidConfig`] for
+    /// a name given ([`UploadPlanBuilder::name`]) that names a directory,
+    /// or with more or fewer files than one.
     pub fn plan(&self, files: &[impl AsRef<Path>]) -> Result<UploadPlan> {
+        if let Some(name) = &self.name {
+            let shown = crate::text::quote_bytes(name);
+            if names_a_directory(Path::new(OsStr::from_bytes(name))) {
+                return Err(Error::InvalidConfig(format!(
+                    "{shown} names a directory, not the file to store"
+                )));
+            }
+            if files.len() != 1 {
+                return Err(Error::InvalidConfig(format!(
+                    "one file is stored under {shown}, not {}",
+                    files.len()
+                )));
+            }
+        }
         let mut plan = UploadPlan { trees: Vec::new(), items: Vec::new(), repeated: Vec::new() };
         for local in files {
             let local = local.as_ref();
@@ -196,7 +214,7 @@ impl UploadPlanBuilder {
     /// without a file name.
     fn named_remote(&self, local: &Path) -> Option<Vec<u8>> {
         match &self.name {
-            Some(name) => Some(self.below_to(name)),
+            Some(name) => Some(self.below_to(&normalize_path(name))),
             None => Some(self.below_to(local.file_name()?.as_bytes())),
         }
     }
@@ -440,6 +458,20 @@ mod tests {
         let plan = UploadPlan::builder().plan(&[&tree]).unwrap();
         let [UploadItem::NotSent(gap)] = plan.items() else { panic!("{:?}", plan.items()) };
         assert_eq!((&gap.remote[..], gap.reason), (&b"photos"[..], FailReason::IsDirectory));
+    }
+
+    #[test]
+    fn a_name_that_names_a_directory_or_given_for_two_files_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&a, b"a").unwrap();
+        std::fs::write(&b, b"b").unwrap();
+        for name in ["new/", "new/.", ".."] {
+            let planned = UploadPlan::builder().name(name).plan(&[&a]);
+            assert!(matches!(planned, Err(Error::InvalidConfig(_))), "{name}: {planned:?}");
+        }
+        let two = UploadPlan::builder().name("one.txt").plan(&[&a, &b]);
+        assert!(matches!(two, Err(Error::InvalidConfig(_))), "{two:?}");
     }
 
     #[test]
