@@ -85,6 +85,9 @@ fn dash_capital_o_onto_a_device_writes_into_it_and_never_replaces_it() {
     let mut server = env.ready_server(&["--persistent"]);
     let done = env.run_client(&["-O", s(&null), "hello.txt"]);
     done.assert_code(0);
+    // --no-clobber keeps what is there, as `cp -n` does: nothing written.
+    let kept = env.run_client(&["--no-clobber", "-O", s(&null), "hello.txt"]);
+    kept.assert_code(0).check(kept.stdout.contains("hello.txt: skipped: exists"), "says it was kept");
     assert!(fs::metadata(&null).unwrap().file_type().is_char_device(), "still the device node");
     assert!(
         dir_entries(env.tmp()).iter().all(|e| !e.starts_with(".shmxfer")),

@@ -100,6 +100,16 @@ pub fn stream(
     to: StreamTo<'_>,
     cancel: &Arc<AtomicBool>,
 ) -> ExitCode {
+    if let (StreamTo::Special(_), true) = (to, args.no_clobber) {
+        // What is there is kept, as `cp -n` keeps it: nothing is asked for.
+        if !args.quiet {
+            say(format_args!("{}: skipped: exists", quote_name(path)));
+        }
+        return match client.close() {
+            Ok(()) => ExitCode::from(EXIT_OK),
+            Err(e) => fail(&e),
+        };
+    }
     let mut bar = Bar::new(!args.quiet && std::io::stderr().is_terminal());
     let mut quiet_stdout = false;
     let (opened, shown) = match to {
