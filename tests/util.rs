@@ -38,6 +38,10 @@ pub const MIB: u64 = 1 << 20;
 pub const BIG: u64 = if cfg!(debug_assertions) { 48 * MIB } else { 256 * MIB };
 
 /// How long a whole big transfer may take on a loaded machine.
+/// What a file must already hold for [`Proc::is_receiving_in`] to say it
+/// is in flight: more than a region's worth, more than any small file a
+/// test sends before its large one.
+pub const IN_FLIGHT: u64 = 64 * 1024;
 pub const BIG_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The time the issue allows for noticing a dead peer (it takes about
@@ -546,12 +550,14 @@ impl Proc {
     }
 
     /// Whether the process is receiving data for `final_name` into `dir`:
-    /// it holds a non-empty file open there that is not the final file (its
-    /// temporary file, named or not).
+    /// it holds a file open there that is not the final file (its
+    /// temporary file, named or not) and already has more than
+    /// [`IN_FLIGHT`] bytes, so a small file before it in the same run
+    /// (whose temporary is briefly open too) is never taken for it.
     pub fn is_receiving_in(&self, dir: &Path, final_name: &str) -> bool {
         self.open_files_under(dir)
             .iter()
-            .any(|(path, len)| *len > 0 && path.file_name() != Some(OsStr::new(final_name)))
+            .any(|(path, len)| *len > IN_FLIGHT && path.file_name() != Some(OsStr::new(final_name)))
     }
 
     /// Waits until the process is receiving `final_name` into `dir` (see
