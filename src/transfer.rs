@@ -1,9 +1,11 @@
 //! One file's way through a ring, in either direction: the sender (an opened
-//! source → frames, [`send_file`]), the receiver of an upload (frames → a
-//! verified file, [`receive`]), and what became of the file ([`outcome`]; why
+//! source → frames, [`send_file`]), the one way a receiver takes a file's
+//! body (frames → counted, bounded, hashed bytes, [`body`]) and the server's
+//! side of an upload (into the accept directory, [`receive`]), and what became of the file ([`outcome`]; why
 //! one did not arrive is [`crate::reason`], a leaf); the one table from a failure to the wire's codes and from
 //! them to a reason ([`codes`]).
 
+pub(crate) mod body;
 pub(crate) mod codes;
 pub(crate) mod outcome;
 pub(crate) mod receive;

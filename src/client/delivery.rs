@@ -16,9 +16,10 @@ use crate::fs::output::{
 };
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::Frame;
-use crate::protocol::{GetCondition, Reply, Stamp, StartFlags, MAX_PATH_LEN};
+use crate::protocol::{GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_PATH_LEN};
+use crate::transfer::body::{read_body, Announced, Body, End, FromStart, Incoming, Mismatch, Taking};
+use crate::transfer::codes::io_reason;
 use crate::transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
-use crate::transfer::send_file::{Announced, Mismatch};
 
 /// Requests a client keeps in flight: the server always has the next file
 /// queued, and one client never fills the shared queue (10 messages).
@@ -368,34 +369,40 @@ pub(super) fn receive(
     let (mut sink, mut written) = open_sink(options, out_dir, out, kept, &start, progress, &mut hasher)?;
     progress.advance(written);
     let resumed_at = written;
-    let taking = if sink.is_ok() { Taking::Yes } else { Taking::No };
+    let from_start = if sink.is_ok() {
+        FromStart::Take
+    } else {
+        client.cancel_request(seq)?;
+        FromStart::Drop
+    };
     let mut write = |bytes: &[u8]| {
         if let Ok(s) = &mut sink {
             match s.write_all(bytes) {
                 Ok(()) => written += bytes.len() as u64,
-                Err(e) => sink = Err(format!("writing into {dir}: {e}")),
+                Err(e) => {
+                    let code = io_reason(&e).unwrap_or(ReasonCode::Other);
+                    sink = Err(format!("writing into {dir}: {e}"));
+                    return Taking::No(code);
+                }
             }
         }
-        if sink.is_ok() {
-            Taking::Yes
-        } else {
-            Taking::No
-        }
+        Taking::Yes
     };
-    let body = read_body(client, seq, size, chunk, progress, taking, &mut write, hasher, resumed_at);
+    let mut incoming = Incoming::new(seq, size, "server", resumed_at, hasher);
+    let body = read_body(client, &mut incoming, chunk, from_start, &mut write, &mut |n| progress.advance(n));
     let received = match body {
         Err(e) => {
             keep_partial(options, sink, &start, written, progress);
             return Err(e);
         }
-        Ok(Body::Ended { count, checksum, received, digest }) => {
-            if let Some(bad) = check(size, count, checksum, received, digest, "") {
+        Ok(Body::Ended { end, received, verdict }) => {
+            if let Some(bad) = check(size, end, received, verdict, "") {
                 return Ok((bad, None));
             }
             received
         }
-        Ok(Body::ServerError(reason, why)) => {
-            return Ok((Outcome::failed(reason, format!("server: {why}")), None))
+        Ok(Body::GivenUp(code, why)) => {
+            return Ok((Outcome::failed(code.into(), format!("server: {why}")), None))
         }
         Ok(Body::Dropped) => {
             let why = sink.err().unwrap_or_else(|| format!("writing into {dir}: the output stopped"));
@@ -519,20 +526,21 @@ pub(super) fn keep_partial(
     }
 }
 
-/// The outcome of a file whose size or checksum is wrong, `note` added to
-/// its text; `None` when both are right.
+/// The outcome of a file whose size or checksum is wrong (`verdict`, on
+/// the sender's `end` and the bytes `received`), `note` added to its text;
+/// `None` when both are right.
 pub(super) fn check(
     size: Announced,
-    count: u64,
-    checksum: u64,
+    end: End,
     received: u64,
-    digest: u64,
+    verdict: std::result::Result<(), Mismatch>,
     note: &str,
 ) -> Option<Outcome> {
-    match size.verify(count, checksum, received, digest) {
+    match verdict {
         Ok(()) => None,
         Err(Mismatch::Size) => {
-            let text = format!("size mismatch: announced {size}, sent {count}, received {received}{note}");
+            let text =
+                format!("size mismatch: announced {size}, sent {}, received {received}{note}", end.count);
             Some(Outcome::failed(FailReason::SizeMismatch, text))
         }
         Err(Mismatch::Checksum) => {
@@ -569,122 +577,6 @@ pub(super) fn read_start(
         }
         other => return Err(Error::Protocol(format!("{other:?} where a file should start"))),
     })
-}
-
-/// How a file's data frames ended.
-pub(super) enum Body {
-    /// The end frame came: the server's count and checksum, and what arrived
-    /// and its checksum.
-    Ended { count: u64, checksum: u64, received: u64, digest: u64 },
-    /// The server gave up midway: why, and its words.
-    ServerError(FailReason, String),
-    /// The output stopped taking bytes, and the file was cancelled: what
-    /// arrived after that was dropped.
-    Dropped,
-}
-
-/// Whether the output of a file still takes its bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Taking {
-    Yes,
-    /// It failed: the file is cancelled.
-    No,
-}
-
-/// Reads the data frames of request `seq`, whose start frame announced
-/// `size`, up to its end frame.
-///
-/// Each data frame is copied once, from the slot straight into `chunk`
-/// (memory the server cannot reach; at least [`IO_CHUNK`] and one frame
-/// long), hashed there while it is in cache, and handed to `write` in
-/// [`IO_CHUNK`] pieces and the rest at the end: the checksum covers exactly
-/// the bytes written, after the `received` bytes already in `hasher` (a
-/// resumed file's kept prefix; none for a whole one).
-///
-/// When the output does not take bytes (`taking` at the start, or `write`
-/// after a piece), the file is cancelled ([`Client::cancel_request`]): the
-/// frames still in flight up to the server's answer are read and dropped,
-/// and the body is [`Body::Dropped`].
-#[allow(clippy::too_many_arguments)]
-pub(super) fn read_body(
-    client: &mut Client,
-    seq: u32,
-    size: Announced,
-    chunk: &mut [u8],
-    progress: &mut dyn Progress,
-    taking: Taking,
-    write: &mut dyn FnMut(&[u8]) -> Taking,
-    mut hasher: Xxh3,
-    mut received: u64,
-) -> Result<Body> {
-    let mut unreported = 0u64;
-    // chunk[..fill] waits to be written.
-    let mut fill = 0;
-    let mut taking = taking;
-    if taking == Taking::No {
-        client.cancel_request(seq)?;
-    }
-    loop {
-        // A `DataEnd` is its data, then its end.
-        let frame = match client.next_frame(seq, &mut chunk[fill..]) {
-            Ok(frame) => frame,
-            Err(e) => {
-                // The bytes that came count, for the line of a file cut off.
-                progress.advance(unreported);
-                return Err(e);
-            }
-        };
-        let (len, control) = match frame {
-            Frame::Data(len) => (len, None),
-            Frame::DataEnd(last) => {
-                (last.len, Some(Reply::End { count: last.count, checksum: last.checksum }))
-            }
-            Frame::Control(reply) => (0, Some(reply)),
-        };
-        if len > 0 {
-            received += u64::from(len);
-            if received > size.limit() {
-                progress.advance(unreported);
-                return Err(Error::Protocol(size.exceeded()));
-            }
-        }
-        if len > 0 && taking == Taking::Yes {
-            let end = fill + len as usize;
-            hasher.update(&chunk[fill..end]);
-            fill = end;
-            if fill >= IO_CHUNK {
-                taking = write(&chunk[..IO_CHUNK]);
-                chunk.copy_within(IO_CHUNK..fill, 0);
-                fill -= IO_CHUNK;
-                if taking == Taking::No {
-                    client.cancel_request(seq)?;
-                }
-            }
-            unreported += u64::from(len);
-            if unreported >= 1 << 20 {
-                progress.advance(unreported);
-                unreported = 0;
-            }
-        }
-        let Some(reply) = control else { continue };
-        match reply {
-            Reply::End { .. } | Reply::Error { .. } if taking == Taking::No => {
-                // The server's answer to the cancel (or the end it reached
-                // before it saw it).
-                progress.advance(unreported);
-                return Ok(Body::Dropped);
-            }
-            Reply::End { count, checksum } => {
-                progress.advance(unreported);
-                if write(&chunk[..fill]) == Taking::No {
-                    return Ok(Body::Dropped);
-                }
-                return Ok(Body::Ended { count, checksum, received, digest: hasher.digest() });
-            }
-            Reply::Error { code, reason } => return Ok(Body::ServerError(code.into(), reason)),
-            other => return Err(Error::Protocol(format!("{:?} inside a file", Frame::Control(other)))),
-        }
-    }
 }
 
 /// The outcome of a file that could not be given its name.

@@ -7,8 +7,9 @@ use crate::client::session::Session;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
-use crate::protocol::{Command, Frame, GetCondition, SessionKind};
+use crate::protocol::{Command, Frame, GetCondition, ReasonCode, SessionKind};
 use crate::shm_region::ring::Consumer;
+use crate::transfer::body::FrameSource;
 
 /// A fetch session with a server: [`Client::connect`] (or
 /// [`Client::connect_remote`]) opens it, the `fetch` methods,
@@ -155,5 +156,16 @@ impl Client {
     /// [`Error::PeerGone`], [`Error::Cancelled`].
     pub fn close(self) -> Result<()> {
         self.session.close()
+    }
+}
+
+/// A fetch's frames come from its session; stopping is a cancel.
+impl FrameSource for Client {
+    fn next_frame(&mut self, seq: u32, buf: &mut [u8]) -> Result<Frame> {
+        Client::next_frame(self, seq, buf)
+    }
+
+    fn stop_sending(&mut self, seq: u32, _why: ReasonCode) -> Result<()> {
+        self.cancel_request(seq)
     }
 }

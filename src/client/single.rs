@@ -12,10 +12,8 @@ use crate::client::fetch::Client;
 use crate::error::{Error, Result};
 use crate::fs::output::{Clobber, OutputPath};
 use crate::os::sys::IO_CHUNK;
-use crate::protocol::Frame;
-use crate::protocol::Reply;
+use crate::transfer::body::{read_body, Announced, Body, FromStart, Incoming, Piece, Taking};
 use crate::transfer::outcome::{FailReason, Outcome};
-use crate::transfer::send_file::Announced;
 
 use super::delivery::*;
 
@@ -99,7 +97,10 @@ impl Client {
             }
             Taking::Yes
         };
-        let body = read_body(self, seq, size, &mut chunk, progress, Taking::Yes, &mut write, Xxh3::new(), 0);
+        let mut incoming = Incoming::new(seq, size, "server", 0, Xxh3::new());
+        let body = read_body(self, &mut incoming, &mut chunk, FromStart::Take, &mut write, &mut |n| {
+            progress.advance(n)
+        });
         progress.finish();
         let body = body?;
         if write_error.is_none() {
@@ -110,12 +111,11 @@ impl Client {
                 let e = write_error.expect("checked");
                 Outcome::failed(FailReason::WriteFailed, format!("writing the file out: {e}"))
             }
-            Body::Ended { count, checksum, received, digest } => {
+            Body::Ended { end, received, verdict } => {
                 let note = "; the bytes written are not the file";
-                check(size, count, checksum, received, digest, note)
-                    .unwrap_or(Outcome::Delivered { bytes: received })
+                check(size, end, received, verdict, note).unwrap_or(Outcome::Delivered { bytes: received })
             }
-            Body::ServerError(reason, why) => Outcome::failed(reason, format!("server: {why}")),
+            Body::GivenUp(code, why) => Outcome::failed(code.into(), format!("server: {why}")),
             Body::Dropped => {
                 Outcome::failed(FailReason::WriteFailed, "writing the file out: the output stopped")
             }
@@ -239,10 +239,8 @@ pub fn fetch(name: impl AsRef<str>) -> Result<Vec<u8>> {
 /// file and drops it, so the session stays usable.
 pub struct FileReader<'a> {
     client: &'a mut Client,
-    seq: u32,
     size: Announced,
-    received: u64,
-    hasher: Xxh3,
+    incoming: Incoming,
     buf: Vec<u8>,
     /// `buf[pos..len]` waits to be read.
     pos: usize,
@@ -252,11 +250,7 @@ pub struct FileReader<'a> {
 
 impl std::fmt::Debug for FileReader<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileReader")
-            .field("seq", &self.seq)
-            .field("size", &self.size)
-            .field("received", &self.received)
-            .finish()
+        f.debug_struct("FileReader").field("incoming", &self.incoming).finish()
     }
 }
 
@@ -268,49 +262,38 @@ impl FileReader<'_> {
         self.size.told()
     }
 
-    /// Reads the next frame into the buffer: `false` at the verified end.
+    /// Reads the next frame into the buffer, as every receiver reads a
+    /// file's body ([`Incoming::next`]): `false` at the verified end.
     fn fill(&mut self) -> std::io::Result<bool> {
         let bad = |text: String| std::io::Error::new(std::io::ErrorKind::InvalidData, text);
-        match self.client.next_frame(self.seq, &mut self.buf).map_err(std::io::Error::other)? {
-            Frame::Data(len) => {
-                self.received += u64::from(len);
-                if self.received > self.size.limit() {
-                    self.done = true;
-                    return Err(bad(self.size.exceeded()));
-                }
-                self.hasher.update(&self.buf[..len as usize]);
-                (self.pos, self.len) = (0, len as usize);
-                Ok(true)
-            }
-            Frame::DataEnd(last) => {
-                // The last bytes, checked before they are read.
+        let piece = self.incoming.next(self.client, &mut self.buf, true);
+        let (len, end) = match piece {
+            Ok(Piece::Data { len, end }) => (len, end),
+            Ok(Piece::GivenUp { reason, .. }) => {
                 self.done = true;
-                self.received += u64::from(last.len);
-                self.hasher.update(&self.buf[..last.len as usize]);
-                match check(self.size, last.count, last.checksum, self.received, self.hasher.digest(), "") {
-                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
-                    _ => {
-                        (self.pos, self.len) = (0, last.len as usize);
-                        Ok(true)
-                    }
-                }
+                return Err(std::io::Error::other(format!("server: {reason}")));
             }
-            Frame::Control(Reply::End { count, checksum }) => {
+            Err(Error::Protocol(text)) => {
                 self.done = true;
-                match check(self.size, count, checksum, self.received, self.hasher.digest(), "") {
-                    Some(Outcome::Failed { text, .. }) => Err(bad(text)),
-                    _ => Ok(false),
-                }
+                return Err(bad(text));
             }
-            Frame::Control(Reply::Error { reason, .. }) => {
+            Err(e) => {
                 self.done = true;
-                Err(std::io::Error::other(format!("server: {reason}")))
+                return Err(std::io::Error::other(e));
             }
-            other => {
-                self.done = true;
-                Err(bad(format!("{other:?} inside a file")))
+        };
+        if let Some(end) = end {
+            // The last bytes, checked before they are read.
+            self.done = true;
+            let verdict = self.incoming.verify(end);
+            if let Some(Outcome::Failed { text, .. }) =
+                check(self.size, end, self.incoming.received(), verdict, "")
+            {
+                return Err(bad(text));
             }
         }
+        (self.pos, self.len) = (0, len);
+        Ok(len > 0 || end.is_none())
     }
 }
 
@@ -386,10 +369,8 @@ impl Client {
         };
         Ok(FileReader {
             client: self,
-            seq,
             size,
-            received: 0,
-            hasher: Xxh3::new(),
+            incoming: Incoming::new(seq, size, "server", 0, Xxh3::new()),
             buf,
             pos: 0,
             len: 0,

@@ -28,11 +28,13 @@ use crate::choices::Clobber;
 use crate::error::{Error, Result};
 use crate::fs::output::{OutDir, OutputPath, Sink};
 use crate::os::sys::IO_CHUNK;
-use crate::protocol::{Frame, FrameKind, PutFlags, PutIfExists, ReasonCode, Reply, Stamp, UploadAnswer};
+use crate::protocol::{Frame, PutFlags, PutIfExists, ReasonCode, Reply, Stamp, UploadAnswer};
 use crate::shm_region::ring::Consumer;
-use crate::text::byte_count;
+use crate::transfer::body::{
+    read_body, Announced, Body, End, FrameSource, FromStart, Incoming, Mismatch, Taking,
+};
 use crate::transfer::codes::io_reason;
-use crate::transfer::send_file::{up_to_date, Announced, Mismatch};
+use crate::transfer::send_file::up_to_date;
 use crate::transfer::Meter;
 
 /// One file a client uploads: what its `Put` said.
@@ -152,25 +154,37 @@ fn given_up_code(code: ReasonCode) -> ReasonCode {
     }
 }
 
-/// The file being written: the sink, what waits to be written, the hash.
-struct Writing {
-    sink: Sink,
-    pending: Vec<u8>,
+/// The server's end of an upload's ring as a receiver's source: stopping
+/// the sender is answering the upload at once (its client then stops
+/// sending and ends the file), and an upload is answered once.
+struct UploadFrames<'c> {
+    consumer: &'c mut Consumer,
+    answered: bool,
 }
 
-impl Writing {
-    fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.pending.extend_from_slice(bytes);
-        if self.pending.len() >= IO_CHUNK {
-            self.flush()?;
+impl UploadFrames<'_> {
+    /// Answers upload `seq` in the region's header, unless it was answered
+    /// already.
+    fn answer(&mut self, seq: u32, answer: UploadAnswer) {
+        if !self.answered {
+            self.consumer.region().answer(seq, answer.code());
+            self.answered = true;
         }
-        Ok(())
+    }
+}
+
+impl FrameSource for UploadFrames<'_> {
+    fn next_frame(&mut self, seq: u32, buf: &mut [u8]) -> Result<Frame> {
+        let header = self.consumer.recv_into(buf)?;
+        if header.seq != seq {
+            return Err(Error::Protocol(format!("a frame of request {} during request {seq}", header.seq)));
+        }
+        Ok(Frame::decode(header.kind, &buf[..header.len as usize])?)
     }
 
-    fn flush(&mut self) -> io::Result<()> {
-        let res = self.sink.write_all(&self.pending);
-        self.pending.clear();
-        res
+    fn stop_sending(&mut self, seq: u32, why: ReasonCode) -> Result<()> {
+        self.answer(seq, UploadAnswer::Failed(why));
+        Ok(())
     }
 }
 
@@ -202,30 +216,16 @@ pub(crate) fn receive_file(
     got.map_err(|error| Stopped { error, bytes })
 }
 
-/// The next frame of upload `put.seq`: its kind, its payload in
-/// `buf[..len]`.
-fn next_frame(consumer: &mut Consumer, seq: u32, buf: &mut [u8]) -> Result<(FrameKind, usize)> {
-    let header = consumer.recv_into(buf)?;
-    if header.seq != seq {
-        return Err(Error::Protocol(format!("a frame of request {} during request {seq}", header.seq)));
-    }
-    Ok((header.kind, header.len as usize))
-}
-
 /// The upload's first frame: its `Start`.
-fn read_start(consumer: &mut Consumer, seq: u32, buf: &mut [u8]) -> Result<Started> {
-    let (kind, len) = next_frame(consumer, seq, buf)?;
-    if kind != FrameKind::Start {
-        return Err(Error::Protocol(format!("a {kind:?} frame where an upload's Start was due")));
-    }
-    match Reply::decode(kind, &buf[..len])? {
-        Reply::Start { flags, .. } if flags.from_offset() || flags.up_to_date() => {
+fn read_start(frames: &mut UploadFrames<'_>, seq: u32, buf: &mut [u8]) -> Result<Started> {
+    match frames.next_frame(seq, buf)? {
+        Frame::Control(Reply::Start { flags, .. }) if flags.from_offset() || flags.up_to_date() => {
             Err(Error::Protocol("an upload's Start that resumes or is up to date".into()))
         }
-        Reply::Start { size, mode, flags, mtime_ns } => {
+        Frame::Control(Reply::Start { size, mode, flags, mtime_ns }) => {
             Ok(Started { size: Announced::of(size, flags), mode, mtime_ns })
         }
-        other => Err(Error::Protocol(format!("{:?} where an upload's Start was due", other.kind()))),
+        other => Err(Error::Protocol(format!("{other:?} where an upload's Start was due"))),
     }
 }
 
@@ -236,141 +236,85 @@ fn receive(
     buf: &mut Vec<u8>,
     stats: &dyn Meter,
 ) -> Result<Received> {
-    buf.resize(consumer.max_payload(), 0);
-    let start = read_start(consumer, put.seq, buf)?;
+    // One frame past IO_CHUNK: a frame always fits after what waits to be
+    // written.
+    buf.resize(IO_CHUNK + consumer.max_payload(), 0);
+    let mut frames = UploadFrames { consumer, answered: false };
+    let start = read_start(&mut frames, put.seq, buf)?;
     stats.begin(&String::from_utf8_lossy(put.path), start.size.told());
     let mut failed: Option<(UploadAnswer, String)> = None;
-    let mut writing = match target(accept, &put, &start) {
-        Ok(sink) => Some(Writing { sink, pending: Vec::with_capacity(IO_CHUNK + consumer.max_payload()) }),
+    let mut sink = match target(accept, &put, &start) {
+        Ok(sink) => Some(sink),
         Err(refusal) => {
             // Answered at once: the client stops sending and ends the file.
-            consumer.region().answer(put.seq, refusal.0.code());
+            frames.answer(put.seq, refusal.0);
             failed = Some(refusal);
             None
         }
     };
-    let mut answered_early = failed.is_some();
-    let mut hash = Xxh3::new();
-    let mut received = 0u64;
-    let (count, checksum) = loop {
-        let (kind, len) = next_frame(consumer, put.seq, buf)?;
-        let (data, end) = match piece(kind, &buf[..len])? {
-            Piece::Data { data, end } => (data, end),
-            // The client gives the file up (it changed while it was read,
-            // a read failed, it grew past the bound of a file of unknown
-            // size): nothing of it is kept.
-            Piece::GivenUp { code, reason } => {
-                let code = given_up_code(code);
-                let why = format!("the client gave the file up: {reason}");
-                let (answer, why) = failed.unwrap_or((UploadAnswer::Failed(code), why));
-                drop(writing);
-                if !answered_early {
-                    consumer.region().answer(put.seq, answer.code());
-                }
-                return Ok(Received { answer, bytes: received, why: Some(why) });
-            }
+    let from_start = if sink.is_some() { FromStart::Take } else { FromStart::Drop };
+    let mut write = |bytes: &[u8]| {
+        let written = match &mut sink {
+            Some(sink) => sink.write_all(bytes),
+            None => Err(io::Error::from_raw_os_error(libc::EBADF)),
         };
-        if !data.is_empty() {
-            received += data.len() as u64;
-            stats.advance(data.len() as u64);
-            if received > start.size.limit() && failed.is_none() {
-                failed = Some((UploadAnswer::Failed(ReasonCode::TooLarge), too_many_bytes(start.size)));
-                writing = None;
+        match written {
+            Ok(()) => Taking::Yes,
+            Err(e) => {
+                // Failed for good (a full disk): the client stops sending
+                // instead of streaming the rest.
+                let code = failure_code(&e);
+                failed = Some((UploadAnswer::Failed(code), format!("write: {e}")));
+                Taking::No(code)
             }
-            if let Some(w) = &mut writing {
-                hash.update(data);
-                if let Err(e) = w.push(data) {
-                    failed = Some((UploadAnswer::Failed(failure_code(&e)), format!("write: {e}")));
-                    writing = None;
-                }
-            }
-            if let (Some((answer, _)), false) = (&failed, answered_early) {
-                // Failed for good (a full disk, too many bytes): the
-                // client stops sending instead of streaming the rest.
-                consumer.region().answer(put.seq, answer.code());
-                answered_early = true;
-            }
-        }
-        if let Some(end) = end {
-            break end;
         }
     };
-    let (answer, why) = match (writing, failed) {
-        (_, Some((answer, why))) => (answer, Some(why)),
+    let mut incoming = Incoming::new(put.seq, start.size, "client", 0, Xxh3::new());
+    let body = read_body(&mut frames, &mut incoming, buf, from_start, &mut write, &mut |n| stats.advance(n))?;
+    let received = incoming.received();
+    let (answer, why) = match (body, failed, sink) {
+        // Refused at its start, or a write failed.
+        (_, Some((answer, why)), _) => (answer, Some(why)),
+        // The client gives the file up (it changed while it was read, a
+        // read failed, it grew past the bound of a file of unknown size):
+        // nothing of it is kept.
+        (Body::GivenUp(code, reason), None, _) => (
+            UploadAnswer::Failed(given_up_code(code)),
+            Some(format!("the client gave the file up: {reason}")),
+        ),
+        (Body::Ended { end, verdict, .. }, None, Some(sink)) => {
+            store(&put, &start, sink, end, verdict, received)
+        }
         // Not reached: a file not written has failed.
-        (None, None) => (UploadAnswer::Failed(ReasonCode::Other), None),
-        (Some(w), None) => store(&put, &start, w, (count, checksum), received, hash.digest()),
+        (Body::Ended { .. } | Body::Dropped, None, _) => (UploadAnswer::Failed(ReasonCode::Other), None),
     };
-    if !answered_early {
-        consumer.region().answer(put.seq, answer.code());
-    }
+    frames.answer(put.seq, answer);
     Ok(Received { answer, bytes: received, why })
 }
 
-/// Why a file that sent more than its `size` allows fails.
-fn too_many_bytes(size: Announced) -> String {
-    match size {
-        Announced::Exactly(size) => format!("more bytes than the {size} announced"),
-        Announced::Unknown { .. } => {
-            format!("more bytes than the {} a file of unknown size may have", byte_count(size.limit()))
-        }
-    }
-}
-
-/// One frame of an upload's body.
-enum Piece<'a> {
-    /// File bytes, and with the last of them (`DataEnd`, `End`) the
-    /// sender's count and checksum.
-    Data { data: &'a [u8], end: Option<(u64, u64)> },
-    /// The sender gave the file up: its code and words.
-    GivenUp { code: ReasonCode, reason: String },
-}
-
-/// What the frame of `kind` with `payload` is in an upload's body, read
-/// as every receiver reads a frame ([`Frame::decode`]): a `DataEnd` is its
-/// data, then its end.
-fn piece(kind: FrameKind, payload: &[u8]) -> Result<Piece<'_>> {
-    Ok(match Frame::decode(kind, payload)? {
-        Frame::Data(_) => Piece::Data { data: payload, end: None },
-        Frame::DataEnd(last) => {
-            Piece::Data { data: &payload[..last.len as usize], end: Some((last.count, last.checksum)) }
-        }
-        Frame::Control(Reply::End { count, checksum }) => {
-            Piece::Data { data: &payload[..0], end: Some((count, checksum)) }
-        }
-        Frame::Control(Reply::Error { code, reason }) => Piece::GivenUp { code, reason },
-        Frame::Control(other) => {
-            return Err(Error::Protocol(format!("a {:?} frame in an upload", other.kind())))
-        }
-    })
-}
-
-/// Checks a whole upload (the sender's `count` and `checksum` against the
-/// bytes `received` and their `digest`) and names it as `put` asks: the
+/// Names a whole upload as `put` asks, once its `verdict` (the sender's
+/// `end` against the bytes `received`) says it is the file sent: the
 /// answer, and why when it was not stored.
 fn store(
     put: &PutRequest<'_>,
     start: &Started,
-    mut w: Writing,
-    (count, checksum): (u64, u64),
+    sink: Sink,
+    end: End,
+    verdict: std::result::Result<(), Mismatch>,
     received: u64,
-    digest: u64,
 ) -> (UploadAnswer, Option<String>) {
-    match start.size.verify(count, checksum, received, digest) {
+    match verdict {
         Ok(()) => {}
         Err(Mismatch::Size) => {
-            let why = format!("{received} bytes received, {count} counted, {} announced", start.size);
+            let why = format!("{received} bytes received, {} counted, {} announced", end.count, start.size);
             return (UploadAnswer::Failed(ReasonCode::Changed), Some(why));
         }
         Err(Mismatch::Checksum) => {
             return (UploadAnswer::Failed(ReasonCode::Other), Some("checksum mismatch (xxh3-64)".into()));
         }
     }
-    if let Err(e) = w.flush() {
-        return (UploadAnswer::Failed(failure_code(&e)), Some(format!("write: {e}")));
-    }
     if put.flags.has(PutFlags::KEEP_MTIME) {
-        if let Err(e) = w.sink.set_mtime(start.mtime_ns) {
+        if let Err(e) = sink.set_mtime(start.mtime_ns) {
             return (UploadAnswer::Failed(failure_code(&e)), Some(format!("setting the mtime: {e}")));
         }
     }
@@ -379,7 +323,7 @@ fn store(
         PutIfExists::Replace => Clobber::Replace,
         PutIfExists::Skip => Clobber::Skip,
     };
-    match w.sink.persist(clobber) {
+    match sink.persist(clobber) {
         Ok(()) => (UploadAnswer::Stored, None),
         Err(Error::Os { source, .. })
             if if_exists == PutIfExists::Skip && source.raw_os_error() == Some(libc::EEXIST) =>
@@ -424,6 +368,12 @@ mod tests {
     /// An upload ring in one process: the client's producer, the server's
     /// consumer (both ends turned round, as in a session).
     fn ring(tag: &str) -> (Producer, Consumer) {
+        let (client, server, _) = ring_with_cancel(tag);
+        (client, server)
+    }
+
+    /// [`ring`], with the flag that cancels both ends' waits.
+    fn ring_with_cancel(tag: &str) -> (Producer, Consumer, Arc<AtomicBool>) {
         let pid = std::process::id();
         let pacing = Pacing::new(DEFAULT_SPIN_BUDGET);
         let names = SessionNames::fresh(&format!("/sxrecv_{tag}"), pid).unwrap();
@@ -441,8 +391,9 @@ mod tests {
         let cancel = Arc::new(AtomicBool::new(false));
         let server =
             Producer::new(Arc::new(opened), server_sems, Arc::clone(&cancel), Box::new(|| Ok(())), &pacing);
-        let client = Consumer::new(Arc::new(created), client_sems, cancel, Box::new(|| Ok(())), &pacing);
-        (client.turn_round(), server.turn_round())
+        let client =
+            Consumer::new(Arc::new(created), client_sems, Arc::clone(&cancel), Box::new(|| Ok(())), &pacing);
+        (client.turn_round(), server.turn_round(), cancel)
     }
 
     /// The `Start` of a file of `size` bytes (a known size) and mode 06755.
@@ -567,13 +518,31 @@ mod tests {
     }
 
     #[test]
-    fn more_or_fewer_bytes_than_announced_leave_nothing() {
+    fn more_bytes_than_announced_end_the_session_and_fewer_fail_the_file_leaving_nothing() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = OutDir::open(tmp.path()).unwrap();
         let bytes = vec![3u8; 20_000];
-        let (got, word) = upload_announced("more", Some(&dir), b"x", 1000, &bytes, None);
-        assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::TooLarge));
-        assert_eq!(word, Some(got.answer.code()));
+        // More: the client broke the protocol, as a server that sends more
+        // than it announced does; the session ends.
+        let (mut client, mut server, cancel) = ring_with_cancel("more");
+        let sender = std::thread::spawn(move || -> crate::error::Result<()> {
+            client.send(7, &start(1000))?;
+            for piece in [3u8; 20_000].chunks(client.max_payload()) {
+                client.send_data(7, piece)?;
+            }
+            Ok(())
+        });
+        let put = PutRequest { seq: 7, path: b"x", flags: PutFlags::NONE };
+        let stats = crate::server::stats::ServerStats::new("/srv".into(), true, 1);
+        let live = stats.open("/sxrecv", 1, crate::protocol::SessionKind::Upload);
+        let stopped = receive_file(&mut server, Some(&dir), put, &mut Vec::new(), &*live).unwrap_err();
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = sender.join().unwrap();
+        let Error::Protocol(text) = &stopped.error else { panic!("{stopped:?}") };
+        assert_eq!(text, "client sent more than the announced 1000 bytes");
+        assert!(stopped.bytes > 1000, "the bytes that came: {}", stopped.bytes);
+        assert_eq!(server.region().answer_to(7), None, "no answer: the session ends");
+        assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
         let (got, _) = upload_announced("fewer", Some(&dir), b"x", u64::MAX, &bytes, None);
         assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
         assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
