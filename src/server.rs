@@ -4,8 +4,10 @@
 pub(crate) mod answers;
 pub(crate) mod leftovers;
 pub(crate) mod log_budget;
+pub(crate) mod serve_file;
 pub(crate) mod sessions;
 pub(crate) mod stats;
+pub(crate) mod upload;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,14 +1,14 @@
 //! The one sender of a file, for both directions ([`send_source`]): an
 //! opened source streamed as Start, Data..., End with its checksum (the End
 //! folded into the last data frame, `DataEnd`, where both fit one slot), or
-//! given up with an `Error` frame. The server's fetch ([`send_file`]: open
-//! it with the confined opener, or answer why not with a reason code) and
-//! the client's upload ([`crate::upload`]) each only say where the frames
-//! go ([`FrameSink`]) and who is told of the bytes ([`Meter`]).
+//! given up with an `Error` frame. The server's fetch
+//! ([`crate::server::serve_file`]: open it with the confined opener, or
+//! answer why not with a reason code) and the client's upload
+//! ([`crate::upload`]) each only say where the frames go ([`FrameSink`])
+//! and who is told of the bytes ([`Meter`]).
 
 use std::fs::File;
 use std::io::Read;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use nix::sys::stat::FileStat;
 use nix::sys::statfs::{
@@ -19,67 +19,19 @@ use nix::sys::statfs::{
 use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::Result;
-use crate::fs::source::{OpenFailure, Root, Snapshot};
+use crate::fs::source::Snapshot;
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::{
     DataEnd, GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS,
 };
-use crate::shm_region::ring::Producer;
 use crate::text::byte_count;
-use crate::transfer::codes::{os_error, wire_codes};
 use crate::transfer::Meter;
-
-/// What became of one file request, as far as the server knows.
-#[derive(Debug)]
-pub(crate) enum Served {
-    /// Sent whole (from the offset asked for): this many bytes.
-    Sent(u64),
-    /// The client's copy is up to date: nothing sent.
-    UpToDate,
-    /// Answered with this negative reply (not found, refused, error).
-    Answered(Reply),
-}
-
-/// A refusal with its code and the text beside it.
-pub(crate) fn refused(code: ReasonCode, reason: impl Into<String>) -> Reply {
-    Reply::Refused { code, reason: reason.into() }
-}
-
-/// How the client is told that `path` was not opened: not found, or the
-/// code of [`wire_codes`] with its words; a refusal, but for an OS error
-/// the opener does not sort (a failure on the server's side).
-fn refusal(path: &str, why: OpenFailure) -> Reply {
-    let Some(code) = wire_codes(&why).reason else { return Reply::NotFound };
-    let reason = match &why {
-        OpenFailure::OutsideRoot => format!("{path} leads outside the served directory"),
-        OpenFailure::PermissionDenied => "permission denied".into(),
-        OpenFailure::NameTooLong => "name too long".into(),
-        OpenFailure::InvalidPath => "invalid path".into(),
-        OpenFailure::OutOfResources(e) => format!("the server is out of resources: {e}"),
-        OpenFailure::WrongKind(kind) => format!("{path} is {}", kind.text()),
-        OpenFailure::Missing | OpenFailure::Os(_) => format!("opening {path}: {}", os_error(&why)),
-    };
-    if matches!(why, OpenFailure::Os(_)) {
-        Reply::Error { code, reason }
-    } else {
-        Reply::Refused { code, reason }
-    }
-}
 
 /// What a `Get` asks besides its path: from which byte, on what condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Ask {
     pub(crate) offset: u64,
     pub(crate) condition: GetCondition,
-}
-
-/// One request for a file: its sequence number, its path (bytes, as the
-/// client sent it), and what else it asks.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct FileRequest<'a> {
-    pub(crate) seq: u32,
-    pub(crate) path: &'a [u8],
-    pub(crate) ask: Ask,
 }
 
 /// What [`Ask`] comes to for one source.
@@ -367,78 +319,6 @@ fn give_up(out: &mut impl FrameSink, seq: u32, gave_up: Sent) -> Result<Sent> {
         out.send(seq, reply)?;
     }
     Ok(gave_up)
-}
-
-/// A fetch's frames: into the session's producer, stopped by the client's
-/// `Cancel` of the request.
-struct Fetch<'a> {
-    tx: &'a mut Producer,
-    cancelled: &'a AtomicU32,
-}
-
-impl FrameSink for Fetch<'_> {
-    fn max_payload(&self) -> usize {
-        self.tx.max_payload()
-    }
-
-    fn send(&mut self, seq: u32, reply: &Reply) -> Result<()> {
-        self.tx.send(seq, reply)
-    }
-
-    fn send_data(&mut self, seq: u32, bytes: &[u8]) -> Result<()> {
-        self.tx.send_data(seq, bytes)
-    }
-
-    fn send_data_end(&mut self, seq: u32, bytes: &[u8], count: u64, checksum: u64) -> Result<()> {
-        self.tx.send_data_end(seq, bytes, count, checksum)
-    }
-
-    fn yield_turn(&mut self) {
-        self.tx.yield_turn();
-    }
-
-    fn stop_asked(&mut self, seq: u32) -> Result<bool> {
-        Ok(self.cancelled.load(Ordering::Acquire) == seq)
-    }
-}
-
-/// Serves the file `request.path` below `root` as the answer to request
-/// `request.seq` through [`send_source`], reading through `buf`, and keeps
-/// `stats` up to date. Once `cancelled` holds `seq` (the client's
-/// `Cancel`), the file ends at the next chunk with an `Error` of
-/// [`ReasonCode::Cancelled`].
-///
-/// # Errors
-///
-/// What [`Producer::send`] returns: the client gone, the session stalled or
-/// cancelled. A file that cannot be served is answered, not an error.
-pub(crate) fn send_file(
-    tx: &mut Producer,
-    root: &Root,
-    request: FileRequest<'_>,
-    buf: &mut Vec<u8>,
-    stats: &dyn Meter,
-    cancelled: &AtomicU32,
-) -> Result<Served> {
-    let FileRequest { seq, path: raw_path, ask } = request;
-    // The path is bytes; its messages and the status show it as text.
-    let shown = String::from_utf8_lossy(raw_path);
-    let path: &str = &shown;
-    let (mut file, st) = match root.open_file(raw_path) {
-        Ok(opened) => opened,
-        Err(why) => {
-            let reply = refusal(path, why);
-            tx.send(seq, &reply)?;
-            return Ok(Served::Answered(reply));
-        }
-    };
-    let source = Source { file: &mut file, st, shown: path };
-    let mut out = Fetch { tx, cancelled };
-    Ok(match send_source(&mut out, seq, source, ask, buf, stats)? {
-        Sent::Whole(n) => Served::Sent(n),
-        Sent::UpToDate => Served::UpToDate,
-        Sent::GaveUp { reply, .. } => Served::Answered(reply),
-    })
 }
 
 /// Whether the size `fstat` gives is the file's size.
