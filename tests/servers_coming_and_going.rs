@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::util::{
     assert_client_objects_gone, assert_exit_within, assert_no_leftovers, assert_out_empty, fill_queue,
-    holds_for, shm_path, stop, terminate, wait_for_queue, wait_until, Signal, TestEnv, DETECT, SLACK,
+    holds_for, shm_path, stop, terminate, wait_for_queue, wait_until, Signal, TestEnv, DETECT, MIB, SLACK,
     TIMEOUT,
 };
 
@@ -171,5 +171,37 @@ fn refused_status_names_the_status_limit_not_the_session_limit() {
     s.check(s.code() != Some(0), "the extra --status fails")
         .check(!s.stderr.contains("16"), "the refusal does not name the 16-session limit")
         .check(s.stderr.contains('4'), "the refusal names the 4 status sessions");
+    assert_no_leftovers(&env.names);
+}
+
+/// A reader of a file (`Client::fetch_reader`) whose server stops midway
+/// fails, and every read after that fails too: its end of file means the
+/// verified end, never a file cut off.
+#[test]
+fn a_file_reader_cut_off_by_its_server_keeps_failing_and_never_ends_as_if_whole() {
+    use std::io::Read;
+    let env = TestEnv::new("reader_cut_off");
+    env.create_random("big.bin", 4 * MIB, 23);
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut client = shmxfer::Client::connect(&shmxfer::ClientConfig::new(env.names.queue())).unwrap();
+    let mut reader = client.fetch_reader("big.bin").unwrap();
+    let mut buf = [0u8; 4096];
+    assert!(reader.read(&mut buf).unwrap() > 0, "the file starts");
+    // The server waits for ring space: the client reads nothing meanwhile.
+    server.signal(Signal::SIGTERM);
+    server.finish(TIMEOUT).assert_code(0);
+    let first = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => panic!("a file cut off ended as if whole"),
+            Ok(_) => {}
+            Err(e) => break e,
+        }
+    };
+    for _ in 0..3 {
+        let again = reader.read(&mut buf);
+        assert!(again.is_err(), "after `{first}` a read gave {again:?}");
+    }
+    drop(reader);
+    let _ = client.close();
     assert_no_leftovers(&env.names);
 }

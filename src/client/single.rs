@@ -235,8 +235,10 @@ pub fn fetch(name: impl AsRef<str>) -> Result<Vec<u8>> {
 /// One file as a reader ([`Client::fetch_reader`]): each read hands on the
 /// bytes of one frame at most; the end of the file checks its size and
 /// checksum, and a mismatch is a read error (the bytes read before it must
-/// not be trusted then). Dropped before the end, it reads the rest of the
-/// file and drops it, so the session stays usable.
+/// not be trusted then). A read that fails (a mismatch, the server giving
+/// the file up, the session lost) fails again each time it is repeated:
+/// `Ok(0)` is only ever the verified end. Dropped before the end, it reads
+/// the rest of the file and drops it, so the session stays usable.
 pub struct FileReader<'a> {
     client: &'a mut Client,
     size: Announced,
@@ -245,7 +247,18 @@ pub struct FileReader<'a> {
     /// `buf[pos..len]` waits to be read.
     pos: usize,
     len: usize,
-    done: bool,
+    state: Reading,
+}
+
+/// How far a [`FileReader`] got.
+#[derive(Debug)]
+enum Reading {
+    /// Frames are still due.
+    Body,
+    /// The verified end came: what is in the buffer is the last of it.
+    Ended,
+    /// The file failed: this error again at every read.
+    Failed(std::io::ErrorKind, String),
 }
 
 impl std::fmt::Debug for FileReader<'_> {
@@ -263,45 +276,50 @@ impl FileReader<'_> {
     }
 
     /// Reads the next frame into the buffer, as every receiver reads a
-    /// file's body ([`Incoming::next`]): `false` at the verified end.
-    fn fill(&mut self) -> std::io::Result<bool> {
+    /// file's body ([`Incoming::next`]); at the verified end the state is
+    /// [`Reading::Ended`], on a failure [`Reading::Failed`].
+    fn fill(&mut self) -> std::io::Result<()> {
+        let failed = match self.next_piece() {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        self.state = Reading::Failed(failed.kind(), failed.to_string());
+        Err(failed)
+    }
+
+    /// [`FileReader::fill`] but for the state a failure leaves.
+    fn next_piece(&mut self) -> std::io::Result<()> {
         let bad = |text: String| std::io::Error::new(std::io::ErrorKind::InvalidData, text);
-        let piece = self.incoming.next(self.client, &mut self.buf, true);
-        let (len, end) = match piece {
+        let (len, end) = match self.incoming.next(self.client, &mut self.buf, true) {
             Ok(Piece::Data { len, end }) => (len, end),
             Ok(Piece::GivenUp { reason, .. }) => {
-                self.done = true;
-                return Err(std::io::Error::other(format!("server: {reason}")));
+                return Err(std::io::Error::other(format!("server: {reason}")))
             }
-            Err(Error::Protocol(text)) => {
-                self.done = true;
-                return Err(bad(text));
-            }
-            Err(e) => {
-                self.done = true;
-                return Err(std::io::Error::other(e));
-            }
+            Err(Error::Protocol(text)) => return Err(bad(text)),
+            Err(e) => return Err(std::io::Error::other(e)),
         };
         if let Some(end) = end {
             // The last bytes, checked before they are read.
-            self.done = true;
             let verdict = self.incoming.verify(end);
             if let Some(Outcome::Failed { text, .. }) =
                 check(self.size, end, self.incoming.received(), verdict, "")
             {
                 return Err(bad(text));
             }
+            self.state = Reading::Ended;
         }
         (self.pos, self.len) = (0, len);
-        Ok(len > 0 || end.is_none())
+        Ok(())
     }
 }
 
 impl std::io::Read for FileReader<'_> {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.len {
-            if self.done || !self.fill()? {
-                return Ok(0);
+            match &self.state {
+                Reading::Body => self.fill()?,
+                Reading::Ended => return Ok(0),
+                Reading::Failed(kind, text) => return Err(std::io::Error::new(*kind, text.clone())),
             }
         }
         let n = out.len().min(self.len - self.pos);
@@ -313,10 +331,8 @@ impl std::io::Read for FileReader<'_> {
 
 impl Drop for FileReader<'_> {
     fn drop(&mut self) {
-        while !self.done {
-            if self.fill().is_err() {
-                break;
-            }
+        while matches!(self.state, Reading::Body) {
+            let _ = self.fill();
         }
     }
 }
@@ -374,7 +390,7 @@ impl Client {
             buf,
             pos: 0,
             len: 0,
-            done: false,
+            state: Reading::Body,
         })
     }
 }
