@@ -17,7 +17,7 @@ use crate::fs::output::{
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::Frame;
 use crate::protocol::{GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_PATH_LEN};
-use crate::transfer::body::{read_body, Announced, Body, End, FromStart, Incoming, Mismatch, Taking};
+use crate::transfer::body::{read_body, Announced, Body, End, FromStart, Incoming, Mismatch, Report, Taking};
 use crate::transfer::codes::io_reason;
 use crate::transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
 
@@ -389,7 +389,8 @@ pub(super) fn receive(
         Taking::Yes
     };
     let mut incoming = Incoming::new(seq, size, "server", resumed_at, hasher);
-    let body = read_body(client, &mut incoming, chunk, from_start, &mut write, &mut |n| progress.advance(n));
+    let advance = &mut |n| progress.advance(n);
+    let body = read_body(client, &mut incoming, chunk, from_start, &mut write, advance, Report::EachChunk);
     let received = match body {
         Err(e) => {
             keep_partial(options, sink, &start, written, progress);

@@ -12,7 +12,7 @@ use crate::client::fetch::Client;
 use crate::error::{Error, Result};
 use crate::fs::output::{Clobber, OutputPath};
 use crate::os::sys::IO_CHUNK;
-use crate::transfer::body::{read_body, Announced, Body, FromStart, Incoming, Piece, Taking};
+use crate::transfer::body::{read_body, Announced, Body, FromStart, Incoming, Piece, Report, Taking};
 use crate::transfer::outcome::{FailReason, Outcome};
 
 use super::delivery::*;
@@ -98,9 +98,16 @@ impl Client {
             Taking::Yes
         };
         let mut incoming = Incoming::new(seq, size, "server", 0, Xxh3::new());
-        let body = read_body(self, &mut incoming, &mut chunk, FromStart::Take, &mut write, &mut |n| {
-            progress.advance(n)
-        });
+        let advance = &mut |n| progress.advance(n);
+        let body = read_body(
+            self,
+            &mut incoming,
+            &mut chunk,
+            FromStart::Take,
+            &mut write,
+            advance,
+            Report::EachChunk,
+        );
         progress.finish();
         let body = body?;
         if write_error.is_none() {

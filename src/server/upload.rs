@@ -31,7 +31,7 @@ use crate::os::sys::IO_CHUNK;
 use crate::protocol::{Frame, PutFlags, PutIfExists, ReasonCode, Reply, Stamp, UploadAnswer};
 use crate::shm_region::ring::Consumer;
 use crate::transfer::body::{
-    read_body, Announced, Body, End, FrameSource, FromStart, Incoming, Mismatch, Taking,
+    read_body, Announced, Body, End, FrameSource, FromStart, Incoming, Mismatch, Report, Taking,
 };
 use crate::transfer::codes::io_reason;
 use crate::transfer::send_file::up_to_date;
@@ -270,7 +270,10 @@ fn receive(
         }
     };
     let mut incoming = Incoming::new(put.seq, start.size, "client", 0, Xxh3::new());
-    let body = read_body(&mut frames, &mut incoming, buf, from_start, &mut write, &mut |n| stats.advance(n))?;
+    // Each frame is told to the live record: `--status` sees a slow upload move.
+    let advance = &mut |n| stats.advance(n);
+    let body =
+        read_body(&mut frames, &mut incoming, buf, from_start, &mut write, advance, Report::EachFrame)?;
     let received = incoming.received();
     let (answer, why) = match (body, failed, sink) {
         // Refused at its start, or a write failed.
@@ -546,6 +549,50 @@ mod tests {
         let (got, _) = upload_announced("fewer", Some(&dir), b"x", u64::MAX, &bytes, None);
         assert_eq!(got.answer, UploadAnswer::Failed(ReasonCode::Changed));
         assert!(entries(tmp.path()).is_empty(), "{:?}", entries(tmp.path()));
+    }
+
+    /// A live record that keeps what it is told.
+    #[derive(Default)]
+    struct Told(std::cell::RefCell<Vec<u64>>);
+
+    impl Meter for Told {
+        fn begin(&self, _path: &str, _size: u64) {}
+        fn advance(&self, n: u64) {
+            self.0.borrow_mut().push(n);
+        }
+        fn end(&self) -> u64 {
+            self.0.borrow().iter().sum()
+        }
+    }
+
+    /// `--status` reads the live record: it hears of each frame as the
+    /// frame comes (its time is the session's "last frame"), so a slow
+    /// upload (a relay over a slow link) shows its bytes moving, not
+    /// "stalled" until 64 KiB have come.
+    #[test]
+    fn the_live_record_hears_of_each_frame_of_an_upload_as_it_comes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = OutDir::open(tmp.path()).unwrap();
+        let (mut client, mut server) = ring("told");
+        let bytes = vec![4u8; 10_000];
+        let cap = client.max_payload();
+        let owned = bytes.clone();
+        let sender = std::thread::spawn(move || {
+            client.send(5, &start(owned.len() as u64)).unwrap();
+            for piece in owned.chunks(cap) {
+                client.send_data(5, piece).unwrap();
+            }
+            let checksum = xxhash_rust::xxh3::xxh3_64(&owned);
+            client.send(5, &Reply::End { count: owned.len() as u64, checksum }).unwrap();
+            client
+        });
+        let put = PutRequest { seq: 5, path: b"x", flags: PutFlags::NONE };
+        let told = Told::default();
+        let got = receive_file(&mut server, Some(&dir), put, &mut Vec::new(), &told).unwrap();
+        sender.join().unwrap();
+        assert_eq!(got.answer, UploadAnswer::Stored);
+        let frames: Vec<u64> = bytes.chunks(cap).map(|piece| piece.len() as u64).collect();
+        assert_eq!(*told.0.borrow(), frames, "one call per frame, with its bytes");
     }
 
     #[test]

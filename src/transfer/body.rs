@@ -165,6 +165,17 @@ pub(crate) enum FromStart {
     Drop,
 }
 
+/// How often [`read_body`] tells its listener of the bytes that came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Report {
+    /// With each frame: a live record (the server's, which `--status`
+    /// reads; the time of its last call is the session's last frame), so
+    /// that a slow sender is seen moving.
+    EachFrame,
+    /// In [`IO_CHUNK`] steps: a progress bar, which redraws at each call.
+    EachChunk,
+}
+
 /// Reads the body of `incoming` from `frames` up to its end, handing the
 /// bytes to `write` (what came is then [`Incoming::received`]).
 ///
@@ -172,9 +183,9 @@ pub(crate) enum FromStart {
 /// (memory the sender cannot reach; at least [`IO_CHUNK`] and one frame
 /// long), hashed there while it is in cache, and handed to `write` in
 /// [`IO_CHUNK`] pieces and the rest at the end: the checksum covers exactly
-/// the bytes written. `advance` hears of the bytes as they come (in
-/// [`IO_CHUNK`] steps, so never fewer than a file's written bytes less one
-/// piece, and at the end, errors included).
+/// the bytes written. `advance` hears of the bytes as they come, as often
+/// as `report` asks (never fewer than a file's written bytes less one
+/// piece), and of the rest at the end, errors included.
 ///
 /// When `write` stops taking bytes, the sender is told
 /// ([`FrameSource::stop_sending`]); the frames still in flight up to its
@@ -190,8 +201,19 @@ pub(crate) fn read_body(
     from_start: FromStart,
     write: &mut dyn FnMut(&[u8]) -> Taking,
     advance: &mut dyn FnMut(u64),
+    report: Report,
 ) -> Result<Body> {
+    let step = match report {
+        Report::EachFrame => 1,
+        Report::EachChunk => IO_CHUNK as u64,
+    };
     let mut unreported = 0u64;
+    // Tells `advance` of the bytes not told yet, if there are any.
+    let mut tell = |unreported: &mut u64| {
+        if *unreported > 0 {
+            advance(std::mem::take(unreported));
+        }
+    };
     // chunk[..fill] waits to be written.
     let mut fill = 0;
     let mut taking = from_start == FromStart::Take;
@@ -202,12 +224,12 @@ pub(crate) fn read_body(
         let (len, end) = match piece {
             Ok(Piece::Data { len, end }) => (len, end),
             Ok(Piece::GivenUp { code, reason }) => {
-                advance(unreported);
+                tell(&mut unreported);
                 return Ok(if taking { Body::GivenUp(code, reason) } else { Body::Dropped });
             }
             Err(e) => {
                 // The bytes that came count, for the line of a file cut off.
-                advance(unreported);
+                tell(&mut unreported);
                 return Err(e);
             }
         };
@@ -219,16 +241,18 @@ pub(crate) fn read_body(
                 fill -= IO_CHUNK;
                 if let Taking::No(why) = took {
                     taking = false;
-                    frames.stop_sending(incoming.seq, why)?;
+                    if let Err(e) = frames.stop_sending(incoming.seq, why) {
+                        tell(&mut unreported);
+                        return Err(e);
+                    }
                 }
             }
         }
-        if unreported >= IO_CHUNK as u64 {
-            advance(unreported);
-            unreported = 0;
+        if unreported >= step {
+            tell(&mut unreported);
         }
         let Some(end) = end else { continue };
-        advance(unreported);
+        tell(&mut unreported);
         // The answer to a stop (or the end the sender reached before it
         // saw it), or the last piece not taken: dropped.
         if !taking || write(&chunk[..fill]) != Taking::Yes {

@@ -78,7 +78,15 @@ fn read(
         Taking::Yes
     };
     let mut incoming = Incoming::new(7, size, "server", 0, Xxh3::new());
-    let body = read_body(script, &mut incoming, &mut chunk, FromStart::Take, &mut write, &mut |n| heard += n);
+    let body = read_body(
+        script,
+        &mut incoming,
+        &mut chunk,
+        FromStart::Take,
+        &mut write,
+        &mut |n| heard += n,
+        Report::EachChunk,
+    );
     (body, out, heard, incoming.received())
 }
 
@@ -178,7 +186,15 @@ fn a_resumed_body_is_verified_with_its_kept_prefix() {
         out.extend_from_slice(b);
         Taking::Yes
     };
-    let body = read_body(&mut script, &mut incoming, &mut chunk, FromStart::Take, &mut write, &mut |_| {});
+    let body = read_body(
+        &mut script,
+        &mut incoming,
+        &mut chunk,
+        FromStart::Take,
+        &mut write,
+        &mut |_| {},
+        Report::EachChunk,
+    );
     assert!(matches!(body, Ok(Body::Ended { verdict: Ok(()), received: 9000, .. })), "{body:?}");
     assert_eq!(out, &file[3000..]);
 }
@@ -190,7 +206,15 @@ fn a_body_not_taken_from_its_start_is_read_and_dropped_without_a_second_stop() {
     let mut incoming = Incoming::new(1, Announced::Exactly(file.len() as u64), "client", 0, Xxh3::new());
     let mut chunk = vec![0; IO_CHUNK + 4096];
     let mut write = |_: &[u8]| -> Taking { panic!("nothing is written") };
-    let body = read_body(&mut script, &mut incoming, &mut chunk, FromStart::Drop, &mut write, &mut |_| {});
+    let body = read_body(
+        &mut script,
+        &mut incoming,
+        &mut chunk,
+        FromStart::Drop,
+        &mut write,
+        &mut |_| {},
+        Report::EachChunk,
+    );
     assert!(matches!(body, Ok(Body::Dropped)), "{body:?}");
     assert!(script.stops.is_empty() && script.frames.is_empty());
 }
@@ -205,4 +229,32 @@ fn a_file_is_verified_by_its_count_its_size_and_the_checksum_of_the_bytes_writte
     let unknown = Announced::Unknown { told: 4096 };
     assert_eq!(unknown.verify(12, 1, 12, 1), Ok(()), "the count is the truth");
     assert_eq!(unknown.verify(MAX_UNKNOWN_SIZE + 1, 1, MAX_UNKNOWN_SIZE + 1, 1), Err(Mismatch::Size));
+}
+
+#[test]
+fn the_listener_hears_of_each_frame_or_of_each_chunk_as_asked() {
+    let file = random(3 * IO_CHUNK + 123);
+    let calls = |report: Report| {
+        let mut script = file_frames(&file, 4000);
+        let mut incoming = Incoming::new(1, Announced::Exactly(file.len() as u64), "client", 0, Xxh3::new());
+        let mut chunk = vec![0; IO_CHUNK + 4096];
+        let mut told = Vec::new();
+        let body = read_body(
+            &mut script,
+            &mut incoming,
+            &mut chunk,
+            FromStart::Take,
+            &mut |_| Taking::Yes,
+            &mut |n| told.push(n),
+            report,
+        );
+        assert!(matches!(body, Ok(Body::Ended { verdict: Ok(()), .. })), "{body:?}");
+        told
+    };
+    let frames: Vec<u64> = file.chunks(4000).map(|f| f.len() as u64).collect();
+    assert_eq!(calls(Report::EachFrame), frames, "a live record: every frame as it comes");
+    let chunks = calls(Report::EachChunk);
+    assert_eq!(chunks.iter().sum::<u64>(), file.len() as u64);
+    let (last, steps) = chunks.split_last().unwrap();
+    assert!(steps.iter().all(|&n| n >= IO_CHUNK as u64) && *last < IO_CHUNK as u64, "{chunks:?}");
 }
