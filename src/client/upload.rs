@@ -29,6 +29,7 @@ use crate::client::session::Session;
 use crate::error::{Error, Result};
 use crate::fs::source::{FileKind, OpenFailure, Root};
 use crate::fs::walk::{Limits, SkipReason as WalkSkip, Visit, Walk};
+use crate::os::sys::IO_CHUNK;
 use crate::protocol::{Command, PutFlags, PutIfExists, ReasonCode, SessionKind, UploadAnswer};
 use crate::shm_region::ring::{Producer, WAIT_SLICE};
 use crate::transfer::codes::os_error;
@@ -209,25 +210,43 @@ impl PutOptions {
 }
 
 /// The caller's progress, told how an uploaded file leaves (under its
-/// local `name`), and the bytes that left.
+/// local `name`), and the bytes that left: the sender tells of each frame,
+/// the progress hears of them in [`IO_CHUNK`] steps (and at the end), as a
+/// fetch's does.
 struct Told<'a> {
     progress: std::cell::RefCell<&'a mut dyn Progress>,
     name: &'a str,
     moved: std::cell::Cell<u64>,
+    /// Bytes moved that the progress has not heard of yet.
+    untold: std::cell::Cell<u64>,
+}
+
+impl Told<'_> {
+    fn tell(&self) {
+        let n = self.untold.take();
+        if n > 0 {
+            self.progress.borrow_mut().advance(n);
+        }
+    }
 }
 
 impl Meter for Told<'_> {
     fn begin(&self, _path: &str, size: u64) {
         self.moved.set(0);
+        self.untold.set(0);
         self.progress.borrow_mut().start(self.name, size);
     }
 
     fn advance(&self, n: u64) {
         self.moved.set(self.moved.get() + n);
-        self.progress.borrow_mut().advance(n);
+        self.untold.set(self.untold.get() + n);
+        if self.untold.get() >= IO_CHUNK as u64 {
+            self.tell();
+        }
     }
 
     fn end(&self) -> u64 {
+        self.tell();
         self.progress.borrow_mut().finish();
         self.moved.take()
     }
@@ -520,7 +539,12 @@ impl UploadSession {
         self.session.send_command(&Command::Put { client_pid, seq, region, path, flags })?;
         let remote_shown = String::from_utf8_lossy(remote);
         let source = Source { file: &mut file, st, shown: &remote_shown };
-        let told = Told { progress: std::cell::RefCell::new(progress), name, moved: std::cell::Cell::new(0) };
+        let told = Told {
+            progress: std::cell::RefCell::new(progress),
+            name,
+            moved: std::cell::Cell::new(0),
+            untold: std::cell::Cell::new(0),
+        };
         let answer = self.send_and_wait(seq, source, shown, &told);
         let bytes = told.end();
         answer.map(|answer| outcome(answer, bytes))

@@ -7,7 +7,7 @@
 //! without setuid, setgid or sticky, and nothing left under the name when
 //! it fails.
 //!
-//! The client's sender is a fetch's ([`crate::send_file::send_source`]):
+//! The client's sender is a fetch's ([`crate::transfer::send_file::send_source`]):
 //! a `Start` frame (size, or that the size is unknown; mode; mtime),
 //! `Data` frames and one `DataEnd` or `End` frame (count, xxh3) of the
 //! request's seq, or instead of the end an `Error` frame when it gives the

@@ -112,10 +112,13 @@ impl Incoming {
     ///
     /// # Errors
     ///
-    /// [`Error::Protocol`] for more bytes than the bound or a frame that has
-    /// no place in a body; the source's errors.
+    /// [`Error::Protocol`] for more bytes than the bound, an empty data
+    /// frame, or a frame that has no place in a body; the source's errors.
     pub(crate) fn next(&mut self, frames: &mut dyn FrameSource, buf: &mut [u8], hash: bool) -> Result<Piece> {
         let (len, end) = match frames.next_frame(self.seq, buf)? {
+            // No sender sends one: it would move nothing and count against
+            // no bound, so a peer could keep a session busy for ever.
+            Frame::Data(0) => return Err(Error::Protocol("an empty data frame inside a file".into())),
             Frame::Data(len) => (len as usize, None),
             Frame::DataEnd(last) => {
                 (last.len as usize, Some(End { count: last.count, checksum: last.checksum }))

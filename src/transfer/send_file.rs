@@ -205,10 +205,12 @@ pub(crate) fn send_source(
             upto = n - tail;
             last = Some(upto..n);
         }
+        // Told per frame: a session whose reader is slow shows its bytes
+        // moving in `--status`, not one step per read.
         for piece in buf[skip..upto].chunks(max) {
             out.send_data(seq, piece)?;
+            meter.advance(piece.len() as u64);
         }
-        meter.advance(upto.saturating_sub(skip) as u64);
         sent += n as u64;
     }
     // Bytes rewritten in place or appended while we read would make a copy
@@ -376,4 +378,75 @@ fn classify(file: &File, stated: u64) -> (Size, Reads) {
         _ => Reads::MayBlock,
     };
     (size, reads)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+
+    /// Frames sent, and what the meter heard, in order.
+    #[derive(Default)]
+    struct Log {
+        events: RefCell<Vec<String>>,
+    }
+
+    impl FrameSink for &Log {
+        fn max_payload(&self) -> usize {
+            1000
+        }
+
+        fn send(&mut self, _seq: u32, reply: &Reply) -> Result<()> {
+            self.events.borrow_mut().push(format!("{:?}", reply.kind()));
+            Ok(())
+        }
+
+        fn send_data(&mut self, _seq: u32, bytes: &[u8]) -> Result<()> {
+            self.events.borrow_mut().push(format!("data {}", bytes.len()));
+            Ok(())
+        }
+
+        fn send_data_end(&mut self, _seq: u32, bytes: &[u8], _count: u64, _checksum: u64) -> Result<()> {
+            self.events.borrow_mut().push(format!("data end {}", bytes.len()));
+            Ok(())
+        }
+
+        fn yield_turn(&mut self) {}
+
+        fn stop_asked(&mut self, _seq: u32) -> Result<bool> {
+            Ok(false)
+        }
+    }
+
+    impl Meter for Log {
+        fn begin(&self, _path: &str, _size: u64) {}
+
+        fn advance(&self, n: u64) {
+            self.events.borrow_mut().push(format!("told {n}"));
+        }
+
+        fn end(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn the_meter_hears_of_each_frame_as_it_leaves() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, vec![7u8; 2500]).unwrap();
+        let mut file = File::open(&path).unwrap();
+        let st = nix::sys::stat::fstat(&file).unwrap();
+        let log = Log::default();
+        let source = Source { file: &mut file, st, shown: "f" };
+        let sent = send_source(&mut &log, 1, source, Ask::default(), &mut Vec::new(), &log).unwrap();
+        assert!(matches!(sent, Sent::Whole(2500)), "{sent:?}");
+        let events = log.events.borrow();
+        assert_eq!(
+            &events[1..],
+            ["data 1000", "told 1000", "data 1000", "told 1000", "data end 500", "told 500"],
+            "a slow receiver's session shows its bytes frame by frame: {events:?}"
+        );
+    }
 }

@@ -171,6 +171,14 @@ fn a_frame_that_has_no_place_in_a_body_ends_the_session() {
     let mut script = Script::default().control(Reply::NotFound);
     let (body, ..) = read(&mut script, Announced::Exactly(1), None);
     assert!(matches!(body, Err(Error::Protocol(ref t)) if t.ends_with("inside a file")), "{body:?}");
+    // An empty data frame moves nothing and counts against no bound: a
+    // peer sending them without end would hold the session for ever.
+    let mut script = Script::default().data(b"").data(b"").control(Reply::End { count: 0, checksum: 0 });
+    let (body, ..) = read(&mut script, Announced::Exactly(0), None);
+    assert!(
+        matches!(body, Err(Error::Protocol(ref t)) if t == "an empty data frame inside a file"),
+        "{body:?}"
+    );
 }
 
 #[test]
