@@ -496,6 +496,30 @@ fn out_dir_swapped_for_a_symlink_mid_transfer_does_not_redirect_the_file() {
     assert_no_leftovers(&env.names);
 }
 
+/// A directory of the output removed between a tree's files (the client
+/// keeps the directories it reached open for the next file): the file in
+/// flight fails saying its directory was removed, and the files still to
+/// come go into the directory made again, not into the removed one.
+#[test]
+fn a_subdirectory_removed_mid_tree_is_made_again_for_the_files_still_to_come() {
+    let env = TestEnv::new("or_sub_removed");
+    env.create("t/sub/a.txt", b"first\n");
+    env.create_random("t/sub/big.bin", BIG, 5);
+    env.create("t/sub/z.txt", b"last\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut client = env.fetch_with(&["-r"], &["t"]);
+    env.wait_receiving(&mut client, "big.bin");
+    client.signal(Signal::SIGSTOP);
+    fs::remove_dir_all(env.out().join("t/sub")).unwrap();
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(BIG_TIMEOUT);
+    env.stop_server(&mut server);
+    done.check(done.stdout.contains("t/sub/z.txt: received 5 bytes"), "the file after the removal came")
+        .check(done.stdout.contains("t/sub/big.bin: failed: "), "the file in flight failed");
+    assert_eq!(fs::read(env.out().join("t/sub/z.txt")).unwrap(), b"last\n", "{done}");
+    assert_no_leftovers(&env.names);
+}
+
 /// 13.13: an output directory removed while the client runs (here: its
 /// working directory, `-o .`) fails each file saying so, not with the
 /// `EPERM` of `O_TMPFILE` in a removed directory.

@@ -38,8 +38,10 @@ use crate::os::sys;
 use crate::protocol::Stamp;
 
 mod partial;
+mod reached;
 use partial::{partial_name, record_name};
 pub use partial::{Found, Kept};
+use reached::Reached;
 
 /// The permission bits a received file may get: never setuid, setgid or
 /// sticky.
@@ -175,6 +177,9 @@ pub struct OutDir {
     /// sinks: cleared at the first `ENOENT`, after which they are linked
     /// through `/proc/self/fd`.
     link_by_fd: Arc<AtomicBool>,
+    /// The directories last reached, kept open for the next file; none in
+    /// a directory others write into (see [`reached`]).
+    reached: Option<Reached>,
 }
 
 /// Which file under a target name lends its permission bits to the file
@@ -278,6 +283,34 @@ impl Anchor {
 const DIR_FLAGS: OFlag =
     OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
+/// A new file in `dir`, with permission bits `mode`: unnamed
+/// (`O_TMPFILE`) where the filesystem can, else under a temporary name
+/// (which comes with it).
+fn start_file(dir: &DirFd, mode: Mode) -> nix::Result<(OwnedFd, Option<OsString>)> {
+    let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
+    match openat(dir, ".", flags | OFlag::O_TMPFILE, mode) {
+        Ok(fd) => Ok((fd, None)),
+        Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
+            let flags = flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
+            let mut tries = 0;
+            loop {
+                let name = temp_name().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+                match openat(dir, name.as_os_str(), flags, mode) {
+                    Ok(fd) => break Ok((fd, Some(name))),
+                    Err(Errno::EEXIST) if tries < 8 => tries += 1,
+                    Err(e) => break Err(e),
+                }
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Whether `dir` was removed (it has no links left).
+fn is_removed(dir: &impl AsFd) -> bool {
+    nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0)
+}
+
 /// The error of opening `dirs[..=i]`, one component at a time.
 fn component_error(dirs: &[OsString], i: usize, e: Errno) -> io::Error {
     let shown = dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
@@ -342,6 +375,7 @@ impl OutDir {
             replaced: ReplacedMode::Kept,
             anchor: None,
             link_by_fd: Arc::new(AtomicBool::new(true)),
+            reached: Some(Reached::default()),
         })
     }
 
@@ -358,7 +392,7 @@ impl OutDir {
         let uid = nix::unistd::geteuid().as_raw();
         let dir = OutDir::open(path)?;
         let anchor = Anchor { fd: Arc::clone(&dir.fd), path: dir.path.clone() };
-        Ok(OutDir { replaced: ReplacedMode::KeptIfOwn { uid }, anchor: Some(anchor), ..dir })
+        Ok(OutDir { replaced: ReplacedMode::KeptIfOwn { uid }, anchor: Some(anchor), reached: None, ..dir })
     }
 
     /// Whether the directory opened at the start is still the one at its
@@ -399,18 +433,32 @@ impl OutDir {
     }
 
     /// The deepest existing directory of `out`'s path, opened one
-    /// component at a time without following symlinks, and how many of
-    /// `out`'s directories it is below this one.
+    /// component at a time without following symlinks (from the deepest
+    /// one kept open on the way, [`reached`]), and how many of `out`'s
+    /// directories it is below this one.
     fn reach(&self, out: &OutputPath) -> io::Result<(DirFd, usize)> {
-        let mut dir = DirFd::Top(Arc::clone(&self.fd));
-        for (i, component) in out.dirs.iter().enumerate() {
+        let (from, kept) = self.reached.as_ref().map_or((0, None), |r| r.deepest_of(&out.dirs));
+        let mut dir = kept.map_or_else(|| DirFd::Top(Arc::clone(&self.fd)), DirFd::Below);
+        let mut opened = Vec::new();
+        let mut depth = out.dirs.len();
+        for (i, component) in out.dirs.iter().enumerate().skip(from) {
             match openat(&dir, component.as_os_str(), DIR_FLAGS, Mode::empty()) {
-                Ok(fd) => dir = DirFd::Below(Arc::new(fd)),
-                Err(Errno::ENOENT) => return Ok((dir, i)),
+                Ok(fd) => {
+                    let fd = Arc::new(fd);
+                    opened.push((component.clone(), Arc::clone(&fd)));
+                    dir = DirFd::Below(fd);
+                }
+                Err(Errno::ENOENT) => {
+                    depth = i;
+                    break;
+                }
                 Err(e) => return Err(component_error(&out.dirs, i, e)),
             }
         }
-        Ok((dir, out.dirs.len()))
+        if let (Some(reached), false) = (&self.reached, opened.is_empty()) {
+            reached.keep(from, opened);
+        }
+        Ok((dir, depth))
     }
 
     /// The directory `out` goes into, if it exists: opened one component
@@ -432,25 +480,19 @@ impl OutDir {
         // The file starts in the deepest directory of its path that exists;
         // the missing ones are made when it is named (same filesystem: no
         // mount point can be among directories not made yet).
-        let (dir, depth) = self.reach(out)?;
         let mode = Mode::from_bits_truncate(mode & PERMISSIONS);
-        let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC;
-        let (fd, temp) = match openat(&dir, ".", flags | OFlag::O_TMPFILE, mode) {
-            Ok(fd) => (fd, None),
-            Err(Errno::EOPNOTSUPP | Errno::EISDIR | Errno::EINVAL) => {
-                let flags = flags | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW;
-                let mut tries = 0;
-                loop {
-                    let name = temp_name()?;
-                    match openat(&dir, name.as_os_str(), flags, mode) {
-                        Ok(fd) => break (fd, Some(name)),
-                        Err(Errno::EEXIST) if tries < 8 => tries += 1,
-                        Err(e) => return Err(self.creation_error(out, &dir, e)),
-                    }
-                }
+        let (mut dir, mut depth) = self.reach(out)?;
+        let (fd, temp) = match start_file(&dir, mode) {
+            // A directory kept open was removed since: reached anew (and
+            // made again when the file is named), as if never kept.
+            Err(Errno::ENOENT | Errno::EPERM) if self.reached.is_some() && is_removed(&dir) => {
+                self.reached.as_ref().map(Reached::forget);
+                (dir, depth) = self.reach(out)?;
+                start_file(&dir, mode)
             }
-            Err(e) => return Err(self.creation_error(out, &dir, e)),
-        };
+            started => started,
+        }
+        .map_err(|e| self.creation_error(out, &dir, e))?;
         Ok(Sink {
             file: Some(File::from(fd)),
             dir,
