@@ -28,7 +28,11 @@
 #                               (the 4 KiB pipe, examples/pipe4k.rs, is built from this tree)
 #   BENCH_SWEEP=1 also tries ring sizes (--slots) and spin budgets (SHMXFER_SPIN_US).
 #   BENCH_SSH=0 skips the ssh rows (tried only when `ssh -o BatchMode=yes localhost true` works):
-#               ssh localhost cat, scp, rsync -e ssh (where installed) and -H localhost.
+#               ssh localhost cat, scp, rsync -e ssh (where installed) and -H localhost; and,
+#               run as root where /usr/sbin/sshd and taskset are, the same with the two hosts'
+#               sides on separate CPUs: a second sshd on 127.0.0.1:BENCH_SSH_SPLIT_PORT (2222)
+#               pinned to CPU 1 (so the remote side, the relay, runs there, and the server is
+#               moved there for these rounds), the local side pinned to CPU 0.
 #   Peak RSS and the idle server's CPU are measured where /usr/bin/time is.
 #   BENCH_ONE_CORE=0 skips the one-core row (both programs, and the pipe, pinned to
 #                    CPU 0 with taskset; skipped where taskset is missing).
@@ -60,7 +64,7 @@ mkdir -p target # a fresh clone with BENCH_BIN has no target/ yet
 work=$(mktemp -d "$PWD/target/bench.XXXXXX")
 queue=${BENCH_QUEUE:-/shmxfer_bench_$$}
 pinned_queue=${queue}_pinned
-server="" pinned_server="" hogs=()
+server="" pinned_server="" split_sshd="" hogs=()
 stop_hogs() {
   local p
   for p in "${hogs[@]}"; do kill "$p" 2> /dev/null && wait "$p" 2> /dev/null || true; done
@@ -79,6 +83,7 @@ cleanup() {
   stop_hogs
   [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
   [ -n "$pinned_server" ] && kill "$pinned_server" 2>/dev/null && wait "$pinned_server" 2>/dev/null
+  [ -n "$split_sshd" ] && kill "$split_sshd" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -145,6 +150,29 @@ if [ "${BENCH_SSH:-1}" = 1 ] && ssh -o BatchMode=yes -o ConnectTimeout=3 localho
 fi
 rsync_ok=0
 command -v rsync > /dev/null && rsync_ok=1
+# The split rows: a second sshd pinned to CPU 1 (its sessions inherit the
+# CPU), the local side on CPU 0.
+split_port=${BENCH_SSH_SPLIT_PORT:-2222}
+if part main && [ "$ssh_ok" = 1 ] && [ "$(id -u)" = 0 ] && [ -x /usr/sbin/sshd ] && command -v taskset > /dev/null \
+  && [ "$(nproc)" -ge 2 ]; then
+  mkdir -p /run/sshd
+  taskset -c 1 /usr/sbin/sshd -D -p "$split_port" -o ListenAddress=127.0.0.1 -o PidFile=none &
+  split_sshd=$!
+  for _ in $(seq 50); do
+    ssh -p "$split_port" -o BatchMode=yes -o ConnectTimeout=1 localhost true 2> /dev/null && break
+    sleep 0.1
+  done
+  ssh -p "$split_port" -o BatchMode=yes -o ConnectTimeout=1 localhost true 2> /dev/null \
+    || { kill "$split_sshd" 2> /dev/null; split_sshd=""; }
+fi
+split_ssh="ssh -p $split_port"
+ssh_cat_split() { taskset -c 0 $split_ssh -o BatchMode=yes localhost cat "$work/root/big.bin" > "$work/out/big.bin"; }
+scp_split() { taskset -c 0 scp -q -P "$split_port" -o BatchMode=yes "localhost:$work/root/big.bin" "$work/out/big.bin"; }
+rsync_split() { taskset -c 0 rsync -e "$split_ssh -o BatchMode=yes" "localhost:$work/root/big.bin" "$work/out/big.bin"; }
+relay_split() {
+  taskset -c 0 "$bin/shm_client" --queue "$queue" -q -o "$work/out" -H localhost --rsh "$split_ssh" \
+    --remote-client "$bin/shm_client" big.bin
+}
 ssh_cat() { ssh -o BatchMode=yes localhost cat "$work/root/big.bin" > "$work/out/big.bin"; }
 scp_big() { scp -q -o BatchMode=yes "localhost:$work/root/big.bin" "$work/out/big.bin"; }
 rsync_ssh_big() { rsync -e "ssh -o BatchMode=yes" "localhost:$work/root/big.bin" "$work/out/big.bin"; }
@@ -180,6 +208,16 @@ if part main; then
       times[sshrelay]+="$(timed relay_big ssh) "
       cmp "$work/root/big.bin" "$work/out/big.bin"
     fi
+    if [ -n "$split_sshd" ]; then
+      taskset -cp 1 "$server" > /dev/null # with its threads: the remote side's server
+      for t in /proc/"$server"/task/*; do taskset -cp 1 "${t##*/}" > /dev/null; done
+      times[ssh_split]+="$(timed ssh_cat_split) "
+      times[scp_split]+="$(timed scp_split) "
+      if [ "$rsync_ok" = 1 ]; then times[rsync_split]+="$(timed rsync_split) "; fi
+      times[relay_split]+="$(timed relay_split) "
+      cmp "$work/root/big.bin" "$work/out/big.bin"
+      for t in /proc/"$server"/task/*; do taskset -cp 0-$(($(nproc) - 1)) "${t##*/}" > /dev/null; done
+    fi
   done
   rm -f "$work/up/big.bin"
   ref=$(med dd) ref_name=dd
@@ -209,6 +247,20 @@ if part main; then
     echo " (aim: >= 0.9x scp and rsync -e ssh)"
   else
     echo "(ssh rows skipped: ssh -o BatchMode=yes localhost does not log in here)"
+  fi
+  if [ -n "$split_sshd" ]; then
+    echo
+    echo "over ssh with the hosts' sides on separate CPUs (local side CPU 0; sshd on port $split_port, its sessions, the relay and the server CPU 1)"
+    row "ssh localhost cat (split)" "$(med ssh_split)" "$(worst ssh_split)"
+    row "scp (split)" "$(med scp_split)" "$(worst scp_split)"
+    if [ "$rsync_ok" = 1 ]; then row "rsync -e ssh (split)" "$(med rsync_split)" "$(worst rsync_split)"; fi
+    row "shmxfer -H localhost (split)" "$(med relay_split)" "$(worst relay_split)"
+    printf 'relay over ssh, split: %.2fx ssh localhost cat, %.2fx scp' \
+      "$(calc "$(med ssh_split) / $(med relay_split)")" "$(calc "$(med scp_split) / $(med relay_split)")"
+    if [ "$rsync_ok" = 1 ]; then printf ', %.2fx rsync -e ssh' "$(calc "$(med rsync_split) / $(med relay_split)")"; fi
+    echo " (aim: >= 0.9x scp and rsync -e ssh)"
+  elif [ "$ssh_ok" = 1 ]; then
+    echo "(split ssh rows skipped: they need root, /usr/sbin/sshd, taskset and 2 CPUs)"
   fi
 fi
 
