@@ -155,7 +155,7 @@ pub mod upload {
 /// ```
 pub mod remote {
     pub use crate::client::link::{stop_remote_server, Remote};
-    pub use crate::client::relay::{relay, relay_session};
+    pub use crate::client::relay::{relay, relay_session, relay_stdio};
     pub use crate::error::RemoteFailure;
 }
 

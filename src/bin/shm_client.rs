@@ -39,8 +39,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&e),
     };
     if let Mode::Relay(kind) = mode {
-        return match shmxfer::remote::relay_session(&config, kind, std::io::stdin(), std::io::stdout().lock())
-        {
+        return match shmxfer::remote::relay_stdio(&config, kind) {
             Ok(()) => ExitCode::from(EXIT_OK),
             Err(e) => fail_to_connect(&e, wait),
         };

@@ -24,7 +24,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::{Child, ChildStdin, Command as Process, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use crate::client::config::ClientConfig;
 use crate::error::{Error, RemoteFailure, Result};
 use crate::os::names::validate_queue_name;
+use crate::os::sys;
 use crate::protocol::{
     Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind, StopKind, FRAME_HEADER_LEN,
 };
@@ -287,7 +288,7 @@ pub(crate) struct Link {
     child: Child,
     to: Option<SyncSender<Vec<u8>>>,
     writer: Option<JoinHandle<io::Result<()>>>,
-    from: Receiver<Record>,
+    from: Records,
     stall_timeout: Option<Duration>,
     cancel: Arc<AtomicBool>,
     /// The answer last received in an upload: its seq and word.
@@ -355,6 +356,9 @@ impl Link {
             let _ = child.wait();
             return Err(Error::Protocol("the relay's pipes were not made".into()));
         };
+        // Only the way the answers' data come: an upload's bytes in flight
+        // (which a full disk stops) stay as they were.
+        sys::widen_pipe(&out, sys::RELAY_PIPE_BYTES);
         let from = spawn_reader(out, MAX_FRAME_RECORD);
         let (to, writer) = spawn_writer(to);
         Ok(Link {

@@ -7,16 +7,17 @@
 //! server's answer back.
 
 use std::io::{BufWriter, Read, Write};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{RecvTimeoutError, TryRecvError};
 use std::time::Instant;
 
 use crate::client::config::ClientConfig;
 use crate::client::link::{
-    encode_answer, ends_answer, spawn_reader, write_record, Record, MAX_COMMAND_RECORD, MAX_FRAME_RECORD,
-    MAX_UPLOAD_RECORD, RELAY_MAX_PAYLOAD,
+    encode_answer, ends_answer, spawn_reader, write_record, Record, Records, MAX_COMMAND_RECORD,
+    MAX_FRAME_RECORD, MAX_UPLOAD_RECORD, RELAY_MAX_PAYLOAD,
 };
 use crate::client::session::{self, Opened, Session};
 use crate::error::{Error, Result};
+use crate::os::sys;
 use crate::protocol::{Command, DataEnd, FrameHeader, FrameKind, Reply, SessionKind, FRAME_HEADER_LEN};
 use crate::shm_region::ring::{Consumer, Producer, WAIT_SLICE};
 use crate::transfer::send_file::FrameSink;
@@ -29,6 +30,22 @@ use crate::transfer::send_file::FrameSink;
 /// As [`relay_session`].
 pub fn relay(config: &ClientConfig, input: impl Read + Send + 'static, output: impl Write) -> Result<()> {
     relay_session(config, SessionKind::Transfer, input, output)
+}
+
+/// [`relay_session`] over this process's standard input and output, the
+/// way `shm_client --relay[=KIND]` runs: the output, when a pipe (as a
+/// remote shell gives it), made to hold 1 MiB, so that the relay and the
+/// remote shell each work through a piece while the other takes the one
+/// before (the input keeps its size: an upload's bytes in flight, which a
+/// full disk stops, stay as few).
+///
+/// # Errors
+///
+/// As [`relay_session`].
+pub fn relay_stdio(config: &ClientConfig, kind: SessionKind) -> Result<()> {
+    let (input, output) = (std::io::stdin(), std::io::stdout());
+    sys::widen_pipe(&output, sys::RELAY_PIPE_BYTES);
+    relay_session(config, kind, input, output.lock())
 }
 
 /// The relay (`shm_client --relay[=KIND]`): opens a session of `kind` with
@@ -84,7 +101,7 @@ fn forwarded(kind: SessionKind, cmd: &Command) -> Option<bool> {
 fn relay_requests(
     mut client: Session<Consumer>,
     kind: SessionKind,
-    commands: Receiver<Record>,
+    mut commands: Records,
     output: impl Write,
 ) -> Result<()> {
     let mut output = BufWriter::with_capacity(64 << 10, output);
@@ -134,7 +151,7 @@ fn relay_requests(
 
 /// An upload relay: for each file its Put, then its frames pushed into the
 /// ring, and the server's answer sent back as soon as it shows.
-fn relay_uploads(mut client: Session<Producer>, records: Receiver<Record>, output: impl Write) -> Result<()> {
+fn relay_uploads(mut client: Session<Producer>, mut records: Records, output: impl Write) -> Result<()> {
     let mut output = BufWriter::new(output);
     // The region's answer word is read by seq: a Put of seq 0 (a region's
     // "none yet") or of the seq answered last would read an answer that is

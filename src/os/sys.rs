@@ -33,6 +33,20 @@ pub const IO_CHUNK: usize = 64 * 1024;
 /// semaphore wait ([`SemHandle::wait_for`]) is the exception by design: it
 /// reports an interruption to its caller, which checks for cancellation
 /// before it waits again.
+/// What a pipe between a relay's ends is made to hold: 16 times a pipe's
+/// default, the most an unprivileged process may ask by default
+/// (`/proc/sys/fs/pipe-max-size`), so that the stages of `-H` (server,
+/// relay, remote shell, client) each work through a piece while the next
+/// takes the one before, instead of waiting on each other every 64 KiB.
+pub const RELAY_PIPE_BYTES: u32 = 1 << 20;
+
+/// Makes the pipe at `fd` hold `bytes` where the system allows; anything
+/// but a pipe (a file, a socket, a terminal), or a size past what this
+/// user may ask, is left as it is: only a matter of speed.
+pub fn widen_pipe(fd: impl AsFd, bytes: u32) {
+    let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(bytes as libc::c_int));
+}
+
 pub(crate) fn retry_if_interrupted<T>(mut call: impl FnMut() -> nix::Result<T>) -> io::Result<T> {
     loop {
         match call() {

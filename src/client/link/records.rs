@@ -43,8 +43,10 @@
 
 use crate::protocol::{FrameHeader, FrameKind, Reply, FRAME_HEADER_LEN, MAX_MSG_LEN, PROTOCOL_VERSION};
 use crate::shm_region::Geometry;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::{self, Receiver, RecvError, RecvTimeoutError, TryRecvError};
+use std::time::Duration;
 
 /// The largest payload a relayed frame carries: that of the roomiest ring
 /// (one slot), so a relay's session of any geometry fits.
@@ -165,25 +167,92 @@ pub(crate) fn read_record(input: &mut impl Read, max: usize) -> Record {
 /// Bytes of the stream read at once.
 pub(crate) const READ_AHEAD: usize = 256 << 10;
 
-/// Records read ahead of their reader: about that many bytes of frames.
-pub(crate) const RECORDS_AHEAD: usize = 128;
+/// Batches of records read ahead of their reader...
+pub(crate) const BATCHES_AHEAD: usize = 2;
+
+/// ...and most records in one batch: 128 records ahead at most, as many as
+/// were ahead one by one, so that an upload refused midway (a full disk)
+/// has no more of its bytes in flight than before.
+const MOST_PER_BATCH: usize = 64;
+
+/// Records read from a stream on a thread of their own ([`spawn_reader`]),
+/// handed over in batches: every complete record the reader has buffered
+/// goes at once, so a reader that waits is woken once per piece of the
+/// stream, not once per record (a slot's size).
+#[derive(Debug)]
+pub(crate) struct Records {
+    batches: Receiver<Vec<Record>>,
+    pending: VecDeque<Record>,
+}
+
+impl Records {
+    /// The next record, waiting for it.
+    pub(crate) fn recv(&mut self) -> Result<Record, RecvError> {
+        match self.pending.pop_front() {
+            Some(record) => Ok(record),
+            None => self.take(self.batches.recv()?).ok_or(RecvError),
+        }
+    }
+
+    /// The next record, if one is here.
+    pub(crate) fn try_recv(&mut self) -> Result<Record, TryRecvError> {
+        match self.pending.pop_front() {
+            Some(record) => Ok(record),
+            None => self.take(self.batches.try_recv()?).ok_or(TryRecvError::Empty),
+        }
+    }
+
+    /// The next record, waiting at most `timeout` for it.
+    pub(crate) fn recv_timeout(&mut self, timeout: Duration) -> Result<Record, RecvTimeoutError> {
+        match self.pending.pop_front() {
+            Some(record) => Ok(record),
+            None => self.take(self.batches.recv_timeout(timeout)?).ok_or(RecvTimeoutError::Timeout),
+        }
+    }
+
+    /// The first record of `batch`, the rest kept for the next calls.
+    fn take(&mut self, batch: Vec<Record>) -> Option<Record> {
+        self.pending.extend(batch);
+        self.pending.pop_front()
+    }
+}
+
+/// Whether `buffered` (what a reader holds of the stream) starts with a
+/// whole record, its length prefix included: reading it waits for nothing.
+fn holds_a_record(buffered: &[u8]) -> bool {
+    match buffered.get(..4) {
+        Some(len) => {
+            let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+            buffered.len() >= 4 + len
+        }
+        None => false,
+    }
+}
 
 /// Reads records of at most `max` bytes from `input` on a thread of its
 /// own, until the stream ends or breaks (the last record sent).
-pub(crate) fn spawn_reader(input: impl Read + Send + 'static, max: usize) -> Receiver<Record> {
-    // Records are a slot's size: read the pipe in large pieces, and keep
-    // a run of records ahead, so that neither end waits on the other for
-    // each one.
+pub(crate) fn spawn_reader(input: impl Read + Send + 'static, max: usize) -> Records {
+    // Records are a slot's size: read the pipe in large pieces and hand
+    // over every whole record read in a batch, so that neither end waits on
+    // the other for each one. A record not yet whole in the buffer is never
+    // waited for while others are held back: the batch goes first.
     let mut input = io::BufReader::with_capacity(READ_AHEAD, input);
-    let (tx, rx) = mpsc::sync_channel(RECORDS_AHEAD);
+    let (tx, batches) = mpsc::sync_channel(BATCHES_AHEAD);
     std::thread::spawn(move || loop {
-        let record = read_record(&mut input, max);
-        let last = !matches!(record, Record::Body(_));
-        if tx.send(record).is_err() || last {
+        let mut batch = Vec::new();
+        let last = loop {
+            let record = read_record(&mut input, max);
+            let last = !matches!(record, Record::Body(_));
+            batch.push(record);
+            if last || batch.len() >= MOST_PER_BATCH || !holds_a_record(input.buffer()) {
+                break last;
+            }
+        };
+        if tx.send(batch).is_err() || last {
             return;
         }
     });
-    rx
+    Records { batches, pending: VecDeque::new() }
 }
 
 /// Whether a frame of `kind` with `payload` ends the answer to its

@@ -67,3 +67,66 @@ fn words_are_quoted_for_the_remote_shell_only_when_needed() {
     assert_eq!(shell_quoted(OsStr::new("it's")), "'it'\\''s'");
     assert_eq!(shell_quoted(OsStr::new("")), "''");
 }
+
+#[test]
+fn whole_records_come_in_batches_and_a_record_half_read_holds_none_of_them_back() {
+    use std::io::Write as _;
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+    let (mut tx, rx) = UnixStream::pair().unwrap();
+    let mut stream = Vec::new();
+    for body in [&b"one"[..], b"two", b"three"] {
+        write_record(&mut stream, body).unwrap();
+    }
+    // Two whole records and the first bytes of the third.
+    let cut = stream.len() - 2;
+    tx.write_all(&stream[..cut]).unwrap();
+    let mut records = spawn_reader(rx, MAX_FRAME_RECORD);
+    let wait = Duration::from_secs(10);
+    for want in [&b"one"[..], b"two"] {
+        let got = records.recv_timeout(wait).expect("a whole record is never held back");
+        assert!(matches!(got, Record::Body(ref b) if b == want), "{got:?}");
+    }
+    assert!(records.try_recv().is_err(), "the third is not whole yet");
+    tx.write_all(&stream[cut..]).unwrap();
+    drop(tx);
+    assert!(matches!(records.recv_timeout(wait), Ok(Record::Body(b)) if b == b"three"));
+    assert!(matches!(records.recv_timeout(wait), Ok(Record::End)));
+}
+
+#[test]
+fn no_more_records_are_read_ahead_than_one_by_one() {
+    let mut stream = Vec::new();
+    for _ in 0..1000 {
+        write_record(&mut stream, &[7u8; 100]).unwrap();
+    }
+    // The reader stops once its batches are full and nobody takes them.
+    let (reader, counted) = Counting::new(stream);
+    let _records = spawn_reader(reader, MAX_FRAME_RECORD);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let read = counted.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(read <= (BATCHES_AHEAD + 2) * 64 * 104 + READ_AHEAD, "{read} bytes read ahead");
+}
+
+/// A reader of `bytes` that counts what it handed out.
+struct Counting {
+    bytes: std::io::Cursor<Vec<u8>>,
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Counting {
+    fn new(bytes: Vec<u8>) -> (Counting, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (Counting { bytes: std::io::Cursor::new(bytes), read: std::sync::Arc::clone(&read) }, read)
+    }
+}
+
+impl std::io::Read for Counting {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        // A pipe's worth at a time, as a pipe would.
+        let most = out.len().min(4096);
+        let n = std::io::Read::read(&mut self.bytes, &mut out[..most])?;
+        self.read.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
