@@ -345,20 +345,10 @@ pub(super) fn receive(
     chunk: &mut [u8],
 ) -> Result<(Outcome, Option<u64>)> {
     let Asked { seq, kept } = asked;
-    let start = match read_start(client, seq, chunk)? {
+    let start = match coming(client, seq, chunk, kept.is_some(), (out_dir, out), progress)? {
         Ok(start) => start,
-        Err(outcome) => {
-            if let (Some(_), Outcome::NotFound, Ok(out_dir)) = (&kept, &outcome, out_dir) {
-                // The source is gone: its partial file can never be resumed.
-                out_dir.discard_kept(out);
-                progress.partial_removed(&out.shown_path().to_string_lossy());
-            }
-            return Ok((outcome, None));
-        }
+        Err(outcome) => return Ok((outcome, None)),
     };
-    if start.flags.up_to_date() {
-        return Ok((Outcome::Skipped { reason: SkipReason::UpToDate }, None));
-    }
     let size = Announced::of(start.size, start.flags);
     progress.start(&out.name().to_string_lossy(), size.told());
     let dir = options.out_dir.display();
@@ -417,6 +407,30 @@ pub(super) fn receive(
     };
     let resumed = resumed.filter(|_| outcome.is_delivered());
     Ok((outcome, resumed))
+}
+
+/// The `Start` of the answer to `seq`, or the outcome of a file that does
+/// not come (a kept partial of it removed, with `kept`, when its source is
+/// gone: it can never be resumed) or is up to date.
+fn coming(
+    client: &mut Client,
+    seq: u32,
+    chunk: &mut [u8],
+    kept: bool,
+    (out_dir, out): (&std::io::Result<OutDir>, &OutputPath),
+    progress: &mut dyn Progress,
+) -> Result<std::result::Result<Started, Outcome>> {
+    Ok(match read_start(client, seq, chunk)? {
+        Ok(start) if start.flags.up_to_date() => Err(Outcome::Skipped { reason: SkipReason::UpToDate }),
+        Ok(start) => Ok(start),
+        Err(outcome) => {
+            if let (true, Outcome::NotFound, Ok(out_dir)) = (kept, &outcome, out_dir) {
+                out_dir.discard_kept(out);
+                progress.partial_removed(&out.shown_path().to_string_lossy());
+            }
+            Err(outcome)
+        }
+    })
 }
 
 /// Gives a verified file its name (and with `-p` its mtime first).

@@ -170,21 +170,13 @@ pub(crate) fn send_source(
     // the end in one frame once the file is known not to have changed.
     let mut last: Option<std::ops::Range<usize>> = None;
     loop {
-        // Known size: exactly that many bytes. Unknown: to the end of the
-        // file, reading one byte past the bound to see it is passed.
-        let left = match size {
-            Size::Known(size) => size - sent,
-            Size::Unknown => (MAX_UNKNOWN_SIZE + 1).saturating_sub(sent),
-        };
+        let left = size.left(sent);
         if left == 0 {
             break;
         }
         if out.stop_asked(seq)? {
-            return give_up(
-                out,
-                seq,
-                Sent::gave_up(ReasonCode::Cancelled, "cancelled by the receiver".into()),
-            );
+            let stopped = Sent::gave_up(ReasonCode::Cancelled, "cancelled by the receiver".into());
+            return give_up(out, seq, stopped);
         }
         let want = left.min(buf.len() as u64) as usize;
         if reads == Reads::MayBlock {
@@ -332,6 +324,18 @@ enum Size {
     /// hold), or a size of 0: read to the end, at most
     /// [`MAX_UNKNOWN_SIZE`] bytes, and the `End` count is the truth.
     Unknown,
+}
+
+impl Size {
+    /// The bytes still to read after `sent`: exactly the rest of a known
+    /// size; to the end of a file of unknown size, one byte past the bound
+    /// to see it is passed.
+    fn left(self, sent: u64) -> u64 {
+        match self {
+            Size::Known(size) => size - sent,
+            Size::Unknown => (MAX_UNKNOWN_SIZE + 1).saturating_sub(sent),
+        }
+    }
 }
 
 /// Whether a read of the source returns soon.
