@@ -520,6 +520,31 @@ fn a_subdirectory_removed_mid_tree_is_made_again_for_the_files_still_to_come() {
     assert_no_leftovers(&env.names);
 }
 
+/// A directory of the output moved away (out of the output directory)
+/// between a tree's files: the files still to come go to their names below
+/// the output directory, never into the moved directory (which the client
+/// kept open), where they were reported received at names with nothing.
+#[test]
+fn a_subdirectory_moved_out_mid_tree_gets_none_of_the_files_still_to_come() {
+    let env = TestEnv::new("or_sub_moved");
+    env.create("t/sub/a.txt", b"first\n");
+    env.create_random("t/sub/big.bin", BIG, 6);
+    env.create("t/sub/z.txt", b"last\n");
+    let moved = env.tmp().join("moved");
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut client = env.fetch_with(&["-r"], &["t"]);
+    env.wait_receiving(&mut client, "big.bin");
+    client.signal(Signal::SIGSTOP);
+    fs::rename(env.out().join("t/sub"), &moved).unwrap();
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(BIG_TIMEOUT);
+    env.stop_server(&mut server);
+    done.check(!moved.join("z.txt").exists(), "nothing came into the moved directory")
+        .check(done.stdout.contains("t/sub/z.txt: received 5 bytes"), "the file after the move came");
+    assert_eq!(fs::read(env.out().join("t/sub/z.txt")).unwrap(), b"last\n", "{done}");
+    assert_no_leftovers(&env.names);
+}
+
 /// 13.13: an output directory removed while the client runs (here: its
 /// working directory, `-o .`) fails each file saying so, not with the
 /// `EPERM` of `O_TMPFILE` in a removed directory.

@@ -43,7 +43,7 @@ mod reached;
 use anchor::Anchor;
 use partial::{partial_name, record_name};
 pub use partial::{Found, Kept};
-use reached::Reached;
+use reached::{KeptDir, Reached};
 
 /// The permission bits a received file may get: never setuid, setgid or
 /// sticky.
@@ -386,15 +386,22 @@ impl OutDir {
     /// one kept open on the way, [`reached`]), and how many of `out`'s
     /// directories it is below this one.
     fn reach(&self, out: &OutputPath) -> io::Result<(DirFd, usize)> {
-        let (from, kept) = self.reached.as_ref().map_or((0, None), |r| r.deepest_of(&out.dirs));
-        let mut dir = kept.map_or_else(|| DirFd::Top(Arc::clone(&self.fd)), DirFd::Below);
+        let (from, kept) = self.reached.as_ref().map_or((0, None), |r| r.deepest_of(&*self.fd, &out.dirs));
+        let mut dir = kept.clone().map_or_else(|| DirFd::Top(Arc::clone(&self.fd)), DirFd::Below);
         let mut opened = Vec::new();
         let mut depth = out.dirs.len();
         for (i, component) in out.dirs.iter().enumerate().skip(from) {
             match openat(&dir, component.as_os_str(), DIR_FLAGS, Mode::empty()) {
                 Ok(fd) => {
                     let fd = Arc::new(fd);
-                    opened.push((component.clone(), Arc::clone(&fd)));
+                    if self.reached.is_some() {
+                        let id = nix::sys::stat::fstat(&*fd).map_err(os)?;
+                        opened.push(KeptDir {
+                            name: component.clone(),
+                            fd: Arc::clone(&fd),
+                            id: identity(&id),
+                        });
+                    }
                     dir = DirFd::Below(fd);
                 }
                 Err(Errno::ENOENT) => {
@@ -405,7 +412,7 @@ impl OutDir {
             }
         }
         if let (Some(reached), false) = (&self.reached, opened.is_empty()) {
-            reached.keep(from, opened);
+            reached.keep(from, kept.as_ref(), opened);
         }
         Ok((dir, depth))
     }

@@ -185,3 +185,31 @@ fn output_paths_keep_or_drop_directories() {
         }
     }
 }
+
+/// The directories kept open between files (`reached`) are each checked
+/// still at their names: one moved away and replaced by a symlink, or by
+/// a file, gets none of the next files, nor does what the symlink names.
+#[test]
+fn a_kept_directory_moved_and_replaced_gets_no_more_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, away) = (tmp.path().join("out"), tmp.path().join("away"));
+    std::fs::create_dir_all(out.join("a/b")).unwrap();
+    let dir = OutDir::open(&out).unwrap();
+    let put = |p: &str| {
+        let mut s = dir.create(&path(p, true), 0o600)?;
+        s.write_all(b"x")?;
+        s.persist(Clobber::Replace).map_err(|e| io::Error::other(e.to_string()))
+    };
+    put("a/b/one").unwrap();
+    std::fs::rename(out.join("a/b"), &away).unwrap();
+    std::os::unix::fs::symlink(&away, out.join("a/b")).unwrap();
+    let err = put("a/b/two").unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::NotADirectory, "{err}");
+    std::fs::remove_file(out.join("a/b")).unwrap();
+    std::fs::write(out.join("a/b"), b"").unwrap();
+    put("a/b/three").unwrap_err();
+    std::fs::remove_file(out.join("a/b")).unwrap();
+    put("a/b/four").unwrap();
+    assert_eq!(entries(&away), ["one"]);
+    assert_eq!(entries(&out.join("a/b")), ["four"]);
+}
