@@ -27,12 +27,6 @@ use nix::time::ClockId;
 /// carry them on in pieces.
 pub const IO_CHUNK: usize = 64 * 1024;
 
-/// Runs `call` again for as long as it fails with `EINTR`.
-///
-/// This is the one place that retries interrupted system calls. The timed
-/// semaphore wait ([`SemHandle::wait_for`]) is the exception by design: it
-/// reports an interruption to its caller, which checks for cancellation
-/// before it waits again.
 /// What a pipe between a relay's ends is made to hold: 16 times a pipe's
 /// default, the most an unprivileged process may ask by default
 /// (`/proc/sys/fs/pipe-max-size`), so that the stages of `-H` (server,
@@ -47,6 +41,12 @@ pub fn widen_pipe(fd: impl AsFd, bytes: u32) {
     let _ = nix::fcntl::fcntl(fd.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(bytes as libc::c_int));
 }
 
+/// Runs `call` again for as long as it fails with `EINTR`.
+///
+/// This is the one place that retries interrupted system calls. The timed
+/// semaphore wait ([`SemHandle::wait_for`]) is the exception by design: it
+/// reports an interruption to its caller, which checks for cancellation
+/// before it waits again.
 pub(crate) fn retry_if_interrupted<T>(mut call: impl FnMut() -> nix::Result<T>) -> io::Result<T> {
     loop {
         match call() {
