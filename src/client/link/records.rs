@@ -168,11 +168,13 @@ pub(crate) fn read_record(input: &mut impl Read, max: usize) -> Record {
 pub(crate) const READ_AHEAD: usize = 256 << 10;
 
 /// Batches of records read ahead of their reader...
-pub(crate) const BATCHES_AHEAD: usize = 2;
+pub(crate) const BATCHES_AHEAD: usize = 1;
 
-/// ...and most records in one batch: 128 records ahead at most, as many as
-/// were ahead one by one, so that an upload refused midway (a full disk)
-/// has no more of its bytes in flight than before.
+/// ...and most records in one batch: with the batch being read and what
+/// is left of the one taken, about 128 records ahead at most (3 × 64 − 1
+/// in the worst case), as many as were ahead one by one, so that an
+/// upload refused midway (a full disk) has no more of its bytes in flight
+/// than before.
 const MOST_PER_BATCH: usize = 64;
 
 /// Records read from a stream on a thread of their own ([`spawn_reader`]),
