@@ -106,7 +106,7 @@ pub use transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};
 /// # fn main() -> Result<(), shmxfer::Error> {
 /// let root = tempfile::tempdir().unwrap();
 /// let queue = format!("/shmxfer_doc_status_{}", std::process::id());
-/// let server = Server::builder().queue(&queue).root(root.path()).bind()?;
+/// let server = Server::builder().queue(&queue).root(root.path()).persistent().bind()?;
 /// let serving = std::thread::spawn(move || server.run(Default::default()));
 /// let mut session = StatusSession::connect(&ClientConfig::new(&queue))?;
 /// let status: shmxfer::status::Status = session.status()?;

@@ -141,7 +141,7 @@ const STATUS_ALL_LIMIT: Duration = Duration::from_secs(2);
 /// # fn main() -> Result<(), shmxfer::Error> {
 /// let root = tempfile::tempdir().unwrap();
 /// let queue = format!("/shmxfer_doc_status_session_{}", std::process::id());
-/// let server = Server::builder().queue(&queue).root(root.path()).bind()?;
+/// let server = Server::builder().queue(&queue).root(root.path()).persistent().bind()?;
 /// let serving = std::thread::spawn(move || server.run(Default::default()));
 /// let mut session = StatusSession::connect(&ClientConfig::new(&queue))?;
 /// assert_eq!(session.status()?.server.pid, std::process::id());

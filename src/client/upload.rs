@@ -315,7 +315,7 @@ pub(crate) const NOT_ACCEPTING: &str = "the server takes no uploads (it was star
 /// # fn main() -> Result<(), shmxfer::Error> {
 /// let (root, inbox, here) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
 /// let queue = format!("/shmxfer_doc_upload_{}", std::process::id());
-/// let server = Server::builder().queue(&queue).root(root.path()).accept(Some(inbox.path().into())).bind()?;
+/// let server = Server::builder().queue(&queue).root(root.path()).accept(Some(inbox.path().into())).persistent().bind()?;
 /// let serving = std::thread::spawn(move || server.run(Default::default()));
 /// let local = here.path().join("report.txt");
 /// std::fs::write(&local, b"all well\n").unwrap();
