@@ -48,6 +48,8 @@ pub const MAX_SLOTS: u32 = 4;
 /// performance section for the measurement behind it).
 pub const DEFAULT_SLOTS: u32 = 2;
 
+/// The bit of the `pair_cpu` word that says the pair's CPU is crowded.
+const CROWDED: u32 = 1 << 31;
 const REGION_MAGIC: u32 = u32::from_le_bytes(*b"SXR1");
 const LAYOUT_VERSION: u32 = 4;
 
@@ -387,9 +389,9 @@ impl Region {
     }
 
     /// Asks (the server) both ends of the session to share `cpu`, or
-    /// (`None`) no longer.
-    pub fn set_pair_cpu(&self, cpu: Option<u32>) {
-        let value = cpu.map_or(0, |c| c.saturating_add(1));
+    /// (`None`) no longer; `crowded`: other work runs on that CPU too.
+    pub fn set_pair_cpu(&self, cpu: Option<u32>, crowded: bool) {
+        let value = cpu.map_or(0, |c| c.saturating_add(1) & !CROWDED) | if crowded { CROWDED } else { 0 };
         self.header(Field::PairCpu).store(value, Ordering::Relaxed);
     }
 
@@ -397,7 +399,14 @@ impl Region {
     /// hint: the peer may write anything there, and the client checks the
     /// CPU against those it may run on before it follows.
     pub fn pair_cpu(&self) -> Option<u32> {
-        self.header(Field::PairCpu).load(Ordering::Relaxed).checked_sub(1)
+        (self.header(Field::PairCpu).load(Ordering::Relaxed) & !CROWDED).checked_sub(1)
+    }
+
+    /// Whether the server says other work runs on the CPU the pair shares
+    /// (then each end blocks at once rather than yield the CPU to that
+    /// work). Only a hint, as [`Region::pair_cpu`].
+    pub fn pair_crowded(&self) -> bool {
+        self.header(Field::PairCpu).load(Ordering::Relaxed) & CROWDED != 0
     }
 
     /// The shared-memory object behind the mapping (for its liveness lock).

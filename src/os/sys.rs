@@ -219,6 +219,14 @@ pub(crate) fn thread_cpu_times() -> Option<(Duration, Duration)> {
     Some((fields.next()??, fields.next()??))
 }
 
+/// The tasks runnable on the whole machine now, this thread among them
+/// (the numerator of `/proc/loadavg`'s fourth field).
+pub(crate) fn runnable_tasks() -> Option<u32> {
+    let mut buf = [0u8; 128];
+    let text = read_proc("/proc/loadavg", &mut buf)?;
+    text.split_ascii_whitespace().nth(3)?.split('/').next()?.parse().ok()
+}
+
 /// The idle time of all CPUs together since boot (the second figure of
 /// `/proc/uptime`, in hundredths of a second).
 pub(crate) fn idle_cpu_time() -> Option<Duration> {

@@ -33,19 +33,24 @@
 //!   which it waited [`BUSY_SHARE`] or more while less than [`SPARE_IDLE`]
 //!   of a CPU was idle make the machine busy (a pair that the scheduler
 //!   put on one core of an idle machine waits for its peer, and the other
-//!   core idles). Then both ends of the session stop spinning and block at
-//!   once (a sleeper that wakes is run at once, ahead of the busy work),
-//!   and share one CPU (the server asks through the region header; see
-//!   `ring`), so that a hand-over is a switch on one core rather than a
-//!   wake-up across cores behind busy work. After a spell of
-//!   [`BUSY_SPELL`] both ends go back to their CPUs and spin again, and
-//!   the watch sees whether the machine stays calm; a spell that ends
-//!   busy again at once doubles the next, up to [`BUSY_SPELL_MAX`]. (Busy,
-//!   the pair cannot tell whether it would get two cores: work elsewhere
-//!   fills the CPU it left, so the idle time says nothing.) A new session
-//!   starts from the load and spell its owner's ends saw last, within
-//!   [`LOAD_MEMORY`]. Nothing is read but every [`LOAD_CHECK_WAITS`]
-//!   waits, and then only the clock.
+//!   core idles). Then both ends of the session share one CPU (the server
+//!   asks through the region header, the client's own CPU if it was
+//!   started on one; see `ring`), so that a hand-over is a switch on one
+//!   core rather than a wake-up across cores behind busy work. Each end
+//!   says in the header where it is, so a pair is on one CPU only once
+//!   both are; there, with other work on that CPU too (more tasks
+//!   runnable besides the pair than CPUs, `/proc/loadavg`, two windows in
+//!   a row to change its mind), each end blocks at once (a sleeper that
+//!   wakes is run at once, ahead of the busy work); alone there, it yields
+//!   at once, as a pair pinned to one CPU does; an end that could not
+//!   follow spins as on a calm machine. A spell ends early in a window
+//!   where [`SPARE_IDLE`] of a CPU idled, else after [`BUSY_SPELL`]: both
+//!   ends go back to their CPUs and spin again, and the watch sees whether
+//!   the machine stays calm; a spell that ends busy again at once doubles
+//!   the next, up to [`BUSY_SPELL_MAX`]. A new session starts from the
+//!   load and spell its owner's ends saw last, within [`LOAD_MEMORY`].
+//!   Nothing is read but every [`LOAD_CHECK_WAITS`] waits, and then only
+//!   the clock.
 //! * **Spinners per core.** No more waiters of one owner yield-spin at once
 //!   than there are cores; the rest block at once.
 //! * **Short time slices.** A waiting thread asks the scheduler for 100 µs
@@ -284,6 +289,7 @@ impl Pacing {
             served: 0,
             load: Load::Calm,
             watch: None,
+            crowded: true,
         }
     }
 
@@ -494,6 +500,10 @@ pub(crate) struct Pacer {
     /// The end that watches the load for its session (the server's): its
     /// watch, from its first wait.
     watch: Option<Box<LoadWatch>>,
+    /// While busy: whether other work shares the pair's CPU (then it
+    /// blocks at once; alone there, it yields at once, as a pair pinned to
+    /// one CPU of a calm machine does).
+    crowded: bool,
 }
 
 impl Pacer {
@@ -518,6 +528,22 @@ impl Pacer {
         }
         self.set_load(load);
         Some(load)
+    }
+
+    /// What the watch of this end (the server's) says of the pair's CPU
+    /// while busy: whether other work shares it.
+    pub(crate) fn watched_crowded(&self) -> bool {
+        self.watch.as_ref().is_none_or(|w| w.crowded)
+    }
+
+    /// Whether this end takes the pair's CPU for shared with other work.
+    pub(crate) fn crowded(&self) -> bool {
+        self.crowded
+    }
+
+    /// Takes the pair's CPU for shared with other work (`crowded`) or not.
+    pub(crate) fn set_crowded(&mut self, crowded: bool) {
+        self.crowded = crowded;
     }
 
     /// Spins or not from now on as `load` says; back to calm, it starts
@@ -545,13 +571,18 @@ impl Pacer {
         }
         ask_for_short_slices();
         let max = self.pacing.spin_budget();
-        if max.is_zero() || self.load == Load::Busy {
+        let placed = placement();
+        // Busy, a pair on one CPU that other work shares blocks at once
+        // (a yield would hand that work the CPU for a slice); alone there
+        // it yields at once, as below; a pair apart (an end could not
+        // follow to the other's CPU) spins as on a calm machine.
+        if max.is_zero() || (self.load == Load::Busy && placed == Placement::SharedCore && self.crowded) {
             self.tried = Tried::Spun;
             return Spun::Missed;
         }
         self.tried = Tried::Spun;
         let start = Instant::now();
-        let busy_rounds = match placement() {
+        let busy_rounds = match placed {
             Placement::SharedCore => 0,
             Placement::Apart => SPIN_ROUNDS,
         };

@@ -212,6 +212,9 @@ struct RingEnd {
     /// This end's thread, while it shares a CPU with its peer (boxed: the
     /// set of CPUs it had is 128 bytes, and rarely there).
     pinned: Option<Box<Pinned>>,
+    /// The one CPU the program was started on (`taskset`), if it was: what
+    /// the header says of this end when it shares no CPU for a pair.
+    started_on: Option<u32>,
 }
 
 impl std::fmt::Debug for RingEnd {
@@ -236,12 +239,14 @@ impl RingEnd {
         let waiter = Waiter { cancel, alive, stall: None, pacer: pacing.pacer() };
         // Affinity is set before a program starts (taskset) and inherited
         // by its threads: read once.
-        region.set_cpu(side.party(), sys::pinned_cpu());
+        let started_on = sys::pinned_cpu();
+        region.set_cpu(side.party(), started_on);
         let pairing = match side.party() {
             Party::Server => Pairing::Decides,
             Party::Client => Pairing::Follows(None),
         };
-        RingEnd { region, sems, next: 0, side, party: side.party(), waiter, pairing, pinned: None }
+        let party = side.party();
+        RingEnd { region, sems, next: 0, side, party, waiter, pairing, pinned: None, started_on }
     }
 
     /// This end, turned to the other side of the ring: it now takes the
@@ -261,12 +266,30 @@ impl RingEnd {
     /// says.
     fn follow_load(&mut self) {
         let (load, cpu) = match &mut self.pairing {
-            Pairing::Decides => match self.waiter.pacer.watch_load(|| placement(&self.region, self.party)) {
-                Some(Load::Busy) => (Load::Busy, sys::current_cpu()),
-                Some(Load::Calm) => (Load::Calm, None),
-                None => return,
-            },
+            Pairing::Decides => {
+                let changed = self.waiter.pacer.watch_load(|| placement(&self.region, self.party));
+                let crowded = self.waiter.pacer.watched_crowded();
+                match changed {
+                    // A client started on one CPU can follow only to that one.
+                    Some(Load::Busy) => {
+                        (Load::Busy, self.region.cpu(peer(self.party)).or_else(sys::current_cpu))
+                    }
+                    Some(Load::Calm) => (Load::Calm, None),
+                    None => {
+                        // Other work came to the pair's CPU, or left it.
+                        if let (Some(pinned), true) = (&self.pinned, crowded != self.waiter.pacer.crowded()) {
+                            self.region.set_pair_cpu(Some(pinned.cpu), crowded);
+                            self.waiter.pacer.set_crowded(crowded);
+                        }
+                        return;
+                    }
+                }
+            }
             Pairing::Follows(asked) => {
+                let crowded = self.region.pair_crowded();
+                if crowded != self.waiter.pacer.crowded() {
+                    self.waiter.pacer.set_crowded(crowded);
+                }
                 let now = self.region.pair_cpu();
                 if now == *asked {
                     return;
@@ -278,9 +301,17 @@ impl RingEnd {
         // The CPUs it had first, so that a new CPU is checked against them.
         self.pinned = None;
         self.pinned = cpu.and_then(Pinned::to).map(Box::new);
+        let sharing = self.pinned.as_ref().map(|p| p.cpu);
         if let Pairing::Decides = self.pairing {
-            self.region.set_pair_cpu(self.pinned.as_ref().map(|p| p.cpu));
+            let crowded = self.waiter.pacer.watched_crowded();
+            self.region.set_pair_cpu(sharing, crowded);
+            self.waiter.pacer.set_crowded(crowded);
         }
+        // What each end says of itself is where it is: a pair is on one CPU
+        // only once both are ([`placement`]), and only then do they block
+        // at once (an end that could not follow keeps spinning, instead of
+        // waking its peer across CPUs behind other work for each frame).
+        self.region.set_cpu(self.party, sharing.or(self.started_on));
         self.waiter.pacer.set_load(load);
         log::debug!(
             "{}: the machine is {load:?}; sharing CPU {:?}",
@@ -677,7 +708,7 @@ mod tests {
             let mut buf = Vec::new();
             let mut hand_over = |tx: &mut Producer, rx: &mut Consumer, asked: Option<u32>| {
                 // As the server (or a hostile one) would write it.
-                tx.region().set_pair_cpu(asked);
+                tx.region().set_pair_cpu(asked, true);
                 tx.send_data(1, &[7; 100]).unwrap();
                 let h = rx.recv(&mut buf).expect("frames still flow");
                 assert_eq!((h.seq, buf.len()), (1, 100));
@@ -686,18 +717,24 @@ mod tests {
             let only = CpuSet::only(cpus[0]).unwrap();
             only.apply_to_this_thread().unwrap();
             let others = cpus[1..].iter().map(|&c| Some(c));
+            let started_on = rx.region().cpu(Party::Client);
             for asked in others.chain([Some(CpuSet::CAPACITY), Some(u32::MAX - 1), None]) {
                 hand_over(&mut tx, &mut rx, asked);
                 assert_eq!(CpuSet::of_this_thread(), Some(only), "asked for {asked:?}");
+                // It says where it is, not where it was asked to be: the
+                // pair is apart, and neither end blocks at once as if not.
+                assert_eq!(rx.region().cpu(Party::Client), started_on, "asked for {asked:?}");
             }
-            // With all its CPUs, it follows, and gets them back when the
-            // server no longer asks.
+            // With all its CPUs, it follows, says so, and gets them back
+            // when the server no longer asks.
             mine.apply_to_this_thread().unwrap();
             let last = *cpus.last().unwrap();
             hand_over(&mut tx, &mut rx, Some(last));
             assert_eq!(CpuSet::of_this_thread(), CpuSet::only(last));
+            assert_eq!(rx.region().cpu(Party::Client), Some(last));
             hand_over(&mut tx, &mut rx, None);
             assert_eq!(CpuSet::of_this_thread(), Some(mine));
+            assert_eq!(rx.region().cpu(Party::Client), started_on);
         })
         .join()
         .unwrap();

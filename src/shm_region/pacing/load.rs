@@ -32,6 +32,16 @@ pub(crate) struct LoadWatch {
     pub(super) spell: Duration,
     /// When it last tried calm again.
     pub(super) calmed: Option<Instant>,
+    /// When the busy spell began.
+    pub(super) busy_since: Instant,
+    /// While busy: whether other work shares the pair's CPU (more tasks
+    /// runnable besides the pair than there are CPUs), so that the pair
+    /// blocks at once rather than yield that CPU to it.
+    pub(super) crowded: bool,
+    /// The machine's CPUs.
+    pub(super) cores: u32,
+    /// Windows in a row that counted the other way than `crowded`.
+    pub(super) against: u32,
 }
 
 /// What a [`LoadWatch`] reads at the end of each window, in seconds since
@@ -44,6 +54,9 @@ pub(super) struct Figures {
     pub(super) waited: Option<f64>,
     /// The idle time of all CPUs.
     pub(super) idle: Option<f64>,
+    /// The tasks runnable on the machine at the end of the window, this
+    /// end's thread among them.
+    pub(super) runnable: Option<u32>,
 }
 
 /// The kernel's [`Figures`] now; `shared_core`: whether the peer is pinned
@@ -53,7 +66,8 @@ pub(super) fn kernel_figures(shared_core: bool) -> Figures {
         let peer = if shared_core { ran } else { Duration::ZERO };
         waited.as_secs_f64() - peer.as_secs_f64()
     });
-    Figures { waited, idle: crate::os::sys::idle_cpu_time().map(|idle| idle.as_secs_f64()) }
+    let idle = crate::os::sys::idle_cpu_time().map(|idle| idle.as_secs_f64());
+    Figures { waited, idle, runnable: crate::os::sys::runnable_tasks() }
 }
 
 impl LoadWatch {
@@ -61,7 +75,20 @@ impl LoadWatch {
     /// otherwise, busy for spells of `spell`; `figures` are the kernel's at
     /// `now`.
     pub(super) fn starting(now: Instant, load: Load, spell: Duration, figures: Figures) -> LoadWatch {
-        LoadWatch { load, waits: 0, window_start: now, mark: figures, busy_windows: 0, spell, calmed: None }
+        LoadWatch {
+            load,
+            waits: 0,
+            window_start: now,
+            mark: figures,
+            busy_windows: 0,
+            spell,
+            calmed: None,
+            busy_since: now,
+            crowded: true,
+            cores: std::thread::available_parallelism()
+                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+            against: 0,
+        }
     }
 
     /// Counts one wait of the end; returns when and what load a window
@@ -82,15 +109,13 @@ impl LoadWatch {
     /// ended with them. A calm window is busy if this end waited for a CPU
     /// [`BUSY_SHARE`] of it or more while less than [`SPARE_IDLE`] of a CPU
     /// was idle (a pair the scheduler put on one core of an idle machine
-    /// waits for its peer, not for other work); a busy spell ends in calm,
-    /// to see whether it stays calm.
+    /// waits for its peer, not for other work). A busy spell ends early in
+    /// a window where [`SPARE_IDLE`] of a CPU idled (the other work is gone,
+    /// or the pair shares the CPU of work that a free CPU could take), and
+    /// else after the spell, in calm, to see whether it stays calm.
     pub(super) fn look(&mut self, now: Instant, figures: impl Fn() -> Figures) -> Option<Load> {
         let elapsed = now.saturating_duration_since(self.window_start);
-        let window = match self.load {
-            Load::Calm => BUSY_WINDOW,
-            Load::Busy => self.spell,
-        };
-        if elapsed < window {
+        if elapsed < BUSY_WINDOW {
             return None;
         }
         let after = figures();
@@ -117,14 +142,41 @@ impl LoadWatch {
                     _ => BUSY_SPELL,
                 };
                 self.load = Load::Busy;
+                self.busy_since = now;
+                // Until counted: the pair does not know yet where the
+                // other work runs.
+                (self.crowded, self.against) = (true, 0);
             }
             Load::Busy => {
-                // The spell is over: spin again, and see.
+                let over = now.saturating_duration_since(self.busy_since) >= self.spell;
+                if idle < SPARE_IDLE && !over {
+                    // Two windows in a row to change its mind: a count is
+                    // of one instant.
+                    self.against =
+                        if self.crowded_now(after.runnable) == self.crowded { 0 } else { self.against + 1 };
+                    if self.against >= BUSY_WINDOWS {
+                        (self.crowded, self.against) = (!self.crowded, 0);
+                    }
+                    return Some(Load::Busy);
+                }
+                // A CPU to spare, or the spell is over: spin again, and see.
                 self.calmed = Some(now);
                 self.load = Load::Calm;
             }
         }
         Some(self.load)
+    }
+}
+
+impl LoadWatch {
+    /// Whether other work shares the pair's CPU, from the tasks `runnable`
+    /// on the machine: those besides the pair's two ends fill every CPU.
+    /// (Both ends count: they are runnable while they hand over by
+    /// yielding, and, measured, while they block too, the one woken
+    /// runnable before the other blocks.) Unknown counts as crowded, the
+    /// careful side.
+    fn crowded_now(&self, runnable: Option<u32>) -> bool {
+        runnable.is_none_or(|n| n.saturating_sub(2) >= self.cores)
     }
 }
 
@@ -145,10 +197,10 @@ pub(super) const BUSY_WINDOWS: u32 = 2;
 /// How long a busy end stays busy before it spins again to see whether
 /// the machine calmed (doubled each time it proves busy again at once, up
 /// to [`BUSY_SPELL_MAX`]).
-pub(crate) const BUSY_SPELL: Duration = Duration::from_millis(50);
+pub(crate) const BUSY_SPELL: Duration = Duration::from_millis(250);
 
 /// The longest a busy end stays busy before it tries again.
-pub(crate) const BUSY_SPELL_MAX: Duration = Duration::from_secs(1);
+pub(crate) const BUSY_SPELL_MAX: Duration = Duration::from_secs(2);
 
 /// The idle time of all CPUs, per time of the window, at and above which
 /// a CPU is to spare for the peer: an end that waits for a CPU then waits

@@ -261,18 +261,21 @@ fn a_producer_gives_its_turn_back_after_a_turns_time_a_file_or_before_it_blocks(
 }
 
 #[test]
-fn a_busy_end_blocks_at_once_and_a_calm_one_spins_afresh() {
+fn a_busy_end_on_its_peers_cpu_blocks_at_once_and_a_calm_one_spins_afresh() {
     let mut pacer = patient().pacer();
     pacer.set_load(Load::Busy);
     let mut tries = 0u32;
-    assert_eq!(
-        spin(&mut pacer, || {
-            tries += 1;
-            false
-        }),
-        Spun::Missed
-    );
+    let taking = |tries: &mut u32| {
+        *tries += 1;
+        false
+    };
+    assert_eq!(pacer.spin(|| taking(&mut tries), || Placement::SharedCore), Spun::Missed);
     assert_eq!(tries, 1, "no busy rounds, no yields");
+    // Busy, but the peer could not come to this CPU: blocking at once would
+    // wake it across CPUs behind other work for each frame; it spins.
+    tries = 0;
+    assert_eq!(pacer.spin(|| taking(&mut tries), || Placement::Apart), Spun::Missed);
+    assert!(tries > 1, "a pair apart spins as on a calm machine: {tries}");
     pacer.set_load(Load::Calm);
     discouraged(&mut pacer);
     pacer.set_load(Load::Busy);
@@ -287,11 +290,13 @@ struct Machine {
     now: Instant,
     run_delay: Duration,
     idle: Duration,
+    /// Tasks runnable at the end of a window, when the kernel says.
+    runnable: Option<u32>,
 }
 
 impl Machine {
     fn new() -> Machine {
-        Machine { now: Instant::now(), run_delay: Duration::ZERO, idle: Duration::ZERO }
+        Machine { now: Instant::now(), run_delay: Duration::ZERO, idle: Duration::ZERO, runnable: None }
     }
 
     /// `d` passes with the end off its CPU `waiting` of it and the
@@ -303,7 +308,11 @@ impl Machine {
     }
 
     fn figures(&self) -> Figures {
-        Figures { waited: Some(self.run_delay.as_secs_f64()), idle: Some(self.idle.as_secs_f64()) }
+        Figures {
+            waited: Some(self.run_delay.as_secs_f64()),
+            idle: Some(self.idle.as_secs_f64()),
+            runnable: self.runnable,
+        }
     }
 
     fn look(&self, watch: &mut LoadWatch) -> Option<Load> {
@@ -326,15 +335,85 @@ fn two_windows_of_waiting_for_a_cpu_make_the_machine_busy_for_a_spell() {
     assert_eq!(m.look(&mut watch), Some(Load::Calm));
     m.pass(BUSY_WINDOW, 0.5, 0.0);
     assert_eq!(m.look(&mut watch), Some(Load::Busy), "two in a row");
-    // Busy for a spell, whatever the figures say meanwhile.
-    m.pass(BUSY_SPELL / 2, 0.0, 1.0);
-    assert_eq!(m.look(&mut watch), None, "the spell is not over");
+    // Busy for a spell while no CPU idles, however long it waits.
+    m.pass(BUSY_WINDOW / 2, 0.9, 0.0);
+    assert_eq!(m.look(&mut watch), None, "the window is not over");
+    m.pass(BUSY_SPELL / 2, 0.9, 0.0);
+    assert_eq!(m.look(&mut watch), Some(Load::Busy), "the spell is not over");
     m.pass(BUSY_SPELL / 2, 0.9, 0.0);
     assert_eq!(m.look(&mut watch), Some(Load::Calm), "the spell is over: try calm");
     m.pass(BUSY_WINDOW, 0.1, 0.0);
     m.look(&mut watch);
     m.pass(BUSY_WINDOW, 0.1, 0.0);
     assert_eq!(m.look(&mut watch), Some(Load::Calm), "and it stays calm");
+}
+
+#[test]
+fn a_busy_spell_ends_early_once_a_cpu_idles() {
+    let mut m = Machine::new();
+    let mut watch = LoadWatch::starting(m.now, Load::Calm, BUSY_SPELL, m.figures());
+    for _ in 0..BUSY_WINDOWS {
+        m.pass(BUSY_WINDOW, 0.9, 0.0);
+        m.look(&mut watch);
+    }
+    assert_eq!(watch.load, Load::Busy);
+    for _ in 0..5 {
+        m.pass(BUSY_WINDOW, 0.9, 0.2);
+        assert_eq!(m.look(&mut watch), Some(Load::Busy), "the other work holds the other CPU");
+    }
+    // The other work went (or the pair shares its CPU while another idles).
+    m.pass(BUSY_WINDOW, 0.9, 1.0);
+    assert_eq!(m.look(&mut watch), Some(Load::Calm), "a CPU to spare: calm, long before the spell is over");
+}
+
+#[test]
+fn a_busy_pair_is_crowded_until_the_tasks_besides_it_leave_it_its_cpu() {
+    let mut m = Machine::new();
+    let mut watch = LoadWatch::starting(m.now, Load::Calm, BUSY_SPELL, m.figures());
+    watch.cores = 2;
+    for _ in 0..BUSY_WINDOWS {
+        m.pass(BUSY_WINDOW, 0.9, 0.0);
+        m.look(&mut watch);
+    }
+    assert_eq!(watch.load, Load::Busy);
+    assert!(watch.crowded, "crowded until counted");
+    // One busy loop on 2 CPUs: the pair's ends and the loop are runnable;
+    // the loop can have the other CPU.
+    m.runnable = Some(3);
+    m.pass(BUSY_WINDOW, 0.5, 0.0);
+    m.look(&mut watch);
+    assert!(watch.crowded, "one window does not change its mind");
+    m.pass(BUSY_WINDOW, 0.5, 0.0);
+    m.look(&mut watch);
+    assert!(!watch.crowded, "two in a row: the pair has its CPU to itself");
+    // An instant with one end blocked changes nothing.
+    m.runnable = Some(2);
+    for _ in 0..4 {
+        m.pass(BUSY_WINDOW, 0.5, 0.0);
+        m.look(&mut watch);
+        assert!(!watch.crowded, "both ends and one loop on 2 CPUs");
+    }
+    // A second busy loop: one of them shares the pair's CPU.
+    m.runnable = Some(4);
+    for _ in 0..BUSY_WINDOWS {
+        m.pass(BUSY_WINDOW, 0.5, 0.0);
+        m.look(&mut watch);
+    }
+    assert!(watch.crowded, "two loops and the pair on 2 CPUs");
+    // One window that counts one end blocked changes nothing.
+    m.runnable = Some(3);
+    m.pass(BUSY_WINDOW, 0.5, 0.0);
+    m.look(&mut watch);
+    m.runnable = Some(4);
+    m.pass(BUSY_WINDOW, 0.5, 0.0);
+    m.look(&mut watch);
+    assert!(watch.crowded, "one window does not change its mind");
+    // The kernel says nothing: crowded, the careful side.
+    m.runnable = None;
+    let mut other = LoadWatch::starting(m.now, Load::Busy, BUSY_SPELL, m.figures());
+    m.pass(BUSY_WINDOW * 3, 0.5, 0.0);
+    m.look(&mut other);
+    assert!(other.crowded);
 }
 
 #[test]
@@ -388,7 +467,7 @@ fn a_spell_that_ends_busy_again_at_once_doubles_the_next() {
 #[test]
 fn without_the_kernels_figures_the_load_stays_calm() {
     let now = Instant::now();
-    let none = Figures { waited: None, idle: None };
+    let none = Figures { waited: None, idle: None, runnable: None };
     let mut watch = LoadWatch::starting(now, Load::Calm, BUSY_SPELL, none);
     for i in 1..10 {
         assert_eq!(watch.look(now + BUSY_WINDOW * i, || none), None);
