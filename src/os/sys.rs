@@ -219,6 +219,13 @@ pub(crate) fn thread_cpu_times() -> Option<(Duration, Duration)> {
     Some((fields.next()??, fields.next()??))
 }
 
+/// The CPUs online on the machine (whatever this thread may run on).
+pub(crate) fn online_cpus() -> Option<u32> {
+    // SAFETY: sysconf reads a system value; -1 on failure.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    u32::try_from(n).ok().filter(|&n| n > 0)
+}
+
 /// The tasks runnable on the whole machine now, this thread among them
 /// (the numerator of `/proc/loadavg`'s fourth field).
 pub(crate) fn runnable_tasks() -> Option<u32> {

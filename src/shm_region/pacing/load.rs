@@ -38,7 +38,7 @@ pub(crate) struct LoadWatch {
     /// runnable besides the pair than there are CPUs), so that the pair
     /// blocks at once rather than yield that CPU to it.
     pub(super) crowded: bool,
-    /// The machine's CPUs.
+    /// The machine's CPUs online.
     pub(super) cores: u32,
     /// Windows in a row that counted the other way than `crowded`.
     pub(super) against: u32,
@@ -85,8 +85,11 @@ impl LoadWatch {
             calmed: None,
             busy_since: now,
             crowded: true,
-            cores: std::thread::available_parallelism()
-                .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+            // The machine's, as `/proc/loadavg` counts the machine's tasks:
+            // not the CPUs this thread may run on (a server under
+            // `taskset -c 0` would count one, and take a pair alone on its
+            // CPU beside one busy loop for crowded).
+            cores: crate::os::sys::online_cpus().unwrap_or(1),
             against: 0,
         }
     }

@@ -417,6 +417,32 @@ fn a_busy_pair_is_crowded_until_the_tasks_besides_it_leave_it_its_cpu() {
 }
 
 #[test]
+fn a_watch_started_on_one_cpu_counts_the_machines_cpus_against_the_tasks_runnable() {
+    // A server started under `taskset -c 0` watches from a thread that
+    // may run on one CPU, but `/proc/loadavg` counts the whole machine's
+    // tasks: one busy loop beside the pair on 2 CPUs leaves the pair its
+    // CPU, and the pair is not crowded.
+    let cpus = crate::os::sys::CpuSet::of_this_thread().expect("this thread's CPUs");
+    let first = (0..crate::os::sys::CpuSet::CAPACITY).find(|&c| cpus.contains(c)).expect("a CPU");
+    let machine = crate::os::sys::online_cpus().expect("the machine's CPUs");
+    std::thread::spawn(move || {
+        crate::os::sys::CpuSet::only(first).unwrap().apply_to_this_thread().unwrap();
+        let mut m = Machine::new();
+        let mut watch = LoadWatch::starting(m.now, Load::Busy, BUSY_SPELL, m.figures());
+        assert_eq!(watch.cores, machine, "the machine's CPUs, not this thread's");
+        // The pair's two ends and one task more than the CPUs it leaves.
+        m.runnable = Some(2 + machine - 1);
+        for _ in 0..BUSY_WINDOWS {
+            m.pass(BUSY_WINDOW, 0.5, 0.0);
+            m.look(&mut watch);
+        }
+        assert!(!watch.crowded || machine == 1, "{machine} CPUs, one of them for the other work");
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
 fn an_end_that_waits_for_its_peer_on_one_core_of_an_idle_machine_stays_calm() {
     let mut m = Machine::new();
     let mut watch = LoadWatch::starting(m.now, Load::Calm, BUSY_SPELL, m.figures());
