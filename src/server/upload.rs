@@ -362,11 +362,8 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::os::names::SessionNames;
-    use crate::os::semaphore::Semaphore;
     use crate::shm_region::pacing::{Pacing, DEFAULT_SPIN_BUDGET};
-    use crate::shm_region::ring::{Producer, RingSems};
-    use crate::shm_region::{Geometry, Region};
+    use crate::shm_region::ring::{ring_for_tests, Producer};
 
     /// An upload ring in one process: the client's producer, the server's
     /// consumer (both ends turned round, as in a session).
@@ -377,25 +374,8 @@ mod tests {
 
     /// [`ring`], with the flag that cancels both ends' waits.
     fn ring_with_cancel(tag: &str) -> (Producer, Consumer, Arc<AtomicBool>) {
-        let pid = std::process::id();
         let pacing = Pacing::new(DEFAULT_SPIN_BUDGET);
-        let names = SessionNames::fresh(&format!("/sxrecv_{tag}"), pid).unwrap();
-        let geometry = Geometry::for_slots(2);
-        let created = Region::create(&names.region, geometry, pid).unwrap();
-        let client_sems = RingSems {
-            items: Semaphore::create_exclusive(&names.items, 0).unwrap(),
-            spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap(),
-        };
-        let opened = Region::open(&names.region, geometry.region_size() as u32, pid).unwrap();
-        let server_sems = RingSems {
-            items: Semaphore::open(&names.items).unwrap(),
-            spaces: Semaphore::open(&names.spaces).unwrap(),
-        };
-        let cancel = Arc::new(AtomicBool::new(false));
-        let server =
-            Producer::new(Arc::new(opened), server_sems, Arc::clone(&cancel), Box::new(|| Ok(())), &pacing);
-        let client =
-            Consumer::new(Arc::new(created), client_sems, Arc::clone(&cancel), Box::new(|| Ok(())), &pacing);
+        let (server, client, cancel) = ring_for_tests(&format!("/sxrecv_{tag}"), 2, &pacing);
         (client.turn_round(), server.turn_round(), cancel)
     }
 

@@ -562,10 +562,42 @@ impl Consumer {
     }
 }
 
+/// A ring in one process for tests: the server's producer and the
+/// client's consumer over a region of `slots` named from `prefix`, paced by
+/// `pacing`, and the flag that cancels both ends' waits.
+#[cfg(test)]
+pub(crate) fn ring_for_tests(
+    prefix: &str,
+    slots: u32,
+    pacing: &Pacing,
+) -> (Producer, Consumer, Arc<AtomicBool>) {
+    use crate::os::names::SessionNames;
+    use crate::os::semaphore::Semaphore;
+    use crate::shm_region::Geometry;
+    let pid = std::process::id();
+    let names = SessionNames::fresh(prefix, pid).unwrap();
+    let geometry = Geometry::for_slots(slots);
+    let created = Region::create(&names.region, geometry, pid).unwrap();
+    let consumer_sems = RingSems {
+        items: Semaphore::create_exclusive(&names.items, 0).unwrap(),
+        spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap(),
+    };
+    let opened = Region::open(&names.region, geometry.region_size() as u32, pid).unwrap();
+    let producer_sems = RingSems {
+        items: Semaphore::open(&names.items).unwrap(),
+        spaces: Semaphore::open(&names.spaces).unwrap(),
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let producer =
+        Producer::new(Arc::new(opened), producer_sems, Arc::clone(&cancel), Box::new(|| Ok(())), pacing);
+    let consumer =
+        Consumer::new(Arc::new(created), consumer_sems, Arc::clone(&cancel), Box::new(|| Ok(())), pacing);
+    (producer, consumer, cancel)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::os::names::SessionNames;
     use crate::shm_region::pacing::DEFAULT_SPIN_BUDGET;
 
     /// Both ends of a ring in one process, over real shared memory and
@@ -577,23 +609,7 @@ mod tests {
 
     /// As [`pair`], paced by `pacing`.
     fn pair_paced(tag: &str, slots: u32, pacing: &Pacing) -> (Producer, Consumer) {
-        let pid = std::process::id();
-        let names = SessionNames::fresh(&format!("/sxring_{tag}"), pid).unwrap();
-        let geometry = Geometry::for_slots(slots);
-        let created = Region::create(&names.region, geometry, pid).unwrap();
-        let consumer_sems = RingSems {
-            items: Semaphore::create_exclusive(&names.items, 0).unwrap(),
-            spaces: Semaphore::create_exclusive(&names.spaces, geometry.slots()).unwrap(),
-        };
-        let opened = Region::open(&names.region, geometry.region_size() as u32, pid).unwrap();
-        let producer_sems = RingSems {
-            items: Semaphore::open(&names.items).unwrap(),
-            spaces: Semaphore::open(&names.spaces).unwrap(),
-        };
-        let cancel = Arc::new(AtomicBool::new(false));
-        let producer =
-            Producer::new(Arc::new(opened), producer_sems, Arc::clone(&cancel), Box::new(|| Ok(())), pacing);
-        let consumer = Consumer::new(Arc::new(created), consumer_sems, cancel, Box::new(|| Ok(())), pacing);
+        let (producer, consumer, _) = ring_for_tests(&format!("/sxring_{tag}"), slots, pacing);
         (producer, consumer)
     }
 

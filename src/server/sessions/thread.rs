@@ -96,44 +96,43 @@ impl SessionThread {
             // taken, before it sends a frame: the ring is empty.
             return self.run_uploads(producer.turn_round(), jobs);
         }
-        let region = &self.names.region;
         let mut producer = producer.with_stall_timeout(self.env.stall_timeout);
-        let end = match self.serve(&mut producer, &jobs) {
-            Ok(end) => end,
-            Err(e) => SessionEnd::from_error(e, self.stats.has_said_goodbye()),
-        };
-        if let Some(reason) = end.mark() {
-            producer.region().mark_ended(reason);
-        }
-        self.log_end(&end);
-        // Whatever ended the session (a shutdown included), a client that is
-        // gone may have left its objects: it cannot remove them any more.
-        if !client_alive(producer.region()) {
+        let served = self.serve(&mut producer, &jobs);
+        if self.ended(served, producer.region()) {
             drop(producer);
-            if let Err(e) = remove_session(&self.names) {
-                warn!("session {region}: {e:#}");
-            }
+            self.remove_objects();
         }
     }
 
     /// [`SessionThread::run`] of an upload session: the server empties the
     /// ring the client fills.
     fn run_uploads(self, consumer: Consumer, jobs: mpsc::Receiver<Job>) {
-        let region = &self.names.region;
         let mut consumer = consumer.with_stall_timeout(self.env.stall_timeout);
-        let end = match self.serve_uploads(&mut consumer, &jobs) {
-            Ok(end) => end,
-            Err(e) => SessionEnd::from_error(e, self.stats.has_said_goodbye()),
-        };
+        let served = self.serve_uploads(&mut consumer, &jobs);
+        if self.ended(served, consumer.region()) {
+            drop(consumer);
+            self.remove_objects();
+        }
+    }
+
+    /// The end of a session that `served` says (an error is an end too):
+    /// marked in the header of its `region` and logged; whether its client
+    /// is gone, in which case (whatever ended the session, a shutdown
+    /// included) it can no longer remove its objects, and the server does
+    /// once its ring end is dropped.
+    fn ended(&self, served: Result<SessionEnd>, region: &Region) -> bool {
+        let end = served.unwrap_or_else(|e| SessionEnd::from_error(e, self.stats.has_said_goodbye()));
         if let Some(reason) = end.mark() {
-            consumer.region().mark_ended(reason);
+            region.mark_ended(reason);
         }
         self.log_end(&end);
-        if !client_alive(consumer.region()) {
-            drop(consumer);
-            if let Err(e) = remove_session(&self.names) {
-                warn!("session {region}: {e:#}");
-            }
+        !client_alive(region)
+    }
+
+    /// Removes the objects of a client that is gone.
+    fn remove_objects(&self) {
+        if let Err(e) = remove_session(&self.names) {
+            warn!("session {}: {e:#}", self.names.region);
         }
     }
 
