@@ -22,7 +22,6 @@ use crate::fs::output::OutDir;
 use crate::fs::source::Root;
 use crate::os::liveness::{queue_identity, ServerLock};
 use crate::os::names::validate_queue_name;
-use crate::os::names::{DEFAULT_QUEUE, QUEUE_ENV};
 use crate::os::queue::{self, QUEUE_MSG_LEN};
 use crate::protocol::{Command, StopKind};
 use crate::server::leftovers::collect_dead_sessions;
@@ -64,7 +63,8 @@ pub struct ServerConfig {
     pub collect_every: Duration,
     /// The longest a session's wait for a free slot spins before it blocks
     /// (zero: block at once);
-    /// [`crate::shm_region::pacing::DEFAULT_SPIN_BUDGET`] unless measuring.
+    /// [`DEFAULT_SPIN_BUDGET`](crate::DEFAULT_SPIN_BUDGET) (200 µs) unless
+    /// measuring.
     pub spin_budget: Duration,
     /// The directory uploads go below (`shm_server --accept DIR`); `None`:
     /// every upload is refused.
@@ -131,9 +131,18 @@ impl StopSignal {
 }
 
 /// Builds a [`ServerConfig`], or binds a [`Server`] at once, from the
-/// defaults: the queue named by `SHMXFER_QUEUE` (else [`DEFAULT_QUEUE`]),
-/// the root `files`, 16 sessions,
-/// a 60 s stall timeout, not persistent.
+/// defaults: the queue named by `SHMXFER_QUEUE` (else [`DEFAULT_QUEUE`](crate::DEFAULT_QUEUE)),
+/// the root `files`, 16 sessions, a 60 s stall timeout, not persistent, no
+/// uploads.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let config = shmxfer::Server::builder().queue("/mine").build();
+/// assert_eq!((config.root.as_path(), config.max_sessions), ("files".as_ref(), 16));
+/// assert_eq!(config.stall_timeout, Some(Duration::from_secs(60)));
+/// assert!(!config.persistent && config.accept.is_none());
+/// ```
 #[derive(Debug, Clone)]
 pub struct ServerBuilder {
     config: ServerConfig,
@@ -141,10 +150,9 @@ pub struct ServerBuilder {
 
 impl Default for ServerBuilder {
     fn default() -> Self {
-        let queue = std::env::var(QUEUE_ENV).unwrap_or_else(|_| DEFAULT_QUEUE.to_owned());
         ServerBuilder {
             config: ServerConfig {
-                queue,
+                queue: crate::os::names::queue_from_env(),
                 root: PathBuf::from("files"),
                 persistent: false,
                 max_sessions: DEFAULT_MAX_SESSIONS,

@@ -97,7 +97,7 @@ impl ClientConfig {
     /// | [`slots`](ClientConfig::slots) | 2 |
     /// | [`stall_timeout`](ClientConfig::stall_timeout) | 60 s |
     /// | [`attach_timeout`](ClientConfig::attach_timeout) | 10 s |
-    /// | [`spin_budget`](ClientConfig::spin_budget) | [`DEFAULT_SPIN_BUDGET`] |
+    /// | [`spin_budget`](ClientConfig::spin_budget) | 200 µs ([`DEFAULT_SPIN_BUDGET`]) |
     /// | [`cancel`](ClientConfig::cancel), [`on_wait`](ClientConfig::on_wait) | none |
     ///
     /// # Examples
@@ -111,6 +111,7 @@ impl ClientConfig {
     /// assert_eq!(config.slots, 2);
     /// assert_eq!(config.stall_timeout, Some(Duration::from_secs(60)));
     /// assert_eq!(config.attach_timeout, Duration::from_secs(10));
+    /// assert_eq!(config.spin_budget, Duration::from_micros(200));
     ///
     /// // Longer, as `shm_client` waits:
     /// let patient = ClientConfig::builder("/myqueue").wait(Duration::from_secs(30)).build()?;
@@ -132,11 +133,13 @@ impl ClientConfig {
     }
 
     /// [`ClientConfig::new`] for the queue the environment names
-    /// ([`QUEUE_ENV`](crate::QUEUE_ENV)), else [`DEFAULT_QUEUE`](crate::DEFAULT_QUEUE).
+    /// ([`QUEUE_ENV`](crate::QUEUE_ENV)), else [`DEFAULT_QUEUE`](crate::DEFAULT_QUEUE),
+    /// as the programs read it. A value that is not UTF-8 (which the
+    /// programs refuse) is not taken for unset: its bad bytes become
+    /// U+FFFD, so that the client finds no server rather than the default
+    /// queue's.
     pub fn from_env() -> ClientConfig {
-        let queue = std::env::var(crate::os::names::QUEUE_ENV)
-            .unwrap_or_else(|_| crate::os::names::DEFAULT_QUEUE.to_owned());
-        ClientConfig::new(queue)
+        ClientConfig::new(crate::os::names::queue_from_env())
     }
 
     pub(crate) fn cancelled(&self) -> bool {

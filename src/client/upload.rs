@@ -90,6 +90,7 @@ pub enum LocalSkipReason {
 pub struct LocalSkip {
     /// Its path below the tree's directory (empty: the directory itself).
     pub path: Vec<u8>,
+    /// Why it is not sent.
     pub reason: LocalSkipReason,
     /// The reason in a few words (`a symbolic link; not followed`).
     pub text: String,

@@ -32,6 +32,23 @@ pub const DEFAULT_QUEUE: &str = "/shmxfer";
 /// The environment variable that overrides [`DEFAULT_QUEUE`] on both sides.
 pub const QUEUE_ENV: &str = "SHMXFER_QUEUE";
 
+/// The queue the environment names: [`QUEUE_ENV`] when set, else
+/// [`DEFAULT_QUEUE`]. A value that is not UTF-8 is never taken for unset
+/// (the programs refuse it): its bad bytes become U+FFFD, a queue no server
+/// of the programs serves, so that a client finds no server rather than
+/// another server's files.
+pub fn queue_from_env() -> String {
+    queue_from(std::env::var_os(QUEUE_ENV))
+}
+
+/// [`queue_from_env`] of the variable's value.
+fn queue_from(value: Option<std::ffi::OsString>) -> String {
+    match value {
+        Some(value) => value.to_string_lossy().into_owned(),
+        None => DEFAULT_QUEUE.to_owned(),
+    }
+}
+
 /// Where Linux shows POSIX shared-memory objects and named semaphores.
 pub const SHM_DIR: &str = "/dev/shm";
 
@@ -297,6 +314,16 @@ pub fn sem_file_name(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_queue_from_the_environment_that_is_not_utf8_is_not_the_default() {
+        use std::os::unix::ffi::OsStringExt;
+        assert_eq!(queue_from(None), DEFAULT_QUEUE);
+        assert_eq!(queue_from(Some("/mine".into())), "/mine");
+        assert_eq!(queue_from(Some("".into())), "", "an empty value is refused later, as the programs do");
+        let bad = std::ffi::OsString::from_vec(b"/mine\xff".to_vec());
+        assert_eq!(queue_from(Some(bad)), "/mine\u{FFFD}");
+    }
 
     #[test]
     fn object_names_are_validated() {

@@ -77,9 +77,21 @@ use std::time::{Duration, Instant};
 
 use crate::error::Result;
 
-/// The longest a waiter spins before it blocks unless configured otherwise;
-/// how long it really spins adapts below this (see the module docs and the
-/// README's performance section).
+/// The longest a waiter for a frame (or a free slot) spins before it
+/// blocks, unless configured otherwise ([`ClientConfig::spin_budget`],
+/// [`ServerConfig::spin_budget`]): 200 µs. How long it really spins adapts
+/// below this: a waiter whose spins seldom catch its peer (a slow peer, a
+/// busy machine) spins less, down to blocking at once. Zero blocks at once.
+///
+/// [`ClientConfig::spin_budget`]: crate::ClientConfig::spin_budget
+/// [`ServerConfig::spin_budget`]: crate::ServerConfig::spin_budget
+///
+/// ```
+/// use std::time::Duration;
+///
+/// assert_eq!(shmxfer::DEFAULT_SPIN_BUDGET, Duration::from_micros(200));
+/// assert_eq!(shmxfer::ClientConfig::new("/q").spin_budget, shmxfer::DEFAULT_SPIN_BUDGET);
+/// ```
 pub const DEFAULT_SPIN_BUDGET: Duration = Duration::from_micros(200);
 
 /// Busy-spin rounds before a waiter starts yielding its core.
