@@ -423,6 +423,9 @@ impl UploadSession {
     /// // A refusal is an error for `?` once turned into a result.
     /// let refused = session.put_file("report.txt", "../out.txt", PutIfExists::Replace)?;
     /// assert!(refused.into_result("../out.txt").is_err());
+    /// // So is a name that is no path at all, refused without asking.
+    /// let nameless = session.put_file("report.txt", "", PutIfExists::Replace)?;
+    /// assert_eq!(nameless.reason(), Some(shmxfer::FailReason::InvalidPath));
     /// session.close()?;
     /// # serving.join().unwrap()?;
     /// # assert_eq!(std::fs::read(inbox.path().join("in/report.txt")).unwrap(), b"all well\n");
@@ -439,6 +442,8 @@ impl UploadSession {
     ///
     /// [`Error::LocalFile`] for the local file (`EISDIR`/`EINVAL` when it is not a
     /// regular file; `read` when a read failed: the server kept nothing),
+    /// [`Error::Encode`] for a `remote` holding a NUL or longer than a
+    /// request carries (1024 bytes),
     /// [`Error::Protocol`] for an answer word no server writes, and the
     /// ring's and the queue's errors: [`Error::PeerGone`] when the server
     /// dies, [`Error::Cancelled`], [`Error::Stalled`], [`Error::Timeout`].
@@ -533,6 +538,12 @@ impl UploadSession {
         let kind = FileKind::of(&st);
         if kind != FileKind::Regular {
             return Err(Error::local("open", shown, os_error(&OpenFailure::WrongKind(kind))));
+        }
+        if remote.is_empty() {
+            // No path at all: refused here in the words of the server's
+            // refusal of a bad path (a Put without one cannot be sent).
+            let code = ReasonCode::InvalidPath;
+            return Ok(Outcome::Refused { reason: code.into(), text: answer_text(code).into() });
         }
         let seq = self.session.take_seq();
         let (client_pid, region) = (self.session.pid(), self.session.region_name());

@@ -352,13 +352,14 @@ pub(super) fn open_kind(kind: u8) -> Option<SessionKind> {
 }
 
 /// The tail of an Open: each semaphore name after its length byte.
-/// The tail of a Get: its offset, its condition, its path.
+/// The tail of a Get: its offset, its condition, its path (not empty:
+/// [`decode_get_tail`] drops a Get without one).
 pub(super) fn encode_get_tail(
     offset: u64,
     condition: GetCondition,
     path: &[u8],
 ) -> Result<Vec<u8>, EncodeError> {
-    check_bytes("path", path, MAX_PATH_LEN)?;
+    check_path(path)?;
     let mut out = Vec::with_capacity(GET_FIELDS_LEN + path.len());
     out.extend_from_slice(&offset.to_le_bytes());
     condition.encode(&mut out);
@@ -382,9 +383,10 @@ pub(super) fn decode_get_tail(tail: &[u8]) -> Result<(u64, GetCondition, Vec<u8>
     Ok((offset, condition, path))
 }
 
-/// The tail of a Put: its flags, then its path.
+/// The tail of a Put: its flags, then its path (not empty:
+/// [`decode_put_tail`] drops a Put without one).
 pub(super) fn encode_put_tail(flags: PutFlags, path: &[u8]) -> Result<Vec<u8>, EncodeError> {
-    check_bytes("path", path, MAX_PATH_LEN)?;
+    check_path(path)?;
     let mut out = Vec::with_capacity(PUT_FIELDS_LEN + path.len());
     out.push(flags.bits());
     out.extend_from_slice(path);
@@ -401,6 +403,15 @@ pub(super) fn decode_put_tail(tail: &[u8]) -> Result<(PutFlags, Vec<u8>), Decode
         return Err(DecodeError::BadField("path"));
     }
     Ok((flags, path))
+}
+
+/// The path of a Get or a Put: present, any bytes but NUL, at most
+/// [`MAX_PATH_LEN`] bytes, as the decoders take it.
+fn check_path(path: &[u8]) -> Result<(), EncodeError> {
+    if path.is_empty() {
+        return Err(EncodeError::Empty("path"));
+    }
+    check_bytes("path", path, MAX_PATH_LEN)
 }
 
 /// `, from byte N` for a Get that starts past the beginning, for the log.

@@ -113,6 +113,8 @@ pub enum EncodeError {
     TooLong { field: &'static str, len: usize, max: usize },
     /// A text field holding a NUL byte.
     Nul(&'static str),
+    /// A field that must not be empty is (the path of a `Get` or a `Put`).
+    Empty(&'static str),
 }
 
 impl fmt::Display for EncodeError {
@@ -122,6 +124,7 @@ impl fmt::Display for EncodeError {
                 write!(f, "{field} is {len} bytes, at most {max} allowed")
             }
             EncodeError::Nul(field) => write!(f, "{field} holds a NUL byte"),
+            EncodeError::Empty(field) => write!(f, "{field} is empty"),
         }
     }
 }

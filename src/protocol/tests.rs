@@ -507,6 +507,11 @@ fn encode_refuses_what_decode_would_refuse() {
     assert!(matches!(cmd.encode(), Err(EncodeError::TooLong { field: "path", .. })));
     let cmd = get(b"a\0b".to_vec());
     assert_eq!(cmd.encode(), Err(EncodeError::Nul("path")));
+    // A Get or a Put without a path: the server would drop it unanswered.
+    assert_eq!(get(Vec::new()).encode(), Err(EncodeError::Empty("path")));
+    let put =
+        Command::Put { client_pid: 1, seq: 0, region: "/r".into(), path: Vec::new(), flags: PutFlags::NONE };
+    assert_eq!(put.encode(), Err(EncodeError::Empty("path")));
 }
 
 #[test]
