@@ -46,6 +46,8 @@
 //! assert!(listed.is_complete());
 //! assert_eq!((listed.files[0].path.as_path(), listed.files[0].size), ("hello.txt".as_ref(), 6));
 //! assert_eq!(client.fetch_vec("hello.txt")?, b"hello\n");
+//! // A listed path is fetched as it is (a name need not be UTF-8).
+//! assert_eq!(client.fetch_vec(&listed.files[0].path)?, b"hello\n");
 //! assert!(matches!(client.fetch_vec("nope"), Err(shmxfer::Error::NotFound { .. })));
 //! client.close()?;
 //! serving.join().unwrap()?;
@@ -58,7 +60,10 @@
 //! [`Client::fetch_files`]; a tree: [`Client::fetch_tree`]; one file to a
 //! path, verified and atomic:
 //! [`Client::fetch_file`]; to any writer: [`Client::fetch_to`]; as a
-//! reader: [`Client::fetch_reader`].
+//! reader: [`Client::fetch_reader`]. Each takes the file's path on the
+//! server as any [`AsRemotePath`]: a `&str` or `String`, the `PathBuf` a
+//! listing gave ([`Entry::path`], UTF-8 or not), bytes; so does an upload
+//! ([`UploadSession::put_file`]).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -91,7 +96,7 @@ pub use client::{
     StatusSession, UploadSession, WaitNotice, Waiting, DEFAULT_WAIT,
 };
 pub use error::{Error, Result, SessionEnd};
-pub use protocol::{SessionKind, StopKind};
+pub use protocol::{AsRemotePath, SessionKind, StopKind};
 pub use server::{Server, ServerBuilder, ServerConfig, StopSignal};
 pub use shm_region::pacing::DEFAULT_SPIN_BUDGET;
 pub use transfer::outcome::{FailReason, FileResult, Outcome, SkipReason};

@@ -83,6 +83,7 @@ mod command;
 mod fields;
 mod frame;
 mod limits;
+mod remote_path;
 #[cfg(test)]
 mod tests;
 
@@ -91,3 +92,4 @@ pub use command::*;
 pub use fields::*;
 pub use frame::*;
 pub use limits::*;
+pub use remote_path::AsRemotePath;

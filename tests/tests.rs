@@ -16,6 +16,7 @@ mod direction;
 mod faults;
 mod fetch_flags;
 mod full_file_systems;
+mod library;
 mod local_users;
 mod namespaces;
 mod output_rule;

@@ -4,6 +4,7 @@
 //! ([`crate::fs::output`]), a writer or a reader.
 
 use std::collections::VecDeque;
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -67,9 +68,9 @@ impl Progress for NoProgress {}
 
 /// The file name a requested path is written under: its final component.
 /// `None` for a path without a usable final component.
-pub(crate) fn output_name(requested: &str) -> Option<&str> {
-    let name = requested.rsplit('/').next()?;
-    if name.is_empty() || name == "." || name == ".." {
+pub(crate) fn output_name(requested: &[u8]) -> Option<&[u8]> {
+    let name = requested.rsplit(|&b| b == b'/').next()?;
+    if matches!(name, b"" | b"." | b"..") {
         None
     } else {
         Some(name)
@@ -163,17 +164,17 @@ impl FetchOptions {
     }
 
     /// Where the requested `path` is written, or why it cannot be.
-    pub(crate) fn output_path(&self, path: &str) -> std::result::Result<OutputPath, String> {
+    pub(crate) fn output_path(&self, path: &[u8]) -> std::result::Result<OutputPath, String> {
         OutputPath::for_request(path, self.names)
     }
 
     /// The name the user reads for the requested `path`: its final
     /// component, or kept whole its path below the output directory.
-    pub(crate) fn shown_name(&self, path: &str) -> String {
+    pub(crate) fn shown_name(&self, path: &[u8]) -> PathBuf {
         match self.output_path(path) {
-            Ok(out) if self.names == OutputNames::Relative => out.shown(),
-            Ok(_) => output_name(path).unwrap_or(path).to_owned(),
-            Err(_) => path.to_owned(),
+            Ok(out) if self.names == OutputNames::Relative => out.shown_path(),
+            Ok(_) => PathBuf::from(OsStr::from_bytes(output_name(path).unwrap_or(path))),
+            Err(_) => PathBuf::from(OsStr::from_bytes(path)),
         }
     }
 }

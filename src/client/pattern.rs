@@ -59,9 +59,10 @@ pub(crate) struct Pattern {
 impl Pattern {
     /// The requested `name` as a pattern, or `None` when it is a name: it
     /// has none of `*?[{`, or does not parse as a pattern (`[x`).
-    pub(crate) fn parse(name: &str) -> Option<Pattern> {
-        // Splitting at '/' keeps UTF-8 whole.
-        let text = String::from_utf8(normalize_path(name.as_bytes())).ok()?;
+    pub(crate) fn parse(name: &[u8]) -> Option<Pattern> {
+        // Splitting at '/' keeps UTF-8 whole; a name that is not UTF-8 is
+        // no pattern.
+        let text = String::from_utf8(normalize_path(name)).ok()?;
         if !is_pattern(&text) {
             return None;
         }
@@ -152,13 +153,13 @@ mod tests {
     use super::*;
 
     fn pattern(text: &str) -> Pattern {
-        Pattern::parse(text).unwrap_or_else(|| panic!("{text} is a pattern"))
+        Pattern::parse(text.as_bytes()).unwrap_or_else(|| panic!("{text} is a pattern"))
     }
 
     #[test]
     fn names_without_pattern_characters_or_that_do_not_parse_are_names() {
         for name in ["logs/a.txt", "[x", "a{b", "./plain//name"] {
-            assert!(Pattern::parse(name).is_none(), "{name}");
+            assert!(Pattern::parse(name.as_bytes()).is_none(), "{name}");
         }
     }
 

@@ -14,7 +14,7 @@ use crate::client::listing::{Entry, Listing, Skipped};
 use crate::client::pattern::Pattern;
 use crate::error::{Error, Result};
 use crate::fs::output::{OutputNames, OutputPath};
-use crate::protocol::normalize_path;
+use crate::protocol::{normalize_path, AsRemotePath};
 use crate::text::quote_bytes;
 use crate::transfer::outcome::{FailReason, FileResult, Outcome};
 
@@ -31,23 +31,21 @@ impl FetchOptions {
     /// # Errors
     ///
     /// [`Error::SameOutput`] naming the first two such paths.
-    pub fn check(&self, paths: &[impl AsRef<str>]) -> Result<()> {
+    pub fn check(&self, paths: &[impl AsRemotePath]) -> Result<()> {
         // A pattern's outputs are known once it is matched.
-        let files = paths.iter().filter(|p| Pattern::parse(p.as_ref()).is_none());
-        check_outputs(files.map(|p| plain_job(p.as_ref(), self)).collect(), self.names).map(|_| ())
+        let files = paths.iter().map(|p| p.as_remote_path()).filter(|p| Pattern::parse(p).is_none());
+        check_outputs(files.map(|p| plain_job(p, self)).collect(), self.names).map(|_| ())
     }
 }
 
 /// The job of a file named on its own: written under its output name,
 /// asked of the server by its path, both from the path normalized
 /// ([`normalize_path`]): `dir0/` is `dir0`.
-fn plain_job(path: &str, options: &FetchOptions) -> Job {
-    let remote = normalize_path(path.as_bytes());
-    // Normalizing splits at '/' only: what was UTF-8 stays so.
-    let named = String::from_utf8_lossy(&remote).into_owned();
+fn plain_job(path: &[u8], options: &FetchOptions) -> Job {
+    let remote = normalize_path(path);
     Job {
-        shown: options.shown_name(&named).into(),
-        out: options.output_path(&named),
+        shown: options.shown_name(&remote),
+        out: options.output_path(&remote),
         remote,
         known: None,
         size: None,
@@ -55,8 +53,8 @@ fn plain_job(path: &str, options: &FetchOptions) -> Job {
 }
 
 /// The jobs of a plain fetch: each file on its own ([`plain_job`]).
-pub(crate) fn plain_jobs(paths: &[impl AsRef<str>], options: &FetchOptions) -> Vec<Job> {
-    paths.iter().map(|p| plain_job(p.as_ref(), options)).collect()
+pub(crate) fn plain_jobs(paths: &[impl AsRemotePath], options: &FetchOptions) -> Vec<Job> {
+    paths.iter().map(|p| plain_job(p.as_remote_path(), options)).collect()
 }
 
 /// The one check of every mode before any request: no two different paths
@@ -207,7 +205,7 @@ fn select_from(listing: Listing, how: Select<'_>) -> Selected {
 ///
 /// What [`Client::read_listing`] returns.
 pub(crate) fn list_named(client: &mut Client, prefix: &[u8]) -> Result<Listing> {
-    let pattern = std::str::from_utf8(prefix).ok().and_then(Pattern::parse);
+    let pattern = Pattern::parse(prefix);
     match pattern {
         Some(p) if !leads_outside(p.text().as_bytes()) => {
             let Selected { files, skipped } = select(client, Select::Files(&p))?;
@@ -291,7 +289,7 @@ enum Names {
 /// What a listing returns (the session is then lost for every name).
 fn plan(
     client: &mut Client,
-    names: &[impl AsRef<str>],
+    names: &[impl AsRemotePath],
     options: &FetchOptions,
     read: Names,
 ) -> Result<(Vec<Job>, Vec<PathBuf>)> {
@@ -299,9 +297,9 @@ fn plan(
     let mut listed: Vec<Vec<u8>> = Vec::new();
     let mut repeated = Vec::new();
     for name in names {
-        let name = name.as_ref();
+        let name = name.as_remote_path();
         let pattern = Pattern::parse(name);
-        let path = pattern.as_ref().map_or_else(|| normalize_path(name.as_bytes()), |p| p.text().into());
+        let path = pattern.as_ref().map_or_else(|| normalize_path(name), |p| p.text().into());
         if read == Names::Files && pattern.is_none() {
             jobs.push(plain_job(name, options));
             continue;
@@ -309,13 +307,13 @@ fn plan(
         if leads_outside(&path) {
             let text = format!(
                 "{} leads outside the served directory; name a path below the server's root",
-                quote_bytes(name.as_bytes())
+                quote_bytes(name)
             );
-            jobs.push(known(name.as_bytes(), Outcome::Refused { reason: FailReason::OutsideRoot, text }));
+            jobs.push(known(name, Outcome::Refused { reason: FailReason::OutsideRoot, text }));
             continue;
         }
         if listed.contains(&path) {
-            repeated.push(PathBuf::from(name));
+            repeated.push(as_path(name));
             continue;
         }
         let how = match (&pattern, read) {
@@ -324,7 +322,7 @@ fn plan(
             (None, _) => Select::Tree(&path),
         };
         let selected = select(client, how)?;
-        jobs.extend(selected_jobs(selected, name.as_bytes(), options.names));
+        jobs.extend(selected_jobs(selected, name, options.names));
         listed.push(path);
     }
     Ok((jobs, repeated))
@@ -492,7 +490,7 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn fetch_files(&mut self, paths: &[impl AsRef<str>], options: &FetchOptions) -> Result<Report> {
+    pub fn fetch_files(&mut self, paths: &[impl AsRemotePath], options: &FetchOptions) -> Result<Report> {
         self.fetch_files_with(paths, options, &mut NoProgress)
     }
 
@@ -504,7 +502,7 @@ impl Client {
     /// As [`Client::fetch_files`].
     pub fn fetch_files_with(
         &mut self,
-        paths: &[impl AsRef<str>],
+        paths: &[impl AsRemotePath],
         options: &FetchOptions,
         progress: &mut dyn Progress,
     ) -> Result<Report> {
@@ -520,11 +518,11 @@ impl Client {
     /// # Errors
     ///
     /// [`Error::Failed`] with [`FailReason::BadOutputName`] when `dest` has
-    /// no file name (or one that is not UTF-8), or names a directory (it
-    /// ends in `/`, `.` or `..`); everything else is in the [`Report`].
+    /// no file name, or names a directory (it ends in `/`, `.` or `..`);
+    /// everything else is in the [`Report`].
     pub fn fetch_as_with(
         &mut self,
-        path: &str,
+        path: impl AsRemotePath,
         dest: impl AsRef<std::path::Path>,
         options: &FetchOptions,
         progress: &mut dyn Progress,
@@ -536,7 +534,7 @@ impl Client {
         let mut options = options.clone();
         options.out_dir = dir;
         let job = Job {
-            remote: normalize_path(path.as_bytes()),
+            remote: normalize_path(path.as_remote_path()),
             // The name the user gave it.
             shown: dest.to_path_buf(),
             out: OutputPath::below(name.as_bytes()),
@@ -592,7 +590,7 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn fetch_tree(&mut self, dirs: &[impl AsRef<str>], options: &FetchOptions) -> Result<Report> {
+    pub fn fetch_tree(&mut self, dirs: &[impl AsRemotePath], options: &FetchOptions) -> Result<Report> {
         self.fetch_tree_with(dirs, options, &mut NoProgress)
     }
 
@@ -604,7 +602,7 @@ impl Client {
     /// As [`Client::fetch_tree`].
     pub fn fetch_tree_with(
         &mut self,
-        dirs: &[impl AsRef<str>],
+        dirs: &[impl AsRemotePath],
         options: &FetchOptions,
         progress: &mut dyn Progress,
     ) -> Result<Report> {
@@ -615,7 +613,7 @@ impl Client {
     /// its outputs and fetches it.
     fn fetch_planned(
         &mut self,
-        names: &[impl AsRef<str>],
+        names: &[impl AsRemotePath],
         options: &FetchOptions,
         progress: &mut dyn Progress,
         read: Names,

@@ -3,6 +3,7 @@
 //! ([`Client::fetch_file`]), or as a reader ([`Client::fetch_reader`]).
 
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -12,6 +13,7 @@ use crate::client::fetch::Client;
 use crate::error::{Error, Result};
 use crate::fs::output::{Clobber, OutputPath};
 use crate::os::sys::IO_CHUNK;
+use crate::protocol::AsRemotePath;
 use crate::transfer::body::{read_body, Announced, Body, FromStart, Incoming, Piece, Report, Taking};
 use crate::transfer::outcome::{FailReason, Outcome};
 
@@ -62,7 +64,7 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn fetch_to(&mut self, path: &str, out: &mut dyn Write) -> Result<Outcome> {
+    pub fn fetch_to(&mut self, path: impl AsRemotePath, out: &mut dyn Write) -> Result<Outcome> {
         self.fetch_to_with(path, out, &mut NoProgress)
     }
 
@@ -73,20 +75,21 @@ impl Client {
     /// As [`Client::fetch_to`].
     pub fn fetch_to_with(
         &mut self,
-        path: &str,
+        path: impl AsRemotePath,
         out: &mut dyn Write,
         progress: &mut dyn Progress,
     ) -> Result<Outcome> {
-        if let Some(too_long) = too_long(path.as_bytes()) {
+        let path = path.as_remote_path();
+        if let Some(too_long) = too_long(path) {
             return Ok(too_long);
         }
-        let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
+        let seq = self.request(&crate::protocol::normalize_path(path))?;
         let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
         let size = match read_start(self, seq, &mut chunk)? {
             Ok(start) => Announced::of(start.size, start.flags),
             Err(outcome) => return Ok(outcome),
         };
-        progress.start(output_name(path).unwrap_or(path), size.told());
+        progress.start(&String::from_utf8_lossy(output_name(path).unwrap_or(path)), size.told());
         let mut write_error: Option<std::io::Error> = None;
         // A failing writer does not cancel the file: the rest is read and
         // dropped, as documented (a caller that wants it to stop at once
@@ -136,7 +139,8 @@ impl Client {
     /// [`Error::NotFound`], [`Error::Refused`] or [`Error::Failed`] for a
     /// file that did not arrive (see [`Outcome::into_result`]); a
     /// session-level failure as [`Client::fetch_to`].
-    pub fn fetch_vec(&mut self, path: &str) -> Result<Vec<u8>> {
+    pub fn fetch_vec(&mut self, path: impl AsRemotePath) -> Result<Vec<u8>> {
+        let path = path.as_remote_path();
         let mut bytes = Vec::new();
         self.fetch_to(path, &mut bytes)?.into_result(path)?;
         Ok(bytes)
@@ -178,14 +182,19 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn fetch_file(&mut self, path: &str, dest: impl AsRef<Path>, clobber: Clobber) -> Result<u64> {
+    pub fn fetch_file(
+        &mut self,
+        path: impl AsRemotePath,
+        dest: impl AsRef<Path>,
+        clobber: Clobber,
+    ) -> Result<u64> {
         let (name, dir) = crate::fs::output::dest_parts(dest.as_ref())
             .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
         let options = FetchOptions::new(dir).clobber(clobber);
         let job = Job {
-            remote: crate::protocol::normalize_path(path.as_bytes()),
+            remote: crate::protocol::normalize_path(path.as_remote_path()),
             shown: name.into(),
-            out: OutputPath::below(name),
+            out: OutputPath::below(name.as_bytes()),
             known: None,
             size: None,
         };
@@ -230,9 +239,9 @@ impl Client {
 /// # Ok(())
 /// # }
 /// ```
-pub fn fetch(name: impl AsRef<str>) -> Result<Vec<u8>> {
+pub fn fetch(name: impl AsRemotePath) -> Result<Vec<u8>> {
     let mut client = Client::connect(&ClientConfig::from_env())?;
-    let fetched = client.fetch_vec(name.as_ref());
+    let fetched = client.fetch_vec(name);
     let closed = client.close();
     let bytes = fetched?;
     closed?;
@@ -380,11 +389,12 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn fetch_reader(&mut self, path: &str) -> Result<FileReader<'_>> {
-        if let Some(too_long) = too_long(path.as_bytes()) {
+    pub fn fetch_reader(&mut self, path: impl AsRemotePath) -> Result<FileReader<'_>> {
+        let path = path.as_remote_path();
+        if let Some(too_long) = too_long(path) {
             too_long.into_result(path)?;
         }
-        let seq = self.request(&crate::protocol::normalize_path(path.as_bytes()))?;
+        let seq = self.request(&crate::protocol::normalize_path(path))?;
         let mut buf = vec![0; self.max_payload()];
         let size = match read_start(self, seq, &mut buf)? {
             Ok(start) => Announced::of(start.size, start.flags),

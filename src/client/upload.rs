@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::fs::source::{FileKind, OpenFailure, Root};
 use crate::fs::walk::{Limits, SkipReason as WalkSkip, Visit, Walk};
 use crate::os::sys::IO_CHUNK;
-use crate::protocol::{Command, PutFlags, PutIfExists, ReasonCode, SessionKind, UploadAnswer};
+use crate::protocol::{AsRemotePath, Command, PutFlags, PutIfExists, ReasonCode, SessionKind, UploadAnswer};
 use crate::shm_region::ring::{Producer, WAIT_SLICE};
 use crate::transfer::codes::os_error;
 use crate::transfer::outcome::{FailReason, Outcome, SkipReason};
@@ -388,7 +388,8 @@ impl UploadSession {
 
     /// Sends the regular file `local` to the server, to be written at
     /// `remote` below its `--accept` directory (a relative path of plain
-    /// components; the server refuses any other), replacing a file there
+    /// components, any [`AsRemotePath`]: text, a path, bytes; the server
+    /// refuses any other), replacing a file there
     /// unless `if_exists` is [`PutIfExists::Skip`]. The server names the
     /// file only once its size and xxh3 match what was sent; what became
     /// of it is returned as a fetch's is: [`Outcome::Delivered`] with the
@@ -450,7 +451,7 @@ impl UploadSession {
     pub fn put_file(
         &mut self,
         local: impl AsRef<Path>,
-        remote: impl AsRef<[u8]>,
+        remote: impl AsRemotePath,
         if_exists: PutIfExists,
     ) -> Result<Outcome> {
         self.put_file_with(local, remote, &PutOptions::new().if_exists(if_exists), &mut NoProgress)
@@ -467,11 +468,11 @@ impl UploadSession {
     pub fn put_file_with(
         &mut self,
         local: impl AsRef<Path>,
-        remote: impl AsRef<[u8]>,
+        remote: impl AsRemotePath,
         options: &PutOptions,
         progress: &mut dyn Progress,
     ) -> Result<Outcome> {
-        let (local, remote) = (local.as_ref(), remote.as_ref());
+        let (local, remote) = (local.as_ref(), remote.as_remote_path());
         let shown = local.display().to_string();
         // Named, so followed if a symlink; a FIFO does not block the open
         // (its kind refuses it), a terminal does not become ours.
@@ -498,11 +499,11 @@ impl UploadSession {
         &mut self,
         tree: &LocalTree,
         file: &LocalFile,
-        remote: impl AsRef<[u8]>,
+        remote: impl AsRemotePath,
         options: &PutOptions,
         progress: &mut dyn Progress,
     ) -> Result<Outcome> {
-        let remote = remote.as_ref();
+        let remote = remote.as_remote_path();
         let shown = String::from_utf8_lossy(&file.path).into_owned();
         let opened = tree
             .root

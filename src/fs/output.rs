@@ -67,29 +67,34 @@ fn os_name(b: &[u8]) -> OsString {
 }
 
 impl OutputPath {
-    /// Where the requested `path` is written: under its final component, or
-    /// with [`OutputNames::Relative`] under the whole path, relative to the
-    /// output directory. The reason why not, for a path without a file name
-    /// or, kept whole, with a `..` component.
+    /// Where the requested `path` (bytes, UTF-8 or not) is written: under
+    /// its final component, or with [`OutputNames::Relative`] under the
+    /// whole path, relative to the output directory. The reason why not,
+    /// for a path without a file name or, kept whole, with a `..`
+    /// component.
     ///
     /// # Errors
     ///
     /// A message for the user.
-    pub fn for_request(path: &str, names: OutputNames) -> std::result::Result<OutputPath, String> {
-        let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+    pub fn for_request(
+        path: impl AsRef<[u8]>,
+        names: OutputNames,
+    ) -> std::result::Result<OutputPath, String> {
+        let path = path.as_ref();
+        let parts: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".").collect();
         let Some((&name, dirs)) = parts.split_last() else {
             return Err("no file name in this path".into());
         };
-        if name == ".." || path.ends_with('/') || path.ends_with("/.") {
+        if name == b".." || path.ends_with(b"/") || path.ends_with(b"/.") {
             return Err("no file name in this path".into());
         }
         if names == OutputNames::Basename {
-            return Ok(OutputPath { dirs: Vec::new(), name: name.into() });
+            return Ok(OutputPath { dirs: Vec::new(), name: os_name(name) });
         }
-        if dirs.contains(&"..") {
+        if dirs.contains(&&b".."[..]) {
             return Err("a path with '..' cannot be kept below the output directory".into());
         }
-        Ok(OutputPath { dirs: dirs.iter().map(|d| (*d).into()).collect(), name: name.into() })
+        Ok(OutputPath { dirs: dirs.iter().map(|d| os_name(d)).collect(), name: os_name(name) })
     }
 
     /// The relative path `local` (bytes, UTF-8 or not), kept as it is:
@@ -142,19 +147,17 @@ pub fn names_a_directory(path: &Path) -> bool {
 /// path one file is written to (`-O DEST`). A path ending in `/`, or whose
 /// last component is `.` or `..`, names a directory, not a file, as for
 /// `cp`: it has no file name here (`Path::file_name` would take `new` of
-/// `new/`, or `d` of `d/.`), nor has one that is not UTF-8.
+/// `new/`, or `d` of `d/.`). The name is bytes, UTF-8 or not, as a Unix
+/// name is.
 ///
 /// # Errors
 ///
 /// A message for the user, naming `dest`.
-pub fn dest_parts(dest: &Path) -> std::result::Result<(&str, PathBuf), String> {
+pub fn dest_parts(dest: &Path) -> std::result::Result<(&OsStr, PathBuf), String> {
     if names_a_directory(dest) {
         return Err(format!("{}: not a file name (it names a directory)", dest.display()));
     }
-    let name = dest
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| format!("{}: no file name (or not UTF-8)", dest.display()))?;
+    let name = dest.file_name().ok_or_else(|| format!("{}: no file name", dest.display()))?;
     let dir = match dest.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
         _ => PathBuf::from("."),

@@ -1,9 +1,12 @@
 //! What became of one requested file, and why it did not arrive: typed, so
 //! that a caller decides on the reason and prints the text.
 
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use crate::error::{Error, Result};
+use crate::protocol::AsRemotePath;
 pub use crate::reason::{FailReason, SkipReason};
 
 /// What became of one requested file.
@@ -54,8 +57,9 @@ impl Outcome {
     }
 
     /// The bytes delivered (0 for a skipped file), or the reason as an
-    /// [`Error`], for `?`; `path` is the file's, which
-    /// [`Error::NotFound`] names.
+    /// [`Error`], for `?`; `path` is the file's path on the server (any
+    /// [`AsRemotePath`]: the name it was fetched or sent by, a listed
+    /// path), which [`Error::NotFound`] names.
     ///
     /// # Errors
     ///
@@ -73,11 +77,12 @@ impl Outcome {
     /// assert_eq!(missing.to_string(), "b.txt: not found");
     /// # Ok::<(), shmxfer::Error>(())
     /// ```
-    pub fn into_result(self, path: impl AsRef<Path>) -> Result<u64> {
+    pub fn into_result(self, path: impl AsRemotePath) -> Result<u64> {
+        let path = path.as_remote_path();
         match self {
             Outcome::Delivered { bytes } => Ok(bytes),
             Outcome::Skipped { .. } => Ok(0),
-            Outcome::NotFound => Err(Error::NotFound { path: path.as_ref().to_owned() }),
+            Outcome::NotFound => Err(Error::NotFound { path: PathBuf::from(OsStr::from_bytes(path)) }),
             Outcome::Refused { reason, text } => Err(Error::Refused { reason, text }),
             Outcome::Failed { reason, text } | Outcome::LeftOut { reason, text } => {
                 Err(Error::Failed { reason, text })

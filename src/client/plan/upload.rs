@@ -15,7 +15,7 @@ use crate::client::delivery::Progress;
 use crate::client::upload::{LocalSkipReason, LocalTree, PutOptions, UploadSession};
 use crate::error::{Error, Result};
 use crate::fs::output::names_a_directory;
-use crate::protocol::{normalize_path, MAX_PATH_LEN};
+use crate::protocol::{normalize_path, AsRemotePath, MAX_PATH_LEN};
 use crate::transfer::outcome::{FailReason, Outcome};
 
 /// A run of uploads, planned: the trees walked, and an item per file to
@@ -125,8 +125,8 @@ impl UploadPlanBuilder {
     /// directory (`--to DIR`), normalized (`in//x/` is `in/x`, `.` is the
     /// accept directory itself).
     #[must_use]
-    pub fn to(mut self, to: impl AsRef<[u8]>) -> UploadPlanBuilder {
-        self.to = Some(normalize_path(to.as_ref())).filter(|d| d != b".");
+    pub fn to(mut self, to: impl AsRemotePath) -> UploadPlanBuilder {
+        self.to = Some(normalize_path(to.as_remote_path())).filter(|d| d != b".");
         self
     }
 
@@ -134,8 +134,8 @@ impl UploadPlanBuilder {
     /// last component (`-O NAME`): for a run of one file, and a name that
     /// names a file (not ending in `/`, `.` or `..`).
     #[must_use]
-    pub fn name(mut self, name: impl AsRef<[u8]>) -> UploadPlanBuilder {
-        self.name = Some(name.as_ref().to_vec());
+    pub fn name(mut self, name: impl AsRemotePath) -> UploadPlanBuilder {
+        self.name = Some(name.as_remote_path().to_vec());
         self
     }
 

@@ -164,8 +164,10 @@ fn a_dest_naming_a_directory_has_no_file_name() {
     for bad in ["new/", "out/new/", "out/.", "out/..", ".", "..", "/", ""] {
         assert!(dest_parts(Path::new(bad)).is_err(), "{bad:?}");
     }
-    assert_eq!(dest_parts(Path::new("out/new")).unwrap(), ("new", PathBuf::from("out")));
-    assert_eq!(dest_parts(Path::new("new")).unwrap(), ("new", PathBuf::from(".")));
+    assert_eq!(dest_parts(Path::new("out/new")).unwrap(), (OsStr::new("new"), PathBuf::from("out")));
+    assert_eq!(dest_parts(Path::new("new")).unwrap(), (OsStr::new("new"), PathBuf::from(".")));
+    let bad = OsStr::from_bytes(b"bad_\xff");
+    assert_eq!(dest_parts(&Path::new("out").join(bad)).unwrap(), (bad, PathBuf::from("out")));
 }
 
 #[test]
