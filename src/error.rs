@@ -79,10 +79,16 @@ pub enum Error {
     /// The file `path` asked for is not on the server
     /// ([`Outcome::into_result`](crate::Outcome::into_result)).
     NotFound { path: std::path::PathBuf },
-    /// The server would not send the file: why, and its words.
+    /// The server would not send (or, for an upload, take) the file: why,
+    /// and its words. Made by
+    /// [`Outcome::into_result`](crate::Outcome::into_result), the `text`
+    /// begins with the file's path: `refused by server: ../x.txt: it would
+    /// be written outside …`.
     Refused { reason: FailReason, text: String },
     /// The file did not arrive intact, or could not be written: why, and
-    /// what happened.
+    /// what happened. Made by
+    /// [`Outcome::into_result`](crate::Outcome::into_result), the `text`
+    /// begins with the file's path, as [`Error::Refused`]'s does.
     Failed { reason: FailReason, text: String },
 }
 

@@ -63,7 +63,8 @@
 //! reader: [`Client::fetch_reader`]. Each takes the file's path on the
 //! server as any [`AsRemotePath`]: a `&str` or `String`, the `PathBuf` a
 //! listing gave ([`Entry::path`], UTF-8 or not), bytes; so does an upload
-//! ([`UploadSession::put_file`]).
+//! ([`UploadSession::put_file`]). A file that did not come is an error
+//! that names it ([`Outcome::into_result`]).
 
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 
 use shmxfer::upload::PutIfExists;
 use shmxfer::{
-    Client, ClientConfig, Clobber, FetchOptions, Outcome, OutputNames, Server, StopKind, UploadSession,
+    Client, ClientConfig, Clobber, Error, FailReason, FetchOptions, Outcome, OutputNames, Server, StopKind,
+    UploadSession,
 };
 
 use crate::util::{assert_no_leftovers, Names};
@@ -139,5 +140,32 @@ fn library_fetches_and_sends_back_every_listed_name_whatever_its_bytes() {
     // The one-call fetch takes a listed name too (it reads $SHMXFER_QUEUE,
     // which a test does not set).
     let _ = || shmxfer::fetch(&listing.files[0].path);
+    serving.stop();
+}
+
+#[test]
+fn library_upload_refused_names_the_remote_path() {
+    let names = Names::new("library_upload_refused");
+    let (root, inbox, here) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let serving = Serving::start(&names, root.path(), inbox.path());
+    let local = here.path().join("report.txt");
+    std::fs::write(&local, b"all well\n").unwrap();
+
+    let mut session = UploadSession::connect(&ClientConfig::new(names.queue())).expect("a session opens");
+    let remote = "../escape.txt";
+    let outcome = session.put_file(&local, remote, PutIfExists::Replace).expect("answered");
+    let error = outcome.into_result(remote).expect_err("refused");
+    assert!(matches!(error, Error::Refused { reason: FailReason::OutsideRoot, .. }), "{error:?}");
+    assert!(
+        error.to_string().starts_with("refused by server: ../escape.txt: it would be written outside"),
+        "{error}"
+    );
+    let nameless = session.put_file(&local, "", PutIfExists::Replace).expect("answered");
+    assert_eq!(
+        nameless.into_result("").expect_err("refused").to_string(),
+        "refused by server: '': not a path of plain names below the server's --accept directory"
+    );
+    session.close().expect("the session closes");
     serving.stop();
 }

@@ -395,7 +395,7 @@ impl UploadSession {
     /// of it is returned as a fetch's is: [`Outcome::Delivered`] with the
     /// bytes the server verified, [`Outcome::Skipped`], or
     /// [`Outcome::Refused`] or [`Outcome::Failed`] with the reason, which
-    /// [`Outcome::into_result`] turns into an error.
+    /// [`Outcome::into_result`] turns into an error naming `remote`.
     ///
     /// # Examples
     ///
@@ -421,9 +421,10 @@ impl UploadSession {
     /// let mut session = UploadSession::connect(&ClientConfig::new(&queue))?;
     /// let outcome = session.put_file("report.txt", "in/report.txt", PutIfExists::Replace)?;
     /// assert_eq!(outcome, Outcome::Delivered { bytes: 9 });
-    /// // A refusal is an error for `?` once turned into a result.
+    /// // A refusal is an error for `?` once turned into a result, naming the path.
     /// let refused = session.put_file("report.txt", "../out.txt", PutIfExists::Replace)?;
-    /// assert!(refused.into_result("../out.txt").is_err());
+    /// let error = refused.into_result("../out.txt").unwrap_err();
+    /// assert!(error.to_string().starts_with("refused by server: ../out.txt: it would be written outside"));
     /// // So is a name that is no path at all, refused without asking.
     /// let nameless = session.put_file("report.txt", "", PutIfExists::Replace)?;
     /// assert_eq!(nameless.reason(), Some(shmxfer::FailReason::InvalidPath));

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crate::error::{Error, Result};
 use crate::protocol::AsRemotePath;
 pub use crate::reason::{FailReason, SkipReason};
+use crate::text::quote_bytes;
 
 /// What became of one requested file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +58,14 @@ impl Outcome {
     }
 
     /// The bytes delivered (0 for a skipped file), or the reason as an
-    /// [`Error`], for `?`; `path` is the file's path on the server (any
+    /// [`Error`], for `?`. `path` is the file's path on the server (any
     /// [`AsRemotePath`]: the name it was fetched or sent by, a listed
-    /// path), which [`Error::NotFound`] names.
+    /// path), which the error names: [`Error::NotFound`] in its `path`,
+    /// [`Error::Refused`] and [`Error::Failed`] at the head of their
+    /// `text`, before the words of the outcome (`../x.txt: it would be
+    /// written outside …`), quoted as `ls` quotes a name (an empty path as
+    /// `''`). So `?` on an upload or a fetch prints which file it was,
+    /// whatever the server's words say.
     ///
     /// # Errors
     ///
@@ -69,23 +75,32 @@ impl Outcome {
     /// # Examples
     ///
     /// ```
-    /// use shmxfer::{Error, Outcome};
+    /// use shmxfer::{Error, FailReason, Outcome};
     ///
     /// assert_eq!(Outcome::Delivered { bytes: 6 }.into_result("a.txt")?, 6);
     /// let missing = Outcome::NotFound.into_result("b.txt").unwrap_err();
     /// assert!(matches!(&missing, Error::NotFound { path } if path.as_os_str() == "b.txt"));
     /// assert_eq!(missing.to_string(), "b.txt: not found");
+    ///
+    /// let refused = Outcome::Refused { reason: FailReason::PermissionDenied, text: "permission denied".into() };
+    /// let refused = refused.into_result("secret.txt").unwrap_err();
+    /// assert!(matches!(&refused, Error::Refused { reason: FailReason::PermissionDenied, .. }));
+    /// assert_eq!(refused.to_string(), "refused by server: secret.txt: permission denied");
     /// # Ok::<(), shmxfer::Error>(())
     /// ```
     pub fn into_result(self, path: impl AsRemotePath) -> Result<u64> {
         let path = path.as_remote_path();
+        let named = |text: String| {
+            let shown = if path.is_empty() { "''".into() } else { quote_bytes(path) };
+            format!("{shown}: {text}")
+        };
         match self {
             Outcome::Delivered { bytes } => Ok(bytes),
             Outcome::Skipped { .. } => Ok(0),
             Outcome::NotFound => Err(Error::NotFound { path: PathBuf::from(OsStr::from_bytes(path)) }),
-            Outcome::Refused { reason, text } => Err(Error::Refused { reason, text }),
+            Outcome::Refused { reason, text } => Err(Error::Refused { reason, text: named(text) }),
             Outcome::Failed { reason, text } | Outcome::LeftOut { reason, text } => {
-                Err(Error::Failed { reason, text })
+                Err(Error::Failed { reason, text: named(text) })
             }
         }
     }
