@@ -261,3 +261,65 @@ fn a_partial_longer_than_its_unchanged_source_is_named_so_and_the_file_starts_ov
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// Two `-C` clients of one output name at once, the second for another
+/// source of that name: the second finds the first's partial while it is
+/// being written. Before, it took that partial's names for a stale partial
+/// of another source, removed them and started its own partial under the
+/// same name; the first, when done, renamed whatever stood under the
+/// partial's name (the second's few MiB of the other source, mode 0600)
+/// to the final name and reported its own verified size.
+#[test]
+fn two_continue_clients_of_one_name_never_deliver_each_others_partial() {
+    use crate::util::{assert_same_file, Signal, BIG, BIG_TIMEOUT, MIB};
+    let env = TestEnv::new("attack_two_continue_clients");
+    let (first, second) =
+        (env.create_random("big.bin", BIG, 1), env.create_random("other/big.bin", BIG - MIB, 2));
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut a = env.client(&["-C", "-o", &out(&env), "big.bin"]);
+    env.wait_receiving(&mut a, "big.bin");
+    a.signal(Signal::SIGSTOP);
+    let mut b = env.client(&["-C", "-o", &out(&env), "other/big.bin"]);
+    env.wait_receiving(&mut b, "big.bin");
+    b.signal(Signal::SIGSTOP);
+    a.signal(Signal::SIGCONT);
+    let done = a.finish(BIG_TIMEOUT);
+    // Whatever the first says, the file under the name is never the
+    // second's partial.
+    if done.code() == Some(0) {
+        assert_same_file(&first, &env.in_out("big.bin"));
+    }
+    b.signal(Signal::SIGCONT);
+    let later = b.finish(BIG_TIMEOUT);
+    done.assert_code(0);
+    later.assert_code(0);
+    assert_same_file(&second, &env.in_out("big.bin"));
+    assert_eq!(env.out_entries(), ["big.bin"], "no partial or record is left");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// Two `-C` clients of one file at once: the second resumed the first's
+/// partial while the first still wrote it (two writers of one file, the
+/// second cutting it back to where it found it), and the one that finished
+/// last found no partial to name and failed. Each now writes its own.
+#[test]
+fn a_partial_being_written_is_not_resumed_by_a_second_continue_client() {
+    use crate::util::{Signal, BIG_TIMEOUT};
+    let env = TestEnv::new("attack_continue_live_partial");
+    let (mut server, mut a) = env.big_transfer_in_flight(&["--persistent"], &["-C"], 3);
+    a.signal(Signal::SIGSTOP);
+    let mut b = env.client(&["-C", "-o", &out(&env), "big.bin"]);
+    env.wait_receiving(&mut b, "big.bin");
+    b.signal(Signal::SIGSTOP);
+    a.signal(Signal::SIGCONT);
+    let done = a.finish(BIG_TIMEOUT);
+    b.signal(Signal::SIGCONT);
+    let later = b.finish(BIG_TIMEOUT);
+    done.assert_code(0);
+    later.assert_code(0);
+    env.assert_delivered("big.bin");
+    assert_eq!(env.out_entries(), ["big.bin"], "no partial or record is left");
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}

@@ -263,7 +263,9 @@ pub(super) fn ask(
             }
             // Not to be trusted: its names go, the file comes whole.
             Found::Unusable => dir.discard_kept(out),
-            Found::Nothing => {}
+            // Another client's live transfer: the file comes whole, and
+            // that partial stays that client's.
+            Found::Busy | Found::Nothing => {}
         }
     }
     // The copy's stamp is looked up only when it decides something.
@@ -345,8 +347,8 @@ pub(super) fn receive(
     progress: &mut dyn Progress,
     chunk: &mut [u8],
 ) -> Result<(Outcome, Option<u64>)> {
-    let Asked { seq, kept } = asked;
-    let start = match coming(client, seq, chunk, kept.is_some(), (out_dir, out), progress)? {
+    let Asked { seq, mut kept } = asked;
+    let start = match coming(client, seq, chunk, &mut kept, (out_dir, out), progress)? {
         Ok(start) => start,
         Err(outcome) => return Ok((outcome, None)),
     };
@@ -411,13 +413,13 @@ pub(super) fn receive(
 }
 
 /// The `Start` of the answer to `seq`, or the outcome of a file that does
-/// not come (a kept partial of it removed, with `kept`, when its source is
-/// gone: it can never be resumed) or is up to date.
+/// not come (its `kept` partial removed when its source is gone: it can
+/// never be resumed) or is up to date.
 fn coming(
     client: &mut Client,
     seq: u32,
     chunk: &mut [u8],
-    kept: bool,
+    kept: &mut Option<Kept>,
     (out_dir, out): (&std::io::Result<OutDir>, &OutputPath),
     progress: &mut dyn Progress,
 ) -> Result<std::result::Result<Started, Outcome>> {
@@ -425,7 +427,9 @@ fn coming(
         Ok(start) if start.flags.up_to_date() => Err(Outcome::Skipped { reason: SkipReason::UpToDate }),
         Ok(start) => Ok(start),
         Err(outcome) => {
-            if let (true, Outcome::NotFound, Ok(out_dir)) = (kept, &outcome, out_dir) {
+            if let (Some(held), Outcome::NotFound, Ok(out_dir)) = (kept.take(), &outcome, out_dir) {
+                // Its lock let go first: the names go under it again.
+                drop(held);
                 out_dir.discard_kept(out);
                 progress.partial_removed(&out.shown_path().to_string_lossy());
             }
@@ -489,13 +493,16 @@ fn open_sink(
                 } else {
                     progress.starting_over(&name);
                 }
+                // Its lock let go first: the names go under it again.
+                drop(kept);
                 out_dir.discard_kept(out);
             }
             // With --continue a file of known size has its partial name from
             // the first byte: even a SIGKILL leaves it to resume.
             // Where the partial's names cannot be had (another user's in a
-            // shared directory, a name too long for the prefix), the file
-            // still comes, keeping nothing if it is cut off.
+            // shared directory, another client's live transfer, a name too
+            // long for the prefix), the file still comes, keeping nothing
+            // if it is cut off.
             let created = if options.partial == Partial::Keep && !start.flags.size_unknown() {
                 let stamp = Stamp { size: start.size, mtime_ns: start.mtime_ns };
                 out_dir.create_partial(out, start.mode, stamp).or_else(|_| out_dir.create(out, start.mode))
@@ -536,8 +543,7 @@ pub(super) fn keep_partial(
     if options.partial != Partial::Keep || start.flags.size_unknown() || written == 0 {
         return;
     }
-    let stamp = Stamp { size: start.size, mtime_ns: start.mtime_ns };
-    if sink.keep_partial(stamp).is_ok() {
+    if sink.keep_partial().is_ok() {
         progress.kept_partial(written);
     }
 }

@@ -41,7 +41,7 @@ mod anchor;
 mod partial;
 mod reached;
 use anchor::Anchor;
-use partial::{partial_name, record_name};
+use partial::record_name;
 pub use partial::{Found, Kept};
 use reached::{KeptDir, Reached};
 
@@ -695,7 +695,8 @@ impl Sink {
     /// got its name, else the name is taken back (a file is reported
     /// stored only where it was meant to go); in the user's own, the
     /// removal of a partial file left for that name by an earlier run cut
-    /// off (it belonged to that transfer, which this one completed).
+    /// off (it belonged to that transfer, which this one completed), unless
+    /// another client is writing it now.
     fn named(&mut self, dir: &DirFd, file: &File) -> Result<()> {
         let name = self.target.name.clone();
         if let Some(anchor) = &self.anchor {
@@ -707,11 +708,20 @@ impl Sink {
                 }
                 return Err(Error::os_named("name", &self.shown.display().to_string(), e));
             }
-        } else if self.record.is_none() {
-            // A partial is never named before its record: one try per
-            // delivered file, a second only where a record was there.
-            if unlinkat(dir, record_name(&name).as_os_str(), UnlinkatFlags::NoRemoveDir).is_ok() {
-                let _ = unlinkat(dir, partial_name(&name).as_os_str(), UnlinkatFlags::NoRemoveDir);
+        } else {
+            match self.record.take() {
+                // This file's own record, while its lock is held.
+                Some(record) => {
+                    let _ = unlinkat(dir, record.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                }
+                // A partial is never named before its record: where none
+                // is, nothing more is looked for.
+                None if fstatat(dir, record_name(&name).as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+                    .is_ok() =>
+                {
+                    partial::remove_unless_written(dir, &name);
+                }
+                None => {}
             }
         }
         self.made.clear();

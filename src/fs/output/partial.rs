@@ -4,6 +4,14 @@
 //! the source's size and mtime as its `Start` frame told them. The record
 //! is named before the bytes get their name, so a partial without a record
 //! is never resumed. A name too long for these prefixes keeps nothing.
+//!
+//! The client writing a partial holds its `flock()` lock for as long as it
+//! has the file open (the kernel drops it when the client dies: a partial
+//! a `SIGKILL` left is free again). A partial whose lock another holds is
+//! a live transfer's: it is neither resumed nor removed, nor are its names
+//! taken, whoever finds it (a second `-C` client of the same name, a fetch
+//! that delivers that name, a record found unusable), so that a sink only
+//! ever names or removes the file it wrote.
 
 use super::*;
 
@@ -32,6 +40,9 @@ pub enum Found {
     /// the file is fetched whole, and the names are removed
     /// ([`OutDir::discard_kept`]), never written through.
     Unusable,
+    /// A partial file that another client is writing now (it holds its
+    /// lock): the file is fetched whole, and its names are left to it.
+    Busy,
 }
 
 /// Whether `st` is a regular file of one link, owned by the effective
@@ -42,6 +53,39 @@ fn is_own_file(st: &nix::sys::stat::FileStat) -> bool {
         && st.st_uid == nix::unistd::geteuid().as_raw()
         && st.st_nlink == 1
         && st.st_mode & 0o022 == 0
+}
+
+/// Takes the lock that makes this client the one writing `file`, a
+/// partial file: `false` when another client holds it (or it cannot be
+/// taken). It lasts while the file stays open.
+fn claim(file: &impl AsFd) -> bool {
+    crate::os::sys::try_flock_exclusive(file).unwrap_or(false)
+}
+
+/// Removes the partial file of `name` in `dir` and its record, unless
+/// another client is writing the partial (holds its lock): `false` then,
+/// and both are left. The one way a partial's names are removed but by
+/// the sink that wrote it: its lock is held while they go, so no client
+/// takes it meanwhile.
+pub(super) fn remove_unless_written(dir: &impl AsFd, name: &OsStr) -> bool {
+    let (partial, record) = (partial_name(name), record_name(name));
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let held = openat(dir, partial.as_os_str(), flags, Mode::empty()).ok();
+    if let Some(fd) = &held {
+        let regular = nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
+        if regular && !claim(fd) {
+            return false;
+        }
+    }
+    for name in [record, partial] {
+        let _ = unlinkat(dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+    }
+    true
+}
+
+/// The error of a partial file that another client is writing.
+fn busy() -> io::Error {
+    io::Error::new(io::ErrorKind::ResourceBusy, "another client is writing this file's partial file")
 }
 
 /// The mode a kept partial file has until it is delivered: the user's
@@ -106,7 +150,9 @@ impl OutDir {
     /// names not to be resumed. Each name is opened without following a
     /// symlink and without blocking (`O_NONBLOCK`: a FIFO never hangs), and
     /// checked with `fstat`: only a regular file of one link, owned by the
-    /// effective user and writable by no one else, is taken.
+    /// effective user and writable by no one else, is taken, and only if
+    /// no other client is writing it (its lock is taken, and held by the
+    /// [`Kept`]).
     pub fn kept(&self, out: &OutputPath) -> Found {
         let Ok(Some(dir)) = self.parent(out) else { return Found::Nothing };
         let open = |name: OsString, access: OFlag| {
@@ -134,6 +180,9 @@ impl OutDir {
             Ok((fd, st)) if is_own_file(&st) => (fd, st),
             _ => return Found::Unusable,
         };
+        if !claim(&fd) {
+            return Found::Busy;
+        }
         // Appended to as any file is: blocking again.
         let blocking = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL).and_then(|flags| {
             let flags = OFlag::from_bits_truncate(flags) - OFlag::O_NONBLOCK;
@@ -145,12 +194,12 @@ impl OutDir {
         Found::Kept(Kept { file: File::from(fd), len: u64::try_from(st.st_size).unwrap_or(0), stamp })
     }
 
-    /// Removes the partial file of `out` and its record, if any.
+    /// Removes the partial file of `out` and its record, if any, unless
+    /// another client is writing it (a [`Kept`] of this client's is
+    /// dropped first).
     pub fn discard_kept(&self, out: &OutputPath) {
         if let Ok(Some(dir)) = self.parent(out) {
-            for name in [partial_name(&out.name), record_name(&out.name)] {
-                let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
-            }
+            remove_unless_written(&dir, &out.name);
         }
     }
 
@@ -171,25 +220,28 @@ impl OutDir {
     /// Starts a file for `out` that is kept for resuming if it is cut off
     /// ([`Partial::Keep`]), whatever cuts it: the record of the source's
     /// `stamp` is named first, then the file is created under its partial
-    /// name, so that from its first byte it survives even a `SIGKILL` or a
-    /// power cut. Persisted, it takes its final name and the record goes;
-    /// dropped without [`Sink::keep_partial`] (bytes that proved wrong),
-    /// both go.
+    /// name (and its lock taken), so that from its first byte it survives
+    /// even a `SIGKILL` or a power cut. Persisted, it takes its final name
+    /// and the record goes; dropped without [`Sink::keep_partial`] (bytes
+    /// that proved wrong), both go.
     ///
     /// # Errors
     ///
     /// The OS error making its directories, naming the record or creating
-    /// the file (`ENAMETOOLONG` for a name too long for the prefix).
+    /// the file (`ENAMETOOLONG` for a name too long for the prefix); kind
+    /// `ResourceBusy` when another client is writing a partial of that
+    /// name (its names are left to it).
     pub fn create_partial(&self, out: &OutputPath, mode: u32, stamp: Stamp) -> io::Result<Sink> {
         let (dir, depth) = self.reach(out)?;
         let mut made = Vec::new();
         let dir = make_dirs(dir, &out.dirs, depth, &mut made)?;
-        let (partial, record) = (partial_name(&out.name), record_name(&out.name));
-        // Whatever was there is not this transfer's: it goes first.
-        for name in [&record, &partial] {
-            let _ = unlinkat(&dir, name.as_os_str(), UnlinkatFlags::NoRemoveDir);
-        }
         let made = MadeGuard(made);
+        let (partial, record) = (partial_name(&out.name), record_name(&out.name));
+        // Whatever was there is not this transfer's: it goes first, unless
+        // it is another client's live transfer.
+        if !remove_unless_written(&dir, &out.name) {
+            return Err(busy());
+        }
         write_record(&dir, &record, stamp)?;
         let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = match openat(&dir, partial.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)) {
@@ -199,6 +251,11 @@ impl OutDir {
                 return Err(os(e));
             }
         };
+        // Another client that found it first (between its naming and this
+        // lock) resumes it: it is that client's now.
+        if !claim(&fd) {
+            return Err(busy());
+        }
         Ok(self.partial_sink(out, dir, File::from(fd), made.keep(), mode))
     }
 
@@ -237,49 +294,23 @@ fn write_record(dir: &DirFd, record: &OsStr, stamp: Stamp) -> io::Result<()> {
 }
 
 impl Sink {
-    /// Keeps what was written as the partial file of its target, with the
-    /// record of the source's `stamp`, for a later run to resume
-    /// ([`Partial::Keep`]). The record is named first: a partial without
-    /// one is never resumed. Both are the user's alone (mode 0600) while
-    /// they are kept.
+    /// Keeps what was written as the partial file of its target, for a
+    /// later run to resume ([`Partial::Keep`]): a sink started as one
+    /// ([`OutDir::create_partial`], [`OutDir::resume`]) was named so from
+    /// its first byte, its record beside it, and both stay, the user's
+    /// alone (mode 0600).
     ///
     /// # Errors
     ///
-    /// The OS error writing the record or naming the partial file
-    /// (`ENAMETOOLONG` for a name too long for the prefix); nothing is
-    /// kept then.
-    pub fn keep_partial(mut self, stamp: Stamp) -> io::Result<()> {
-        let name = self.target.name.clone();
-        let (partial, record) = (partial_name(&name), record_name(&name));
-        let file = self.file.take().ok_or_else(|| io::Error::from_raw_os_error(libc::EBADF))?;
-        if self.temp.as_deref() == Some(partial.as_os_str()) {
-            // Named from its first byte, its record beside it: both stay.
-            (self.temp, self.record) = (None, None);
-            self.made.clear();
-            return Ok(());
+    /// Kind `Unsupported` for a sink not started as a partial file (the
+    /// partial's names were another's, or too long for the prefix): it
+    /// keeps nothing, as it never had the partial's names to keep.
+    pub fn keep_partial(mut self) -> io::Result<()> {
+        if self.temp.as_deref() != Some(partial_name(&self.target.name).as_os_str()) {
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "not started as a partial file"));
         }
-        let dir = self.target_dir()?;
-        write_record(&dir, &record, stamp)?;
-        let _ = unlinkat(&dir, partial.as_os_str(), UnlinkatFlags::NoRemoveDir);
-        let linked = fchmod(&file, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os).and_then(|()| {
-            match self.temp.take() {
-                Some(temp) => {
-                    let renamed =
-                        renameat(&self.dir, temp.as_os_str(), &dir, partial.as_os_str()).map_err(os);
-                    if renamed.is_err() {
-                        self.temp = Some(temp);
-                    }
-                    renamed
-                }
-                None => self.link_unnamed(&file, &dir, &partial).map_err(os),
-            }
-        });
-        match linked {
-            Ok(()) => self.made.clear(),
-            Err(_) => {
-                let _ = unlinkat(&dir, record.as_os_str(), UnlinkatFlags::NoRemoveDir);
-            }
-        }
-        linked
+        (self.temp, self.record) = (None, None);
+        self.made.clear();
+        Ok(())
     }
 }

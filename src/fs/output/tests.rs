@@ -114,25 +114,61 @@ fn relative_paths_create_directories_and_never_follow_symlinks() {
 #[test]
 fn a_kept_partial_is_the_users_alone_and_resumed_gets_the_sources_mode() {
     let stamp = Stamp { size: 10, mtime_ns: 7 };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = OutDir::open(tmp.path()).unwrap();
+    let f = path("f", false);
+    let mut s = dir.create_partial(&f, 0o755, stamp).unwrap();
+    s.write_all(b"half").unwrap();
+    s.keep_partial().unwrap();
+    let mode = |name: &str| std::fs::metadata(tmp.path().join(name)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode(".shmxfer-partial.f"), 0o600);
+    assert_eq!(mode(".shmxfer-partial.f.source"), 0o600);
+    let Found::Kept(kept) = dir.kept(&f) else { panic!("the client's own partial is taken") };
+    assert_eq!((kept.len, kept.stamp), (4, stamp));
+    let mut s = dir.resume(&f, kept, 0o4755).unwrap();
+    s.write_all(b" more").unwrap();
+    s.persist(Clobber::Replace).unwrap();
+    assert_eq!(mode("f"), 0o755 & !umask());
+    assert_eq!(entries(tmp.path()), ["f"]);
+}
+
+/// A sink not started as a partial file never had the partial's names:
+/// it keeps nothing (it would have taken them from whoever had them).
+#[test]
+fn a_sink_not_started_as_a_partial_keeps_nothing() {
     for named in [false, true] {
         let tmp = tempfile::tempdir().unwrap();
         let dir = OutDir::open(tmp.path()).unwrap();
-        let f = path("f", false);
-        let mut s = sink(&dir, &f, 0o755, named);
+        let mut s = sink(&dir, &path("f", false), 0o644, named);
         s.write_all(b"half").unwrap();
-        s.keep_partial(stamp).unwrap();
-        let mode =
-            |name: &str| std::fs::metadata(tmp.path().join(name)).unwrap().permissions().mode() & 0o7777;
-        assert_eq!(mode(".shmxfer-partial.f"), 0o600, "named: {named}");
-        assert_eq!(mode(".shmxfer-partial.f.source"), 0o600);
-        let Found::Kept(kept) = dir.kept(&f) else { panic!("the client's own partial is taken") };
-        assert_eq!((kept.len, kept.stamp), (4, stamp));
-        let mut s = dir.resume(&f, kept, 0o4755).unwrap();
-        s.write_all(b" more").unwrap();
-        s.persist(Clobber::Replace).unwrap();
-        assert_eq!(mode("f"), 0o755 & !umask());
-        assert_eq!(entries(tmp.path()), ["f"]);
+        assert_eq!(s.keep_partial().unwrap_err().kind(), io::ErrorKind::Unsupported);
+        assert!(entries(tmp.path()).is_empty(), "named: {named}");
     }
+}
+
+/// A partial that a sink is writing is another client's live transfer:
+/// not resumed, not removed, not replaced by a new partial, and its names
+/// left to it by a file delivered under its final name.
+#[test]
+fn a_partial_being_written_is_left_to_its_writer() {
+    let stamp = Stamp { size: 10, mtime_ns: 7 };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = OutDir::open(tmp.path()).unwrap();
+    let f = path("f", false);
+    let mut writing = dir.create_partial(&f, 0o644, stamp).unwrap();
+    writing.write_all(b"half").unwrap();
+    assert!(matches!(dir.kept(&f), Found::Busy));
+    dir.discard_kept(&f);
+    let err = dir.create_partial(&f, 0o644, stamp).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::ResourceBusy, "{err}");
+    let mut whole = dir.create(&f, 0o644).unwrap();
+    whole.write_all(b"whole file").unwrap();
+    whole.persist(Clobber::Replace).unwrap();
+    assert_eq!(entries(tmp.path()), [".shmxfer-partial.f", ".shmxfer-partial.f.source", "f"]);
+    writing.write_all(b" more").unwrap();
+    writing.persist(Clobber::Replace).unwrap();
+    assert_eq!(std::fs::read(tmp.path().join("f")).unwrap(), b"half more");
+    assert_eq!(entries(tmp.path()), ["f"]);
 }
 
 #[test]
