@@ -289,6 +289,8 @@ impl Server {
     /// # Errors
     ///
     /// [`Error::ServerRunning`] when a live server holds the lock;
+    /// [`Error::Timeout`] when a dead server's lock stays held by whoever
+    /// removes it (a `--cleanup` stopped);
     /// [`Error::InvalidName`]; [`Error::BadObject`] for objects of another
     /// user under the queue's names; [`Error::Os`] for the root or the queue.
     pub fn bind(config: ServerConfig) -> Result<Server> {

@@ -147,16 +147,13 @@ fn a_missing_output_directory_is_created_and_a_terminal_is_told() {
     env.assert_no_leftovers();
 }
 
-/// A server started while `shm_server --cleanup` holds a dead server's lock
-/// (to remove it and what the server left) waits for the cleanup, which
-/// takes milliseconds, and starts; it does not take the cleanup for a live
-/// server. The cleanup's hold is made here by hand, as the cleanup takes
-/// it (an OFD write lock on the lock object), so that it lasts.
-#[test]
-fn a_server_started_beside_a_cleanup_waits_for_it_and_starts() {
+/// The lock of a server of `env` killed with SIGKILL, held as
+/// `shm_server --cleanup` holds it to remove it (an OFD write lock on the
+/// lock object), made here by hand so that it lasts: its path, the hold,
+/// which ends when it is dropped, and the dead server (whose drop, the
+/// last of its names' processes, would remove the lock).
+fn dead_servers_lock_held_as_a_cleanup_holds_it(env: &TestEnv) -> (std::path::PathBuf, std::fs::File, Proc) {
     use std::os::fd::AsRawFd;
-    let env = TestEnv::new("server_waits_for_cleanup");
-    env.create("a.txt", b"a\n");
     let mut dead = env.ready_server(&["--persistent"]);
     dead.kill();
     let lock_path = std::path::Path::new("/dev/shm").join(format!("{}.lock", env.names.stem()));
@@ -170,6 +167,18 @@ fn a_server_started_beside_a_cleanup_waits_for_it_and_starts() {
     // `whole` is a valid `flock` the call only reads.
     let held = unsafe { libc::fcntl(lock.as_raw_fd(), libc::F_OFD_SETLK, &whole) };
     assert_eq!(held, 0, "lock {}: {}", lock_path.display(), std::io::Error::last_os_error());
+    (lock_path, lock, dead)
+}
+
+/// A server started while `shm_server --cleanup` holds a dead server's lock
+/// (to remove it and what the server left) waits for the cleanup, which
+/// takes milliseconds, and starts; it does not take the cleanup for a live
+/// server.
+#[test]
+fn a_server_started_beside_a_cleanup_waits_for_it_and_starts() {
+    let env = TestEnv::new("server_waits_for_cleanup");
+    env.create("a.txt", b"a\n");
+    let (lock_path, lock, _dead) = dead_servers_lock_held_as_a_cleanup_holds_it(&env);
 
     let mut server = env.server(&["--persistent"]);
     let waits = crate::util::holds_for(std::time::Duration::from_millis(500), || server.is_running());
@@ -184,6 +193,23 @@ fn a_server_started_beside_a_cleanup_waits_for_it_and_starts() {
     let log = server.snapshot().stderr;
     assert!(!log.contains("another server"), "{log}");
     env.assert_no_leftovers();
+}
+
+/// A cleanup that never lets go of a dead server's lock (stopped with
+/// SIGSTOP, say): the server started beside it gives up after its wait and
+/// says so, naming neither a server that is not there nor `--stop-server`,
+/// which would find none. Before, `another server is serving queue Q; stop
+/// it with shm_client --stop-server`.
+#[test]
+fn a_server_beside_a_cleanup_that_never_ends_says_what_holds_the_lock() {
+    let env = TestEnv::new("server_beside_stuck_cleanup");
+    let (_lock_path, _lock, _dead) = dead_servers_lock_held_as_a_cleanup_holds_it(&env);
+    let done = env.server(&["--persistent"]).finish(TIMEOUT);
+    done.assert_code(1)
+        .check(!done.stderr.contains("another server"), "no other server is serving")
+        .check(!done.stderr.contains("--stop-server"), "--stop-server would find no server")
+        .check(done.stderr.contains("that is gone, is still held by another process"), "says what holds it")
+        .check(done.stderr.contains("--cleanup"), "names the cleanup");
 }
 
 /// The size of the largest file in `dir`: a kept partial file beside its

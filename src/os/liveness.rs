@@ -59,6 +59,8 @@ impl ServerLock {
     /// # Errors
     ///
     /// [`Error::ServerRunning`] when a live server holds the lock;
+    /// [`Error::Timeout`] when a dead server's lock is held longer than
+    /// [`WAIT_FOR_REMOVAL`] by whoever removes it (a `--cleanup` stopped);
     /// [`Error::BadObject`] when the name is taken by something that is not
     /// this user's lock object; [`Error::Os`] from the calls.
     pub fn acquire(queue: &str) -> Result<ServerLock> {
@@ -89,8 +91,20 @@ impl ServerLock {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let pid = holder.and_then(|h| h.pid.filter(|_| !h.removing));
-        Err(Error::ServerRunning { queue: queue.to_owned(), pid })
+        match holder {
+            // Its server is gone: whoever holds it is no server, and the
+            // wait for it to let go ran out.
+            Some(Holder { pid: Some(pid), removing: true }) => Err(Error::Timeout {
+                what: format!(
+                    "the lock {} of queue {queue}, left by a server (pid {pid}) that is gone, is still held \
+                     by another process (a `shm_server --cleanup` removing it that has not finished, or is \
+                     stopped); start the server again once it has let go",
+                    quote_name(&shm_path(&name))
+                ),
+                after: WAIT_FOR_REMOVAL,
+            }),
+            _ => Err(Error::ServerRunning { queue: queue.to_owned(), pid: holder.and_then(|h| h.pid) }),
+        }
     }
 
     /// Locks a freshly created lock object; `None` when the name no longer
