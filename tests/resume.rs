@@ -323,3 +323,75 @@ fn a_partial_being_written_is_not_resumed_by_a_second_continue_client() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// The summary of a run that resumed counts as received only the bytes
+/// that arrived in it (the server's log says it sent no more), and its
+/// rate is theirs; what the files had kept is said apart. Before, a file
+/// resumed at 28.8 MiB of 47.7 MiB was counted whole: `47.7 MiB in 0.41 s
+/// (117.7 MiB/s)`, `"received"` the whole file, the rate 2.5 times the true one.
+#[test]
+fn a_resumed_run_counts_as_received_only_what_arrived_in_it() {
+    let env = TestEnv::new("resumed_run_figures");
+    let whole = body(300_000);
+    let src = env.create("f.bin", &whole);
+    env.create("small.txt", b"small\n");
+    lay_partial(&env, "f.bin", &whole[..200_000], &src);
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-C", "--json", "-o", &out(&env), "f.bin", "small.txt"]);
+    done.assert_code(0);
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines[0]["resumed_at"], 200_000, "{done}");
+    let summary = &lines[2]["summary"];
+    assert_eq!(
+        (&summary["bytes"], &summary["received"], &summary["resumed"]),
+        (&300_006.into(), &100_006.into(), &200_000.into()),
+        "{done}"
+    );
+    env.assert_delivered("f.bin");
+    fs::remove_file(env.in_out("f.bin")).unwrap();
+    lay_partial(&env, "f.bin", &whole[..200_000], &src);
+    let done = env.run_client(&["-C", "-o", &out(&env), "f.bin", "small.txt"]);
+    env.stop_server(&mut server);
+    let summary = done.stderr.lines().find(|l| l.starts_with("shm_client: 2 files: ")).unwrap_or_default();
+    let size = shmxfer::programs::human_size;
+    done.assert_code(0).check(
+        summary.starts_with(&format!("shm_client: 2 files: 2 delivered; {} received in ", size(100_006)))
+            && summary.ends_with(&format!(" besides {} resumed, {} delivered", size(200_000), size(300_006))),
+        "the summary counts what arrived, and what was resumed apart",
+    );
+    let log = server.snapshot().stderr;
+    assert!(log.contains("f.bin: sent 100000 bytes"), "the server sent the rest only\n{log}");
+    env.assert_no_leftovers();
+}
+
+/// A resumed file cut off again: the summary's `"received"` is what
+/// arrived in this run (the partial's growth), `"resumed"` what it had,
+/// `"kept"` what it holds now. Before, `"received"` was all it holds.
+#[test]
+fn a_resumed_file_cut_off_again_counts_only_what_arrived_in_its_run() {
+    use crate::util::{wait_until, BIG, BIG_TIMEOUT, IN_FLIGHT, TIMEOUT};
+    let env = TestEnv::new("resumed_cut_off_again");
+    let src = env.create_random("big.bin", BIG, 34);
+    env.create("small.txt", b"small\n");
+    let prefix = 4 << 20;
+    lay_partial(&env, "big.bin", &fs::read(&src).unwrap()[..prefix], &src);
+    let mut server = env.ready_server(&["--persistent"]);
+    let mut client = env.fetch_with(&["-C", "--json"], &["big.bin", "small.txt"]);
+    let partial = env.in_out(".shmxfer-partial.big.bin");
+    let grows = || fs::metadata(&partial).is_ok_and(|m| m.len() > prefix as u64 + IN_FLIGHT);
+    assert!(wait_until(TIMEOUT, || grows() || !client.is_running()) && client.is_running(), "never resumed");
+    server.kill();
+    let done = client.finish(BIG_TIMEOUT);
+    done.assert_code(4);
+    let kept = fs::metadata(&partial).unwrap().len();
+    let last = done.stdout.lines().last().unwrap_or_default();
+    let summary = &serde_json::from_str::<serde_json::Value>(last).unwrap()["summary"];
+    assert_eq!(
+        (&summary["kept"], &summary["resumed"], &summary["received"]),
+        (&kept.into(), &prefix.into(), &(kept - prefix as u64).into()),
+        "{done}"
+    );
+    env.cleanup().finish(TIMEOUT).assert_code(0);
+    env.assert_no_leftovers();
+}

@@ -144,6 +144,11 @@ pub fn lost_line(request: &[u8], path: &[u8], cut_off: bool, message: &str) -> S
     object(request, path, result, 0, Some((Why::Fail(FailReason::SessionLost), message)))
 }
 
+/// For `skip_serializing_if`: a count of nothing.
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// `{"summary": {"files": N, "delivered": N, …, "bytes": N, "seconds": S}}`
 pub fn summary_line(s: &Summary) -> String {
     #[derive(Serialize)]
@@ -157,8 +162,12 @@ pub fn summary_line(s: &Summary) -> String {
         left_out: usize,
         not_fetched: usize,
         bytes: u64,
-        /// Delivered, and of a file a lost session cut off.
+        /// Delivered, and of a file a lost session cut off, less what
+        /// resumed files had kept from earlier runs: in this run.
         received: u64,
+        /// What resumed files had kept from earlier runs (`-C`).
+        #[serde(skip_serializing_if = "is_zero")]
+        resumed: u64,
         /// Of the cut-off file, kept for --continue.
         #[serde(skip_serializing_if = "Option::is_none")]
         kept: Option<u64>,
@@ -179,6 +188,7 @@ pub fn summary_line(s: &Summary) -> String {
         not_fetched: s.not_fetched,
         bytes: s.bytes,
         received: s.received,
+        resumed: s.resumed,
         kept: s.kept,
         // To the millisecond.
         seconds: (s.elapsed.as_secs_f64() * 1000.0).round() / 1000.0,

@@ -40,6 +40,11 @@ pub trait Progress {
     fn start(&mut self, _name: &str, _size: u64) {}
     /// `bytes` more bytes arrived.
     fn advance(&mut self, _bytes: u64) {}
+    /// The file that just started resumes a partial file an earlier run
+    /// kept ([`Partial::Keep`]): its first `bytes` bytes were there already,
+    /// and did not arrive in this run (told before the
+    /// [`Progress::advance`] that counts them).
+    fn resumed(&mut self, _bytes: u64) {}
     /// The file is done, for better or worse; its outcome is reported next.
     fn finish(&mut self) {}
     /// A file of a [`Client::fetch_files`] run has its outcome, in the order
@@ -360,6 +365,9 @@ pub(super) fn receive(
     // is in flight is read and dropped, and the session goes on with the
     // next one.
     let (mut sink, mut written) = open_sink(options, out_dir, out, kept, &start, progress, &mut hasher)?;
+    if written > 0 {
+        progress.resumed(written);
+    }
     progress.advance(written);
     let resumed_at = written;
     let from_start = if sink.is_ok() {

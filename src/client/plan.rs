@@ -332,6 +332,8 @@ fn plan(
 struct Tracking<'a> {
     inner: &'a mut dyn Progress,
     current: Option<(u64, u64)>,
+    /// Where the file in progress resumed, if it did.
+    resumed: Option<u64>,
     kept: Option<u64>,
 }
 
@@ -345,8 +347,13 @@ impl Progress for Tracking<'_> {
     }
 
     fn start(&mut self, name: &str, size: u64) {
-        self.current = Some((0, size));
+        (self.current, self.resumed) = (Some((0, size)), None);
         self.inner.start(name, size);
+    }
+
+    fn resumed(&mut self, bytes: u64) {
+        self.resumed = Some(bytes);
+        self.inner.resumed(bytes);
     }
 
     fn advance(&mut self, bytes: u64) {
@@ -357,7 +364,7 @@ impl Progress for Tracking<'_> {
     }
 
     fn finish(&mut self) {
-        self.current = None;
+        (self.current, self.resumed) = (None, None);
         self.inner.finish();
     }
 
@@ -398,7 +405,7 @@ fn run(
     progress: &mut dyn Progress,
     started: Instant,
 ) -> Report {
-    let mut track = Tracking { inner: progress, current: None, kept: None };
+    let mut track = Tracking { inner: progress, current: None, resumed: None, kept: None };
     track.planned(jobs.len());
     track.planned_sizes(&jobs.iter().map(|j| j.size).collect::<Vec<_>>());
     let mut files = Vec::with_capacity(jobs.len());
@@ -406,8 +413,9 @@ fn run(
         Some(e) => Err(e),
         None => fetch_jobs(client, jobs, options, &mut track, &mut files),
     };
-    // The file in progress when the session was lost, and how far it got.
-    let got = track.current.take();
+    // The file in progress when the session was lost, how far it got and
+    // where it resumed.
+    let (got, resumed_at) = (track.current.take(), track.resumed.take());
     track.finish();
     let done = files.len();
     let lost = match fetched {
@@ -424,14 +432,16 @@ fn run(
                 });
                 track.result(files.last().expect("just pushed"));
             }
-            Some(Lost { error, cut_off: None, not_fetched: Vec::new(), kept: None, requests: Vec::new() })
+            let (cut_off, not_fetched, requests) = (None, Vec::new(), Vec::new());
+            Some(Lost { error, cut_off, not_fetched, kept: None, resumed_at: None, requests })
         }
         Err(error) => {
             let requests = jobs[done..].iter().map(Job::remote_path).collect();
             let mut left = jobs[done..].iter();
             let cut_off = left.next().map(|job| (job.shown.clone(), got));
             let not_fetched = left.map(|j| j.shown.clone()).collect();
-            Some(Lost { error, cut_off, not_fetched, kept: track.kept, requests })
+            let resumed_at = resumed_at.filter(|_| got.is_some());
+            Some(Lost { error, cut_off, not_fetched, kept: track.kept, resumed_at, requests })
         }
     };
     Report { files, lost, elapsed: started.elapsed(), repeated: Vec::new() }
