@@ -214,3 +214,31 @@ fn patterns_never_leave_the_root_and_a_literal_star_is_fetched_as_it_is() {
     }
     env.stop_server(&mut server);
 }
+
+/// A pattern with a trailing slash names directories only, as a shell
+/// reads `*/`: `-r '*/'` fetches the trees of the directories, not the
+/// files beside them; without `-r` it fetches no file, and `--list '*/'`
+/// lists none. Before, the slash was dropped and `*/` took the files at the
+/// top (replacing local files of those names), never the directories.
+#[test]
+fn a_pattern_with_a_trailing_slash_matches_directories_only() {
+    let env = TestEnv::new("pattern_trailing_slash");
+    env.create("top.txt", b"top\n");
+    env.create("dir0/a.txt", b"a\n");
+    env.create("dir0/sub/b.txt", b"b\n");
+    env.create("dir1/c.txt", b"c\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-o", &out(&env), "-r", "*/"]);
+    done.assert_code(0);
+    for rel in ["dir0/a.txt", "dir0/sub/b.txt", "dir1/c.txt"] {
+        crate::util::assert_same_file(&env.in_root(rel), &env.in_out(rel));
+    }
+    assert_eq!(env.out_entries(), ["dir0", "dir1"], "no file beside the directories\n{done}");
+    let done = env.run_client(&["-o", &out(&env), "*/"]);
+    done.assert_code(1).assert_stdout_lines(&["*/: not found on server".to_owned()]);
+    let listed = env.run_client(&["--list", "*/"]);
+    listed.check(!listed.stdout.contains("top.txt"), "a file is no directory");
+    env.stop_server(&mut server);
+    assert_eq!(env.out_entries(), ["dir0", "dir1"]);
+    assert_no_leftovers(&env.names);
+}

@@ -1,7 +1,8 @@
 //! Requested names that are patterns: `*`, `?`, `[…]` and `{a,b}` as
 //! `globset` reads them, matched against the server's paths (bytes, as a
 //! Unix name is) one component at a time: `*` and `?` do not cross `/`,
-//! `**` as a whole component does.
+//! `**` as a whole component does. A pattern given with a trailing `/`
+//! (`*/`, `logs/2*/`) matches directories only, as a shell reads it.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -54,6 +55,8 @@ pub(crate) struct Pattern {
     parts: Option<Vec<Part>>,
     /// The directories before the first component that is a pattern.
     dir: Vec<u8>,
+    /// Given with a trailing `/` (or `/.`): it matches directories only.
+    dirs_only: bool,
 }
 
 impl Pattern {
@@ -82,7 +85,8 @@ impl Pattern {
         }
         let literal: Vec<&str> = text.split('/').take_while(|p| !is_pattern(p)).collect();
         let dir = if literal.is_empty() { b".".to_vec() } else { literal.join("/").into_bytes() };
-        Some(Pattern { text, whole, parts, dir })
+        let dirs_only = name.ends_with(b"/") || name.ends_with(b"/.");
+        Some(Pattern { text, whole, parts, dir, dirs_only })
     }
 
     /// The pattern, normalized.
@@ -97,17 +101,30 @@ impl Pattern {
         &self.dir
     }
 
-    /// Whether `path` matches.
-    pub(crate) fn matches(&self, path: &[u8]) -> bool {
+    /// Whether it matches directories only (given with a trailing `/`).
+    pub(crate) fn dirs_only(&self) -> bool {
+        self.dirs_only
+    }
+
+    /// Whether `path` matches, whatever it names.
+    fn matches(&self, path: &[u8]) -> bool {
         self.whole.is_match(as_path(path))
     }
 
-    /// The length of the shortest leading run of components of `path`
-    /// (`path` itself included) that matches: where the tree a recursive
-    /// fetch of the pattern takes `path` from starts.
+    /// Whether the listed file `path` matches: never for a pattern of
+    /// directories only.
+    pub(crate) fn matches_file(&self, path: &[u8]) -> bool {
+        !self.dirs_only && self.matches(path)
+    }
+
+    /// The length of the shortest leading run of components of the listed
+    /// `path` (`path` itself included, unless the pattern matches
+    /// directories only) that matches: where the tree a recursive fetch of
+    /// the pattern takes `path` from starts.
     pub(crate) fn root_of(&self, path: &[u8]) -> Option<usize> {
         let ends = path.iter().enumerate().filter(|(_, &b)| b == b'/').map(|(i, _)| i);
-        ends.chain([path.len()]).find(|&end| self.matches(&path[..end]))
+        let whole = (!self.dirs_only).then_some(path.len());
+        ends.chain(whole).find(|&end| self.matches(&path[..end]))
     }
 
     /// Whether the entry `path`, left out of a listing, may be a match or
@@ -207,6 +224,18 @@ mod tests {
         assert!(pattern("logs/**").may_hold(b"logs/a/b"), "a '**' at the end reaches all below");
         // Braces holding a '/': no component can be judged alone.
         assert!(pattern("logs/{a,sub/b}.txt").may_hold(b"logs/other"));
+    }
+
+    #[test]
+    fn a_pattern_with_a_trailing_slash_matches_directories_only() {
+        for given in ["*/", "*//", "*/."] {
+            let p = pattern(given);
+            assert!(p.dirs_only() && !p.matches_file(b"a.txt"), "{given}");
+            assert_eq!(p.root_of(b"a.txt"), None, "{given}: a file at the top is no directory");
+            assert_eq!(p.root_of(b"dir0/a.txt"), Some(4), "{given}");
+        }
+        let p = pattern("*");
+        assert!(!p.dirs_only() && p.matches_file(b"a.txt") && p.root_of(b"a.txt") == Some(5));
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl Select<'_> {
         match self {
             Select::Tree(b".") => Some(0),
             Select::Tree(dir) => Some(dir.len()),
-            Select::Files(p) => p.matches(path).then_some(path.len()),
+            Select::Files(p) => p.matches_file(path).then_some(path.len()),
             Select::Trees(p) => p.root_of(path),
             Select::Exact(name) => (path == name).then_some(path.len()),
         }
@@ -172,12 +172,18 @@ fn select(client: &mut Client, how: Select<'_>) -> Result<Selected> {
     };
     let listing = client.read_listing(dir)?;
     let how = match how {
-        Select::Files(p) if listing.files.iter().any(|e| e.path_bytes() == p.text().as_bytes()) => {
+        Select::Files(p)
+            if !p.dirs_only() && listing.files.iter().any(|e| e.path_bytes() == p.text().as_bytes()) =>
+        {
             Select::Exact(p.text().as_bytes())
         }
         Select::Trees(p) => {
             let name = p.text().as_bytes();
-            let named = |e: &Entry| crate::client::under_prefix(e.path_bytes(), name);
+            // Of directories only: what lies below that name.
+            let named = |e: &Entry| {
+                crate::client::under_prefix(e.path_bytes(), name)
+                    && !(p.dirs_only() && e.path_bytes() == name)
+            };
             if listing.files.iter().any(named) {
                 // Only what lies at or below that name.
                 let (files, skipped) = (listing.files.into_iter().filter(named).collect(), Vec::new());
