@@ -395,3 +395,30 @@ fn a_resumed_file_cut_off_again_counts_only_what_arrived_in_its_run() {
     env.cleanup().finish(TIMEOUT).assert_code(0);
     env.assert_no_leftovers();
 }
+
+/// The partial of a `-C` run moved away while it is written, and another
+/// file put under its name: the run never gives the final name to what it
+/// did not write, nor removes that file. Before, it renamed whatever stood
+/// under the partial's name (`IMPOSTOR`, 9 bytes) to the final name and
+/// reported the size it had verified (exit 0).
+#[test]
+fn a_partial_moved_and_replaced_while_written_never_takes_the_final_name() {
+    use crate::util::{Signal, BIG_TIMEOUT};
+    let env = TestEnv::new("attack_partial_replaced");
+    let (mut server, mut client) = env.big_transfer_in_flight(&["--persistent"], &["-C"], 4);
+    client.signal(Signal::SIGSTOP);
+    let partial = env.in_out(".shmxfer-partial.big.bin");
+    fs::rename(&partial, env.in_out("moved")).unwrap();
+    fs::write(&partial, b"IMPOSTOR\n").unwrap();
+    fs::set_permissions(&partial, fs::Permissions::from_mode(0o600)).unwrap();
+    client.signal(Signal::SIGCONT);
+    let done = client.finish(BIG_TIMEOUT);
+    env.stop_server(&mut server);
+    done.assert_code(1).check(
+        done.stdout.starts_with("big.bin: failed: ") && done.stdout.contains("was moved or replaced"),
+        "the file is not named, and the line says why",
+    );
+    assert!(!env.in_out("big.bin").exists(), "nothing under the final name: {:?}", env.out_entries());
+    assert_eq!(fs::read(&partial).unwrap(), b"IMPOSTOR\n", "what another put there is left to it");
+    env.assert_no_leftovers();
+}

@@ -441,7 +441,7 @@ impl OutDir {
         // mount point can be among directories not made yet).
         let mode = Mode::from_bits_truncate(mode & PERMISSIONS);
         let (mut dir, mut depth) = self.reach(out)?;
-        let (fd, temp) = match start_file(&dir, mode) {
+        let (fd, name) = match start_file(&dir, mode) {
             // A directory kept open was removed since: reached anew (and
             // made again when the file is named), as if never kept.
             Err(Errno::ENOENT | Errno::EPERM) if self.reached.is_some() && is_removed(&dir) => {
@@ -452,6 +452,7 @@ impl OutDir {
             started => started,
         }
         .map_err(|e| self.creation_error(out, &dir, e))?;
+        let temp = name.map(|name| Temp::of(name, &fd)).transpose().map_err(os)?;
         Ok(Sink {
             file: Some(File::from(fd)),
             dir,
@@ -529,6 +530,31 @@ impl Drop for MadeGuard {
     }
 }
 
+/// A name the sink's file has in a directory (a temporary name, or a
+/// partial's): the name and the file's identity, so that what is renamed
+/// or removed under that name is this file, never one another process put
+/// there since (a partial moved away during a long transfer and something
+/// else named like it).
+#[derive(Debug, Clone)]
+struct Temp {
+    name: OsString,
+    id: (u64, u64),
+}
+
+impl Temp {
+    /// `name`, a name of `file`.
+    fn of(name: OsString, file: &impl AsFd) -> nix::Result<Temp> {
+        Ok(Temp { name, id: identity(&nix::sys::stat::fstat(file)?) })
+    }
+
+    /// Whether the name still names the file in `dir` (a symlink there is
+    /// not followed: it does not).
+    fn names_it_in(&self, dir: &impl AsFd) -> bool {
+        fstatat(dir, self.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| identity(&st) == self.id)
+    }
+}
+
 /// A short temporary name: `.shmxfer.` and 16 random hex digits.
 fn temp_name() -> io::Result<OsString> {
     Ok(OsString::from(format!(".shmxfer.{:016x}", sys::random_u64()?)))
@@ -552,7 +578,7 @@ pub struct Sink {
     made: Vec<Made>,
     /// The name of a named temporary file in `dir`; `None` for an unnamed
     /// one.
-    temp: Option<OsString>,
+    temp: Option<Temp>,
     target: OutputPath,
     shown: PathBuf,
     /// The record of a resumed partial file, removed with it.
@@ -632,7 +658,16 @@ impl Sink {
         }
         self.before_replacing(&dir, &file, no_clobber)?;
         let (temp, temp_dir) = match self.temp.clone() {
-            Some(temp) => (temp, self.dir.clone()),
+            Some(temp) if temp.names_it_in(&self.dir) => (temp.name, self.dir.clone()),
+            Some(temp) => {
+                // Not this file's any more: left to whoever put it there.
+                self.temp = None;
+                let why = format!(
+                    "{} was moved or replaced while the file was written there; not named",
+                    crate::text::quote_bytes(temp.name.as_bytes())
+                );
+                return Err(Error::os_named("rename", &shown, io::Error::other(why)));
+            }
             None if no_clobber => {
                 self.link_unnamed(&file, &dir, &name).map_err(failed("link"))?;
                 return self.named(&dir, &file);
@@ -643,7 +678,7 @@ impl Sink {
                 self.link_unnamed(&file, &dir, &temp).map_err(failed("link"))?;
                 // Now a named temporary file, in the target's directory.
                 self.dir = dir.clone();
-                self.temp = Some(temp.clone());
+                self.temp = Some(Temp::of(temp.clone(), &file).map_err(failed("fstat"))?);
                 (temp, dir.clone())
             }
         };
@@ -762,8 +797,8 @@ impl Sink {
 
 impl Drop for Sink {
     fn drop(&mut self) {
-        if let Some(temp) = &self.temp {
-            let _ = unlinkat(self.dir.as_fd(), temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        if let Some(temp) = self.temp.as_ref().filter(|temp| temp.names_it_in(&self.dir)) {
+            let _ = unlinkat(self.dir.as_fd(), temp.name.as_os_str(), UnlinkatFlags::NoRemoveDir);
         }
         // A resumed partial that is gone (named, or failed) takes its record.
         if let Some(record) = &self.record {

@@ -214,7 +214,7 @@ impl OutDir {
     /// The OS error opening the directory.
     pub fn resume(&self, out: &OutputPath, kept: Kept, mode: u32) -> io::Result<Sink> {
         let dir = self.parent(out)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        Ok(self.partial_sink(out, dir, kept.file, Vec::new(), mode))
+        self.partial_sink(out, dir, kept.file, Vec::new(), mode)
     }
 
     /// Starts a file for `out` that is kept for resuming if it is cut off
@@ -256,18 +256,26 @@ impl OutDir {
         if !claim(&fd) {
             return Err(busy());
         }
-        Ok(self.partial_sink(out, dir, File::from(fd), made.keep(), mode))
+        self.partial_sink(out, dir, File::from(fd), made.keep(), mode)
     }
 
     /// A sink writing `file`, the partial file of `out` in `dir`, with its
     /// record beside it.
-    fn partial_sink(&self, out: &OutputPath, dir: DirFd, file: File, made: Vec<Made>, mode: u32) -> Sink {
-        Sink {
+    fn partial_sink(
+        &self,
+        out: &OutputPath,
+        dir: DirFd,
+        file: File,
+        made: Vec<Made>,
+        mode: u32,
+    ) -> io::Result<Sink> {
+        let temp = Temp::of(partial_name(&out.name), &file).map_err(os)?;
+        Ok(Sink {
             file: Some(file),
             dir,
             depth: out.dirs.len(),
             made,
-            temp: Some(partial_name(&out.name)),
+            temp: Some(temp),
             target: out.clone(),
             shown: self.path.join(out.shown_path()),
             record: Some(record_name(&out.name)),
@@ -275,7 +283,7 @@ impl OutDir {
             replaced: self.replaced,
             anchor: self.anchor.clone(),
             link_by_fd: Arc::clone(&self.link_by_fd),
-        }
+        })
     }
 }
 
@@ -306,7 +314,9 @@ impl Sink {
     /// partial's names were another's, or too long for the prefix): it
     /// keeps nothing, as it never had the partial's names to keep.
     pub fn keep_partial(mut self) -> io::Result<()> {
-        if self.temp.as_deref() != Some(partial_name(&self.target.name).as_os_str()) {
+        if self.temp.as_ref().map(|temp| temp.name.as_os_str())
+            != Some(partial_name(&self.target.name).as_os_str())
+        {
             return Err(io::Error::new(io::ErrorKind::Unsupported, "not started as a partial file"));
         }
         (self.temp, self.record) = (None, None);

@@ -29,8 +29,8 @@ fn sink(dir: &OutDir, out: &OutputPath, mode: u32, named: bool) -> Sink {
         let name = temp_name().unwrap();
         let flags = OFlag::O_RDWR | OFlag::O_CLOEXEC | OFlag::O_CREAT | OFlag::O_EXCL;
         let fd = openat(&sink.dir, name.as_os_str(), flags, Mode::from_bits_truncate(mode)).unwrap();
+        sink.temp = Some(Temp::of(name, &fd).unwrap());
         sink.file = Some(File::from(fd));
-        sink.temp = Some(name);
     }
     sink
 }
