@@ -6,8 +6,8 @@
 use shmxfer::programs::human_size;
 
 use crate::util::{
-    as_nobody, command, wait_child, wait_for_queue, wait_until, Proc, Signal, TestEnv, BIG, BIG_TIMEOUT,
-    CLIENT, MIB, NOBODY, SERVER, TIMEOUT,
+    accepting, as_nobody, command, s, sources, wait_child, wait_for_queue, wait_until, Proc, Signal, TestEnv,
+    BIG, BIG_TIMEOUT, CLIENT, MIB, NOBODY, SERVER, TIMEOUT,
 };
 
 /// Hidden flags (`--slots`, `--attach-timeout`, `--collect-every`) are for
@@ -283,6 +283,59 @@ fn a_file_cut_off_says_how_far_it_got_and_the_summary_counts_it() {
     assert!(env.out_entries().is_empty(), "nothing kept: {:?}", env.out_entries());
     // What the killed server left, its next start or a cleanup removes.
     env.cleanup().finish(TIMEOUT).assert_code(0);
+    env.assert_no_leftovers();
+}
+
+/// An upload cut off (its server killed): the file's line says how far it
+/// got, and the summary counts those bytes as sent, in text and `--json`,
+/// never `0 B in …`.
+#[test]
+fn an_upload_cut_off_says_how_far_it_got_and_the_summary_counts_it() {
+    let env = TestEnv::new("upload_cut_off_counts_what_was_sent");
+    let src = sources(&env);
+    // Sparse, and large enough to be in flight when the server dies.
+    let huge = src.join("huge");
+    std::fs::File::create(&huge).unwrap().set_len(1 << 40).unwrap();
+    let small = src.join("small.txt");
+    std::fs::write(&small, b"small\n").unwrap();
+    for json in [false, true] {
+        let mut server = accepting(&env, &[]);
+        let mut args = vec!["--put", s(&huge), s(&small)];
+        if json {
+            args.push("--json");
+        }
+        let mut client = env.client(&args);
+        let receiving =
+            wait_until(TIMEOUT, || server.is_receiving_in(env.out(), "huge") || !client.is_running());
+        assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
+        server.kill();
+        let done = client.finish(BIG_TIMEOUT);
+        done.assert_code(4);
+        if json {
+            let lines: Vec<serde_json::Value> =
+                done.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();
+            let sent = lines[0]["bytes"].as_u64().unwrap_or_default();
+            let summary = &lines.last().expect("a summary")["summary"];
+            done.check(sent > 0, "bytes left before the server died").check(
+                summary["received"] == sent && summary["bytes"] == 0,
+                &format!("the summary counts the {sent} bytes sent, none stored: {summary}"),
+            );
+        } else {
+            let line = done.stdout.lines().next().unwrap_or_default();
+            let sent = line
+                .split_once("cut off after ")
+                .and_then(|(_, rest)| rest.split_once(&format!(" of {}: ", human_size(1 << 40))))
+                .map(|(sent, _)| sent.to_owned())
+                .unwrap_or_default();
+            let summary =
+                done.stderr.lines().find(|l| l.starts_with("shm_client: 2 files: ")).unwrap_or_default();
+            done.check(!sent.is_empty() && sent != "0 B", "the line says how far the file got").check(
+                summary.contains(&format!("; {sent} sent in ")) && summary.ends_with(", 0 B of it delivered"),
+                "the summary counts the bytes sent as the line does",
+            );
+        }
+        env.cleanup().finish(TIMEOUT).assert_code(0);
+    }
     env.assert_no_leftovers();
 }
 

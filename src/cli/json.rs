@@ -163,7 +163,8 @@ pub fn summary_line(s: &Summary) -> String {
         not_fetched: usize,
         bytes: u64,
         /// Delivered, and of a file a lost session cut off, less what
-        /// resumed files had kept from earlier runs: in this run.
+        /// resumed files had kept from earlier runs: in this run (with
+        /// --put: sent).
         received: u64,
         /// What resumed files had kept from earlier runs (`-C`).
         #[serde(skip_serializing_if = "is_zero")]

@@ -283,6 +283,7 @@ impl Printer {
         }
         let (size, so_far) = sending;
         self.summary.failed += 1;
+        self.summary.received += so_far;
         self.summary.not_fetched += sends_from(items, file.at + 1);
         let cut = size.map(|size| format!("cut off after {} of {}: ", human_size(so_far), human_size(size)));
         let message = format!("{}{}; nothing kept", cut.unwrap_or_default(), lost_reason(e));

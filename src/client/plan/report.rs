@@ -72,9 +72,10 @@ pub struct Summary {
     pub not_fetched: usize,
     /// Bytes delivered.
     pub bytes: u64,
-    /// Bytes received in this run: those delivered, and those of a file a
-    /// lost session cut off ([`Lost::cut_off`]), less what each had kept
-    /// from an earlier run where it resumed ([`Summary::resumed`]).
+    /// Bytes received in this run (a run of uploads: sent): those
+    /// delivered, and those of a file a lost session cut off
+    /// ([`Lost::cut_off`]), less what each had kept from an earlier run where
+    /// it resumed ([`Summary::resumed`]).
     pub received: u64,
     /// Bytes that files resumed from partial files earlier runs kept (`-C`):
     /// delivered or kept, but not received in this run.
@@ -111,7 +112,8 @@ impl Summary {
 /// `7 files: 5 delivered, 1 not found, 1 failed; 2.0 MiB in 0.04 s (50.0 MiB/s)`;
 /// when a lost session cut a file off, what was received and what of it was
 /// delivered and kept: `2 files: 0 delivered, 1 failed, 1 not fetched; 24.4 MiB
-/// received in 1.60 s (15.2 MiB/s), 0 B of it delivered, 24.4 MiB kept`; when
+/// received in 1.60 s (15.2 MiB/s), 0 B of it delivered, 24.4 MiB kept` (a
+/// run of uploads: `sent`, the bytes that left); when
 /// files resumed, what they had already: `2 files: 2 delivered; 18.9 MiB
 /// received in 0.41 s (46.1 MiB/s) besides 28.8 MiB resumed, 47.7 MiB
 /// delivered`. The rate is that of the bytes received.
@@ -143,7 +145,11 @@ impl std::fmt::Display for Summary {
             return write!(f, "{asked} files: {parts}; {received} in {secs:.2} s ({rate}/s)");
         }
         let delivered = human_size(self.bytes);
-        write!(f, "{asked} files: {parts}; {received} received in {secs:.2} s ({rate}/s)")?;
+        let moved = match self.direction {
+            Direction::Fetch => "received",
+            Direction::Upload => "sent",
+        };
+        write!(f, "{asked} files: {parts}; {received} {moved} in {secs:.2} s ({rate}/s)")?;
         match self.resumed {
             0 => write!(f, ", {delivered} of it delivered")?,
             resumed => write!(f, " besides {} resumed, {delivered} delivered", human_size(resumed))?,
