@@ -378,7 +378,8 @@ fn status_shows_a_blocked_session_s_rate_over_its_time() {
 
 /// On a terminal, the run's line counts bytes done of all the bytes (and
 /// files done of all), as `rsync --info=progress2`: a tree's sizes come
-/// from the server's listing, so the total is there from the start.
+/// from the server's listing, so the total is there from the start, before
+/// the first file is done (it grew with each file that started).
 /// Elsewhere nothing of it is drawn.
 #[test]
 fn the_run_s_progress_counts_bytes_of_the_total_on_a_terminal_only() {
@@ -393,7 +394,7 @@ fn the_run_s_progress_counts_bytes_of_the_total_on_a_terminal_only() {
     let cmd = env.client_cmd(&["-o", &out, "-r", "tree"]);
     let done = Proc::spawn_on_terminal(cmd, Some(&env.names), 120).finish(TIMEOUT);
     done.assert_code(0)
-        .check(done.stderr.contains(&format!(" of {total}, ")), "the run's bytes of the tree's total")
+        .check(done.stderr.contains(&format!(" of {total}, 0/3 files")), "the tree's total from the start")
         .check(done.stderr.contains("/3 files"), "and its files");
     let piped = env.run_client(&["-o", &out, "-r", "tree"]);
     piped.assert_code(0).check(

@@ -92,6 +92,10 @@ impl Progress for Lines {
         self.bar.planned(files);
     }
 
+    fn planned_sizes(&mut self, sizes: &[Option<u64>]) {
+        self.bar.planned_sizes(sizes);
+    }
+
     fn advance(&mut self, bytes: u64) {
         self.bar.advance(bytes);
     }
