@@ -47,6 +47,9 @@ pub enum FailReason {
     // The client's reasons.
     /// The requested (or listed) path is longer than the protocol carries.
     PathTooLong,
+    /// The name, given with a trailing `/`, names a directory, and the
+    /// server has a file of that name (`small.txt/`, as a shell reads it).
+    NotADirectory,
     /// The path gives no name to write the file under (no file name, a
     /// `..` kept below the output directory, an empty, `.` or `..`
     /// component in a listed path).

@@ -175,6 +175,43 @@ fn a_trailing_slash_names_the_directory_as_its_name_does() {
     assert_no_leftovers(&env.names);
 }
 
+/// A trailing slash names a directory, as a shell reads it: `small.txt/`
+/// (and `small.txt/.`) of a file fails that file, as `cp small.txt/ x`
+/// says "Not a directory", in every mode (a fetch, `-r`, `--list`, `-O`).
+/// Before, the slash was dropped and the file fetched or listed (exit 0).
+#[test]
+fn a_trailing_slash_after_a_file_name_says_not_a_directory() {
+    let env = TestEnv::new("trailing_slash_file");
+    env.create("small.txt", b"small\n");
+    env.create("dir0/a.txt", b"a\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let o = out(&env);
+    let plain = env.run_client(&["-o", &o, "small.txt/", "small.txt/.", "dir0/a.txt"]);
+    let tree = env.run_client(&["-o", &o, "-r", "small.txt/"]);
+    let listed = env.run_client(&["--list", "small.txt/"]);
+    let dest = env.in_out("renamed.txt");
+    let to = env.run_client(&["-O", dest.to_str().unwrap(), "small.txt/"]);
+    let json = env.run_client(&["-o", &o, "--json", "small.txt/"]);
+    env.stop_server(&mut server);
+    plain.assert_code(1).assert_stdout_lines(&[
+        "small.txt/: not a directory".into(),
+        "small.txt/.: not a directory".into(),
+        received_line("dir0/a.txt", 2),
+    ]);
+    tree.assert_code(1).assert_stdout_lines(&["small.txt/: not a directory".into()]);
+    listed
+        .assert_code(1)
+        .assert_stdout_lines(&[])
+        .check(listed.stderr.contains("shm_client: error: small.txt/: not a directory"), "--list says it");
+    to.assert_code(1).assert_stdout_lines(&["small.txt/: not a directory".into()]);
+    json.assert_code(1).check(
+        json.stdout.contains(r#""request":"small.txt/","path":"small.txt/","result":"failed","bytes":0,"reason":"not_a_directory""#),
+        "--json gives the reason",
+    );
+    assert_eq!(env.out_entries(), ["a.txt"], "nothing of small.txt written");
+    assert_no_leftovers(&env.names);
+}
+
 #[test]
 fn recursive_patterns_fetch_the_trees_they_match() {
     let env = TestEnv::new("recursive_patterns");

@@ -47,6 +47,8 @@ pub fn outcome_text(outcome: &Outcome) -> String {
         Outcome::Failed { reason: FailReason::OutputExists, text } => {
             format!("failed: {text} (--no-clobber)")
         }
+        // What a shell says of `small.txt/`.
+        Outcome::Failed { reason: FailReason::NotADirectory, text } => text.clone(),
         Outcome::Failed { text, .. } => format!("failed: {text}"),
         Outcome::Skipped { reason: SkipReason::Exists } => "skipped: exists".into(),
         Outcome::Skipped { reason: SkipReason::UpToDate } => "skipped: up to date".into(),

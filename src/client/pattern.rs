@@ -21,6 +21,14 @@ pub fn is_pattern(name: &str) -> bool {
     name.contains(META)
 }
 
+/// Whether the requested `name` was given with a trailing `/` (or `/.`):
+/// it names a directory, as a shell reads it (`small.txt/` is no file:
+/// "Not a directory"), though [`normalize_path`] drops the slash. A
+/// pattern's trailing slash matches directories only.
+pub(crate) fn names_directory(name: &[u8]) -> bool {
+    name.ends_with(b"/") || name.ends_with(b"/.")
+}
+
 /// `text` compiled as every pattern is: `*` and `?` never match `/` (a
 /// shell's and `scp`'s reading), `\` escapes, `{a,}` chooses an empty
 /// alternative as a shell's braces do.
@@ -85,7 +93,7 @@ impl Pattern {
         }
         let literal: Vec<&str> = text.split('/').take_while(|p| !is_pattern(p)).collect();
         let dir = if literal.is_empty() { b".".to_vec() } else { literal.join("/").into_bytes() };
-        let dirs_only = name.ends_with(b"/") || name.ends_with(b"/.");
+        let dirs_only = names_directory(name);
         Some(Pattern { text, whole, parts, dir, dirs_only })
     }
 

@@ -11,7 +11,7 @@ use std::time::Instant;
 use crate::client::delivery::{fetch_jobs, FetchOptions, Job, NoProgress, Progress};
 use crate::client::fetch::Client;
 use crate::client::listing::{Entry, Listing, Skipped};
-use crate::client::pattern::Pattern;
+use crate::client::pattern::{names_directory, Pattern};
 use crate::error::{Error, Result};
 use crate::fs::output::{OutputNames, OutputPath};
 use crate::protocol::{normalize_path, AsRemotePath};
@@ -106,6 +106,11 @@ fn leads_outside(path: &[u8]) -> bool {
 enum Select<'a> {
     /// The directory (normalized) and everything below it (`-r`).
     Tree(&'a [u8]),
+    /// The directory named with a trailing `/` ([`names_directory`];
+    /// normalized) and everything below it: a file of that name is not a
+    /// directory ([`Selected::not_a_directory`]), as a shell reads
+    /// `small.txt/`.
+    Dir(&'a [u8]),
     /// The files a pattern matches.
     Files(&'a Pattern),
     /// With `-r`, the trees at what a pattern matches: a file, or a
@@ -122,8 +127,8 @@ impl Select<'_> {
     /// not selected.
     fn root_of(self, path: &[u8]) -> Option<usize> {
         match self {
-            Select::Tree(b".") => Some(0),
-            Select::Tree(dir) => Some(dir.len()),
+            Select::Tree(b".") | Select::Dir(b".") => Some(0),
+            Select::Tree(dir) | Select::Dir(dir) => Some(dir.len()),
             Select::Files(p) => p.matches_file(path).then_some(path.len()),
             Select::Trees(p) => p.root_of(path),
             Select::Exact(name) => (path == name).then_some(path.len()),
@@ -140,7 +145,7 @@ impl Select<'_> {
             return true;
         }
         match self {
-            Select::Tree(_) => true,
+            Select::Tree(_) | Select::Dir(_) => true,
             Select::Files(p) => p.may_hold(path),
             Select::Trees(p) => p.may_hold(path) || p.root_of(path).is_some(),
             Select::Exact(_) => false,
@@ -155,22 +160,30 @@ impl Select<'_> {
 struct Selected {
     files: Vec<(Entry, usize)>,
     skipped: Vec<Skipped>,
+    /// A name given with a trailing `/` ([`Select::Dir`]) is a file on the
+    /// server: nothing is selected.
+    not_a_directory: bool,
 }
 
 /// What `how` selects, through the one listing reader
 /// ([`Client::read_listing`]) of the directory that holds it all. A
 /// pattern a file's name equals exactly stands for that file (with `-r`,
-/// for the directory of that name too).
+/// for the directory of that name too). A name given with a trailing `/`
+/// that is a file on the server selects nothing: the one check of a
+/// trailing slash, for every mode.
 ///
 /// # Errors
 ///
 /// What [`Client::read_listing`] returns.
 fn select(client: &mut Client, how: Select<'_>) -> Result<Selected> {
     let dir = match how {
-        Select::Tree(dir) | Select::Exact(dir) => dir,
+        Select::Tree(dir) | Select::Dir(dir) | Select::Exact(dir) => dir,
         Select::Files(p) | Select::Trees(p) => p.dir(),
     };
     let listing = client.read_listing(dir)?;
+    if matches!(how, Select::Dir(_)) && listing.files.iter().any(|e| e.path_bytes() == dir) {
+        return Ok(Selected { not_a_directory: true, ..Selected::default() });
+    }
     let how = match how {
         Select::Files(p)
             if !p.dirs_only() && listing.files.iter().any(|e| e.path_bytes() == p.text().as_bytes()) =>
@@ -201,7 +214,14 @@ fn select_from(listing: Listing, how: Select<'_>) -> Selected {
     Selected {
         files: files.map(|(root, e)| (e, root)).collect(),
         skipped: listing.skipped.into_iter().filter(|s| how.lacks(s)).collect(),
+        not_a_directory: false,
     }
+}
+
+/// What becomes of a name given with a trailing `/` that is a file on the
+/// server ([`Selected::not_a_directory`]).
+fn not_a_directory() -> Outcome {
+    Outcome::failed(FailReason::NotADirectory, "not a directory")
 }
 
 /// [`Client::list_bytes`]: the server's listing at or below `prefix`, or,
@@ -209,17 +229,23 @@ fn select_from(listing: Listing, how: Select<'_>) -> Selected {
 ///
 /// # Errors
 ///
-/// What [`Client::read_listing`] returns.
+/// What [`Client::read_listing`] returns; [`Error::Failed`] with
+/// [`FailReason::NotADirectory`] for a `prefix` given with a trailing `/`
+/// that is a file on the server.
 pub(crate) fn list_named(client: &mut Client, prefix: &[u8]) -> Result<Listing> {
     let pattern = Pattern::parse(prefix);
-    match pattern {
-        Some(p) if !leads_outside(p.text().as_bytes()) => {
-            let Selected { files, skipped } = select(client, Select::Files(&p))?;
-            Ok(Listing { files: files.into_iter().map(|(e, _)| e).collect(), skipped })
-        }
+    let path = normalize_path(prefix);
+    let how = match &pattern {
+        Some(p) if !leads_outside(p.text().as_bytes()) => Select::Files(p),
+        None if names_directory(prefix) && !leads_outside(&path) => Select::Dir(&path),
         // Refused by the server as any such path is.
-        _ => client.read_listing(prefix),
+        _ => return client.read_listing(prefix),
+    };
+    let Selected { files, skipped, not_a_directory: file } = select(client, how)?;
+    if file {
+        not_a_directory().into_result(prefix)?;
     }
+    Ok(Listing { files: files.into_iter().map(|(e, _)| e).collect(), skipped })
 }
 
 /// Where the listed `path` is written, its tree starting at `root` bytes
@@ -245,7 +271,10 @@ fn as_path(bytes: &[u8]) -> PathBuf {
 /// result; [`Outcome::NotFound`] when it selected nothing. A listed path
 /// with an empty, `.` or `..` component fails its file.
 fn selected_jobs(selected: Selected, named: &[u8], names: OutputNames) -> Vec<Job> {
-    let Selected { files, skipped } = selected;
+    let Selected { files, skipped, not_a_directory: file } = selected;
+    if file {
+        return vec![known(named, not_a_directory())];
+    }
     if files.is_empty() && skipped.is_empty() {
         return vec![known(named, Outcome::NotFound)];
     }
@@ -307,7 +336,10 @@ fn plan(
         let pattern = Pattern::parse(name);
         let path = pattern.as_ref().map_or_else(|| normalize_path(name), |p| p.text().into());
         if read == Names::Files && pattern.is_none() {
-            jobs.push(plain_job(name, options));
+            jobs.push(match client.not_a_directory(name)? {
+                Some(outcome) => known(name, outcome),
+                None => plain_job(name, options),
+            });
             continue;
         }
         if leads_outside(&path) {
@@ -325,6 +357,7 @@ fn plan(
         let how = match (&pattern, read) {
             (Some(p), Names::Files) => Select::Files(p),
             (Some(p), Names::Trees) => Select::Trees(p),
+            (None, _) if names_directory(name) => Select::Dir(&path),
             (None, _) => Select::Tree(&path),
         };
         let selected = select(client, how)?;
@@ -454,12 +487,33 @@ fn run(
 }
 
 impl Client {
+    /// For a name of a file given with a trailing `/` (`small.txt/`,
+    /// [`names_directory`]) that the server has as a file: the outcome that
+    /// says it is not a directory, from its listing ([`select`]). `None`,
+    /// without a request, for any other name (and for one leading outside
+    /// the served directory, which the server refuses as it is).
+    ///
+    /// # Errors
+    ///
+    /// What [`Client::read_listing`] returns.
+    pub(crate) fn not_a_directory(&mut self, name: &[u8]) -> Result<Option<Outcome>> {
+        let path = normalize_path(name);
+        if !names_directory(name) || path == b"." || leads_outside(&path) {
+            return Ok(None);
+        }
+        Ok(select(self, Select::Dir(&path))?.not_a_directory.then(not_a_directory))
+    }
+
     /// Fetches `paths` in order into `options.out_dir`, with a few requests
     /// in flight. Each file appears under its name only once its size and
     /// checksum are verified; a lost session leaves no partial file.
     ///
     /// Each path is normalized (empty and `.` components dropped:
-    /// `./a`, `a/` are `a`). A path holding `*`, `?`, `[…]` or `{a,b}` is a
+    /// `./a` is `a`, `a//b` is `a/b`); a trailing `/` names a directory, as
+    /// a shell reads it: `dir0/` is `dir0`, and a file named so
+    /// (`small.txt/`) fails with [`FailReason::NotADirectory`], as
+    /// [`Client::fetch_tree`], [`Client::list`] and the one-file fetches
+    /// fail it. A path holding `*`, `?`, `[…]` or `{a,b}` is a
     /// pattern, matched as a shell matches, one component at a time (`*`
     /// does not cross `/`, `**` does, `{a,b}` chooses), against the
     /// listing of the directory before its first pattern component: the
@@ -529,7 +583,9 @@ impl Client {
     /// [`Client::fetch_files_with`] fetches into a directory and with its
     /// `options` (clobbering, resuming, times, updating; `options.out_dir`
     /// and `options.names` are not used): written beside `dest` and given
-    /// its name only once verified. A `path` is never a pattern here.
+    /// its name only once verified. A `path` is never a pattern here; one
+    /// given with a trailing `/` that is a file fails with
+    /// [`FailReason::NotADirectory`].
     ///
     /// # Errors
     ///
@@ -549,15 +605,21 @@ impl Client {
             .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
         let mut options = options.clone();
         options.out_dir = dir;
+        let path = path.as_remote_path();
+        let (known, early) = match self.not_a_directory(path) {
+            Ok(known) => (known, None),
+            Err(e) => (None, Some(e)),
+        };
         let job = Job {
-            remote: normalize_path(path.as_remote_path()),
+            // A name refused as it is is shown as it was given.
+            remote: if known.is_some() { path.to_vec() } else { normalize_path(path) },
             // The name the user gave it.
             shown: dest.to_path_buf(),
             out: OutputPath::below(name.as_bytes()),
-            known: None,
+            known,
             size: None,
         };
-        Ok(run(self, &[job], None, &options, progress, started))
+        Ok(run(self, &[job], early, &options, progress, started))
     }
 
     /// Fetches the directories `dirs` of the server's tree with everything
@@ -652,7 +714,8 @@ impl Client {
     /// Asks for the server's list of files, sorted by path: all of them, or
     /// with `prefix` the file `prefix` or those below the directory `prefix`
     /// (`"."` is the whole tree; `./sub`, `sub//deep/` mean `sub`,
-    /// `sub/deep`). The server walks only below the prefix. What it left
+    /// `sub/deep`; a `prefix` given with a trailing `/` names a directory:
+    /// a file named so is an error). The server walks only below the prefix. What it left
     /// out (unreadable, too deep, over its limits) is in
     /// [`Listing::skipped`], entry by entry. A `prefix` that is a pattern
     /// (`*`, `?`, `[…]`, `{a,b}`) lists what a fetch of it would fetch: the
@@ -661,7 +724,9 @@ impl Client {
     ///
     /// # Errors
     ///
-    /// As [`Client::status`]; [`Error::Protocol`] for an entry outside the
+    /// As [`Client::status`]; [`Error::Failed`] with
+    /// [`FailReason::NotADirectory`] for a `prefix` given with a trailing
+    /// `/` that is a file on the server (`small.txt/`); [`Error::Protocol`] for an entry outside the
     /// prefix asked for, or a listing of more than 100 000 files or
     /// 10 000 entries left out (more than a server sends: the listing ends
     /// there, whatever a server or relay sends).

@@ -80,8 +80,12 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<Outcome> {
         let path = path.as_remote_path();
-        if let Some(too_long) = too_long(path) {
-            return Ok(too_long);
+        let refused = match too_long(path) {
+            Some(too_long) => Some(too_long),
+            None => self.not_a_directory(path)?,
+        };
+        if let Some(refused) = refused {
+            return Ok(refused);
         }
         let seq = self.request(&crate::protocol::normalize_path(path))?;
         let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
@@ -191,11 +195,13 @@ impl Client {
         let (name, dir) = crate::fs::output::dest_parts(dest.as_ref())
             .map_err(|text| Error::Failed { reason: FailReason::BadOutputName, text })?;
         let options = FetchOptions::new(dir).clobber(clobber);
+        let path = path.as_remote_path();
+        let known = self.not_a_directory(path)?;
         let job = Job {
-            remote: crate::protocol::normalize_path(path.as_remote_path()),
+            remote: if known.is_some() { path.to_vec() } else { crate::protocol::normalize_path(path) },
             shown: name.into(),
             out: OutputPath::below(name.as_bytes()),
-            known: None,
+            known,
             size: None,
         };
         let mut results = Vec::with_capacity(1);
@@ -391,8 +397,12 @@ impl Client {
     /// ```
     pub fn fetch_reader(&mut self, path: impl AsRemotePath) -> Result<FileReader<'_>> {
         let path = path.as_remote_path();
-        if let Some(too_long) = too_long(path) {
-            too_long.into_result(path)?;
+        let refused = match too_long(path) {
+            Some(too_long) => Some(too_long),
+            None => self.not_a_directory(path)?,
+        };
+        if let Some(refused) = refused {
+            refused.into_result(path)?;
         }
         let seq = self.request(&crate::protocol::normalize_path(path))?;
         let mut buf = vec![0; self.max_payload()];

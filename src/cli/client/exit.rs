@@ -73,6 +73,8 @@ pub fn describe(e: &Error) -> String {
             format!("{e}; -R/--relative keeps their paths below the output directory")
         }
         Error::SameRemote { .. } => format!("{e}; send them in two runs or with --to"),
+        // `--list small.txt/`: what a shell says of it.
+        Error::Failed { reason: crate::FailReason::NotADirectory, text } => text.clone(),
         e => common::chain(e),
     }
 }
