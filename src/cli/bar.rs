@@ -6,16 +6,22 @@
 //! size from its start; a file that moves fewer bytes than counted (skipped,
 //! failed) takes the rest off. Both fit the terminal's width: each template
 //! has one part that takes the columns left (`{wide_bar}`) and fixed parts
-//! that fit in 50 columns.
+//! that fit in 50 columns. A file resumed from a kept partial (`-C`) starts
+//! its bar at the kept bytes, and its time left counts only the bytes that
+//! arrived in this run ([`time_left`]).
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use crate::programs::{human_size, quote_name};
 use crate::{FileResult, Progress};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
+};
 
-/// A file's bar: its name cut to 12 columns, the bar, bytes of all bytes, the time left.
-const FILE_TEMPLATE: &str = "{msg:12!} [{wide_bar}] {bytes}/{total_bytes} {eta}";
+/// A file's bar: its name cut to 12 columns, the bar, bytes of all bytes,
+/// the time left ([`time_left`]).
+const FILE_TEMPLATE: &str = "{msg:12!} [{wide_bar}] {bytes}/{total_bytes} {left}";
 /// The run's line: the bar of bytes done, then bytes done of all and files
 /// done of all (in the message).
 const RUN_TEMPLATE: &str = "[{wide_bar}] {msg}";
@@ -117,6 +123,28 @@ fn style(template: &str) -> ProgressStyle {
         .map_or_else(|_| ProgressStyle::default_bar(), |s| s.progress_chars("=> "))
 }
 
+/// The time left of a file at `pos` of `len` bytes, `elapsed` after its
+/// bytes began to arrive, at the rate of the bytes that arrived in this
+/// run: of a file resumed at `kept` bytes, those past them (its bar shows
+/// the kept bytes, its rate does not). `None` until a byte arrived.
+fn time_left(pos: u64, len: u64, kept: u64, elapsed: Duration) -> Option<Duration> {
+    let arrived = pos.saturating_sub(kept);
+    if arrived == 0 || elapsed.is_zero() {
+        return None;
+    }
+    let rate = arrived as f64 / elapsed.as_secs_f64();
+    Some(Duration::try_from_secs_f64(len.saturating_sub(pos) as f64 / rate).unwrap_or(Duration::MAX))
+}
+
+/// The style of a file's bar, the file resumed at `kept` bytes (0: from
+/// its start).
+fn file_style(kept: u64) -> ProgressStyle {
+    style(FILE_TEMPLATE).with_key("left", move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+        let left = time_left(state.pos(), state.len().unwrap_or(0), kept, state.elapsed());
+        let _ = write!(w, "{:#}", HumanDuration(left.unwrap_or_default()));
+    })
+}
+
 impl Progress for Bar {
     fn planned(&mut self, files: usize) {
         self.files = files as u64;
@@ -143,13 +171,24 @@ impl Progress for Bar {
         if size < BAR_MIN_SIZE {
             return;
         }
-        let bar = ProgressBar::new(size).with_style(style(FILE_TEMPLATE));
+        let bar = ProgressBar::new(size).with_style(file_style(0));
         let bar = match &self.run {
             Some(run) => multi.insert_before(run, bar),
             None => multi.add(bar),
         };
         bar.set_message(quote_name(name).into_owned());
         self.file = Some(bar);
+    }
+
+    /// The file's first `bytes` bytes were kept by an earlier run: its bar
+    /// shows them (the next [`Progress::advance`] counts them), its time
+    /// left counts from now, without them.
+    fn resumed(&mut self, bytes: u64) {
+        if let Some(bar) = &self.file {
+            bar.set_style(file_style(bytes));
+            // Its rate begins now: the kept partial was read first.
+            bar.reset_elapsed();
+        }
     }
 
     fn advance(&mut self, bytes: u64) {
@@ -221,6 +260,37 @@ mod tests {
         fn flush(&self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// A file resumed at 40 MiB of 48 MiB that got 1 MiB more in its first
+    /// second has 7 s left, not the instant its jump to 41 MiB in a second
+    /// would say; none is told before a byte arrived in this run. Before,
+    /// the kept bytes counted in the rate as if they had just arrived.
+    #[test]
+    fn a_resumed_file_is_timed_by_the_bytes_that_arrived_in_this_run() {
+        const MIB: u64 = 1 << 20;
+        let second = Duration::from_secs(1);
+        assert_eq!(time_left(41 * MIB, 48 * MIB, 40 * MIB, second), Some(Duration::from_secs(7)));
+        assert_eq!(time_left(40 * MIB, 48 * MIB, 40 * MIB, second), None, "nothing arrived yet");
+        assert_eq!(time_left(MIB, 48 * MIB, 0, second), Some(Duration::from_secs(47)), "from the start");
+        assert_eq!(time_left(MIB, 48 * MIB, 0, Duration::ZERO), None);
+        assert_eq!(time_left(1, u64::MAX, 0, Duration::from_secs(1000)), Some(Duration::MAX), "no overflow");
+    }
+
+    #[test]
+    fn a_resumed_files_bar_starts_at_the_kept_bytes() {
+        let screen = Screen { cols: 100, lines: Arc::default() };
+        let mut bar = Bar::drawn_on(Some(ProgressDrawTarget::term_like(Box::new(screen.clone()))));
+        bar.planned(1);
+        bar.start("big.bin", 48 << 20);
+        bar.resumed(40 << 20);
+        bar.advance(40 << 20);
+        let file = bar.file.as_ref().expect("a file of 1 MiB or more has a bar");
+        file.tick();
+        assert_eq!(file.position(), 40 << 20);
+        let lines = screen.lines.lock().unwrap().clone();
+        assert!(lines.iter().any(|l| l.contains("40.00 MiB/48.00 MiB 0s")), "{lines:?}");
+        bar.clear();
     }
 
     #[test]

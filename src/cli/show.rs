@@ -102,6 +102,10 @@ impl Progress for Lines {
         self.bar.advance(bytes);
     }
 
+    fn resumed(&mut self, bytes: u64) {
+        self.bar.resumed(bytes);
+    }
+
     fn finish(&mut self) {
         self.bar.finish();
     }
