@@ -324,6 +324,37 @@ fn a_partial_being_written_is_not_resumed_by_a_second_continue_client() {
     env.assert_no_leftovers();
 }
 
+/// A `-C` client that finds another client's live partial (its writer
+/// holds its `flock()` lock) fetches the file whole and keeps nothing of
+/// it if cut off: it says so once on stderr, with `--json` too (whose
+/// lines have no place for notes). Before, it said nothing.
+#[test]
+fn a_continue_client_says_once_that_another_client_writes_the_partial() {
+    let env = TestEnv::new("continue_live_partial_said");
+    let whole = body(300_000);
+    let src = env.create("f.bin", &whole);
+    lay_partial(&env, "f.bin", &whole[..100_000], &src);
+    let partial = fs::OpenOptions::new().read(true).write(true).open(env.in_out(".shmxfer-partial.f.bin"));
+    let held = nix::fcntl::Flock::lock(partial.unwrap(), nix::fcntl::FlockArg::LockExclusiveNonblock);
+    let held = held.map_err(|(_, e)| e).expect("the partial's lock, as its writer holds it");
+    let mut server = env.ready_server(&["--persistent"]);
+    let text = env.run_client(&["-C", "-o", &out(&env), "f.bin"]);
+    fs::remove_file(env.in_out("f.bin")).unwrap();
+    let json = env.run_client(&["-C", "--json", "-o", &out(&env), "f.bin"]);
+    env.stop_server(&mut server);
+    let note = "shm_client: f.bin: another shm_client is writing its partial file; \
+                fetching it whole, nothing kept if cut off";
+    for done in [&text, &json] {
+        done.assert_code(0).check(done.stderr.matches(note).count() == 1, "said once");
+        assert!(!done.stdout.contains("resumed"), "not resumed\n{done}");
+    }
+    env.assert_delivered("f.bin");
+    let partial = fs::read(env.in_out(".shmxfer-partial.f.bin")).unwrap();
+    assert_eq!(partial, whole[..100_000], "the other client's partial is left to it");
+    drop(held);
+    env.assert_no_leftovers();
+}
+
 /// The summary of a run that resumed counts as received only the bytes
 /// that arrived in it (the server's log says it sent no more), and its
 /// rate is theirs; what the files had kept is said apart. Before, a file

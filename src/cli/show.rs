@@ -126,6 +126,14 @@ impl Progress for Lines {
         );
     }
 
+    fn partial_busy(&mut self, name: &str) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "shm_client: {}: another shm_client is writing its partial file; fetching it whole, nothing kept if cut off",
+            quote_name(name)
+        );
+    }
+
     fn partial_longer(&mut self, name: &str, kept: u64, size: u64) {
         let _ = writeln!(
             std::io::stderr(),

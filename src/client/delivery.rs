@@ -63,6 +63,11 @@ pub trait Progress {
     /// The partial file kept for `name` was removed: the server no longer
     /// has its source.
     fn partial_removed(&mut self, _name: &str) {}
+    /// The partial file of `name` is another client's, which is writing it
+    /// (it holds its lock; [`Partial::Keep`]): the file comes whole, beside
+    /// it, and nothing of it is kept if it is cut off. Told once, as the
+    /// file starts.
+    fn partial_busy(&mut self, _name: &str) {}
 }
 
 /// A [`Progress`] that ignores everything.
@@ -513,7 +518,12 @@ fn open_sink(
             // if it is cut off.
             let created = if options.partial == Partial::Keep && !start.flags.size_unknown() {
                 let stamp = Stamp { size: start.size, mtime_ns: start.mtime_ns };
-                out_dir.create_partial(out, start.mode, stamp).or_else(|_| out_dir.create(out, start.mode))
+                out_dir.create_partial(out, start.mode, stamp).or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::ResourceBusy {
+                        progress.partial_busy(&out.shown_path().to_string_lossy());
+                    }
+                    out_dir.create(out, start.mode)
+                })
             } else {
                 out_dir.create(out, start.mode)
             };

@@ -432,6 +432,10 @@ impl Progress for Tracking<'_> {
     fn partial_removed(&mut self, name: &str) {
         self.inner.partial_removed(name);
     }
+
+    fn partial_busy(&mut self, name: &str) {
+        self.inner.partial_busy(name);
+    }
 }
 
 /// Fetches `jobs`, or gives every one the outcome of `early`, an error
