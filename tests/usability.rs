@@ -99,6 +99,33 @@ fn a_root_client_of_another_users_server_is_told_whose_it_is_and_what_to_do() {
     env.assert_no_leftovers();
 }
 
+/// `-o LINK` where LINK is a symbolic link to a missing directory (or
+/// LINK/sub, or `-O LINK/x`) says what LINK is, before any request: exit 1,
+/// nothing made. Before, `cannot create it: File exists (os error 17)`,
+/// which a person who sees no LINK in `ls` cannot act on.
+#[test]
+fn an_output_directory_that_is_a_dangling_symlink_is_named_as_one() {
+    let env = TestEnv::new("output_directory_dangling_link");
+    let (link, gone) = (env.tmp().join("link"), env.tmp().join("gone"));
+    std::os::unix::fs::symlink(&gone, &link).unwrap();
+    let link = link.to_str().unwrap();
+    let what = format!("a symbolic link to a missing directory ({})", gone.display());
+    let done = env.run_client(&["--wait", "0", "-o", link, "a.txt"]);
+    done.assert_code(1).check(
+        done.stderr.contains(&format!("shm_client: error: output directory {link}: {what}; ")),
+        "says what the link is",
+    );
+    let below = format!("{link}/sub");
+    let done = env.run_client(&["--wait", "0", "-o", &below, "a.txt"]);
+    done.assert_code(1)
+        .check(done.stderr.contains(&format!("output directory {below}: {link} is {what}; ")), "-o LINK/sub");
+    let dest = format!("{link}/x.txt");
+    let done = env.run_client(&["--wait", "0", "-O", &dest, "a.txt"]);
+    done.assert_code(1).check(done.stderr.contains(&format!("-O {dest}: {link}: {what}; ")), "-O LINK/x");
+    assert!(!gone.exists(), "nothing made through the link");
+    crate::util::assert_no_leftovers(&env.names);
+}
+
 /// `-o DIR` that does not exist is made with its parents, as `mkdir -p`
 /// (`wget -P`, `curl --create-dirs`), with the modes the umask leaves;
 /// a person at a terminal is told, a script reads nothing more. Every other

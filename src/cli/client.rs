@@ -174,6 +174,12 @@ pub fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<()
             &format!("output directory {dir}: not a directory; name a directory with -o"),
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(link) = dangling_link(&args.out_dir) {
+                let msg = format!(
+                    "output directory {dir}: {link}; create the missing directory or name another with -o"
+                );
+                return Err(exit_with(EXIT_NOT_DELIVERED, &msg));
+            }
             match std::fs::DirBuilder::new().recursive(true).create(&args.out_dir) {
                 Ok(()) if !args.quiet && std::io::stderr().is_terminal() => {
                     eprintln!("shm_client: created the output directory {dir}");
@@ -190,6 +196,18 @@ pub fn check_output(args: &Args, files: &[String], recursive: bool) -> Result<()
             Err(exit_with(EXIT_NOT_DELIVERED, &format!("output directory {dir}: {e}; name another with -o")))
         }
     }
+}
+
+/// What stands in the way of making `dir`, which is not there to follow,
+/// when it or a parent of it is a symbolic link to a missing directory:
+/// what `mkdir -p` cannot make ("File exists"). `None` when no such link
+/// is on its way.
+fn dangling_link(dir: &std::path::Path) -> Option<String> {
+    // Up to the first that is there to follow.
+    let missing = dir.ancestors().take_while(|p| !p.as_os_str().is_empty() && std::fs::metadata(p).is_err());
+    let (link, target) = missing.filter_map(|p| Some((p, std::fs::read_link(p).ok()?))).next()?;
+    let what = format!("a symbolic link to a missing directory ({})", target.display());
+    Some(if link == dir { what } else { format!("{} is {what}", link.display()) })
 }
 
 /// Before any request for `-O DEST`: a DEST that names a file (not ending
@@ -216,9 +234,16 @@ pub fn check_dest(dest: &std::path::Path) -> Result<(), ExitCode> {
             &format!("-O {}: {} is not a directory", dest.display(), dir.display()),
         )),
         Err(e) => {
-            let quoted = quote_name(&dir.to_string_lossy()).into_owned();
-            let msg =
-                format!("-O {}: {}: {e}; create it (mkdir -p {quoted}) first", dest.display(), dir.display());
+            let (dest, shown) = (dest.display(), dir.display());
+            let msg = match dangling_link(dir).filter(|_| e.kind() == std::io::ErrorKind::NotFound) {
+                Some(link) => {
+                    format!("-O {dest}: {shown}: {link}; create the missing directory or name another file")
+                }
+                None => {
+                    let quoted = quote_name(&dir.to_string_lossy()).into_owned();
+                    format!("-O {dest}: {shown}: {e}; create it (mkdir -p {quoted}) first")
+                }
+            };
             Err(exit_with(EXIT_NOT_DELIVERED, &msg))
         }
     }
