@@ -203,7 +203,7 @@ pub mod programs {
     pub use crate::os::sys::IO_CHUNK;
     pub use crate::protocol::{normalize_path, MAX_PATH_LEN};
     pub use crate::shm_region::{DEFAULT_SLOTS, MAX_SLOTS};
-    pub use crate::text::{byte_count, human_size, quote_bytes, quote_name};
+    pub use crate::text::{byte_count, human_size, quote_bytes, quote_name, quote_whole};
 }
 
 /// The internals the integration tests and the fuzz targets reach into:

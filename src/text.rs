@@ -11,13 +11,55 @@ fn is_odd(c: char) -> bool {
     c.is_control() || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// A file name as it is printed in result lines and listings: unchanged
-/// unless it holds a control character (newline, tab, ...) or starts with a
-/// quote; then quoted the way `ls` quotes (`--quoting-style=shell-escape`),
-/// so the line stays one line and can be pasted into a shell:
-/// `'a'$'\n''b'`. Names that are printed plain never start with a quote, so
-/// the two forms cannot be confused.
+/// Past this many bytes a name in a message is cut in its middle
+/// ([`quote_bytes`]).
+pub const MESSAGE_NAME_MAX: usize = 200;
+
+/// A name as a message shows it: quoted as [`quote_whole`] quotes it, and
+/// past [`MESSAGE_NAME_MAX`] bytes cut in its middle with an ellipsis
+/// (its first and last 100 bytes, whole characters, around `…`), so that a
+/// message stays a line one reads whatever name was given (a pattern of
+/// 100 KB). The one helper of every message that names a file, a pattern, a
+/// directory or a queue; what is data (a listing's paths, a result line's,
+/// a command to paste) is quoted whole.
 pub fn quote_name(name: &str) -> Cow<'_, str> {
+    quote_bytes(name.as_bytes())
+}
+
+/// [`quote_name`] for a name that is bytes (a Unix name need not be UTF-8).
+pub fn quote_bytes(name: &[u8]) -> Cow<'_, str> {
+    if name.len() <= MESSAGE_NAME_MAX {
+        return quote_whole(name);
+    }
+    // Cut at the start of a character: a continuation byte goes with it.
+    let starts_char = |i: usize| name.get(i).is_none_or(|b| b & 0xc0 != 0x80);
+    let half = MESSAGE_NAME_MAX / 2;
+    let head = (0..=half).rev().find(|&i| starts_char(i)).unwrap_or(0);
+    let tail = (name.len() - half..=name.len()).find(|&i| starts_char(i)).unwrap_or(name.len());
+    let cut = [&name[..head], "…".as_bytes(), &name[tail..]].concat();
+    Cow::Owned(quote_whole(&cut).into_owned())
+}
+
+/// A file name as it is printed whole (result lines and listings, a
+/// command to paste): unchanged unless it holds a control character
+/// (newline, tab, ...) or starts with a quote; then quoted the way `ls`
+/// quotes (`--quoting-style=shell-escape`), so the line stays one line and
+/// can be pasted into a shell: `'a'$'\n''b'`. Names that are printed plain
+/// never start with a quote, so the two forms cannot be confused. Bytes
+/// that are not UTF-8 are escaped in octal the way `ls` escapes them
+/// (`'bad_'$'\377'`).
+pub fn quote_whole(name: &[u8]) -> Cow<'_, str> {
+    if let Ok(name) = std::str::from_utf8(name) {
+        return quote_str(name);
+    }
+    let pieces = name.utf8_chunks().flat_map(|chunk| {
+        chunk.valid().chars().map(Piece::Char).chain(chunk.invalid().iter().map(|&b| Piece::Byte(b)))
+    });
+    Cow::Owned(quote_pieces(pieces))
+}
+
+/// [`quote_whole`] for text.
+fn quote_str(name: &str) -> Cow<'_, str> {
     if !name.chars().any(is_odd) && !name.starts_with(['\'', '"']) {
         return Cow::Borrowed(name);
     }
@@ -29,19 +71,6 @@ pub fn quote_name(name: &str) -> Cow<'_, str> {
         return Cow::Owned(format!("'{}'", name.replace('\'', "'\\''")));
     }
     Cow::Owned(quote_pieces(name.chars().map(Piece::Char)))
-}
-
-/// A file name that is bytes (a Unix name need not be UTF-8), printed as
-/// [`quote_name`] prints it; bytes that are not UTF-8 are escaped in octal
-/// the way `ls` escapes them (`'bad_'$'\377'`).
-pub fn quote_bytes(name: &[u8]) -> Cow<'_, str> {
-    if let Ok(name) = std::str::from_utf8(name) {
-        return quote_name(name);
-    }
-    let pieces = name.utf8_chunks().flat_map(|chunk| {
-        chunk.valid().chars().map(Piece::Char).chain(chunk.invalid().iter().map(|&b| Piece::Byte(b)))
-    });
-    Cow::Owned(quote_pieces(pieces))
 }
 
 /// A character of a name, or a byte that is not part of one.
@@ -211,6 +240,28 @@ mod tests {
         assert_eq!(quote_bytes(b"bad_\xff\xfe.bin"), r"'bad_'$'\377\376''.bin'");
         assert_eq!(quote_bytes(b"latin1_\xe9t\xe9.txt"), r"'latin1_'$'\351''t'$'\351''.txt'");
         assert_eq!(quote_bytes(b"\xff\n"), r"''$'\377\n'");
+    }
+
+    #[test]
+    fn a_long_name_in_a_message_is_cut_in_its_middle_and_kept_whole_elsewhere() {
+        let pattern = format!("{}*{}", "a".repeat(100_000), "z".repeat(50));
+        let shown = quote_name(&pattern);
+        assert_eq!(shown, format!("{}…{}*{}", "a".repeat(100), "a".repeat(49), "z".repeat(50)));
+        assert_eq!(quote_whole(pattern.as_bytes()), pattern);
+        let at_most = "m".repeat(MESSAGE_NAME_MAX);
+        assert_eq!(quote_name(&at_most), at_most, "up to the bound, whole");
+        // Cut between characters, never inside one; quoted as a name is.
+        let wide = "é".repeat(150);
+        assert_eq!(quote_name(&wide), format!("{}…{}", "é".repeat(50), "é".repeat(50)));
+        let odd = format!("{}\n{}", "x".repeat(150), "y".repeat(150));
+        assert_eq!(quote_name(&odd), format!("{}…{}", "x".repeat(100), "y".repeat(100)));
+        let odd = format!("\n{}", "x".repeat(300));
+        assert_eq!(quote_name(&odd), format!("''$'\\n''{}…{}'", "x".repeat(99), "x".repeat(100)));
+        let bytes = [b"\xff".repeat(300), b"ok".to_vec()].concat();
+        assert_eq!(
+            quote_bytes(&bytes),
+            format!("''$'{}''…'$'{}''ok'", r"\377".repeat(100), r"\377".repeat(98))
+        );
     }
 
     #[test]

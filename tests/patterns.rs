@@ -155,6 +155,40 @@ fn list_of_a_pattern_lists_what_a_fetch_of_it_fetches() {
     assert_no_leftovers(&env.names);
 }
 
+/// A name echoed in a message is cut in its middle past 200 bytes: `--list`
+/// of a 100 KB pattern that matches nothing says so in a line one reads
+/// (its first and last 100 bytes around `…`), and so does a warning. A
+/// result line on stdout keeps the request whole, as a listing keeps its
+/// paths. Before, the message repeated all 100 KB.
+#[test]
+fn a_message_cuts_a_long_name_in_its_middle() {
+    let env = TestEnv::new("long_name_in_a_message");
+    env.create("a.txt", b"a\n");
+    let pattern = format!("{}*{}", "p".repeat(100_000), "q".repeat(99));
+    let shown = format!("{}…*{}", "p".repeat(100), "q".repeat(99));
+    let mut server = env.ready_server(&["--persistent"]);
+    let listed = env.run_client(&["--list", &pattern]);
+    let twice = env.run_client(&["-o", &out(&env), &pattern, &pattern]);
+    env.stop_server(&mut server);
+    listed.assert_code(1).assert_stdout_lines(&[]).assert_stderr_prefixed("shm_client: error: ").check(
+        listed.stderr
+            == format!(
+                "shm_client: error: the server has no file that matches {shown}; see `shm_client --list` for what it has\n"
+            ),
+        "the pattern cut in its middle",
+    );
+    twice
+        .assert_code(1)
+        .check(
+            twice
+                .stderr
+                .contains(&format!("shm_client: warning: {shown} named more than once; fetched once\n")),
+            "a warning cuts it too",
+        )
+        .assert_stdout_lines(&[format!("{pattern}: not found on server")]);
+    assert_no_leftovers(&env.names);
+}
+
 #[test]
 fn a_trailing_slash_names_the_directory_as_its_name_does() {
     let env = TestEnv::new("trailing_slash");

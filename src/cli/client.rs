@@ -29,7 +29,7 @@ pub mod exit;
 pub mod put;
 pub mod stdout;
 use args::{Args, Mode};
-use common::show::{self, outcome_text, quote_path, say, say_skipped, Format, Lines};
+use common::show::{self, message_path, outcome_text, quote_path, say, say_skipped, Format, Lines};
 use exit::*;
 
 /// `std::eprintln!` without its panic: a closed stderr (`2>&1 | head -1`)
@@ -240,7 +240,9 @@ pub fn check_dest(dest: &std::path::Path) -> Result<(), ExitCode> {
                     format!("-O {dest}: {shown}: {link}; create the missing directory or name another file")
                 }
                 None => {
-                    let quoted = quote_name(&dir.to_string_lossy()).into_owned();
+                    // To paste: whole.
+                    let quoted =
+                        crate::programs::quote_whole(dir.as_os_str().as_encoded_bytes()).into_owned();
                     format!("-O {dest}: {shown}: {e}; create it (mkdir -p {quoted}) first")
                 }
             };
@@ -370,7 +372,7 @@ pub fn fetch(mut client: Client, args: &Args, files: Files<'_>) -> ExitCode {
         Err(e) => return fail(&e),
     };
     for name in &report.repeated {
-        eprintln!("shm_client: warning: {} named more than once; fetched once", quote_path(name));
+        eprintln!("shm_client: warning: {} named more than once; fetched once", message_path(name));
     }
     let code = match &report.lost {
         None => match client.close() {

@@ -6,7 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::programs::{byte_count, human_size, quote_bytes, quote_name};
+use crate::programs::{byte_count, human_size, quote_bytes, quote_name, quote_whole};
 use crate::status::{ServerReport, Status};
 use crate::{Entry, FailReason, FileResult, Listing, Outcome, Progress, SkipReason};
 
@@ -19,14 +19,21 @@ pub fn say(line: std::fmt::Arguments<'_>) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-/// A path (any bytes) as names are printed: quoted as `ls` quotes.
+/// A path (any bytes) as result lines and listings print it on stdout:
+/// whole, quoted as `ls` quotes ([`quote_whole`]).
 pub fn quote_path(path: &Path) -> Cow<'_, str> {
+    quote_whole(path.as_os_str().as_bytes())
+}
+
+/// A path (any bytes) as a message on stderr names it: [`quote_path`], cut
+/// in its middle past 200 bytes ([`quote_bytes`]).
+pub fn message_path(path: &Path) -> Cow<'_, str> {
     quote_bytes(path.as_os_str().as_bytes())
 }
 
 /// An entry a listing left out, on stderr: `shm_client: NAME: skipped: WHY`.
 pub fn say_skipped(path: &Path, text: &str) {
-    let name = if path.as_os_str().is_empty() { Cow::Borrowed(".") } else { quote_path(path) };
+    let name = if path.as_os_str().is_empty() { Cow::Borrowed(".") } else { message_path(path) };
     let _ = writeln!(std::io::stderr(), "shm_client: {name}: skipped: {text}");
 }
 

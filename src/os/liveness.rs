@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::os::names::{lock_name, shm_path};
 use crate::os::shm_object::{remove_shm, Access, ShmObject};
 use crate::os::sys;
-use crate::text::quote_name;
+use crate::text::{quote_name, quote_whole};
 
 /// How long one blocking wait lasts before the waiter looks at the peer and
 /// the cancel flag again. Bounds the time to notice a dead peer or a signal.
@@ -210,7 +210,8 @@ impl DeadLock {
         let not_a_lock = |reason: String| {
             let path = shm_path(&name);
             Error::BadObject {
-                reason: format!("{reason}; remove {} or choose another queue", quote_name(&path)),
+                // To act on: whole.
+                reason: format!("{reason}; remove {} or choose another queue", quote_whole(path.as_bytes())),
                 name: path,
             }
         };

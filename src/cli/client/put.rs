@@ -228,7 +228,7 @@ impl Printer {
         let not_sent = "not sent: the server takes no uploads";
         name_the_rest(items, file.at + 1, self.format, FailReason::WrongSession, not_sent);
         self.finish();
-        exit_with(EXIT_NOT_DELIVERED, &format!("{}: {text}", quote_path(file.local)))
+        exit_with(EXIT_NOT_DELIVERED, &format!("{}: {text}", show::message_path(file.local)))
     }
 
     /// The local file could not be sent (not there, not a regular file,
@@ -311,7 +311,7 @@ impl Printer {
 pub fn put(mut session: UploadSession, args: &Args, plan: UploadPlan) -> ExitCode {
     let started = Instant::now();
     for local in plan.repeated() {
-        eprintln!("shm_client: warning: {} named more than once; sent once", quote_path(local));
+        eprintln!("shm_client: warning: {} named more than once; sent once", show::message_path(local));
     }
     let if_exists = if args.no_clobber { PutIfExists::Skip } else { PutIfExists::Replace };
     let update = if args.update { Update::IfNewer } else { Update::Always };

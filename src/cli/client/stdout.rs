@@ -156,8 +156,10 @@ pub fn stream(
     match fetched {
         Ok(Outcome::Delivered { bytes }) => {
             if let (StreamTo::Special(_), false) = (to, args.quiet || quiet_stdout) {
+                // A result line: the name whole.
                 say(format_args!(
-                    "{name}: received {} → {shown}",
+                    "{}: received {} → {shown}",
+                    crate::programs::quote_whole(path.as_bytes()),
                     if args.human { human_size(bytes) } else { common::byte_count(bytes) }
                 ));
             }
