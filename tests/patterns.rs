@@ -291,6 +291,7 @@ fn patterns_never_leave_the_root_and_a_literal_star_is_fetched_as_it_is() {
 /// files beside them; without `-r` it fetches no file, and `--list '*/'`
 /// lists none. Before, the slash was dropped and `*/` took the files at the
 /// top (replacing local files of those names), never the directories.
+/// Without `-r` each directory it matches is refused as `dir0` is.
 #[test]
 fn a_pattern_with_a_trailing_slash_matches_directories_only() {
     let env = TestEnv::new("pattern_trailing_slash");
@@ -306,10 +307,41 @@ fn a_pattern_with_a_trailing_slash_matches_directories_only() {
     }
     assert_eq!(env.out_entries(), ["dir0", "dir1"], "no file beside the directories\n{done}");
     let done = env.run_client(&["-o", &out(&env), "*/"]);
-    done.assert_code(1).assert_stdout_lines(&["*/: not found on server".to_owned()]);
+    done.assert_code(1).assert_stdout_lines(&[
+        "dir0: refused by server: dir0 is a directory; use -r to fetch a directory".to_owned(),
+        "dir1: refused by server: dir1 is a directory; use -r to fetch a directory".to_owned(),
+    ]);
     let listed = env.run_client(&["--list", "*/"]);
     listed.check(!listed.stdout.contains("top.txt"), "a file is no directory");
     env.stop_server(&mut server);
     assert_eq!(env.out_entries(), ["dir0", "dir1"]);
+    assert_no_leftovers(&env.names);
+}
+
+/// A pattern given without `-r` that matches no file but matches
+/// directories names each of them with the `-r` hint, as `dir0` named alone
+/// is answered (and as `cp dir*` says it omits a directory). Before, it
+/// said the pattern was not found on the server, which held the
+/// directories it named; a pattern that matches nothing still says so.
+#[test]
+fn a_pattern_without_r_that_matches_only_directories_names_each_with_the_r_hint() {
+    let env = TestEnv::new("pattern_only_dirs");
+    env.create("top.txt", b"top\n");
+    env.create("dir0/a.txt", b"a\n");
+    env.create("dir1/sub/c.txt", b"c\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-o", &out(&env), "dir*"]);
+    done.assert_code(1).assert_stdout_lines(&[
+        "dir0: refused by server: dir0 is a directory; use -r to fetch a directory".to_owned(),
+        "dir1: refused by server: dir1 is a directory; use -r to fetch a directory".to_owned(),
+    ]);
+    let json = env.run_client(&["--json", "-o", &out(&env), "dir1/*"]);
+    json.assert_code(1)
+        .check(json.stdout.contains(r#""path":"dir1/sub","result":"refused""#), "the directory, refused")
+        .check(json.stdout.contains(r#""reason":"is_directory""#), "as a directory");
+    let none = env.run_client(&["-o", &out(&env), "nothing*"]);
+    none.assert_code(1).assert_stdout_lines(&["nothing*: not found on server".to_owned()]);
+    assert!(env.out_entries().is_empty(), "nothing written");
+    env.stop_server(&mut server);
     assert_no_leftovers(&env.names);
 }

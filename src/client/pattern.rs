@@ -125,6 +125,18 @@ impl Pattern {
         !self.dirs_only && self.matches(path)
     }
 
+    /// The directories holding the listed `files` that the pattern matches,
+    /// each once, in order: what a pattern given without `-r` names when it
+    /// matches no file (`dir*` of `dir0/a.txt` is `dir0`).
+    pub(crate) fn directories<'a>(&self, files: impl Iterator<Item = &'a [u8]>) -> Vec<Vec<u8>> {
+        let mut found = std::collections::BTreeSet::new();
+        for path in files {
+            let ends = path.iter().enumerate().filter(|(_, &b)| b == b'/').map(|(i, _)| i);
+            found.extend(ends.filter(|&end| self.matches(&path[..end])).map(|end| path[..end].to_vec()));
+        }
+        found.into_iter().collect()
+    }
+
     /// The length of the shortest leading run of components of the listed
     /// `path` (`path` itself included, unless the pattern matches
     /// directories only) that matches: where the tree a recursive fetch of
@@ -244,6 +256,15 @@ mod tests {
         }
         let p = pattern("*");
         assert!(!p.dirs_only() && p.matches_file(b"a.txt") && p.root_of(b"a.txt") == Some(5));
+    }
+
+    #[test]
+    fn the_directories_a_pattern_matches_are_named_once_each() {
+        let files: [&[u8]; 4] = [b"dir0/a.txt", b"dir0/sub/b.txt", b"dir1/c", b"top.txt"];
+        let dirs = pattern("dir*").directories(files.iter().copied());
+        assert_eq!(dirs, [b"dir0".to_vec(), b"dir1".to_vec()]);
+        assert_eq!(pattern("*/sub").directories(files.iter().copied()), [b"dir0/sub".to_vec()]);
+        assert!(pattern("*.txt").directories(files.iter().copied()).is_empty());
     }
 
     #[test]

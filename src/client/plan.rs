@@ -163,6 +163,10 @@ struct Selected {
     /// A name given with a trailing `/` ([`Select::Dir`]) is a file on the
     /// server: nothing is selected.
     not_a_directory: bool,
+    /// The directories a pattern given without `-r` matches, where it
+    /// matches no file: each is refused as a directory named without `-r`
+    /// is, never said to be missing.
+    directories: Vec<Vec<u8>>,
 }
 
 /// What `how` selects, through the one listing reader
@@ -206,7 +210,13 @@ fn select(client: &mut Client, how: Select<'_>) -> Result<Selected> {
         }
         how => how,
     };
-    Ok(select_from(listing, how))
+    let directories = match how {
+        Select::Files(p) if !listing.files.iter().any(|e| how.root_of(e.path_bytes()).is_some()) => {
+            p.directories(listing.files.iter().map(Entry::path_bytes))
+        }
+        _ => Vec::new(),
+    };
+    Ok(Selected { directories, ..select_from(listing, how) })
 }
 
 fn select_from(listing: Listing, how: Select<'_>) -> Selected {
@@ -215,6 +225,7 @@ fn select_from(listing: Listing, how: Select<'_>) -> Selected {
         files: files.map(|(root, e)| (e, root)).collect(),
         skipped: listing.skipped.into_iter().filter(|s| how.lacks(s)).collect(),
         not_a_directory: false,
+        directories: Vec::new(),
     }
 }
 
@@ -241,7 +252,7 @@ pub(crate) fn list_named(client: &mut Client, prefix: &[u8]) -> Result<Listing> 
         // Refused by the server as any such path is.
         _ => return client.read_listing(prefix),
     };
-    let Selected { files, skipped, not_a_directory: file } = select(client, how)?;
+    let Selected { files, skipped, not_a_directory: file, .. } = select(client, how)?;
     if file {
         not_a_directory().into_result(prefix)?;
     }
@@ -271,12 +282,19 @@ fn as_path(bytes: &[u8]) -> PathBuf {
 /// result; [`Outcome::NotFound`] when it selected nothing. A listed path
 /// with an empty, `.` or `..` component fails its file.
 fn selected_jobs(selected: Selected, named: &[u8], names: OutputNames) -> Vec<Job> {
-    let Selected { files, skipped, not_a_directory: file } = selected;
+    let Selected { files, skipped, not_a_directory: file, directories } = selected;
     if file {
         return vec![known(named, not_a_directory())];
     }
     if files.is_empty() && skipped.is_empty() {
-        return vec![known(named, Outcome::NotFound)];
+        if directories.is_empty() {
+            return vec![known(named, Outcome::NotFound)];
+        }
+        let refused = |dir: &Vec<u8>| {
+            let text = format!("{} is a directory", quote_bytes(dir));
+            known(dir, Outcome::Refused { reason: FailReason::IsDirectory, text })
+        };
+        return directories.iter().map(refused).collect();
     }
     let mut jobs = Vec::with_capacity(files.len() + skipped.len());
     for (Entry { path, size, .. }, root) in files {
