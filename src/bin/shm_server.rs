@@ -76,7 +76,7 @@ struct Args {
 
     /// Remove what dead servers and clients of this queue left in /dev/shm and the
     /// queue namespace, print each object removed, and exit. Touches nothing a live
-    /// process uses.
+    /// process uses. A server started meanwhile waits for it (up to 5 s).
     #[arg(long, conflicts_with_all = ["persistent", "max_sessions"])]
     cleanup: bool,
 

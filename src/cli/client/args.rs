@@ -49,7 +49,8 @@ use super::*;
         Output: one line per FILE on stdout, naming the path asked for and the output path where it \
         differs ('sub/x.txt: received N bytes → x.txt', 'NAME: not found on server', ...); with --json one \
         JSON object per FILE, then a summary object. A name holding control characters is quoted as ls \
-        quotes it ('a'$'\\n''b'). Diagnostics ('shm_client: error: ...' for a fatal one), a summary when \
+        quotes it ('a'$'\\n''b'); a message on stderr cuts a name of more than 200 bytes in its middle \
+        ('…'). Diagnostics ('shm_client: error: ...' for a fatal one), a summary when \
         more than one file was asked for, and progress bars (when stderr is a terminal: the file's, and \
         the whole run's when more than one file is fetched) go to stderr. --stdout to a terminal refuses \
         binary data (a NUL byte in the first 64 KiB): redirect it to a file or a pipe.\n\n\
@@ -62,7 +63,8 @@ pub struct Args {
     #[arg(long, value_name = "NAME", env = "SHMXFER_QUEUE", default_value = DEFAULT_QUEUE, value_parser = common::parse_queue)]
     pub queue: String,
 
-    /// Directory the files are written into.
+    /// Directory the files are written into, made with its parents when missing (as mkdir -p); a
+    /// symbolic link to a missing directory is an error (exit 1).
     #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
     pub out_dir: PathBuf,
 
@@ -90,11 +92,13 @@ pub struct Args {
           conflicts_with_all = ["out_dir", "relative", "recursive", "list", "status", "stop_server", "stdout"])]
     pub output: Option<PathBuf>,
 
-    /// Resume: a transfer cut off (server gone, Ctrl-C, stall) keeps what arrived as a hidden
-    /// partial file (.shmxfer-partial.NAME, its source's size and mtime in
-    /// .shmxfer-partial.NAME.source), and a later run with -C asks only for the rest; the whole
-    /// file is still verified. A partial whose source changed since starts over. Without -C
-    /// nothing partial is ever kept.
+    /// Resume: a transfer cut off (server gone, Ctrl-C, stall, even SIGKILL) keeps what arrived as
+    /// a hidden partial file (.shmxfer-partial.NAME, its source's size and mtime in
+    /// .shmxfer-partial.NAME.source), and a later run with -C asks only for the rest ('NAME:
+    /// received N bytes (resumed at K bytes)'); the whole file is still verified. A partial whose
+    /// source changed since starts over. A partial another shm_client is writing (it holds its
+    /// lock) is left to it: this run says so, fetches the file whole and keeps nothing of it if cut
+    /// off. Without -C nothing partial is ever kept.
     #[arg(short = 'C', long = "continue", conflicts_with_all = ["list", "status", "stop_server", "stdout"])]
     pub resume: bool,
 
@@ -140,8 +144,10 @@ pub struct Args {
     pub all: bool,
 
     /// Print JSON for scripts: with --list or --status their one object; on a fetch one object per
-    /// requested file ({"request", "path", "result", "bytes", and for a file refused, failed or
-    /// skipped "reason" and "message"}), then {"summary": {...}}, one per line. Not with --stdout.
+    /// requested file ({"request", "path", "result", "bytes", for a file refused, failed or
+    /// skipped "reason" and "message", for a resumed one "resumed_at"}), then {"summary": {...}}
+    /// (counts, "bytes" delivered, "received" in this run, "resumed", "kept"), one per line. Not
+    /// with --stdout.
     #[arg(long)]
     pub json: bool,
 
@@ -193,10 +199,12 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "SECS", default_value = "10", value_parser = common::parse_secs)]
     pub attach_timeout: Duration,
 
-    /// Files to fetch, as paths relative to the server's root. A name with '*', '?' or '[...]'
-    /// (quoted, so that the shell leaves it) is matched against the server's files, one path
-    /// component at a time as a shell does ('*' does not cross '/'), unless a file has exactly
-    /// that name; a pattern that matches nothing is not found.
+    /// Files to fetch, as paths relative to the server's root. A name with '*', '?', '[...]' or
+    /// '{a,b}' (quoted, so that the shell leaves it) is matched against the server's files, one
+    /// path component at a time as a shell does ('*' does not cross '/', '**' does), unless a file
+    /// has exactly that name; a pattern that matches nothing is not found. A trailing '/' names a
+    /// directory: 'dir/' is 'dir' (-r fetches it), 'file.txt/' fails 'not a directory', and a
+    /// pattern ending in '/' matches directories only.
     /// With --put: the local files (and with -r directories) to send.
     #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "drain", "input", "status", "relay", "completions", "man"])]
     pub files: Vec<std::ffi::OsString>,
