@@ -335,6 +335,21 @@ pub fn spin_budget_from_env() -> Duration {
         .map_or(crate::DEFAULT_SPIN_BUDGET, Duration::from_micros)
 }
 
+/// What clap's "invalid UTF-8" stands for: which argument, or the
+/// `SHMXFER_QUEUE` variable, is not UTF-8, its bytes escaped, where a name
+/// must be text.
+pub fn not_utf8() -> String {
+    let escaped = |a: &std::ffi::OsStr| a.as_encoded_bytes().escape_ascii().to_string();
+    let what = match std::env::args_os().skip(1).find(|a| a.to_str().is_none()) {
+        Some(arg) => escaped(&arg),
+        None => match std::env::var_os(crate::QUEUE_ENV) {
+            Some(value) if value.to_str().is_none() => format!("{}={}", crate::QUEUE_ENV, escaped(&value)),
+            _ => "an argument".to_owned(),
+        },
+    };
+    format!("{what}: not UTF-8; file names (and queue names) must be UTF-8")
+}
+
 /// Checks a queue name with the library's rules, for clap.
 pub fn parse_queue(s: &str) -> Result<String, String> {
     match crate::programs::validate_queue_name(s) {

@@ -977,3 +977,28 @@ fn a_closed_stderr_changes_no_exit_status() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// A `SHMXFER_QUEUE` that is not UTF-8 is named by both programs, its bytes
+/// escaped, as an argument that is not UTF-8 is. Before, the client said
+/// `: not UTF-8; …`, naming nothing, and the server printed clap's
+/// `invalid UTF-8 was detected in one or more arguments` with its usage.
+#[test]
+fn a_queue_variable_that_is_not_utf8_is_named_by_both_programs() {
+    for (bin, arg) in [(CLIENT, "--list"), (SERVER, "--cleanup")] {
+        let mut cmd = command(bin, None);
+        cmd.env(
+            "SHMXFER_QUEUE",
+            <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/t_not_utf8\xff"),
+        )
+        .arg(arg);
+        let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+        done.assert_code(2)
+            .check(
+                done.stderr.contains(
+                    r"SHMXFER_QUEUE=/t_not_utf8\xff: not UTF-8; file names (and queue names) must be UTF-8",
+                ),
+                "names the variable and its bytes",
+            )
+            .check(!done.stderr.contains("Usage:"), "no usage block");
+    }
+}

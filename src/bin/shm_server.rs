@@ -301,7 +301,14 @@ fn send_without_blocking(path: &std::ffi::OsStr, message: &[u8]) -> std::io::Res
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidUtf8 => {
+            eprintln!("shm_server: error: {}", common::not_utf8());
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     let environment = &[
         ("SHMXFER_QUEUE", "The queue to serve when --queue is not given (default /shmxfer)."),
         (

@@ -313,15 +313,9 @@ impl Args {
     pub fn parse_checked() -> Result<Args, ExitCode> {
         match Args::try_parse() {
             Ok(args) => Ok(args),
-            Err(e) if e.kind() == ErrorKind::InvalidUtf8 => {
-                // Only names are read as text (files, --list, --queue); paths such as -o may be any bytes.
-                let bad = std::env::args_os().skip(1).find(|a| a.to_str().is_none());
-                let shown = bad.map(|a| a.as_encoded_bytes().escape_ascii().to_string()).unwrap_or_default();
-                Err(exit_with(
-                    EXIT_USAGE,
-                    &format!("{shown}: not UTF-8; file names (and queue names) must be UTF-8"),
-                ))
-            }
+            // Only names are read as text (files, --list, --queue and
+            // SHMXFER_QUEUE); paths such as -o may be any bytes.
+            Err(e) if e.kind() == ErrorKind::InvalidUtf8 => Err(exit_with(EXIT_USAGE, &common::not_utf8())),
             Err(e) => e.exit(),
         }
     }
