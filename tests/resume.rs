@@ -398,7 +398,9 @@ fn a_resumed_run_counts_as_received_only_what_arrived_in_it() {
 
 /// A resumed file cut off again: the summary's `"received"` is what
 /// arrived in this run (the partial's growth), `"resumed"` what it had,
-/// `"kept"` what it holds now. Before, `"received"` was all it holds.
+/// `"kept"` what it holds now. Before, `"received"` was all it holds. The
+/// file's own line has `"resumed_at"` and `"kept"` (before, only
+/// `"bytes": 0` and the words of its message).
 #[test]
 fn a_resumed_file_cut_off_again_counts_only_what_arrived_in_its_run() {
     use crate::util::{wait_until, BIG, BIG_TIMEOUT, IN_FLIGHT, TIMEOUT};
@@ -421,6 +423,13 @@ fn a_resumed_file_cut_off_again_counts_only_what_arrived_in_its_run() {
     assert_eq!(
         (&summary["kept"], &summary["resumed"], &summary["received"]),
         (&kept.into(), &prefix.into(), &(kept - prefix as u64).into()),
+        "{done}"
+    );
+    // The cut-off file's own line says where it resumed and what it keeps.
+    let first = serde_json::from_str::<serde_json::Value>(done.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        (&first["result"], &first["resumed_at"], &first["kept"]),
+        (&"failed".into(), &prefix.into(), &kept.into()),
         "{done}"
     );
     env.cleanup().finish(TIMEOUT).assert_code(0);

@@ -431,7 +431,10 @@ pub fn say_lost(lost: &crate::Lost, format: Format) {
             Format::Text => say(format_args!("{}: {message}", quote_path(request))),
             Format::Json => {
                 let (request, name) = (request.as_os_str().as_bytes(), name.as_os_str().as_bytes());
-                say(format_args!("{}", common::json::lost_line(request, name, cut_off.is_some(), &message)))
+                say(format_args!(
+                    "{}",
+                    common::json::lost_line(request, name, cut_off.map(|_| lost), &message)
+                ))
             }
         }
     }

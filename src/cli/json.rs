@@ -30,6 +30,10 @@ struct FileJson<'a> {
     /// A resumed file: the bytes its partial file kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     resumed_at: Option<u64>,
+    /// A file cut off with `-C`: the bytes its partial file keeps for the
+    /// next run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    kept: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<Why>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,6 +68,7 @@ fn object<'a>(
         result,
         bytes,
         resumed_at,
+        kept: None,
         reason,
         message,
     })
@@ -87,6 +92,7 @@ pub fn file_line(file: &FileResult) -> String {
                 result,
                 bytes,
                 resumed_at,
+                kept: None,
                 reason,
                 message,
             })
@@ -132,16 +138,30 @@ pub fn upload_line(
         result,
         bytes,
         resumed_at: None,
+        kept: None,
         reason,
         message,
     })
 }
 
-/// The line of a file a lost session cut off (`failed`) or never asked
-/// for (`skipped`), both with the reason `session_lost`.
-pub fn lost_line(request: &[u8], path: &[u8], cut_off: bool, message: &str) -> String {
-    let result = if cut_off { "failed" } else { "skipped" };
-    object(request, path, result, 0, Some((Why::Fail(FailReason::SessionLost), message)))
+/// The line of a file a lost session cut off (`failed`, with where it
+/// had resumed and what its partial file keeps, if anything) or never
+/// asked for (`skipped`), both with the reason `session_lost`.
+pub fn lost_line(request: &[u8], path: &[u8], cut_off: Option<&crate::Lost>, message: &str) -> String {
+    let (request, request_bytes) = text_and_bytes(request);
+    let (path, path_bytes) = text_and_bytes(path);
+    super::to_json(&FileJson {
+        request,
+        request_bytes,
+        path,
+        path_bytes,
+        result: if cut_off.is_some() { "failed" } else { "skipped" },
+        bytes: 0,
+        resumed_at: cut_off.and_then(|lost| lost.resumed_at),
+        kept: cut_off.and_then(|lost| lost.kept),
+        reason: Some(Why::Fail(FailReason::SessionLost)),
+        message: Some(message),
+    })
 }
 
 /// For `skip_serializing_if`: a count of nothing.
