@@ -45,6 +45,11 @@ pub trait Progress {
     /// and did not arrive in this run (told before the
     /// [`Progress::advance`] that counts them).
     fn resumed(&mut self, _bytes: u64) {}
+    /// An upload's every byte and its end have left: the server's answer
+    /// is awaited. A session lost from here on (interrupted, the server
+    /// gone or stalled) leaves unknown whether the server stored the file:
+    /// it may have, and nothing here can tell. Never told of a fetch.
+    fn answer_awaited(&mut self) {}
     /// The file is done, for better or worse; its outcome is reported next.
     fn finish(&mut self) {}
     /// A file of a [`Client::fetch_files`] run has its outcome, in the order

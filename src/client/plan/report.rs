@@ -68,6 +68,9 @@ pub struct Summary {
     pub failed: usize,
     /// Entries a recursive fetch's listing left out (never asked for).
     pub left_out: usize,
+    /// Uploads whose every byte and end left and whose answer never came
+    /// (the session was lost first): the server may have stored them.
+    pub unconfirmed: usize,
     /// Files never asked for (never sent, in a run of uploads).
     pub not_fetched: usize,
     /// Bytes delivered.
@@ -125,6 +128,7 @@ impl std::fmt::Display for Summary {
             (self.not_found, "not found"),
             (self.refused, "refused"),
             (self.failed, "failed"),
+            (self.unconfirmed, "unconfirmed"),
             (self.left_out, "left out"),
             (
                 self.not_fetched,
@@ -194,7 +198,14 @@ impl Report {
             s.kept = lost.kept;
         }
         s.received = got.saturating_sub(s.resumed);
-        s.asked = s.delivered + s.skipped + s.not_found + s.refused + s.failed + s.left_out + s.not_fetched;
+        s.asked = s.delivered
+            + s.skipped
+            + s.not_found
+            + s.refused
+            + s.failed
+            + s.unconfirmed
+            + s.left_out
+            + s.not_fetched;
         s
     }
 
