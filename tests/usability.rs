@@ -432,6 +432,38 @@ fn the_run_s_progress_counts_bytes_of_the_total_on_a_terminal_only() {
     env.assert_no_leftovers();
 }
 
+/// An upload's run line has its total from the start as a fetch's has:
+/// the local files' sizes are known from the plan, before a byte is sent,
+/// whether a tree's (`--put -r`) or files named. Before, the total grew
+/// file by file (`0 B of 3.0 MiB, 0/3 files` for 4.0 MiB).
+#[test]
+fn an_upload_s_progress_has_the_run_s_total_from_the_start() {
+    let env = TestEnv::new("put_progress_total");
+    let src = sources(&env);
+    let sizes = [3 * MIB, MIB, 10];
+    let mut named = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let file = src.join(format!("tree/f{i}.bin"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        crate::util::write_random_file(&file, *size, 50 + i as u64);
+        named.push(s(&file).to_owned());
+    }
+    let total = human_size(sizes.iter().sum());
+    let mut server = accepting(&env, &[]);
+    let tree = src.join("tree");
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let runs = [vec!["--put", "-r", s(&tree), "--to", "t"], [&["--put", "--to", "n"][..], &named].concat()];
+    for args in runs {
+        let done = Proc::spawn_on_terminal(env.client_cmd(&args), Some(&env.names), 120).finish(TIMEOUT);
+        done.assert_code(0).check(
+            done.stderr.contains(&format!(" of {total}, 0/3 files")),
+            "the run's total before the first file",
+        );
+    }
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
 /// The man pages are the reference: each program's `--man` names every
 /// long flag its `--help` shows (the two come from one definition, and
 /// this keeps it so).

@@ -34,7 +34,8 @@ pub trait Progress {
     /// The sizes of the run's files, one per file in the order of their
     /// results, where known before they start: a recursive fetch's and a
     /// pattern's matches, from the server's listing (`None` for a file
-    /// named as it is). Told once, after [`Progress::planned`].
+    /// named as it is); an upload's files, from its plan. Told once, after
+    /// [`Progress::planned`].
     fn planned_sizes(&mut self, _sizes: &[Option<u64>]) {}
     /// A file of `size` bytes starts; `name` is its file name.
     fn start(&mut self, _name: &str, _size: u64) {}

@@ -98,10 +98,9 @@ impl Sent<'_> {
 }
 
 impl Printer {
-    /// One file's result: the text line `text` (`None`: none, as for a
+    /// One item's result: the text line `text` (`None`: none, as for a
     /// success under `--quiet`) or its JSON object.
     fn line(&mut self, text: Option<String>, object: impl FnOnce() -> String) {
-        self.bar.file_done();
         let format = self.format;
         self.bar.suspend(|| match (format, text) {
             (Format::Json, _) => say(format_args!("{}", object())),
@@ -167,6 +166,7 @@ impl Printer {
         queue: &str,
         items: &[UploadItem],
     ) -> Result<bool, ExitCode> {
+        self.bar.file_done();
         let shown = quote_path(file.local);
         let (request, remote) = (file.request(), file.remote);
         let quiet = self.quiet;
@@ -257,9 +257,9 @@ impl Printer {
             }
             _ => FailReason::Unreadable,
         };
+        self.bar.file_done();
         if file.in_tree {
             self.summary.left_out += 1;
-            self.bar.file_done();
             self.bar.suspend(|| say_skipped(file.local, &text));
             if self.format == Format::Json {
                 let why = Some(Why::Fail(reason));
@@ -348,6 +348,7 @@ pub fn put(mut session: UploadSession, args: &Args, plan: UploadPlan) -> ExitCod
     // counts the entries its listing left out).
     out.summary.asked = items.len();
     out.bar.planned(plan.sends());
+    out.bar.planned_sizes(&plan.planned_sizes());
     let mut all_sent = true;
     for (at, item) in items.iter().enumerate() {
         let UploadItem::Send(to_send) = item else {
