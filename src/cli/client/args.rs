@@ -193,10 +193,11 @@ pub struct Args {
     #[arg(long, hide = true, value_name = "SECS", default_value = "10", value_parser = common::parse_secs)]
     pub attach_timeout: Duration,
 
-    /// Files to fetch, as paths relative to the server's root. A name with '*', '?' or '[...]'
-    /// (quoted, so that the shell leaves it) is matched against the server's files, one path
-    /// component at a time as a shell does ('*' does not cross '/'), unless a file has exactly
-    /// that name; a pattern that matches nothing is not found.
+    /// Files to fetch, as paths relative to the server's root. A name with '*', '?', '[...]' or
+    /// '{a,b}' (quoted, so that the shell leaves it) is matched against the server's files, one
+    /// path component at a time as a shell does ('*' does not cross '/', '**' does; '{a,b}'
+    /// matches either), unless a file has exactly that name; a pattern that matches nothing is not
+    /// found.
     /// With --put: the local files (and with -r directories) to send.
     #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "drain", "input", "status", "relay", "completions", "man"])]
     pub files: Vec<std::ffi::OsString>,
