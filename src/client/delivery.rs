@@ -203,6 +203,9 @@ pub(crate) struct Job {
     /// Normalized ([`crate::protocol::normalize_path`]); bytes, as a Unix
     /// name is.
     pub(crate) remote: Vec<u8>,
+    /// The name given that asked for it, as given: the path, or the
+    /// pattern or tree that matched it.
+    pub(crate) named: Vec<u8>,
     pub(crate) shown: PathBuf,
     pub(crate) out: std::result::Result<OutputPath, String>,
     pub(crate) known: Option<Outcome>,
