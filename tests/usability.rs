@@ -73,7 +73,9 @@ fn a_default_server_and_the_client_that_finds_none_name_persistent() {
 
 /// Root may open another user's lock, and still trusts none: a root client
 /// of a server of user nobody ends with exit 3 naming whose server it is
-/// and what to do (run as that user, or run a server of its own).
+/// and what to do (run as that user, or run a server of its own), in words
+/// for root: `belongs to nobody (uid 65534); root uses no other user's
+/// server`. Before, it was told the lock belonged `not to you or root`.
 #[test]
 #[cfg_attr(not(tests_as_root), ignore = "needs root: starts a server as another user (setpriv)")]
 fn a_root_client_of_another_users_server_is_told_whose_it_is_and_what_to_do() {
@@ -91,6 +93,12 @@ fn a_root_client_of_another_users_server_is_told_whose_it_is_and_what_to_do() {
     let done = env.fetch_with(&["--wait", "0"], &["a.txt"]).finish(TIMEOUT);
     done.assert_code(3)
         .check(done.stderr.contains("not trusted as a server's lock"), "the refusal as before")
+        .check(
+            done.stderr
+                .contains(&format!("belongs to {user} (uid {NOBODY}); root uses no other user's server;")),
+            "in words for root",
+        )
+        .check(!done.stderr.contains("not to you or root"), "not as to another user")
         .check(done.stderr.contains(&format!("runs as {user}")), "whose server it is")
         .check(done.stderr.contains(&format!("sudo -u {user} shm_client")), "how to use it")
         .check(done.stderr.contains("a server of your own") && done.stderr.contains("--queue"), "or another");
