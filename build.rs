@@ -5,7 +5,9 @@
 //!
 //! * `tests_as_root`: the build runs as root (tests that start a program
 //!   as another user, or in namespaces of its own);
-//! * `tests_with_unshare`: `unshare` (util-linux) is on the `PATH`.
+//! * `tests_with_unshare`: `unshare` (util-linux) is on the `PATH`;
+//! * `tests_with_strace`: `strace` is on the `PATH` (tests that stop a
+//!   program at a given system call).
 //!
 //! Tests are built and run by the same user on the same machine; the
 //! library and the programs do not look at these.
@@ -16,6 +18,7 @@ use std::path::Path;
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(tests_as_root)");
     println!("cargo::rustc-check-cfg=cfg(tests_with_unshare)");
+    println!("cargo::rustc-check-cfg=cfg(tests_with_strace)");
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-env-changed=USER");
@@ -24,8 +27,10 @@ fn main() {
         println!("cargo::rustc-cfg=tests_as_root");
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&path).any(|dir| is_executable(&dir.join("unshare"))) {
-        println!("cargo::rustc-cfg=tests_with_unshare");
+    for (program, cfg) in [("unshare", "tests_with_unshare"), ("strace", "tests_with_strace")] {
+        if std::env::split_paths(&path).any(|dir| is_executable(&dir.join(program))) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }
 

@@ -91,7 +91,7 @@ mod transfer;
 
 pub use choices::{Clobber, OutputNames, Partial, Times, Update};
 pub use client::delivery::{FetchOptions, NoProgress, Progress};
-pub use client::plan::{Lost, Report, Summary};
+pub use client::plan::{Lost, Repeated, Report, Summary};
 pub use client::{
     fetch, stop_server, Client, ClientConfig, ClientConfigBuilder, Entry, FileReader, Listing, Skipped,
     StatusSession, UploadSession, WaitNotice, Waiting, DEFAULT_WAIT,

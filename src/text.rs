@@ -16,7 +16,7 @@ fn is_odd(c: char) -> bool {
 pub const MESSAGE_NAME_MAX: usize = 200;
 
 /// A name as a message shows it: quoted as [`quote_whole`] quotes it, and
-/// past [`MESSAGE_NAME_MAX`] bytes cut in its middle with an ellipsis
+/// past 200 bytes cut in its middle with an ellipsis
 /// (its first and last 100 bytes, whole characters, around `…`), so that a
 /// message stays a line one reads whatever name was given (a pattern of
 /// 100 KB). The one helper of every message that names a file, a pattern, a

@@ -208,6 +208,36 @@ fn the_same_path_twice_is_fetched_once_with_a_warning() {
     assert_no_leftovers(&env.names);
 }
 
+/// A file named twice by two names (`sub/x ./sub/x`, or a pattern and one
+/// of its matches) is fetched once, and the warning names the two names
+/// asked for and the output name, not the output name alone. Before:
+/// `nested.txt named more than once; fetched once`, naming neither.
+#[test]
+fn a_file_named_twice_is_warned_of_by_both_names_and_its_output_name() {
+    let env = TestEnv::new("named_twice_by_two_names");
+    env.create("subdir/nested.txt", b"n\n");
+    env.create("other/nested.txt", b"o\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let cases = [
+        (["subdir/nested.txt", "./subdir/nested.txt"], "subdir/nested.txt and ./subdir/nested.txt"),
+        (["subdir/*.txt", "subdir/nested.txt"], "subdir/*.txt and subdir/nested.txt"),
+    ];
+    for (names, both) in cases {
+        let done = env.fetch(&names);
+        done.assert_code(0).check(
+            done.stderr
+                == format!(
+                    "shm_client: warning: {both}: one file named more than once; fetched once, as nested.txt\n"
+                ),
+            "the warning names both names and the output name",
+        );
+        assert_eq!(done.stdout.lines().count(), 1, "fetched once\n{done}");
+        assert_same_file(&env.in_root("subdir/nested.txt"), &env.in_out("nested.txt"));
+    }
+    stop(&env, &mut server);
+    assert_no_leftovers(&env.names);
+}
+
 /// Colliding output names: two requests that map to the same output name are refused up
 /// front, naming both, before any request (so even without a server).
 #[test]

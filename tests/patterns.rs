@@ -345,3 +345,31 @@ fn a_pattern_without_r_that_matches_only_directories_names_each_with_the_r_hint(
     env.stop_server(&mut server);
     assert_no_leftovers(&env.names);
 }
+
+/// `--help` and `--man` name every kind of pattern a fetch takes, as the
+/// guide does: `*`, `?`, `[...]`, `**` and `{a,b}` (which fetches either).
+/// Before, the two left out `{a,b}` and `**`, which the planner matched.
+#[test]
+fn help_and_man_name_every_pattern_a_fetch_takes() {
+    for arg in ["--help", "--man"] {
+        let mut cmd = command(crate::util::CLIENT, None);
+        cmd.arg(arg);
+        let done = Proc::spawn(cmd, None).finish(TIMEOUT);
+        // roff writes ' as \*(Aq and - as \-.
+        let text = done.stdout.replace("\\*(Aq", "'").replace("\\-", "-");
+        done.assert_code(0);
+        for pattern in ["'*'", "'?'", "'[...]'", "'**'", "'{a,b}'"] {
+            done.check(text.contains(pattern), &format!("{arg} names {pattern}"));
+        }
+    }
+    let env = TestEnv::new("brace_pattern");
+    for name in ["a.txt", "b.txt", "c.txt"] {
+        env.create(name, name.as_bytes());
+    }
+    let mut server = env.ready_server(&["--persistent"]);
+    let done = env.run_client(&["-o", &out(&env), "{a,b}.txt"]);
+    env.stop_server(&mut server);
+    done.assert_code(0);
+    assert_eq!(dir_entries(env.out()), ["a.txt", "b.txt"], "{{a,b}} fetches either\n{done}");
+    assert_no_leftovers(&env.names);
+}

@@ -287,3 +287,34 @@ fn put_r_of_a_tree_changed_under_the_walk_follows_no_symlink() {
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }
+
+/// A name longer than the server's file system takes (a component of 300
+/// bytes: Linux's file systems take 255) asked of `--list`, `-r` or a
+/// pattern is left out for that limit: `NAME: skipped: a name in it is
+/// longer than the 255 bytes the server's file system allows`, exit 1,
+/// `"reason": "name_too_long"` with `--json`. Before, it was said to be a
+/// path `longer than 1024 bytes (shown cut)`, the protocol's limit, which
+/// it was not: the request had carried it whole.
+#[test]
+fn a_listing_of_a_name_too_long_for_the_file_system_says_that_limit() {
+    let env = TestEnv::new("list_name_too_long");
+    env.create("subdir/a.txt", b"a\n");
+    let name_max = nix::unistd::pathconf(env.root(), nix::unistd::PathconfVar::NAME_MAX).unwrap().unwrap();
+    let long = format!("subdir/{}", "n".repeat(300));
+    let why =
+        format!("skipped: a name in it is longer than the {name_max} bytes the server's file system allows");
+    let mut server = env.ready_server(&["--persistent"]);
+    let out = s(env.out()).to_owned();
+    let pattern = format!("{long}/*");
+    for args in [vec!["--list", &long], vec!["-o", &out, "-r", &long], vec!["-o", &out, &pattern]] {
+        let done = env.run_client(&args);
+        done.assert_code(1)
+            .check(done.stderr.contains(&why), "the file system's limit on a name")
+            .check(!done.stderr.contains("1024"), "not the protocol's on a path");
+    }
+    let json = env.run_client(&["--list", "--json", &long]);
+    json.assert_code(1).check(json.stdout.contains(r#""reason":"name_too_long""#), "its reason");
+    env.stop_server(&mut server);
+    assert_out_empty(&env);
+    assert_no_leftovers(&env.names);
+}

@@ -13,8 +13,8 @@ use shmxfer::testing::protocol::{
 use shmxfer::testing::shm_region::{Geometry, Region, Semaphore};
 
 use crate::util::{
-    accepting, s, sources, wait_until, write_random_file, Proc, TestEnv, BIG_TIMEOUT, DETECT, MIB, SLACK,
-    TIMEOUT,
+    accepting, assert_same_file, command, s, sources, stopped_at_syscall, wait_for_queue, wait_until,
+    write_random_file, Proc, Signal, TestEnv, TracedChild, BIG_TIMEOUT, DETECT, MIB, SERVER, SLACK, TIMEOUT,
 };
 
 /// Two clients putting the same name at once: the name ends up as one of
@@ -225,5 +225,63 @@ fn garbage_frames_in_an_upload_ring_leave_nothing_and_the_server_serves_on() {
     let me = format!("client {}", std::process::id());
     assert!(log.lines().filter(|l| l.contains(&me)).count() >= 7, "each case logged\n{log}");
     env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// An upload interrupted after its every byte and its end left, before the
+/// server's answer came: the server may still store it, and here does (it
+/// is stopped as it names the file, and goes on once the client has
+/// gone), so the client says that it may have, not that nothing was kept:
+/// `FILE: unconfirmed: all 6 bytes sent; the server's answer did not come:
+/// interrupted; it may have stored it as a.txt`, exit 130 as for any
+/// interrupted run, `"result": "unconfirmed"` with `--json`. Before:
+/// `cut off after 6 B of 6 B: interrupted; nothing kept`, while the
+/// server's log said `a.txt: received 6 bytes` and the file was there.
+#[test]
+#[cfg_attr(not(tests_with_strace), ignore = "needs strace: stops the server as it names the upload")]
+fn an_upload_interrupted_before_the_servers_answer_may_have_been_stored() {
+    let env = TestEnv::new("put_unanswered");
+    let local = sources(&env).join("a.txt");
+    fs::write(&local, b"hello\n").unwrap();
+    for json in [false, true] {
+        // The server names an upload with linkat(2) once its bytes checked
+        // out, then answers: stopped there, it has stored the file and not
+        // yet answered.
+        let mut cmd = command(SERVER, Some(&env.names));
+        cmd.args(["--root", s(env.root()), "--persistent", "--accept", s(env.out())]).current_dir(env.cwd());
+        let mut server = Proc::spawn(stopped_at_syscall(&cmd, "linkat"), Some(&env.names));
+        wait_for_queue(&env.names, &mut server);
+        let stopped = TracedChild::of(&server);
+        let mut args = vec!["--put", s(&local)];
+        if json {
+            args.push("--json");
+        }
+        let mut client = env.client(&args);
+        let held = wait_until(TIMEOUT, || stopped.is_stopped() && env.in_out("a.txt").exists());
+        assert!(held, "the server never stopped as it named the file\n{}", server.snapshot());
+        client.signal(Signal::SIGINT);
+        let done = client.finish(TIMEOUT);
+        done.assert_code(130).check(!done.stdout.contains("nothing kept"), "not said to be kept nowhere");
+        if json {
+            done.check(
+                done.stdout.contains(r#""result":"unconfirmed","bytes":6"#),
+                "unconfirmed, 6 bytes sent",
+            )
+            .check(done.stdout.contains("it may have stored it as a.txt"), "the message says so");
+        } else {
+            done.assert_stdout_lines(&[format!(
+                "{}: unconfirmed: all 6 bytes sent; the server's answer did not come: interrupted; \
+                 it may have stored it as a.txt",
+                s(&local)
+            )]);
+        }
+        // It had: the server goes on and keeps the file, whole.
+        stopped.signal(Signal::SIGCONT);
+        let logged = wait_until(TIMEOUT, || server.stderr().contains("a.txt: received 6 bytes"));
+        assert!(logged, "the server did not store it\n{}", server.snapshot());
+        assert_same_file(&local, &env.in_out("a.txt"));
+        env.stop_server(&mut server);
+        fs::remove_file(env.in_out("a.txt")).unwrap();
+    }
     env.assert_no_leftovers();
 }

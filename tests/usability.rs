@@ -73,7 +73,9 @@ fn a_default_server_and_the_client_that_finds_none_name_persistent() {
 
 /// Root may open another user's lock, and still trusts none: a root client
 /// of a server of user nobody ends with exit 3 naming whose server it is
-/// and what to do (run as that user, or run a server of its own).
+/// and what to do (run as that user, or run a server of its own), in words
+/// for root: `belongs to nobody (uid 65534); root uses no other user's
+/// server`. Before, it was told the lock belonged `not to you or root`.
 #[test]
 #[cfg_attr(not(tests_as_root), ignore = "needs root: starts a server as another user (setpriv)")]
 fn a_root_client_of_another_users_server_is_told_whose_it_is_and_what_to_do() {
@@ -91,6 +93,12 @@ fn a_root_client_of_another_users_server_is_told_whose_it_is_and_what_to_do() {
     let done = env.fetch_with(&["--wait", "0"], &["a.txt"]).finish(TIMEOUT);
     done.assert_code(3)
         .check(done.stderr.contains("not trusted as a server's lock"), "the refusal as before")
+        .check(
+            done.stderr
+                .contains(&format!("belongs to {user} (uid {NOBODY}); root uses no other user's server;")),
+            "in words for root",
+        )
+        .check(!done.stderr.contains("not to you or root"), "not as to another user")
         .check(done.stderr.contains(&format!("runs as {user}")), "whose server it is")
         .check(done.stderr.contains(&format!("sudo -u {user} shm_client")), "how to use it")
         .check(done.stderr.contains("a server of your own") && done.stderr.contains("--queue"), "or another");
@@ -428,6 +436,38 @@ fn the_run_s_progress_counts_bytes_of_the_total_on_a_terminal_only() {
         !piped.stderr.contains(&format!(" of {total}, ")) && !piped.stderr.contains('\x1b'),
         "no progress where no one watches",
     );
+    env.stop_server(&mut server);
+    env.assert_no_leftovers();
+}
+
+/// An upload's run line has its total from the start as a fetch's has:
+/// the local files' sizes are known from the plan, before a byte is sent,
+/// whether a tree's (`--put -r`) or files named. Before, the total grew
+/// file by file (`0 B of 3.0 MiB, 0/3 files` for 4.0 MiB).
+#[test]
+fn an_upload_s_progress_has_the_run_s_total_from_the_start() {
+    let env = TestEnv::new("put_progress_total");
+    let src = sources(&env);
+    let sizes = [3 * MIB, MIB, 10];
+    let mut named = Vec::new();
+    for (i, size) in sizes.iter().enumerate() {
+        let file = src.join(format!("tree/f{i}.bin"));
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        crate::util::write_random_file(&file, *size, 50 + i as u64);
+        named.push(s(&file).to_owned());
+    }
+    let total = human_size(sizes.iter().sum());
+    let mut server = accepting(&env, &[]);
+    let tree = src.join("tree");
+    let named: Vec<&str> = named.iter().map(String::as_str).collect();
+    let runs = [vec!["--put", "-r", s(&tree), "--to", "t"], [&["--put", "--to", "n"][..], &named].concat()];
+    for args in runs {
+        let done = Proc::spawn_on_terminal(env.client_cmd(&args), Some(&env.names), 120).finish(TIMEOUT);
+        done.assert_code(0).check(
+            done.stderr.contains(&format!(" of {total}, 0/3 files")),
+            "the run's total before the first file",
+        );
+    }
     env.stop_server(&mut server);
     env.assert_no_leftovers();
 }

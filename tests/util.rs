@@ -317,6 +317,72 @@ pub fn as_nobody(cmd: &Command) -> Command {
     wrapped
 }
 
+/// `cmd` run under `strace`, which sends it SIGSTOP as it makes the system
+/// call `syscall` (the call completes; the program stops before its next
+/// step): a program held at one point of its work, whatever the timing.
+/// [`TracedChild`] finds the program's pid and kills it when dropped.
+pub fn stopped_at_syscall(cmd: &Command, syscall: &str) -> Command {
+    let mut wrapped = Command::new("strace");
+    wrapped
+        .args(["-f", "-o", "/dev/null", "-e"])
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:signal=SIGSTOP"))
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        wrapped.current_dir(dir);
+    }
+    wrapped
+}
+
+/// The program a [`stopped_at_syscall`] command runs: the one child of its
+/// `strace`. Dropped, it kills the program (a tracer that is killed leaves
+/// its stopped tracee behind).
+#[derive(Debug)]
+pub struct TracedChild(pub u32);
+
+impl TracedChild {
+    /// The child of the `strace` that runs as `tracer`, once it exists.
+    #[track_caller]
+    pub fn of(tracer: &Proc) -> TracedChild {
+        let children = format!("/proc/{0}/task/{0}/children", tracer.pid());
+        let mut pid = None;
+        let found = wait_until(TIMEOUT, || {
+            pid = fs::read_to_string(&children).ok().and_then(|c| c.split_whitespace().next()?.parse().ok());
+            pid.is_some()
+        });
+        assert!(found, "strace started no program\n{}", tracer.snapshot());
+        TracedChild(pid.expect("found"))
+    }
+
+    /// Whether it is stopped (by a signal, or for its tracer).
+    pub fn is_stopped(&self) -> bool {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.0)).unwrap_or_default();
+        stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with(['T', 't']))
+    }
+
+    /// Sends it `signal`.
+    pub fn signal(&self, signal: Signal) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0 as i32), signal);
+    }
+}
+
+impl Drop for TracedChild {
+    fn drop(&mut self) {
+        if Path::new(&format!("/proc/{}", self.0)).exists() {
+            self.signal(Signal::SIGKILL);
+        }
+    }
+}
+
 /// Panics, listing what is left, unless nothing exists under `names`.
 pub fn assert_no_leftovers(names: &Names) {
     let left = names.leftovers();

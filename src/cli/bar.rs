@@ -2,13 +2,14 @@
 //! of 1 MiB or more arrives and, when more than one file is fetched, a line
 //! of the whole run beneath it: bytes done of all bytes, and files done of
 //! all, as `rsync --info=progress2` shows a run. The run's bytes are those
-//! the server's listing gave (a tree, a pattern), and each other file's
-//! size from its start; a file that moves fewer bytes than counted (skipped,
+//! the server's listing gave (a tree, a pattern) or an upload's plan (the
+//! local files' sizes), and each other file's size from its start; a file
+//! that moves fewer bytes than counted (skipped,
 //! failed) takes the rest off. Both fit the terminal's width: each template
 //! has one part that takes the columns left (`{wide_bar}`) and fixed parts
 //! that fit in 50 columns. A file resumed from a kept partial (`-C`) starts
 //! its bar at the kept bytes, and its time left counts only the bytes that
-//! arrived in this run ([`time_left`]).
+//! arrived in this run (`time_left`).
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -371,8 +371,8 @@ pub fn fetch(mut client: Client, args: &Args, files: Files<'_>) -> ExitCode {
         Ok(report) => report,
         Err(e) => return fail(&e),
     };
-    for name in &report.repeated {
-        eprintln!("shm_client: warning: {} named more than once; fetched once", message_path(name));
+    for repeated in &report.repeated {
+        eprintln!("shm_client: warning: {}", repeated_warning(repeated));
     }
     let code = match &report.lost {
         None => match client.close() {
@@ -399,6 +399,24 @@ pub fn fetch(mut client: Client, args: &Args, files: Files<'_>) -> ExitCode {
         Format::Text => {}
     }
     code
+}
+
+/// What the warning of a file named more than once says: the names that
+/// asked for it, as given, and the name it was written under where that
+/// differs (`subdir/*.txt and subdir/nested.txt: one file named more than
+/// once; fetched once, as nested.txt`; `a named more than once; fetched
+/// once`).
+fn repeated_warning(r: &crate::Repeated) -> String {
+    let asked = if r.first == r.again {
+        format!("{} named more than once", message_path(&r.first))
+    } else {
+        let what = if r.output.is_some() { "one file" } else { "the same files" };
+        format!("{} and {}: {what} named more than once", message_path(&r.first), message_path(&r.again))
+    };
+    match &r.output {
+        Some(output) if *output != r.again => format!("{asked}; fetched once, as {}", message_path(output)),
+        Some(_) | None => format!("{asked}; fetched once"),
+    }
 }
 
 /// One line per file still, as for any failed file, when the session was

@@ -169,6 +169,11 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// For `skip_serializing_if`: no file counted.
+fn is_zero_count(n: &usize) -> bool {
+    *n == 0
+}
+
 /// `{"summary": {"files": N, "delivered": N, …, "bytes": N, "seconds": S}}`
 pub fn summary_line(s: &Summary) -> String {
     #[derive(Serialize)]
@@ -178,6 +183,9 @@ pub fn summary_line(s: &Summary) -> String {
         not_found: usize,
         refused: usize,
         failed: usize,
+        /// Uploads sent whole whose answer never came.
+        #[serde(skip_serializing_if = "is_zero_count")]
+        unconfirmed: usize,
         skipped: usize,
         left_out: usize,
         not_fetched: usize,
@@ -204,6 +212,7 @@ pub fn summary_line(s: &Summary) -> String {
         not_found: s.not_found,
         refused: s.refused,
         failed: s.failed,
+        unconfirmed: s.unconfirmed,
         skipped: s.skipped,
         left_out: s.left_out,
         not_fetched: s.not_fetched,

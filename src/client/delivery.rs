@@ -34,7 +34,8 @@ pub trait Progress {
     /// The sizes of the run's files, one per file in the order of their
     /// results, where known before they start: a recursive fetch's and a
     /// pattern's matches, from the server's listing (`None` for a file
-    /// named as it is). Told once, after [`Progress::planned`].
+    /// named as it is); an upload's files, from its plan. Told once, after
+    /// [`Progress::planned`].
     fn planned_sizes(&mut self, _sizes: &[Option<u64>]) {}
     /// A file of `size` bytes starts; `name` is its file name.
     fn start(&mut self, _name: &str, _size: u64) {}
@@ -45,6 +46,11 @@ pub trait Progress {
     /// and did not arrive in this run (told before the
     /// [`Progress::advance`] that counts them).
     fn resumed(&mut self, _bytes: u64) {}
+    /// An upload's every byte and its end have left: the server's answer
+    /// is awaited. A session lost from here on (interrupted, the server
+    /// gone or stalled) leaves unknown whether the server stored the file:
+    /// it may have, and nothing here can tell. Never told of a fetch.
+    fn answer_awaited(&mut self) {}
     /// The file is done, for better or worse; its outcome is reported next.
     fn finish(&mut self) {}
     /// A file of a [`Client::fetch_files`] run has its outcome, in the order
@@ -197,6 +203,9 @@ pub(crate) struct Job {
     /// Normalized ([`crate::protocol::normalize_path`]); bytes, as a Unix
     /// name is.
     pub(crate) remote: Vec<u8>,
+    /// The name given that asked for it, as given: the path, or the
+    /// pattern or tree that matched it.
+    pub(crate) named: Vec<u8>,
     pub(crate) shown: PathBuf,
     pub(crate) out: std::result::Result<OutputPath, String>,
     pub(crate) known: Option<Outcome>,

@@ -139,6 +139,9 @@ fn skipped(code: SkipCode, detail: u32, path: Vec<u8>) -> Skipped {
         SkipCode::TooDeep => format!("a directory more than {detail} levels deep; not descended"),
         SkipCode::OverLimit => format!("the listing stops after {detail} files; this and the rest left out"),
         SkipCode::TooLong => format!("path longer than {detail} bytes (shown cut)"),
+        SkipCode::NameTooLong => {
+            format!("a name in it is longer than the {detail} bytes the server's file system allows")
+        }
         SkipCode::OutsideRoot => "leads outside the served directory".to_owned(),
         SkipCode::InvalidPath => "invalid path".to_owned(),
         SkipCode::TooManySkipped => {

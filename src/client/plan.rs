@@ -21,7 +21,7 @@ use crate::transfer::outcome::{FailReason, FileResult, Outcome};
 mod report;
 pub(crate) mod upload;
 
-pub use report::{Lost, Report, Summary};
+pub use report::{Lost, Repeated, Report, Summary};
 
 impl FetchOptions {
     /// Checks, before any request, that no two of `paths` would be written
@@ -47,6 +47,7 @@ fn plain_job(path: &[u8], options: &FetchOptions) -> Job {
         shown: options.shown_name(&remote),
         out: options.output_path(&remote),
         remote,
+        named: path.to_vec(),
         known: None,
         size: None,
     }
@@ -59,24 +60,26 @@ pub(crate) fn plain_jobs(paths: &[impl AsRemotePath], options: &FetchOptions) ->
 
 /// The one check of every mode before any request: no two different paths
 /// are written to one output path. A path asked for again with the same
-/// output (`a a`, or a file of two overlapping trees kept whole) is dropped,
-/// and its name returned, to be fetched once.
+/// output (`a a`, `a ./a`, a pattern and one of its matches, or a file of
+/// two overlapping trees kept whole) is dropped, and the two names that
+/// asked for it returned with its output name, to be fetched once.
 ///
 /// # Errors
 ///
 /// [`Error::SameOutput`] naming the first two paths that collide.
-pub(crate) fn check_outputs(jobs: Vec<Job>, names: OutputNames) -> Result<(Vec<Job>, Vec<PathBuf>)> {
-    let mut seen: HashMap<OutputPath, Vec<u8>> = HashMap::new();
+pub(crate) fn check_outputs(jobs: Vec<Job>, names: OutputNames) -> Result<(Vec<Job>, Vec<Repeated>)> {
+    // Each output path taken: by which path, asked for by which name.
+    let mut seen: HashMap<OutputPath, (Vec<u8>, Vec<u8>)> = HashMap::new();
     let mut kept = Vec::with_capacity(jobs.len());
     let mut repeated = Vec::new();
     for job in jobs {
         if let Ok(out) = &job.out {
             match seen.get(out) {
-                Some(first) if *first == job.remote => {
-                    repeated.push(job.shown);
+                Some((first, named)) if *first == job.remote => {
+                    repeated.push(Repeated::new(named, &job.named, Some(job.shown)));
                     continue;
                 }
-                Some(first) => {
+                Some((first, _)) => {
                     return Err(Error::SameOutput {
                         first: quote_bytes(first).into_owned(),
                         second: quote_bytes(&job.remote).into_owned(),
@@ -85,7 +88,7 @@ pub(crate) fn check_outputs(jobs: Vec<Job>, names: OutputNames) -> Result<(Vec<J
                     })
                 }
                 None => {
-                    seen.insert(out.clone(), job.remote.clone());
+                    seen.insert(out.clone(), (job.remote.clone(), job.named.clone()));
                 }
             }
         }
@@ -305,20 +308,23 @@ fn selected_jobs(selected: Selected, named: &[u8], names: OutputNames) -> Vec<Jo
             let text = "the server's path has an empty, '.' or '..' component; not written";
             Outcome::failed(FailReason::BadOutputName, text)
         });
-        jobs.push(Job { remote: path, shown: as_path(&local), out, known, size: Some(size) });
+        let named = named.to_vec();
+        jobs.push(Job { remote: path, named, shown: as_path(&local), out, known, size: Some(size) });
     }
     for Skipped { path, reason, text } in skipped {
         let path = path.into_os_string().into_vec();
         let shown = if path.is_empty() { named.to_vec() } else { path.clone() };
         let known = Some(Outcome::LeftOut { reason, text });
-        jobs.push(Job { remote: path, shown: as_path(&shown), out: Err(String::new()), known, size: None });
+        let (named, out) = (named.to_vec(), Err(String::new()));
+        jobs.push(Job { remote: path, named, shown: as_path(&shown), out, known, size: None });
     }
     jobs
 }
 
 /// A job that gets `outcome` without a request, shown as it was named.
 fn known(f: &[u8], outcome: Outcome) -> Job {
-    Job { remote: f.to_vec(), shown: as_path(f), out: Err(String::new()), known: Some(outcome), size: None }
+    let (remote, named, shown) = (f.to_vec(), f.to_vec(), as_path(f));
+    Job { remote, named, shown, out: Err(String::new()), known: Some(outcome), size: None }
 }
 
 /// How a fetch reads the names it is given.
@@ -345,9 +351,10 @@ fn plan(
     names: &[impl AsRemotePath],
     options: &FetchOptions,
     read: Names,
-) -> Result<(Vec<Job>, Vec<PathBuf>)> {
+) -> Result<(Vec<Job>, Vec<Repeated>)> {
     let mut jobs = Vec::new();
-    let mut listed: Vec<Vec<u8>> = Vec::new();
+    // Each path listed, and the name given that listed it.
+    let mut listed: Vec<(Vec<u8>, &[u8])> = Vec::new();
     let mut repeated = Vec::new();
     for name in names {
         let name = name.as_remote_path();
@@ -368,8 +375,9 @@ fn plan(
             jobs.push(known(name, Outcome::Refused { reason: FailReason::OutsideRoot, text }));
             continue;
         }
-        if listed.contains(&path) {
-            repeated.push(as_path(name));
+        if let Some((_, first)) = listed.iter().find(|(done, _)| *done == path) {
+            // A tree or a pattern: the same files, each under its own name.
+            repeated.push(Repeated::new(first, name, None));
             continue;
         }
         let how = match (&pattern, read) {
@@ -380,7 +388,7 @@ fn plan(
         };
         let selected = select(client, how)?;
         jobs.extend(selected_jobs(selected, name, options.names));
-        listed.push(path);
+        listed.push((path, name));
     }
     Ok((jobs, repeated))
 }
@@ -635,6 +643,7 @@ impl Client {
         let job = Job {
             // A name refused as it is is shown as it was given.
             remote: if known.is_some() { path.to_vec() } else { normalize_path(path) },
+            named: path.to_vec(),
             // The name the user gave it.
             shown: dest.to_path_buf(),
             out: OutputPath::below(name.as_bytes()),

@@ -199,6 +199,7 @@ impl Client {
         let known = self.not_a_directory(path)?;
         let job = Job {
             remote: if known.is_some() { path.to_vec() } else { crate::protocol::normalize_path(path) },
+            named: path.to_vec(),
             shown: name.into(),
             out: OutputPath::below(name.as_bytes()),
             known,

@@ -229,6 +229,13 @@ impl Told<'_> {
             self.progress.borrow_mut().advance(n);
         }
     }
+
+    /// Every byte and the end left: from here on, a session lost leaves
+    /// the server's answer unknown ([`Progress::answer_awaited`]).
+    fn answer_awaited(&self) {
+        self.tell();
+        self.progress.borrow_mut().answer_awaited();
+    }
 }
 
 impl Meter for Told<'_> {
@@ -460,12 +467,15 @@ impl UploadSession {
 
     /// As [`UploadSession::put_file`], telling `progress` as the bytes leave:
     /// [`Progress::start`] (the local file's name and size),
-    /// [`Progress::advance`] per chunk sent, [`Progress::finish`] once the
+    /// [`Progress::advance`] per chunk sent, [`Progress::answer_awaited`]
+    /// once every byte and the end left, [`Progress::finish`] once the
     /// server answered (or the session was lost).
     ///
     /// # Errors
     ///
-    /// As [`UploadSession::put_file`].
+    /// As [`UploadSession::put_file`]. An error after
+    /// [`Progress::answer_awaited`] leaves unknown whether the server
+    /// stored the file: it had all of it.
     pub fn put_file_with(
         &mut self,
         local: impl AsRef<Path>,
@@ -577,7 +587,13 @@ impl UploadSession {
         let read_failed =
             match send_source(&mut self.session, seq, source, Ask::default(), &mut Vec::new(), told)? {
                 Sent::GaveUp { read, .. } => read,
-                Sent::Whole(_) | Sent::UpToDate => None,
+                // The end left: the server may store the file whatever
+                // becomes of this session before its answer comes.
+                Sent::Whole(_) => {
+                    told.answer_awaited();
+                    None
+                }
+                Sent::UpToDate => None,
             };
         let answer = self.session.wait_for_answer(seq)?;
         match read_failed {

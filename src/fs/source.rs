@@ -180,6 +180,14 @@ impl Root {
         Ok(Root { dir: File::from(fd) })
     }
 
+    /// The longest name (one path component, in bytes) the file system of
+    /// the served directory takes (`NAME_MAX`: 255 on Linux's file
+    /// systems): a longer one is nowhere below the root.
+    pub fn name_max(&self) -> u32 {
+        let max = nix::unistd::fpathconf(&self.dir, nix::unistd::PathconfVar::NAME_MAX);
+        max.ok().flatten().and_then(|n| u32::try_from(n).ok()).unwrap_or(255)
+    }
+
     /// Opens the regular file `path` below the root for reading, and its
     /// `fstat`.
     ///

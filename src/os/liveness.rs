@@ -40,6 +40,18 @@ fn trusted_owner(uid: u32, me: u32) -> bool {
     uid == me || uid == 0
 }
 
+/// Why an object of `owner` (`nobody (uid 65534)`) is not trusted by a
+/// process of user `me` ([`trusted_owner`]), as a refusal says it: `, not
+/// to you or root`, or, for root (which may open it, and still uses no
+/// other user's objects), `; root uses no other user's {what}`.
+fn untrusted_owner(owner: &str, me: u32, what: &str) -> String {
+    if me == 0 {
+        format!("belongs to {owner}; root uses no other user's {what}")
+    } else {
+        format!("belongs to {owner}, not to you or root")
+    }
+}
+
 /// The server's hold on its queue: a write-locked lock object that this
 /// server created. Dropping it unlinks the name (if it still names this
 /// object) and releases the lock.
@@ -392,10 +404,10 @@ impl ServerWatch {
             return Err(Error::BadObject {
                 name: shm_path(&name),
                 reason: format!(
-                    "belongs to {owner}, not to you or root; not trusted as a server's lock: the server on \
-                     queue {queue} runs as {who}; run the client as that user ({run_as} shm_client …), or \
-                     start a server of your own on another queue (shm_server --queue /NAME, and --queue /NAME \
-                     here)"
+                    "{}; not trusted as a server's lock: the server on queue {queue} runs as {who}; run the \
+                     client as that user ({run_as} shm_client …), or start a server of your own on another \
+                     queue (shm_server --queue /NAME, and --queue /NAME here)",
+                    untrusted_owner(&owner, euid(), "server")
                 ),
             });
         }
@@ -453,7 +465,10 @@ pub fn check_queue_owner(queue: &str, mq: &impl AsRawFd) -> Result<()> {
     } else {
         Err(Error::BadObject {
             name: queue.to_owned(),
-            reason: format!("the queue belongs to uid {uid}, not to you or root; not trusted"),
+            reason: format!(
+                "the queue {}; not trusted",
+                untrusted_owner(&format!("uid {uid}"), euid(), "queue")
+            ),
         })
     }
 }

@@ -255,6 +255,10 @@ pub enum SkipCode {
     /// out as one listing carries (`MAX_LIST_SKIPPED`); the detail is
     /// that limit.
     TooManySkipped = 7,
+    /// A name in the prefix asked for is longer than the server's file
+    /// system takes (`ENAMETOOLONG`): no file there can have it. The detail
+    /// is that limit (`NAME_MAX`, 255 bytes on Linux's file systems).
+    NameTooLong = 8,
 }
 
 impl SkipCode {
@@ -267,6 +271,7 @@ impl SkipCode {
             5 => SkipCode::OutsideRoot,
             6 => SkipCode::InvalidPath,
             7 => SkipCode::TooManySkipped,
+            8 => SkipCode::NameTooLong,
             _ => return Err(DecodeError::BadField("skip code")),
         })
     }

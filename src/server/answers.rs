@@ -98,7 +98,7 @@ fn find(root: &Root, prefix: &[u8], max_path: usize) -> Found {
             Err(OpenFailure::WrongKind(crate::fs::source::FileKind::Directory)) => {}
             Err(OpenFailure::Missing | OpenFailure::WrongKind(_)) => return found,
             Err(failure) => {
-                found.skip(opening_skip(&failure).map_or_else(
+                found.skip(opening_skip(root, &failure).map_or_else(
                     || skip(SkipCode::Unreadable, libc::EIO as u32),
                     |(code, detail)| skip(code, detail),
                 ));
@@ -111,7 +111,8 @@ fn find(root: &Root, prefix: &[u8], max_path: usize) -> Found {
         // Gone or replaced since it was opened as a directory.
         Err(OpenFailure::Missing | OpenFailure::WrongKind(_)) => return found,
         Err(failure) => {
-            let (code, detail) = opening_skip(&failure).unwrap_or((SkipCode::Unreadable, libc::EIO as u32));
+            let (code, detail) =
+                opening_skip(root, &failure).unwrap_or((SkipCode::Unreadable, libc::EIO as u32));
             found.skip(skip(code, detail));
             return found;
         }
@@ -152,11 +153,13 @@ fn find(root: &Root, prefix: &[u8], max_path: usize) -> Found {
 }
 
 /// The skip code ([`wire_codes`]) and detail for a prefix that could not
-/// be opened; `None` where nothing is left out (nothing there, or not a
-/// directory).
-fn opening_skip(failure: &OpenFailure) -> Option<(SkipCode, u32)> {
+/// be opened below `root`; `None` where nothing is left out (nothing
+/// there, or not a directory). A name too long is so for the file system
+/// (its limit, not the protocol's): the protocol carried the prefix.
+fn opening_skip(root: &Root, failure: &OpenFailure) -> Option<(SkipCode, u32)> {
     let code = wire_codes(failure).skip?;
     let detail = match code {
+        SkipCode::NameTooLong => root.name_max(),
         SkipCode::TooLong => MAX_PATH_LEN as u32,
         SkipCode::Unreadable => os_error(failure).raw_os_error().unwrap_or(libc::EIO) as u32,
         SkipCode::TooDeep

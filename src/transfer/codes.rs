@@ -30,7 +30,7 @@ pub(crate) fn wire_codes(failure: &OpenFailure) -> WireCodes {
         OpenFailure::Missing => (None, None),
         OpenFailure::OutsideRoot => (Some(ReasonCode::OutsideRoot), Some(SkipCode::OutsideRoot)),
         OpenFailure::PermissionDenied => (Some(ReasonCode::PermissionDenied), Some(SkipCode::Unreadable)),
-        OpenFailure::NameTooLong => (Some(ReasonCode::NameTooLong), Some(SkipCode::TooLong)),
+        OpenFailure::NameTooLong => (Some(ReasonCode::NameTooLong), Some(SkipCode::NameTooLong)),
         OpenFailure::InvalidPath => (Some(ReasonCode::InvalidPath), Some(SkipCode::InvalidPath)),
         OpenFailure::OutOfResources(_) => (Some(ReasonCode::OutOfResources), Some(SkipCode::Unreadable)),
         OpenFailure::WrongKind(FileKind::Directory) => (Some(ReasonCode::IsDirectory), None),
@@ -113,6 +113,7 @@ impl From<SkipCode> for FailReason {
             SkipCode::OutsideRoot => FailReason::OutsideRoot,
             SkipCode::InvalidPath => FailReason::InvalidPath,
             SkipCode::TooManySkipped => FailReason::OverLimit,
+            SkipCode::NameTooLong => FailReason::NameTooLong,
         }
     }
 }
@@ -153,5 +154,9 @@ mod tests {
         assert_eq!(FailReason::from(ReasonCode::Cancelled), FailReason::Cancelled);
         assert_eq!(FailReason::from(ReasonCode::Other), FailReason::Server);
         assert_eq!(FailReason::from(SkipCode::TooLong), FailReason::PathTooLong);
+        // A name the file system refuses is not a path the protocol cannot
+        // carry: before, a name of 300 bytes was said longer than 1024.
+        assert_eq!(wire_codes(&OpenFailure::NameTooLong).skip, Some(SkipCode::NameTooLong));
+        assert_eq!(FailReason::from(SkipCode::NameTooLong), FailReason::NameTooLong);
     }
 }

@@ -201,10 +201,10 @@ pub struct Args {
 
     /// Files to fetch, as paths relative to the server's root. A name with '*', '?', '[...]' or
     /// '{a,b}' (quoted, so that the shell leaves it) is matched against the server's files, one
-    /// path component at a time as a shell does ('*' does not cross '/', '**' does), unless a file
-    /// has exactly that name; a pattern that matches nothing is not found. A trailing '/' names a
-    /// directory: 'dir/' is 'dir' (-r fetches it), 'file.txt/' fails 'not a directory', and a
-    /// pattern ending in '/' matches directories only.
+    /// path component at a time as a shell does ('*' does not cross '/', '**' does; '{a,b}'
+    /// matches either), unless a file has exactly that name; a pattern that matches nothing is not
+    /// found. A trailing '/' names a directory: 'dir/' is 'dir' (-r fetches it), 'file.txt/' fails
+    /// 'not a directory', and a pattern ending in '/' matches directories only.
     /// With --put: the local files (and with -r directories) to send.
     #[arg(value_name = "FILE", required_unless_present_any = ["list", "stop_server", "drain", "input", "status", "relay", "completions", "man"])]
     pub files: Vec<std::ffi::OsString>,

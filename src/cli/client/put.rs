@@ -14,24 +14,38 @@ use crate::{FailReason, Outcome, Progress, SkipReason, Summary, Times, Update, U
 use super::*;
 use crate::cli::json::{self, Why};
 
-/// Passes progress on to the bar and keeps the size of the file as it was
-/// opened for sending and the bytes sent so far (what the line of a
-/// stored file and of one cut off report).
+/// Passes progress on to the bar and keeps how far the file got (what the
+/// line of a file cut off reports).
 struct Sending<'a> {
     bar: &'a mut Bar,
+    so_far: SoFar,
+}
+
+/// How far the file being sent got.
+#[derive(Debug, Clone, Copy, Default)]
+struct SoFar {
+    /// Its size as `fstat` gave it when it was opened for sending.
     size: Option<u64>,
+    /// The bytes that left.
     sent: u64,
+    /// Every byte and the end left: the server may have stored it, whether
+    /// or not its answer came ([`Progress::answer_awaited`]).
+    answer_awaited: bool,
 }
 
 impl Progress for Sending<'_> {
     fn start(&mut self, name: &str, size: u64) {
-        self.size = Some(size);
+        self.so_far.size = Some(size);
         self.bar.start(name, size);
     }
 
     fn advance(&mut self, bytes: u64) {
-        self.sent += bytes;
+        self.so_far.sent += bytes;
         self.bar.advance(bytes);
+    }
+
+    fn answer_awaited(&mut self) {
+        self.so_far.answer_awaited = true;
     }
 
     fn finish(&mut self) {
@@ -84,10 +98,9 @@ impl Sent<'_> {
 }
 
 impl Printer {
-    /// One file's result: the text line `text` (`None`: none, as for a
+    /// One item's result: the text line `text` (`None`: none, as for a
     /// success under `--quiet`) or its JSON object.
     fn line(&mut self, text: Option<String>, object: impl FnOnce() -> String) {
-        self.bar.file_done();
         let format = self.format;
         self.bar.suspend(|| match (format, text) {
             (Format::Json, _) => say(format_args!("{}", object())),
@@ -153,6 +166,7 @@ impl Printer {
         queue: &str,
         items: &[UploadItem],
     ) -> Result<bool, ExitCode> {
+        self.bar.file_done();
         let shown = quote_path(file.local);
         let (request, remote) = (file.request(), file.remote);
         let quiet = self.quiet;
@@ -243,9 +257,9 @@ impl Printer {
             }
             _ => FailReason::Unreadable,
         };
+        self.bar.file_done();
         if file.in_tree {
             self.summary.left_out += 1;
-            self.bar.file_done();
             self.bar.suspend(|| say_skipped(file.local, &text));
             if self.format == Format::Json {
                 let why = Some(Why::Fail(reason));
@@ -259,16 +273,12 @@ impl Printer {
         }
     }
 
-    /// The session ended inside the file (`sending`: what `fstat` gave and
-    /// what left): a line for the file cut off and for each one not sent,
-    /// as a fetch prints them, the summary, and the session's exit code.
-    fn lost(
-        &mut self,
-        file: &Sent<'_>,
-        e: &Error,
-        sending: (Option<u64>, u64),
-        items: &[UploadItem],
-    ) -> ExitCode {
+    /// The session ended inside the file (`so_far`: how far it got): a line
+    /// for the file cut off and for each one not sent, as a fetch prints
+    /// them, the summary, and the session's exit code. A file whose every
+    /// byte and end had left is not said to be kept nowhere: the server
+    /// had all of it, and whether it stored it is unknown.
+    fn lost(&mut self, file: &Sent<'_>, e: &Error, so_far: SoFar, items: &[UploadItem]) -> ExitCode {
         let (request, remote) = (file.request(), file.remote);
         self.bar.clear();
         if let Error::Remote { .. } = e {
@@ -281,19 +291,31 @@ impl Printer {
             self.finish();
             return fail(e);
         }
-        let (size, so_far) = sending;
-        self.summary.failed += 1;
-        self.summary.received += so_far;
+        let SoFar { size, sent, answer_awaited } = so_far;
+        self.summary.received += sent;
         self.summary.not_fetched += sends_from(items, file.at + 1);
-        let cut = size.map(|size| format!("cut off after {} of {}: ", human_size(so_far), human_size(size)));
-        let message = format!("{}{}; nothing kept", cut.unwrap_or_default(), lost_reason(e));
+        let (result, message) = if answer_awaited {
+            self.summary.unconfirmed += 1;
+            let remote_shown = quote_path(Path::new(OsStr::from_bytes(remote)));
+            let message = format!(
+                "all {} sent; the server's answer did not come: {}; it may have stored it as {remote_shown}",
+                common::byte_count(sent),
+                lost_reason(e)
+            );
+            ("unconfirmed", message)
+        } else {
+            self.summary.failed += 1;
+            let cut =
+                size.map(|size| format!("cut off after {} of {}: ", human_size(sent), human_size(size)));
+            ("failed", format!("{}{}; nothing kept", cut.unwrap_or_default(), lost_reason(e)))
+        };
         match self.format {
-            Format::Text => say(format_args!("{}: failed: {message}", quote_path(file.local))),
+            Format::Text => say(format_args!("{}: {result}: {message}", quote_path(file.local))),
             Format::Json => {
                 let why = Some(Why::Fail(FailReason::SessionLost));
                 say(format_args!(
                     "{}",
-                    json::upload_line(request, remote, "failed", so_far, why, Some(&message))
+                    json::upload_line(request, remote, result, sent, why, Some(&message))
                 ));
             }
         }
@@ -326,6 +348,7 @@ pub fn put(mut session: UploadSession, args: &Args, plan: UploadPlan) -> ExitCod
     // counts the entries its listing left out).
     out.summary.asked = items.len();
     out.bar.planned(plan.sends());
+    out.bar.planned_sizes(&plan.planned_sizes());
     let mut all_sent = true;
     for (at, item) in items.iter().enumerate() {
         let UploadItem::Send(to_send) = item else {
@@ -334,12 +357,12 @@ pub fn put(mut session: UploadSession, args: &Args, plan: UploadPlan) -> ExitCod
             continue;
         };
         let file = Sent { at, local: &to_send.local, remote: &to_send.remote, in_tree: to_send.in_tree() };
-        let mut sending = Sending { bar: &mut out.bar, size: None, sent: 0 };
+        let mut sending = Sending { bar: &mut out.bar, so_far: SoFar::default() };
         let sent = plan.put_with(&mut session, to_send, &options, &mut sending);
-        // The size `fstat` gave when the file was opened, and the bytes that
-        // left: of a stored file, what the server verified (not what the
-        // walk saw, nor what `fstat` says of a file in /proc or /sys).
-        let sending = (sending.size, sending.sent);
+        // Of a stored file, the bytes are what the server verified (not
+        // what the walk saw, nor what `fstat` says of a file in /proc or
+        // /sys); of one cut off, what left.
+        let so_far = sending.so_far;
         match sent {
             Ok(outcome) => match out.answered(&file, outcome, &args.queue, items) {
                 Ok(stored) => all_sent &= stored,
@@ -349,7 +372,7 @@ pub fn put(mut session: UploadSession, args: &Args, plan: UploadPlan) -> ExitCod
                 all_sent = false;
                 out.local_failure(&file, &e);
             }
-            Err(e) => return out.lost(&file, &e, sending, items),
+            Err(e) => return out.lost(&file, &e, so_far, items),
         }
     }
     out.finish();

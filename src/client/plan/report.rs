@@ -1,6 +1,7 @@
 //! How a run of files went: a result per file, what a lost session left,
 //! and the counts for a summary line.
 
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,9 +21,33 @@ pub struct Report {
     pub lost: Option<Lost>,
     /// How long the run took.
     pub elapsed: Duration,
-    /// Paths named more than once (`a a`), each fetched once, as `cp` does:
-    /// the names, in the order asked for, once per repetition.
-    pub repeated: Vec<PathBuf>,
+    /// Files named more than once (`a a`, `a ./a`, a pattern and the name
+    /// of one of its matches), each fetched once, as `cp` does: the two
+    /// names that asked for each, in the order asked for, once per
+    /// repetition.
+    pub repeated: Vec<Repeated>,
+}
+
+/// A file (or a tree's or a pattern's files) named a second time in a run,
+/// fetched once ([`Report::repeated`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Repeated {
+    /// The name that asked for it first, as given (a path, or the pattern
+    /// or tree that matched it).
+    pub first: PathBuf,
+    /// The name that asked for it again, as given.
+    pub again: PathBuf,
+    /// The name it is written under, below the output directory; `None`
+    /// for a tree or a pattern named twice, whose files keep their own.
+    pub output: Option<PathBuf>,
+}
+
+impl Repeated {
+    pub(crate) fn new(first: &[u8], again: &[u8], output: Option<PathBuf>) -> Repeated {
+        let path = |b: &[u8]| PathBuf::from(std::ffi::OsStr::from_bytes(b));
+        Repeated { first: path(first), again: path(again), output }
+    }
 }
 
 /// What a lost session left of a run ([`Report::lost`]).
@@ -68,6 +93,9 @@ pub struct Summary {
     pub failed: usize,
     /// Entries a recursive fetch's listing left out (never asked for).
     pub left_out: usize,
+    /// Uploads whose every byte and end left and whose answer never came
+    /// (the session was lost first): the server may have stored them.
+    pub unconfirmed: usize,
     /// Files never asked for (never sent, in a run of uploads).
     pub not_fetched: usize,
     /// Bytes delivered.
@@ -125,6 +153,7 @@ impl std::fmt::Display for Summary {
             (self.not_found, "not found"),
             (self.refused, "refused"),
             (self.failed, "failed"),
+            (self.unconfirmed, "unconfirmed"),
             (self.left_out, "left out"),
             (
                 self.not_fetched,
@@ -194,7 +223,14 @@ impl Report {
             s.kept = lost.kept;
         }
         s.received = got.saturating_sub(s.resumed);
-        s.asked = s.delivered + s.skipped + s.not_found + s.refused + s.failed + s.left_out + s.not_fetched;
+        s.asked = s.delivered
+            + s.skipped
+            + s.not_found
+            + s.refused
+            + s.failed
+            + s.unconfirmed
+            + s.left_out
+            + s.not_fetched;
         s
     }
 

@@ -76,6 +76,10 @@ pub struct ToSend {
     pub local: PathBuf,
     /// Its path below the server's `--accept` directory.
     pub remote: Vec<u8>,
+    /// Its size when planned (the walk's, or `stat`'s of a name given;
+    /// `None` when it could not be had), for the run's progress: what is
+    /// sent is what the file holds when it is read.
+    pub size: Option<u64>,
     /// Its tree and its index there; `None`: a name given.
     tree: Option<(usize, usize)>,
 }
@@ -194,7 +198,8 @@ impl UploadPlanBuilder {
                 }
                 _ => match self.named_remote(local) {
                     Some(remote) => {
-                        let file = ToSend { local: local.to_path_buf(), remote, tree: None };
+                        let size = meta.as_ref().ok().map(std::fs::Metadata::len);
+                        let file = ToSend { local: local.to_path_buf(), remote, size, tree: None };
                         plan.items.push(UploadItem::Send(file));
                     }
                     None => {
@@ -260,8 +265,8 @@ impl UploadPlanBuilder {
         }
         let index = plan.trees.len();
         for (i, file) in tree.files.iter().enumerate() {
-            let file = ToSend { local: join(&file.path), remote: below(&file.path), tree: Some((index, i)) };
-            plan.items.push(UploadItem::Send(file));
+            let (local, remote, size) = (join(&file.path), below(&file.path), Some(file.size));
+            plan.items.push(UploadItem::Send(ToSend { local, remote, size, tree: Some((index, i)) }));
         }
         plan.trees.push(tree);
     }
@@ -313,6 +318,17 @@ impl UploadPlan {
     /// The files to send.
     pub fn sends(&self) -> usize {
         self.items.iter().filter(|i| matches!(i, UploadItem::Send(_))).count()
+    }
+
+    /// The sizes of the files to send, in order, as planned
+    /// ([`ToSend::size`]): the run's total from the start, for
+    /// [`Progress::planned_sizes`].
+    pub fn planned_sizes(&self) -> Vec<Option<u64>> {
+        let sizes = self.items.iter().filter_map(|i| match i {
+            UploadItem::Send(file) => Some(file.size),
+            UploadItem::NotSent(_) | UploadItem::Skipped(_) => None,
+        });
+        sizes.collect()
     }
 
     /// Sends `file` of this plan through `session`, as
