@@ -189,6 +189,36 @@ fn a_message_cuts_a_long_name_in_its_middle() {
     assert_no_leftovers(&env.names);
 }
 
+/// An entry a listing left out is said on stderr entry by entry, and
+/// each by its whole path, as a result line names its file: two entries
+/// of more than 200 bytes that differ only in their middle are two lines
+/// one tells apart. Before, both were cut to their first and last 100
+/// bytes and read alike: which directories were skipped could not be told.
+#[test]
+fn entries_left_out_are_named_whole_so_that_no_two_read_alike() {
+    let env = TestEnv::new("left_out_named_whole");
+    let (head, tail) = ("a".repeat(110), "z".repeat(110));
+    // Past the walk's 64 levels: left out, whoever runs the server.
+    let deep = |middle: &str| format!("{head}/{middle}/{}{tail}/f.txt", "d/".repeat(64));
+    env.create(&deep("one"), b"one\n");
+    env.create(&deep("two"), b"two\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let fetched = env.run_client(&["-r", "-o", &out(&env), "."]);
+    let listed = env.run_client(&["--list"]);
+    env.stop_server(&mut server);
+    for done in [&fetched, &listed] {
+        let skipped: Vec<&str> = done.stderr.lines().filter(|l| l.contains(": skipped: ")).collect();
+        done.assert_code(1).check(
+            skipped.len() == 2
+                && skipped[0] != skipped[1]
+                && skipped[0].contains(&format!("{head}/one/"))
+                && skipped[1].contains(&format!("{head}/two/")),
+            "each entry left out is named whole",
+        );
+    }
+    assert_no_leftovers(&env.names);
+}
+
 #[test]
 fn a_trailing_slash_names_the_directory_as_its_name_does() {
     let env = TestEnv::new("trailing_slash");
