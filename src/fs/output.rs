@@ -263,9 +263,17 @@ fn is_removed(dir: &impl AsFd) -> bool {
     nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0)
 }
 
+/// Directories below the output directory as a message names them:
+/// joined by `/`, quoted as every message quotes a name (they came from
+/// the server).
+fn quote_dirs(dirs: &[OsString]) -> String {
+    let joined = dirs.iter().collect::<PathBuf>();
+    crate::text::quote_bytes(joined.as_os_str().as_bytes()).into_owned()
+}
+
 /// The error of opening `dirs[..=i]`, one component at a time.
 fn component_error(dirs: &[OsString], i: usize, e: Errno) -> io::Error {
-    let shown = dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+    let shown = quote_dirs(&dirs[..=i]);
     match e {
         Errno::ELOOP | Errno::ENOTDIR => {
             let why = format!("{shown} is a symlink or not a directory; not followed");
@@ -285,7 +293,7 @@ fn make_dirs(mut dir: DirFd, dirs: &[OsString], from: usize, made: &mut Vec<Made
         let mut tries = 0;
         while matches!(next, Err(Errno::ENOENT)) {
             if tries == 8 {
-                let shown = dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+                let shown = quote_dirs(&dirs[..=i]);
                 return Err(moved(format!("{shown} was removed each time it was made")));
             }
             tries += 1;
@@ -476,7 +484,7 @@ impl OutDir {
         if matches!(dir, DirFd::Top(_)) || !nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0) {
             return os(e);
         }
-        let shown = out.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+        let shown = quote_dirs(&out.dirs);
         moved(format!("{shown} was removed while the file was created there"))
     }
 }
