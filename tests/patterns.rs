@@ -230,12 +230,45 @@ fn a_trailing_slash_names_the_directory_as_its_name_does() {
     let slash = env.run_client(&["-o", &o, "dir0/"]);
     let tree = env.run_client(&["-o", &o, "-r", "dir0/"]);
     env.stop_server(&mut server);
-    let hint = "dir0: refused by server: dir0 is a directory; use -r to fetch a directory";
-    plain.assert_code(1).assert_stdout_lines(&[hint.into()]);
-    slash.assert_code(1).assert_stdout_lines(&[hint.into()]);
+    let hint =
+        |name: &str| format!("{name}: refused by server: {name} is a directory; use -r to fetch a directory");
+    plain.assert_code(1).assert_stdout_lines(&[hint("dir0")]);
+    slash.assert_code(1).assert_stdout_lines(&[hint("dir0/")]);
     tree.assert_code(0);
     assert_eq!(fs::read(env.in_out("dir0/sub/b.txt")).unwrap(), b"b\n");
     assert_eq!(fs::read(env.in_out("dir0/a.txt")).unwrap(), b"a\n");
+    assert_no_leftovers(&env.names);
+}
+
+/// A name with a trailing slash fetched as one file (no `-r`: a fetch,
+/// `-O`, `--stdout`) is asked for with its slash, in one request that the
+/// server's opener resolves as the kernel does: a directory is refused as
+/// one, and the tree below it is never walked. Before, the client first
+/// asked for the listing of everything below the name (a walk of up to
+/// 100 000 files for a big tree) only to learn it was no file, then asked
+/// for the name without its slash: a directory swapped for a file between
+/// the two requests was fetched as that file.
+#[test]
+fn a_trailing_slash_is_asked_for_as_it_is_and_walks_no_tree() {
+    let env = TestEnv::new("trailing_slash_one_request");
+    for i in 0..200 {
+        env.create(&format!("big/d{}/f{i:03}.txt", i % 10), b"x\n");
+    }
+    let mut server = env.ready_server(&["--persistent"]);
+    let o = out(&env);
+    let dest = env.in_out("renamed.txt");
+    let fetched = env.run_client(&["-o", &o, "big/"]);
+    let to = env.run_client(&["-O", dest.to_str().unwrap(), "big/d1/"]);
+    let piped = env.run_client(&["--stdout", "big/./"]);
+    env.stop_server(&mut server);
+    let hint =
+        |name: &str| format!("{name}: refused by server: {name} is a directory; use -r to fetch a directory");
+    fetched.assert_code(1).assert_stdout_lines(&[hint("big/")]);
+    to.assert_code(1).assert_stdout_lines(&[hint("big/d1/")]);
+    piped.assert_code(1).assert_stdout_lines(&[]);
+    let log = server.stderr();
+    assert!(!log.contains("listing"), "no tree was walked for a name of one file\n{log}");
+    assert!(env.out_entries().is_empty(), "nothing written: {:?}", env.out_entries());
     assert_no_leftovers(&env.names);
 }
 
