@@ -66,14 +66,20 @@ fn claim(file: &impl AsFd) -> bool {
 /// another client is writing the partial (holds its lock): `false` then,
 /// and both are left. The one way a partial's names are removed but by
 /// the sink that wrote it: its lock is held while they go, so no client
-/// takes it meanwhile.
+/// takes it meanwhile. Only a regular file of this user can be a partial
+/// a client of this user writes: the lock of another user's file (any
+/// user may lock a file of their own, named like a partial in a shared
+/// directory) is not looked at; its names are removed where the
+/// directory lets them go, as any other user's partial names are.
 pub(super) fn remove_unless_written(dir: &impl AsFd, name: &OsStr) -> bool {
     let (partial, record) = (partial_name(name), record_name(name));
     let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let held = openat(dir, partial.as_os_str(), flags, Mode::empty()).ok();
     if let Some(fd) = &held {
-        let regular = nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
-        if regular && !claim(fd) {
+        let ours = nix::sys::stat::fstat(fd).is_ok_and(|st| {
+            st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_uid == nix::unistd::geteuid().as_raw()
+        });
+        if ours && !claim(fd) {
             return false;
         }
     }
