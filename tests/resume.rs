@@ -462,3 +462,39 @@ fn a_partial_moved_and_replaced_while_written_never_takes_the_final_name() {
     assert_eq!(fs::read(&partial).unwrap(), b"IMPOSTOR\n", "what another put there is left to it");
     env.assert_no_leftovers();
 }
+
+/// A `-C` run cut off (Ctrl-C) after it asked to resume a file but before
+/// the file's first frame came (a server slow to open it) leaves the
+/// partial as it was, and says so: `… kept: run it again with
+/// --continue`, `"kept"` in the summary. Before, its line said `nothing
+/// kept`, and a user who believed it threw away what the next `-C` resumes.
+#[test]
+fn a_resume_cut_off_before_its_first_frame_says_its_partial_is_kept() {
+    use crate::util::{wait_until, Signal, TIMEOUT};
+    let env = TestEnv::new("resume_cut_before_start");
+    let whole = body(300_000);
+    let src = env.create("f.bin", &whole);
+    lay_partial(&env, "f.bin", &whole[..100_000], &src);
+    // Answers the session, never the request.
+    let fake = crate::faults::hostile_server(&env, Vec::new());
+    let partial = env.in_out(".shmxfer-partial.f.bin");
+    let mut client = env.client(&["-C", "--json", "-o", &out(&env), "f.bin"]);
+    // The client holds the partial's lock once it has asked to resume it.
+    let asked = wait_until(TIMEOUT, || {
+        let file = fs::File::open(&partial).unwrap();
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+    });
+    assert!(asked, "the client never asked to resume\n{}", client.snapshot());
+    client.signal(Signal::SIGINT);
+    let done = client.finish(TIMEOUT);
+    fake.join().unwrap();
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    done.assert_code(130).check(
+        lines[0]["message"].as_str().is_some_and(|m| m.ends_with("kept: run it again with --continue"))
+            && lines[1]["summary"]["kept"] == 100_000,
+        "the partial is said to be kept",
+    );
+    assert_eq!(fs::read(&partial).unwrap(), whole[..100_000], "the partial is as it was");
+    crate::util::assert_no_leftovers(&env.names);
+}

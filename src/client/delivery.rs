@@ -364,9 +364,17 @@ pub(super) fn receive(
     chunk: &mut [u8],
 ) -> Result<(Outcome, Option<u64>)> {
     let Asked { seq, mut kept } = asked;
-    let start = match coming(client, seq, chunk, &mut kept, (out_dir, out), progress)? {
-        Ok(start) => start,
-        Err(outcome) => return Ok((outcome, None)),
+    let start = match coming(client, seq, chunk, &mut kept, (out_dir, out), progress) {
+        Ok(Ok(start)) => start,
+        Ok(Err(outcome)) => return Ok((outcome, None)),
+        Err(e) => {
+            // Cut off before its first frame: the partial it was to resume
+            // is as it was, and the next run resumes it.
+            if let Some(kept) = &kept {
+                progress.kept_partial(kept.len);
+            }
+            return Err(e);
+        }
     };
     let size = Announced::of(start.size, start.flags);
     progress.start(&out.name().to_string_lossy(), size.told());
