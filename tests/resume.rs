@@ -498,3 +498,36 @@ fn a_resume_cut_off_before_its_first_frame_says_its_partial_is_kept() {
     assert_eq!(fs::read(&partial).unwrap(), whole[..100_000], "the partial is as it was");
     crate::util::assert_no_leftovers(&env.names);
 }
+
+/// A `-C` partial moved away while its client writes it, and a second
+/// `-C` client of that name cut off with its own partial and record in
+/// the names: the first client, which fails (its partial's name no longer
+/// names its file), leaves the second's record alone, and a third run
+/// resumes the second's partial. Before, the first removed whatever stood
+/// under the record's name: the second's partial lost its record and was
+/// thrown away by the next run instead of resumed.
+#[test]
+fn a_sink_removes_its_record_only_while_the_name_still_names_it() {
+    use crate::util::{Signal, BIG, BIG_TIMEOUT};
+    let env = TestEnv::new("attack_record_taken_over");
+    let (mut server, mut first) = env.big_transfer_in_flight(&["--persistent"], &["-C"], 5);
+    first.signal(Signal::SIGSTOP);
+    fs::rename(env.in_out(".shmxfer-partial.big.bin"), env.in_out("moved")).unwrap();
+    let mut second = env.client(&["-C", "-o", &out(&env), "big.bin"]);
+    env.wait_receiving(&mut second, "big.bin");
+    second.signal(Signal::SIGSTOP);
+    second.signal(Signal::SIGINT);
+    second.signal(Signal::SIGCONT);
+    second.finish(BIG_TIMEOUT).assert_code(130);
+    let record = env.in_out(".shmxfer-partial.big.bin.source");
+    assert!(record.exists(), "the second client kept its record: {:?}", env.out_entries());
+    first.signal(Signal::SIGCONT);
+    first.finish(BIG_TIMEOUT).assert_code(1);
+    assert!(record.exists(), "the first client left the second's record: {:?}", env.out_entries());
+    let third = env.run_client(&["-C", "-o", &out(&env), "big.bin"]);
+    env.stop_server(&mut server);
+    third.assert_code(0).check(third.stdout.contains("(resumed at "), "the second's partial is resumed");
+    assert_eq!(fs::metadata(env.in_out("big.bin")).unwrap().len(), BIG);
+    fs::remove_file(env.in_out("moved")).unwrap();
+    env.assert_no_leftovers();
+}
