@@ -167,8 +167,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Os { op, name, source } => {
+                // A file's name is any bytes but NUL: quoted, as every
+                // message quotes one.
                 match name {
-                    Some(name) => write!(f, "{op} {name}")?,
+                    Some(name) => write!(f, "{op} {}", crate::text::quote_name(name))?,
                     None => write!(f, "{op}")?,
                 }
                 if f.alternate() {
@@ -177,7 +179,7 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::LocalFile { op, path, source } => {
-                write!(f, "{op} {path}")?;
+                write!(f, "{op} {}", crate::text::quote_name(path))?;
                 if f.alternate() {
                     write!(f, ": {source}")?;
                 }

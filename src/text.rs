@@ -109,21 +109,7 @@ fn quote_pieces(pieces: impl Iterator<Item = Piece>) -> String {
                 out.push_str("$'");
                 in_dollar = true;
             }
-            match c {
-                '\x07' => out.push_str("\\a"),
-                '\x08' => out.push_str("\\b"),
-                '\x0c' => out.push_str("\\f"),
-                '\n' => out.push_str("\\n"),
-                '\r' => out.push_str("\\r"),
-                '\t' => out.push_str("\\t"),
-                '\x0b' => out.push_str("\\v"),
-                c if c.is_ascii() => {
-                    let _ = write!(out, "\\{:03o}", c as u32);
-                }
-                c => {
-                    let _ = write!(out, "\\u{:04x}", c as u32);
-                }
-            }
+            push_escape(&mut out, c);
             continue;
         }
         if in_dollar {
@@ -144,6 +130,46 @@ fn quote_pieces(pieces: impl Iterator<Item = Piece>) -> String {
         out.push('\'');
     }
     out
+}
+
+/// Appends the escape of the odd character `c` ([`is_odd`]) as `ls` and
+/// `$'…'` write it: `\n`, `\033`, `\u202e`.
+fn push_escape(out: &mut String, c: char) {
+    match c {
+        '\x07' => out.push_str("\\a"),
+        '\x08' => out.push_str("\\b"),
+        '\x0c' => out.push_str("\\f"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        '\x0b' => out.push_str("\\v"),
+        c if c.is_ascii() => {
+            let _ = write!(out, "\\{:03o}", c as u32);
+        }
+        c => {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        }
+    }
+}
+
+/// A text a peer sent to be read by a person (a refusal's or an error's
+/// reason) with every odd character ([`is_odd`]: controls, direction
+/// overrides) written as its escape (`\033`, `\r`, `\u202e`): whatever
+/// the peer put in it, or a name in it holds, it moves no cursor and
+/// clears no screen of whoever prints it. The rest is left as it is.
+pub fn escape_odd(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_odd) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_odd(c) {
+            push_escape(&mut out, c);
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// `1 byte`, `2 bytes`.
@@ -262,6 +288,13 @@ mod tests {
             quote_bytes(&bytes),
             format!("''$'{}''…'$'{}''ok'", r"\377".repeat(100), r"\377".repeat(98))
         );
+    }
+
+    #[test]
+    fn a_peers_text_has_its_odd_characters_escaped_and_the_rest_kept() {
+        assert_eq!(escape_odd("plain text, é and 'quotes'"), "plain text, é and 'quotes'");
+        assert_eq!(escape_odd("f\x1b[2J\r.txt is a FIFO"), r"f\033[2J\r.txt is a FIFO");
+        assert_eq!(escape_odd("a\u{9b}2Jb\u{202e}c\n"), r"a\u009b2Jb\u202ec\n");
     }
 
     #[test]

@@ -273,6 +273,38 @@ fn human_prints_sizes_in_binary_units() {
     env.assert_no_leftovers();
 }
 
+/// A name from the server's directory (anyone who writes there chooses
+/// it) reaches the terminal escaped in every message that names it, not
+/// only in result lines and listings: the server's refusal (`… is a
+/// FIFO`, sent back as text), the client's own word on an output path
+/// (`… is a directory; no file can be written there`). Before, both
+/// carried the name's bytes as they are: ESC `[2J` cleared the screen of
+/// whoever fetched, `\r` rewrote the line.
+#[test]
+fn a_name_from_the_server_reaches_the_terminal_escaped_in_every_message() {
+    let env = TestEnv::new("server_names_escaped_in_messages");
+    let (fifo, file) = ("f\x1b[2J\r.fifo", "e\x1b[2J\r.txt");
+    crate::util::mkfifo(&env.in_root(fifo));
+    env.create(file, b"x\n");
+    fs::create_dir(env.in_out(file)).unwrap();
+    let mut server = env.ready_server(&["--persistent"]);
+    let out = env.out().to_str().unwrap().to_owned();
+    let text = env.run_client(&["-o", &out, fifo, file]);
+    let json = env.run_client(&["--json", "-o", &out, fifo, file]);
+    env.stop_server(&mut server);
+    for done in [&text, &json] {
+        done.assert_code(1).check(
+            !done.stdout.contains(['\x1b', '\r']) && !done.stderr.contains(['\x1b', '\r']),
+            "no raw ESC or CR in any line",
+        );
+    }
+    text.check(
+        text.stdout.contains("refused by server: ") && text.stdout.contains("is a directory; no file can be"),
+        "both messages were given",
+    );
+    env.assert_no_leftovers();
+}
+
 #[test]
 fn names_with_control_characters_are_quoted_as_ls_quotes_them() {
     let env = TestEnv::new("names_with_control_characters_are_quoted");

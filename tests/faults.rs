@@ -444,8 +444,9 @@ fn paths_without_a_file_name_are_refused_by_the_client_and_nothing_leaves_the_ou
     for line in [lines[0], lines[2]] {
         assert!(line.contains("failed: no file name"), "{line}\n{done}");
     }
-    // A trailing slash names the directory, as its name does.
-    assert_eq!(lines[1], "sub: refused by server: sub is a directory; use -r to fetch a directory");
+    // A trailing slash names the directory, as its name does; asked for
+    // with its slash, it is named as given.
+    assert_eq!(lines[1], "sub/: refused by server: sub/ is a directory; use -r to fetch a directory");
     assert_eq!(lines[3], "sub/../sub/x.txt: received 2 bytes → x.txt");
     assert_eq!(env.out_entries(), ["x.txt"]);
     server.finish(TIMEOUT).assert_code(0);

@@ -363,6 +363,46 @@ fn continue_into_a_sticky_directory_with_another_users_partial_names_still_deliv
     env.assert_no_leftovers();
 }
 
+/// `-C` into a sticky shared directory where another user laid a file
+/// under the partial's name and holds a `flock()` lock on it (any user may
+/// lock a file of their own): the lock of another user's file says
+/// nothing of a client of this user, so the run does not blame "another
+/// shm_client", and the file is delivered as beside any other user's
+/// partial names. Before: `f.txt: another shm_client is writing its
+/// partial file; fetching it whole, nothing kept if cut off`.
+#[test]
+fn continue_beside_another_users_locked_partial_name_blames_no_client() {
+    if !other_user_or_skip("another user's locked partial name in a sticky directory") {
+        return;
+    }
+    let env = TestEnv::new("attack_foreign_locked_partial");
+    env.create("f.txt", b"hello from the source\n");
+    env.open_to_others();
+    fs::set_permissions(env.out(), fs::Permissions::from_mode(0o1777)).unwrap();
+    let partial = env.in_out(".shmxfer-partial.f.txt");
+    fs::write(&partial, b"junk").unwrap();
+    std::os::unix::fs::chown(&partial, Some(4242), Some(4242)).unwrap();
+    fs::set_permissions(&partial, fs::Permissions::from_mode(0o644)).unwrap();
+    let held = nix::fcntl::Flock::lock(
+        fs::File::open(&partial).unwrap(),
+        nix::fcntl::FlockArg::LockExclusiveNonblock,
+    );
+    let held = held.map_err(|(_, e)| e).expect("the stranger's lock on its own file");
+    let mut server = nobody_server(&env);
+    let out = s(env.out()).to_owned();
+    let done = Proc::spawn(as_nobody(&env.client_cmd(&["-C", "-o", &out, "f.txt"])), Some(&env.names))
+        .finish(TIMEOUT);
+    server.signal(Signal::SIGTERM);
+    server.finish(TIMEOUT).assert_code(0);
+    done.assert_code(0)
+        .assert_stdout_lines(&[received_line("f.txt", 22)])
+        .check(!done.stderr.contains("another shm_client"), "another user's lock is no client's");
+    assert_eq!(fs::read(env.in_out("f.txt")).unwrap(), b"hello from the source\n");
+    assert_eq!(fs::read(&partial).unwrap(), b"junk", "the stranger's file is left to it");
+    drop(held);
+    env.assert_no_leftovers();
+}
+
 /// `--put FILE -O NAME/`: a NAME ending in `/` (or `/.`) names a
 /// directory, as a fetch's `-O out/new/` does (refused there before any
 /// request, "not a file name (it names a directory)"), and as `cp f new/`

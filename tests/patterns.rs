@@ -189,6 +189,36 @@ fn a_message_cuts_a_long_name_in_its_middle() {
     assert_no_leftovers(&env.names);
 }
 
+/// An entry a listing left out is said on stderr entry by entry, and
+/// each by its whole path, as a result line names its file: two entries
+/// of more than 200 bytes that differ only in their middle are two lines
+/// one tells apart. Before, both were cut to their first and last 100
+/// bytes and read alike: which directories were skipped could not be told.
+#[test]
+fn entries_left_out_are_named_whole_so_that_no_two_read_alike() {
+    let env = TestEnv::new("left_out_named_whole");
+    let (head, tail) = ("a".repeat(110), "z".repeat(110));
+    // Past the walk's 64 levels: left out, whoever runs the server.
+    let deep = |middle: &str| format!("{head}/{middle}/{}{tail}/f.txt", "d/".repeat(64));
+    env.create(&deep("one"), b"one\n");
+    env.create(&deep("two"), b"two\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let fetched = env.run_client(&["-r", "-o", &out(&env), "."]);
+    let listed = env.run_client(&["--list"]);
+    env.stop_server(&mut server);
+    for done in [&fetched, &listed] {
+        let skipped: Vec<&str> = done.stderr.lines().filter(|l| l.contains(": skipped: ")).collect();
+        done.assert_code(1).check(
+            skipped.len() == 2
+                && skipped[0] != skipped[1]
+                && skipped[0].contains(&format!("{head}/one/"))
+                && skipped[1].contains(&format!("{head}/two/")),
+            "each entry left out is named whole",
+        );
+    }
+    assert_no_leftovers(&env.names);
+}
+
 #[test]
 fn a_trailing_slash_names_the_directory_as_its_name_does() {
     let env = TestEnv::new("trailing_slash");
@@ -200,12 +230,45 @@ fn a_trailing_slash_names_the_directory_as_its_name_does() {
     let slash = env.run_client(&["-o", &o, "dir0/"]);
     let tree = env.run_client(&["-o", &o, "-r", "dir0/"]);
     env.stop_server(&mut server);
-    let hint = "dir0: refused by server: dir0 is a directory; use -r to fetch a directory";
-    plain.assert_code(1).assert_stdout_lines(&[hint.into()]);
-    slash.assert_code(1).assert_stdout_lines(&[hint.into()]);
+    let hint =
+        |name: &str| format!("{name}: refused by server: {name} is a directory; use -r to fetch a directory");
+    plain.assert_code(1).assert_stdout_lines(&[hint("dir0")]);
+    slash.assert_code(1).assert_stdout_lines(&[hint("dir0/")]);
     tree.assert_code(0);
     assert_eq!(fs::read(env.in_out("dir0/sub/b.txt")).unwrap(), b"b\n");
     assert_eq!(fs::read(env.in_out("dir0/a.txt")).unwrap(), b"a\n");
+    assert_no_leftovers(&env.names);
+}
+
+/// A name with a trailing slash fetched as one file (no `-r`: a fetch,
+/// `-O`, `--stdout`) is asked for with its slash, in one request that the
+/// server's opener resolves as the kernel does: a directory is refused as
+/// one, and the tree below it is never walked. Before, the client first
+/// asked for the listing of everything below the name (a walk of up to
+/// 100 000 files for a big tree) only to learn it was no file, then asked
+/// for the name without its slash: a directory swapped for a file between
+/// the two requests was fetched as that file.
+#[test]
+fn a_trailing_slash_is_asked_for_as_it_is_and_walks_no_tree() {
+    let env = TestEnv::new("trailing_slash_one_request");
+    for i in 0..200 {
+        env.create(&format!("big/d{}/f{i:03}.txt", i % 10), b"x\n");
+    }
+    let mut server = env.ready_server(&["--persistent"]);
+    let o = out(&env);
+    let dest = env.in_out("renamed.txt");
+    let fetched = env.run_client(&["-o", &o, "big/"]);
+    let to = env.run_client(&["-O", dest.to_str().unwrap(), "big/d1/"]);
+    let piped = env.run_client(&["--stdout", "big/./"]);
+    env.stop_server(&mut server);
+    let hint =
+        |name: &str| format!("{name}: refused by server: {name} is a directory; use -r to fetch a directory");
+    fetched.assert_code(1).assert_stdout_lines(&[hint("big/")]);
+    to.assert_code(1).assert_stdout_lines(&[hint("big/d1/")]);
+    piped.assert_code(1).assert_stdout_lines(&[]);
+    let log = server.stderr();
+    assert!(!log.contains("listing"), "no tree was walked for a name of one file\n{log}");
+    assert!(env.out_entries().is_empty(), "nothing written: {:?}", env.out_entries());
     assert_no_leftovers(&env.names);
 }
 

@@ -462,3 +462,72 @@ fn a_partial_moved_and_replaced_while_written_never_takes_the_final_name() {
     assert_eq!(fs::read(&partial).unwrap(), b"IMPOSTOR\n", "what another put there is left to it");
     env.assert_no_leftovers();
 }
+
+/// A `-C` run cut off (Ctrl-C) after it asked to resume a file but before
+/// the file's first frame came (a server slow to open it) leaves the
+/// partial as it was, and says so: `… kept: run it again with
+/// --continue`, `"kept"` in the summary. Before, its line said `nothing
+/// kept`, and a user who believed it threw away what the next `-C` resumes.
+#[test]
+fn a_resume_cut_off_before_its_first_frame_says_its_partial_is_kept() {
+    use crate::util::{wait_until, Signal, TIMEOUT};
+    let env = TestEnv::new("resume_cut_before_start");
+    let whole = body(300_000);
+    let src = env.create("f.bin", &whole);
+    lay_partial(&env, "f.bin", &whole[..100_000], &src);
+    // Answers the session, never the request.
+    let fake = crate::faults::hostile_server(&env, Vec::new());
+    let partial = env.in_out(".shmxfer-partial.f.bin");
+    let mut client = env.client(&["-C", "--json", "-o", &out(&env), "f.bin"]);
+    // The client holds the partial's lock once it has asked to resume it.
+    let asked = wait_until(TIMEOUT, || {
+        let file = fs::File::open(&partial).unwrap();
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+    });
+    assert!(asked, "the client never asked to resume\n{}", client.snapshot());
+    client.signal(Signal::SIGINT);
+    let done = client.finish(TIMEOUT);
+    fake.join().unwrap();
+    let lines: Vec<serde_json::Value> =
+        done.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    done.assert_code(130).check(
+        lines[0]["message"].as_str().is_some_and(|m| m.ends_with("kept: run it again with --continue"))
+            && lines[1]["summary"]["kept"] == 100_000,
+        "the partial is said to be kept",
+    );
+    assert_eq!(fs::read(&partial).unwrap(), whole[..100_000], "the partial is as it was");
+    crate::util::assert_no_leftovers(&env.names);
+}
+
+/// A `-C` partial moved away while its client writes it, and a second
+/// `-C` client of that name cut off with its own partial and record in
+/// the names: the first client, which fails (its partial's name no longer
+/// names its file), leaves the second's record alone, and a third run
+/// resumes the second's partial. Before, the first removed whatever stood
+/// under the record's name: the second's partial lost its record and was
+/// thrown away by the next run instead of resumed.
+#[test]
+fn a_sink_removes_its_record_only_while_the_name_still_names_it() {
+    use crate::util::{Signal, BIG, BIG_TIMEOUT};
+    let env = TestEnv::new("attack_record_taken_over");
+    let (mut server, mut first) = env.big_transfer_in_flight(&["--persistent"], &["-C"], 5);
+    first.signal(Signal::SIGSTOP);
+    fs::rename(env.in_out(".shmxfer-partial.big.bin"), env.in_out("moved")).unwrap();
+    let mut second = env.client(&["-C", "-o", &out(&env), "big.bin"]);
+    env.wait_receiving(&mut second, "big.bin");
+    second.signal(Signal::SIGSTOP);
+    second.signal(Signal::SIGINT);
+    second.signal(Signal::SIGCONT);
+    second.finish(BIG_TIMEOUT).assert_code(130);
+    let record = env.in_out(".shmxfer-partial.big.bin.source");
+    assert!(record.exists(), "the second client kept its record: {:?}", env.out_entries());
+    first.signal(Signal::SIGCONT);
+    first.finish(BIG_TIMEOUT).assert_code(1);
+    assert!(record.exists(), "the first client left the second's record: {:?}", env.out_entries());
+    let third = env.run_client(&["-C", "-o", &out(&env), "big.bin"]);
+    env.stop_server(&mut server);
+    third.assert_code(0).check(third.stdout.contains("(resumed at "), "the second's partial is resumed");
+    assert_eq!(fs::metadata(env.in_out("big.bin")).unwrap().len(), BIG);
+    fs::remove_file(env.in_out("moved")).unwrap();
+    env.assert_no_leftovers();
+}

@@ -141,8 +141,12 @@ fn time_left(pos: u64, len: u64, kept: u64, elapsed: Duration) -> Option<Duratio
 /// its start).
 fn file_style(kept: u64) -> ProgressStyle {
     style(FILE_TEMPLATE).with_key("left", move |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-        let left = time_left(state.pos(), state.len().unwrap_or(0), kept, state.elapsed());
-        let _ = write!(w, "{:#}", HumanDuration(left.unwrap_or_default()));
+        // Not known before a byte of this run arrived: `--` (as curl's
+        // `--:--:--`), not `0s`, which would say the file is done.
+        let _ = match time_left(state.pos(), state.len().unwrap_or(0), kept, state.elapsed()) {
+            Some(left) => write!(w, "{:#}", HumanDuration(left)),
+            None => write!(w, "--"),
+        };
     })
 }
 
@@ -290,7 +294,8 @@ mod tests {
         file.tick();
         assert_eq!(file.position(), 40 << 20);
         let lines = screen.lines.lock().unwrap().clone();
-        assert!(lines.iter().any(|l| l.contains("40.00 MiB/48.00 MiB 0s")), "{lines:?}");
+        // No time left is known before a byte of this run arrived: not 0s.
+        assert!(lines.iter().any(|l| l.contains("40.00 MiB/48.00 MiB --")), "{lines:?}");
         bar.clear();
     }
 

@@ -32,8 +32,12 @@ pub fn message_path(path: &Path) -> Cow<'_, str> {
 }
 
 /// An entry a listing left out, on stderr: `shm_client: NAME: skipped: WHY`.
+/// Its path is said whole ([`quote_path`]), as a result line names its
+/// file: the lines say entry by entry what was left out, and two paths cut
+/// in their middle could read alike. A listing's path is at most
+/// [`MAX_PATH_LEN`](crate::programs::MAX_PATH_LEN) bytes.
 pub fn say_skipped(path: &Path, text: &str) {
-    let name = if path.as_os_str().is_empty() { Cow::Borrowed(".") } else { message_path(path) };
+    let name = if path.as_os_str().is_empty() { Cow::Borrowed(".") } else { quote_path(path) };
     let _ = writeln!(std::io::stderr(), "shm_client: {name}: skipped: {text}");
 }
 

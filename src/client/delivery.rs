@@ -242,7 +242,7 @@ pub(super) fn refuse_locally(
         if dir.is_directory(out) {
             // Found before any byte is asked for, not at the rename.
             let path = options.out_dir.join(out.shown_path());
-            let text = format!("{} is a directory; no file can be written there", path.display());
+            let text = format!("{} is a directory; no file can be written there", shown_path(&path));
             return Some(Outcome::failed(FailReason::WriteFailed, text));
         }
         match options.clobber {
@@ -307,7 +307,13 @@ pub(super) fn too_long(path: &[u8]) -> Option<Outcome> {
 }
 
 pub(super) fn exists(target: &Path) -> Outcome {
-    Outcome::failed(FailReason::OutputExists, format!("{} exists; not replaced", target.display()))
+    Outcome::failed(FailReason::OutputExists, format!("{} exists; not replaced", shown_path(target)))
+}
+
+/// An output path as a file's outcome names it: quoted as every message
+/// quotes a name (its name came from the server, or the user).
+fn shown_path(path: &Path) -> std::borrow::Cow<'_, str> {
+    crate::text::quote_bytes(path.as_os_str().as_bytes())
 }
 
 /// Fetches `jobs` in order into `options.out_dir` through `client`,
@@ -367,9 +373,17 @@ pub(super) fn receive(
     chunk: &mut [u8],
 ) -> Result<(Outcome, Option<u64>)> {
     let Asked { seq, mut kept } = asked;
-    let start = match coming(client, seq, chunk, &mut kept, (out_dir, out), progress)? {
-        Ok(start) => start,
-        Err(outcome) => return Ok((outcome, None)),
+    let start = match coming(client, seq, chunk, &mut kept, (out_dir, out), progress) {
+        Ok(Ok(start)) => start,
+        Ok(Err(outcome)) => return Ok((outcome, None)),
+        Err(e) => {
+            // Cut off before its first frame: the partial it was to resume
+            // is as it was, and the next run resumes it.
+            if let Some(kept) = &kept {
+                progress.kept_partial(kept.len);
+            }
+            return Err(e);
+        }
     };
     let size = Announced::of(start.size, start.flags);
     progress.start(&out.name().to_string_lossy(), size.told());

@@ -8,14 +8,18 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::client::delivery::{fetch_jobs, FetchOptions, Job, NoProgress, Progress};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::client::delivery::{fetch_jobs, read_start, too_long, FetchOptions, Job, NoProgress, Progress};
 use crate::client::fetch::Client;
 use crate::client::listing::{Entry, Listing, Skipped};
 use crate::client::pattern::{names_directory, Pattern};
 use crate::error::{Error, Result};
 use crate::fs::output::{OutputNames, OutputPath};
-use crate::protocol::{normalize_path, AsRemotePath};
+use crate::os::sys::IO_CHUNK;
+use crate::protocol::{normalize_path, AsRemotePath, ReasonCode};
 use crate::text::quote_bytes;
+use crate::transfer::body::{self, read_body, Announced, FromStart, Incoming, Taking};
 use crate::transfer::outcome::{FailReason, FileResult, Outcome};
 
 mod report;
@@ -517,21 +521,55 @@ fn run(
 }
 
 impl Client {
-    /// For a name of a file given with a trailing `/` (`small.txt/`,
-    /// [`names_directory`]) that the server has as a file: the outcome that
-    /// says it is not a directory, from its listing ([`select`]). `None`,
-    /// without a request, for any other name (and for one leading outside
-    /// the served directory, which the server refuses as it is).
+    /// For a name given with a trailing `/` ([`names_directory`]; not the
+    /// root, not leading outside the served directory, which the server
+    /// refuses as it is): what becomes of it, one outcome that is never a
+    /// file delivered. It is asked for with its slash, which the server's
+    /// opener resolves as the kernel does, in one step: a directory is
+    /// refused as one (`dir0/` as `dir0` is), a file is not found (and
+    /// then said to be no directory, from its listing, which stops at the
+    /// file), nothing else is opened. A server that took no notice of the
+    /// slash and sent the file is stopped, and the file is no directory
+    /// either. No tree below the name is ever walked for this, and what
+    /// the name is between two requests cannot make a file come. `None`,
+    /// without a request, for any other name.
     ///
     /// # Errors
     ///
-    /// What [`Client::read_listing`] returns.
+    /// What [`Client::request`] and [`Client::read_listing`] return.
     pub(crate) fn not_a_directory(&mut self, name: &[u8]) -> Result<Option<Outcome>> {
         let path = normalize_path(name);
         if !names_directory(name) || path == b"." || leads_outside(&path) {
             return Ok(None);
         }
-        Ok(select(self, Select::Dir(&path))?.not_a_directory.then(not_a_directory))
+        let mut asked = path.clone();
+        asked.push(b'/');
+        if let Some(too_long) = too_long(&asked) {
+            return Ok(Some(too_long));
+        }
+        let seq = self.request(&asked)?;
+        let mut chunk = vec![0; IO_CHUNK + self.max_payload()];
+        Ok(Some(match read_start(self, seq, &mut chunk)? {
+            Ok(start) => {
+                // Not a byte of it is taken: the server is told to stop and
+                // what is in flight is read and dropped.
+                let size = Announced::of(start.size, start.flags);
+                let mut incoming = Incoming::new(seq, size, "server", 0, Xxh3::new());
+                let stop = &mut |_: &[u8]| Taking::No(ReasonCode::Cancelled);
+                read_body(
+                    self,
+                    &mut incoming,
+                    &mut chunk,
+                    FromStart::Take,
+                    stop,
+                    &mut |_| {},
+                    body::Report::EachChunk,
+                )?;
+                not_a_directory()
+            }
+            Err(Outcome::NotFound) if select(self, Select::Dir(&path))?.not_a_directory => not_a_directory(),
+            Err(outcome) => outcome,
+        }))
     }
 
     /// Fetches `paths` in order into `options.out_dir`, with a few requests

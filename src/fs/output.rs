@@ -263,9 +263,17 @@ fn is_removed(dir: &impl AsFd) -> bool {
     nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0)
 }
 
+/// Directories below the output directory as a message names them:
+/// joined by `/`, quoted as every message quotes a name (they came from
+/// the server).
+fn quote_dirs(dirs: &[OsString]) -> String {
+    let joined = dirs.iter().collect::<PathBuf>();
+    crate::text::quote_bytes(joined.as_os_str().as_bytes()).into_owned()
+}
+
 /// The error of opening `dirs[..=i]`, one component at a time.
 fn component_error(dirs: &[OsString], i: usize, e: Errno) -> io::Error {
-    let shown = dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+    let shown = quote_dirs(&dirs[..=i]);
     match e {
         Errno::ELOOP | Errno::ENOTDIR => {
             let why = format!("{shown} is a symlink or not a directory; not followed");
@@ -285,7 +293,7 @@ fn make_dirs(mut dir: DirFd, dirs: &[OsString], from: usize, made: &mut Vec<Made
         let mut tries = 0;
         while matches!(next, Err(Errno::ENOENT)) {
             if tries == 8 {
-                let shown = dirs[..=i].iter().collect::<PathBuf>().to_string_lossy().into_owned();
+                let shown = quote_dirs(&dirs[..=i]);
                 return Err(moved(format!("{shown} was removed each time it was made")));
             }
             tries += 1;
@@ -476,7 +484,7 @@ impl OutDir {
         if matches!(dir, DirFd::Top(_)) || !nix::sys::stat::fstat(dir).is_ok_and(|st| st.st_nlink == 0) {
             return os(e);
         }
-        let shown = out.dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+        let shown = quote_dirs(&out.dirs);
         moved(format!("{shown} was removed while the file was created there"))
     }
 }
@@ -534,7 +542,12 @@ impl Drop for MadeGuard {
 /// partial's): the name and the file's identity, so that what is renamed
 /// or removed under that name is this file, never one another process put
 /// there since (a partial moved away during a long transfer and something
-/// else named like it).
+/// else named like it). The identity holds while the file is open (its
+/// inode cannot be reused meanwhile). The check and the rename (or
+/// unlink) are two calls: a process that may rename in that directory and
+/// swaps the name in the microseconds between them still wins; no call
+/// renames or unlinks only a given inode. A `SIGKILL` between them leaves
+/// the partial and its record, which the next `-C` resumes.
 #[derive(Debug, Clone)]
 struct Temp {
     name: OsString,
@@ -552,6 +565,26 @@ impl Temp {
     fn names_it_in(&self, dir: &impl AsFd) -> bool {
         fstatat(dir, self.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
             .is_ok_and(|st| identity(&st) == self.id)
+    }
+}
+
+/// The record beside a partial file: its name (with the identity of the
+/// file it named), and that file, held open: while the sink lives its
+/// inode is not freed, so no record another client writes under the name
+/// meanwhile can take its inode number and pass for it.
+#[derive(Debug)]
+struct Record {
+    name: Temp,
+    file: File,
+}
+
+impl Record {
+    /// Removes the record's name from `dir` if it still names the record:
+    /// one another client put there since is left to it.
+    fn remove_from(&self, dir: &impl AsFd) {
+        if self.name.names_it_in(dir) {
+            let _ = unlinkat(dir, self.name.name.as_os_str(), UnlinkatFlags::NoRemoveDir);
+        }
     }
 }
 
@@ -581,8 +614,10 @@ pub struct Sink {
     temp: Option<Temp>,
     target: OutputPath,
     shown: PathBuf,
-    /// The record of a resumed partial file, removed with it.
-    record: Option<OsString>,
+    /// The record of a partial file, removed with it, and only while its
+    /// name still names it: another client may have taken the name (the
+    /// partial moved away, or named, and a new transfer begun under it).
+    record: Option<Record>,
     /// The permission bits a resumed partial file gets when it is named;
     /// `None` for a file created with them.
     mode: Option<Mode>,
@@ -745,10 +780,8 @@ impl Sink {
             }
         } else {
             match self.record.take() {
-                // This file's own record, while its lock is held.
-                Some(record) => {
-                    let _ = unlinkat(dir, record.as_os_str(), UnlinkatFlags::NoRemoveDir);
-                }
+                // This file's own record, if it is still there.
+                Some(record) => record.remove_from(dir),
                 // A partial is never named before its record: where none
                 // is, nothing more is looked for.
                 None if fstatat(dir, record_name(&name).as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
@@ -802,7 +835,7 @@ impl Drop for Sink {
         }
         // A resumed partial that is gone (named, or failed) takes its record.
         if let Some(record) = &self.record {
-            let _ = unlinkat(self.dir.as_fd(), record.as_os_str(), UnlinkatFlags::NoRemoveDir);
+            record.remove_from(&self.dir);
         }
         // Directories made for a file never named go too, innermost first.
         self.made.iter().rev().for_each(Made::undo);

@@ -279,9 +279,13 @@ fn open_beneath_by_hand(root: &impl AsFd, path: &[u8], flags: OFlag) -> nix::Res
     }
     let mut dir =
         root.as_fd().try_clone_to_owned().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))?;
+    // A trailing `/` (or `/.`) names a directory, as the kernel reads it:
+    // a file there is ENOTDIR.
+    let directory =
+        if path.ends_with(b"/") || path.ends_with(b"/.") { OFlag::O_DIRECTORY } else { OFlag::empty() };
     for (i, part) in parts.iter().enumerate() {
         let f = if i + 1 == parts.len() {
-            flags | OFlag::O_NOFOLLOW
+            flags | OFlag::O_NOFOLLOW | directory
         } else {
             OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC
         };
@@ -355,6 +359,20 @@ mod tests {
             assert!(by_hand.is_err(), "{bad} must be refused by hand");
         }
         assert!(open_beneath_by_hand(&root.dir, b"sub/inner", OFlag::O_RDONLY).is_ok());
+    }
+
+    /// `ok/` names a directory: a file there is no file to open, with the
+    /// kernel's resolution and by hand alike; `sub/` is the directory.
+    #[test]
+    fn a_trailing_slash_never_opens_a_file() {
+        let (_dir, root) = tree();
+        for name in ["ok/", "ok/.", "sub/inner/"] {
+            assert!(matches!(root.open_file(name), Err(OpenFailure::Missing)), "{name}");
+            let by_hand = open_beneath_by_hand(&root.dir, name.as_bytes(), OFlag::O_RDONLY);
+            assert_eq!(by_hand.err(), Some(Errno::ENOTDIR), "{name} by hand");
+        }
+        assert!(matches!(root.open_file("sub/"), Err(OpenFailure::WrongKind(FileKind::Directory))));
+        assert!(open_beneath_by_hand(&root.dir, b"sub/", OFlag::O_RDONLY).is_ok());
     }
 
     #[test]

@@ -301,12 +301,14 @@ pub enum Reply {
         checksum: u64,
     },
     NotFound,
-    /// The server will not send this file.
+    /// The server will not send this file. The reason is for a person:
+    /// decoded with its odd characters escaped ([`crate::text::escape_odd`]).
     Refused {
         code: ReasonCode,
         reason: String,
     },
-    /// Sending the file failed on the server's side.
+    /// Sending the file failed on the sender's side; the reason decoded as
+    /// [`Reply::Refused`]'s is.
     Error {
         code: ReasonCode,
         reason: String,
@@ -627,11 +629,19 @@ fn decode_session_status(r: &mut Reader<'_>) -> Result<SessionStatus, DecodeErro
     })
 }
 
+/// A reason as a peer sent it, for a person to read: checked as any text
+/// is, and its odd characters (controls, direction overrides) escaped, so
+/// that whatever the peer or a name it quotes put there reaches no
+/// terminal as it is (`ESC [2J`, `\r`).
 pub(super) fn reason(bytes: &[u8]) -> Result<String, DecodeError> {
     if bytes.len() > MAX_REASON_LEN {
         return Err(DecodeError::TooLong { field: "reason", len: bytes.len(), max: MAX_REASON_LEN });
     }
-    text("reason", bytes)
+    let text = text("reason", bytes)?;
+    Ok(match crate::text::escape_odd(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(escaped) => escaped,
+    })
 }
 
 pub(super) fn status_text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {

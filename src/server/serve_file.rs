@@ -112,13 +112,14 @@ pub(crate) fn send_file(
     cancelled: &AtomicU32,
 ) -> Result<Served> {
     let FileRequest { seq, path: raw_path, ask } = request;
-    // The path is bytes; its messages and the status show it as text.
+    // The path is bytes; the status shows it as text.
     let shown = String::from_utf8_lossy(raw_path);
     let path: &str = &shown;
     let (mut file, st) = match root.open_file(raw_path) {
         Ok(opened) => opened,
         Err(why) => {
-            let reply = refusal(path, why);
+            // Named in the refusal as every message names a file: quoted.
+            let reply = refusal(&crate::text::quote_bytes(raw_path), why);
             tx.send(seq, &reply)?;
             return Ok(Served::Answered(reply));
         }

@@ -24,7 +24,7 @@ use crate::os::sys::IO_CHUNK;
 use crate::protocol::{
     DataEnd, GetCondition, ReasonCode, Reply, Stamp, StartFlags, MAX_UNKNOWN_SIZE, MODE_BITS,
 };
-use crate::text::byte_count;
+use crate::text::{byte_count, quote_name};
 use crate::transfer::Meter;
 
 /// What a `Get` asks besides its path: from which byte, on what condition.
@@ -155,6 +155,8 @@ pub(crate) fn send_source(
     meter: &dyn Meter,
 ) -> Result<Sent> {
     let Source { file, st, shown: path } = source;
+    // As the reasons sent back name it: quoted, as every message does.
+    let named = quote_name(path);
     let stated = u64::try_from(st.st_size).unwrap_or(0);
     let (size, reads) = classify(file, stated);
     let noted = Snapshot::of(&st);
@@ -184,7 +186,7 @@ pub(crate) fn send_source(
             // the network), other sessions stream meanwhile.
             out.yield_turn();
         }
-        let n = match read_piece(file, &mut buf[..want], size, sent, path) {
+        let n = match read_piece(file, &mut buf[..want], size, sent, &named) {
             Ok(Some(n)) => n,
             Ok(None) => break,
             Err(gave_up) => return give_up(out, seq, gave_up),
@@ -208,7 +210,7 @@ pub(crate) fn send_source(
     // Bytes rewritten in place or appended while we read would make a copy
     // that matches its checksum and still is not the file: like tar's "file
     // changed as we read it", such a file fails.
-    if let Err(gave_up) = unchanged(file, noted, path) {
+    if let Err(gave_up) = unchanged(file, noted, &named) {
         return give_up(out, seq, gave_up);
     }
     match last {

@@ -49,7 +49,7 @@ impl Anchor {
     pub(super) fn check_below(&self, dirs: &[OsString], dir: &DirFd) -> io::Result<()> {
         self.check_in_place()?;
         let gone = || {
-            let shown = dirs.iter().collect::<PathBuf>().to_string_lossy().into_owned();
+            let shown = super::quote_dirs(dirs);
             moved(format!("{shown} was moved, removed or replaced while the file was received"))
         };
         let mut now = DirFd::Top(Arc::clone(&self.fd));

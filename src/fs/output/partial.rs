@@ -21,6 +21,8 @@ use super::*;
 #[derive(Debug)]
 pub struct Kept {
     file: File,
+    /// Its record.
+    record: Record,
     /// Its length: where the transfer resumes.
     pub len: u64,
     /// The source's size and mtime when it was cut off.
@@ -66,14 +68,20 @@ fn claim(file: &impl AsFd) -> bool {
 /// another client is writing the partial (holds its lock): `false` then,
 /// and both are left. The one way a partial's names are removed but by
 /// the sink that wrote it: its lock is held while they go, so no client
-/// takes it meanwhile.
+/// takes it meanwhile. Only a regular file of this user can be a partial
+/// a client of this user writes: the lock of another user's file (any
+/// user may lock a file of their own, named like a partial in a shared
+/// directory) is not looked at; its names are removed where the
+/// directory lets them go, as any other user's partial names are.
 pub(super) fn remove_unless_written(dir: &impl AsFd, name: &OsStr) -> bool {
     let (partial, record) = (partial_name(name), record_name(name));
     let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let held = openat(dir, partial.as_os_str(), flags, Mode::empty()).ok();
     if let Some(fd) = &held {
-        let regular = nix::sys::stat::fstat(fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG);
-        if regular && !claim(fd) {
+        let ours = nix::sys::stat::fstat(fd).is_ok_and(|st| {
+            st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_uid == nix::unistd::geteuid().as_raw()
+        });
+        if ours && !claim(fd) {
             return false;
         }
     }
@@ -161,14 +169,17 @@ impl OutDir {
             let st = nix::sys::stat::fstat(&fd)?;
             Ok::<_, Errno>((fd, st))
         };
-        let record = match open(record_name(&out.name), OFlag::O_RDONLY) {
-            Ok((fd, st)) if is_own_file(&st) => fd,
+        let mut record = match open(record_name(&out.name), OFlag::O_RDONLY) {
+            Ok((fd, st)) if is_own_file(&st) => Record {
+                name: Temp { name: record_name(&out.name), id: identity(&st) },
+                file: File::from(fd),
+            },
             Err(Errno::ENOENT) => return Found::Nothing,
             _ => return Found::Unusable,
         };
         let mut text = String::new();
         // A record is one short line; anything longer is not one.
-        if io::Read::read_to_string(&mut io::Read::take(File::from(record), 64), &mut text).is_err() {
+        if io::Read::read_to_string(&mut io::Read::take(&mut record.file, 64), &mut text).is_err() {
             return Found::Unusable;
         }
         let mut words = text.split_whitespace();
@@ -191,7 +202,8 @@ impl OutDir {
         if blocking.is_err() {
             return Found::Unusable;
         }
-        Found::Kept(Kept { file: File::from(fd), len: u64::try_from(st.st_size).unwrap_or(0), stamp })
+        let len = u64::try_from(st.st_size).unwrap_or(0);
+        Found::Kept(Kept { file: File::from(fd), record, len, stamp })
     }
 
     /// Removes the partial file of `out` and its record, if any, unless
@@ -214,7 +226,7 @@ impl OutDir {
     /// The OS error opening the directory.
     pub fn resume(&self, out: &OutputPath, kept: Kept, mode: u32) -> io::Result<Sink> {
         let dir = self.parent(out)?.ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))?;
-        self.partial_sink(out, dir, kept.file, Vec::new(), mode)
+        self.partial_sink(out, dir, kept.file, kept.record, Vec::new(), mode)
     }
 
     /// Starts a file for `out` that is kept for resuming if it is cut off
@@ -242,12 +254,12 @@ impl OutDir {
         if !remove_unless_written(&dir, &out.name) {
             return Err(busy());
         }
-        write_record(&dir, &record, stamp)?;
+        let record = write_record(&dir, record, stamp)?;
         let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = match openat(&dir, partial.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)) {
             Ok(fd) => fd,
             Err(e) => {
-                let _ = unlinkat(&dir, record.as_os_str(), UnlinkatFlags::NoRemoveDir);
+                record.remove_from(&dir);
                 return Err(os(e));
             }
         };
@@ -256,7 +268,7 @@ impl OutDir {
         if !claim(&fd) {
             return Err(busy());
         }
-        self.partial_sink(out, dir, File::from(fd), made.keep(), mode)
+        self.partial_sink(out, dir, File::from(fd), record, made.keep(), mode)
     }
 
     /// A sink writing `file`, the partial file of `out` in `dir`, with its
@@ -266,6 +278,7 @@ impl OutDir {
         out: &OutputPath,
         dir: DirFd,
         file: File,
+        record: Record,
         made: Vec<Made>,
         mode: u32,
     ) -> io::Result<Sink> {
@@ -278,7 +291,7 @@ impl OutDir {
             temp: Some(temp),
             target: out.clone(),
             shown: self.path.join(out.shown_path()),
-            record: Some(record_name(&out.name)),
+            record: Some(record),
             mode: Some(Mode::from_bits_truncate(mode & PERMISSIONS & !umask())),
             replaced: self.replaced,
             anchor: self.anchor.clone(),
@@ -288,17 +301,21 @@ impl OutDir {
 }
 
 /// Names the record of a partial file: one line, `SIZE MTIME_NS`, written
-/// under a temporary name and renamed to `record` in `dir`.
-fn write_record(dir: &DirFd, record: &OsStr, stamp: Stamp) -> io::Result<()> {
+/// under a temporary name and renamed to `record` in `dir`; with the
+/// identity of the file it names.
+fn write_record(dir: &DirFd, record: OsString, stamp: Stamp) -> io::Result<Record> {
     let temp = temp_name()?;
     let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
     let fd = openat(dir, temp.as_os_str(), flags, Mode::from_bits_truncate(PARTIAL_MODE)).map_err(os)?;
-    let written = File::from(fd).write_all(format!("{} {}\n", stamp.size, stamp.mtime_ns).as_bytes());
-    let named = written.and_then(|()| renameat(dir, temp.as_os_str(), dir, record).map_err(os));
+    let mut file = File::from(fd);
+    let written = file.write_all(format!("{} {}\n", stamp.size, stamp.mtime_ns).as_bytes());
+    let named = written.and_then(|()| Temp::of(record.clone(), &file).map_err(os)).and_then(|named| {
+        renameat(dir, temp.as_os_str(), dir, record.as_os_str()).map(|()| named).map_err(os)
+    });
     if named.is_err() {
         let _ = unlinkat(dir, temp.as_os_str(), UnlinkatFlags::NoRemoveDir);
     }
-    named
+    named.map(|name| Record { name, file })
 }
 
 impl Sink {
