@@ -302,7 +302,7 @@ pub enum Reply {
     },
     NotFound,
     /// The server will not send this file. The reason is for a person:
-    /// decoded with its odd characters escaped ([`crate::text::escape_odd`]).
+    /// decoded with its odd characters escaped (`text::escape_odd`).
     Refused {
         code: ReasonCode,
         reason: String,
