@@ -347,6 +347,13 @@ pub fn not_utf8() -> String {
             _ => "an argument".to_owned(),
         },
     };
+    not_utf8_named(&what)
+}
+
+/// The usage error of `what` (an argument as its bytes escaped, or
+/// `SHMXFER_QUEUE=…`), not UTF-8 where a name must be: the one wording of
+/// [`not_utf8`] and of a file name given that is not UTF-8.
+pub fn not_utf8_named(what: &dyn std::fmt::Display) -> String {
     format!("{what}: not UTF-8; file names (and queue names) must be UTF-8")
 }
 

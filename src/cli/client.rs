@@ -419,26 +419,41 @@ fn repeated_warning(r: &crate::Repeated) -> String {
     }
 }
 
+/// What a file a lost session cut off says, fetched or sent: how far it
+/// got of its size (`got`, when it started), why it ended, and what is
+/// kept: `cut off after 1.0 MiB of 3.0 MiB: interrupted; nothing kept`.
+pub fn cut_off_message(got: Option<(u64, u64)>, e: &Error, kept: &str) -> String {
+    let got = got.map(|(got, size)| format!("cut off after {} of {}: ", human_size(got), human_size(size)));
+    format!("{}{}; {kept}", got.unwrap_or_default(), lost_reason(e))
+}
+
+/// Why the files after one a lost session cut off were not fetched or
+/// sent: `interrupted` (Ctrl-C), else `session lost`.
+pub fn why_the_rest(e: &Error) -> &'static str {
+    if matches!(e, Error::Cancelled) {
+        "interrupted"
+    } else {
+        "session lost"
+    }
+}
+
 /// One line per file still, as for any failed file, when the session was
 /// lost: the one in progress failed, the others were never fetched.
 pub fn say_lost(lost: &crate::Lost, format: Format) {
     use std::os::unix::ffi::OsStrExt;
     let names = lost.cut_off.iter().map(|(name, _)| name).chain(&lost.not_fetched);
     let requests = lost.requests.iter().map(Some).chain(std::iter::repeat(None));
-    let rest = if matches!(lost.error, Error::Cancelled) { "interrupted" } else { "session lost" };
+    let rest = why_the_rest(&lost.error);
     for (i, (name, request)) in names.zip(requests).enumerate() {
         let request = request.unwrap_or(name);
         let cut_off = lost.cut_off.as_ref().filter(|_| i == 0);
         let message = match cut_off {
             Some((_, got)) => {
-                let got = got.map(|(got, size)| {
-                    format!("cut off after {} of {}: ", human_size(got), human_size(size))
-                });
                 let kept = match lost.kept {
                     Some(bytes) => format!("{} kept: run it again with --continue", human_size(bytes)),
                     None => "nothing kept".into(),
                 };
-                format!("{}{}; {kept}", got.unwrap_or_default(), lost_reason(&lost.error))
+                cut_off_message(*got, &lost.error, &kept)
             }
             None => format!("not fetched: {rest}"),
         };

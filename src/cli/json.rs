@@ -48,18 +48,29 @@ fn text_and_bytes(bytes: &[u8]) -> (String, Option<&[u8]>) {
     }
 }
 
-/// `{"request": …, "path": …, "result": …, "bytes": N[, "reason": …, "message": …]}`
-fn object<'a>(
-    request: &'a [u8],
-    path: &'a [u8],
-    result: &'a str,
+/// What a line says beside its result: the bytes, and a partial file's
+/// figures (`resumed_at`, `kept`), none by default.
+#[derive(Default, Clone, Copy)]
+struct Figures {
     bytes: u64,
-    why: Option<(Why, &'a str)>,
+    resumed_at: Option<u64>,
+    kept: Option<u64>,
+}
+
+/// `{"request": …, "path": …, "result": …, "bytes": N[, "resumed_at": N,
+/// "kept": N, "reason": …, "message": …]}`: the one maker of a file's line,
+/// fetched, uploaded or cut off.
+fn line(
+    request: &[u8],
+    path: &[u8],
+    result: &str,
+    figures: Figures,
+    reason: Option<Why>,
+    message: Option<&str>,
 ) -> String {
     let (request, request_bytes) = text_and_bytes(request);
     let (path, path_bytes) = text_and_bytes(path);
-    let (reason, message) = why.unzip();
-    let resumed_at = None;
+    let Figures { bytes, resumed_at, kept } = figures;
     super::to_json(&FileJson {
         request,
         request_bytes,
@@ -68,10 +79,15 @@ fn object<'a>(
         result,
         bytes,
         resumed_at,
-        kept: None,
+        kept,
         reason,
         message,
     })
+}
+
+/// [`line`] of a file that moved no byte: its result and why.
+fn object(request: &[u8], path: &[u8], result: &str, why: (Why, &str)) -> String {
+    line(request, path, result, Figures::default(), Some(why.0), Some(why.1))
 }
 
 /// The line of one file's result.
@@ -80,39 +96,19 @@ pub fn file_line(file: &FileResult) -> String {
     let (request, path) = (file.path.as_os_str().as_bytes(), file.name.as_os_str().as_bytes());
     match &file.outcome {
         Outcome::Delivered { bytes } => {
-            let (request, request_bytes) = text_and_bytes(request);
-            let (path, path_bytes) = text_and_bytes(path);
-            let (result, bytes, resumed_at) = ("delivered", *bytes, file.resumed_at);
-            let (reason, message) = (None, None);
-            super::to_json(&FileJson {
-                request,
-                request_bytes,
-                path,
-                path_bytes,
-                result,
-                bytes,
-                resumed_at,
-                kept: None,
-                reason,
-                message,
-            })
+            let figures = Figures { bytes: *bytes, resumed_at: file.resumed_at, kept: None };
+            line(request, path, "delivered", figures, None, None)
         }
-        Outcome::NotFound => object(request, path, "not_found", 0, None),
-        Outcome::Refused { reason, text } => {
-            object(request, path, "refused", 0, Some((Why::Fail(*reason), text)))
-        }
-        Outcome::Failed { reason, text } => {
-            object(request, path, "failed", 0, Some((Why::Fail(*reason), text)))
-        }
+        Outcome::NotFound => line(request, path, "not_found", Figures::default(), None, None),
+        Outcome::Refused { reason, text } => object(request, path, "refused", (Why::Fail(*reason), text)),
+        Outcome::Failed { reason, text } => object(request, path, "failed", (Why::Fail(*reason), text)),
         // Left out by the server's listing: never asked for.
-        Outcome::LeftOut { reason, text } => {
-            object(request, path, "skipped", 0, Some((Why::Fail(*reason), text)))
-        }
+        Outcome::LeftOut { reason, text } => object(request, path, "skipped", (Why::Fail(*reason), text)),
         Outcome::Skipped { reason: why @ SkipReason::Exists } => {
-            object(request, path, "skipped", 0, Some((Why::Skip(*why), "exists")))
+            object(request, path, "skipped", (Why::Skip(*why), "exists"))
         }
         Outcome::Skipped { reason: why @ SkipReason::UpToDate } => {
-            object(request, path, "skipped", 0, Some((Why::Skip(*why), "up to date")))
+            object(request, path, "skipped", (Why::Skip(*why), "up to date"))
         }
     }
 }
@@ -128,50 +124,25 @@ pub fn upload_line(
     reason: Option<Why>,
     message: Option<&str>,
 ) -> String {
-    let (request, request_bytes) = text_and_bytes(request);
-    let (path, path_bytes) = text_and_bytes(path);
-    super::to_json(&FileJson {
-        request,
-        request_bytes,
-        path,
-        path_bytes,
-        result,
-        bytes,
-        resumed_at: None,
-        kept: None,
-        reason,
-        message,
-    })
+    line(request, path, result, Figures { bytes, ..Figures::default() }, reason, message)
 }
 
 /// The line of a file a lost session cut off (`failed`, with where it
 /// had resumed and what its partial file keeps, if anything) or never
 /// asked for (`skipped`), both with the reason `session_lost`.
 pub fn lost_line(request: &[u8], path: &[u8], cut_off: Option<&crate::Lost>, message: &str) -> String {
-    let (request, request_bytes) = text_and_bytes(request);
-    let (path, path_bytes) = text_and_bytes(path);
-    super::to_json(&FileJson {
-        request,
-        request_bytes,
-        path,
-        path_bytes,
-        result: if cut_off.is_some() { "failed" } else { "skipped" },
+    let figures = Figures {
         bytes: 0,
         resumed_at: cut_off.and_then(|lost| lost.resumed_at),
         kept: cut_off.and_then(|lost| lost.kept),
-        reason: Some(Why::Fail(FailReason::SessionLost)),
-        message: Some(message),
-    })
+    };
+    let result = if cut_off.is_some() { "failed" } else { "skipped" };
+    line(request, path, result, figures, Some(Why::Fail(FailReason::SessionLost)), Some(message))
 }
 
-/// For `skip_serializing_if`: a count of nothing.
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-/// For `skip_serializing_if`: no file counted.
-fn is_zero_count(n: &usize) -> bool {
-    *n == 0
+/// For `skip_serializing_if`: nothing counted (no byte, no file).
+fn is_zero<N: Default + PartialEq>(n: &N) -> bool {
+    *n == N::default()
 }
 
 /// `{"summary": {"files": N, "delivered": N, …, "bytes": N, "seconds": S}}`
@@ -184,7 +155,7 @@ pub fn summary_line(s: &Summary) -> String {
         refused: usize,
         failed: usize,
         /// Uploads sent whole whose answer never came.
-        #[serde(skip_serializing_if = "is_zero_count")]
+        #[serde(skip_serializing_if = "is_zero")]
         unconfirmed: usize,
         skipped: usize,
         left_out: usize,

@@ -357,6 +357,16 @@ pub(crate) fn fetch_jobs(
     Ok(())
 }
 
+/// `e`, the error that cut a file off before its first frame, after
+/// telling `progress` of the partial file it was to resume (`kept`),
+/// untouched and kept for the next run.
+fn kept_as_it_was(kept: Option<&Kept>, progress: &mut dyn Progress, e: Error) -> Error {
+    if let Some(kept) = kept {
+        progress.kept_partial(kept.len);
+    }
+    e
+}
+
 /// Receives the answer to request `asked` and, for a file, writes it to
 /// `out` in `out_dir`: appended to its kept partial file when the server
 /// resumes it, else from the start. The frames are read to the end
@@ -376,14 +386,9 @@ pub(super) fn receive(
     let start = match coming(client, seq, chunk, &mut kept, (out_dir, out), progress) {
         Ok(Ok(start)) => start,
         Ok(Err(outcome)) => return Ok((outcome, None)),
-        Err(e) => {
-            // Cut off before its first frame: the partial it was to resume
-            // is as it was, and the next run resumes it.
-            if let Some(kept) = &kept {
-                progress.kept_partial(kept.len);
-            }
-            return Err(e);
-        }
+        // Cut off before its first frame: the partial it was to resume is
+        // as it was, and the next run resumes it.
+        Err(e) => return Err(kept_as_it_was(kept.as_ref(), progress, e)),
     };
     let size = Announced::of(start.size, start.flags);
     progress.start(&out.name().to_string_lossy(), size.told());

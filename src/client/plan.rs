@@ -57,6 +57,21 @@ fn plain_job(path: &[u8], options: &FetchOptions) -> Job {
     }
 }
 
+/// The job of the one file `path` written to a file named `name`
+/// ([`Client::fetch_as_with`], [`Client::fetch_file`]), shown as `shown`;
+/// `known`: what [`Client::not_a_directory`] found of it.
+pub(crate) fn dest_job(path: &[u8], name: &OsStr, shown: PathBuf, known: Option<Outcome>) -> Job {
+    Job {
+        // A name refused as it is is shown as it was given.
+        remote: if known.is_some() { path.to_vec() } else { normalize_path(path) },
+        named: path.to_vec(),
+        shown,
+        out: OutputPath::below(name.as_bytes()),
+        known,
+        size: None,
+    }
+}
+
 /// The jobs of a plain fetch: each file on its own ([`plain_job`]).
 pub(crate) fn plain_jobs(paths: &[impl AsRemotePath], options: &FetchOptions) -> Vec<Job> {
     paths.iter().map(|p| plain_job(p.as_remote_path(), options)).collect()
@@ -678,16 +693,8 @@ impl Client {
             Ok(known) => (known, None),
             Err(e) => (None, Some(e)),
         };
-        let job = Job {
-            // A name refused as it is is shown as it was given.
-            remote: if known.is_some() { path.to_vec() } else { normalize_path(path) },
-            named: path.to_vec(),
-            // The name the user gave it.
-            shown: dest.to_path_buf(),
-            out: OutputPath::below(name.as_bytes()),
-            known,
-            size: None,
-        };
+        // Shown by the name the user gave it.
+        let job = dest_job(path, name, dest.to_path_buf(), known);
         Ok(run(self, &[job], early, &options, progress, started))
     }
 

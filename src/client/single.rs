@@ -3,7 +3,6 @@
 //! ([`Client::fetch_file`]), or as a reader ([`Client::fetch_reader`]).
 
 use std::io::Write;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -11,7 +10,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::client::config::ClientConfig;
 use crate::client::fetch::Client;
 use crate::error::{Error, Result};
-use crate::fs::output::{Clobber, OutputPath};
+use crate::fs::output::Clobber;
 use crate::os::sys::IO_CHUNK;
 use crate::protocol::AsRemotePath;
 use crate::transfer::body::{read_body, Announced, Body, FromStart, Incoming, Piece, Report, Taking};
@@ -20,6 +19,16 @@ use crate::transfer::outcome::{FailReason, Outcome};
 use super::delivery::*;
 
 impl Client {
+    /// What becomes of `path`, fetched as one file (to a writer or a reader), before it is asked for: a path too long for the
+    /// protocol, or one given with a trailing `/`
+    /// ([`Client::not_a_directory`]); `None`: it is asked for.
+    fn refused_before_asking(&mut self, path: &[u8]) -> Result<Option<Outcome>> {
+        match too_long(path) {
+            Some(too_long) => Ok(Some(too_long)),
+            None => self.not_a_directory(path),
+        }
+    }
+
     /// Fetches the one file `path` and writes its bytes into `out` as they
     /// arrive (what `shm_client --stdout` does). Size and checksum are still
     /// checked at the end; since the bytes have already been written by
@@ -80,11 +89,7 @@ impl Client {
         progress: &mut dyn Progress,
     ) -> Result<Outcome> {
         let path = path.as_remote_path();
-        let refused = match too_long(path) {
-            Some(too_long) => Some(too_long),
-            None => self.not_a_directory(path)?,
-        };
-        if let Some(refused) = refused {
+        if let Some(refused) = self.refused_before_asking(path)? {
             return Ok(refused);
         }
         let seq = self.request(&crate::protocol::normalize_path(path))?;
@@ -197,14 +202,7 @@ impl Client {
         let options = FetchOptions::new(dir).clobber(clobber);
         let path = path.as_remote_path();
         let known = self.not_a_directory(path)?;
-        let job = Job {
-            remote: if known.is_some() { path.to_vec() } else { crate::protocol::normalize_path(path) },
-            named: path.to_vec(),
-            shown: name.into(),
-            out: OutputPath::below(name.as_bytes()),
-            known,
-            size: None,
-        };
+        let job = super::plan::dest_job(path, name, name.into(), known);
         let mut results = Vec::with_capacity(1);
         fetch_jobs(self, std::slice::from_ref(&job), &options, &mut NoProgress, &mut results)?;
         results.pop().expect("one result per job").into_result()
@@ -398,11 +396,7 @@ impl Client {
     /// ```
     pub fn fetch_reader(&mut self, path: impl AsRemotePath) -> Result<FileReader<'_>> {
         let path = path.as_remote_path();
-        let refused = match too_long(path) {
-            Some(too_long) => Some(too_long),
-            None => self.not_a_directory(path)?,
-        };
-        if let Some(refused) = refused {
+        if let Some(refused) = self.refused_before_asking(path)? {
             refused.into_result(path)?;
         }
         let seq = self.request(&crate::protocol::normalize_path(path))?;

@@ -418,8 +418,7 @@ fn server_names(args: &Args) -> Result<Vec<String>, ExitCode> {
         match name.to_str() {
             Some(name) => files.push(name.to_owned()),
             None => {
-                let shown = name.as_encoded_bytes().escape_ascii();
-                let msg = format!("{shown}: not UTF-8; file names (and queue names) must be UTF-8");
+                let msg = common::not_utf8_named(&name.as_encoded_bytes().escape_ascii());
                 return Err(exit_with(EXIT_USAGE, &msg));
             }
         }

@@ -305,9 +305,7 @@ impl Printer {
             ("unconfirmed", message)
         } else {
             self.summary.failed += 1;
-            let cut =
-                size.map(|size| format!("cut off after {} of {}: ", human_size(sent), human_size(size)));
-            ("failed", format!("{}{}; nothing kept", cut.unwrap_or_default(), lost_reason(e)))
+            ("failed", cut_off_message(size.map(|size| (sent, size)), e, "nothing kept"))
         };
         match self.format {
             Format::Text => say(format_args!("{}: {result}: {message}", quote_path(file.local))),
@@ -319,8 +317,7 @@ impl Printer {
                 ));
             }
         }
-        let rest = if matches!(e, Error::Cancelled) { "interrupted" } else { "session lost" };
-        let not_sent = format!("not sent: {rest}");
+        let not_sent = format!("not sent: {}", why_the_rest(e));
         name_the_rest(items, file.at + 1, self.format, FailReason::SessionLost, &not_sent);
         self.finish();
         fail(e)

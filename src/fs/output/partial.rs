@@ -51,10 +51,28 @@ pub enum Found {
 /// user and writable by no one else: a partial file (or record) this
 /// user's client left, safe to resume.
 fn is_own_file(st: &nix::sys::stat::FileStat) -> bool {
-    st.st_mode & libc::S_IFMT == libc::S_IFREG
-        && st.st_uid == nix::unistd::geteuid().as_raw()
-        && st.st_nlink == 1
-        && st.st_mode & 0o022 == 0
+    is_users_file(st) && st.st_nlink == 1 && st.st_mode & 0o022 == 0
+}
+
+/// Whether `st` is a regular file owned by the effective user: the only
+/// kind of file a client of this user can be writing as a partial.
+fn is_users_file(st: &nix::sys::stat::FileStat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_uid == nix::unistd::geteuid().as_raw()
+}
+
+/// Opens the name `name` of a partial file or record in `dir` for `access`
+/// without following a symlink and without blocking (`O_NONBLOCK`: a FIFO
+/// never hangs), and `fstat`s it: what is checked before anything under a
+/// partial's names is trusted or looked at.
+fn open_unfollowed(
+    dir: &impl AsFd,
+    name: &OsStr,
+    access: OFlag,
+) -> nix::Result<(OwnedFd, nix::sys::stat::FileStat)> {
+    let flags = access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(dir, name, flags, Mode::empty())?;
+    let st = nix::sys::stat::fstat(&fd)?;
+    Ok((fd, st))
 }
 
 /// Takes the lock that makes this client the one writing `file`, a
@@ -75,13 +93,10 @@ fn claim(file: &impl AsFd) -> bool {
 /// directory lets them go, as any other user's partial names are.
 pub(super) fn remove_unless_written(dir: &impl AsFd, name: &OsStr) -> bool {
     let (partial, record) = (partial_name(name), record_name(name));
-    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let held = openat(dir, partial.as_os_str(), flags, Mode::empty()).ok();
-    if let Some(fd) = &held {
-        let ours = nix::sys::stat::fstat(fd).is_ok_and(|st| {
-            st.st_mode & libc::S_IFMT == libc::S_IFREG && st.st_uid == nix::unistd::geteuid().as_raw()
-        });
-        if ours && !claim(fd) {
+    // Held open (and locked, if it is this user's) while the names go.
+    let held = open_unfollowed(dir, &partial, OFlag::O_RDONLY);
+    if let Ok((fd, st)) = &held {
+        if is_users_file(st) && !claim(fd) {
             return false;
         }
     }
@@ -163,12 +178,7 @@ impl OutDir {
     /// [`Kept`]).
     pub fn kept(&self, out: &OutputPath) -> Found {
         let Ok(Some(dir)) = self.parent(out) else { return Found::Nothing };
-        let open = |name: OsString, access: OFlag| {
-            let flags = access | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-            let fd = openat(&dir, name.as_os_str(), flags, Mode::empty())?;
-            let st = nix::sys::stat::fstat(&fd)?;
-            Ok::<_, Errno>((fd, st))
-        };
+        let open = |name: OsString, access: OFlag| open_unfollowed(&dir, &name, access);
         let mut record = match open(record_name(&out.name), OFlag::O_RDONLY) {
             Ok((fd, st)) if is_own_file(&st) => Record {
                 name: Temp { name: record_name(&out.name), id: identity(&st) },
