@@ -479,10 +479,17 @@ fn a_resume_cut_off_before_its_first_frame_says_its_partial_is_kept() {
     let fake = crate::faults::hostile_server(&env, Vec::new());
     let partial = env.in_out(".shmxfer-partial.f.bin");
     let mut client = env.client(&["-C", "--json", "-o", &out(&env), "f.bin"]);
-    // The client holds the partial's lock once it has asked to resume it.
+    // The client holds the partial's lock once it has asked to resume it:
+    // seen in /proc/locks, without taking the lock (a probe that took it
+    // could make the client find the partial busy and never lock it).
+    let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(&partial).unwrap()).to_string();
     let asked = wait_until(TIMEOUT, || {
-        let file = fs::File::open(&partial).unwrap();
-        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+        let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
+        locks.lines().any(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.get(1) == Some(&"FLOCK")
+                && fields.get(5).is_some_and(|id| id.rsplit(':').next() == Some(inode.as_str()))
+        })
     });
     assert!(asked, "the client never asked to resume\n{}", client.snapshot());
     client.signal(Signal::SIGINT);
