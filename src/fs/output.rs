@@ -16,6 +16,11 @@
 //! is written (to a temporary name, renamed) before the bytes get their
 //! name, so a partial without a record is never resumed. A name too long
 //! for these prefixes keeps nothing.
+//!
+//! Beside this file: a path below the output directory ([`path`]), the
+//! names a file holds before its own ([`temp`]), partial files
+//! ([`partial`]), the directories kept open ([`reached`]) and the anchor
+//! of a directory others write into ([`anchor`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
@@ -34,16 +39,19 @@ use nix::unistd::{linkat, unlinkat, UnlinkatFlags};
 
 pub use crate::choices::{Clobber, OutputNames, Partial, Times, Update};
 use crate::error::{Error, Result};
-use crate::os::sys;
 use crate::protocol::Stamp;
 
 mod anchor;
 mod partial;
+mod path;
 mod reached;
+mod temp;
 use anchor::Anchor;
 use partial::record_name;
 pub use partial::{Found, Kept};
+pub use path::{dest_parts, names_a_directory, OutputPath};
 use reached::{KeptDir, Reached};
+use temp::{identity, temp_name, Record, Temp};
 
 /// The permission bits a received file may get: never setuid, setgid or
 /// sticky.
@@ -51,118 +59,6 @@ const PERMISSIONS: u32 = 0o777;
 
 fn os(e: Errno) -> io::Error {
     io::Error::from(e)
-}
-
-/// A path below the output directory: its directories (empty without
-/// `-R`) and its file name, each a plain component (no `/`, `.` or `..`)
-/// of any bytes but `/` and NUL, as a Unix name is.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OutputPath {
-    dirs: Vec<OsString>,
-    name: OsString,
-}
-
-fn os_name(b: &[u8]) -> OsString {
-    OsStr::from_bytes(b).to_owned()
-}
-
-impl OutputPath {
-    /// Where the requested `path` (bytes, UTF-8 or not) is written: under
-    /// its final component, or with [`OutputNames::Relative`] under the
-    /// whole path, relative to the output directory. The reason why not,
-    /// for a path without a file name or, kept whole, with a `..`
-    /// component.
-    ///
-    /// # Errors
-    ///
-    /// A message for the user.
-    pub fn for_request(
-        path: impl AsRef<[u8]>,
-        names: OutputNames,
-    ) -> std::result::Result<OutputPath, String> {
-        let path = path.as_ref();
-        let parts: Vec<&[u8]> = path.split(|&b| b == b'/').filter(|p| !p.is_empty() && *p != b".").collect();
-        let Some((&name, dirs)) = parts.split_last() else {
-            return Err("no file name in this path".into());
-        };
-        if name == b".." || path.ends_with(b"/") || path.ends_with(b"/.") {
-            return Err("no file name in this path".into());
-        }
-        if names == OutputNames::Basename {
-            return Ok(OutputPath { dirs: Vec::new(), name: os_name(name) });
-        }
-        if dirs.contains(&&b".."[..]) {
-            return Err("a path with '..' cannot be kept below the output directory".into());
-        }
-        Ok(OutputPath { dirs: dirs.iter().map(|d| os_name(d)).collect(), name: os_name(name) })
-    }
-
-    /// The relative path `local` (bytes, UTF-8 or not), kept as it is:
-    /// every component must be a plain name (not empty, `.` or `..`).
-    ///
-    /// # Errors
-    ///
-    /// A message for the user.
-    pub fn below(local: impl AsRef<[u8]>) -> std::result::Result<OutputPath, String> {
-        let local = local.as_ref();
-        let parts: Vec<&[u8]> = local.split(|&b| b == b'/').collect();
-        if parts.iter().any(|p| p.is_empty() || *p == b"." || *p == b".." || p.contains(&0)) {
-            let shown = crate::text::quote_bytes(local);
-            return Err(format!("{shown} has an empty, '.' or '..' component; not written"));
-        }
-        let (name, dirs) = parts.split_last().expect("split yields one part at least");
-        Ok(OutputPath { dirs: dirs.iter().map(|d| os_name(d)).collect(), name: os_name(name) })
-    }
-
-    /// The file name.
-    pub fn name(&self) -> &OsStr {
-        &self.name
-    }
-
-    /// The path relative to the output directory, as it is.
-    pub fn shown_path(&self) -> PathBuf {
-        let mut p: PathBuf = self.dirs.iter().collect();
-        p.push(&self.name);
-        p
-    }
-
-    /// The path as the user reads it, relative to the output directory
-    /// (bytes that are not UTF-8 replaced by U+FFFD; [`OutputPath::shown_path`]
-    /// keeps them).
-    pub fn shown(&self) -> String {
-        self.shown_path().to_string_lossy().into_owned()
-    }
-}
-
-/// Whether `path` names a directory, not a file, whatever is there: it
-/// ends in `/`, or its last component is `.` or `..` (as for `cp` and
-/// `scp`). The one test of every path a file is to be written to (`-O
-/// DEST`, `--put FILE -O NAME`).
-pub fn names_a_directory(path: &Path) -> bool {
-    let last = path.as_os_str().as_bytes().rsplit(|&b| b == b'/').next().unwrap_or_default();
-    matches!(last, b"" | b"." | b"..")
-}
-
-/// The file name and the directory (`.` for a bare name) of `dest`, the
-/// path one file is written to (`-O DEST`). A path ending in `/`, or whose
-/// last component is `.` or `..`, names a directory, not a file, as for
-/// `cp`: it has no file name here (`Path::file_name` would take `new` of
-/// `new/`, or `d` of `d/.`). The name is bytes, UTF-8 or not, as a Unix
-/// name is.
-///
-/// # Errors
-///
-/// A message for the user, naming `dest`.
-pub fn dest_parts(dest: &Path) -> std::result::Result<(&OsStr, PathBuf), String> {
-    if names_a_directory(dest) {
-        return Err(format!("{}: not a file name (it names a directory)", dest.display()));
-    }
-    let name = dest.file_name().ok_or_else(|| format!("{}: no file name", dest.display()))?;
-    let dir = match dest.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    Ok((name, dir))
 }
 
 /// The output directory, open.
@@ -198,11 +94,6 @@ enum ReplacedMode {
     /// planted (world-writable, say) lends nothing, and the new file gets
     /// the bits it was created with (the server's `--accept` directory).
     KeptIfOwn { uid: u32 },
-}
-
-/// The device and inode of a directory: its identity, whatever its name.
-fn identity(st: &nix::sys::stat::FileStat) -> (u64, u64) {
-    (st.st_dev, st.st_ino)
 }
 
 /// An error saying the directory a file goes into is no longer where it
@@ -536,61 +427,6 @@ impl Drop for MadeGuard {
     fn drop(&mut self) {
         self.0.iter().rev().for_each(Made::undo);
     }
-}
-
-/// A name the sink's file has in a directory (a temporary name, or a
-/// partial's): the name and the file's identity, so that what is renamed
-/// or removed under that name is this file, never one another process put
-/// there since (a partial moved away during a long transfer and something
-/// else named like it). The identity holds while the file is open (its
-/// inode cannot be reused meanwhile). The check and the rename (or
-/// unlink) are two calls: a process that may rename in that directory and
-/// swaps the name in the microseconds between them still wins; no call
-/// renames or unlinks only a given inode. A `SIGKILL` between them leaves
-/// the partial and its record, which the next `-C` resumes.
-#[derive(Debug, Clone)]
-struct Temp {
-    name: OsString,
-    id: (u64, u64),
-}
-
-impl Temp {
-    /// `name`, a name of `file`.
-    fn of(name: OsString, file: &impl AsFd) -> nix::Result<Temp> {
-        Ok(Temp { name, id: identity(&nix::sys::stat::fstat(file)?) })
-    }
-
-    /// Whether the name still names the file in `dir` (a symlink there is
-    /// not followed: it does not).
-    fn names_it_in(&self, dir: &impl AsFd) -> bool {
-        fstatat(dir, self.name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| identity(&st) == self.id)
-    }
-}
-
-/// The record beside a partial file: its name (with the identity of the
-/// file it named), and that file, held open: while the sink lives its
-/// inode is not freed, so no record another client writes under the name
-/// meanwhile can take its inode number and pass for it.
-#[derive(Debug)]
-struct Record {
-    name: Temp,
-    file: File,
-}
-
-impl Record {
-    /// Removes the record's name from `dir` if it still names the record:
-    /// one another client put there since is left to it.
-    fn remove_from(&self, dir: &impl AsFd) {
-        if self.name.names_it_in(dir) {
-            let _ = unlinkat(dir, self.name.name.as_os_str(), UnlinkatFlags::NoRemoveDir);
-        }
-    }
-}
-
-/// A short temporary name: `.shmxfer.` and 16 random hex digits.
-fn temp_name() -> io::Result<OsString> {
-    Ok(OsString::from(format!(".shmxfer.{:016x}", sys::random_u64()?)))
 }
 
 /// A file being received. Dropped before [`Sink::persist`], it leaves

@@ -12,7 +12,8 @@ use nix::errno::Errno;
 use nix::fcntl::openat;
 use nix::sys::stat::Mode;
 
-use super::{identity, moved, os, DirFd, DIR_FLAGS};
+use super::temp::identity;
+use super::{moved, os, DirFd, DIR_FLAGS};
 
 /// For a directory that others write into (`--accept`): the directory
 /// itself as it was opened, which a file's directory must still be below

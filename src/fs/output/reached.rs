@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use nix::fcntl::AtFlags;
 use nix::sys::stat::fstatat;
 
-use super::identity;
+use super::temp::identity;
 
 /// Most directories kept open: deeper ones are reached from the deepest
 /// kept (a deep tree never holds more descriptors than this).
