@@ -214,16 +214,7 @@ impl fmt::Display for Error {
                 write!(f, "another server (pid {pid}) is serving queue {queue}")
             }
             Error::ServerRunning { queue, pid: None } => write!(f, "another server is serving queue {queue}"),
-            Error::OtherUsersServer { queue, uid, user } => {
-                let who = user.as_ref().map_or_else(|| format!("uid {uid}"), |u| format!("{u} (uid {uid})"));
-                let run_as = user.as_ref().map_or_else(|| format!("uid {uid}"), |u| format!("sudo -u {u} …"));
-                write!(
-                    f,
-                    "the server on queue {queue} runs as {who}, and its queue and lock are open to that user \
-                     only; run the client as that user ({run_as}), or start a server of your own on another \
-                     queue (--queue)"
-                )
-            }
+            Error::OtherUsersServer { queue, uid, user } => other_users_server(f, queue, *uid, user.as_deref()),
             Error::QueueFull { queue, waited } => write!(
                 f,
                 "the server on queue {queue} takes no requests: its queue stayed full for {:.1} s",
@@ -245,6 +236,19 @@ impl fmt::Display for Error {
             Error::Remote { host, failure } => remote_failure(f, host, failure),
         }
     }
+}
+
+/// What [`Error::OtherUsersServer`] says: whose server it is, and what to
+/// do (run the client as that user, or start a server of one's own).
+fn other_users_server(f: &mut fmt::Formatter<'_>, queue: &str, uid: u32, user: Option<&str>) -> fmt::Result {
+    let who = user.map_or_else(|| format!("uid {uid}"), |u| format!("{u} (uid {uid})"));
+    let run_as = user.map_or_else(|| format!("uid {uid}"), |u| format!("sudo -u {u} …"));
+    write!(
+        f,
+        "the server on queue {queue} runs as {who}, and its queue and lock are open to that user \
+         only; run the client as that user ({run_as}), or start a server of your own on another \
+         queue (--queue)"
+    )
 }
 
 /// What [`Error::Remote`] says of a relay on `host` that could not serve.
