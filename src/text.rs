@@ -172,6 +172,38 @@ pub fn escape_odd(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// [`escape_odd`] of `text` in at most `max` bytes: a text that its
+/// escapes make longer is cut between two characters (never inside an
+/// escape) and ends with `…`. What comes out is what a text of at most
+/// `max` bytes with nothing odd in it is: escaped again, cut again, it is
+/// itself.
+pub fn escape_odd_within(text: &str, max: usize) -> String {
+    let escaped = escape_odd(text);
+    if escaped.len() <= max {
+        return escaped.into_owned();
+    }
+    const MARK: &str = "…";
+    let room = max.saturating_sub(MARK.len());
+    let mut out = String::with_capacity(max);
+    let mut piece = String::new();
+    for c in text.chars() {
+        piece.clear();
+        if is_odd(c) {
+            push_escape(&mut piece, c);
+        } else {
+            piece.push(c);
+        }
+        if out.len() + piece.len() > room {
+            break;
+        }
+        out.push_str(&piece);
+    }
+    if out.len() + MARK.len() <= max {
+        out.push_str(MARK);
+    }
+    out
+}
+
 /// `1 byte`, `2 bytes`.
 pub fn byte_count(n: u64) -> String {
     if n == 1 {

@@ -1034,3 +1034,99 @@ fn a_queue_variable_that_is_not_utf8_is_named_by_both_programs() {
             .check(!done.stderr.contains("Usage:"), "no usage block");
     }
 }
+
+/// Every byte a hostile server's reason carries that would move a cursor,
+/// clear a screen or turn text around (ESC, CR, LF, C1 CSI, U+202E) reaches
+/// neither stdout nor stderr raw, in text or `--json` (one valid JSON
+/// record a line); a reason that is not UTF-8 is a protocol error.
+#[test]
+fn a_hostile_servers_reasons_reach_no_terminal_raw() {
+    use crate::faults::{control, frame, hostile_server};
+    use shmxfer::testing::protocol::{FrameKind, ReasonCode, Reply};
+    let nasty = "x\x1b[2J\ry\nz\u{9b}31m\u{202e}txt.exe";
+    // At the limit of a reason's length, every byte of it odd.
+    let long = "\x1b".repeat(512);
+    let raw = |s: &str| {
+        !s.contains('\x1b') && !s.contains('\r') && !s.contains('\u{9b}') && !s.contains('\u{202e}')
+    };
+    let cases: Vec<(&str, Reply)> = vec![
+        ("refused", Reply::Refused { code: ReasonCode::Other, reason: nasty.into() }),
+        ("error", Reply::Error { code: ReasonCode::Other, reason: nasty.into() }),
+        ("long", Reply::Refused { code: ReasonCode::Other, reason: long.clone() }),
+    ];
+    for (i, (what, reply)) in cases.into_iter().enumerate() {
+        for json in [false, true] {
+            let env = TestEnv::new(&format!("hostile_reason_{i}_{json}"));
+            let fake = hostile_server(&env, vec![control(reply.clone(), 1)]);
+            let out = env.out().to_str().unwrap().to_owned();
+            let mut args = vec!["-o", &out, "victim.bin"];
+            if json {
+                args.insert(0, "--json");
+            }
+            let done = env.run_client(&args);
+            done.assert_code(1)
+                .check(raw(&done.stdout) && raw(&done.stderr), &format!("{what} json={json}: nothing raw"))
+                .check(done.stdout.contains("victim.bin"), what);
+            if json {
+                for line in done.stdout.lines() {
+                    let v: Result<serde_json::Value, _> = serde_json::from_str(line);
+                    assert!(v.is_ok(), "{what}: not one JSON record: {line:?}");
+                }
+            } else {
+                done.check(done.stdout.lines().count() == 1, &format!("{what}: one line"));
+            }
+            fake.join().unwrap();
+            env.assert_no_leftovers();
+        }
+    }
+    // Not UTF-8: a protocol error, said without the bytes.
+    let env = TestEnv::new("hostile_reason_not_utf8");
+    let payload = [&[ReasonCode::Other as u8][..], b"a\xff\x1b[2Jb"].concat();
+    let fake = hostile_server(&env, vec![frame(FrameKind::Refused, 1, payload)]);
+    let done = env.fetch(&["victim.bin"]);
+    done.assert_code(4).check(raw(&done.stdout) && raw(&done.stderr), "not UTF-8: nothing raw");
+    fake.join().unwrap();
+    env.assert_no_leftovers();
+}
+
+/// A listing skip of a code this client does not know (a newer or a
+/// hostile server) ends the session as a protocol error, no panic.
+#[test]
+fn an_unknown_skip_code_is_a_protocol_error() {
+    use crate::faults::{frame, hostile_server};
+    use shmxfer::testing::protocol::FrameKind;
+    for args in [&["--list"][..], &["-r", "-o", "OUT", "sub"][..]] {
+        let env = TestEnv::new(&format!("unknown_skip_code_{}", args.len()));
+        let payload = [&[200u8, 0, 0, 0][..], &7u32.to_le_bytes(), b"sub/x"].concat();
+        let fake = hostile_server(&env, vec![frame(FrameKind::ListSkipped, 1, payload)]);
+        let out = env.out().to_str().unwrap().to_owned();
+        let args: Vec<&str> = args.iter().map(|a| if *a == "OUT" { out.as_str() } else { a }).collect();
+        let done = env.run_client(&args);
+        done.assert_code(4)
+            .check(done.stderr.contains("protocol"), "a protocol error")
+            .check(!done.stderr.contains("panicked"), "no panic");
+        fake.join().unwrap();
+        env.assert_no_leftovers();
+    }
+}
+
+/// A reason decoded with its odd characters escaped is still a reason: at
+/// most `MAX_REASON_LEN` bytes, and encoded again (a relay passes it on)
+/// it decodes to itself, as the fuzz target `decode` asserts of every
+/// reply.
+#[test]
+fn an_escaped_reason_stays_within_its_limit_and_decodes_again_to_itself() {
+    use shmxfer::testing::protocol::{FrameKind, ReasonCode, Reply};
+    for body in ["\x1b".repeat(512), format!("{}\x1b", "a".repeat(509)), "é\r".repeat(170)] {
+        let payload = [&[ReasonCode::Other as u8][..], body.as_bytes()].concat();
+        for kind in [FrameKind::Refused, FrameKind::Error] {
+            let reply = Reply::decode(kind, &payload).expect("decodes");
+            let (Reply::Refused { reason, .. } | Reply::Error { reason, .. }) = &reply else { panic!() };
+            assert!(reason.len() <= 512, "{} bytes", reason.len());
+            assert!(!reason.contains('\x1b') && !reason.contains('\r'));
+            let mut again = Vec::new();
+            reply.encode_payload(&mut again);
+            assert_eq!(Reply::decode(kind, &again).expect("re-decodes"), reply, "{body:?}");
+        }
+    }
+}

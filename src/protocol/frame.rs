@@ -632,16 +632,16 @@ fn decode_session_status(r: &mut Reader<'_>) -> Result<SessionStatus, DecodeErro
 /// A reason as a peer sent it, for a person to read: checked as any text
 /// is, and its odd characters (controls, direction overrides) escaped, so
 /// that whatever the peer or a name it quotes put there reaches no
-/// terminal as it is (`ESC [2J`, `\r`).
+/// terminal as it is (`ESC [2J`, `\r`), in at most [`MAX_REASON_LEN`]
+/// bytes, as every reason is.
 pub(super) fn reason(bytes: &[u8]) -> Result<String, DecodeError> {
     if bytes.len() > MAX_REASON_LEN {
         return Err(DecodeError::TooLong { field: "reason", len: bytes.len(), max: MAX_REASON_LEN });
     }
+    // Escaped, it is still a reason: within the limit (a relay or a log
+    // passes it on), cut between two escapes where they made it longer.
     let text = text("reason", bytes)?;
-    Ok(match crate::text::escape_odd(&text) {
-        std::borrow::Cow::Borrowed(_) => text,
-        std::borrow::Cow::Owned(escaped) => escaped,
-    })
+    Ok(crate::text::escape_odd_within(&text, MAX_REASON_LEN))
 }
 
 pub(super) fn status_text(field: &'static str, bytes: &[u8]) -> Result<String, DecodeError> {
