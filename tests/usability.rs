@@ -323,7 +323,8 @@ fn a_file_cut_off_says_how_far_it_got_and_the_summary_counts_it() {
 
 /// An upload cut off (its server killed): the file's line says how far it
 /// got, and the summary counts those bytes as sent, in text and `--json`,
-/// never `0 B in …`.
+/// never `0 B in …`; the error line speaks of no partial file (it said
+/// `nothing partial is kept (without -C)`, a fetch's words).
 #[test]
 fn an_upload_cut_off_says_how_far_it_got_and_the_summary_counts_it() {
     let env = TestEnv::new("upload_cut_off_counts_what_was_sent");
@@ -345,7 +346,10 @@ fn an_upload_cut_off_says_how_far_it_got_and_the_summary_counts_it() {
         assert!(receiving && client.is_running(), "the upload never got under way\n{}", client.snapshot());
         server.kill();
         let done = client.finish(BIG_TIMEOUT);
-        done.assert_code(4);
+        done.assert_code(4).check(
+            !done.stderr.contains("partial") && done.stderr.contains("; run it again once the server runs"),
+            "an upload keeps no partial file, and its error line says no fetch's words",
+        );
         if json {
             let lines: Vec<serde_json::Value> =
                 done.stdout.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect();

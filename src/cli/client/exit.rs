@@ -79,13 +79,39 @@ pub fn describe(e: &Error) -> String {
     }
 }
 
-/// What to do next about `e`, after its message.
-pub fn hint(e: &Error) -> &'static str {
-    match e {
+/// Which way a run moved files: what a lost session leaves differs (a
+/// fetch keeps its partial file with -C; an upload keeps nothing on either
+/// side, unless the server stored it before its answer came).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    Fetch,
+    Upload,
+}
+
+/// What to do next about `e`, after its message, for a run that moved
+/// files `way`.
+fn hint(e: &Error, way: Way) -> &'static str {
+    match (e, way) {
         // The server still runs: it ended this session, the client was stopped.
-        Error::SessionEnded(SessionEnd::ClientStalled | SessionEnd::ClientIdle) => {
+        (Error::SessionEnded(SessionEnd::ClientStalled | SessionEnd::ClientIdle), Way::Fetch) => {
             "; nothing partial is kept (without -C): run it again"
         }
+        (Error::SessionEnded(SessionEnd::ClientStalled | SessionEnd::ClientIdle), Way::Upload) => {
+            "; run it again"
+        }
+        (Error::PeerGone(_) | Error::Stalled { .. } | Error::SessionEnded(_), Way::Fetch) => {
+            "; nothing partial is kept (without -C): run it again once the server runs"
+        }
+        (Error::PeerGone(_) | Error::Stalled { .. } | Error::SessionEnded(_), Way::Upload) => {
+            "; run it again once the server runs"
+        }
+        (e, _) => other_hint(e),
+    }
+}
+
+/// What to do next about `e`, whichever way the run moved files.
+fn other_hint(e: &Error) -> &'static str {
+    match e {
         Error::Remote { failure: RemoteFailure::NoServer { .. }, .. } => {
             "; start shm_server there first, or give --wait SECS to wait for it"
         }
@@ -94,9 +120,6 @@ pub fn hint(e: &Error) -> &'static str {
         }
         Error::Remote { failure: RemoteFailure::Unreachable, .. } => {
             "; check the host name, and that the remote shell (--rsh) logs in there without a prompt"
-        }
-        Error::PeerGone(_) | Error::Stalled { .. } | Error::SessionEnded(_) => {
-            "; nothing partial is kept (without -C): run it again once the server runs"
         }
         Error::Os { source, .. } if matches!(source.raw_os_error(), Some(libc::EMFILE)) => {
             "; raise ulimit -n (the client needs about 10 descriptors) and run it again"
@@ -109,7 +132,12 @@ pub fn hint(e: &Error) -> &'static str {
 }
 
 pub fn fail(e: &Error) -> ExitCode {
-    exit_with(exit_code_for(e), &format!("{}{}", describe(e), hint(e)))
+    fail_moving(e, Way::Fetch)
+}
+
+/// [`fail`] for a run that moved files `way`.
+pub fn fail_moving(e: &Error, way: Way) -> ExitCode {
+    exit_with(exit_code_for(e), &format!("{}{}", describe(e), hint(e, way)))
 }
 
 /// [`fail`] for finding a server, which waited up to `wait`.

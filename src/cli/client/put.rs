@@ -320,7 +320,7 @@ impl Printer {
         let not_sent = format!("not sent: {}", why_the_rest(e));
         name_the_rest(items, file.at + 1, self.format, FailReason::SessionLost, &not_sent);
         self.finish();
-        fail(e)
+        fail_moving(e, Way::Upload)
     }
 }
 
@@ -376,7 +376,7 @@ pub fn put(mut session: UploadSession, args: &Args, plan: UploadPlan) -> ExitCod
     match session.close() {
         Ok(()) if all_sent => ExitCode::from(EXIT_OK),
         Ok(()) => ExitCode::from(EXIT_NOT_DELIVERED),
-        Err(e) => fail(&e),
+        Err(e) => fail_moving(&e, Way::Upload),
     }
 }
 
