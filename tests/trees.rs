@@ -318,3 +318,24 @@ fn a_listing_of_a_name_too_long_for_the_file_system_says_that_limit() {
     assert_out_empty(&env);
     assert_no_leftovers(&env.names);
 }
+
+/// `--list` of a prefix longer than the 1024 bytes a request carries fails
+/// as a fetch of that name does (`path is 1100 bytes, at most 1024
+/// allowed`, exit 1), asked of no server, and the server keeps serving.
+/// Before, `cannot encode the request`, exit 4, as if the session were lost.
+#[test]
+fn a_list_prefix_longer_than_a_request_carries_fails_as_a_fetch_of_it_does() {
+    let env = TestEnv::new("list_prefix_too_long");
+    env.create("a.txt", b"a\n");
+    let mut server = env.ready_server(&["--persistent"]);
+    let long = "p".repeat(1100);
+    for args in [vec!["--list", &long], vec!["--list", "--json", &long]] {
+        let done = env.run_client(&args);
+        done.assert_code(1)
+            .check(done.stderr.contains("path is 1100 bytes, at most 1024 allowed"), "says the limit")
+            .check(!done.stderr.contains("cannot encode"), "no session was lost");
+    }
+    env.run_client(&["--list"]).assert_code(0).assert_stdout_lines(&["2\ta.txt".to_owned()]);
+    env.stop_server(&mut server);
+    assert_no_leftovers(&env.names);
+}

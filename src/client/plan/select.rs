@@ -172,8 +172,13 @@ fn not_a_directory() -> Outcome {
 ///
 /// What [`Client::read_listing`] returns; [`Error::Failed`](crate::error::Error::Failed) with
 /// [`FailReason::NotADirectory`] for a `prefix` given with a trailing `/`
-/// that is a file on the server.
+/// that is a file on the server, with [`FailReason::PathTooLong`] for one
+/// longer than a request carries (asked of no server).
 pub(crate) fn list_named(client: &mut Client, prefix: &[u8]) -> Result<Listing> {
+    // No request carries it: failed as a fetch of that name is.
+    if let Some(too_long) = crate::client::delivery::too_long(prefix) {
+        too_long.into_result(prefix)?;
+    }
     let pattern = Pattern::parse(prefix);
     let path = normalize_path(prefix);
     let how = match &pattern {
