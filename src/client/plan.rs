@@ -522,7 +522,7 @@ impl Client {
     /// As [`Client::status`]; [`Error::Failed`] with
     /// [`FailReason::NotADirectory`] for a `prefix` given with a trailing
     /// `/` that is a file on the server (`small.txt/`), with
-    /// [`FailReason::PathTooLong`] for a prefix longer than the 1024 bytes
+    /// [`FailReason::PathTooLong`] for a prefix (not a pattern) longer than the 1024 bytes
     /// a request carries (asked of no server); [`Error::Protocol`] for an entry outside the
     /// prefix asked for, or a listing of more than 100 000 files or
     /// 10 000 entries left out (more than a server sends: the listing ends

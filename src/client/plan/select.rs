@@ -175,11 +175,12 @@ fn not_a_directory() -> Outcome {
 /// that is a file on the server, with [`FailReason::PathTooLong`] for one
 /// longer than a request carries (asked of no server).
 pub(crate) fn list_named(client: &mut Client, prefix: &[u8]) -> Result<Listing> {
-    // No request carries it: failed as a fetch of that name is.
-    if let Some(too_long) = crate::client::delivery::too_long(prefix) {
+    let pattern = Pattern::parse(prefix);
+    // A name no request carries fails as a fetch of it does (a pattern is
+    // matched through the listing of its directory, and may be longer).
+    if let (None, Some(too_long)) = (&pattern, crate::client::delivery::too_long(prefix)) {
         too_long.into_result(prefix)?;
     }
-    let pattern = Pattern::parse(prefix);
     let path = normalize_path(prefix);
     let how = match &pattern {
         Some(p) if !leads_outside(p.text().as_bytes()) => Select::Files(p),
