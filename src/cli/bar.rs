@@ -42,6 +42,9 @@ pub struct Bar {
     bytes: u64,
     /// The bytes the run moves, as far as known.
     total: u64,
+    /// Whether any of them is known (sizes planned, or a file started):
+    /// until then the run's line shows files only, not `0 B of 0 B`.
+    sized: bool,
     /// Files done, and in all.
     files_done: u64,
     files: u64,
@@ -66,6 +69,7 @@ impl Bar {
             file: None,
             bytes: 0,
             total: 0,
+            sized: false,
             files_done: 0,
             files: 0,
             planned: VecDeque::new(),
@@ -108,13 +112,11 @@ impl Bar {
         if let Some(run) = &self.run {
             run.set_length(self.total.max(1));
             run.set_position(self.bytes.min(self.total));
-            run.set_message(format!(
-                "{} of {}, {}/{} files",
-                human_size(self.bytes),
-                human_size(self.total),
-                self.files_done,
-                self.files
-            ));
+            let files = format!("{}/{} files", self.files_done, self.files);
+            run.set_message(match self.sized {
+                true => format!("{} of {}, {files}", human_size(self.bytes), human_size(self.total)),
+                false => files,
+            });
         }
     }
 }
@@ -163,6 +165,7 @@ impl Progress for Bar {
     fn planned_sizes(&mut self, sizes: &[Option<u64>]) {
         self.planned = sizes.iter().copied().collect();
         self.total = sizes.iter().flatten().sum();
+        self.sized = true;
         self.show_run();
     }
 
@@ -171,6 +174,7 @@ impl Progress for Bar {
         let planned = self.planned.front().copied().flatten().unwrap_or(0);
         self.total = (self.total + size).saturating_sub(planned);
         self.current = Some((size, 0));
+        self.sized = true;
         self.show_run();
         let Some(multi) = &self.multi else { return };
         if size < BAR_MIN_SIZE {
@@ -296,6 +300,24 @@ mod tests {
         let lines = screen.lines.lock().unwrap().clone();
         // No time left is known before a byte of this run arrived: not 0s.
         assert!(lines.iter().any(|l| l.contains("40.00 MiB/48.00 MiB --")), "{lines:?}");
+        bar.clear();
+    }
+
+    /// Before the run's sizes are told, its line shows the files only: it
+    /// showed `0 B of 0 B, 0/3 files` for an instant.
+    #[test]
+    fn the_run_s_line_shows_no_bytes_before_their_total_is_known() {
+        let screen = Screen { cols: 100, lines: Arc::default() };
+        let mut bar = Bar::drawn_on(Some(ProgressDrawTarget::term_like(Box::new(screen.clone()))));
+        bar.planned(3);
+        let run = bar.run.clone().expect("a run of three files has a line");
+        run.tick();
+        bar.planned_sizes(&[Some(1 << 20), Some(2 << 20), None]);
+        run.tick();
+        let lines = screen.lines.lock().unwrap().clone();
+        assert!(!lines.iter().any(|l| l.contains("0 B of 0 B")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.ends_with("] 0/3 files")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("0 B of 3.0 MiB, 0/3 files")), "{lines:?}");
         bar.clear();
     }
 
