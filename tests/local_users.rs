@@ -344,3 +344,31 @@ fn flood_of_open_messages_gives_a_bounded_log_and_the_server_keeps_serving() {
     assert!(warnings <= 100, "the server logged {warnings} lines for the flood\n{log}");
     assert_no_leftovers(&env.names);
 }
+
+/// A server started by one user on a queue whose dead server was another
+/// user's (its lock left, mode 0600, which this user may not open) says
+/// whose lock it is and how its owner cleans up after it, exit 1, and
+/// leaves it alone. Before, a bare `shm_open …: Permission denied`.
+#[test]
+fn a_server_beside_another_users_dead_lock_says_whose_it_is_and_what_to_do() {
+    if !other_user_or_skip("a server run as nobody") {
+        return;
+    }
+    let env = TestEnv::new("foreign_dead_lock");
+    env.open_to_others();
+    let mut dead = env.ready_server(&["--persistent"]);
+    dead.kill();
+    let lock = shm_path(&format!("{}.lock", env.names.stem()));
+    assert!(fs::metadata(&lock).is_ok(), "the killed server left its lock");
+    let mut cmd = crate::util::command(crate::util::SERVER, Some(&env.names));
+    cmd.arg("--root").arg(env.root()).current_dir(env.cwd());
+    let done = Proc::spawn(as_nobody(&cmd), Some(&env.names)).finish(TIMEOUT);
+    let cleanup = format!("sudo -u root shm_server --cleanup --queue {}", env.names.queue());
+    done.assert_code(1)
+        .check(done.stderr.contains("belongs to root (uid 0)"), "says whose lock it is")
+        .check(done.stderr.contains(&cleanup), "and how its owner cleans up after it")
+        .check(!done.stderr.contains("Permission denied"), "not a bare error");
+    assert_eq!(fs::metadata(&lock).expect("left alone").uid(), 0);
+    env.cleanup().finish(TIMEOUT).assert_code(0);
+    assert_no_leftovers(&env.names);
+}

@@ -230,6 +230,7 @@ impl DeadLock {
         let obj = match ShmObject::open(&name, Access::ReadWrite) {
             Ok(obj) => obj,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(Stale::Absent),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => return Err(others_lock(queue, &name, e)),
             // `shm_open` of a directory for writing: EISDIR from the kernel,
             // EINVAL from some C libraries.
             Err(e)
@@ -445,6 +446,28 @@ fn other_users_server(queue: &str, name: &str, opening: Error) -> Error {
         return opening;
     }
     Error::OtherUsersServer { queue: queue.to_owned(), uid, user: user_name(uid) }
+}
+
+/// The lock `name` of `queue`, which this user may not open (`opening`,
+/// `EACCES`), taken or cleaned up after: [`Error::BadObject`] saying whose
+/// it is and what to do, else `opening`. Its server runs as that user, or
+/// died and left it: only that user (or root) may stop it or clean up.
+fn others_lock(queue: &str, name: &str, opening: Error) -> Error {
+    let Ok(meta) = std::fs::metadata(shm_path(name)) else { return opening };
+    let uid = meta.uid();
+    let (who, as_owner) = match user_name(uid) {
+        Some(user) => {
+            (format!("{user} (uid {uid})"), format!("sudo -u {user} shm_server --cleanup --queue {queue}"))
+        }
+        None => (format!("uid {uid}"), format!("shm_server --cleanup --queue {queue} as uid {uid}")),
+    };
+    Error::BadObject {
+        name: shm_path(name),
+        reason: format!(
+            "the lock of queue {queue} belongs to {who}, and this user may not open it: a server of that user \
+             serves the queue, or died and left it; as that user, `{as_owner}` cleans up after a dead one"
+        ),
+    }
 }
 
 /// The name of the user `uid`, if the user database has one.
