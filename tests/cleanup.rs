@@ -40,7 +40,8 @@ fn status_all_json(env: &TestEnv) -> String {
 }
 
 /// Lays `make` under `env`'s lock name, checks that `--status --all`
-/// does not list it and `--cleanup` leaves it (exit 0), and removes it.
+/// does not list it and `--cleanup` leaves it (exit 0), saying so and not
+/// that nothing is left over (it did), and removes it.
 fn odd_lock_is_left_alone(env: &TestEnv, make: impl FnOnce(&Path)) {
     let lock = lock_path(env);
     make(&lock);
@@ -48,7 +49,10 @@ fn odd_lock_is_left_alone(env: &TestEnv, make: impl FnOnce(&Path)) {
     let done = cleanup_queue(env);
     let kept = lock.symlink_metadata().is_ok();
     let _ = fs::remove_file(&lock).or_else(|_| fs::remove_dir(&lock));
-    done.assert_code(0);
+    done.assert_code(0).check(
+        done.stderr.contains("left alone") && !done.stderr.contains("nothing left over"),
+        "says what it left, and never that nothing is left over",
+    );
     assert!(kept, "never removed by --cleanup\n{done}");
 }
 

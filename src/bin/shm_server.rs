@@ -190,10 +190,13 @@ fn cleanup(scope: Scope<'_>) -> anyhow::Result<()> {
     for object in &collected.skipped {
         log::warn!("left alone {object}");
     }
+    // What was left alone is left over, said above: then only nothing was
+    // removed.
+    let what = if collected.skipped.is_empty() { "nothing left over" } else { "nothing removed" };
     if collected.removed.is_empty() {
         match scope {
-            Scope::Queue(queue) => log::info!("nothing left over for queue {}", quote_name(queue)),
-            Scope::All => log::info!("nothing left over by servers of this user"),
+            Scope::Queue(queue) => log::info!("{what} for queue {}", quote_name(queue)),
+            Scope::All => log::info!("{what} by servers of this user"),
         }
     }
     Ok(())
